@@ -1,0 +1,2 @@
+//! Keel arm64 backend (in progress).
+#![no_std]

@@ -1,0 +1,2 @@
+//! Keel x86_64 backend (in progress).
+#![no_std]

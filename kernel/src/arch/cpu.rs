@@ -1,0 +1,45 @@
+//! Processor control.
+
+/// A physical CPU's index: 0 is the boot CPU, the others are numbered in start-up order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CpuId(pub u32);
+
+impl core::fmt::Display for CpuId {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// The outcome Keel reports when it powers the machine off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitStatus {
+    Success,
+    Failure,
+}
+
+/// How to power off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PowerOffPath {
+    /// The platform firmware's power-off (PSCI SYSTEM_OFF, ACPI), falling back to a reset.
+    Firmware,
+    /// An emulator's test-exit device, which carries [`ExitStatus`] out as the emulator's
+    /// exit status; falls back to [`PowerOffPath::Firmware`] where no such device answers.
+    TestDevice,
+}
+
+/// Processor control for the current CPU. All functions act on the calling CPU.
+pub trait CpuOps {
+    /// The calling CPU's index.
+    fn current() -> CpuId;
+
+    /// Waits until an interrupt (or another wake-up event) arrives; may return early.
+    fn halt();
+
+    /// Starts every secondary CPU the firmware tables describe. Each runs `entry` with its
+    /// index once its hypervisor-mode state is set up. Returns how many start-up requests
+    /// were accepted; a CPU is online only once it runs `entry`.
+    fn start_secondaries(entry: fn(CpuId) -> !) -> u32;
+
+    /// Powers the machine off, reporting `status` where `path` can carry it.
+    fn power_off(path: PowerOffPath, status: ExitStatus) -> !;
+}

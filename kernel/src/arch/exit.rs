@@ -1,0 +1,34 @@
+//! The portable reason a virtual CPU stopped running guest code.
+
+use crate::mm::GuestPhysAddr;
+
+/// The kind of guest access that faulted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemoryAccess {
+    Read,
+    Write,
+    Execute,
+}
+
+/// Why [`Vcpu::run`](super::Vcpu::run) returned.
+///
+/// On every exit the backend has already moved the guest past the instruction that
+/// caused it where the architecture requires that (a hypercall returns to the next
+/// instruction), so the core resumes the guest by calling `run` again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VmExit {
+    /// The guest executed the hypercall instruction (`hvc #0xEA1`, `vmcall`, `vmmcall`);
+    /// read the call with [`Vcpu::hypercall_args`](super::Vcpu::hypercall_args).
+    Hypercall,
+    /// A guest access hit guest-physical memory that is not mapped with that right.
+    MemoryFault { gpa: GuestPhysAddr, access: MemoryAccess },
+    /// The guest is idle until an interrupt (WFI, HLT).
+    Halt,
+    /// The guest yields its CPU (WFE, PAUSE loops).
+    Yield,
+    /// A physical interrupt arrived for the host; the backend has not consumed it.
+    Interrupt,
+    /// The guest can make no further progress on its own (triple fault, unrecoverable
+    /// exception state); the domain must be crashed.
+    GuestCrash,
+}

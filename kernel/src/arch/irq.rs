@@ -1,0 +1,23 @@
+//! The host's physical interrupt controller.
+
+use super::CpuId;
+
+/// A physical interrupt number as the controller numbers it (GIC INTID, x86 vector).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IrqNumber(pub u32);
+
+/// The physical interrupt controller of the calling CPU.
+pub trait InterruptController {
+    /// Sets up this CPU's interface to the controller (called once per CPU).
+    fn init_cpu();
+    /// Unmasks `irq` for the calling CPU.
+    fn enable(irq: IrqNumber);
+    /// Masks `irq` for the calling CPU.
+    fn disable(irq: IrqNumber);
+    /// Takes the highest-priority pending interrupt, if any.
+    fn acknowledge() -> Option<IrqNumber>;
+    /// Signals the end of handling `irq`.
+    fn end_of_interrupt(irq: IrqNumber);
+    /// Sends the hypervisor's wake-up IPI to `target`.
+    fn send_ipi(target: CpuId);
+}

@@ -1,0 +1,53 @@
+//! The architecture boundary.
+//!
+//! The portable core asks the hardware for everything through these traits. A backend
+//! (`arch-aarch64`, `arch-x86_64`) implements them; `platform/` picks one per image; the
+//! [`mock`](crate::mock) architecture implements them on the host for tests. Nothing
+//! outside a backend ever sees an exception syndrome, a VMX exit reason or an SVM exit
+//! code: backends decode those into the portable [`VmExit`].
+
+mod cpu;
+mod exit;
+mod irq;
+mod memory;
+mod stage2;
+mod timer;
+mod vcpu;
+
+pub use cpu::{CpuId, CpuOps, ExitStatus, PowerOffPath};
+pub use exit::{MemoryAccess, VmExit};
+pub use irq::{InterruptController, IrqNumber};
+pub use memory::HostMemory;
+pub use stage2::{Entry, MemType, Perms, SpaceId, Stage2};
+pub use timer::Timer;
+pub use vcpu::{HypercallArgs, Vcpu, VcpuError, VcpuInit};
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+/// One architecture backend: the set of hardware services the core is generic over.
+pub trait Arch: 'static + Sized {
+    /// A short name for the boot banner (`"aarch64"`, `"x86_64"`).
+    const NAME: &'static str;
+
+    /// Processor control: identity, idling, secondary start-up, power-off.
+    type Cpu: CpuOps;
+    /// The per-CPU hypervisor timer.
+    type Timer: Timer;
+    /// The host's physical interrupt controller.
+    type Irq: InterruptController;
+    /// Access to host physical memory handed out by the frame pool.
+    type Memory: HostMemory;
+    /// The guest-physical translation format (stage-2, EPT or NPT) and its TLB upkeep.
+    type Stage2: Stage2;
+    /// A virtual CPU that runs guest code until an exit.
+    type Vcpu: Vcpu;
+
+    /// Facts about this machine for the boot banner, as `(key, value)` pairs:
+    /// virtualisation extension and its features, interrupt controller, and so on.
+    fn facts() -> Vec<(&'static str, String)>;
+
+    /// Machine code of the hypercall probe guest (see [`crate::selftest`]), for the
+    /// state [`Vcpu::new`] creates.
+    fn probe_guest_code() -> &'static [u8];
+}

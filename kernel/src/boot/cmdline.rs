@@ -1,0 +1,93 @@
+//! Keel's command line: space-separated `keel.<option>=<value>` words. Words without the
+//! `keel.` prefix (a Xen command line, say) are ignored.
+
+use crate::arch::PowerOffPath;
+
+/// How much the console shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+impl LogLevel {
+    pub fn to_filter(self) -> log::LevelFilter {
+        match self {
+            LogLevel::Error => log::LevelFilter::Error,
+            LogLevel::Warn => log::LevelFilter::Warn,
+            LogLevel::Info => log::LevelFilter::Info,
+            LogLevel::Debug => log::LevelFilter::Debug,
+            LogLevel::Trace => log::LevelFilter::Trace,
+        }
+    }
+}
+
+/// The options Keel understands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Options {
+    /// `keel.exit=firmware|test`: how to power off (test = the emulator's exit device).
+    pub power_off: PowerOffPath,
+    /// `keel.loglevel=error|warn|info|debug|trace`.
+    pub log_level: LogLevel,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { power_off: PowerOffPath::Firmware, log_level: LogLevel::Info }
+    }
+}
+
+impl Options {
+    /// Parses `cmdline`; returns the options and the first word it did not understand.
+    pub fn parse(cmdline: &str) -> (Options, Option<&str>) {
+        let mut o = Options::default();
+        let mut unknown = None;
+        for word in cmdline.split_ascii_whitespace() {
+            let Some(opt) = word.strip_prefix("keel.") else { continue };
+            let (key, value) = opt.split_once('=').unwrap_or((opt, ""));
+            let level = match value {
+                "error" => Some(LogLevel::Error),
+                "warn" => Some(LogLevel::Warn),
+                "info" => Some(LogLevel::Info),
+                "debug" => Some(LogLevel::Debug),
+                "trace" => Some(LogLevel::Trace),
+                _ => None,
+            };
+            let understood = match (key, value) {
+                ("exit", "firmware") => {
+                    o.power_off = PowerOffPath::Firmware;
+                    true
+                }
+                ("exit", "test") => {
+                    o.power_off = PowerOffPath::TestDevice;
+                    true
+                }
+                ("loglevel", _) if level.is_some() => {
+                    o.log_level = level.unwrap_or(o.log_level);
+                    true
+                }
+                _ => false,
+            };
+            if !understood && unknown.is_none() {
+                unknown = Some(word);
+            }
+        }
+        (o, unknown)
+    }
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_known_and_reports_unknown() {
+        let (o, bad) = Options::parse("dom0_mem=1G keel.exit=test keel.loglevel=debug keel.bogus=1 keel.exit=x");
+        assert_eq!(o.power_off, PowerOffPath::TestDevice);
+        assert_eq!(o.log_level, LogLevel::Debug);
+        assert_eq!(bad, Some("keel.bogus=1"));
+        assert_eq!(Options::parse(""), (Options::default(), None));
+    }
+}

@@ -1,0 +1,41 @@
+//! Address types: host-physical and guest-physical addresses never mix implicitly.
+
+/// The translation granule: 4 KiB.
+pub const PAGE_SIZE: u64 = 4096;
+
+/// A host-physical address.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PhysAddr(pub u64);
+
+/// A guest-physical address (IPA on arm64, GPA on x86).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct GuestPhysAddr(pub u64);
+
+macro_rules! address_ops {
+    ($t:ident) => {
+        impl $t {
+            /// The address `bytes` further on, or `None` on overflow.
+            pub const fn checked_add(self, bytes: u64) -> Option<Self> {
+                match self.0.checked_add(bytes) {
+                    Some(a) => Some(Self(a)),
+                    None => None,
+                }
+            }
+            /// Whether the address is a multiple of `align` (a power of two).
+            pub const fn is_aligned(self, align: u64) -> bool {
+                self.0 & (align - 1) == 0
+            }
+            /// The address rounded down to a multiple of `align` (a power of two).
+            pub const fn align_down(self, align: u64) -> Self {
+                Self(self.0 & !(align - 1))
+            }
+        }
+        impl core::fmt::Display for $t {
+            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                write!(f, "{:#x}", self.0)
+            }
+        }
+    };
+}
+address_ops!(PhysAddr);
+address_ops!(GuestPhysAddr);

@@ -1,0 +1,121 @@
+//! The frame pool: the host memory that guests, translation tables and shared pages
+//! are carved from. The hypervisor's own Rust objects live in the heap, never here.
+
+use super::{MemoryMap, PhysAddr, Region, PAGE_SIZE};
+use buddy_system_allocator::FrameAllocator;
+use spin::Mutex;
+
+/// Counters of a [`FramePool`], in 4 KiB pages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolStats {
+    pub total: usize,
+    pub allocated: usize,
+}
+
+/// A buddy allocator of 4 KiB frames. An allocation of `n` frames is rounded up to a
+/// power of two and aligned to its size, so 512 frames make a 2 MiB-aligned block.
+pub struct FramePool {
+    inner: Mutex<Inner>,
+}
+
+struct Inner {
+    frames: FrameAllocator<32>,
+    ranges: MemoryMap,
+    total: usize,
+    allocated: usize,
+}
+
+impl Default for FramePool {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl FramePool {
+    pub const fn new() -> Self {
+        FramePool {
+            inner: Mutex::new(Inner {
+                frames: FrameAllocator::new(),
+                ranges: MemoryMap::new(),
+                total: 0,
+                allocated: 0,
+            }),
+        }
+    }
+
+    /// Hands the whole pages inside `r` to the pool.
+    pub fn add(&self, r: Region) {
+        let start = r.start.div_ceil(PAGE_SIZE);
+        let end = r.end / PAGE_SIZE;
+        if start >= end {
+            return;
+        }
+        let mut inner = self.inner.lock();
+        inner.frames.add_frame(start as usize, end as usize);
+        inner.ranges.add(Region { start: start * PAGE_SIZE, end: end * PAGE_SIZE });
+        inner.total += (end - start) as usize;
+    }
+
+    /// Allocates `pages` contiguous frames (rounded up to a power of two, aligned to that
+    /// size). The memory is not cleared.
+    pub fn alloc(&self, pages: usize) -> Option<PhysAddr> {
+        let pages = pages.max(1).next_power_of_two();
+        let mut inner = self.inner.lock();
+        let frame = inner.frames.alloc(pages)?;
+        inner.allocated += pages;
+        Some(PhysAddr(frame as u64 * PAGE_SIZE))
+    }
+
+    /// Returns frames obtained from [`FramePool::alloc`] with the same `pages`.
+    pub fn free(&self, pa: PhysAddr, pages: usize) {
+        let pages = pages.max(1).next_power_of_two();
+        let mut inner = self.inner.lock();
+        debug_assert!(inner.ranges.contains(Region::new(pa.0, pages as u64 * PAGE_SIZE)));
+        inner.frames.dealloc((pa.0 / PAGE_SIZE) as usize, pages);
+        inner.allocated -= pages;
+    }
+
+    /// Whether `[pa, pa + len)` lies inside memory managed by the pool.
+    pub fn contains(&self, pa: PhysAddr, len: u64) -> bool {
+        match pa.0.checked_add(len) {
+            Some(end) => self.inner.lock().ranges.contains(Region { start: pa.0, end }),
+            None => false,
+        }
+    }
+
+    pub fn stats(&self) -> PoolStats {
+        let inner = self.inner.lock();
+        PoolStats { total: inner.total, allocated: inner.allocated }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alloc_is_aligned_and_accounted() {
+        let pool = FramePool::new();
+        pool.add(Region::new(0x4000_0000, 0x100_0000));
+        let a = pool.alloc(512).unwrap();
+        assert!(a.is_aligned(0x20_0000));
+        let b = pool.alloc(3).unwrap();
+        assert!(b.is_aligned(4 * PAGE_SIZE));
+        assert_eq!(pool.stats().allocated, 516);
+        pool.free(a, 512);
+        pool.free(b, 3);
+        assert_eq!(pool.stats(), PoolStats { total: 4096, allocated: 0 });
+        assert!(pool.contains(PhysAddr(0x4000_0000), 0x100_0000));
+        assert!(!pool.contains(PhysAddr(0x40ff_f000), 0x2000));
+        assert!(!pool.contains(PhysAddr(u64::MAX - 1), 0x2000));
+    }
+
+    #[test]
+    fn partial_pages_are_ignored() {
+        let pool = FramePool::new();
+        pool.add(Region::new(0x1800, 0x2000));
+        assert_eq!(pool.stats().total, 1);
+        assert_eq!(pool.alloc(1), Some(PhysAddr(0x2000)));
+        assert_eq!(pool.alloc(1), None);
+    }
+}

@@ -1,0 +1,11 @@
+//! Memory: addresses, the boot memory map, the frame pool, guest translation tables.
+
+mod addr;
+mod frame;
+mod page_table;
+mod region;
+
+pub use addr::{GuestPhysAddr, PhysAddr, PAGE_SIZE};
+pub use frame::{FramePool, PoolStats};
+pub use page_table::{translate, MapError, PageTable};
+pub use region::{MemoryMap, Region};
