@@ -1,0 +1,133 @@
+//! The boot matrix: Keel on every supported loader, emulator and CPU model.
+//!
+//! These boot emulators, so they are `#[ignore]`d in a plain `cargo test`; `scripts/test`
+//! runs them (after `scripts/build`) with `-- --ignored`.
+
+use keel_tests::{run, BootTest};
+use std::time::Duration;
+
+const AARCH64: &str = "scripts/qemu-aarch64";
+const X86_64: &str = "scripts/qemu-x86_64";
+const BOCHS: &str = "scripts/bochs";
+const TEST_ISO: &str = "target/images/test/keel-x86_64.iso";
+
+/// QEMU's isa-debug-exit turns Keel's 0x10 into exit status 33, 0x11 into 35.
+const QEMU_X86_PASS: i32 = 33;
+const QEMU_X86_FAIL: i32 = 35;
+
+fn boot(test: BootTest) {
+    let out = run(&test);
+    eprintln!("---- {} ({:.1?}, status {:?}) ----\n{}", test.name, out.elapsed, out.status, out.output);
+    if let Err(e) = test.check(&out) {
+        panic!("{e}");
+    }
+}
+
+#[test]
+#[ignore = "boots QEMU: run through scripts/test"]
+fn arm64_vhe_gicv3_smp4() {
+    boot(
+        BootTest::new("arm64 VHE GICv3 smp4", AARCH64, &["--gic", "3", "--cpu", "max", "--smp", "4", "--test"])
+            .probe_on_cpus(4)
+            .fact("arch", "aarch64")
+            .fact("el2", "vhe")
+            .fact("gic-version", "3"),
+    );
+}
+
+#[test]
+#[ignore = "boots QEMU: run through scripts/test"]
+fn arm64_nvhe_gicv2_smp2() {
+    boot(
+        BootTest::new("arm64 nVHE GICv2 smp2", AARCH64, &["--gic", "2", "--cpu", "cortex-a57", "--smp", "2", "--test"])
+            .probe_on_cpus(2)
+            .fact("el2", "nvhe")
+            .fact("gic-version", "2"),
+    );
+}
+
+#[test]
+#[ignore = "boots QEMU: run through scripts/test"]
+fn arm64_uboot_booti_vhe_gicv3() {
+    boot(
+        BootTest::new(
+            "arm64 U-Boot booti VHE GICv3 smp4",
+            AARCH64,
+            &["--uboot", "--gic", "3", "--cpu", "max", "--smp", "4", "--test"],
+        )
+        .probe_on_cpus(4)
+        .fact("el2", "vhe"),
+    );
+}
+
+#[test]
+#[ignore = "boots QEMU: run through scripts/test"]
+fn arm64_entered_at_el1_refuses() {
+    boot(
+        BootTest::new("arm64 entered at EL1", AARCH64, &["--el1", "--test"])
+            .refusal("must be entered at EL2", 1)
+            .timeout(Duration::from_secs(60)),
+    );
+}
+
+#[test]
+#[ignore = "boots QEMU: run through scripts/test"]
+fn x86_svm_grub_bios_smp2() {
+    boot(
+        BootTest::new("x86 SVM GRUB BIOS smp2", X86_64, &["--smp", "2", "--test"])
+            .probe_on_cpus(2)
+            .exit_status(QEMU_X86_PASS)
+            .fact("arch", "x86_64")
+            .fact("virtualization", "svm")
+            .fact("npt", "yes")
+            .fact("boot-firmware", "bios"),
+    );
+}
+
+#[test]
+#[ignore = "boots QEMU: run through scripts/test"]
+fn x86_svm_grub_uefi_smp2() {
+    boot(
+        BootTest::new("x86 SVM GRUB UEFI smp2", X86_64, &["--uefi", "--smp", "2", "--test"])
+            .probe_on_cpus(2)
+            .exit_status(QEMU_X86_PASS)
+            .fact("virtualization", "svm")
+            .fact("boot-firmware", "uefi")
+            .timeout(Duration::from_secs(180)),
+    );
+}
+
+#[test]
+#[ignore = "boots QEMU: run through scripts/test"]
+fn x86_svm_without_npt_refuses() {
+    boot(BootTest::new("x86 SVM without NPT", X86_64, &["--cpu", "qemu64", "--test"]).refusal("NPT", QEMU_X86_FAIL));
+}
+
+#[test]
+#[ignore = "boots Bochs: run through scripts/test"]
+fn x86_vmx_ept_bochs() {
+    boot(
+        BootTest::new(
+            "x86 VMX EPT Bochs skylake",
+            BOCHS,
+            &["--cpu", "corei7_skylake_x", "--smp", "1", "--iso", TEST_ISO],
+        )
+        .probe_on_cpus(1)
+        .fact("virtualization", "vmx")
+        .fact("ept", "yes")
+        .fact("vpid", "yes")
+        .timeout(Duration::from_secs(180)),
+    );
+}
+
+#[test]
+#[ignore = "boots Bochs: run through scripts/test"]
+fn x86_svm_nrips_bochs() {
+    boot(
+        BootTest::new("x86 SVM NRIPS Bochs ryzen", BOCHS, &["--cpu", "ryzen", "--smp", "1", "--iso", TEST_ISO])
+            .probe_on_cpus(1)
+            .fact("virtualization", "svm")
+            .fact("nrips", "yes")
+            .timeout(Duration::from_secs(180)),
+    );
+}
