@@ -34,9 +34,26 @@ pub fn tsc_hz() -> u64 {
 /// Finds the TSC frequency (and, without TSC-deadline mode, the LAPIC timer's).
 pub fn init(pm_timer: Option<(u16, bool)>) {
     let f = cpu::features();
+    let measured = || {
+        pm_timer
+            .and_then(|(port, wide)| against_pm_timer(port, wide))
+            .map(|hz| (hz, "acpi-pm-timer"))
+            .or_else(|| against_pit().map(|hz| (hz, "pit")))
+    };
     let (hz, source) = from_cpuid(f.max_leaf)
-        .or_else(|| pm_timer.and_then(|(port, wide)| against_pm_timer(port, wide)).map(|hz| (hz, "acpi-pm-timer")))
-        .or_else(|| against_pit().map(|hz| (hz, "pit")))
+        .map(|(claimed, leaf)| match measured() {
+            // Emulators report a nominal frequency whatever rate their TSC really has.
+            Some((hz, clock)) if hz.abs_diff(claimed) > claimed / 8 => {
+                log::warn!(
+                    "CPUID {leaf} claims a {} MHz TSC, the {clock} measures {} MHz: using the measurement",
+                    claimed / 1_000_000,
+                    hz / 1_000_000
+                );
+                (hz, clock)
+            }
+            _ => (claimed, leaf),
+        })
+        .or_else(measured)
         .unwrap_or_else(|| {
             log::warn!("TSC frequency unknown (no CPUID leaf, PM timer or PIT answered): assuming 1 GHz");
             (1_000_000_000, "assumed")
