@@ -44,10 +44,10 @@ pub fn init(pm_timer: Option<(u16, bool)>) {
         .map(|(claimed, leaf)| match measured() {
             // Emulators report a nominal frequency whatever rate their TSC really has.
             Some((hz, clock)) if hz.abs_diff(claimed) > claimed / 8 => {
-                log::warn!(
-                    "CPUID {leaf} claims a {} MHz TSC, the {clock} measures {} MHz: using the measurement",
-                    claimed / 1_000_000,
-                    hz / 1_000_000
+                log::info!(
+                    "TSC: {} MHz against the {clock}, not the {} MHz of {leaf}; using the measurement",
+                    hz / 1_000_000,
+                    claimed / 1_000_000
                 );
                 (hz, clock)
             }
