@@ -113,7 +113,7 @@ fn check_rsdp(b: &[u8]) -> Option<(u8, u64, u64)> {
 
 /// Scans the first KiB of the EBDA and the BIOS ROM area for the RSDP (ACPI 5.2.5.1).
 fn scan_bios_areas() -> Option<(u8, u64, u64)> {
-    let ebda = phys(0x40e, 2).map(|b| (u16_at(b, 0) as u64) << 4).filter(|&a| a >= 0x80000 && a < 0xa0000);
+    let ebda = phys(0x40e, 2).map(|b| (u16_at(b, 0) as u64) << 4).filter(|a| (0x80000..0xa0000).contains(a));
     let areas = [ebda.map(|a| (a, 1024)), Some((0xe0000, 0x20000))];
     for (start, len) in areas.into_iter().flatten() {
         let area = phys(start, len)?;

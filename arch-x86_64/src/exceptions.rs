@@ -56,8 +56,8 @@ fn stub(vector: usize) -> VirtAddr {
 
 fn build() -> InterruptDescriptorTable {
     let mut idt = InterruptDescriptorTable::new();
-    // SAFETY (all `set_handler_addr` calls): each address is the entry stub for exactly that
-    // vector, which handles the CPU's frame layout (with or without an error code).
+    // SAFETY: each address is the entry stub for exactly that vector, which handles the
+    // CPU's frame layout (with or without an error code).
     unsafe {
         idt.divide_error.set_handler_addr(stub(0));
         idt.debug.set_handler_addr(stub(1));

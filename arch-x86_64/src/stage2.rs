@@ -85,9 +85,8 @@ impl Stage2 for X86Stage2 {
     fn leaf_entry(level: usize, pa: PhysAddr, perms: Perms, mem: MemType) -> u64 {
         let large = if level < LAST_LEVEL { LARGE } else { 0 };
         if is_ept() {
-            let rights = (perms.read as u64) * ept::READ
-                | (perms.write as u64) * ept::WRITE
-                | (perms.execute as u64) * ept::EXECUTE;
+            let bit = |on: bool, b: u64| if on { b } else { 0 };
+            let rights = bit(perms.read, ept::READ) | bit(perms.write, ept::WRITE) | bit(perms.execute, ept::EXECUTE);
             let memtype = match mem {
                 MemType::Normal => ept::MEMTYPE_WB << ept::MEMTYPE_SHIFT,
                 MemType::Device => ept::MEMTYPE_UC << ept::MEMTYPE_SHIFT | ept::IGNORE_PAT,
@@ -98,7 +97,7 @@ impl Stage2 for X86Stage2 {
         if perms == Perms::NONE {
             return 0;
         }
-        let write = (perms.write as u64) * npt::WRITABLE;
+        let write = if perms.write { npt::WRITABLE } else { 0 };
         let no_exec = if !perms.execute && crate::cpu::features().nx { npt::NO_EXECUTE } else { 0 };
         let cache = match mem {
             MemType::Normal => 0,
