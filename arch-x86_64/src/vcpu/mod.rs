@@ -7,9 +7,9 @@ pub mod vmx;
 
 pub use guest::GuestRegisters;
 
-use crate::cpu::{self, PerCpu};
+use crate::cpu;
 use core::fmt;
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use keel_kernel::arch::{HypercallArgs, Vcpu, VcpuError, VcpuInit, VmExit};
 use spin::Once;
 
@@ -103,16 +103,45 @@ pub fn enable_this_cpu() -> Result<(), EnableError> {
     }
 }
 
-/// One CPU's virtualisation state: VMXON region or host save area, set once.
+/// One CPU's virtualisation state: VMXON region or host save area (set once), and the
+/// SVM ASIDs it hands out. Only the owning CPU changes it.
 pub struct CpuVirt {
     enabled: AtomicBool,
     region: AtomicU64,
     host_save: AtomicU64,
+    asid_generation: AtomicU64,
+    next_asid: AtomicU32,
 }
 
 impl CpuVirt {
     pub const fn new() -> CpuVirt {
-        CpuVirt { enabled: AtomicBool::new(false), region: AtomicU64::new(0), host_save: AtomicU64::new(0) }
+        CpuVirt {
+            enabled: AtomicBool::new(false),
+            region: AtomicU64::new(0),
+            host_save: AtomicU64::new(0),
+            asid_generation: AtomicU64::new(0),
+            // The first allocation starts a generation, which flushes the whole TLB.
+            next_asid: AtomicU32::new(u32::MAX),
+        }
+    }
+
+    /// The generation of this CPU's ASIDs: an ASID taken in an older one may be reused.
+    pub fn asid_generation(&self) -> u64 {
+        self.asid_generation.load(Ordering::Relaxed)
+    }
+
+    /// Takes an unused ASID below `count` (ASID 0 is the host's). Returns it, its
+    /// generation, and whether a new generation began: then every ASID may hold stale
+    /// translations and the caller must flush the whole TLB before running the guest.
+    pub fn take_asid(&self, count: u32) -> (u32, u64, bool) {
+        let next = self.next_asid.load(Ordering::Relaxed);
+        if next != 0 && next < count {
+            self.next_asid.store(next + 1, Ordering::Relaxed);
+            return (next, self.asid_generation(), false);
+        }
+        let generation = self.asid_generation.fetch_add(1, Ordering::Relaxed) + 1;
+        self.next_asid.store(2, Ordering::Relaxed);
+        (1, generation, true)
     }
 
     pub fn is_enabled(&self) -> bool {
@@ -136,11 +165,6 @@ impl Default for CpuVirt {
     fn default() -> Self {
         Self::new()
     }
-}
-
-/// Whether `cpu` has entered its virtualisation mode.
-pub fn enabled_on(cpu: &PerCpu) -> bool {
-    cpu.virt.is_enabled()
 }
 
 /// A virtual CPU of either vendor.

@@ -1,5 +1,10 @@
-//! AMD SVM: a virtual CPU is a VMCB with nested paging and its own ASID, started in
-//! 32-bit protected mode with paging off (the Xen PVH entry state).
+//! AMD SVM: a virtual CPU is a VMCB with nested paging, started in 32-bit protected mode
+//! with paging off (the Xen PVH entry state).
+//!
+//! ASIDs tag the guest's TLB entries but not its nested-table root, so two address spaces
+//! must never share one unflushed. They are a per-CPU resource (QEMU has only 16): each CPU
+//! hands them out in generations (see [`crate::vcpu::CpuVirt::take_asid`]) and a vCPU takes
+//! a new one whenever its CPU started a new generation.
 
 pub mod capabilities;
 mod exit;
@@ -37,9 +42,8 @@ pub struct SvmVcpu {
     vmcb: Vmcb,
     regs: GuestRegisters,
     root: PhysAddr,
-    /// The ASID is shared with other address spaces (more spaces than ASIDs): flush it on
-    /// every entry.
-    shared_asid: bool,
+    /// The ASID generation of this vCPU's CPU when it took its ASID (`u64::MAX`: none yet).
+    asid_generation: u64,
     cpu: u32,
     long_mode: bool,
     stage2_generation: u64,
@@ -51,10 +55,6 @@ impl SvmVcpu {
         let page = FRAME_POOL.alloc(1).ok_or(VcpuError::NoMemory)?;
         // SAFETY: a fresh, identity-mapped frame from the pool, owned by this vCPU.
         unsafe { core::ptr::write_bytes(page.0 as usize as *mut u8, 0, PAGE_SIZE as usize) };
-        // ASID 0 is the host's; space ids beyond the ASIDs share one and flush each time.
-        let space = init.space.0 as u32;
-        let usable = caps.asids - 1;
-        let asid = 1 + space.saturating_sub(1) % usable;
         let mut regs = GuestRegisters::default();
         regs.gpr[guest::gpr::RBX] = init.arg;
         let vcpu = SvmVcpu {
@@ -62,7 +62,7 @@ impl SvmVcpu {
             vmcb: Vmcb(page),
             regs,
             root: init.stage2_root,
-            shared_asid: space == 0 || space > usable,
+            asid_generation: u64::MAX,
             cpu: cpu::current_index(),
             long_mode: false,
             stage2_generation: u64::MAX,
@@ -90,7 +90,6 @@ impl SvmVcpu {
         );
         v.write(vmcb::IOPM_BASE, iopm.0);
         v.write(vmcb::MSRPM_BASE, msrpm.0);
-        v.write(vmcb::GUEST_ASID, asid);
         v.write(vmcb::VIRTUAL_INTERRUPT, V_INTR_MASKING);
         v.write(vmcb::NESTED_CONTROL, NESTED_PAGING);
         v.write(vmcb::NESTED_CR3, init.stage2_root.0);
@@ -121,12 +120,23 @@ impl SvmVcpu {
 
     pub fn run(&mut self) -> VmExit {
         assert_eq!(cpu::current_index(), self.cpu, "a vCPU runs only on the CPU that created it");
-        let host_save = cpu::this_cpu().virt.host_save();
+        let virt = &cpu::this_cpu().virt;
+        let host_save = virt.host_save();
         loop {
+            let mut flush = None;
+            if self.asid_generation != virt.asid_generation() {
+                let (asid, generation, new_generation) = virt.take_asid(self.caps.asids);
+                self.asid_generation = generation;
+                self.vmcb.write(vmcb::GUEST_ASID, asid);
+                flush = new_generation.then_some(TLB_FLUSH_ALL);
+            }
             let generation = crate::stage2::generation();
-            if self.shared_asid || generation != self.stage2_generation {
+            if generation != self.stage2_generation {
                 self.stage2_generation = generation;
-                let flush = if self.caps.flush_by_asid { TLB_FLUSH_ASID } else { TLB_FLUSH_ALL };
+                let own = if self.caps.flush_by_asid { TLB_FLUSH_ASID } else { TLB_FLUSH_ALL };
+                flush = flush.or(Some(own));
+            }
+            if let Some(flush) = flush {
                 self.vmcb.write(vmcb::TLB_CONTROL, flush);
             }
             self.vmcb.write(vmcb::RAX, self.regs.gpr[guest::gpr::RAX]);
