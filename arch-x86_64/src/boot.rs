@@ -131,7 +131,8 @@ const FDT_MAGIC: [u8; 4] = [0xd0, 0x0d, 0xfe, 0xed];
 
 fn boot_info(tags: &multiboot2::BootTags, plan: &memory_map::Plan) -> BootInfo {
     let mut modules = [None; 16];
-    for (slot, m) in modules.iter_mut().zip(tags.modules()) {
+    for (i, (slot, m)) in modules.iter_mut().zip(tags.modules()).enumerate() {
+        log::debug!("module {i}: {:#x}..{:#x} '{}'", m.region.start, m.region.end, m.cmdline);
         *slot = Some(BootModule { region: m.region, cmdline: m.cmdline });
     }
     let device_tree = tags.modules().find_map(|m| {
@@ -146,6 +147,7 @@ fn boot_info(tags: &multiboot2::BootTags, plan: &memory_map::Plan) -> BootInfo {
             return None;
         }
         let total = u32::from_be_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]) as usize;
+        log::debug!("device tree: module '{}' ({total} bytes)", m.cmdline);
         Some(&bytes[..total.clamp(8, len)])
     });
     BootInfo {

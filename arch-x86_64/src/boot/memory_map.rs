@@ -144,13 +144,13 @@ pub fn plan(tags: &BootTags, acpi: Option<&AcpiInfo>, lapic_mode: lapic::Mode) -
         plan.mapped.add(Region::new(base & !(PAGE - 1), PAGE), Kind::Device);
     }
     log::debug!(
-        "memory: {} MiB RAM, {} MiB free in {} ranges, image {:#x}..{:#x}, trampoline {:#x?}",
+        "memory: {} MiB RAM, {} MiB free in {} ranges, image {:#x}..{:#x}, trampoline page {:#x}",
         ram_bytes >> 20,
         plan.free.total() >> 20,
         plan.free.regions().len(),
         image().start,
         image().end,
-        trampoline
+        trampoline.unwrap_or(0)
     );
     Ok(plan)
 }
