@@ -104,7 +104,7 @@ impl SvmVcpu {
         v.write_segment(vmcb::GDTR, 0, 0, 0, 0);
         v.write_segment(vmcb::IDTR, 0, 0, 0, 0);
         v.write(vmcb::CPL, 0u8);
-        v.write(vmcb::EFER, efer::SVME); // required while the guest runs; hidden from it later
+        v.write(vmcb::EFER, efer::SVME); // VMRUN requires SVME in the guest state
         v.write(vmcb::CR0, CR0_PE | CR0_ET);
         v.write(vmcb::CR3, 0u64);
         v.write(vmcb::CR4, 0u64);
