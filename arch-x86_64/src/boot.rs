@@ -118,6 +118,9 @@ fn log_entry_state(tags: &multiboot2::BootTags) {
         tags.loader,
         tags.cmdline
     );
+    if let Some((lower, upper)) = tags.basic_meminfo {
+        log::debug!("multiboot2: basic memory information {lower} KiB low, {upper} KiB above 1 MiB");
+    }
     if tags.map_is_efi() {
         log::info!("no multiboot2 memory map: using the EFI memory map ({} entries)", tags.efi_map_entries);
     }

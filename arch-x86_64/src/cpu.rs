@@ -12,18 +12,9 @@ use spin::Once;
 /// The most CPUs Keel starts; further MADT entries are ignored (with a warning).
 pub const MAX_CPUS: usize = 64;
 
-/// The processor vendor, which decides VMX or SVM.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Vendor {
-    Intel,
-    Amd,
-    Other,
-}
-
 /// The CPUID features Keel depends on or reports, read once on the boot CPU.
 #[derive(Clone, Copy, Debug)]
 pub struct Features {
-    pub vendor: Vendor,
     vendor_id: [u8; 12],
     pub max_leaf: u32,
     pub max_extended_leaf: u32,
@@ -48,17 +39,11 @@ impl Features {
         vendor_id[0..4].copy_from_slice(&leaf0.ebx.to_le_bytes());
         vendor_id[4..8].copy_from_slice(&leaf0.edx.to_le_bytes());
         vendor_id[8..12].copy_from_slice(&leaf0.ecx.to_le_bytes());
-        let vendor = match &vendor_id {
-            b"GenuineIntel" => Vendor::Intel,
-            b"AuthenticAMD" | b"HygonGenuine" => Vendor::Amd,
-            _ => Vendor::Other,
-        };
         let leaf1 = cpuid(1, 0);
         let max_extended_leaf = cpuid(0x8000_0000, 0).eax;
         let ext1 = if max_extended_leaf >= 0x8000_0001 { cpuid(0x8000_0001, 0) } else { cpuid(0, 0) };
         let has_ext1 = max_extended_leaf >= 0x8000_0001;
         Features {
-            vendor,
             vendor_id,
             max_leaf: leaf0.eax,
             max_extended_leaf,
@@ -131,7 +116,6 @@ impl PerCpu {
 
 /// Every online CPU's block, by logical index.
 static CPUS: [AtomicPtr<PerCpu>; MAX_CPUS] = [const { AtomicPtr::new(core::ptr::null_mut()) }; MAX_CPUS];
-static CPU_COUNT: AtomicU32 = AtomicU32::new(0);
 
 /// Makes `block` the calling CPU's per-CPU block (GS base) and registers it.
 ///
@@ -144,7 +128,6 @@ pub unsafe fn install(block: &'static PerCpu) {
     unsafe { regs::wrmsr(regs::msr::IA32_GS_BASE, addr as u64) };
     let index = block.index as usize;
     CPUS[index].store(addr as *mut PerCpu, Ordering::Release);
-    CPU_COUNT.fetch_max(index as u32 + 1, Ordering::AcqRel);
 }
 
 /// The calling CPU's logical index.
@@ -169,11 +152,6 @@ pub fn cpu(index: u32) -> Option<&'static PerCpu> {
     let p = CPUS.get(index as usize)?.load(Ordering::Acquire);
     // SAFETY: non-null entries point at never-freed PerCpu blocks.
     (!p.is_null()).then(|| unsafe { &*p })
-}
-
-/// Number of CPUs that have installed their block.
-pub fn count() -> u32 {
-    CPU_COUNT.load(Ordering::Acquire)
 }
 
 /// Processor control (see [`CpuOps`]).

@@ -12,7 +12,6 @@ const VM_CR_SVMDIS: u64 = 1 << 4;
 const EDX_NESTED_PAGING: u32 = 1 << 0;
 const EDX_NRIP_SAVE: u32 = 1 << 3;
 const EDX_FLUSH_BY_ASID: u32 = 1 << 6;
-const EDX_DECODE_ASSISTS: u32 = 1 << 7;
 
 /// The SVM features of this machine.
 #[derive(Clone, Copy, Debug)]
@@ -22,7 +21,6 @@ pub struct Capabilities {
     /// The processor saves the next RIP on instruction intercepts.
     pub nrips: bool,
     pub flush_by_asid: bool,
-    pub decode_assists: bool,
 }
 
 impl Capabilities {
@@ -46,7 +44,6 @@ impl Capabilities {
             asids: leaf.ebx,
             nrips: leaf.edx & EDX_NRIP_SAVE != 0,
             flush_by_asid: leaf.edx & EDX_FLUSH_BY_ASID != 0,
-            decode_assists: leaf.edx & EDX_DECODE_ASSISTS != 0,
         })
     }
 
