@@ -1,0 +1,208 @@
+//! Virtual CPUs on Intel VT-x or AMD SVM, chosen at boot from CPUID: one image runs on
+//! both. [`X86Vcpu`] dispatches to the vendor's implementation.
+
+pub mod guest;
+pub mod svm;
+pub mod vmx;
+
+pub use guest::GuestRegisters;
+
+use crate::cpu;
+use core::fmt;
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use keel_kernel::arch::{HypercallArgs, Vcpu, VcpuError, VcpuInit, VmExit};
+use spin::Once;
+
+/// The hardware-virtualisation extension of this machine.
+#[derive(Clone, Copy, Debug)]
+pub enum Extension {
+    Vmx(vmx::capabilities::Capabilities),
+    Svm(svm::capabilities::Capabilities),
+}
+
+/// What keeps Keel from using hardware virtualisation.
+#[derive(Clone, Copy, Debug)]
+pub enum Missing {
+    NoExtension,
+    VmxLockedOff,
+    VmxNoEpt,
+    VmxEptFormat,
+    VmxNoInvept,
+    SvmDisabled,
+    SvmNoNpt,
+    SvmNoAsids,
+}
+
+impl fmt::Display for Missing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let vendor = cpu::features().vendor_id();
+        match self {
+            Missing::NoExtension => {
+                write!(f, "the {vendor} CPU has neither VMX (CPUID.1:ECX[5]) nor SVM (CPUID.80000001h:ECX[2])")
+            }
+            Missing::VmxLockedOff => {
+                write!(f, "VMX is disabled by the firmware (IA32_FEATURE_CONTROL locked without VMX outside SMX)")
+            }
+            Missing::VmxNoEpt => write!(f, "VMX without EPT (secondary control 'enable EPT' not allowed)"),
+            Missing::VmxEptFormat => write!(f, "EPT without 4-level walks or write-back paging structures"),
+            Missing::VmxNoInvept => write!(f, "EPT without INVEPT (single- or all-context)"),
+            Missing::SvmDisabled => write!(f, "SVM is disabled by the firmware (VM_CR.SVMDIS=1)"),
+            Missing::SvmNoNpt => write!(f, "SVM without nested paging (CPUID.8000000Ah:EDX.NP[0]=0)"),
+            Missing::SvmNoAsids => write!(f, "SVM with no ASID for guests (CPUID.8000000Ah:EBX < 2)"),
+        }
+    }
+}
+
+/// Why a CPU could not enter its virtualisation mode.
+#[derive(Clone, Copy, Debug)]
+pub enum EnableError {
+    /// The firmware locked the extension off on this CPU.
+    Locked,
+    /// No frame for the per-CPU control page.
+    NoMemory,
+    /// VMXON failed.
+    Vmx(vmx::instructions::VmxFail),
+}
+
+impl fmt::Display for EnableError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EnableError::Locked => write!(f, "disabled by the firmware on this CPU"),
+            EnableError::NoMemory => write!(f, "no memory for the per-CPU control page"),
+            EnableError::Vmx(e) => write!(f, "VMXON failed: {e:?}"),
+        }
+    }
+}
+
+static EXTENSION: Once<Extension> = Once::new();
+
+/// Picks VMX or SVM from CPUID and checks what Keel needs (EPT or NPT) is there.
+pub fn detect() -> Result<&'static Extension, Missing> {
+    let f = cpu::features();
+    let ext = if f.vmx {
+        Extension::Vmx(vmx::capabilities::Capabilities::detect()?)
+    } else if f.svm {
+        Extension::Svm(svm::capabilities::Capabilities::detect()?)
+    } else {
+        return Err(Missing::NoExtension);
+    };
+    Ok(EXTENSION.call_once(|| ext))
+}
+
+/// The extension chosen at boot.
+pub fn extension() -> &'static Extension {
+    EXTENSION.get().expect("virtualisation used before detection")
+}
+
+/// Enters VMX operation or enables SVM on the calling CPU (idempotent).
+pub fn enable_this_cpu() -> Result<(), EnableError> {
+    let this = cpu::this_cpu();
+    match extension() {
+        Extension::Vmx(c) => c.enable_cpu(this),
+        Extension::Svm(c) => c.enable_cpu(this),
+    }
+}
+
+/// One CPU's virtualisation state: VMXON region or host save area (set once), and the
+/// SVM ASIDs it hands out. Only the owning CPU changes it.
+pub struct CpuVirt {
+    enabled: AtomicBool,
+    region: AtomicU64,
+    host_save: AtomicU64,
+    asid_generation: AtomicU64,
+    next_asid: AtomicU32,
+}
+
+impl CpuVirt {
+    pub const fn new() -> CpuVirt {
+        CpuVirt {
+            enabled: AtomicBool::new(false),
+            region: AtomicU64::new(0),
+            host_save: AtomicU64::new(0),
+            asid_generation: AtomicU64::new(0),
+            // The first allocation starts a generation, which flushes the whole TLB.
+            next_asid: AtomicU32::new(u32::MAX),
+        }
+    }
+
+    /// The generation of this CPU's ASIDs: an ASID taken in an older one may be reused.
+    pub fn asid_generation(&self) -> u64 {
+        self.asid_generation.load(Ordering::Relaxed)
+    }
+
+    /// Takes an unused ASID below `count` (ASID 0 is the host's). Returns it, its
+    /// generation, and whether a new generation began: then every ASID may hold stale
+    /// translations and the caller must flush the whole TLB before running the guest.
+    pub fn take_asid(&self, count: u32) -> (u32, u64, bool) {
+        let next = self.next_asid.load(Ordering::Relaxed);
+        if next != 0 && next < count {
+            self.next_asid.store(next + 1, Ordering::Relaxed);
+            return (next, self.asid_generation(), false);
+        }
+        let generation = self.asid_generation.fetch_add(1, Ordering::Relaxed) + 1;
+        self.next_asid.store(2, Ordering::Relaxed);
+        (1, generation, true)
+    }
+
+    pub fn is_enabled(&self) -> bool {
+        self.enabled.load(Ordering::Acquire)
+    }
+
+    /// Records that the CPU is in its virtualisation mode with these pages.
+    pub fn set_enabled(&self, region: u64, host_save: u64) {
+        self.region.store(region, Ordering::Relaxed);
+        self.host_save.store(host_save, Ordering::Relaxed);
+        self.enabled.store(true, Ordering::Release);
+    }
+
+    /// SVM: where VMSAVE keeps Keel's own segment and syscall state.
+    pub fn host_save(&self) -> u64 {
+        self.host_save.load(Ordering::Relaxed)
+    }
+}
+
+impl Default for CpuVirt {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A virtual CPU of either vendor.
+pub enum X86Vcpu {
+    Vmx(vmx::VmxVcpu),
+    Svm(svm::SvmVcpu),
+}
+
+impl Vcpu for X86Vcpu {
+    fn new(init: &VcpuInit) -> Result<Self, VcpuError> {
+        if let Err(e) = enable_this_cpu() {
+            log::error!("cannot enable hardware virtualisation: {e}");
+            return Err(VcpuError::NoVirtualization);
+        }
+        match extension() {
+            Extension::Vmx(c) => vmx::VmxVcpu::new(c, init).map(X86Vcpu::Vmx),
+            Extension::Svm(c) => svm::SvmVcpu::new(c, init).map(X86Vcpu::Svm),
+        }
+    }
+
+    fn run(&mut self) -> VmExit {
+        match self {
+            X86Vcpu::Vmx(v) => v.run(),
+            X86Vcpu::Svm(v) => v.run(),
+        }
+    }
+
+    fn hypercall_args(&self) -> HypercallArgs {
+        match self {
+            X86Vcpu::Vmx(v) => v.hypercall_args(),
+            X86Vcpu::Svm(v) => v.hypercall_args(),
+        }
+    }
+
+    fn set_hypercall_result(&mut self, value: u64) {
+        match self {
+            X86Vcpu::Vmx(v) => v.set_hypercall_result(value),
+            X86Vcpu::Svm(v) => v.set_hypercall_result(value),
+        }
+    }
+}

@@ -1,0 +1,76 @@
+/* VM entry and exit for AMD SVM (AT&T syntax).
+ *
+ * void keel_svm_enter(GuestRegisters *regs, u64 vmcb, u64 host_save)
+ *   With GIF clear throughout (no interrupt or NMI can see a half-switched CPU), saves
+ *   Keel's FS/GS/TR/LDTR and syscall MSRs to host_save (VMSAVE), loads the guest's from
+ *   the VMCB (VMLOAD), loads the guest's general-purpose registers (RAX and RSP live in
+ *   the VMCB) and runs the guest (VMRUN). After #VMEXIT it stores them back, VMSAVEs the
+ *   guest's state and VMLOADs Keel's again (GS base = the per-CPU block). RFLAGS.IF is
+ *   set across VMRUN so physical interrupts cause #VMEXIT(INTR) with V_INTR_MASKING;
+ *   after the exit IF is cleared before GIF is set, so they stay pending for Keel.
+ * GuestRegisters: 16 quadwords in x86 encoding order; the rax and rsp slots are unused. */
+
+        .section .text.keel_svm, "ax"
+        .code64
+        .global keel_svm_enter
+keel_svm_enter:
+        push    %rbp
+        push    %rbx
+        push    %r12
+        push    %r13
+        push    %r14
+        push    %r15
+        clgi
+        push    %rdi                        /* regs */
+        push    %rdx                        /* host save area */
+        mov     %rdx, %rax
+        vmsave  %rax
+        mov     %rsi, %rax                  /* the VMCB, for VMLOAD, VMRUN and VMSAVE */
+        vmload  %rax
+        mov     0x08(%rdi), %rcx
+        mov     0x10(%rdi), %rdx
+        mov     0x18(%rdi), %rbx
+        mov     0x28(%rdi), %rbp
+        mov     0x30(%rdi), %rsi
+        mov     0x40(%rdi), %r8
+        mov     0x48(%rdi), %r9
+        mov     0x50(%rdi), %r10
+        mov     0x58(%rdi), %r11
+        mov     0x60(%rdi), %r12
+        mov     0x68(%rdi), %r13
+        mov     0x70(%rdi), %r14
+        mov     0x78(%rdi), %r15
+        mov     0x38(%rdi), %rdi
+        sti
+        vmrun   %rax
+        /* #VMEXIT: GIF=0; RAX, RSP and RFLAGS are Keel's again. */
+        vmsave  %rax
+        push    %rdi                        /* guest rdi; then host save, then regs */
+        mov     16(%rsp), %rdi
+        mov     %rcx, 0x08(%rdi)
+        mov     %rdx, 0x10(%rdi)
+        mov     %rbx, 0x18(%rdi)
+        mov     %rbp, 0x28(%rdi)
+        mov     %rsi, 0x30(%rdi)
+        mov     %r8, 0x40(%rdi)
+        mov     %r9, 0x48(%rdi)
+        mov     %r10, 0x50(%rdi)
+        mov     %r11, 0x58(%rdi)
+        mov     %r12, 0x60(%rdi)
+        mov     %r13, 0x68(%rdi)
+        mov     %r14, 0x70(%rdi)
+        mov     %r15, 0x78(%rdi)
+        pop     %rcx
+        mov     %rcx, 0x38(%rdi)
+        pop     %rax                        /* host save area */
+        vmload  %rax
+        pop     %rdi
+        cli
+        stgi
+        pop     %r15
+        pop     %r14
+        pop     %r13
+        pop     %r12
+        pop     %rbx
+        pop     %rbp
+        ret

@@ -1,0 +1,22 @@
+//! The SVM world switch (VMSAVE/VMLOAD/VMRUN in `enter.s`), wrapped once. The SVM MSRs
+//! (VM_CR, VM_HSAVE_PA, EFER) go through [`crate::regs`].
+
+use super::super::GuestRegisters;
+
+core::arch::global_asm!(include_str!("enter.s"), options(att_syntax));
+
+extern "sysv64" {
+    fn keel_svm_enter(regs: *mut GuestRegisters, vmcb: u64, host_save: u64);
+}
+
+/// Runs the guest of the VMCB at `vmcb` until the next #VMEXIT.
+///
+/// # Safety
+/// EFER.SVME and VM_HSAVE_PA must be set on this CPU, `vmcb` must be a complete VMCB
+/// whose guest is confined by nested paging and intercepts, and `host_save` a page owned
+/// by this CPU.
+pub unsafe fn run(regs: &mut GuestRegisters, vmcb: u64, host_save: u64) {
+    // SAFETY: the caller guarantees the preconditions; the routine preserves callee-saved
+    // registers and returns on the same stack with Keel's segment state restored.
+    unsafe { keel_svm_enter(regs, vmcb, host_save) }
+}

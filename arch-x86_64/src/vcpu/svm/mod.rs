@@ -1,0 +1,168 @@
+//! AMD SVM: a virtual CPU is a VMCB with nested paging, started in 32-bit protected mode
+//! with paging off (the Xen PVH entry state).
+//!
+//! ASIDs tag the guest's TLB entries but not its nested-table root, so two address spaces
+//! must never share one unflushed. They are a per-CPU resource (QEMU has only 16): each CPU
+//! hands them out in generations (see [`crate::vcpu::CpuVirt::take_asid`]) and a vCPU takes
+//! a new one whenever its CPU started a new generation.
+
+pub mod capabilities;
+mod exit;
+pub mod instructions;
+pub mod vmcb;
+
+use super::guest::{self, GuestRegisters};
+use crate::cpu;
+use crate::regs::{self, efer};
+use capabilities::Capabilities;
+use keel_kernel::arch::{HypercallArgs, VcpuError, VcpuInit, VmExit};
+use keel_kernel::mm::{PhysAddr, PAGE_SIZE};
+use keel_kernel::start::FRAME_POOL;
+use vmcb::{misc1, misc2, Vmcb};
+
+const CR0_PE: u64 = 1 << 0;
+const CR0_ET: u64 = 1 << 4;
+const RFLAGS_RESERVED: u64 = 1 << 1;
+const DR6_INIT: u64 = 0xffff_0ff0;
+const DR7_INIT: u64 = 0x400;
+/// Segment attributes (access byte in bits 0..7, AVL/L/DB/G in bits 8..11): 32-bit code,
+/// data, busy 32-bit TSS.
+const ATTR_CODE32: u16 = 0xc9b;
+const ATTR_DATA32: u16 = 0xc93;
+const ATTR_TSS32_BUSY: u16 = 0x08b;
+const V_INTR_MASKING: u64 = 1 << 24;
+const NESTED_PAGING: u64 = 1 << 0;
+/// TLB_CONTROL: flush everything, or only this guest's ASID.
+const TLB_FLUSH_ALL: u8 = 1;
+const TLB_FLUSH_ASID: u8 = 3;
+
+/// A virtual CPU on SVM, bound to the physical CPU that created it.
+pub struct SvmVcpu {
+    caps: &'static Capabilities,
+    vmcb: Vmcb,
+    regs: GuestRegisters,
+    root: PhysAddr,
+    /// The ASID generation of this vCPU's CPU when it took its ASID (`u64::MAX`: none yet).
+    asid_generation: u64,
+    cpu: u32,
+    long_mode: bool,
+    stage2_generation: u64,
+}
+
+impl SvmVcpu {
+    pub fn new(caps: &'static Capabilities, init: &VcpuInit) -> Result<SvmVcpu, VcpuError> {
+        let (iopm, msrpm) = capabilities::permission_maps().ok_or(VcpuError::NoMemory)?;
+        let page = FRAME_POOL.alloc(1).ok_or(VcpuError::NoMemory)?;
+        // SAFETY: a fresh, identity-mapped frame from the pool, owned by this vCPU.
+        unsafe { core::ptr::write_bytes(page.0 as usize as *mut u8, 0, PAGE_SIZE as usize) };
+        let mut regs = GuestRegisters::default();
+        regs.gpr[guest::gpr::RBX] = init.arg;
+        let vcpu = SvmVcpu {
+            caps,
+            vmcb: Vmcb(page),
+            regs,
+            root: init.stage2_root,
+            asid_generation: u64::MAX,
+            cpu: cpu::current_index(),
+            long_mode: false,
+            stage2_generation: u64::MAX,
+        };
+        let v = &vcpu.vmcb;
+        v.write(vmcb::INTERCEPT_EXCEPTIONS, 1u32 << exit::UD_VECTOR);
+        v.write(
+            vmcb::INTERCEPT_MISC1,
+            misc1::INTR
+                | misc1::NMI
+                | misc1::SMI
+                | misc1::INIT
+                | misc1::CPUID
+                | misc1::INVD
+                | misc1::PAUSE
+                | misc1::HLT
+                | misc1::IOIO
+                | misc1::MSR
+                | misc1::TASK_SWITCH
+                | misc1::SHUTDOWN,
+        );
+        v.write(
+            vmcb::INTERCEPT_MISC2,
+            misc2::VMRUN | misc2::VMMCALL | misc2::VMLOAD | misc2::VMSAVE | misc2::STGI | misc2::CLGI | misc2::SKINIT,
+        );
+        v.write(vmcb::IOPM_BASE, iopm.0);
+        v.write(vmcb::MSRPM_BASE, msrpm.0);
+        v.write(vmcb::VIRTUAL_INTERRUPT, V_INTR_MASKING);
+        v.write(vmcb::NESTED_CONTROL, NESTED_PAGING);
+        v.write(vmcb::NESTED_CR3, init.stage2_root.0);
+        v.write(vmcb::CLEAN_BITS, 0u32);
+
+        for seg in [vmcb::ES, vmcb::SS, vmcb::DS, vmcb::FS, vmcb::GS] {
+            v.write_segment(seg, guest::DATA_SELECTOR, ATTR_DATA32, u32::MAX, 0);
+        }
+        v.write_segment(vmcb::CS, guest::CODE_SELECTOR, ATTR_CODE32, u32::MAX, 0);
+        v.write_segment(vmcb::TR, guest::TASK_SELECTOR, ATTR_TSS32_BUSY, 0x67, 0);
+        v.write_segment(vmcb::LDTR, 0, 0, 0, 0);
+        v.write_segment(vmcb::GDTR, 0, 0, 0, 0);
+        v.write_segment(vmcb::IDTR, 0, 0, 0, 0);
+        v.write(vmcb::CPL, 0u8);
+        v.write(vmcb::EFER, efer::SVME); // VMRUN requires SVME in the guest state
+        v.write(vmcb::CR0, CR0_PE | CR0_ET);
+        v.write(vmcb::CR3, 0u64);
+        v.write(vmcb::CR4, 0u64);
+        v.write(vmcb::DR6, DR6_INIT);
+        v.write(vmcb::DR7, DR7_INIT);
+        v.write(vmcb::RFLAGS, RFLAGS_RESERVED);
+        v.write(vmcb::RIP, init.entry.0);
+        v.write(vmcb::RSP, 0u64);
+        v.write(vmcb::RAX, 0u64);
+        v.write(vmcb::G_PAT, regs::PAT_DEFAULT);
+        Ok(vcpu)
+    }
+
+    pub fn run(&mut self) -> VmExit {
+        assert_eq!(cpu::current_index(), self.cpu, "a vCPU runs only on the CPU that created it");
+        let virt = &cpu::this_cpu().virt;
+        let host_save = virt.host_save();
+        loop {
+            let mut flush = None;
+            if self.asid_generation != virt.asid_generation() {
+                let (asid, generation, new_generation) = virt.take_asid(self.caps.asids);
+                self.asid_generation = generation;
+                self.vmcb.write(vmcb::GUEST_ASID, asid);
+                flush = new_generation.then_some(TLB_FLUSH_ALL);
+            }
+            let generation = crate::stage2::generation();
+            if generation != self.stage2_generation {
+                self.stage2_generation = generation;
+                let own = if self.caps.flush_by_asid { TLB_FLUSH_ASID } else { TLB_FLUSH_ALL };
+                flush = flush.or(Some(own));
+            }
+            if let Some(flush) = flush {
+                self.vmcb.write(vmcb::TLB_CONTROL, flush);
+            }
+            self.vmcb.write(vmcb::RAX, self.regs.gpr[guest::gpr::RAX]);
+            // SAFETY: SVM is enabled on this CPU (the vCPU was created here after enabling
+            // it), the VMCB is complete, and `host_save` is this CPU's save page.
+            unsafe { instructions::run(&mut self.regs, self.vmcb.0 .0, host_save) };
+            self.regs.gpr[guest::gpr::RAX] = self.vmcb.read(vmcb::RAX);
+            self.vmcb.write(vmcb::TLB_CONTROL, 0u8);
+            if let Some(exit) = self.handle_exit() {
+                return exit;
+            }
+        }
+    }
+
+    pub fn hypercall_args(&self) -> HypercallArgs {
+        self.regs.hypercall_args(self.long_mode)
+    }
+
+    pub fn set_hypercall_result(&mut self, value: u64) {
+        self.regs.gpr[guest::gpr::RAX] = value;
+    }
+}
+
+impl Drop for SvmVcpu {
+    fn drop(&mut self) {
+        // The processor keeps no reference to a VMCB between VMRUNs (no clean bits used).
+        FRAME_POOL.free(self.vmcb.0, 1);
+    }
+}

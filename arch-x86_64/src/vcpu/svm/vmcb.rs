@@ -1,0 +1,124 @@
+//! The VMCB layout (AMD APM vol. 2, appendix B: control area at 0x000, state-save area
+//! at 0x400) and typed access to one.
+
+use keel_kernel::mm::PhysAddr;
+
+pub const INTERCEPT_EXCEPTIONS: usize = 0x008;
+pub const INTERCEPT_MISC1: usize = 0x00c;
+pub const INTERCEPT_MISC2: usize = 0x010;
+pub const IOPM_BASE: usize = 0x040;
+pub const MSRPM_BASE: usize = 0x048;
+pub const GUEST_ASID: usize = 0x058;
+pub const TLB_CONTROL: usize = 0x05c;
+pub const VIRTUAL_INTERRUPT: usize = 0x060;
+pub const INTERRUPT_SHADOW: usize = 0x068;
+pub const EXIT_CODE: usize = 0x070;
+pub const EXIT_INFO1: usize = 0x078;
+pub const EXIT_INFO2: usize = 0x080;
+pub const NESTED_CONTROL: usize = 0x090;
+pub const EVENT_INJECTION: usize = 0x0a8;
+pub const NESTED_CR3: usize = 0x0b0;
+pub const CLEAN_BITS: usize = 0x0c0;
+pub const NEXT_RIP: usize = 0x0c8;
+
+/// Segment registers in the state-save area, 16 bytes each: selector (u16), attributes
+/// (u16), limit (u32), base (u64).
+pub const ES: usize = 0x400;
+pub const CS: usize = 0x410;
+pub const SS: usize = 0x420;
+pub const DS: usize = 0x430;
+pub const FS: usize = 0x440;
+pub const GS: usize = 0x450;
+pub const GDTR: usize = 0x460;
+pub const LDTR: usize = 0x470;
+pub const IDTR: usize = 0x480;
+pub const TR: usize = 0x490;
+pub const CPL: usize = 0x4cb;
+pub const EFER: usize = 0x4d0;
+pub const CR4: usize = 0x548;
+pub const CR3: usize = 0x550;
+pub const CR0: usize = 0x558;
+pub const DR7: usize = 0x560;
+pub const DR6: usize = 0x568;
+pub const RFLAGS: usize = 0x570;
+pub const RIP: usize = 0x578;
+pub const RSP: usize = 0x5d8;
+pub const RAX: usize = 0x5f8;
+pub const G_PAT: usize = 0x668;
+
+/// Intercept bits of [`INTERCEPT_MISC1`].
+pub mod misc1 {
+    pub const INTR: u32 = 1 << 0;
+    pub const NMI: u32 = 1 << 1;
+    pub const SMI: u32 = 1 << 2;
+    pub const INIT: u32 = 1 << 3;
+    pub const CPUID: u32 = 1 << 18;
+    pub const INVD: u32 = 1 << 22;
+    pub const PAUSE: u32 = 1 << 23;
+    pub const HLT: u32 = 1 << 24;
+    pub const IOIO: u32 = 1 << 27;
+    pub const MSR: u32 = 1 << 28;
+    pub const TASK_SWITCH: u32 = 1 << 29;
+    pub const SHUTDOWN: u32 = 1 << 31;
+}
+
+/// Intercept bits of [`INTERCEPT_MISC2`]: every SVM instruction (VMRUN is mandatory).
+pub mod misc2 {
+    pub const VMRUN: u32 = 1 << 0;
+    pub const VMMCALL: u32 = 1 << 1;
+    pub const VMLOAD: u32 = 1 << 2;
+    pub const VMSAVE: u32 = 1 << 3;
+    pub const STGI: u32 = 1 << 4;
+    pub const CLGI: u32 = 1 << 5;
+    pub const SKINIT: u32 = 1 << 6;
+}
+
+/// #VMEXIT codes (appendix C).
+pub mod exit_code {
+    pub const EXCEPTION_UD: u64 = 0x46;
+    pub const INTR: u64 = 0x60;
+    pub const NMI: u64 = 0x61;
+    pub const PAUSE: u64 = 0x77;
+    pub const HLT: u64 = 0x78;
+    pub const SHUTDOWN: u64 = 0x7f;
+    pub const VMMCALL: u64 = 0x81;
+    pub const NPF: u64 = 0x400;
+    pub const INVALID: u64 = u64::MAX;
+}
+
+/// A VMCB page Keel owns.
+pub struct Vmcb(pub PhysAddr);
+
+impl Vmcb {
+    fn at<T>(&self, offset: usize) -> *mut T {
+        debug_assert!(offset + core::mem::size_of::<T>() <= 4096);
+        (self.0 .0 as usize + offset) as *mut T
+    }
+
+    pub fn read<T: Copy>(&self, offset: usize) -> T {
+        // SAFETY: the VMCB is an identity-mapped page this vCPU owns; the processor only
+        // writes it during VMRUN, which never overlaps Keel's accesses.
+        unsafe { core::ptr::read_volatile(self.at(offset)) }
+    }
+
+    pub fn write<T: Copy>(&self, offset: usize, value: T) {
+        // SAFETY: as in `read`.
+        unsafe { core::ptr::write_volatile(self.at(offset), value) }
+    }
+
+    /// Writes a segment register of the state-save area.
+    pub fn write_segment(&self, at: usize, selector: u16, attributes: u16, limit: u32, base: u64) {
+        self.write(at, selector);
+        self.write(at + 2, attributes);
+        self.write(at + 4, limit);
+        self.write(at + 8, base);
+    }
+
+    pub fn segment_attributes(&self, at: usize) -> u16 {
+        self.read(at + 2)
+    }
+
+    pub fn segment_base(&self, at: usize) -> u64 {
+        self.read(at + 8)
+    }
+}

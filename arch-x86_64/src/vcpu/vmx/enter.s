@@ -1,0 +1,85 @@
+/* VM entry and exit for VMX (AT&T syntax).
+ *
+ * u64 keel_vmx_enter(GuestRegisters *regs, u64 resume)
+ *   Loads the guest's general-purpose registers from *regs (RSP, RIP and RFLAGS live in
+ *   the VMCS) and executes VMLAUNCH (resume == 0) or VMRESUME. HOST_RSP points at the
+ *   saved *regs pointer, HOST_RIP at keel_vmx_exit, which stores the guest's registers
+ *   back and returns 0. If the instruction fails, it returns 1 (VMfailInvalid) or
+ *   2 (VMfailValid: see the VM-instruction error field).
+ * GuestRegisters: 16 quadwords in x86 encoding order (rax, rcx, rdx, rbx, rsp, rbp, rsi,
+ * rdi, r8..r15); the rsp slot is unused. */
+
+        .set HOST_RSP, 0x6c14
+        .set HOST_RIP, 0x6c16
+
+        .section .text.keel_vmx, "ax"
+        .code64
+        .global keel_vmx_enter
+keel_vmx_enter:
+        push    %rbp
+        push    %rbx
+        push    %r12
+        push    %r13
+        push    %r14
+        push    %r15
+        push    %rdi                        /* regs, found again at the exit */
+        mov     $HOST_RSP, %eax
+        vmwrite %rsp, %rax
+        lea     keel_vmx_exit(%rip), %rdx
+        mov     $HOST_RIP, %eax
+        vmwrite %rdx, %rax
+        test    %rsi, %rsi                  /* MOVs below keep the flags */
+        mov     0x00(%rdi), %rax
+        mov     0x08(%rdi), %rcx
+        mov     0x10(%rdi), %rdx
+        mov     0x18(%rdi), %rbx
+        mov     0x28(%rdi), %rbp
+        mov     0x30(%rdi), %rsi
+        mov     0x40(%rdi), %r8
+        mov     0x48(%rdi), %r9
+        mov     0x50(%rdi), %r10
+        mov     0x58(%rdi), %r11
+        mov     0x60(%rdi), %r12
+        mov     0x68(%rdi), %r13
+        mov     0x70(%rdi), %r14
+        mov     0x78(%rdi), %r15
+        mov     0x38(%rdi), %rdi
+        jnz     1f
+        vmlaunch
+        jmp     2f
+1:      vmresume
+2:      /* Only reached if the entry failed: CF=1 VMfailInvalid, ZF=1 VMfailValid. */
+        mov     $1, %eax
+        jc      3f
+        mov     $2, %eax
+3:      pop     %rdi
+        jmp     4f
+
+keel_vmx_exit:
+        push    %rdi                        /* guest rdi; regs pointer is above it */
+        mov     8(%rsp), %rdi
+        mov     %rax, 0x00(%rdi)
+        mov     %rcx, 0x08(%rdi)
+        mov     %rdx, 0x10(%rdi)
+        mov     %rbx, 0x18(%rdi)
+        mov     %rbp, 0x28(%rdi)
+        mov     %rsi, 0x30(%rdi)
+        mov     %r8, 0x40(%rdi)
+        mov     %r9, 0x48(%rdi)
+        mov     %r10, 0x50(%rdi)
+        mov     %r11, 0x58(%rdi)
+        mov     %r12, 0x60(%rdi)
+        mov     %r13, 0x68(%rdi)
+        mov     %r14, 0x70(%rdi)
+        mov     %r15, 0x78(%rdi)
+        pop     %rax
+        mov     %rax, 0x38(%rdi)
+        pop     %rdi
+        xor     %eax, %eax
+4:      pop     %r15
+        pop     %r14
+        pop     %r13
+        pop     %r12
+        pop     %rbx
+        pop     %rbp
+        ret
