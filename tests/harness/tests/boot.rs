@@ -100,7 +100,10 @@ fn x86_svm_grub_uefi_smp2() {
 #[test]
 #[ignore = "boots QEMU: run through scripts/test"]
 fn x86_svm_without_npt_refuses() {
-    boot(BootTest::new("x86 SVM without NPT", X86_64, &["--cpu", "qemu64", "--test"]).refusal("NPT", QEMU_X86_FAIL));
+    boot(
+        BootTest::new("x86 SVM without NPT", X86_64, &["--cpu", "qemu64", "--test"])
+            .refusal("SVM without nested paging", QEMU_X86_FAIL),
+    );
 }
 
 #[test]
