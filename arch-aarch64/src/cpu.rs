@@ -5,7 +5,7 @@
 //! write), so it works with the MMU off, where exclusive accesses are not reliable.
 
 use crate::regs::{PmcrEl0, VpidrEl2, PMCR_EL0};
-use crate::{console, psci, semihosting, smp, stage2};
+use crate::{boot, console, psci, semihosting, smp, stage2};
 use aarch64_cpu::asm::{self, barrier};
 use aarch64_cpu::registers::*;
 use core::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -121,6 +121,8 @@ impl CpuOps for Cpu {
 /// Powers off: semihosting `SYS_EXIT` with the status for [`PowerOffPath::TestDevice`],
 /// else (or if semihosting is absent) PSCI `SYSTEM_OFF`; parks the CPU if both fail.
 pub fn power_off(path: PowerOffPath, status: ExitStatus) -> ! {
+    // Before the core has read the command line, its options are defaults; boot knows.
+    let path = if boot::core_started() { path } else { boot::failure_exit_path() };
     console::flush();
     if path == PowerOffPath::TestDevice {
         semihosting::exit(if status == ExitStatus::Success { 0 } else { 1 });

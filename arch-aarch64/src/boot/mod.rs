@@ -60,6 +60,8 @@ static PLATFORM: Once<Platform> = Once::new();
 /// Whether `keel.exit=...` is known yet (until then failures try the test exit first).
 static EXIT_KNOWN: AtomicBool = AtomicBool::new(false);
 static EXIT_FIRMWARE: AtomicBool = AtomicBool::new(false);
+/// Whether `keel_main` runs (from then on the core reads the command line itself).
+static CORE_STARTED: AtomicBool = AtomicBool::new(false);
 
 /// The machine description read at boot.
 pub fn platform() -> &'static Platform {
@@ -74,15 +76,26 @@ fn image() -> (Region, u64, u64) {
     (Region { start: head, end }, etext, erodata)
 }
 
-/// Reports a fatal boot problem on whatever console exists and powers off.
-fn fail(args: core::fmt::Arguments<'_>) -> ! {
-    console::emergency(format_args!("[PANIC 0] {args}"));
-    let path = if EXIT_KNOWN.load(Relaxed) && EXIT_FIRMWARE.load(Relaxed) {
+/// Whether the core runs; before that its command-line options are still defaults.
+pub fn core_started() -> bool {
+    CORE_STARTED.load(Relaxed)
+}
+
+/// How to power off during boot: as `keel.exit=` says once the command line is read, else
+/// the test exit first (which falls back to the firmware where absent).
+pub fn failure_exit_path() -> PowerOffPath {
+    if EXIT_KNOWN.load(Relaxed) && EXIT_FIRMWARE.load(Relaxed) {
         PowerOffPath::Firmware
     } else {
         PowerOffPath::TestDevice
-    };
-    cpu::power_off(path, ExitStatus::Failure)
+    }
+}
+
+/// Reports a fatal boot problem on whatever console exists and powers off (the path is
+/// chosen by [`cpu::power_off`] from what boot knows).
+fn fail(args: core::fmt::Arguments<'_>) -> ! {
+    console::emergency(format_args!("[PANIC 0] {args}"));
+    cpu::power_off(PowerOffPath::Firmware, ExitStatus::Failure)
 }
 
 fn map_or_fail(r: Region, m: Mapping, what: &str) {
@@ -170,6 +183,7 @@ extern "C" fn keel_primary_el2(dtb: usize, _load_base: usize, bad_relocations: u
         device_tree: Some(unsafe { core::slice::from_raw_parts(dtb as *const u8, dtb_size) }),
     };
     PLATFORM.call_once(|| platform);
+    CORE_STARTED.store(true, Relaxed);
     // SAFETY: `keel_main` is the platform's Rust entry point, called exactly once.
     unsafe { keel_main(info) }
 }
