@@ -149,6 +149,7 @@ extern "C" fn keel_primary_el2(dtb: usize, _load_base: usize, bad_relocations: u
     let (options, _) = Options::parse(dt::cmdline(&fdt));
     EXIT_FIRMWARE.store(options.power_off == PowerOffPath::Firmware, Relaxed);
     EXIT_KNOWN.store(true, Relaxed);
+    log::set_max_level(options.log_level.to_filter());
     psci::set_conduit(dt::psci_conduit(&fdt));
     if let Some((major, minor)) = psci::version() {
         log::debug!("PSCI {major}.{minor} over {}", psci::conduit().map_or("?", |c| c.name()));
@@ -173,6 +174,7 @@ extern "C" fn keel_primary_el2(dtb: usize, _load_base: usize, bad_relocations: u
     for r in platform.reserved.regions().iter().chain(platform.no_map.regions()) {
         free.remove(pages_out(*r));
     }
+    log_memory(&platform, image, dtb_region, &free);
     let info = BootInfo {
         loader: platform.loader,
         cmdline: platform.cmdline,
@@ -222,4 +224,20 @@ fn map_gic(p: &Platform) {
     for r in [g.cpu_if, g.hyp_if].into_iter().flatten() {
         map_or_fail(r, Mapping::Device, "a GIC CPU interface");
     }
+}
+
+fn log_memory(p: &Platform, image: Region, dtb: Region, free: &MemoryMap) {
+    let show = |what: &str, m: &MemoryMap| {
+        for r in m.regions() {
+            log::debug!("{what} [{:#x}, {:#x})", r.start, r.end);
+        }
+    };
+    log::debug!("image [{:#x}, {:#x}), device tree [{:#x}, {:#x})", image.start, image.end, dtb.start, dtb.end);
+    show("ram", &p.ram);
+    show("reserved", &p.reserved);
+    show("no-map", &p.no_map);
+    for m in p.modules.iter().flatten() {
+        log::debug!("module {} [{:#x}, {:#x})", m.cmdline, m.region.start, m.region.end);
+    }
+    show("free", free);
 }
