@@ -120,6 +120,7 @@ extern "C" fn keel_primary_el2(dtb: usize, _load_base: usize, bad_relocations: u
     cpu::init_el2();
     let (image, etext, erodata) = image();
     let dtb_size = dt::check_header(dtb).unwrap_or_else(|e| fail(format_args!("{e}")));
+    dt::remove_nops(dtb, dtb_size).unwrap_or_else(|e| fail(format_args!("{e}")));
     let dtb_region = Region::new(dtb as u64, dtb_size as u64);
 
     // First map: the image (by section rights) and the device tree; then the MMU goes on.
@@ -137,6 +138,7 @@ extern "C" fn keel_primary_el2(dtb: usize, _load_base: usize, bad_relocations: u
     let config = mmu::compute_config(cpu::vhe());
     // Drop stale cache lines over everything written with the caches off.
     cache::invalidate_to_poc(image.start as usize, image.size() as usize);
+    cache::invalidate_to_poc(dtb, dtb_size);
     mmu::enable(&config);
 
     // MMU and caches on: locks and atomics work from here.

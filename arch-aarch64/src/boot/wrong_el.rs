@@ -11,7 +11,8 @@ use keel_kernel::boot::Options;
 extern "C" fn keel_wrong_el(dtb: usize, el: u64) -> ! {
     // Until the command line says otherwise, try the test exit too.
     let mut test_exit = true;
-    if let Some(fdt) = dt::check_header(dtb).ok().and_then(|size| dt::open(dtb, size)) {
+    let size = dt::check_header(dtb).ok().filter(|&size| dt::remove_nops(dtb, size).is_ok());
+    if let Some(fdt) = size.and_then(|size| dt::open(dtb, size)) {
         if let Ok(uart) = dt::console(&fdt) {
             console::install(uart);
         }

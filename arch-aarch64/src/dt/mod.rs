@@ -4,7 +4,10 @@
 //! The `fdt` crate panics on some malformed trees, so the header is checked by hand first
 //! (before any of it is trusted) and everything here reads properties defensively.
 
+mod blob;
 mod platform;
+
+pub use blob::{check_header, remove_nops};
 
 pub use platform::{parse_platform, GicInfo, GicVersion, Platform, MAX_CPUS};
 
@@ -14,78 +17,6 @@ use core::fmt;
 use fdt::node::FdtNode;
 use fdt::Fdt;
 use keel_kernel::mm::Region;
-
-/// Largest device tree Keel accepts (the Linux boot protocol's limit is 2 MiB).
-const MAX_DTB_SIZE: usize = 2 << 20;
-const FDT_MAGIC: u32 = 0xd00d_feed;
-const HEADER_SIZE: usize = 40;
-
-/// Why the address in x0 is not a usable flattened device tree.
-#[derive(Clone, Copy, Debug)]
-pub enum DtbError {
-    Null,
-    Misaligned(usize),
-    BadMagic(usize, u32),
-    BadSize(usize, usize),
-    BadVersion(u32),
-    BlockOutside(&'static str),
-}
-
-impl fmt::Display for DtbError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match *self {
-            DtbError::Null => write!(f, "no device tree: the loader passed x0 = 0"),
-            DtbError::Misaligned(a) => write!(f, "no device tree: x0 = {a:#x} is not 8-byte aligned"),
-            DtbError::BadMagic(a, m) => {
-                write!(f, "no device tree at x0 = {a:#x}: magic is {m:#010x}, not {FDT_MAGIC:#010x}")
-            }
-            DtbError::BadSize(a, s) => write!(f, "malformed device tree at {a:#x}: total size {s} bytes"),
-            DtbError::BadVersion(v) => write!(f, "malformed device tree: version {v} (need 16 or later)"),
-            DtbError::BlockOutside(b) => write!(f, "malformed device tree: the {b} block lies outside it"),
-        }
-    }
-}
-
-fn be32(bytes: &[u8], off: usize) -> u32 {
-    u32::from_be_bytes([bytes[off], bytes[off + 1], bytes[off + 2], bytes[off + 3]])
-}
-
-/// Checks the header of the device tree at `addr` and returns its total size. Works with
-/// the MMU off (byte reads only).
-pub fn check_header(addr: usize) -> Result<usize, DtbError> {
-    if addr == 0 {
-        return Err(DtbError::Null);
-    }
-    if !addr.is_multiple_of(8) {
-        return Err(DtbError::Misaligned(addr));
-    }
-    // SAFETY: the boot protocol puts the device tree in RAM at x0; reading its 40-byte
-    // header is harmless even if the loader lied (RAM or flash answers any read).
-    let h = unsafe { core::slice::from_raw_parts(addr as *const u8, HEADER_SIZE) };
-    let magic = be32(h, 0);
-    if magic != FDT_MAGIC {
-        return Err(DtbError::BadMagic(addr, magic));
-    }
-    let size = be32(h, 4) as usize;
-    if !(HEADER_SIZE..=MAX_DTB_SIZE).contains(&size) {
-        return Err(DtbError::BadSize(addr, size));
-    }
-    let version = be32(h, 20);
-    if version < 16 {
-        return Err(DtbError::BadVersion(version));
-    }
-    let inside = |off: u32, len: u32| (off as usize).checked_add(len as usize).is_some_and(|end| end <= size);
-    if !inside(be32(h, 8), be32(h, 36)) {
-        return Err(DtbError::BlockOutside("structure"));
-    }
-    if !inside(be32(h, 12), be32(h, 32)) {
-        return Err(DtbError::BlockOutside("strings"));
-    }
-    if !inside(be32(h, 16), 16) {
-        return Err(DtbError::BlockOutside("memory reservation"));
-    }
-    Ok(size)
-}
 
 /// Opens the device tree at `addr` whose header [`check_header`] accepted.
 pub fn open(addr: usize, size: usize) -> Option<Fdt<'static>> {
@@ -98,7 +29,7 @@ pub fn open(addr: usize, size: usize) -> Option<Fdt<'static>> {
 /// Reads a 32-bit property.
 pub fn prop_u32(node: FdtNode<'_, 'static>, name: &str) -> Option<u32> {
     let v = node.property(name)?.value;
-    (v.len() == 4).then(|| be32(v, 0))
+    (v.len() == 4).then(|| u32::from_be_bytes([v[0], v[1], v[2], v[3]]))
 }
 
 /// Reads a 32- or 64-bit property.
