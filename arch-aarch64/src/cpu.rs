@@ -4,7 +4,7 @@
 //! State here is kept in atomics that are only loaded and stored (never read-modify-
 //! write), so it works with the MMU off, where exclusive accesses are not reliable.
 
-use crate::regs::{PmcrEl0, VpidrEl2, PMCR_EL0};
+use crate::regs::{HcrxEl2, HstrEl2, PmcrEl0, VpidrEl2, PMCR_EL0};
 use crate::{boot, console, psci, semihosting, smp, stage2};
 use aarch64_cpu::asm::{self, barrier};
 use aarch64_cpu::registers::*;
@@ -81,11 +81,36 @@ pub fn init_el2() {
     }
     CNTVOFF_EL2.set(0);
     CNTHP_CTL_EL2.set(0);
+    clear_optional_traps();
     VTTBR_EL2.set(0);
     VTCR_EL2.set(stage2::vtcr());
     VpidrEl2.set(MIDR_EL1.get());
     VMPIDR_EL2.set(MPIDR_EL1.get());
     barrier::isb(barrier::SY);
+}
+
+/// Registers whose reset values are unknown and that firmware may leave set: AArch32
+/// CP15 traps, and where implemented the fine-grained traps (FEAT_FGT) and HCRX_EL2
+/// (FEAT_HCX). Zero traps nothing extra, except that the "n"-prefixed fine-grained bits
+/// trap accesses to registers of features guests cannot use yet.
+fn clear_optional_traps() {
+    HstrEl2.set(0);
+    let fgt = (ID_AA64MMFR0_EL1.get() >> 56) & 0xf;
+    if fgt != 0 {
+        HFGRTR_EL2.set(0);
+        HFGWTR_EL2.set(0);
+        HFGITR_EL2.set(0);
+        HDFGRTR_EL2.set(0);
+        HDFGWTR_EL2.set(0);
+        // HAFGRTR_EL2 exists only with AMUv1p1.
+        if (ID_AA64PFR0_EL1.get() >> 44) & 0xf >= 2 {
+            HAFGRTR_EL2.set(0);
+        }
+    }
+    let hcx = (ID_AA64MMFR1_EL1.get() >> 40) & 0xf;
+    if hcx != 0 {
+        HcrxEl2.set(0);
+    }
 }
 
 /// This CPU's MPIDR affinity fields (Aff3..Aff0), as device-tree `reg` values name CPUs.

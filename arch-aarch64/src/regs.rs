@@ -95,6 +95,14 @@ sysreg!(
     VpidrEl2, "S3_4_C0_C0_0", (), rw
 );
 sysreg!(
+    /// Traps of AArch32 EL1 CP15 accesses (`HSTR_EL2`).
+    HstrEl2, "S3_4_C1_C1_3", (), rw
+);
+sysreg!(
+    /// Extended hypervisor configuration (`HCRX_EL2`, FEAT_HCX).
+    HcrxEl2, "S3_4_C1_C2_2", (), rw
+);
+sysreg!(
     /// EL2 physical timer comparator (`CNTHP_CVAL_EL2`).
     CnthpCvalEl2, "S3_4_C14_C2_2", (), rw
 );

@@ -105,6 +105,11 @@ impl GicV2 {
         c.pmr.set(PRIORITY_MASK as u32);
         c.bpr.set(0);
         c.ctlr.set(ENABLE_GROUPS);
+        if let Some(base) = self.hyp_if {
+            // SAFETY: the GICH frame from the device tree, mapped as Device memory. The
+            // virtual interface stays off until guests get a virtual GIC.
+            unsafe { &*(base as *const HypInterface) }.hcr.set(0);
+        }
     }
 
     pub fn enable(&self, irq: u32, on: bool) {

@@ -6,7 +6,7 @@ use crate::dt::{GicInfo, MAX_CPUS};
 use crate::regs::*;
 use crate::{cpu, smp};
 use aarch64_cpu::asm::barrier;
-use aarch64_cpu::registers::{ICC_SRE_EL2, ICH_VTR_EL2, ID_AA64PFR0_EL1};
+use aarch64_cpu::registers::{ICC_SRE_EL2, ICH_HCR_EL2, ICH_VTR_EL2, ID_AA64PFR0_EL1};
 use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use keel_kernel::arch::CpuId;
 use keel_kernel::mm::Region;
@@ -146,7 +146,7 @@ impl GicV3 {
         if base != 0 {
             return base;
         }
-        let base = self.find_redistributor().expect("this CPU has a GICv3 redistributor");
+        let base = self.find_redistributor().expect("no GICv3 redistributor matches this CPU's affinity");
         slot.store(base, Relaxed);
         base
     }
@@ -175,6 +175,8 @@ impl GicV3 {
         ICC_SRE_EL2
             .write(ICC_SRE_EL2::SRE::SET + ICC_SRE_EL2::DFB::SET + ICC_SRE_EL2::DIB::SET + ICC_SRE_EL2::ENABLE::SET);
         barrier::isb(barrier::SY);
+        // The virtual CPU interface stays off until guests get a virtual GIC.
+        ICH_HCR_EL2.set(0);
         IccPmrEl1.set(PRIORITY_MASK);
         IccBpr1El1.set(0);
         IccCtlrEl1.modify(ICC_CTLR_EL1::EOImode::CLEAR);
