@@ -72,8 +72,7 @@ primary_entry:
     msr     vbar_el2, x0
     isb
     mov     x0, x19
-    mov     x1, x20
-    mov     x2, x21
+    mov     x1, x21
     bl      keel_primary_el2            // never returns
     b       keel_park
 

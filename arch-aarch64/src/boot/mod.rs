@@ -115,7 +115,7 @@ fn pages_out(r: Region) -> Region {
 
 /// The boot CPU at EL2, MMU off, on the boot stack, .bss zeroed and relocations applied.
 #[no_mangle]
-extern "C" fn keel_primary_el2(dtb: usize, _load_base: usize, bad_relocations: usize) -> ! {
+extern "C" fn keel_primary_el2(dtb: usize, bad_relocations: usize) -> ! {
     cpu::select_mode();
     cpu::init_el2();
     let (image, etext, erodata) = image();
