@@ -153,11 +153,16 @@ pub fn power_off(path: PowerOffPath, status: ExitStatus) -> ! {
         semihosting::exit(if status == ExitStatus::Success { 0 } else { 1 });
     }
     let err = psci::system_off();
-    console::emergency(format_args!(
-        "[ERROR {}] cannot power off: PSCI SYSTEM_OFF over {} returned {err}; halting this CPU",
-        Cpu::current(),
-        psci::conduit().map_or("no conduit", |c| c.name())
-    ));
+    let cpu = Cpu::current();
+    match psci::conduit() {
+        Some(c) => console::emergency(format_args!(
+            "[ERROR {cpu}] cannot power off: PSCI SYSTEM_OFF over {} failed: {err}; halting this CPU",
+            c.name()
+        )),
+        None => console::emergency(format_args!(
+            "[ERROR {cpu}] cannot power off: the device tree names no PSCI conduit; halting this CPU"
+        )),
+    }
     console::flush();
     park()
 }

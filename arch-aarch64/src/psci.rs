@@ -3,7 +3,9 @@
 //! From EL2 only `smc` can reach firmware; an `hvc` would trap to Keel itself, and the
 //! exception vectors turn it into `NOT_SUPPORTED`.
 
+use aarch64_cpu::registers::ID_AA64PFR0_EL1;
 use core::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use tock_registers::interfaces::Readable;
 
 /// `PSCI_VERSION`.
 const VERSION: u32 = 0x8400_0000;
@@ -109,9 +111,12 @@ pub fn cpu_on(mpidr: u64, entry: usize, context: usize) -> Result<(), PsciError>
 }
 
 /// Powers the system off; returns only if the firmware refused or is absent. Without a
-/// known conduit it tries `smc` (the only one that can reach firmware from EL2).
+/// conduit from the device tree it tries `smc` only where no EL3 exists: there the call is
+/// either undefined (and skipped) or answered by an emulator's built-in PSCI, whereas
+/// unknown EL3 firmware might not return at all.
 pub fn system_off() -> PsciError {
-    if conduit().is_none() {
+    let el3 = (ID_AA64PFR0_EL1.get() >> 12) & 0xf != 0;
+    if conduit().is_none() && !el3 {
         set_conduit(Some(Conduit::Smc));
     }
     match call(SYSTEM_OFF, 0, 0, 0) {
