@@ -118,52 +118,21 @@ fn pages_out(r: Region) -> Region {
 extern "C" fn keel_primary_el2(dtb: usize, bad_relocations: usize) -> ! {
     cpu::select_mode();
     cpu::init_el2();
-    let (image, etext, erodata) = image();
     let dtb_size = dt::check_header(dtb).unwrap_or_else(|e| fail(format_args!("{e}")));
     dt::remove_nops(dtb, dtb_size).unwrap_or_else(|e| fail(format_args!("{e}")));
     let dtb_region = Region::new(dtb as u64, dtb_size as u64);
-
-    // First map: the image (by section rights) and the device tree; then the MMU goes on.
-    if image.start % PAGE_SIZE != 0 {
-        fail(format_args!("Keel was loaded at {:#x}, which is not 4 KiB aligned", image.start));
-    }
-    map_or_fail(Region { start: image.start, end: etext }, Mapping::Text, "Keel's code");
-    map_or_fail(Region { start: etext, end: erodata }, Mapping::ReadOnly, "Keel's read-only data");
-    map_or_fail(Region { start: erodata, end: image.end }, Mapping::ReadWrite, "Keel's data");
-    let dtb_pages = pages_out(dtb_region);
-    if dtb_pages.start < image.end && image.start < dtb_pages.end {
-        fail(format_args!("the device tree at {dtb:#x} overlaps Keel's image"));
-    }
-    map_or_fail(dtb_pages, Mapping::ReadOnly, "the device tree");
-    let config = mmu::compute_config(cpu::vhe());
-    // Drop stale cache lines over everything written with the caches off.
-    cache::invalidate_to_poc(image.start as usize, image.size() as usize);
-    cache::invalidate_to_poc(dtb, dtb_size);
-    mmu::enable(&config);
+    let (image, dtb_pages) = first_map(dtb_region);
 
     // MMU and caches on: locks and atomics work from here.
     let fdt = dt::open(dtb, dtb_size).unwrap_or_else(|| fail(format_args!("malformed device tree at {dtb:#x}")));
-    let uart = dt::console(&fdt).unwrap_or_else(|e| fail(format_args!("{e}")));
-    let uart_region = Region::new(uart.base() as u64, uart.span() as u64);
-    map_or_fail(uart_region, Mapping::Device, "the console UART");
-    console::install(uart);
-    console::init_kernel_console(|| crate::cpu::Cpu::current().0);
-    let (options, _) = Options::parse(dt::cmdline(&fdt));
-    EXIT_FIRMWARE.store(options.power_off == PowerOffPath::Firmware, Relaxed);
-    EXIT_KNOWN.store(true, Relaxed);
-    log::set_max_level(options.log_level.to_filter());
-    psci::set_conduit(dt::psci_conduit(&fdt));
-    if let Some((major, minor)) = psci::version() {
-        log::debug!("PSCI {major}.{minor} over {}", psci::conduit().map_or("?", |c| c.name()));
-    }
+    start_console(&fdt);
     if bad_relocations != 0 {
         fail(format_args!("Keel's image has {bad_relocations} relocations of a kind other than R_AARCH64_RELATIVE"));
     }
-
     let mut platform = dt::parse_platform(&fdt).unwrap_or_else(|e| fail(format_args!("{e}")));
     platform.reserved.add(image);
     platform.reserved.add(dtb_pages);
-    let mapped_ram = map_ram(&platform, image, dtb_pages);
+    let mut free = map_ram(&platform, image, dtb_pages);
     map_gic(&platform);
     timer::set_irq(platform.hyp_timer_irq.unwrap_or(timer::irq()));
     smp::record_boot_cpu();
@@ -172,7 +141,6 @@ extern "C" fn keel_primary_el2(dtb: usize, bad_relocations: usize) -> ! {
     }
     irq::Gic::init_cpu();
 
-    let mut free = mapped_ram;
     for r in platform.reserved.regions().iter().chain(platform.no_map.regions()) {
         free.remove(pages_out(*r));
     }
@@ -192,8 +160,48 @@ extern "C" fn keel_primary_el2(dtb: usize, bad_relocations: usize) -> ! {
     unsafe { keel_main(info) }
 }
 
+/// Maps Keel's image (code, read-only data, read-write data) and the device tree, then
+/// switches the MMU on. Returns the image and the device tree's pages.
+fn first_map(dtb: Region) -> (Region, Region) {
+    let (image, etext, erodata) = image();
+    if image.start % PAGE_SIZE != 0 {
+        fail(format_args!("Keel was loaded at {:#x}, which is not 4 KiB aligned", image.start));
+    }
+    let dtb_pages = pages_out(dtb);
+    if dtb_pages.start < image.end && image.start < dtb_pages.end {
+        fail(format_args!("the device tree at {:#x} overlaps Keel's image", dtb.start));
+    }
+    map_or_fail(Region { start: image.start, end: etext }, Mapping::Text, "Keel's code");
+    map_or_fail(Region { start: etext, end: erodata }, Mapping::ReadOnly, "Keel's read-only data");
+    map_or_fail(Region { start: erodata, end: image.end }, Mapping::ReadWrite, "Keel's data");
+    map_or_fail(dtb_pages, Mapping::ReadOnly, "the device tree");
+    let config = mmu::compute_config(cpu::vhe());
+    // Drop stale cache lines over everything written with the caches off.
+    cache::invalidate_to_poc(image.start as usize, image.size() as usize);
+    cache::invalidate_to_poc(dtb.start as usize, dtb.size() as usize);
+    mmu::enable(&config);
+    (image, dtb_pages)
+}
+
+/// Maps and installs the console UART, then reads what boot needs from the command line
+/// (log level, how to power off) and the PSCI conduit.
+fn start_console(fdt: &fdt::Fdt<'static>) {
+    let uart = dt::console(fdt).unwrap_or_else(|e| fail(format_args!("{e}")));
+    map_or_fail(Region::new(uart.base() as u64, uart.span() as u64), Mapping::Device, "the console UART");
+    console::install(uart);
+    console::init_kernel_console(|| cpu::Cpu::current().0);
+    let (options, _) = Options::parse(dt::cmdline(fdt));
+    EXIT_FIRMWARE.store(options.power_off == PowerOffPath::Firmware, Relaxed);
+    EXIT_KNOWN.store(true, Relaxed);
+    log::set_max_level(options.log_level.to_filter());
+    psci::set_conduit(dt::psci_conduit(fdt));
+    if let Some((major, minor)) = psci::version() {
+        log::debug!("PSCI {major}.{minor} over {}", psci::conduit().map_or("?", |c| c.name()));
+    }
+}
+
 /// Maps all RAM except `no-map` reservations and what the first map covers; returns the
-/// RAM that is mapped read-write (candidates for free memory).
+/// RAM that is mapped read-write (the candidates for free memory).
 fn map_ram(p: &Platform, image: Region, dtb_pages: Region) -> MemoryMap {
     let mut ram = MemoryMap::new();
     for r in p.ram.regions() {
