@@ -195,6 +195,9 @@ fn start_console(fdt: &fdt::Fdt<'static>) {
     EXIT_KNOWN.store(true, Relaxed);
     log::set_max_level(options.log_level.to_filter());
     psci::set_conduit(dt::psci_conduit(fdt));
+    if psci::conduit() == Some(psci::Conduit::Hvc) {
+        log::warn!("the device tree's PSCI conduit is hvc, which from EL2 reaches Keel itself: no secondary CPUs, no PSCI power-off");
+    }
     if let Some((major, minor)) = psci::version() {
         log::debug!("PSCI {major}.{minor} over {}", psci::conduit().map_or("?", |c| c.name()));
     }
