@@ -1,0 +1,159 @@
+// EL2 exception vectors and the guest world switch.
+//
+// Keel runs on SP_EL2 with interrupts masked. An exception from EL2 itself saves a
+// `TrapFrame` and calls `keel_el2_trap`, which either fixes it up and returns (the frame is
+// restored, then ERET) or reports it and powers off. An exception from a guest (EL1/EL0)
+// ends `keel_guest_enter`: the guest's registers go back into its `GuestRegs` and the
+// vector slot (8-15) is returned to the caller of `keel_guest_enter`.
+// Operands in braces come from Rust (global_asm! const).
+
+.macro VECTOR_TRAP slot
+    .balign 128
+    sub     sp, sp, #{TRAP_FRAME_SIZE}
+    stp     x0, x1, [sp]
+    mov     x1, #\slot
+    b       el2_trap_common
+.endm
+
+.macro VECTOR_GUEST slot
+    .balign 128
+    stp     x0, x1, [sp, #-16]!
+    mov     x1, #\slot
+    b       guest_exit_common
+.endm
+
+    .section .text.vectors, "ax"
+    .balign 2048
+    .global keel_el2_vectors
+keel_el2_vectors:
+    VECTOR_TRAP 0                       // current EL, SP_EL0: sync
+    VECTOR_TRAP 1                       //   IRQ
+    VECTOR_TRAP 2                       //   FIQ
+    VECTOR_TRAP 3                       //   SError
+    VECTOR_TRAP 4                       // current EL, SP_EL2: sync
+    VECTOR_TRAP 5                       //   IRQ
+    VECTOR_TRAP 6                       //   FIQ
+    VECTOR_TRAP 7                       //   SError
+    VECTOR_GUEST 8                      // lower EL, AArch64: sync
+    VECTOR_GUEST 9                      //   IRQ
+    VECTOR_GUEST 10                     //   FIQ
+    VECTOR_GUEST 11                     //   SError
+    VECTOR_GUEST 12                     // lower EL, AArch32: sync
+    VECTOR_GUEST 13                     //   IRQ
+    VECTOR_GUEST 14                     //   FIQ
+    VECTOR_GUEST 15                     //   SError
+
+// x0/x1 of the interrupted code are at [sp], x1 = vector slot.
+el2_trap_common:
+    stp     x2, x3, [sp, #16]
+    stp     x4, x5, [sp, #32]
+    stp     x6, x7, [sp, #48]
+    stp     x8, x9, [sp, #64]
+    stp     x10, x11, [sp, #80]
+    stp     x12, x13, [sp, #96]
+    stp     x14, x15, [sp, #112]
+    stp     x16, x17, [sp, #128]
+    stp     x18, x19, [sp, #144]
+    stp     x20, x21, [sp, #160]
+    stp     x22, x23, [sp, #176]
+    stp     x24, x25, [sp, #192]
+    stp     x26, x27, [sp, #208]
+    stp     x28, x29, [sp, #224]
+    add     x2, sp, #{TRAP_FRAME_SIZE}
+    stp     x30, x2, [sp, #240]         // x30, the interrupted SP
+    mrs     x2, elr_el2
+    mrs     x3, spsr_el2
+    stp     x2, x3, [sp, #{TF_ELR}]
+    mov     x0, sp
+    bl      keel_el2_trap               // returns only if the exception was fixed up
+    ldp     x2, x3, [sp, #{TF_ELR}]
+    msr     elr_el2, x2
+    msr     spsr_el2, x3
+    ldp     x0, x1, [sp]
+    ldp     x2, x3, [sp, #16]
+    ldp     x4, x5, [sp, #32]
+    ldp     x6, x7, [sp, #48]
+    ldp     x8, x9, [sp, #64]
+    ldp     x10, x11, [sp, #80]
+    ldp     x12, x13, [sp, #96]
+    ldp     x14, x15, [sp, #112]
+    ldp     x16, x17, [sp, #128]
+    ldp     x18, x19, [sp, #144]
+    ldp     x20, x21, [sp, #160]
+    ldp     x22, x23, [sp, #176]
+    ldp     x24, x25, [sp, #192]
+    ldp     x26, x27, [sp, #208]
+    ldp     x28, x29, [sp, #224]
+    ldr     x30, [sp, #240]
+    add     sp, sp, #{TRAP_FRAME_SIZE}
+    eret
+    dsb     nsh
+    isb
+
+// u64 keel_guest_enter(GuestRegs *regs): runs the guest until an exception reaches EL2;
+// returns the vector slot. The caller has loaded the guest's EL1 state and HCR_EL2.
+    .global keel_guest_enter
+keel_guest_enter:
+    sub     sp, sp, #{HOST_FRAME_SIZE}
+    str     x0, [sp]                    // found again by guest_exit_common
+    stp     x19, x20, [sp, #16]
+    stp     x21, x22, [sp, #32]
+    stp     x23, x24, [sp, #48]
+    stp     x25, x26, [sp, #64]
+    stp     x27, x28, [sp, #80]
+    stp     x29, x30, [sp, #96]
+    ldp     x1, x2, [x0, #{GR_PC}]
+    msr     elr_el2, x1
+    msr     spsr_el2, x2
+    ldp     x2, x3, [x0, #16]
+    ldp     x4, x5, [x0, #32]
+    ldp     x6, x7, [x0, #48]
+    ldp     x8, x9, [x0, #64]
+    ldp     x10, x11, [x0, #80]
+    ldp     x12, x13, [x0, #96]
+    ldp     x14, x15, [x0, #112]
+    ldp     x16, x17, [x0, #128]
+    ldp     x18, x19, [x0, #144]
+    ldp     x20, x21, [x0, #160]
+    ldp     x22, x23, [x0, #176]
+    ldp     x24, x25, [x0, #192]
+    ldp     x26, x27, [x0, #208]
+    ldp     x28, x29, [x0, #224]
+    ldr     x30, [x0, #240]
+    ldp     x0, x1, [x0]
+    eret
+    dsb     nsh
+    isb
+
+// The guest's x0/x1 are at [sp], its GuestRegs pointer at [sp + 16], x1 = vector slot.
+guest_exit_common:
+    ldr     x0, [sp, #16]
+    stp     x2, x3, [x0, #16]
+    stp     x4, x5, [x0, #32]
+    stp     x6, x7, [x0, #48]
+    stp     x8, x9, [x0, #64]
+    stp     x10, x11, [x0, #80]
+    stp     x12, x13, [x0, #96]
+    stp     x14, x15, [x0, #112]
+    stp     x16, x17, [x0, #128]
+    stp     x18, x19, [x0, #144]
+    stp     x20, x21, [x0, #160]
+    stp     x22, x23, [x0, #176]
+    stp     x24, x25, [x0, #192]
+    stp     x26, x27, [x0, #208]
+    stp     x28, x29, [x0, #224]
+    str     x30, [x0, #240]
+    ldp     x2, x3, [sp], #16
+    stp     x2, x3, [x0]
+    mrs     x2, elr_el2
+    mrs     x3, spsr_el2
+    stp     x2, x3, [x0, #{GR_PC}]
+    mov     x0, x1
+    ldp     x19, x20, [sp, #16]
+    ldp     x21, x22, [sp, #32]
+    ldp     x23, x24, [sp, #48]
+    ldp     x25, x26, [sp, #64]
+    ldp     x27, x28, [sp, #80]
+    ldp     x29, x30, [sp, #96]
+    add     sp, sp, #{HOST_FRAME_SIZE}
+    ret

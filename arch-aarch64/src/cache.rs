@@ -1,0 +1,48 @@
+//! Data- and instruction-cache maintenance by address, for memory shared with agents
+//! that do not snoop Keel's caches: CPUs with their MMU off (secondaries starting up,
+//! guests booting with stage 1 off) and Keel itself before its MMU is on.
+
+use crate::regs::{CtrEl0, CTR_EL0};
+use aarch64_cpu::asm::barrier;
+use tock_registers::interfaces::Readable;
+
+fn line_size() -> usize {
+    4 << CtrEl0.read(CTR_EL0::DminLine)
+}
+
+fn for_each_line(start: usize, len: usize, op: impl Fn(usize)) {
+    if len == 0 {
+        return;
+    }
+    let line = line_size();
+    let mut addr = start & !(line - 1);
+    let end = start.saturating_add(len);
+    while addr < end {
+        op(addr);
+        addr += line;
+    }
+    barrier::dsb(barrier::SY);
+}
+
+/// Writes dirty lines of `[start, start + len)` back to the point of coherency.
+pub fn clean_to_poc(start: usize, len: usize) {
+    // SAFETY: `dc cvac` only writes back cache lines; memory contents do not change.
+    for_each_line(start, len, |a| unsafe { core::arch::asm!("dc cvac, {}", in(reg) a, options(nostack)) });
+}
+
+/// Discards cached copies of `[start, start + len)`, so reads see memory. Only for memory
+/// that was written with caches off and holds no dirty lines (the boot protocol's
+/// guarantee for Keel's image).
+pub fn invalidate_to_poc(start: usize, len: usize) {
+    // SAFETY: the caller guarantees no dirty line in the range holds newer data than
+    // memory, so discarding lines loses nothing.
+    for_each_line(start, len, |a| unsafe { core::arch::asm!("dc ivac, {}", in(reg) a, options(nostack)) });
+}
+
+/// Invalidates every instruction cache in the inner-shareable domain.
+pub fn invalidate_icache_all() {
+    // SAFETY: instruction-cache invalidation has no effect on data.
+    unsafe { core::arch::asm!("ic ialluis", options(nostack)) };
+    barrier::dsb(barrier::ISH);
+    barrier::isb(barrier::SY);
+}

@@ -1,0 +1,103 @@
+//! The console: the UART from `/chosen/stdout-path`, as the kernel's console sink and as
+//! the early and emergency output path.
+//!
+//! The UART is kept in plain atomics (loads and stores only, no read-modify-write) so it
+//! can be installed and used while the MMU is off, when exclusive accesses are not
+//! reliable. Before a UART is known, output falls back to semihosting (`SYS_WRITE0`),
+//! which is skipped harmlessly where no debugger or emulator answers.
+
+use crate::semihosting;
+use crate::uart::{Ns16550, Pl011, Uart};
+use core::fmt::{self, Write};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering::Relaxed};
+use keel_kernel::console::ConsoleSink;
+
+const NONE: u32 = 0;
+const PL011: u32 = 1;
+const NS16550: u32 = 2;
+
+static KIND: AtomicU32 = AtomicU32::new(NONE);
+static BASE: AtomicUsize = AtomicUsize::new(0);
+static SHIFT: AtomicU32 = AtomicU32::new(0);
+static WIDTH: AtomicU32 = AtomicU32::new(1);
+/// Whether the kernel's console (line locking, log formats) is installed.
+static KERNEL_CONSOLE: AtomicBool = AtomicBool::new(false);
+
+/// Makes `uart` the console. Called on the boot CPU before any other CPU runs.
+pub fn install(uart: Uart) {
+    uart.enable();
+    match uart {
+        Uart::Pl011(u) => {
+            BASE.store(u.base, Relaxed);
+            KIND.store(PL011, Relaxed);
+        }
+        Uart::Ns16550(u) => {
+            BASE.store(u.base, Relaxed);
+            SHIFT.store(u.reg_shift, Relaxed);
+            WIDTH.store(u.io_width, Relaxed);
+            KIND.store(NS16550, Relaxed);
+        }
+    }
+}
+
+/// The console UART, once installed.
+pub fn uart() -> Option<Uart> {
+    let base = BASE.load(Relaxed);
+    match KIND.load(Relaxed) {
+        PL011 => Some(Uart::Pl011(Pl011 { base })),
+        NS16550 => Some(Uart::Ns16550(Ns16550 { base, reg_shift: SHIFT.load(Relaxed), io_width: WIDTH.load(Relaxed) })),
+        _ => None,
+    }
+}
+
+/// The kernel's view of the console.
+pub struct Sink;
+
+impl ConsoleSink for Sink {
+    fn write_str(&self, s: &str) {
+        write_raw(s);
+    }
+}
+
+static SINK: Sink = Sink;
+
+/// Installs the kernel's console and logger on top of the UART (MMU on: the kernel's
+/// console uses locks).
+pub fn init_kernel_console(cpu: fn() -> u32) {
+    keel_kernel::console::init(&SINK, cpu, log::LevelFilter::Info);
+    KERNEL_CONSOLE.store(true, Relaxed);
+}
+
+/// Writes `s` to the UART, or to semihosting if there is no UART yet.
+pub fn write_raw(s: &str) {
+    match uart() {
+        Some(u) => u.write_str(s),
+        None => semihosting::write(s),
+    }
+}
+
+/// Waits until the UART has sent everything.
+pub fn flush() {
+    if let Some(u) = uart() {
+        u.flush();
+    }
+}
+
+/// Prints one line on whatever console exists, even if another CPU holds the console
+/// lock or the kernel's console is not up yet (boot failures, exception reports).
+pub fn emergency(args: fmt::Arguments<'_>) {
+    if KERNEL_CONSOLE.load(Relaxed) {
+        keel_kernel::console::emergency(args);
+    } else {
+        let _ = writeln!(Raw, "{args}");
+    }
+}
+
+struct Raw;
+
+impl Write for Raw {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        write_raw(s);
+        Ok(())
+    }
+}

@@ -1,0 +1,175 @@
+//! The physical CPU at EL2: VHE or nVHE, the per-CPU EL2 register state, and
+//! [`CpuOps`] (identity, idling, secondary start-up, power-off).
+//!
+//! State here is kept in atomics that are only loaded and stored (never read-modify-
+//! write), so it works with the MMU off, where exclusive accesses are not reliable.
+
+use crate::regs::{HcrxEl2, HstrEl2, PmcrEl0, VpidrEl2, PMCR_EL0};
+use crate::{boot, console, psci, semihosting, smp, stage2};
+use aarch64_cpu::asm::{self, barrier};
+use aarch64_cpu::registers::*;
+use core::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use keel_kernel::arch::{CpuId, CpuOps, ExitStatus, PowerOffPath};
+use tock_registers::interfaces::{Readable, Writeable};
+
+/// SCTLR_EL2 bits that must be 1 (also valid in the E2H layout): MMU and caches off.
+pub const SCTLR_EL2_RES1: u64 = 0x30c5_0830;
+
+static VHE: AtomicBool = AtomicBool::new(false);
+static AT_EL2: AtomicBool = AtomicBool::new(false);
+
+/// Whether Keel runs with the Virtualization Host Extensions (HCR_EL2.E2H = 1).
+pub fn vhe() -> bool {
+    VHE.load(Relaxed)
+}
+
+/// Whether Keel runs at EL2 (false only on the path that reports a wrong entry level).
+pub fn at_el2() -> bool {
+    AT_EL2.load(Relaxed)
+}
+
+/// Picks VHE if the CPU has it (ID_AA64MMFR1_EL1.VH), nVHE otherwise. Boot CPU, once.
+pub fn select_mode() {
+    VHE.store(ID_AA64MMFR1_EL1.read(ID_AA64MMFR1_EL1::VH) != 0, Relaxed);
+    AT_EL2.store(true, Relaxed);
+}
+
+/// HCR_EL2 while Keel itself runs. VHE: the EL2&0 regime hosts Keel (E2H, TGE).
+/// nVHE: physical interrupts and SErrors are routed to EL2 (IMO, FMO, AMO).
+pub fn host_hcr() -> u64 {
+    let common = HCR_EL2::RW::EL1IsAarch64;
+    let mode = if vhe() {
+        HCR_EL2::E2H::EnableOsAtEl2 + HCR_EL2::TGE::EnableTrapGeneralExceptionsToEl2
+    } else {
+        HCR_EL2::IMO::SET + HCR_EL2::FMO::SET + HCR_EL2::AMO::SET
+    };
+    (common + mode).value
+}
+
+/// Sets this CPU's EL2 control registers: HCR, traps, counters, stage 2 off. Runs on
+/// every CPU before its MMU is on.
+pub fn init_el2() {
+    HCR_EL2.set(host_hcr());
+    barrier::isb(barrier::SY);
+    // Floating point and SIMD are not trapped (Keel itself never uses them); SVE and SME
+    // are (the guest context does not hold their state yet).
+    if vhe() {
+        const FPEN_NO_TRAP: u64 = 3 << 20;
+        CPTR_EL2.set(FPEN_NO_TRAP);
+    } else {
+        const CPTR_EL2_RES1_TZ_TSM: u64 = 0x33ff;
+        CPTR_EL2.set(CPTR_EL2_RES1_TZ_TSM);
+    }
+    // Guests' debug and performance-monitor register accesses trap to EL2.
+    let pmu = ID_AA64DFR0_EL1.read(ID_AA64DFR0_EL1::PMUVer);
+    let counters = if pmu != 0 && pmu != 0xf { PmcrEl0.read(PMCR_EL0::N) } else { 0 };
+    MDCR_EL2.write(
+        MDCR_EL2::HPMN.val(counters)
+            + MDCR_EL2::TPMCR::SET
+            + MDCR_EL2::TPM::SET
+            + MDCR_EL2::TDA::SET
+            + MDCR_EL2::TDOSA::SET
+            + MDCR_EL2::TDRA::SET,
+    );
+    // Guests may use the EL1 physical counter and timer directly.
+    if vhe() {
+        const EL1PCTEN_E2H: u64 = 1 << 10;
+        const EL1PCEN_E2H: u64 = 1 << 11;
+        CNTHCTL_EL2.set(EL1PCTEN_E2H | EL1PCEN_E2H);
+    } else {
+        CNTHCTL_EL2.write(CNTHCTL_EL2::EL1PCTEN::SET + CNTHCTL_EL2::EL1PCEN::SET);
+    }
+    CNTVOFF_EL2.set(0);
+    CNTHP_CTL_EL2.set(0);
+    clear_optional_traps();
+    VTTBR_EL2.set(0);
+    VTCR_EL2.set(stage2::vtcr());
+    VpidrEl2.set(MIDR_EL1.get());
+    VMPIDR_EL2.set(MPIDR_EL1.get());
+    barrier::isb(barrier::SY);
+}
+
+/// Registers whose reset values are unknown and that firmware may leave set: AArch32
+/// CP15 traps, and where implemented the fine-grained traps (FEAT_FGT) and HCRX_EL2
+/// (FEAT_HCX). Zero traps nothing extra, except that the "n"-prefixed fine-grained bits
+/// trap accesses to registers of features guests cannot use yet.
+fn clear_optional_traps() {
+    HstrEl2.set(0);
+    let fgt = (ID_AA64MMFR0_EL1.get() >> 56) & 0xf;
+    if fgt != 0 {
+        HFGRTR_EL2.set(0);
+        HFGWTR_EL2.set(0);
+        HFGITR_EL2.set(0);
+        HDFGRTR_EL2.set(0);
+        HDFGWTR_EL2.set(0);
+        // HAFGRTR_EL2 exists only with AMUv1p1.
+        if (ID_AA64PFR0_EL1.get() >> 44) & 0xf >= 2 {
+            HAFGRTR_EL2.set(0);
+        }
+    }
+    let hcx = (ID_AA64MMFR1_EL1.get() >> 40) & 0xf;
+    if hcx != 0 {
+        HcrxEl2.set(0);
+    }
+}
+
+/// This CPU's MPIDR affinity fields (Aff3..Aff0), as device-tree `reg` values name CPUs.
+pub fn mpidr_affinity() -> u64 {
+    MPIDR_EL1.get() & 0xff_00ff_ffff
+}
+
+/// Processor control for the calling CPU.
+pub struct Cpu;
+
+impl CpuOps for Cpu {
+    fn current() -> CpuId {
+        if !at_el2() {
+            return CpuId(0);
+        }
+        CpuId(TPIDR_EL2.get() as u32)
+    }
+
+    fn halt() {
+        barrier::dsb(barrier::SY);
+        asm::wfi();
+    }
+
+    fn start_secondaries(entry: fn(CpuId) -> !) -> u32 {
+        smp::start_secondaries(entry)
+    }
+
+    fn power_off(path: PowerOffPath, status: ExitStatus) -> ! {
+        power_off(path, status)
+    }
+}
+
+/// Powers off: semihosting `SYS_EXIT` with the status for [`PowerOffPath::TestDevice`],
+/// else (or if semihosting is absent) PSCI `SYSTEM_OFF`; parks the CPU if both fail.
+pub fn power_off(path: PowerOffPath, status: ExitStatus) -> ! {
+    // Before the core has read the command line, its options are defaults; boot knows.
+    let path = if boot::core_started() { path } else { boot::failure_exit_path() };
+    console::flush();
+    if path == PowerOffPath::TestDevice {
+        semihosting::exit(if status == ExitStatus::Success { 0 } else { 1 });
+    }
+    let err = psci::system_off();
+    let cpu = Cpu::current();
+    match psci::conduit() {
+        Some(c) => console::emergency(format_args!(
+            "[ERROR {cpu}] cannot power off: PSCI SYSTEM_OFF over {} failed: {err}; halting this CPU",
+            c.name()
+        )),
+        None => console::emergency(format_args!(
+            "[ERROR {cpu}] cannot power off: the device tree names no PSCI conduit; halting this CPU"
+        )),
+    }
+    console::flush();
+    park()
+}
+
+/// Stops this CPU for good.
+pub fn park() -> ! {
+    loop {
+        asm::wfi();
+    }
+}

@@ -1,0 +1,112 @@
+//! The host's physical interrupt controller: GICv3 or GICv2, as the device tree says,
+//! chosen once at boot.
+
+mod gicv2;
+mod gicv3;
+
+use crate::cpu::Cpu;
+use crate::dt::{GicInfo, GicVersion};
+use gicv2::GicV2;
+use gicv3::GicV3;
+use keel_kernel::arch::{CpuId, CpuOps, InterruptController, IrqNumber};
+use spin::Once;
+
+/// The SGI Keel uses to wake another CPU.
+pub const WAKEUP_SGI: u32 = 0;
+/// Priority of every interrupt Keel configures (four byte lanes).
+const ALL_PRIORITIES: u32 = 0xa0a0_a0a0;
+/// CPU-interface priority mask: let everything numerically below 0xf0 through.
+const PRIORITY_MASK: u64 = 0xf0;
+
+enum Driver {
+    V2(GicV2),
+    V3(GicV3),
+}
+
+static DRIVER: Once<Driver> = Once::new();
+
+fn current_index() -> usize {
+    Cpu::current().0 as usize
+}
+
+/// Sets up the distributor (boot CPU, once).
+pub fn init(info: &GicInfo) -> Result<(), &'static str> {
+    let driver = DRIVER.call_once(|| match info.version {
+        GicVersion::V2 => Driver::V2(GicV2::new(info)),
+        GicVersion::V3 => Driver::V3(GicV3::new(info)),
+    });
+    match driver {
+        Driver::V2(g) => g.init(),
+        Driver::V3(g) => g.init(),
+    }
+}
+
+/// 2 or 3.
+pub fn version() -> Option<u32> {
+    DRIVER.get().map(|d| match d {
+        Driver::V2(_) => 2,
+        Driver::V3(_) => 3,
+    })
+}
+
+/// The number of list registers of the virtual CPU interface, or why it is unknown.
+pub fn list_registers() -> Result<u32, &'static str> {
+    match DRIVER.get() {
+        Some(Driver::V3(g)) => Ok(g.list_registers()),
+        Some(Driver::V2(g)) => g.list_registers().ok_or("unknown (no GICH frame in the device tree)"),
+        None => Err("unknown (no interrupt controller)"),
+    }
+}
+
+/// The interrupt controller, per calling CPU.
+pub struct Gic;
+
+impl InterruptController for Gic {
+    fn init_cpu() {
+        match DRIVER.get() {
+            Some(Driver::V2(g)) => g.init_cpu(),
+            Some(Driver::V3(g)) => g.init_cpu(),
+            None => {}
+        }
+    }
+
+    fn enable(irq: IrqNumber) {
+        match DRIVER.get() {
+            Some(Driver::V2(g)) => g.enable(irq.0, true),
+            Some(Driver::V3(g)) => g.enable(irq.0, true),
+            None => {}
+        }
+    }
+
+    fn disable(irq: IrqNumber) {
+        match DRIVER.get() {
+            Some(Driver::V2(g)) => g.enable(irq.0, false),
+            Some(Driver::V3(g)) => g.enable(irq.0, false),
+            None => {}
+        }
+    }
+
+    fn acknowledge() -> Option<IrqNumber> {
+        match DRIVER.get()? {
+            Driver::V2(g) => g.acknowledge(),
+            Driver::V3(g) => g.acknowledge(),
+        }
+        .map(IrqNumber)
+    }
+
+    fn end_of_interrupt(irq: IrqNumber) {
+        match DRIVER.get() {
+            Some(Driver::V2(g)) => g.end_of_interrupt(irq.0),
+            Some(Driver::V3(g)) => g.end_of_interrupt(irq.0),
+            None => {}
+        }
+    }
+
+    fn send_ipi(target: CpuId) {
+        match DRIVER.get() {
+            Some(Driver::V2(g)) => g.send_sgi(target, WAKEUP_SGI),
+            Some(Driver::V3(g)) => g.send_sgi(target, WAKEUP_SGI),
+            None => {}
+        }
+    }
+}

@@ -1,0 +1,62 @@
+//! 16550-compatible UARTs (`ns16550a`, `snps,dw-apb-uart`, ...): transmit only, polled.
+//! Registers are `1 << reg_shift` bytes apart and accessed `reg_io_width` bytes wide, as
+//! the device tree says.
+
+use tock_registers::interfaces::{Readable, Writeable};
+use tock_registers::registers::ReadWrite;
+
+const THR: usize = 0;
+const LSR: usize = 5;
+/// Line status: transmit holding register empty.
+const LSR_THRE: u32 = 1 << 5;
+/// Line status: transmitter empty (holding and shift register).
+const LSR_TEMT: u32 = 1 << 6;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ns16550 {
+    pub base: usize,
+    pub reg_shift: u32,
+    /// 1 or 4 bytes.
+    pub io_width: u32,
+}
+
+impl Ns16550 {
+    fn read(&self, reg: usize) -> u32 {
+        let addr = self.base + (reg << self.reg_shift);
+        // SAFETY: `addr` is a register of this UART (device tree `reg`, mapped as Device
+        // memory or the MMU is off), naturally aligned for `io_width`.
+        unsafe {
+            if self.io_width == 4 {
+                (*(addr as *const ReadWrite<u32>)).get()
+            } else {
+                (*(addr as *const ReadWrite<u8>)).get() as u32
+            }
+        }
+    }
+
+    fn write(&self, reg: usize, value: u32) {
+        let addr = self.base + (reg << self.reg_shift);
+        // SAFETY: as in `read`.
+        unsafe {
+            if self.io_width == 4 {
+                (*(addr as *const ReadWrite<u32>)).set(value)
+            } else {
+                (*(addr as *const ReadWrite<u8>)).set(value as u8)
+            }
+        }
+    }
+
+    pub fn put(&self, byte: u8) {
+        while self.read(LSR) & LSR_THRE == 0 {
+            core::hint::spin_loop();
+        }
+        self.write(THR, byte as u32);
+    }
+
+    /// Waits until every byte has left the UART.
+    pub fn flush(&self) {
+        while self.read(LSR) & LSR_TEMT == 0 {
+            core::hint::spin_loop();
+        }
+    }
+}

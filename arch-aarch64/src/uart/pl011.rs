@@ -1,0 +1,66 @@
+//! ARM PrimeCell PL011 UART (`arm,pl011`): transmit only, polled.
+
+use tock_registers::interfaces::{Readable, Writeable};
+use tock_registers::registers::{ReadOnly, ReadWrite};
+use tock_registers::{register_bitfields, register_structs};
+
+register_bitfields! {u32,
+    FR [
+        /// Transmit FIFO full.
+        TXFF OFFSET(5) NUMBITS(1) [],
+        /// Still transmitting (FIFO not empty or shifting out).
+        BUSY OFFSET(3) NUMBITS(1) []
+    ],
+    CR [
+        TXE OFFSET(8) NUMBITS(1) [],
+        UARTEN OFFSET(0) NUMBITS(1) []
+    ]
+}
+
+register_structs! {
+    Registers {
+        (0x00 => dr: ReadWrite<u32>),
+        (0x04 => _reserved0),
+        (0x18 => fr: ReadOnly<u32, FR::Register>),
+        (0x1c => _reserved1),
+        (0x30 => cr: ReadWrite<u32, CR::Register>),
+        (0x34 => @END),
+    }
+}
+
+/// A PL011 at a mapped (or, with the MMU off, physical) address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pl011 {
+    pub base: usize,
+}
+
+impl Pl011 {
+    fn regs(&self) -> &Registers {
+        // SAFETY: `base` came from the device tree's `reg` for this UART and is mapped as
+        // Device memory (or the MMU is off); the block is only ever accessed through these
+        // volatile register accessors.
+        unsafe { &*(self.base as *const Registers) }
+    }
+
+    /// Makes sure the transmitter is on; baud rate and framing stay as the firmware set them.
+    pub fn enable(&self) {
+        let cr = self.regs().cr.extract();
+        if !cr.is_set(CR::UARTEN) || !cr.is_set(CR::TXE) {
+            self.regs().cr.set(cr.get() | (CR::UARTEN::SET + CR::TXE::SET).value);
+        }
+    }
+
+    pub fn put(&self, byte: u8) {
+        while self.regs().fr.is_set(FR::TXFF) {
+            core::hint::spin_loop();
+        }
+        self.regs().dr.set(byte as u32);
+    }
+
+    /// Waits until every byte has left the UART.
+    pub fn flush(&self) {
+        while self.regs().fr.is_set(FR::BUSY) {
+            core::hint::spin_loop();
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! Decoding why a guest stopped: the vector slot and ESR_EL2 become a portable
+//! [`VmExit`], an exception to inject into the guest, or a guest crash.
+
+use keel_abi::hypercall::AARCH64_HVC_IMM;
+use keel_kernel::arch::{MemoryAccess, VmExit};
+use keel_kernel::mm::GuestPhysAddr;
+
+/// Vector slots of exceptions from a lower EL (see `asm/vectors.S`).
+const SLOT_SYNC_A64: u64 = 8;
+const SLOT_SYNC_A32: u64 = 12;
+
+const EC_WFX: u64 = 0x01;
+const EC_HVC32: u64 = 0x12;
+const EC_SMC32: u64 = 0x13;
+const EC_HVC64: u64 = 0x16;
+const EC_SMC64: u64 = 0x17;
+const EC_IABT_LOW: u64 = 0x20;
+const EC_DABT_LOW: u64 = 0x24;
+
+/// What to do after an exit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Report `exit` to the core, after moving the guest's PC on by `advance` bytes.
+    Exit { exit: VmExit, advance: u64 },
+    /// Give the guest an undefined-instruction exception for the instruction at
+    /// PC − `back` (HVC returns after the instruction, a trapped SMC at it).
+    Undefined { back: u64 },
+}
+
+/// The registers an exit is decoded from.
+#[derive(Clone, Copy, Debug)]
+pub struct Syndrome {
+    pub slot: u64,
+    pub esr: u64,
+    pub far: u64,
+    pub hpfar: u64,
+}
+
+fn exit(exit: VmExit) -> Outcome {
+    Outcome::Exit { exit, advance: 0 }
+}
+
+pub fn decode(s: Syndrome) -> Outcome {
+    if s.slot != SLOT_SYNC_A64 && s.slot != SLOT_SYNC_A32 {
+        return match s.slot % 4 {
+            // IRQ, FIQ: a physical interrupt for the host, left pending.
+            1 | 2 => exit(VmExit::Interrupt),
+            // SError: the guest caused an asynchronous abort.
+            _ => exit(VmExit::GuestCrash),
+        };
+    }
+    let ec = (s.esr >> 26) & 0x3f;
+    let insn_len = if s.esr & (1 << 25) != 0 { 4 } else { 2 };
+    let iss = s.esr & 0x1ff_ffff;
+    match ec {
+        EC_HVC64 if iss & 0xffff == AARCH64_HVC_IMM as u64 => exit(VmExit::Hypercall),
+        // Other immediates (hvc #0 is an SMCCC/PSCI call) are not served yet.
+        EC_HVC64 | EC_HVC32 => Outcome::Undefined { back: insn_len },
+        EC_SMC64 | EC_SMC32 => Outcome::Undefined { back: 0 },
+        EC_WFX => {
+            // ISS.TI: 0 WFI, 1 WFE, 2 WFIT, 3 WFET.
+            let exit = if iss & 1 == 0 { VmExit::Halt } else { VmExit::Yield };
+            Outcome::Exit { exit, advance: insn_len }
+        }
+        EC_DABT_LOW | EC_IABT_LOW => match stage2_fault(s, ec == EC_IABT_LOW) {
+            Some(e) => exit(e),
+            None => exit(VmExit::GuestCrash),
+        },
+        _ => exit(VmExit::GuestCrash),
+    }
+}
+
+/// A translation, access-flag or permission fault in stage 2; external aborts and the
+/// like are not faults the core can resolve.
+fn stage2_fault(s: Syndrome, instruction: bool) -> Option<VmExit> {
+    let iss = s.esr & 0x1ff_ffff;
+    let status = (iss & 0x3f) >> 2;
+    if !(1..=3).contains(&status) {
+        return None;
+    }
+    // HPFAR_EL2.FIPA holds IPA[51:12] in bits [43:4]; the page offset comes from FAR.
+    let gpa = ((s.hpfar & 0x0000_0fff_ffff_fff0) << 8) | (s.far & 0xfff);
+    let stage1_walk = iss & (1 << 7) != 0;
+    let access = if stage1_walk {
+        MemoryAccess::Read
+    } else if instruction {
+        MemoryAccess::Execute
+    } else if iss & (1 << 6) != 0 {
+        MemoryAccess::Write
+    } else {
+        MemoryAccess::Read
+    };
+    Some(VmExit::MemoryFault { gpa: GuestPhysAddr(gpa), access })
+}

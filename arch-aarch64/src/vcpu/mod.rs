@@ -1,0 +1,133 @@
+//! Virtual CPUs: an EL1 guest under stage 2, entered with ERET and left through the
+//! lower-EL vectors, in both VHE and nVHE mode.
+
+mod context;
+mod exit;
+
+pub use context::GuestRegs;
+
+use crate::cpu::{self, Cpu};
+use crate::{cache, stage2};
+use aarch64_cpu::asm::barrier;
+use aarch64_cpu::registers::{ESR_EL2, FAR_EL2, HCR_EL2, HPFAR_EL2, VMPIDR_EL2, VTTBR_EL2};
+use context::{El1Context, PSTATE_EL1H_MASKED};
+use exit::{Outcome, Syndrome};
+use keel_kernel::arch::{CpuId, CpuOps, HypercallArgs, Vcpu, VcpuError, VcpuInit, VmExit};
+use tock_registers::interfaces::{Readable, Writeable};
+
+extern "C" {
+    /// Runs the guest until an exception reaches EL2; returns the vector slot (8-15).
+    fn keel_guest_enter(regs: *mut GuestRegs) -> u64;
+}
+
+/// HCR_EL2 while a guest runs: stage 2 on, EL1 is AArch64, physical interrupts and
+/// SErrors to EL2, WFI/WFE, SMC, set/way cache maintenance, ACTLR and implementation-
+/// defined registers trapped. VHE keeps E2H (the host's register layouts) but drops TGE.
+fn guest_hcr() -> u64 {
+    let base = HCR_EL2::VM::SET
+        + HCR_EL2::SWIO::SET
+        + HCR_EL2::PTW::SET
+        + HCR_EL2::FMO::SET
+        + HCR_EL2::IMO::SET
+        + HCR_EL2::AMO::SET
+        + HCR_EL2::FB::SET
+        + HCR_EL2::BSU::InnerShareable
+        + HCR_EL2::TWI::SET
+        + HCR_EL2::TWE::SET
+        + HCR_EL2::TSC::EnableTrapEl1SmcToEl2
+        + HCR_EL2::TIDCP::SET
+        + HCR_EL2::TACR::SET
+        + HCR_EL2::TSW::SET
+        + HCR_EL2::RW::EL1IsAarch64;
+    if cpu::vhe() {
+        (base + HCR_EL2::E2H::EnableOsAtEl2).value
+    } else {
+        base.value
+    }
+}
+
+/// A guest CPU, bound to the physical CPU that created it.
+pub struct Aarch64Vcpu {
+    regs: GuestRegs,
+    el1: El1Context,
+    hcr: u64,
+    vttbr: u64,
+    vmpidr: u64,
+    cpu: CpuId,
+}
+
+impl Aarch64Vcpu {
+    /// Takes an undefined-instruction exception to the guest's EL1 vectors, as the CPU
+    /// would for an instruction at PC − `back`.
+    fn inject_undefined(&mut self, back: u64) {
+        const EC_UNKNOWN_IL: u64 = 1 << 25;
+        let from = self.regs.pstate;
+        self.el1.esr = EC_UNKNOWN_IL;
+        self.el1.elr = self.regs.pc.wrapping_sub(back);
+        self.el1.spsr = from;
+        let offset = match from & 0x1f {
+            0b00100 => 0x000,            // EL1t
+            0b00101 => 0x200,            // EL1h
+            m if m & 0x10 != 0 => 0x600, // AArch32 EL0
+            _ => 0x400,                  // AArch64 EL0
+        };
+        self.regs.pc = self.el1.vbar.wrapping_add(offset);
+        self.regs.pstate = PSTATE_EL1H_MASKED;
+    }
+}
+
+impl Vcpu for Aarch64Vcpu {
+    fn new(init: &VcpuInit) -> Result<Self, VcpuError> {
+        if !cpu::at_el2() {
+            return Err(VcpuError::NoVirtualization);
+        }
+        let mut regs = GuestRegs { pc: init.entry.0, pstate: PSTATE_EL1H_MASKED, ..Default::default() };
+        regs.x[0] = init.arg;
+        // The guest fetches with its MMU off, from memory Keel may just have written.
+        cache::invalidate_icache_all();
+        Ok(Aarch64Vcpu {
+            regs,
+            el1: El1Context::boot_state(),
+            hcr: guest_hcr(),
+            vttbr: stage2::vttbr(init.stage2_root, init.space),
+            vmpidr: 1 << 31,
+            cpu: Cpu::current(),
+        })
+    }
+
+    fn run(&mut self) -> VmExit {
+        assert_eq!(Cpu::current(), self.cpu, "a vCPU runs only on the CPU that created it");
+        let vhe = cpu::vhe();
+        loop {
+            self.el1.load(vhe);
+            VTTBR_EL2.set(self.vttbr);
+            VMPIDR_EL2.set(self.vmpidr);
+            HCR_EL2.set(self.hcr);
+            barrier::isb(barrier::SY);
+            // SAFETY: the guest runs under stage 2 (VTTBR, HCR_EL2.VM) with its own EL1
+            // state loaded; every exception from it returns here through the vectors, with
+            // Keel's callee-saved registers and stack restored.
+            let slot = unsafe { keel_guest_enter(&mut self.regs) };
+            let syndrome = Syndrome { slot, esr: ESR_EL2.get(), far: FAR_EL2.get(), hpfar: HPFAR_EL2.get() };
+            HCR_EL2.set(cpu::host_hcr());
+            barrier::isb(barrier::SY);
+            self.el1.save(vhe);
+            match exit::decode(syndrome) {
+                Outcome::Exit { exit, advance } => {
+                    self.regs.pc = self.regs.pc.wrapping_add(advance);
+                    return exit;
+                }
+                Outcome::Undefined { back } => self.inject_undefined(back),
+            }
+        }
+    }
+
+    fn hypercall_args(&self) -> HypercallArgs {
+        let x = &self.regs.x;
+        HypercallArgs { number: x[16], args: [x[0], x[1], x[2], x[3], x[4]] }
+    }
+
+    fn set_hypercall_result(&mut self, value: u64) {
+        self.regs.x[0] = value;
+    }
+}
