@@ -91,10 +91,11 @@ pub fn failure_exit_path() -> PowerOffPath {
     }
 }
 
-/// Reports a fatal boot problem on whatever console exists and powers off (the path is
+/// Refuses to boot: says why (as an error record, not a panic: the machine, not Keel, is
+/// at fault) on whatever console exists and powers off (the path is
 /// chosen by [`cpu::power_off`] from what boot knows).
 fn fail(args: core::fmt::Arguments<'_>) -> ! {
-    console::emergency(format_args!("[PANIC 0] {args}"));
+    console::emergency(format_args!("[ERROR 0] {args}"));
     cpu::power_off(PowerOffPath::Firmware, ExitStatus::Failure)
 }
 

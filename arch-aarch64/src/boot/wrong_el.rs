@@ -24,7 +24,7 @@ extern "C" fn keel_wrong_el(dtb: usize, el: u64) -> ! {
         _ => "start Keel from firmware that drops to EL2 (TF-A, U-Boot), not straight from reset",
     };
     console::emergency(format_args!(
-        "[PANIC 0] Keel must be entered at EL2 (hypervisor mode); entered at EL{el}: {hint}"
+        "[ERROR 0] Keel must be entered at EL2 (hypervisor mode); entered at EL{el}: {hint}"
     ));
     console::flush();
     if test_exit {
