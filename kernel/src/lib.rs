@@ -13,6 +13,7 @@ pub mod arch;
 pub mod boot;
 pub mod console;
 pub mod mm;
+pub mod sched;
 pub mod selftest;
 pub mod start;
 pub mod version;
