@@ -27,6 +27,9 @@ mod types;
 mod tests;
 
 pub use children::MAX_PORT;
+/// Checks a DTB's structure so that the `fdt` crate can walk it without panicking; use it
+/// before handing any untrusted tree to the crate.
+pub use dtb::validate as validate_dtb;
 pub use types::{
     Capabilities, DomainConfig, DomainError, DomainKind, DomainSet, Enhanced, InitialDefaults, Limits, Module, Problem,
     Severity, StaticEventChannel,
