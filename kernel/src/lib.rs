@@ -11,8 +11,10 @@ extern crate alloc;
 
 pub mod arch;
 pub mod boot;
+pub mod config;
 pub mod console;
 pub mod mm;
+pub mod sched;
 pub mod selftest;
 pub mod start;
 pub mod version;
