@@ -4,8 +4,10 @@
 //! interprets a tiny byte-coded instruction set fetched through the guest's translation
 //! tables, so a test exercises the same mapping code a real guest depends on.
 
+mod fifo_guest;
 mod isa;
 
+pub use fifo_guest::FifoGuest;
 pub use isa::{assemble, Insn};
 
 use crate::arch::{
@@ -282,4 +284,13 @@ impl Vcpu for MockVcpu {
             self.regs[0] = value;
         }
     }
+
+    /// The mock CPU has no MMU: virtual addresses are guest-physical.
+    fn translate_gva(&self, gva: u64, _write: bool) -> Option<GuestPhysAddr> {
+        Some(GuestPhysAddr(gva))
+    }
+}
+
+impl crate::arch::GuestAbi for MockArch {
+    const LAYOUT: &'static keel_abi::layout::GuestLayout = &keel_abi::layout::X86_64;
 }
