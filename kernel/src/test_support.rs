@@ -129,3 +129,9 @@ pub fn get_u64(d: &Domain<MockArch>, gpa: u64) -> u64 {
     d.read_phys(gpa, &mut b).unwrap();
     u64::from_le_bytes(b)
 }
+
+/// `n` property-test cases, or `PROPTEST_CASES` if set (for longer runs).
+pub fn cases(n: u32) -> proptest::test_runner::Config {
+    let n = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(n);
+    proptest::test_runner::Config::with_cases(n)
+}

@@ -311,3 +311,6 @@ impl<A: Arch> Domain<A> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;

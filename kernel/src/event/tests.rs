@@ -511,7 +511,7 @@ fn run_fifo(steps: &[Step], scribble: bool) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+    #![proptest_config(cases(200))]
 
     /// FIFO delivery agrees with the reference model, and never loses a wake-up.
     #[test]

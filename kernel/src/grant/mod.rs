@@ -20,6 +20,9 @@ use keel_abi::Errno;
 
 pub use copy::copy;
 
+#[cfg(test)]
+mod tests;
+
 /// An entry pinned by a mapping or a copy in progress.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Active {
