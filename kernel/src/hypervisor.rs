@@ -186,7 +186,7 @@ impl<'a, A: Arch> Hypervisor<'a, A> {
     /// through [`Hooks::timer_changed`].
     pub fn fire_timers(&self, d: &Domain<A>, now: u64) {
         for vcpu in 0..d.nr_vcpus() {
-            let (fire, poll_over, next) = {
+            let (fire, poll_over) = {
                 let mut v = d.vcpus[vcpu as usize].lock();
                 let mut fire = false;
                 if v.singleshot_ns.is_some_and(|t| t <= now) {
@@ -200,8 +200,7 @@ impl<'a, A: Arch> Hypervisor<'a, A> {
                         fire = true;
                     }
                 }
-                let poll_over = v.poll.as_ref().and_then(|p| p.deadline).is_some_and(|t| t <= now);
-                (fire, poll_over, v.next_deadline())
+                (fire, v.poll.as_ref().and_then(|p| p.deadline).is_some_and(|t| t <= now))
             };
             if fire {
                 self.send_virq(d, vcpu, VIRQ_TIMER);
@@ -210,8 +209,7 @@ impl<'a, A: Arch> Hypervisor<'a, A> {
                 self.wake_vcpu(d, vcpu, false);
             }
             if fire || poll_over {
-                let next = d.vcpus[vcpu as usize].lock().next_deadline().or(next.filter(|&t| t > now));
-                self.hooks.timer_changed(d.id(), vcpu, next);
+                self.timers_changed(d, vcpu);
             }
         }
     }

@@ -3,6 +3,8 @@
 
 use super::{Call, HcResult};
 use crate::arch::Arch;
+use alloc::string::String;
+use alloc::vec::Vec;
 use keel_abi::xen::{CONSOLEIO_READ, CONSOLEIO_WRITE};
 use keel_abi::Errno;
 
@@ -25,8 +27,11 @@ pub fn console_io<A: Arch>(c: &Call<'_, '_, A>) -> HcResult {
             while done < count as u64 {
                 let n = (count as u64 - done).min(CHUNK as u64) as usize;
                 c.guest.read(buf.checked_add(done).ok_or(Errno::EFAULT)?, &mut chunk[..n])?;
-                let id = c.domain.id();
-                c.domain.console.lock().output(&chunk[..n], |line| c.hv.hooks.console_line(id, line));
+                let mut lines = Vec::new();
+                c.domain.console.lock().output(&chunk[..n], |line| lines.push(String::from(line)));
+                for line in lines {
+                    c.hv.hooks.console_line(c.domain.id(), &line);
+                }
                 done += n as u64;
             }
             Ok(0)
