@@ -282,7 +282,6 @@ fn documented(nr: u64) -> &'static [Errno] {
             E::EBUSY,
             E::ENOSYS,
             E::EOPNOTSUPP,
-            E::ENXIO,
         ],
         HVM_OP => &[E::EFAULT, E::EINVAL, E::ESRCH, E::EPERM, E::ENOENT, E::ENOSYS],
         _ => &[E::ENOSYS],
