@@ -25,7 +25,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, AtomicU64};
 use keel_abi::event::EVTCHN_FIFO_NR_CHANNELS;
 use keel_abi::hvm::HVM_NR_PARAMS;
-use keel_abi::layout::GuestLayout;
+use keel_abi::layout::{GuestLayout, VcpuTimeInfo};
 use keel_abi::memory::E820Entry;
 use keel_abi::sched::*;
 use keel_abi::xen::DomId;
@@ -277,6 +277,28 @@ impl<A: Arch> Domain<A> {
         self.events.lock().upcall_pending(vcpu)
     }
 
+    /// Publishes `vcpu`'s pvclock (`vcpu_info.time`) with Xen's version protocol: the
+    /// version is odd while the fields change. Returns false if the vCPU has no
+    /// `vcpu_info`. The x86 backend calls this (XENFEAT_hvm_safe_pvclock).
+    pub fn write_vcpu_time(&self, vcpu: u32, time: &VcpuTimeInfo) -> bool {
+        let Some(vi) = self.events.lock().vcpus.get(vcpu as usize).and_then(|v| v.vcpu_info) else { return false };
+        let at = PhysAddr(vi.0 + self.layout().vcpu_info_time as u64);
+        let mut bytes = time.to_bytes();
+        versioned_write::<A>(at, &mut bytes);
+        true
+    }
+
+    /// Publishes the wall-clock time of system time 0 in shared_info (`wc_sec`,
+    /// `wc_nsec`, `wc_sec_hi`), with the same version protocol on `wc_version`.
+    pub fn set_wallclock(&self, sec: u64, nsec: u32) {
+        let at = PhysAddr(self.shared_info.0 + self.layout().wc_version as u64);
+        let mut bytes = [0u8; 16];
+        bytes[4..8].copy_from_slice(&(sec as u32).to_le_bytes());
+        bytes[8..12].copy_from_slice(&nsec.to_le_bytes());
+        bytes[12..16].copy_from_slice(&((sec >> 32) as u32).to_le_bytes());
+        versioned_write::<A>(at, &mut bytes);
+    }
+
     /// `HVM_PARAM_*` value `index` (0 if out of range).
     pub fn param(&self, index: u32) -> u64 {
         self.params.lock().get(index as usize).copied().unwrap_or(0)
@@ -310,6 +332,17 @@ impl<A: Arch> Domain<A> {
         }
         Ok(())
     }
+}
+
+/// Writes `bytes` (whose first 4 bytes are a version word) at `at`: the version becomes
+/// odd, the rest is written, then the version becomes even again.
+fn versioned_write<A: Arch>(at: PhysAddr, bytes: &mut [u8]) {
+    let word = crate::guest_memory::GuestWord32::<A>::at(at);
+    let begin = word.load().wrapping_add(1) | 1;
+    word.store(begin);
+    A::Memory::write(PhysAddr(at.0 + 4), &bytes[4..]);
+    word.store(begin.wrapping_add(1));
+    bytes[..4].copy_from_slice(&begin.wrapping_add(1).to_le_bytes());
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ use keel_abi::hypercall::{EVENT_CHANNEL_OP, MEMORY_OP};
 use keel_abi::layout::{AARCH64, X86_64};
 use keel_abi::memory::*;
 use keel_abi::xen::DOMID_SELF;
+use keel_abi::Wire;
 
 fn err(e: Errno) -> i64 {
     -(e.code() as i64)
@@ -183,4 +184,34 @@ fn destroy_leaves_no_leak() {
     assert_eq!(hv.reap(), 1);
     assert_eq!(hv.pool().stats(), start, "every frame is back");
     assert!(hv.domain_ids().is_empty());
+}
+
+#[test]
+fn pvclock_and_wallclock_use_the_version_protocol() {
+    let (hv, _) = hypervisor();
+    let d = guest(&hv, &X86_64, 1, 16);
+    let t = keel_abi::layout::VcpuTimeInfo {
+        system_time: 12345,
+        tsc_to_system_mul: 7,
+        tsc_shift: -1,
+        ..Default::default()
+    };
+    assert!(d.write_vcpu_time(0, &t));
+    assert!(d.write_vcpu_time(0, &t));
+    let mut b = [0u8; 32];
+    <crate::mock::MockMemory as crate::arch::HostMemory>::read(
+        crate::mm::PhysAddr(d.shared_info_frame().0 + 32),
+        &mut b,
+    );
+    let got = keel_abi::layout::VcpuTimeInfo::from_bytes(&b).unwrap();
+    assert_eq!((got.version, got.system_time, got.tsc_shift), (4, 12345, -1), "two updates: version 4, even");
+    d.set_wallclock(0x1_0000_0002, 500);
+    let mut w = [0u8; 16];
+    <crate::mock::MockMemory as crate::arch::HostMemory>::read(
+        crate::mm::PhysAddr(d.shared_info_frame().0 + 3072),
+        &mut w,
+    );
+    assert_eq!(w, [2, 0, 0, 0, 2, 0, 0, 0, 0xf4, 1, 0, 0, 1, 0, 0, 0]);
+    let arm = guest(&hv, &keel_abi::layout::AARCH64, 2, 16);
+    assert!(!arm.write_vcpu_time(1, &t), "vCPU 1 has no vcpu_info yet");
 }
