@@ -4,6 +4,11 @@
 //! only through the traits in [`arch`], which `arch-aarch64` and `arch-x86_64` implement
 //! and `platform/` picks. It is `no_std` and free of `unsafe`; on the host it is tested
 //! against the mock architecture in [`mock`].
+//!
+//! The guest-facing parts: [`domain`] (domains, vCPUs, guest memory ownership),
+//! [`guest_memory`] (every access to guest memory), [`event`] (event channels, 2-level
+//! and FIFO), [`grant`] (grant tables v1), [`hypercall`] (the dispatch table), all tied
+//! together by the [`Hypervisor`].
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_code)]
 
@@ -13,11 +18,21 @@ pub mod arch;
 pub mod boot;
 pub mod config;
 pub mod console;
+pub mod domain;
+pub mod event;
+pub mod grant;
+pub mod guest_memory;
+pub mod hypercall;
+pub mod hypervisor;
 pub mod mm;
 pub mod sched;
 pub mod selftest;
 pub mod start;
 pub mod version;
 
+pub use hypervisor::Hypervisor;
+
 #[cfg(any(test, feature = "mock"))]
 pub mod mock;
+#[cfg(test)]
+pub(crate) mod test_support;

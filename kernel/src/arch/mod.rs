@@ -8,6 +8,7 @@
 
 mod cpu;
 mod exit;
+mod guest;
 mod irq;
 mod memory;
 mod stage2;
@@ -16,6 +17,7 @@ mod vcpu;
 
 pub use cpu::{CpuId, CpuOps, ExitStatus, PowerOffPath};
 pub use exit::{MemoryAccess, VmExit};
+pub use guest::{GuestAbi, VcpuTranslation};
 pub use irq::{InterruptController, IrqNumber};
 pub use memory::HostMemory;
 pub use stage2::{Entry, MemType, Perms, SpaceId, Stage2};

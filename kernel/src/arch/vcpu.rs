@@ -48,4 +48,14 @@ pub trait Vcpu: Sized {
     fn hypercall_args(&self) -> HypercallArgs;
     /// Sets the hypercall's return value (arm64 x0, x86 rax/eax).
     fn set_hypercall_result(&mut self, value: u64);
+
+    /// Translates a guest virtual address with the vCPU's current translation regime
+    /// (identity while its MMU is off), for a read or a `write`. Hypercall pointer
+    /// arguments and the runstate area are virtual addresses, so a backend must
+    /// implement this for guests that enable their MMU; the default translates nothing
+    /// (every pointer argument then fails with -EFAULT).
+    fn translate_gva(&self, gva: u64, write: bool) -> Option<GuestPhysAddr> {
+        let _ = (gva, write);
+        None
+    }
 }

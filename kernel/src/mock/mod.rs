@@ -4,8 +4,10 @@
 //! interprets a tiny byte-coded instruction set fetched through the guest's translation
 //! tables, so a test exercises the same mapping code a real guest depends on.
 
+mod fifo_guest;
 mod isa;
 
+pub use fifo_guest::FifoGuest;
 pub use isa::{assemble, Insn};
 
 use crate::arch::{
@@ -25,6 +27,7 @@ std::thread_local! {
     static MEMORY: RefCell<BTreeMap<u64, Box<[u8; PAGE_SIZE as usize]>>> = const { RefCell::new(BTreeMap::new()) };
     static CLOCK: Cell<u64> = const { Cell::new(0) };
     static FLUSHES: Cell<u64> = const { Cell::new(0) };
+    static ACCESSES: Cell<u64> = const { Cell::new(0) };
     static BREAK_RESULTS: Cell<bool> = const { Cell::new(false) };
 }
 
@@ -66,6 +69,12 @@ impl Arch for MockArch {
 /// Makes the mock vCPU drop hypercall results (to prove the probe notices).
 pub fn break_hypercall_results(on: bool) {
     BREAK_RESULTS.with(|b| b.set(on));
+}
+
+/// Number of host-memory operations (reads, writes, atomics) on this thread: a
+/// deterministic measure of how much memory an operation touches.
+pub fn memory_accesses() -> u64 {
+    ACCESSES.with(Cell::get)
 }
 
 /// Number of TLB flushes requested on this thread.
@@ -123,6 +132,7 @@ pub struct MockMemory;
 
 impl MockMemory {
     fn with_bytes<R>(pa: PhysAddr, len: usize, mut f: impl FnMut(&mut [u8], usize) -> R) -> R {
+        ACCESSES.with(|a| a.set(a.get() + 1));
         let mut done = 0;
         let mut last = None;
         while done < len || (len == 0 && last.is_none()) {
@@ -282,4 +292,13 @@ impl Vcpu for MockVcpu {
             self.regs[0] = value;
         }
     }
+
+    /// The mock CPU has no MMU: virtual addresses are guest-physical.
+    fn translate_gva(&self, gva: u64, _write: bool) -> Option<GuestPhysAddr> {
+        Some(GuestPhysAddr(gva))
+    }
+}
+
+impl crate::arch::GuestAbi for MockArch {
+    const LAYOUT: &'static keel_abi::layout::GuestLayout = &keel_abi::layout::X86_64;
 }

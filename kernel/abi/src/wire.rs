@@ -1,0 +1,188 @@
+//! Safe little-endian encoding of ABI structs, so the hypervisor and guests copy them to
+//! and from shared memory without `unsafe`.
+//!
+//! Every ABI struct is declared with [`wire_struct!`], which also asserts at compile time
+//! that its `#[repr(C)]` size and every field offset equal the numbers Xen's C headers
+//! give (the offsets are written next to each field).
+
+/// A fixed-size value that can live inside an ABI struct.
+pub trait Field: Sized + Copy {
+    /// Encoded size in bytes.
+    const SIZE: usize;
+    /// The all-zero value.
+    const ZERO: Self;
+    /// Decodes the value at `off` in `b`; `None` if `b` is too short.
+    fn read(b: &[u8], off: usize) -> Option<Self>;
+    /// Encodes the value at `off` in `b`; `None` if `b` is too short.
+    fn write(&self, b: &mut [u8], off: usize) -> Option<()>;
+}
+
+/// An ABI struct: a [`Field`] with a documented layout.
+pub trait Wire: Field {
+    /// Decodes a struct from the first `SIZE` bytes of `bytes`; `None` if there are fewer.
+    fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        Self::read(bytes, 0)
+    }
+    /// Encodes the struct into the first `SIZE` bytes of `out`; `None` if there are fewer.
+    fn write_bytes(&self, out: &mut [u8]) -> Option<()> {
+        self.write(out, 0)
+    }
+}
+
+fn range(len: usize, off: usize, size: usize) -> Option<core::ops::Range<usize>> {
+    let end = off.checked_add(size)?;
+    (end <= len).then_some(off..end)
+}
+
+macro_rules! int_field {
+    ($($t:ty),*) => {$(
+        impl Field for $t {
+            const SIZE: usize = core::mem::size_of::<$t>();
+            const ZERO: Self = 0;
+            fn read(b: &[u8], off: usize) -> Option<Self> {
+                let r = range(b.len(), off, Self::SIZE)?;
+                Some(<$t>::from_le_bytes(b[r].try_into().ok()?))
+            }
+            fn write(&self, b: &mut [u8], off: usize) -> Option<()> {
+                let r = range(b.len(), off, Self::SIZE)?;
+                b[r].copy_from_slice(&self.to_le_bytes());
+                Some(())
+            }
+        }
+    )*};
+}
+int_field!(u8, u16, u32, u64, i8, i16, i32, i64);
+
+impl<T: Field, const N: usize> Field for [T; N] {
+    const SIZE: usize = T::SIZE * N;
+    const ZERO: Self = [T::ZERO; N];
+    fn read(b: &[u8], off: usize) -> Option<Self> {
+        range(b.len(), off, Self::SIZE)?;
+        let mut out = [T::ZERO; N];
+        for (i, slot) in out.iter_mut().enumerate() {
+            *slot = T::read(b, off + i * T::SIZE)?;
+        }
+        Some(out)
+    }
+    fn write(&self, b: &mut [u8], off: usize) -> Option<()> {
+        range(b.len(), off, Self::SIZE)?;
+        for (i, v) in self.iter().enumerate() {
+            v.write(b, off + i * T::SIZE)?;
+        }
+        Some(())
+    }
+}
+
+/// Declares a `#[repr(C)]` ABI struct with its size and field offsets, asserted at
+/// compile time, and implements [`Field`], [`Wire`], `Default` and `to_bytes` for it.
+///
+/// ```ignore
+/// wire_struct! {
+///     /// `evtchn_send`.
+///     pub struct EvtchnSend: 4 { pub port: u32 = 0 }
+/// }
+/// ```
+#[macro_export]
+macro_rules! wire_struct {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident : $size:literal {
+            $( $(#[$fmeta:meta])* pub $field:ident : $ty:ty = $off:literal ),* $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[repr(C)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub struct $name {
+            $( $(#[$fmeta])* pub $field: $ty ),*
+        }
+
+        const _: () = {
+            assert!(core::mem::size_of::<$name>() == $size, "ABI size");
+            $( assert!(core::mem::offset_of!($name, $field) == $off, "ABI offset"); )*
+        };
+
+        impl $name {
+            /// The encoded size in bytes.
+            pub const SIZE: usize = $size;
+            /// The all-zero value.
+            pub const ZERO: Self = $name { $( $field: <$ty as $crate::wire::Field>::ZERO ),* };
+            /// The little-endian encoding.
+            #[allow(clippy::wrong_self_convention)]
+            pub fn to_bytes(&self) -> [u8; $size] {
+                let mut out = [0u8; $size];
+                // Cannot fail: the buffer has exactly the asserted size.
+                let _ = $crate::wire::Field::write(self, &mut out, 0);
+                out
+            }
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                Self::ZERO
+            }
+        }
+
+        impl $crate::wire::Field for $name {
+            const SIZE: usize = $size;
+            const ZERO: Self = $name::ZERO;
+            #[allow(unused_variables)]
+            fn read(b: &[u8], off: usize) -> Option<Self> {
+                let end = off.checked_add($size)?;
+                if end > b.len() {
+                    return None;
+                }
+                Some($name { $( $field: $crate::wire::Field::read(b, off + $off)? ),* })
+            }
+            #[allow(unused_variables)]
+            fn write(&self, b: &mut [u8], off: usize) -> Option<()> {
+                let end = off.checked_add($size)?;
+                if end > b.len() {
+                    return None;
+                }
+                $( $crate::wire::Field::write(&self.$field, b, off + $off)?; )*
+                Some(())
+            }
+        }
+
+        impl $crate::wire::Wire for $name {}
+    };
+}
+
+#[cfg(test)]
+#[allow(dead_code)]
+mod tests {
+    use super::*;
+
+    wire_struct! {
+        /// A test struct with padding (fields read through `to_bytes`).
+        pub struct Sample: 16 {
+            pub a: u16 = 0,
+            pub _pad: [u8; 2] = 2,
+            pub b: u32 = 4,
+            pub c: i64 = 8,
+        }
+    }
+
+    #[test]
+    fn round_trips_little_endian() {
+        let s = Sample { a: 0x1234, _pad: [0; 2], b: 0xdead_beef, c: -2 };
+        let bytes = s.to_bytes();
+        assert_eq!(&bytes[..8], &[0x34, 0x12, 0, 0, 0xef, 0xbe, 0xad, 0xde]);
+        assert_eq!(&bytes[8..], &(-2i64).to_le_bytes());
+        assert_eq!(Sample::from_bytes(&bytes), Some(s));
+        assert_eq!(Sample::from_bytes(&bytes[..15]), None);
+        let mut small = [0u8; 15];
+        assert_eq!(s.write_bytes(&mut small), None);
+        assert_eq!(Sample::default(), Sample::ZERO);
+    }
+
+    #[test]
+    fn reads_prefix_of_longer_buffer() {
+        let mut buf = [0xffu8; 32];
+        buf[..16].copy_from_slice(&Sample { a: 1, _pad: [0; 2], b: 2, c: 3 }.to_bytes());
+        assert_eq!(Sample::from_bytes(&buf).map(|s| s.c), Some(3));
+        assert_eq!(<[u32; 2]>::read(&buf, 30), None);
+        assert_eq!(u8::read(&buf, usize::MAX), None);
+    }
+}

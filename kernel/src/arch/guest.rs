@@ -1,0 +1,26 @@
+//! What the core needs to know about an architecture's guests, beyond running them.
+
+use super::Vcpu;
+use crate::guest_memory::GuestTranslate;
+use crate::mm::GuestPhysAddr;
+use keel_abi::layout::GuestLayout;
+
+/// The guest ABI an architecture's domains use. A backend implements it next to
+/// [`Arch`](super::Arch) (`keel_abi::layout::AARCH64` or `X86_64`); the domain builder
+/// puts [`GuestAbi::LAYOUT`] into each
+/// [`DomainConfig`](crate::domain::DomainConfig). Kept out of `Arch` so existing
+/// backends build unchanged; the core itself takes the layout from the domain, so it is
+/// tested against both layouts on any host.
+pub trait GuestAbi {
+    const LAYOUT: &'static GuestLayout;
+}
+
+/// A vCPU's own translation of its virtual addresses, for hypercall arguments:
+/// [`Vcpu::translate_gva`].
+pub struct VcpuTranslation<'a, V: Vcpu>(pub &'a V);
+
+impl<V: Vcpu> GuestTranslate for VcpuTranslation<'_, V> {
+    fn gva_to_gpa(&self, gva: u64, write: bool) -> Option<GuestPhysAddr> {
+        self.0.translate_gva(gva, write)
+    }
+}

@@ -1,0 +1,40 @@
+//! How the core asks the rest of Keel to act: the scheduler, the CPUs running vCPUs,
+//! and the console. The scheduler implements [`Hooks`]; every method has a default so
+//! host tests can pass [`NoHooks`].
+//!
+//! The state itself lives in the core ([`VcpuState`](super::VcpuState)): a hook only
+//! says that something changed. Hooks are called with no core lock held, so they may
+//! call back into the core.
+
+use keel_abi::xen::DomId;
+
+/// Notifications from the core.
+pub trait Hooks: Sync {
+    /// `vcpu` became runnable or has a new event upcall: wake it if blocked and, if it is
+    /// running on another CPU, interrupt that CPU so the backend re-reads
+    /// [`Domain::upcall_pending`](super::Domain::upcall_pending) before re-entering.
+    fn kick(&self, _domain: DomId, _vcpu: u32) {}
+    /// The calling vCPU asked to yield (`SCHEDOP_yield`).
+    fn yield_vcpu(&self, _domain: DomId, _vcpu: u32) {}
+    /// The calling vCPU blocked (`SCHEDOP_block`, `SCHEDOP_poll`): deschedule it when
+    /// the hypercall returns, until a `kick`.
+    fn block(&self, _domain: DomId, _vcpu: u32) {}
+    /// The vCPU's earliest timer deadline changed (absolute system time in ns, or none).
+    /// The scheduler calls [`Hypervisor::fire_timers`](crate::Hypervisor::fire_timers)
+    /// when it passes.
+    fn timer_changed(&self, _domain: DomId, _vcpu: u32, _deadline_ns: Option<u64>) {}
+    /// A vCPU went online or offline (`VCPUOP_up`/`down`).
+    fn vcpu_online(&self, _domain: DomId, _vcpu: u32, _online: bool) {}
+    /// The domain stopped running (shutdown, crash): stop scheduling its vCPUs.
+    fn domain_stopped(&self, _domain: DomId) {}
+    /// One line of a domain's console output (`console_io` write), without the newline.
+    fn console_line(&self, domain: DomId, line: &str) {
+        log::info!("(d{domain}) {line}");
+    }
+}
+
+/// Hooks that do nothing but log console lines.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoHooks;
+
+impl Hooks for NoHooks {}

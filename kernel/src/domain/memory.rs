@@ -1,0 +1,308 @@
+//! A domain's guest-physical memory: its P2M (stage-2/EPT/NPT tables), the RAM frames it
+//! owns, the special pages placed in it, pins, and page accounting.
+//!
+//! This is the one place that changes a domain's P2M. Reads and writes of guest memory go
+//! through [`crate::guest_memory`], which translates with [`Memory::lookup`].
+
+use super::frames::{free_run, FrameSet};
+use crate::arch::{Arch, HostMemory, MemType, Perms, SpaceId, Stage2};
+use crate::mm::{FramePool, GuestPhysAddr, MapError, PageTable, PhysAddr, PAGE_SIZE};
+use alloc::collections::{BTreeMap, BTreeSet};
+use keel_abi::Errno;
+
+/// What a guest frame holds, besides ordinary RAM.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PageKind {
+    /// RAM the domain owns.
+    Ram,
+    /// The domain's shared_info page.
+    SharedInfo,
+    /// Frame `n` of the domain's grant table.
+    GrantFrame(u32),
+    /// Another domain's frame, mapped through a grant (`handle` in our maptrack).
+    Foreign { handle: u32 },
+    /// Something the domain builder mapped (device memory); never RAM.
+    Other,
+}
+
+/// One guest frame's translation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lookup {
+    /// Host address of the start of the frame.
+    pub frame: PhysAddr,
+    pub perms: Perms,
+    pub kind: PageKind,
+}
+
+/// A domain's memory. Lock order: a domain's `mm` lock is a leaf; nothing else is
+/// locked while it is held.
+pub struct Memory<A: Arch> {
+    p2m: Option<PageTable<A>>,
+    ram: FrameSet,
+    special: BTreeMap<u64, PageKind>,
+    /// Where each hypervisor page is placed (the reverse of `special` for them).
+    placed: BTreeMap<PageKindKey, u64>,
+    pins: BTreeMap<u64, u32>,
+    released: BTreeSet<u64>,
+    max_pages: u64,
+}
+
+/// A hypervisor page that appears at most once in the P2M.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum PageKindKey {
+    SharedInfo,
+    GrantFrame(u32),
+}
+
+impl PageKindKey {
+    fn of(kind: PageKind) -> Option<Self> {
+        match kind {
+            PageKind::SharedInfo => Some(PageKindKey::SharedInfo),
+            PageKind::GrantFrame(i) => Some(PageKindKey::GrantFrame(i)),
+            _ => None,
+        }
+    }
+}
+
+fn map_errno(e: MapError) -> Errno {
+    match e {
+        MapError::NoMemory => Errno::ENOMEM,
+        MapError::AlreadyMapped => Errno::EBUSY,
+        MapError::Misaligned | MapError::OutOfRange => Errno::EINVAL,
+    }
+}
+
+const fn gpa(gfn: u64) -> Option<GuestPhysAddr> {
+    match gfn.checked_mul(PAGE_SIZE) {
+        Some(a) if a / PAGE_SIZE == gfn => Some(GuestPhysAddr(a)),
+        _ => None,
+    }
+}
+
+impl<A: Arch> Memory<A> {
+    /// An empty address space allowed to own `max_pages` pages of RAM.
+    pub fn new(pool: &FramePool, space: SpaceId, max_pages: u64) -> Result<Self, Errno> {
+        let p2m = PageTable::new(pool, space).map_err(map_errno)?;
+        Ok(Memory {
+            p2m: Some(p2m),
+            ram: FrameSet::new(),
+            special: BTreeMap::new(),
+            placed: BTreeMap::new(),
+            pins: BTreeMap::new(),
+            released: BTreeSet::new(),
+            max_pages,
+        })
+    }
+
+    /// The root of the P2M, for the backend's translation-base register.
+    pub fn p2m_root(&self) -> Option<PhysAddr> {
+        self.p2m.as_ref().map(|p| p.root())
+    }
+
+    /// RAM pages the domain owns (`tot_pages`).
+    pub fn tot_pages(&self) -> u64 {
+        self.ram.len()
+    }
+
+    /// The most RAM pages the domain may own.
+    pub fn max_pages(&self) -> u64 {
+        self.max_pages
+    }
+
+    /// Pages given back while still pinned, waiting for their last unpin.
+    pub fn released_pending(&self) -> usize {
+        self.released.len()
+    }
+
+    /// What guest frame `gfn` maps to.
+    pub fn lookup(&self, gfn: u64) -> Option<Lookup> {
+        let (pa, perms, mem) = self.p2m.as_ref()?.translate(gpa(gfn)?)?;
+        let frame = pa.align_down(PAGE_SIZE);
+        let kind = match self.special.get(&gfn) {
+            Some(&k) => k,
+            None if mem == MemType::Normal && self.ram.contains(frame.0 / PAGE_SIZE) => PageKind::Ram,
+            None => PageKind::Other,
+        };
+        Some(Lookup { frame, perms, kind })
+    }
+
+    /// Allocates `pages` pages of RAM and maps them at `gfn` (read, write, execute).
+    /// All or nothing: on failure nothing is left allocated or mapped.
+    pub fn populate(&mut self, pool: &FramePool, gfn: u64, pages: u64) -> Result<(), Errno> {
+        if pages == 0 {
+            return Ok(());
+        }
+        let end = gfn.checked_add(pages).ok_or(Errno::EINVAL)?;
+        gpa(end).ok_or(Errno::EINVAL)?;
+        if self.ram.len() + pages > self.max_pages {
+            return Err(Errno::ENOMEM);
+        }
+        let mut g = gfn;
+        while g < end {
+            let align = if g == 0 { 512 } else { (g & g.wrapping_neg()).min(512) };
+            let mut chunk = align;
+            while g + chunk > end {
+                chunk /= 2;
+            }
+            if let Err(e) = self.populate_chunk(pool, g, chunk) {
+                self.unpopulate(pool, gfn, g);
+                return Err(e);
+            }
+            g += chunk;
+        }
+        Ok(())
+    }
+
+    fn populate_chunk(&mut self, pool: &FramePool, gfn: u64, pages: u64) -> Result<(), Errno> {
+        let p2m = self.p2m.as_mut().ok_or(Errno::EINVAL)?;
+        let frame = pool.alloc(pages as usize).ok_or(Errno::ENOMEM)?;
+        A::Memory::zero(frame, (pages * PAGE_SIZE) as usize);
+        let at = gpa(gfn).ok_or(Errno::EINVAL)?;
+        if let Err(e) = p2m.map(pool, at, frame, pages * PAGE_SIZE, Perms::RWX, MemType::Normal) {
+            pool.free(frame, pages as usize);
+            return Err(map_errno(e));
+        }
+        self.ram.insert(frame.0 / PAGE_SIZE, pages);
+        Ok(())
+    }
+
+    /// Undoes a partial `populate` of `[from, to)`.
+    fn unpopulate(&mut self, pool: &FramePool, from: u64, to: u64) {
+        for g in from..to {
+            let _ = self.release_ram(pool, g);
+        }
+    }
+
+    /// Removes the RAM page at `gfn` from the domain (decrease_reservation). The frame
+    /// goes back to the pool, or, while pinned, at its last unpin.
+    pub fn release_ram(&mut self, pool: &FramePool, gfn: u64) -> Result<(), Errno> {
+        let l = self.lookup(gfn).ok_or(Errno::ENOENT)?;
+        if l.kind != PageKind::Ram {
+            return Err(Errno::EINVAL);
+        }
+        self.unmap_page(pool, gfn)?;
+        let pfn = l.frame.0 / PAGE_SIZE;
+        self.ram.remove(pfn);
+        if self.pins.contains_key(&pfn) {
+            self.released.insert(pfn);
+        } else {
+            pool.free(l.frame, 1);
+        }
+        Ok(())
+    }
+
+    fn unmap_page(&mut self, pool: &FramePool, gfn: u64) -> Result<(), Errno> {
+        let p2m = self.p2m.as_mut().ok_or(Errno::EINVAL)?;
+        p2m.unmap(pool, gpa(gfn).ok_or(Errno::EINVAL)?, PAGE_SIZE).map_err(map_errno)
+    }
+
+    /// Places a hypervisor page (shared_info, a grant frame) at `gfn`, moving it if it
+    /// was placed elsewhere. RAM at `gfn` is given back first, as Xen does; another
+    /// hypervisor page there is unhooked; a grant mapping or device memory there refuses
+    /// with -EBUSY.
+    pub fn place_special(&mut self, pool: &FramePool, gfn: u64, frame: PhysAddr, kind: PageKind) -> Result<(), Errno> {
+        let key = PageKindKey::of(kind).ok_or(Errno::EINVAL)?;
+        let at = gpa(gfn).ok_or(Errno::EINVAL)?;
+        if at.0 >> A::Stage2::ipa_bits() != 0 {
+            return Err(Errno::EINVAL);
+        }
+        if self.placed.get(&key) == Some(&gfn) {
+            return Ok(());
+        }
+        match self.lookup(gfn).map(|l| l.kind) {
+            None => {}
+            Some(PageKind::Ram) => self.release_ram(pool, gfn)?,
+            Some(PageKind::SharedInfo | PageKind::GrantFrame(_)) => self.remove_special(pool, gfn)?,
+            Some(PageKind::Foreign { .. } | PageKind::Other) => return Err(Errno::EBUSY),
+        }
+        if let Some(&old) = self.placed.get(&key) {
+            self.remove_special(pool, old)?;
+        }
+        let p2m = self.p2m.as_mut().ok_or(Errno::EINVAL)?;
+        p2m.map(pool, at, frame, PAGE_SIZE, Perms::RW, MemType::Normal).map_err(map_errno)?;
+        self.special.insert(gfn, kind);
+        self.placed.insert(key, gfn);
+        Ok(())
+    }
+
+    /// Where shared_info (`PageKind::SharedInfo`) or a grant frame is placed.
+    pub fn placed(&self, kind: PageKind) -> Option<u64> {
+        self.placed.get(&PageKindKey::of(kind)?).copied()
+    }
+
+    /// Removes a special page or grant mapping from `gfn` (the frame is not freed).
+    pub fn remove_special(&mut self, pool: &FramePool, gfn: u64) -> Result<(), Errno> {
+        let kind = *self.special.get(&gfn).ok_or(Errno::EINVAL)?;
+        self.unmap_page(pool, gfn)?;
+        self.special.remove(&gfn);
+        if let Some(key) = PageKindKey::of(kind) {
+            self.placed.remove(&key);
+        }
+        Ok(())
+    }
+
+    /// Maps another domain's `frame` at `gfn`, which must be a hole.
+    pub fn map_foreign(
+        &mut self,
+        pool: &FramePool,
+        gfn: u64,
+        frame: PhysAddr,
+        writable: bool,
+        handle: u32,
+    ) -> Result<(), Errno> {
+        let at = gpa(gfn).ok_or(Errno::EINVAL)?;
+        let perms = if writable { Perms::RW } else { Perms::R };
+        let p2m = self.p2m.as_mut().ok_or(Errno::EINVAL)?;
+        p2m.map(pool, at, frame, PAGE_SIZE, perms, MemType::Normal).map_err(map_errno)?;
+        self.special.insert(gfn, PageKind::Foreign { handle });
+        Ok(())
+    }
+
+    /// Removes the grant mapping `handle` from `gfn`; fails if `gfn` holds anything else.
+    pub fn unmap_foreign(&mut self, pool: &FramePool, gfn: u64, handle: u32) -> Result<(), Errno> {
+        match self.special.get(&gfn) {
+            Some(&PageKind::Foreign { handle: h }) if h == handle => self.remove_special(pool, gfn),
+            _ => Err(Errno::EINVAL),
+        }
+    }
+
+    /// Pins the RAM page at `gfn` so it is not freed while the hypervisor uses it (event
+    /// array, control block, vcpu_info, granted frame). Returns the host frame.
+    pub fn pin_ram(&mut self, gfn: u64) -> Result<PhysAddr, Errno> {
+        match self.lookup(gfn) {
+            Some(Lookup { frame, perms, kind: PageKind::Ram }) if perms.write => {
+                *self.pins.entry(frame.0 / PAGE_SIZE).or_insert(0) += 1;
+                Ok(frame)
+            }
+            _ => Err(Errno::EINVAL),
+        }
+    }
+
+    /// Drops a pin taken with [`Memory::pin_ram`].
+    pub fn unpin(&mut self, pool: &FramePool, frame: PhysAddr) {
+        let pfn = frame.0 / PAGE_SIZE;
+        let Some(n) = self.pins.get_mut(&pfn) else { return };
+        *n -= 1;
+        if *n == 0 {
+            self.pins.remove(&pfn);
+            if self.released.remove(&pfn) {
+                pool.free(PhysAddr(pfn * PAGE_SIZE), 1);
+            }
+        }
+    }
+
+    /// Frees every frame and translation table (domain destruction, once nothing refers
+    /// to the domain any more).
+    pub fn teardown(&mut self, pool: &FramePool) {
+        if let Some(p2m) = self.p2m.take() {
+            p2m.destroy(pool);
+        }
+        self.ram.free_all(pool);
+        for pfn in core::mem::take(&mut self.released) {
+            free_run(pool, pfn, pfn + 1);
+        }
+        self.pins.clear();
+        self.special.clear();
+        self.placed.clear();
+    }
+}

@@ -1,0 +1,349 @@
+//! Domains and their vCPUs, generic over the architecture.
+//!
+//! A [`Domain`] owns its memory ([`Memory`]: P2M, RAM frames, special pages), its event
+//! channels, its grant table, its vCPUs' core state, HVM parameters and console
+//! buffers, each behind its own lock. Domains live in the
+//! [`Hypervisor`](crate::Hypervisor)'s table and are created and destroyed there.
+
+mod console;
+mod frames;
+mod hooks;
+mod memory;
+mod vcpu;
+
+pub use console::ConsoleBuffers;
+pub use frames::{free_run, FrameSet};
+pub use hooks::{Hooks, NoHooks};
+pub use memory::{Lookup, Memory, PageKind};
+pub use vcpu::{Periodic, Poll, RunState, VcpuState};
+
+use crate::arch::{Arch, HostMemory, SpaceId};
+use crate::event::EventState;
+use crate::grant::GrantTable;
+use crate::mm::{FramePool, GuestPhysAddr, PhysAddr, PAGE_SIZE};
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU32, AtomicU64};
+use keel_abi::event::EVTCHN_FIFO_NR_CHANNELS;
+use keel_abi::hvm::HVM_NR_PARAMS;
+use keel_abi::layout::{GuestLayout, VcpuTimeInfo};
+use keel_abi::memory::E820Entry;
+use keel_abi::sched::*;
+use keel_abi::xen::DomId;
+use keel_abi::Errno;
+use spin::Mutex;
+
+/// How a domain is created.
+#[derive(Clone, Debug)]
+pub struct DomainConfig {
+    /// The domain id wanted (a dom0less configuration names it), or the lowest free one.
+    pub id: Option<DomId>,
+    /// The guest architecture's `shared_info`/`vcpu_info` layout.
+    pub layout: &'static GuestLayout,
+    /// Number of vCPUs (1..=[`MAX_VCPUS`]).
+    pub vcpus: u32,
+    /// RAM pages the domain may own.
+    pub max_pages: u64,
+    /// Grant-table frames the domain may have (Xen's default is 64).
+    pub max_grant_frames: u32,
+    /// Grant mappings the domain may hold at once.
+    pub max_maptrack: u32,
+    /// Highest event-channel port (at most 131071).
+    pub max_event_port: u32,
+    /// Whether the domain may bind global VIRQs (console input goes to it).
+    pub global_virq_handler: bool,
+    /// What `XENMEM_memory_map` reports (empty: -ENOSYS).
+    pub memory_map: Vec<E820Entry>,
+    /// `XENVER_guest_handle`.
+    pub handle: [u8; 16],
+}
+
+/// The most vCPUs a domain may have.
+pub const MAX_VCPUS: u32 = 128;
+
+impl DomainConfig {
+    /// A configuration with Keel's defaults for everything but the essentials.
+    pub fn new(layout: &'static GuestLayout, vcpus: u32, max_pages: u64) -> Self {
+        DomainConfig {
+            id: None,
+            layout,
+            vcpus,
+            max_pages,
+            max_grant_frames: 64,
+            max_maptrack: 1 << 16,
+            max_event_port: EVTCHN_FIFO_NR_CHANNELS - 1,
+            global_virq_handler: false,
+            memory_map: Vec::new(),
+            handle: [0; 16],
+        }
+    }
+}
+
+/// Why a domain stopped, as `SCHEDOP_shutdown` names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShutdownReason {
+    Poweroff,
+    Reboot,
+    Suspend,
+    Crash,
+    Watchdog,
+    SoftReset,
+}
+
+impl ShutdownReason {
+    /// The reason for `SHUTDOWN_*` number `n`.
+    pub const fn from_abi(n: u32) -> Option<Self> {
+        Some(match n {
+            SHUTDOWN_POWEROFF => ShutdownReason::Poweroff,
+            SHUTDOWN_REBOOT => ShutdownReason::Reboot,
+            SHUTDOWN_SUSPEND => ShutdownReason::Suspend,
+            SHUTDOWN_CRASH => ShutdownReason::Crash,
+            SHUTDOWN_WATCHDOG => ShutdownReason::Watchdog,
+            SHUTDOWN_SOFT_RESET => ShutdownReason::SoftReset,
+            _ => return None,
+        })
+    }
+}
+
+/// A domain's life-cycle state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DomainState {
+    /// Its vCPUs may run.
+    Running,
+    /// Paused by the hypervisor; resumes with [`Domain::unpause`].
+    Paused,
+    /// The guest shut itself down.
+    ShutDown(ShutdownReason),
+    /// The hypervisor found it unable to continue (e.g. a triple fault).
+    Crashed,
+    /// Being destroyed.
+    Dying,
+}
+
+/// A domain.
+pub struct Domain<A: Arch> {
+    id: DomId,
+    config: DomainConfig,
+    pub(crate) state: Mutex<DomainState>,
+    pub(crate) mm: Mutex<Memory<A>>,
+    pub(crate) events: Mutex<EventState<A>>,
+    pub(crate) grants: Mutex<GrantTable>,
+    pub(crate) vcpus: Vec<Mutex<VcpuState>>,
+    pub(crate) params: Mutex<[u64; HVM_NR_PARAMS as usize]>,
+    pub(crate) console: Mutex<ConsoleBuffers>,
+    shared_info: PhysAddr,
+    pub(crate) vm_assist: AtomicU64,
+    pub(crate) shutdown_code: AtomicU32,
+    /// vCPUs with an outstanding `SCHEDOP_poll`.
+    pub(crate) pollers: AtomicU32,
+}
+
+/// No `SCHEDOP_shutdown_code` recorded.
+pub(crate) const NO_SHUTDOWN_CODE: u32 = u32::MAX;
+
+impl<A: Arch> Domain<A> {
+    /// Builds a domain's state (the hypervisor's table calls this).
+    pub(crate) fn new(pool: &FramePool, id: DomId, config: DomainConfig, now: u64) -> Result<Self, Errno> {
+        if config.vcpus == 0 || config.vcpus > MAX_VCPUS {
+            return Err(Errno::EINVAL);
+        }
+        let shared_info = pool.alloc(1).ok_or(Errno::ENOMEM)?;
+        A::Memory::zero(shared_info, PAGE_SIZE as usize);
+        let mm = match Memory::new(pool, SpaceId(id.wrapping_add(1)), config.max_pages) {
+            Ok(mm) => mm,
+            Err(e) => {
+                pool.free(shared_info, 1);
+                return Err(e);
+            }
+        };
+        let events = EventState::new(
+            config.layout,
+            shared_info,
+            config.vcpus,
+            config.max_event_port,
+            config.global_virq_handler,
+        );
+        Ok(Domain {
+            id,
+            state: Mutex::new(DomainState::Running),
+            mm: Mutex::new(mm),
+            events: Mutex::new(events),
+            grants: Mutex::new(GrantTable::new(config.max_grant_frames, config.max_maptrack)),
+            vcpus: (0..config.vcpus).map(|v| Mutex::new(VcpuState::new(v == 0, now))).collect(),
+            params: Mutex::new([0; HVM_NR_PARAMS as usize]),
+            console: Mutex::new(ConsoleBuffers::new()),
+            shared_info,
+            vm_assist: AtomicU64::new(0),
+            shutdown_code: AtomicU32::new(NO_SHUTDOWN_CODE),
+            pollers: AtomicU32::new(0),
+            config,
+        })
+    }
+
+    pub fn id(&self) -> DomId {
+        self.id
+    }
+
+    pub fn config(&self) -> &DomainConfig {
+        &self.config
+    }
+
+    pub fn layout(&self) -> &'static GuestLayout {
+        self.config.layout
+    }
+
+    pub fn nr_vcpus(&self) -> u32 {
+        self.vcpus.len() as u32
+    }
+
+    pub fn state(&self) -> DomainState {
+        *self.state.lock()
+    }
+
+    pub(crate) fn set_state(&self, s: DomainState) {
+        *self.state.lock() = s;
+    }
+
+    /// Pauses a running domain.
+    pub fn pause(&self) {
+        let mut s = self.state.lock();
+        if *s == DomainState::Running {
+            *s = DomainState::Paused;
+        }
+    }
+
+    /// Resumes a paused domain.
+    pub fn unpause(&self) {
+        let mut s = self.state.lock();
+        if *s == DomainState::Paused {
+            *s = DomainState::Running;
+        }
+    }
+
+    /// The host frame of the domain's shared_info page.
+    pub fn shared_info_frame(&self) -> PhysAddr {
+        self.shared_info
+    }
+
+    /// The P2M root for the backend (none once destroyed), and its TLB tag.
+    pub fn p2m_root(&self) -> Option<PhysAddr> {
+        self.mm.lock().p2m_root()
+    }
+
+    /// The TLB tag of the domain's address space.
+    pub fn space(&self) -> SpaceId {
+        SpaceId(self.id.wrapping_add(1))
+    }
+
+    /// RAM pages the domain owns.
+    pub fn tot_pages(&self) -> u64 {
+        self.mm.lock().tot_pages()
+    }
+
+    /// Gives the domain `size` bytes of zeroed RAM at `gpa` (domain building).
+    pub fn populate_ram(&self, pool: &FramePool, gpa: GuestPhysAddr, size: u64) -> Result<(), Errno> {
+        if !gpa.is_aligned(PAGE_SIZE) || !size.is_multiple_of(PAGE_SIZE) {
+            return Err(Errno::EINVAL);
+        }
+        self.mm.lock().populate(pool, gpa.0 / PAGE_SIZE, size / PAGE_SIZE)
+    }
+
+    /// What `gfn` maps to in the domain's P2M.
+    pub fn lookup(&self, gfn: u64) -> Option<Lookup> {
+        self.mm.lock().lookup(gfn)
+    }
+
+    /// Copies `data` into the domain's memory at guest-physical `gpa` (domain building).
+    pub fn write_phys(&self, gpa: u64, data: &[u8]) -> Result<(), Errno> {
+        let mm = self.mm.lock();
+        crate::guest_memory::GuestPhys::new(&mm).write(gpa, data)
+    }
+
+    /// Copies from the domain's memory at guest-physical `gpa`.
+    pub fn read_phys(&self, gpa: u64, buf: &mut [u8]) -> Result<(), Errno> {
+        let mm = self.mm.lock();
+        crate::guest_memory::GuestPhys::new(&mm).read(gpa, buf)
+    }
+
+    /// A copy of `vcpu`'s core state.
+    pub fn vcpu(&self, vcpu: u32) -> Option<VcpuState> {
+        self.vcpus.get(vcpu as usize).map(|v| v.lock().clone())
+    }
+
+    /// The level of `vcpu`'s event upcall (`vcpu_info.evtchn_upcall_pending`). The
+    /// backend reads it before entering the guest and after the guest acknowledges the
+    /// upcall interrupt: while it is set, the event PPI (arm) or callback vector (x86)
+    /// stays asserted.
+    pub fn upcall_pending(&self, vcpu: u32) -> bool {
+        self.events.lock().upcall_pending(vcpu)
+    }
+
+    /// Publishes `vcpu`'s pvclock (`vcpu_info.time`) with Xen's version protocol: the
+    /// version is odd while the fields change. Returns false if the vCPU has no
+    /// `vcpu_info`. The x86 backend calls this (XENFEAT_hvm_safe_pvclock).
+    pub fn write_vcpu_time(&self, vcpu: u32, time: &VcpuTimeInfo) -> bool {
+        let Some(vi) = self.events.lock().vcpus.get(vcpu as usize).and_then(|v| v.vcpu_info) else { return false };
+        let at = PhysAddr(vi.0 + self.layout().vcpu_info_time as u64);
+        let mut bytes = time.to_bytes();
+        versioned_write::<A>(at, &mut bytes);
+        true
+    }
+
+    /// Publishes the wall-clock time of system time 0 in shared_info (`wc_sec`,
+    /// `wc_nsec`, `wc_sec_hi`), with the same version protocol on `wc_version`.
+    pub fn set_wallclock(&self, sec: u64, nsec: u32) {
+        let at = PhysAddr(self.shared_info.0 + self.layout().wc_version as u64);
+        let mut bytes = [0u8; 16];
+        bytes[4..8].copy_from_slice(&(sec as u32).to_le_bytes());
+        bytes[8..12].copy_from_slice(&nsec.to_le_bytes());
+        bytes[12..16].copy_from_slice(&((sec >> 32) as u32).to_le_bytes());
+        versioned_write::<A>(at, &mut bytes);
+    }
+
+    /// `HVM_PARAM_*` value `index` (0 if out of range).
+    pub fn param(&self, index: u32) -> u64 {
+        self.params.lock().get(index as usize).copied().unwrap_or(0)
+    }
+
+    /// Sets an HVM parameter from the hypervisor side (domain builder: console and
+    /// xenstore pages and ports).
+    pub fn set_param(&self, index: u32, value: u64) -> Result<(), Errno> {
+        *self.params.lock().get_mut(index as usize).ok_or(Errno::EINVAL)? = value;
+        Ok(())
+    }
+
+    /// The scheduler reports that `vcpu` started or stopped running on a CPU.
+    pub fn set_running(&self, vcpu: u32, running: bool, now: u64) {
+        let Some(v) = self.vcpus.get(vcpu as usize) else { return };
+        let mut v = v.lock();
+        match (v.run_state(), running) {
+            (RunState::Runnable, true) => v.set_run_state(RunState::Running, now),
+            (RunState::Running, false) => v.set_run_state(RunState::Runnable, now),
+            _ => {}
+        }
+    }
+
+    /// Marks the boot-time start of a secondary vCPU (PSCI CPU_ON, INIT/SIPI).
+    pub fn start_vcpu(&self, vcpu: u32, now: u64) -> Result<(), Errno> {
+        let mut v = self.vcpus.get(vcpu as usize).ok_or(Errno::ENOENT)?.lock();
+        v.initialised = true;
+        v.online = true;
+        if v.run_state() == RunState::Offline {
+            v.set_run_state(RunState::Runnable, now);
+        }
+        Ok(())
+    }
+}
+
+/// Writes `bytes` (whose first 4 bytes are a version word) at `at`: the version becomes
+/// odd, the rest is written, then the version becomes even again.
+fn versioned_write<A: Arch>(at: PhysAddr, bytes: &mut [u8]) {
+    let word = crate::guest_memory::GuestWord32::<A>::at(at);
+    let begin = word.load().wrapping_add(1) | 1;
+    word.store(begin);
+    A::Memory::write(PhysAddr(at.0 + 4), &bytes[4..]);
+    word.store(begin.wrapping_add(1));
+    bytes[..4].copy_from_slice(&begin.wrapping_add(1).to_le_bytes());
+}
+
+#[cfg(test)]
+mod tests;

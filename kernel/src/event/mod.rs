@@ -1,0 +1,348 @@
+//! Event channels: ports, bindings, and delivery through the 2-level or FIFO ABI.
+//!
+//! [`EventState`] is one domain's event state, behind the domain's `events` lock. It
+//! handles everything local to the domain; operations that involve two domains
+//! (`alloc_unbound`, `bind_interdomain`, interdomain `close` and `send`) are in
+//! [`interdomain`]. Delivery ends in [`Wake`]: what the domain must do once the lock is
+//! released (kick a vCPU, wake pollers).
+//!
+//! Lock order: `events` of the lower domain id, then of the higher; then a vCPU's state
+//! lock; `mm` is a leaf.
+
+mod fifo;
+pub mod interdomain;
+mod port;
+mod setup;
+mod two_level;
+
+pub use fifo::Fifo;
+pub use port::{Binding, Port, PortTable, BUCKET};
+
+use crate::arch::Arch;
+use crate::guest_memory::GuestWord32;
+use crate::mm::PhysAddr;
+use alloc::vec::Vec;
+use core::marker::PhantomData;
+use keel_abi::event::*;
+use keel_abi::layout::GuestLayout;
+use keel_abi::xen::{virq_kind, DomId, VirqKind, NR_VIRQS};
+use keel_abi::Errno;
+use two_level::{Outcome, TwoLevel};
+
+/// Event state of one vCPU.
+#[derive(Clone, Debug)]
+pub struct VcpuEvents {
+    /// Host address of the vCPU's `vcpu_info` (a shared_info slot or a registered area).
+    pub vcpu_info: Option<PhysAddr>,
+    /// The pinned frame of a registered `vcpu_info`.
+    pub vcpu_info_frame: Option<PhysAddr>,
+    /// Upcall flag for a vCPU without any `vcpu_info`.
+    pub dummy_upcall: bool,
+    /// VIRQ to port (0: unbound). Global and per-domain VIRQs live in vCPU 0's table.
+    pub virqs: [u32; NR_VIRQS as usize],
+}
+
+/// What to do once the events lock is released.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[must_use]
+pub struct Wake {
+    /// This vCPU's upcall was newly marked pending: kick it.
+    pub upcall: Option<u32>,
+    /// This port became pending: wake vCPUs polling it.
+    pub pending_port: Option<u32>,
+}
+
+/// `evtchn_status` contents.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PortStatus {
+    pub status: u32,
+    pub vcpu: u32,
+    pub u0: u32,
+    pub u1: u32,
+}
+
+/// One domain's event channels.
+pub struct EventState<A: Arch> {
+    pub ports: PortTable,
+    pub fifo: Option<Fifo>,
+    pub vcpus: Vec<VcpuEvents>,
+    shared_info: PhysAddr,
+    layout: &'static GuestLayout,
+    max_port: u32,
+    global_virq_handler: bool,
+    dying: bool,
+    _arch: PhantomData<A>,
+}
+
+impl<A: Arch> EventState<A> {
+    /// Event state for `vcpus` vCPUs whose shared_info page is at `shared_info`.
+    pub fn new(
+        layout: &'static GuestLayout,
+        shared_info: PhysAddr,
+        vcpus: u32,
+        max_port: u32,
+        global_virq_handler: bool,
+    ) -> Self {
+        let vcpus = (0..vcpus as usize)
+            .map(|v| VcpuEvents {
+                vcpu_info: layout.shared_vcpu_info(v).map(|off| PhysAddr(shared_info.0 + off as u64)),
+                vcpu_info_frame: None,
+                dummy_upcall: false,
+                virqs: [0; NR_VIRQS as usize],
+            })
+            .collect();
+        EventState {
+            ports: PortTable::new(),
+            fifo: None,
+            vcpus,
+            shared_info,
+            layout,
+            max_port: max_port.min(EVTCHN_FIFO_NR_CHANNELS - 1),
+            global_virq_handler,
+            dying: false,
+            _arch: PhantomData,
+        }
+    }
+
+    fn two_level(&self) -> TwoLevel<'static> {
+        TwoLevel { shared_info: self.shared_info, layout: self.layout }
+    }
+
+    /// One past the highest port number the current ABI and the domain's limit allow.
+    pub fn limit(&self) -> u32 {
+        let abi = if self.fifo.is_some() { EVTCHN_FIFO_NR_CHANNELS } else { EVTCHN_2L_NR_CHANNELS };
+        abi.min(self.max_port + 1)
+    }
+
+    /// Whether `port` names a port slot (bound or free) of this domain.
+    pub fn is_valid(&self, port: u32) -> bool {
+        port < self.limit() && port < self.ports.valid_limit()
+    }
+
+    /// The port `port`, or -EINVAL.
+    pub fn port(&self, port: u32) -> Result<&Port, Errno> {
+        if !self.is_valid(port) {
+            return Err(Errno::EINVAL);
+        }
+        self.ports.get(port).ok_or(Errno::EINVAL)
+    }
+
+    pub fn nr_vcpus(&self) -> u32 {
+        self.vcpus.len() as u32
+    }
+
+    pub fn is_dying(&self) -> bool {
+        self.dying
+    }
+
+    /// Marks the domain dying: no port can be allocated any more.
+    pub fn set_dying(&mut self) {
+        self.dying = true;
+    }
+
+    /// The lowest free port, without taking it.
+    pub fn free_port(&self) -> Result<u32, Errno> {
+        if self.dying {
+            return Err(Errno::EINVAL);
+        }
+        let fifo = self.fifo.as_ref();
+        self.ports.find_free(self.limit(), |p| fifo.is_some_and(|f| f.is_busy::<A>(p)))
+    }
+
+    /// Allocates a port bound to `binding`, notifying `vcpu`.
+    pub fn alloc(&mut self, binding: Binding, vcpu: u32) -> Result<u32, Errno> {
+        let port = self.free_port()?;
+        self.ports.take(port, binding, vcpu);
+        Ok(port)
+    }
+
+    /// Raises `port` on its notification vCPU.
+    pub fn raise(&mut self, port: u32) -> Wake {
+        let Some(p) = self.ports.get(port).copied() else { return Wake::default() };
+        let mut p = p;
+        let vcpu = p.notify_vcpu;
+        let out = match &mut self.fifo {
+            Some(f) => f.raise::<A>(port, &mut p, vcpu),
+            None if port < EVTCHN_2L_NR_CHANNELS => {
+                let vi = self.vcpus.get(vcpu as usize).and_then(|v| v.vcpu_info);
+                self.two_level().raise::<A>(port, vi)
+            }
+            None => Outcome::default(),
+        };
+        if let Some(slot) = self.ports.get_mut(port) {
+            *slot = p;
+        }
+        self.finish(out, port, vcpu)
+    }
+
+    fn finish(&mut self, out: Outcome, port: u32, vcpu: u32) -> Wake {
+        Wake {
+            upcall: (out.upcall && self.mark_pending(vcpu)).then_some(vcpu),
+            pending_port: out.newly_pending.then_some(port),
+        }
+    }
+
+    /// Sets `evtchn_upcall_pending` of `vcpu`; true if it was clear.
+    pub fn mark_pending(&mut self, vcpu: u32) -> bool {
+        let Some(v) = self.vcpus.get_mut(vcpu as usize) else { return false };
+        match v.vcpu_info {
+            Some(pa) => !matches!(GuestWord32::<A>::at(pa).test_and_set(0), Ok(true)),
+            None => !core::mem::replace(&mut v.dummy_upcall, true),
+        }
+    }
+
+    /// The level of `vcpu`'s event upcall: `evtchn_upcall_pending` as the guest sees it.
+    pub fn upcall_pending(&self, vcpu: u32) -> bool {
+        match self.vcpus.get(vcpu as usize) {
+            Some(VcpuEvents { vcpu_info: Some(pa), .. }) => GuestWord32::<A>::at(*pa).load() & 0xff != 0,
+            Some(v) => v.dummy_upcall,
+            None => false,
+        }
+    }
+
+    /// Whether `port` is pending.
+    pub fn is_pending(&self, port: u32) -> bool {
+        match &self.fifo {
+            Some(f) => f.is_pending::<A>(port) || self.ports.get(port).is_some_and(|p| p.pending_without_word),
+            None => port < EVTCHN_2L_NR_CHANNELS && self.two_level().is_pending::<A>(port),
+        }
+    }
+
+    /// Frees a bound port: clears its pending state and VIRQ binding.
+    pub fn free(&mut self, port: u32) {
+        let Some(mut p) = self.ports.get(port).copied() else { return };
+        match &self.fifo {
+            Some(f) => f.clear_pending::<A>(port, &mut p),
+            None if port < EVTCHN_2L_NR_CHANNELS => self.two_level().clear_pending::<A>(port),
+            None => {}
+        }
+        if let Binding::Virq(virq) = p.binding {
+            let owner = if virq_kind(virq) == VirqKind::PerVcpu { p.notify_vcpu } else { 0 };
+            if let Some(slot) = self.vcpus.get_mut(owner as usize).and_then(|v| v.virqs.get_mut(virq as usize)) {
+                if *slot == port {
+                    *slot = 0;
+                }
+            }
+        }
+        self.ports.release(port);
+    }
+
+    /// `EVTCHNOP_bind_virq`.
+    pub fn bind_virq(&mut self, virq: u32, vcpu: u32) -> Result<u32, Errno> {
+        if virq >= NR_VIRQS {
+            return Err(Errno::EINVAL);
+        }
+        let kind = virq_kind(virq);
+        if kind != VirqKind::PerVcpu && vcpu != 0 {
+            return Err(Errno::EINVAL);
+        }
+        if vcpu >= self.nr_vcpus() {
+            return Err(Errno::ENOENT);
+        }
+        if kind == VirqKind::Global && !self.global_virq_handler {
+            return Err(Errno::EBUSY);
+        }
+        if self.vcpus[vcpu as usize].virqs[virq as usize] != 0 {
+            return Err(Errno::EEXIST);
+        }
+        let port = self.alloc(Binding::Virq(virq), vcpu)?;
+        self.vcpus[vcpu as usize].virqs[virq as usize] = port;
+        Ok(port)
+    }
+
+    /// `EVTCHNOP_bind_ipi`.
+    pub fn bind_ipi(&mut self, vcpu: u32) -> Result<u32, Errno> {
+        if vcpu >= self.nr_vcpus() {
+            return Err(Errno::ENOENT);
+        }
+        self.alloc(Binding::Ipi, vcpu)
+    }
+
+    /// `EVTCHNOP_bind_vcpu`.
+    pub fn bind_vcpu(&mut self, port: u32, vcpu: u32) -> Result<(), Errno> {
+        if vcpu >= self.nr_vcpus() {
+            return Err(Errno::ENOENT);
+        }
+        let p = self.port(port)?;
+        let ok = match p.binding {
+            Binding::Virq(v) => virq_kind(v) != VirqKind::PerVcpu,
+            Binding::Unbound { .. } | Binding::Interdomain { .. } => true,
+            _ => false,
+        };
+        if !ok {
+            return Err(Errno::EINVAL);
+        }
+        if let Some(p) = self.ports.get_mut(port) {
+            p.notify_vcpu = vcpu;
+        }
+        Ok(())
+    }
+
+    /// `EVTCHNOP_status` for a port of this domain.
+    pub fn status(&self, port: u32) -> Result<PortStatus, Errno> {
+        let p = self.port(port)?;
+        let (status, u0, u1) = match p.binding {
+            Binding::Free | Binding::Reserved => (EVTCHNSTAT_CLOSED, 0, 0),
+            Binding::Unbound { remote } => (EVTCHNSTAT_UNBOUND, remote as u32, 0),
+            Binding::Interdomain { remote, remote_port } => (EVTCHNSTAT_INTERDOMAIN, remote as u32, remote_port),
+            Binding::Virq(v) => (EVTCHNSTAT_VIRQ, v, 0),
+            Binding::Ipi => (EVTCHNSTAT_IPI, 0, 0),
+        };
+        Ok(PortStatus { status, vcpu: p.notify_vcpu, u0, u1 })
+    }
+
+    /// `EVTCHNOP_unmask`.
+    pub fn unmask(&mut self, port: u32) -> Result<Wake, Errno> {
+        let mut p = *self.port(port)?;
+        let vcpu = p.notify_vcpu;
+        let out = match &mut self.fifo {
+            Some(f) => f.unmask::<A>(port, &mut p),
+            None => {
+                let vi = self.vcpus.get(vcpu as usize).and_then(|v| v.vcpu_info);
+                self.two_level().unmask::<A>(port, vi)
+            }
+        };
+        if let Some(slot) = self.ports.get_mut(port) {
+            *slot = p;
+        }
+        Ok(self.finish(out, port, vcpu))
+    }
+
+    /// `EVTCHNOP_set_priority`.
+    pub fn set_priority(&mut self, port: u32, priority: u32) -> Result<(), Errno> {
+        self.port(port)?;
+        if self.fifo.is_none() {
+            return Err(Errno::ENOSYS);
+        }
+        if priority > EVTCHN_FIFO_PRIORITY_MIN {
+            return Err(Errno::EINVAL);
+        }
+        if let Some(p) = self.ports.get_mut(port) {
+            p.priority = priority as u8;
+        }
+        Ok(())
+    }
+
+    /// Raises the port bound to `virq` for `vcpu` (per-vCPU VIRQs) or the domain.
+    pub fn send_virq(&mut self, vcpu: u32, virq: u32) -> Wake {
+        if virq >= NR_VIRQS {
+            return Wake::default();
+        }
+        let owner = if virq_kind(virq) == VirqKind::PerVcpu { vcpu } else { 0 };
+        match self.vcpus.get(owner as usize).map(|v| v.virqs[virq as usize]) {
+            Some(port) if port != 0 => self.raise(port),
+            _ => Wake::default(),
+        }
+    }
+}
+
+/// The remote end of an interdomain port, as seen by the domain `local`.
+pub(crate) fn peer_of(p: &Port) -> Option<(DomId, u32)> {
+    match p.binding {
+        Binding::Interdomain { remote, remote_port } => Some((remote, remote_port)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests;

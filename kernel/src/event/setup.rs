@@ -1,0 +1,128 @@
+//! Setting up delivery: FIFO control blocks and event-array pages, registered
+//! `vcpu_info` areas, and releasing them.
+
+use super::{EventState, Fifo, TwoLevel, Wake};
+use crate::arch::{Arch, HostMemory};
+use crate::domain::Memory;
+use crate::mm::{FramePool, PhysAddr, PAGE_SIZE};
+use alloc::vec;
+use alloc::vec::Vec;
+use keel_abi::event::*;
+use keel_abi::Errno;
+use spin::Mutex;
+
+impl<A: Arch> EventState<A> {
+    /// `EVTCHNOP_init_control`: registers `vcpu`'s control block at `gfn` + `offset`,
+    /// switching the domain to the FIFO ABI on the first call.
+    pub fn init_control(&mut self, mm: &Mutex<Memory<A>>, vcpu: u32, gfn: u64, offset: u32) -> Result<(), Errno> {
+        if vcpu >= self.nr_vcpus() {
+            return Err(Errno::ENOENT);
+        }
+        if offset as usize > PAGE_SIZE as usize - EvtchnFifoControlBlock::SIZE || !offset.is_multiple_of(8) {
+            return Err(Errno::EINVAL);
+        }
+        if self.fifo.as_ref().is_some_and(|f| f.vcpus[vcpu as usize].control.is_some()) {
+            return Err(Errno::EINVAL);
+        }
+        let frame = mm.lock().pin_ram(gfn)?;
+        let first = self.fifo.is_none();
+        let fifo = self.fifo.get_or_insert_with(|| Fifo::new(self.vcpus.len()));
+        fifo.vcpus[vcpu as usize].control = Some(PhysAddr(frame.0 + offset as u64));
+        if first {
+            // Remember what was pending under the 2-level ABI; default priorities.
+            let two = TwoLevel { shared_info: self.shared_info, layout: self.layout };
+            let bound: Vec<u32> = self.ports.bound().collect();
+            for port in bound {
+                let pending = port < EVTCHN_2L_NR_CHANNELS && two.is_pending::<A>(port);
+                if let Some(p) = self.ports.get_mut(port) {
+                    p.pending_without_word = pending;
+                    p.priority = EVTCHN_FIFO_PRIORITY_DEFAULT as u8;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `EVTCHNOP_expand_array`: adds the event-array page at `gfn` and re-raises events
+    /// that arrived for its ports before it existed.
+    pub fn expand_array(&mut self, mm: &Mutex<Memory<A>>, gfn: u64) -> Result<Vec<Wake>, Errno> {
+        let fifo = self.fifo.as_ref().ok_or(Errno::EOPNOTSUPP)?;
+        fifo.can_expand()?;
+        let frame = mm.lock().pin_ram(gfn)?;
+        let fifo = self.fifo.as_mut().ok_or(Errno::EOPNOTSUPP)?;
+        let first = fifo.ports_with_words();
+        fifo.pages.push(frame);
+        let end = fifo.ports_with_words().min(self.ports.valid_limit());
+        let mut wakes = Vec::new();
+        for port in first..end {
+            if self.ports.get(port).is_some_and(|p| p.pending_without_word) {
+                let w = self.raise(port);
+                if w != Wake::default() {
+                    wakes.push(w);
+                }
+            }
+        }
+        Ok(wakes)
+    }
+
+    /// Leaves the FIFO ABI (reset, destruction): unpins its pages.
+    pub fn drop_fifo(&mut self, mm: &Mutex<Memory<A>>, pool: &FramePool) {
+        let Some(fifo) = self.fifo.take() else { return };
+        let mut mm = mm.lock();
+        for page in fifo.pages {
+            mm.unpin(pool, page);
+        }
+        for q in fifo.vcpus {
+            if let Some(c) = q.control {
+                mm.unpin(pool, c.align_down(PAGE_SIZE));
+            }
+        }
+    }
+
+    /// `VCPUOP_register_vcpu_info`: moves `vcpu`'s `vcpu_info` to `gfn` + `offset`,
+    /// copying the old contents, and marks everything pending so nothing is lost.
+    pub fn register_vcpu_info(
+        &mut self,
+        mm: &Mutex<Memory<A>>,
+        vcpu: u32,
+        gfn: u64,
+        offset: u64,
+    ) -> Result<Wake, Errno> {
+        let size = self.layout.vcpu_info_size as u64;
+        let v = self.vcpus.get(vcpu as usize).ok_or(Errno::ENOENT)?;
+        if v.vcpu_info_frame.is_some() {
+            return Err(Errno::EBUSY);
+        }
+        if offset >= PAGE_SIZE || gfn.checked_mul(PAGE_SIZE).is_none() {
+            return Err(Errno::EINVAL);
+        }
+        if offset + size > PAGE_SIZE || !offset.is_multiple_of(8) {
+            return Err(Errno::ENXIO);
+        }
+        let frame = mm.lock().pin_ram(gfn)?;
+        let new = PhysAddr(frame.0 + offset);
+        let mut bytes = vec![0u8; size as usize];
+        if let Some(old) = v.vcpu_info {
+            A::Memory::read(old, &mut bytes);
+        }
+        bytes[0] = 1;
+        bytes[8..16].copy_from_slice(&u64::MAX.to_le_bytes());
+        A::Memory::write(new, &bytes);
+        let v = &mut self.vcpus[vcpu as usize];
+        v.vcpu_info = Some(new);
+        v.vcpu_info_frame = Some(frame);
+        v.dummy_upcall = false;
+        Ok(Wake { upcall: Some(vcpu), pending_port: None })
+    }
+
+    /// Unpins registered `vcpu_info` pages (destruction).
+    pub fn drop_vcpu_info(&mut self, mm: &Mutex<Memory<A>>, pool: &FramePool) {
+        let mut mm = mm.lock();
+        for v in &mut self.vcpus {
+            if let Some(f) = v.vcpu_info_frame.take() {
+                mm.unpin(pool, f);
+                v.vcpu_info = None;
+            }
+        }
+    }
+}

@@ -1,0 +1,229 @@
+//! Grant operations between domains: map, unmap, table set-up and size, and what
+//! destroying a domain does to grants in both directions.
+//!
+//! Mapping pins the granter's entry (`GTF_reading`/`GTF_writing` set with
+//! compare-and-swap) and frame, then maps the frame into the mapper's P2M at `host_addr`
+//! and records the handle. A granter cannot revoke an entry under a mapping: the flags
+//! stay set until the last unmap, and the frame stays allocated. Destroying a domain
+//! unmaps its mappings of others' grants and removes others' mappings of its grants.
+
+use super::{entry, Active, GrantTable, Mapping, Slot};
+use crate::arch::Arch;
+use crate::domain::Domain;
+use crate::hypervisor::Hypervisor;
+use crate::mm::{PhysAddr, PAGE_SIZE};
+use alloc::sync::Arc;
+use alloc::vec;
+use alloc::vec::Vec;
+use keel_abi::grant::*;
+use keel_abi::xen::DomId;
+
+/// Pins `gref` of `g` (its grant table locked in `gt`) for domain `ldom`: sets the entry's
+/// flags and, on the first pin, pins the granted frame in `g`'s memory.
+pub(crate) fn pin_entry<A: Arch>(
+    g: &Domain<A>,
+    gt: &mut GrantTable,
+    gref: u32,
+    ldom: DomId,
+    readonly: bool,
+    mapping: bool,
+) -> Result<PhysAddr, i16> {
+    if gt.dying {
+        return Err(GNTST_BAD_DOMAIN);
+    }
+    if gref >= gt.nr_entries() {
+        return Err(GNTST_BAD_GNTREF);
+    }
+    let word = gt.entry_word::<A>(gref).ok_or(GNTST_BAD_GNTREF)?;
+    let act = gt.active.get(&gref);
+    if act.is_some_and(|a| a.domid != ldom || a.readers.max(a.writers) >= u32::MAX / 2) {
+        return Err(GNTST_GENERAL_ERROR);
+    }
+    let pinned = act.is_some();
+    if !pinned || (!readonly && act.is_some_and(|a| a.writers == 0)) {
+        entry::acquire(&word, pinned, readonly, mapping, ldom)?;
+    }
+    let frame = match gt.active.get(&gref) {
+        Some(a) => a.frame,
+        None => {
+            let gfn = gt.entry_frame::<A>(gref).ok_or(GNTST_BAD_GNTREF)?;
+            match g.mm.lock().pin_ram(gfn) {
+                Ok(f) => f,
+                Err(_) => {
+                    entry::clear(&word, if readonly { GTF_READING } else { GTF_READING | GTF_WRITING });
+                    return Err(GNTST_BAD_PAGE);
+                }
+            }
+        }
+    };
+    let a = gt.active.entry(gref).or_insert(Active { domid: ldom, readers: 0, writers: 0, frame, maps: vec![] });
+    if readonly {
+        a.readers += 1;
+    } else {
+        a.writers += 1;
+    }
+    Ok(frame)
+}
+
+/// Drops a pin taken with [`pin_entry`]; clears `GTF_writing` when the last writable pin
+/// goes and `GTF_reading` when the last pin goes, and unpins the frame.
+pub(crate) fn unpin_entry<A: Arch>(
+    hv: &Hypervisor<'_, A>,
+    g: &Domain<A>,
+    gt: &mut GrantTable,
+    gref: u32,
+    readonly: bool,
+    map: Option<(DomId, u32)>,
+) {
+    let Some(a) = gt.active.get_mut(&gref) else { return };
+    if let Some(m) = map {
+        a.maps.retain(|&x| x != m);
+    }
+    if readonly {
+        a.readers = a.readers.saturating_sub(1);
+    } else {
+        a.writers = a.writers.saturating_sub(1);
+    }
+    let (writers, total, frame) = (a.writers, a.readers + a.writers, a.frame);
+    let mut clear = 0;
+    if !readonly && writers == 0 {
+        clear |= GTF_WRITING;
+    }
+    if total == 0 {
+        clear |= GTF_READING;
+        gt.active.remove(&gref);
+        g.mm.lock().unpin(hv.pool, frame);
+    }
+    if clear != 0 {
+        if let Some(w) = gt.entry_word::<A>(gref) {
+            entry::clear(&w, clear);
+        }
+    }
+}
+
+/// `GNTTABOP_map_grant_ref` for one op; returns (status, handle).
+pub fn map<A: Arch>(hv: &Hypervisor<'_, A>, m: &Arc<Domain<A>>, op: &GnttabMapGrantRef) -> (i16, u32) {
+    if op.flags & (GNTMAP_HOST_MAP | GNTMAP_DEVICE_MAP) == 0 {
+        return (GNTST_BAD_GNTREF, 0);
+    }
+    if op.flags & (GNTMAP_DEVICE_MAP | GNTMAP_APPLICATION_MAP | GNTMAP_CONTAINS_PTE) != 0 {
+        return (GNTST_GENERAL_ERROR, 0);
+    }
+    let Some(g) = (if op.dom == m.id() { Some(m.clone()) } else { hv.domain(op.dom) }) else {
+        return (GNTST_BAD_DOMAIN, 0);
+    };
+    let readonly = op.flags & GNTMAP_READONLY != 0;
+    let Some(handle) = m.grants.lock().reserve_handle() else { return (GNTST_NO_SPACE, 0) };
+    let frame = {
+        let mut gt = g.grants.lock();
+        match pin_entry(&g, &mut gt, op.grant_ref, m.id(), readonly, true) {
+            Ok(f) => {
+                if let Some(a) = gt.active.get_mut(&op.grant_ref) {
+                    a.maps.push((m.id(), handle));
+                }
+                f
+            }
+            Err(st) => {
+                drop(gt);
+                m.grants.lock().free_handle(handle);
+                return (st, 0);
+            }
+        }
+    };
+    let gfn = op.host_addr / PAGE_SIZE;
+    let mapped = m.mm.lock().map_foreign(hv.pool, gfn, frame, !readonly, handle);
+    let mut mt = m.grants.lock();
+    let revoked = mt.slot(handle) == Slot::Revoked;
+    if mapped.is_ok() && !revoked {
+        mt.set_slot(handle, Slot::Mapped(Mapping { granter: g.id(), gref: op.grant_ref, gfn, readonly }));
+        return (GNTST_OKAY, handle);
+    }
+    // Undo: the mapping failed, or the granter was destroyed meanwhile.
+    mt.free_handle(handle);
+    drop(mt);
+    if mapped.is_ok() {
+        let _ = m.mm.lock().unmap_foreign(hv.pool, gfn, handle);
+    }
+    unpin_entry(hv, &g, &mut g.grants.lock(), op.grant_ref, readonly, Some((m.id(), handle)));
+    (GNTST_GENERAL_ERROR, 0)
+}
+
+/// `GNTTABOP_unmap_grant_ref` for one op.
+pub fn unmap<A: Arch>(hv: &Hypervisor<'_, A>, m: &Arc<Domain<A>>, op: &GnttabUnmapGrantRef) -> i16 {
+    let mapping = {
+        let mut mt = m.grants.lock();
+        let Slot::Mapped(mapping) = mt.slot(op.handle) else { return GNTST_BAD_HANDLE };
+        if op.host_addr == 0 {
+            // Xen: nothing to remove without an address; the mapping stays.
+            return GNTST_OKAY;
+        }
+        if op.host_addr / PAGE_SIZE != mapping.gfn {
+            return GNTST_GENERAL_ERROR;
+        }
+        mt.free_handle(op.handle);
+        mapping
+    };
+    let _ = m.mm.lock().unmap_foreign(hv.pool, mapping.gfn, op.handle);
+    if let Some(g) = hv.domain_any(mapping.granter) {
+        unpin_entry(hv, &g, &mut g.grants.lock(), mapping.gref, mapping.readonly, Some((m.id(), op.handle)));
+    }
+    GNTST_OKAY
+}
+
+/// Removes mapping `handle` of `m`, which maps `gref` of the dying domain `g`. Returns
+/// whether the mapping was read-only if `g` must drop its pin; `None` if the map was
+/// still in progress (the mapper undoes it) or already gone.
+fn revoke<A: Arch>(hv: &Hypervisor<'_, A>, m: &Domain<A>, handle: u32, g: DomId, gref: u32) -> Option<bool> {
+    let x = {
+        let mut mt = m.grants.lock();
+        match mt.slot(handle) {
+            Slot::Mapped(x) if x.granter == g && x.gref == gref => {
+                mt.free_handle(handle);
+                x
+            }
+            Slot::Reserved => {
+                mt.set_slot(handle, Slot::Revoked);
+                return None;
+            }
+            _ => return None,
+        }
+    };
+    let _ = m.mm.lock().unmap_foreign(hv.pool, x.gfn, handle);
+    Some(x.readonly)
+}
+
+/// Grant teardown of a domain being destroyed.
+pub fn teardown<A: Arch>(hv: &Hypervisor<'_, A>, d: &Arc<Domain<A>>) {
+    // Its own mappings of other domains' grants.
+    let own: Vec<(u32, Mapping)> = {
+        let mut gt = d.grants.lock();
+        gt.dying = true;
+        let own: Vec<(u32, Mapping)> = gt
+            .maptrack
+            .iter()
+            .enumerate()
+            .filter_map(|(h, s)| if let Slot::Mapped(x) = s { Some((h as u32, *x)) } else { None })
+            .collect();
+        for &(h, _) in &own {
+            gt.free_handle(h);
+        }
+        own
+    };
+    for (h, x) in own {
+        let _ = d.mm.lock().unmap_foreign(hv.pool, x.gfn, h);
+        if let Some(g) = hv.domain_any(x.granter) {
+            unpin_entry(hv, &g, &mut g.grants.lock(), x.gref, x.readonly, Some((d.id(), h)));
+        }
+    }
+    // Other domains' mappings of its grants.
+    let theirs: Vec<(u32, DomId, u32)> = {
+        let gt = d.grants.lock();
+        gt.active.iter().flat_map(|(&gref, a)| a.maps.iter().map(move |&(m, h)| (gref, m, h))).collect()
+    };
+    for (gref, mid, h) in theirs {
+        let Some(m) = hv.domain_any(mid) else { continue };
+        if let Some(ro) = revoke(hv, &m, h, d.id(), gref) {
+            unpin_entry(hv, d, &mut d.grants.lock(), gref, ro, Some((mid, h)));
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! All access to guest memory.
+//!
+//! - [`GuestPhys`]: copies to and from guest-physical addresses of one domain, translated
+//!   through its own P2M ([`Memory::lookup`]), crossing page boundaries. Only the domain's
+//!   RAM and its hypervisor pages (shared_info, grant frames) are reachable; grant
+//!   mappings of other domains' frames and device memory are not. Every failure is
+//!   -EFAULT.
+//! - [`virt`]: the same through guest *virtual* addresses, which is what hypercall
+//!   pointer arguments are, translated by the calling vCPU's page tables.
+//! - [`atomic`]: atomic operations on words of guest memory shared with the guest (event
+//!   words, bitmaps, grant flags), with bounded retries so a guest racing on them cannot
+//!   make the hypervisor spin.
+//!
+//! Nothing here panics on guest input.
+
+pub mod atomic;
+pub mod virt;
+
+pub use atomic::{GuestWord32, GuestWord64, Unstable};
+pub use virt::{GuestTranslate, GuestVirt, IdentityTranslation, NoTranslation};
+
+use crate::arch::{Arch, HostMemory};
+use crate::domain::{Memory, PageKind};
+use crate::mm::{PhysAddr, PAGE_SIZE};
+use keel_abi::{Errno, Wire};
+
+/// The kind of access a copy makes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    Read,
+    Write,
+}
+
+/// Guest-physical access to one domain, under its `mm` lock.
+pub struct GuestPhys<'a, A: Arch> {
+    mm: &'a Memory<A>,
+}
+
+impl<'a, A: Arch> GuestPhys<'a, A> {
+    pub fn new(mm: &'a Memory<A>) -> Self {
+        GuestPhys { mm }
+    }
+
+    /// The host address of guest-physical `gpa`, if the domain may make `access` there.
+    pub fn translate(&self, gpa: u64, access: Access) -> Result<PhysAddr, Errno> {
+        let l = self.mm.lookup(gpa / PAGE_SIZE).ok_or(Errno::EFAULT)?;
+        let allowed = match access {
+            Access::Read => l.perms.read,
+            Access::Write => l.perms.write,
+        };
+        match l.kind {
+            PageKind::Ram | PageKind::SharedInfo | PageKind::GrantFrame(_) if allowed => {
+                Ok(PhysAddr(l.frame.0 + gpa % PAGE_SIZE))
+            }
+            _ => Err(Errno::EFAULT),
+        }
+    }
+
+    /// Calls `f(host address, offset in the buffer, length)` for each piece of
+    /// `[gpa, gpa + len)` that lies in one page.
+    fn pieces(
+        &self,
+        gpa: u64,
+        len: usize,
+        access: Access,
+        mut f: impl FnMut(PhysAddr, usize, usize),
+    ) -> Result<(), Errno> {
+        gpa.checked_add(len as u64).ok_or(Errno::EFAULT)?;
+        // Translate everything first, so a fault leaves guest memory untouched.
+        let mut done = 0;
+        while done < len {
+            let a = gpa + done as u64;
+            let n = ((PAGE_SIZE - a % PAGE_SIZE) as usize).min(len - done);
+            self.translate(a, access)?;
+            done += n;
+        }
+        let mut done = 0;
+        while done < len {
+            let a = gpa + done as u64;
+            let n = ((PAGE_SIZE - a % PAGE_SIZE) as usize).min(len - done);
+            f(self.translate(a, access)?, done, n);
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// Copies `buf.len()` bytes from guest-physical `gpa`.
+    pub fn read(&self, gpa: u64, buf: &mut [u8]) -> Result<(), Errno> {
+        let len = buf.len();
+        self.pieces(gpa, len, Access::Read, |pa, at, n| A::Memory::read(pa, &mut buf[at..at + n]))
+    }
+
+    /// Copies `data` to guest-physical `gpa`.
+    pub fn write(&self, gpa: u64, data: &[u8]) -> Result<(), Errno> {
+        self.pieces(gpa, data.len(), Access::Write, |pa, at, n| A::Memory::write(pa, &data[at..at + n]))
+    }
+
+    /// Reads an ABI struct at `gpa`.
+    pub fn read_struct<T: Wire>(&self, gpa: u64) -> Result<T, Errno> {
+        let mut buf = [0u8; 256];
+        let b = buf.get_mut(..T::SIZE).ok_or(Errno::EFAULT)?;
+        self.read(gpa, b)?;
+        T::from_bytes(b).ok_or(Errno::EFAULT)
+    }
+
+    /// Writes an ABI struct to `gpa`.
+    pub fn write_struct<T: Wire>(&self, gpa: u64, value: &T) -> Result<(), Errno> {
+        let mut buf = [0u8; 256];
+        let b = buf.get_mut(..T::SIZE).ok_or(Errno::EFAULT)?;
+        value.write_bytes(b).ok_or(Errno::EFAULT)?;
+        self.write(gpa, b)
+    }
+
+    /// A guest word for atomic access at `gpa`, which must be aligned to `align` and
+    /// writable: used for words the hypervisor shares with a running guest.
+    pub fn word_address(&self, gpa: u64, align: u64) -> Result<PhysAddr, Errno> {
+        if !gpa.is_multiple_of(align) {
+            return Err(Errno::EFAULT);
+        }
+        self.translate(gpa, Access::Write)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,47 @@
+//! `console_io`: guest output to Keel's console, tagged with the domain id, and input
+//! from a per-domain buffer.
+
+use super::{Call, HcResult};
+use crate::arch::Arch;
+use alloc::string::String;
+use alloc::vec::Vec;
+use keel_abi::xen::{CONSOLEIO_READ, CONSOLEIO_WRITE};
+use keel_abi::Errno;
+
+/// Bytes copied from the guest at a time.
+const CHUNK: usize = 128;
+/// The most bytes one `CONSOLEIO_write` may carry (Keel has no continuations).
+pub const WRITE_MAX: u32 = 64 * 1024;
+
+/// `console_io(cmd, count, buffer)`.
+pub fn console_io<A: Arch>(c: &Call<'_, '_, A>) -> HcResult {
+    let count = c.arg32(1);
+    let buf = c.args[2];
+    match c.arg32(0) as u64 {
+        CONSOLEIO_WRITE => {
+            if count > WRITE_MAX {
+                return Err(Errno::EINVAL);
+            }
+            let mut chunk = [0u8; CHUNK];
+            let mut done = 0u64;
+            while done < count as u64 {
+                let n = (count as u64 - done).min(CHUNK as u64) as usize;
+                c.guest.read(buf.checked_add(done).ok_or(Errno::EFAULT)?, &mut chunk[..n])?;
+                let mut lines = Vec::new();
+                c.domain.console.lock().output(&chunk[..n], |line| lines.push(String::from(line)));
+                for line in lines {
+                    c.hv.hooks.console_line(c.domain.id(), &line);
+                }
+                done += n as u64;
+            }
+            Ok(0)
+        }
+        CONSOLEIO_READ => {
+            let data = c.domain.console.lock().peek_input(count as usize);
+            c.guest.write(buf, &data)?;
+            c.domain.console.lock().consume_input(data.len());
+            Ok(data.len() as u64)
+        }
+        _ => Err(Errno::ENOSYS),
+    }
+}

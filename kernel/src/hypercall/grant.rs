@@ -1,0 +1,123 @@
+//! `grant_table_op`: batches of map, unmap and copy with a status per op; table set-up,
+//! size and version.
+
+use super::{Call, HcResult};
+use crate::arch::Arch;
+use crate::domain::PageKind;
+use crate::grant::{self, ops};
+use keel_abi::grant::*;
+use keel_abi::Errno;
+
+/// The most ops one call may carry (Keel has no hypercall continuations).
+pub const MAX_BATCH: u32 = 4096;
+/// Offset of the status field in `gnttab_copy`.
+const COPY_STATUS: u64 = 36;
+
+/// `grant_table_op(cmd, uop, count)`.
+pub fn grant_table_op<A: Arch>(c: &Call<'_, '_, A>) -> HcResult {
+    let cmd = c.arg32(0) as u64;
+    let uop = c.args[1];
+    let count = c.arg32(2);
+    if (count as i32) < 0 || cmd & !GNTTABOP_CMD_MASK != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let batch = matches!(cmd, GNTTABOP_MAP_GRANT_REF | GNTTABOP_UNMAP_GRANT_REF | GNTTABOP_COPY);
+    if batch && count > MAX_BATCH {
+        return Err(Errno::E2BIG);
+    }
+    let g = &c.guest;
+    match cmd {
+        GNTTABOP_MAP_GRANT_REF => {
+            for i in 0..count as u64 {
+                let mut op: GnttabMapGrantRef = g.read_element(uop, i)?;
+                (op.status, op.handle) = ops::map(c.hv, c.domain, &op);
+                op.dev_bus_addr = 0;
+                g.write_element(uop, i, &op)?;
+            }
+        }
+        GNTTABOP_UNMAP_GRANT_REF => {
+            for i in 0..count as u64 {
+                let mut op: GnttabUnmapGrantRef = g.read_element(uop, i)?;
+                op.status = ops::unmap(c.hv, c.domain, &op);
+                g.write_element(uop, i, &op)?;
+            }
+        }
+        GNTTABOP_COPY => {
+            for i in 0..count as u64 {
+                let op: GnttabCopy = g.read_element(uop, i)?;
+                let status = grant::copy(c.hv, c.domain, &op);
+                let at = uop.checked_add(i * GnttabCopy::SIZE as u64 + COPY_STATUS).ok_or(Errno::EFAULT)?;
+                g.write(at, &status.to_le_bytes())?;
+            }
+        }
+        GNTTABOP_SETUP_TABLE => setup_table(c, uop, count)?,
+        GNTTABOP_QUERY_SIZE => {
+            if count != 1 {
+                return Err(Errno::EINVAL);
+            }
+            let mut op: GnttabQuerySize = g.read_struct(uop)?;
+            op.status = match c.hv.resolve(c.domain, op.dom) {
+                None => GNTST_BAD_DOMAIN,
+                Some(d) if d.id() != c.domain.id() => GNTST_PERMISSION_DENIED,
+                Some(d) => {
+                    let gt = d.grants.lock();
+                    (op.nr_frames, op.max_nr_frames) = (gt.nr_frames(), gt.max_frames());
+                    GNTST_OKAY
+                }
+            };
+            g.write_struct(uop, &op)?;
+        }
+        GNTTABOP_SET_VERSION => {
+            let mut op: GnttabSetVersion = g.read_struct(uop)?;
+            let res = match op.version {
+                1 => Ok(0),
+                2 => Err(Errno::ENOSYS),
+                _ => Err(Errno::EINVAL),
+            };
+            op.version = 1;
+            g.write_struct(uop, &op)?;
+            return res;
+        }
+        GNTTABOP_GET_VERSION => {
+            let mut op: GnttabGetVersion = g.read_struct(uop)?;
+            let d = c.hv.resolve(c.domain, op.dom).ok_or(Errno::ESRCH)?;
+            if d.id() != c.domain.id() {
+                return Err(Errno::EPERM);
+            }
+            op.version = 1;
+            g.write_struct(uop, &op)?;
+        }
+        _ => return Err(Errno::ENOSYS),
+    }
+    Ok(0)
+}
+
+fn setup_table<A: Arch>(c: &Call<'_, '_, A>, uop: u64, count: u32) -> Result<(), Errno> {
+    if count != 1 {
+        return Err(Errno::EINVAL);
+    }
+    let g = &c.guest;
+    let mut op: GnttabSetupTable = g.read_struct(uop)?;
+    op.status = match c.hv.resolve(c.domain, op.dom) {
+        None => GNTST_BAD_DOMAIN,
+        Some(d) if d.id() != c.domain.id() => GNTST_PERMISSION_DENIED,
+        Some(d) => {
+            let mut gt = d.grants.lock();
+            if op.nr_frames > gt.max_frames() || gt.grow::<A>(c.hv.pool, op.nr_frames).is_err() {
+                GNTST_GENERAL_ERROR
+            } else {
+                drop(gt);
+                let mut status = GNTST_OKAY;
+                for i in 0..op.nr_frames {
+                    let gfn = d.mm.lock().placed(PageKind::GrantFrame(i)).unwrap_or(u64::MAX);
+                    if g.write_u64(op.frame_list, i as u64, gfn).is_err() {
+                        status = GNTST_BAD_VIRT_ADDR;
+                        break;
+                    }
+                }
+                status
+            }
+        }
+    };
+    g.write(uop + 8, &op.status.to_le_bytes())
+}

@@ -1,0 +1,111 @@
+//! Hypercall dispatch: a table indexed by Xen's hypercall numbers, one file per family.
+//!
+//! Every handler returns `Result<u64, Errno>`; the result register gets the value, or the
+//! negated error number. Numbers outside the table, and entries Keel does not implement,
+//! return -ENOSYS. Pointer arguments are guest virtual addresses, read through the
+//! calling vCPU's translation ([`GuestTranslate`]); arguments Xen declares as `int` or
+//! `unsigned int` use only their low 32 bits, as in Xen. See `docs/abi.md`.
+
+mod console;
+mod event;
+mod grant;
+mod hvm;
+mod memory;
+mod sched;
+mod timer;
+mod vcpu;
+mod version;
+mod vm_assist;
+
+pub use vcpu::update_runstate_area;
+
+use crate::arch::{Arch, HypercallArgs};
+use crate::domain::Domain;
+use crate::guest_memory::{GuestTranslate, GuestVirt};
+use crate::hypervisor::Hypervisor;
+use alloc::sync::Arc;
+use core::marker::PhantomData;
+use keel_abi::hypercall::{self as nr, TABLE_SIZE};
+use keel_abi::Errno;
+
+/// What a handler returns.
+pub type HcResult = Result<u64, Errno>;
+
+/// One hypercall being handled.
+pub struct Call<'c, 'h, A: Arch> {
+    pub hv: &'c Hypervisor<'h, A>,
+    /// The calling domain.
+    pub domain: &'c Arc<Domain<A>>,
+    /// The calling vCPU.
+    pub vcpu: u32,
+    /// The caller's virtual memory.
+    pub guest: GuestVirt<'c, A>,
+    /// The translation the caller's pointers go through.
+    pub translate: &'c dyn GuestTranslate,
+    /// Arguments 1..5.
+    pub args: [u64; 5],
+}
+
+impl<A: Arch> Call<'_, '_, A> {
+    /// Argument `i` as Xen's `int`/`unsigned int` parameters see it.
+    pub fn arg32(&self, i: usize) -> u32 {
+        self.args[i] as u32
+    }
+}
+
+/// A hypercall handler.
+pub type Handler<A> = for<'c, 'h> fn(&Call<'c, 'h, A>) -> HcResult;
+
+/// The dispatch table.
+pub struct Table<A: Arch>(PhantomData<A>);
+
+impl<A: Arch> Table<A> {
+    /// Handlers by hypercall number.
+    pub const ENTRIES: [Option<Handler<A>>; TABLE_SIZE as usize] = {
+        let mut t: [Option<Handler<A>>; TABLE_SIZE as usize] = [None; TABLE_SIZE as usize];
+        t[nr::MEMORY_OP as usize] = Some(memory::memory_op::<A> as Handler<A>);
+        t[nr::SET_TIMER_OP as usize] = Some(timer::set_timer_op::<A> as Handler<A>);
+        t[nr::XEN_VERSION as usize] = Some(version::xen_version::<A> as Handler<A>);
+        t[nr::CONSOLE_IO as usize] = Some(console::console_io::<A> as Handler<A>);
+        t[nr::GRANT_TABLE_OP as usize] = Some(grant::grant_table_op::<A> as Handler<A>);
+        t[nr::VM_ASSIST as usize] = Some(vm_assist::vm_assist::<A> as Handler<A>);
+        t[nr::VCPU_OP as usize] = Some(vcpu::vcpu_op::<A> as Handler<A>);
+        t[nr::SCHED_OP as usize] = Some(sched::sched_op::<A> as Handler<A>);
+        t[nr::EVENT_CHANNEL_OP as usize] = Some(event::event_channel_op::<A> as Handler<A>);
+        t[nr::PHYSDEV_OP as usize] = Some(physdev_op::<A> as Handler<A>);
+        t[nr::HVM_OP as usize] = Some(hvm::hvm_op::<A> as Handler<A>);
+        t
+    };
+}
+
+/// `physdev_op`: Keel passes no physical devices through; every sub-op is -ENOSYS.
+fn physdev_op<A: Arch>(_c: &Call<'_, '_, A>) -> HcResult {
+    Err(Errno::ENOSYS)
+}
+
+impl<'h, A: Arch> Hypervisor<'h, A> {
+    /// Handles hypercall `call` made by `vcpu` of `domain`, whose virtual addresses
+    /// `translate` resolves; returns the value for the result register.
+    pub fn hypercall(
+        &self,
+        domain: &Arc<Domain<A>>,
+        vcpu: u32,
+        call: &HypercallArgs,
+        translate: &dyn GuestTranslate,
+    ) -> u64 {
+        let handler = usize::try_from(call.number).ok().and_then(|n| Table::<A>::ENTRIES.get(n).copied().flatten());
+        let Some(handler) = handler else { return Errno::ENOSYS.to_return() };
+        if vcpu >= domain.nr_vcpus() {
+            return Errno::EINVAL.to_return();
+        }
+        let c =
+            Call { hv: self, domain, vcpu, guest: GuestVirt::new(&domain.mm, translate), translate, args: call.args };
+        match handler(&c) {
+            Ok(v) => v,
+            Err(e) => e.to_return(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,104 @@
+//! `sched_op`: yield, block, poll, shutdown — through the scheduler hooks.
+
+use super::{Call, HcResult};
+use crate::arch::Arch;
+use crate::domain::{Poll, RunState, ShutdownReason};
+use alloc::vec::Vec;
+use core::sync::atomic::Ordering;
+use keel_abi::sched::*;
+use keel_abi::Errno;
+
+/// `sched_op(cmd, arg)`.
+pub fn sched_op<A: Arch>(c: &Call<'_, '_, A>) -> HcResult {
+    let arg = c.args[1];
+    match c.arg32(0) as u64 {
+        SCHEDOP_YIELD => {
+            c.hv.hooks.yield_vcpu(c.domain.id(), c.vcpu);
+            Ok(0)
+        }
+        SCHEDOP_BLOCK => {
+            block(c, None);
+            Ok(0)
+        }
+        SCHEDOP_SHUTDOWN => {
+            let s: SchedShutdown = c.guest.read_struct(arg)?;
+            let reason = ShutdownReason::from_abi(s.reason).ok_or(Errno::EINVAL)?;
+            c.hv.shutdown_guest(c.domain, reason);
+            Ok(0)
+        }
+        SCHEDOP_POLL => poll(c, arg),
+        SCHEDOP_REMOTE_SHUTDOWN => {
+            let r: SchedRemoteShutdown = c.guest.read_struct(arg)?;
+            c.hv.resolve(c.domain, r.domain_id).ok_or(Errno::ESRCH)?;
+            Err(Errno::EPERM)
+        }
+        SCHEDOP_SHUTDOWN_CODE => {
+            let s: SchedShutdown = c.guest.read_struct(arg)?;
+            ShutdownReason::from_abi(s.reason).ok_or(Errno::EINVAL)?;
+            let _ = c.domain.shutdown_code.compare_exchange(
+                crate::domain::NO_SHUTDOWN_CODE,
+                s.reason,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            );
+            Ok(0)
+        }
+        SCHEDOP_PIN_OVERRIDE => Err(Errno::EPERM),
+        _ => Err(Errno::ENOSYS),
+    }
+}
+
+/// Blocks the calling vCPU (polling `poll` if given) unless an event upcall is already
+/// pending. Blocked first, then checked, so an event arriving in between wakes it.
+fn block<A: Arch>(c: &Call<'_, '_, A>, poll: Option<Poll>) {
+    let polling = poll.is_some();
+    {
+        let mut s = c.domain.vcpus[c.vcpu as usize].lock();
+        s.set_run_state(RunState::Blocked, c.hv.now());
+        if let Some(p) = poll {
+            if s.poll.replace(p).is_none() {
+                c.domain.pollers.fetch_add(1, Ordering::AcqRel);
+            }
+        }
+    }
+    c.hv.hooks.block(c.domain.id(), c.vcpu);
+    if polling {
+        c.hv.timers_changed(c.domain, c.vcpu);
+    }
+    if c.domain.upcall_pending(c.vcpu) {
+        c.hv.wake_vcpu(c.domain, c.vcpu, true);
+    }
+}
+
+fn poll<A: Arch>(c: &Call<'_, '_, A>, arg: u64) -> HcResult {
+    let p: SchedPoll = c.guest.read_struct(arg)?;
+    if p.nr_ports > SCHED_POLL_MAX_PORTS {
+        return Err(Errno::EINVAL);
+    }
+    let mut ports = Vec::with_capacity(p.nr_ports as usize);
+    for i in 0..p.nr_ports as u64 {
+        ports.push(c.guest.read_u32(p.ports, i)?);
+    }
+    {
+        let ev = c.domain.events.lock();
+        for &port in &ports {
+            if !ev.is_valid(port) {
+                return Err(Errno::EINVAL);
+            }
+            if ev.is_pending(port) {
+                return Ok(0);
+            }
+        }
+    }
+    let deadline = (p.timeout != 0).then_some(p.timeout);
+    block(c, Some(Poll { ports, deadline }));
+    // A port may have become pending between the check and the block.
+    let pending = {
+        let ev = c.domain.events.lock();
+        c.domain.vcpus[c.vcpu as usize].lock().poll.as_ref().is_some_and(|p| p.ports.iter().any(|&x| ev.is_pending(x)))
+    };
+    if pending {
+        c.hv.wake_vcpu(c.domain, c.vcpu, true);
+    }
+    Ok(0)
+}

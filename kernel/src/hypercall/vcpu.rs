@@ -1,0 +1,142 @@
+//! `vcpu_op`: online state, runstate, timers, `vcpu_info` placement.
+
+use super::{Call, HcResult};
+use crate::arch::Arch;
+use crate::domain::{Domain, DomainState, Periodic, RunState, ShutdownReason};
+use crate::guest_memory::{GuestTranslate, GuestVirt};
+use crate::hypervisor::Hypervisor;
+use core::sync::atomic::Ordering;
+use keel_abi::vcpu::*;
+use keel_abi::xen::{VIRQ_TIMER, VMASST_TYPE_RUNSTATE_UPDATE_FLAG};
+use keel_abi::Errno;
+
+/// The shortest periodic timer period: 1 ms.
+const MIN_PERIOD_NS: u64 = 1_000_000;
+/// Xen's `STIME_DELTA_MAX`.
+const MAX_PERIOD_NS: u64 = u64::MAX >> 2;
+
+/// `vcpu_op(cmd, vcpuid, arg)`.
+pub fn vcpu_op<A: Arch>(c: &Call<'_, '_, A>) -> HcResult {
+    let v = c.arg32(1);
+    let arg = c.args[2];
+    if v >= c.domain.nr_vcpus() {
+        return Err(Errno::ENOENT);
+    }
+    let state = &c.domain.vcpus[v as usize];
+    match c.arg32(0) as u64 {
+        VCPUOP_UP => {
+            {
+                let mut s = state.lock();
+                if !s.initialised {
+                    return Err(Errno::EINVAL);
+                }
+                s.online = true;
+                if s.run_state() == RunState::Offline && c.domain.state() == DomainState::Running {
+                    s.set_run_state(RunState::Runnable, c.hv.now());
+                }
+            }
+            c.hv.hooks.vcpu_online(c.domain.id(), v, true);
+            c.hv.hooks.kick(c.domain.id(), v);
+            Ok(0)
+        }
+        VCPUOP_DOWN => {
+            let others_up = (0..c.domain.nr_vcpus()).any(|o| o != v && c.domain.vcpus[o as usize].lock().online);
+            if !others_up {
+                c.hv.shutdown_guest(c.domain, ShutdownReason::Poweroff);
+                return Ok(0);
+            }
+            {
+                let mut s = state.lock();
+                s.online = false;
+                s.set_run_state(RunState::Offline, c.hv.now());
+            }
+            c.hv.hooks.vcpu_online(c.domain.id(), v, false);
+            Ok(0)
+        }
+        VCPUOP_IS_UP => Ok(state.lock().online as u64),
+        VCPUOP_GET_RUNSTATE_INFO => {
+            let info = state.lock().runstate(c.hv.now());
+            c.guest.write_struct(arg, &info)?;
+            Ok(0)
+        }
+        VCPUOP_REGISTER_RUNSTATE_MEMORY_AREA => {
+            let area: VcpuRegisterRunstateMemoryArea = c.guest.read_struct(arg)?;
+            state.lock().runstate_area = Some(area.addr);
+            if v == c.vcpu {
+                update_runstate_area(c.hv, c.domain, v, c.translate);
+            }
+            Ok(0)
+        }
+        VCPUOP_SET_PERIODIC_TIMER => {
+            let t: VcpuSetPeriodicTimer = c.guest.read_struct(arg)?;
+            if !(MIN_PERIOD_NS..=MAX_PERIOD_NS).contains(&t.period_ns) {
+                return Err(Errno::EINVAL);
+            }
+            let next_ns = c.hv.now().saturating_add(t.period_ns);
+            state.lock().periodic = Some(Periodic { period_ns: t.period_ns, next_ns });
+            c.hv.timers_changed(c.domain, v);
+            Ok(0)
+        }
+        VCPUOP_STOP_PERIODIC_TIMER => {
+            state.lock().periodic = None;
+            c.hv.timers_changed(c.domain, v);
+            Ok(0)
+        }
+        VCPUOP_SET_SINGLESHOT_TIMER => {
+            if v != c.vcpu {
+                return Err(Errno::EINVAL);
+            }
+            let t: VcpuSetSingleshotTimer = c.guest.read_struct(arg)?;
+            if t.timeout_abs_ns < c.hv.now() {
+                state.lock().singleshot_ns = None;
+                c.hv.send_virq(c.domain, v, VIRQ_TIMER);
+            } else {
+                state.lock().singleshot_ns = Some(t.timeout_abs_ns);
+            }
+            c.hv.timers_changed(c.domain, v);
+            Ok(0)
+        }
+        VCPUOP_STOP_SINGLESHOT_TIMER => {
+            if v != c.vcpu {
+                return Err(Errno::EINVAL);
+            }
+            state.lock().singleshot_ns = None;
+            c.hv.timers_changed(c.domain, v);
+            Ok(0)
+        }
+        VCPUOP_REGISTER_VCPU_INFO => {
+            let info: VcpuRegisterVcpuInfo = c.guest.read_struct(arg)?;
+            let w = c.domain.events.lock().register_vcpu_info(&c.domain.mm, v, info.mfn, info.offset as u64)?;
+            c.hv.apply(c.domain, w);
+            Ok(0)
+        }
+        _ => Err(Errno::ENOSYS),
+    }
+}
+
+/// Copies `vcpu`'s runstate into its registered runstate area (a guest virtual address,
+/// translated by `translate`, which must be that vCPU's translation). With the
+/// `runstate_update_flag` assist, `XEN_RUNSTATE_UPDATE` is set in `state_entry_time`
+/// while the area is inconsistent. The scheduler calls this when the vCPU's state
+/// changes; failures are ignored, as Xen does.
+pub fn update_runstate_area<A: Arch>(hv: &Hypervisor<'_, A>, d: &Domain<A>, vcpu: u32, translate: &dyn GuestTranslate) {
+    let Some(s) = d.vcpus.get(vcpu as usize) else { return };
+    let (area, info) = {
+        let s = s.lock();
+        let Some(area) = s.runstate_area else { return };
+        (area, s.runstate(hv.now()))
+    };
+    let g = GuestVirt::new(&d.mm, translate);
+    let flag = d.vm_assist.load(Ordering::Acquire) & (1 << VMASST_TYPE_RUNSTATE_UPDATE_FLAG) != 0;
+    let entry = area.wrapping_add(8);
+    if flag {
+        let _ = g.write(entry, &(info.state_entry_time | XEN_RUNSTATE_UPDATE).to_le_bytes());
+    }
+    let mut tagged = info;
+    if flag {
+        tagged.state_entry_time |= XEN_RUNSTATE_UPDATE;
+    }
+    if g.write_struct(area, &tagged).is_ok() && flag {
+        let _ = g.write(entry, &info.state_entry_time.to_le_bytes());
+    }
+}

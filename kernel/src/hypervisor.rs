@@ -1,0 +1,258 @@
+//! The hypervisor's portable state: the domain table, and the services that act on
+//! domains: creation, destruction, event delivery, timers, hypercalls.
+
+use crate::arch::{Arch, Timer};
+use crate::domain::{Domain, DomainConfig, DomainState, Hooks, RunState, ShutdownReason};
+use crate::event::Wake;
+use crate::mm::FramePool;
+use alloc::collections::BTreeMap;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::Ordering;
+use keel_abi::xen::{DomId, DOMID_FIRST_RESERVED, DOMID_SELF, VIRQ_CONSOLE, VIRQ_TIMER};
+use keel_abi::Errno;
+use spin::Mutex;
+
+/// Keel's domains and the services the hypercalls use.
+pub struct Hypervisor<'a, A: Arch> {
+    pub(crate) pool: &'a FramePool,
+    pub(crate) hooks: &'a dyn Hooks,
+    clock: fn() -> u64,
+    domains: Mutex<BTreeMap<DomId, Arc<Domain<A>>>>,
+    /// Destroyed domains whose memory is freed once nothing refers to them.
+    dying: Mutex<BTreeMap<DomId, Arc<Domain<A>>>>,
+}
+
+impl<'a, A: Arch> Hypervisor<'a, A> {
+    /// A hypervisor with no domains, allocating from `pool`, telling `hooks` about
+    /// changes, and reading time from the architecture's timer.
+    pub fn new(pool: &'a FramePool, hooks: &'a dyn Hooks) -> Self {
+        Hypervisor {
+            pool,
+            hooks,
+            clock: A::Timer::now_ns,
+            domains: Mutex::new(BTreeMap::new()),
+            dying: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Replaces the clock (system time in ns), for tests.
+    pub fn with_clock(mut self, clock: fn() -> u64) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// System time in nanoseconds.
+    pub fn now(&self) -> u64 {
+        (self.clock)()
+    }
+
+    pub fn pool(&self) -> &'a FramePool {
+        self.pool
+    }
+
+    pub fn hooks(&self) -> &'a dyn Hooks {
+        self.hooks
+    }
+
+    /// Creates a domain.
+    pub fn create_domain(&self, config: DomainConfig) -> Result<Arc<Domain<A>>, Errno> {
+        let mut table = self.domains.lock();
+        let dying = self.dying.lock();
+        let taken = |id: DomId| table.contains_key(&id) || dying.contains_key(&id);
+        let id = match config.id {
+            Some(id) if id >= DOMID_FIRST_RESERVED => return Err(Errno::EINVAL),
+            Some(id) if taken(id) => return Err(Errno::EEXIST),
+            Some(id) => id,
+            None => (1..DOMID_FIRST_RESERVED).find(|&id| !taken(id)).ok_or(Errno::ENOSPC)?,
+        };
+        drop(dying);
+        let d = Arc::new(Domain::new(self.pool, id, config, self.now())?);
+        table.insert(id, d.clone());
+        Ok(d)
+    }
+
+    /// The live domain `id`.
+    pub fn domain(&self, id: DomId) -> Option<Arc<Domain<A>>> {
+        self.domains.lock().get(&id).cloned()
+    }
+
+    /// The domain `id`, live or being destroyed.
+    pub(crate) fn domain_any(&self, id: DomId) -> Option<Arc<Domain<A>>> {
+        self.domain(id).or_else(|| self.dying.lock().get(&id).cloned())
+    }
+
+    /// The live domain named `id` by `caller` (`DOMID_SELF` is the caller).
+    pub(crate) fn resolve(&self, caller: &Arc<Domain<A>>, id: DomId) -> Option<Arc<Domain<A>>> {
+        if id == DOMID_SELF || id == caller.id() {
+            Some(caller.clone())
+        } else {
+            self.domain(id)
+        }
+    }
+
+    /// Ids of the live domains.
+    pub fn domain_ids(&self) -> Vec<DomId> {
+        self.domains.lock().keys().copied().collect()
+    }
+
+    /// Destroys domain `id`: closes its event channels (peers' ports become unbound),
+    /// removes its grant mappings of other domains and other domains' mappings of its
+    /// grants, and frees its memory once no operation refers to it any more
+    /// ([`Hypervisor::reap`]). None of its vCPUs may be running.
+    pub fn destroy_domain(&self, id: DomId) -> Result<(), Errno> {
+        let d = self.domains.lock().remove(&id).ok_or(Errno::ESRCH)?;
+        d.set_state(DomainState::Dying);
+        self.dying.lock().insert(id, d.clone());
+        self.hooks.domain_stopped(id);
+        crate::event::interdomain::teardown(self, &d);
+        crate::grant::ops::teardown(self, &d);
+        drop(d);
+        self.reap();
+        Ok(())
+    }
+
+    /// Frees the memory of destroyed domains nothing refers to any more; returns how
+    /// many were freed. The scheduler calls it now and then.
+    pub fn reap(&self) -> usize {
+        let ready: Vec<Arc<Domain<A>>> = {
+            let mut dying = self.dying.lock();
+            let ids: Vec<DomId> = dying
+                .iter()
+                .filter(|(_, d)| Arc::strong_count(d) == 1 && d.grants.lock().active.is_empty())
+                .map(|(&id, _)| id)
+                .collect();
+            ids.iter().filter_map(|id| dying.remove(id)).collect()
+        };
+        let n = ready.len();
+        for d in ready {
+            d.grants.lock().free_frames(self.pool);
+            d.mm.lock().teardown(self.pool);
+            self.pool.free(d.shared_info_frame(), 1);
+        }
+        n
+    }
+
+    /// Acts on what an event delivery asked for, with no lock held.
+    pub(crate) fn apply(&self, d: &Domain<A>, w: Wake) {
+        if let Some(v) = w.upcall {
+            self.wake_vcpu(d, v, true);
+        }
+        if let Some(port) = w.pending_port {
+            self.wake_pollers(d, port);
+        }
+    }
+
+    /// Makes a blocked or polling `vcpu` runnable and kicks it.
+    pub(crate) fn wake_vcpu(&self, d: &Domain<A>, vcpu: u32, kick: bool) {
+        let Some(v) = d.vcpus.get(vcpu as usize) else { return };
+        let mut woke = false;
+        {
+            let mut v = v.lock();
+            if v.run_state() == RunState::Blocked {
+                if v.poll.take().is_some() {
+                    d.pollers.fetch_sub(1, Ordering::AcqRel);
+                }
+                v.set_run_state(RunState::Runnable, self.now());
+                woke = true;
+            }
+        }
+        if woke || kick {
+            self.hooks.kick(d.id(), vcpu);
+        }
+    }
+
+    fn wake_pollers(&self, d: &Domain<A>, port: u32) {
+        if d.pollers.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        for vcpu in 0..d.nr_vcpus() {
+            let wants =
+                d.vcpus[vcpu as usize].lock().poll.as_ref().is_some_and(|p| p.ports.len() != 1 || p.ports[0] == port);
+            if wants {
+                self.wake_vcpu(d, vcpu, false);
+            }
+        }
+    }
+
+    /// Raises `virq` for `vcpu` of domain `d` (per-vCPU VIRQs) or for the domain.
+    pub fn send_virq(&self, d: &Domain<A>, vcpu: u32, virq: u32) {
+        let w = d.events.lock().send_virq(vcpu, virq);
+        self.apply(d, w);
+    }
+
+    /// Fires every timer of `d` that is due at `now`: one-shot and periodic timers raise
+    /// VIRQ_TIMER, expired polls end; the scheduler hears of each vCPU's next deadline
+    /// through [`Hooks::timer_changed`].
+    pub fn fire_timers(&self, d: &Domain<A>, now: u64) {
+        for vcpu in 0..d.nr_vcpus() {
+            let (fire, poll_over) = {
+                let mut v = d.vcpus[vcpu as usize].lock();
+                let mut fire = false;
+                if v.singleshot_ns.is_some_and(|t| t <= now) {
+                    v.singleshot_ns = None;
+                    fire = true;
+                }
+                if let Some(p) = &mut v.periodic {
+                    if p.next_ns <= now {
+                        let missed = (now - p.next_ns) / p.period_ns;
+                        p.next_ns += (missed + 1) * p.period_ns;
+                        fire = true;
+                    }
+                }
+                (fire, v.poll.as_ref().and_then(|p| p.deadline).is_some_and(|t| t <= now))
+            };
+            if fire {
+                self.send_virq(d, vcpu, VIRQ_TIMER);
+            }
+            if poll_over {
+                self.wake_vcpu(d, vcpu, false);
+            }
+            if fire || poll_over {
+                self.timers_changed(d, vcpu);
+            }
+        }
+    }
+
+    /// Tells the scheduler about `vcpu`'s earliest deadline after a change.
+    pub(crate) fn timers_changed(&self, d: &Domain<A>, vcpu: u32) {
+        let next = d.vcpus.get(vcpu as usize).and_then(|v| v.lock().next_deadline());
+        self.hooks.timer_changed(d.id(), vcpu, next);
+    }
+
+    /// Delivers console input to domain `d` (`CONSOLEIO_read`), raising VIRQ_CONSOLE.
+    pub fn console_input(&self, d: &Domain<A>, bytes: &[u8]) {
+        d.console.lock().push_input(bytes);
+        self.send_virq(d, 0, VIRQ_CONSOLE);
+    }
+
+    /// Shuts `d` down for `reason` (the guest asked, or the hypervisor crashed it).
+    pub fn shutdown(&self, d: &Domain<A>, state: DomainState) {
+        {
+            let mut s = d.state.lock();
+            if matches!(*s, DomainState::Dying) {
+                return;
+            }
+            *s = state;
+        }
+        let now = self.now();
+        for v in &d.vcpus {
+            v.lock().set_run_state(RunState::Offline, now);
+        }
+        self.hooks.domain_stopped(d.id());
+    }
+
+    /// Shuts `d` down because its guest asked to; a reason recorded earlier with
+    /// `SCHEDOP_shutdown_code` wins.
+    pub fn shutdown_guest(&self, d: &Domain<A>, reason: ShutdownReason) {
+        let code = d.shutdown_code.load(Ordering::Acquire);
+        let reason = ShutdownReason::from_abi(code).unwrap_or(reason);
+        self.shutdown(d, DomainState::ShutDown(reason));
+    }
+
+    /// Crashes `d` (e.g. on [`VmExit::GuestCrash`](crate::arch::VmExit::GuestCrash)).
+    pub fn crash(&self, d: &Domain<A>) {
+        log::warn!("d{} crashed", d.id());
+        self.shutdown(d, DomainState::Crashed);
+    }
+}
