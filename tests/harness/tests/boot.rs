@@ -113,9 +113,9 @@ fn x86_vmx_ept_bochs() {
         BootTest::new(
             "x86 VMX EPT Bochs skylake",
             BOCHS,
-            &["--cpu", "corei7_skylake_x", "--smp", "1", "--iso", TEST_ISO],
+            &["--cpu", "corei7_skylake_x", "--smp", "2", "--iso", TEST_ISO],
         )
-        .probe_on_cpus(1)
+        .probe_on_cpus(2)
         .fact("virtualization", "vmx")
         .fact("ept", "yes")
         .fact("vpid", "yes")
@@ -127,8 +127,8 @@ fn x86_vmx_ept_bochs() {
 #[ignore = "boots Bochs: run through scripts/test"]
 fn x86_svm_nrips_bochs() {
     boot(
-        BootTest::new("x86 SVM NRIPS Bochs ryzen", BOCHS, &["--cpu", "ryzen", "--smp", "1", "--iso", TEST_ISO])
-            .probe_on_cpus(1)
+        BootTest::new("x86 SVM NRIPS Bochs ryzen", BOCHS, &["--cpu", "ryzen", "--smp", "2", "--iso", TEST_ISO])
+            .probe_on_cpus(2)
             .fact("virtualization", "svm")
             .fact("nrips", "yes")
             .timeout(Duration::from_secs(180)),
