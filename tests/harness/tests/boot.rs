@@ -134,3 +134,30 @@ fn x86_svm_nrips_bochs() {
             .timeout(Duration::from_secs(180)),
     );
 }
+
+/// QEMU's own device tree for the arm64 `virt` machine with 2 CPUs and GICv3, edited by
+/// `fdtput` with `edit` (e.g. `["-d", "/chosen", "stdout-path"]`), written to `out`.
+fn edited_virt_dtb(out: &std::path::Path, edit: &[&str]) {
+    let dump = format!("virt,virtualization=on,gic-version=3,dumpdtb={}", out.display());
+    let status = std::process::Command::new("qemu-system-aarch64")
+        .args(["-M", &dump, "-cpu", "max", "-smp", "2", "-m", "512M", "-nographic"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("qemu-system-aarch64 (run scripts/setup)");
+    assert!(out.exists(), "QEMU did not dump its device tree: {status:?}");
+    let ok = std::process::Command::new("fdtput").arg(out).args(edit).status().expect("fdtput (run scripts/setup)");
+    assert!(ok.success(), "fdtput {edit:?} failed");
+}
+
+#[test]
+#[ignore = "boots QEMU: run through scripts/test"]
+fn arm64_without_console_refuses() {
+    let dtb = std::env::temp_dir().join(format!("keel-nocons-{}.dtb", std::process::id()));
+    edited_virt_dtb(&dtb, &["-d", "/chosen", "stdout-path"]);
+    let dtb_arg = dtb.display().to_string();
+    boot(
+        BootTest::new("arm64 DT without a console", AARCH64, &["--smp", "2", "--test", "-dtb", &dtb_arg])
+            .refusal("no console: the device tree has no /chosen/stdout-path", 1),
+    );
+    let _ = std::fs::remove_file(dtb);
+}
