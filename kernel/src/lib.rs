@@ -25,6 +25,7 @@ pub mod guest_memory;
 pub mod hypercall;
 pub mod hypervisor;
 pub mod mm;
+pub mod run;
 pub mod sched;
 pub mod selftest;
 pub mod start;
