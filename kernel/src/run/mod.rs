@@ -20,6 +20,7 @@
 //! The whole of one iteration is [`CpuLoop::step`], which never waits for another CPU,
 //! so tests can drive several simulated CPUs from one thread.
 
+mod build;
 mod cpu;
 mod exit;
 mod guests;
@@ -27,6 +28,7 @@ mod hooks;
 mod reap;
 mod timers;
 
+pub use build::{build_all, build_domain, BuildError, Described};
 pub use cpu::{CpuLoop, Step};
 pub use guests::Guest;
 pub use hooks::{LineSink, SchedHooks};
@@ -127,3 +129,6 @@ impl<'a, A: Arch> Machine<'a, A> {
         CpuLoop::new(self, cpu)
     }
 }
+
+#[cfg(test)]
+mod tests;
