@@ -40,11 +40,12 @@ struct Sim {
     cpus: Vec<Cpu>,
     current: usize,
     horizon: u64,
+    loads: u64,
 }
 
 impl Default for Sim {
     fn default() -> Self {
-        Sim { cpus: alloc::vec![Cpu::default()], current: 0, horizon: u64::MAX }
+        Sim { cpus: alloc::vec![Cpu::default()], current: 0, horizon: u64::MAX, loads: 0 }
     }
 }
 
@@ -207,6 +208,16 @@ pub fn halt() {
         }
         latch_timer(c);
     });
+}
+
+/// Counts a vCPU load (a switch to a vCPU).
+pub fn note_load() {
+    with(|s| s.loads += 1);
+}
+
+/// vCPU loads since the last [`reset`].
+pub fn loads() -> u64 {
+    with(|s| s.loads)
 }
 
 /// Whether the current CPU's clock has reached the horizon.

@@ -178,6 +178,7 @@ impl Vcpu for MockVcpu {
         let here = sim::current();
         assert_eq!(self.loaded_on, None, "mock vCPU {} loaded on cpu{here} while still loaded elsewhere", self.id);
         self.loaded_on = Some(here);
+        sim::note_load();
     }
 
     fn put(&mut self) {

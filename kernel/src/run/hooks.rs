@@ -28,7 +28,7 @@ use keel_abi::xen::DomId;
 use spin::Mutex;
 
 /// Where a domain's console lines go.
-pub type ConsoleSink = fn(DomId, &str);
+pub type LineSink = fn(DomId, &str);
 
 fn log_line(domain: DomId, line: &str) {
     log::info!("(d{domain}) {line}");
@@ -45,7 +45,7 @@ struct Registered {
 pub struct SchedHooks<A: Arch> {
     sched: Scheduler,
     clock: fn() -> u64,
-    console: ConsoleSink,
+    console: LineSink,
     /// Per CPU: call `pick_next` before entering a guest again.
     resched: Box<[AtomicBool]>,
     /// Per CPU: the running vCPU yields; decide with `yield_now`.
@@ -72,7 +72,7 @@ impl<A: Arch> SchedHooks<A> {
     }
 
     /// Sends console lines to `sink` instead of the log.
-    pub fn with_console(mut self, sink: ConsoleSink) -> Self {
+    pub fn with_console(mut self, sink: LineSink) -> Self {
         self.console = sink;
         self
     }
