@@ -155,6 +155,11 @@ pub fn raise(cpu: CpuId, irq: IrqNumber) {
     });
 }
 
+/// Whether `irq` is pending (raised, not yet acknowledged) on `cpu`, enabled or not.
+pub fn is_raised(cpu: CpuId, irq: IrqNumber) -> bool {
+    irq.0 < NR_IRQS && with(|s| s.cpus.get(cpu.0 as usize).is_some_and(|c| c.pending & (1 << irq.0) != 0))
+}
+
 /// Latches a due timer into the pending set (the deadline is one-shot).
 fn latch_timer(c: &mut Cpu) {
     if c.deadline.is_some_and(|d| d <= c.now) {

@@ -13,6 +13,7 @@ use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicUsize, Ordering};
 use keel_abi::xen::DomId;
 use spin::{Mutex, MutexGuard};
 
@@ -86,15 +87,20 @@ impl<A: Arch> Guest<A> {
 /// The running domains by id.
 pub(super) struct Guests<A: Arch> {
     map: Mutex<BTreeMap<DomId, Arc<Guest<A>>>>,
+    /// Entries in `map`, read without the lock.
+    count: AtomicUsize,
 }
 
 impl<A: Arch> Guests<A> {
     pub fn new() -> Self {
-        Guests { map: Mutex::new(BTreeMap::new()) }
+        Guests { map: Mutex::new(BTreeMap::new()), count: AtomicUsize::new(0) }
     }
 
     pub fn insert(&self, guest: Guest<A>) {
-        self.map.lock().insert(guest.domain.id(), Arc::new(guest));
+        let mut map = self.map.lock();
+        if map.insert(guest.domain.id(), Arc::new(guest)).is_none() {
+            self.count.fetch_add(1, Ordering::AcqRel);
+        }
     }
 
     pub fn get(&self, id: DomId) -> Option<Arc<Guest<A>>> {
@@ -102,11 +108,16 @@ impl<A: Arch> Guests<A> {
     }
 
     pub fn remove(&self, id: DomId) -> Option<Arc<Guest<A>>> {
-        self.map.lock().remove(&id)
+        let mut map = self.map.lock();
+        let g = map.remove(&id);
+        if g.is_some() {
+            self.count.fetch_sub(1, Ordering::AcqRel);
+        }
+        g
     }
 
     pub fn is_empty(&self) -> bool {
-        self.map.lock().is_empty()
+        self.count.load(Ordering::Acquire) == 0
     }
 
     pub fn ids(&self) -> Vec<DomId> {

@@ -23,7 +23,7 @@ use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use core::marker::PhantomData;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use keel_abi::xen::DomId;
 use spin::Mutex;
 
@@ -51,7 +51,11 @@ pub struct SchedHooks<A: Arch> {
     /// Per CPU: the running vCPU yields; decide with `yield_now`.
     yielded: Box<[AtomicBool]>,
     timers: Mutex<TimerTable>,
+    /// Per CPU: the earliest deadline in `timers` (`u64::MAX`: none), read without the lock.
+    earliest: Box<[AtomicU64]>,
     domains: Mutex<BTreeMap<DomId, Registered>>,
+    /// Registered domains that stopped, read without the lock.
+    stopped: AtomicU32,
     _arch: PhantomData<fn() -> A>,
 }
 
@@ -66,7 +70,9 @@ impl<A: Arch> SchedHooks<A> {
             resched: flags(),
             yielded: flags(),
             timers: Mutex::new(TimerTable::new(nr_cpus)),
+            earliest: (0..nr_cpus).map(|_| AtomicU64::new(u64::MAX)).collect(),
             domains: Mutex::new(BTreeMap::new()),
+            stopped: AtomicU32::new(0),
             _arch: PhantomData,
         })
     }
@@ -110,13 +116,18 @@ impl<A: Arch> SchedHooks<A> {
                 Err(_) => return false,
             }
         }
-        self.domains.lock().remove(&domain);
-        self.timers.lock().remove_domain(domain);
+        if self.domains.lock().remove(&domain).is_some_and(|r| r.stopped) {
+            self.stopped.fetch_sub(1, Ordering::AcqRel);
+        }
+        self.remove_timers(domain);
         true
     }
 
     /// Registered domains that have stopped (shut down or crashed) and wait to be reaped.
     pub fn stopped(&self) -> Vec<DomId> {
+        if self.stopped.load(Ordering::Acquire) == 0 {
+            return Vec::new();
+        }
         self.domains.lock().iter().filter(|(_, r)| r.stopped).map(|(&id, _)| id).collect()
     }
 
@@ -137,12 +148,36 @@ impl<A: Arch> SchedHooks<A> {
 
     /// Removes and returns the vCPUs whose timers filed under `cpu` are due at `now`.
     pub fn due_timers(&self, cpu: CpuId, now: u64) -> Vec<VcpuKey> {
-        self.timers.lock().take_due(cpu, now)
+        if self.next_timer(cpu).is_none_or(|t| t > now) {
+            return Vec::new();
+        }
+        let mut t = self.timers.lock();
+        let due = t.take_due(cpu, now);
+        self.publish(&t, [Some(cpu.0 as usize), None]);
+        due
     }
 
     /// The earliest vCPU deadline filed under `cpu`.
     pub fn next_timer(&self, cpu: CpuId) -> Option<u64> {
-        self.timers.lock().next(cpu)
+        let t = self.earliest.get(cpu.0 as usize)?.load(Ordering::Acquire);
+        (t != u64::MAX).then_some(t)
+    }
+
+    /// Publishes the earliest deadline of the CPUs in `touched` (under the table's lock).
+    fn publish(&self, t: &TimerTable, touched: [Option<usize>; 2]) {
+        for c in touched.into_iter().flatten() {
+            if let Some(e) = self.earliest.get(c) {
+                e.store(t.next(CpuId(c as u32)).unwrap_or(u64::MAX), Ordering::Release);
+            }
+        }
+    }
+
+    fn remove_timers(&self, domain: DomId) {
+        let mut t = self.timers.lock();
+        t.remove_domain(domain);
+        for c in 0..t.nr_cpus() {
+            self.publish(&t, [Some(c), None]);
+        }
     }
 
     /// Makes `cpu` call `pick_next` soon: a flag, and the wake-up IPI if it is another CPU.
@@ -200,7 +235,9 @@ impl<A: Arch> Hooks for SchedHooks<A> {
         if !self.live(domain) {
             return;
         }
-        self.timers.lock().set(VcpuKey::new(domain, vcpu), deadline_ns, A::Cpu::current());
+        let mut t = self.timers.lock();
+        let touched = t.set(VcpuKey::new(domain, vcpu), deadline_ns, A::Cpu::current());
+        self.publish(&t, touched);
     }
 
     fn vcpu_online(&self, domain: DomId, vcpu: u32, online: bool) {
@@ -220,6 +257,7 @@ impl<A: Arch> Hooks for SchedHooks<A> {
             match domains.get_mut(&domain) {
                 Some(r) if !r.stopped => {
                     r.stopped = true;
+                    self.stopped.fetch_add(1, Ordering::AcqRel);
                     r.vcpus
                 }
                 _ => return,
@@ -230,7 +268,7 @@ impl<A: Arch> Hooks for SchedHooks<A> {
                 self.resched_opt(cpu);
             }
         }
-        self.timers.lock().remove_domain(domain);
+        self.remove_timers(domain);
     }
 
     fn console_line(&self, domain: DomId, line: &str) {
@@ -294,6 +332,29 @@ mod tests {
         assert!(h.sched.vcpus().is_empty());
         h.vcpu_online(7, 0, true);
         assert!(h.sched.vcpus().is_empty(), "an unregistered domain cannot start vCPUs");
+    }
+
+    #[test]
+    fn kicking_a_vcpu_that_runs_on_another_cpu_interrupts_that_cpu() {
+        crate::mock::sim::reset(2, 0);
+        let h = hooks();
+        h.vcpu_online(7, 0, true);
+        h.vcpu_online(7, 1, true);
+        let on = |cpu| h.sched.pick_next(CpuId(cpu), 1_000).run.map(|k| k.vcpu);
+        let (a, b) = (on(0), on(1));
+        assert_eq!((a.is_some(), b.is_some()), (true, true), "one vCPU per CPU");
+        let remote = b.unwrap();
+        // Starting the vCPUs kicked CPU 1 already; take that IPI.
+        crate::mock::sim::set_current(CpuId(1));
+        crate::mock::sim::set_enabled(crate::mock::sim::IPI_IRQ, true);
+        while crate::mock::sim::acknowledge().is_some() {}
+        h.take_resched(CpuId(1));
+        crate::mock::sim::set_current(CpuId(0));
+        h.kick(7, a.unwrap());
+        assert!(!crate::mock::sim::is_raised(CpuId(1), crate::mock::sim::IPI_IRQ));
+        h.kick(7, remote);
+        assert!(crate::mock::sim::is_raised(CpuId(1), crate::mock::sim::IPI_IRQ));
+        assert!(!h.take_resched(CpuId(1)), "running, not blocked: only the upcall is re-read");
     }
 
     #[test]

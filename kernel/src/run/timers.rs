@@ -26,16 +26,20 @@ impl TimerTable {
     }
 
     /// Sets `key`'s deadline (none: no timer), filed under `cpu` (the last CPU if `cpu`
-    /// is out of range).
-    pub fn set(&mut self, key: VcpuKey, deadline: Option<u64>, cpu: CpuId) {
+    /// is out of range). Returns the CPUs whose earliest deadline may have changed.
+    pub fn set(&mut self, key: VcpuKey, deadline: Option<u64>, cpu: CpuId) -> [Option<usize>; 2] {
+        let mut touched = [None; 2];
         if let Some((c, at)) = self.by_vcpu.remove(&key) {
             self.by_cpu[c].remove(&(at, key));
+            touched[0] = Some(c);
         }
         if let Some(at) = deadline {
             let c = (cpu.0 as usize).min(self.by_cpu.len() - 1);
             self.by_cpu[c].insert((at, key));
             self.by_vcpu.insert(key, (c, at));
+            touched[1] = Some(c);
         }
+        touched
     }
 
     /// Removes and returns the vCPUs whose deadline filed under `cpu` is at or before `now`.
@@ -64,6 +68,11 @@ impl TimerTable {
         for key in keys {
             self.set(key, None, CpuId(0));
         }
+    }
+
+    /// How many CPUs timers are filed under.
+    pub fn nr_cpus(&self) -> usize {
+        self.by_cpu.len()
     }
 
     /// How many vCPUs have a deadline.

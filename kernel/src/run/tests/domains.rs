@@ -77,6 +77,35 @@ fn a_spinning_vcpu_is_preempted_and_does_not_starve_the_other_domain() {
 }
 
 #[test]
+fn the_runstate_area_is_rewritten_when_the_vcpu_is_switched_in() {
+    let mut w = World::new(1);
+    let guests = [Guest::new("spin", programs::spinner()), Guest::new("yielder", programs::runstate_after_yield())];
+    w.boot(&describe(&guests));
+    let done = w.run_until(100_000_000, |w| w.m.ends().iter().any(|e| e.name == "yielder"));
+    assert!(done, "{:?} {:?} {:?}", lines_of(2), w.ran_on, w.m.scheduler().info(VcpuKey::new(2, 0)));
+    assert_eq!(w.m.ends()[0].state, POWEROFF);
+    let line = lines_of(2).pop().unwrap();
+    let runnable = u64::from_str_radix(line.strip_prefix("runnable=").unwrap(), 16).unwrap();
+    // The spinner ran at least one slice (4 ms) while the yielder waited.
+    assert!(runnable >= 3_900_000, "runnable for {runnable} ns");
+}
+
+#[test]
+fn an_unexpected_host_interrupt_is_acknowledged_and_masked() {
+    use crate::arch::{InterruptController, IrqNumber};
+    use crate::mock::MockIrq;
+    let mut w = World::new(1);
+    w.boot(&describe(&[Guest::new("solo", worker(1000))]));
+    MockIrq::enable(IrqNumber(40));
+    sim::raise(CpuId(0), IrqNumber(40));
+    let ends = w.run(50_000_000);
+    assert!(ends[0].is_clean());
+    assert!(sim::eois_of(CpuId(0)) >= 1);
+    sim::raise(CpuId(0), IrqNumber(40));
+    assert!(!sim::interrupt_pending(), "interrupt 40 is masked now");
+}
+
+#[test]
 fn a_vcpu_starts_another_which_turns_itself_off_and_is_started_afresh() {
     let mut w = World::new(2);
     let before = w.pool.stats().allocated;

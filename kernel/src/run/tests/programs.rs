@@ -12,7 +12,10 @@ use keel_abi::event::*;
 use keel_abi::hypercall::*;
 use keel_abi::memory::{XenAddToPhysmap, XENMAPSPACE_SHARED_INFO, XENMEM_ADD_TO_PHYSMAP};
 use keel_abi::sched::*;
-use keel_abi::vcpu::{VcpuSetSingleshotTimer, VCPUOP_SET_SINGLESHOT_TIMER};
+use keel_abi::vcpu::{
+    VcpuRegisterRunstateMemoryArea, VcpuSetSingleshotTimer, VCPUOP_REGISTER_RUNSTATE_MEMORY_AREA,
+    VCPUOP_SET_SINGLESHOT_TIMER,
+};
 use keel_abi::xen::{DomId, DOMID_SELF, VIRQ_TIMER};
 use keel_abi::Wire;
 
@@ -36,6 +39,8 @@ const POLL: u64 = 0x60;
 const PORTS: u64 = 0x80;
 const SINGLESHOT: u64 = 0x90;
 const BIND_VIRQ: u64 = 0xa0;
+const RUNSTATE_REG: u64 = 0xb0;
+const RUNSTATE: u64 = 0x900;
 const FLAG: u64 = 0xc0;
 const FLAG2: u64 = 0xc8;
 const CONSOLE: u64 = 0x100;
@@ -212,6 +217,21 @@ fn counted_loop(img: &mut Image, n: u64, pinger: bool) {
     let a = &mut img.a;
     a.bind(done).set(15, DATA + FLAG).load(8, 14, 15, 0);
     img.print_hex("count=", 14);
+}
+
+/// Registers its runstate area, yields, and checks on return that the area says it is
+/// running; prints the time it spent runnable.
+pub fn runstate_after_yield() -> Vec<u8> {
+    let mut img = Image::new();
+    img.put(RUNSTATE_REG, &VcpuRegisterRunstateMemoryArea { addr: DATA + RUNSTATE });
+    img.hypercall_ok(VCPU_OP, &[VCPUOP_REGISTER_RUNSTATE_MEMORY_AREA, 0, DATA + RUNSTATE_REG]);
+    img.hypercall_ok(SCHED_OP, &[SCHEDOP_YIELD]);
+    let fail = img.fail;
+    let a = &mut img.a;
+    // state (u32 at 0) is RUNSTATE_running (0); time[RUNSTATE_runnable] is at 24.
+    a.set(11, DATA + RUNSTATE).load(4, 0, 11, 0).br(Cond::Ne, 0, 6, fail).load(8, 14, 11, 24);
+    img.print_hex("runnable=", 14);
+    img.finish()
 }
 
 /// Spins forever without an exit.
