@@ -10,14 +10,14 @@ use crate::domain::MAX_VCPUS;
 use crate::hypervisor::Hypervisor;
 use crate::mm::FramePool;
 use crate::run::{build_all, Described, DomainEnd, Machine, SchedHooks};
-use crate::sched::SchedConfig;
+use crate::sched::{CpuMask, SchedConfig};
 use crate::selftest;
 use crate::version::KEEL_VERSION;
 use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::any::Any;
-use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 use spin::Once;
 
 /// Frames for guests and translation tables: all free RAM the heap did not take.
@@ -27,6 +27,8 @@ static OPTIONS: Once<Options> = Once::new();
 static ONLINE: AtomicU32 = AtomicU32::new(1);
 static PROBES_PASSED: AtomicU32 = AtomicU32::new(0);
 static PROBES_FAILED: AtomicU32 = AtomicU32::new(0);
+/// The CPUs that came online, by index.
+static ONLINE_MASK: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
 
 /// What the secondary CPUs do once their probe ran: wait, run domains, or stop.
 static STAGE: AtomicU8 = AtomicU8::new(STAGE_PROBING);
@@ -82,6 +84,7 @@ pub fn primary<A: Arch + GuestAbi + GuestLoader>(info: BootInfo) -> ! {
     for r in info.free_memory.regions() {
         FRAME_POOL.add(*r);
     }
+    mark_online(CpuId(0));
     log::info!("frame pool: {} MiB free", FRAME_POOL.stats().total >> 8);
 
     let requested = A::Cpu::start_secondaries(secondary::<A>);
@@ -114,7 +117,7 @@ pub fn primary<A: Arch + GuestAbi + GuestLoader>(info: BootInfo) -> ! {
         A::Cpu::power_off(opts.power_off, status)
     }
 
-    let machine = new_machine::<A>(cpus);
+    let machine = new_machine::<A>();
     let described = build_all(machine, &set);
     summary.described = described.len() as u32;
     summary.not_built =
@@ -148,14 +151,29 @@ fn read_domains(dtb: &[u8], cmdline: &str, cpus: u32) -> DomainSet {
     set
 }
 
-/// The scheduler, hooks, hypervisor and machine for `cpus` CPUs; they live until
+/// Records that CPU `cpu` came online.
+fn mark_online(cpu: CpuId) {
+    if let Some(word) = ONLINE_MASK.get(cpu.0 as usize / 64) {
+        word.fetch_or(1 << (cpu.0 % 64), Ordering::AcqRel);
+    }
+}
+
+/// The CPUs that came online.
+fn online_cpus() -> CpuMask {
+    let ids = (0..256u32).filter(|&c| ONLINE_MASK[c as usize / 64].load(Ordering::Acquire) & (1 << (c % 64)) != 0);
+    CpuMask::of(&ids.collect::<Vec<u32>>())
+}
+
+/// The scheduler, hooks, hypervisor and machine for the CPUs online; they live until
 /// power-off.
-fn new_machine<A: Arch>(cpus: u32) -> &'static Machine<'static, A> {
-    let hooks = match SchedHooks::<A>::new(cpus as usize, SchedConfig::default(), A::Timer::now_ns) {
+fn new_machine<A: Arch>() -> &'static Machine<'static, A> {
+    let online = online_cpus();
+    let nr = online.iter().last().map_or(1, |c| c.0 as usize + 1);
+    let hooks = match SchedHooks::<A>::new(nr, SchedConfig::default(), A::Timer::now_ns) {
         Ok(h) => Box::leak(Box::new(h)),
-        Err(e) => panic!("no scheduler for {cpus} CPUs: {e:?}"),
+        Err(e) => panic!("no scheduler for {nr} CPUs: {e:?}"),
     };
-    Box::leak(Box::new(Machine::new(Hypervisor::new(&FRAME_POOL, hooks), hooks)))
+    Box::leak(Box::new(Machine::new(Hypervisor::new(&FRAME_POOL, hooks), hooks).with_online(online)))
 }
 
 /// Runs domains on this CPU until they have all ended; the CPU that reaps the last one
@@ -192,7 +210,11 @@ fn finish<A: Arch>(s: &Summary, ends: &[DomainEnd]) -> ! {
     let fail = s.probes_failed + (s.described - clean);
     log::info!(target: console::TEST, "done pass={pass} fail={fail} expected={expected}");
     let status = if fail == 0 && pass == expected { ExitStatus::Success } else { ExitStatus::Failure };
-    log::info!("all domains have ended; powering off");
+    if ends.is_empty() {
+        log::info!("no domain could be built; powering off");
+    } else {
+        log::info!("all domains have ended; powering off");
+    }
     A::Cpu::power_off(options().power_off, status)
 }
 
@@ -205,6 +227,7 @@ fn park<A: Arch>() -> ! {
 /// A secondary CPU's path, entered by the backend once the CPU runs at the hypervisor's
 /// privilege level with its MMU and vectors set up.
 pub fn secondary<A: Arch>(cpu: CpuId) -> ! {
+    mark_online(cpu);
     ONLINE.fetch_add(1, Ordering::AcqRel);
     log::info!("cpu{cpu} online");
     run_probe::<A>(cpu);

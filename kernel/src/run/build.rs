@@ -40,13 +40,17 @@ impl core::fmt::Display for BuildError {
     }
 }
 
-/// The scheduling parameters of each of the domain's vCPUs.
-fn vcpu_params(config: &BootConfig) -> Vec<VcpuParams> {
+/// The scheduling parameters of each of the domain's vCPUs: weight and cap, and hard
+/// affinity within the `online` CPUs.
+fn vcpu_params(config: &BootConfig, online: &CpuMask) -> Result<Vec<VcpuParams>, String> {
     (0..config.vcpus)
-        .map(|v| VcpuParams {
-            weight: config.weight,
-            cap: config.cap,
-            affinity: config.vcpu_affinity.iter().find(|(id, _)| *id == v).map_or(CpuMask::ALL, |(_, m)| *m),
+        .map(|v| {
+            let wanted = config.vcpu_affinity.iter().find(|(id, _)| *id == v).map_or(CpuMask::ALL, |(_, m)| *m);
+            let affinity = wanted.and(online);
+            if affinity.is_empty() {
+                return Err(format!("vCPU {v} may only run on CPUs {wanted:?}, none of which is online"));
+            }
+            Ok(VcpuParams { weight: config.weight, cap: config.cap, affinity })
         })
         .collect()
 }
@@ -59,6 +63,7 @@ pub fn build_domain<A: Arch + GuestAbi + GuestLoader>(
     global_virq_handler: bool,
 ) -> Result<DomId, BuildError> {
     let fail = |message: String| BuildError { name: config.name.clone(), node: config.node.clone(), message };
+    let params = vcpu_params(config, &m.online()).map_err(fail)?;
     let bytes = config.memory_kib.saturating_mul(1024);
     let ram = A::guest_ram(bytes);
     let mut runtime = DomainConfig::new(A::LAYOUT, config.vcpus, bytes / PAGE_SIZE);
@@ -91,7 +96,7 @@ pub fn build_domain<A: Arch + GuestAbi + GuestLoader>(
     if !config.event_channels.is_empty() {
         log::warn!("{}: static event channels are not set up yet (domain {})", config.node, config.name);
     }
-    if let Err(e) = m.add_guest(config.name.clone(), d, vcpu, &vcpu_params(config)) {
+    if let Err(e) = m.add_guest(config.name.clone(), d, vcpu, &params) {
         let _ = hv.destroy_domain(id);
         return Err(fail(format!("the scheduler refused its vCPUs: {e:?}")));
     }

@@ -38,7 +38,7 @@ pub use timers::TimerTable;
 use crate::arch::{Arch, CpuId};
 use crate::domain::{Domain, Hooks};
 use crate::hypervisor::Hypervisor;
-use crate::sched::{SchedError, Scheduler, VcpuParams};
+use crate::sched::{CpuMask, SchedError, Scheduler, VcpuParams};
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -56,6 +56,8 @@ pub struct Machine<'a, A: Arch> {
     started: AtomicBool,
     /// One CPU took the final report.
     reported: AtomicBool,
+    /// The CPUs that run loops: vCPUs are confined to them.
+    online: CpuMask,
 }
 
 impl<'a, A: Arch> Machine<'a, A> {
@@ -68,7 +70,20 @@ impl<'a, A: Arch> Machine<'a, A> {
             ends: Mutex::new(Vec::new()),
             started: AtomicBool::new(false),
             reported: AtomicBool::new(false),
+            online: CpuMask::first_n(hooks.scheduler().nr_cpus()),
         }
+    }
+
+    /// Confines vCPUs to `online`: the CPUs that will run loops (a CPU that was started
+    /// but never came online must not be given vCPUs).
+    pub fn with_online(mut self, online: CpuMask) -> Self {
+        self.online = online.and(&CpuMask::first_n(self.scheduler().nr_cpus()));
+        self
+    }
+
+    /// The CPUs vCPUs may run on.
+    pub fn online(&self) -> CpuMask {
+        self.online
     }
 
     pub fn hypervisor(&self) -> &Hypervisor<'a, A> {

@@ -29,6 +29,19 @@ fn a_domain_runs_to_its_poweroff_and_everything_is_freed() {
 }
 
 #[test]
+fn vcpus_only_go_to_cpus_that_are_online() {
+    let mut w = World::with_online(2, crate::sched::CpuMask::of(&[1]));
+    let pinned = Guest { affinity: Some("0"), ..Guest::new("pinned", worker(10)) };
+    let built = w.boot(&describe(&[pinned, Guest::new("free", worker(10))]));
+    let why = built[0].result.clone().unwrap_err();
+    assert!(why.contains("vCPU 0 may only run on CPUs {0}, none of which is online"), "{why}");
+    assert_eq!(built[1].result, Ok(1));
+    let ends = w.run(10_000_000);
+    assert!(ends[0].is_clean());
+    assert_eq!(w.ran_on.iter().map(|&(c, _)| c).collect::<alloc::vec::Vec<_>>(), [1]);
+}
+
+#[test]
 fn a_crashing_domain_takes_down_only_itself() {
     let mut w = World::new(2);
     let before = w.pool.stats().allocated;

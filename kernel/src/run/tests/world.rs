@@ -10,7 +10,7 @@ use crate::mm::FramePool;
 use crate::mm::PhysAddr;
 use crate::mock::{sim, MockArch, MockMemory, MockTimer};
 use crate::run::{build_all, CpuLoop, Described, DomainEnd, Machine, SchedHooks, Step};
-use crate::sched::SchedConfig;
+use crate::sched::{CpuMask, SchedConfig};
 use alloc::boxed::Box;
 use alloc::collections::BTreeSet;
 use alloc::string::{String, ToString};
@@ -94,13 +94,18 @@ pub struct World {
 
 impl World {
     pub fn new(cpus: usize) -> Self {
+        Self::with_online(cpus, CpuMask::ALL)
+    }
+
+    /// A machine whose scheduler has `cpus` CPUs, of which only `online` run domains.
+    pub fn with_online(cpus: usize, online: CpuMask) -> Self {
         sim::reset(cpus, 1_000_000);
         LINES.with(|l| l.borrow_mut().clear());
         let pool = crate::test_support::pool();
         let hooks = SchedHooks::new(cpus, SchedConfig::default(), MockTimer::now_ns).unwrap().with_console(capture);
         let hooks: &'static SchedHooks<MockArch> = Box::leak(Box::new(hooks));
-        let m: &'static Machine<'static, MockArch> =
-            Box::leak(Box::new(Machine::new(Hypervisor::new(pool, hooks), hooks)));
+        let m = Machine::new(Hypervisor::new(pool, hooks), hooks).with_online(online);
+        let m: &'static Machine<'static, MockArch> = Box::leak(Box::new(m));
         let loops = (0..cpus as u32)
             .map(|c| {
                 sim::set_current(CpuId(c));
