@@ -102,6 +102,8 @@ impl<'m, 'a, A: Arch> CpuLoop<'m, 'a, A> {
         }
         self.arm_timer();
         let Some(cur) = self.current.as_mut() else {
+            // Free destroyed domains whose last references went away meanwhile.
+            self.m.hv.reap();
             A::Cpu::halt();
             self.handle_interrupts();
             return Step::Idle;

@@ -52,7 +52,11 @@ impl<A: Arch> Machine<'_, A> {
     /// Reaps every stopped domain whose vCPUs no CPU holds. Returns the report of all
     /// ends to exactly one caller: the one that reaped the last domain.
     pub(super) fn reap(&self) -> Option<Vec<DomainEnd>> {
-        for id in self.hooks.stopped() {
+        let stopped = self.hooks.stopped();
+        if stopped.is_empty() {
+            return None;
+        }
+        for id in stopped {
             let Some(guest) = self.guests.get(id) else {
                 self.hooks.unregister(id);
                 continue;
