@@ -174,7 +174,7 @@ impl<'m, 'a, A: Arch> CpuLoop<'m, 'a, A> {
                 let d = &guest.domain;
                 d.set_running(key.vcpu, true, now);
                 update_runstate_area(&self.m.hv, d, key.vcpu, &VcpuTranslation(&vcpu));
-                self.current = Some(super::cpu::Running { key, guest, vcpu });
+                self.current = Some(Running { key, guest, vcpu });
                 self.want = None;
                 true
             }

@@ -275,6 +275,44 @@ pub fn poll_timeout(ns: u64) -> Vec<u8> {
     img.finish()
 }
 
+/// Allocates a port for `peer` and polls it with a timeout `ns` ahead; prints how long
+/// it waited (the peer signals it long before the timeout).
+pub fn poll_signalled(ns: u64, peer: DomId) -> Vec<u8> {
+    let mut img = Image::new();
+    img.put(ALLOC_UNBOUND, &EvtchnAllocUnbound { dom: DOMID_SELF, remote_dom: peer, port: 0 });
+    img.put(POLL, &SchedPoll { ports: DATA + PORTS, nr_ports: 1, _pad: [0; 4], timeout: 0 });
+    img.hypercall_ok(EVENT_CHANNEL_OP, &[EVTCHNOP_ALLOC_UNBOUND, DATA + ALLOC_UNBOUND]);
+    let a = &mut img.a;
+    a.set(11, DATA + ALLOC_UNBOUND).load(4, 8, 11, 4).set(11, DATA + PORTS).store(4, 8, 11, 0);
+    a.i(Insn::Time(14)).set(15, ns).alu(Op::Add, 15, 15, 14).set(11, DATA + POLL).store(8, 15, 11, 16);
+    img.a.set(11, DATA + FLAG).store(8, 14, 11, 0);
+    img.hypercall_ok(SCHED_OP, &[SCHEDOP_POLL, DATA + POLL]);
+    let a = &mut img.a;
+    a.i(Insn::Time(15)).set(11, DATA + FLAG).load(8, 14, 11, 0).alu(Op::Sub, 14, 15, 14);
+    img.print_hex("polled=", 14);
+    img.finish()
+}
+
+/// Binds port `peer_port` of `peer` (retrying until it exists), spins `delay`
+/// iterations, sends once and powers off.
+pub fn signaller(peer: DomId, peer_port: u32, delay: u64) -> Vec<u8> {
+    let mut img = Image::new();
+    img.put(
+        BIND_INTERDOMAIN,
+        &EvtchnBindInterdomain { remote_dom: peer, _pad: [0; 2], remote_port: peer_port, local_port: 0 },
+    );
+    let a = &mut img.a;
+    let (retry, bound) = (a.here(), a.label());
+    a.hypercall(EVENT_CHANNEL_OP, &[EVTCHNOP_BIND_INTERDOMAIN, DATA + BIND_INTERDOMAIN]);
+    a.br(Cond::Eq, 0, 6, bound).i(Insn::Yield).jmp(retry).bind(bound);
+    a.set(11, DATA + BIND_INTERDOMAIN).load(4, 8, 11, 8).set(14, 0).set(15, delay);
+    let spin = a.here();
+    a.i(Insn::AddI(14, 14, 1)).br(Cond::Ne, 14, 15, spin);
+    img.set_send_port();
+    img.send();
+    img.finish()
+}
+
 /// Binds VIRQ_TIMER, arms the one-shot timer `ns` ahead, waits for the event; prints
 /// how long it took.
 pub fn singleshot(ns: u64) -> Vec<u8> {
