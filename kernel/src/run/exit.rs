@@ -38,7 +38,7 @@ impl<A: Arch> CpuLoop<'_, '_, A> {
                 // No portable device claims guest-physical space yet; the backend handled
                 // its own devices before reporting the fault.
                 log::warn!(
-                    "d{}v{v} ({}): {} at guest-physical {:#x} outside its memory; crashing the domain",
+                    "d{}v{v} ({}): {} fault at guest-physical {:#x}; crashing the domain",
                     d.id(),
                     cur.guest.name,
                     access_name(access),
