@@ -12,9 +12,11 @@ mod boot;
 mod cache;
 mod console;
 mod cpu;
+mod domain;
 mod dt;
 mod exceptions;
 mod irq;
+mod loader;
 mod memory;
 mod mmu;
 mod psci;
@@ -32,6 +34,7 @@ use alloc::vec::Vec;
 use keel_kernel::arch::{Arch, Stage2};
 
 pub use cpu::Cpu;
+pub use domain::Aarch64Domain;
 pub use irq::Gic;
 pub use memory::HostRam;
 pub use stage2::Stage2Tables;
@@ -63,6 +66,7 @@ impl Arch for Aarch64 {
     type Irq = Gic;
     type Memory = HostRam;
     type Stage2 = Stage2Tables;
+    type Domain = Aarch64Domain;
     type Vcpu = Aarch64Vcpu;
 
     fn facts() -> Vec<(&'static str, String)> {

@@ -9,7 +9,7 @@ use crate::regs::CnthpCvalEl2;
 use aarch64_cpu::asm::barrier;
 use aarch64_cpu::registers::{CNTFRQ_EL0, CNTHP_CTL_EL2, CNTPCT_EL0};
 use core::sync::atomic::{AtomicU32, Ordering::Relaxed};
-use keel_kernel::arch::Timer;
+use keel_kernel::arch::{IrqNumber, Timer};
 use tock_registers::interfaces::{Readable, Writeable};
 
 /// INTID of the EL2 physical timer (PPI 10 = INTID 26 unless the device tree says else).
@@ -46,5 +46,9 @@ impl Timer for GenericTimer {
     fn cancel() {
         CNTHP_CTL_EL2.write(CNTHP_CTL_EL2::ENABLE::CLEAR);
         barrier::isb(barrier::SY);
+    }
+
+    fn irq() -> IrqNumber {
+        IrqNumber(irq())
     }
 }

@@ -16,9 +16,11 @@ pub mod acpi;
 pub mod boot;
 pub mod console;
 pub mod cpu;
+pub mod domain;
 pub mod exceptions;
 pub mod gdt;
 pub mod irq;
+pub mod loader;
 pub mod memory;
 pub mod paging;
 pub mod power;
@@ -48,6 +50,7 @@ impl Arch for X86_64 {
     type Irq = irq::X86Irq;
     type Memory = memory::X86Memory;
     type Stage2 = stage2::X86Stage2;
+    type Domain = domain::X86Domain;
     type Vcpu = vcpu::X86Vcpu;
 
     fn facts() -> Vec<(&'static str, String)> {

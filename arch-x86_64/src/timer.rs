@@ -8,7 +8,7 @@ use crate::cpu;
 use crate::irq::lapic;
 use crate::regs::{self, cpuid, inb, inl, outb, rdtsc};
 use core::sync::atomic::{AtomicU64, Ordering};
-use keel_kernel::arch::Timer;
+use keel_kernel::arch::{IrqNumber, Timer};
 use spin::Once;
 
 static TSC_HZ: AtomicU64 = AtomicU64::new(0);
@@ -173,5 +173,9 @@ impl Timer for X86Timer {
         } else {
             lapic::start_one_shot(0);
         }
+    }
+
+    fn irq() -> IrqNumber {
+        IrqNumber(crate::irq::VECTOR_TIMER as u32)
     }
 }

@@ -2,7 +2,7 @@
 //! domains: creation, destruction, event delivery, timers, hypercalls.
 
 use crate::arch::{Arch, Timer};
-use crate::domain::{Domain, DomainConfig, DomainState, Hooks, RunState, ShutdownReason};
+use crate::domain::{Domain, DomainConfig, DomainState, Hooks, Poll, RunState, ShutdownReason};
 use crate::event::Wake;
 use crate::mm::FramePool;
 use alloc::collections::BTreeMap;
@@ -160,6 +160,54 @@ impl<'a, A: Arch> Hypervisor<'a, A> {
         if woke || kick {
             self.hooks.kick(d.id(), vcpu);
         }
+    }
+
+    /// Blocks `vcpu` of `d` until an event upcall is pending for it (`SCHEDOP_block`, and
+    /// WFI/HLT as Xen treats them), or, with `poll`, until one of the polled ports (any
+    /// port if not exactly one) is pending, an upcall is marked or the poll's deadline
+    /// passes (`SCHEDOP_poll`). Leaves it runnable if an upcall is already pending.
+    ///
+    /// No wake-up is lost: the vCPU is marked blocked first, the scheduler re-checks
+    /// under its own lock that nobody woke it meanwhile ([`Hooks::block`]), and only then
+    /// is the upcall level read, so an event raised at any point either is seen here or
+    /// wakes the blocked vCPU.
+    pub fn block(&self, d: &Domain<A>, vcpu: u32, poll: Option<Poll>) {
+        let Some(state) = d.vcpus.get(vcpu as usize) else { return };
+        let polling = poll.is_some();
+        {
+            let mut s = state.lock();
+            s.set_run_state(RunState::Blocked, self.now());
+            if let Some(p) = poll {
+                if s.poll.replace(p).is_none() {
+                    d.pollers.fetch_add(1, Ordering::AcqRel);
+                }
+            }
+        }
+        let still_blocked = || state.lock().run_state() == RunState::Blocked;
+        self.hooks.block(d.id(), vcpu, &still_blocked);
+        if polling {
+            self.timers_changed(d, vcpu);
+        }
+        if d.upcall_pending(vcpu) {
+            self.wake_vcpu(d, vcpu, true);
+        }
+    }
+
+    /// Takes `vcpu` of `d` offline (`VCPUOP_down`, PSCI `CPU_OFF`). If it was the last
+    /// online vCPU, the domain shuts down (poweroff), as Xen does.
+    pub fn vcpu_down(&self, d: &Domain<A>, vcpu: u32) {
+        let Some(state) = d.vcpus.get(vcpu as usize) else { return };
+        let others_up = (0..d.nr_vcpus()).any(|o| o != vcpu && d.vcpus[o as usize].lock().online);
+        if !others_up {
+            self.shutdown_guest(d, ShutdownReason::Poweroff);
+            return;
+        }
+        {
+            let mut s = state.lock();
+            s.online = false;
+            s.set_run_state(RunState::Offline, self.now());
+        }
+        self.hooks.vcpu_online(d.id(), vcpu, false);
     }
 
     fn wake_pollers(&self, d: &Domain<A>, port: u32) {

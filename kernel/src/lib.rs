@@ -8,7 +8,8 @@
 //! The guest-facing parts: [`domain`] (domains, vCPUs, guest memory ownership),
 //! [`guest_memory`] (every access to guest memory), [`event`] (event channels, 2-level
 //! and FIFO), [`grant`] (grant tables v1), [`hypercall`] (the dispatch table), all tied
-//! together by the [`Hypervisor`].
+//! together by the [`Hypervisor`]. [`sched`] is the vCPU scheduler; [`run`] wires it to
+//! the core, builds domains from their [`config`] and runs them on every CPU.
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_code)]
 
@@ -25,6 +26,7 @@ pub mod guest_memory;
 pub mod hypercall;
 pub mod hypervisor;
 pub mod mm;
+pub mod run;
 pub mod sched;
 pub mod selftest;
 pub mod start;

@@ -11,10 +11,11 @@
 //! checks the second exit echoes the answer (so the guest really ran on after the first
 //! exit with Keel's result in its register) and sees the halt.
 
-use crate::arch::{Arch, HostMemory, MemType, Perms, SpaceId, Vcpu, VcpuInit, VmExit};
+use crate::arch::{Arch, DomainInit, GuestDomain, HostMemory, MemType, Perms, SpaceId, Vcpu, VcpuInit, VmExit};
 use crate::mm::{FramePool, GuestPhysAddr, PageTable, PAGE_SIZE};
 use alloc::format;
 use alloc::string::String;
+use alloc::sync::Arc;
 use keel_abi::hypercall::XEN_VERSION;
 
 /// Where the probe's code page sits in guest-physical space.
@@ -51,13 +52,21 @@ pub fn hypercall_probe<A: Arch>(pool: &FramePool, space: SpaceId) -> Result<Prob
 }
 
 fn run_probe<A: Arch>(pt: &PageTable<A>) -> Result<ProbeReport, String> {
-    let init = VcpuInit { entry: PROBE_ENTRY, arg: PROBE_ARG, stage2_root: pt.root(), space: pt.space() };
-    let mut vcpu = A::Vcpu::new(&init).map_err(|e| format!("vcpu: {e:?}"))?;
-    let answer = keel_abi::ABI_VERSION.packed() as u64;
+    let vm = DomainInit { id: 0, vcpus: 1, stage2_root: pt.root(), space: pt.space(), virtual_uart: false };
+    let vm = Arc::new(A::Domain::new(&vm).map_err(|e| format!("domain: {e:?}"))?);
+    let init = VcpuInit::boot(PROBE_ENTRY, PROBE_ARG, pt.root(), pt.space());
+    let mut vcpu = A::Vcpu::new(&vm, &init).map_err(|e| format!("vcpu: {e:?}"))?;
+    vcpu.load();
+    let result = converse(&mut vcpu);
+    vcpu.put();
+    result
+}
 
-    expect_hypercall(&mut vcpu, 1, PROBE_ARG)?;
+fn converse<V: Vcpu>(vcpu: &mut V) -> Result<ProbeReport, String> {
+    let answer = keel_abi::ABI_VERSION.packed() as u64;
+    expect_hypercall(vcpu, 1, PROBE_ARG)?;
     vcpu.set_hypercall_result(answer);
-    expect_hypercall(&mut vcpu, 2, answer)?;
+    expect_hypercall(vcpu, 2, answer)?;
     vcpu.set_hypercall_result(0);
     match vcpu.run() {
         VmExit::Halt => Ok(ProbeReport { answer }),

@@ -1,13 +1,23 @@
 //! Keel's boot flow after the backend's early set-up: banner, memory, secondary CPUs, the
-//! per-CPU hypercall probe, and power-off with a status.
+//! per-CPU hypercall probe, then the domains the boot device tree describes, run on every
+//! CPU until they have all ended, and power-off with a status.
 
-use crate::arch::{Arch, CpuId, CpuOps, ExitStatus, SpaceId, Timer};
+use crate::arch::{Arch, CpuId, CpuOps, ExitStatus, GuestAbi, GuestLoader, SpaceId, Timer};
 use crate::boot::{BootInfo, Options};
+use crate::config::{self, DomainSet, InitialDefaults, Limits, Severity};
 use crate::console;
+use crate::domain::MAX_VCPUS;
+use crate::hypervisor::Hypervisor;
 use crate::mm::FramePool;
+use crate::run::{build_all, Described, DomainEnd, Machine, SchedHooks};
+use crate::sched::{CpuMask, SchedConfig};
 use crate::selftest;
 use crate::version::KEEL_VERSION;
-use core::sync::atomic::{AtomicU32, Ordering};
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::any::Any;
+use core::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 use spin::Once;
 
 /// Frames for guests and translation tables: all free RAM the heap did not take.
@@ -17,6 +27,29 @@ static OPTIONS: Once<Options> = Once::new();
 static ONLINE: AtomicU32 = AtomicU32::new(1);
 static PROBES_PASSED: AtomicU32 = AtomicU32::new(0);
 static PROBES_FAILED: AtomicU32 = AtomicU32::new(0);
+/// The CPUs that came online, by index.
+static ONLINE_MASK: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
+
+/// What the secondary CPUs do once their probe ran: wait, run domains, or stop.
+static STAGE: AtomicU8 = AtomicU8::new(STAGE_PROBING);
+const STAGE_PROBING: u8 = 0;
+const STAGE_RUN: u8 = 1;
+const STAGE_STOP: u8 = 2;
+
+/// The machine all CPUs run domains on (a `Machine<'static, A>`).
+static MACHINE: Once<&'static (dyn Any + Send + Sync)> = Once::new();
+/// What the final report adds to the domains' ends.
+static SUMMARY: Once<Summary> = Once::new();
+
+/// The verdicts besides the domains' ends: the probes, and domains that never ran.
+#[derive(Clone, Debug)]
+struct Summary {
+    probes_passed: u32,
+    probes_failed: u32,
+    probes_expected: u32,
+    not_built: Vec<(String, String)>,
+    described: u32,
+}
 
 /// How long the boot CPU waits for secondaries and their probes.
 const WAIT_SECONDS: u64 = 20;
@@ -40,7 +73,7 @@ pub fn print_banner<A: Arch>(info: &BootInfo) {
 
 /// The boot CPU's path, once the backend has a console, its MMU and exception vectors,
 /// and has handed the heap its memory. `info.free_memory` goes to the frame pool.
-pub fn primary<A: Arch>(info: BootInfo) -> ! {
+pub fn primary<A: Arch + GuestAbi + GuestLoader>(info: BootInfo) -> ! {
     let (opts, unknown) = Options::parse(info.cmdline);
     OPTIONS.call_once(|| opts);
     log::set_max_level(opts.log_level.to_filter());
@@ -51,6 +84,7 @@ pub fn primary<A: Arch>(info: BootInfo) -> ! {
     for r in info.free_memory.regions() {
         FRAME_POOL.add(*r);
     }
+    mark_online(CpuId(0));
     log::info!("frame pool: {} MiB free", FRAME_POOL.stats().total >> 8);
 
     let requested = A::Cpu::start_secondaries(secondary::<A>);
@@ -65,20 +99,144 @@ pub fn primary<A: Arch>(info: BootInfo) -> ! {
     wait_for::<A>(|| PROBES_PASSED.load(Ordering::Acquire) + PROBES_FAILED.load(Ordering::Acquire) >= expected);
     let (passed, failed) = (PROBES_PASSED.load(Ordering::Acquire), PROBES_FAILED.load(Ordering::Acquire));
     let missing = expected.saturating_sub(passed + failed);
-    log::info!(target: console::TEST, "done pass={passed} fail={} expected={expected}", failed + missing);
-    let status = if passed == expected && online { ExitStatus::Success } else { ExitStatus::Failure };
-    log::info!("no domains to run yet; powering off");
-    A::Cpu::power_off(opts.power_off, status)
+    let cpus = ONLINE.load(Ordering::Acquire);
+    let mut summary = Summary {
+        probes_passed: passed,
+        probes_failed: failed + missing,
+        probes_expected: expected,
+        not_built: Vec::new(),
+        described: 0,
+    };
+
+    let set = info.device_tree.map(|dtb| read_domains(dtb, info.cmdline, cpus)).unwrap_or_default();
+    if set.domains.is_empty() {
+        log::info!(target: console::TEST, "done pass={passed} fail={} expected={expected}", failed + missing);
+        let status = if passed == expected && online { ExitStatus::Success } else { ExitStatus::Failure };
+        STAGE.store(STAGE_STOP, Ordering::Release);
+        log::info!("no domains to run yet; powering off");
+        A::Cpu::power_off(opts.power_off, status)
+    }
+
+    let machine = new_machine::<A>();
+    let described = build_all(machine, &set);
+    summary.described = described.len() as u32;
+    summary.not_built =
+        described.into_iter().filter_map(|Described { name, result }| result.err().map(|why| (name, why))).collect();
+    let summary = SUMMARY.call_once(|| summary);
+    if machine.guest_ids().is_empty() {
+        STAGE.store(STAGE_STOP, Ordering::Release);
+        finish::<A>(summary, &[])
+    }
+    MACHINE.call_once(|| machine as &'static (dyn Any + Send + Sync));
+    STAGE.store(STAGE_RUN, Ordering::Release);
+    log::info!("running {} domain(s) on {cpus} CPU(s)", machine.guest_ids().len());
+    run_domains::<A>(CpuId(0))
+}
+
+/// Parses the domains `dtb` describes and logs every problem.
+fn read_domains(dtb: &[u8], cmdline: &str, cpus: u32) -> DomainSet {
+    let (initial, errors) = InitialDefaults::from_cmdline(cmdline);
+    for e in errors {
+        log::warn!("command line: {e}");
+    }
+    let free_kib = (FRAME_POOL.stats().total as u64) * 4;
+    let limits = Limits { max_vcpus: MAX_VCPUS, nr_pcpus: cpus, max_memory_kib: free_kib, ram: &[], initial };
+    let set = config::parse(dtb, &limits);
+    for p in &set.problems {
+        match p.severity {
+            Severity::Error => log::error!("{}", p.message),
+            Severity::Warning => log::warn!("{}", p.message),
+        }
+    }
+    set
+}
+
+/// Records that CPU `cpu` came online.
+fn mark_online(cpu: CpuId) {
+    if let Some(word) = ONLINE_MASK.get(cpu.0 as usize / 64) {
+        word.fetch_or(1 << (cpu.0 % 64), Ordering::AcqRel);
+    }
+}
+
+/// The CPUs that came online.
+fn online_cpus() -> CpuMask {
+    let ids = (0..256u32).filter(|&c| ONLINE_MASK[c as usize / 64].load(Ordering::Acquire) & (1 << (c % 64)) != 0);
+    CpuMask::of(&ids.collect::<Vec<u32>>())
+}
+
+/// The scheduler, hooks, hypervisor and machine for the CPUs online; they live until
+/// power-off.
+fn new_machine<A: Arch>() -> &'static Machine<'static, A> {
+    let online = online_cpus();
+    let nr = online.iter().last().map_or(1, |c| c.0 as usize + 1);
+    let hooks = match SchedHooks::<A>::new(nr, SchedConfig::default(), A::Timer::now_ns) {
+        Ok(h) => Box::leak(Box::new(h)),
+        Err(e) => panic!("no scheduler for {nr} CPUs: {e:?}"),
+    };
+    Box::leak(Box::new(Machine::new(Hypervisor::new(&FRAME_POOL, hooks), hooks).with_online(online)))
+}
+
+/// Runs domains on this CPU until they have all ended; the CPU that reaps the last one
+/// reports and powers off, the others stop.
+fn run_domains<A: Arch>(cpu: CpuId) -> ! {
+    let machine = MACHINE.get().and_then(|m| m.downcast_ref::<Machine<'static, A>>());
+    let Some(machine) = machine else { park::<A>() };
+    match machine.cpu(cpu).run() {
+        Some(ends) => match SUMMARY.get() {
+            Some(summary) => finish::<A>(summary, &ends),
+            None => park::<A>(),
+        },
+        None => park::<A>(),
+    }
+}
+
+/// Prints every domain's verdict and the `[test] done` line, and powers off: success if
+/// every probe passed and every domain described was built and powered itself off.
+fn finish<A: Arch>(s: &Summary, ends: &[DomainEnd]) -> ! {
+    for (name, why) in &s.not_built {
+        log::error!(target: console::TEST, "fail domain-{name}: not built: {why}");
+    }
+    let mut clean = 0;
+    for end in ends {
+        if end.is_clean() {
+            clean += 1;
+            log::info!(target: console::TEST, "pass domain-{}: {}", end.name, end.describe());
+        } else {
+            log::error!(target: console::TEST, "fail domain-{}: {}", end.name, end.describe());
+        }
+    }
+    let pass = s.probes_passed + clean;
+    let expected = s.probes_expected + s.described;
+    let fail = s.probes_failed + (s.described - clean);
+    log::info!(target: console::TEST, "done pass={pass} fail={fail} expected={expected}");
+    let status = if fail == 0 && pass == expected { ExitStatus::Success } else { ExitStatus::Failure };
+    if ends.is_empty() {
+        log::info!("no domain could be built; powering off");
+    } else {
+        log::info!("all domains have ended; powering off");
+    }
+    A::Cpu::power_off(options().power_off, status)
+}
+
+fn park<A: Arch>() -> ! {
+    loop {
+        A::Cpu::halt();
+    }
 }
 
 /// A secondary CPU's path, entered by the backend once the CPU runs at the hypervisor's
 /// privilege level with its MMU and vectors set up.
 pub fn secondary<A: Arch>(cpu: CpuId) -> ! {
+    mark_online(cpu);
     ONLINE.fetch_add(1, Ordering::AcqRel);
     log::info!("cpu{cpu} online");
     run_probe::<A>(cpu);
     loop {
-        A::Cpu::halt();
+        match STAGE.load(Ordering::Acquire) {
+            STAGE_RUN => run_domains::<A>(cpu),
+            STAGE_STOP => park::<A>(),
+            _ => core::hint::spin_loop(),
+        }
     }
 }
 

@@ -38,7 +38,7 @@ impl Hooks for Recorder {
     fn kick(&self, d: DomId, v: u32) {
         self.kicks.lock().push((d, v));
     }
-    fn block(&self, d: DomId, v: u32) {
+    fn block(&self, d: DomId, v: u32, _still_blocked: &dyn Fn() -> bool) {
         self.blocks.lock().push((d, v));
     }
     fn console_line(&self, d: DomId, line: &str) {

@@ -109,4 +109,8 @@ impl InterruptController for Gic {
             None => {}
         }
     }
+
+    fn ipi_irq() -> IrqNumber {
+        IrqNumber(WAKEUP_SGI)
+    }
 }

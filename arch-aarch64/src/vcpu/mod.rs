@@ -1,5 +1,12 @@
 //! Virtual CPUs: an EL1 guest under stage 2, entered with ERET and left through the
 //! lower-EL vectors, in both VHE and nVHE mode.
+//!
+//! All of a vCPU's state is in [`Aarch64Vcpu`] between entries (general registers, PC,
+//! PSTATE and the EL1 system registers are saved on every exit and loaded on every
+//! entry), so `load` and `put` only track which CPU may run it. Not yet: FP/SIMD state,
+//! the virtual GIC interface (the event upcall level is recorded for it), PSCI calls
+//! (`hvc #0`, which would become `VmExit::StartVcpu`/`StopVcpu`/`Shutdown`) and guest
+//! virtual address translation for hypercall pointers.
 
 mod context;
 mod exit;
@@ -7,12 +14,14 @@ mod exit;
 pub use context::GuestRegs;
 
 use crate::cpu::{self, Cpu};
+use crate::domain::Aarch64Domain;
 use crate::{cache, stage2};
 use aarch64_cpu::asm::barrier;
 use aarch64_cpu::registers::{ESR_EL2, FAR_EL2, HCR_EL2, HPFAR_EL2, VMPIDR_EL2, VTTBR_EL2};
+use alloc::sync::Arc;
 use context::{El1Context, PSTATE_EL1H_MASKED};
 use exit::{Outcome, Syndrome};
-use keel_kernel::arch::{CpuId, CpuOps, HypercallArgs, Vcpu, VcpuError, VcpuInit, VmExit};
+use keel_kernel::arch::{CpuId, CpuOps, HypercallArgs, StartResult, UpcallRoute, Vcpu, VcpuError, VcpuInit, VmExit};
 use tock_registers::interfaces::{Readable, Writeable};
 
 extern "C" {
@@ -46,14 +55,26 @@ fn guest_hcr() -> u64 {
     }
 }
 
-/// A guest CPU, bound to the physical CPU that created it.
+/// `VMPIDR_EL2` for vCPU `id`: bit 31 (RES1), Aff0 = id % 16, Aff1 = id / 16 (as Xen's
+/// `vcpuid_to_vaffinity`, which keeps 16 vCPUs per cluster for GICv3's target lists).
+fn vmpidr(id: u32) -> u64 {
+    let id = id as u64;
+    1 << 31 | ((id >> 4) & 0xff) << 8 | (id & 0xf)
+}
+
+/// A guest CPU.
 pub struct Aarch64Vcpu {
     regs: GuestRegs,
     el1: El1Context,
     hcr: u64,
     vttbr: u64,
     vmpidr: u64,
-    cpu: CpuId,
+    /// The CPU it is loaded on.
+    cpu: Option<CpuId>,
+    /// The event upcall level (PPI 31) the core set before this entry; the virtual GIC
+    /// will present it to the guest.
+    upcall: bool,
+    domain: Arc<Aarch64Domain>,
 }
 
 impl Aarch64Vcpu {
@@ -77,7 +98,10 @@ impl Aarch64Vcpu {
 }
 
 impl Vcpu for Aarch64Vcpu {
-    fn new(init: &VcpuInit) -> Result<Self, VcpuError> {
+    type Domain = Aarch64Domain;
+
+    /// The boot state for the boot vCPU and for PSCI `CPU_ON` alike.
+    fn new(domain: &Arc<Aarch64Domain>, init: &VcpuInit) -> Result<Self, VcpuError> {
         if !cpu::at_el2() {
             return Err(VcpuError::NoVirtualization);
         }
@@ -90,13 +114,23 @@ impl Vcpu for Aarch64Vcpu {
             el1: El1Context::boot_state(),
             hcr: guest_hcr(),
             vttbr: stage2::vttbr(init.stage2_root, init.space),
-            vmpidr: 1 << 31,
-            cpu: Cpu::current(),
+            vmpidr: vmpidr(init.vcpu_id),
+            cpu: None,
+            upcall: false,
+            domain: domain.clone(),
         })
     }
 
+    fn load(&mut self) {
+        self.cpu = Some(Cpu::current());
+    }
+
+    fn put(&mut self) {
+        self.cpu = None;
+    }
+
     fn run(&mut self) -> VmExit {
-        assert_eq!(Cpu::current(), self.cpu, "a vCPU runs only on the CPU that created it");
+        assert_eq!(Some(Cpu::current()), self.cpu, "a vCPU runs only on the CPU it is loaded on");
         let vhe = cpu::vhe();
         loop {
             self.el1.load(vhe);
@@ -129,5 +163,36 @@ impl Vcpu for Aarch64Vcpu {
 
     fn set_hypercall_result(&mut self, value: u64) {
         self.regs.x[0] = value;
+    }
+
+    /// Recorded for the virtual GIC; arm64 guests always use PPI 31
+    /// ([`UpcallRoute::Platform`]).
+    fn set_event_upcall(&mut self, pending: bool, _route: UpcallRoute) {
+        self.upcall = pending;
+    }
+
+    /// PSCI return codes in x0 (PSCI 1.1, table 6).
+    fn set_start_result(&mut self, result: StartResult) {
+        let code: i64 = match result {
+            StartResult::Started => 0,
+            StartResult::InvalidTarget => -2,
+            StartResult::AlreadyOn => -4,
+            StartResult::Pending => -5,
+            StartResult::Failed => -6,
+            StartResult::InvalidEntry => -9,
+        };
+        self.regs.x[0] = code as u64;
+    }
+}
+
+impl Aarch64Vcpu {
+    /// The domain's backend state.
+    pub fn domain(&self) -> &Arc<Aarch64Domain> {
+        &self.domain
+    }
+
+    /// The event upcall level last set by the core.
+    pub fn upcall_pending(&self) -> bool {
+        self.upcall
     }
 }

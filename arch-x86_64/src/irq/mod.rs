@@ -134,4 +134,8 @@ impl InterruptController for X86Irq {
             None => log::warn!("IPI to cpu{target}, which is not online"),
         }
     }
+
+    fn ipi_irq() -> IrqNumber {
+        IrqNumber(VECTOR_WAKEUP as u32)
+    }
 }

@@ -1,5 +1,10 @@
 //! Virtual CPUs on Intel VT-x or AMD SVM, chosen at boot from CPUID: one image runs on
 //! both. [`X86Vcpu`] dispatches to the vendor's implementation.
+//!
+//! Not yet: event upcall injection (the level and vector are recorded in [`X86Vcpu`]
+//! for the virtual local APIC and callback-vector delivery), INIT/SIPI start of
+//! secondary vCPUs (`VcpuInit::secondary` is refused), and guest virtual address
+//! translation for hypercall pointers.
 
 pub mod guest;
 pub mod svm;
@@ -8,9 +13,11 @@ pub mod vmx;
 pub use guest::GuestRegisters;
 
 use crate::cpu;
+use crate::domain::X86Domain;
+use alloc::sync::Arc;
 use core::fmt;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use keel_kernel::arch::{HypercallArgs, Vcpu, VcpuError, VcpuInit, VmExit};
+use keel_kernel::arch::{HypercallArgs, StartResult, UpcallRoute, Vcpu, VcpuError, VcpuInit, VmExit};
 use spin::Once;
 
 /// The hardware-virtualisation extension of this machine.
@@ -167,42 +174,95 @@ impl Default for CpuVirt {
     }
 }
 
-/// A virtual CPU of either vendor.
-pub enum X86Vcpu {
+/// A vendor's virtual CPU.
+enum Kind {
     Vmx(vmx::VmxVcpu),
     Svm(svm::SvmVcpu),
 }
 
+/// A virtual CPU of either vendor.
+pub struct X86Vcpu {
+    kind: Kind,
+    domain: Arc<X86Domain>,
+    /// The event upcall level and route the core set before this entry.
+    upcall: (bool, UpcallRoute),
+}
+
+impl X86Vcpu {
+    /// The domain's backend state.
+    pub fn domain(&self) -> &Arc<X86Domain> {
+        &self.domain
+    }
+
+    /// The event upcall level and route last set by the core, for the virtual local
+    /// APIC and callback-vector injection.
+    pub fn upcall(&self) -> (bool, UpcallRoute) {
+        self.upcall
+    }
+}
+
 impl Vcpu for X86Vcpu {
-    fn new(init: &VcpuInit) -> Result<Self, VcpuError> {
+    type Domain = X86Domain;
+
+    fn new(domain: &Arc<X86Domain>, init: &VcpuInit) -> Result<Self, VcpuError> {
+        if init.secondary {
+            log::error!("starting an x86 vCPU with INIT/SIPI (real mode) is not implemented yet");
+            return Err(VcpuError::NoVirtualization);
+        }
         if let Err(e) = enable_this_cpu() {
             log::error!("cannot enable hardware virtualisation: {e}");
             return Err(VcpuError::NoVirtualization);
         }
-        match extension() {
-            Extension::Vmx(c) => vmx::VmxVcpu::new(c, init).map(X86Vcpu::Vmx),
-            Extension::Svm(c) => svm::SvmVcpu::new(c, init).map(X86Vcpu::Svm),
+        let kind = match extension() {
+            Extension::Vmx(c) => vmx::VmxVcpu::new(c, init).map(Kind::Vmx),
+            Extension::Svm(c) => svm::SvmVcpu::new(c, init).map(Kind::Svm),
+        }?;
+        Ok(X86Vcpu { kind, domain: domain.clone(), upcall: (false, UpcallRoute::Platform) })
+    }
+
+    fn load(&mut self) {
+        if let Err(e) = enable_this_cpu() {
+            // The VMX `load` then fails too; SVM's `run` would fault: report it here.
+            log::error!("cannot enable hardware virtualisation on this CPU: {e}");
+        }
+        match &mut self.kind {
+            Kind::Vmx(v) => v.load(),
+            Kind::Svm(v) => v.load(),
+        }
+    }
+
+    fn put(&mut self) {
+        match &mut self.kind {
+            Kind::Vmx(v) => v.put(),
+            Kind::Svm(v) => v.put(),
         }
     }
 
     fn run(&mut self) -> VmExit {
-        match self {
-            X86Vcpu::Vmx(v) => v.run(),
-            X86Vcpu::Svm(v) => v.run(),
+        match &mut self.kind {
+            Kind::Vmx(v) => v.run(),
+            Kind::Svm(v) => v.run(),
         }
     }
 
     fn hypercall_args(&self) -> HypercallArgs {
-        match self {
-            X86Vcpu::Vmx(v) => v.hypercall_args(),
-            X86Vcpu::Svm(v) => v.hypercall_args(),
+        match &self.kind {
+            Kind::Vmx(v) => v.hypercall_args(),
+            Kind::Svm(v) => v.hypercall_args(),
         }
     }
 
     fn set_hypercall_result(&mut self, value: u64) {
-        match self {
-            X86Vcpu::Vmx(v) => v.set_hypercall_result(value),
-            X86Vcpu::Svm(v) => v.set_hypercall_result(value),
+        match &mut self.kind {
+            Kind::Vmx(v) => v.set_hypercall_result(value),
+            Kind::Svm(v) => v.set_hypercall_result(value),
         }
     }
+
+    fn set_event_upcall(&mut self, pending: bool, route: UpcallRoute) {
+        self.upcall = (pending, route);
+    }
+
+    /// INIT/SIPI have no result to report.
+    fn set_start_result(&mut self, _result: StartResult) {}
 }

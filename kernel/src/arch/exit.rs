@@ -1,5 +1,6 @@
 //! The portable reason a virtual CPU stopped running guest code.
 
+use crate::domain::ShutdownReason;
 use crate::mm::GuestPhysAddr;
 
 /// The kind of guest access that faulted.
@@ -31,4 +32,18 @@ pub enum VmExit {
     /// The guest can make no further progress on its own (triple fault, unrecoverable
     /// exception state); the domain must be crashed.
     GuestCrash,
+    /// The guest asks to start its vCPU `target` at `entry` with `arg` (arm64 PSCI
+    /// `CPU_ON`, `target` decoded from the MPIDR; x86 INIT/SIPI through the virtual
+    /// local APIC). The core creates or resets that vCPU and reports the outcome with
+    /// [`Vcpu::set_start_result`](super::Vcpu::set_start_result).
+    StartVcpu { target: u32, entry: GuestPhysAddr, arg: u64 },
+    /// The vCPU turns itself off (arm64 PSCI `CPU_OFF`), as `VCPUOP_down` would.
+    StopVcpu,
+    /// The guest asks the platform to stop (arm64 PSCI `SYSTEM_OFF`/`SYSTEM_RESET`, x86
+    /// ACPI sleep or reset registers), as `SCHEDOP_shutdown` would.
+    Shutdown(ShutdownReason),
+    /// The guest acknowledged or completed the event upcall interrupt; the core re-reads
+    /// the level and calls [`Vcpu::set_event_upcall`](super::Vcpu::set_event_upcall)
+    /// before entering again.
+    UpcallAck,
 }

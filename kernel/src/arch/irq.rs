@@ -20,4 +20,7 @@ pub trait InterruptController {
     fn end_of_interrupt(irq: IrqNumber);
     /// Sends the hypervisor's wake-up IPI to `target`.
     fn send_ipi(target: CpuId);
+    /// The interrupt number [`InterruptController::send_ipi`] raises, as
+    /// [`InterruptController::acknowledge`] returns it (GIC: the SGI; x86: the vector).
+    fn ipi_irq() -> IrqNumber;
 }

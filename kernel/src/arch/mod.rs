@@ -7,28 +7,35 @@
 //! code: backends decode those into the portable [`VmExit`].
 
 mod cpu;
+mod domain;
 mod exit;
 mod guest;
 mod irq;
+mod loader;
 mod memory;
 mod stage2;
 mod timer;
 mod vcpu;
 
 pub use cpu::{CpuId, CpuOps, ExitStatus, PowerOffPath};
+pub use domain::{DomainInit, GuestDomain};
 pub use exit::{MemoryAccess, VmExit};
 pub use guest::{GuestAbi, VcpuTranslation};
 pub use irq::{InterruptController, IrqNumber};
+pub use loader::{BootEntry, GuestLoader, LoadError, LoadRequest};
 pub use memory::HostMemory;
 pub use stage2::{Entry, MemType, Perms, SpaceId, Stage2};
 pub use timer::Timer;
-pub use vcpu::{HypercallArgs, Vcpu, VcpuError, VcpuInit};
+pub use vcpu::{HypercallArgs, StartResult, UpcallRoute, Vcpu, VcpuError, VcpuInit};
 
 use alloc::string::String;
 use alloc::vec::Vec;
 
 /// One architecture backend: the set of hardware services the core is generic over.
-pub trait Arch: 'static + Sized {
+///
+/// The domain builder and the boot flow also need [`GuestAbi`] (the guests' shared-page
+/// layout) and [`GuestLoader`] (the guests' boot protocol), which are separate traits.
+pub trait Arch: 'static + Sized + Send + Sync {
     /// A short name for the boot banner (`"aarch64"`, `"x86_64"`).
     const NAME: &'static str;
 
@@ -42,8 +49,11 @@ pub trait Arch: 'static + Sized {
     type Memory: HostMemory;
     /// The guest-physical translation format (stage-2, EPT or NPT) and its TLB upkeep.
     type Stage2: Stage2;
+    /// Per-domain backend state shared by a domain's vCPUs (virtual interrupt
+    /// controller distributor, virtual UART, ...).
+    type Domain: GuestDomain;
     /// A virtual CPU that runs guest code until an exit.
-    type Vcpu: Vcpu;
+    type Vcpu: Vcpu<Domain = Self::Domain>;
 
     /// Facts about this machine for the boot banner, as `(key, value)` pairs:
     /// virtualisation extension and its features, interrupt controller, and so on.

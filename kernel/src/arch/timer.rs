@@ -1,5 +1,7 @@
 //! The hypervisor's per-CPU timer.
 
+use super::IrqNumber;
+
 /// A monotonic counter with a one-shot deadline interrupt, per CPU.
 pub trait Timer {
     /// The current counter value, in ticks.
@@ -10,6 +12,10 @@ pub trait Timer {
     fn set_deadline(ticks: u64);
     /// Disarms this CPU's deadline interrupt.
     fn cancel();
+    /// The interrupt the deadline raises, as
+    /// [`InterruptController::acknowledge`](super::InterruptController::acknowledge)
+    /// returns it (arm64: the EL2 physical timer's PPI; x86: the LAPIC timer's vector).
+    fn irq() -> IrqNumber;
 
     /// Nanoseconds since the counter started, without overflow for centuries.
     fn now_ns() -> u64 {

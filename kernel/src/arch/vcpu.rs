@@ -1,23 +1,77 @@
 //! Virtual CPUs.
 
-use super::{SpaceId, VmExit};
+use super::{GuestDomain, SpaceId, VmExit};
 use crate::mm::{GuestPhysAddr, PhysAddr};
+use alloc::sync::Arc;
 
 /// Where and how a new virtual CPU starts.
 ///
 /// The initial state is the architecture's boot entry for guests: on arm64, EL1h with
 /// the MMU off and `x0 = arg` (Linux Image protocol); on x86_64, 32-bit protected mode
-/// with paging off and `ebx = arg` (Xen PVH entry).
+/// with paging off and `ebx = arg` (Xen PVH entry). A `secondary` vCPU is one another
+/// vCPU started ([`VmExit::StartVcpu`]): arm64 starts it like the boot vCPU (PSCI
+/// `CPU_ON`: `x0` = context id); x86 starts it as INIT/SIPI does, in real mode at
+/// `entry` (`CS = entry >> 4`, `IP = 0`).
 #[derive(Clone, Copy, Debug)]
 pub struct VcpuInit {
     /// First instruction.
     pub entry: GuestPhysAddr,
-    /// Boot argument (device tree, start-info address).
+    /// Boot argument (device tree, start-info address, PSCI context id).
     pub arg: u64,
     /// Root of the guest-physical translation tables.
     pub stage2_root: PhysAddr,
     /// TLB tag of the address space.
     pub space: SpaceId,
+    /// The vCPU's index in its domain (0 is the boot vCPU). Backends derive the guest's
+    /// CPU identity from it: arm64 `VMPIDR_EL2` (Aff0 = id % 16, Aff1 = id / 16, as
+    /// Xen), x86 the APIC id.
+    pub vcpu_id: u32,
+    /// Started by another vCPU rather than by the domain builder (see above).
+    pub secondary: bool,
+}
+
+impl VcpuInit {
+    /// The boot vCPU 0 of a domain (or of a probe guest).
+    pub fn boot(entry: GuestPhysAddr, arg: u64, stage2_root: PhysAddr, space: SpaceId) -> Self {
+        VcpuInit { entry, arg, stage2_root, space, vcpu_id: 0, secondary: false }
+    }
+}
+
+/// How a vCPU's event upcall reaches the guest, as the guest configured it (see
+/// `docs/abi.md` §6). The level itself is `evtchn_upcall_pending` of the vCPU's
+/// `vcpu_info`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UpcallRoute {
+    /// The architecture's own event interrupt: arm64 asserts PPI 31 (the `/hypervisor`
+    /// node's interrupt) in its virtual GIC while the level is set. x86 has no such
+    /// default: nothing is delivered until the guest names a vector.
+    Platform,
+    /// x86 `HVM_PARAM_CALLBACK_IRQ` type 2: this vector, injected directly (it bypasses
+    /// the local APIC, so the guest does not EOI it) while the level is set.
+    CallbackVector(u8),
+    /// x86 `HVMOP_set_evtchn_upcall_vector`: this vector, raised in the vCPU's (virtual)
+    /// local APIC; the guest EOIs it.
+    LapicVector(u8),
+}
+
+/// The outcome of a [`VmExit::StartVcpu`] request, for the backend to report to the
+/// guest in its own terms ([`Vcpu::set_start_result`]; arm64: the PSCI return code).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StartResult {
+    /// The vCPU was created (or reset) at the requested entry and is runnable
+    /// (PSCI `SUCCESS`).
+    Started,
+    /// The vCPU is already online (PSCI `ALREADY_ON`).
+    AlreadyOn,
+    /// The vCPU is still leaving a physical CPU after going offline; ask again
+    /// (PSCI `ON_PENDING`).
+    Pending,
+    /// No such vCPU in the domain (PSCI `INVALID_PARAMETERS`).
+    InvalidTarget,
+    /// The entry point is not in the domain's RAM (PSCI `INVALID_ADDRESS`).
+    InvalidEntry,
+    /// Keel could not create the vCPU (out of memory; PSCI `INTERNAL_FAILURE`).
+    Failed,
 }
 
 /// The arguments of a guest hypercall, decoded from the architecture's convention
@@ -38,16 +92,49 @@ pub enum VcpuError {
     NoMemory,
 }
 
-/// A virtual CPU bound to the physical CPU that created it.
-pub trait Vcpu: Sized {
-    /// Creates a virtual CPU in the initial state described by `init`.
-    fn new(init: &VcpuInit) -> Result<Self, VcpuError>;
+/// A virtual CPU.
+///
+/// It runs on one physical CPU at a time. The run loop calls [`Vcpu::load`] on the CPU
+/// that is about to run it and [`Vcpu::put`] before another CPU may load it, so a
+/// vCPU moves between physical CPUs as the scheduler balances load:
+///
+/// ```text
+/// new ─▶ load ─▶ (set_event_upcall ─▶ run ─▶ exit handling)* ─▶ put ─▶ load (any CPU) ─▶ …
+/// ```
+///
+/// [`Vcpu::new`] leaves the vCPU loaded on no CPU. `run`, `set_event_upcall`,
+/// `hypercall_args`, `set_hypercall_result`, `set_start_result` and `translate_gva` are
+/// only called while it is loaded on the calling CPU. It may be dropped on any CPU once
+/// put.
+pub trait Vcpu: Sized + Send {
+    /// The backend's per-domain state this vCPU belongs to.
+    type Domain: GuestDomain;
+
+    /// Creates a virtual CPU of `domain` in the initial state described by `init`. It is
+    /// loaded on no CPU.
+    fn new(domain: &Arc<Self::Domain>, init: &VcpuInit) -> Result<Self, VcpuError>;
+    /// Makes the vCPU runnable on the calling CPU (VMX: `VMPTRLD` and this CPU's host
+    /// state; SVM: a fresh ASID if it comes from another CPU; arm64: nothing to do, its
+    /// registers are loaded on every entry). A failure shows as
+    /// [`VmExit::GuestCrash`] from the next `run`.
+    fn load(&mut self);
+    /// Detaches the vCPU from the calling CPU, so that another CPU may load it (VMX:
+    /// `VMCLEAR`). Called with the vCPU loaded on the calling CPU.
+    fn put(&mut self);
     /// Runs guest code until the next exit the core must see.
     fn run(&mut self) -> VmExit;
     /// The arguments of the hypercall that caused the last [`VmExit::Hypercall`].
     fn hypercall_args(&self) -> HypercallArgs;
     /// Sets the hypercall's return value (arm64 x0, x86 rax/eax).
     fn set_hypercall_result(&mut self, value: u64);
+    /// The event upcall level and its route, set before every entry into the guest. The
+    /// backend asserts the route's interrupt in the guest while `pending` holds (and
+    /// after the guest acknowledged it, if the level is still set, it is delivered
+    /// again: report [`VmExit::UpcallAck`] so that the core re-reads the level).
+    fn set_event_upcall(&mut self, pending: bool, route: UpcallRoute);
+    /// Reports the outcome of the [`VmExit::StartVcpu`] this vCPU made (arm64: the PSCI
+    /// return value in x0).
+    fn set_start_result(&mut self, result: StartResult);
 
     /// Translates a guest virtual address with the vCPU's current translation regime
     /// (identity while its MMU is off), for a read or a `write`. Hypercall pointer

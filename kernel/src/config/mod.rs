@@ -24,7 +24,7 @@ mod props;
 mod types;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use children::MAX_PORT;
 /// Checks a DTB's structure so that the `fdt` crate can walk it without panicking; use it

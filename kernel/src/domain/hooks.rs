@@ -16,9 +16,15 @@ pub trait Hooks: Sync {
     fn kick(&self, _domain: DomId, _vcpu: u32) {}
     /// The calling vCPU asked to yield (`SCHEDOP_yield`).
     fn yield_vcpu(&self, _domain: DomId, _vcpu: u32) {}
-    /// The calling vCPU blocked (`SCHEDOP_block`, `SCHEDOP_poll`): deschedule it when
-    /// the hypercall returns, until a `kick`.
-    fn block(&self, _domain: DomId, _vcpu: u32) {}
+    /// The calling vCPU blocked (`SCHEDOP_block`, `SCHEDOP_poll`, WFI/HLT): deschedule it
+    /// when the hypercall or exit has been handled, until a `kick`.
+    ///
+    /// The core has already marked the vCPU blocked. `still_blocked` tells whether it
+    /// still is: a wake-up between that mark and the scheduler's own (an event raised on
+    /// another CPU) sets it runnable again and then calls `kick`. The scheduler evaluates
+    /// `still_blocked` under the lock its `kick` takes, after marking the vCPU blocked, so
+    /// it either sees the wake-up or is woken by the `kick` (no lost wake-up).
+    fn block(&self, _domain: DomId, _vcpu: u32, _still_blocked: &dyn Fn() -> bool) {}
     /// The vCPU's earliest timer deadline changed (absolute system time in ns, or none).
     /// The scheduler calls [`Hypervisor::fire_timers`](crate::Hypervisor::fire_timers)
     /// when it passes.

@@ -17,14 +17,17 @@ pub use hooks::{Hooks, NoHooks};
 pub use memory::{Lookup, Memory, PageKind};
 pub use vcpu::{Periodic, Poll, RunState, VcpuState};
 
-use crate::arch::{Arch, HostMemory, SpaceId};
+use crate::arch::{Arch, DomainInit, GuestDomain, HostMemory, SpaceId, UpcallRoute, VcpuError};
 use crate::event::EventState;
 use crate::grant::GrantTable;
 use crate::mm::{FramePool, GuestPhysAddr, PhysAddr, PAGE_SIZE};
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, AtomicU64};
 use keel_abi::event::EVTCHN_FIFO_NR_CHANNELS;
-use keel_abi::hvm::HVM_NR_PARAMS;
+use keel_abi::hvm::{
+    HVM_NR_PARAMS, HVM_PARAM_CALLBACK_IRQ, HVM_PARAM_CALLBACK_TYPE_SHIFT, HVM_PARAM_CALLBACK_TYPE_VECTOR,
+};
 use keel_abi::layout::{GuestLayout, VcpuTimeInfo};
 use keel_abi::memory::E820Entry;
 use keel_abi::sched::*;
@@ -55,6 +58,8 @@ pub struct DomainConfig {
     pub memory_map: Vec<E820Entry>,
     /// `XENVER_guest_handle`.
     pub handle: [u8; 16],
+    /// The backend emulates its console UART for the domain (`vpl011`).
+    pub virtual_uart: bool,
 }
 
 /// The most vCPUs a domain may have.
@@ -74,6 +79,7 @@ impl DomainConfig {
             global_virq_handler: false,
             memory_map: Vec::new(),
             handle: [0; 16],
+            virtual_uart: false,
         }
     }
 }
@@ -135,6 +141,8 @@ pub struct Domain<A: Arch> {
     pub(crate) shutdown_code: AtomicU32,
     /// vCPUs with an outstanding `SCHEDOP_poll`.
     pub(crate) pollers: AtomicU32,
+    /// The backend's state of the domain (virtual devices shared by its vCPUs).
+    arch: Arc<A::Domain>,
 }
 
 /// No `SCHEDOP_shutdown_code` recorded.
@@ -153,6 +161,25 @@ impl<A: Arch> Domain<A> {
             Err(e) => {
                 pool.free(shared_info, 1);
                 return Err(e);
+            }
+        };
+        let init = DomainInit {
+            id,
+            vcpus: config.vcpus,
+            stage2_root: mm.p2m_root().unwrap_or(PhysAddr(0)),
+            space: SpaceId(id.wrapping_add(1)),
+            virtual_uart: config.virtual_uart,
+        };
+        let arch = match A::Domain::new(&init) {
+            Ok(a) => Arc::new(a),
+            Err(e) => {
+                let mut mm = mm;
+                mm.teardown(pool);
+                pool.free(shared_info, 1);
+                return Err(match e {
+                    VcpuError::NoMemory => Errno::ENOMEM,
+                    VcpuError::NoVirtualization => Errno::ENODEV,
+                });
             }
         };
         let events = EventState::new(
@@ -175,6 +202,7 @@ impl<A: Arch> Domain<A> {
             vm_assist: AtomicU64::new(0),
             shutdown_code: AtomicU32::new(NO_SHUTDOWN_CODE),
             pollers: AtomicU32::new(0),
+            arch,
             config,
         })
     }
@@ -185,6 +213,11 @@ impl<A: Arch> Domain<A> {
 
     pub fn config(&self) -> &DomainConfig {
         &self.config
+    }
+
+    /// The backend's state of the domain, for [`Vcpu::new`](crate::arch::Vcpu::new).
+    pub fn arch(&self) -> &Arc<A::Domain> {
+        &self.arch
     }
 
     pub fn layout(&self) -> &'static GuestLayout {
@@ -275,6 +308,20 @@ impl<A: Arch> Domain<A> {
     /// stays asserted.
     pub fn upcall_pending(&self, vcpu: u32) -> bool {
         self.events.lock().upcall_pending(vcpu)
+    }
+
+    /// How `vcpu`'s upcall reaches the guest: the per-vCPU vector
+    /// (`HVMOP_set_evtchn_upcall_vector`), else the `HVM_PARAM_CALLBACK_IRQ` vector
+    /// (type 2), else the architecture's own event interrupt.
+    pub fn upcall_route(&self, vcpu: u32) -> UpcallRoute {
+        if let Some(v) = self.vcpus.get(vcpu as usize).and_then(|v| v.lock().upcall_vector) {
+            return UpcallRoute::LapicVector(v);
+        }
+        let callback = self.param(HVM_PARAM_CALLBACK_IRQ);
+        if callback >> HVM_PARAM_CALLBACK_TYPE_SHIFT == HVM_PARAM_CALLBACK_TYPE_VECTOR {
+            return UpcallRoute::CallbackVector(callback as u8);
+        }
+        UpcallRoute::Platform
     }
 
     /// Publishes `vcpu`'s pvclock (`vcpu_info.time`) with Xen's version protocol: the

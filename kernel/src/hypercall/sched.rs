@@ -2,7 +2,7 @@
 
 use super::{Call, HcResult};
 use crate::arch::Arch;
-use crate::domain::{Poll, RunState, ShutdownReason};
+use crate::domain::{Poll, ShutdownReason};
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 use keel_abi::sched::*;
@@ -17,7 +17,7 @@ pub fn sched_op<A: Arch>(c: &Call<'_, '_, A>) -> HcResult {
             Ok(0)
         }
         SCHEDOP_BLOCK => {
-            block(c, None);
+            c.hv.block(c.domain, c.vcpu, None);
             Ok(0)
         }
         SCHEDOP_SHUTDOWN => {
@@ -48,28 +48,6 @@ pub fn sched_op<A: Arch>(c: &Call<'_, '_, A>) -> HcResult {
     }
 }
 
-/// Blocks the calling vCPU (polling `poll` if given) unless an event upcall is already
-/// pending. Blocked first, then checked, so an event arriving in between wakes it.
-fn block<A: Arch>(c: &Call<'_, '_, A>, poll: Option<Poll>) {
-    let polling = poll.is_some();
-    {
-        let mut s = c.domain.vcpus[c.vcpu as usize].lock();
-        s.set_run_state(RunState::Blocked, c.hv.now());
-        if let Some(p) = poll {
-            if s.poll.replace(p).is_none() {
-                c.domain.pollers.fetch_add(1, Ordering::AcqRel);
-            }
-        }
-    }
-    c.hv.hooks.block(c.domain.id(), c.vcpu);
-    if polling {
-        c.hv.timers_changed(c.domain, c.vcpu);
-    }
-    if c.domain.upcall_pending(c.vcpu) {
-        c.hv.wake_vcpu(c.domain, c.vcpu, true);
-    }
-}
-
 fn poll<A: Arch>(c: &Call<'_, '_, A>, arg: u64) -> HcResult {
     let p: SchedPoll = c.guest.read_struct(arg)?;
     if p.nr_ports > SCHED_POLL_MAX_PORTS {
@@ -91,7 +69,7 @@ fn poll<A: Arch>(c: &Call<'_, '_, A>, arg: u64) -> HcResult {
         }
     }
     let deadline = (p.timeout != 0).then_some(p.timeout);
-    block(c, Some(Poll { ports, deadline }));
+    c.hv.block(c.domain, c.vcpu, Some(Poll { ports, deadline }));
     // A port may have become pending between the check and the block.
     let pending = {
         let ev = c.domain.events.lock();

@@ -1,3 +1,4 @@
+use crate::arch::UpcallRoute;
 use crate::domain::{DomainState, RunState, ShutdownReason};
 use crate::mock::MockArch;
 use crate::test_support::*;
@@ -77,8 +78,10 @@ fn hvm_params_are_validated() {
         (call(&hv, &d, 0, HVM_OP, &[op, ARG]), get::<XenHvmParam>(&d, ARG).value)
     };
     assert_eq!(p(HVMOP_GET_PARAM, DOMID_SELF, HVM_PARAM_CONSOLE_PFN, 0), (0, 0xfefff));
+    assert_eq!(d.upcall_route(0), UpcallRoute::Platform);
     assert_eq!(p(HVMOP_SET_PARAM, DOMID_SELF, HVM_PARAM_CALLBACK_IRQ, 2 << 56 | 0xf3).0, 0);
     assert_eq!(d.param(HVM_PARAM_CALLBACK_IRQ), 2 << 56 | 0xf3);
+    assert_eq!(d.upcall_route(0), UpcallRoute::CallbackVector(0xf3));
     assert_eq!(p(HVMOP_GET_PARAM, d.id(), HVM_PARAM_STORE_PFN, 9), (0, 0));
     assert_eq!(p(HVMOP_SET_PARAM, DOMID_SELF, HVM_PARAM_CONSOLE_PFN, 1).0, err(Errno::EPERM));
     assert_eq!(p(HVMOP_GET_PARAM, DOMID_SELF, HVM_PARAM_IOREQ_SERVER_PFN, 0).0, err(Errno::EPERM));
@@ -93,6 +96,10 @@ fn hvm_params_are_validated() {
     };
     assert_eq!(vec(1, 0xf3), 0);
     assert_eq!(d.vcpu(1).unwrap().upcall_vector, Some(0xf3));
+    assert_eq!(
+        (d.upcall_route(1), d.upcall_route(0)),
+        (UpcallRoute::LapicVector(0xf3), UpcallRoute::CallbackVector(0xf3))
+    );
     assert_eq!(vec(1, 0x0f), err(Errno::EINVAL));
     assert_eq!(vec(2, 0xf3), err(Errno::ENOENT));
     let arm = guest(&hv, &AARCH64, 1, 16);

@@ -2,7 +2,7 @@
 
 use super::{Call, HcResult};
 use crate::arch::Arch;
-use crate::domain::{Domain, DomainState, Periodic, RunState, ShutdownReason};
+use crate::domain::{Domain, DomainState, Periodic, RunState};
 use crate::guest_memory::{GuestTranslate, GuestVirt};
 use crate::hypervisor::Hypervisor;
 use core::sync::atomic::Ordering;
@@ -40,17 +40,7 @@ pub fn vcpu_op<A: Arch>(c: &Call<'_, '_, A>) -> HcResult {
             Ok(0)
         }
         VCPUOP_DOWN => {
-            let others_up = (0..c.domain.nr_vcpus()).any(|o| o != v && c.domain.vcpus[o as usize].lock().online);
-            if !others_up {
-                c.hv.shutdown_guest(c.domain, ShutdownReason::Poweroff);
-                return Ok(0);
-            }
-            {
-                let mut s = state.lock();
-                s.online = false;
-                s.set_run_state(RunState::Offline, c.hv.now());
-            }
-            c.hv.hooks.vcpu_online(c.domain.id(), v, false);
+            c.hv.vcpu_down(c.domain, v);
             Ok(0)
         }
         VCPUOP_IS_UP => Ok(state.lock().online as u64),

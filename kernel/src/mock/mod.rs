@@ -1,20 +1,30 @@
 //! The mock architecture: every boundary trait implemented on the host, for tests.
 //!
 //! State is per test thread. Memory is a sparse map of 4 KiB pages. The virtual CPU
-//! interprets a tiny byte-coded instruction set fetched through the guest's translation
-//! tables, so a test exercises the same mapping code a real guest depends on.
+//! interprets a small byte-coded instruction set ([`isa`]) fetched, loaded and stored
+//! through the guest's translation tables, so a test exercises the same mapping code a
+//! real guest depends on, and mock guests can run real programs ([`Asm`]) that make
+//! real hypercalls. Physical CPUs, their clocks, timers and interrupts are simulated
+//! ([`sim`]), so one test thread can drive the run loops of several CPUs.
 
+mod asm;
+mod domain;
 mod fifo_guest;
-mod isa;
+pub mod isa;
+pub mod sim;
+mod vcpu;
 
+pub use asm::{Asm, Label};
+pub use domain::{MockDomain, GUEST_RAM};
 pub use fifo_guest::FifoGuest;
-pub use isa::{assemble, Insn};
+pub use isa::{assemble, Cond, Insn, Op, PlatformCall};
+pub use vcpu::MockVcpu;
 
 use crate::arch::{
-    Arch, CpuId, CpuOps, Entry, ExitStatus, HostMemory, HypercallArgs, InterruptController, IrqNumber, MemType,
-    MemoryAccess, Perms, PowerOffPath, SpaceId, Stage2, Timer, Vcpu, VcpuError, VcpuInit, VmExit,
+    Arch, CpuId, CpuOps, Entry, ExitStatus, HostMemory, InterruptController, IrqNumber, MemType, Perms, PowerOffPath,
+    SpaceId, Stage2, Timer,
 };
-use crate::mm::{translate, GuestPhysAddr, PhysAddr, PAGE_SIZE};
+use crate::mm::{PhysAddr, PAGE_SIZE};
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::string::String;
@@ -25,7 +35,6 @@ extern crate std;
 
 std::thread_local! {
     static MEMORY: RefCell<BTreeMap<u64, Box<[u8; PAGE_SIZE as usize]>>> = const { RefCell::new(BTreeMap::new()) };
-    static CLOCK: Cell<u64> = const { Cell::new(0) };
     static FLUSHES: Cell<u64> = const { Cell::new(0) };
     static ACCESSES: Cell<u64> = const { Cell::new(0) };
     static BREAK_RESULTS: Cell<bool> = const { Cell::new(false) };
@@ -41,6 +50,7 @@ impl Arch for MockArch {
     type Irq = MockIrq;
     type Memory = MockMemory;
     type Stage2 = MockStage2;
+    type Domain = MockDomain;
     type Vcpu = MockVcpu;
 
     fn facts() -> Vec<(&'static str, String)> {
@@ -82,13 +92,16 @@ pub fn flush_count() -> u64 {
     FLUSHES.with(Cell::get)
 }
 
+/// The simulated CPUs ([`sim`]).
 pub struct MockCpu;
 
 impl CpuOps for MockCpu {
     fn current() -> CpuId {
-        CpuId(0)
+        sim::current()
     }
-    fn halt() {}
+    fn halt() {
+        sim::halt();
+    }
     fn start_secondaries(_entry: fn(CpuId) -> !) -> u32 {
         0
     }
@@ -97,34 +110,50 @@ impl CpuOps for MockCpu {
     }
 }
 
-/// A clock that advances by one tick each time it is read.
+/// The current simulated CPU's clock, in ns; each read moves it on by 1 ns.
 pub struct MockTimer;
 
 impl Timer for MockTimer {
     fn now() -> u64 {
-        CLOCK.with(|c| {
-            c.set(c.get() + 1);
-            c.get()
-        })
+        sim::read_clock()
     }
     fn frequency() -> u64 {
-        1_000_000
+        1_000_000_000
     }
-    fn set_deadline(_ticks: u64) {}
-    fn cancel() {}
+    fn set_deadline(ticks: u64) {
+        sim::set_deadline(Some(ticks));
+    }
+    fn cancel() {
+        sim::set_deadline(None);
+    }
+    fn irq() -> IrqNumber {
+        sim::TIMER_IRQ
+    }
 }
 
+/// The simulated interrupt controller of the current CPU.
 pub struct MockIrq;
 
 impl InterruptController for MockIrq {
     fn init_cpu() {}
-    fn enable(_irq: IrqNumber) {}
-    fn disable(_irq: IrqNumber) {}
-    fn acknowledge() -> Option<IrqNumber> {
-        None
+    fn enable(irq: IrqNumber) {
+        sim::set_enabled(irq, true);
     }
-    fn end_of_interrupt(_irq: IrqNumber) {}
-    fn send_ipi(_target: CpuId) {}
+    fn disable(irq: IrqNumber) {
+        sim::set_enabled(irq, false);
+    }
+    fn acknowledge() -> Option<IrqNumber> {
+        sim::acknowledge()
+    }
+    fn end_of_interrupt(_irq: IrqNumber) {
+        sim::end_of_interrupt();
+    }
+    fn send_ipi(target: CpuId) {
+        sim::raise(target, sim::IPI_IRQ);
+    }
+    fn ipi_irq() -> IrqNumber {
+        sim::IPI_IRQ
+    }
 }
 
 /// Sparse host memory; pages spring into existence zeroed.
@@ -225,77 +254,6 @@ impl Stage2 for MockStage2 {
     }
     fn flush(_space: SpaceId) {
         FLUSHES.with(|f| f.set(f.get() + 1));
-    }
-}
-
-/// A virtual CPU running the mock instruction set (see [`Insn`]). Registers r0..r7;
-/// hypercall number in r7, arguments in r0..r4, result in r0; the boot argument in r0.
-pub struct MockVcpu {
-    regs: [u64; 8],
-    pc: u64,
-    root: PhysAddr,
-}
-
-impl MockVcpu {
-    /// Reads guest memory through the guest's translation tables.
-    fn fetch(&self, gpa: u64, buf: &mut [u8]) -> Result<(), GuestPhysAddr> {
-        for (i, b) in buf.iter_mut().enumerate() {
-            let g = GuestPhysAddr(gpa + i as u64);
-            match translate::<MockArch>(self.root, g) {
-                Some((pa, perms, _)) if perms.execute => {
-                    let mut one = [0u8];
-                    MockMemory::read(pa, &mut one);
-                    *b = one[0];
-                }
-                _ => return Err(g),
-            }
-        }
-        Ok(())
-    }
-}
-
-impl Vcpu for MockVcpu {
-    fn new(init: &VcpuInit) -> Result<Self, VcpuError> {
-        let mut regs = [0; 8];
-        regs[0] = init.arg;
-        Ok(MockVcpu { regs, pc: init.entry.0, root: init.stage2_root })
-    }
-
-    fn run(&mut self) -> VmExit {
-        loop {
-            let mut op = [0u8; 10];
-            if let Err(gpa) = self.fetch(self.pc, &mut op[..1]) {
-                return VmExit::MemoryFault { gpa, access: MemoryAccess::Execute };
-            }
-            let len = Insn::length(op[0]);
-            if let Err(gpa) = self.fetch(self.pc, &mut op[..len]) {
-                return VmExit::MemoryFault { gpa, access: MemoryAccess::Execute };
-            }
-            self.pc += len as u64;
-            match Insn::decode(&op[..len]) {
-                Some(Insn::Set(r, v)) => self.regs[r as usize & 7] = v,
-                Some(Insn::Mov(d, s)) => self.regs[d as usize & 7] = self.regs[s as usize & 7],
-                Some(Insn::Hypercall) => return VmExit::Hypercall,
-                Some(Insn::Halt) => return VmExit::Halt,
-                None => return VmExit::GuestCrash,
-            }
-        }
-    }
-
-    fn hypercall_args(&self) -> HypercallArgs {
-        let r = &self.regs;
-        HypercallArgs { number: r[7], args: [r[0], r[1], r[2], r[3], r[4]] }
-    }
-
-    fn set_hypercall_result(&mut self, value: u64) {
-        if !BREAK_RESULTS.with(Cell::get) {
-            self.regs[0] = value;
-        }
-    }
-
-    /// The mock CPU has no MMU: virtual addresses are guest-physical.
-    fn translate_gva(&self, gva: u64, _write: bool) -> Option<GuestPhysAddr> {
-        Some(GuestPhysAddr(gva))
     }
 }
 

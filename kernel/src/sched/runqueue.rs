@@ -319,11 +319,15 @@ impl RunQueue {
         None
     }
 
-    /// Puts the first waiting vCPU on the CPU (a yielding one only if it is alone).
+    /// Puts the first waiting vCPU on the CPU (a yielding one only if it is alone). A
+    /// yielder passed over this once competes normally again.
     pub fn switch_in(&mut self, now: u64) -> Option<u32> {
         let mut next = self.pop_waiting();
         if let Some(s) = next.filter(|&s| self.slots[s as usize].as_ref().is_some_and(|e| e.yielded)) {
             if let Some(other) = self.pop_waiting() {
+                if let Some(e) = self.slots[s as usize].as_mut() {
+                    e.yielded = false;
+                }
                 self.enqueue(s);
                 next = Some(other);
             }

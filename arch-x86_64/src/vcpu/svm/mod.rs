@@ -4,7 +4,9 @@
 //! ASIDs tag the guest's TLB entries but not its nested-table root, so two address spaces
 //! must never share one unflushed. They are a per-CPU resource (QEMU has only 16): each CPU
 //! hands them out in generations (see [`crate::vcpu::CpuVirt::take_asid`]) and a vCPU takes
-//! a new one whenever its CPU started a new generation.
+//! a new one whenever its CPU started a new generation, or when it moves to another CPU.
+//! The processor keeps nothing of a VMCB between `VMRUN`s (no clean bits are used), so
+//! moving a vCPU needs no more than that.
 
 pub mod capabilities;
 mod exit;
@@ -36,7 +38,7 @@ const NESTED_PAGING: u64 = 1 << 0;
 const TLB_FLUSH_ALL: u8 = 1;
 const TLB_FLUSH_ASID: u8 = 3;
 
-/// A virtual CPU on SVM, bound to the physical CPU that created it.
+/// A virtual CPU on SVM.
 pub struct SvmVcpu {
     caps: &'static Capabilities,
     vmcb: Vmcb,
@@ -44,7 +46,10 @@ pub struct SvmVcpu {
     root: PhysAddr,
     /// The ASID generation of this vCPU's CPU when it took its ASID (`u64::MAX`: none yet).
     asid_generation: u64,
-    cpu: u32,
+    /// The CPU it is loaded on.
+    loaded_on: Option<u32>,
+    /// The CPU whose ASID it holds.
+    asid_cpu: Option<u32>,
     long_mode: bool,
     stage2_generation: u64,
 }
@@ -63,7 +68,8 @@ impl SvmVcpu {
             regs,
             root: init.stage2_root,
             asid_generation: u64::MAX,
-            cpu: cpu::current_index(),
+            loaded_on: None,
+            asid_cpu: None,
             long_mode: false,
             stage2_generation: u64::MAX,
         };
@@ -118,8 +124,23 @@ impl SvmVcpu {
         Ok(vcpu)
     }
 
+    /// Readies the vCPU for the calling CPU: an ASID of this CPU is taken at the next
+    /// entry if it last ran elsewhere.
+    pub fn load(&mut self) {
+        let here = cpu::current_index();
+        if self.asid_cpu != Some(here) {
+            self.asid_cpu = Some(here);
+            self.asid_generation = u64::MAX;
+        }
+        self.loaded_on = Some(here);
+    }
+
+    pub fn put(&mut self) {
+        self.loaded_on = None;
+    }
+
     pub fn run(&mut self) -> VmExit {
-        assert_eq!(cpu::current_index(), self.cpu, "a vCPU runs only on the CPU that created it");
+        assert_eq!(Some(cpu::current_index()), self.loaded_on, "a vCPU runs only on the CPU it is loaded on");
         let virt = &cpu::this_cpu().virt;
         let host_save = virt.host_save();
         loop {
@@ -140,8 +161,8 @@ impl SvmVcpu {
                 self.vmcb.write(vmcb::TLB_CONTROL, flush);
             }
             self.vmcb.write(vmcb::RAX, self.regs.gpr[guest::gpr::RAX]);
-            // SAFETY: SVM is enabled on this CPU (the vCPU was created here after enabling
-            // it), the VMCB is complete, and `host_save` is this CPU's save page.
+            // SAFETY: SVM is enabled on this CPU (`X86Vcpu::load` enabled it before the vCPU
+            // was loaded here), the VMCB is complete, and `host_save` is this CPU's page.
             unsafe { instructions::run(&mut self.regs, self.vmcb.0 .0, host_save) };
             self.regs.gpr[guest::gpr::RAX] = self.vmcb.read(vmcb::RAX);
             self.vmcb.write(vmcb::TLB_CONTROL, 0u8);

@@ -1,5 +1,10 @@
 //! Intel VT-x: a virtual CPU is a VMCS with EPT, VPID and unrestricted guest, started in
 //! 32-bit protected mode with paging off (the Xen PVH entry state).
+//!
+//! A VMCS may be active on one CPU only. [`VmxVcpu::new`] leaves it clear (inactive);
+//! [`VmxVcpu::load`] makes it current on the calling CPU (`VMPTRLD`, and this CPU's host
+//! state if it last ran elsewhere) and [`VmxVcpu::put`] clears it again (`VMCLEAR`,
+//! after which the next entry is a `VMLAUNCH`), so the vCPU can move between CPUs.
 
 pub mod capabilities;
 mod exit;
@@ -30,7 +35,7 @@ const AR_DATA32: u64 = 0xc093;
 const AR_TSS32_BUSY: u64 = 0x008b;
 const AR_UNUSABLE: u64 = 1 << 16;
 
-/// A virtual CPU on VMX, bound to the physical CPU that created it.
+/// A virtual CPU on VMX.
 pub struct VmxVcpu {
     caps: &'static Capabilities,
     vmcs: PhysAddr,
@@ -39,7 +44,12 @@ pub struct VmxVcpu {
     eptp: u64,
     /// 0 when VPID is off for this vCPU.
     vpid: u16,
-    cpu: u32,
+    /// The CPU the VMCS is active (current) on.
+    loaded_on: Option<u32>,
+    /// The CPU whose host state the VMCS holds.
+    host_cpu: Option<u32>,
+    /// `load` failed: the next `run` reports a crash.
+    load_failed: bool,
     launched: bool,
     long_mode: bool,
     stage2_generation: u64,
@@ -66,7 +76,9 @@ impl VmxVcpu {
             root: init.stage2_root,
             eptp: init.stage2_root.0 | EPTP_WB_4_LEVEL,
             vpid: if caps.vpid() { init.space.0 } else { 0 },
-            cpu: cpu::current_index(),
+            loaded_on: None,
+            host_cpu: None,
+            load_failed: false,
             launched: false,
             long_mode: false,
             stage2_generation: u64::MAX,
@@ -74,18 +86,59 @@ impl VmxVcpu {
         // SAFETY: the VMCS region is ours and carries the revision id; this CPU is in VMX
         // operation (the caller enabled it).
         let loaded = unsafe { instructions::vmclear(vmcs.0).and_then(|()| instructions::vmptrld(vmcs.0)) };
-        match loaded.and_then(|()| vcpu.write_controls()).and_then(|()| vcpu.write_host_state()) {
-            Ok(()) => {}
-            Err(e) => {
-                log::error!("VMCS set-up failed: {e:?}");
-                return Err(VcpuError::NoVirtualization);
+        let built = loaded
+            .and_then(|()| vcpu.write_controls())
+            .map_err(|e| log::error!("VMCS set-up failed: {e:?}"))
+            .and_then(|()| vcpu.write_guest_state(init).map_err(|e| log::error!("VMCS guest state: {e:?}")));
+        // SAFETY: our VMCS on this CPU; clearing it writes its state back to memory and
+        // leaves it inactive, so that any CPU may load it.
+        let cleared = unsafe { instructions::vmclear(vmcs.0) };
+        match (built, cleared) {
+            (Ok(()), Ok(())) => Ok(vcpu),
+            (_, Err(e)) => {
+                log::error!("VMCLEAR of a new VMCS failed ({e:?}): VMCS leaked");
+                core::mem::forget(vcpu);
+                Err(VcpuError::NoVirtualization)
             }
+            (Err(()), Ok(())) => Err(VcpuError::NoVirtualization),
         }
-        vcpu.write_guest_state(init).map_err(|e| {
-            log::error!("VMCS guest state: {e:?}");
-            VcpuError::NoVirtualization
-        })?;
-        Ok(vcpu)
+    }
+
+    /// Makes the VMCS current on the calling CPU, with this CPU's host state.
+    pub fn load(&mut self) {
+        let here = cpu::current_index();
+        debug_assert_eq!(self.loaded_on, None, "VMCS loaded twice");
+        // SAFETY: our VMCS, clear (inactive) since `new` or the last `put`; this CPU is in
+        // VMX operation (the caller enabled it).
+        if let Err(e) = unsafe { instructions::vmptrld(self.vmcs.0) } {
+            log::error!("VMPTRLD failed: {e:?}");
+            self.load_failed = true;
+            return;
+        }
+        self.loaded_on = Some(here);
+        if self.host_cpu != Some(here) {
+            if let Err(e) = self.write_host_state() {
+                log::error!("VMCS host state: {e:?}");
+                self.load_failed = true;
+                return;
+            }
+            self.host_cpu = Some(here);
+            // This CPU may cache translations of this EPTP/VPID from an earlier stay.
+            self.stage2_generation = u64::MAX;
+        }
+        self.load_failed = false;
+    }
+
+    /// Clears the VMCS from the calling CPU, so that another CPU may load it.
+    pub fn put(&mut self) {
+        if self.loaded_on.take().is_none() {
+            return;
+        }
+        // SAFETY: our VMCS, current on this CPU; afterwards the CPU no longer references it.
+        if let Err(e) = unsafe { instructions::vmclear(self.vmcs.0) } {
+            log::error!("VMCLEAR failed: {e:?}");
+        }
+        self.launched = false;
     }
 
     fn write_controls(&self) -> Result<(), VmxFail> {
@@ -235,7 +288,10 @@ impl VmxVcpu {
     }
 
     pub fn run(&mut self) -> VmExit {
-        assert_eq!(cpu::current_index(), self.cpu, "a vCPU runs only on the CPU that created it");
+        if self.load_failed {
+            return VmExit::GuestCrash;
+        }
+        assert_eq!(Some(cpu::current_index()), self.loaded_on, "a vCPU runs only on the CPU it is loaded on");
         if instructions::vmptrst() != self.vmcs.0 {
             // SAFETY: our VMCS, last made inactive on this same CPU.
             if let Err(e) = unsafe { instructions::vmptrld(self.vmcs.0) } {
@@ -287,14 +343,19 @@ impl VmxVcpu {
 
 impl Drop for VmxVcpu {
     fn drop(&mut self) {
-        if cpu::current_index() != self.cpu {
-            log::error!("vCPU of cpu{} dropped on cpu{}: its VMCS is leaked", self.cpu, cpu::current_index());
-            return;
-        }
-        // SAFETY: our VMCS on its own CPU; after VMCLEAR the CPU no longer references it.
-        match unsafe { instructions::vmclear(self.vmcs.0) } {
-            Ok(()) => FRAME_POOL.free(self.vmcs, 1),
-            Err(e) => log::error!("VMCLEAR failed ({e:?}): VMCS leaked"),
+        match self.loaded_on {
+            None => FRAME_POOL.free(self.vmcs, 1),
+            Some(c) if c != cpu::current_index() => {
+                log::error!("vCPU loaded on cpu{c} dropped on cpu{}: its VMCS is leaked", cpu::current_index());
+            }
+            Some(_) => {
+                // SAFETY: our VMCS, current on this CPU; after VMCLEAR the CPU no longer
+                // references it.
+                match unsafe { instructions::vmclear(self.vmcs.0) } {
+                    Ok(()) => FRAME_POOL.free(self.vmcs, 1),
+                    Err(e) => log::error!("VMCLEAR failed ({e:?}): VMCS leaked"),
+                }
+            }
         }
     }
 }

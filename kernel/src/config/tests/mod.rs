@@ -1,7 +1,7 @@
 //! Configuration tests: the example trees, every validation error, and no panic on
 //! malformed input.
 
-mod builder;
+pub(crate) mod builder;
 mod errors;
 mod examples;
 mod fuzz;

@@ -145,6 +145,9 @@ fn yield_lets_the_others_run_once() {
     let cur = d.run.unwrap();
     let other = if cur == a { b } else { a };
     assert_eq!(s.yield_now(CpuId(0), MS + 2).run, Some(other));
+    // Only once: when the other's slice ends, the yielder runs again.
+    let slice = SchedConfig::default().slice_ns;
+    assert_eq!(s.pick_next(CpuId(0), MS + 2 + slice).run, Some(cur), "the yielder is not passed over again");
     s.check_invariants().unwrap();
 }
 

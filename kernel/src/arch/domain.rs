@@ -1,0 +1,30 @@
+//! The backend's part of a domain.
+
+use super::{SpaceId, VcpuError};
+use crate::mm::PhysAddr;
+use keel_abi::xen::DomId;
+
+/// What a backend learns about a domain when it is created.
+#[derive(Clone, Copy, Debug)]
+pub struct DomainInit {
+    pub id: DomId,
+    /// How many vCPUs the domain has (ids `0..vcpus`).
+    pub vcpus: u32,
+    /// Root of the domain's guest-physical translation tables.
+    pub stage2_root: PhysAddr,
+    /// TLB tag of its address space (VMID, VPID).
+    pub space: SpaceId,
+    /// Emulate the architecture's console UART for the domain (arm64 Xen `vpl011`: a
+    /// PL011 at Xen's `GUEST_PL011_BASE`).
+    pub virtual_uart: bool,
+}
+
+/// Per-domain backend state shared by the domain's vCPUs: what emulates hardware of
+/// the whole virtual machine, such as the virtual interrupt controller's distributor
+/// (arm64 vGIC) or a virtual UART. The core creates it with the domain
+/// ([`Domain::arch`](crate::domain::Domain::arch)), hands it to every
+/// [`Vcpu::new`](super::Vcpu::new) of the domain, and drops it when the domain and all
+/// its vCPUs are gone. vCPUs on different physical CPUs use it concurrently.
+pub trait GuestDomain: Send + Sync + Sized + 'static {
+    fn new(init: &DomainInit) -> Result<Self, VcpuError>;
+}

@@ -1,0 +1,67 @@
+//! Loading a guest kernel into a new domain: the architecture's boot protocol.
+
+use super::Arch;
+use crate::config::DomainConfig as BootConfig;
+use crate::domain::Domain;
+use crate::mm::{GuestPhysAddr, Region};
+use alloc::string::String;
+use alloc::vec::Vec;
+use keel_abi::memory::E820Entry;
+
+/// Where the boot vCPU starts: [`VcpuInit::entry`](super::VcpuInit) and `arg`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BootEntry {
+    pub entry: GuestPhysAddr,
+    /// arm64: the guest device tree's address (x0); x86: `hvm_start_info` (ebx).
+    pub arg: u64,
+}
+
+/// What the domain builder asks the backend to load.
+#[derive(Clone, Copy, Debug)]
+pub struct LoadRequest<'a> {
+    /// The domain's description: kernel, ramdisk and device-tree modules (host-physical
+    /// regions the boot loader filled), command line, vCPUs, `vpl011`.
+    pub config: &'a BootConfig,
+    /// The guest-physical RAM banks the builder populated
+    /// ([`GuestLoader::guest_ram`]), ascending.
+    pub ram: &'a [Region],
+}
+
+/// Why a guest could not be loaded; shown after the domain's name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LoadError {
+    /// The backend cannot load guests (yet).
+    Unsupported(&'static str),
+    /// A module is not a kernel, ramdisk or tree this architecture can boot.
+    BadImage(String),
+    /// The images do not fit in the domain's RAM.
+    TooLarge(String),
+}
+
+impl core::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            LoadError::Unsupported(why) => write!(f, "guest loading not supported: {why}"),
+            LoadError::BadImage(why) => write!(f, "bad image: {why}"),
+            LoadError::TooLarge(why) => write!(f, "does not fit: {why}"),
+        }
+    }
+}
+
+/// The architecture's guest boot protocol (arm64: Linux Image with a generated device
+/// tree; x86: PVH with `hvm_start_info`). The domain builder creates the domain,
+/// populates [`GuestLoader::guest_ram`], then calls [`GuestLoader::load_guest`].
+pub trait GuestLoader: Arch {
+    /// Where a domain with `bytes` of RAM has it in guest-physical space (banks,
+    /// ascending, page-aligned, together exactly `bytes`).
+    fn guest_ram(bytes: u64) -> Vec<Region>;
+
+    /// What `XENMEM_memory_map` reports for `ram` (x86: the E820 map); empty where
+    /// guests learn their memory otherwise (arm64: the device tree).
+    fn memory_map(ram: &[Region]) -> Vec<E820Entry>;
+
+    /// Copies the kernel (and ramdisk, generated tables) into the domain's memory and
+    /// says where its boot vCPU starts. The modules lie in host-physical memory outside
+    /// the frame pool; the backend reads them itself.
+    fn load_guest(domain: &Domain<Self>, request: &LoadRequest<'_>) -> Result<BootEntry, LoadError>;
+}

@@ -1,0 +1,68 @@
+//! The mock backend's per-domain state and guest boot protocol.
+//!
+//! Boot protocol: RAM is one bank at [`GUEST_RAM`]; the kernel module's bytes are copied
+//! to its start, which is the entry point; the boot vCPU gets the RAM size in `r0`. The
+//! ramdisk and device-tree modules are not used.
+
+use super::{MockArch, MockMemory};
+use crate::arch::{BootEntry, DomainInit, GuestDomain, GuestLoader, HostMemory, LoadError, LoadRequest, VcpuError};
+use crate::domain::Domain;
+use crate::mm::{GuestPhysAddr, PhysAddr, Region, PAGE_SIZE};
+use alloc::format;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU32, Ordering};
+use keel_abi::memory::{E820Entry, E820_RAM};
+
+/// Where mock guests' RAM starts.
+pub const GUEST_RAM: u64 = 0x4000_0000;
+
+/// What the mock backend keeps per domain: how it was created, and how many vCPU
+/// objects were made for it.
+#[derive(Debug)]
+pub struct MockDomain {
+    pub init: DomainInit,
+    vcpus_created: AtomicU32,
+}
+
+impl MockDomain {
+    /// How many times [`Vcpu::new`](crate::arch::Vcpu::new) ran for this domain.
+    pub fn vcpus_created(&self) -> u32 {
+        self.vcpus_created.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn note_vcpu_created(&self) {
+        self.vcpus_created.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl GuestDomain for MockDomain {
+    fn new(init: &DomainInit) -> Result<Self, VcpuError> {
+        Ok(MockDomain { init: *init, vcpus_created: AtomicU32::new(0) })
+    }
+}
+
+impl GuestLoader for MockArch {
+    fn guest_ram(bytes: u64) -> Vec<Region> {
+        vec![Region::new(GUEST_RAM, bytes.next_multiple_of(PAGE_SIZE))]
+    }
+
+    fn memory_map(ram: &[Region]) -> Vec<E820Entry> {
+        ram.iter().map(|r| E820Entry::new(r.start, r.size(), E820_RAM)).collect()
+    }
+
+    fn load_guest(domain: &Domain<MockArch>, request: &LoadRequest<'_>) -> Result<BootEntry, LoadError> {
+        let kernel = &request.config.kernel.region;
+        let ram = request.ram.first().ok_or_else(|| LoadError::TooLarge("no RAM".into()))?;
+        if kernel.size() > ram.size() {
+            return Err(LoadError::TooLarge(format!("kernel of {} bytes, RAM of {} bytes", kernel.size(), ram.size())));
+        }
+        let mut image = vec![0u8; kernel.size() as usize];
+        MockMemory::read(PhysAddr(kernel.start), &mut image);
+        if image.first().is_none_or(|&b| b == 0) {
+            return Err(LoadError::BadImage("the kernel does not start with a mock instruction".into()));
+        }
+        domain.write_phys(ram.start, &image).map_err(|e| LoadError::BadImage(format!("copy failed: {e:?}")))?;
+        Ok(BootEntry { entry: GuestPhysAddr(ram.start), arg: ram.size() })
+    }
+}

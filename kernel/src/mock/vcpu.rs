@@ -1,0 +1,237 @@
+//! The mock virtual CPU: an interpreter of [`Insn`] whose memory accesses go through
+//! the domain's stage-2 tables, with the life cycle real backends have (load on a CPU,
+//! run, put) checked by assertions.
+
+use super::isa::{Insn, PlatformCall};
+use super::{sim, MockArch, MockDomain, MockMemory, BREAK_RESULTS, FLUSHES};
+use crate::arch::{
+    CpuId, HostMemory, HypercallArgs, MemType, MemoryAccess, StartResult, UpcallRoute, Vcpu, VcpuError, VcpuInit,
+    VmExit,
+};
+use crate::domain::ShutdownReason;
+use crate::mm::{translate, GuestPhysAddr, PhysAddr, PAGE_SIZE};
+use alloc::sync::Arc;
+use core::cell::Cell;
+
+/// One translated guest page: `(guest page, host page, may read, write, execute, TLB generation)`.
+type TlbEntry = (u64, PhysAddr, [bool; 3], u64);
+
+/// A mock virtual CPU (see [`crate::mock::isa`] for its registers and instructions).
+pub struct MockVcpu {
+    regs: [u64; 16],
+    pc: u64,
+    root: PhysAddr,
+    domain: Arc<MockDomain>,
+    id: u32,
+    loaded_on: Option<CpuId>,
+    upcall: bool,
+    route: Option<UpcallRoute>,
+    tlb: Option<TlbEntry>,
+}
+
+impl MockVcpu {
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    pub fn domain(&self) -> &Arc<MockDomain> {
+        &self.domain
+    }
+
+    /// The upcall level and route the core set before the last entry.
+    pub fn upcall(&self) -> (bool, Option<UpcallRoute>) {
+        (self.upcall, self.route)
+    }
+
+    pub fn reg(&self, r: u8) -> u64 {
+        self.regs[r as usize & 15]
+    }
+
+    /// The host address of guest `gpa` for `access`, through a one-entry TLB that a
+    /// stage-2 flush invalidates.
+    fn translate(&mut self, gpa: u64, access: MemoryAccess) -> Result<PhysAddr, GuestPhysAddr> {
+        let page = gpa & !(PAGE_SIZE - 1);
+        let generation = FLUSHES.with(Cell::get);
+        let hit = self.tlb.filter(|t| t.0 == page && t.3 == generation);
+        let (host, rights) = match hit {
+            Some((_, host, rights, _)) => (host, rights),
+            None => match translate::<MockArch>(self.root, GuestPhysAddr(page)) {
+                Some((pa, perms, MemType::Normal)) => {
+                    let rights = [perms.read, perms.write, perms.execute];
+                    self.tlb = Some((page, pa, rights, generation));
+                    (pa, rights)
+                }
+                _ => return Err(GuestPhysAddr(gpa)),
+            },
+        };
+        let allowed = match access {
+            MemoryAccess::Read => rights[0],
+            MemoryAccess::Write => rights[1],
+            MemoryAccess::Execute => rights[2],
+        };
+        if allowed {
+            Ok(PhysAddr(host.0 + gpa % PAGE_SIZE))
+        } else {
+            Err(GuestPhysAddr(gpa))
+        }
+    }
+
+    /// Reads or writes guest memory at `gpa`, page by page.
+    fn access(&mut self, gpa: u64, buf: &mut [u8], access: MemoryAccess) -> Result<(), VmExit> {
+        let mut done = 0;
+        while done < buf.len() {
+            let a = gpa.wrapping_add(done as u64);
+            let n = ((PAGE_SIZE - a % PAGE_SIZE) as usize).min(buf.len() - done);
+            let pa = self.translate(a, access).map_err(|gpa| VmExit::MemoryFault { gpa, access })?;
+            match access {
+                MemoryAccess::Write => MockMemory::write(pa, &buf[done..done + n]),
+                _ => MockMemory::read(pa, &mut buf[done..done + n]),
+            }
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// Executes one instruction; `Some` is an exit.
+    fn step(&mut self) -> Option<VmExit> {
+        let mut op = [0u8; 10];
+        if let Err(e) = self.access(self.pc, &mut op[..1], MemoryAccess::Execute) {
+            return Some(e);
+        }
+        let len = Insn::length(op[0]);
+        if let Err(e) = self.access(self.pc, &mut op[..len], MemoryAccess::Execute) {
+            return Some(e);
+        }
+        sim::advance(sim::INSN_NS);
+        let Some(insn) = Insn::decode(&op[..len]) else { return Some(VmExit::GuestCrash) };
+        self.pc = self.pc.wrapping_add(len as u64);
+        let r = |x: u8| x as usize & 15;
+        match insn {
+            Insn::Set(d, v) => self.regs[r(d)] = v,
+            Insn::Mov(d, s) => self.regs[r(d)] = self.regs[r(s)],
+            Insn::Hypercall => return Some(VmExit::Hypercall),
+            Insn::Halt => return Some(VmExit::Halt),
+            Insn::Yield => return Some(VmExit::Yield),
+            Insn::Load { width, rd, base, off } => {
+                let mut b = [0u8; 8];
+                let at = self.regs[r(base)].wrapping_add(off as i64 as u64);
+                if let Err(e) = self.access(at, &mut b[..width as usize], MemoryAccess::Read) {
+                    return Some(e);
+                }
+                self.regs[r(rd)] = u64::from_le_bytes(b);
+            }
+            Insn::Store { width, rs, base, off } => {
+                let mut b = self.regs[r(rs)].to_le_bytes();
+                let at = self.regs[r(base)].wrapping_add(off as i64 as u64);
+                if let Err(e) = self.access(at, &mut b[..width as usize], MemoryAccess::Write) {
+                    return Some(e);
+                }
+            }
+            Insn::Alu(op, d, a, b) => self.regs[r(d)] = op.apply(self.regs[r(a)], self.regs[r(b)]),
+            Insn::AddI(d, a, imm) => self.regs[r(d)] = self.regs[r(a)].wrapping_add(imm as i64 as u64),
+            Insn::Branch(c, a, b, off) => {
+                if c.holds(self.regs[r(a)], self.regs[r(b)]) {
+                    self.pc = self.pc.wrapping_add(off as i64 as u64);
+                }
+            }
+            Insn::Jump(off) => self.pc = self.pc.wrapping_add(off as i64 as u64),
+            Insn::Time(d) => self.regs[r(d)] = sim::read_clock(),
+            Insn::Upcall(d) => self.regs[r(d)] = self.upcall as u64,
+            Insn::Platform(call) => return Some(self.platform(call)),
+        }
+        None
+    }
+
+    fn platform(&self, call: PlatformCall) -> VmExit {
+        match call {
+            PlatformCall::CpuOn => {
+                VmExit::StartVcpu { target: self.regs[1] as u32, entry: GuestPhysAddr(self.regs[2]), arg: self.regs[3] }
+            }
+            PlatformCall::CpuOff => VmExit::StopVcpu,
+            PlatformCall::SystemOff => VmExit::Shutdown(ShutdownReason::Poweroff),
+            PlatformCall::SystemReset => VmExit::Shutdown(ShutdownReason::Reboot),
+        }
+    }
+}
+
+impl Vcpu for MockVcpu {
+    type Domain = MockDomain;
+
+    fn new(domain: &Arc<MockDomain>, init: &VcpuInit) -> Result<Self, VcpuError> {
+        let mut regs = [0; 16];
+        regs[0] = init.arg;
+        domain.note_vcpu_created();
+        Ok(MockVcpu {
+            regs,
+            pc: init.entry.0,
+            root: init.stage2_root,
+            domain: domain.clone(),
+            id: init.vcpu_id,
+            loaded_on: None,
+            upcall: false,
+            route: None,
+            tlb: None,
+        })
+    }
+
+    fn load(&mut self) {
+        let here = sim::current();
+        assert_eq!(self.loaded_on, None, "mock vCPU {} loaded on cpu{here} while still loaded elsewhere", self.id);
+        self.loaded_on = Some(here);
+        sim::note_load();
+    }
+
+    fn put(&mut self) {
+        assert_eq!(self.loaded_on, Some(sim::current()), "mock vCPU {} put by a CPU it is not loaded on", self.id);
+        self.loaded_on = None;
+    }
+
+    /// Runs until an exit, an enabled interrupt pending on this CPU, or the simulation's
+    /// horizon (a spurious [`VmExit::Interrupt`]).
+    fn run(&mut self) -> VmExit {
+        assert_eq!(self.loaded_on, Some(sim::current()), "mock vCPU {} run without being loaded here", self.id);
+        loop {
+            if sim::interrupt_pending() || sim::past_horizon() {
+                return VmExit::Interrupt;
+            }
+            if let Some(exit) = self.step() {
+                return exit;
+            }
+        }
+    }
+
+    fn hypercall_args(&self) -> HypercallArgs {
+        let r = &self.regs;
+        HypercallArgs { number: r[7], args: [r[0], r[1], r[2], r[3], r[4]] }
+    }
+
+    fn set_hypercall_result(&mut self, value: u64) {
+        if !BREAK_RESULTS.with(Cell::get) {
+            self.regs[0] = value;
+        }
+    }
+
+    fn set_event_upcall(&mut self, pending: bool, route: UpcallRoute) {
+        self.upcall = pending;
+        self.route = Some(route);
+    }
+
+    /// PSCI's numbering: 0 success, -2 invalid parameters, -4 already on, -5 on pending,
+    /// -6 internal failure, -9 invalid address.
+    fn set_start_result(&mut self, result: StartResult) {
+        let code: i64 = match result {
+            StartResult::Started => 0,
+            StartResult::InvalidTarget => -2,
+            StartResult::AlreadyOn => -4,
+            StartResult::Pending => -5,
+            StartResult::Failed => -6,
+            StartResult::InvalidEntry => -9,
+        };
+        self.regs[0] = code as u64;
+    }
+
+    /// The mock CPU has no MMU: virtual addresses are guest-physical.
+    fn translate_gva(&self, gva: u64, _write: bool) -> Option<GuestPhysAddr> {
+        Some(GuestPhysAddr(gva))
+    }
+}

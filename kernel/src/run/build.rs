@@ -1,0 +1,145 @@
+//! The domain builder, portable part: from a parsed boot description
+//! ([`config::DomainConfig`]) to a running domain.
+//!
+//! 1. The runtime configuration: the architecture's guest layout ([`GuestAbi`]), vCPUs,
+//!    RAM pages, its memory map ([`GuestLoader::memory_map`]), `vpl011`; the initial
+//!    domain (Xen's dom0) asks for id 0, the others get the lowest free id.
+//! 2. The domain is created and its RAM populated where [`GuestLoader::guest_ram`] says.
+//! 3. The backend loads the guest ([`GuestLoader::load_guest`]) and names the entry.
+//! 4. vCPU 0 is created there; the others stay offline until the guest starts them.
+//! 5. The vCPUs are registered with the scheduler (weight, cap, hard affinity) and vCPU
+//!    0 is started.
+//!
+//! A failure at any step destroys what was built and names the domain.
+
+use super::Machine;
+use crate::arch::{Arch, GuestAbi, GuestLoader, LoadRequest, Vcpu, VcpuInit};
+use crate::config::{DomainConfig as BootConfig, DomainKind, DomainSet};
+use crate::domain::{Domain, DomainConfig};
+use crate::mm::{GuestPhysAddr, PAGE_SIZE};
+use crate::sched::{CpuMask, VcpuParams};
+use alloc::format;
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use keel_abi::xen::DomId;
+
+/// A domain that could not be built.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BuildError {
+    /// The domain's name.
+    pub name: String,
+    /// The device-tree node that describes it.
+    pub node: String,
+    pub message: String,
+}
+
+impl core::fmt::Display for BuildError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{}: domain {} not built: {}", self.node, self.name, self.message)
+    }
+}
+
+/// The scheduling parameters of each of the domain's vCPUs: weight and cap, and hard
+/// affinity within the `online` CPUs.
+fn vcpu_params(config: &BootConfig, online: &CpuMask) -> Result<Vec<VcpuParams>, String> {
+    (0..config.vcpus)
+        .map(|v| {
+            let wanted = config.vcpu_affinity.iter().find(|(id, _)| *id == v).map_or(CpuMask::ALL, |(_, m)| *m);
+            let affinity = wanted.and(online);
+            if affinity.is_empty() {
+                return Err(format!("vCPU {v} may only run on CPUs {wanted:?}, none of which is online"));
+            }
+            Ok(VcpuParams { weight: config.weight, cap: config.cap, affinity })
+        })
+        .collect()
+}
+
+/// Builds and starts the domain `config` describes on `m`. `global_virq_handler` makes
+/// it the domain that may bind global VIRQs (console input goes to it). Returns its id.
+pub fn build_domain<A: Arch + GuestAbi + GuestLoader>(
+    m: &Machine<'_, A>,
+    config: &BootConfig,
+    global_virq_handler: bool,
+) -> Result<DomId, BuildError> {
+    let fail = |message: String| BuildError { name: config.name.clone(), node: config.node.clone(), message };
+    let params = vcpu_params(config, &m.online()).map_err(fail)?;
+    let bytes = config.memory_kib.saturating_mul(1024);
+    let ram = A::guest_ram(bytes);
+    let mut runtime = DomainConfig::new(A::LAYOUT, config.vcpus, bytes / PAGE_SIZE);
+    runtime.id = (config.kind == DomainKind::Initial).then_some(0);
+    runtime.global_virq_handler = global_virq_handler;
+    runtime.memory_map = A::memory_map(&ram);
+    runtime.virtual_uart = config.vpl011;
+    let hv = m.hypervisor();
+    let d = hv.create_domain(runtime).map_err(|e| fail(format!("cannot create the domain: {e:?}")))?;
+    let id = d.id();
+    let undo = |d: Arc<Domain<A>>, message: String| -> Result<DomId, BuildError> {
+        drop(d);
+        let _ = hv.destroy_domain(id);
+        Err(fail(message))
+    };
+    for bank in &ram {
+        if let Err(e) = d.populate_ram(hv.pool(), GuestPhysAddr(bank.start), bank.size()) {
+            return undo(d, format!("no memory for {} KiB of RAM ({e:?})", config.memory_kib));
+        }
+    }
+    let boot = match A::load_guest(&d, &LoadRequest { config, ram: &ram }) {
+        Ok(b) => b,
+        Err(e) => return undo(d, format!("{e}")),
+    };
+    let Some(root) = d.p2m_root() else { return undo(d, "the domain has no P2M".into()) };
+    let vcpu = match A::Vcpu::new(d.arch(), &VcpuInit::boot(boot.entry, boot.arg, root, d.space())) {
+        Ok(v) => v,
+        Err(e) => return undo(d, format!("cannot create vCPU 0: {e:?}")),
+    };
+    if !config.event_channels.is_empty() {
+        log::warn!("{}: static event channels are not set up yet (domain {})", config.node, config.name);
+    }
+    if let Err(e) = m.add_guest(config.name.clone(), d, vcpu, &params) {
+        let _ = hv.destroy_domain(id);
+        return Err(fail(format!("the scheduler refused its vCPUs: {e:?}")));
+    }
+    log::info!(
+        "domain {id} ({}): {} vCPU(s), {} MiB, entry {:#x}",
+        config.name,
+        config.vcpus,
+        config.memory_kib / 1024,
+        boot.entry.0
+    );
+    Ok(id)
+}
+
+/// One domain the boot description lists, and what became of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Described {
+    /// Its name (the node path if the description is too broken to have one).
+    pub name: String,
+    /// Its id once running, or why it is not.
+    pub result: Result<DomId, String>,
+}
+
+/// Builds every domain of `set` on `m`, in boot order, and reports each. The first one
+/// built handles global VIRQs (console input). Refused descriptions are reported with
+/// their first error.
+pub fn build_all<A: Arch + GuestAbi + GuestLoader>(m: &Machine<'_, A>, set: &DomainSet) -> Vec<Described> {
+    let mut out = Vec::new();
+    let mut handler_taken = false;
+    for d in &set.domains {
+        match d {
+            Ok(config) => {
+                let result = build_domain(m, config, !handler_taken).map_err(|e| {
+                    log::error!("{e}");
+                    e.message
+                });
+                handler_taken |= result.is_ok();
+                out.push(Described { name: config.name.clone(), result });
+            }
+            Err(e) => {
+                let why = e.errors.first().cloned().unwrap_or_else(|| "refused".into());
+                out.push(Described { name: e.node.clone(), result: Err(why) });
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,218 @@
+//! The per-CPU run loop.
+
+use super::guests::{Guest, Take};
+use super::{DomainEnd, Machine};
+use crate::arch::{Arch, CpuId, CpuOps, InterruptController, Timer, Vcpu, VcpuTranslation};
+use crate::domain::Hooks;
+use crate::hypercall::update_runstate_area;
+use crate::sched::VcpuKey;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+
+/// What one [`CpuLoop::step`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Entered the guest (or decided again).
+    Ran,
+    /// Nothing to run: halted until an interrupt.
+    Idle,
+    /// The vCPU to run is still being switched away from on another CPU; step again.
+    Waiting,
+    /// Every domain ended. The CPU that reaped the last one gets their ends (once).
+    Finished(Option<Vec<DomainEnd>>),
+}
+
+/// The vCPU this CPU has loaded.
+pub(super) struct Running<A: Arch> {
+    pub key: VcpuKey,
+    pub guest: Arc<Guest<A>>,
+    pub vcpu: A::Vcpu,
+}
+
+/// One physical CPU's run loop: it owns the vCPU object it runs while it runs it.
+pub struct CpuLoop<'m, 'a, A: Arch> {
+    pub(super) m: &'m Machine<'a, A>,
+    pub(super) cpu: CpuId,
+    pub(super) current: Option<Running<A>>,
+    /// Chosen by the scheduler, object not taken yet.
+    want: Option<VcpuKey>,
+    /// Call `pick_next` before entering a guest.
+    pub(super) decide: bool,
+    /// The scheduler's deadline for the next decision.
+    until: Option<u64>,
+    /// What the hardware timer is armed for (ns).
+    pub(super) armed: Option<u64>,
+}
+
+/// `ns` in timer ticks, rounded up, so that the timer never fires before `ns`.
+fn ticks<A: Arch>(ns: u64) -> u64 {
+    let t = (ns as u128 * A::Timer::frequency() as u128).div_ceil(1_000_000_000);
+    t.min(u64::MAX as u128) as u64
+}
+
+impl<'m, 'a, A: Arch> CpuLoop<'m, 'a, A> {
+    /// The loop of `cpu`; enables the timer and wake-up interrupts on the calling CPU.
+    pub(super) fn new(m: &'m Machine<'a, A>, cpu: CpuId) -> Self {
+        A::Irq::enable(A::Timer::irq());
+        A::Irq::enable(A::Irq::ipi_irq());
+        CpuLoop { m, cpu, current: None, want: None, decide: true, until: None, armed: None }
+    }
+
+    /// Runs until every domain ended. Returns their ends on the CPU that reaped the last
+    /// domain, `None` on the others.
+    pub fn run(mut self) -> Option<Vec<DomainEnd>> {
+        loop {
+            match self.step() {
+                Step::Finished(report) => return report,
+                Step::Waiting => core::hint::spin_loop(),
+                Step::Ran | Step::Idle => {}
+            }
+        }
+    }
+
+    /// The vCPU this CPU has loaded.
+    pub fn current(&self) -> Option<VcpuKey> {
+        self.current.as_ref().map(|r| r.key)
+    }
+
+    /// One iteration: timers, scheduling decision, reaping, then one guest entry (or a
+    /// halt).
+    pub fn step(&mut self) -> Step {
+        let hooks = self.m.hooks;
+        let now = self.m.hv.now();
+        self.fire_timers(now);
+        let yielded = hooks.take_yield(self.cpu);
+        let asked = hooks.take_resched(self.cpu);
+        if asked || yielded || self.decide || self.m.scheduler().account(self.cpu, now) {
+            self.decide(now, yielded);
+        }
+        if let Some(report) = self.m.reap() {
+            return Step::Finished(Some(report));
+        }
+        if self.m.is_finished() {
+            return Step::Finished(None);
+        }
+        if let Some(key) = self.want {
+            if !self.switch_in(key, now) {
+                return Step::Waiting;
+            }
+        }
+        if hooks.resched_pending(self.cpu) {
+            return Step::Ran;
+        }
+        self.arm_timer();
+        let Some(cur) = self.current.as_mut() else {
+            // Free destroyed domains whose last references went away meanwhile.
+            self.m.hv.reap();
+            A::Cpu::halt();
+            self.handle_interrupts();
+            return Step::Idle;
+        };
+        let (domain, v) = (&cur.guest.domain, cur.key.vcpu);
+        cur.vcpu.set_event_upcall(domain.upcall_pending(v), domain.upcall_route(v));
+        let exit = cur.vcpu.run();
+        self.handle_exit(exit);
+        Step::Ran
+    }
+
+    /// Fires the vCPU timers filed under this CPU that are due.
+    fn fire_timers(&mut self, now: u64) {
+        let due = self.m.hooks.due_timers(self.cpu, now);
+        let mut fired: Vec<u16> = Vec::new();
+        for key in due {
+            if fired.contains(&key.domain) {
+                continue;
+            }
+            fired.push(key.domain);
+            if let Some(d) = self.m.hv.domain(key.domain) {
+                self.m.hv.fire_timers(&d, now);
+            }
+        }
+    }
+
+    fn decide(&mut self, now: u64, yielded: bool) {
+        let sched = self.m.scheduler();
+        let d = if yielded { sched.yield_now(self.cpu, now) } else { sched.pick_next(self.cpu, now) };
+        for c in d.kick.iter() {
+            self.m.hooks.resched(c);
+        }
+        self.until = d.until;
+        self.decide = false;
+        let current = self.current();
+        if d.run != current {
+            self.switch_out(now);
+        }
+        self.want = d.run.filter(|&k| Some(k) != current);
+    }
+
+    fn switch_out(&mut self, now: u64) {
+        let Some(mut r) = self.current.take() else { return };
+        let (d, v) = (&r.guest.domain, r.key.vcpu);
+        d.set_running(v, false, now);
+        update_runstate_area(&self.m.hv, d, v, &VcpuTranslation(&r.vcpu));
+        r.vcpu.put();
+        r.guest.park(v, r.vcpu);
+    }
+
+    /// Takes and loads `key`'s object; false if another CPU still has it.
+    fn switch_in(&mut self, key: VcpuKey, now: u64) -> bool {
+        let Some(guest) = self.m.guests.get(key.domain) else {
+            self.want = None;
+            self.decide = true;
+            return true;
+        };
+        match guest.take(key.vcpu, self.cpu) {
+            Take::Busy => false,
+            Take::Missing => {
+                log::error!("{key} was scheduled but has no vCPU; taking it offline");
+                self.want = None;
+                self.m.hooks.vcpu_online(key.domain, key.vcpu, false);
+                true
+            }
+            Take::Got(mut vcpu) => {
+                vcpu.load();
+                let d = &guest.domain;
+                d.set_running(key.vcpu, true, now);
+                update_runstate_area(&self.m.hv, d, key.vcpu, &VcpuTranslation(&vcpu));
+                self.current = Some(Running { key, guest, vcpu });
+                self.want = None;
+                true
+            }
+        }
+    }
+
+    /// Arms the hardware timer for the earlier of the scheduler's deadline and this
+    /// CPU's vCPU timers.
+    fn arm_timer(&mut self) {
+        let timer = self.m.hooks.next_timer(self.cpu);
+        let next = match (self.until, timer) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if next == self.armed {
+            return;
+        }
+        match next {
+            Some(at) => A::Timer::set_deadline(ticks::<A>(at)),
+            None => A::Timer::cancel(),
+        }
+        self.armed = next;
+    }
+
+    /// Takes every pending host interrupt: the timer and the wake-up IPI make this CPU
+    /// decide again; anything else is unexpected and masked.
+    pub(super) fn handle_interrupts(&mut self) {
+        while let Some(irq) = A::Irq::acknowledge() {
+            if irq == A::Irq::ipi_irq() {
+                self.decide = true;
+            } else if irq == A::Timer::irq() {
+                self.armed = None;
+                self.decide = true;
+            } else {
+                log::warn!("cpu{}: unexpected host interrupt {}; masking it", self.cpu, irq.0);
+                A::Irq::disable(irq);
+            }
+            A::Irq::end_of_interrupt(irq);
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! What the run loop does with each [`VmExit`].
+
+use super::cpu::CpuLoop;
+use super::guests::{Guest, Slot};
+use super::Machine;
+use crate::arch::{Arch, BootEntry, MemoryAccess, StartResult, Vcpu, VcpuInit, VcpuTranslation, VmExit};
+use crate::domain::{DomainState, Hooks, PageKind};
+use crate::mm::PAGE_SIZE;
+
+fn access_name(a: MemoryAccess) -> &'static str {
+    match a {
+        MemoryAccess::Read => "read",
+        MemoryAccess::Write => "write",
+        MemoryAccess::Execute => "instruction fetch",
+    }
+}
+
+impl<A: Arch> CpuLoop<'_, '_, A> {
+    /// Handles the exit of the current vCPU.
+    pub(super) fn handle_exit(&mut self, exit: VmExit) {
+        if exit == VmExit::Interrupt {
+            self.handle_interrupts();
+            return;
+        }
+        let Some(cur) = self.current.as_mut() else { return };
+        let hv = &self.m.hv;
+        let (d, v) = (&cur.guest.domain, cur.key.vcpu);
+        match exit {
+            VmExit::Hypercall => {
+                let args = cur.vcpu.hypercall_args();
+                let result = hv.hypercall(d, v, &args, &VcpuTranslation(&cur.vcpu));
+                cur.vcpu.set_hypercall_result(result);
+            }
+            // Xen's WFI/HLT: block unless an event upcall is pending.
+            VmExit::Halt => hv.block(d, v, None),
+            VmExit::Yield => hv.hooks().yield_vcpu(d.id(), v),
+            VmExit::MemoryFault { gpa, access } => {
+                // No portable device claims guest-physical space yet; the backend handled
+                // its own devices before reporting the fault.
+                log::warn!(
+                    "d{}v{v} ({}): {} fault at guest-physical {:#x}; crashing the domain",
+                    d.id(),
+                    cur.guest.name,
+                    access_name(access),
+                    gpa.0
+                );
+                hv.shutdown(d, DomainState::Crashed);
+            }
+            VmExit::GuestCrash => {
+                log::warn!("d{}v{v} ({}): the guest cannot continue; crashing the domain", d.id(), cur.guest.name);
+                hv.shutdown(d, DomainState::Crashed);
+            }
+            VmExit::StartVcpu { target, entry, arg } => {
+                let result = self.m.start_vcpu(&cur.guest, target, BootEntry { entry, arg });
+                cur.vcpu.set_start_result(result);
+            }
+            VmExit::StopVcpu => hv.vcpu_down(d, v),
+            VmExit::Shutdown(reason) => hv.shutdown_guest(d, reason),
+            VmExit::UpcallAck | VmExit::Interrupt => {}
+        }
+    }
+}
+
+impl<A: Arch> Machine<'_, A> {
+    /// Creates (or resets) vCPU `target` of `guest` at `boot` and starts it, for another
+    /// of its vCPUs (PSCI `CPU_ON`, INIT/SIPI).
+    pub(super) fn start_vcpu(&self, guest: &Guest<A>, target: u32, boot: BootEntry) -> StartResult {
+        let d = &guest.domain;
+        if target >= d.nr_vcpus() {
+            return StartResult::InvalidTarget;
+        }
+        if !d.lookup(boot.entry.0 / PAGE_SIZE).is_some_and(|l| l.kind == PageKind::Ram) {
+            return StartResult::InvalidEntry;
+        }
+        let Some(root) = d.p2m_root() else { return StartResult::Failed };
+        {
+            let Some(mut slot) = guest.slot(target) else { return StartResult::InvalidTarget };
+            if d.vcpu(target).is_some_and(|s| s.online) {
+                return StartResult::AlreadyOn;
+            }
+            if matches!(*slot, Slot::InUse(_)) {
+                return StartResult::Pending;
+            }
+            if d.state() != DomainState::Running {
+                return StartResult::Failed;
+            }
+            let init = VcpuInit {
+                entry: boot.entry,
+                arg: boot.arg,
+                stage2_root: root,
+                space: d.space(),
+                vcpu_id: target,
+                secondary: true,
+            };
+            match A::Vcpu::new(d.arch(), &init) {
+                Ok(vcpu) => *slot = Slot::Parked(vcpu),
+                Err(e) => {
+                    log::warn!("d{}v{target} ({}): cannot create the vCPU: {e:?}", d.id(), guest.name);
+                    return StartResult::Failed;
+                }
+            }
+            if d.start_vcpu(target, self.hv.now()).is_err() {
+                return StartResult::InvalidTarget;
+            }
+        }
+        self.hooks.vcpu_online(d.id(), target, true);
+        StartResult::Started
+    }
+}

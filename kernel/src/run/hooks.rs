@@ -1,0 +1,368 @@
+//! The core's [`Hooks`] backed by the [`Scheduler`]: how hypercalls, events and timers
+//! reach the per-CPU run loops.
+//!
+//! - `kick` wakes a blocked vCPU and interrupts the CPU that must decide again, or the CPU
+//!   running the vCPU so that it re-reads the upcall level before re-entering the guest;
+//! - `block` blocks the vCPU in the scheduler, re-checking the core's state under the run
+//!   queue's lock (see [`Hooks::block`]);
+//! - `yield_vcpu` makes the calling CPU call [`Scheduler::yield_now`];
+//! - `timer_changed` files the vCPU's deadline under the calling CPU ([`TimerTable`]);
+//! - `vcpu_online` starts or shuts down the vCPU in the scheduler;
+//! - `domain_stopped` shuts down every vCPU of the domain and marks the domain for the
+//!   run loops to reap;
+//! - `console_line` goes to the configured sink (the log by default).
+//!
+//! A CPU that must call `pick_next` is told through a per-CPU flag, and through the
+//! wake-up IPI if it is not the calling CPU.
+
+use super::timers::TimerTable;
+use crate::arch::{Arch, CpuId, CpuOps, InterruptController};
+use crate::domain::Hooks;
+use crate::sched::{SchedConfig, SchedError, Scheduler, VcpuKey, VcpuParams};
+use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+use core::marker::PhantomData;
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use keel_abi::xen::DomId;
+use spin::Mutex;
+
+/// Where a domain's console lines go.
+pub type LineSink = fn(DomId, &str);
+
+fn log_line(domain: DomId, line: &str) {
+    log::info!("(d{domain}) {line}");
+}
+
+/// What the hooks know about a registered domain.
+#[derive(Clone, Copy, Debug)]
+struct Registered {
+    vcpus: u32,
+    stopped: bool,
+}
+
+/// [`Hooks`] implemented with the scheduler, for the CPUs of architecture `A`.
+pub struct SchedHooks<A: Arch> {
+    sched: Scheduler,
+    clock: fn() -> u64,
+    console: LineSink,
+    /// Per CPU: call `pick_next` before entering a guest again.
+    resched: Box<[AtomicBool]>,
+    /// Per CPU: the running vCPU yields; decide with `yield_now`.
+    yielded: Box<[AtomicBool]>,
+    timers: Mutex<TimerTable>,
+    /// Per CPU: the earliest deadline in `timers` (`u64::MAX`: none), read without the lock.
+    earliest: Box<[AtomicU64]>,
+    domains: Mutex<BTreeMap<DomId, Registered>>,
+    /// Registered domains that stopped, read without the lock.
+    stopped: AtomicU32,
+    _arch: PhantomData<fn() -> A>,
+}
+
+impl<A: Arch> SchedHooks<A> {
+    /// Hooks with a scheduler for CPUs `0..nr_cpus`, reading time (ns) from `clock`.
+    pub fn new(nr_cpus: usize, cfg: SchedConfig, clock: fn() -> u64) -> Result<Self, SchedError> {
+        let flags = || (0..nr_cpus).map(|_| AtomicBool::new(false)).collect::<Box<[_]>>();
+        Ok(SchedHooks {
+            sched: Scheduler::new(nr_cpus, cfg)?,
+            clock,
+            console: log_line,
+            resched: flags(),
+            yielded: flags(),
+            timers: Mutex::new(TimerTable::new(nr_cpus)),
+            earliest: (0..nr_cpus).map(|_| AtomicU64::new(u64::MAX)).collect(),
+            domains: Mutex::new(BTreeMap::new()),
+            stopped: AtomicU32::new(0),
+            _arch: PhantomData,
+        })
+    }
+
+    /// Sends console lines to `sink` instead of the log.
+    pub fn with_console(mut self, sink: LineSink) -> Self {
+        self.console = sink;
+        self
+    }
+
+    pub fn scheduler(&self) -> &Scheduler {
+        &self.sched
+    }
+
+    pub fn now(&self) -> u64 {
+        (self.clock)()
+    }
+
+    /// Registers the vCPUs of `domain` with the scheduler, offline, one per entry of
+    /// `params`. All or nothing.
+    pub fn register(&self, domain: DomId, params: &[VcpuParams]) -> Result<(), SchedError> {
+        for (v, p) in params.iter().enumerate() {
+            if let Err(e) = self.sched.add_vcpu(VcpuKey::new(domain, v as u32), *p) {
+                for undo in 0..v {
+                    let _ = self.sched.remove_vcpu(VcpuKey::new(domain, undo as u32));
+                }
+                return Err(e);
+            }
+        }
+        self.domains.lock().insert(domain, Registered { vcpus: params.len() as u32, stopped: false });
+        Ok(())
+    }
+
+    /// Forgets a domain's vCPUs and timers. Returns false (and keeps what is left) while
+    /// one of its vCPUs is still on a CPU; call it again once that CPU switched away.
+    pub fn unregister(&self, domain: DomId) -> bool {
+        let Some(r) = self.domains.lock().get(&domain).copied() else { return true };
+        for v in 0..r.vcpus {
+            match self.sched.remove_vcpu(VcpuKey::new(domain, v)) {
+                Ok(()) | Err(SchedError::UnknownVcpu) => {}
+                Err(_) => return false,
+            }
+        }
+        if self.domains.lock().remove(&domain).is_some_and(|r| r.stopped) {
+            self.stopped.fetch_sub(1, Ordering::AcqRel);
+        }
+        self.remove_timers(domain);
+        true
+    }
+
+    /// Registered domains that have stopped (shut down or crashed) and wait to be reaped.
+    pub fn stopped(&self) -> Vec<DomId> {
+        if self.stopped.load(Ordering::Acquire) == 0 {
+            return Vec::new();
+        }
+        self.domains.lock().iter().filter(|(_, r)| r.stopped).map(|(&id, _)| id).collect()
+    }
+
+    /// Whether `cpu` was asked to decide again; clears the request.
+    pub fn take_resched(&self, cpu: CpuId) -> bool {
+        self.resched.get(cpu.0 as usize).is_some_and(|f| f.swap(false, Ordering::AcqRel))
+    }
+
+    /// Whether a request to decide again is pending for `cpu` (not cleared).
+    pub fn resched_pending(&self, cpu: CpuId) -> bool {
+        self.resched.get(cpu.0 as usize).is_some_and(|f| f.load(Ordering::Acquire))
+    }
+
+    /// Whether the vCPU running on `cpu` yielded; clears it.
+    pub fn take_yield(&self, cpu: CpuId) -> bool {
+        self.yielded.get(cpu.0 as usize).is_some_and(|f| f.swap(false, Ordering::AcqRel))
+    }
+
+    /// Removes and returns the vCPUs whose timers filed under `cpu` are due at `now`.
+    pub fn due_timers(&self, cpu: CpuId, now: u64) -> Vec<VcpuKey> {
+        if self.next_timer(cpu).is_none_or(|t| t > now) {
+            return Vec::new();
+        }
+        let mut t = self.timers.lock();
+        let due = t.take_due(cpu, now);
+        self.publish(&t, [Some(cpu.0 as usize), None]);
+        due
+    }
+
+    /// The earliest vCPU deadline filed under `cpu`.
+    pub fn next_timer(&self, cpu: CpuId) -> Option<u64> {
+        let t = self.earliest.get(cpu.0 as usize)?.load(Ordering::Acquire);
+        (t != u64::MAX).then_some(t)
+    }
+
+    /// Publishes the earliest deadline of the CPUs in `touched` (under the table's lock).
+    fn publish(&self, t: &TimerTable, touched: [Option<usize>; 2]) {
+        for c in touched.into_iter().flatten() {
+            if let Some(e) = self.earliest.get(c) {
+                e.store(t.next(CpuId(c as u32)).unwrap_or(u64::MAX), Ordering::Release);
+            }
+        }
+    }
+
+    fn remove_timers(&self, domain: DomId) {
+        let mut t = self.timers.lock();
+        t.remove_domain(domain);
+        for c in 0..t.nr_cpus() {
+            self.publish(&t, [Some(c), None]);
+        }
+    }
+
+    /// Makes `cpu` call `pick_next` soon: a flag, and the wake-up IPI if it is another CPU.
+    pub fn resched(&self, cpu: CpuId) {
+        if let Some(f) = self.resched.get(cpu.0 as usize) {
+            f.store(true, Ordering::Release);
+        }
+        if cpu != A::Cpu::current() {
+            A::Irq::send_ipi(cpu);
+        }
+    }
+
+    fn resched_opt(&self, cpu: Option<CpuId>) {
+        if let Some(c) = cpu {
+            self.resched(c);
+        }
+    }
+
+    /// Whether `domain` is registered and has not stopped.
+    fn live(&self, domain: DomId) -> bool {
+        self.domains.lock().get(&domain).is_some_and(|r| !r.stopped)
+    }
+}
+
+impl<A: Arch> Hooks for SchedHooks<A> {
+    fn kick(&self, domain: DomId, vcpu: u32) {
+        let key = VcpuKey::new(domain, vcpu);
+        if let Some(cpu) = self.sched.wake(key, self.now()) {
+            self.resched(cpu);
+            return;
+        }
+        // Not blocked: if it runs on another CPU, make that CPU exit the guest so it
+        // re-reads the upcall level before entering again.
+        if let Some(info) = self.sched.info(key) {
+            if info.on_cpu && info.cpu != A::Cpu::current() {
+                A::Irq::send_ipi(info.cpu);
+            }
+        }
+    }
+
+    fn yield_vcpu(&self, _domain: DomId, _vcpu: u32) {
+        if let Some(f) = self.yielded.get(A::Cpu::current().0 as usize) {
+            f.store(true, Ordering::Release);
+        }
+    }
+
+    fn block(&self, domain: DomId, vcpu: u32, still_blocked: &dyn Fn() -> bool) {
+        let key = VcpuKey::new(domain, vcpu);
+        if let Ok(b) = self.sched.block(key, self.now(), || !still_blocked()) {
+            self.resched_opt(b.resched);
+        }
+    }
+
+    fn timer_changed(&self, domain: DomId, vcpu: u32, deadline_ns: Option<u64>) {
+        if !self.live(domain) {
+            return;
+        }
+        let mut t = self.timers.lock();
+        let touched = t.set(VcpuKey::new(domain, vcpu), deadline_ns, A::Cpu::current());
+        self.publish(&t, touched);
+    }
+
+    fn vcpu_online(&self, domain: DomId, vcpu: u32, online: bool) {
+        if online && !self.live(domain) {
+            return;
+        }
+        let key = VcpuKey::new(domain, vcpu);
+        let cpu = if online { self.sched.start(key, self.now()) } else { self.sched.shutdown(key) };
+        if let Ok(cpu) = cpu {
+            self.resched_opt(cpu);
+        }
+    }
+
+    fn domain_stopped(&self, domain: DomId) {
+        let vcpus = {
+            let mut domains = self.domains.lock();
+            match domains.get_mut(&domain) {
+                Some(r) if !r.stopped => {
+                    r.stopped = true;
+                    self.stopped.fetch_add(1, Ordering::AcqRel);
+                    r.vcpus
+                }
+                _ => return,
+            }
+        };
+        for v in 0..vcpus {
+            if let Ok(cpu) = self.sched.shutdown(VcpuKey::new(domain, v)) {
+                self.resched_opt(cpu);
+            }
+        }
+        self.remove_timers(domain);
+    }
+
+    fn console_line(&self, domain: DomId, line: &str) {
+        (self.console)(domain, line);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mock::MockArch;
+    use crate::sched::{BlockOutcome, RunState};
+
+    fn hooks() -> SchedHooks<MockArch> {
+        fn clock() -> u64 {
+            1_000
+        }
+        let h = SchedHooks::new(2, SchedConfig::default(), clock).unwrap();
+        h.register(7, &[VcpuParams::default(), VcpuParams::default()]).unwrap();
+        h
+    }
+
+    #[test]
+    fn block_rechecks_the_core_state_and_kick_wakes() {
+        let h = hooks();
+        let key = VcpuKey::new(7, 0);
+        h.vcpu_online(7, 0, true);
+        let d = h.sched.pick_next(CpuId(0), 1_000);
+        assert_eq!(d.run, Some(key));
+        // Woken between the core's mark and the scheduler's: stays runnable.
+        h.block(7, 0, &|| false);
+        assert_eq!(h.sched.info(key).unwrap().state, RunState::Runnable);
+        h.block(7, 0, &|| true);
+        assert_eq!(h.sched.info(key).unwrap().state, RunState::Blocked);
+        assert!(h.take_resched(CpuId(0)), "the blocking CPU must decide again");
+        assert!(!h.take_resched(CpuId(0)));
+        h.kick(7, 0);
+        assert_eq!(h.sched.info(key).unwrap().state, RunState::Runnable);
+        let b = h.sched.block(key, 1_000, || true).unwrap();
+        assert_eq!(b.outcome, BlockOutcome::EventPending);
+    }
+
+    #[test]
+    fn stopping_a_domain_shuts_its_vcpus_and_forgets_timers() {
+        let h = hooks();
+        h.vcpu_online(7, 0, true);
+        h.vcpu_online(7, 1, true);
+        h.timer_changed(7, 1, Some(5_000));
+        h.timer_changed(8, 0, Some(5_000));
+        assert_eq!(h.next_timer(CpuId(0)), Some(5_000), "only registered domains have timers");
+        assert_eq!(h.sched.pick_next(CpuId(0), 1_000).run, Some(VcpuKey::new(7, 0)));
+        h.domain_stopped(7);
+        h.domain_stopped(7);
+        assert_eq!(h.stopped(), [7]);
+        assert_eq!(h.next_timer(CpuId(0)), None);
+        assert_eq!(h.sched.info(VcpuKey::new(7, 1)).unwrap().state, RunState::Offline);
+        assert!(!h.unregister(7), "vCPU 0 is still on CPU 0");
+        assert_eq!(h.sched.pick_next(CpuId(0), 2_000).run, None);
+        assert!(h.unregister(7));
+        assert!(h.stopped().is_empty());
+        assert!(h.sched.vcpus().is_empty());
+        h.vcpu_online(7, 0, true);
+        assert!(h.sched.vcpus().is_empty(), "an unregistered domain cannot start vCPUs");
+    }
+
+    #[test]
+    fn kicking_a_vcpu_that_runs_on_another_cpu_interrupts_that_cpu() {
+        crate::mock::sim::reset(2, 0);
+        let h = hooks();
+        h.vcpu_online(7, 0, true);
+        h.vcpu_online(7, 1, true);
+        let on = |cpu| h.sched.pick_next(CpuId(cpu), 1_000).run.map(|k| k.vcpu);
+        let (a, b) = (on(0), on(1));
+        assert_eq!((a.is_some(), b.is_some()), (true, true), "one vCPU per CPU");
+        let remote = b.unwrap();
+        // Starting the vCPUs kicked CPU 1 already; take that IPI.
+        crate::mock::sim::set_current(CpuId(1));
+        crate::mock::sim::set_enabled(crate::mock::sim::IPI_IRQ, true);
+        while crate::mock::sim::acknowledge().is_some() {}
+        h.take_resched(CpuId(1));
+        crate::mock::sim::set_current(CpuId(0));
+        h.kick(7, a.unwrap());
+        assert!(!crate::mock::sim::is_raised(CpuId(1), crate::mock::sim::IPI_IRQ));
+        h.kick(7, remote);
+        assert!(crate::mock::sim::is_raised(CpuId(1), crate::mock::sim::IPI_IRQ));
+        assert!(!h.take_resched(CpuId(1)), "running, not blocked: only the upcall is re-read");
+    }
+
+    #[test]
+    fn yield_is_a_per_cpu_request() {
+        let h = hooks();
+        h.yield_vcpu(7, 0);
+        assert!(!h.take_yield(CpuId(1)));
+        assert!(h.take_yield(CpuId(0)));
+        assert!(!h.take_yield(CpuId(0)));
+    }
+}

@@ -1,0 +1,149 @@
+//! Running domains: the scheduler wired to the core ([`SchedHooks`]), the running
+//! domains with their backend vCPU objects, and the per-CPU run loop ([`CpuLoop`]) that
+//! drives the backends through the architecture traits.
+//!
+//! One [`Machine`] is shared by all CPUs. Each CPU runs its own [`CpuLoop`]:
+//!
+//! ```text
+//! loop {
+//!     fire this CPU's due vCPU timers               (Hypervisor::fire_timers)
+//!     if asked, or the scheduler says a decision is due (account):
+//!         pick_next / yield_now; IPI the CPUs it kicked
+//!         switch out the old vCPU: runstate, Vcpu::put, park its object
+//!     reap stopped domains whose vCPUs are off every CPU; all gone: finished
+//!     switch in the new vCPU: take its object, Vcpu::load, runstate
+//!     nothing to run: arm the timer (slice end, vCPU timers), CpuOps::halt, interrupts
+//!     else: Vcpu::set_event_upcall(level, route), arm the timer, Vcpu::run, handle the exit
+//! }
+//! ```
+//!
+//! The whole of one iteration is [`CpuLoop::step`], which never waits for another CPU,
+//! so tests can drive several simulated CPUs from one thread.
+
+mod build;
+mod cpu;
+mod exit;
+mod guests;
+mod hooks;
+mod reap;
+mod timers;
+
+pub use build::{build_all, build_domain, BuildError, Described};
+pub use cpu::{CpuLoop, Step};
+pub use guests::Guest;
+pub use hooks::{LineSink, SchedHooks};
+pub use reap::DomainEnd;
+pub use timers::TimerTable;
+
+use crate::arch::{Arch, CpuId};
+use crate::domain::{Domain, Hooks};
+use crate::hypervisor::Hypervisor;
+use crate::sched::{CpuMask, SchedError, Scheduler, VcpuParams};
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, Ordering};
+use guests::Guests;
+use spin::Mutex;
+
+/// Everything the CPUs share while they run domains.
+pub struct Machine<'a, A: Arch> {
+    hv: Hypervisor<'a, A>,
+    hooks: &'a SchedHooks<A>,
+    guests: Guests<A>,
+    ends: Mutex<Vec<DomainEnd>>,
+    /// A domain was added: an empty table now means every domain ended.
+    started: AtomicBool,
+    /// One CPU took the final report.
+    reported: AtomicBool,
+    /// The CPUs that run loops: vCPUs are confined to them.
+    online: CpuMask,
+}
+
+impl<'a, A: Arch> Machine<'a, A> {
+    /// A machine for `hv`, whose hooks must be `hooks`.
+    pub fn new(hv: Hypervisor<'a, A>, hooks: &'a SchedHooks<A>) -> Self {
+        Machine {
+            hv,
+            hooks,
+            guests: Guests::new(),
+            ends: Mutex::new(Vec::new()),
+            started: AtomicBool::new(false),
+            reported: AtomicBool::new(false),
+            online: CpuMask::first_n(hooks.scheduler().nr_cpus()),
+        }
+    }
+
+    /// Confines vCPUs to `online`: the CPUs that will run loops (a CPU that was started
+    /// but never came online must not be given vCPUs).
+    pub fn with_online(mut self, online: CpuMask) -> Self {
+        self.online = online.and(&CpuMask::first_n(self.scheduler().nr_cpus()));
+        self
+    }
+
+    /// The CPUs vCPUs may run on.
+    pub fn online(&self) -> CpuMask {
+        self.online
+    }
+
+    pub fn hypervisor(&self) -> &Hypervisor<'a, A> {
+        &self.hv
+    }
+
+    pub fn hooks(&self) -> &'a SchedHooks<A> {
+        self.hooks
+    }
+
+    pub fn scheduler(&self) -> &'a Scheduler {
+        self.hooks.scheduler()
+    }
+
+    /// Makes `domain` run: registers its vCPUs with the scheduler (one entry of `params`
+    /// per vCPU), keeps `boot` as vCPU 0's object and starts vCPU 0. The other vCPUs stay
+    /// offline until the guest starts them ([`VmExit::StartVcpu`](crate::arch::VmExit)).
+    pub fn add_guest(
+        &self,
+        name: String,
+        domain: Arc<Domain<A>>,
+        boot: A::Vcpu,
+        params: &[VcpuParams],
+    ) -> Result<(), SchedError> {
+        let id = domain.id();
+        if params.len() != domain.nr_vcpus() as usize {
+            return Err(SchedError::UnknownVcpu);
+        }
+        self.hooks.register(id, params)?;
+        self.guests.insert(Guest::new(name, domain, boot));
+        self.started.store(true, Ordering::Release);
+        self.hooks.vcpu_online(id, 0, true);
+        Ok(())
+    }
+
+    /// The running domain `id`.
+    pub fn guest(&self, id: u16) -> Option<Arc<Guest<A>>> {
+        self.guests.get(id)
+    }
+
+    /// Ids of the domains still running (or stopped but not yet reaped).
+    pub fn guest_ids(&self) -> Vec<u16> {
+        self.guests.ids()
+    }
+
+    /// Every domain that ended so far, in the order they ended.
+    pub fn ends(&self) -> Vec<DomainEnd> {
+        self.ends.lock().clone()
+    }
+
+    /// Whether every domain added has ended and been reaped.
+    pub fn is_finished(&self) -> bool {
+        self.started.load(Ordering::Acquire) && self.guests.is_empty()
+    }
+
+    /// The run loop of `cpu`; call it on that CPU.
+    pub fn cpu(&self, cpu: CpuId) -> CpuLoop<'_, 'a, A> {
+        CpuLoop::new(self, cpu)
+    }
+}
+
+#[cfg(test)]
+mod tests;

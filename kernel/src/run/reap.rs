@@ -1,0 +1,80 @@
+//! Ending domains: once a stopped domain's vCPUs are off every CPU, its vCPU objects are
+//! dropped, the scheduler forgets them, the domain is destroyed and its end recorded.
+//! When the last domain ended, one CPU gets the report.
+
+use super::Machine;
+use crate::arch::Arch;
+use crate::domain::{DomainState, ShutdownReason};
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::sync::atomic::Ordering;
+use keel_abi::xen::DomId;
+
+/// How a domain ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DomainEnd {
+    pub id: DomId,
+    pub name: String,
+    /// [`DomainState::ShutDown`] or [`DomainState::Crashed`].
+    pub state: DomainState,
+}
+
+impl DomainEnd {
+    /// The guest powered itself off.
+    pub fn is_clean(&self) -> bool {
+        self.state == DomainState::ShutDown(ShutdownReason::Poweroff)
+    }
+
+    /// `shut down (poweroff)`, `crashed`, ...
+    pub fn describe(&self) -> &'static str {
+        match self.state {
+            DomainState::ShutDown(r) => match r {
+                ShutdownReason::Poweroff => "shut down (poweroff)",
+                ShutdownReason::Reboot => "shut down (reboot)",
+                ShutdownReason::Suspend => "shut down (suspend)",
+                ShutdownReason::Crash => "shut down (crash)",
+                ShutdownReason::Watchdog => "shut down (watchdog)",
+                ShutdownReason::SoftReset => "shut down (soft_reset)",
+            },
+            DomainState::Crashed => "crashed",
+            DomainState::Running | DomainState::Paused | DomainState::Dying => "destroyed",
+        }
+    }
+}
+
+impl core::fmt::Display for DomainEnd {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "domain {} ({}): {}", self.id, self.name, self.describe())
+    }
+}
+
+impl<A: Arch> Machine<'_, A> {
+    /// Reaps every stopped domain whose vCPUs no CPU holds. Returns the report of all
+    /// ends to exactly one caller: the one that reaped the last domain.
+    pub(super) fn reap(&self) -> Option<Vec<DomainEnd>> {
+        let stopped = self.hooks.stopped();
+        if stopped.is_empty() {
+            return None;
+        }
+        for id in stopped {
+            let Some(guest) = self.guests.get(id) else {
+                self.hooks.unregister(id);
+                continue;
+            };
+            // A CPU still holds a vCPU object, or the scheduler still has one of its
+            // vCPUs on a CPU (decided, not yet switched away): try again later.
+            if guest.in_use() || !self.hooks.unregister(id) {
+                continue;
+            }
+            let end = DomainEnd { id, name: guest.name.clone(), state: guest.domain.state() };
+            drop(guest);
+            drop(self.guests.remove(id));
+            let _ = self.hv.destroy_domain(id);
+            log::info!("{end}");
+            self.ends.lock().push(end);
+        }
+        self.hv.reap();
+        let last = self.is_finished() && !self.reported.swap(true, Ordering::AcqRel);
+        last.then(|| self.ends())
+    }
+}

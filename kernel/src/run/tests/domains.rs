@@ -1,0 +1,131 @@
+//! Domain life cycles: building, running, ending, isolation.
+
+use super::programs::{self, two_vcpus, wild_load, worker};
+use super::world::{describe, lines_of, Guest, World};
+use crate::arch::CpuId;
+use crate::domain::{DomainState, ShutdownReason};
+use crate::mock::sim;
+use crate::sched::VcpuKey;
+use alloc::vec;
+
+extern crate std;
+
+const POWEROFF: DomainState = DomainState::ShutDown(ShutdownReason::Poweroff);
+
+#[test]
+fn a_domain_runs_to_its_poweroff_and_everything_is_freed() {
+    let mut w = World::new(1);
+    let before = w.pool.stats().allocated;
+    let built = w.boot(&describe(&[Guest::new("solo", worker(1000))]));
+    assert_eq!(built[0].result, Ok(1));
+    assert!(w.pool.stats().allocated > before);
+    let ends = w.run(50_000_000);
+    assert_eq!(ends.len(), 1);
+    assert_eq!((ends[0].id, ends[0].name.as_str(), ends[0].state), (1, "solo", POWEROFF));
+    assert_eq!(ends[0].to_string(), "domain 1 (solo): shut down (poweroff)");
+    assert_eq!(lines_of(1), ["worked=00000000000003e8"]);
+    assert_eq!(w.pool.stats().allocated, before);
+    assert!(w.m.scheduler().vcpus().is_empty());
+}
+
+#[test]
+fn vcpus_only_go_to_cpus_that_are_online() {
+    let mut w = World::with_online(2, crate::sched::CpuMask::of(&[1]));
+    let pinned = Guest { affinity: Some("0"), ..Guest::new("pinned", worker(10)) };
+    let built = w.boot(&describe(&[pinned, Guest::new("free", worker(10))]));
+    let why = built[0].result.clone().unwrap_err();
+    assert!(why.contains("vCPU 0 may only run on CPUs {0}, none of which is online"), "{why}");
+    assert_eq!(built[1].result, Ok(1));
+    let ends = w.run(10_000_000);
+    assert!(ends[0].is_clean());
+    assert_eq!(w.ran_on.iter().map(|&(c, _)| c).collect::<alloc::vec::Vec<_>>(), [1]);
+}
+
+#[test]
+fn a_crashing_domain_takes_down_only_itself() {
+    let mut w = World::new(2);
+    let before = w.pool.stats().allocated;
+    let guests = [
+        Guest::new("wild", wild_load(0x9000_0000)),
+        Guest::new("undefined", vec![0xff]),
+        Guest::new("worker", worker(20_000)),
+    ];
+    let built = w.boot(&describe(&guests));
+    assert!(built.iter().all(|b| b.result.is_ok()), "{built:?}");
+    let ends = w.run(100_000_000);
+    let state = |name: &str| ends.iter().find(|e| e.name == name).map(|e| e.state);
+    assert_eq!(state("wild"), Some(DomainState::Crashed));
+    assert_eq!(state("undefined"), Some(DomainState::Crashed));
+    assert_eq!(state("worker"), Some(POWEROFF));
+    assert_eq!(lines_of(3), ["worked=0000000000004e20"]);
+    assert_eq!(w.pool.stats().allocated, before);
+}
+
+#[test]
+fn a_spinning_vcpu_is_preempted_and_does_not_starve_the_other_domain() {
+    let mut w = World::new(2);
+    let pinned = |name, image| Guest { affinity: Some("0"), ..Guest::new(name, image) };
+    // 200 000 steps of 2 instructions: 40 ms of CPU time.
+    let built = w.boot(&describe(&[pinned("spin", programs::spinner()), pinned("work", worker(200_000))]));
+    assert!(built.iter().all(|b| b.result.is_ok()), "{built:?}");
+    let finished = w.run_until(500_000_000, |w| w.m.ends().iter().any(|e| e.name == "work"));
+    assert!(finished, "the worker never finished");
+    let elapsed = w.elapsed();
+    let spin = w.m.scheduler().info(VcpuKey::new(1, 0)).unwrap();
+    assert_eq!(spin.cpu, CpuId(0));
+    // The two shared CPU 0 about equally: the worker needed 40 ms, so it took about
+    // 80 ms, and the spinner ran about as long as the worker.
+    assert!((70_000_000..95_000_000).contains(&elapsed), "worker done after {elapsed} ns");
+    assert!(spin.runtime_ns.abs_diff(40_000_000) < 8_000_000, "spinner ran {} ns", spin.runtime_ns);
+    assert_eq!(w.m.ends()[0].state, POWEROFF);
+    std::eprintln!("spinner vs worker on cpu0: worker done after {elapsed} ns, spinner ran {} ns", spin.runtime_ns);
+    // Now end the spinner from outside.
+    let d = w.m.hypervisor().domain(1).unwrap();
+    w.m.hypervisor().shutdown(&d, DomainState::Crashed);
+    drop(d);
+    let ends = w.run(10_000_000);
+    assert_eq!(ends.len(), 2);
+    assert_eq!(ends[1].state, DomainState::Crashed);
+    assert_eq!(sim::nr_cpus(), 2);
+}
+
+#[test]
+fn the_runstate_area_is_rewritten_when_the_vcpu_is_switched_in() {
+    let mut w = World::new(1);
+    let guests = [Guest::new("spin", programs::spinner()), Guest::new("yielder", programs::runstate_after_yield())];
+    w.boot(&describe(&guests));
+    let done = w.run_until(100_000_000, |w| w.m.ends().iter().any(|e| e.name == "yielder"));
+    assert!(done, "{:?} {:?} {:?}", lines_of(2), w.ran_on, w.m.scheduler().info(VcpuKey::new(2, 0)));
+    assert_eq!(w.m.ends()[0].state, POWEROFF);
+    let line = lines_of(2).pop().unwrap();
+    let runnable = u64::from_str_radix(line.strip_prefix("runnable=").unwrap(), 16).unwrap();
+    // The spinner ran at least one slice (4 ms) while the yielder waited.
+    assert!(runnable >= 3_900_000, "runnable for {runnable} ns");
+}
+
+#[test]
+fn an_unexpected_host_interrupt_is_acknowledged_and_masked() {
+    use crate::arch::{InterruptController, IrqNumber};
+    use crate::mock::MockIrq;
+    let mut w = World::new(1);
+    w.boot(&describe(&[Guest::new("solo", worker(1000))]));
+    MockIrq::enable(IrqNumber(40));
+    sim::raise(CpuId(0), IrqNumber(40));
+    let ends = w.run(50_000_000);
+    assert!(ends[0].is_clean());
+    assert!(sim::eois_of(CpuId(0)) >= 1);
+    sim::raise(CpuId(0), IrqNumber(40));
+    assert!(!sim::interrupt_pending(), "interrupt 40 is masked now");
+}
+
+#[test]
+fn a_vcpu_starts_another_which_turns_itself_off_and_is_started_afresh() {
+    let mut w = World::new(2);
+    let before = w.pool.stats().allocated;
+    let built = w.boot(&describe(&[Guest { vcpus: 2, ..Guest::new("pair", two_vcpus(0x1234, 0x5678)) }]));
+    assert_eq!(built[0].result, Ok(1));
+    let ends = w.run(100_000_000);
+    assert_eq!(lines_of(1), ["first=0000000000001234", "second=0000000000005678"]);
+    assert_eq!(ends[0].state, POWEROFF);
+    assert_eq!(w.pool.stats().allocated, before);
+}

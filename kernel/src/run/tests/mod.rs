@@ -1,0 +1,8 @@
+//! The run loop on simulated CPUs: mock guests running real programs under the real
+//! hypervisor, hooks, scheduler and per-CPU loops.
+
+mod domains;
+mod pingpong;
+mod programs;
+mod timers;
+mod world;
