@@ -1,12 +1,12 @@
 //! The hypervisor's portable state: the domain table, and the services that act on
 //! domains: creation, destruction, event delivery, timers, hypercalls.
 
-use crate::arch::{Arch, Timer};
+use crate::arch::{Arch, DomainServices, GuestDomain, Timer};
 use crate::domain::{Domain, DomainConfig, DomainState, Hooks, Poll, RunState, ShutdownReason};
 use crate::event::Wake;
 use crate::mm::FramePool;
 use alloc::collections::BTreeMap;
-use alloc::sync::Arc;
+use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 use keel_abi::xen::{DomId, DOMID_FIRST_RESERVED, DOMID_SELF, VIRQ_CONSOLE, VIRQ_TIMER};
@@ -68,6 +68,8 @@ impl<'a, A: Arch> Hypervisor<'a, A> {
         };
         drop(dying);
         let d = Arc::new(Domain::new(self.pool, id, config, self.now())?);
+        let services: Weak<dyn DomainServices> = Arc::downgrade(&d) as Weak<Domain<A>>;
+        GuestDomain::attach(&**Domain::arch(&d), services);
         table.insert(id, d.clone());
         Ok(d)
     }

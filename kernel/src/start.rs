@@ -8,7 +8,7 @@ use crate::config::{self, DomainSet, InitialDefaults, Limits, Severity};
 use crate::console;
 use crate::domain::MAX_VCPUS;
 use crate::hypervisor::Hypervisor;
-use crate::mm::FramePool;
+use crate::mm::{FramePool, Region};
 use crate::run::{build_all, Described, DomainEnd, Machine, SchedHooks};
 use crate::sched::{CpuMask, SchedConfig};
 use crate::selftest;
@@ -108,7 +108,8 @@ pub fn primary<A: Arch + GuestAbi + GuestLoader>(info: BootInfo) -> ! {
         described: 0,
     };
 
-    let set = info.device_tree.map(|dtb| read_domains(dtb, info.cmdline, cpus)).unwrap_or_default();
+    let modules: Vec<Region> = info.modules().map(|m| m.region).collect();
+    let set = info.device_tree.map(|dtb| read_domains(dtb, info.cmdline, cpus, &modules)).unwrap_or_default();
     if set.domains.is_empty() {
         log::info!(target: console::TEST, "done pass={passed} fail={} expected={expected}", failed + missing);
         let status = if passed == expected && online { ExitStatus::Success } else { ExitStatus::Failure };
@@ -134,13 +135,14 @@ pub fn primary<A: Arch + GuestAbi + GuestLoader>(info: BootInfo) -> ! {
 }
 
 /// Parses the domains `dtb` describes and logs every problem.
-fn read_domains(dtb: &[u8], cmdline: &str, cpus: u32) -> DomainSet {
+fn read_domains(dtb: &[u8], cmdline: &str, cpus: u32, boot_modules: &[Region]) -> DomainSet {
     let (initial, errors) = InitialDefaults::from_cmdline(cmdline);
     for e in errors {
         log::warn!("command line: {e}");
     }
     let free_kib = (FRAME_POOL.stats().total as u64) * 4;
-    let limits = Limits { max_vcpus: MAX_VCPUS, nr_pcpus: cpus, max_memory_kib: free_kib, ram: &[], initial };
+    let limits =
+        Limits { max_vcpus: MAX_VCPUS, nr_pcpus: cpus, max_memory_kib: free_kib, ram: &[], boot_modules, initial };
     let set = config::parse(dtb, &limits);
     for p in &set.problems {
         match p.severity {

@@ -2,7 +2,10 @@
 
 use super::{SpaceId, VcpuError};
 use crate::mm::PhysAddr;
+use alloc::sync::Weak;
+use keel_abi::layout::VcpuTimeInfo;
 use keel_abi::xen::DomId;
+use keel_abi::Errno;
 
 /// What a backend learns about a domain when it is created.
 #[derive(Clone, Copy, Debug)]
@@ -27,4 +30,30 @@ pub struct DomainInit {
 /// its vCPUs are gone. vCPUs on different physical CPUs use it concurrently.
 pub trait GuestDomain: Send + Sync + Sized + 'static {
     fn new(init: &DomainInit) -> Result<Self, VcpuError>;
+
+    /// Hands the backend the core's services for this domain, once, right after the
+    /// domain was created. It may keep the weak reference: it stops upgrading once the
+    /// domain is destroyed. The default ignores it.
+    fn attach(&self, services: Weak<dyn DomainServices>) {
+        let _ = services;
+    }
+}
+
+/// What a backend's device models may ask of the core about their domain (x86: the
+/// hypercall page a guest asks for with an MSR write, the pvclock in `vcpu_info`). Every
+/// access goes through the domain's P2M under its memory lock, so it never reaches a
+/// frame the domain gave back. Call it with no core lock held (e.g. while handling an
+/// exit inside [`Vcpu::run`](super::Vcpu::run)), never from
+/// [`Vcpu::translate_gva`](super::Vcpu::translate_gva), which runs under that lock.
+pub trait DomainServices: Send + Sync {
+    fn domain_id(&self) -> DomId;
+    /// Copies from the domain's RAM or hypervisor pages at guest-physical `gpa`.
+    fn read_phys(&self, gpa: u64, buf: &mut [u8]) -> Result<(), Errno>;
+    /// Copies to the domain's RAM or hypervisor pages at guest-physical `gpa`.
+    fn write_phys(&self, gpa: u64, data: &[u8]) -> Result<(), Errno>;
+    /// Publishes `vcpu`'s pvclock (see `Domain::write_vcpu_time`); false if it has no
+    /// `vcpu_info`.
+    fn write_vcpu_time(&self, vcpu: u32, time: &VcpuTimeInfo) -> bool;
+    /// Publishes the wall-clock time of system time 0 in shared_info.
+    fn set_wallclock(&self, sec: u64, nsec: u32);
 }

@@ -18,7 +18,7 @@ mod timer;
 mod vcpu;
 
 pub use cpu::{CpuId, CpuOps, ExitStatus, PowerOffPath};
-pub use domain::{DomainInit, GuestDomain};
+pub use domain::{DomainInit, DomainServices, GuestDomain};
 pub use exit::{MemoryAccess, VmExit};
 pub use guest::{GuestAbi, VcpuTranslation};
 pub use irq::{InterruptController, IrqNumber};

@@ -4,6 +4,7 @@
 use super::props::{self, Cells};
 use super::types::Module;
 use crate::arch::CpuId;
+use crate::mm::Region;
 use crate::sched::CpuMask;
 use alloc::format;
 use alloc::string::String;
@@ -58,14 +59,44 @@ pub fn module_kind(compat: &[&str]) -> ModuleKind {
     }
 }
 
-/// A module node's location, read with the parent's cell counts.
-pub fn module(node: FdtNode<'_, '_>, path: &str, cells: Cells) -> Result<Module, String> {
-    let Some(v) = props::raw(node, "reg") else {
-        let uefi = props::raw(node, "xen,uefi-binary").is_some();
-        let why = if uefi { " (xen,uefi-binary needs UEFI boot, which Keel does not do)" } else { "" };
-        return Err(format!("{path}: no `reg` property{why}"));
+/// A module node's location: its `reg` (read with the parent's cell counts), or the
+/// boot loader's module it names by position with `module-index` (x86: the multiboot2
+/// module list, Xen hyperlaunch's binding; `mb-index` is accepted as an alias).
+pub fn module(node: FdtNode<'_, '_>, path: &str, cells: Cells, boot_modules: &[Region]) -> Result<Module, String> {
+    let index = match (props::raw(node, "module-index"), props::raw(node, "mb-index")) {
+        (Some(_), Some(_)) => return Err(format!("{path}: both `module-index` and `mb-index`; use one")),
+        (Some(v), None) => Some(("module-index", v)),
+        (None, Some(v)) => Some(("mb-index", v)),
+        (None, None) => None,
     };
-    let region = props::reg(v, cells).map_err(|e| format!("{path}: {e}"))?;
+    let reg = props::raw(node, "reg");
+    let region = match (reg, index) {
+        (Some(_), Some((name, _))) => return Err(format!("{path}: both `reg` and `{name}`; a module is found by one")),
+        (Some(v), None) => props::reg(v, cells).map_err(|e| format!("{path}: {e}"))?,
+        (None, Some((name, v))) => {
+            let i = props::be_u32(v).map_err(|e| format!("{path}: {name}: {e}"))?;
+            if boot_modules.is_empty() {
+                return Err(format!(
+                    "{path}: {name} = <{i}>, but the boot loader passed no modules (multiboot2 `module2` lines)"
+                ));
+            }
+            *boot_modules.get(i as usize).ok_or_else(|| {
+                format!(
+                    "{path}: {name} = <{i}>, but the boot loader passed {} modules (0 to {})",
+                    boot_modules.len(),
+                    boot_modules.len() - 1
+                )
+            })?
+        }
+        (None, None) => {
+            let uefi = props::raw(node, "xen,uefi-binary").is_some();
+            let why = if uefi { " (xen,uefi-binary needs UEFI boot, which Keel does not do)" } else { "" };
+            return Err(format!("{path}: no `reg` or `module-index` property{why}"));
+        }
+    };
+    if region.is_empty() {
+        return Err(format!("{path}: the module is empty"));
+    }
     Ok(Module { node: path.into(), region })
 }
 

@@ -87,7 +87,7 @@ pub(super) fn parse(
             if !children::is_module(&compat) {
                 n.errors.push(format!("{cpath}: the compatible list lacks the generic \"multiboot,module\""));
             } else {
-                modules.add(child, &cpath, children::module_kind(&compat), cells, &mut n);
+                modules.add(child, &cpath, children::module_kind(&compat), cells, limits.boot_modules, &mut n);
             }
         } else if compat.contains(&"xen,vcpu") {
             if let Some(a) = n.check(children::vcpu_affinity(child, &cpath, limits.nr_pcpus)) {
@@ -146,7 +146,15 @@ struct Modules {
 }
 
 impl Modules {
-    fn add(&mut self, node: FdtNode<'_, '_>, path: &str, kind: ModuleKind, cells: Cells, n: &mut Notes) {
+    fn add(
+        &mut self,
+        node: FdtNode<'_, '_>,
+        path: &str,
+        kind: ModuleKind,
+        cells: Cells,
+        boot_modules: &[crate::mm::Region],
+        n: &mut Notes,
+    ) {
         let slot = match kind {
             ModuleKind::Kernel => None,
             ModuleKind::Ramdisk => Some(&mut self.ramdisk),
@@ -164,7 +172,7 @@ impl Modules {
             n.errors.push(format!("{path}: a second {} module (the first is {})", kind.name(), first.node));
             return;
         }
-        let Some(m) = n.check(children::module(node, path, cells)) else { return };
+        let Some(m) = n.check(children::module(node, path, cells, boot_modules)) else { return };
         match slot {
             Some(slot) => *slot = Some(m),
             None => self.kernel = Some((m, n.check(children::bootargs(node, path)).flatten())),

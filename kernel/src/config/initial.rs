@@ -152,7 +152,7 @@ pub(super) fn parse(
             ));
             continue;
         }
-        let Some(m) = n.check(children::module(child, &path, cells)) else { continue };
+        let Some(m) = n.check(children::module(child, &path, cells, limits.boot_modules)) else { continue };
         match kind {
             ModuleKind::Kernel => kernel = Some((m, child)),
             _ => ramdisk = Some(m),

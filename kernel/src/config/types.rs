@@ -196,6 +196,10 @@ pub struct Limits<'a> {
     pub max_memory_kib: u64,
     /// RAM where modules may lie; empty means "do not check".
     pub ram: &'a [Region],
+    /// The modules the boot loader passed, in its order (x86: multiboot2 `module2`
+    /// lines), which module nodes may name with `module-index`; empty where modules are
+    /// found by address only (arm64).
+    pub boot_modules: &'a [Region],
     /// Defaults of the initial domain.
     pub initial: InitialDefaults,
 }

@@ -381,6 +381,28 @@ impl<A: Arch> Domain<A> {
     }
 }
 
+impl<A: Arch> crate::arch::DomainServices for Domain<A> {
+    fn domain_id(&self) -> DomId {
+        self.id
+    }
+
+    fn read_phys(&self, gpa: u64, buf: &mut [u8]) -> Result<(), Errno> {
+        Domain::read_phys(self, gpa, buf)
+    }
+
+    fn write_phys(&self, gpa: u64, data: &[u8]) -> Result<(), Errno> {
+        Domain::write_phys(self, gpa, data)
+    }
+
+    fn write_vcpu_time(&self, vcpu: u32, time: &VcpuTimeInfo) -> bool {
+        Domain::write_vcpu_time(self, vcpu, time)
+    }
+
+    fn set_wallclock(&self, sec: u64, nsec: u32) {
+        Domain::set_wallclock(self, sec, nsec)
+    }
+}
+
 /// Writes `bytes` (whose first 4 bytes are a version word) at `at`: the version becomes
 /// odd, the rest is written, then the version becomes even again.
 fn versioned_write<A: Arch>(at: PhysAddr, bytes: &mut [u8]) {

@@ -215,3 +215,28 @@ fn pvclock_and_wallclock_use_the_version_protocol() {
     let arm = guest(&hv, &keel_abi::layout::AARCH64, 2, 16);
     assert!(!arm.write_vcpu_time(1, &t), "vCPU 1 has no vcpu_info yet");
 }
+
+#[test]
+fn the_backend_reaches_its_domain_through_the_services() {
+    let (hv, _) = hypervisor();
+    let d = guest(&hv, &X86_64, 2, 64);
+    let services = d.arch().services().expect("attached at creation");
+    assert_eq!(services.domain_id(), d.id());
+    services.write_phys(RAM + 0x1ff8, b"0123456789abcdef").unwrap();
+    let mut b = [0u8; 16];
+    d.read_phys(RAM + 0x1ff8, &mut b).unwrap();
+    assert_eq!(&b, b"0123456789abcdef");
+    let mut c = [0u8; 4];
+    services.read_phys(RAM + 0x2000, &mut c).unwrap();
+    assert_eq!(&c, b"89ab");
+    assert_eq!(services.write_phys(RAM + 64 * 1024, &[1]), Err(Errno::EFAULT), "outside RAM");
+    let time = keel_abi::layout::VcpuTimeInfo { system_time: 77, ..Default::default() };
+    assert!(services.write_vcpu_time(1, &time));
+    let at = d.shared_info_frame().0 + 64 + 32 + 16;
+    assert_eq!(crate::mock::MockMemory::load_u64(crate::mm::PhysAddr(at)), 77, "vcpu_info[1].time.system_time");
+    drop(services);
+    let id = d.id();
+    drop(d);
+    hv.destroy_domain(id).unwrap();
+    assert!(hv.domain_any(id).is_none(), "nothing keeps the domain alive");
+}

@@ -5,10 +5,13 @@
 //! ramdisk and device-tree modules are not used.
 
 use super::{MockArch, MockMemory};
-use crate::arch::{BootEntry, DomainInit, GuestDomain, GuestLoader, HostMemory, LoadError, LoadRequest, VcpuError};
+use crate::arch::{
+    BootEntry, DomainInit, DomainServices, GuestDomain, GuestLoader, HostMemory, LoadError, LoadRequest, VcpuError,
+};
 use crate::domain::Domain;
 use crate::mm::{GuestPhysAddr, PhysAddr, Region, PAGE_SIZE};
 use alloc::format;
+use alloc::sync::{Arc, Weak};
 use alloc::vec;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, Ordering};
@@ -23,12 +26,18 @@ pub const GUEST_RAM: u64 = 0x4000_0000;
 pub struct MockDomain {
     pub init: DomainInit,
     vcpus_created: AtomicU32,
+    services: spin::Once<Weak<dyn DomainServices>>,
 }
 
 impl MockDomain {
     /// How many times [`Vcpu::new`](crate::arch::Vcpu::new) ran for this domain.
     pub fn vcpus_created(&self) -> u32 {
         self.vcpus_created.load(Ordering::Relaxed)
+    }
+
+    /// The core's services for this domain, once attached.
+    pub fn services(&self) -> Option<Arc<dyn DomainServices>> {
+        self.services.get()?.upgrade()
     }
 
     pub(super) fn note_vcpu_created(&self) {
@@ -38,7 +47,11 @@ impl MockDomain {
 
 impl GuestDomain for MockDomain {
     fn new(init: &DomainInit) -> Result<Self, VcpuError> {
-        Ok(MockDomain { init: *init, vcpus_created: AtomicU32::new(0) })
+        Ok(MockDomain { init: *init, vcpus_created: AtomicU32::new(0), services: spin::Once::new() })
+    }
+
+    fn attach(&self, services: Weak<dyn DomainServices>) {
+        self.services.call_once(|| services);
     }
 }
 

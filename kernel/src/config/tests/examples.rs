@@ -21,7 +21,14 @@ const QEMU_VIRT: &[u8] = include_bytes!("qemu-virt-guest-loader.dtb");
 const RAM: [Region; 1] = [Region { start: 0x4000_0000, end: 0x8000_0000 }];
 
 pub fn limits() -> Limits<'static> {
-    Limits { max_vcpus: 8, nr_pcpus: 4, max_memory_kib: 1 << 20, ram: &RAM, initial: InitialDefaults::default() }
+    Limits {
+        max_vcpus: 8,
+        nr_pcpus: 4,
+        max_memory_kib: 1 << 20,
+        ram: &RAM,
+        boot_modules: &[],
+        initial: InitialDefaults::default(),
+    }
 }
 
 fn module(node: &str, start: u64, size: u64) -> Module {

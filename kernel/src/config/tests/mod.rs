@@ -5,3 +5,4 @@ pub(crate) mod builder;
 mod errors;
 mod examples;
 mod fuzz;
+mod modules;

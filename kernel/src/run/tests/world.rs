@@ -123,6 +123,7 @@ impl World {
             nr_pcpus: self.loops.len() as u32,
             max_memory_kib: 1 << 20,
             ram: &[],
+            boot_modules: &[],
             initial: InitialDefaults::default(),
         };
         let set = parse(dtb, &limits);
