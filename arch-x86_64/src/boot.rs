@@ -12,6 +12,7 @@ use core::fmt;
 use core::sync::atomic::{AtomicBool, Ordering};
 use keel_kernel::arch::{ExitStatus, PowerOffPath};
 use keel_kernel::boot::{BootInfo, BootModule, Options};
+use keel_kernel::mm::Region;
 use spin::Once;
 use x86_64::structures::tss::TaskStateSegment;
 
@@ -33,6 +34,8 @@ static BSP_IST: gdt::IstStacks = gdt::IstStacks::new();
 static BSP_TSS: Once<TaskStateSegment> = Once::new();
 static BSP_TABLES: Once<gdt::Tables> = Once::new();
 static OPTIONS: Once<Options> = Once::new();
+/// The modules the loader passed (reserved from free memory for Keel's lifetime).
+static MODULES: Once<[Option<Region>; multiboot2::MAX_MODULES]> = Once::new();
 static UEFI: AtomicBool = AtomicBool::new(false);
 
 /// How to power off, from Keel's command line (firmware until it has been read).
@@ -132,7 +135,23 @@ fn log_entry_state(tags: &multiboot2::BootTags) {
 /// The flattened-device-tree magic (big-endian 0xd00dfeed).
 const FDT_MAGIC: [u8; 4] = [0xd0, 0x0d, 0xfe, 0xed];
 
+/// The bytes of `region`, if it lies inside one of the modules the boot loader passed.
+pub fn module_bytes(region: Region) -> Option<&'static [u8]> {
+    let inside = MODULES.get()?.iter().flatten().any(|m| m.start <= region.start && region.end <= m.end);
+    if !inside || region.is_empty() {
+        return None;
+    }
+    // SAFETY: modules are loader-placed RAM, identity-mapped and reserved from the free
+    // memory for Keel's lifetime (memory_map::plan); nothing writes them.
+    Some(unsafe { core::slice::from_raw_parts(region.start as usize as *const u8, region.size() as usize) })
+}
+
 fn boot_info(tags: &multiboot2::BootTags, plan: &memory_map::Plan) -> BootInfo {
+    let mut recorded = [None; multiboot2::MAX_MODULES];
+    for (slot, m) in recorded.iter_mut().zip(tags.modules()) {
+        *slot = Some(m.region);
+    }
+    MODULES.call_once(|| recorded);
     let mut modules = [None; 16];
     for (i, (slot, m)) in modules.iter_mut().zip(tags.modules()).enumerate() {
         log::debug!("module {i}: {:#x}..{:#x} '{}'", m.region.start, m.region.end, m.cmdline);

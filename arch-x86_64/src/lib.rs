@@ -8,7 +8,7 @@
 //! [`irq`] opens a window. Keel's page tables identity-map all RAM, so a physical address
 //! of RAM is a valid pointer; code that dereferences one names the reason it is RAM Keel
 //! may touch.
-#![no_std]
+#![cfg_attr(not(test), no_std)]
 
 extern crate alloc;
 

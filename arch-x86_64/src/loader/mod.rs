@@ -1,0 +1,78 @@
+//! The x86_64 guest boot protocol: Xen's PVH ([`pvh`]) with the memory map of
+//! [`layout`] and the ACPI tables of [`acpi`].
+
+pub mod acpi;
+pub mod layout;
+pub mod pvh;
+
+#[cfg(test)]
+mod tests;
+
+use crate::X86_64;
+use alloc::format;
+use alloc::vec::Vec;
+use keel_abi::layout::{GuestLayout, X86_64 as X86_64_LAYOUT};
+use keel_abi::memory::E820Entry;
+use keel_kernel::arch::{BootEntry, GuestAbi, GuestLoader, LoadError, LoadRequest};
+use keel_kernel::config::Module;
+use keel_kernel::domain::Domain;
+use keel_kernel::mm::{GuestPhysAddr, Region};
+
+impl GuestAbi for X86_64 {
+    const LAYOUT: &'static GuestLayout = &X86_64_LAYOUT;
+}
+
+/// The bytes of a boot module.
+fn module(m: &Module) -> Result<&'static [u8], LoadError> {
+    crate::boot::module_bytes(m.region)
+        .ok_or_else(|| LoadError::BadImage(format!("{} is not in a module the boot loader passed", m.node)))
+}
+
+impl GuestLoader for X86_64 {
+    fn guest_ram(bytes: u64) -> Vec<Region> {
+        layout::guest_ram(bytes)
+    }
+
+    fn memory_map(ram: &[Region]) -> Vec<E820Entry> {
+        layout::memory_map(ram)
+    }
+
+    fn load_guest(domain: &Domain<X86_64>, request: &LoadRequest<'_>) -> Result<BootEntry, LoadError> {
+        let c = request.config;
+        let inputs = pvh::Inputs {
+            kernel_node: &c.kernel.node,
+            kernel: module(&c.kernel)?,
+            ramdisk: c.ramdisk.as_ref().map(module).transpose()?,
+            cmdline: c.bootargs.as_deref(),
+            vcpus: c.vcpus,
+            ram: request.ram,
+        };
+        let image = pvh::prepare(&inputs).map_err(|r| match r {
+            pvh::Refusal::BadImage(s) => LoadError::BadImage(s),
+            pvh::Refusal::TooLarge(s) => LoadError::TooLarge(s),
+        })?;
+        let copy = |gpa: u64, bytes: &[u8]| {
+            domain.write_phys(gpa, bytes).map_err(|e| {
+                LoadError::TooLarge(format!("cannot copy {} bytes to guest-physical {gpa:#x} ({e:?})", bytes.len()))
+            })
+        };
+        for &(gpa, bytes) in &image.segments {
+            copy(gpa, bytes)?;
+        }
+        if let Some((gpa, bytes)) = image.ramdisk {
+            copy(gpa, bytes)?;
+        }
+        for (gpa, bytes) in &image.tables {
+            copy(*gpa, bytes)?;
+        }
+        log::debug!(
+            "d{}: PVH kernel {} entry {:#x}, {} segment(s), ramdisk {:?}",
+            domain.id(),
+            c.kernel.node,
+            image.entry,
+            image.segments.len(),
+            image.ramdisk.map(|(a, b)| (a, b.len()))
+        );
+        Ok(BootEntry { entry: GuestPhysAddr(image.entry), arg: image.start_info })
+    }
+}
