@@ -1,15 +1,17 @@
-//! The backend's per-domain state ([`GuestDomain`]).
-//!
-//! Today it only records what the domain was created with. Virtual devices that a
-//! domain's vCPUs share (the I/O APIC a PVH guest does not need, a virtual 16550 for
-//! the console) will live here.
+//! The backend's per-domain state ([`GuestDomain`]): what the domain was created with,
+//! the core's services for it (guest memory, pvclock), and the devices its vCPUs share
+//! (Xen's debug port).
 
-use keel_kernel::arch::{DomainInit, GuestDomain, VcpuError};
+use crate::vcpu::io::DebugConsole;
+use alloc::sync::{Arc, Weak};
+use keel_kernel::arch::{DomainInit, DomainServices, GuestDomain, VcpuError};
+use spin::{Mutex, Once};
 
 /// An x86_64 domain's backend state.
-#[derive(Debug)]
 pub struct X86Domain {
     init: DomainInit,
+    services: Once<Weak<dyn DomainServices>>,
+    debug_console: Mutex<DebugConsole>,
 }
 
 impl X86Domain {
@@ -17,10 +19,27 @@ impl X86Domain {
     pub fn init(&self) -> &DomainInit {
         &self.init
     }
+
+    /// The core's services for the domain, while it exists.
+    pub fn services(&self) -> Option<Arc<dyn DomainServices>> {
+        self.services.get()?.upgrade()
+    }
+
+    /// A byte written to the debug port; complete lines go to Keel's console.
+    pub fn debug_port_write(&self, byte: u8) {
+        let line = self.debug_console.lock().push(byte);
+        if let Some(line) = line {
+            log::info!("(d{}) {line}", self.init.id);
+        }
+    }
 }
 
 impl GuestDomain for X86Domain {
     fn new(init: &DomainInit) -> Result<Self, VcpuError> {
-        Ok(X86Domain { init: *init })
+        Ok(X86Domain { init: *init, services: Once::new(), debug_console: Mutex::new(DebugConsole::new()) })
+    }
+
+    fn attach(&self, services: Weak<dyn DomainServices>) {
+        self.services.call_once(|| services);
     }
 }

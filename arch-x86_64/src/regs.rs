@@ -33,7 +33,13 @@ pub mod msr {
     /// The first x2APIC register; register `r` of the xAPIC MMIO page is MSR `0x800 + r / 16`.
     pub const X2APIC_BASE: u32 = 0x800;
     pub const IA32_EFER: u32 = 0xc000_0080;
+    pub const STAR: u32 = 0xc000_0081;
+    pub const LSTAR: u32 = 0xc000_0082;
+    pub const CSTAR: u32 = 0xc000_0083;
+    pub const SFMASK: u32 = 0xc000_0084;
+    pub const IA32_FS_BASE: u32 = 0xc000_0100;
     pub const IA32_GS_BASE: u32 = 0xc000_0101;
+    pub const KERNEL_GS_BASE: u32 = 0xc000_0102;
     pub const VM_CR: u32 = 0xc001_0114;
     pub const VM_HSAVE_PA: u32 = 0xc001_0117;
 }

@@ -1,10 +1,7 @@
-//! Guest state shared by VMX and SVM: the general-purpose registers the entry code saves,
-//! the hypercall calling conventions, and reading the guest's instruction bytes.
+//! Guest state shared by VMX and SVM: the general-purpose registers the entry code saves
+//! and the hypercall calling conventions.
 
-use crate::memory::X86Memory;
-use crate::X86_64;
-use keel_kernel::arch::{HostMemory, HypercallArgs};
-use keel_kernel::mm::{translate, GuestPhysAddr, PhysAddr};
+use keel_kernel::arch::HypercallArgs;
 
 /// Register numbers in x86 encoding order (the index into [`GuestRegisters::gpr`]).
 pub mod gpr {
@@ -12,6 +9,7 @@ pub mod gpr {
     pub const RCX: usize = 1;
     pub const RDX: usize = 2;
     pub const RBX: usize = 3;
+    pub const RSP: usize = 4;
     pub const RSI: usize = 6;
     pub const RDI: usize = 7;
     pub const R8: usize = 8;
@@ -54,26 +52,4 @@ impl GuestRegisters {
             }
         }
     }
-}
-
-/// Reads guest-physical bytes at `gpa` through the guest's translation tables; `false` if
-/// any byte is unmapped or not executable.
-pub fn fetch(root: PhysAddr, gpa: u64, buf: &mut [u8]) -> bool {
-    for (i, b) in buf.iter_mut().enumerate() {
-        match translate::<X86_64>(root, GuestPhysAddr(gpa.wrapping_add(i as u64))) {
-            Some((pa, perms, _)) if perms.execute => {
-                let mut one = [0u8];
-                X86Memory::read(pa, &mut one);
-                *b = one[0];
-            }
-            _ => return false,
-        }
-    }
-    true
-}
-
-/// Whether the guest's instruction at `gpa` is `vmcall` or `vmmcall`.
-pub fn is_hypercall_instruction(root: PhysAddr, gpa: u64) -> bool {
-    let mut bytes = [0u8; 3];
-    fetch(root, gpa, &mut bytes) && (bytes == VMCALL || bytes == VMMCALL)
 }

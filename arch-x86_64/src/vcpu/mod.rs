@@ -1,23 +1,33 @@
 //! Virtual CPUs on Intel VT-x or AMD SVM, chosen at boot from CPUID: one image runs on
-//! both. [`X86Vcpu`] dispatches to the vendor's implementation.
+//! both. [`X86Vcpu`] dispatches to the vendor's implementation, which decodes its exits;
+//! what both vendors emulate alike (CPUID, MSRs, port I/O, the guest page walk) lives in
+//! [`emulate`] and the files it uses.
 //!
-//! Not yet: event upcall injection (the level and vector are recorded in [`X86Vcpu`]
-//! for the virtual local APIC and callback-vector delivery), INIT/SIPI start of
-//! secondary vCPUs (`VcpuInit::secondary` is refused), and guest virtual address
-//! translation for hypercall pointers.
+//! Not yet: event upcall injection (the level and vector are recorded for the virtual
+//! local APIC and callback-vector delivery) and INIT/SIPI start of secondary vCPUs
+//! (`VcpuInit::secondary` is refused).
 
+pub mod context;
+pub mod cpuid;
+pub mod emulate;
 pub mod guest;
+pub mod io;
+pub mod msr;
 pub mod svm;
 pub mod vmx;
+pub mod walk;
 
 pub use guest::GuestRegisters;
 
 use crate::cpu;
 use crate::domain::X86Domain;
+use crate::regs;
 use alloc::sync::Arc;
 use core::fmt;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use emulate::GuestCpu;
 use keel_kernel::arch::{HypercallArgs, StartResult, UpcallRoute, Vcpu, VcpuError, VcpuInit, VmExit};
+use keel_kernel::mm::GuestPhysAddr;
 use spin::Once;
 
 /// The hardware-virtualisation extension of this machine.
@@ -101,9 +111,16 @@ pub fn extension() -> &'static Extension {
     EXTENSION.get().expect("virtualisation used before detection")
 }
 
+/// CR4.OSFXSR and OSXMMEXCPT: FXSAVE/FXRSTOR switch the guests' SSE registers.
+const CR4_OSFXSR_OSXMMEXCPT: u64 = 1 << 9 | 1 << 10;
+
 /// Enters VMX operation or enables SVM on the calling CPU (idempotent).
 pub fn enable_this_cpu() -> Result<(), EnableError> {
     let this = cpu::this_cpu();
+    if regs::read_cr4() & CR4_OSFXSR_OSXMMEXCPT != CR4_OSFXSR_OSXMMEXCPT {
+        // SAFETY: enables FXSAVE of SSE state; Keel itself is built without SSE.
+        unsafe { regs::write_cr4(regs::read_cr4() | CR4_OSFXSR_OSXMMEXCPT) };
+    }
     match extension() {
         Extension::Vmx(c) => c.enable_cpu(this),
         Extension::Svm(c) => c.enable_cpu(this),
@@ -180,24 +197,41 @@ enum Kind {
     Svm(svm::SvmVcpu),
 }
 
+/// What both vendors keep per vCPU.
+pub struct Common {
+    pub vcpu_id: u32,
+    pub domain: Arc<X86Domain>,
+    /// The event upcall level and route the core set before this entry.
+    pub upcall: (bool, UpcallRoute),
+    /// State switched on `load`/`put`.
+    pub context: context::Context,
+    /// The task-priority register as CR8 shows it (VMX; SVM keeps V_TPR).
+    pub tpr: u8,
+}
+
 /// A virtual CPU of either vendor.
 pub struct X86Vcpu {
     kind: Kind,
-    domain: Arc<X86Domain>,
-    /// The event upcall level and route the core set before this entry.
-    upcall: (bool, UpcallRoute),
+    common: Common,
 }
 
 impl X86Vcpu {
     /// The domain's backend state.
     pub fn domain(&self) -> &Arc<X86Domain> {
-        &self.domain
+        &self.common.domain
     }
 
     /// The event upcall level and route last set by the core, for the virtual local
     /// APIC and callback-vector injection.
     pub fn upcall(&self) -> (bool, UpcallRoute) {
-        self.upcall
+        self.common.upcall
+    }
+
+    fn cpu(&self) -> &dyn GuestCpu {
+        match &self.kind {
+            Kind::Vmx(v) => v,
+            Kind::Svm(v) => v,
+        }
     }
 }
 
@@ -217,7 +251,14 @@ impl Vcpu for X86Vcpu {
             Extension::Vmx(c) => vmx::VmxVcpu::new(c, init).map(Kind::Vmx),
             Extension::Svm(c) => svm::SvmVcpu::new(c, init).map(Kind::Svm),
         }?;
-        Ok(X86Vcpu { kind, domain: domain.clone(), upcall: (false, UpcallRoute::Platform) })
+        let common = Common {
+            vcpu_id: init.vcpu_id,
+            domain: domain.clone(),
+            upcall: (false, UpcallRoute::Platform),
+            context: context::Context::new(matches!(kind, Kind::Vmx(_))),
+            tpr: 0,
+        };
+        Ok(X86Vcpu { kind, common })
     }
 
     fn load(&mut self) {
@@ -229,9 +270,11 @@ impl Vcpu for X86Vcpu {
             Kind::Vmx(v) => v.load(),
             Kind::Svm(v) => v.load(),
         }
+        self.common.context.restore();
     }
 
     fn put(&mut self) {
+        self.common.context.save();
         match &mut self.kind {
             Kind::Vmx(v) => v.put(),
             Kind::Svm(v) => v.put(),
@@ -240,8 +283,8 @@ impl Vcpu for X86Vcpu {
 
     fn run(&mut self) -> VmExit {
         match &mut self.kind {
-            Kind::Vmx(v) => v.run(),
-            Kind::Svm(v) => v.run(),
+            Kind::Vmx(v) => v.run(&mut self.common),
+            Kind::Svm(v) => v.run(&mut self.common),
         }
     }
 
@@ -260,9 +303,15 @@ impl Vcpu for X86Vcpu {
     }
 
     fn set_event_upcall(&mut self, pending: bool, route: UpcallRoute) {
-        self.upcall = (pending, route);
+        self.common.upcall = (pending, route);
     }
 
     /// INIT/SIPI have no result to report.
     fn set_start_result(&mut self, _result: StartResult) {}
+
+    fn translate_gva(&self, gva: u64, write: bool) -> Option<GuestPhysAddr> {
+        let cpu = self.cpu();
+        let access = if write { walk::Access::Write } else { walk::Access::Read };
+        emulate::gva_to_gpa(cpu.stage2_root(), &cpu.paging(), gva, access).map(GuestPhysAddr)
+    }
 }

@@ -1,11 +1,13 @@
-//! Decoding #VMEXIT codes into the portable [`VmExit`] (AMD APM vol. 2, 15.6 and
-//! appendix C). Without NRIP save (QEMU), the next RIP is the intercepted instruction's
-//! address plus its length, which Keel knows for every instruction it intercepts.
+//! Decoding #VMEXIT codes (AMD APM vol. 2, 15.6 and appendix C): what the core must see
+//! becomes a portable [`VmExit`]; CPUID, MSR and port accesses go to the common
+//! emulation; instructions the guest is not offered get #UD (or #GP). Without NRIP save
+//! (QEMU), the next RIP is the intercepted instruction's address plus its length, which
+//! Keel knows for every instruction it completes (IN/OUT report it in EXITINFO2).
 
 use super::vmcb::{self, exit_code};
 use super::SvmVcpu;
-use crate::regs::efer;
-use crate::vcpu::guest;
+use crate::vcpu::emulate::{self, GuestCpu, Intercept, Io, Segment, GP, UD};
+use crate::vcpu::Common;
 use keel_kernel::arch::{MemoryAccess, VmExit};
 use keel_kernel::mm::GuestPhysAddr;
 
@@ -14,33 +16,77 @@ pub const UD_VECTOR: u32 = 6;
 const LEN_HLT: u64 = 1;
 const LEN_PAUSE: u64 = 2;
 const LEN_HYPERCALL: u64 = 3;
-const EVENT_TYPE_EXCEPTION: u64 = 3 << 8;
-const EVENT_VALID: u64 = 1 << 31;
-const ATTR_LONG_MODE: u16 = 1 << 9;
-const CR0_PG: u64 = 1 << 31;
+/// CPUID, RDMSR, WRMSR, INVD, WBINVD.
+const LEN_TWO_BYTE: u64 = 2;
 /// NPF EXITINFO1: the access was a write, an instruction fetch.
 const NPF_WRITE: u64 = 1 << 1;
 const NPF_FETCH: u64 = 1 << 4;
 
 impl SvmVcpu {
+    /// The RIP after the intercepted instruction: NRIP when the processor saved it,
+    /// else RIP plus the known `length`.
+    fn next_rip(&self, length: u64) -> u64 {
+        let v = self.vmcb();
+        let next: u64 = if self.caps.nrips { v.read(vmcb::NEXT_RIP) } else { 0 };
+        if next != 0 {
+            next
+        } else {
+            v.read::<u64>(vmcb::RIP).wrapping_add(length)
+        }
+    }
+
     /// Handles the #VMEXIT that just happened: `Some` for the core, `None` to re-enter.
-    pub(super) fn handle_exit(&mut self) -> Option<VmExit> {
-        let v = &self.vmcb;
-        let code: u64 = v.read(vmcb::EXIT_CODE);
-        let info1: u64 = v.read(vmcb::EXIT_INFO1);
+    pub(super) fn handle_exit(&mut self, common: &mut Common) -> Option<VmExit> {
+        let code: u64 = self.vmcb().read(vmcb::EXIT_CODE);
+        let info1: u64 = self.vmcb().read(vmcb::EXIT_INFO1);
+        let info2: u64 = self.vmcb().read(vmcb::EXIT_INFO2);
+        let mut emulate = |v: &mut Self, what, next| {
+            emulate::handle(v, common, what, next);
+            None
+        };
         match code {
             exit_code::VMMCALL => {
-                self.long_mode = self.in_long_mode();
-                self.skip_instruction(LEN_HYPERCALL, true);
+                self.long_mode = self.in_64bit_code();
+                let next = self.next_rip(LEN_HYPERCALL);
+                self.set_rip(next);
                 Some(VmExit::Hypercall)
             }
             exit_code::HLT => {
-                self.skip_instruction(LEN_HLT, true);
+                let next = self.next_rip(LEN_HLT);
+                self.set_rip(next);
                 Some(VmExit::Halt)
             }
             exit_code::PAUSE => {
-                self.skip_instruction(LEN_PAUSE, true);
+                let next = self.next_rip(LEN_PAUSE);
+                self.set_rip(next);
                 Some(VmExit::Yield)
+            }
+            exit_code::CPUID => {
+                let next = self.next_rip(LEN_TWO_BYTE);
+                emulate(self, Intercept::Cpuid, next)
+            }
+            exit_code::MSR => {
+                let next = self.next_rip(LEN_TWO_BYTE);
+                let what = if info1 & 1 != 0 { Intercept::Wrmsr } else { Intercept::Rdmsr };
+                emulate(self, what, next)
+            }
+            // EXITINFO2 holds the next RIP for IN/OUT, with or without NRIP save.
+            exit_code::IOIO => emulate(self, Intercept::Io(io(info1)), info2),
+            exit_code::INVD | exit_code::WBINVD => {
+                let next = self.next_rip(LEN_TWO_BYTE); // the guest's memory is always coherent
+                self.set_rip(next);
+                None
+            }
+            exit_code::RDPMC => {
+                self.inject(GP, Some(0)); // no performance counters are offered
+                None
+            }
+            exit_code::VMRUN
+            | exit_code::VMLOAD..=exit_code::RDTSCP
+            | exit_code::INVLPGA
+            | exit_code::MONITOR..=exit_code::XSETBV => {
+                self.inject(UD, None); // features the guest is not shown
+                None
             }
             exit_code::NPF => {
                 let access = if info1 & NPF_FETCH != 0 {
@@ -50,58 +96,56 @@ impl SvmVcpu {
                 } else {
                     MemoryAccess::Read
                 };
-                Some(VmExit::MemoryFault { gpa: GuestPhysAddr(v.read(vmcb::EXIT_INFO2)), access })
+                Some(VmExit::MemoryFault { gpa: GuestPhysAddr(info2), access })
             }
             exit_code::INTR | exit_code::NMI => Some(VmExit::Interrupt),
             exit_code::SHUTDOWN => Some(VmExit::GuestCrash),
             exit_code::EXCEPTION_UD => {
-                if let Some(gpa) = self.instruction_gpa() {
-                    if guest::is_hypercall_instruction(self.root, gpa) {
-                        self.long_mode = self.in_long_mode();
-                        self.skip_instruction(LEN_HYPERCALL, false);
-                        return Some(VmExit::Hypercall);
-                    }
+                if emulate::at_hypercall(self) {
+                    self.long_mode = self.in_64bit_code();
+                    let rip = self.rip().wrapping_add(LEN_HYPERCALL);
+                    self.set_rip(rip);
+                    return Some(VmExit::Hypercall);
                 }
-                v.write(vmcb::EVENT_INJECTION, UD_VECTOR as u64 | EVENT_TYPE_EXCEPTION | EVENT_VALID);
+                self.inject(UD, None);
                 None
             }
             exit_code::INVALID => {
-                log::error!("VMRUN refused the guest state (#VMEXIT invalid), RIP {:#x}", v.read::<u64>(vmcb::RIP));
+                log::error!("VMRUN refused the guest state (#VMEXIT invalid), RIP {:#x}", self.rip());
                 Some(VmExit::GuestCrash)
             }
             other => {
-                log::warn!(
-                    "unhandled #VMEXIT {other:#x} (info {info1:#x}, {:#x}) at RIP {:#x}",
-                    v.read::<u64>(vmcb::EXIT_INFO2),
-                    v.read::<u64>(vmcb::RIP)
-                );
+                log::warn!("unhandled #VMEXIT {other:#x} (info {info1:#x}, {info2:#x}) at RIP {:#x}", self.rip());
                 Some(VmExit::GuestCrash)
             }
         }
     }
+}
 
-    /// The guest-physical address of the current instruction, if paging is off (the
-    /// guest's own page tables are not walked yet).
-    fn instruction_gpa(&self) -> Option<u64> {
-        let v = &self.vmcb;
-        if v.read::<u64>(vmcb::CR0) & CR0_PG != 0 {
-            return None;
-        }
-        Some((v.segment_base(vmcb::CS) + v.read::<u64>(vmcb::RIP)) & 0xffff_ffff)
-    }
-
-    fn in_long_mode(&self) -> bool {
-        let v = &self.vmcb;
-        v.read::<u64>(vmcb::EFER) & efer::LMA != 0 && v.segment_attributes(vmcb::CS) & ATTR_LONG_MODE != 0
-    }
-
-    /// Moves RIP past the intercepted instruction: NRIP when the processor saved it for
-    /// this intercept (`nrip_valid`), else RIP plus the known `length`.
-    fn skip_instruction(&self, length: u64, nrip_valid: bool) {
-        let v = &self.vmcb;
-        let next: u64 = if nrip_valid && self.caps.nrips { v.read(vmcb::NEXT_RIP) } else { 0 };
-        let rip = if next != 0 { next } else { v.read::<u64>(vmcb::RIP).wrapping_add(length) };
-        v.write(vmcb::RIP, if self.in_long_mode() { rip } else { rip & 0xffff_ffff });
-        v.write(vmcb::INTERRUPT_SHADOW, 0u64);
+/// An IOIO exit's EXITINFO1 (APM vol. 2, figure 15-2). The segment of OUTS is taken as
+/// DS (the field naming an override needs decode assists, which QEMU lacks).
+fn io(info: u64) -> Io {
+    let size = if info & (1 << 4) != 0 {
+        1
+    } else if info & (1 << 5) != 0 {
+        2
+    } else {
+        4
+    };
+    let address_size = if info & (1 << 7) != 0 {
+        2
+    } else if info & (1 << 8) != 0 {
+        4
+    } else {
+        8
+    };
+    Io {
+        port: (info >> 16) as u16,
+        size,
+        input: info & 1 != 0,
+        string: info & (1 << 2) != 0,
+        rep: info & (1 << 3) != 0,
+        address_size,
+        segment: Segment::Ds,
     }
 }

@@ -11,9 +11,11 @@
 pub mod capabilities;
 mod exit;
 pub mod instructions;
+mod state;
 pub mod vmcb;
 
 use super::guest::{self, GuestRegisters};
+use super::Common;
 use crate::cpu;
 use crate::regs::{self, efer};
 use capabilities::Capabilities;
@@ -81,10 +83,12 @@ impl SvmVcpu {
                 | misc1::NMI
                 | misc1::SMI
                 | misc1::INIT
+                | misc1::RDPMC
                 | misc1::CPUID
                 | misc1::INVD
                 | misc1::PAUSE
                 | misc1::HLT
+                | misc1::INVLPGA
                 | misc1::IOIO
                 | misc1::MSR
                 | misc1::TASK_SWITCH
@@ -92,7 +96,19 @@ impl SvmVcpu {
         );
         v.write(
             vmcb::INTERCEPT_MISC2,
-            misc2::VMRUN | misc2::VMMCALL | misc2::VMLOAD | misc2::VMSAVE | misc2::STGI | misc2::CLGI | misc2::SKINIT,
+            misc2::VMRUN
+                | misc2::VMMCALL
+                | misc2::VMLOAD
+                | misc2::VMSAVE
+                | misc2::STGI
+                | misc2::CLGI
+                | misc2::SKINIT
+                | misc2::RDTSCP
+                | misc2::WBINVD
+                | misc2::MONITOR
+                | misc2::MWAIT
+                | misc2::MWAIT_CONDITIONAL
+                | misc2::XSETBV,
         );
         v.write(vmcb::IOPM_BASE, iopm.0);
         v.write(vmcb::MSRPM_BASE, msrpm.0);
@@ -139,7 +155,7 @@ impl SvmVcpu {
         self.loaded_on = None;
     }
 
-    pub fn run(&mut self) -> VmExit {
+    pub fn run(&mut self, common: &mut Common) -> VmExit {
         assert_eq!(Some(cpu::current_index()), self.loaded_on, "a vCPU runs only on the CPU it is loaded on");
         let virt = &cpu::this_cpu().virt;
         let host_save = virt.host_save();
@@ -166,7 +182,7 @@ impl SvmVcpu {
             unsafe { instructions::run(&mut self.regs, self.vmcb.0 .0, host_save) };
             self.regs.gpr[guest::gpr::RAX] = self.vmcb.read(vmcb::RAX);
             self.vmcb.write(vmcb::TLB_CONTROL, 0u8);
-            if let Some(exit) = self.handle_exit() {
+            if let Some(exit) = self.handle_exit(common) {
                 return exit;
             }
         }

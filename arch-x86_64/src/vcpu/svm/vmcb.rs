@@ -44,6 +44,14 @@ pub const RFLAGS: usize = 0x570;
 pub const RIP: usize = 0x578;
 pub const RSP: usize = 0x5d8;
 pub const RAX: usize = 0x5f8;
+pub const STAR: usize = 0x600;
+pub const LSTAR: usize = 0x608;
+pub const CSTAR: usize = 0x610;
+pub const SFMASK: usize = 0x618;
+pub const KERNEL_GS_BASE: usize = 0x620;
+pub const SYSENTER_CS: usize = 0x628;
+pub const SYSENTER_ESP: usize = 0x630;
+pub const SYSENTER_EIP: usize = 0x638;
 pub const G_PAT: usize = 0x668;
 
 /// Intercept bits of [`INTERCEPT_MISC1`].
@@ -52,10 +60,12 @@ pub mod misc1 {
     pub const NMI: u32 = 1 << 1;
     pub const SMI: u32 = 1 << 2;
     pub const INIT: u32 = 1 << 3;
+    pub const RDPMC: u32 = 1 << 15;
     pub const CPUID: u32 = 1 << 18;
     pub const INVD: u32 = 1 << 22;
     pub const PAUSE: u32 = 1 << 23;
     pub const HLT: u32 = 1 << 24;
+    pub const INVLPGA: u32 = 1 << 26;
     pub const IOIO: u32 = 1 << 27;
     pub const MSR: u32 = 1 << 28;
     pub const TASK_SWITCH: u32 = 1 << 29;
@@ -71,6 +81,12 @@ pub mod misc2 {
     pub const STGI: u32 = 1 << 4;
     pub const CLGI: u32 = 1 << 5;
     pub const SKINIT: u32 = 1 << 6;
+    pub const RDTSCP: u32 = 1 << 7;
+    pub const WBINVD: u32 = 1 << 9;
+    pub const MONITOR: u32 = 1 << 10;
+    pub const MWAIT: u32 = 1 << 11;
+    pub const MWAIT_CONDITIONAL: u32 = 1 << 12;
+    pub const XSETBV: u32 = 1 << 13;
 }
 
 /// #VMEXIT codes (appendix C).
@@ -78,10 +94,24 @@ pub mod exit_code {
     pub const EXCEPTION_UD: u64 = 0x46;
     pub const INTR: u64 = 0x60;
     pub const NMI: u64 = 0x61;
+    pub const RDPMC: u64 = 0x6f;
+    pub const CPUID: u64 = 0x72;
+    pub const INVD: u64 = 0x76;
     pub const PAUSE: u64 = 0x77;
     pub const HLT: u64 = 0x78;
+    pub const INVLPGA: u64 = 0x7a;
+    pub const IOIO: u64 = 0x7b;
+    pub const MSR: u64 = 0x7c;
     pub const SHUTDOWN: u64 = 0x7f;
+    pub const VMRUN: u64 = 0x80;
     pub const VMMCALL: u64 = 0x81;
+    /// VMLOAD, VMSAVE, STGI, CLGI, SKINIT, RDTSCP.
+    pub const VMLOAD: u64 = 0x82;
+    pub const RDTSCP: u64 = 0x87;
+    pub const WBINVD: u64 = 0x89;
+    /// MONITOR, MWAIT, MWAIT (conditional), XSETBV.
+    pub const MONITOR: u64 = 0x8a;
+    pub const XSETBV: u64 = 0x8d;
     pub const NPF: u64 = 0x400;
     pub const INVALID: u64 = u64::MAX;
 }

@@ -1,11 +1,13 @@
-//! Decoding VMX exits into the portable [`VmExit`] (Intel SDM vol. 3, chapter 28 and
-//! appendix C).
+//! Decoding VMX exits (Intel SDM vol. 3, chapter 28 and appendix C): what the core must
+//! see becomes a portable [`VmExit`]; CPUID, MSR and port accesses go to the common
+//! emulation; control-register accesses to [`super::cr`]; instructions the guest is not
+//! offered get #UD (or #GP) as on a processor without them.
 
-use super::instructions::vmwrite;
+use super::cr::CrAccess;
 use super::vmcs::{self, reason};
 use super::{field, VmxVcpu};
-use crate::regs::efer;
-use crate::vcpu::guest;
+use crate::vcpu::emulate::{self, GuestCpu, Intercept, Io, Segment, GP, UD};
+use crate::vcpu::Common;
 use keel_kernel::arch::{MemoryAccess, VmExit};
 use keel_kernel::mm::GuestPhysAddr;
 
@@ -13,18 +15,13 @@ use keel_kernel::mm::GuestPhysAddr;
 pub const UD_VECTOR: u32 = 6;
 const INTERRUPTION_TYPE_NMI: u64 = 2;
 const INTERRUPTION_TYPE_HARDWARE_EXCEPTION: u64 = 3;
-const INTERRUPTION_VALID: u64 = 1 << 31;
-/// Blocking by STI and by MOV SS end with the instruction they follow.
-const INTERRUPTIBILITY_STI_MOV_SS: u64 = 0b11;
-const AR_LONG_MODE: u64 = 1 << 13;
-const CR0_PG: u64 = 1 << 31;
-/// EPT-violation qualification: the access was a read, a write, an instruction fetch.
+/// EPT-violation qualification: the access was a write, an instruction fetch.
 const EPT_WRITE: u64 = 1 << 1;
 const EPT_FETCH: u64 = 1 << 2;
 
 impl VmxVcpu {
     /// Handles the exit that just happened: `Some` for the core, `None` to re-enter.
-    pub(super) fn handle_exit(&mut self) -> Option<VmExit> {
+    pub(super) fn handle_exit(&mut self, common: &mut Common) -> Option<VmExit> {
         let exit_reason = field(vmcs::EXIT_REASON) as u32;
         let qualification = field(vmcs::EXIT_QUALIFICATION);
         if exit_reason & reason::ENTRY_FAILURE != 0 {
@@ -35,19 +32,60 @@ impl VmxVcpu {
             );
             return Some(VmExit::GuestCrash);
         }
+        let next_rip = || field(vmcs::GUEST_RIP).wrapping_add(field(vmcs::EXIT_INSTRUCTION_LENGTH));
+        let emulate = |v: &mut Self, common: &mut Common, what| {
+            emulate::handle(v, common, what, next_rip());
+            None
+        };
         match exit_reason & 0xffff {
             reason::VMCALL => {
-                self.long_mode = self.in_long_mode();
-                self.skip_instruction(field(vmcs::EXIT_INSTRUCTION_LENGTH));
+                self.long_mode = self.in_64bit_code();
+                self.set_rip(next_rip());
                 Some(VmExit::Hypercall)
             }
             reason::HLT => {
-                self.skip_instruction(field(vmcs::EXIT_INSTRUCTION_LENGTH));
+                self.set_rip(next_rip());
                 Some(VmExit::Halt)
             }
             reason::PAUSE => {
-                self.skip_instruction(field(vmcs::EXIT_INSTRUCTION_LENGTH));
+                self.set_rip(next_rip());
                 Some(VmExit::Yield)
+            }
+            reason::CPUID => emulate(self, common, Intercept::Cpuid),
+            reason::RDMSR => emulate(self, common, Intercept::Rdmsr),
+            reason::WRMSR => emulate(self, common, Intercept::Wrmsr),
+            reason::IO => {
+                let io = self.io(qualification);
+                emulate(self, common, Intercept::Io(io))
+            }
+            reason::CR_ACCESS => {
+                if self.cr_access(&CrAccess::decode(qualification), common) {
+                    self.set_rip(next_rip());
+                } else {
+                    self.inject(GP, Some(0));
+                }
+                None
+            }
+            reason::INVD | reason::WBINVD => {
+                self.set_rip(next_rip()); // the guest's memory is always coherent
+                None
+            }
+            reason::RDPMC => {
+                self.inject(GP, Some(0)); // no performance counters are offered
+                None
+            }
+            reason::GETSEC
+            | reason::VMCLEAR..=reason::VMXON
+            | reason::MWAIT
+            | reason::MONITOR
+            | reason::INVEPT
+            | reason::RDTSCP
+            | reason::INVVPID
+            | reason::XSETBV
+            | reason::INVPCID
+            | reason::VMFUNC => {
+                self.inject(UD, None); // features the guest is not shown
+                None
             }
             reason::EPT_VIOLATION => {
                 let access = if qualification & EPT_FETCH != 0 {
@@ -76,6 +114,21 @@ impl VmxVcpu {
         }
     }
 
+    /// An I/O-instruction exit (table 28-5; instruction information, table 28-8).
+    fn io(&self, q: u64) -> Io {
+        let string = q & (1 << 4) != 0;
+        let info = if string { field(vmcs::EXIT_INSTRUCTION_INFO) } else { 0 };
+        Io {
+            port: (q >> 16) as u16,
+            size: (q & 7) as u8 + 1,
+            input: q & (1 << 3) != 0,
+            string,
+            rep: q & (1 << 5) != 0,
+            address_size: 2 << ((info >> 7) & 3),
+            segment: Segment::from_encoding((info >> 15) & 7),
+        }
+    }
+
     fn exception(&mut self) -> Option<VmExit> {
         let info = field(vmcs::EXIT_INTERRUPTION_INFO);
         let (vector, kind) = (info & 0xff, (info >> 8) & 7);
@@ -86,49 +139,16 @@ impl VmxVcpu {
             return None;
         }
         if vector as u32 == UD_VECTOR && kind == INTERRUPTION_TYPE_HARDWARE_EXCEPTION {
-            if let Some(gpa) = self.instruction_gpa() {
-                if guest::is_hypercall_instruction(self.root, gpa) {
-                    self.long_mode = self.in_long_mode();
-                    self.skip_instruction(guest::VMMCALL.len() as u64);
-                    return Some(VmExit::Hypercall);
-                }
+            if emulate::at_hypercall(self) {
+                self.long_mode = self.in_64bit_code();
+                let rip = self.rip().wrapping_add(crate::vcpu::guest::VMMCALL.len() as u64);
+                self.set_rip(rip);
+                return Some(VmExit::Hypercall);
             }
-            self.inject_hardware_exception(UD_VECTOR);
+            self.inject(UD, None);
             return None;
         }
         log::warn!("unexpected guest exception vector {vector} (type {kind})");
         Some(VmExit::GuestCrash)
-    }
-
-    /// The guest-physical address of the current instruction, if paging is off (the
-    /// guest's own page tables are not walked yet).
-    fn instruction_gpa(&self) -> Option<u64> {
-        if field(vmcs::GUEST_CR0) & CR0_PG != 0 {
-            return None;
-        }
-        Some((field(vmcs::GUEST_CS_BASE) + field(vmcs::GUEST_RIP)) & 0xffff_ffff)
-    }
-
-    fn in_long_mode(&self) -> bool {
-        field(vmcs::GUEST_IA32_EFER) & efer::LMA != 0 && field(vmcs::GUEST_CS_ACCESS_RIGHTS) & AR_LONG_MODE != 0
-    }
-
-    fn skip_instruction(&self, length: u64) {
-        let rip = field(vmcs::GUEST_RIP).wrapping_add(length);
-        let rip = if self.in_long_mode() { rip } else { rip & 0xffff_ffff };
-        let interruptibility = field(vmcs::GUEST_INTERRUPTIBILITY) & !INTERRUPTIBILITY_STI_MOV_SS;
-        // SAFETY: moves the guest past an instruction Keel emulated; guest state only.
-        unsafe {
-            let _ = vmwrite(vmcs::GUEST_RIP, rip);
-            let _ = vmwrite(vmcs::GUEST_INTERRUPTIBILITY, interruptibility);
-        }
-    }
-
-    fn inject_hardware_exception(&self, vector: u32) {
-        let info = vector as u64 | INTERRUPTION_TYPE_HARDWARE_EXCEPTION << 8 | INTERRUPTION_VALID;
-        // SAFETY: queues an exception without error code for the guest at the next entry.
-        unsafe {
-            let _ = vmwrite(vmcs::ENTRY_INTERRUPTION_INFO, info);
-        }
     }
 }

@@ -20,6 +20,8 @@ pub const VMCS_LINK_POINTER: u32 = 0x2800;
 pub const GUEST_IA32_DEBUGCTL: u32 = 0x2802;
 pub const GUEST_IA32_PAT: u32 = 0x2804;
 pub const GUEST_IA32_EFER: u32 = 0x2806;
+/// The four PAE page-directory-pointer entries, at +2 each.
+pub const GUEST_PDPTE0: u32 = 0x280a;
 pub const HOST_IA32_PAT: u32 = 0x2c00;
 pub const HOST_IA32_EFER: u32 = 0x2c02;
 
@@ -34,11 +36,13 @@ pub const EXIT_MSR_LOAD_COUNT: u32 = 0x4010;
 pub const ENTRY_CONTROLS: u32 = 0x4012;
 pub const ENTRY_MSR_LOAD_COUNT: u32 = 0x4014;
 pub const ENTRY_INTERRUPTION_INFO: u32 = 0x4016;
+pub const ENTRY_EXCEPTION_ERROR_CODE: u32 = 0x4018;
 pub const SECONDARY_CONTROLS: u32 = 0x401e;
 pub const VM_INSTRUCTION_ERROR: u32 = 0x4400;
 pub const EXIT_REASON: u32 = 0x4402;
 pub const EXIT_INTERRUPTION_INFO: u32 = 0x4404;
 pub const EXIT_INSTRUCTION_LENGTH: u32 = 0x440c;
+pub const EXIT_INSTRUCTION_INFO: u32 = 0x440e;
 /// Guest segment limit of ES; the other segments follow at +2 in the order ES, CS, SS,
 /// DS, FS, GS, LDTR, TR (and likewise for selectors, bases and access rights).
 pub const GUEST_ES_LIMIT: u32 = 0x4800;
@@ -62,6 +66,8 @@ pub const GUEST_CR3: u32 = 0x6802;
 pub const GUEST_CR4: u32 = 0x6804;
 pub const GUEST_ES_BASE: u32 = 0x6806;
 pub const GUEST_CS_BASE: u32 = 0x6808;
+pub const GUEST_FS_BASE: u32 = 0x680e;
+pub const GUEST_GS_BASE: u32 = 0x6810;
 pub const GUEST_GDTR_BASE: u32 = 0x6816;
 pub const GUEST_IDTR_BASE: u32 = 0x6818;
 pub const GUEST_DR7: u32 = 0x681a;
@@ -92,10 +98,15 @@ pub mod pin {
 pub mod primary {
     pub const HLT_EXITING: u32 = 1 << 7;
     pub const INVLPG_EXITING: u32 = 1 << 9;
+    pub const MWAIT_EXITING: u32 = 1 << 10;
+    pub const RDPMC_EXITING: u32 = 1 << 11;
     pub const CR3_LOAD_EXITING: u32 = 1 << 15;
     pub const CR3_STORE_EXITING: u32 = 1 << 16;
+    pub const CR8_LOAD_EXITING: u32 = 1 << 19;
+    pub const CR8_STORE_EXITING: u32 = 1 << 20;
     pub const UNCONDITIONAL_IO_EXITING: u32 = 1 << 24;
     pub const USE_MSR_BITMAPS: u32 = 1 << 28;
+    pub const MONITOR_EXITING: u32 = 1 << 29;
     pub const PAUSE_EXITING: u32 = 1 << 30;
     pub const SECONDARY_CONTROLS: u32 = 1 << 31;
 }
@@ -128,11 +139,31 @@ pub mod reason {
     pub const EXCEPTION_OR_NMI: u32 = 0;
     pub const EXTERNAL_INTERRUPT: u32 = 1;
     pub const TRIPLE_FAULT: u32 = 2;
+    pub const CPUID: u32 = 10;
+    pub const GETSEC: u32 = 11;
     pub const HLT: u32 = 12;
+    pub const INVD: u32 = 13;
+    pub const RDPMC: u32 = 15;
     pub const VMCALL: u32 = 18;
+    /// VMCLEAR (19) to VMXON (27): the VMX instructions.
+    pub const VMCLEAR: u32 = 19;
+    pub const VMXON: u32 = 27;
+    pub const CR_ACCESS: u32 = 28;
+    pub const IO: u32 = 30;
+    pub const RDMSR: u32 = 31;
+    pub const WRMSR: u32 = 32;
+    pub const MWAIT: u32 = 36;
+    pub const MONITOR: u32 = 39;
     pub const PAUSE: u32 = 40;
     pub const EPT_VIOLATION: u32 = 48;
     pub const EPT_MISCONFIGURATION: u32 = 49;
+    pub const INVEPT: u32 = 50;
+    pub const RDTSCP: u32 = 51;
+    pub const INVVPID: u32 = 53;
+    pub const WBINVD: u32 = 54;
+    pub const XSETBV: u32 = 55;
+    pub const INVPCID: u32 = 58;
+    pub const VMFUNC: u32 = 59;
     /// Bit 31 of the exit reason: the VM entry itself failed.
     pub const ENTRY_FAILURE: u32 = 1 << 31;
 }

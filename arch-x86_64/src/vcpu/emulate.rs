@@ -1,0 +1,277 @@
+//! Instructions both vendors intercept and Keel emulates the same way: CPUID, RDMSR,
+//! WRMSR and port I/O. A vendor decodes its exit into an [`Intercept`] and hands its
+//! vCPU over as a [`GuestCpu`].
+
+use super::cpuid::{self, Context};
+use super::guest::{gpr, GuestRegisters};
+use super::msr::{self, Msr, StateMsr};
+use super::walk::{self, Access, Paging};
+use super::{io, Common};
+use crate::regs::cpuid as host_cpuid;
+use keel_kernel::arch::{HostMemory, MemType};
+use keel_kernel::mm::{translate, GuestPhysAddr, PhysAddr};
+
+/// Exception vectors Keel injects.
+pub const UD: u8 = 6;
+pub const GP: u8 = 13;
+/// Iterations of a string I/O instruction per exit; the rest re-executes.
+const STRING_BATCH: u64 = 1024;
+
+/// Segment registers in x86 encoding order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Segment {
+    Es,
+    Cs,
+    Ss,
+    Ds,
+    Fs,
+    Gs,
+}
+
+impl Segment {
+    pub fn from_encoding(n: u64) -> Segment {
+        [Segment::Es, Segment::Cs, Segment::Ss, Segment::Ds, Segment::Fs, Segment::Gs][(n % 6) as usize]
+    }
+}
+
+/// A vCPU's architectural state, as the vendor keeps it.
+pub trait GuestCpu {
+    fn regs(&mut self) -> &mut GuestRegisters;
+    fn rip(&self) -> u64;
+    /// Moves RIP (ending any STI/MOV SS interrupt shadow).
+    fn set_rip(&mut self, rip: u64);
+    fn rflags(&self) -> u64;
+    /// The guest's paging registers as it sees them.
+    fn paging(&self) -> Paging;
+    /// Whether the guest runs 64-bit code (EFER.LMA and CS.L).
+    fn in_64bit_code(&self) -> bool;
+    fn segment_base(&self, seg: Segment) -> u64;
+    /// Queues exception `vector` (with `error` code) for the next entry.
+    fn inject(&mut self, vector: u8, error: Option<u32>);
+    fn read_state_msr(&mut self, m: StateMsr) -> u64;
+    /// Stores a value [`msr::check_state_write`] accepted.
+    fn write_state_msr(&mut self, m: StateMsr, value: u64);
+    /// The root of the domain's EPT/NPT.
+    fn stage2_root(&self) -> PhysAddr;
+}
+
+/// A port access: `size` bytes (1, 2, 4), `input` for IN/INS; string instructions give
+/// their address size (2, 4, 8 bytes) and, for OUTS, the source segment.
+#[derive(Clone, Copy, Debug)]
+pub struct Io {
+    pub port: u16,
+    pub size: u8,
+    pub input: bool,
+    pub string: bool,
+    pub rep: bool,
+    pub address_size: u8,
+    pub segment: Segment,
+}
+
+/// An intercepted instruction Keel emulates for both vendors.
+#[derive(Clone, Copy, Debug)]
+pub enum Intercept {
+    Cpuid,
+    Rdmsr,
+    Wrmsr,
+    Io(Io),
+}
+
+/// Emulates `what`; on success the guest resumes at `next_rip`.
+pub fn handle(cpu: &mut dyn GuestCpu, common: &mut Common, what: Intercept, next_rip: u64) {
+    let done = match what {
+        Intercept::Cpuid => cpuid(cpu, common),
+        Intercept::Rdmsr => rdmsr(cpu, common),
+        Intercept::Wrmsr => wrmsr(cpu, common),
+        Intercept::Io(io) => port_io(cpu, common, io),
+    };
+    match done {
+        Ok(true) => cpu.set_rip(next_rip),
+        Ok(false) => {} // more string iterations: re-execute
+        Err(vector) => cpu.inject(vector, (vector == GP).then_some(0)),
+    }
+}
+
+fn low32(v: u64) -> u64 {
+    v & 0xffff_ffff
+}
+
+fn cpuid(cpu: &mut dyn GuestCpu, common: &Common) -> Result<bool, u8> {
+    let ctx = Context {
+        vcpu_id: common.vcpu_id,
+        domain_id: common.domain.init().id,
+        tsc_khz: (crate::timer::tsc_hz() / 1000) as u32,
+        x2apic: false,
+        tsc_deadline: false,
+        upcall_vector: false,
+    };
+    let r = cpu.regs();
+    let (leaf, subleaf) = (r.gpr[gpr::RAX] as u32, r.gpr[gpr::RCX] as u32);
+    let [a, b, c, d] = cpuid::leaf(leaf, subleaf, &ctx, &host_cpuid);
+    r.gpr[gpr::RAX] = a as u64;
+    r.gpr[gpr::RBX] = b as u64;
+    r.gpr[gpr::RCX] = c as u64;
+    r.gpr[gpr::RDX] = d as u64;
+    Ok(true)
+}
+
+fn rdmsr(cpu: &mut dyn GuestCpu, common: &Common) -> Result<bool, u8> {
+    let index = cpu.regs().gpr[gpr::RCX] as u32;
+    let value = match msr::classify(index).ok_or(GP)? {
+        Msr::State(StateMsr::Efer) => cpu.read_state_msr(StateMsr::Efer) & !crate::regs::efer::SVME,
+        Msr::State(m) => cpu.read_state_msr(m),
+        Msr::Tsc => crate::regs::rdtsc(),
+        Msr::ApicBase => msr::APIC_BASE_DEFAULT | if common.vcpu_id == 0 { msr::APIC_BASE_BSP } else { 0 },
+        Msr::FeatureControl => msr::FEATURE_CONTROL_LOCKED,
+        Msr::HypercallPage => return Err(GP),
+        Msr::Fixed(v) => v,
+    };
+    let r = cpu.regs();
+    r.gpr[gpr::RAX] = low32(value);
+    r.gpr[gpr::RDX] = value >> 32;
+    Ok(true)
+}
+
+fn wrmsr(cpu: &mut dyn GuestCpu, common: &Common) -> Result<bool, u8> {
+    let r = cpu.regs();
+    let index = r.gpr[gpr::RCX] as u32;
+    let value = low32(r.gpr[gpr::RAX]) | low32(r.gpr[gpr::RDX]) << 32;
+    match msr::classify(index).ok_or(GP)? {
+        Msr::State(m) => {
+            let p = cpu.paging();
+            let nx = crate::cpu::features().nx;
+            let v = msr::check_state_write(m, value, p.efer, p.cr0, nx).ok_or(GP)?;
+            cpu.write_state_msr(m, v);
+        }
+        Msr::ApicBase => {
+            let keep = value & !msr::APIC_BASE_BSP;
+            if keep != msr::APIC_BASE_DEFAULT {
+                return Err(GP);
+            }
+        }
+        Msr::FeatureControl => return Err(GP),
+        Msr::HypercallPage => fill_hypercall_page(common, value)?,
+        Msr::Tsc | Msr::Fixed(_) => {}
+    }
+    Ok(true)
+}
+
+/// Xen's hypercall MSR: bits 63:12 the guest frame, bits 11:0 the page index (one page).
+fn fill_hypercall_page(common: &Common, value: u64) -> Result<(), u8> {
+    if value & 0xfff != 0 {
+        return Err(GP);
+    }
+    let vmmcall = matches!(super::extension(), super::Extension::Svm(_));
+    let page = msr::hypercall_page(vmmcall);
+    let services = common.domain.services().ok_or(GP)?;
+    services.write_phys(value, &page).map_err(|_| GP)
+}
+
+/// Reads `buf.len()` bytes at guest-physical `gpa` through the EPT/NPT without the
+/// domain's lock (page walks and instruction fetches; writes go through the core).
+pub fn read_guest_phys(root: PhysAddr, gpa: u64, buf: &mut [u8]) -> bool {
+    for (i, b) in buf.iter_mut().enumerate() {
+        match translate::<crate::X86_64>(root, GuestPhysAddr(gpa.wrapping_add(i as u64))) {
+            Some((pa, perms, MemType::Normal)) if perms.read => {
+                let mut one = [0u8];
+                crate::memory::X86Memory::read(pa, &mut one);
+                *b = one[0];
+            }
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// The guest-physical address of virtual `va` for `access`, by the guest's page tables.
+pub fn gva_to_gpa(root: PhysAddr, paging: &Paging, va: u64, access: Access) -> Option<u64> {
+    let mut read = |gpa: u64, size: usize| {
+        let mut b = [0u8; 8];
+        read_guest_phys(root, gpa, &mut b[..size]).then(|| u64::from_le_bytes(b))
+    };
+    walk::translate(paging, va, access, &mut read)
+}
+
+/// Copies guest-virtual memory (instruction bytes, string I/O sources).
+pub fn read_virt(cpu: &dyn GuestCpu, va: u64, access: Access, buf: &mut [u8]) -> bool {
+    let paging = cpu.paging();
+    let root = cpu.stage2_root();
+    buf.iter_mut().enumerate().all(|(i, b)| {
+        let Some(gpa) = gva_to_gpa(root, &paging, va.wrapping_add(i as u64), access) else { return false };
+        let mut one = [0u8];
+        let ok = read_guest_phys(root, gpa, &mut one);
+        *b = one[0];
+        ok
+    })
+}
+
+fn port_write(common: &Common, port: u16, value: u32, size: u8) {
+    if port == io::DEBUG_PORT && size == 1 {
+        common.domain.debug_port_write(value as u8);
+    }
+}
+
+fn port_io(cpu: &mut dyn GuestCpu, common: &Common, a: Io) -> Result<bool, u8> {
+    let mask = match a.size {
+        1 => 0xff,
+        2 => 0xffff,
+        _ => 0xffff_ffff,
+    };
+    if !a.string {
+        let r = cpu.regs();
+        if a.input {
+            let v = io::unclaimed_read(a.size) as u64;
+            let rax = r.gpr[gpr::RAX];
+            r.gpr[gpr::RAX] = if a.size == 4 { v } else { (rax & !mask) | v };
+        } else {
+            port_write(common, a.port, (r.gpr[gpr::RAX] & mask) as u32, a.size);
+        }
+        return Ok(true);
+    }
+    let amask = match a.address_size {
+        2 => 0xffff,
+        4 => 0xffff_ffff,
+        _ => u64::MAX,
+    };
+    let count = if a.rep { cpu.regs().gpr[gpr::RCX] & amask } else { 1 };
+    let batch = count.min(STRING_BATCH);
+    let step = if cpu.rflags() & (1 << 10) != 0 { (a.size as u64).wrapping_neg() } else { a.size as u64 };
+    let (index_reg, seg) = if a.input { (gpr::RDI, Segment::Es) } else { (gpr::RSI, a.segment) };
+    let base = if cpu.in_64bit_code() && !matches!(seg, Segment::Fs | Segment::Gs) { 0 } else { cpu.segment_base(seg) };
+    for _ in 0..batch {
+        let index = cpu.regs().gpr[index_reg] & amask;
+        let va = base.wrapping_add(index);
+        if a.input {
+            let ones = io::unclaimed_read(a.size).to_le_bytes();
+            let gpa = gva_to_gpa(cpu.stage2_root(), &cpu.paging(), va, Access::Write).ok_or(GP)?;
+            let services = common.domain.services().ok_or(GP)?;
+            services.write_phys(gpa, &ones[..a.size as usize]).map_err(|_| GP)?;
+        } else {
+            let mut b = [0u8; 4];
+            if !read_virt(cpu, va, Access::Read, &mut b[..a.size as usize]) {
+                return Err(GP);
+            }
+            port_write(common, a.port, u32::from_le_bytes(b), a.size);
+        }
+        let r = cpu.regs();
+        let next = (index.wrapping_add(step)) & amask;
+        r.gpr[index_reg] = (r.gpr[index_reg] & !amask) | next;
+        if a.rep {
+            let c = (r.gpr[gpr::RCX] & amask) - 1;
+            r.gpr[gpr::RCX] = (r.gpr[gpr::RCX] & !amask) | c;
+        }
+    }
+    Ok(batch == count)
+}
+
+/// Whether the instruction at the guest's RIP is `vmcall` or `vmmcall` (after a #UD:
+/// the other vendor's hypercall instruction), read through its page tables.
+pub fn at_hypercall(cpu: &dyn GuestCpu) -> bool {
+    let mut linear = cpu.segment_base(Segment::Cs).wrapping_add(cpu.rip());
+    if !cpu.in_64bit_code() {
+        linear &= 0xffff_ffff;
+    }
+    let mut bytes = [0u8; 3];
+    read_virt(cpu, linear, Access::Fetch, &mut bytes)
+        && (bytes == super::guest::VMCALL || bytes == super::guest::VMMCALL)
+}

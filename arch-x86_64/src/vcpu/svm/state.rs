@@ -1,0 +1,100 @@
+//! The SVM vCPU's architectural state for the common emulation ([`GuestCpu`]): all of it
+//! in the VMCB (VMLOAD/VMSAVE switch the SYSCALL MSRs and the kernel GS base with it),
+//! exceptions queued in its event-injection field.
+
+use super::vmcb::{self, Vmcb};
+use super::SvmVcpu;
+use crate::regs::efer;
+use crate::vcpu::emulate::{GuestCpu, Segment};
+use crate::vcpu::guest::GuestRegisters;
+use crate::vcpu::msr::StateMsr;
+use crate::vcpu::walk::Paging;
+use keel_kernel::mm::PhysAddr;
+
+const EVENT_TYPE_EXCEPTION: u64 = 3 << 8;
+const EVENT_ERROR_VALID: u64 = 1 << 11;
+const EVENT_VALID: u64 = 1 << 31;
+const ATTR_LONG_MODE: u16 = 1 << 9;
+
+fn state_offset(m: StateMsr) -> usize {
+    match m {
+        StateMsr::Efer => vmcb::EFER,
+        StateMsr::Pat => vmcb::G_PAT,
+        StateMsr::FsBase => vmcb::FS + 8,
+        StateMsr::GsBase => vmcb::GS + 8,
+        StateMsr::KernelGsBase => vmcb::KERNEL_GS_BASE,
+        StateMsr::Star => vmcb::STAR,
+        StateMsr::Lstar => vmcb::LSTAR,
+        StateMsr::Cstar => vmcb::CSTAR,
+        StateMsr::Sfmask => vmcb::SFMASK,
+        StateMsr::SysenterCs => vmcb::SYSENTER_CS,
+        StateMsr::SysenterEsp => vmcb::SYSENTER_ESP,
+        StateMsr::SysenterEip => vmcb::SYSENTER_EIP,
+    }
+}
+
+fn segment(seg: Segment) -> usize {
+    vmcb::ES + 16 * seg as usize
+}
+
+impl SvmVcpu {
+    pub(super) fn vmcb(&self) -> &Vmcb {
+        &self.vmcb
+    }
+}
+
+impl GuestCpu for SvmVcpu {
+    fn regs(&mut self) -> &mut GuestRegisters {
+        &mut self.regs
+    }
+
+    fn rip(&self) -> u64 {
+        self.vmcb.read(vmcb::RIP)
+    }
+
+    fn set_rip(&mut self, rip: u64) {
+        let rip = if self.in_64bit_code() { rip } else { rip & 0xffff_ffff };
+        self.vmcb.write(vmcb::RIP, rip);
+        self.vmcb.write(vmcb::INTERRUPT_SHADOW, 0u64);
+    }
+
+    fn rflags(&self) -> u64 {
+        self.vmcb.read(vmcb::RFLAGS)
+    }
+
+    fn paging(&self) -> Paging {
+        let v = &self.vmcb;
+        Paging { cr0: v.read(vmcb::CR0), cr3: v.read(vmcb::CR3), cr4: v.read(vmcb::CR4), efer: v.read(vmcb::EFER) }
+    }
+
+    fn in_64bit_code(&self) -> bool {
+        let v = &self.vmcb;
+        v.read::<u64>(vmcb::EFER) & efer::LMA != 0 && v.segment_attributes(vmcb::CS) & ATTR_LONG_MODE != 0
+    }
+
+    fn segment_base(&self, seg: Segment) -> u64 {
+        self.vmcb.segment_base(segment(seg))
+    }
+
+    fn inject(&mut self, vector: u8, error: Option<u32>) {
+        let mut event = vector as u64 | EVENT_TYPE_EXCEPTION | EVENT_VALID;
+        if let Some(code) = error {
+            event |= EVENT_ERROR_VALID | (code as u64) << 32;
+        }
+        self.vmcb.write(vmcb::EVENT_INJECTION, event);
+    }
+
+    fn read_state_msr(&mut self, m: StateMsr) -> u64 {
+        self.vmcb.read(state_offset(m))
+    }
+
+    fn write_state_msr(&mut self, m: StateMsr, value: u64) {
+        // VMRUN requires EFER.SVME in the guest state; the guest never sees it.
+        let value = if m == StateMsr::Efer { value | efer::SVME } else { value };
+        self.vmcb.write(state_offset(m), value);
+    }
+
+    fn stage2_root(&self) -> PhysAddr {
+        self.root
+    }
+}

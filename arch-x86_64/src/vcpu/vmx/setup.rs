@@ -1,0 +1,173 @@
+//! Building a VMCS: the execution controls that confine the guest, this CPU's host
+//! state, and the PVH entry state (32-bit protected mode, paging off, flat segments).
+
+use super::instructions::{vmwrite, VmxFail};
+use super::vmcs::{self, *};
+use super::{
+    tss_base, VmxVcpu, AR_CODE32, AR_DATA32, AR_TSS32_BUSY, AR_UNUSABLE, CR0_ET, CR0_PE, CR0_PG, DR7_INIT,
+    RFLAGS_RESERVED,
+};
+use crate::regs::{self, msr};
+use crate::vcpu::cpuid::cr4_allowed;
+use crate::vcpu::guest;
+use keel_kernel::arch::VcpuInit;
+
+impl VmxVcpu {
+    pub(super) fn write_controls(&self) -> Result<(), VmxFail> {
+        let c = self.caps;
+        let pin = c.pin.adjust(pin::EXTERNAL_INTERRUPT_EXITING | pin::NMI_EXITING);
+        // No MSR bitmaps: every RDMSR/WRMSR exits. No CR3 or INVLPG exiting (EPT).
+        let primary = c.primary.adjust(
+            primary::HLT_EXITING
+                | primary::MWAIT_EXITING
+                | primary::RDPMC_EXITING
+                | primary::CR8_LOAD_EXITING
+                | primary::CR8_STORE_EXITING
+                | primary::UNCONDITIONAL_IO_EXITING
+                | primary::MONITOR_EXITING
+                | primary::PAUSE_EXITING
+                | primary::SECONDARY_CONTROLS,
+        );
+        let vpid = if self.vpid != 0 { secondary::ENABLE_VPID } else { 0 };
+        let secondary = c.secondary.adjust(secondary::ENABLE_EPT | secondary::UNRESTRICTED_GUEST | vpid);
+        let exit = c.exit.adjust(
+            vmcs::exit::HOST_ADDRESS_SPACE_SIZE
+                | vmcs::exit::SAVE_IA32_EFER
+                | vmcs::exit::LOAD_IA32_EFER
+                | vmcs::exit::SAVE_IA32_PAT
+                | vmcs::exit::LOAD_IA32_PAT,
+        );
+        let entry = c.entry.adjust(entry::LOAD_IA32_EFER | entry::LOAD_IA32_PAT) & !entry::IA32E_MODE_GUEST;
+        let needed = [
+            (pin & pin::EXTERNAL_INTERRUPT_EXITING != 0, "external-interrupt exiting"),
+            (primary & primary::HLT_EXITING != 0, "HLT exiting"),
+            (primary & primary::UNCONDITIONAL_IO_EXITING != 0, "unconditional I/O exiting"),
+            (
+                primary & (primary::CR8_LOAD_EXITING | primary::CR8_STORE_EXITING)
+                    == primary::CR8_LOAD_EXITING | primary::CR8_STORE_EXITING,
+                "CR8 exiting (the guest's CR8 must not reach the host's TPR)",
+            ),
+            (
+                exit & vmcs::exit::LOAD_IA32_EFER != 0 && entry & entry::LOAD_IA32_EFER != 0,
+                "EFER load on entry and exit",
+            ),
+            (exit & vmcs::exit::HOST_ADDRESS_SPACE_SIZE != 0, "64-bit host on exit"),
+        ];
+        if let Some((_, what)) = needed.iter().find(|(ok, _)| !ok) {
+            log::error!("VMX lacks a control Keel needs: {what}");
+            return Err(VmxFail::Invalid);
+        }
+        // SAFETY: controls that confine the guest (every I/O, MSR, HLT and interrupt exits;
+        // memory through EPT); all values adjusted to what the processor allows.
+        unsafe {
+            vmwrite(PIN_BASED_CONTROLS, pin as u64)?;
+            vmwrite(PRIMARY_CONTROLS, primary as u64)?;
+            vmwrite(SECONDARY_CONTROLS, secondary as u64)?;
+            vmwrite(EXIT_CONTROLS, exit as u64)?;
+            vmwrite(ENTRY_CONTROLS, entry as u64)?;
+            vmwrite(EXCEPTION_BITMAP, 1 << super::exit::UD_VECTOR)?;
+            vmwrite(CR3_TARGET_COUNT, 0)?;
+            vmwrite(EXIT_MSR_STORE_COUNT, 0)?;
+            vmwrite(EXIT_MSR_LOAD_COUNT, 0)?;
+            vmwrite(ENTRY_MSR_LOAD_COUNT, 0)?;
+            vmwrite(ENTRY_INTERRUPTION_INFO, 0)?;
+            vmwrite(EPT_POINTER, self.eptp)?;
+            if self.vpid != 0 {
+                vmwrite(VPID, self.vpid as u64)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The state the CPU returns to on a VM exit: this CPU's, right now.
+    pub(super) fn write_host_state(&self) -> Result<(), VmxFail> {
+        let gdt = x86_64::instructions::tables::sgdt();
+        let idt = x86_64::instructions::tables::sidt();
+        let tss_base = tss_base(gdt.base.as_u64());
+        // SAFETY: all values describe this CPU's actual execution environment (the vCPU
+        // only runs here); HOST_RSP/RIP are written by the entry code.
+        unsafe {
+            vmwrite(HOST_CR0, regs::read_cr0())?;
+            vmwrite(HOST_CR3, regs::read_cr3())?;
+            vmwrite(HOST_CR4, regs::read_cr4())?;
+            vmwrite(HOST_CS_SELECTOR, crate::gdt::CODE_SELECTOR as u64)?;
+            for f in [HOST_SS_SELECTOR, HOST_DS_SELECTOR, HOST_ES_SELECTOR] {
+                vmwrite(f, crate::gdt::DATA_SELECTOR as u64)?;
+            }
+            vmwrite(HOST_FS_SELECTOR, 0)?;
+            vmwrite(HOST_GS_SELECTOR, 0)?;
+            vmwrite(HOST_TR_SELECTOR, crate::gdt::TSS_SELECTOR as u64)?;
+            vmwrite(HOST_FS_BASE, 0)?;
+            vmwrite(HOST_GS_BASE, regs::rdmsr(msr::IA32_GS_BASE))?;
+            vmwrite(HOST_TR_BASE, tss_base)?;
+            vmwrite(HOST_GDTR_BASE, gdt.base.as_u64())?;
+            vmwrite(HOST_IDTR_BASE, idt.base.as_u64())?;
+            vmwrite(HOST_SYSENTER_CS, 0)?;
+            vmwrite(HOST_SYSENTER_ESP, 0)?;
+            vmwrite(HOST_SYSENTER_EIP, 0)?;
+            vmwrite(HOST_IA32_PAT, regs::rdmsr(msr::IA32_PAT))?;
+            vmwrite(HOST_IA32_EFER, regs::read_efer())?;
+        }
+        Ok(())
+    }
+
+    /// 32-bit protected mode, paging off, flat 4 GiB segments, RIP = entry (PVH).
+    pub(super) fn write_guest_state(&self, init: &VcpuInit) -> Result<(), VmxFail> {
+        let c = self.caps;
+        let cr0 = c.fixed_cr0(CR0_PE | CR0_ET, true);
+        let cr4 = c.fixed_cr4(0);
+        // The host owns CR4 bits VMX fixes and those of features the guest is not shown.
+        let cr4_mask = cr4 | !cr4_allowed(&crate::regs::cpuid);
+        let segments: [(u16, u64); 8] = [
+            (guest::DATA_SELECTOR, AR_DATA32), // ES
+            (guest::CODE_SELECTOR, AR_CODE32), // CS
+            (guest::DATA_SELECTOR, AR_DATA32), // SS
+            (guest::DATA_SELECTOR, AR_DATA32), // DS
+            (guest::DATA_SELECTOR, AR_DATA32), // FS
+            (guest::DATA_SELECTOR, AR_DATA32), // GS
+            (0, AR_UNUSABLE),                  // LDTR
+            (guest::TASK_SELECTOR, AR_TSS32_BUSY),
+        ];
+        // SAFETY: guest state only; the guest is confined by EPT and the exit controls.
+        unsafe {
+            vmwrite(GUEST_CR0, cr0)?;
+            vmwrite(CR0_GUEST_HOST_MASK, cr0 & !(CR0_PE | CR0_ET | CR0_PG))?;
+            vmwrite(CR0_READ_SHADOW, CR0_PE | CR0_ET)?;
+            vmwrite(GUEST_CR3, 0)?;
+            vmwrite(GUEST_CR4, cr4)?;
+            vmwrite(CR4_GUEST_HOST_MASK, cr4_mask)?;
+            vmwrite(CR4_READ_SHADOW, 0)?;
+            for (i, (selector, rights)) in segments.into_iter().enumerate() {
+                let i = 2 * i as u32;
+                let limit = match rights {
+                    AR_TSS32_BUSY => 0x67,
+                    AR_UNUSABLE => 0,
+                    _ => 0xffff_ffff,
+                };
+                vmwrite(GUEST_ES_SELECTOR + i, selector as u64)?;
+                vmwrite(GUEST_ES_BASE + i, 0)?;
+                vmwrite(GUEST_ES_LIMIT + i, limit)?;
+                vmwrite(GUEST_ES_ACCESS_RIGHTS + i, rights)?;
+            }
+            vmwrite(GUEST_GDTR_BASE, 0)?;
+            vmwrite(GUEST_GDTR_LIMIT, 0)?;
+            vmwrite(GUEST_IDTR_BASE, 0)?;
+            vmwrite(GUEST_IDTR_LIMIT, 0)?;
+            vmwrite(GUEST_DR7, DR7_INIT)?;
+            vmwrite(GUEST_RSP, 0)?;
+            vmwrite(GUEST_RIP, init.entry.0)?;
+            vmwrite(GUEST_RFLAGS, RFLAGS_RESERVED)?;
+            vmwrite(GUEST_PENDING_DEBUG, 0)?;
+            vmwrite(GUEST_INTERRUPTIBILITY, 0)?;
+            vmwrite(GUEST_ACTIVITY_STATE, 0)?;
+            vmwrite(GUEST_SYSENTER_CS, 0)?;
+            vmwrite(GUEST_SYSENTER_ESP, 0)?;
+            vmwrite(GUEST_SYSENTER_EIP, 0)?;
+            vmwrite(GUEST_IA32_DEBUGCTL, 0)?;
+            vmwrite(GUEST_IA32_PAT, regs::PAT_DEFAULT)?;
+            vmwrite(GUEST_IA32_EFER, 0)?;
+            vmwrite(VMCS_LINK_POINTER, u64::MAX)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,125 @@
+//! The VMX vCPU's architectural state for the common emulation ([`GuestCpu`]): registers
+//! in the VMCS (or, for the SYSCALL MSRs and the kernel GS base, in the real registers
+//! while the vCPU is loaded), exceptions queued in the VM-entry interruption field.
+
+use super::instructions::vmwrite;
+use super::{field, vmcs, VmxVcpu};
+use crate::regs::{self, efer, msr};
+use crate::vcpu::emulate::{GuestCpu, Segment};
+use crate::vcpu::guest::GuestRegisters;
+use crate::vcpu::msr::StateMsr;
+use crate::vcpu::walk::Paging;
+use keel_kernel::mm::PhysAddr;
+
+const INTERRUPTION_TYPE_HARDWARE_EXCEPTION: u64 = 3;
+const DELIVER_ERROR_CODE: u64 = 1 << 11;
+const INTERRUPTION_VALID: u64 = 1 << 31;
+/// Blocking by STI and by MOV SS end with the instruction they follow.
+const INTERRUPTIBILITY_STI_MOV_SS: u64 = 0b11;
+const AR_LONG_MODE: u64 = 1 << 13;
+
+/// Writes a guest-state field. A failure would mean no current VMCS: a Keel bug.
+pub(super) fn set(f: u32, value: u64) {
+    // SAFETY: guest-state and control fields Keel emulates; the guest stays confined
+    // by EPT and the exit controls whatever these values are.
+    if let Err(e) = unsafe { vmwrite(f, value) } {
+        panic!("VMWRITE {f:#x} failed: {e:?}");
+    }
+}
+
+/// A control register as the guest sees it: host-owned bits from the read shadow.
+pub(super) fn visible(real: u32, mask: u32, shadow: u32) -> u64 {
+    let m = field(mask);
+    (field(real) & !m) | (field(shadow) & m)
+}
+
+fn state_field(m: StateMsr) -> Option<u32> {
+    Some(match m {
+        StateMsr::Efer => vmcs::GUEST_IA32_EFER,
+        StateMsr::Pat => vmcs::GUEST_IA32_PAT,
+        StateMsr::FsBase => vmcs::GUEST_FS_BASE,
+        StateMsr::GsBase => vmcs::GUEST_GS_BASE,
+        StateMsr::SysenterCs => vmcs::GUEST_SYSENTER_CS,
+        StateMsr::SysenterEsp => vmcs::GUEST_SYSENTER_ESP,
+        StateMsr::SysenterEip => vmcs::GUEST_SYSENTER_EIP,
+        _ => return None,
+    })
+}
+
+fn real_msr(m: StateMsr) -> u32 {
+    match m {
+        StateMsr::KernelGsBase => msr::KERNEL_GS_BASE,
+        StateMsr::Star => msr::STAR,
+        StateMsr::Lstar => msr::LSTAR,
+        StateMsr::Cstar => msr::CSTAR,
+        _ => msr::SFMASK,
+    }
+}
+
+impl GuestCpu for VmxVcpu {
+    fn regs(&mut self) -> &mut GuestRegisters {
+        &mut self.regs
+    }
+
+    fn rip(&self) -> u64 {
+        field(vmcs::GUEST_RIP)
+    }
+
+    fn set_rip(&mut self, rip: u64) {
+        let rip = if self.in_64bit_code() { rip } else { rip & 0xffff_ffff };
+        set(vmcs::GUEST_RIP, rip);
+        set(vmcs::GUEST_INTERRUPTIBILITY, field(vmcs::GUEST_INTERRUPTIBILITY) & !INTERRUPTIBILITY_STI_MOV_SS);
+    }
+
+    fn rflags(&self) -> u64 {
+        field(vmcs::GUEST_RFLAGS)
+    }
+
+    fn paging(&self) -> Paging {
+        Paging {
+            cr0: visible(vmcs::GUEST_CR0, vmcs::CR0_GUEST_HOST_MASK, vmcs::CR0_READ_SHADOW),
+            cr3: field(vmcs::GUEST_CR3),
+            cr4: visible(vmcs::GUEST_CR4, vmcs::CR4_GUEST_HOST_MASK, vmcs::CR4_READ_SHADOW),
+            efer: field(vmcs::GUEST_IA32_EFER),
+        }
+    }
+
+    fn in_64bit_code(&self) -> bool {
+        field(vmcs::GUEST_IA32_EFER) & efer::LMA != 0 && field(vmcs::GUEST_CS_ACCESS_RIGHTS) & AR_LONG_MODE != 0
+    }
+
+    fn segment_base(&self, seg: Segment) -> u64 {
+        field(vmcs::GUEST_ES_BASE + 2 * seg as u32)
+    }
+
+    fn inject(&mut self, vector: u8, error: Option<u32>) {
+        let mut info = vector as u64 | INTERRUPTION_TYPE_HARDWARE_EXCEPTION << 8 | INTERRUPTION_VALID;
+        if let Some(code) = error {
+            info |= DELIVER_ERROR_CODE;
+            set(vmcs::ENTRY_EXCEPTION_ERROR_CODE, code as u64);
+        }
+        set(vmcs::ENTRY_INTERRUPTION_INFO, info);
+    }
+
+    fn read_state_msr(&mut self, m: StateMsr) -> u64 {
+        match state_field(m) {
+            Some(f) => field(f),
+            // SAFETY: the SYSCALL MSRs exist on every x86_64 CPU; while the vCPU is
+            // loaded they hold its values (vcpu::context).
+            None => unsafe { regs::rdmsr(real_msr(m)) },
+        }
+    }
+
+    fn write_state_msr(&mut self, m: StateMsr, value: u64) {
+        match state_field(m) {
+            Some(f) => set(f, value),
+            // SAFETY: as in `read_state_msr`; the value was checked (canonical, reserved
+            // bits clear) and Keel does not use these MSRs.
+            None => unsafe { regs::wrmsr(real_msr(m), value) },
+        }
+    }
+
+    fn stage2_root(&self) -> PhysAddr {
+        self.root
+    }
+}
