@@ -4,95 +4,42 @@
 //! Boot: `asm/head.S` (Linux Image header, self-relocation, EL check) → [`boot`] (EL2
 //! set-up, MMU, device tree, console, GIC) → `keel_main` in the platform crate. The
 //! differences between VHE and nVHE are described in `docs/el2-modes.md`.
-#![no_std]
+#![cfg_attr(not(test), no_std)]
 
 extern crate alloc;
 
-mod boot;
-mod cache;
-mod console;
-mod cpu;
-mod domain;
-mod dt;
-mod exceptions;
-mod irq;
-mod loader;
-mod memory;
-mod mmu;
-mod psci;
-mod regs;
-mod semihosting;
-mod smp;
-mod stage2;
-mod timer;
-mod uart;
-mod vcpu;
+// Pure parts, also built and tested on the host.
+pub mod layout;
+pub mod loader;
 
-use alloc::format;
-use alloc::string::{String, ToString};
-use alloc::vec::Vec;
-use keel_kernel::arch::{Arch, Stage2};
-
-pub use cpu::Cpu;
-pub use domain::Aarch64Domain;
-pub use irq::Gic;
-pub use memory::HostRam;
-pub use stage2::Stage2Tables;
-pub use timer::GenericTimer;
-pub use vcpu::Aarch64Vcpu;
-
-/// `XENVER_version`: the `xen_version` sub-command the probe calls.
-const XENVER_VERSION: u64 = 0;
-
-core::arch::global_asm!(
-    include_str!("asm/probe.S"),
-    XENVER_VERSION = const XENVER_VERSION,
-    XEN_VERSION = const keel_abi::hypercall::XEN_VERSION,
-    HVC_IMM = const keel_abi::hypercall::AARCH64_HVC_IMM,
+// The hardware: built only for the bare-metal target.
+macro_rules! hardware {
+    ($($m:ident),* $(,)?) => { $( #[cfg(target_os = "none")] mod $m; )* };
+}
+hardware!(
+    boot,
+    cache,
+    console,
+    cpu,
+    domain,
+    dt,
+    exceptions,
+    irq,
+    machine,
+    memory,
+    mmu,
+    psci,
+    regs,
+    semihosting,
+    smp,
+    stage2,
+    timer,
+    uart,
+    vcpu,
 );
 
-extern "C" {
-    static keel_probe_guest_start: u8;
-    static keel_probe_guest_end: u8;
-}
-
-/// The arm64 architecture.
-pub struct Aarch64;
-
-impl Arch for Aarch64 {
-    const NAME: &'static str = "aarch64";
-    type Cpu = Cpu;
-    type Timer = GenericTimer;
-    type Irq = Gic;
-    type Memory = HostRam;
-    type Stage2 = Stage2Tables;
-    type Domain = Aarch64Domain;
-    type Vcpu = Aarch64Vcpu;
-
-    fn facts() -> Vec<(&'static str, String)> {
-        let platform = boot::platform();
-        let list_registers = match irq::list_registers() {
-            Ok(n) => n.to_string(),
-            Err(why) => why.to_string(),
-        };
-        let console = console::uart().map_or("none".to_string(), |u| format!("{}@{:#x}", u.kind(), u.base()));
-        alloc::vec![
-            ("el2", if cpu::vhe() { "vhe" } else { "nvhe" }.to_string()),
-            ("gic-version", irq::version().map_or("none".to_string(), |v| v.to_string())),
-            ("gic-list-registers", list_registers),
-            ("psci-conduit", psci::conduit().map_or("none", |c| c.name()).to_string()),
-            ("cpus-possible", platform.cpus.count.to_string()),
-            ("ipa-bits", Stage2Tables::ipa_bits().to_string()),
-            ("console", console),
-        ]
-    }
-
-    fn probe_guest_code() -> &'static [u8] {
-        // SAFETY: the two symbols delimit the probe's bytes in Keel's read-only data.
-        unsafe {
-            let start = &raw const keel_probe_guest_start;
-            let end = &raw const keel_probe_guest_end;
-            core::slice::from_raw_parts(start, end as usize - start as usize)
-        }
-    }
-}
+#[cfg(target_os = "none")]
+pub use {
+    cpu::Cpu, domain::Aarch64Domain, irq::Gic, machine::Aarch64, memory::HostRam, stage2::Stage2Tables,
+    timer::GenericTimer, vcpu::Aarch64Vcpu,
+};

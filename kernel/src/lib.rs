@@ -20,6 +20,7 @@ pub mod boot;
 pub mod config;
 pub mod console;
 pub mod domain;
+pub mod dtb;
 pub mod elf;
 pub mod event;
 pub mod grant;

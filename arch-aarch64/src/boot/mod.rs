@@ -119,13 +119,13 @@ fn pages_out(r: Region) -> Region {
 extern "C" fn keel_primary_el2(dtb: usize, bad_relocations: usize) -> ! {
     cpu::select_mode();
     cpu::init_el2();
-    let dtb_size = dt::check_header(dtb).unwrap_or_else(|e| fail(format_args!("{e}")));
-    dt::remove_nops(dtb, dtb_size).unwrap_or_else(|e| fail(format_args!("{e}")));
+    let dtb_size = dt::total_size(dtb).unwrap_or_else(|e| fail(format_args!("{e}")));
     let dtb_region = Region::new(dtb as u64, dtb_size as u64);
     let (image, dtb_pages) = first_map(dtb_region);
 
     // MMU and caches on: locks and atomics work from here.
-    let fdt = dt::open(dtb, dtb_size).unwrap_or_else(|| fail(format_args!("malformed device tree at {dtb:#x}")));
+    let tree = dt::prepare(dtb, dtb_size).unwrap_or_else(|e| fail(format_args!("{e}")));
+    let fdt = dt::open(tree).unwrap_or_else(|| fail(format_args!("malformed device tree at {dtb:#x}")));
     start_console(&fdt);
     if bad_relocations != 0 {
         fail(format_args!("Keel's image has {bad_relocations} relocations of a kind other than R_AARCH64_RELATIVE"));
@@ -152,8 +152,7 @@ extern "C" fn keel_primary_el2(dtb: usize, bad_relocations: usize) -> ! {
         ram_bytes: platform.ram.total(),
         free_memory: free,
         modules: platform.modules,
-        // SAFETY: the checked device tree, mapped read-only and never freed.
-        device_tree: Some(unsafe { core::slice::from_raw_parts(dtb as *const u8, dtb_size) }),
+        device_tree: Some(tree),
     };
     PLATFORM.call_once(|| platform);
     CORE_STARTED.store(true, Relaxed);
@@ -175,7 +174,8 @@ fn first_map(dtb: Region) -> (Region, Region) {
     map_or_fail(Region { start: image.start, end: etext }, Mapping::Text, "Keel's code");
     map_or_fail(Region { start: etext, end: erodata }, Mapping::ReadOnly, "Keel's read-only data");
     map_or_fail(Region { start: erodata, end: image.end }, Mapping::ReadWrite, "Keel's data");
-    map_or_fail(dtb_pages, Mapping::ReadOnly, "the device tree");
+    // Writable: `FDT_NOP` tokens are removed in place once the MMU is on.
+    map_or_fail(dtb_pages, Mapping::ReadWrite, "the device tree");
     let config = mmu::compute_config(cpu::vhe());
     // Drop stale cache lines over everything written with the caches off.
     cache::invalidate_to_poc(image.start as usize, image.size() as usize);

@@ -11,8 +11,8 @@ use keel_kernel::boot::Options;
 extern "C" fn keel_wrong_el(dtb: usize, el: u64) -> ! {
     // Until the command line says otherwise, try the test exit too.
     let mut test_exit = true;
-    let size = dt::check_header(dtb).ok().filter(|&size| dt::remove_nops(dtb, size).is_ok());
-    if let Some(fdt) = size.and_then(|size| dt::open(dtb, size)) {
+    let tree = dt::total_size(dtb).and_then(|size| dt::prepare(dtb, size)).ok();
+    if let Some(fdt) = tree.and_then(dt::open) {
         if let Ok(uart) = dt::console(&fdt) {
             console::install(uart);
         }

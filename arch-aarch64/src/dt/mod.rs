@@ -1,13 +1,14 @@
 //! The boot device tree: header checks, the console, the PSCI conduit and the command
 //! line here; RAM, CPUs and the interrupt controller in [`platform`].
 //!
-//! The `fdt` crate panics on some malformed trees, so the header is checked by hand first
-//! (before any of it is trusted) and everything here reads properties defensively.
+//! The `fdt` crate panics on some malformed trees, so the tree is validated first
+//! ([`blob::prepare`], the portable `keel_kernel::dtb`) and everything here reads
+//! properties defensively.
 
 mod blob;
 mod platform;
 
-pub use blob::{check_header, remove_nops};
+pub use blob::{prepare, total_size};
 
 pub use platform::{parse_platform, GicInfo, GicVersion, Platform, MAX_CPUS};
 
@@ -18,11 +19,8 @@ use fdt::node::FdtNode;
 use fdt::Fdt;
 use keel_kernel::mm::Region;
 
-/// Opens the device tree at `addr` whose header [`check_header`] accepted.
-pub fn open(addr: usize, size: usize) -> Option<Fdt<'static>> {
-    // SAFETY: the header check bounded the tree to `size` bytes at `addr`, which Keel
-    // never frees or writes (it is excluded from free memory and mapped read-only).
-    let bytes = unsafe { core::slice::from_raw_parts(addr as *const u8, size) };
+/// Opens a device tree that [`prepare`] accepted.
+pub fn open(bytes: &'static [u8]) -> Option<Fdt<'static>> {
     Fdt::new(bytes).ok()
 }
 

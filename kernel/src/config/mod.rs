@@ -13,11 +13,10 @@
 //! Keel's own additions are `keel,name`, `keel,weight` and `keel,cap`. The accepted
 //! binding is documented in `docs/configuration.md`. A bad domain never stops the
 //! others from being read, and no input makes the parser panic: the tree's structure is
-//! validated ([`dtb::validate`]) before the `fdt` crate walks it.
+//! validated ([`crate::dtb::validate`]) before the `fdt` crate walks it.
 
 mod children;
 mod domain;
-mod dtb;
 mod initial;
 mod links;
 mod props;
@@ -27,9 +26,6 @@ mod types;
 pub(crate) mod tests;
 
 pub use children::MAX_PORT;
-/// Checks a DTB's structure so that the `fdt` crate can walk it without panicking; use it
-/// before handing any untrusted tree to the crate.
-pub use dtb::validate as validate_dtb;
 pub use types::{
     Capabilities, DomainConfig, DomainError, DomainKind, DomainSet, Enhanced, InitialDefaults, Limits, Module, Problem,
     Severity, StaticEventChannel,
@@ -46,7 +42,7 @@ pub fn parse(dtb: &[u8], limits: &Limits<'_>) -> DomainSet {
     let tree_error = |set: &mut DomainSet, node: &str, message: String| {
         set.problems.push(Problem { severity: Severity::Error, node: node.into(), message });
     };
-    if let Err(e) = dtb::validate(dtb) {
+    if let Err(e) = crate::dtb::validate(dtb) {
         tree_error(&mut set, "/", format!("/: malformed device tree: {e}"));
         return set;
     }

@@ -168,6 +168,43 @@ fn edited_virt_dtb(out: &std::path::Path, edit: &[&str]) {
     assert!(ok.success(), "fdtput {edit:?} failed");
 }
 
+/// Inserts `FDT_NOP` tokens into a blob: one inside the root node and one before
+/// `FDT_END`, as a loader that deleted nodes in place leaves them.
+fn add_nops(dtb: &mut Vec<u8>) {
+    let be = |b: &[u8], at: usize| u32::from_be_bytes(b[at..at + 4].try_into().unwrap());
+    let (structs, strings, size) = (be(dtb, 8) as usize, be(dtb, 12) as usize, be(dtb, 36) as usize);
+    let nop = 4u32.to_be_bytes();
+    dtb.splice(structs + size - 4..structs + size - 4, nop);
+    dtb.splice(structs + 8..structs + 8, nop); // after the root node's token and empty name
+    let fix = |b: &mut Vec<u8>, at: usize, add: u32| {
+        let v = be(b, at) + add;
+        b[at..at + 4].copy_from_slice(&v.to_be_bytes());
+    };
+    fix(dtb, 4, 8); // totalsize
+    if strings > structs {
+        fix(dtb, 12, 8); // off_dt_strings
+    }
+    fix(dtb, 36, 8); // size_dt_struct
+}
+
+/// A boot tree with `FDT_NOP` tokens: Keel removes them in place and boots normally.
+#[test]
+#[ignore = "boots QEMU: run through scripts/test"]
+fn arm64_device_tree_with_nops_boots() {
+    let dtb = std::env::temp_dir().join(format!("keel-nops-{}.dtb", std::process::id()));
+    edited_virt_dtb(&dtb, &["-t", "s", "/chosen", "bootargs", "keel.exit=test"]);
+    let mut bytes = std::fs::read(&dtb).unwrap();
+    add_nops(&mut bytes);
+    std::fs::write(&dtb, &bytes).unwrap();
+    let dtb_arg = dtb.display().to_string();
+    boot(
+        BootTest::new("arm64 DT with FDT_NOPs", AARCH64, &["--smp", "2", "--test", "-dtb", &dtb_arg])
+            .probe_on_cpus(2)
+            .fact("gic-version", "3"),
+    );
+    let _ = std::fs::remove_file(dtb);
+}
+
 #[test]
 #[ignore = "boots QEMU: run through scripts/test"]
 fn arm64_without_console_refuses() {

@@ -1,0 +1,123 @@
+//! [`GuestLoader`] and [`GuestAbi`] for arm64: the kernel module is parsed as a Linux
+//! arm64 `Image`, copied with the ramdisk and a generated device tree into the domain's
+//! RAM, and vCPU 0 starts at the kernel with x0 = the tree, MMU off (Linux boot
+//! protocol; `Vcpu::new` sets x1-x3 to 0).
+
+use super::device_tree::{GuestGic, GuestTree};
+use super::{image, placement};
+use crate::layout::{GNTTAB_SIZE, RAM_BANKS};
+use crate::{boot, cache, irq, Aarch64};
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use keel_abi::layout::{GuestLayout, AARCH64};
+use keel_abi::memory::E820Entry;
+use keel_kernel::arch::{BootEntry, GuestAbi, GuestLoader, LoadError, LoadRequest};
+use keel_kernel::config::Module;
+use keel_kernel::domain::Domain;
+use keel_kernel::mm::{GuestPhysAddr, Region, PAGE_SIZE};
+
+impl GuestAbi for Aarch64 {
+    const LAYOUT: &'static GuestLayout = &AARCH64;
+}
+
+/// A boot module's bytes, if it lies in RAM Keel mapped (modules are reserved at boot:
+/// never handed to the frame pool, never freed).
+fn module_bytes(m: &Module) -> Result<&'static [u8], LoadError> {
+    let p = boot::platform();
+    let r = m.region;
+    let in_ram = p.ram.regions().iter().any(|ram| ram.start <= r.start && r.end <= ram.end);
+    let no_map = p.no_map.regions().iter().any(|n| n.start < r.end && r.start < n.end);
+    if r.start >= r.end || !in_ram || no_map {
+        return Err(LoadError::BadImage(format!(
+            "{}: [{:#x}, {:#x}) is not in RAM Keel can read",
+            m.node, r.start, r.end
+        )));
+    }
+    // SAFETY: the region lies in RAM that boot mapped (RAM minus no-map reservations)
+    // and reserved for the module, so nothing else writes it while this reads it.
+    Ok(unsafe { core::slice::from_raw_parts(r.start as *const u8, r.size() as usize) })
+}
+
+/// Copies `bytes` to guest-physical `gpa` and writes it back to memory, which the guest
+/// reads with its MMU (and so its caches) off.
+fn copy_in(d: &Domain<Aarch64>, gpa: u64, bytes: &[u8], what: &str) -> Result<(), LoadError> {
+    const CHUNK: usize = 1 << 20;
+    for (i, chunk) in bytes.chunks(CHUNK).enumerate() {
+        let at = gpa + (i * CHUNK) as u64;
+        d.write_phys(at, chunk).map_err(|e| LoadError::TooLarge(format!("{what} at {at:#x}: {e:?}")))?;
+    }
+    let mut page = gpa & !(PAGE_SIZE - 1);
+    while page < gpa + bytes.len() as u64 {
+        if let Some(l) = d.lookup(page / PAGE_SIZE) {
+            cache::clean_to_poc(l.frame.0 as usize, PAGE_SIZE as usize);
+        }
+        page += PAGE_SIZE;
+    }
+    Ok(())
+}
+
+impl GuestLoader for Aarch64 {
+    /// Fills bank 0 (3 GiB at 1 GiB), then bank 1 (at 8 GiB), as Xen does.
+    fn guest_ram(bytes: u64) -> Vec<Region> {
+        let mut left = bytes;
+        let mut banks = Vec::new();
+        for (base, size) in RAM_BANKS {
+            let take = left.min(size);
+            if take > 0 {
+                banks.push(Region::new(base, take));
+            }
+            left -= take;
+        }
+        banks
+    }
+
+    /// arm64 guests learn their memory from the device tree.
+    fn memory_map(_ram: &[Region]) -> Vec<E820Entry> {
+        Vec::new()
+    }
+
+    fn load_guest(d: &Domain<Aarch64>, req: &LoadRequest<'_>) -> Result<BootEntry, LoadError> {
+        let config = req.config;
+        let kernel = module_bytes(&config.kernel)?;
+        let image = image::parse(kernel).map_err(|e| LoadError::BadImage(format!("{}: {e}", config.kernel.node)))?;
+        let initrd = config.ramdisk.as_ref().map(module_bytes).transpose()?;
+        let plan = placement::plan(req.ram, &image, initrd.map(|r| r.len() as u64)).map_err(|need| {
+            LoadError::TooLarge(format!("kernel, device tree and ramdisk need {} KiB of RAM", need.div_ceil(1024)))
+        })?;
+        if d.config().max_grant_frames as u64 * PAGE_SIZE > GNTTAB_SIZE {
+            return Err(LoadError::TooLarge(String::from("more grant frames than the 16 MiB grant window holds")));
+        }
+        let gic = match irq::version() {
+            Some(2) => GuestGic::V2,
+            _ => GuestGic::V3,
+        };
+        let tree = GuestTree {
+            ram: req.ram,
+            vcpus: config.vcpus,
+            gic,
+            bootargs: config.bootargs.as_deref(),
+            initrd: plan.initrd.zip(initrd).map(|(at, r)| (at, at + r.len() as u64)),
+            vpl011: config.vpl011,
+        }
+        .build()
+        .map_err(|e| LoadError::BadImage(format!("cannot write the guest device tree: {e}")))?;
+        if tree.len() as u64 > placement::DTB_MAX {
+            return Err(LoadError::TooLarge(format!("the guest device tree takes {} bytes", tree.len())));
+        }
+        copy_in(d, plan.kernel, kernel, "the kernel")?;
+        copy_in(d, plan.dtb, &tree, "the device tree")?;
+        if let (Some(at), Some(bytes)) = (plan.initrd, initrd) {
+            copy_in(d, at, bytes, "the ramdisk")?;
+        }
+        log::debug!(
+            "d{}: kernel at {:#x} ({} KiB), device tree at {:#x}, ramdisk at {:?}",
+            d.id(),
+            plan.kernel,
+            image.image_size / 1024,
+            plan.dtb,
+            plan.initrd
+        );
+        Ok(BootEntry { entry: GuestPhysAddr(plan.kernel), arg: plan.dtb })
+    }
+}

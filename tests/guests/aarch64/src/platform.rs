@@ -1,0 +1,147 @@
+//! [`Platform`] for arm64: `hvc #0xEA1`, the virtual counter and timer, the GIC, PSCI.
+
+use crate::board::{self, BOARD};
+use crate::{gic, mmu, psci, regs};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+use keel_test_guest::{CpuState, Platform, Probe};
+
+/// The arm64 platform (one instance).
+pub struct Arm;
+
+pub static ARM: Arm = Arm;
+
+/// Per CPU: its index (CPU 0 until `set_cpu`); looked up by MPIDR.
+static CPU_OF_MPIDR: [AtomicU32; crate::MAX_CPUS] = [const { AtomicU32::new(u32::MAX) }; crate::MAX_CPUS];
+/// Per CPU: the syndrome of the last fault `probe_read` caught.
+static PROBE_FAULT: [AtomicU64; crate::MAX_CPUS] = [const { AtomicU64::new(0) }; crate::MAX_CPUS];
+
+extern "C" {
+    fn guest_probe_read(addr: u64) -> u64;
+    fn guest_secondary_entry();
+}
+
+/// Records that this CPU is `cpu` (secondaries, at start).
+pub fn set_cpu(cpu: u32) {
+    if let Some(slot) = CPU_OF_MPIDR.get(cpu as usize) {
+        slot.store(cpu, Relaxed);
+    }
+}
+
+pub fn record_probe_fault(esr: u64) {
+    PROBE_FAULT[ARM.cpu() as usize % crate::MAX_CPUS].store(esr, Relaxed);
+}
+
+impl Platform for Arm {
+    const ARCH: &'static str = "aarch64";
+    const FEATURES: u32 = keel_abi::features::FEATURES_AARCH64;
+
+    fn cmdline(&self) -> &str {
+        board::cmdline()
+    }
+
+    fn hypercall(&self, number: u64, args: [u64; 5]) -> u64 {
+        regs::hypercall(number, args)
+    }
+
+    /// From MPIDR_EL1 (Aff0 = id % 16, Aff1 = id / 16, as Keel sets VMPIDR_EL2).
+    fn cpu(&self) -> u32 {
+        let m = regs::mpidr();
+        ((m >> 8) & 0xff) as u32 * 16 + (m & 0xf) as u32
+    }
+
+    fn nr_cpus(&self) -> u32 {
+        BOARD.cpus.load(Relaxed)
+    }
+
+    fn ticks(&self) -> u64 {
+        regs::counter()
+    }
+
+    fn tick_hz(&self) -> u64 {
+        regs::counter_hz()
+    }
+
+    fn gpa(&self, va: usize) -> u64 {
+        mmu::gpa(va as u64)
+    }
+
+    fn alias(&self, va: usize) -> Option<usize> {
+        mmu::alias(va as u64).map(|a| a as usize)
+    }
+
+    fn unmapped_va(&self) -> usize {
+        mmu::UNMAPPED as usize
+    }
+
+    /// Above Xen's magic pages, below RAM.
+    fn hole(&self) -> (u64, u64) {
+        (0x3c00_0000, 0x4000_0000)
+    }
+
+    fn ram(&self) -> (u64, u64) {
+        (BOARD.ram_start.load(Relaxed), BOARD.ram_end.load(Relaxed))
+    }
+
+    fn init_interrupts(&self) {
+        if let Err(why) = gic::init_cpu(self.cpu()) {
+            panic!("interrupt controller: {why}");
+        }
+    }
+
+    fn enable_interrupts(&self) {
+        regs::irq_enable();
+    }
+
+    fn disable_interrupts(&self) {
+        regs::irq_disable();
+    }
+
+    fn wait_for_interrupt(&self) {
+        regs::wfi();
+    }
+
+    fn set_timer(&self, deadline: u64) {
+        regs::set_virtual_timer(deadline, 1);
+    }
+
+    fn stop_timer(&self) {
+        regs::set_virtual_timer(0, 0);
+    }
+
+    fn send_ipi(&self, cpu: u32) {
+        gic::send_sgi(cpu, 1);
+    }
+
+    fn start_cpu(&self, cpu: u32) -> Result<(), i64> {
+        let entry = self.gpa(guest_secondary_entry as *const () as usize);
+        match psci::cpu_on(psci::mpidr_of(cpu), entry, cpu as u64) {
+            0 => Ok(()),
+            e => Err(e),
+        }
+    }
+
+    fn cpu_state(&self, cpu: u32) -> Option<CpuState> {
+        match psci::affinity_info(psci::mpidr_of(cpu)) {
+            0 => Some(CpuState::On),
+            1 => Some(CpuState::Off),
+            2 => Some(CpuState::OnPending),
+            _ => None,
+        }
+    }
+
+    fn cpu_off(&self) -> i64 {
+        psci::cpu_off()
+    }
+
+    fn probe_read(&self, gpa: u64) -> Probe {
+        let slot = &PROBE_FAULT[self.cpu() as usize % crate::MAX_CPUS];
+        slot.store(0, Relaxed);
+        // SAFETY: the load may fault; the exception handler resumes after it with x0 = 0
+        // and records the syndrome, so no other state changes.
+        let v = unsafe { guest_probe_read(gpa) };
+        match slot.load(Relaxed) {
+            0 => Probe::Value(v),
+            esr => Probe::Fault(esr),
+        }
+    }
+}

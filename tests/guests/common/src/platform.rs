@@ -1,0 +1,98 @@
+//! What a scenario needs from the machine it runs on. Each architecture's test guest
+//! (`tests/guests/<arch>`) implements [`Platform`] once; the scenarios never name an
+//! architecture.
+
+/// A CPU's power state as the platform's firmware interface reports it (arm64 PSCI
+/// `AFFINITY_INFO`: 0 on, 1 off, 2 on pending).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CpuState {
+    On,
+    Off,
+    OnPending,
+}
+
+/// The outcome of touching memory that may fault ([`Platform::probe_read`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Probe {
+    /// The read completed with this value.
+    Value(u64),
+    /// The access raised an exception in the guest (arm64: a data abort; its syndrome).
+    Fault(u64),
+}
+
+/// The machine under a test guest. One static instance per guest image; every method
+/// may be called on any of its CPUs.
+pub trait Platform: Sync {
+    /// The architecture's name, for messages.
+    const ARCH: &'static str;
+    /// The `XENVER_get_features` submap 0 this architecture's guests must see.
+    const FEATURES: u32;
+
+    /// The guest's command line (arm64: `/chosen/bootargs`; x86 PVH: `hvm_start_info`).
+    fn cmdline(&self) -> &str;
+
+    /// Issues hypercall `number` with `args` through the architecture's instruction
+    /// (arm64 `hvc #0xEA1`, x86 `vmcall`/`vmmcall`) and returns the result register.
+    fn hypercall(&self, number: u64, args: [u64; 5]) -> u64;
+
+    /// This CPU's index (0 = the boot CPU).
+    fn cpu(&self) -> u32;
+    /// CPUs the guest was given (vCPUs).
+    fn nr_cpus(&self) -> u32;
+
+    /// A monotonic counter the guest reads directly (arm64 `CNTVCT_EL0`, x86 TSC).
+    fn ticks(&self) -> u64;
+    /// The counter's frequency in Hz.
+    fn tick_hz(&self) -> u64;
+
+    /// The guest-physical address behind `va` in the guest's own mapping.
+    fn gpa(&self, va: usize) -> u64;
+    /// A second virtual address that maps the same memory as `va` through a different
+    /// translation, if the platform has one: a hypercall pointer passed through it
+    /// proves that Keel translates pointers with the guest's page tables.
+    fn alias(&self, va: usize) -> Option<usize> {
+        let _ = va;
+        None
+    }
+    /// A virtual address that the guest's page tables do not map.
+    fn unmapped_va(&self) -> usize;
+    /// A guest-physical range `[start, end)` that is not RAM, mapped (identity) in the
+    /// guest's page tables, for grant frames and foreign mappings.
+    fn hole(&self) -> (u64, u64);
+    /// The guest's RAM, `[start, end)` (the first bank).
+    fn ram(&self) -> (u64, u64);
+
+    /// Prepares this CPU's interrupt delivery for the event upcall, its timer and IPIs
+    /// (unmasks them in the interrupt controller; interrupts stay masked at the CPU).
+    fn init_interrupts(&self);
+    /// Lets interrupts in at the CPU (arm64: clears PSTATE.I; x86: `sti`).
+    fn enable_interrupts(&self);
+    /// Masks interrupts at the CPU.
+    fn disable_interrupts(&self);
+    /// Waits for an interrupt with interrupts masked at the CPU: returns once one is
+    /// pending (it is taken when interrupts are enabled), or spuriously.
+    fn wait_for_interrupt(&self);
+
+    /// Arms this CPU's one-shot timer for `deadline` in [`Platform::ticks`]; its interrupt
+    /// reaches [`crate::irq::timer`].
+    fn set_timer(&self, deadline: u64);
+    /// Disarms this CPU's timer.
+    fn stop_timer(&self);
+    /// Sends an IPI to `cpu`; it reaches [`crate::irq::ipi`] there.
+    fn send_ipi(&self, cpu: u32);
+
+    /// Starts `cpu`, which then runs [`crate::secondary`]. `Err` carries the platform's
+    /// code (arm64: the PSCI return value).
+    fn start_cpu(&self, cpu: u32) -> Result<(), i64>;
+    /// The power state of `cpu`, if the platform can tell (arm64 PSCI `AFFINITY_INFO`).
+    fn cpu_state(&self, cpu: u32) -> Option<CpuState> {
+        let _ = cpu;
+        None
+    }
+    /// Turns the calling CPU off (arm64 PSCI `CPU_OFF`); returns only on failure.
+    fn cpu_off(&self) -> i64;
+
+    /// Reads 8 bytes at guest-physical `gpa` (mapped identity by the platform for this
+    /// purpose), catching the exception the access may raise.
+    fn probe_read(&self, gpa: u64) -> Probe;
+}
