@@ -71,6 +71,23 @@ impl BootTest {
         self
     }
 
+    /// Expects each of the domains `names` to run and power itself off: one more pass
+    /// (`[test] pass domain-<name>`) each.
+    pub fn domains(mut self, names: &[&str]) -> Self {
+        for n in names {
+            self.passes += 1;
+            self.required_passes.push(format!("domain-{n}"));
+        }
+        self
+    }
+
+    /// Requires output lines containing each of `lines` (e.g. a guest's `(d1) ...` lines
+    /// with the values it saw).
+    pub fn lines(mut self, lines: &[&str]) -> Self {
+        self.required_lines.extend(lines.iter().map(|l| l.to_string()));
+        self
+    }
+
     pub fn fact(mut self, key: &str, value: &str) -> Self {
         self.facts.push((key.into(), value.into()));
         self

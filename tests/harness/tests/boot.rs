@@ -154,6 +154,132 @@ fn x86_svm_nrips_bochs() {
     );
 }
 
+/// An x86 test ISO (`scripts/build-x86-guests`): Keel plus a domain configuration.
+fn x86_iso(name: &str) -> String {
+    format!("target/images/test/x86-{name}.iso")
+}
+
+/// The four x86 machines every x86 scenario runs on: QEMU TCG (AMD SVM, no NRIPS) through
+/// GRUB BIOS and GRUB UEFI, Bochs Skylake (VMX with EPT and VPID), Bochs Ryzen (SVM with
+/// NRIPS). `--smp 2` everywhere.
+#[derive(Clone, Copy, Debug)]
+enum X86Machine {
+    QemuBios,
+    QemuUefi,
+    BochsVmx,
+    BochsSvm,
+}
+
+/// A boot of `iso` on `machine`: both CPUs' probes must pass.
+fn x86_boot(machine: X86Machine, iso: &str) -> BootTest {
+    let iso = repo_root_path(iso);
+    let t = match machine {
+        X86Machine::QemuBios => BootTest::new("x86 QEMU BIOS (SVM)", X86_64, &["--smp", "2", "--iso", &iso])
+            .exit_status(QEMU_X86_PASS)
+            .fact("boot-firmware", "bios")
+            .fact("nrips", "no"),
+        X86Machine::QemuUefi => BootTest::new("x86 QEMU UEFI (SVM)", X86_64, &["--uefi", "--smp", "2", "--iso", &iso])
+            .exit_status(QEMU_X86_PASS)
+            .fact("boot-firmware", "uefi")
+            .timeout(Duration::from_secs(180)),
+        X86Machine::BochsVmx => {
+            BootTest::new("x86 Bochs Skylake (VMX)", BOCHS, &["--cpu", "corei7_skylake_x", "--smp", "2", "--iso", &iso])
+                .fact("virtualization", "vmx")
+                .fact("ept", "yes")
+                .fact("vpid", "yes")
+                .timeout(Duration::from_secs(180))
+        }
+        X86Machine::BochsSvm => {
+            BootTest::new("x86 Bochs Ryzen (SVM)", BOCHS, &["--cpu", "ryzen", "--smp", "2", "--iso", &iso])
+                .fact("virtualization", "svm")
+                .fact("nrips", "yes")
+                .timeout(Duration::from_secs(180))
+        }
+    };
+    t.probe_on_cpus(2)
+}
+
+fn repo_root_path(rel: &str) -> String {
+    keel_tests::repo_root().join(rel).display().to_string()
+}
+
+/// `hypercalls`: the PVH domain's 32-bit entry hypercall, Xen's CPUID leaves, the
+/// hypercall page, both hypercall instructions, MSRs and ports, the CR0 write VMX makes
+/// Keel emulate, then the portable scenario (xen_version 4.19, extraversion, features,
+/// console_io, -ENOSYS, -EFAULT, a pointer through the guest's alias mapping).
+fn x86_hypercalls(machine: X86Machine) {
+    let (native, other) = match machine {
+        X86Machine::BochsVmx => ("vmcall", "vmmcall"),
+        _ => ("vmmcall", "vmcall"),
+    };
+    let both = format!("(d1) x86: {native} and {other}: ok");
+    boot(x86_boot(machine, &x86_iso("hypercalls")).domains(&["hypercalls"]).lines(&[
+        "(d1) x86: 32-bit PVH entry, hypercall from 32-bit code",
+        "(d1) x86: 32-bit hypercall: ok",
+        "(d1) x86: cpuid: XenVMMXenVMM, Xen 4.19, hypercall MSR 0x40000000, vCPU 0 of domain 1",
+        "(d1) x86: hypercall page: stubs in place, xen_version through stub 17: 0x40013",
+        &both,
+        "(d1) x86: msrs: EFER 0x500, APIC_BASE 0xfee00900, unknown and hidden MSRs raise #GP",
+        "(d1) x86: debug port out",
+        "(d1) x86: debug port rep outsb",
+        "(d1) x86: ports: in 0x80 = 0xff, in 0xcf8 = 0xffffffff",
+        "(d1) x86: cr0: 0x80000011 -> 0x80010033",
+        "(d1) xen_version: 4.19",
+        "(d1) extraversion: .0-keel",
+        "(d1) features: 0x00010305",
+        "(d1) changeset: keel-abi 1.0",
+        "(d1) unknown hypercall 0xffffffffffffffff: ENOSYS",
+        "(d1) bad pointer (unmapped 0x10000000000): EFAULT",
+        "(d1) bad pointer (hole 0xc0000000): EFAULT",
+        "(d1) aliased pointer 0x80",
+        "(d1) PASS hypercalls",
+    ]));
+}
+
+#[test]
+#[ignore = "boots QEMU: run through scripts/test"]
+fn x86_hypercalls_qemu_bios() {
+    x86_hypercalls(X86Machine::QemuBios);
+}
+
+#[test]
+#[ignore = "boots QEMU: run through scripts/test"]
+fn x86_hypercalls_qemu_uefi() {
+    x86_hypercalls(X86Machine::QemuUefi);
+}
+
+#[test]
+#[ignore = "boots Bochs: run through scripts/test"]
+fn x86_hypercalls_bochs_vmx() {
+    x86_hypercalls(X86Machine::BochsVmx);
+}
+
+#[test]
+#[ignore = "boots Bochs: run through scripts/test"]
+fn x86_hypercalls_bochs_svm() {
+    x86_hypercalls(X86Machine::BochsSvm);
+}
+
+/// Domains whose kernel is not ELF, not PVH, that ask for too many vCPUs or share a
+/// module are refused, each by name; the good domain next to them still runs.
+#[test]
+#[ignore = "boots QEMU: run through scripts/test"]
+fn x86_bad_domains_are_refused_by_name() {
+    let mut t = x86_boot(X86Machine::QemuBios, &x86_iso("refusals")).refusal(
+        "[test] fail domain-notelf: not built: bad image: kernel /chosen/notelf/kernel is not a usable ELF image: no ELF magic",
+        QEMU_X86_FAIL,
+    );
+    t = t.lines(&[
+        "[test] fail domain-notpvh: not built: bad image: kernel /chosen/notpvh/kernel has no XEN_ELFNOTE_PHYS32_ENTRY note",
+        "[test] fail domain-/chosen/toomany: not built: /chosen/toomany: cpus = 129; a domain has 1 to 128 vCPUs",
+        "[test] fail domain-/chosen/shared-a: not built: /chosen/shared-a/kernel: [",
+        "overlaps /chosen/shared-b/kernel",
+        "[test] pass domain-good: shut down (poweroff)",
+        "[test] done pass=3 fail=5 expected=8",
+    ]);
+    boot(t);
+}
+
 /// QEMU's own device tree for the arm64 `virt` machine with 2 CPUs and GICv3, edited by
 /// `fdtput` with `edit` (e.g. `["-d", "/chosen", "stdout-path"]`), written to `out`.
 fn edited_virt_dtb(out: &std::path::Path, edit: &[&str]) {

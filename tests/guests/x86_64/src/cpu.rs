@@ -1,0 +1,60 @@
+//! Instructions the guest uses, each wrapped once.
+
+use core::arch::asm;
+use core::arch::x86_64::CpuidResult;
+
+pub fn cpuid(leaf: u32, subleaf: u32) -> CpuidResult {
+    core::arch::x86_64::__cpuid_count(leaf, subleaf)
+}
+
+pub fn rdtsc() -> u64 {
+    // SAFETY: RDTSC only reads the time-stamp counter.
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
+
+/// Waits for an interrupt with interrupts masked (they are taken once enabled).
+pub fn halt() {
+    // SAFETY: HLT only waits.
+    unsafe { asm!("hlt", options(nomem, nostack)) };
+}
+
+pub fn interrupts(on: bool) {
+    // SAFETY: the IDT handles every vector.
+    unsafe {
+        if on {
+            asm!("sti", options(nomem, nostack));
+        } else {
+            asm!("cli", options(nomem, nostack));
+        }
+    }
+}
+
+/// Reads port `port` (one byte).
+pub fn inb(port: u16) -> u8 {
+    let v: u8;
+    // SAFETY: port reads have no effect on the guest's memory.
+    unsafe { asm!("in al, dx", in("dx") port, out("al") v, options(nomem, nostack)) };
+    v
+}
+
+pub fn inl(port: u16) -> u32 {
+    let v: u32;
+    // SAFETY: as for `inb`.
+    unsafe { asm!("in eax, dx", in("dx") port, out("eax") v, options(nomem, nostack)) };
+    v
+}
+
+pub fn outb(port: u16, v: u8) {
+    // SAFETY: the ports the guest writes (Xen's debug port, unclaimed ones) have no
+    // effect on its memory.
+    unsafe { asm!("out dx, al", in("dx") port, in("al") v, options(nomem, nostack)) };
+}
+
+/// `rep outsb` of `bytes` to `port`.
+pub fn outsb(port: u16, bytes: &[u8]) {
+    // SAFETY: reads `bytes`; the port has no effect on the guest's memory.
+    unsafe {
+        asm!("rep outsb", in("dx") port, inout("rsi") bytes.as_ptr() => _, inout("rcx") bytes.len() => _,
+             options(nostack, readonly))
+    };
+}
