@@ -146,7 +146,7 @@ impl<'a, A: Arch> Hypervisor<'a, A> {
     }
 
     /// Makes a blocked or polling `vcpu` runnable and kicks it.
-    pub(crate) fn wake_vcpu(&self, d: &Domain<A>, vcpu: u32, kick: bool) {
+    pub fn wake_vcpu(&self, d: &Domain<A>, vcpu: u32, kick: bool) {
         let Some(v) = d.vcpus.get(vcpu as usize) else { return };
         let mut woke = false;
         {
@@ -236,9 +236,13 @@ impl<'a, A: Arch> Hypervisor<'a, A> {
     /// through [`Hooks::timer_changed`].
     pub fn fire_timers(&self, d: &Domain<A>, now: u64) {
         for vcpu in 0..d.nr_vcpus() {
-            let (fire, poll_over) = {
+            let (fire, poll_over, device) = {
                 let mut v = d.vcpus[vcpu as usize].lock();
                 let mut fire = false;
+                let device = v.device_deadline.is_some_and(|t| t <= now);
+                if device {
+                    v.device_deadline = None;
+                }
                 if v.singleshot_ns.is_some_and(|t| t <= now) {
                     v.singleshot_ns = None;
                     fire = true;
@@ -250,18 +254,26 @@ impl<'a, A: Arch> Hypervisor<'a, A> {
                         fire = true;
                     }
                 }
-                (fire, v.poll.as_ref().and_then(|p| p.deadline).is_some_and(|t| t <= now))
+                (fire, v.poll.as_ref().and_then(|p| p.deadline).is_some_and(|t| t <= now), device)
             };
             if fire {
                 self.send_virq(d, vcpu, VIRQ_TIMER);
             }
-            if poll_over {
-                self.wake_vcpu(d, vcpu, false);
+            if poll_over || device {
+                self.wake_vcpu(d, vcpu, device);
             }
-            if fire || poll_over {
+            if fire || poll_over || device {
                 self.timers_changed(d, vcpu);
             }
         }
+    }
+
+    /// Sets `vcpu`'s device timer ([`VmExit::DeviceTimer`](crate::arch::VmExit)): at
+    /// `deadline` it is woken and its CPU interrupted.
+    pub fn set_device_deadline(&self, d: &Domain<A>, vcpu: u32, deadline: Option<u64>) {
+        let Some(v) = d.vcpus.get(vcpu as usize) else { return };
+        v.lock().device_deadline = deadline;
+        self.timers_changed(d, vcpu);
     }
 
     /// Tells the scheduler about `vcpu`'s earliest deadline after a change.

@@ -46,4 +46,13 @@ pub enum VmExit {
     /// the level and calls [`Vcpu::set_event_upcall`](super::Vcpu::set_event_upcall)
     /// before entering again.
     UpcallAck,
+    /// The backend made an interrupt pending for the domain's vCPU `vcpu` (an IPI through
+    /// the x86 virtual local APIC): the core makes it runnable if it waits in a halt and
+    /// interrupts the CPU running it, as for an event upcall. It then answers
+    /// [`Vcpu::interrupt_pending`](super::Vcpu::interrupt_pending).
+    Notify { vcpu: u32 },
+    /// The calling vCPU's device timer (the x86 local APIC timer) now expires at system
+    /// time `deadline_ns` (none: stopped). The core wakes the vCPU then, even from a halt,
+    /// and interrupts the CPU running it, so the backend sees the expiry.
+    DeviceTimer { deadline_ns: Option<u64> },
 }

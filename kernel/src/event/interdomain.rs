@@ -76,6 +76,31 @@ pub fn bind_interdomain<A: Arch>(
     Ok(lport)
 }
 
+/// Connects port `port_a` of `a` with port `port_b` of `b` (a static event channel of
+/// the boot configuration, Xen's `xen,evtchn-v1`). Both ports must be free and within
+/// the domains' port limits (the FIFO ABI's; a port above 4095 is usable once the guest
+/// switches to FIFO). Nothing is raised. -EINVAL if a port is taken or out of range,
+/// or for a loop-back.
+pub fn bind_static<A: Arch>(a: &Domain<A>, port_a: u32, b: &Domain<A>, port_b: u32) -> Result<(), Errno> {
+    if a.id() == b.id() {
+        return Err(Errno::EINVAL);
+    }
+    let (mut ea, eb) = lock_pair(a, b);
+    let mut eb = eb.ok_or(Errno::EINVAL)?;
+    let free = |ev: &EventState<A>, port: u32| {
+        port != 0
+            && port <= ev.max_port()
+            && !ev.is_dying()
+            && ev.ports.get(port).is_none_or(|p| p.binding == Binding::Free)
+    };
+    if !free(&ea, port_a) || !free(&eb, port_b) {
+        return Err(Errno::EINVAL);
+    }
+    ea.ports.take(port_a, Binding::Interdomain { remote: b.id(), remote_port: port_b }, 0);
+    eb.ports.take(port_b, Binding::Interdomain { remote: a.id(), remote_port: port_a }, 0);
+    Ok(())
+}
+
 /// Frees `port` of `d` (already locked in `ev`); if it was interdomain, the peer's
 /// port (in `peer`, or in `ev` for a loop-back) goes back to unbound for `d`.
 fn close_locked<A: Arch>(d: DomId, ev: &mut EventState<A>, peer: Option<&mut EventState<A>>, port: u32) {

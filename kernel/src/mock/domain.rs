@@ -14,7 +14,7 @@ use alloc::format;
 use alloc::sync::{Arc, Weak};
 use alloc::vec;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use keel_abi::memory::{E820Entry, E820_RAM};
 
 /// Where mock guests' RAM starts.
@@ -26,6 +26,8 @@ pub const GUEST_RAM: u64 = 0x4000_0000;
 pub struct MockDomain {
     pub init: DomainInit,
     vcpus_created: AtomicU32,
+    /// Per vCPU: its doorbell rang (`PlatformCall::Ring`).
+    pub(super) doorbells: Vec<AtomicBool>,
     services: spin::Once<Weak<dyn DomainServices>>,
 }
 
@@ -47,7 +49,12 @@ impl MockDomain {
 
 impl GuestDomain for MockDomain {
     fn new(init: &DomainInit) -> Result<Self, VcpuError> {
-        Ok(MockDomain { init: *init, vcpus_created: AtomicU32::new(0), services: spin::Once::new() })
+        Ok(MockDomain {
+            init: *init,
+            vcpus_created: AtomicU32::new(0),
+            doorbells: (0..init.vcpus).map(|_| AtomicBool::new(false)).collect(),
+            services: spin::Once::new(),
+        })
     }
 
     fn attach(&self, services: Weak<dyn DomainServices>) {

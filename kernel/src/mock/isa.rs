@@ -68,6 +68,15 @@ pub enum PlatformCall {
     SystemOff = 2,
     /// Reset the virtual machine.
     SystemReset = 3,
+    /// Ring vCPU `r1`'s doorbell (a device interrupt of the mock, as an x86 IPI through
+    /// the local APIC): exits with `Notify`.
+    Ring = 4,
+    /// Arm this vCPU's device timer for system time `r1` (0 stops it): exits with
+    /// `DeviceTimer`.
+    Timer = 5,
+    /// `r0` = 1 if this vCPU's doorbell rang or its device timer expired (both are
+    /// cleared), else 0.
+    Take = 6,
 }
 
 /// One mock instruction.
@@ -91,8 +100,15 @@ pub enum Insn {
 
 const OPS: [Op; 7] = [Op::Add, Op::Sub, Op::And, Op::Or, Op::Xor, Op::Shl, Op::Shr];
 const CONDS: [Cond; 6] = [Cond::Eq, Cond::Ne, Cond::Ltu, Cond::Geu, Cond::Lt, Cond::Ge];
-const CALLS: [PlatformCall; 4] =
-    [PlatformCall::CpuOn, PlatformCall::CpuOff, PlatformCall::SystemOff, PlatformCall::SystemReset];
+const CALLS: [PlatformCall; 7] = [
+    PlatformCall::CpuOn,
+    PlatformCall::CpuOff,
+    PlatformCall::SystemOff,
+    PlatformCall::SystemReset,
+    PlatformCall::Ring,
+    PlatformCall::Timer,
+    PlatformCall::Take,
+];
 
 fn i32_at(b: &[u8], at: usize) -> Option<i32> {
     Some(i32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))

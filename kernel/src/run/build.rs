@@ -93,9 +93,6 @@ pub fn build_domain<A: Arch + GuestAbi + GuestLoader>(
         Ok(v) => v,
         Err(e) => return undo(d, format!("cannot create vCPU 0: {e:?}")),
     };
-    if !config.event_channels.is_empty() {
-        log::warn!("{}: static event channels are not set up yet (domain {})", config.node, config.name);
-    }
     if let Err(e) = m.add_guest(config.name.clone(), d, vcpu, &params) {
         let _ = hv.destroy_domain(id);
         return Err(fail(format!("the scheduler refused its vCPUs: {e:?}")));
@@ -121,7 +118,8 @@ pub struct Described {
 
 /// Builds every domain of `set` on `m`, in boot order, and reports each. The first one
 /// built handles global VIRQs (console input). Refused descriptions are reported with
-/// their first error.
+/// their first error. Then the static event channels between the built domains are
+/// connected.
 pub fn build_all<A: Arch + GuestAbi + GuestLoader>(m: &Machine<'_, A>, set: &DomainSet) -> Vec<Described> {
     let mut out = Vec::new();
     let mut handler_taken = false;
@@ -141,5 +139,6 @@ pub fn build_all<A: Arch + GuestAbi + GuestLoader>(m: &Machine<'_, A>, set: &Dom
             }
         }
     }
+    super::channels::connect_static_channels(m, set, &out);
     out
 }

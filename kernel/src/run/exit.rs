@@ -31,8 +31,17 @@ impl<A: Arch> CpuLoop<'_, '_, A> {
                 let result = hv.hypercall(d, v, &args, &VcpuTranslation(&cur.vcpu));
                 cur.vcpu.set_hypercall_result(result);
             }
-            // Xen's WFI/HLT: block unless an event upcall is pending.
-            VmExit::Halt => hv.block(d, v, None),
+            // Xen's WFI/HLT: block unless an event upcall or a backend interrupt is
+            // pending. The backend is asked after the vCPU is marked blocked, so an
+            // interrupt raised meanwhile (then notified) wakes it either way.
+            VmExit::Halt => {
+                hv.block(d, v, None);
+                if cur.vcpu.interrupt_pending() {
+                    hv.wake_vcpu(d, v, true);
+                }
+            }
+            VmExit::Notify { vcpu } => hv.wake_vcpu(d, vcpu, true),
+            VmExit::DeviceTimer { deadline_ns } => hv.set_device_deadline(d, v, deadline_ns),
             VmExit::Yield => hv.hooks().yield_vcpu(d.id(), v),
             VmExit::MemoryFault { gpa, access } => {
                 // No portable device claims guest-physical space yet; the backend handled

@@ -50,7 +50,7 @@ pub struct Image {
     pub a: Asm,
     pub second: Asm,
     data: Vec<u8>,
-    fail: Label,
+    pub(super) fail: Label,
     prefix_len: usize,
 }
 

@@ -58,6 +58,11 @@ impl Guest {
 
 /// A dom0less tree describing `guests`, whose images are written to host memory.
 pub fn describe(guests: &[Guest]) -> Vec<u8> {
+    describe_linked(guests, &[])
+}
+
+/// As [`describe`], with static event channels `(guest, port, other guest, port)`.
+pub fn describe_linked(guests: &[Guest], links: &[(usize, u32, usize, u32)]) -> Vec<u8> {
     let mut t = Dtb::new();
     t.cells("#address-cells", &[2]).cells("#size-cells", &[2]).node("chosen");
     t.cells("#address-cells", &[2]).cells("#size-cells", &[2]);
@@ -73,6 +78,17 @@ pub fn describe(guests: &[Guest]) -> Vec<u8> {
         t.end();
         if let Some(cpus) = g.affinity {
             t.node("vcpu0").strs("compatible", &["xen,vcpu"]).cells("id", &[0]).str("hard-affinity", cpus).end();
+        }
+        for (k, &(a, pa, b, pb)) in links.iter().enumerate() {
+            let (me, other) = (100 + 2 * k as u32, 101 + 2 * k as u32);
+            if a == i {
+                t.node(&alloc::format!("ec{k}")).strs("compatible", &["xen,evtchn-v1"]);
+                t.cells("phandle", &[me]).cells("xen,evtchn", &[pa, other]).end();
+            }
+            if b == i {
+                t.node(&alloc::format!("ec{k}")).strs("compatible", &["xen,evtchn-v1"]);
+                t.cells("phandle", &[other]).cells("xen,evtchn", &[pb, me]).end();
+            }
         }
         t.end();
     }
