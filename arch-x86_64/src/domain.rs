@@ -1,9 +1,11 @@
 //! The backend's per-domain state ([`GuestDomain`]): what the domain was created with,
 //! the core's services for it (guest memory, pvclock), and the devices its vCPUs share
-//! (Xen's debug port).
+//! (Xen's debug port, the local APICs' request registers).
 
 use crate::vcpu::io::DebugConsole;
+use crate::vlapic::Irr;
 use alloc::sync::{Arc, Weak};
+use alloc::vec::Vec;
 use keel_kernel::arch::{DomainInit, DomainServices, GuestDomain, VcpuError};
 use spin::{Mutex, Once};
 
@@ -12,12 +14,19 @@ pub struct X86Domain {
     init: DomainInit,
     services: Once<Weak<dyn DomainServices>>,
     debug_console: Mutex<DebugConsole>,
+    /// Each vCPU's local-APIC request register (other vCPUs send it IPIs).
+    irrs: Vec<Irr>,
 }
 
 impl X86Domain {
     /// How the domain was created.
     pub fn init(&self) -> &DomainInit {
         &self.init
+    }
+
+    /// vCPU `vcpu`'s local-APIC request register.
+    pub fn irr(&self, vcpu: u32) -> Option<&Irr> {
+        self.irrs.get(vcpu as usize)
     }
 
     /// The core's services for the domain, while it exists.
@@ -36,7 +45,12 @@ impl X86Domain {
 
 impl GuestDomain for X86Domain {
     fn new(init: &DomainInit) -> Result<Self, VcpuError> {
-        Ok(X86Domain { init: *init, services: Once::new(), debug_console: Mutex::new(DebugConsole::new()) })
+        Ok(X86Domain {
+            init: *init,
+            services: Once::new(),
+            debug_console: Mutex::new(DebugConsole::new()),
+            irrs: (0..init.vcpus).map(|_| Irr::new()).collect(),
+        })
     }
 
     fn attach(&self, services: Weak<dyn DomainServices>) {

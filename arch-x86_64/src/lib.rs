@@ -30,6 +30,7 @@ pub mod smp;
 pub mod stage2;
 pub mod timer;
 pub mod vcpu;
+pub mod vlapic;
 
 use alloc::format;
 use alloc::string::String;

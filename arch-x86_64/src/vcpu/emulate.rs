@@ -6,7 +6,7 @@ use super::cpuid::{self, Context};
 use super::guest::{gpr, GuestRegisters};
 use super::msr::{self, Msr, StateMsr};
 use super::walk::{self, Access, Paging};
-use super::{io, Common};
+use super::{interrupts, io, Common};
 use crate::regs::cpuid as host_cpuid;
 use keel_kernel::arch::{HostMemory, MemType};
 use keel_kernel::mm::{translate, GuestPhysAddr, PhysAddr};
@@ -53,6 +53,21 @@ pub trait GuestCpu {
     fn write_state_msr(&mut self, m: StateMsr, value: u64);
     /// The root of the domain's EPT/NPT.
     fn stage2_root(&self) -> PhysAddr;
+    /// Whether the guest can take an external interrupt now (RFLAGS.IF, no interrupt
+    /// shadow, no event queued).
+    fn interruptible(&self) -> bool;
+    /// Whether an event (exception, interrupt) is queued for the next entry.
+    fn event_queued(&self) -> bool;
+    /// Queues external interrupt `vector` for the next entry.
+    fn inject_interrupt(&mut self, vector: u8);
+    /// Asks for (or stops asking for) an exit as soon as the guest can take an
+    /// interrupt.
+    fn interrupt_window(&mut self, on: bool);
+    /// The guest's CR8 where the vendor keeps it (SVM's V_TPR); `None` where every CR8
+    /// access exits (VMX).
+    fn cr8(&self) -> Option<u8>;
+    /// Sets the vendor's copy of CR8 (SVM), after a write of the APIC's TPR.
+    fn set_cr8(&mut self, cr8: u8);
 }
 
 /// A port access: `size` bytes (1, 2, 4), `input` for IN/INS; string instructions give
@@ -101,9 +116,9 @@ fn cpuid(cpu: &mut dyn GuestCpu, common: &Common) -> Result<bool, u8> {
         vcpu_id: common.vcpu_id,
         domain_id: common.domain.init().id,
         tsc_khz: (crate::timer::tsc_hz() / 1000) as u32,
-        x2apic: false,
-        tsc_deadline: false,
-        upcall_vector: false,
+        x2apic: true,
+        tsc_deadline: true,
+        upcall_vector: true,
     };
     let r = cpu.regs();
     let (leaf, subleaf) = (r.gpr[gpr::RAX] as u32, r.gpr[gpr::RCX] as u32);
@@ -117,14 +132,10 @@ fn cpuid(cpu: &mut dyn GuestCpu, common: &Common) -> Result<bool, u8> {
 
 fn rdmsr(cpu: &mut dyn GuestCpu, common: &Common) -> Result<bool, u8> {
     let index = cpu.regs().gpr[gpr::RCX] as u32;
-    let value = match msr::classify(index).ok_or(GP)? {
-        Msr::State(StateMsr::Efer) => cpu.read_state_msr(StateMsr::Efer) & !crate::regs::efer::SVME,
-        Msr::State(m) => cpu.read_state_msr(m),
-        Msr::Tsc => crate::regs::rdtsc(),
-        Msr::ApicBase => msr::APIC_BASE_DEFAULT | if common.vcpu_id == 0 { msr::APIC_BASE_BSP } else { 0 },
-        Msr::FeatureControl => msr::FEATURE_CONTROL_LOCKED,
-        Msr::HypercallPage => return Err(GP),
-        Msr::Fixed(v) => v,
+    let value = if interrupts::msr::claims(index) {
+        interrupts::msr::read(common, index).ok_or(GP)?
+    } else {
+        ordinary_rdmsr(cpu, common, index)?
     };
     let r = cpu.regs();
     r.gpr[gpr::RAX] = low32(value);
@@ -132,10 +143,25 @@ fn rdmsr(cpu: &mut dyn GuestCpu, common: &Common) -> Result<bool, u8> {
     Ok(true)
 }
 
-fn wrmsr(cpu: &mut dyn GuestCpu, common: &Common) -> Result<bool, u8> {
+fn ordinary_rdmsr(cpu: &mut dyn GuestCpu, common: &Common, index: u32) -> Result<u64, u8> {
+    Ok(match msr::classify(index).ok_or(GP)? {
+        Msr::State(StateMsr::Efer) => cpu.read_state_msr(StateMsr::Efer) & !crate::regs::efer::SVME,
+        Msr::State(m) => cpu.read_state_msr(m),
+        Msr::Tsc => crate::regs::rdtsc(),
+        Msr::ApicBase => common.vlapic.base(),
+        Msr::FeatureControl => msr::FEATURE_CONTROL_LOCKED,
+        Msr::HypercallPage => return Err(GP),
+        Msr::Fixed(v) => v,
+    })
+}
+
+fn wrmsr(cpu: &mut dyn GuestCpu, common: &mut Common) -> Result<bool, u8> {
     let r = cpu.regs();
     let index = r.gpr[gpr::RCX] as u32;
     let value = low32(r.gpr[gpr::RAX]) | low32(r.gpr[gpr::RDX]) << 32;
+    if interrupts::msr::claims(index) {
+        return interrupts::msr::write(cpu, common, index, value).map(|()| true).ok_or(GP);
+    }
     match msr::classify(index).ok_or(GP)? {
         Msr::State(m) => {
             let p = cpu.paging();
@@ -144,8 +170,8 @@ fn wrmsr(cpu: &mut dyn GuestCpu, common: &Common) -> Result<bool, u8> {
             cpu.write_state_msr(m, v);
         }
         Msr::ApicBase => {
-            let keep = value & !msr::APIC_BASE_BSP;
-            if keep != msr::APIC_BASE_DEFAULT {
+            let irr = common.domain.irr(common.vcpu_id).ok_or(GP)?;
+            if !common.vlapic.write_base(value, irr) {
                 return Err(GP);
             }
         }

@@ -3,14 +3,16 @@
 //! what both vendors emulate alike (CPUID, MSRs, port I/O, the guest page walk) lives in
 //! [`emulate`] and the files it uses.
 //!
-//! Not yet: event upcall injection (the level and vector are recorded for the virtual
-//! local APIC and callback-vector delivery) and INIT/SIPI start of secondary vCPUs
-//! (`VcpuInit::secondary` is refused).
+//! Interrupts: the event upcall (Xen's callback vector, or a vector of the virtual local
+//! APIC) and the local APIC's own ([`crate::vlapic`]) are injected by [`interrupts`].
+//!
+//! Not yet: INIT/SIPI start of secondary vCPUs (`VcpuInit::secondary` is refused).
 
 pub mod context;
 pub mod cpuid;
 pub mod emulate;
 pub mod guest;
+pub mod interrupts;
 pub mod io;
 pub mod msr;
 pub mod svm;
@@ -22,6 +24,8 @@ pub use guest::GuestRegisters;
 use crate::cpu;
 use crate::domain::X86Domain;
 use crate::regs;
+use crate::vlapic::{Irr, Vlapic};
+use alloc::collections::VecDeque;
 use alloc::sync::Arc;
 use core::fmt;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -205,8 +209,17 @@ pub struct Common {
     pub upcall: (bool, UpcallRoute),
     /// State switched on `load`/`put`.
     pub context: context::Context,
-    /// The task-priority register as CR8 shows it (VMX; SVM keeps V_TPR).
-    pub tpr: u8,
+    pub vlapic: Vlapic,
+    /// What the core must hear before the guest runs again ([`VmExit::Notify`],
+    /// [`VmExit::DeviceTimer`], [`VmExit::UpcallAck`]), in order.
+    pub reports: VecDeque<VmExit>,
+}
+
+impl Common {
+    /// This vCPU's local-APIC request register.
+    pub fn irr(&self) -> &Irr {
+        self.domain.irr(self.vcpu_id).expect("a vCPU of its domain")
+    }
 }
 
 /// A virtual CPU of either vendor.
@@ -256,7 +269,8 @@ impl Vcpu for X86Vcpu {
             domain: domain.clone(),
             upcall: (false, UpcallRoute::Platform),
             context: context::Context::new(matches!(kind, Kind::Vmx(_))),
-            tpr: 0,
+            vlapic: Vlapic::new(init.vcpu_id),
+            reports: VecDeque::new(),
         };
         Ok(X86Vcpu { kind, common })
     }
@@ -282,6 +296,9 @@ impl Vcpu for X86Vcpu {
     }
 
     fn run(&mut self) -> VmExit {
+        if let Some(report) = self.common.reports.pop_front() {
+            return report;
+        }
         match &mut self.kind {
             Kind::Vmx(v) => v.run(&mut self.common),
             Kind::Svm(v) => v.run(&mut self.common),
@@ -304,6 +321,10 @@ impl Vcpu for X86Vcpu {
 
     fn set_event_upcall(&mut self, pending: bool, route: UpcallRoute) {
         self.common.upcall = (pending, route);
+    }
+
+    fn interrupt_pending(&self) -> bool {
+        interrupts::interrupt_pending(self.cpu(), &self.common)
     }
 
     /// INIT/SIPI have no result to report.

@@ -5,8 +5,9 @@
 //! - kept in the vendor's guest state (VMCS, VMCB, or the real register while the vCPU
 //!   is loaded): EFER, PAT, FS/GS/kernel-GS base, STAR, LSTAR, CSTAR, SFMASK,
 //!   SYSENTER_CS/ESP/EIP — validated here first;
-//! - emulated: the TSC (read only; writes ignored), APIC_BASE, FEATURE_CONTROL (locked,
-//!   VMX off), the hypercall page (Xen's MSR 0x4000_0000, write only);
+//! - emulated: the TSC (read only; writes ignored), APIC_BASE and the x2APIC registers
+//!   with IA32_TSC_DEADLINE (the virtual local APIC, `crate::vlapic`), FEATURE_CONTROL
+//!   (locked, VMX off), the hypercall page (Xen's MSR 0x4000_0000, write only);
 //! - read as a fixed value, writes ignored: microcode revision, MISC_ENABLE, DEBUGCTL,
 //!   AMD HWCR.
 
@@ -66,10 +67,6 @@ pub mod index {
 pub const FEATURE_CONTROL_LOCKED: u64 = 1;
 /// MISC_ENABLE: fast strings; branch trace store and PEBS unavailable.
 const MISC_ENABLE_VALUE: u64 = 1 | 1 << 11 | 1 << 12;
-/// The guest's local APIC base, enabled.
-pub const APIC_BASE_DEFAULT: u64 = 0xfee0_0000 | APIC_BASE_ENABLE;
-pub const APIC_BASE_ENABLE: u64 = 1 << 11;
-pub const APIC_BASE_BSP: u64 = 1 << 8;
 pub const EFER_SCE: u64 = 1 << 0;
 pub const EFER_LME: u64 = 1 << 8;
 pub const EFER_LMA: u64 = 1 << 10;

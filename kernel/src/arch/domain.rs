@@ -56,4 +56,8 @@ pub trait DomainServices: Send + Sync {
     fn write_vcpu_time(&self, vcpu: u32, time: &VcpuTimeInfo) -> bool;
     /// Publishes the wall-clock time of system time 0 in shared_info.
     fn set_wallclock(&self, sec: u64, nsec: u32);
+    /// `vcpu`'s event upcall level right now (`Domain::upcall_pending`), for delivery
+    /// that must follow the level between two of the core's reports (x86's callback
+    /// vector).
+    fn upcall_pending(&self, vcpu: u32) -> bool;
 }

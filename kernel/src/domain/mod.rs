@@ -401,6 +401,10 @@ impl<A: Arch> crate::arch::DomainServices for Domain<A> {
     fn set_wallclock(&self, sec: u64, nsec: u32) {
         Domain::set_wallclock(self, sec, nsec)
     }
+
+    fn upcall_pending(&self, vcpu: u32) -> bool {
+        Domain::upcall_pending(self, vcpu)
+    }
 }
 
 /// Writes `bytes` (whose first 4 bytes are a version word) at `at`: the version becomes

@@ -232,6 +232,9 @@ fn the_backend_reaches_its_domain_through_the_services() {
     assert_eq!(services.write_phys(RAM + 64 * 1024, &[1]), Err(Errno::EFAULT), "outside RAM");
     let time = keel_abi::layout::VcpuTimeInfo { system_time: 77, ..Default::default() };
     assert!(services.write_vcpu_time(1, &time));
+    assert!(!services.upcall_pending(1));
+    d.events.lock().mark_pending(1);
+    assert!(services.upcall_pending(1) && !services.upcall_pending(0));
     let at = d.shared_info_frame().0 + 64 + 32 + 16;
     assert_eq!(crate::mock::MockMemory::load_u64(crate::mm::PhysAddr(at)), 77, "vcpu_info[1].time.system_time");
     drop(services);

@@ -260,6 +260,91 @@ fn x86_hypercalls_bochs_svm() {
     x86_hypercalls(X86Machine::BochsSvm);
 }
 
+/// `events-2l` and `events-fifo`, each with the per-vCPU upcall vector (virtual local
+/// APIC, EOI) and with Xen's callback vector: four domains on two CPUs.
+fn x86_events(machine: X86Machine) {
+    let mut lines = Vec::new();
+    for (d, abi) in [(1, "2l"), (2, "2l"), (3, "fifo"), (4, "fifo")] {
+        lines.push(format!("(d{d}) events-{abi}: 200 IPI events on port 1, 200 upcalls"));
+        lines.push(format!("(d{d}) events-{abi}: loop-back ports 2 <-> 3: both directions delivered"));
+        lines.push(format!("(d{d}) events-{abi}: closed 3, 2 is unbound again"));
+        lines.push(format!("(d{d}) PASS events-{abi}"));
+    }
+    for d in [1, 2] {
+        lines.push(format!("(d{d}) events-2l: masked send held pending, unmask delivered it; set_priority: ENOSYS"));
+    }
+    for d in [3, 4] {
+        lines.push(format!("(d{d}) events-fifo: port 1: word 0xa0000000, ready 0x80, head[7] 1"));
+        lines.push(format!("(d{d}) events-fifo: priority 2: ready 0x4, head[2] 1"));
+        lines.push(format!("(d{d}) events-fifo: masked send held pending (word 0xc0000000), unmask linked it"));
+    }
+    let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let names = ["two-level-vector", "two-level-callback", "fifo-vector", "fifo-callback"];
+    boot(x86_boot(machine, &x86_iso("events")).domains(&names).lines(&lines).timeout(Duration::from_secs(240)));
+}
+
+#[test]
+#[ignore = "boots QEMU: run through scripts/test"]
+fn x86_events_qemu_bios() {
+    x86_events(X86Machine::QemuBios);
+}
+
+#[test]
+#[ignore = "boots QEMU: run through scripts/test"]
+fn x86_events_qemu_uefi() {
+    x86_events(X86Machine::QemuUefi);
+}
+
+#[test]
+#[ignore = "boots Bochs: run through scripts/test"]
+fn x86_events_bochs_vmx() {
+    x86_events(X86Machine::BochsVmx);
+}
+
+#[test]
+#[ignore = "boots Bochs: run through scripts/test"]
+fn x86_events_bochs_svm() {
+    x86_events(X86Machine::BochsSvm);
+}
+
+/// Two domains bounce an event 10 000 times over a static event channel (ping on FIFO,
+/// pong on 2-level), each counting exactly 10 000 sent and received.
+fn x86_pingpong(machine: X86Machine) {
+    boot(x86_boot(machine, &x86_iso("pingpong")).domains(&["ping", "pong"]).timeout(Duration::from_secs(300)).lines(
+        &[
+            "static event channel: d1 (ping) port 10 <-> d2 (pong) port 11",
+            "(d1) pingpong: 10000 round trips on port 10 (fifo): sent 10000, received 10000",
+            "(d2) pingpong: 10000 round trips on port 11 (2-level): sent 10000, received 10000",
+            "(d1) PASS pingpong",
+            "(d2) PASS pingpong",
+        ],
+    ));
+}
+
+#[test]
+#[ignore = "boots QEMU: run through scripts/test"]
+fn x86_pingpong_qemu_bios() {
+    x86_pingpong(X86Machine::QemuBios);
+}
+
+#[test]
+#[ignore = "boots QEMU: run through scripts/test"]
+fn x86_pingpong_qemu_uefi() {
+    x86_pingpong(X86Machine::QemuUefi);
+}
+
+#[test]
+#[ignore = "boots Bochs: run through scripts/test"]
+fn x86_pingpong_bochs_vmx() {
+    x86_pingpong(X86Machine::BochsVmx);
+}
+
+#[test]
+#[ignore = "boots Bochs: run through scripts/test"]
+fn x86_pingpong_bochs_svm() {
+    x86_pingpong(X86Machine::BochsSvm);
+}
+
 /// Domains whose kernel is not ELF, not PVH, that ask for too many vCPUs or share a
 /// module are refused, each by name; the good domain next to them still runs.
 #[test]

@@ -7,7 +7,7 @@
 use super::vmcb::{self, exit_code};
 use super::SvmVcpu;
 use crate::vcpu::emulate::{self, GuestCpu, Intercept, Io, Segment, GP, UD};
-use crate::vcpu::Common;
+use crate::vcpu::{interrupts, Common};
 use keel_kernel::arch::{MemoryAccess, VmExit};
 use keel_kernel::mm::GuestPhysAddr;
 
@@ -37,6 +37,11 @@ impl SvmVcpu {
 
     /// Handles the #VMEXIT that just happened: `Some` for the core, `None` to re-enter.
     pub(super) fn handle_exit(&mut self, common: &mut Common) -> Option<VmExit> {
+        // Nothing stays queued from the last entry, except an event whose delivery the
+        // exit interrupted, which is queued again (APM 15.7.2).
+        let interrupted: u64 = self.vmcb().read(vmcb::EXIT_INT_INFO);
+        let again = if interrupted & (1 << 31) != 0 { interrupted } else { 0 };
+        self.vmcb().write(vmcb::EVENT_INJECTION, again);
         let code: u64 = self.vmcb().read(vmcb::EXIT_CODE);
         let info1: u64 = self.vmcb().read(vmcb::EXIT_INFO1);
         let info2: u64 = self.vmcb().read(vmcb::EXIT_INFO2);
@@ -54,7 +59,12 @@ impl SvmVcpu {
             exit_code::HLT => {
                 let next = self.next_rip(LEN_HLT);
                 self.set_rip(next);
-                Some(VmExit::Halt)
+                // An interrupt the guest can take right away ends the halt at once.
+                (!interrupts::halt_ends_at_once(self, common)).then_some(VmExit::Halt)
+            }
+            exit_code::VINTR => {
+                self.interrupt_window(false);
+                None
             }
             exit_code::PAUSE => {
                 let next = self.next_rip(LEN_PAUSE);

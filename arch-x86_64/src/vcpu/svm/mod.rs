@@ -15,7 +15,7 @@ mod state;
 pub mod vmcb;
 
 use super::guest::{self, GuestRegisters};
-use super::Common;
+use super::{interrupts, Common};
 use crate::cpu;
 use crate::regs::{self, efer};
 use capabilities::Capabilities;
@@ -160,6 +160,10 @@ impl SvmVcpu {
         let virt = &cpu::this_cpu().virt;
         let host_save = virt.host_save();
         loop {
+            interrupts::prepare_entry(self, common);
+            if let Some(report) = common.reports.pop_front() {
+                return report;
+            }
             let mut flush = None;
             if self.asid_generation != virt.asid_generation() {
                 let (asid, generation, new_generation) = virt.take_asid(self.caps.asids);
@@ -183,7 +187,10 @@ impl SvmVcpu {
             self.regs.gpr[guest::gpr::RAX] = self.vmcb.read(vmcb::RAX);
             self.vmcb.write(vmcb::TLB_CONTROL, 0u8);
             if let Some(exit) = self.handle_exit(common) {
-                return exit;
+                common.reports.push_back(exit);
+            }
+            if let Some(report) = common.reports.pop_front() {
+                return report;
             }
         }
     }

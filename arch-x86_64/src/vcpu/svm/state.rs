@@ -15,6 +15,11 @@ const EVENT_TYPE_EXCEPTION: u64 = 3 << 8;
 const EVENT_ERROR_VALID: u64 = 1 << 11;
 const EVENT_VALID: u64 = 1 << 31;
 const ATTR_LONG_MODE: u16 = 1 << 9;
+const RFLAGS_IF: u64 = 1 << 9;
+/// VIRTUAL_INTERRUPT: V_TPR (3:0), V_IRQ (8), V_INTR_PRIO (19:16), V_IGN_TPR (20).
+const V_TPR: u64 = 0xf;
+const V_IRQ: u64 = 1 << 8;
+const V_INTR_PRIO_IGN_TPR: u64 = 0xf << 16 | 1 << 20;
 
 fn state_offset(m: StateMsr) -> usize {
     match m {
@@ -96,5 +101,41 @@ impl GuestCpu for SvmVcpu {
 
     fn stage2_root(&self) -> PhysAddr {
         self.root
+    }
+
+    fn interruptible(&self) -> bool {
+        self.rflags() & RFLAGS_IF != 0 && self.vmcb.read::<u64>(vmcb::INTERRUPT_SHADOW) & 1 == 0 && !self.event_queued()
+    }
+
+    fn event_queued(&self) -> bool {
+        self.vmcb.read::<u64>(vmcb::EVENT_INJECTION) & EVENT_VALID != 0
+    }
+
+    fn inject_interrupt(&mut self, vector: u8) {
+        self.vmcb.write(vmcb::EVENT_INJECTION, vector as u64 | EVENT_VALID);
+    }
+
+    /// A virtual interrupt request (V_IRQ, ignoring V_TPR) with the VINTR intercept: the
+    /// guest exits as soon as it could take it.
+    fn interrupt_window(&mut self, on: bool) {
+        let v = &self.vmcb;
+        let virt: u64 = v.read(vmcb::VIRTUAL_INTERRUPT);
+        let misc: u32 = v.read(vmcb::INTERCEPT_MISC1);
+        if on {
+            v.write(vmcb::VIRTUAL_INTERRUPT, virt | V_IRQ | V_INTR_PRIO_IGN_TPR);
+            v.write(vmcb::INTERCEPT_MISC1, misc | vmcb::misc1::VINTR);
+        } else if virt & V_IRQ != 0 {
+            v.write(vmcb::VIRTUAL_INTERRUPT, virt & !(V_IRQ | V_INTR_PRIO_IGN_TPR));
+            v.write(vmcb::INTERCEPT_MISC1, misc & !vmcb::misc1::VINTR);
+        }
+    }
+
+    fn cr8(&self) -> Option<u8> {
+        Some((self.vmcb.read::<u64>(vmcb::VIRTUAL_INTERRUPT) & V_TPR) as u8)
+    }
+
+    fn set_cr8(&mut self, cr8: u8) {
+        let virt: u64 = self.vmcb.read(vmcb::VIRTUAL_INTERRUPT);
+        self.vmcb.write(vmcb::VIRTUAL_INTERRUPT, (virt & !V_TPR) | (cr8 as u64 & V_TPR));
     }
 }

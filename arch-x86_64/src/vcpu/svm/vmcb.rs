@@ -15,6 +15,7 @@ pub const INTERRUPT_SHADOW: usize = 0x068;
 pub const EXIT_CODE: usize = 0x070;
 pub const EXIT_INFO1: usize = 0x078;
 pub const EXIT_INFO2: usize = 0x080;
+pub const EXIT_INT_INFO: usize = 0x088;
 pub const NESTED_CONTROL: usize = 0x090;
 pub const EVENT_INJECTION: usize = 0x0a8;
 pub const NESTED_CR3: usize = 0x0b0;
@@ -60,6 +61,7 @@ pub mod misc1 {
     pub const NMI: u32 = 1 << 1;
     pub const SMI: u32 = 1 << 2;
     pub const INIT: u32 = 1 << 3;
+    pub const VINTR: u32 = 1 << 4;
     pub const RDPMC: u32 = 1 << 15;
     pub const CPUID: u32 = 1 << 18;
     pub const INVD: u32 = 1 << 22;
@@ -94,6 +96,7 @@ pub mod exit_code {
     pub const EXCEPTION_UD: u64 = 0x46;
     pub const INTR: u64 = 0x60;
     pub const NMI: u64 = 0x61;
+    pub const VINTR: u64 = 0x64;
     pub const RDPMC: u64 = 0x6f;
     pub const CPUID: u64 = 0x72;
     pub const INVD: u64 = 0x76;

@@ -63,11 +63,11 @@ impl VmxVcpu {
                 if v > 0xf {
                     return false;
                 }
-                common.tpr = v as u8;
+                common.vlapic.set_tpr((v as u8) << 4);
                 true
             }
             (8, 1) => {
-                self.write_gpr(a.gpr, common.tpr as u64);
+                self.write_gpr(a.gpr, (common.vlapic.tpr() >> 4) as u64);
                 true
             }
             _ => {

@@ -4,10 +4,11 @@
 //! offered get #UD (or #GP) as on a processor without them.
 
 use super::cr::CrAccess;
+use super::state::set;
 use super::vmcs::{self, reason};
 use super::{field, VmxVcpu};
 use crate::vcpu::emulate::{self, GuestCpu, Intercept, Io, Segment, GP, UD};
-use crate::vcpu::Common;
+use crate::vcpu::{interrupts, Common};
 use keel_kernel::arch::{MemoryAccess, VmExit};
 use keel_kernel::mm::GuestPhysAddr;
 
@@ -32,6 +33,7 @@ impl VmxVcpu {
             );
             return Some(VmExit::GuestCrash);
         }
+        self.reinject_vectored_event();
         let next_rip = || field(vmcs::GUEST_RIP).wrapping_add(field(vmcs::EXIT_INSTRUCTION_LENGTH));
         let emulate = |v: &mut Self, common: &mut Common, what| {
             emulate::handle(v, common, what, next_rip());
@@ -45,7 +47,12 @@ impl VmxVcpu {
             }
             reason::HLT => {
                 self.set_rip(next_rip());
-                Some(VmExit::Halt)
+                // An interrupt the guest can take right away ends the halt at once.
+                (!interrupts::halt_ends_at_once(self, common)).then_some(VmExit::Halt)
+            }
+            reason::INTERRUPT_WINDOW => {
+                self.interrupt_window(false);
+                None
             }
             reason::PAUSE => {
                 self.set_rip(next_rip());
@@ -112,6 +119,20 @@ impl VmxVcpu {
                 Some(VmExit::GuestCrash)
             }
         }
+    }
+
+    /// An event whose delivery the exit interrupted (an injected interrupt or exception
+    /// that hit an EPT violation, say) is queued again for the next entry (SDM 28.2.4).
+    fn reinject_vectored_event(&mut self) {
+        let info = field(vmcs::IDT_VECTORING_INFO);
+        if info & (1 << 31) == 0 {
+            return;
+        }
+        set(vmcs::ENTRY_INTERRUPTION_INFO, info & !(1 << 12));
+        if info & (1 << 11) != 0 {
+            set(vmcs::ENTRY_EXCEPTION_ERROR_CODE, field(vmcs::IDT_VECTORING_ERROR_CODE));
+        }
+        set(vmcs::ENTRY_INSTRUCTION_LENGTH, field(vmcs::EXIT_INSTRUCTION_LENGTH));
     }
 
     /// An I/O-instruction exit (table 28-5; instruction information, table 28-8).

@@ -15,7 +15,7 @@ mod state;
 pub mod vmcs;
 
 use super::guest::{self, GuestRegisters};
-use super::Common;
+use super::{interrupts, Common};
 use crate::cpu;
 use capabilities::Capabilities;
 use instructions::vmread;
@@ -58,6 +58,8 @@ pub struct VmxVcpu {
     launched: bool,
     long_mode: bool,
     stage2_generation: u64,
+    /// Interrupt-window exiting is on.
+    window: bool,
 }
 
 impl VmxVcpu {
@@ -87,6 +89,7 @@ impl VmxVcpu {
             launched: false,
             long_mode: false,
             stage2_generation: u64::MAX,
+            window: false,
         };
         // SAFETY: the VMCS region is ours and carries the revision id; this CPU is in VMX
         // operation (the caller enabled it).
@@ -160,6 +163,10 @@ impl VmxVcpu {
         }
         self.flush_if_stale();
         loop {
+            interrupts::prepare_entry(self, common);
+            if let Some(report) = common.reports.pop_front() {
+                return report;
+            }
             // SAFETY: the VMCS is current and complete (built in `new`).
             match unsafe { instructions::enter(&mut self.regs, self.launched) } {
                 instructions::Entry::Exited => self.launched = true,
@@ -169,7 +176,10 @@ impl VmxVcpu {
                 }
             }
             if let Some(exit) = self.handle_exit(common) {
-                return exit;
+                common.reports.push_back(exit);
+            }
+            if let Some(report) = common.reports.pop_front() {
+                return report;
             }
         }
     }

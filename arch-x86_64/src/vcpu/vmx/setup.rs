@@ -42,6 +42,7 @@ impl VmxVcpu {
             (pin & pin::EXTERNAL_INTERRUPT_EXITING != 0, "external-interrupt exiting"),
             (primary & primary::HLT_EXITING != 0, "HLT exiting"),
             (primary & primary::UNCONDITIONAL_IO_EXITING != 0, "unconditional I/O exiting"),
+            (c.primary.allows(primary::INTERRUPT_WINDOW_EXITING), "interrupt-window exiting"),
             (
                 primary & (primary::CR8_LOAD_EXITING | primary::CR8_STORE_EXITING)
                     == primary::CR8_LOAD_EXITING | primary::CR8_STORE_EXITING,

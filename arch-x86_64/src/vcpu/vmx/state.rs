@@ -17,6 +17,7 @@ const INTERRUPTION_VALID: u64 = 1 << 31;
 /// Blocking by STI and by MOV SS end with the instruction they follow.
 const INTERRUPTIBILITY_STI_MOV_SS: u64 = 0b11;
 const AR_LONG_MODE: u64 = 1 << 13;
+const RFLAGS_IF: u64 = 1 << 9;
 
 /// Writes a guest-state field. A failure would mean no current VMCS: a Keel bug.
 pub(super) fn set(f: u32, value: u64) {
@@ -122,4 +123,34 @@ impl GuestCpu for VmxVcpu {
     fn stage2_root(&self) -> PhysAddr {
         self.root
     }
+
+    fn interruptible(&self) -> bool {
+        self.rflags() & RFLAGS_IF != 0
+            && field(vmcs::GUEST_INTERRUPTIBILITY) & INTERRUPTIBILITY_STI_MOV_SS == 0
+            && !self.event_queued()
+    }
+
+    fn event_queued(&self) -> bool {
+        field(vmcs::ENTRY_INTERRUPTION_INFO) & INTERRUPTION_VALID != 0
+    }
+
+    fn inject_interrupt(&mut self, vector: u8) {
+        set(vmcs::ENTRY_INTERRUPTION_INFO, vector as u64 | INTERRUPTION_VALID);
+    }
+
+    fn interrupt_window(&mut self, on: bool) {
+        if self.window == on {
+            return;
+        }
+        self.window = on;
+        let bit = vmcs::primary::INTERRUPT_WINDOW_EXITING as u64;
+        let controls = field(vmcs::PRIMARY_CONTROLS);
+        set(vmcs::PRIMARY_CONTROLS, if on { controls | bit } else { controls & !bit });
+    }
+
+    fn cr8(&self) -> Option<u8> {
+        None
+    }
+
+    fn set_cr8(&mut self, _cr8: u8) {}
 }

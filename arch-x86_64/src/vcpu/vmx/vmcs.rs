@@ -37,10 +37,13 @@ pub const ENTRY_CONTROLS: u32 = 0x4012;
 pub const ENTRY_MSR_LOAD_COUNT: u32 = 0x4014;
 pub const ENTRY_INTERRUPTION_INFO: u32 = 0x4016;
 pub const ENTRY_EXCEPTION_ERROR_CODE: u32 = 0x4018;
+pub const ENTRY_INSTRUCTION_LENGTH: u32 = 0x401a;
 pub const SECONDARY_CONTROLS: u32 = 0x401e;
 pub const VM_INSTRUCTION_ERROR: u32 = 0x4400;
 pub const EXIT_REASON: u32 = 0x4402;
 pub const EXIT_INTERRUPTION_INFO: u32 = 0x4404;
+pub const IDT_VECTORING_INFO: u32 = 0x4408;
+pub const IDT_VECTORING_ERROR_CODE: u32 = 0x440a;
 pub const EXIT_INSTRUCTION_LENGTH: u32 = 0x440c;
 pub const EXIT_INSTRUCTION_INFO: u32 = 0x440e;
 /// Guest segment limit of ES; the other segments follow at +2 in the order ES, CS, SS,
@@ -96,6 +99,7 @@ pub mod pin {
 
 /// Primary processor-based VM-execution controls.
 pub mod primary {
+    pub const INTERRUPT_WINDOW_EXITING: u32 = 1 << 2;
     pub const HLT_EXITING: u32 = 1 << 7;
     pub const INVLPG_EXITING: u32 = 1 << 9;
     pub const MWAIT_EXITING: u32 = 1 << 10;
@@ -139,6 +143,7 @@ pub mod reason {
     pub const EXCEPTION_OR_NMI: u32 = 0;
     pub const EXTERNAL_INTERRUPT: u32 = 1;
     pub const TRIPLE_FAULT: u32 = 2;
+    pub const INTERRUPT_WINDOW: u32 = 7;
     pub const CPUID: u32 = 10;
     pub const GETSEC: u32 = 11;
     pub const HLT: u32 = 12;

@@ -34,6 +34,7 @@ pub fn record_probe_fault(esr: u64) {
 impl Platform for Arm {
     const ARCH: &'static str = "aarch64";
     const FEATURES: u32 = keel_abi::features::FEATURES_AARCH64;
+    const LAYOUT: &'static keel_abi::layout::GuestLayout = &keel_abi::layout::AARCH64;
 
     fn cmdline(&self) -> &str {
         board::cmdline()

@@ -77,6 +77,17 @@ impl<P: Platform> Hv<'_, P> {
         self.with(MEMORY_OP, cmd, s)
     }
 
+    /// `vcpu_op(cmd, vcpu, &s)`.
+    pub fn vcpu_op<T: Wire>(&self, cmd: u64, vcpu: u32, s: &mut T) -> Ret {
+        let mut buf = Buf([0; 160]);
+        let _ = s.write_bytes(&mut buf.0);
+        let r = self.raw(VCPU_OP, [cmd, vcpu as u64, buf.0.as_ptr() as u64, 0, 0]);
+        if let Some(v) = T::from_bytes(&buf.0) {
+            *s = v;
+        }
+        r
+    }
+
     pub fn hvm_op<T: Wire>(&self, cmd: u64, s: &mut T) -> Ret {
         self.with(HVM_OP, cmd, s)
     }

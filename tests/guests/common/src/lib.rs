@@ -17,6 +17,7 @@
 pub mod check;
 pub mod cmdline;
 pub mod console;
+pub mod events;
 pub mod hcall;
 pub mod irq;
 mod platform;

@@ -27,6 +27,8 @@ pub trait Platform: Sync {
     const ARCH: &'static str;
     /// The `XENVER_get_features` submap 0 this architecture's guests must see.
     const FEATURES: u32;
+    /// This architecture's `shared_info`/`vcpu_info` layout.
+    const LAYOUT: &'static keel_abi::layout::GuestLayout;
 
     /// The guest's command line (arm64: `/chosen/bootargs`; x86 PVH: `hvm_start_info`).
     fn cmdline(&self) -> &str;

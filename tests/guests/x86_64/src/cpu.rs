@@ -18,6 +18,12 @@ pub fn halt() {
     unsafe { asm!("hlt", options(nomem, nostack)) };
 }
 
+/// `sti; hlt`: STI's shadow makes the pair atomic, so a pending interrupt ends the HLT.
+pub fn enable_and_halt() {
+    // SAFETY: the IDT handles every vector.
+    unsafe { asm!("sti", "hlt", options(nomem, nostack)) };
+}
+
 pub fn interrupts(on: bool) {
     // SAFETY: the IDT handles every vector.
     unsafe {
@@ -57,4 +63,11 @@ pub fn outsb(port: u16, bytes: &[u8]) {
         asm!("rep outsb", in("dx") port, inout("rsi") bytes.as_ptr() => _, inout("rcx") bytes.len() => _,
              options(nostack, readonly))
     };
+}
+
+/// WRMSR of an MSR that cannot fault (x2APIC EOI in x2APIC mode), for interrupt handlers:
+/// the probing `traps::wrmsr` is not reentrant.
+pub fn wrmsr(index: u32, value: u64) {
+    // SAFETY: the caller names an MSR that exists in the guest's current mode.
+    unsafe { asm!("wrmsr", in("ecx") index, in("eax") value as u32, in("edx") (value >> 32) as u32, options(nostack)) };
 }

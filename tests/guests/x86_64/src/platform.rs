@@ -61,9 +61,81 @@ pub fn intel() -> bool {
     INTEL.load(Relaxed)
 }
 
+/// Interrupt vectors: the event upcall (Linux's 0xf3), the local APIC timer, IPIs and
+/// the local APIC's spurious vector.
+pub const UPCALL_VECTOR: u8 = 0xf3;
+pub const TIMER_VECTOR: u8 = 0xef;
+pub const IPI_VECTOR: u8 = 0xf0;
+const SPURIOUS_VECTOR: u8 = 0xff;
+const APIC_BASE: u32 = 0x1b;
+const APIC_X2APIC: u64 = 1 << 10;
+const X2APIC_TPR: u32 = 0x808;
+const X2APIC_EOI: u32 = 0x80b;
+const X2APIC_SVR: u32 = 0x80f;
+const X2APIC_ICR: u32 = 0x830;
+const X2APIC_LVT_TIMER: u32 = 0x832;
+const TSC_DEADLINE: u32 = 0x6e0;
+const LVT_TSC_DEADLINE: u64 = 2 << 17;
+
+/// The upcall arrives through the per-vCPU vector (EOI'd) rather than Xen's callback
+/// vector (`keel.upcall=callback`).
+static UPCALL_THROUGH_APIC: AtomicBool = AtomicBool::new(true);
+
+fn wrmsr_or_panic(index: u32, value: u64) {
+    if let Err(v) = traps::wrmsr(index, value) {
+        panic!("WRMSR {index:#x} = {value:#x} raised vector {v}");
+    }
+}
+
+fn eoi() {
+    cpu::wrmsr(X2APIC_EOI, 0);
+}
+
 /// An interrupt the platform handles; false if it is unexpected.
-pub fn interrupt(_vector: u8) -> bool {
-    false
+pub fn interrupt(vector: u8) -> bool {
+    match vector {
+        UPCALL_VECTOR => {
+            keel_test_guest::irq::upcall(&X86);
+            if UPCALL_THROUGH_APIC.load(Relaxed) {
+                eoi();
+            }
+        }
+        TIMER_VECTOR => {
+            keel_test_guest::irq::timer(&X86);
+            eoi();
+        }
+        IPI_VECTOR => {
+            keel_test_guest::irq::ipi(&X86);
+            eoi();
+        }
+        SPURIOUS_VECTOR => {}
+        _ => return false,
+    }
+    true
+}
+
+/// Routes this vCPU's event upcall: `HVMOP_set_evtchn_upcall_vector`, or (command line
+/// `keel.upcall=callback`, boot CPU) `HVM_PARAM_CALLBACK_IRQ` with vector type.
+fn route_upcall(p: &Pvh) {
+    use keel_abi::hvm::*;
+    let hv = keel_test_guest::hcall::Hv(p);
+    let callback = keel_test_guest::cmdline::get(p.cmdline(), "keel.upcall") == Some("callback");
+    UPCALL_THROUGH_APIC.store(!callback, Relaxed);
+    let r = if callback {
+        if p.cpu() != 0 {
+            return;
+        }
+        let value = HVM_PARAM_CALLBACK_TYPE_VECTOR << HVM_PARAM_CALLBACK_TYPE_SHIFT | UPCALL_VECTOR as u64;
+        let mut param =
+            XenHvmParam { domid: keel_abi::xen::DOMID_SELF, _pad: [0; 2], index: HVM_PARAM_CALLBACK_IRQ, value };
+        hv.hvm_op(HVMOP_SET_PARAM, &mut param)
+    } else {
+        let mut v = XenHvmEvtchnUpcallVector { vcpu: p.cpu(), vector: UPCALL_VECTOR, _pad: [0; 3] };
+        hv.hvm_op(HVMOP_SET_EVTCHN_UPCALL_VECTOR, &mut v)
+    };
+    if r != 0 {
+        panic!("routing the upcall ({}) failed: {r}", if callback { "callback vector" } else { "upcall vector" });
+    }
 }
 
 /// Hypercall `number` through `vmcall` (`intel`) or `vmmcall`.
@@ -86,6 +158,7 @@ pub fn hypercall_with(intel: bool, number: u64, a: [u64; 5]) -> u64 {
 impl Platform for Pvh {
     const ARCH: &'static str = "x86_64";
     const FEATURES: u32 = keel_abi::features::FEATURES_X86_64;
+    const LAYOUT: &'static keel_abi::layout::GuestLayout = &keel_abi::layout::X86_64;
 
     fn cmdline(&self) -> &str {
         let (p, n) = (CMDLINE.0.load(Relaxed), CMDLINE.1.load(Relaxed));
@@ -145,8 +218,15 @@ impl Platform for Pvh {
         (0, RAM_END.load(Relaxed))
     }
 
+    /// The local APIC in x2APIC mode, enabled, TPR 0, its timer in TSC-deadline mode;
+    /// the upcall routed.
     fn init_interrupts(&self) {
-        panic!("interrupts need the virtual local APIC, which this Keel does not offer yet");
+        let base = traps::rdmsr(APIC_BASE).unwrap_or_else(|v| panic!("RDMSR APIC_BASE raised vector {v}"));
+        wrmsr_or_panic(APIC_BASE, base | APIC_X2APIC);
+        wrmsr_or_panic(X2APIC_SVR, 0x100 | SPURIOUS_VECTOR as u64);
+        wrmsr_or_panic(X2APIC_TPR, 0);
+        wrmsr_or_panic(X2APIC_LVT_TIMER, LVT_TSC_DEADLINE | TIMER_VECTOR as u64);
+        route_upcall(self);
     }
 
     fn enable_interrupts(&self) {
@@ -157,18 +237,22 @@ impl Platform for Pvh {
         cpu::interrupts(false);
     }
 
+    /// `sti; hlt` (the interrupt is taken here), then masked again.
     fn wait_for_interrupt(&self) {
-        cpu::halt();
+        cpu::enable_and_halt();
+        cpu::interrupts(false);
     }
 
-    fn set_timer(&self, _deadline: u64) {
-        panic!("the local APIC timer is not offered yet");
+    fn set_timer(&self, deadline: u64) {
+        wrmsr_or_panic(TSC_DEADLINE, deadline.max(1));
     }
 
-    fn stop_timer(&self) {}
+    fn stop_timer(&self) {
+        wrmsr_or_panic(TSC_DEADLINE, 0);
+    }
 
-    fn send_ipi(&self, _cpu: u32) {
-        panic!("IPIs need the virtual local APIC, which this Keel does not offer yet");
+    fn send_ipi(&self, cpu: u32) {
+        wrmsr_or_panic(X2APIC_ICR, (cpu as u64) << 32 | 1 << 14 | IPI_VECTOR as u64);
     }
 
     fn start_cpu(&self, _cpu: u32) -> Result<(), i64> {

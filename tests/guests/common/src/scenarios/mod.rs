@@ -3,8 +3,15 @@
 //! | name | what it checks |
 //! |---|---|
 //! | `hypercalls` | `xen_version` answers (4.19, extraversion, features, changeset), `console_io`, unknown hypercalls (-ENOSYS), bad pointers (-EFAULT), pointers translated through the guest's page tables |
+//! | `events-2l` | the 2-level ABI on one CPU: IPI events through the upcall interrupt, a loop-back interdomain pair, masking and unmask, close |
+//! | `events-fifo` | the same under FIFO, with event words, ready bits, queue heads and priorities |
+//! | `pingpong` | two domains bounce an event over a static event channel, counted exactly on both sides |
 
+mod events_2l;
+mod events_common;
+mod events_fifo;
 mod hypercalls;
+mod pingpong;
 
 use crate::{Outcome, Platform};
 
@@ -12,9 +19,17 @@ use crate::{Outcome, Platform};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Scenario {
     Hypercalls,
+    Events2l,
+    EventsFifo,
+    PingPong,
 }
 
-const ALL: &[(&str, Scenario)] = &[("hypercalls", Scenario::Hypercalls)];
+const ALL: &[(&str, Scenario)] = &[
+    ("hypercalls", Scenario::Hypercalls),
+    ("events-2l", Scenario::Events2l),
+    ("events-fifo", Scenario::EventsFifo),
+    ("pingpong", Scenario::PingPong),
+];
 
 /// The scenario called `name`.
 pub fn find(name: &str) -> Option<Scenario> {
@@ -26,13 +41,16 @@ impl Scenario {
     pub fn run<P: Platform>(self) -> fn(&P) -> Outcome {
         match self {
             Scenario::Hypercalls => hypercalls::run::<P>,
+            Scenario::Events2l => events_2l::run::<P>,
+            Scenario::EventsFifo => events_fifo::run::<P>,
+            Scenario::PingPong => pingpong::run::<P>,
         }
     }
 
     /// What a secondary CPU runs, if the scenario starts any.
     pub fn secondary<P: Platform>(self) -> Option<fn(&P)> {
         match self {
-            Scenario::Hypercalls => None,
+            Scenario::Hypercalls | Scenario::Events2l | Scenario::EventsFifo | Scenario::PingPong => None,
         }
     }
 }

@@ -1,0 +1,171 @@
+//! Interrupts into the guest, decided before every entry for both vendors:
+//!
+//! 1. Xen's callback vector (`HVM_PARAM_CALLBACK_IRQ` type 2) while the event upcall is
+//!    pending: injected directly, bypassing the local APIC (no request or in-service
+//!    bit, no EOI), level-like: injected while `evtchn_upcall_pending` is set (read
+//!    afresh when the guest can take it), once per report of the core.
+//! 2. The per-vCPU upcall vector (`HVMOP_set_evtchn_upcall_vector`): requested in the
+//!    virtual local APIC while the level is set and the vector is neither requested nor
+//!    in service; the guest EOIs it, which makes Keel report `UpcallAck` so the core
+//!    reads the level again.
+//! 3. The local APIC's highest deliverable vector (IPIs, its timer, self-IPIs).
+//!
+//! An interrupt is injected only while the guest can take it (RFLAGS.IF, no STI or MOV
+//! SS shadow, no other event being delivered); otherwise the vendor's interrupt window
+//! makes the guest exit as soon as it can.
+//!
+//! The local APIC's registers are reached through [`msr`]: IPIs set bits in the target
+//! vCPUs' request registers and make Keel report `Notify` for each, so the core wakes
+//! and interrupts them; timer changes are reported as `DeviceTimer` deadlines.
+
+use super::emulate::GuestCpu;
+use super::Common;
+use crate::vlapic::icr::{self, Icr};
+use keel_kernel::arch::{UpcallRoute, VmExit};
+
+const RFLAGS_IF: u64 = 1 << 9;
+
+/// TSC ticks as system time (the core's clock counts the TSC), rounded up.
+fn tsc_to_ns(tsc: u64) -> u64 {
+    let hz = crate::timer::tsc_hz().max(1) as u128;
+    ((tsc as u128 * 1_000_000_000).div_ceil(hz)).min(u64::MAX as u128) as u64
+}
+
+/// Reports the local APIC timer's deadline to the core.
+pub fn report_timer(common: &mut Common) {
+    let deadline_ns = common.vlapic.timer.deadline().map(tsc_to_ns);
+    common.reports.push_back(VmExit::DeviceTimer { deadline_ns });
+}
+
+/// Sets up the next entry's interrupt (see the module documentation).
+pub fn prepare_entry(cpu: &mut dyn GuestCpu, common: &mut Common) {
+    if common.vlapic.tick(common.domain.irr(common.vcpu_id).expect("own IRR"), crate::regs::rdtsc()) {
+        report_timer(common);
+    }
+    if let Some(cr8) = cpu.cr8() {
+        // SVM keeps the guest's CR8 in V_TPR; the APIC's TPR follows it.
+        if cr8 != common.vlapic.tpr() >> 4 {
+            common.vlapic.set_tpr(cr8 << 4);
+        }
+    }
+    if cpu.event_queued() {
+        return;
+    }
+    let (pending, route) = common.upcall;
+    let irr = common.domain.irr(common.vcpu_id).expect("own IRR");
+    if let (true, UpcallRoute::LapicVector(v)) = (pending, route) {
+        if !irr.contains(v) && !common.vlapic.in_service(v) {
+            irr.raise(v);
+        }
+    }
+    // The callback vector follows the live level: a handler that already cleared it
+    // must not be entered again for a stale report.
+    let callback = match (pending, route) {
+        (true, UpcallRoute::CallbackVector(v)) => {
+            let live = common.domain.services().is_some_and(|s| s.upcall_pending(common.vcpu_id));
+            common.upcall.0 = live;
+            live.then_some(v)
+        }
+        _ => None,
+    };
+    let lapic = common.vlapic.deliverable(irr);
+    if callback.is_none() && lapic.is_none() {
+        cpu.interrupt_window(false);
+        return;
+    }
+    if !cpu.interruptible() {
+        cpu.interrupt_window(true);
+        return;
+    }
+    cpu.interrupt_window(false);
+    match (callback, lapic) {
+        (Some(v), _) => {
+            // Taken: level-like, it comes again with the core's next report of the level.
+            common.upcall.0 = false;
+            cpu.inject_interrupt(v);
+        }
+        (None, Some(v)) => {
+            common.vlapic.accept(irr, v);
+            cpu.inject_interrupt(v);
+        }
+        (None, None) => {}
+    }
+}
+
+/// Whether a halted vCPU has an interrupt that ends its halt: a deliverable local-APIC
+/// vector or an expired timer, with interrupts enabled (the event upcall is the core's).
+pub fn interrupt_pending(cpu: &dyn GuestCpu, common: &Common) -> bool {
+    if cpu.rflags() & RFLAGS_IF == 0 {
+        return false;
+    }
+    core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
+    let irr = common.irr();
+    common.vlapic.deliverable(irr).is_some()
+        || common.vlapic.timer.deadline().is_some_and(|d| d <= crate::regs::rdtsc())
+}
+
+/// Whether the guest, halting, would take an interrupt right away (so it need not
+/// block).
+pub fn halt_ends_at_once(cpu: &mut dyn GuestCpu, common: &mut Common) -> bool {
+    prepare_entry(cpu, common);
+    cpu.event_queued() || interrupt_pending(cpu, common)
+}
+
+/// Local-APIC register MSRs and IA32_TSC_DEADLINE. `None` means #GP.
+pub mod msr {
+    use super::*;
+    use crate::vlapic::reg;
+
+    /// Whether `index` is one of the local APIC's MSRs.
+    pub fn claims(index: u32) -> bool {
+        (reg::FIRST..=reg::LAST).contains(&index) || index == reg::TSC_DEADLINE
+    }
+
+    pub fn read(common: &Common, index: u32) -> Option<u64> {
+        common.vlapic.read(common.irr(), index, crate::regs::rdtsc())
+    }
+
+    pub fn write(cpu: &mut dyn GuestCpu, common: &mut Common, index: u32, value: u64) -> Option<()> {
+        let irr = common.domain.irr(common.vcpu_id).expect("own IRR");
+        let fx = common.vlapic.write(irr, index, value, crate::regs::rdtsc())?;
+        if index == reg::TPR {
+            cpu.set_cr8(common.vlapic.tpr() >> 4);
+        }
+        if let Some(ipi) = fx.ipi {
+            send(common, &ipi);
+        }
+        if let (Some(v), UpcallRoute::LapicVector(u)) = (fx.eoi, common.upcall.1) {
+            if v == u {
+                common.reports.push_back(VmExit::UpcallAck);
+            }
+        }
+        if fx.timer {
+            report_timer(common);
+        }
+        Some(())
+    }
+
+    /// Delivers an IPI: fixed and lowest-priority vectors to their targets' request
+    /// registers (lowest priority: the first target), a notification for each other
+    /// vCPU. NMI, SMI, INIT and start-up IPIs are not delivered yet.
+    fn send(common: &mut Common, ipi: &Icr) {
+        let vcpus = common.domain.init().vcpus;
+        match ipi.delivery {
+            icr::DELIVERY_FIXED | icr::DELIVERY_LOWEST => {
+                let lowest = ipi.delivery == icr::DELIVERY_LOWEST;
+                for target in icr::targets(ipi, common.vcpu_id, vcpus).take(if lowest { 1 } else { usize::MAX }) {
+                    let Some(irr) = common.domain.irr(target) else { continue };
+                    irr.raise(ipi.vector);
+                    if target != common.vcpu_id {
+                        common.reports.push_back(VmExit::Notify { vcpu: target });
+                    }
+                }
+            }
+            other => log::warn!(
+                "d{}v{}: IPI with delivery mode {other} dropped (not supported)",
+                common.domain.init().id,
+                common.vcpu_id
+            ),
+        }
+    }
+}
