@@ -1,7 +1,7 @@
 //! The hypervisor's portable state: the domain table, and the services that act on
 //! domains: creation, destruction, event delivery, timers, hypercalls.
 
-use crate::arch::{Arch, Timer};
+use crate::arch::{Arch, GuestDomain, Timer};
 use crate::domain::{Domain, DomainConfig, DomainState, Hooks, Poll, RunState, ShutdownReason};
 use crate::event::Wake;
 use crate::mm::FramePool;
@@ -188,7 +188,7 @@ impl<'a, A: Arch> Hypervisor<'a, A> {
         if polling {
             self.timers_changed(d, vcpu);
         }
-        if d.upcall_pending(vcpu) {
+        if d.upcall_pending(vcpu) || d.arch().interrupt_pending(vcpu) {
             self.wake_vcpu(d, vcpu, true);
         }
     }

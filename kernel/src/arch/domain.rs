@@ -27,4 +27,12 @@ pub struct DomainInit {
 /// its vCPUs are gone. vCPUs on different physical CPUs use it concurrently.
 pub trait GuestDomain: Send + Sync + Sized + 'static {
     fn new(init: &DomainInit) -> Result<Self, VcpuError>;
+
+    /// Whether a virtual interrupt (other than the event upcall, which the core tracks)
+    /// is pending for `vcpu` and would end a halt: a halted or blocked vCPU is only kept
+    /// blocked while this is false. The default: the backend has no such interrupts.
+    fn interrupt_pending(&self, vcpu: u32) -> bool {
+        let _ = vcpu;
+        false
+    }
 }

@@ -46,4 +46,10 @@ pub enum VmExit {
     /// the level and calls [`Vcpu::set_event_upcall`](super::Vcpu::set_event_upcall)
     /// before entering again.
     UpcallAck,
+    /// The guest made virtual interrupts pending for other vCPUs of its domain (an SGI
+    /// through the virtual GIC, an IPI through the virtual local APIC): bit *n* set means
+    /// vCPU *n*. The core wakes each of them if it is halted or blocked and interrupts the
+    /// CPU running it, so that its backend delivers the interrupt before it re-enters
+    /// (see also [`GuestDomain::interrupt_pending`](super::GuestDomain::interrupt_pending)).
+    Kick { vcpus: u128 },
 }

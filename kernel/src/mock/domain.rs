@@ -11,7 +11,7 @@ use crate::mm::{GuestPhysAddr, PhysAddr, Region, PAGE_SIZE};
 use alloc::format;
 use alloc::vec;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use keel_abi::memory::{E820Entry, E820_RAM};
 
 /// Where mock guests' RAM starts.
@@ -23,6 +23,8 @@ pub const GUEST_RAM: u64 = 0x4000_0000;
 pub struct MockDomain {
     pub init: DomainInit,
     vcpus_created: AtomicU32,
+    /// Per vCPU (bit n): a doorbell rang (the mock's virtual interrupt).
+    doorbells: AtomicU64,
 }
 
 impl MockDomain {
@@ -34,11 +36,25 @@ impl MockDomain {
     pub(super) fn note_vcpu_created(&self) {
         self.vcpus_created.fetch_add(1, Ordering::Relaxed);
     }
+
+    /// Rings the doorbells of the vCPUs in `mask`.
+    pub(super) fn ring(&self, mask: u64) {
+        self.doorbells.fetch_or(mask, Ordering::AcqRel);
+    }
+
+    /// Whether `vcpu`'s doorbell rang; clears it.
+    pub(super) fn take_doorbell(&self, vcpu: u32) -> bool {
+        self.doorbells.fetch_and(!(1 << vcpu), Ordering::AcqRel) & (1 << vcpu) != 0
+    }
 }
 
 impl GuestDomain for MockDomain {
     fn new(init: &DomainInit) -> Result<Self, VcpuError> {
-        Ok(MockDomain { init: *init, vcpus_created: AtomicU32::new(0) })
+        Ok(MockDomain { init: *init, vcpus_created: AtomicU32::new(0), doorbells: AtomicU64::new(0) })
+    }
+
+    fn interrupt_pending(&self, vcpu: u32) -> bool {
+        vcpu < 64 && self.doorbells.load(Ordering::Acquire) & (1 << vcpu) != 0
     }
 }
 

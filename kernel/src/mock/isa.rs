@@ -68,6 +68,11 @@ pub enum PlatformCall {
     SystemOff = 2,
     /// Reset the virtual machine.
     SystemReset = 3,
+    /// Ring the doorbell (a virtual interrupt, like an SGI) of every vCPU in the mask
+    /// `r1`, waking them (`VmExit::Kick`).
+    Kick = 4,
+    /// `r0` = 1 if this vCPU's doorbell rang since it last looked (and clear it), else 0.
+    Doorbell = 5,
 }
 
 /// One mock instruction.
@@ -91,8 +96,14 @@ pub enum Insn {
 
 const OPS: [Op; 7] = [Op::Add, Op::Sub, Op::And, Op::Or, Op::Xor, Op::Shl, Op::Shr];
 const CONDS: [Cond; 6] = [Cond::Eq, Cond::Ne, Cond::Ltu, Cond::Geu, Cond::Lt, Cond::Ge];
-const CALLS: [PlatformCall; 4] =
-    [PlatformCall::CpuOn, PlatformCall::CpuOff, PlatformCall::SystemOff, PlatformCall::SystemReset];
+const CALLS: [PlatformCall; 6] = [
+    PlatformCall::CpuOn,
+    PlatformCall::CpuOff,
+    PlatformCall::SystemOff,
+    PlatformCall::SystemReset,
+    PlatformCall::Kick,
+    PlatformCall::Doorbell,
+];
 
 fn i32_at(b: &[u8], at: usize) -> Option<i32> {
     Some(i32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))

@@ -137,6 +137,7 @@ impl MockVcpu {
             Insn::Jump(off) => self.pc = self.pc.wrapping_add(off as i64 as u64),
             Insn::Time(d) => self.regs[r(d)] = sim::read_clock(),
             Insn::Upcall(d) => self.regs[r(d)] = self.upcall as u64,
+            Insn::Platform(PlatformCall::Doorbell) => self.regs[0] = self.domain.take_doorbell(self.id) as u64,
             Insn::Platform(call) => return Some(self.platform(call)),
         }
         None
@@ -150,6 +151,11 @@ impl MockVcpu {
             PlatformCall::CpuOff => VmExit::StopVcpu,
             PlatformCall::SystemOff => VmExit::Shutdown(ShutdownReason::Poweroff),
             PlatformCall::SystemReset => VmExit::Shutdown(ShutdownReason::Reboot),
+            PlatformCall::Kick => {
+                self.domain.ring(self.regs[1]);
+                VmExit::Kick { vcpus: self.regs[1] as u128 }
+            }
+            PlatformCall::Doorbell => VmExit::GuestCrash,
         }
     }
 }

@@ -56,6 +56,13 @@ impl<A: Arch> CpuLoop<'_, '_, A> {
             }
             VmExit::StopVcpu => hv.vcpu_down(d, v),
             VmExit::Shutdown(reason) => hv.shutdown_guest(d, reason),
+            VmExit::Kick { vcpus } => {
+                for target in (0..d.nr_vcpus()).filter(|&t| t != v && vcpus & (1u128 << t) != 0) {
+                    if d.vcpu(target).is_some_and(|s| s.online) {
+                        hv.wake_vcpu(d, target, true);
+                    }
+                }
+            }
             VmExit::UpcallAck | VmExit::Interrupt => {}
         }
     }

@@ -56,6 +56,8 @@ pub struct Machine<'a, A: Arch> {
     started: AtomicBool,
     /// One CPU took the final report.
     reported: AtomicBool,
+    /// Held by the CPU that reaps stopped domains.
+    reaping: Mutex<()>,
     /// The CPUs that run loops: vCPUs are confined to them.
     online: CpuMask,
 }
@@ -70,6 +72,7 @@ impl<'a, A: Arch> Machine<'a, A> {
             ends: Mutex::new(Vec::new()),
             started: AtomicBool::new(false),
             reported: AtomicBool::new(false),
+            reaping: Mutex::new(()),
             online: CpuMask::first_n(hooks.scheduler().nr_cpus()),
         }
     }

@@ -51,12 +51,17 @@ impl core::fmt::Display for DomainEnd {
 impl<A: Arch> Machine<'_, A> {
     /// Reaps every stopped domain whose vCPUs no CPU holds. Returns the report of all
     /// ends to exactly one caller: the one that reaped the last domain.
+    ///
+    ///
+    /// One CPU reaps at a time (the others wait for it): two CPUs must not both reap the
+    /// same domain, and the report must not be taken between a domain's removal and the
+    /// recording of its end.
     pub(super) fn reap(&self) -> Option<Vec<DomainEnd>> {
-        let stopped = self.hooks.stopped();
-        if stopped.is_empty() {
+        if self.hooks.stopped().is_empty() {
             return None;
         }
-        for id in stopped {
+        let _reaping = self.reaping.lock();
+        for id in self.hooks.stopped() {
             let Some(guest) = self.guests.get(id) else {
                 self.hooks.unregister(id);
                 continue;
@@ -67,11 +72,11 @@ impl<A: Arch> Machine<'_, A> {
                 continue;
             }
             let end = DomainEnd { id, name: guest.name.clone(), state: guest.domain.state() };
+            log::info!("{end}");
+            self.ends.lock().push(end);
             drop(guest);
             drop(self.guests.remove(id));
             let _ = self.hv.destroy_domain(id);
-            log::info!("{end}");
-            self.ends.lock().push(end);
         }
         self.hv.reap();
         let last = self.is_finished() && !self.reported.swap(true, Ordering::AcqRel);

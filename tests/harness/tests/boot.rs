@@ -6,6 +6,9 @@
 use keel_tests::{run, BootTest};
 use std::time::Duration;
 
+#[path = "boot/arm64_guests.rs"]
+mod arm64_guests;
+
 const AARCH64: &str = "scripts/qemu-aarch64";
 const X86_64: &str = "scripts/qemu-x86_64";
 const BOCHS: &str = "scripts/bochs";
@@ -58,25 +61,6 @@ fn arm64_uboot_booti_vhe_gicv3() {
         .probe_on_cpus(4)
         .fact("el2", "vhe"),
     );
-}
-
-/// The domain path of the boot flow on real hardware: QEMU's guest-loader describes a
-/// dom0 (Keel's own image stands in for its kernel); Keel parses it, creates the domain
-/// and populates its 64 MiB, and reports it as not built because the arm64 backend
-/// cannot load guests yet. Replace this once it can.
-#[test]
-#[ignore = "boots QEMU: run through scripts/test"]
-fn arm64_described_domain_is_built_until_the_loader_refuses() {
-    let loader = "guest-loader,addr=0x47000000,kernel=target/images/keel-aarch64.img,bootargs=console=hvc0";
-    let mut test = BootTest::new(
-        "arm64 dom0 from guest-loader",
-        AARCH64,
-        &["--smp", "2", "--test", "-device", loader, "-append", "keel.exit=test dom0_mem=64M"],
-    )
-    .refusal("[test] fail domain-dom0: not built: guest loading not supported", 1);
-    test.required_lines.push("[test] pass hypercall-probe-cpu1".into());
-    test.required_lines.push("[test] done pass=2 fail=1 expected=3".into());
-    boot(test);
 }
 
 #[test]

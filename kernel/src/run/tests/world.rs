@@ -48,11 +48,14 @@ pub struct Guest {
     pub vcpus: u32,
     /// `hard-affinity` of vCPU 0, e.g. `"0"`.
     pub affinity: Option<&'static str>,
+    /// Static event channels: (local port, index of the peer guest, peer's port); list
+    /// each channel on both sides.
+    pub evtchn: Vec<(u32, usize, u32)>,
 }
 
 impl Guest {
     pub fn new(name: &'static str, image: Vec<u8>) -> Self {
-        Guest { name, image, memory_kib: 1024, vcpus: 1, affinity: None }
+        Guest { name, image, memory_kib: 1024, vcpus: 1, affinity: None, evtchn: Vec::new() }
     }
 }
 
@@ -73,6 +76,11 @@ pub fn describe(guests: &[Guest]) -> Vec<u8> {
         t.end();
         if let Some(cpus) = g.affinity {
             t.node("vcpu0").strs("compatible", &["xen,vcpu"]).cells("id", &[0]).str("hard-affinity", cpus).end();
+        }
+        let phandle = |guest: usize, port: u32| 0x100 + guest as u32 * 0x1_0000 + port;
+        for &(port, peer, peer_port) in &g.evtchn {
+            t.node(&alloc::format!("evtchn@{port}")).strs("compatible", &["xen,evtchn-v1"]);
+            t.cells("phandle", &[phandle(i, port)]).cells("xen,evtchn", &[port, phandle(peer, peer_port)]).end();
         }
         t.end();
     }

@@ -34,6 +34,7 @@ pub fn record_probe_fault(esr: u64) {
 impl Platform for Arm {
     const ARCH: &'static str = "aarch64";
     const FEATURES: u32 = keel_abi::features::FEATURES_AARCH64;
+    const LAYOUT: &'static keel_abi::layout::GuestLayout = &keel_abi::layout::AARCH64;
 
     fn cmdline(&self) -> &str {
         board::cmdline()
@@ -108,8 +109,9 @@ impl Platform for Arm {
         regs::set_virtual_timer(0, 0);
     }
 
-    fn send_ipi(&self, cpu: u32) {
-        gic::send_sgi(cpu, 1);
+    /// SGI `n` (SGIs 0-7).
+    fn send_ipi(&self, cpu: u32, n: u32) {
+        gic::send_sgi(cpu, n % keel_test_guest::irq::NR_IPIS);
     }
 
     fn start_cpu(&self, cpu: u32) -> Result<(), i64> {

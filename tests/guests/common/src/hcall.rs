@@ -65,6 +65,13 @@ impl<P: Platform> Hv<'_, P> {
         self.raw(CONSOLE_IO, [keel_abi::xen::CONSOLEIO_WRITE, bytes.len() as u64, bytes.as_ptr() as u64, 0, 0])
     }
 
+    /// `vcpu_op(cmd, vcpu, &arg)`.
+    pub fn vcpu_op<T: Wire>(&self, cmd: u64, vcpu: u32, arg: &T) -> Ret {
+        let mut buf = Buf([0; 160]);
+        let _ = arg.write_bytes(&mut buf.0);
+        self.raw(VCPU_OP, [cmd, vcpu as u64, buf.0.as_ptr() as u64, 0, 0])
+    }
+
     pub fn event_op<T: Wire>(&self, cmd: u64, s: &mut T) -> Ret {
         self.with(EVENT_CHANNEL_OP, cmd, s)
     }

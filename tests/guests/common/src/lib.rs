@@ -17,8 +17,10 @@
 pub mod check;
 pub mod cmdline;
 pub mod console;
+pub mod events;
 pub mod hcall;
 pub mod irq;
+pub mod pages;
 mod platform;
 pub mod scenarios;
 

@@ -3,8 +3,12 @@
 //! | name | what it checks |
 //! |---|---|
 //! | `hypercalls` | `xen_version` answers (4.19, extraversion, features, changeset), `console_io`, unknown hypercalls (-ENOSYS), bad pointers (-EFAULT), pointers translated through the guest's page tables |
+//! | `events-2l`, `events-fifo` | bind_ipi, bind_virq, alloc_unbound/bind_interdomain, send to self, delivery by upcall, mask/unmask, a burst of ports, close; IPIs beyond the list registers |
+//! | `pingpong` | two domains over a static event channel (`keel.role=ping|pong keel.port=N`): `keel.rounds` round trips, exact counts on both sides |
 
+pub mod events;
 mod hypercalls;
+mod pingpong;
 
 use crate::{Outcome, Platform};
 
@@ -12,9 +16,17 @@ use crate::{Outcome, Platform};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Scenario {
     Hypercalls,
+    Events2l,
+    EventsFifo,
+    PingPong,
 }
 
-const ALL: &[(&str, Scenario)] = &[("hypercalls", Scenario::Hypercalls)];
+const ALL: &[(&str, Scenario)] = &[
+    ("hypercalls", Scenario::Hypercalls),
+    ("events-2l", Scenario::Events2l),
+    ("events-fifo", Scenario::EventsFifo),
+    ("pingpong", Scenario::PingPong),
+];
 
 /// The scenario called `name`.
 pub fn find(name: &str) -> Option<Scenario> {
@@ -26,13 +38,16 @@ impl Scenario {
     pub fn run<P: Platform>(self) -> fn(&P) -> Outcome {
         match self {
             Scenario::Hypercalls => hypercalls::run::<P>,
+            Scenario::Events2l => |p| events::run(p, false),
+            Scenario::EventsFifo => |p| events::run(p, true),
+            Scenario::PingPong => pingpong::run::<P>,
         }
     }
 
     /// What a secondary CPU runs, if the scenario starts any.
     pub fn secondary<P: Platform>(self) -> Option<fn(&P)> {
         match self {
-            Scenario::Hypercalls => None,
+            Scenario::Hypercalls | Scenario::Events2l | Scenario::EventsFifo | Scenario::PingPong => None,
         }
     }
 }
