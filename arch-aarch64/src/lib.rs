@@ -11,6 +11,7 @@ extern crate alloc;
 // Pure parts, also built and tested on the host.
 pub mod layout;
 pub mod loader;
+pub mod vgic;
 
 // The hardware: built only for the bare-metal target.
 macro_rules! hardware {

@@ -117,6 +117,10 @@ sysreg!(
     IccIar1El1, "S3_0_C12_C12_0", (), r
 );
 sysreg!(
+    /// Group 1 highest-priority pending interrupt (no side effect).
+    IccHppir1El1, "S3_0_C12_C12_2", (), r
+);
+sysreg!(
     /// Group 1 end of interrupt.
     IccEoir1El1, "S3_0_C12_C12_1", (), w
 );
@@ -135,6 +139,12 @@ sysreg!(
 sysreg!(
     /// Group 1 SGI generation.
     IccSgi1rEl1, "S3_0_C12_C11_5", ICC_SGI1R_EL1::Register, w
+);
+
+// GICv3 virtual interface control, beyond what `aarch64-cpu` names.
+sysreg!(
+    /// The guest's view of `ICC_SRE_EL1` (system-register interface enable).
+    IccSreEl1, "S3_0_C12_C12_5", (), rw
 );
 
 // VHE aliases of the guest's EL1/EL0 registers (valid only with HCR_EL2.E2H = 1).

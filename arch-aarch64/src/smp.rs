@@ -3,7 +3,7 @@
 
 use crate::dt::MAX_CPUS;
 use crate::mmu::{self, MmuConfig};
-use crate::{boot, cache, cpu, irq, psci};
+use crate::{boot, cache, cpu, irq, psci, vgic};
 use alloc::boxed::Box;
 use alloc::vec;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -98,5 +98,6 @@ pub fn start_secondaries(entry: fn(CpuId) -> !) -> u32 {
 extern "C" fn keel_secondary_main(boot: &'static SecondaryBoot) -> ! {
     cpu::init_el2();
     irq::Gic::init_cpu();
+    vgic::init_cpu();
     (boot.entry)(CpuId(boot.cpu as u32))
 }

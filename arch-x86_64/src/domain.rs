@@ -3,7 +3,7 @@
 //! (Xen's debug port, the local APICs' request registers).
 
 use crate::vcpu::io::DebugConsole;
-use crate::vlapic::Irr;
+use crate::vlapic::{Irr, Shared};
 use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
 use keel_kernel::arch::{DomainInit, DomainServices, GuestDomain, VcpuError};
@@ -14,8 +14,8 @@ pub struct X86Domain {
     init: DomainInit,
     services: Once<Weak<dyn DomainServices>>,
     debug_console: Mutex<DebugConsole>,
-    /// Each vCPU's local-APIC request register (other vCPUs send it IPIs).
-    irrs: Vec<Irr>,
+    /// Each vCPU's local-APIC state other CPUs see (request register, priority).
+    lapics: Vec<Shared>,
 }
 
 impl X86Domain {
@@ -26,7 +26,12 @@ impl X86Domain {
 
     /// vCPU `vcpu`'s local-APIC request register.
     pub fn irr(&self, vcpu: u32) -> Option<&Irr> {
-        self.irrs.get(vcpu as usize)
+        self.lapic(vcpu).map(|l| &l.irr)
+    }
+
+    /// vCPU `vcpu`'s local-APIC state other CPUs see.
+    pub fn lapic(&self, vcpu: u32) -> Option<&Shared> {
+        self.lapics.get(vcpu as usize)
     }
 
     /// The core's services for the domain, while it exists.
@@ -49,11 +54,18 @@ impl GuestDomain for X86Domain {
             init: *init,
             services: Once::new(),
             debug_console: Mutex::new(DebugConsole::new()),
-            irrs: (0..init.vcpus).map(|_| Irr::new()).collect(),
+            lapics: (0..init.vcpus).map(|_| Shared::new()).collect(),
         })
     }
 
     fn attach(&self, services: Weak<dyn DomainServices>) {
         self.services.call_once(|| services);
+    }
+
+    /// A local-APIC interrupt the vCPU would take, or its timer due. (Whether the guest
+    /// halted with interrupts enabled is not known here: one that halted with them off is
+    /// woken as if they were on, and continues after its HLT.)
+    fn interrupt_pending(&self, vcpu: u32) -> bool {
+        self.lapic(vcpu).is_some_and(|l| l.pending(crate::regs::rdtsc()))
     }
 }

@@ -190,7 +190,7 @@ impl<'a, A: Arch> Hypervisor<'a, A> {
         if polling {
             self.timers_changed(d, vcpu);
         }
-        if d.upcall_pending(vcpu) {
+        if d.upcall_pending(vcpu) || d.arch().interrupt_pending(vcpu) {
             self.wake_vcpu(d, vcpu, true);
         }
     }

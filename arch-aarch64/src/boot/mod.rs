@@ -10,7 +10,7 @@ mod wrong_el;
 use crate::dt::{self, Platform};
 use crate::mmu::{self, Mapping, MmuConfig, MmuError};
 use crate::smp::SecondaryBoot;
-use crate::{cache, console, cpu, irq, psci, smp, timer};
+use crate::{cache, console, cpu, irq, psci, smp, timer, vgic};
 use core::mem::offset_of;
 use core::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use keel_kernel::arch::{CpuOps, ExitStatus, InterruptController, PowerOffPath};
@@ -141,6 +141,7 @@ extern "C" fn keel_primary_el2(dtb: usize, bad_relocations: usize) -> ! {
         fail(format_args!("{e}"));
     }
     irq::Gic::init_cpu();
+    vgic::init_cpu();
 
     for r in platform.reserved.regions().iter().chain(platform.no_map.regions()) {
         free.remove(pages_out(*r));
@@ -235,7 +236,7 @@ fn map_gic(p: &Platform) {
     for r in &g.redist[..g.redist_count] {
         map_or_fail(*r, Mapping::Device, "a GIC redistributor region");
     }
-    for r in [g.cpu_if, g.hyp_if].into_iter().flatten() {
+    for r in [g.cpu_if, g.hyp_if, g.vcpu_if].into_iter().flatten() {
         map_or_fail(r, Mapping::Device, "a GIC CPU interface");
     }
 }

@@ -43,6 +43,8 @@ pub struct GicInfo {
     pub cpu_if: Option<Region>,
     /// GICv2 virtual interface control (GICH), if the GIC has the virtualization extensions.
     pub hyp_if: Option<Region>,
+    /// GICv2 virtual CPU interface (GICV), mapped into guests at their GICC address.
+    pub vcpu_if: Option<Region>,
 }
 
 /// Everything Keel takes from the device tree at boot.
@@ -154,13 +156,14 @@ fn reservations(fdt: &Fdt<'static>, p: &mut Platform) -> Result<(), DtError> {
         {
             p.reserved.add(Region { start, end: end.max(start) });
         }
-        // Modules sit in /chosen, or one level down in dom0less domain nodes.
+        // Modules sit in /chosen, or one level down in dom0less domain nodes; their `reg`
+        // uses the cell counts their parent sets or inherits (as Xen reads them).
         let mut count = 0;
-        let mut add_module = |node: FdtNode<'_, 'static>| {
+        let mut add_module = |node: FdtNode<'_, 'static>, cells: (u32, u32)| {
             if !compatible_with(node, &["multiboot,module"]) {
                 return;
             }
-            for r in regs(node).take(1) {
+            if let Some(r) = first_reg(node, cells) {
                 p.reserved.add(r);
                 if count < MAX_MODULES {
                     p.modules[count] = Some(BootModule { region: r, cmdline: node.name });
@@ -170,15 +173,38 @@ fn reservations(fdt: &Fdt<'static>, p: &mut Platform) -> Result<(), DtError> {
                 count += 1;
             }
         };
+        let root_cells = fdt.find_node("/").map_or(ROOT_CELLS, |r| cells_of(r, ROOT_CELLS));
+        let chosen_cells = cells_of(chosen, root_cells);
         for child in chosen.children() {
-            add_module(child);
-            child.children().for_each(&mut add_module);
+            add_module(child, chosen_cells);
+            let child_cells = cells_of(child, chosen_cells);
+            child.children().for_each(|g| add_module(g, child_cells));
         }
     }
     if p.reserved.overflowed() || p.no_map.overflowed() {
         return Err(DtError::MapFull("reserved"));
     }
     Ok(())
+}
+
+/// `#address-cells` and `#size-cells` of the root when it sets none.
+const ROOT_CELLS: (u32, u32) = (2, 1);
+
+/// The cell counts `node` sets for its children, each falling back to `inherited`.
+fn cells_of(node: FdtNode<'_, 'static>, inherited: (u32, u32)) -> (u32, u32) {
+    (prop_u32(node, "#address-cells").unwrap_or(inherited.0), prop_u32(node, "#size-cells").unwrap_or(inherited.1))
+}
+
+/// The first (address, size) of `node`'s `reg`, read with its parent's `cells`.
+fn first_reg(node: FdtNode<'_, 'static>, (address, size): (u32, u32)) -> Option<Region> {
+    let raw = node.property("reg")?.value;
+    let read = |at: usize, n: u32| -> Option<u64> {
+        let bytes = raw.get(at..at + 4 * n as usize)?;
+        (n <= 2).then(|| bytes.chunks(4).fold(0u64, |v, c| v << 32 | u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as u64))
+    };
+    let start = read(0, address)?;
+    let len = read(4 * address as usize, size)?;
+    Some(Region { start, end: start.checked_add(len)? })
 }
 
 fn cpus(fdt: &Fdt<'static>, list: &mut CpuList) -> Result<(), DtError> {
@@ -235,7 +261,7 @@ fn gic(fdt: &Fdt<'static>) -> Result<GicInfo, DtError> {
         let dist = frames.next().ok_or(DtError::GicFrameMissing("distributor (GICD)"))?;
         let wanted = prop_u32(node, "#redistributor-regions").unwrap_or(1).clamp(1, 4) as usize;
         let mut info =
-            GicInfo { version: GicVersion::V3, dist, redist: [none; 4], redist_count: 0, cpu_if: None, hyp_if: None };
+            GicInfo { version: GicVersion::V3, dist, redist: [none; 4], redist_count: 0, cpu_if: None, hyp_if: None, vcpu_if: None };
         for slot in info.redist.iter_mut().take(wanted) {
             *slot = frames.next().ok_or(DtError::GicFrameMissing("redistributor (GICR)"))?;
             info.redist_count += 1;
@@ -246,6 +272,7 @@ fn gic(fdt: &Fdt<'static>) -> Result<GicInfo, DtError> {
         let dist = frames.next().ok_or(DtError::GicFrameMissing("distributor (GICD)"))?;
         let cpu_if = frames.next().ok_or(DtError::GicFrameMissing("CPU interface (GICC)"))?;
         let hyp_if = frames.next();
+        let vcpu_if = frames.next();
         return Ok(GicInfo {
             version: GicVersion::V2,
             dist,
@@ -253,6 +280,7 @@ fn gic(fdt: &Fdt<'static>) -> Result<GicInfo, DtError> {
             redist_count: 0,
             cpu_if: Some(cpu_if),
             hyp_if,
+            vcpu_if,
         });
     }
     Err(DtError::UnsupportedGic(node.compatible().map(|c| c.first()).unwrap_or("(no compatible)")))

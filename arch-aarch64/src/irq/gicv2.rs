@@ -30,7 +30,9 @@ register_structs! {
         (0x08 => bpr: ReadWrite<u32>),
         (0x0c => iar: ReadOnly<u32>),
         (0x10 => eoir: WriteOnly<u32>),
-        (0x14 => @END),
+        (0x14 => _reserved0),
+        (0x18 => hppir: ReadOnly<u32>),
+        (0x1c => @END),
     },
     HypInterface {
         (0x00 => hcr: ReadWrite<u32>),
@@ -140,6 +142,17 @@ impl GicV2 {
         }
         LAST_IAR[super::current_index()].store(iar, Relaxed);
         Some(intid)
+    }
+
+    /// The highest-priority pending interrupt, without acknowledging it.
+    pub fn highest_pending(&self) -> Option<u32> {
+        let intid = self.gicc().hppir.get() & 0x3ff;
+        (!(1020..=1023).contains(&intid)).then_some(intid)
+    }
+
+    /// The virtual interface control frame (GICH) of the calling CPU, if described.
+    pub fn gich(&self) -> Option<usize> {
+        self.hyp_if
     }
 
     pub fn end_of_interrupt(&self, irq: u32) {

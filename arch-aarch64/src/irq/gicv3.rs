@@ -211,6 +211,12 @@ impl GicV3 {
         (!(1020..=1023).contains(&intid)).then_some(intid)
     }
 
+    /// The highest-priority pending group-1 interrupt, without acknowledging it.
+    pub fn highest_pending(&self) -> Option<u32> {
+        let intid = (IccHppir1El1.get() & 0xff_ffff) as u32;
+        (!(1020..=1023).contains(&intid)).then_some(intid)
+    }
+
     pub fn end_of_interrupt(&self, irq: u32) {
         IccEoir1El1.set(irq as u64);
         barrier::isb(barrier::SY);

@@ -13,6 +13,9 @@ use spin::Once;
 
 /// The SGI Keel uses to wake another CPU.
 pub const WAKEUP_SGI: u32 = 0;
+/// The virtual interface's maintenance interrupt (PPI 9), Keel's own business: the
+/// vCPU code handles its cause, [`Gic::acknowledge`] never returns it.
+pub const MAINTENANCE_IRQ: u32 = 25;
 /// Priority of every interrupt Keel configures (four byte lanes).
 const ALL_PRIORITIES: u32 = 0xa0a0_a0a0;
 /// CPU-interface priority mask: let everything numerically below 0xf0 through.
@@ -58,6 +61,22 @@ pub fn list_registers() -> Result<u32, &'static str> {
     }
 }
 
+/// The highest-priority pending interrupt of the calling CPU, not acknowledged.
+pub fn highest_pending() -> Option<u32> {
+    match DRIVER.get()? {
+        Driver::V2(g) => g.highest_pending(),
+        Driver::V3(g) => g.highest_pending(),
+    }
+}
+
+/// GICv2: the virtual interface control frame (GICH), banked per CPU.
+pub fn gich_base() -> Option<usize> {
+    match DRIVER.get()? {
+        Driver::V2(g) => g.gich(),
+        Driver::V3(_) => None,
+    }
+}
+
 /// The interrupt controller, per calling CPU.
 pub struct Gic;
 
@@ -68,6 +87,7 @@ impl InterruptController for Gic {
             Some(Driver::V3(g)) => g.init_cpu(),
             None => {}
         }
+        Self::enable(IrqNumber(MAINTENANCE_IRQ));
     }
 
     fn enable(irq: IrqNumber) {
@@ -86,12 +106,19 @@ impl InterruptController for Gic {
         }
     }
 
+    /// Skips (and completes) the maintenance interrupt, whose cause the vCPU that ran
+    /// handled already.
     fn acknowledge() -> Option<IrqNumber> {
-        match DRIVER.get()? {
-            Driver::V2(g) => g.acknowledge(),
-            Driver::V3(g) => g.acknowledge(),
+        loop {
+            let irq = match DRIVER.get()? {
+                Driver::V2(g) => g.acknowledge(),
+                Driver::V3(g) => g.acknowledge(),
+            }?;
+            if irq != MAINTENANCE_IRQ {
+                return Some(IrqNumber(irq));
+            }
+            Self::end_of_interrupt(IrqNumber(irq));
         }
-        .map(IrqNumber)
     }
 
     fn end_of_interrupt(irq: IrqNumber) {

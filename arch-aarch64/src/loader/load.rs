@@ -5,17 +5,18 @@
 
 use super::device_tree::{GuestGic, GuestTree};
 use super::{image, placement};
-use crate::layout::{GNTTAB_SIZE, RAM_BANKS};
+use crate::layout::{GICC_BASE, GICC_SIZE, GNTTAB_SIZE, RAM_BANKS};
 use crate::{boot, cache, irq, Aarch64};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use keel_abi::layout::{GuestLayout, AARCH64};
 use keel_abi::memory::E820Entry;
-use keel_kernel::arch::{BootEntry, GuestAbi, GuestLoader, LoadError, LoadRequest};
+use keel_kernel::arch::{BootEntry, GuestAbi, GuestLoader, LoadError, LoadRequest, Perms};
 use keel_kernel::config::Module;
 use keel_kernel::domain::Domain;
-use keel_kernel::mm::{GuestPhysAddr, Region, PAGE_SIZE};
+use keel_kernel::mm::{GuestPhysAddr, PhysAddr, Region, PAGE_SIZE};
+use keel_kernel::start::FRAME_POOL;
 
 impl GuestAbi for Aarch64 {
     const LAYOUT: &'static GuestLayout = &AARCH64;
@@ -55,6 +56,15 @@ fn copy_in(d: &Domain<Aarch64>, gpa: u64, bytes: &[u8], what: &str) -> Result<()
         page += PAGE_SIZE;
     }
     Ok(())
+}
+
+/// GICv2: the host's virtual CPU interface (GICV) appears at the guest's GICC address.
+fn map_gicv(d: &Domain<Aarch64>) -> Result<(), LoadError> {
+    let Some(gicv) = boot::platform().gic.vcpu_if.filter(|r| r.size() >= GICC_SIZE) else {
+        return Err(LoadError::Unsupported("the GICv2 has no virtual CPU interface (GICV) in the device tree"));
+    };
+    d.map_device(&FRAME_POOL, GuestPhysAddr(GICC_BASE), PhysAddr(gicv.start), GICC_SIZE, Perms::RW)
+        .map_err(|e| LoadError::TooLarge(format!("cannot map the virtual CPU interface: {e:?}")))
 }
 
 impl GuestLoader for Aarch64 {
@@ -104,6 +114,9 @@ impl GuestLoader for Aarch64 {
         .map_err(|e| LoadError::BadImage(format!("cannot write the guest device tree: {e}")))?;
         if tree.len() as u64 > placement::DTB_MAX {
             return Err(LoadError::TooLarge(format!("the guest device tree takes {} bytes", tree.len())));
+        }
+        if gic == GuestGic::V2 {
+            map_gicv(d)?;
         }
         copy_in(d, plan.kernel, kernel, "the kernel")?;
         copy_in(d, plan.dtb, &tree, "the device tree")?;

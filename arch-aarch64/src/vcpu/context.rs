@@ -97,6 +97,23 @@ el1_context! {
 }
 
 impl El1Context {
+    /// Writes the registers the guest's stage-1 translation uses (for `AT`).
+    pub fn load_translation(&self, vhe: bool) {
+        if vhe {
+            SctlrEl12.set(self.sctlr);
+            TcrEl12.set(self.tcr);
+            Ttbr0El12.set(self.ttbr0);
+            Ttbr1El12.set(self.ttbr1);
+            MairEl12.set(self.mair);
+        } else {
+            SCTLR_EL1.set(self.sctlr);
+            TCR_EL1.set(self.tcr);
+            TTBR0_EL1.set(self.ttbr0);
+            TTBR1_EL1.set(self.ttbr1);
+            MAIR_EL1.set(self.mair);
+        }
+    }
+
     /// The state a booting guest finds: MMU and caches off, everything else zero.
     pub fn boot_state() -> Self {
         El1Context { sctlr: SCTLR_EL1_BOOT, ..Default::default() }

@@ -10,6 +10,7 @@ const SLOT_SYNC_A64: u64 = 8;
 const SLOT_SYNC_A32: u64 = 12;
 
 const EC_WFX: u64 = 0x01;
+const EC_SYSREG: u64 = 0x18;
 const EC_HVC32: u64 = 0x12;
 const EC_SMC32: u64 = 0x13;
 const EC_HVC64: u64 = 0x16;
@@ -25,6 +26,43 @@ pub enum Outcome {
     /// Give the guest an undefined-instruction exception for the instruction at
     /// PC − `back` (HVC returns after the instruction, a trapped SMC at it).
     Undefined { back: u64 },
+    /// A load or store to unmapped guest-physical memory that a device may emulate.
+    Mmio(Mmio),
+    /// An `MSR`/`MRS` the hypervisor traps (GICv3 SGI generation, ...).
+    Sysreg(Sysreg),
+}
+
+/// A trapped data access with a valid instruction syndrome.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Mmio {
+    pub gpa: u64,
+    pub write: bool,
+    /// Bytes: 1, 2, 4 or 8.
+    pub size: u64,
+    /// The general register (31 = the zero register).
+    pub reg: u8,
+    /// Sign-extend a load.
+    pub sign_extend: bool,
+    /// The register is 64-bit (else a load clears the upper half).
+    pub sixty_four: bool,
+}
+
+/// A trapped system-register access: `op0, op1, CRn, CRm, op2` and the register.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sysreg {
+    pub encoding: (u8, u8, u8, u8, u8),
+    pub reg: u8,
+    pub read: bool,
+}
+
+/// `ICC_SGI1R_EL1`, `ICC_ASGI1R_EL1`, `ICC_SGI0R_EL1`.
+pub const ICC_SGI1R_EL1: (u8, u8, u8, u8, u8) = (3, 0, 12, 11, 5);
+pub const ICC_ASGI1R_EL1: (u8, u8, u8, u8, u8) = (3, 0, 12, 11, 6);
+pub const ICC_SGI0R_EL1: (u8, u8, u8, u8, u8) = (3, 0, 12, 11, 7);
+
+fn sysreg(iss: u64) -> Sysreg {
+    let f = |shift: u32, bits: u32| ((iss >> shift) & ((1 << bits) - 1)) as u8;
+    Sysreg { encoding: (f(20, 2), f(14, 3), f(10, 4), f(1, 4), f(17, 3)), reg: f(5, 5), read: iss & 1 != 0 }
 }
 
 /// The registers an exit is decoded from.
@@ -62,12 +100,30 @@ pub fn decode(s: Syndrome) -> Outcome {
             let exit = if iss & 1 == 0 { VmExit::Halt } else { VmExit::Yield };
             Outcome::Exit { exit, advance: insn_len }
         }
+        EC_SYSREG => Outcome::Sysreg(sysreg(iss)),
+        EC_DABT_LOW if is_mmio(iss) => Outcome::Mmio(Mmio {
+            gpa: ((s.hpfar & 0x0000_0fff_ffff_fff0) << 8) | (s.far & 0xfff),
+            write: iss & (1 << 6) != 0,
+            size: 1 << ((iss >> 22) & 3),
+            reg: ((iss >> 16) & 0x1f) as u8,
+            sign_extend: iss & (1 << 21) != 0,
+            sixty_four: iss & (1 << 15) != 0,
+        }),
         EC_DABT_LOW | EC_IABT_LOW => match stage2_fault(s, ec == EC_IABT_LOW) {
             Some(e) => exit(e),
             None => exit(VmExit::GuestCrash),
         },
         _ => exit(VmExit::GuestCrash),
     }
+}
+
+/// A stage-2 translation fault (nothing mapped) with a valid instruction syndrome (ISV)
+/// on a data access that is not a stage-1 table walk: what device emulation can handle.
+fn is_mmio(iss: u64) -> bool {
+    const ISV: u64 = 1 << 24;
+    const S1PTW: u64 = 1 << 7;
+    let translation_fault = (iss & 0x3c) == 0x04;
+    iss & ISV != 0 && iss & S1PTW == 0 && translation_fault
 }
 
 /// A translation, access-flag or permission fault in stage 2; external aborts and the

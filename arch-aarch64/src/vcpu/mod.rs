@@ -10,18 +10,25 @@
 
 mod context;
 mod exit;
+mod mmio;
+mod translate;
 
 pub use context::GuestRegs;
 
 use crate::cpu::{self, Cpu};
 use crate::domain::Aarch64Domain;
-use crate::{cache, stage2};
+use crate::layout::PPI_EVTCHN;
+use crate::vgic::CpuInterface;
+use crate::{cache, irq, stage2, Stage2Tables};
 use aarch64_cpu::asm::barrier;
 use aarch64_cpu::registers::{ESR_EL2, FAR_EL2, HCR_EL2, HPFAR_EL2, VMPIDR_EL2, VTTBR_EL2};
 use alloc::sync::Arc;
 use context::{El1Context, PSTATE_EL1H_MASKED};
 use exit::{Outcome, Syndrome};
-use keel_kernel::arch::{CpuId, CpuOps, HypercallArgs, StartResult, UpcallRoute, Vcpu, VcpuError, VcpuInit, VmExit};
+use keel_kernel::arch::{
+    CpuId, CpuOps, HypercallArgs, MemoryAccess, Stage2, StartResult, UpcallRoute, Vcpu, VcpuError, VcpuInit, VmExit,
+};
+use keel_kernel::mm::GuestPhysAddr;
 use tock_registers::interfaces::{Readable, Writeable};
 
 extern "C" {
@@ -71,9 +78,14 @@ pub struct Aarch64Vcpu {
     vmpidr: u64,
     /// The CPU it is loaded on.
     cpu: Option<CpuId>,
-    /// The event upcall level (PPI 31) the core set before this entry; the virtual GIC
-    /// will present it to the guest.
+    /// Identifies this vCPU object to [`translate`] (whose EL1 state a CPU holds).
+    serial: u64,
+    /// The event upcall level (PPI 31) the core set before this entry.
     upcall: bool,
+    /// Its index in the domain.
+    vcpu_id: u32,
+    /// Its virtual CPU interface (list registers) between entries.
+    gic: CpuInterface,
     domain: Arc<Aarch64Domain>,
 }
 
@@ -116,7 +128,10 @@ impl Vcpu for Aarch64Vcpu {
             vttbr: stage2::vttbr(init.stage2_root, init.space),
             vmpidr: vmpidr(init.vcpu_id),
             cpu: None,
+            serial: translate::new_serial(),
             upcall: false,
+            vcpu_id: init.vcpu_id,
+            gic: CpuInterface::new(domain.vgic.lock().version),
             domain: domain.clone(),
         })
     }
@@ -132,8 +147,15 @@ impl Vcpu for Aarch64Vcpu {
     fn run(&mut self) -> VmExit {
         assert_eq!(Some(Cpu::current()), self.cpu, "a vCPU runs only on the CPU it is loaded on");
         let vhe = cpu::vhe();
+        let id = self.vcpu_id;
         loop {
+            {
+                let mut g = self.domain.vgic.lock();
+                g.set_private_level(id, PPI_EVTCHN, self.upcall);
+                self.gic.load(&mut g, id);
+            }
             self.el1.load(vhe);
+            translate::set_live(self.serial);
             VTTBR_EL2.set(self.vttbr);
             VMPIDR_EL2.set(self.vmpidr);
             HCR_EL2.set(self.hcr);
@@ -146,12 +168,50 @@ impl Vcpu for Aarch64Vcpu {
             HCR_EL2.set(cpu::host_hcr());
             barrier::isb(barrier::SY);
             self.el1.save(vhe);
+            let completed = self.gic.save(&mut self.domain.vgic.lock(), id, PPI_EVTCHN);
             match exit::decode(syndrome) {
+                Outcome::Exit { exit: VmExit::Interrupt, .. } => {
+                    // The maintenance interrupt (its cause is handled) or a host interrupt.
+                    match irq::highest_pending() {
+                        Some(i) if i != irq::MAINTENANCE_IRQ => return VmExit::Interrupt,
+                        _ if completed.upcall => return VmExit::UpcallAck,
+                        _ => {}
+                    }
+                }
+                Outcome::Exit { exit: VmExit::Halt, advance } if self.domain.vgic.lock().has_pending(id) => {
+                    // WFI with an interrupt waiting completes at once.
+                    self.regs.pc = self.regs.pc.wrapping_add(advance);
+                }
                 Outcome::Exit { exit, advance } => {
                     self.regs.pc = self.regs.pc.wrapping_add(advance);
+                    if matches!(exit, VmExit::MemoryFault { .. } | VmExit::GuestCrash) {
+                        self.log_state(syndrome.esr);
+                    }
                     return exit;
                 }
                 Outcome::Undefined { back } => self.inject_undefined(back),
+                Outcome::Mmio(m) => match self.emulate_mmio(&m) {
+                    Some(kick) => {
+                        self.regs.pc = self.regs.pc.wrapping_add(4);
+                        if let Some(exit) = self.kick_others(kick) {
+                            return exit;
+                        }
+                    }
+                    None => {
+                        let access = if m.write { MemoryAccess::Write } else { MemoryAccess::Read };
+                        self.log_state(syndrome.esr);
+                        return VmExit::MemoryFault { gpa: GuestPhysAddr(m.gpa), access };
+                    }
+                },
+                Outcome::Sysreg(s) => match self.emulate_sysreg(&s) {
+                    Some(kick) => {
+                        self.regs.pc = self.regs.pc.wrapping_add(4);
+                        if let Some(exit) = self.kick_others(kick) {
+                            return exit;
+                        }
+                    }
+                    None => self.inject_undefined(0),
+                },
             }
         }
     }
@@ -183,9 +243,41 @@ impl Vcpu for Aarch64Vcpu {
         };
         self.regs.x[0] = code as u64;
     }
+
+    /// Identity while the guest's MMU is off (SCTLR_EL1.M clear), else the CPU's stage-1
+    /// walk ([`translate`]).
+    fn translate_gva(&self, gva: u64, write: bool) -> Option<GuestPhysAddr> {
+        const SCTLR_M: u64 = 1;
+        if self.el1.sctlr & SCTLR_M == 0 {
+            return (gva >> Stage2Tables::ipa_bits() == 0).then_some(GuestPhysAddr(gva));
+        }
+        translate::stage1(self.serial, &self.el1, self.vttbr, self.hcr, gva, write).map(GuestPhysAddr)
+    }
 }
 
 impl Aarch64Vcpu {
+    /// The exit that makes the core wake the other vCPUs in `kick`, if any (this vCPU
+    /// picks up its own interrupts on re-entry).
+    fn kick_others(&self, kick: u128) -> Option<VmExit> {
+        let others = kick & !(1u128 << self.vcpu_id);
+        (others != 0).then_some(VmExit::Kick { vcpus: others })
+    }
+
+    /// Logs the guest's state at a fatal exit (debug level).
+    fn log_state(&self, esr_el2: u64) {
+        let e = &self.el1;
+        log::debug!(
+            "guest PC {:#x} PSTATE {:#x} ESR_EL2 {esr_el2:#x}; EL1: ELR {:#x} ESR {:#x} FAR {:#x} VBAR {:#x} SCTLR {:#x}",
+            self.regs.pc,
+            self.regs.pstate,
+            e.elr,
+            e.esr,
+            e.far,
+            e.vbar,
+            e.sctlr
+        );
+    }
+
     /// The domain's backend state.
     pub fn domain(&self) -> &Arc<Aarch64Domain> {
         &self.domain

@@ -15,8 +15,10 @@
 //! makes the guest exit as soon as it can.
 //!
 //! The local APIC's registers are reached through [`msr`]: IPIs set bits in the target
-//! vCPUs' request registers and make Keel report `Notify` for each, so the core wakes
-//! and interrupts them; timer changes are reported as `DeviceTimer` deadlines.
+//! vCPUs' request registers and make Keel report `Kick` for them, so the core wakes and
+//! interrupts them; timer changes are reported as `DeviceTimer` deadlines. A vCPU
+//! publishes its priority and timer before it enters or halts, which the core's
+//! `GuestDomain::interrupt_pending` reads when it blocks it.
 
 use super::emulate::GuestCpu;
 use super::Common;
@@ -35,6 +37,13 @@ fn tsc_to_ns(tsc: u64) -> u64 {
 pub fn report_timer(common: &mut Common) {
     let deadline_ns = common.vlapic.timer.deadline().map(tsc_to_ns);
     common.reports.push_back(VmExit::DeviceTimer { deadline_ns });
+}
+
+/// Publishes the APIC's priority and timer for other CPUs.
+fn publish(common: &Common) {
+    if let Some(shared) = common.domain.lapic(common.vcpu_id) {
+        common.vlapic.publish(shared);
+    }
 }
 
 /// Sets up the next entry's interrupt (see the module documentation).
@@ -69,6 +78,7 @@ pub fn prepare_entry(cpu: &mut dyn GuestCpu, common: &mut Common) {
         _ => None,
     };
     let lapic = common.vlapic.deliverable(irr);
+    publish(common);
     if callback.is_none() && lapic.is_none() {
         cpu.interrupt_window(false);
         return;
@@ -86,29 +96,23 @@ pub fn prepare_entry(cpu: &mut dyn GuestCpu, common: &mut Common) {
         }
         (None, Some(v)) => {
             common.vlapic.accept(irr, v);
+            publish(common);
             cpu.inject_interrupt(v);
         }
         (None, None) => {}
     }
 }
 
-/// Whether a halted vCPU has an interrupt that ends its halt: a deliverable local-APIC
-/// vector or an expired timer, with interrupts enabled (the event upcall is the core's).
-pub fn interrupt_pending(cpu: &dyn GuestCpu, common: &Common) -> bool {
-    if cpu.rflags() & RFLAGS_IF == 0 {
-        return false;
-    }
-    core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
-    let irr = common.irr();
-    common.vlapic.deliverable(irr).is_some()
-        || common.vlapic.timer.deadline().is_some_and(|d| d <= crate::regs::rdtsc())
-}
-
 /// Whether the guest, halting, would take an interrupt right away (so it need not
-/// block).
+/// block): a deliverable local-APIC vector or an expired timer, with interrupts enabled
+/// (the event upcall is the core's).
 pub fn halt_ends_at_once(cpu: &mut dyn GuestCpu, common: &mut Common) -> bool {
     prepare_entry(cpu, common);
-    cpu.event_queued() || interrupt_pending(cpu, common)
+    if cpu.event_queued() {
+        return true;
+    }
+    cpu.rflags() & RFLAGS_IF != 0
+        && common.domain.lapic(common.vcpu_id).is_some_and(|l| l.pending(crate::regs::rdtsc()))
 }
 
 /// Local-APIC register MSRs and IA32_TSC_DEADLINE. `None` means #GP.
@@ -153,12 +157,17 @@ pub mod msr {
         match ipi.delivery {
             icr::DELIVERY_FIXED | icr::DELIVERY_LOWEST => {
                 let lowest = ipi.delivery == icr::DELIVERY_LOWEST;
+                let mut kick = 0u128;
                 for target in icr::targets(ipi, common.vcpu_id, vcpus).take(if lowest { 1 } else { usize::MAX }) {
                     let Some(irr) = common.domain.irr(target) else { continue };
                     irr.raise(ipi.vector);
-                    if target != common.vcpu_id {
-                        common.reports.push_back(VmExit::Notify { vcpu: target });
+                    if target != common.vcpu_id && target < 128 {
+                        kick |= 1 << target;
                     }
+                }
+                if kick != 0 {
+                    core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
+                    common.reports.push_back(VmExit::Kick { vcpus: kick });
                 }
             }
             other => log::warn!(

@@ -210,7 +210,7 @@ pub struct Common {
     /// State switched on `load`/`put`.
     pub context: context::Context,
     pub vlapic: Vlapic,
-    /// What the core must hear before the guest runs again ([`VmExit::Notify`],
+    /// What the core must hear before the guest runs again ([`VmExit::Kick`],
     /// [`VmExit::DeviceTimer`], [`VmExit::UpcallAck`]), in order.
     pub reports: VecDeque<VmExit>,
 }
@@ -321,10 +321,6 @@ impl Vcpu for X86Vcpu {
 
     fn set_event_upcall(&mut self, pending: bool, route: UpcallRoute) {
         self.common.upcall = (pending, route);
-    }
-
-    fn interrupt_pending(&self) -> bool {
-        interrupts::interrupt_pending(self.cpu(), &self.common)
     }
 
     /// INIT/SIPI have no result to report.

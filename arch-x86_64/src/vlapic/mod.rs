@@ -15,7 +15,7 @@ pub mod timer;
 #[cfg(test)]
 mod tests;
 
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use timer::LapicTimer;
 
 /// x2APIC register MSRs (0x800 + the xAPIC offset / 16).
@@ -111,6 +111,41 @@ impl Default for Irr {
 
 fn highest(words: &[u64; 4]) -> Option<u8> {
     (0..4).rev().find(|&i| words[i] != 0).map(|i| (i * 64 + 63 - words[i].leading_zeros() as usize) as u8)
+}
+
+/// What other CPUs may know of a vCPU's APIC: its request register, and (published by
+/// the vCPU before it enters or halts) its priority and timer deadline, so that a
+/// halted vCPU is woken only for an interrupt it would take.
+pub struct Shared {
+    pub irr: Irr,
+    /// The processor priority, with bit 8 set while the APIC is enabled.
+    priority: AtomicU32,
+    /// The timer's next expiry (TSC), 0 if none.
+    deadline: AtomicU64,
+}
+
+const PUBLISHED_ENABLED: u32 = 1 << 8;
+
+impl Shared {
+    pub const fn new() -> Self {
+        Shared { irr: Irr::new(), priority: AtomicU32::new(0), deadline: AtomicU64::new(0) }
+    }
+
+    /// Whether the vCPU has an interrupt it would take (a requested vector above its
+    /// published priority) or a timer due at TSC `now`.
+    pub fn pending(&self, now: u64) -> bool {
+        core::sync::atomic::fence(Ordering::SeqCst);
+        let p = self.priority.load(Ordering::Acquire);
+        let irr = self.irr.highest().is_some_and(|v| p & PUBLISHED_ENABLED != 0 && v >> 4 > (p as u8) >> 4);
+        let d = self.deadline.load(Ordering::Acquire);
+        irr || (d != 0 && d <= now)
+    }
+}
+
+impl Default for Shared {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// What a register write asks of the caller.
@@ -236,6 +271,13 @@ impl Vlapic {
 
     pub fn in_service(&self, vector: u8) -> bool {
         self.isr[vector as usize / 64] & 1 << (vector % 64) != 0
+    }
+
+    /// Publishes the priority and timer deadline other CPUs check ([`Shared::pending`]).
+    pub fn publish(&self, shared: &Shared) {
+        let enabled = if self.enabled() { PUBLISHED_ENABLED } else { 0 };
+        shared.priority.store(self.ppr() as u32 | enabled, Ordering::Release);
+        shared.deadline.store(self.timer.deadline().unwrap_or(0), Ordering::Release);
     }
 
     /// Fires the timer if it is due; true if its deadline changed.

@@ -98,3 +98,24 @@ fn timer_through_the_registers() {
     assert!(irr.contains(0x41));
     assert_eq!(l.read(&irr, reg::TSC_DEADLINE, 0), Some(0));
 }
+
+#[test]
+fn published_state_says_whether_a_halt_ends() {
+    let (mut l, irr) = x2apic(0);
+    let shared = Shared::new();
+    l.publish(&shared);
+    shared.irr.raise(0x80);
+    assert!(!shared.pending(0), "the APIC is disabled by software");
+    l.write(&irr, reg::SVR, 0x1ff, 0).unwrap();
+    l.write(&irr, reg::TPR, 0x90, 0).unwrap();
+    l.publish(&shared);
+    assert!(!shared.pending(0), "masked by the task priority");
+    l.write(&irr, reg::TPR, 0x70, 0).unwrap();
+    l.publish(&shared);
+    assert!(shared.pending(0));
+    let quiet = Shared::new();
+    l.write(&irr, reg::LVT_TIMER, 2 << 17 | 0x41, 0).unwrap();
+    l.write(&irr, reg::TSC_DEADLINE, 500, 0).unwrap();
+    l.publish(&quiet);
+    assert!(!quiet.pending(499) && quiet.pending(500), "the timer is due");
+}

@@ -37,6 +37,14 @@ pub trait GuestDomain: Send + Sync + Sized + 'static {
     fn attach(&self, services: Weak<dyn DomainServices>) {
         let _ = services;
     }
+
+    /// Whether a virtual interrupt (other than the event upcall, which the core tracks)
+    /// is pending for `vcpu` and would end a halt: a halted or blocked vCPU is only kept
+    /// blocked while this is false. The default: the backend has no such interrupts.
+    fn interrupt_pending(&self, vcpu: u32) -> bool {
+        let _ = vcpu;
+        false
+    }
 }
 
 /// What a backend's device models may ask of the core about their domain (x86: the

@@ -46,13 +46,16 @@ pub enum VmExit {
     /// the level and calls [`Vcpu::set_event_upcall`](super::Vcpu::set_event_upcall)
     /// before entering again.
     UpcallAck,
-    /// The backend made an interrupt pending for the domain's vCPU `vcpu` (an IPI through
-    /// the x86 virtual local APIC): the core makes it runnable if it waits in a halt and
-    /// interrupts the CPU running it, as for an event upcall. It then answers
-    /// [`Vcpu::interrupt_pending`](super::Vcpu::interrupt_pending).
-    Notify { vcpu: u32 },
+    /// The guest made virtual interrupts pending for other vCPUs of its domain (an SGI
+    /// through the virtual GIC, an IPI through the virtual local APIC): bit *n* set means
+    /// vCPU *n*. The core wakes each of them if it is halted or blocked and interrupts the
+    /// CPU running it, so that its backend delivers the interrupt before it re-enters
+    /// (see also [`GuestDomain::interrupt_pending`](super::GuestDomain::interrupt_pending)).
+    Kick { vcpus: u128 },
     /// The calling vCPU's device timer (the x86 local APIC timer) now expires at system
-    /// time `deadline_ns` (none: stopped). The core wakes the vCPU then, even from a halt,
-    /// and interrupts the CPU running it, so the backend sees the expiry.
+    /// time `deadline_ns` (none: stopped). The core wakes the vCPU then, even from a halt
+    /// (after which [`GuestDomain::interrupt_pending`](super::GuestDomain::interrupt_pending)
+    /// says whether it ends the halt), and interrupts the CPU running it, so the backend
+    /// sees the expiry.
     DeviceTimer { deadline_ns: Option<u64> },
 }

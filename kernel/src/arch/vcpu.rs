@@ -145,14 +145,4 @@ pub trait Vcpu: Sized + Send {
         let _ = (gva, write);
         None
     }
-
-    /// Whether the backend holds an interrupt for this vCPU that must end a halt (a
-    /// local-APIC interrupt it can take, an expired device timer). The core asks right
-    /// after blocking the vCPU on [`VmExit::Halt`], so an interrupt made pending by
-    /// another CPU in the meantime (followed by [`VmExit::Notify`]) is never lost. Called
-    /// while the vCPU is loaded on the calling CPU; it may be asked concurrently with
-    /// another CPU raising the interrupt. The default holds none.
-    fn interrupt_pending(&self) -> bool {
-        false
-    }
 }

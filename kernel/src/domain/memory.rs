@@ -241,6 +241,33 @@ impl<A: Arch> Memory<A> {
         Ok(())
     }
 
+    /// Maps `pages` pages of host device memory from `frame` at `gfn` (all holes) as
+    /// device memory with `perms`: a frame the backend lends the guest (the GICv2
+    /// virtual CPU interface) or a passed-through device. Such pages are never RAM and
+    /// never hypercall memory. `-EBUSY` if a page is not a hole.
+    pub fn map_device(
+        &mut self,
+        pool: &FramePool,
+        gfn: u64,
+        frame: PhysAddr,
+        pages: u64,
+        perms: Perms,
+    ) -> Result<(), Errno> {
+        let end = gfn.checked_add(pages).ok_or(Errno::EINVAL)?;
+        let at = gpa(gfn).ok_or(Errno::EINVAL)?;
+        let size = pages.checked_mul(PAGE_SIZE).ok_or(Errno::EINVAL)?;
+        gpa(end).ok_or(Errno::EINVAL)?;
+        if (gfn..end).any(|g| self.lookup(g).is_some()) {
+            return Err(Errno::EBUSY);
+        }
+        let p2m = self.p2m.as_mut().ok_or(Errno::EINVAL)?;
+        p2m.map(pool, at, frame, size, perms, MemType::Device).map_err(map_errno)?;
+        for g in gfn..end {
+            self.special.insert(g, PageKind::Other);
+        }
+        Ok(())
+    }
+
     /// Maps another domain's `frame` at `gfn`, which must be a hole.
     pub fn map_foreign(
         &mut self,

@@ -280,6 +280,22 @@ impl<A: Arch> Domain<A> {
         self.mm.lock().populate(pool, gpa.0 / PAGE_SIZE, size / PAGE_SIZE)
     }
 
+    /// Maps `size` bytes of host device memory at `hpa` to guest-physical `gpa` (page
+    /// aligned, a hole): see [`Memory::map_device`]. The backend's domain set-up calls it.
+    pub fn map_device(
+        &self,
+        pool: &FramePool,
+        gpa: GuestPhysAddr,
+        hpa: PhysAddr,
+        size: u64,
+        perms: crate::arch::Perms,
+    ) -> Result<(), Errno> {
+        if !gpa.is_aligned(PAGE_SIZE) || !hpa.0.is_multiple_of(PAGE_SIZE) || !size.is_multiple_of(PAGE_SIZE) {
+            return Err(Errno::EINVAL);
+        }
+        self.mm.lock().map_device(pool, gpa.0 / PAGE_SIZE, hpa, size / PAGE_SIZE, perms)
+    }
+
     /// What `gfn` maps to in the domain's P2M.
     pub fn lookup(&self, gfn: u64) -> Option<Lookup> {
         self.mm.lock().lookup(gfn)

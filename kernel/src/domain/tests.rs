@@ -243,3 +243,26 @@ fn the_backend_reaches_its_domain_through_the_services() {
     hv.destroy_domain(id).unwrap();
     assert!(hv.domain_any(id).is_none(), "nothing keeps the domain alive");
 }
+
+#[test]
+fn device_memory_is_mapped_into_holes_and_is_never_hypercall_memory() {
+    let (hv, _) = hypervisor();
+    let pool = hv.pool();
+    let d = guest(&hv, &X86_64, 1, 64);
+    let dev = crate::mm::PhysAddr(0x7_0000_0000);
+    let at = crate::mm::GuestPhysAddr(0x0300_2000);
+    assert_eq!(d.map_device(pool, at, dev, 0x2000, crate::arch::Perms::RW), Ok(()));
+    let l = d.lookup(0x3002).unwrap();
+    assert_eq!((l.frame, l.kind, l.perms), (dev, PageKind::Other, crate::arch::Perms::RW));
+    assert_eq!(d.lookup(0x3003).unwrap().frame.0, dev.0 + 0x1000);
+    assert_eq!(d.read_phys(0x0300_2000, &mut [0u8; 4]), Err(Errno::EFAULT));
+    assert_eq!(d.map_device(pool, at, dev, 0x1000, crate::arch::Perms::RW), Err(Errno::EBUSY));
+    assert_eq!(
+        d.map_device(pool, crate::mm::GuestPhysAddr(RAM), dev, 0x1000, crate::arch::Perms::RW),
+        Err(Errno::EBUSY)
+    );
+    assert_eq!(
+        d.map_device(pool, crate::mm::GuestPhysAddr(0x100), dev, 0x1000, crate::arch::Perms::RW),
+        Err(Errno::EINVAL)
+    );
+}

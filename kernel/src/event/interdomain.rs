@@ -76,28 +76,33 @@ pub fn bind_interdomain<A: Arch>(
     Ok(lport)
 }
 
-/// Connects port `port_a` of `a` with port `port_b` of `b` (a static event channel of
-/// the boot configuration, Xen's `xen,evtchn-v1`). Both ports must be free and within
-/// the domains' port limits (the FIFO ABI's; a port above 4095 is usable once the guest
-/// switches to FIFO). Nothing is raised. -EINVAL if a port is taken or out of range,
-/// or for a loop-back.
-pub fn bind_static<A: Arch>(a: &Domain<A>, port_a: u32, b: &Domain<A>, port_b: u32) -> Result<(), Errno> {
-    if a.id() == b.id() {
+/// Whether `port` of `ev` can be taken for a static channel: free, and allowed by the
+/// ABI in force (2-level at domain build: below 4096) and the domain's limit.
+fn can_take<A: Arch>(ev: &EventState<A>, port: u32) -> bool {
+    port != 0 && port < ev.limit() && !ev.is_dying() && ev.ports.get(port).is_none_or(|p| p.binding == Binding::Free)
+}
+
+/// A static event channel (Xen `xen,evtchn-v1`, set up by the domain builder): port
+/// `a_port` of `a` connected to port `b_port` of `b`, both interdomain from the start, as
+/// if one side had bound to the other's unbound port (nothing is marked pending).
+/// `-EINVAL` if either port is taken or not allowed, `-EEXIST` if it is exactly this
+/// channel already.
+pub fn bind_static<A: Arch>(a: &Arc<Domain<A>>, a_port: u32, b: &Arc<Domain<A>>, b_port: u32) -> Result<(), Errno> {
+    if a.id() == b.id() && a_port == b_port {
         return Err(Errno::EINVAL);
     }
-    let (mut ea, eb) = lock_pair(a, b);
-    let mut eb = eb.ok_or(Errno::EINVAL)?;
-    let free = |ev: &EventState<A>, port: u32| {
-        port != 0
-            && port <= ev.max_port()
-            && !ev.is_dying()
-            && ev.ports.get(port).is_none_or(|p| p.binding == Binding::Free)
-    };
-    if !free(&ea, port_a) || !free(&eb, port_b) {
+    let (mut ea, mut eb) = lock_pair(a, b);
+    let want_a = Binding::Interdomain { remote: b.id(), remote_port: b_port };
+    if ea.ports.get(a_port).map(|p| p.binding) == Some(want_a) {
+        return Err(Errno::EEXIST);
+    }
+    let ev_b: &EventState<A> = eb.as_deref().unwrap_or(&ea);
+    if !can_take(&ea, a_port) || !can_take(ev_b, b_port) {
         return Err(Errno::EINVAL);
     }
-    ea.ports.take(port_a, Binding::Interdomain { remote: b.id(), remote_port: port_b }, 0);
-    eb.ports.take(port_b, Binding::Interdomain { remote: a.id(), remote_port: port_a }, 0);
+    ea.ports.take(a_port, want_a, 0);
+    let ev_b: &mut EventState<A> = eb.as_deref_mut().unwrap_or(&mut ea);
+    ev_b.ports.take(b_port, Binding::Interdomain { remote: a.id(), remote_port: a_port }, 0);
     Ok(())
 }
 

@@ -108,11 +108,6 @@ impl<A: Arch> EventState<A> {
         TwoLevel { shared_info: self.shared_info, layout: self.layout }
     }
 
-    /// The highest port the domain may ever have (its configured limit).
-    pub fn max_port(&self) -> u32 {
-        self.max_port
-    }
-
     /// One past the highest port number the current ABI and the domain's limit allow.
     pub fn limit(&self) -> u32 {
         let abi = if self.fifo.is_some() { EVTCHN_FIFO_NR_CHANNELS } else { EVTCHN_2L_NR_CHANNELS };

@@ -14,7 +14,7 @@ use alloc::format;
 use alloc::sync::{Arc, Weak};
 use alloc::vec;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use keel_abi::memory::{E820Entry, E820_RAM};
 
 /// Where mock guests' RAM starts.
@@ -26,8 +26,10 @@ pub const GUEST_RAM: u64 = 0x4000_0000;
 pub struct MockDomain {
     pub init: DomainInit,
     vcpus_created: AtomicU32,
-    /// Per vCPU: its doorbell rang (`PlatformCall::Ring`).
-    pub(super) doorbells: Vec<AtomicBool>,
+    /// Per vCPU (bit n): a doorbell rang (the mock's virtual interrupt).
+    doorbells: AtomicU64,
+    /// Per vCPU: its device timer's deadline (system time; 0: none).
+    deadlines: [AtomicU64; 64],
     services: spin::Once<Weak<dyn DomainServices>>,
 }
 
@@ -37,13 +39,38 @@ impl MockDomain {
         self.vcpus_created.load(Ordering::Relaxed)
     }
 
+    pub(super) fn note_vcpu_created(&self) {
+        self.vcpus_created.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Rings the doorbells of the vCPUs in `mask`.
+    pub(super) fn ring(&self, mask: u64) {
+        self.doorbells.fetch_or(mask, Ordering::AcqRel);
+    }
+
+    /// Whether `vcpu`'s doorbell rang or its device timer expired; clears both.
+    pub(super) fn take_doorbell(&self, vcpu: u32) -> bool {
+        let rang = self.doorbells.fetch_and(!(1 << vcpu), Ordering::AcqRel) & (1 << vcpu) != 0;
+        let expired = self.timer_expired(vcpu);
+        if expired {
+            self.deadlines[vcpu as usize % 64].store(0, Ordering::Release);
+        }
+        rang || expired
+    }
+
+    /// Arms `vcpu`'s device timer for system time `at` (0: stops it).
+    pub(super) fn set_timer(&self, vcpu: u32, at: u64) {
+        self.deadlines[vcpu as usize % 64].store(at, Ordering::Release);
+    }
+
+    fn timer_expired(&self, vcpu: u32) -> bool {
+        let at = self.deadlines[vcpu as usize % 64].load(Ordering::Acquire);
+        at != 0 && at <= super::sim::read_clock()
+    }
+
     /// The core's services for this domain, once attached.
     pub fn services(&self) -> Option<Arc<dyn DomainServices>> {
         self.services.get()?.upgrade()
-    }
-
-    pub(super) fn note_vcpu_created(&self) {
-        self.vcpus_created.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -52,13 +79,18 @@ impl GuestDomain for MockDomain {
         Ok(MockDomain {
             init: *init,
             vcpus_created: AtomicU32::new(0),
-            doorbells: (0..init.vcpus).map(|_| AtomicBool::new(false)).collect(),
+            doorbells: AtomicU64::new(0),
+            deadlines: [const { AtomicU64::new(0) }; 64],
             services: spin::Once::new(),
         })
     }
 
     fn attach(&self, services: Weak<dyn DomainServices>) {
         self.services.call_once(|| services);
+    }
+
+    fn interrupt_pending(&self, vcpu: u32) -> bool {
+        vcpu < 64 && (self.doorbells.load(Ordering::Acquire) & (1 << vcpu) != 0 || self.timer_expired(vcpu))
     }
 }
 

@@ -68,15 +68,15 @@ pub enum PlatformCall {
     SystemOff = 2,
     /// Reset the virtual machine.
     SystemReset = 3,
-    /// Ring vCPU `r1`'s doorbell (a device interrupt of the mock, as an x86 IPI through
-    /// the local APIC): exits with `Notify`.
-    Ring = 4,
-    /// Arm this vCPU's device timer for system time `r1` (0 stops it): exits with
-    /// `DeviceTimer`.
-    Timer = 5,
-    /// `r0` = 1 if this vCPU's doorbell rang or its device timer expired (both are
-    /// cleared), else 0.
-    Take = 6,
+    /// Ring the doorbell (a virtual interrupt, like an SGI) of every vCPU in the mask
+    /// `r1`, waking them (`VmExit::Kick`).
+    Kick = 4,
+    /// `r0` = 1 if this vCPU's doorbell rang since it last looked, or its device timer
+    /// expired (and clear both), else 0.
+    Doorbell = 5,
+    /// Arm this vCPU's device timer for system time `r1` (0 stops it), as the x86 local
+    /// APIC timer: exits with `DeviceTimer`; when it expires it counts as a doorbell.
+    Timer = 6,
 }
 
 /// One mock instruction.
@@ -105,9 +105,9 @@ const CALLS: [PlatformCall; 7] = [
     PlatformCall::CpuOff,
     PlatformCall::SystemOff,
     PlatformCall::SystemReset,
-    PlatformCall::Ring,
+    PlatformCall::Kick,
+    PlatformCall::Doorbell,
     PlatformCall::Timer,
-    PlatformCall::Take,
 ];
 
 fn i32_at(b: &[u8], at: usize) -> Option<i32> {

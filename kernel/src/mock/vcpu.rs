@@ -12,7 +12,6 @@ use crate::domain::ShutdownReason;
 use crate::mm::{translate, GuestPhysAddr, PhysAddr, PAGE_SIZE};
 use alloc::sync::Arc;
 use core::cell::Cell;
-use core::sync::atomic::Ordering;
 
 /// One translated guest page: `(guest page, host page, may read, write, execute, TLB generation)`.
 type TlbEntry = (u64, PhysAddr, [bool; 3], u64);
@@ -28,8 +27,6 @@ pub struct MockVcpu {
     upcall: bool,
     route: Option<UpcallRoute>,
     tlb: Option<TlbEntry>,
-    /// The device timer (`PlatformCall::Timer`).
-    deadline: Option<u64>,
 }
 
 impl MockVcpu {
@@ -140,40 +137,31 @@ impl MockVcpu {
             Insn::Jump(off) => self.pc = self.pc.wrapping_add(off as i64 as u64),
             Insn::Time(d) => self.regs[r(d)] = sim::read_clock(),
             Insn::Upcall(d) => self.regs[r(d)] = self.upcall as u64,
-            Insn::Platform(call) => return self.platform(call),
+            Insn::Platform(PlatformCall::Doorbell) => self.regs[0] = self.domain.take_doorbell(self.id) as u64,
+            Insn::Platform(call) => return Some(self.platform(call)),
         }
         None
     }
 
-    fn platform(&mut self, call: PlatformCall) -> Option<VmExit> {
-        Some(match call {
+    fn platform(&self, call: PlatformCall) -> VmExit {
+        match call {
             PlatformCall::CpuOn => {
                 VmExit::StartVcpu { target: self.regs[1] as u32, entry: GuestPhysAddr(self.regs[2]), arg: self.regs[3] }
             }
             PlatformCall::CpuOff => VmExit::StopVcpu,
             PlatformCall::SystemOff => VmExit::Shutdown(ShutdownReason::Poweroff),
             PlatformCall::SystemReset => VmExit::Shutdown(ShutdownReason::Reboot),
-            PlatformCall::Ring => {
-                let target = self.regs[1] as u32;
-                if let Some(bell) = self.domain.doorbells.get(target as usize) {
-                    bell.store(true, Ordering::SeqCst);
-                }
-                VmExit::Notify { vcpu: target }
+            PlatformCall::Kick => {
+                self.domain.ring(self.regs[1]);
+                VmExit::Kick { vcpus: self.regs[1] as u128 }
             }
+            PlatformCall::Doorbell => VmExit::GuestCrash,
             PlatformCall::Timer => {
-                self.deadline = (self.regs[1] != 0).then_some(self.regs[1]);
-                VmExit::DeviceTimer { deadline_ns: self.deadline }
+                let at = self.regs[1];
+                self.domain.set_timer(self.id, at);
+                VmExit::DeviceTimer { deadline_ns: (at != 0).then_some(at) }
             }
-            PlatformCall::Take => {
-                let rang = self.domain.doorbells.get(self.id as usize).is_some_and(|b| b.swap(false, Ordering::SeqCst));
-                let expired = self.deadline.is_some_and(|t| t <= sim::read_clock());
-                if expired {
-                    self.deadline = None;
-                }
-                self.regs[0] = (rang || expired) as u64;
-                return None;
-            }
-        })
+        }
     }
 }
 
@@ -194,7 +182,6 @@ impl Vcpu for MockVcpu {
             upcall: false,
             route: None,
             tlb: None,
-            deadline: None,
         })
     }
 
@@ -257,10 +244,5 @@ impl Vcpu for MockVcpu {
     /// The mock CPU has no MMU: virtual addresses are guest-physical.
     fn translate_gva(&self, gva: u64, _write: bool) -> Option<GuestPhysAddr> {
         Some(GuestPhysAddr(gva))
-    }
-
-    fn interrupt_pending(&self) -> bool {
-        let rang = self.domain.doorbells.get(self.id as usize).is_some_and(|b| b.load(Ordering::SeqCst));
-        rang || self.deadline.is_some_and(|t| t <= sim::read_clock())
     }
 }

@@ -9,6 +9,8 @@
 //! 4. vCPU 0 is created there; the others stay offline until the guest starts them.
 //! 5. The vCPUs are registered with the scheduler (weight, cap, hard affinity) and vCPU
 //!    0 is started.
+//! 6. Once every domain is built, static event channels (`xen,evtchn-v1`) connect them,
+//!    before any of them runs.
 //!
 //! A failure at any step destroys what was built and names the domain.
 
@@ -16,6 +18,7 @@ use super::Machine;
 use crate::arch::{Arch, GuestAbi, GuestLoader, LoadRequest, Vcpu, VcpuInit};
 use crate::config::{DomainConfig as BootConfig, DomainKind, DomainSet};
 use crate::domain::{Domain, DomainConfig};
+use crate::event::interdomain::bind_static;
 use crate::mm::{GuestPhysAddr, PAGE_SIZE};
 use crate::sched::{CpuMask, VcpuParams};
 use alloc::format;
@@ -139,6 +142,46 @@ pub fn build_all<A: Arch + GuestAbi + GuestLoader>(m: &Machine<'_, A>, set: &Dom
             }
         }
     }
-    super::channels::connect_static_channels(m, set, &out);
+    connect_static_channels(m, set, &out);
     out
+}
+
+/// Connects the static event channels of the domains that were built. Each channel is
+/// described on both sides; the first side found connects it.
+fn connect_static_channels<A: Arch>(m: &Machine<'_, A>, set: &DomainSet, built: &[Described]) {
+    let id_of = |name: &str| built.iter().find(|d| d.name == name).and_then(|d| d.result.clone().ok());
+    let hv = m.hypervisor();
+    for config in set.valid() {
+        let Some(me) = id_of(&config.name).and_then(|id| hv.domain(id)) else { continue };
+        for ch in &config.event_channels {
+            let peer = id_of(&ch.remote_domain).and_then(|id| hv.domain(id));
+            let Some(peer) = peer else {
+                log::warn!(
+                    "{}: static event channel {} not connected: domain {} was not built",
+                    config.node,
+                    ch.local_port,
+                    ch.remote_domain
+                );
+                continue;
+            };
+            match bind_static(&me, ch.local_port, &peer, ch.remote_port) {
+                Ok(()) => log::info!(
+                    "static event channel: {} port {} <-> {} port {}",
+                    config.name,
+                    ch.local_port,
+                    ch.remote_domain,
+                    ch.remote_port
+                ),
+                Err(e) if e == keel_abi::Errno::EEXIST => {}
+                Err(e) => log::warn!(
+                    "{}: static event channel {} <-> {} port {} not connected: {}",
+                    config.node,
+                    ch.local_port,
+                    ch.remote_domain,
+                    ch.remote_port,
+                    e.name()
+                ),
+            }
+        }
+    }
 }

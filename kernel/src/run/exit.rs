@@ -31,16 +31,8 @@ impl<A: Arch> CpuLoop<'_, '_, A> {
                 let result = hv.hypercall(d, v, &args, &VcpuTranslation(&cur.vcpu));
                 cur.vcpu.set_hypercall_result(result);
             }
-            // Xen's WFI/HLT: block unless an event upcall or a backend interrupt is
-            // pending. The backend is asked after the vCPU is marked blocked, so an
-            // interrupt raised meanwhile (then notified) wakes it either way.
-            VmExit::Halt => {
-                hv.block(d, v, None);
-                if cur.vcpu.interrupt_pending() {
-                    hv.wake_vcpu(d, v, true);
-                }
-            }
-            VmExit::Notify { vcpu } => hv.wake_vcpu(d, vcpu, true),
+            // Xen's WFI/HLT: block unless an event upcall is pending.
+            VmExit::Halt => hv.block(d, v, None),
             VmExit::DeviceTimer { deadline_ns } => hv.set_device_deadline(d, v, deadline_ns),
             VmExit::Yield => hv.hooks().yield_vcpu(d.id(), v),
             VmExit::MemoryFault { gpa, access } => {
@@ -65,6 +57,13 @@ impl<A: Arch> CpuLoop<'_, '_, A> {
             }
             VmExit::StopVcpu => hv.vcpu_down(d, v),
             VmExit::Shutdown(reason) => hv.shutdown_guest(d, reason),
+            VmExit::Kick { vcpus } => {
+                for target in (0..d.nr_vcpus()).filter(|&t| t != v && vcpus & (1u128 << t) != 0) {
+                    if d.vcpu(target).is_some_and(|s| s.online) {
+                        hv.wake_vcpu(d, target, true);
+                    }
+                }
+            }
             VmExit::UpcallAck | VmExit::Interrupt => {}
         }
     }

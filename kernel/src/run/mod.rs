@@ -21,7 +21,6 @@
 //! so tests can drive several simulated CPUs from one thread.
 
 mod build;
-mod channels;
 mod cpu;
 mod exit;
 mod guests;
@@ -30,7 +29,6 @@ mod reap;
 mod timers;
 
 pub use build::{build_all, build_domain, BuildError, Described};
-pub use channels::connect_static_channels;
 pub use cpu::{CpuLoop, Step};
 pub use guests::Guest;
 pub use hooks::{LineSink, SchedHooks};

@@ -88,6 +88,19 @@ impl BootTest {
         self
     }
 
+    /// Expects domain `name` to power itself off (`[test] pass domain-<name>`).
+    pub fn domain(mut self, name: &str) -> Self {
+        self.passes += 1;
+        self.required_passes.push(format!("domain-{name}"));
+        self
+    }
+
+    /// Expects `text` somewhere in the output (e.g. a guest's console line).
+    pub fn line(mut self, text: &str) -> Self {
+        self.required_lines.push(text.into());
+        self
+    }
+
     pub fn fact(mut self, key: &str, value: &str) -> Self {
         self.facts.push((key.into(), value.into()));
         self
@@ -157,8 +170,10 @@ impl BootTest {
         }
         for name in &self.required_passes {
             let prefix = format!("[test] pass {name}:");
-            if !out.output.lines().any(|l| l.starts_with(&prefix)) {
-                problems.push(format!("no pass line for {name}"));
+            match out.output.lines().filter(|l| l.starts_with(&prefix)).count() {
+                0 => problems.push(format!("no pass line for {name}")),
+                1 => {}
+                n => problems.push(format!("{n} pass lines for {name}")),
             }
         }
         match verdict(&out.output) {

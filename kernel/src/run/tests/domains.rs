@@ -129,3 +129,18 @@ fn a_vcpu_starts_another_which_turns_itself_off_and_is_started_afresh() {
     assert_eq!(ends[0].state, POWEROFF);
     assert_eq!(w.pool.stats().allocated, before);
 }
+
+/// A virtual interrupt for another vCPU (`VmExit::Kick`) wakes it from its halt every
+/// time: none of 500 is lost, on one CPU (the halted vCPU must be switched back in) and
+/// on two.
+#[test]
+fn kicks_wake_a_halted_vcpu_every_time() {
+    for cpus in [1, 2] {
+        let mut w = World::new(cpus);
+        let built = w.boot(&describe(&[Guest { vcpus: 2, ..Guest::new("bells", programs::doorbells(500)) }]));
+        assert_eq!(built[0].result, Ok(1));
+        let ends = w.run(10_000_000_000);
+        assert_eq!(ends[0].state, POWEROFF, "{cpus} CPU(s)");
+        assert_eq!(lines_of(1), ["rang=00000000000001f4"], "{cpus} CPU(s)");
+    }
+}

@@ -1,7 +1,7 @@
 //! Interrupts a backend holds for its vCPUs (the x86 local APIC's IPIs and timer, on the
 //! mock: doorbells and a device timer): a halted vCPU wakes for them, none is lost.
 
-use super::programs::{Image, SECOND};
+use super::programs::Image;
 use super::world::{describe, lines_of, Guest, World};
 use crate::mock::{Cond, Insn, Op, PlatformCall};
 use alloc::vec::Vec;
@@ -9,28 +9,7 @@ use alloc::vec::Vec;
 /// Waits (halting) until this vCPU's doorbell rang or its timer expired.
 fn take(a: &mut crate::mock::Asm) {
     let (wait, got) = (a.here(), a.label());
-    a.i(Insn::Platform(PlatformCall::Take)).br(Cond::Ne, 0, 6, got).i(Insn::Halt).jmp(wait).bind(got);
-}
-
-/// vCPU 0 rings vCPU 1 and waits for its answer, `n` times; prints the count.
-fn doorbell_ping_pong(n: u64) -> Vec<u8> {
-    let mut img = Image::new();
-    let fail = img.fail;
-    let a = &mut img.a;
-    a.set(1, 1).set(2, SECOND).set(3, 0).i(Insn::Platform(PlatformCall::CpuOn)).br(Cond::Ne, 0, 6, fail);
-    a.set(8, 0).set(9, n).set(10, 1);
-    let round = a.here();
-    a.set(1, 1).i(Insn::Platform(PlatformCall::Ring));
-    take(a);
-    a.alu(Op::Add, 8, 8, 10).br(Cond::Ltu, 8, 9, round);
-    img.print_hex("rounds=", 8);
-    img.a.i(Insn::Platform(PlatformCall::SystemOff));
-    let s = &mut img.second;
-    s.set(6, 0).set(10, 1);
-    let answer = s.here();
-    take(s);
-    s.set(1, 0).i(Insn::Platform(PlatformCall::Ring)).jmp(answer);
-    img.finish()
+    a.i(Insn::Platform(PlatformCall::Doorbell)).br(Cond::Ne, 0, 6, got).i(Insn::Halt).jmp(wait).bind(got);
 }
 
 /// Arms the device timer `period` ns ahead and halts until it fires, `k` times; fails if
@@ -48,19 +27,6 @@ fn device_timer(k: u64, period: u64) -> Vec<u8> {
     img.print_hex("fired=", 8);
     img.a.i(Insn::Platform(PlatformCall::SystemOff));
     img.finish()
-}
-
-#[test]
-fn doorbells_between_vcpus_are_never_lost() {
-    for cpus in [1, 2] {
-        let mut w = World::new(cpus);
-        let g = Guest { vcpus: 2, ..Guest::new("bells", doorbell_ping_pong(2000)) };
-        let built = w.boot(&describe(&[g]));
-        assert_eq!(built[0].result, Ok(1));
-        let ends = w.run(10_000_000_000);
-        assert!(ends[0].is_clean(), "{cpus} CPU(s): {ends:?} {:?}", lines_of(1));
-        assert_eq!(lines_of(1), ["rounds=00000000000007d0"]);
-    }
 }
 
 #[test]
@@ -84,8 +50,8 @@ fn ring_self_then_halt(n: u64) -> Vec<u8> {
     let a = &mut img.a;
     a.set(8, 0).set(9, n).set(10, 1);
     let again = a.here();
-    a.set(1, 0).i(Insn::Platform(PlatformCall::Ring)).i(Insn::Halt);
-    a.i(Insn::Platform(PlatformCall::Take)).set(15, 0x5e1f).br(Cond::Eq, 0, 6, fail);
+    a.set(1, 1).i(Insn::Platform(PlatformCall::Kick)).i(Insn::Halt);
+    a.i(Insn::Platform(PlatformCall::Doorbell)).set(15, 0x5e1f).br(Cond::Eq, 0, 6, fail);
     a.alu(Op::Add, 8, 8, 10).br(Cond::Ltu, 8, 9, again);
     img.print_hex("halts=", 8);
     img.a.i(Insn::Platform(PlatformCall::SystemOff));

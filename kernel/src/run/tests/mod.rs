@@ -1,7 +1,6 @@
 //! The run loop on simulated CPUs: mock guests running real programs under the real
 //! hypervisor, hooks, scheduler and per-CPU loops.
 
-mod channels;
 mod domains;
 mod doorbells;
 mod pingpong;

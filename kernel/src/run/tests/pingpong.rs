@@ -1,8 +1,10 @@
 //! Two domains exchange interdomain events.
 
-use super::programs::{ping, pong};
+use super::programs::{ping, pong, static_side};
 use super::world::{describe, lines_of, Guest, World};
 use crate::domain::{DomainState, ShutdownReason};
+use crate::event::PortStatus;
+use keel_abi::event::{EVTCHNSTAT_CLOSED, EVTCHNSTAT_INTERDOMAIN};
 
 const N: u64 = 10_000;
 
@@ -46,6 +48,41 @@ fn two_domains_ping_pong_on_one_cpu_block_and_switch() {
     assert_eq!(w.ran_on.len(), 2);
     // Every round trip blocks each side once and switches to the other.
     assert!(crate::mock::sim::loads() >= 2 * N, "{} switches", crate::mock::sim::loads());
+}
+
+/// Two domains connected by a static event channel (`xen,evtchn-v1` on both sides):
+/// the builder binds the ports before either runs, and they ping-pong over them.
+#[test]
+fn static_event_channel_connects_two_domains_before_they_run() {
+    let mut w = World::new(2);
+    let a = Guest { evtchn: alloc::vec![(10, 1, 11)], ..Guest::new("alpha", static_side(1000, 10, true)) };
+    let b = Guest { evtchn: alloc::vec![(11, 0, 10)], ..Guest::new("beta", static_side(1000, 11, false)) };
+    let built = w.boot(&describe(&[a, b]));
+    assert_eq!((built[0].result.clone(), built[1].result.clone()), (Ok(1), Ok(2)));
+    let hv = w.m.hypervisor();
+    let status = |d: u16, port: u32| hv.domain(d).unwrap().events.lock().status(port).unwrap();
+    assert_eq!(status(1, 10), PortStatus { status: EVTCHNSTAT_INTERDOMAIN, vcpu: 0, u0: 2, u1: 11 });
+    assert_eq!(status(2, 11), PortStatus { status: EVTCHNSTAT_INTERDOMAIN, vcpu: 0, u0: 1, u1: 10 });
+    let ends = w.run(10_000_000_000);
+    assert!(ends.iter().all(|e| e.state == DomainState::ShutDown(ShutdownReason::Poweroff)), "{ends:?}");
+    let expect = alloc::format!("count={:016x}", 1000);
+    assert_eq!(lines_of(1), core::slice::from_ref(&expect));
+    assert_eq!(lines_of(2), [expect]);
+}
+
+/// A static channel whose port is taken, out of the 2-level range, or whose peer was
+/// not built is left unconnected; the domains still run.
+#[test]
+fn static_event_channels_that_cannot_connect_are_skipped() {
+    let w = World::new(1);
+    let a = Guest { evtchn: alloc::vec![(5000, 1, 7)], ..Guest::new("alpha", static_side(1, 5000, false)) };
+    let b = Guest { evtchn: alloc::vec![(7, 0, 5000)], ..Guest::new("beta", static_side(1, 7, false)) };
+    let built = w.boot(&describe(&[a, b]));
+    assert!(built.iter().all(|b| b.result.is_ok()), "{built:?}");
+    let hv = w.m.hypervisor();
+    // Port 5000 is beyond the 2-level ABI in force at build: neither side is bound.
+    assert_eq!(hv.domain(2).unwrap().events.lock().status(7).map(|s| s.status), Ok(EVTCHNSTAT_CLOSED));
+    assert!(hv.domain(1).unwrap().events.lock().status(5000).is_err());
 }
 
 extern crate std;

@@ -196,6 +196,19 @@ pub fn ping(n: u64, peer: DomId, peer_port: u32) -> Vec<u8> {
     img.finish()
 }
 
+/// One side of a ping-pong over the static event channel `port` (connected by the
+/// domain builder): the pinger sends first; both count `n` events.
+pub fn static_side(n: u64, port: u32, pinger: bool) -> Vec<u8> {
+    let mut img = Image::new();
+    img.a.set(8, port as u64);
+    img.set_send_port();
+    if pinger {
+        img.send();
+    }
+    counted_loop(&mut img, n, pinger);
+    img.finish()
+}
+
 /// `n` times: wait for the port, count, send (a pinger sends only while more are due).
 /// Prints `count=` with the count, kept in memory at `FLAG` across the loop.
 fn counted_loop(img: &mut Image, n: u64, pinger: bool) {
@@ -375,4 +388,32 @@ fn wait_flag(a: &mut Asm, value: u64) {
     let (wait, seen) = (a.here(), a.label());
     a.set(11, DATA + FLAG).load(8, 14, 11, 0).set(15, value).br(Cond::Eq, 14, 15, seen);
     a.i(Insn::Yield).jmp(wait).bind(seen);
+}
+
+/// vCPU 0 starts vCPU 1, then rings its doorbell (the mock's virtual interrupt, a
+/// `Kick` exit) `n` times, each time waiting for vCPU 1 to count it. vCPU 1 halts
+/// between doorbells, so each one must wake it. Prints `rang=` with vCPU 1's count.
+pub fn doorbells(n: u64) -> Vec<u8> {
+    let mut img = Image::new();
+    let fail = img.fail;
+    let a = &mut img.a;
+    a.set(1, 1).set(2, SECOND).set(3, 0).i(Insn::Platform(PlatformCall::CpuOn)).br(Cond::Ne, 0, 6, fail);
+    a.set(8, 0);
+    let (ring, done) = (a.here(), a.label());
+    a.set(15, n).br(Cond::Eq, 8, 15, done);
+    a.set(1, 2).i(Insn::Platform(PlatformCall::Kick)).i(Insn::AddI(8, 8, 1));
+    let wait = a.here();
+    let next = a.label();
+    a.set(11, DATA + FLAG2).load(8, 14, 11, 0).br(Cond::Eq, 14, 8, next).i(Insn::Yield).jmp(wait);
+    a.bind(next).jmp(ring).bind(done);
+    img.print_hex("rang=", 14);
+    img.a.i(Insn::Platform(PlatformCall::SystemOff));
+    let s = &mut img.second;
+    s.set(6, 0).set(9, 0).set(11, DATA + FLAG2);
+    let top = s.here();
+    let nothing = s.label();
+    s.i(Insn::Halt).i(Insn::Platform(PlatformCall::Doorbell)).br(Cond::Eq, 0, 6, nothing);
+    s.i(Insn::AddI(9, 9, 1)).store(8, 9, 11, 0);
+    s.bind(nothing).jmp(top);
+    img.finish()
 }

@@ -48,21 +48,19 @@ pub struct Guest {
     pub vcpus: u32,
     /// `hard-affinity` of vCPU 0, e.g. `"0"`.
     pub affinity: Option<&'static str>,
+    /// Static event channels: (local port, index of the peer guest, peer's port); list
+    /// each channel on both sides.
+    pub evtchn: Vec<(u32, usize, u32)>,
 }
 
 impl Guest {
     pub fn new(name: &'static str, image: Vec<u8>) -> Self {
-        Guest { name, image, memory_kib: 1024, vcpus: 1, affinity: None }
+        Guest { name, image, memory_kib: 1024, vcpus: 1, affinity: None, evtchn: Vec::new() }
     }
 }
 
 /// A dom0less tree describing `guests`, whose images are written to host memory.
 pub fn describe(guests: &[Guest]) -> Vec<u8> {
-    describe_linked(guests, &[])
-}
-
-/// As [`describe`], with static event channels `(guest, port, other guest, port)`.
-pub fn describe_linked(guests: &[Guest], links: &[(usize, u32, usize, u32)]) -> Vec<u8> {
     let mut t = Dtb::new();
     t.cells("#address-cells", &[2]).cells("#size-cells", &[2]).node("chosen");
     t.cells("#address-cells", &[2]).cells("#size-cells", &[2]);
@@ -79,16 +77,10 @@ pub fn describe_linked(guests: &[Guest], links: &[(usize, u32, usize, u32)]) -> 
         if let Some(cpus) = g.affinity {
             t.node("vcpu0").strs("compatible", &["xen,vcpu"]).cells("id", &[0]).str("hard-affinity", cpus).end();
         }
-        for (k, &(a, pa, b, pb)) in links.iter().enumerate() {
-            let (me, other) = (100 + 2 * k as u32, 101 + 2 * k as u32);
-            if a == i {
-                t.node(&alloc::format!("ec{k}")).strs("compatible", &["xen,evtchn-v1"]);
-                t.cells("phandle", &[me]).cells("xen,evtchn", &[pa, other]).end();
-            }
-            if b == i {
-                t.node(&alloc::format!("ec{k}")).strs("compatible", &["xen,evtchn-v1"]);
-                t.cells("phandle", &[other]).cells("xen,evtchn", &[pb, me]).end();
-            }
+        let phandle = |guest: usize, port: u32| 0x100 + guest as u32 * 0x1_0000 + port;
+        for &(port, peer, peer_port) in &g.evtchn {
+            t.node(&alloc::format!("evtchn@{port}")).strs("compatible", &["xen,evtchn-v1"]);
+            t.cells("phandle", &[phandle(i, port)]).cells("xen,evtchn", &[port, phandle(peer, peer_port)]).end();
         }
         t.end();
     }

@@ -109,8 +109,9 @@ impl Platform for Arm {
         regs::set_virtual_timer(0, 0);
     }
 
-    fn send_ipi(&self, cpu: u32) {
-        gic::send_sgi(cpu, 1);
+    /// SGI `n` (SGIs 0-7).
+    fn send_ipi(&self, cpu: u32, n: u32) {
+        gic::send_sgi(cpu, n % keel_test_guest::irq::NR_IPIS);
     }
 
     fn start_cpu(&self, cpu: u32) -> Result<(), i64> {

@@ -65,6 +65,13 @@ impl<P: Platform> Hv<'_, P> {
         self.raw(CONSOLE_IO, [keel_abi::xen::CONSOLEIO_WRITE, bytes.len() as u64, bytes.as_ptr() as u64, 0, 0])
     }
 
+    /// `vcpu_op(cmd, vcpu, &arg)`.
+    pub fn vcpu_op<T: Wire>(&self, cmd: u64, vcpu: u32, arg: &T) -> Ret {
+        let mut buf = Buf([0; 160]);
+        let _ = arg.write_bytes(&mut buf.0);
+        self.raw(VCPU_OP, [cmd, vcpu as u64, buf.0.as_ptr() as u64, 0, 0])
+    }
+
     pub fn event_op<T: Wire>(&self, cmd: u64, s: &mut T) -> Ret {
         self.with(EVENT_CHANNEL_OP, cmd, s)
     }
@@ -75,17 +82,6 @@ impl<P: Platform> Hv<'_, P> {
 
     pub fn memory_op<T: Wire>(&self, cmd: u64, s: &mut T) -> Ret {
         self.with(MEMORY_OP, cmd, s)
-    }
-
-    /// `vcpu_op(cmd, vcpu, &s)`.
-    pub fn vcpu_op<T: Wire>(&self, cmd: u64, vcpu: u32, s: &mut T) -> Ret {
-        let mut buf = Buf([0; 160]);
-        let _ = s.write_bytes(&mut buf.0);
-        let r = self.raw(VCPU_OP, [cmd, vcpu as u64, buf.0.as_ptr() as u64, 0, 0]);
-        if let Some(v) = T::from_bytes(&buf.0) {
-            *s = v;
-        }
-        r
     }
 
     pub fn hvm_op<T: Wire>(&self, cmd: u64, s: &mut T) -> Ret {

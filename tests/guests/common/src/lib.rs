@@ -20,6 +20,7 @@ pub mod console;
 pub mod events;
 pub mod hcall;
 pub mod irq;
+pub mod pages;
 mod platform;
 pub mod scenarios;
 

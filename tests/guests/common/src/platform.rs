@@ -27,7 +27,7 @@ pub trait Platform: Sync {
     const ARCH: &'static str;
     /// The `XENVER_get_features` submap 0 this architecture's guests must see.
     const FEATURES: u32;
-    /// This architecture's `shared_info`/`vcpu_info` layout.
+    /// The architecture's `shared_info`/`vcpu_info` layout.
     const LAYOUT: &'static keel_abi::layout::GuestLayout;
 
     /// The guest's command line (arm64: `/chosen/bootargs`; x86 PVH: `hvm_start_info`).
@@ -80,8 +80,9 @@ pub trait Platform: Sync {
     fn set_timer(&self, deadline: u64);
     /// Disarms this CPU's timer.
     fn stop_timer(&self);
-    /// Sends an IPI to `cpu`; it reaches [`crate::irq::ipi`] there.
-    fn send_ipi(&self, cpu: u32);
+    /// Sends IPI number `n` (0..[`crate::irq::NR_IPIS`]) to `cpu`; it reaches
+    /// [`crate::irq::ipi`] there (arm64: SGI `n`; x86: a vector per `n`).
+    fn send_ipi(&self, cpu: u32, n: u32);
 
     /// Starts `cpu`, which then runs [`crate::secondary`]. `Err` carries the platform's
     /// code (arm64: the PSCI return value).

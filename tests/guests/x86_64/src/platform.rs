@@ -61,11 +61,11 @@ pub fn intel() -> bool {
     INTEL.load(Relaxed)
 }
 
-/// Interrupt vectors: the event upcall (Linux's 0xf3), the local APIC timer, IPIs and
-/// the local APIC's spurious vector.
+/// Interrupt vectors: the event upcall (Linux's 0xf3), the local APIC timer, IPI `n` at
+/// `IPI_VECTOR + n`, and the local APIC's spurious vector.
 pub const UPCALL_VECTOR: u8 = 0xf3;
 pub const TIMER_VECTOR: u8 = 0xef;
-pub const IPI_VECTOR: u8 = 0xf0;
+pub const IPI_VECTOR: u8 = 0xe0;
 const SPURIOUS_VECTOR: u8 = 0xff;
 const APIC_BASE: u32 = 0x1b;
 const APIC_X2APIC: u64 = 1 << 10;
@@ -104,8 +104,8 @@ pub fn interrupt(vector: u8) -> bool {
             keel_test_guest::irq::timer(&X86);
             eoi();
         }
-        IPI_VECTOR => {
-            keel_test_guest::irq::ipi(&X86);
+        v if (IPI_VECTOR..IPI_VECTOR + keel_test_guest::irq::NR_IPIS as u8).contains(&v) => {
+            keel_test_guest::irq::ipi(&X86, (v - IPI_VECTOR) as u32);
             eoi();
         }
         SPURIOUS_VECTOR => {}
@@ -251,8 +251,9 @@ impl Platform for Pvh {
         wrmsr_or_panic(TSC_DEADLINE, 0);
     }
 
-    fn send_ipi(&self, cpu: u32) {
-        wrmsr_or_panic(X2APIC_ICR, (cpu as u64) << 32 | 1 << 14 | IPI_VECTOR as u64);
+    fn send_ipi(&self, cpu: u32, n: u32) {
+        let vector = IPI_VECTOR as u64 + (n % keel_test_guest::irq::NR_IPIS) as u64;
+        wrmsr_or_panic(X2APIC_ICR, (cpu as u64) << 32 | 1 << 14 | vector);
     }
 
     fn start_cpu(&self, _cpu: u32) -> Result<(), i64> {

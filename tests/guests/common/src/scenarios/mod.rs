@@ -3,13 +3,10 @@
 //! | name | what it checks |
 //! |---|---|
 //! | `hypercalls` | `xen_version` answers (4.19, extraversion, features, changeset), `console_io`, unknown hypercalls (-ENOSYS), bad pointers (-EFAULT), pointers translated through the guest's page tables |
-//! | `events-2l` | the 2-level ABI on one CPU: IPI events through the upcall interrupt, a loop-back interdomain pair, masking and unmask, close |
-//! | `events-fifo` | the same under FIFO, with event words, ready bits, queue heads and priorities |
-//! | `pingpong` | two domains bounce an event over a static event channel, counted exactly on both sides |
+//! | `events-2l`, `events-fifo` | bind_ipi, bind_virq, alloc_unbound/bind_interdomain, send to self, delivery by upcall, mask/unmask, a burst of ports, close; IPIs beyond the list registers |
+//! | `pingpong` | two domains over a static event channel (`keel.role=ping|pong keel.port=N`): `keel.rounds` round trips, exact counts on both sides |
 
-mod events_2l;
-mod events_common;
-mod events_fifo;
+pub mod events;
 mod hypercalls;
 mod pingpong;
 
@@ -41,8 +38,8 @@ impl Scenario {
     pub fn run<P: Platform>(self) -> fn(&P) -> Outcome {
         match self {
             Scenario::Hypercalls => hypercalls::run::<P>,
-            Scenario::Events2l => events_2l::run::<P>,
-            Scenario::EventsFifo => events_fifo::run::<P>,
+            Scenario::Events2l => |p| events::run(p, false),
+            Scenario::EventsFifo => |p| events::run(p, true),
             Scenario::PingPong => pingpong::run::<P>,
         }
     }

@@ -1,45 +1,47 @@
-//! `keel.test=pingpong`: two domains bounce an event over a static event channel
-//! (`xen,evtchn-v1`); `keel.role=ping` sends first, `keel.role=pong` answers;
-//! `keel.port=` is the domain's own end, `keel.rounds=` the number of round trips and
-//! `keel.abi=fifo` selects the FIFO ABI. Both count every event exactly.
+//! `keel.test=pingpong keel.role=ping|pong keel.port=N [keel.rounds=N] [keel.abi=fifo]`:
+//! two domains joined by a static event channel (`xen,evtchn-v1`; each side names its
+//! own port) pass an event back and forth; both count every event exactly.
 
-use crate::cmdline;
-use crate::events::Events;
-use crate::{fail, say, Outcome, Platform};
+use crate::cmdline::{get, get_u64};
+use crate::events::{self, hits, send, wait_hits};
+use crate::{expect_eq, fail, say, Outcome, Platform};
 
 pub fn run<P: Platform>(p: &P) -> Outcome {
-    let c = p.cmdline();
-    let (Some(port), Some(rounds)) = (cmdline::get_u64(c, "keel.port"), cmdline::get_u64(c, "keel.rounds")) else {
-        fail!("pingpong needs keel.port= and keel.rounds=");
+    let line = p.cmdline();
+    let ping = match get(line, "keel.role") {
+        Some("ping") => true,
+        Some("pong") => false,
+        other => fail!("keel.role must be ping or pong, not {other:?}"),
     };
-    let port = port as u32;
-    let fifo = cmdline::get(c, "keel.abi") == Some("fifo");
-    let ev = Events::setup(p, fifo)?;
+    let Some(port) = get_u64(line, "keel.port").map(|p| p as u32) else { fail!("no keel.port=") };
+    let rounds = get_u64(line, "keel.rounds").unwrap_or(10_000) as u32;
+    if get(line, "keel.abi") == Some("fifo") {
+        events::setup_fifo(p)?;
+    } else {
+        events::setup_two_level(p)?;
+    }
+    p.init_interrupts();
     p.enable_interrupts();
-    let (mut sent, mut received) = (0u64, 0u64);
     let start = p.ticks();
-    match cmdline::get(c, "keel.role") {
-        Some("ping") => {
-            while received < rounds {
-                ev.send(port)?;
-                sent += 1;
-                ev.wait(port);
-                received += 1;
-            }
+    for i in 1..=rounds {
+        if ping {
+            expect_eq!(send(p, port), 0, "send");
+            wait_hits(p, port, i);
+        } else {
+            wait_hits(p, port, i);
+            expect_eq!(send(p, port), 0, "send");
         }
-        Some("pong") => {
-            while received < rounds {
-                ev.wait(port);
-                received += 1;
-                ev.send(port)?;
-                sent += 1;
-            }
-        }
-        other => fail!("keel.role={other:?}: expected ping or pong"),
     }
     let ticks = p.ticks() - start;
-    let abi = if fifo { "fifo" } else { "2-level" };
-    say!(p, "pingpong: {rounds} round trips on port {port} ({abi}): sent {sent}, received {received}");
-    say!(p, "pingpong: {} ticks per round trip", ticks / rounds.max(1));
+    // Nothing more may arrive: every event was answered exactly once.
+    crate::scenarios::events::spin(p, 5_000_000);
+    expect_eq!(hits(port), rounds, "events received");
+    say!(
+        p,
+        "pingpong {}: port {port}, sent {rounds}, received {}, {} ticks per round trip",
+        if ping { "ping" } else { "pong" },
+        hits(port),
+        ticks / rounds.max(1) as u64
+    );
     Ok(())
 }

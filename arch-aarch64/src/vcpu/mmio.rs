@@ -1,0 +1,81 @@
+//! Emulated device accesses of a vCPU: loads and stores to the virtual GIC's
+//! distributor and redistributors, and trapped GIC system registers (SGI generation).
+
+use super::exit::{Mmio, Sysreg, ICC_ASGI1R_EL1, ICC_SGI0R_EL1, ICC_SGI1R_EL1};
+use super::Aarch64Vcpu;
+use crate::layout::{GICD_BASE, GICD_V2_SIZE, GICD_V3_SIZE, GICR_BASE, GICR_STRIDE};
+use crate::vgic::{dist, redist, Version};
+
+impl Aarch64Vcpu {
+    /// Reads general register `n` (31: the zero register).
+    pub(super) fn reg(&self, n: u8) -> u64 {
+        if n < 31 {
+            self.regs.x[n as usize]
+        } else {
+            0
+        }
+    }
+
+    /// Writes general register `n` (31: discarded).
+    pub(super) fn set_reg(&mut self, n: u8, v: u64) {
+        if n < 31 {
+            self.regs.x[n as usize] = v;
+        }
+    }
+
+    /// Emulates `m` if a virtual device lies there. `Some(vcpus)`: done, and these vCPUs
+    /// of the domain have something new to receive; `None`: nothing is there.
+    pub(super) fn emulate_mmio(&mut self, m: &Mmio) -> Option<u128> {
+        let id = self.vcpu_id;
+        let value = m.write.then(|| self.reg(m.reg) & mask(m.size));
+        let effect = {
+            let mut g = self.domain.vgic.lock();
+            let v3 = g.version == Version::V3;
+            let dist_size = if v3 { GICD_V3_SIZE } else { GICD_V2_SIZE };
+            let redist_size = GICR_STRIDE * g.vcpus() as u64;
+            if (GICD_BASE..GICD_BASE + dist_size).contains(&m.gpa) {
+                dist::access(&mut g, id, m.gpa - GICD_BASE, m.size, value)
+            } else if v3 && (GICR_BASE..GICR_BASE + redist_size).contains(&m.gpa) {
+                redist::access(&mut g, m.gpa - GICR_BASE, m.size, value)
+            } else {
+                return None;
+            }
+        };
+        if !m.write {
+            let mut v = effect.value & mask(m.size);
+            if m.sign_extend && m.size < 8 && v >> (m.size * 8 - 1) & 1 != 0 {
+                v |= !mask(m.size);
+            }
+            if !m.sixty_four {
+                v &= 0xffff_ffff;
+            }
+            self.set_reg(m.reg, v);
+        }
+        Some(effect.kick)
+    }
+
+    /// Emulates a trapped system-register access: `Some(vcpus)` as for
+    /// [`Aarch64Vcpu::emulate_mmio`], `None` if the guest must get an undefined-instruction
+    /// exception.
+    pub(super) fn emulate_sysreg(&mut self, s: &Sysreg) -> Option<u128> {
+        match s.encoding {
+            ICC_SGI1R_EL1 if !s.read => {
+                let value = self.reg(s.reg);
+                let mut g = self.domain.vgic.lock();
+                let targets = g.sgi1r_targets(self.vcpu_id, value);
+                Some(g.send_sgi(self.vcpu_id, targets, ((value >> 24) & 0xf) as u32))
+            }
+            // Group 0 and alternate-group SGIs: a single-security guest has none to send.
+            ICC_SGI0R_EL1 | ICC_ASGI1R_EL1 if !s.read => Some(0),
+            _ => None,
+        }
+    }
+}
+
+fn mask(size: u64) -> u64 {
+    if size >= 8 {
+        u64::MAX
+    } else {
+        (1 << (size * 8)) - 1
+    }
+}

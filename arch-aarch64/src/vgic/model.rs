@@ -1,0 +1,276 @@
+//! The state of a domain's virtual GIC, independent of how it reaches the guest: per
+//! interrupt enable, pending, level, active, priority, group, trigger and routing, for
+//! each vCPU's SGIs and PPIs (0-31) and the domain's SPIs. The distributor and
+//! redistributor emulations read and write it; the list-register code ([`super::lr`])
+//! moves pending interrupts into a vCPU's list registers and back.
+
+use crate::layout::{vcpu_affinity, vcpu_of_affinity, NR_SPIS};
+use alloc::vec;
+use alloc::vec::Vec;
+
+/// The architecture the guest sees (the host's).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Version {
+    V2,
+    V3,
+}
+
+/// Interrupts private to each vCPU: SGIs 0-15, PPIs 16-31.
+pub const NR_PRIVATE: u32 = 32;
+/// One past the highest INTID the guest may use.
+pub const NR_IRQS: u32 = NR_PRIVATE + NR_SPIS;
+
+/// One interrupt's state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Irq {
+    pub enabled: bool,
+    /// Latched pending state (an edge, a write to ISPENDR, an SGI).
+    pub pending: bool,
+    /// The input line of a level-sensitive interrupt (the event upcall, a device).
+    pub level: bool,
+    pub active: bool,
+    /// Edge-triggered (ICFGR); else level-sensitive.
+    pub edge: bool,
+    pub group1: bool,
+    pub priority: u8,
+    /// In a list register of its vCPU (which holds its pending/active state then).
+    pub queued: bool,
+    /// SPI: the vCPU it is delivered to.
+    pub target: u32,
+    /// GICv2 SGI: the vCPU that sent it.
+    pub source: u32,
+}
+
+impl Irq {
+    /// Whether it wants to be delivered (pending by latch or line, not yet in an LR).
+    pub fn wants_delivery(&self) -> bool {
+        self.enabled && !self.queued && (self.pending || (!self.edge && self.level))
+    }
+}
+
+/// A domain's virtual GIC.
+#[derive(Clone, Debug)]
+pub struct Vgic {
+    pub version: Version,
+    /// GICD_CTLR group enables: bit 0 group 0, bit 1 group 1.
+    pub ctlr: u32,
+    /// Per vCPU: SGIs and PPIs.
+    pub private: Vec<[Irq; NR_PRIVATE as usize]>,
+    /// Per vCPU: GICR_WAKER.ProcessorSleep (GICv3).
+    pub asleep: Vec<bool>,
+    /// Per vCPU: interrupts in its list registers in the pending state (for halts).
+    pub lr_pending: Vec<u32>,
+    pub spis: Vec<Irq>,
+    /// Per SPI: GICv2 GICD_ITARGETSR byte.
+    pub targets_v2: Vec<u8>,
+    /// Per SPI: GICv3 GICD_IROUTER.
+    pub irouter: Vec<u64>,
+}
+
+/// Priority interrupts start with (the guest programs its own).
+const DEFAULT_PRIORITY: u8 = 0xa0;
+
+impl Vgic {
+    pub fn new(version: Version, vcpus: u32) -> Self {
+        // GICv3 guests are single-security: everything is group 1 (group 0 would be FIQs).
+        let group1 = version == Version::V3;
+        let private_irq = |i: u32| Irq { edge: i < 16, group1, priority: DEFAULT_PRIORITY, ..Irq::default() };
+        let private: [Irq; NR_PRIVATE as usize] = core::array::from_fn(|i| private_irq(i as u32));
+        let spi = Irq { group1, priority: DEFAULT_PRIORITY, ..Irq::default() };
+        Vgic {
+            version,
+            ctlr: 0,
+            private: vec![private; vcpus as usize],
+            asleep: vec![true; vcpus as usize],
+            lr_pending: vec![0; vcpus as usize],
+            spis: vec![spi; NR_SPIS as usize],
+            targets_v2: vec![1; NR_SPIS as usize],
+            irouter: vec![0; NR_SPIS as usize],
+        }
+    }
+
+    pub fn vcpus(&self) -> u32 {
+        self.private.len() as u32
+    }
+
+    /// Interrupt `intid` as vCPU `vcpu` sees it.
+    pub fn irq(&self, vcpu: u32, intid: u32) -> Option<&Irq> {
+        if intid < NR_PRIVATE {
+            self.private.get(vcpu as usize).map(|p| &p[intid as usize])
+        } else {
+            self.spis.get((intid - NR_PRIVATE) as usize)
+        }
+    }
+
+    pub fn irq_mut(&mut self, vcpu: u32, intid: u32) -> Option<&mut Irq> {
+        if intid < NR_PRIVATE {
+            self.private.get_mut(vcpu as usize).map(|p| &mut p[intid as usize])
+        } else {
+            self.spis.get_mut((intid - NR_PRIVATE) as usize)
+        }
+    }
+
+    /// Whether the distributor delivers `irq`'s group.
+    fn group_enabled(&self, irq: &Irq) -> bool {
+        self.ctlr & if irq.group1 { 2 } else { 1 } != 0
+    }
+
+    /// The vCPU an SPI goes to.
+    pub fn spi_target(&self, intid: u32) -> u32 {
+        self.spis.get((intid - NR_PRIVATE) as usize).map_or(0, |i| i.target)
+    }
+
+    /// Interrupts vCPU `vcpu` should receive, highest priority (lowest value) first.
+    pub fn candidates(&self, vcpu: u32) -> Vec<(u8, u32)> {
+        let mut out = Vec::new();
+        if let Some(private) = self.private.get(vcpu as usize) {
+            for (i, irq) in private.iter().enumerate() {
+                if irq.wants_delivery() && self.group_enabled(irq) {
+                    out.push((irq.priority, i as u32));
+                }
+            }
+        }
+        for (i, irq) in self.spis.iter().enumerate() {
+            if irq.target == vcpu && irq.wants_delivery() && self.group_enabled(irq) {
+                out.push((irq.priority, NR_PRIVATE + i as u32));
+            }
+        }
+        out.sort_unstable();
+        out
+    }
+
+    /// Whether something would wake vCPU `vcpu` from WFI: an interrupt waiting for it or
+    /// one in its list registers, pending.
+    pub fn has_pending(&self, vcpu: u32) -> bool {
+        self.lr_pending.get(vcpu as usize).is_some_and(|&n| n > 0) || !self.candidates(vcpu).is_empty()
+    }
+
+    /// Sets the input line of a level-sensitive private interrupt (the event upcall).
+    pub fn set_private_level(&mut self, vcpu: u32, intid: u32, level: bool) {
+        if let Some(irq) = self.irq_mut(vcpu, intid).filter(|_| intid < NR_PRIVATE) {
+            irq.level = level;
+        }
+    }
+
+    /// Makes SGI `sgi` pending on every vCPU in `targets` (bit n = vCPU n), sent by
+    /// `from`. Returns the vCPUs that got it.
+    pub fn send_sgi(&mut self, from: u32, targets: u128, sgi: u32) -> u128 {
+        let mut hit = 0u128;
+        for v in 0..self.vcpus() {
+            if targets & (1u128 << v) != 0 {
+                if let Some(irq) = self.irq_mut(v, sgi & 0xf) {
+                    irq.pending = true;
+                    irq.source = from;
+                    hit |= 1u128 << v;
+                }
+            }
+        }
+        hit
+    }
+
+    /// GICv3 SGI target list from `ICC_SGI1R_EL1`: vCPUs whose affinity matches, or
+    /// every vCPU but `from` (IRM).
+    pub fn sgi1r_targets(&self, from: u32, value: u64) -> u128 {
+        let all = if self.vcpus() >= 128 { u128::MAX } else { (1u128 << self.vcpus()) - 1 };
+        if value & (1 << 40) != 0 {
+            return all & !(1u128 << from);
+        }
+        let aff1 = (value >> 16) & 0xff;
+        let (aff2, aff3, rs) = ((value >> 32) & 0xff, (value >> 48) & 0xff, (value >> 44) & 0xf);
+        if aff2 != 0 || aff3 != 0 {
+            return 0;
+        }
+        let mut out = 0u128;
+        for bit in 0..16u64 {
+            if value & (1 << bit) != 0 {
+                if let Some(v) = vcpu_of_affinity(aff1 << 8 | (rs * 16 + bit)) {
+                    if v < self.vcpus() {
+                        out |= 1u128 << v;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Routes SPI `intid` by its GICv3 `IROUTER` value (1-of-N routing goes to vCPU 0;
+    /// an affinity that names no vCPU too).
+    pub fn route_v3(&mut self, intid: u32, irouter: u64) {
+        let i = (intid - NR_PRIVATE) as usize;
+        if i < self.spis.len() {
+            self.irouter[i] = irouter & 0xff_80ff_ffff;
+            let target = if irouter & (1 << 31) != 0 {
+                0
+            } else {
+                vcpu_of_affinity(irouter & 0xff_ffff).filter(|&v| v < self.vcpus()).unwrap_or(0)
+            };
+            self.spis[i].target = target;
+        }
+    }
+
+    /// Routes SPI `intid` by its GICv2 `ITARGETSR` byte (the lowest CPU named).
+    pub fn route_v2(&mut self, intid: u32, targets: u8) {
+        let i = (intid - NR_PRIVATE) as usize;
+        if i < self.spis.len() {
+            let mask = if self.vcpus() >= 8 { 0xff } else { ((1u32 << self.vcpus()) - 1) as u8 };
+            self.targets_v2[i] = targets & mask;
+            self.spis[i].target = (targets & mask).trailing_zeros().min(7);
+        }
+    }
+
+    /// The affinity GICR_TYPER reports for vCPU `vcpu`.
+    pub fn affinity(vcpu: u32) -> u64 {
+        vcpu_affinity(vcpu)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn candidates_are_enabled_pending_and_in_priority_order() {
+        let mut g = Vgic::new(Version::V3, 2);
+        g.ctlr = 2;
+        g.private[0][5].pending = true;
+        g.private[0][31].level = true;
+        assert!(g.candidates(0).is_empty(), "nothing is enabled");
+        g.private[0][5].enabled = true;
+        g.private[0][31].enabled = true;
+        g.private[0][31].priority = 0x80;
+        assert_eq!(g.candidates(0), [(0x80, 31), (0xa0, 5)]);
+        assert!(g.candidates(1).is_empty());
+        g.private[0][31].queued = true;
+        assert_eq!(g.candidates(0), [(0xa0, 5)]);
+        g.ctlr = 0;
+        assert!(g.candidates(0).is_empty(), "group 1 disabled");
+    }
+
+    #[test]
+    fn sgi_target_lists() {
+        let g = Vgic::new(Version::V3, 20);
+        // Aff1 = 1, target list bits 0 and 3: vCPUs 16 and 19.
+        assert_eq!(g.sgi1r_targets(0, 1 << 16 | 0b1001), 1 << 16 | 1 << 19);
+        assert_eq!(g.sgi1r_targets(0, 0b11), 0b11);
+        assert_eq!(g.sgi1r_targets(3, 1 << 40), ((1u128 << 20) - 1) & !(1 << 3));
+        assert_eq!(g.sgi1r_targets(0, 1 << 32 | 1), 0, "Aff2 names no vCPU");
+        let mut g = Vgic::new(Version::V3, 2);
+        assert_eq!(g.send_sgi(1, 0b11, 7), 0b11);
+        assert!(g.private[0][7].pending && g.private[1][7].pending);
+        assert_eq!(g.private[0][7].source, 1);
+    }
+
+    #[test]
+    fn spi_routing() {
+        let mut g = Vgic::new(Version::V3, 4);
+        g.route_v3(40, 0x3);
+        assert_eq!(g.spi_target(40), 3);
+        g.route_v3(40, 0x7);
+        assert_eq!(g.spi_target(40), 0, "no such vCPU");
+        let mut g = Vgic::new(Version::V2, 2);
+        g.route_v2(33, 0b10);
+        assert_eq!(g.spi_target(33), 1);
+        g.route_v2(33, 0b1100);
+        assert_eq!(g.targets_v2[1], 0, "CPUs that do not exist are dropped");
+    }
+}

@@ -1,0 +1,151 @@
+//! arm64 domains running the test guest (`tests/guests/aarch64`), on both configurations
+//! of the matrix: VHE with GICv3 and 4 CPUs, nVHE with GICv2 and 2 CPUs (cortex-a57).
+//! One domain comes from QEMU's `guest-loader` (Xen's dom0 path), several from a
+//! dom0less device tree written by `scripts/mkconfig-aarch64`.
+
+use super::{boot, AARCH64};
+use keel_tests::BootTest;
+
+/// The test guest image (`scripts/build aarch64`).
+pub const GUEST: &str = "target/images/guests/keel-test-guest-aarch64.img";
+
+/// The two machine configurations every guest scenario runs on, with their CPU counts.
+pub const CONFIGS: [(&str, &[&str], u32); 2] = [
+    ("VHE GICv3 smp4", &["--gic", "3", "--cpu", "max", "--smp", "4"], 4),
+    ("nVHE GICv2 smp2", &["--gic", "2", "--cpu", "cortex-a57", "--smp", "2"], 2),
+];
+
+/// A test on configuration `config` with extra runner arguments.
+pub fn on(config: &(&str, &[&str], u32), name: &str, extra: &[&str]) -> BootTest {
+    let mut args: Vec<&str> = config.1.to_vec();
+    args.push("--test");
+    args.extend_from_slice(extra);
+    BootTest::new(&format!("{name} ({})", config.0), AARCH64, &args).probe_on_cpus(config.2)
+}
+
+/// One domain (dom0, id 0) from QEMU's guest-loader running `bootargs`.
+pub fn dom0(config: &(&str, &[&str], u32), name: &str, bootargs: &str) -> BootTest {
+    let device = format!("guest-loader,addr=0x49000000,kernel={GUEST},bootargs={bootargs}");
+    let leaked: &'static str = Box::leak(device.into_boxed_str());
+    on(config, name, &["--bootargs", "dom0_mem=64M", "-device", leaked]).domain("dom0")
+}
+
+/// A dom0less domain spec for `scripts/mkconfig-aarch64`.
+pub fn spec(name: &str, extra: &str) -> String {
+    format!("name={name};kernel={GUEST};{extra}")
+}
+
+const HYPERCALL_LINES: [&str; 9] = [
+    "xen_version: 4.19",
+    "extraversion: .0-keel",
+    "features: 0x00010005",
+    "changeset: keel-abi 1.0",
+    "console_io: ok",
+    "unknown hypercall 0x3f: ENOSYS",
+    "bad pointer (unmapped 0x7f00000000): EFAULT",
+    "bad pointer (hole 0x3c000000): EFAULT",
+    "PASS hypercalls",
+];
+
+fn expect_hypercall_lines(mut test: BootTest, domid: u32) -> BootTest {
+    for l in HYPERCALL_LINES {
+        test = test.line(&format!("(d{domid}) {l}"));
+    }
+    test.line(&format!("(d{domid}) aliased pointer 0x40000"))
+}
+
+#[test]
+#[ignore = "boots QEMU: run through scripts/test"]
+fn arm64_hypercalls_dom0() {
+    for c in &CONFIGS {
+        let vcpus = format!("domain 0 (dom0): {} vCPU(s), 64 MiB", c.2);
+        let t = dom0(c, "arm64 hypercalls dom0", "keel.test=hypercalls").line(&vcpus);
+        boot(expect_hypercall_lines(t, 0));
+    }
+}
+
+/// Two dom0less domains with different sizes run the scenario side by side; each sees
+/// the RAM and CPUs its node asked for.
+#[test]
+#[ignore = "boots QEMU: run through scripts/test"]
+fn arm64_hypercalls_two_dom0less_domains() {
+    for c in &CONFIGS {
+        let a = spec("alpha", "mem=32M;cpus=2;bootargs=keel.test=hypercalls");
+        let b = spec("beta", "mem=48M;cpus=1;bootargs=keel.test=hypercalls");
+        let t = on(c, "arm64 hypercalls dom0less", &["--domain", &a, "--domain", &b])
+            .domain("alpha")
+            .domain("beta")
+            .line("(d1) hypercalls on aarch64: 1 CPU(s), RAM [0x40000000, 0x43000000)")
+            .line("(d2) hypercalls on aarch64: 2 CPU(s), RAM [0x40000000, 0x42000000)");
+        boot(expect_hypercall_lines(expect_hypercall_lines(t, 1), 2));
+    }
+}
+
+/// A gzip-compressed kernel is refused, naming the domain and the module; the rest of
+/// the boot goes on.
+#[test]
+#[ignore = "boots QEMU: run through scripts/test"]
+fn arm64_gzip_kernel_is_refused() {
+    let gz = std::env::temp_dir().join(format!("keel-guest-{}.img.gz", std::process::id()));
+    let out = std::process::Command::new("gzip").args(["-c", "-9"]).arg(keel_tests::repo_root().join(GUEST)).output();
+    std::fs::write(&gz, out.expect("gzip").stdout).unwrap();
+    let device = format!("guest-loader,addr=0x49000000,kernel={},bootargs=keel.test=hypercalls", gz.display());
+    let c = &CONFIGS[1];
+    let mut t = on(c, "arm64 gzip kernel", &["--bootargs", "dom0_mem=64M", "-device", &device]).refusal(
+        "[test] fail domain-dom0: not built: bad image: /chosen/module@0x49000000: the kernel is gzip-compressed",
+        1,
+    );
+    t.required_lines.push("[test] done pass=2 fail=1 expected=3".into());
+    boot(t);
+    let _ = std::fs::remove_file(gz);
+}
+
+const EVENT_LINES: [&str; 8] = [
+    "bind_ipi: port 1 delivered",
+    "bind_virq: VIRQ_TIMER on port 2 delivered",
+    "interdomain loop-back: ports 3 <-> 4, both directions delivered",
+    "mask: held back; unmask: delivered",
+    "burst: 40 ports, each delivered once",
+    "close: ok",
+    "IPI burst: 8 IPIs to self at once, each delivered once",
+    "PASS events-",
+];
+
+/// One domain's own event channels through the virtual GIC's PPI 31, both ABIs, and a
+/// burst of SGIs larger than the list registers.
+#[test]
+#[ignore = "boots QEMU: run through scripts/test"]
+fn arm64_events_2l_and_fifo() {
+    for c in &CONFIGS {
+        for (abi, title) in [("2l", "2-level"), ("fifo", "FIFO")] {
+            let mut t = dom0(c, &format!("arm64 events-{abi}"), &format!("keel.test=events-{abi}"))
+                .line(&format!("(d0) events: {title} ABI, upcalls on"));
+            for l in EVENT_LINES {
+                t = t.line(&format!("(d0) {l}"));
+            }
+            boot(t);
+        }
+    }
+}
+
+/// Two domains joined by a static event channel (`xen,evtchn-v1`, ports 10 and 11)
+/// exchange 10 000 events each way; both count exactly.
+#[test]
+#[ignore = "boots QEMU: run through scripts/test"]
+fn arm64_interdomain_pingpong_10000() {
+    for (c, abi) in CONFIGS.iter().zip(["2l", "fifo"]) {
+        let ping = spec(
+            "ping",
+            &format!("bootargs=keel.test=pingpong keel.role=ping keel.port=10 keel.abi={abi};evtchn=10>pong:11"),
+        );
+        let pong = spec("pong", &format!("bootargs=keel.test=pingpong keel.role=pong keel.port=11 keel.abi={abi}"));
+        let t = on(c, &format!("arm64 pingpong {abi}"), &["--timeout", "120", "--domain", &ping, "--domain", &pong])
+            .domain("ping")
+            .domain("pong")
+            .line("static event channel: pong port 11 <-> ping port 10")
+            .line("(d2) pingpong ping: port 10, sent 10000, received 10000")
+            .line("(d1) pingpong pong: port 11, sent 10000, received 10000")
+            .timeout(std::time::Duration::from_secs(150));
+        boot(t);
+    }
+}
