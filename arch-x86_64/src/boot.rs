@@ -103,6 +103,7 @@ extern "sysv64" fn keel_boot_main(magic: u32, info_addr: u32) -> ! {
 
     irq::init_boot_cpu(acpi.map(|a| a.ioapics()).unwrap_or(&[]).iter().copied(), acpi.is_none_or(|a| a.pcat_compat));
     timer::init(acpi.and_then(|a| a.pm_timer));
+    crate::rtc::init(<timer::X86Timer as keel_kernel::arch::Timer>::now_ns());
 
     let info = boot_info(&tags, &plan);
     // SAFETY: `keel_main` is the platform's entry point with exactly this signature.

@@ -58,7 +58,12 @@ impl GuestDomain for X86Domain {
         })
     }
 
+    /// Keeps the core's services and publishes the wall clock of boot in shared_info.
     fn attach(&self, services: Weak<dyn DomainServices>) {
+        if let Some(s) = services.upgrade() {
+            let (sec, nsec) = crate::rtc::boot_wallclock();
+            s.set_wallclock(sec, nsec);
+        }
         self.services.call_once(|| services);
     }
 

@@ -26,6 +26,7 @@ pub mod paging;
 pub mod power;
 pub mod probe;
 pub mod regs;
+pub mod rtc;
 pub mod smp;
 pub mod stage2;
 pub mod timer;

@@ -24,6 +24,7 @@ use super::emulate::GuestCpu;
 use super::Common;
 use crate::vlapic::icr::{self, Icr};
 use keel_kernel::arch::{UpcallRoute, VmExit};
+use keel_kernel::mm::GuestPhysAddr;
 
 const RFLAGS_IF: u64 = 1 << 9;
 
@@ -151,7 +152,7 @@ pub mod msr {
 
     /// Delivers an IPI: fixed and lowest-priority vectors to their targets' request
     /// registers (lowest priority: the first target), a notification for each other
-    /// vCPU. NMI, SMI, INIT and start-up IPIs are not delivered yet.
+    /// vCPU; start-up IPIs start their targets. NMI and SMI are not delivered.
     fn send(common: &mut Common, ipi: &Icr) {
         let vcpus = common.domain.init().vcpus;
         match ipi.delivery {
@@ -168,6 +169,18 @@ pub mod msr {
                 if kick != 0 {
                     core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
                     common.reports.push_back(VmExit::Kick { vcpus: kick });
+                }
+            }
+            // INIT puts a processor into wait-for-SIPI: an offline vCPU is there already;
+            // a running one is not reset (Keel does not take vCPUs down from outside).
+            icr::DELIVERY_INIT => {}
+            // A start-up IPI starts an offline vCPU in real mode at the vector's page; the
+            // core ignores it for a vCPU that runs already, as a processor outside
+            // wait-for-SIPI does.
+            icr::DELIVERY_STARTUP => {
+                for target in icr::targets(ipi, common.vcpu_id, vcpus).filter(|&t| t != common.vcpu_id) {
+                    let entry = GuestPhysAddr((ipi.vector as u64) << 12);
+                    common.reports.push_back(VmExit::StartVcpu { target, entry, arg: 0 });
                 }
             }
             other => log::warn!(

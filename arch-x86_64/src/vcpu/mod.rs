@@ -6,7 +6,8 @@
 //! Interrupts: the event upcall (Xen's callback vector, or a vector of the virtual local
 //! APIC) and the local APIC's own ([`crate::vlapic`]) are injected by [`interrupts`].
 //!
-//! Not yet: INIT/SIPI start of secondary vCPUs (`VcpuInit::secondary` is refused).
+//! A vCPU starts in a [`StartState`]: Xen's PVH entry (the boot vCPU), real mode at the
+//! start-up IPI's page (`VcpuInit::secondary`), or a `VCPUOP_initialise` context.
 
 pub mod context;
 pub mod cpuid;
@@ -15,6 +16,8 @@ pub mod guest;
 pub mod interrupts;
 pub mod io;
 pub mod msr;
+pub mod pvclock;
+pub mod start;
 pub mod svm;
 pub mod vmx;
 pub mod walk;
@@ -30,9 +33,11 @@ use alloc::sync::Arc;
 use core::fmt;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use emulate::GuestCpu;
+use keel_abi::Errno;
 use keel_kernel::arch::{HypercallArgs, StartResult, UpcallRoute, Vcpu, VcpuError, VcpuInit, VmExit};
 use keel_kernel::mm::GuestPhysAddr;
 use spin::Once;
+use start::StartState;
 
 /// The hardware-virtualisation extension of this machine.
 #[derive(Clone, Copy, Debug)]
@@ -210,6 +215,8 @@ pub struct Common {
     /// State switched on `load`/`put`.
     pub context: context::Context,
     pub vlapic: Vlapic,
+    /// When the pvclock was last written.
+    pub pvclock: pvclock::Pvclock,
     /// What the core must hear before the guest runs again ([`VmExit::Kick`],
     /// [`VmExit::DeviceTimer`], [`VmExit::UpcallAck`]), in order.
     pub reports: VecDeque<VmExit>,
@@ -251,18 +258,29 @@ impl X86Vcpu {
 impl Vcpu for X86Vcpu {
     type Domain = X86Domain;
 
+    /// Xen's `vcpu_hvm_context`.
+    const CONTEXT_SIZE: usize = start::HVM_CONTEXT_SIZE;
+
+    fn check_context(context: &[u8]) -> Result<(), Errno> {
+        StartState::from_hvm_context(context, cpuid::cr4_allowed(&regs::cpuid)).map(|_| ())
+    }
+
     fn new(domain: &Arc<X86Domain>, init: &VcpuInit) -> Result<Self, VcpuError> {
-        if init.secondary {
-            log::error!("starting an x86 vCPU with INIT/SIPI (real mode) is not implemented yet");
-            return Err(VcpuError::NoVirtualization);
-        }
+        let state = match &init.context {
+            Some(c) => StartState::from_hvm_context(&c.0, cpuid::cr4_allowed(&regs::cpuid)).map_err(|e| {
+                log::error!("vCPU {}: VCPUOP_initialise context refused late: {}", init.vcpu_id, e.name());
+                VcpuError::NoVirtualization
+            })?,
+            None if init.secondary => StartState::sipi(init.entry.0, regs::cpuid(1, 0).eax),
+            None => StartState::pvh(init.entry.0, init.arg),
+        };
         if let Err(e) = enable_this_cpu() {
             log::error!("cannot enable hardware virtualisation: {e}");
             return Err(VcpuError::NoVirtualization);
         }
         let kind = match extension() {
-            Extension::Vmx(c) => vmx::VmxVcpu::new(c, init).map(Kind::Vmx),
-            Extension::Svm(c) => svm::SvmVcpu::new(c, init).map(Kind::Svm),
+            Extension::Vmx(c) => vmx::VmxVcpu::new(c, init, &state).map(Kind::Vmx),
+            Extension::Svm(c) => svm::SvmVcpu::new(c, init, &state).map(Kind::Svm),
         }?;
         let common = Common {
             vcpu_id: init.vcpu_id,
@@ -270,6 +288,7 @@ impl Vcpu for X86Vcpu {
             upcall: (false, UpcallRoute::Platform),
             context: context::Context::new(matches!(kind, Kind::Vmx(_))),
             vlapic: Vlapic::new(init.vcpu_id),
+            pvclock: pvclock::Pvclock::new(),
             reports: VecDeque::new(),
         };
         Ok(X86Vcpu { kind, common })
@@ -285,6 +304,7 @@ impl Vcpu for X86Vcpu {
             Kind::Svm(v) => v.load(),
         }
         self.common.context.restore();
+        self.common.pvclock.invalidate();
     }
 
     fn put(&mut self) {
@@ -299,10 +319,15 @@ impl Vcpu for X86Vcpu {
         if let Some(report) = self.common.reports.pop_front() {
             return report;
         }
-        match &mut self.kind {
+        let exit = match &mut self.kind {
             Kind::Vmx(v) => v.run(&mut self.common),
             Kind::Svm(v) => v.run(&mut self.common),
+        };
+        if let VmExit::Hypercall = exit {
+            let number = self.hypercall_args().number;
+            self.common.pvclock.after_hypercall(number);
         }
+        exit
     }
 
     fn hypercall_args(&self) -> HypercallArgs {

@@ -26,7 +26,7 @@ pub use loader::{BootEntry, GuestLoader, LoadError, LoadRequest};
 pub use memory::HostMemory;
 pub use stage2::{Entry, MemType, Perms, SpaceId, Stage2};
 pub use timer::Timer;
-pub use vcpu::{HypercallArgs, StartResult, UpcallRoute, Vcpu, VcpuError, VcpuInit};
+pub use vcpu::{HypercallArgs, StartResult, UpcallRoute, Vcpu, VcpuContext, VcpuError, VcpuInit, VCPU_CONTEXT_MAX};
 
 use alloc::string::String;
 use alloc::vec::Vec;

@@ -11,7 +11,8 @@ use alloc::sync::Arc;
 /// with paging off and `ebx = arg` (Xen PVH entry). A `secondary` vCPU is one another
 /// vCPU started ([`VmExit::StartVcpu`]): arm64 starts it like the boot vCPU (PSCI
 /// `CPU_ON`: `x0` = context id); x86 starts it as INIT/SIPI does, in real mode at
-/// `entry` (`CS = entry >> 4`, `IP = 0`).
+/// `entry` (`CS = entry >> 4`, `IP = 0`). A vCPU with a `context` starts in the register
+/// state the guest gave with `VCPUOP_initialise` instead.
 #[derive(Clone, Copy, Debug)]
 pub struct VcpuInit {
     /// First instruction.
@@ -28,12 +29,24 @@ pub struct VcpuInit {
     pub vcpu_id: u32,
     /// Started by another vCPU rather than by the domain builder (see above).
     pub secondary: bool,
+    /// The register state of `VCPUOP_initialise` ([`Vcpu::CONTEXT_SIZE`] bytes, checked
+    /// by [`Vcpu::check_context`]); `entry` and `arg` are then unused.
+    pub context: Option<VcpuContext>,
 }
+
+/// The most bytes of architectural context `VCPUOP_initialise` carries (x86
+/// `vcpu_hvm_context`: 128).
+pub const VCPU_CONTEXT_MAX: usize = 128;
+
+/// A vCPU's initial register state in the guest ABI's layout, as the guest passed it to
+/// `VCPUOP_initialise` (only the first [`Vcpu::CONTEXT_SIZE`] bytes are meaningful).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VcpuContext(pub [u8; VCPU_CONTEXT_MAX]);
 
 impl VcpuInit {
     /// The boot vCPU 0 of a domain (or of a probe guest).
     pub fn boot(entry: GuestPhysAddr, arg: u64, stage2_root: PhysAddr, space: SpaceId) -> Self {
-        VcpuInit { entry, arg, stage2_root, space, vcpu_id: 0, secondary: false }
+        VcpuInit { entry, arg, stage2_root, space, vcpu_id: 0, secondary: false, context: None }
     }
 }
 
@@ -109,6 +122,19 @@ pub enum VcpuError {
 pub trait Vcpu: Sized + Send {
     /// The backend's per-domain state this vCPU belongs to.
     type Domain: GuestDomain;
+
+    /// Bytes of the register state `VCPUOP_initialise` takes (x86: `vcpu_hvm_context`);
+    /// 0 (the default): the hypercall is not supported (`-ENOSYS`). At most
+    /// [`VCPU_CONTEXT_MAX`].
+    const CONTEXT_SIZE: usize = 0;
+
+    /// Checks a `VCPUOP_initialise` context ([`Vcpu::CONTEXT_SIZE`] bytes) before the
+    /// core accepts it; the error is the hypercall's (Xen: `-EINVAL` for a bad mode or
+    /// inconsistent control registers).
+    fn check_context(context: &[u8]) -> Result<(), keel_abi::Errno> {
+        let _ = context;
+        Err(keel_abi::Errno::ENOSYS)
+    }
 
     /// Creates a virtual CPU of `domain` in the initial state described by `init`. It is
     /// loaded on no CPU.

@@ -385,10 +385,16 @@ impl<A: Arch> Domain<A> {
         }
     }
 
+    /// Takes the `VCPUOP_initialise` state `vcpu` is to be created in, if any.
+    pub fn take_vcpu_context(&self, vcpu: u32) -> Option<crate::arch::VcpuContext> {
+        self.vcpus.get(vcpu as usize)?.lock().context.take()
+    }
+
     /// Marks the boot-time start of a secondary vCPU (PSCI CPU_ON, INIT/SIPI).
     pub fn start_vcpu(&self, vcpu: u32, now: u64) -> Result<(), Errno> {
         let mut v = self.vcpus.get(vcpu as usize).ok_or(Errno::ENOENT)?.lock();
         v.initialised = true;
+        v.context = None;
         v.online = true;
         if v.run_state() == RunState::Offline {
             v.set_run_state(RunState::Runnable, now);

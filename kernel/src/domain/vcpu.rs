@@ -65,6 +65,8 @@ pub struct VcpuState {
     pub upcall_vector: Option<u8>,
     /// The backend's device timer ([`VmExit::DeviceTimer`](crate::arch::VmExit)).
     pub device_deadline: Option<u64>,
+    /// The `VCPUOP_initialise` state the vCPU is created in when it first runs.
+    pub context: Option<crate::arch::VcpuContext>,
 }
 
 impl VcpuState {
@@ -81,6 +83,7 @@ impl VcpuState {
             periodic: None,
             runstate_area: None,
             upcall_vector: None,
+            context: None,
             device_deadline: None,
         }
     }

@@ -197,7 +197,7 @@ fn vcpu_op_timers_and_online_state() {
     assert_eq!(v(VCPUOP_IS_UP, 1), 0);
     assert_eq!(v(VCPUOP_UP, 1), 0);
     assert_eq!(v(VCPUOP_IS_UP, 1), 1);
-    assert_eq!(v(VCPUOP_INITIALISE, 1), err(Errno::ENOSYS));
+    assert_eq!(v(VCPUOP_INITIALISE, 1), err(Errno::EEXIST), "started before");
     assert_eq!(v(VCPUOP_REGISTER_VCPU_TIME_MEMORY_AREA, 0), err(Errno::ENOSYS));
 
     // VIRQ_TIMER bound on vCPU 0; a one-shot timer fires it.

@@ -1,7 +1,7 @@
 //! `vcpu_op`: online state, runstate, timers, `vcpu_info` placement.
 
 use super::{Call, HcResult};
-use crate::arch::Arch;
+use crate::arch::{Arch, Vcpu, VcpuContext, VCPU_CONTEXT_MAX};
 use crate::domain::{Domain, DomainState, Periodic, RunState};
 use crate::guest_memory::{GuestTranslate, GuestVirt};
 use crate::hypervisor::Hypervisor;
@@ -24,6 +24,7 @@ pub fn vcpu_op<A: Arch>(c: &Call<'_, '_, A>) -> HcResult {
     }
     let state = &c.domain.vcpus[v as usize];
     match c.arg32(0) as u64 {
+        VCPUOP_INITIALISE => initialise(c, v, arg),
         VCPUOP_UP => {
             {
                 let mut s = state.lock();
@@ -102,6 +103,27 @@ pub fn vcpu_op<A: Arch>(c: &Call<'_, '_, A>) -> HcResult {
         }
         _ => Err(Errno::ENOSYS),
     }
+}
+
+/// `VCPUOP_initialise`: the register state a vCPU that was never started begins in once
+/// `VCPUOP_up` brings it online (the run loop creates it from the context). Xen's rules:
+/// `-EEXIST` once the vCPU was initialised (started by any means), `-EINVAL` for a
+/// context the architecture refuses.
+fn initialise<A: Arch>(c: &Call<'_, '_, A>, v: u32, arg: u64) -> HcResult {
+    let size = <A::Vcpu as Vcpu>::CONTEXT_SIZE;
+    if size == 0 || size > VCPU_CONTEXT_MAX {
+        return Err(Errno::ENOSYS);
+    }
+    let mut context = VcpuContext([0; VCPU_CONTEXT_MAX]);
+    c.guest.read(arg, &mut context.0[..size])?;
+    let mut s = c.domain.vcpus[v as usize].lock();
+    if s.initialised {
+        return Err(Errno::EEXIST);
+    }
+    <A::Vcpu as Vcpu>::check_context(&context.0[..size])?;
+    s.initialised = true;
+    s.context = Some(context);
+    Ok(0)
 }
 
 /// Copies `vcpu`'s runstate into its registered runstate area (a guest virtual address,

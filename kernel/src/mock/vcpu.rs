@@ -168,13 +168,29 @@ impl MockVcpu {
 impl Vcpu for MockVcpu {
     type Domain = MockDomain;
 
+    /// `VCPUOP_initialise` context: the program counter and r0 (8 bytes each).
+    const CONTEXT_SIZE: usize = 16;
+
+    /// A zero program counter is refused (-EINVAL).
+    fn check_context(context: &[u8]) -> Result<(), keel_abi::Errno> {
+        match context.get(..8).map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default())) {
+            Some(pc) if pc != 0 => Ok(()),
+            _ => Err(keel_abi::Errno::EINVAL),
+        }
+    }
+
     fn new(domain: &Arc<MockDomain>, init: &VcpuInit) -> Result<Self, VcpuError> {
         let mut regs = [0; 16];
-        regs[0] = init.arg;
+        let word = |b: &[u8]| u64::from_le_bytes(b.try_into().unwrap_or_default());
+        let (pc, r0) = match &init.context {
+            Some(c) => (word(&c.0[..8]), word(&c.0[8..16])),
+            None => (init.entry.0, init.arg),
+        };
+        regs[0] = r0;
         domain.note_vcpu_created();
         Ok(MockVcpu {
             regs,
-            pc: init.entry.0,
+            pc,
             root: init.stage2_root,
             domain: domain.clone(),
             id: init.vcpu_id,

@@ -161,7 +161,11 @@ impl<'m, 'a, A: Arch> CpuLoop<'m, 'a, A> {
             self.decide = true;
             return true;
         };
-        match guest.take(key.vcpu, self.cpu) {
+        let mut taken = guest.take(key.vcpu, self.cpu);
+        if matches!(taken, Take::Missing) && self.m.create_from_context(&guest, key.vcpu) {
+            taken = guest.take(key.vcpu, self.cpu);
+        }
+        match taken {
             Take::Busy => false,
             Take::Missing => {
                 log::error!("{key} was scheduled but has no vCPU; taking it offline");

@@ -5,7 +5,7 @@ use super::guests::{Guest, Slot};
 use super::Machine;
 use crate::arch::{Arch, BootEntry, MemoryAccess, StartResult, Vcpu, VcpuInit, VcpuTranslation, VmExit};
 use crate::domain::{DomainState, Hooks, PageKind};
-use crate::mm::PAGE_SIZE;
+use crate::mm::{GuestPhysAddr, PAGE_SIZE};
 
 fn access_name(a: MemoryAccess) -> &'static str {
     match a {
@@ -70,6 +70,33 @@ impl<A: Arch> CpuLoop<'_, '_, A> {
 }
 
 impl<A: Arch> Machine<'_, A> {
+    /// Creates vCPU `vcpu` of `guest` (never started) in the state the guest gave with
+    /// `VCPUOP_initialise`, parked; false if it has none or creation failed.
+    pub(super) fn create_from_context(&self, guest: &Guest<A>, vcpu: u32) -> bool {
+        let d = &guest.domain;
+        let Some(context) = d.take_vcpu_context(vcpu) else { return false };
+        let Some(root) = d.p2m_root() else { return false };
+        let init = VcpuInit {
+            entry: GuestPhysAddr(0),
+            arg: 0,
+            stage2_root: root,
+            space: d.space(),
+            vcpu_id: vcpu,
+            secondary: true,
+            context: Some(context),
+        };
+        match A::Vcpu::new(d.arch(), &init) {
+            Ok(object) => {
+                guest.park(vcpu, object);
+                true
+            }
+            Err(e) => {
+                log::warn!("d{}v{vcpu} ({}): cannot create the vCPU: {e:?}", d.id(), guest.name);
+                false
+            }
+        }
+    }
+
     /// Creates (or resets) vCPU `target` of `guest` at `boot` and starts it, for another
     /// of its vCPUs (PSCI `CPU_ON`, INIT/SIPI).
     pub(super) fn start_vcpu(&self, guest: &Guest<A>, target: u32, boot: BootEntry) -> StartResult {
@@ -99,6 +126,7 @@ impl<A: Arch> Machine<'_, A> {
                 space: d.space(),
                 vcpu_id: target,
                 secondary: true,
+                context: None,
             };
             match A::Vcpu::new(d.arch(), &init) {
                 Ok(vcpu) => *slot = Slot::Parked(vcpu),

@@ -207,7 +207,7 @@ fn x86_hypercalls(machine: X86Machine) {
         "(d1) x86: debug port out",
         "(d1) x86: debug port rep outsb",
         "(d1) x86: ports: in 0x80 = 0xff, in 0xcf8 = 0xffffffff",
-        "(d1) x86: cr0: 0x80000011 -> 0x80010033",
+        "(d1) x86: cr0: 0x80000013 -> 0x80010033",
         "(d1) xen_version: 4.19",
         "(d1) extraversion: .0-keel",
         "(d1) features: 0x00010305",
@@ -328,6 +328,87 @@ fn x86_pingpong_bochs_vmx() {
 #[ignore = "boots Bochs: run through scripts/test"]
 fn x86_pingpong_bochs_svm() {
     x86_pingpong(X86Machine::BochsSvm);
+}
+
+/// `timer` after the x86 time checks: the wall clock in shared_info, the pvclock's scale
+/// and rate, Xen's single-shot timer at 100 Hz for 1 s of system time (VIRQ_TIMER), the
+/// local APIC timer periodic at 100 Hz, then the portable scenario (TSC-deadline mode).
+fn x86_timer(machine: X86Machine) {
+    boot(x86_boot(machine, &x86_iso("timer")).domains(&["timer"]).lines(&[
+        "(d1) x86: wall clock: set (between 2020 and 2100)",
+        "; 100 ms of TSC = 100 ms of system time",
+        "(d1) x86: singleshot timer: 100 VIRQ_TIMER events at 100 Hz in ",
+        "(d1) x86: LAPIC timer periodic: ",
+        "ticks at 100 Hz in 1 s of TSC time (100 +- 2)",
+        "(expected 100 +- 2), none early",
+        "(d1) PASS timer",
+    ]));
+}
+
+#[test]
+#[ignore = "boots QEMU: run through scripts/test"]
+fn x86_timer_qemu_bios() {
+    x86_timer(X86Machine::QemuBios);
+}
+
+#[test]
+#[ignore = "boots QEMU: run through scripts/test"]
+fn x86_timer_qemu_uefi() {
+    x86_timer(X86Machine::QemuUefi);
+}
+
+#[test]
+#[ignore = "boots Bochs: run through scripts/test"]
+fn x86_timer_bochs_vmx() {
+    x86_timer(X86Machine::BochsVmx);
+}
+
+#[test]
+#[ignore = "boots Bochs: run through scripts/test"]
+fn x86_timer_bochs_svm() {
+    x86_timer(X86Machine::BochsSvm);
+}
+
+/// Three domains of 4 vCPUs on 2 CPUs: `smp` with secondaries started by INIT/SIPI (real
+/// mode) and by `VCPUOP_initialise`/`VCPUOP_up` (each stopped with `VCPUOP_down` and one
+/// restarted), SSE registers kept while vCPUs share CPUs, and `ipi` between vCPUs.
+fn x86_smp(machine: X86Machine) {
+    let mut lines = Vec::new();
+    for d in [1, 2] {
+        lines.push(format!("(d{d}) smp: 4 vCPUs; state before start: off off off, after: on on on"));
+        lines.push(format!("(d{d}) fp: 4 vCPUs kept"));
+        lines.push(format!("(d{d}) cpu_off: all secondaries off; vCPU 1 restarted and off again"));
+        lines.push(format!("(d{d}) PASS smp"));
+    }
+    lines.push("(d3) ipi: 3 secondaries waiting for IPIs".into());
+    lines.push("(d3) ipi: 200 rounds with 4 vCPUs: 600 pings and 600 answers, each counted once".into());
+    lines.push("(d3) PASS ipi".into());
+    let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+    boot(x86_boot(machine, &x86_iso("smp")).domains(&["smp-sipi", "smp-vcpuop", "ipi"]).lines(&lines));
+}
+
+#[test]
+#[ignore = "boots QEMU: run through scripts/test"]
+fn x86_smp_qemu_bios() {
+    x86_smp(X86Machine::QemuBios);
+}
+
+#[test]
+#[ignore = "boots QEMU: run through scripts/test"]
+fn x86_smp_qemu_uefi() {
+    x86_smp(X86Machine::QemuUefi);
+}
+
+#[test]
+#[ignore = "boots Bochs: run through scripts/test"]
+fn x86_smp_bochs_vmx() {
+    x86_smp(X86Machine::BochsVmx);
+}
+
+#[test]
+#[ignore = "boots Bochs: run through scripts/test"]
+fn x86_smp_bochs_svm() {
+    x86_smp(X86Machine::BochsSvm);
 }
 
 /// Domains whose kernel is not ELF, not PVH, that ask for too many vCPUs or share a

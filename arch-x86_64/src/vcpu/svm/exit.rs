@@ -109,7 +109,10 @@ impl SvmVcpu {
                 Some(VmExit::MemoryFault { gpa: GuestPhysAddr(info2), access })
             }
             exit_code::INTR | exit_code::NMI => Some(VmExit::Interrupt),
-            exit_code::SHUTDOWN => Some(VmExit::GuestCrash),
+            exit_code::SHUTDOWN => {
+                log::warn!("triple fault (shutdown) at RIP {:#x}", self.rip());
+                Some(VmExit::GuestCrash)
+            }
             exit_code::EXCEPTION_UD => {
                 if emulate::at_hypercall(self) {
                     self.long_mode = self.in_64bit_code();

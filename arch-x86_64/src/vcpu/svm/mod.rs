@@ -1,5 +1,5 @@
-//! AMD SVM: a virtual CPU is a VMCB with nested paging, started in 32-bit protected mode
-//! with paging off (the Xen PVH entry state).
+//! AMD SVM: a virtual CPU is a VMCB with nested paging, started in its [`StartState`]
+//! (Xen's PVH entry, real mode after a SIPI, or a `VCPUOP_initialise` context).
 //!
 //! ASIDs tag the guest's TLB entries but not its nested-table root, so two address spaces
 //! must never share one unflushed. They are a per-CPU resource (QEMU has only 16): each CPU
@@ -15,6 +15,7 @@ mod state;
 pub mod vmcb;
 
 use super::guest::{self, GuestRegisters};
+use super::start::{Segment, StartState};
 use super::{interrupts, Common};
 use crate::cpu;
 use crate::regs::{self, efer};
@@ -24,16 +25,8 @@ use keel_kernel::mm::{PhysAddr, PAGE_SIZE};
 use keel_kernel::start::FRAME_POOL;
 use vmcb::{misc1, misc2, Vmcb};
 
-const CR0_PE: u64 = 1 << 0;
-const CR0_ET: u64 = 1 << 4;
-const RFLAGS_RESERVED: u64 = 1 << 1;
 const DR6_INIT: u64 = 0xffff_0ff0;
 const DR7_INIT: u64 = 0x400;
-/// Segment attributes (access byte in bits 0..7, AVL/L/DB/G in bits 8..11): 32-bit code,
-/// data, busy 32-bit TSS.
-const ATTR_CODE32: u16 = 0xc9b;
-const ATTR_DATA32: u16 = 0xc93;
-const ATTR_TSS32_BUSY: u16 = 0x08b;
 const V_INTR_MASKING: u64 = 1 << 24;
 const NESTED_PAGING: u64 = 1 << 0;
 /// TLB_CONTROL: flush everything, or only this guest's ASID.
@@ -57,13 +50,12 @@ pub struct SvmVcpu {
 }
 
 impl SvmVcpu {
-    pub fn new(caps: &'static Capabilities, init: &VcpuInit) -> Result<SvmVcpu, VcpuError> {
+    pub fn new(caps: &'static Capabilities, init: &VcpuInit, state: &StartState) -> Result<SvmVcpu, VcpuError> {
         let (iopm, msrpm) = capabilities::permission_maps().ok_or(VcpuError::NoMemory)?;
         let page = FRAME_POOL.alloc(1).ok_or(VcpuError::NoMemory)?;
         // SAFETY: a fresh, identity-mapped frame from the pool, owned by this vCPU.
         unsafe { core::ptr::write_bytes(page.0 as usize as *mut u8, 0, PAGE_SIZE as usize) };
-        let mut regs = GuestRegisters::default();
-        regs.gpr[guest::gpr::RBX] = init.arg;
+        let regs = GuestRegisters { gpr: state.gpr };
         let vcpu = SvmVcpu {
             caps,
             vmcb: Vmcb(page),
@@ -72,7 +64,7 @@ impl SvmVcpu {
             asid_generation: u64::MAX,
             loaded_on: None,
             asid_cpu: None,
-            long_mode: false,
+            long_mode: state.long_mode(),
             stage2_generation: u64::MAX,
         };
         let v = &vcpu.vmcb;
@@ -117,25 +109,23 @@ impl SvmVcpu {
         v.write(vmcb::NESTED_CR3, init.stage2_root.0);
         v.write(vmcb::CLEAN_BITS, 0u32);
 
-        for seg in [vmcb::ES, vmcb::SS, vmcb::DS, vmcb::FS, vmcb::GS] {
-            v.write_segment(seg, guest::DATA_SELECTOR, ATTR_DATA32, u32::MAX, 0);
+        let all = s_segments(state);
+        for (at, seg) in all {
+            v.write_segment(at, seg.selector, seg.attr, seg.limit, seg.base);
         }
-        v.write_segment(vmcb::CS, guest::CODE_SELECTOR, ATTR_CODE32, u32::MAX, 0);
-        v.write_segment(vmcb::TR, guest::TASK_SELECTOR, ATTR_TSS32_BUSY, 0x67, 0);
-        v.write_segment(vmcb::LDTR, 0, 0, 0, 0);
-        v.write_segment(vmcb::GDTR, 0, 0, 0, 0);
-        v.write_segment(vmcb::IDTR, 0, 0, 0, 0);
+        v.write_segment(vmcb::GDTR, 0, 0, state.gdtr.1, state.gdtr.0);
+        v.write_segment(vmcb::IDTR, 0, 0, state.idtr.1, state.idtr.0);
         v.write(vmcb::CPL, 0u8);
-        v.write(vmcb::EFER, efer::SVME); // VMRUN requires SVME in the guest state
-        v.write(vmcb::CR0, CR0_PE | CR0_ET);
-        v.write(vmcb::CR3, 0u64);
-        v.write(vmcb::CR4, 0u64);
+        v.write(vmcb::EFER, state.efer | efer::SVME); // VMRUN requires SVME in the guest state
+        v.write(vmcb::CR0, state.cr0);
+        v.write(vmcb::CR3, state.cr3);
+        v.write(vmcb::CR4, state.cr4);
         v.write(vmcb::DR6, DR6_INIT);
         v.write(vmcb::DR7, DR7_INIT);
-        v.write(vmcb::RFLAGS, RFLAGS_RESERVED);
-        v.write(vmcb::RIP, init.entry.0);
-        v.write(vmcb::RSP, 0u64);
-        v.write(vmcb::RAX, 0u64);
+        v.write(vmcb::RFLAGS, state.rflags);
+        v.write(vmcb::RIP, state.rip);
+        v.write(vmcb::RSP, state.gpr[guest::gpr::RSP]);
+        v.write(vmcb::RAX, state.gpr[guest::gpr::RAX]);
         v.write(vmcb::G_PAT, regs::PAT_DEFAULT);
         Ok(vcpu)
     }
@@ -160,6 +150,7 @@ impl SvmVcpu {
         let virt = &cpu::this_cpu().virt;
         let host_save = virt.host_save();
         loop {
+            super::pvclock::Pvclock::refresh(common);
             interrupts::prepare_entry(self, common);
             if let Some(report) = common.reports.pop_front() {
                 return report;
@@ -202,6 +193,21 @@ impl SvmVcpu {
     pub fn set_hypercall_result(&mut self, value: u64) {
         self.regs.gpr[guest::gpr::RAX] = value;
     }
+}
+
+/// The VMCB offsets of the state's segment registers.
+fn s_segments(s: &StartState) -> [(usize, Segment); 8] {
+    let g = &s.segments;
+    [
+        (vmcb::ES, g[0]),
+        (vmcb::CS, g[1]),
+        (vmcb::SS, g[2]),
+        (vmcb::DS, g[3]),
+        (vmcb::FS, g[4]),
+        (vmcb::GS, g[5]),
+        (vmcb::LDTR, s.ldtr),
+        (vmcb::TR, s.tr),
+    ]
 }
 
 impl Drop for SvmVcpu {

@@ -105,7 +105,10 @@ impl VmxVcpu {
                 Some(VmExit::MemoryFault { gpa: GuestPhysAddr(field(vmcs::GUEST_PHYSICAL_ADDRESS)), access })
             }
             reason::EXTERNAL_INTERRUPT => Some(VmExit::Interrupt),
-            reason::TRIPLE_FAULT => Some(VmExit::GuestCrash),
+            reason::TRIPLE_FAULT => {
+                log::warn!("triple fault (shutdown) at RIP {:#x}", self.rip());
+                Some(VmExit::GuestCrash)
+            }
             reason::EXCEPTION_OR_NMI => self.exception(),
             reason::EPT_MISCONFIGURATION => {
                 log::error!("EPT misconfiguration at GPA {:#x}", field(vmcs::GUEST_PHYSICAL_ADDRESS));

@@ -15,6 +15,7 @@ mod state;
 pub mod vmcs;
 
 use super::guest::{self, GuestRegisters};
+use super::start::StartState;
 use super::{interrupts, Common};
 use crate::cpu;
 use capabilities::Capabilities;
@@ -31,14 +32,7 @@ const CR0_NW: u64 = 1 << 29;
 const CR0_CD: u64 = 1 << 30;
 const CR0_PG: u64 = 1 << 31;
 const CR4_PAE: u64 = 1 << 5;
-const RFLAGS_RESERVED: u64 = 1 << 1;
 const DR7_INIT: u64 = 0x400;
-/// Access rights: 32-bit code (execute/read, accessed), data (read/write, accessed),
-/// busy 32-bit TSS, and "unusable" for the LDTR.
-const AR_CODE32: u64 = 0xc09b;
-const AR_DATA32: u64 = 0xc093;
-const AR_TSS32_BUSY: u64 = 0x008b;
-const AR_UNUSABLE: u64 = 1 << 16;
 
 /// A virtual CPU on VMX.
 pub struct VmxVcpu {
@@ -63,9 +57,9 @@ pub struct VmxVcpu {
 }
 
 impl VmxVcpu {
-    pub fn new(caps: &'static Capabilities, init: &VcpuInit) -> Result<VmxVcpu, VcpuError> {
+    pub fn new(caps: &'static Capabilities, init: &VcpuInit, state: &StartState) -> Result<VmxVcpu, VcpuError> {
         if !caps.unrestricted_guest() {
-            log::error!("VMX without unrestricted guest cannot run the 32-bit paging-off entry state");
+            log::error!("VMX without unrestricted guest cannot run the paging-off entry states (PVH, SIPI)");
             return Err(VcpuError::NoVirtualization);
         }
         let vmcs = FRAME_POOL.alloc(1).ok_or(VcpuError::NoMemory)?;
@@ -74,8 +68,7 @@ impl VmxVcpu {
             core::ptr::write_bytes(vmcs.0 as usize as *mut u8, 0, PAGE_SIZE as usize);
             core::ptr::write_volatile(vmcs.0 as usize as *mut u32, caps.revision);
         }
-        let mut regs = GuestRegisters::default();
-        regs.gpr[guest::gpr::RBX] = init.arg;
+        let regs = GuestRegisters { gpr: state.gpr };
         let vcpu = VmxVcpu {
             caps,
             vmcs,
@@ -87,7 +80,7 @@ impl VmxVcpu {
             host_cpu: None,
             load_failed: false,
             launched: false,
-            long_mode: false,
+            long_mode: state.long_mode(),
             stage2_generation: u64::MAX,
             window: false,
         };
@@ -97,7 +90,7 @@ impl VmxVcpu {
         let built = loaded
             .and_then(|()| vcpu.write_controls())
             .map_err(|e| log::error!("VMCS set-up failed: {e:?}"))
-            .and_then(|()| vcpu.write_guest_state(init).map_err(|e| log::error!("VMCS guest state: {e:?}")));
+            .and_then(|()| vcpu.write_guest_state(state).map_err(|e| log::error!("VMCS guest state: {e:?}")));
         // SAFETY: our VMCS on this CPU; clearing it writes its state back to memory and
         // leaves it inactive, so that any CPU may load it.
         let cleared = unsafe { instructions::vmclear(vmcs.0) };
@@ -163,6 +156,7 @@ impl VmxVcpu {
         }
         self.flush_if_stale();
         loop {
+            super::pvclock::Pvclock::refresh(common);
             interrupts::prepare_entry(self, common);
             if let Some(report) = common.reports.pop_front() {
                 return report;

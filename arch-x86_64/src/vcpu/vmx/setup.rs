@@ -1,16 +1,13 @@
 //! Building a VMCS: the execution controls that confine the guest, this CPU's host
-//! state, and the PVH entry state (32-bit protected mode, paging off, flat segments).
+//! state, and the vCPU's first state ([`StartState`]).
 
 use super::instructions::{vmwrite, VmxFail};
 use super::vmcs::{self, *};
-use super::{
-    tss_base, VmxVcpu, AR_CODE32, AR_DATA32, AR_TSS32_BUSY, AR_UNUSABLE, CR0_ET, CR0_PE, CR0_PG, DR7_INIT,
-    RFLAGS_RESERVED,
-};
-use crate::regs::{self, msr};
+use super::{field, tss_base, VmxVcpu, CR0_ET, CR0_PE, CR0_PG, DR7_INIT};
+use crate::regs::{self, efer, msr};
 use crate::vcpu::cpuid::cr4_allowed;
 use crate::vcpu::guest;
-use keel_kernel::arch::VcpuInit;
+use crate::vcpu::start::StartState;
 
 impl VmxVcpu {
     pub(super) fn write_controls(&self) -> Result<(), VmxFail> {
@@ -112,52 +109,43 @@ impl VmxVcpu {
         Ok(())
     }
 
-    /// 32-bit protected mode, paging off, flat 4 GiB segments, RIP = entry (PVH).
-    pub(super) fn write_guest_state(&self, init: &VcpuInit) -> Result<(), VmxFail> {
+    /// The vCPU's first state (`StartState`: PVH entry, SIPI, or `VCPUOP_initialise`).
+    pub(super) fn write_guest_state(&self, s: &StartState) -> Result<(), VmxFail> {
         let c = self.caps;
-        let cr0 = c.fixed_cr0(CR0_PE | CR0_ET, true);
-        let cr4 = c.fixed_cr4(0);
-        // The host owns CR4 bits VMX fixes and those of features the guest is not shown.
-        let cr4_mask = cr4 | !cr4_allowed(&crate::regs::cpuid);
-        let segments: [(u16, u64); 8] = [
-            (guest::DATA_SELECTOR, AR_DATA32), // ES
-            (guest::CODE_SELECTOR, AR_CODE32), // CS
-            (guest::DATA_SELECTOR, AR_DATA32), // SS
-            (guest::DATA_SELECTOR, AR_DATA32), // DS
-            (guest::DATA_SELECTOR, AR_DATA32), // FS
-            (guest::DATA_SELECTOR, AR_DATA32), // GS
-            (0, AR_UNUSABLE),                  // LDTR
-            (guest::TASK_SELECTOR, AR_TSS32_BUSY),
-        ];
+        // The host owns the CR0 bits VMX fixes (NE), and CR4's fixed bits and those of
+        // features the guest is not shown.
+        let cr0_mask = c.fixed_cr0(0, true) & !(CR0_PE | CR0_ET | CR0_PG);
+        let cr4_mask = c.fixed_cr4(0) | !cr4_allowed(&crate::regs::cpuid);
+        let mut entry = field(ENTRY_CONTROLS) & !(entry::IA32E_MODE_GUEST as u64);
+        if s.efer & efer::LMA != 0 {
+            entry |= entry::IA32E_MODE_GUEST as u64;
+        }
         // SAFETY: guest state only; the guest is confined by EPT and the exit controls.
         unsafe {
-            vmwrite(GUEST_CR0, cr0)?;
-            vmwrite(CR0_GUEST_HOST_MASK, cr0 & !(CR0_PE | CR0_ET | CR0_PG))?;
-            vmwrite(CR0_READ_SHADOW, CR0_PE | CR0_ET)?;
-            vmwrite(GUEST_CR3, 0)?;
-            vmwrite(GUEST_CR4, cr4)?;
+            vmwrite(ENTRY_CONTROLS, entry)?;
+            vmwrite(GUEST_CR0, c.fixed_cr0(s.cr0, true))?;
+            vmwrite(CR0_GUEST_HOST_MASK, cr0_mask)?;
+            vmwrite(CR0_READ_SHADOW, s.cr0)?;
+            vmwrite(GUEST_CR3, s.cr3)?;
+            vmwrite(GUEST_CR4, c.fixed_cr4(s.cr4))?;
             vmwrite(CR4_GUEST_HOST_MASK, cr4_mask)?;
-            vmwrite(CR4_READ_SHADOW, 0)?;
-            for (i, (selector, rights)) in segments.into_iter().enumerate() {
+            vmwrite(CR4_READ_SHADOW, s.cr4)?;
+            let all = s.segments.iter().chain([&s.ldtr, &s.tr]);
+            for (i, seg) in all.enumerate() {
                 let i = 2 * i as u32;
-                let limit = match rights {
-                    AR_TSS32_BUSY => 0x67,
-                    AR_UNUSABLE => 0,
-                    _ => 0xffff_ffff,
-                };
-                vmwrite(GUEST_ES_SELECTOR + i, selector as u64)?;
-                vmwrite(GUEST_ES_BASE + i, 0)?;
-                vmwrite(GUEST_ES_LIMIT + i, limit)?;
-                vmwrite(GUEST_ES_ACCESS_RIGHTS + i, rights)?;
+                vmwrite(GUEST_ES_SELECTOR + i, seg.selector as u64)?;
+                vmwrite(GUEST_ES_BASE + i, seg.base)?;
+                vmwrite(GUEST_ES_LIMIT + i, seg.limit as u64)?;
+                vmwrite(GUEST_ES_ACCESS_RIGHTS + i, seg.vmx_access_rights())?;
             }
-            vmwrite(GUEST_GDTR_BASE, 0)?;
-            vmwrite(GUEST_GDTR_LIMIT, 0)?;
-            vmwrite(GUEST_IDTR_BASE, 0)?;
-            vmwrite(GUEST_IDTR_LIMIT, 0)?;
+            vmwrite(GUEST_GDTR_BASE, s.gdtr.0)?;
+            vmwrite(GUEST_GDTR_LIMIT, s.gdtr.1 as u64)?;
+            vmwrite(GUEST_IDTR_BASE, s.idtr.0)?;
+            vmwrite(GUEST_IDTR_LIMIT, s.idtr.1 as u64)?;
             vmwrite(GUEST_DR7, DR7_INIT)?;
-            vmwrite(GUEST_RSP, 0)?;
-            vmwrite(GUEST_RIP, init.entry.0)?;
-            vmwrite(GUEST_RFLAGS, RFLAGS_RESERVED)?;
+            vmwrite(GUEST_RSP, s.gpr[guest::gpr::RSP])?;
+            vmwrite(GUEST_RIP, s.rip)?;
+            vmwrite(GUEST_RFLAGS, s.rflags)?;
             vmwrite(GUEST_PENDING_DEBUG, 0)?;
             vmwrite(GUEST_INTERRUPTIBILITY, 0)?;
             vmwrite(GUEST_ACTIVITY_STATE, 0)?;
@@ -166,7 +154,7 @@ impl VmxVcpu {
             vmwrite(GUEST_SYSENTER_EIP, 0)?;
             vmwrite(GUEST_IA32_DEBUGCTL, 0)?;
             vmwrite(GUEST_IA32_PAT, regs::PAT_DEFAULT)?;
-            vmwrite(GUEST_IA32_EFER, 0)?;
+            vmwrite(GUEST_IA32_EFER, s.efer)?;
             vmwrite(VMCS_LINK_POINTER, u64::MAX)?;
         }
         Ok(())

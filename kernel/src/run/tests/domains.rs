@@ -130,6 +130,22 @@ fn a_vcpu_starts_another_which_turns_itself_off_and_is_started_afresh() {
     assert_eq!(w.pool.stats().allocated, before);
 }
 
+/// `VCPUOP_initialise` + `VCPUOP_up`: the vCPU is created in the guest's context when
+/// it first runs, on one CPU and on two.
+#[test]
+fn a_vcpu_initialised_by_hypercall_starts_in_its_context() {
+    for cpus in [1, 2] {
+        let mut w = World::new(cpus);
+        let before = w.pool.stats().allocated;
+        let built = w.boot(&describe(&[Guest { vcpus: 2, ..Guest::new("init", programs::initialised_vcpu(0xabcd)) }]));
+        assert_eq!(built[0].result, Ok(1));
+        let ends = w.run(100_000_000);
+        assert_eq!(lines_of(1), ["initialised=000000000000abcd"], "{cpus} CPU(s)");
+        assert_eq!(ends[0].state, POWEROFF);
+        assert_eq!(w.pool.stats().allocated, before);
+    }
+}
+
 /// A virtual interrupt for another vCPU (`VmExit::Kick`) wakes it from its halt every
 /// time: none of 500 is lost, on one CPU (the halted vCPU must be switched back in) and
 /// on two.

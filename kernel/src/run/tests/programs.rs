@@ -44,6 +44,8 @@ const RUNSTATE: u64 = 0x900;
 const FLAG: u64 = 0xc0;
 const FLAG2: u64 = 0xc8;
 const CONSOLE: u64 = 0x100;
+/// Two mock `VCPUOP_initialise` contexts (program counter, r0), 16 bytes each.
+const CONTEXT: u64 = 0xe0;
 
 /// A guest image under construction.
 pub struct Image {
@@ -79,6 +81,10 @@ impl Image {
 
     pub fn put<T: Wire>(&mut self, off: u64, v: &T) {
         v.write_bytes(&mut self.data[off as usize..]).unwrap();
+    }
+
+    pub fn put_bytes(&mut self, off: u64, bytes: &[u8]) {
+        self.data[off as usize..off as usize + bytes.len()].copy_from_slice(bytes);
     }
 
     /// A hypercall whose result must be 0 (else the program fails with it).
@@ -378,6 +384,39 @@ pub fn two_vcpus(first: u64, second: u64) -> Vec<u8> {
     let (wait, go) = (s.here(), s.label());
     s.set(11, DATA + FLAG2).load(8, 15, 11, 0).br(Cond::Ne, 15, 6, go).i(Insn::Yield).jmp(wait);
     s.bind(go).i(Insn::Platform(PlatformCall::CpuOff));
+    let park = s.here();
+    s.i(Insn::Halt).jmp(park);
+    img.finish()
+}
+
+/// vCPU 0 gives vCPU 1 a start state with `VCPUOP_initialise` (the second code page,
+/// r0 = `value`) after a refused one (program counter 0: -EINVAL), checks that a second
+/// initialise is refused (-EEXIST), brings it up with `VCPUOP_up` and waits for it to
+/// store its r0. Prints `initialised=` with it.
+pub fn initialised_vcpu(value: u64) -> Vec<u8> {
+    use keel_abi::vcpu::{VCPUOP_INITIALISE, VCPUOP_UP};
+    use keel_abi::Errno;
+    let mut img = Image::new();
+    let mut good = [0u8; 16];
+    good[..8].copy_from_slice(&SECOND.to_le_bytes());
+    good[8..].copy_from_slice(&value.to_le_bytes());
+    img.put_bytes(CONTEXT, &good);
+    img.put_bytes(CONTEXT + 16, &[0; 16]);
+    let fail = img.fail;
+    let err = |e: Errno| (-(e.code() as i64)) as u64;
+    let a = &mut img.a;
+    a.hypercall(VCPU_OP, &[VCPUOP_UP, 1]).set(15, err(Errno::EINVAL)).br(Cond::Ne, 0, 15, fail);
+    a.hypercall(VCPU_OP, &[VCPUOP_INITIALISE, 1, DATA + CONTEXT + 16]).br(Cond::Ne, 0, 15, fail);
+    img.hypercall_ok(VCPU_OP, &[VCPUOP_INITIALISE, 1, DATA + CONTEXT]);
+    let a = &mut img.a;
+    a.hypercall(VCPU_OP, &[VCPUOP_INITIALISE, 1, DATA + CONTEXT]);
+    a.set(15, err(Errno::EEXIST)).br(Cond::Ne, 0, 15, fail);
+    img.hypercall_ok(VCPU_OP, &[VCPUOP_UP, 1]);
+    wait_flag(&mut img.a, value);
+    img.print_hex("initialised=", 14);
+    img.a.i(Insn::Platform(PlatformCall::SystemOff));
+    let s = &mut img.second;
+    s.set(11, DATA + FLAG).store(8, 0, 11, 0);
     let park = s.here();
     s.i(Insn::Halt).jmp(park);
     img.finish()

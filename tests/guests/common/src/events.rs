@@ -265,3 +265,13 @@ pub fn wait_hits<P: Platform>(p: &P, port: u32, n: u32) {
     }
     p.enable_interrupts();
 }
+
+/// This CPU's `vcpu_info` page, once [`register_vcpu_info`] ran.
+pub fn vcpu_info<P: Platform>(p: &P) -> Option<&'static Page> {
+    page(&VCPU_INFO[p.cpu() as usize % MAX_CPUS])
+}
+
+/// The page shared_info is mapped over, once [`setup_two_level`] ran.
+pub fn shared_info() -> Option<&'static Page> {
+    page(&SHARED_INFO)
+}

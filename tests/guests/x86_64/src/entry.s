@@ -18,10 +18,11 @@
         .set MAX_CPUS, {MAX_CPUS}
         .set XEN_ELFNOTE_PHYS32_ENTRY, 18
         .set CONSOLE_IO, 18
-        .set CR4_PAE, 0x20
+        .set CR4_PAE_OSFXSR_OSXMMEXCPT, 0x620
         .set EFER, 0xc0000080
         .set EFER_LME, 0x100
-        .set CR0_PG_PE, 0x80000001
+        .set CR0_PG_PE_MP, 0x80000003
+        .set CR0_EM, 0x4
 
         .section .note.Xen, "a", @note
         .balign 4
@@ -45,10 +46,53 @@ guest_pvh_entry:
         xor     %ebx, %ebx                  /* CPU 0 */
         jmp     guest_long_mode
 
+/* A secondary CPU in 32-bit protected mode, paging off, with flat segments (from the
+ * trampoline below, or Keel's VCPUOP_initialise with this address, which gives no GDT):
+ * EBX = its index. */
+        .global guest_ap_entry32
+guest_ap_entry32:
+        cli
+        lgdt    guest_gdt_pointer
+        mov     $0x10, %ax
+        mov     %ax, %ds
+        mov     %ax, %es
+        mov     %ax, %ss
+        lea     1(%ebx), %esp
+        imul    $STACK_SIZE, %esp
+        add     $guest_stacks, %esp
+        jmp     guest_long_mode
+
+/* The start-up IPI's real-mode code, copied to a page below 1 MiB (CS = its page, IP = 0):
+ * loads the GDT, enters protected mode, and takes the CPU index the boot CPU left in
+ * guest_ap_cpu. */
+        .code16
+        .global guest_ap_trampoline, guest_ap_trampoline_end
+guest_ap_trampoline:
+        cli
+        mov     %cs, %ax
+        mov     %ax, %ds
+        lgdtl   guest_ap_gdt_pointer - guest_ap_trampoline
+        mov     %cr0, %eax
+        or      $1, %eax
+        mov     %eax, %cr0
+        ljmpl   $0x18, $guest_ap_sipi32
+        .balign 4
+guest_ap_gdt_pointer:
+        .short  guest_gdt_end - guest_gdt - 1
+        .long   guest_gdt
+guest_ap_trampoline_end:
+
+        .code32
+guest_ap_sipi32:
+        mov     $0x10, %ax
+        mov     %ax, %ds
+        mov     guest_ap_cpu, %ebx
+        jmp     guest_ap_entry32
+
 /* Entered with EBX = this CPU's index and ESP on its stack (32-bit, paging off). */
 guest_long_mode:
         mov     %cr4, %eax
-        or      $CR4_PAE, %eax
+        or      $CR4_PAE_OSFXSR_OSXMMEXCPT, %eax
         mov     %eax, %cr4
         mov     $guest_pml4, %eax
         mov     %eax, %cr3
@@ -57,7 +101,8 @@ guest_long_mode:
         or      $EFER_LME, %eax
         wrmsr
         mov     %cr0, %eax
-        or      $CR0_PG_PE, %eax
+        and     $~CR0_EM, %eax
+        or      $CR0_PG_PE_MP, %eax
         mov     %eax, %cr0
         lgdt    guest_gdt_pointer
         ljmp    $0x08, $guest_entry64
@@ -169,14 +214,18 @@ guest_gdt:
         .quad   0
         .quad   0x00af9a000000ffff          /* 0x08: 64-bit code */
         .quad   0x00cf92000000ffff          /* 0x10: flat data */
+        .quad   0x00cf9a000000ffff          /* 0x18: flat 32-bit code */
+guest_gdt_end:
 guest_gdt_pointer:
-        .short  guest_gdt_pointer - guest_gdt - 1
+        .short  guest_gdt_end - guest_gdt - 1
         .long   guest_gdt
 
         .section .data
         .balign 8
-        .global guest_start_info, guest_hypercall32_result
+        .global guest_start_info, guest_hypercall32_result, guest_ap_cpu
 guest_start_info:
+        .long   0
+guest_ap_cpu:
         .long   0
 guest_hypercall32_result:
         .long   0xffffffff

@@ -12,10 +12,13 @@
 mod checks;
 mod cpu;
 mod platform;
+mod smp;
 mod start_info;
+mod time;
 mod traps;
 
 use keel_test_guest::hcall::Hv;
+use keel_test_guest::Platform;
 use platform::X86;
 
 /// Stack of each CPU.
@@ -34,14 +37,20 @@ extern "C" {
     static guest_hypercall32_result: u32;
 }
 
-/// The boot CPU in long mode, on its stack.
+/// A CPU in long mode, on its stack: the boot CPU (0) or a secondary one.
 #[no_mangle]
 extern "C" fn guest_main(cpu: u32, start_info: u32) -> ! {
+    if cpu != 0 {
+        smp::secondary_main(cpu);
+    }
     traps::init_cpu(cpu);
     platform::init(start_info as u64);
     // SAFETY: written once by the 32-bit entry code before long mode.
     let result32 = unsafe { core::ptr::read_volatile(&raw const guest_hypercall32_result) };
-    let outcome = checks::run(&X86, result32);
+    let mut outcome = checks::run(&X86, result32);
+    if outcome.is_ok() && keel_test_guest::cmdline::get(X86.cmdline(), "keel.test") == Some("timer") {
+        outcome = time::run(&X86);
+    }
     if outcome.is_err() {
         keel_test_guest::finish(&X86, "x86", outcome);
     }

@@ -81,7 +81,7 @@ const LVT_TSC_DEADLINE: u64 = 2 << 17;
 /// vector (`keel.upcall=callback`).
 static UPCALL_THROUGH_APIC: AtomicBool = AtomicBool::new(true);
 
-fn wrmsr_or_panic(index: u32, value: u64) {
+pub fn wrmsr_or_panic(index: u32, value: u64) {
     if let Err(v) = traps::wrmsr(index, value) {
         panic!("WRMSR {index:#x} = {value:#x} raised vector {v}");
     }
@@ -112,6 +112,14 @@ pub fn interrupt(vector: u8) -> bool {
         _ => return false,
     }
     true
+}
+
+/// Switches this CPU's local APIC to x2APIC mode (its registers become MSRs).
+pub fn x2apic() {
+    let base = traps::rdmsr(APIC_BASE).unwrap_or_else(|v| panic!("RDMSR APIC_BASE raised vector {v}"));
+    if base & APIC_X2APIC == 0 {
+        wrmsr_or_panic(APIC_BASE, base | APIC_X2APIC);
+    }
 }
 
 /// Routes this vCPU's event upcall: `HVMOP_set_evtchn_upcall_vector`, or (command line
@@ -221,8 +229,7 @@ impl Platform for Pvh {
     /// The local APIC in x2APIC mode, enabled, TPR 0, its timer in TSC-deadline mode;
     /// the upcall routed.
     fn init_interrupts(&self) {
-        let base = traps::rdmsr(APIC_BASE).unwrap_or_else(|v| panic!("RDMSR APIC_BASE raised vector {v}"));
-        wrmsr_or_panic(APIC_BASE, base | APIC_X2APIC);
+        x2apic();
         wrmsr_or_panic(X2APIC_SVR, 0x100 | SPURIOUS_VECTOR as u64);
         wrmsr_or_panic(X2APIC_TPR, 0);
         wrmsr_or_panic(X2APIC_LVT_TIMER, LVT_TSC_DEADLINE | TIMER_VECTOR as u64);
@@ -256,12 +263,55 @@ impl Platform for Pvh {
         wrmsr_or_panic(X2APIC_ICR, (cpu as u64) << 32 | 1 << 14 | vector);
     }
 
-    fn start_cpu(&self, _cpu: u32) -> Result<(), i64> {
-        Err(-(keel_abi::Errno::ENOSYS.code() as i64))
+    fn start_cpu(&self, cpu: u32) -> Result<(), i64> {
+        crate::smp::start(self, cpu)
+    }
+
+    fn cpu_state(&self, cpu: u32) -> Option<keel_test_guest::CpuState> {
+        crate::smp::state(self, cpu)
     }
 
     fn cpu_off(&self) -> i64 {
-        -(keel_abi::Errno::ENOSYS.code() as i64)
+        crate::smp::off(self)
+    }
+
+    /// XMM0–XMM15.
+    fn fp_fill(&self, seed: u64) {
+        let pattern = fp_pattern(seed);
+        // SAFETY: loads the SSE registers from a buffer; the guest's own code never uses
+        // them (soft-float), and CR4.OSFXSR is set at entry.
+        unsafe {
+            asm!(
+                "movdqu xmm0, [{0}]", "movdqu xmm1, [{0} + 16]", "movdqu xmm2, [{0} + 32]",
+                "movdqu xmm3, [{0} + 48]", "movdqu xmm4, [{0} + 64]", "movdqu xmm5, [{0} + 80]",
+                "movdqu xmm6, [{0} + 96]", "movdqu xmm7, [{0} + 112]", "movdqu xmm8, [{0} + 128]",
+                "movdqu xmm9, [{0} + 144]", "movdqu xmm10, [{0} + 160]", "movdqu xmm11, [{0} + 176]",
+                "movdqu xmm12, [{0} + 192]", "movdqu xmm13, [{0} + 208]", "movdqu xmm14, [{0} + 224]",
+                "movdqu xmm15, [{0} + 240]",
+                in(reg) pattern.as_ptr(), options(nostack, readonly)
+            )
+        };
+    }
+
+    fn fp_check(&self, seed: u64) -> Result<(), u32> {
+        let mut now = [0u64; 32];
+        // SAFETY: stores the SSE registers into a buffer of 256 bytes.
+        unsafe {
+            asm!(
+                "movdqu [{0}], xmm0", "movdqu [{0} + 16], xmm1", "movdqu [{0} + 32], xmm2",
+                "movdqu [{0} + 48], xmm3", "movdqu [{0} + 64], xmm4", "movdqu [{0} + 80], xmm5",
+                "movdqu [{0} + 96], xmm6", "movdqu [{0} + 112], xmm7", "movdqu [{0} + 128], xmm8",
+                "movdqu [{0} + 144], xmm9", "movdqu [{0} + 160], xmm10", "movdqu [{0} + 176], xmm11",
+                "movdqu [{0} + 192], xmm12", "movdqu [{0} + 208], xmm13", "movdqu [{0} + 224], xmm14",
+                "movdqu [{0} + 240], xmm15",
+                in(reg) now.as_mut_ptr(), options(nostack)
+            )
+        };
+        let want = fp_pattern(seed);
+        match (0..16).find(|&n| now[2 * n..2 * n + 2] != want[2 * n..2 * n + 2]) {
+            Some(n) => Err(n as u32),
+            None => Ok(()),
+        }
     }
 
     fn probe_read(&self, gpa: u64) -> Probe {
@@ -270,4 +320,9 @@ impl Platform for Pvh {
             Err(vector) => Probe::Fault(vector as u64),
         }
     }
+}
+
+/// What [`Platform::fp_fill`] puts in XMM0–XMM15 (two 64-bit halves each).
+fn fp_pattern(seed: u64) -> [u64; 32] {
+    core::array::from_fn(|i| seed.wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(i as u32) ^ i as u64)
 }

@@ -1,0 +1,170 @@
+//! x86 time, checked before the portable `timer` scenario: the wall clock in shared_info,
+//! the pvclock in `vcpu_info` (its scale from the TSC frequency, its rate against the
+//! TSC), Xen's single-shot timer at 100 Hz for one second of system time (VIRQ_TIMER
+//! through the upcall), and the local APIC timer in periodic mode at 100 Hz (with its
+//! current count).
+
+use crate::cpu;
+use crate::platform::{wrmsr_or_panic, Pvh};
+use core::sync::atomic::Ordering;
+use keel_abi::event::{EvtchnBindVirq, EVTCHNOP_BIND_VIRQ};
+use keel_abi::hypercall::VCPU_OP;
+use keel_abi::layout::VcpuTimeInfo;
+use keel_abi::vcpu::{VcpuSetSingleshotTimer, VCPUOP_SET_SINGLESHOT_TIMER, VCPUOP_STOP_SINGLESHOT_TIMER};
+use keel_abi::xen::VIRQ_TIMER;
+use keel_abi::Wire;
+use keel_test_guest::events::{self, hits};
+use keel_test_guest::hcall::{name, Hv};
+use keel_test_guest::irq::TIMER_TICKS;
+use keel_test_guest::{ensure, expect_eq, fail, say, Outcome, Platform};
+
+const HZ: u64 = 100;
+const NS_PER_SEC: u64 = 1_000_000_000;
+/// 2020-01-01 and 2100-01-01 in seconds since the epoch.
+const PLAUSIBLE_WALLCLOCK: core::ops::Range<u64> = 1_577_836_800..4_102_444_800;
+const X2APIC_LVT_TIMER: u32 = 0x832;
+const X2APIC_TIMER_INITIAL: u32 = 0x838;
+const X2APIC_TIMER_CURRENT: u32 = 0x839;
+const X2APIC_TIMER_DIVIDE: u32 = 0x83e;
+const LVT_PERIODIC: u64 = 1 << 17;
+const LVT_MASKED: u64 = 1 << 16;
+const DIVIDE_BY_1: u64 = 0b1011;
+
+/// This CPU's pvclock, read with the version protocol.
+fn pvclock(p: &Pvh) -> Option<VcpuTimeInfo> {
+    let vi = events::vcpu_info(p)?;
+    let at = <Pvh as Platform>::LAYOUT.vcpu_info_time;
+    loop {
+        let v1 = vi.word(at).load(Ordering::Acquire);
+        let mut b = [0u8; 32];
+        vi.read(at, &mut b);
+        let v2 = vi.word(at).load(Ordering::Acquire);
+        if v1 == v2 && v1 % 2 == 0 {
+            return VcpuTimeInfo::from_bytes(&b);
+        }
+    }
+}
+
+/// System time now (ns), from the pvclock.
+fn system_ns(p: &Pvh) -> u64 {
+    pvclock(p).map_or(0, |t| t.system_time_at(cpu::rdtsc()))
+}
+
+/// The wall clock of system time 0 (`wc_sec`, `wc_nsec`), with its version protocol.
+fn wallclock() -> Option<(u64, u32)> {
+    let si = events::shared_info()?;
+    let at = <Pvh as Platform>::LAYOUT.wc_version;
+    loop {
+        let v1 = si.word(at).load(Ordering::Acquire);
+        let sec = si.word(at + 4).load(Ordering::Acquire) as u64;
+        let nsec = si.word(at + 8).load(Ordering::Acquire);
+        let hi = si.word(at + 12).load(Ordering::Acquire) as u64;
+        if v1 % 2 == 0 && si.word(at).load(Ordering::Acquire) == v1 {
+            return Some((sec | hi << 32, nsec));
+        }
+    }
+}
+
+pub fn run(p: &Pvh) -> Outcome {
+    events::setup_two_level(p)?;
+    let (sec, nsec) = wallclock().unwrap_or_default();
+    let now = sec + system_ns(p) / NS_PER_SEC;
+    ensure!(PLAUSIBLE_WALLCLOCK.contains(&now), "wall clock {sec} s + {nsec} ns at system time 0: now {now} s");
+    say!(p, "x86: wall clock: set (between 2020 and 2100)");
+    pvclock_rate(p)?;
+    singleshot(p)?;
+    lapic_periodic(p)
+}
+
+/// The pvclock's scale is Xen's for the TSC frequency of CPUID 0x40000003, and 100 ms of
+/// TSC are 100 ms of system time (within 0.1 %).
+fn pvclock_rate(p: &Pvh) -> Outcome {
+    let Some(t) = pvclock(p) else { fail!("no vcpu_info") };
+    ensure!(t.version != 0 && t.tsc_to_system_mul != 0, "pvclock not written: {t:?}");
+    let hz = p.tick_hz();
+    // CPUID gives the frequency in kHz: the scale matches it within 0.1 %.
+    let (mul, shift) = VcpuTimeInfo::scale(hz);
+    let (got_mul, got_shift) = (t.tsc_to_system_mul, t.tsc_shift);
+    let close = got_shift == shift && got_mul.abs_diff(mul) <= mul / 1000;
+    ensure!(close, "pvclock scale ({got_mul:#x}, {got_shift}) for {hz} Hz, expected about ({mul:#x}, {shift})");
+    let (tsc0, ns0) = (cpu::rdtsc(), system_ns(p));
+    while cpu::rdtsc() - tsc0 < hz / 10 {
+        core::hint::spin_loop();
+    }
+    let (tsc1, ns1) = (cpu::rdtsc(), system_ns(p));
+    let want = (tsc1 - tsc0) as u128 * NS_PER_SEC as u128 / hz as u128;
+    let got = (ns1 - ns0) as u128;
+    ensure!(got.abs_diff(want) * 1000 <= want, "pvclock ran {got} ns over {want} ns of TSC");
+    say!(p, "x86: pvclock: mul {mul:#x} shift {shift} for {} kHz; 100 ms of TSC = 100 ms of system time", hz / 1000);
+    Ok(())
+}
+
+/// `VCPUOP_set_singleshot_timer` at absolute deadlines 10 ms apart, 100 times: each
+/// VIRQ_TIMER arrives, none early, and the hundredth within 2 % of one second.
+fn singleshot(p: &Pvh) -> Outcome {
+    let hv = Hv(p);
+    let mut bind = EvtchnBindVirq { virq: VIRQ_TIMER, vcpu: p.cpu(), port: 0 };
+    let r = hv.event_op(EVTCHNOP_BIND_VIRQ, &mut bind);
+    ensure!(r == 0, "bind_virq(VIRQ_TIMER): {}", name(r));
+    p.init_interrupts();
+    p.enable_interrupts();
+    let port = bind.port;
+    let period = NS_PER_SEC / HZ;
+    let start = system_ns(p);
+    let (mut early, mut latest, mut total) = (0u32, 0u64, 0u64);
+    for k in 1..=HZ {
+        let deadline = start + k * period;
+        let seen = hits(port);
+        let t = VcpuSetSingleshotTimer { timeout_abs_ns: deadline, flags: 0, _pad: [0; 4] };
+        let r = hv.vcpu_op(VCPUOP_SET_SINGLESHOT_TIMER, p.cpu(), &t);
+        ensure!(r == 0, "set_singleshot_timer: {}", name(r));
+        events::wait_hits(p, port, seen + 1);
+        let now = system_ns(p);
+        // The pvclock may run up to a microsecond behind Keel's clock.
+        if now + 1_000 < deadline {
+            early += 1;
+        }
+        latest = latest.max(now.saturating_sub(deadline));
+        total += now.saturating_sub(deadline);
+    }
+    let elapsed_ms = (system_ns(p) - start) / 1_000_000;
+    let r = hv.raw(VCPU_OP, [VCPUOP_STOP_SINGLESHOT_TIMER, p.cpu() as u64, 0, 0, 0]);
+    ensure!(r == 0, "stop_singleshot_timer: {}", name(r));
+    ensure!(early == 0, "{early} VIRQ_TIMER events before their deadline");
+    ensure!((980..=1020).contains(&elapsed_ms), "100 ticks at 100 Hz took {elapsed_ms} ms");
+    expect_eq!(hits(port), HZ as u32, "VIRQ_TIMER events");
+    say!(
+        p,
+        "x86: singleshot timer: {HZ} VIRQ_TIMER events at {HZ} Hz in {elapsed_ms} ms of system time \
+         (1000 +- 20), none early, {} us late on average, {} at most",
+        total / HZ / 1000,
+        latest / 1000
+    );
+    Ok(())
+}
+
+/// The local APIC timer in periodic mode, 10 ms at the TSC's rate divided by 1: 100 ticks
+/// (± 2) in one second of TSC time; the current count runs down from the initial one.
+fn lapic_periodic(p: &Pvh) -> Outcome {
+    let cpu = p.cpu() as usize;
+    let count = p.tick_hz() / HZ;
+    ensure!(count <= u32::MAX as u64, "TSC too fast for a 32-bit count of 10 ms");
+    wrmsr_or_panic(X2APIC_TIMER_DIVIDE, DIVIDE_BY_1);
+    wrmsr_or_panic(X2APIC_LVT_TIMER, LVT_PERIODIC | crate::platform::TIMER_VECTOR as u64);
+    let before = TIMER_TICKS[cpu].load(Ordering::Acquire);
+    let start = cpu::rdtsc();
+    wrmsr_or_panic(X2APIC_TIMER_INITIAL, count);
+    let current = crate::traps::rdmsr(X2APIC_TIMER_CURRENT).unwrap_or(0);
+    ensure!(current > 0 && current <= count, "current count {current} of {count}");
+    while cpu::rdtsc() - start < p.tick_hz() {
+        p.disable_interrupts();
+        p.wait_for_interrupt();
+        p.enable_interrupts();
+    }
+    let ticks = TIMER_TICKS[cpu].load(Ordering::Acquire) - before;
+    wrmsr_or_panic(X2APIC_LVT_TIMER, LVT_MASKED | crate::platform::TIMER_VECTOR as u64);
+    wrmsr_or_panic(X2APIC_TIMER_INITIAL, 0);
+    ensure!((98..=102).contains(&ticks), "{ticks} periodic LAPIC ticks in one second");
+    say!(p, "x86: LAPIC timer periodic: {ticks} ticks at {HZ} Hz in 1 s of TSC time (100 +- 2)");
+    Ok(())
+}
