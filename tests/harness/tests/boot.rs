@@ -411,6 +411,47 @@ fn x86_smp_bochs_svm() {
     x86_smp(X86Machine::BochsSvm);
 }
 
+/// `grants` between two domains: read-write and read-only grants mapped and checked byte
+/// for byte, a write mapping and a copy into the read-only grant refused, copies in and
+/// out, unmap, the granter's view afterwards.
+fn x86_grants(machine: X86Machine) {
+    boot(x86_boot(machine, &x86_iso("grants")).domains(&["granter", "mapper"]).lines(&[
+        "static event channel: granter port 10 <-> mapper port 11",
+        "(d1) grants: refs 10 (read-write), 11 (read-only), 12 (copy target) to d2",
+        "(d2) grants: d1 ref 10 mapped read-write at 0xc0100000: 4096 bytes match; pattern written",
+        "(d2) grants: ref 11: write mapping refused (general_error); read-only mapping: 4096 bytes match",
+        "(d2) grants: copied 4096 bytes into ref 12 and out of ref 11; copy into ref 11 refused",
+        "(d2) grants: unmapped both; a stale handle gets bad_handle",
+        "(d1) grants: the mapper's 4096 bytes in ref 10, its copy in ref 12, ref 11 unchanged; no grant in use; access ended",
+        "(d1) PASS grants",
+        "(d2) PASS grants",
+    ]));
+}
+
+#[test]
+#[ignore = "boots QEMU: run through scripts/test"]
+fn x86_grants_qemu_bios() {
+    x86_grants(X86Machine::QemuBios);
+}
+
+#[test]
+#[ignore = "boots QEMU: run through scripts/test"]
+fn x86_grants_qemu_uefi() {
+    x86_grants(X86Machine::QemuUefi);
+}
+
+#[test]
+#[ignore = "boots Bochs: run through scripts/test"]
+fn x86_grants_bochs_vmx() {
+    x86_grants(X86Machine::BochsVmx);
+}
+
+#[test]
+#[ignore = "boots Bochs: run through scripts/test"]
+fn x86_grants_bochs_svm() {
+    x86_grants(X86Machine::BochsSvm);
+}
+
 /// Domains whose kernel is not ELF, not PVH, that ask for too many vCPUs or share a
 /// module are refused, each by name; the good domain next to them still runs.
 #[test]
