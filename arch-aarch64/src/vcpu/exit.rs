@@ -30,6 +30,9 @@ pub enum Outcome {
     Mmio(Mmio),
     /// An `MSR`/`MRS` the hypervisor traps (GICv3 SGI generation, ...).
     Sysreg(Sysreg),
+    /// An SMCCC call (`hvc #0`, or `smc #0` trapped): PSCI. Move the PC on by `advance`
+    /// (a trapped SMC returns to itself, an HVC after itself).
+    Psci { advance: u64 },
 }
 
 /// A trapped data access with a valid instruction syndrome.
@@ -92,7 +95,9 @@ pub fn decode(s: Syndrome) -> Outcome {
     let iss = s.esr & 0x1ff_ffff;
     match ec {
         EC_HVC64 if iss & 0xffff == AARCH64_HVC_IMM as u64 => exit(VmExit::Hypercall),
-        // Other immediates (hvc #0 is an SMCCC/PSCI call) are not served yet.
+        EC_HVC64 if iss & 0xffff == 0 => Outcome::Psci { advance: 0 },
+        EC_SMC64 if iss & 0xffff == 0 => Outcome::Psci { advance: insn_len },
+        // Other immediates, and AArch32 callers: not a call Keel knows.
         EC_HVC64 | EC_HVC32 => Outcome::Undefined { back: insn_len },
         EC_SMC64 | EC_SMC32 => Outcome::Undefined { back: 0 },
         EC_WFX => {

@@ -63,6 +63,8 @@ pub struct VcpuState {
     pub runstate_area: Option<u64>,
     /// x86: per-vCPU upcall vector from `HVMOP_set_evtchn_upcall_vector`.
     pub upcall_vector: Option<u8>,
+    /// A halt (WFI/HLT) ends at this system time (ns): the guest's own timer fires then.
+    pub halt_until: Option<u64>,
 }
 
 impl VcpuState {
@@ -79,6 +81,7 @@ impl VcpuState {
             periodic: None,
             runstate_area: None,
             upcall_vector: None,
+            halt_until: None,
         }
     }
 
@@ -105,12 +108,17 @@ impl VcpuState {
         VcpuRunstateInfo { state: self.run.abi(), _pad: [0; 4], state_entry_time: self.entry_ns, time }
     }
 
-    /// The earliest timer or poll deadline.
+    /// The earliest timer, poll or halt deadline.
     pub fn next_deadline(&self) -> Option<u64> {
-        [self.singleshot_ns, self.periodic.map(|p| p.next_ns), self.poll.as_ref().and_then(|p| p.deadline)]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.singleshot_ns,
+            self.periodic.map(|p| p.next_ns),
+            self.poll.as_ref().and_then(|p| p.deadline),
+            self.halt_until,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 }
 

@@ -73,6 +73,9 @@ pub enum PlatformCall {
     Kick = 4,
     /// `r0` = 1 if this vCPU's doorbell rang since it last looked (and clear it), else 0.
     Doorbell = 5,
+    /// Halt until system time `r1` (ns) at the latest, as a guest with its own timer
+    /// armed does (`Vcpu::halt_deadline`).
+    HaltUntil = 6,
 }
 
 /// One mock instruction.
@@ -96,13 +99,14 @@ pub enum Insn {
 
 const OPS: [Op; 7] = [Op::Add, Op::Sub, Op::And, Op::Or, Op::Xor, Op::Shl, Op::Shr];
 const CONDS: [Cond; 6] = [Cond::Eq, Cond::Ne, Cond::Ltu, Cond::Geu, Cond::Lt, Cond::Ge];
-const CALLS: [PlatformCall; 6] = [
+const CALLS: [PlatformCall; 7] = [
     PlatformCall::CpuOn,
     PlatformCall::CpuOff,
     PlatformCall::SystemOff,
     PlatformCall::SystemReset,
     PlatformCall::Kick,
     PlatformCall::Doorbell,
+    PlatformCall::HaltUntil,
 ];
 
 fn i32_at(b: &[u8], at: usize) -> Option<i32> {

@@ -206,6 +206,9 @@ impl<'m, 'a, A: Arch> CpuLoop<'m, 'a, A> {
             if irq == A::Irq::ipi_irq() {
                 self.decide = true;
             } else if irq == A::Timer::irq() {
+                // Disarm it: a level-triggered timer (arm64) would otherwise assert again
+                // at once. The next step arms it for the next deadline.
+                A::Timer::cancel();
                 self.armed = None;
                 self.decide = true;
             } else {

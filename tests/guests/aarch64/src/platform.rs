@@ -18,6 +18,8 @@ static PROBE_FAULT: [AtomicU64; crate::MAX_CPUS] = [const { AtomicU64::new(0) };
 extern "C" {
     fn guest_probe_read(addr: u64) -> u64;
     fn guest_secondary_entry();
+    fn guest_fp_fill(seed: u64);
+    fn guest_fp_check(seed: u64) -> u64;
 }
 
 /// Records that this CPU is `cpu` (secondaries, at start).
@@ -133,6 +135,30 @@ impl Platform for Arm {
 
     fn cpu_off(&self) -> i64 {
         psci::cpu_off()
+    }
+
+    fn fp_fill(&self, seed: u64) {
+        // SAFETY: writes only the FP/SIMD registers (enabled by `mmu::enable`), which no
+        // Rust code of this soft-float guest uses.
+        unsafe { guest_fp_fill(seed) }
+    }
+
+    fn fp_check(&self, seed: u64) -> Result<(), u32> {
+        // SAFETY: reads only the FP/SIMD registers.
+        match unsafe { guest_fp_check(seed) } {
+            0 => Ok(()),
+            n => Err(n as u32 - 1),
+        }
+    }
+
+    /// CNTPCT − CNTVCT: the offset Keel gives the domain's virtual counter.
+    fn clock_offset(&self) -> Option<u64> {
+        let (phys, virt) = (regs::physical_counter(), regs::counter());
+        Some(phys.wrapping_sub(virt))
+    }
+
+    fn platform_scenario(&self, name: &str) -> Option<keel_test_guest::Outcome> {
+        (name == "psci").then(|| crate::firmware::run(self))
     }
 
     fn probe_read(&self, gpa: u64) -> Probe {

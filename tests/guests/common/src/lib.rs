@@ -35,7 +35,10 @@ pub fn run<P: Platform>(p: &P) -> ! {
     let name = cmdline::get(p.cmdline(), "keel.test").unwrap_or("");
     let outcome = match scenarios::find(name) {
         Some(s) => (s.run::<P>())(p),
-        None => Err(Failure::new(format_args!("unknown scenario '{name}' (keel.test=)"))),
+        None => match p.platform_scenario(name) {
+            Some(outcome) => outcome,
+            None => Err(Failure::new(format_args!("unknown scenario '{name}' (keel.test=)"))),
+        },
     };
     finish(p, name, outcome)
 }

@@ -98,4 +98,22 @@ pub trait Platform: Sync {
     /// Reads 8 bytes at guest-physical `gpa` (mapped identity by the platform for this
     /// purpose), catching the exception the access may raise.
     fn probe_read(&self, gpa: u64) -> Probe;
+
+    /// Fills every FP/SIMD register of this CPU with a pattern derived from `seed`.
+    fn fp_fill(&self, seed: u64);
+    /// Checks the pattern of [`Platform::fp_fill`]; `Err(n)`: register `n` differs.
+    fn fp_check(&self, seed: u64) -> Result<(), u32>;
+
+    /// Runs a scenario of this platform's own (firmware interfaces and the like) if it
+    /// has one called `name`; the portable scenarios are tried first.
+    fn platform_scenario(&self, name: &str) -> Option<crate::Outcome> {
+        let _ = name;
+        None
+    }
+
+    /// How far the guest's clock runs behind the machine's, in [`Platform::ticks`]
+    /// (arm64: CNTPCT − CNTVCT, the domain's CNTVOFF), if the platform can tell.
+    fn clock_offset(&self) -> Option<u64> {
+        None
+    }
 }

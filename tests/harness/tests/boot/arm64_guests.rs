@@ -149,3 +149,96 @@ fn arm64_interdomain_pingpong_10000() {
         boot(t);
     }
 }
+
+/// The guest's virtual timer at 100 Hz for one second of guest time, each tick awaited
+/// in WFI (the halt ends at the timer's deadline; the interrupt is forwarded through a
+/// hardware-linked list register).
+#[test]
+#[ignore = "boots QEMU: run through scripts/test"]
+fn arm64_virtual_timer_100hz() {
+    for c in &CONFIGS {
+        let t = on(
+            c,
+            "arm64 timer",
+            &[
+                "--bootargs",
+                "dom0_mem=64M dom0_max_vcpus=1",
+                "-device",
+                &format!("guest-loader,addr=0x49000000,kernel={GUEST},bootargs=keel.test=timer"),
+            ],
+        )
+        .domain("dom0")
+        .line("(d0) timer: the guest clock runs ")
+        .line(" ticks at 100 Hz in ")
+        .line("(expected 100 +- 2), none early")
+        .line("(d0) PASS timer");
+        boot(t);
+    }
+}
+
+/// SGIs between four vCPUs: 200 rounds of pings and answers, counted exactly.
+#[test]
+#[ignore = "boots QEMU: run through scripts/test"]
+fn arm64_ipis_between_vcpus() {
+    for c in &CONFIGS {
+        let t = on(
+            c,
+            "arm64 ipi",
+            &[
+                "--bootargs",
+                "dom0_mem=64M dom0_max_vcpus=4",
+                "-device",
+                &format!("guest-loader,addr=0x49000000,kernel={GUEST},bootargs=keel.test=ipi"),
+            ],
+        )
+        .domain("dom0")
+        .line("(d0) ipi: 200 rounds with 4 vCPUs: 600 pings and 600 answers, each counted once");
+        boot(t);
+    }
+}
+
+/// PSCI: four vCPUs started on two physical CPUs (pinned there on the 4-CPU machine),
+/// AFFINITY_INFO before and after, FP/SIMD registers kept while they share the CPUs,
+/// CPU_OFF and a restart.
+#[test]
+#[ignore = "boots QEMU: run through scripts/test"]
+fn arm64_smp_psci_four_vcpus_on_two_cpus() {
+    for c in &CONFIGS {
+        let d = spec("quad", "mem=64M;cpus=4;affinity=0-1;bootargs=keel.test=smp");
+        let t = on(c, "arm64 smp", &["--domain", &d])
+            .domain("quad")
+            .line("(d1) smp: 4 vCPUs; state before start: off off off, after: on on on")
+            .line("(d1) fp: 4 vCPUs kept q0-q31 through 60 ms of sharing CPUs")
+            .line("(d1) cpu_off: all secondaries off; vCPU 1 restarted and off again");
+        boot(t);
+    }
+}
+
+/// PSCI for guests: VERSION over `hvc #0` and a trapped `smc #0`, FEATURES,
+/// MIGRATE_INFO_TYPE, AFFINITY_INFO and CPU_ON errors, an unknown `hvc` immediate made
+/// undefined, WFE, and SYSTEM_OFF ending the domain as a poweroff.
+#[test]
+#[ignore = "boots QEMU: run through scripts/test"]
+fn arm64_psci_for_guests() {
+    for c in &CONFIGS {
+        let t = dom0(c, "arm64 psci", "keel.test=psci")
+            .line("(d0) psci: version 1.1 over hvc and smc; FEATURES, MIGRATE_INFO_TYPE, AFFINITY_INFO, CPU_ON errors as specified")
+            .line("(d0) hvc #1: undefined-instruction exception (ESR 0x2000000)")
+            .line("(d0) wfe: 1000 yields")
+            .line("(d0) psci: SYSTEM_OFF")
+            .line("domain 0 (dom0): shut down (poweroff)");
+        boot(t);
+    }
+}
+
+/// SYSTEM_RESET ends the domain as a reboot, which is not a pass.
+#[test]
+#[ignore = "boots QEMU: run through scripts/test"]
+fn arm64_psci_system_reset_is_a_reboot() {
+    let device = format!("guest-loader,addr=0x49000000,kernel={GUEST},bootargs=keel.test=psci keel.end=reset");
+    let mut t = on(&CONFIGS[0], "arm64 psci reset", &["--bootargs", "dom0_mem=64M", "-device", &device])
+        .refusal("[test] fail domain-dom0: shut down (reboot)", 1);
+    t.required_lines.push("(d0) psci: SYSTEM_RESET".into());
+    t.required_lines.push("[test] done pass=4 fail=1 expected=5".into());
+    boot(t);
+}

@@ -5,10 +5,15 @@
 //! | `hypercalls` | `xen_version` answers (4.19, extraversion, features, changeset), `console_io`, unknown hypercalls (-ENOSYS), bad pointers (-EFAULT), pointers translated through the guest's page tables |
 //! | `events-2l`, `events-fifo` | bind_ipi, bind_virq, alloc_unbound/bind_interdomain, send to self, delivery by upcall, mask/unmask, a burst of ports, close; IPIs beyond the list registers |
 //! | `pingpong` | two domains over a static event channel (`keel.role=ping|pong keel.port=N`): `keel.rounds` round trips, exact counts on both sides |
+//! | `timer` | the guest's own timer at 100 Hz for 1 s of guest time, each tick awaited halted |
+//! | `ipi` | IPIs between vCPUs: 200 rounds of ping and answer, counted exactly |
+//! | `smp` | starting, querying and stopping vCPUs; FP/SIMD registers kept while vCPUs share CPUs |
 
 pub mod events;
 mod hypercalls;
 mod pingpong;
+mod smp;
+mod timer;
 
 use crate::{Outcome, Platform};
 
@@ -19,6 +24,9 @@ pub enum Scenario {
     Events2l,
     EventsFifo,
     PingPong,
+    Timer,
+    Ipi,
+    Smp,
 }
 
 const ALL: &[(&str, Scenario)] = &[
@@ -26,6 +34,9 @@ const ALL: &[(&str, Scenario)] = &[
     ("events-2l", Scenario::Events2l),
     ("events-fifo", Scenario::EventsFifo),
     ("pingpong", Scenario::PingPong),
+    ("timer", Scenario::Timer),
+    ("ipi", Scenario::Ipi),
+    ("smp", Scenario::Smp),
 ];
 
 /// The scenario called `name`.
@@ -41,13 +52,18 @@ impl Scenario {
             Scenario::Events2l => |p| events::run(p, false),
             Scenario::EventsFifo => |p| events::run(p, true),
             Scenario::PingPong => pingpong::run::<P>,
+            Scenario::Timer => timer::run::<P>,
+            Scenario::Ipi => smp::ipi::<P>,
+            Scenario::Smp => smp::run::<P>,
         }
     }
 
     /// What a secondary CPU runs, if the scenario starts any.
     pub fn secondary<P: Platform>(self) -> Option<fn(&P)> {
         match self {
-            Scenario::Hypercalls | Scenario::Events2l | Scenario::EventsFifo | Scenario::PingPong => None,
+            Scenario::Ipi => Some(smp::ipi_secondary::<P>),
+            Scenario::Smp => Some(smp::smp_secondary::<P>),
+            _ => None,
         }
     }
 }
