@@ -9,12 +9,21 @@ use super::Aarch64Vcpu;
 const IL: u64 = 1 << 25;
 /// Exception classes a guest sees.
 const EC_UNKNOWN: u64 = 0x00;
+const EC_IABT_LOWER: u64 = 0x20;
+const EC_IABT_CURRENT: u64 = 0x21;
 const EC_DABT_LOWER: u64 = 0x24;
 const EC_DABT_CURRENT: u64 = 0x25;
 /// Data fault status: synchronous external abort.
 const DFSC_EXTERNAL: u64 = 0x10;
 
 impl Aarch64Vcpu {
+    /// Whether the guest faulted in its own exception vectors: another exception there
+    /// would only come back (an unmapped or garbage vector table), so it cannot go on.
+    pub(super) fn faulted_in_vectors(&self) -> bool {
+        let pc = self.regs.pc;
+        pc >= self.el1.vbar && pc - self.el1.vbar < 0x800
+    }
+
     /// Enters the guest's synchronous exception vector with `esr`, returning to PC − `back`.
     fn take_sync(&mut self, esr: u64, back: u64) {
         let from = self.regs.pstate;
@@ -37,11 +46,16 @@ impl Aarch64Vcpu {
         self.take_sync(EC_UNKNOWN << 26 | IL, back);
     }
 
-    /// A synchronous external data abort at virtual address `far` for the access at the
-    /// current PC (`write`: a store).
-    pub(super) fn inject_data_abort(&mut self, far: u64, write: bool) {
+    /// A synchronous external abort at virtual address `far`: a data abort for the
+    /// access at the current PC (`write`: a store), or a prefetch abort.
+    pub(super) fn inject_abort(&mut self, far: u64, instruction: bool, write: bool) {
         let from_el0 = self.regs.pstate & 0xf == 0;
-        let ec = if from_el0 { EC_DABT_LOWER } else { EC_DABT_CURRENT };
+        let ec = match (instruction, from_el0) {
+            (true, true) => EC_IABT_LOWER,
+            (true, false) => EC_IABT_CURRENT,
+            (false, true) => EC_DABT_LOWER,
+            (false, false) => EC_DABT_CURRENT,
+        };
         let wnr = if write { 1 << 6 } else { 0 };
         self.el1.far = far;
         self.take_sync(ec << 26 | IL | wnr | DFSC_EXTERNAL, 0);

@@ -89,8 +89,29 @@ impl Aarch64Vcpu {
                 }
                 Some(exit)
             }
+            Outcome::Undefined { .. } | Outcome::Abort { .. } if self.faulted_in_vectors() => {
+                log::warn!(
+                    "d{}v{}: an exception in its exception vectors (VBAR {:#x}, PC {:#x}): it cannot go on",
+                    self.domain.init().id,
+                    self.vcpu_id,
+                    self.el1.vbar,
+                    self.regs.pc
+                );
+                Some(VmExit::GuestCrash)
+            }
             Outcome::Undefined { back } => {
                 self.inject_undefined(back);
+                None
+            }
+            Outcome::Abort { instruction, write, far } => {
+                log::debug!(
+                    "d{}v{}: {} at {far:#x} (guest-physical {:#x}) refused by stage 2: abort injected",
+                    self.domain.init().id,
+                    self.vcpu_id,
+                    if instruction { "instruction fetch" } else if write { "write" } else { "read" },
+                    ((syndrome.hpfar & 0x0000_0fff_ffff_fff0) << 8) | (far & 0xfff)
+                );
+                self.inject_abort(far, instruction, write);
                 None
             }
             Outcome::Psci { advance: n } => {
@@ -111,7 +132,7 @@ impl Aarch64Vcpu {
                         if m.write { "write" } else { "read" },
                         m.gpa
                     );
-                    self.inject_data_abort(syndrome.far, m.write);
+                    self.inject_abort(syndrome.far, false, m.write);
                     None
                 }
             },

@@ -121,6 +121,16 @@ guest_smc_version:
     smc     #0
     ret
 
+// void guest_probe_write(u64 addr, u64 value): stores value at [addr]; a fault there
+// resumes at probe_resume, the syndrome stored by the exception handler.
+    .global guest_probe_write
+    .global guest_probe_write_insn
+guest_probe_write:
+guest_probe_write_insn:
+    str     x1, [x0]
+    mov     x0, #0
+    ret
+
 // u64 guest_probe_read(u64 addr, u64 *syndrome): loads [addr]; a fault there resumes at
 // probe_resume with x0 = 0 and the syndrome stored by the exception handler.
     .global guest_probe_read

@@ -47,6 +47,7 @@ extern "C" {
     static guest_probe_insn: u8;
     static guest_probe_resume: u8;
     static guest_probe_hvc1_insn: u8;
+    static guest_probe_write_insn: u8;
 }
 
 /// The boot CPU, on its stack with the MMU off.
@@ -86,7 +87,8 @@ extern "C" fn guest_exception(frame: &mut Frame, kind: u64) {
         return;
     }
     let probe = &raw const guest_probe_insn as u64;
-    if esr >> 26 == EC_DABT_CUR && frame.elr == probe {
+    let probe_write = &raw const guest_probe_write_insn as u64;
+    if esr >> 26 == EC_DABT_CUR && (frame.elr == probe || frame.elr == probe_write) {
         frame.x[0] = 0;
         platform::record_probe_fault(esr);
         frame.elr = &raw const guest_probe_resume as u64;

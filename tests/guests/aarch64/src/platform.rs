@@ -17,6 +17,7 @@ static PROBE_FAULT: [AtomicU64; crate::MAX_CPUS] = [const { AtomicU64::new(0) };
 
 extern "C" {
     fn guest_probe_read(addr: u64) -> u64;
+    fn guest_probe_write(addr: u64, value: u64);
     fn guest_secondary_entry();
     fn guest_fp_fill(seed: u64);
     fn guest_fp_check(seed: u64) -> u64;
@@ -135,6 +136,18 @@ impl Platform for Arm {
 
     fn cpu_off(&self) -> i64 {
         psci::cpu_off()
+    }
+
+    fn probe_write(&self, gpa: u64, value: u64) -> Probe {
+        let slot = &PROBE_FAULT[self.cpu() as usize % crate::MAX_CPUS];
+        slot.store(0, Relaxed);
+        // SAFETY: the store may fault; the exception handler resumes after it and records
+        // the syndrome. The caller chooses memory the guest's Rust code does not use.
+        unsafe { guest_probe_write(gpa, value) };
+        match slot.load(Relaxed) {
+            0 => Probe::Value(0),
+            esr => Probe::Fault(esr),
+        }
     }
 
     fn fp_fill(&self, seed: u64) {

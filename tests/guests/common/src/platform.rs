@@ -98,6 +98,9 @@ pub trait Platform: Sync {
     /// Reads 8 bytes at guest-physical `gpa` (mapped identity by the platform for this
     /// purpose), catching the exception the access may raise.
     fn probe_read(&self, gpa: u64) -> Probe;
+    /// Writes `value` (8 bytes) at guest-physical `gpa` likewise; `Value(0)` if it
+    /// completed.
+    fn probe_write(&self, gpa: u64, value: u64) -> Probe;
 
     /// Fills every FP/SIMD register of this CPU with a pattern derived from `seed`.
     fn fp_fill(&self, seed: u64);

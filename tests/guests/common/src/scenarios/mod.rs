@@ -8,8 +8,10 @@
 //! | `timer` | the guest's own timer at 100 Hz for 1 s of guest time, each tick awaited halted |
 //! | `ipi` | IPIs between vCPUs: 200 rounds of ping and answer, counted exactly |
 //! | `smp` | starting, querying and stopping vCPUs; FP/SIMD registers kept while vCPUs share CPUs |
+//! | `grants` | two domains (`keel.role=granter|mapper keel.port=N`): grant map, copy, read-only grants |
 
 pub mod events;
+mod grants;
 mod hypercalls;
 mod pingpong;
 mod smp;
@@ -27,6 +29,7 @@ pub enum Scenario {
     Timer,
     Ipi,
     Smp,
+    Grants,
 }
 
 const ALL: &[(&str, Scenario)] = &[
@@ -37,6 +40,7 @@ const ALL: &[(&str, Scenario)] = &[
     ("timer", Scenario::Timer),
     ("ipi", Scenario::Ipi),
     ("smp", Scenario::Smp),
+    ("grants", Scenario::Grants),
 ];
 
 /// The scenario called `name`.
@@ -55,6 +59,7 @@ impl Scenario {
             Scenario::Timer => timer::run::<P>,
             Scenario::Ipi => smp::ipi::<P>,
             Scenario::Smp => smp::run::<P>,
+            Scenario::Grants => grants::run::<P>,
         }
     }
 
