@@ -114,6 +114,34 @@ guest_probe_hvc1_insn:
     hvc     #1
     ret
 
+// u64 guest_refuse_<n>(void): instruction n of those Keel must refuse; each made an
+// undefined-instruction exception, which the handler turns into a return with x0 = its
+// syndrome (x0 = 0 if it completed instead).
+.macro REFUSE n, insn:vararg
+    .global guest_refuse_\n
+    .global guest_refuse_\n\()_insn
+guest_refuse_\n:
+    mov     x0, #0
+guest_refuse_\n\()_insn:
+    \insn
+    ret
+.endm
+    REFUSE 0, hvc #0x1234
+    REFUSE 1, smc #1
+    REFUSE 2, msr cntp_ctl_el0, xzr
+    REFUSE 3, mrs x1, cntp_cval_el0
+    REFUSE 4, dc isw, xzr
+    REFUSE 5, mrs x1, actlr_el1
+
+// ! guest_wreck(u64 vbar): points the vectors at `vbar` (mapped, but not memory) and
+// takes an exception.
+    .global guest_wreck
+guest_wreck:
+    msr     vbar_el1, x0
+    isb
+    udf     #0
+1:  b       1b
+
 // u64 guest_smc_version(void): PSCI_VERSION over smc #0.
     .global guest_smc_version
 guest_smc_version:

@@ -48,6 +48,27 @@ extern "C" {
     static guest_probe_resume: u8;
     static guest_probe_hvc1_insn: u8;
     static guest_probe_write_insn: u8;
+    static guest_refuse_0_insn: u8;
+    static guest_refuse_1_insn: u8;
+    static guest_refuse_2_insn: u8;
+    static guest_refuse_3_insn: u8;
+    static guest_refuse_4_insn: u8;
+    static guest_refuse_5_insn: u8;
+}
+
+/// Where the instructions of `guest_refuse_<n>` are.
+fn refused_instruction(pc: u64) -> bool {
+    [
+        &raw const guest_refuse_0_insn,
+        &raw const guest_refuse_1_insn,
+        &raw const guest_refuse_2_insn,
+        &raw const guest_refuse_3_insn,
+        &raw const guest_refuse_4_insn,
+        &raw const guest_refuse_5_insn,
+        &raw const guest_probe_hvc1_insn,
+    ]
+    .iter()
+    .any(|&a| a as u64 == pc)
 }
 
 /// The boot CPU, on its stack with the MMU off.
@@ -80,8 +101,8 @@ extern "C" fn guest_exception(frame: &mut Frame, kind: u64) {
         _ => fatal(frame, kind, regs::esr()),
     }
     let esr = regs::esr();
-    // `hvc #1` made undefined: return from it with the syndrome.
-    if esr >> 26 == 0 && frame.elr == &raw const guest_probe_hvc1_insn as u64 {
+    // An instruction Keel refuses, made undefined: return from it with the syndrome.
+    if esr >> 26 == 0 && refused_instruction(frame.elr) {
         frame.x[0] = esr;
         frame.elr += 4;
         return;

@@ -265,3 +265,86 @@ fn arm64_grants_between_two_domains() {
         boot(t);
     }
 }
+
+/// Reads and writes outside the guest's RAM (past its end, holes, the host's devices)
+/// abort in the guest, which goes on; instructions Keel does not serve are undefined.
+#[test]
+#[ignore = "boots QEMU: run through scripts/test"]
+fn arm64_isolation_aborts_and_undefined_instructions() {
+    for c in &CONFIGS {
+        let t = dom0(c, "arm64 isolation", "keel.test=isolation")
+            .line(
+                "(d0) isolation: 16 reads and writes outside RAM [0x40000000, 0x44000000), each aborted; still running",
+            )
+            .line("(d0) isolation: 6 instructions Keel does not serve, each an undefined-instruction exception");
+        boot(t);
+    }
+}
+
+/// A guest that wrecks its own exception vectors is crashed; the other domain completes
+/// its scenario.
+#[test]
+#[ignore = "boots QEMU: run through scripts/test"]
+fn arm64_wild_domain_crashes_and_the_other_completes() {
+    for c in &CONFIGS {
+        let wild = spec("wild", "bootargs=keel.test=wild");
+        let worker = spec("worker", "bootargs=keel.test=hypercalls");
+        let mut t = on(c, "arm64 wild + worker", &["--domain", &wild, "--domain", &worker])
+            .refusal("[test] fail domain-wild: crashed", 1);
+        for l in [
+            "wild: wrecking the exception vectors",
+            "an exception in its exception vectors (VBAR 0x3c800000, PC 0x3c800200): it cannot go on",
+            "[test] pass domain-worker: shut down (poweroff)",
+            "PASS hypercalls",
+        ] {
+            t.required_lines.push(l.into());
+        }
+        t.required_lines.push(format!("[test] done pass={} fail=1 expected={}", c.2 + 1, c.2 + 2));
+        boot(t);
+    }
+}
+
+/// A guest spinning with interrupts masked does not hold up the other domain, and
+/// `keel.timeout` stops it.
+#[test]
+#[ignore = "boots QEMU: run through scripts/test"]
+fn arm64_spinning_domain_is_stopped_at_the_timeout() {
+    let c = &CONFIGS[1];
+    let spinner = spec("spinner", "bootargs=keel.test=spin");
+    let worker = spec("worker", "bootargs=keel.test=timer");
+    let mut t =
+        on(c, "arm64 spinner + worker", &["--bootargs", "keel.timeout=8", "--domain", &spinner, "--domain", &worker])
+            .refusal("[test] fail domain-spinner: crashed", 1);
+    for l in [
+        "spin: spinning with interrupts masked, forever",
+        "PASS timer",
+        "(spinner): still running at keel.timeout; crashing it",
+        "[test] pass domain-worker: shut down (poweroff)",
+        "[test] done pass=3 fail=1 expected=4",
+    ] {
+        t.required_lines.push(l.into());
+    }
+    boot(t);
+}
+
+/// 5000 hypercalls with random arguments from one domain while two others play
+/// ping-pong: Keel keeps answering, and everyone finishes.
+#[test]
+#[ignore = "boots QEMU: run through scripts/test"]
+fn arm64_fuzzed_hypercalls_leave_keel_and_the_others_running() {
+    for c in &CONFIGS {
+        let fuzz = spec("fuzzer", "bootargs=keel.test=fuzz keel.count=5000");
+        let ping =
+            spec("ping", "bootargs=keel.test=pingpong keel.role=ping keel.port=10 keel.rounds=2000;evtchn=10>pong:11");
+        let pong = spec("pong", "bootargs=keel.test=pingpong keel.role=pong keel.port=11 keel.rounds=2000");
+        let t = on(c, "arm64 fuzz + pingpong", &["--domain", &fuzz, "--domain", &ping, "--domain", &pong])
+            .domain("fuzzer")
+            .domain("ping")
+            .domain("pong")
+            .line("hypercalls with random arguments (")
+            .line("Keel still answers")
+            .line("pingpong ping: port 10, sent 2000, received 2000")
+            .line("pingpong pong: port 11, sent 2000, received 2000");
+        boot(t);
+    }
+}
