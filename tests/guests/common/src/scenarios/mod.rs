@@ -13,7 +13,9 @@
 //! | `wild` | `isolation`, then wrecked exception vectors: Keel crashes the domain |
 //! | `spin` | spins forever with interrupts masked: Keel stops it at `keel.timeout` |
 //! | `fuzz` | thousands of hypercalls with random arguments (`keel.count`, `keel.seed`); Keel keeps answering |
+//! | `bench` | the null hypercall's round trip in counter ticks (figures, not bounds) |
 
+mod bench;
 pub mod events;
 mod fuzz;
 mod grants;
@@ -40,6 +42,7 @@ pub enum Scenario {
     Wild,
     Spin,
     Fuzz,
+    Bench,
 }
 
 const ALL: &[(&str, Scenario)] = &[
@@ -55,6 +58,7 @@ const ALL: &[(&str, Scenario)] = &[
     ("wild", Scenario::Wild),
     ("spin", Scenario::Spin),
     ("fuzz", Scenario::Fuzz),
+    ("bench", Scenario::Bench),
 ];
 
 /// The scenario called `name`.
@@ -78,6 +82,7 @@ impl Scenario {
             Scenario::Wild => isolation::wild::<P>,
             Scenario::Spin => isolation::spin::<P>,
             Scenario::Fuzz => fuzz::run::<P>,
+            Scenario::Bench => bench::run::<P>,
         }
     }
 
