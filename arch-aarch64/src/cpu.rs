@@ -71,13 +71,14 @@ pub fn init_el2() {
             + MDCR_EL2::TDOSA::SET
             + MDCR_EL2::TDRA::SET,
     );
-    // Guests may use the EL1 physical counter and timer directly.
+    // Guests read the physical counter directly; their physical timer traps (they get
+    // the virtual timer, whose interrupt Keel forwards), and so becomes an
+    // undefined-instruction exception.
     if vhe() {
         const EL1PCTEN_E2H: u64 = 1 << 10;
-        const EL1PCEN_E2H: u64 = 1 << 11;
-        CNTHCTL_EL2.set(EL1PCTEN_E2H | EL1PCEN_E2H);
+        CNTHCTL_EL2.set(EL1PCTEN_E2H);
     } else {
-        CNTHCTL_EL2.write(CNTHCTL_EL2::EL1PCTEN::SET + CNTHCTL_EL2::EL1PCEN::SET);
+        CNTHCTL_EL2.write(CNTHCTL_EL2::EL1PCTEN::SET + CNTHCTL_EL2::EL1PCEN::CLEAR);
     }
     CNTVOFF_EL2.set(0);
     CNTHP_CTL_EL2.set(0);

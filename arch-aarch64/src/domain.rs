@@ -1,10 +1,24 @@
 //! The backend's per-domain state ([`GuestDomain`]): the virtual GIC's distributor and
-//! redistributor state, shared by the domain's vCPUs (each keeps its own list registers).
+//! redistributor state, shared by the domain's vCPUs (each keeps its own list registers),
+//! the virtual counter's offset, and the vCPUs' PSCI power states.
 
 use crate::irq;
 use crate::vgic::{Version, Vgic};
+use aarch64_cpu::registers::CNTPCT_EL0;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU8, Ordering::Relaxed};
 use keel_kernel::arch::{DomainInit, GuestDomain, VcpuError};
 use spin::Mutex;
+use tock_registers::interfaces::Readable;
+
+/// A vCPU's power state as PSCI `AFFINITY_INFO` reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Power {
+    On = 0,
+    Off = 1,
+    OnPending = 2,
+}
 
 /// An arm64 domain's backend state.
 #[derive(Debug)]
@@ -12,6 +26,11 @@ pub struct Aarch64Domain {
     init: DomainInit,
     /// The virtual GIC (the host's version).
     pub vgic: Mutex<Vgic>,
+    /// `CNTVOFF_EL2` for its vCPUs: the counter when the domain was created, so its
+    /// virtual counter starts at zero.
+    pub cntvoff: u64,
+    /// Per vCPU: its [`Power`] state (vCPU 0 starts on).
+    power: Vec<AtomicU8>,
 }
 
 impl Aarch64Domain {
@@ -19,12 +38,32 @@ impl Aarch64Domain {
     pub fn init(&self) -> &DomainInit {
         &self.init
     }
+
+    pub fn power(&self, vcpu: u32) -> Power {
+        match self.power.get(vcpu as usize).map(|p| p.load(Relaxed)) {
+            Some(0) => Power::On,
+            Some(2) => Power::OnPending,
+            _ => Power::Off,
+        }
+    }
+
+    pub fn set_power(&self, vcpu: u32, p: Power) {
+        if let Some(slot) = self.power.get(vcpu as usize) {
+            slot.store(p as u8, Relaxed);
+        }
+    }
 }
 
 impl GuestDomain for Aarch64Domain {
     fn new(init: &DomainInit) -> Result<Self, VcpuError> {
         let version = if irq::version() == Some(2) { Version::V2 } else { Version::V3 };
-        Ok(Aarch64Domain { init: *init, vgic: Mutex::new(Vgic::new(version, init.vcpus)) })
+        let power = (0..init.vcpus).map(|v| AtomicU8::new(if v == 0 { Power::On } else { Power::Off } as u8)).collect();
+        Ok(Aarch64Domain {
+            init: *init,
+            vgic: Mutex::new(Vgic::new(version, init.vcpus)),
+            cntvoff: CNTPCT_EL0.get(),
+            power,
+        })
     }
 
     /// An interrupt waits for the vCPU, or sits pending in its list registers.

@@ -125,6 +125,10 @@ sysreg!(
     IccEoir1El1, "S3_0_C12_C12_1", (), w
 );
 sysreg!(
+    /// Deactivates an interrupt (with `ICC_CTLR_EL1.EOImode` = 1).
+    IccDirEl1, "S3_0_C12_C11_1", (), w
+);
+sysreg!(
     /// Group 1 binary point.
     IccBpr1El1, "S3_0_C12_C12_3", (), rw
 );

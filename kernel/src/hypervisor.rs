@@ -155,6 +155,7 @@ impl<'a, A: Arch> Hypervisor<'a, A> {
                 if v.poll.take().is_some() {
                     d.pollers.fetch_sub(1, Ordering::AcqRel);
                 }
+                v.halt_until = None;
                 v.set_run_state(RunState::Runnable, self.now());
                 woke = true;
             }
@@ -195,6 +196,18 @@ impl<'a, A: Arch> Hypervisor<'a, A> {
         }
     }
 
+    /// A halt (WFI, HLT): blocks `vcpu` as [`Hypervisor::block`] does, and, if the
+    /// guest's own timer will fire at system time `until` (ns), wakes it then.
+    pub fn halt(&self, d: &Domain<A>, vcpu: u32, until: Option<u64>) {
+        if let Some(v) = d.vcpus.get(vcpu as usize) {
+            v.lock().halt_until = until;
+        }
+        if until.is_some() {
+            self.timers_changed(d, vcpu);
+        }
+        self.block(d, vcpu, None);
+    }
+
     /// Takes `vcpu` of `d` offline (`VCPUOP_down`, PSCI `CPU_OFF`). If it was the last
     /// online vCPU, the domain shuts down (poweroff), as Xen does.
     pub fn vcpu_down(&self, d: &Domain<A>, vcpu: u32) {
@@ -232,7 +245,7 @@ impl<'a, A: Arch> Hypervisor<'a, A> {
     }
 
     /// Fires every timer of `d` that is due at `now`: one-shot and periodic timers raise
-    /// VIRQ_TIMER, expired polls end; the scheduler hears of each vCPU's next deadline
+    /// VIRQ_TIMER, expired polls and halts end; the scheduler hears of each vCPU's next deadline
     /// through [`Hooks::timer_changed`].
     pub fn fire_timers(&self, d: &Domain<A>, now: u64) {
         for vcpu in 0..d.nr_vcpus() {
@@ -254,7 +267,12 @@ impl<'a, A: Arch> Hypervisor<'a, A> {
                         fire = true;
                     }
                 }
-                (fire, v.poll.as_ref().and_then(|p| p.deadline).is_some_and(|t| t <= now), device)
+                let poll_over = v.poll.as_ref().and_then(|p| p.deadline).is_some_and(|t| t <= now);
+                let halt_over = v.halt_until.is_some_and(|t| t <= now);
+                if halt_over {
+                    v.halt_until = None;
+                }
+                (fire, poll_over || halt_over, device)
             };
             if fire {
                 self.send_virq(d, vcpu, VIRQ_TIMER);

@@ -175,7 +175,11 @@ fn new_machine<A: Arch>() -> &'static Machine<'static, A> {
         Ok(h) => Box::leak(Box::new(h)),
         Err(e) => panic!("no scheduler for {nr} CPUs: {e:?}"),
     };
-    Box::leak(Box::new(Machine::new(Hypervisor::new(&FRAME_POOL, hooks), hooks).with_online(online)))
+    let mut machine = Machine::new(Hypervisor::new(&FRAME_POOL, hooks), hooks).with_online(online);
+    if let Some(s) = options().timeout_s {
+        machine = machine.with_deadline(A::Timer::now_ns().saturating_add(s * 1_000_000_000));
+    }
+    Box::leak(Box::new(machine))
 }
 
 /// Runs domains on this CPU until they have all ended; the CPU that reaps the last one

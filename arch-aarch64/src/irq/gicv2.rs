@@ -17,6 +17,8 @@ register_structs! {
         (0x100 => isenabler: [ReadWrite<u32>; 32]),
         (0x180 => icenabler: [ReadWrite<u32>; 32]),
         (0x200 => _reserved1),
+        (0x300 => isactiver: [ReadWrite<u32>; 32]),
+        (0x380 => icactiver: [ReadWrite<u32>; 32]),
         (0x400 => ipriorityr: [ReadWrite<u32>; 255]),
         (0x7fc => _reserved2),
         (0x800 => itargetsr: [ReadWrite<u32>; 255]),
@@ -32,7 +34,9 @@ register_structs! {
         (0x10 => eoir: WriteOnly<u32>),
         (0x14 => _reserved0),
         (0x18 => hppir: ReadOnly<u32>),
-        (0x1c => @END),
+        (0x1c => _reserved1),
+        (0x1000 => dir: WriteOnly<u32>),
+        (0x1004 => @END),
     },
     HypInterface {
         (0x00 => hcr: ReadWrite<u32>),
@@ -43,6 +47,9 @@ register_structs! {
 
 /// GICD_CTLR / GICC_CTLR: enable groups 0 and 1 (bit 0 alone in the non-secure view).
 const ENABLE_GROUPS: u32 = 0b11;
+/// GICC_CTLR.EOImodeNS: EOI drops the priority, GICC_DIR deactivates (so a guest's EOI
+/// can deactivate a hardware-linked interrupt: its virtual timer).
+const EOI_MODE_NS: u32 = 1 << 9;
 
 pub struct GicV2 {
     dist: usize,
@@ -106,7 +113,7 @@ impl GicV2 {
         let c = self.gicc();
         c.pmr.set(PRIORITY_MASK as u32);
         c.bpr.set(0);
-        c.ctlr.set(ENABLE_GROUPS);
+        c.ctlr.set(ENABLE_GROUPS | EOI_MODE_NS);
         if let Some(base) = self.hyp_if {
             // SAFETY: the GICH frame from the device tree, mapped as Device memory. The
             // virtual interface stays off until guests get a virtual GIC.
@@ -155,9 +162,39 @@ impl GicV2 {
         self.hyp_if
     }
 
-    pub fn end_of_interrupt(&self, irq: u32) {
+    /// The IAR value to hand back for `irq` (SGIs carry their source CPU).
+    fn iar_of(&self, irq: u32) -> u32 {
         let last = LAST_IAR[super::current_index()].load(Relaxed);
-        self.gicc().eoir.set(if last & 0x3ff == irq { last } else { irq });
+        if last & 0x3ff == irq {
+            last
+        } else {
+            irq
+        }
+    }
+
+    /// Drops the running priority of `irq` (it stays active).
+    pub fn priority_drop(&self, irq: u32) {
+        self.gicc().eoir.set(self.iar_of(irq));
+    }
+
+    /// Deactivates `irq`.
+    pub fn deactivate(&self, irq: u32) {
+        self.gicc().dir.set(self.iar_of(irq));
+    }
+
+    pub fn end_of_interrupt(&self, irq: u32) {
+        self.priority_drop(irq);
+        self.deactivate(irq);
+    }
+
+    /// Sets or clears the active state of this CPU's PPI `irq` (banked).
+    pub fn set_private_active(&self, irq: u32, active: bool) {
+        let d = self.gicd();
+        if active {
+            d.isactiver[0].set(1 << irq);
+        } else {
+            d.icactiver[0].set(1 << irq);
+        }
     }
 
     pub fn send_sgi(&self, target: CpuId, sgi: u32) {

@@ -60,6 +60,10 @@ register_structs! {
         (0x0104 => _reserved2),
         (0x0180 => icenabler0: ReadWrite<u32>),
         (0x0184 => _reserved3),
+        (0x0300 => isactiver0: ReadWrite<u32>),
+        (0x0304 => _reserved4),
+        (0x0380 => icactiver0: ReadWrite<u32>),
+        (0x0384 => _reserved5),
         (0x0400 => ipriorityr: [ReadWrite<u32>; 8]),
         (0x0420 => @END),
     }
@@ -179,7 +183,9 @@ impl GicV3 {
         ICH_HCR_EL2.set(0);
         IccPmrEl1.set(PRIORITY_MASK);
         IccBpr1El1.set(0);
-        IccCtlrEl1.modify(ICC_CTLR_EL1::EOImode::CLEAR);
+        // EOI only drops the priority; deactivation is separate (`ICC_DIR_EL1`), so that
+        // a guest's EOI can deactivate a hardware-linked interrupt (its virtual timer).
+        IccCtlrEl1.modify(ICC_CTLR_EL1::EOImode::SET);
         IccIgrpen1El1.set(1);
         barrier::isb(barrier::SY);
     }
@@ -217,9 +223,31 @@ impl GicV3 {
         (!(1020..=1023).contains(&intid)).then_some(intid)
     }
 
-    pub fn end_of_interrupt(&self, irq: u32) {
+    /// Drops the running priority of `irq` (it stays active).
+    pub fn priority_drop(&self, irq: u32) {
         IccEoir1El1.set(irq as u64);
         barrier::isb(barrier::SY);
+    }
+
+    /// Deactivates `irq`.
+    pub fn deactivate(&self, irq: u32) {
+        IccDirEl1.set(irq as u64);
+        barrier::isb(barrier::SY);
+    }
+
+    pub fn end_of_interrupt(&self, irq: u32) {
+        self.priority_drop(irq);
+        self.deactivate(irq);
+    }
+
+    /// Sets or clears the active state of this CPU's PPI `irq`.
+    pub fn set_private_active(&self, irq: u32, active: bool) {
+        let sgi = self.sgi_frame();
+        if active {
+            sgi.isactiver0.set(1 << irq);
+        } else {
+            sgi.icactiver0.set(1 << irq);
+        }
     }
 
     pub fn send_sgi(&self, target: CpuId, sgi: u32) {

@@ -5,9 +5,10 @@ mod gicv2;
 mod gicv3;
 
 use crate::cpu::Cpu;
-use crate::dt::{GicInfo, GicVersion};
+use crate::dt::{GicInfo, GicVersion, MAX_CPUS};
 use gicv2::GicV2;
 use gicv3::GicV3;
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
 use keel_kernel::arch::{CpuId, CpuOps, InterruptController, IrqNumber};
 use spin::Once;
 
@@ -16,6 +17,15 @@ pub const WAKEUP_SGI: u32 = 0;
 /// The virtual interface's maintenance interrupt (PPI 9), Keel's own business: the
 /// vCPU code handles its cause, [`Gic::acknowledge`] never returns it.
 pub const MAINTENANCE_IRQ: u32 = 25;
+/// The EL1 virtual timer's interrupt (PPI 11): the running guest's, forwarded to it.
+pub const VIRTUAL_TIMER_IRQ: u32 = 27;
+
+/// Per CPU: an interrupt acknowledged by the vCPU code that belongs to the host
+/// ([`take_guest_interrupts`]); [`Gic::acknowledge`] returns it first.
+static STASHED: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(NONE) }; MAX_CPUS];
+const NONE: u32 = u32::MAX;
+/// Per CPU: whether the virtual timer's PPI was last made active by Keel.
+static TIMER_ACTIVE: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
 /// Priority of every interrupt Keel configures (four byte lanes).
 const ALL_PRIORITIES: u32 = 0xa0a0_a0a0;
 /// CPU-interface priority mask: let everything numerically below 0xf0 through.
@@ -69,6 +79,73 @@ pub fn highest_pending() -> Option<u32> {
     }
 }
 
+fn acknowledge_raw() -> Option<u32> {
+    match DRIVER.get()? {
+        Driver::V2(g) => g.acknowledge(),
+        Driver::V3(g) => g.acknowledge(),
+    }
+}
+
+/// What [`take_guest_interrupts`] found.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Taken {
+    /// The running guest's virtual timer fired: acknowledged and left active (a list
+    /// register linked to it deactivates it when the guest completes it).
+    pub timer: bool,
+    /// A host interrupt waits (for the core: `VmExit::Interrupt`).
+    pub host: bool,
+}
+
+/// After a guest exit by IRQ: takes the interrupts that belong to the guest (its virtual
+/// timer) or to the vCPU code (the maintenance interrupt), and reports whether a host
+/// interrupt waits.
+pub fn take_guest_interrupts() -> Taken {
+    let mut t = Taken::default();
+    loop {
+        match highest_pending() {
+            Some(MAINTENANCE_IRQ | VIRTUAL_TIMER_IRQ) => {}
+            other => {
+                t.host |= other.is_some();
+                return t;
+            }
+        }
+        let Some(irq) = acknowledge_raw() else { return t };
+        match (irq, DRIVER.get()) {
+            (VIRTUAL_TIMER_IRQ, Some(Driver::V2(g))) => g.priority_drop(irq),
+            (VIRTUAL_TIMER_IRQ, Some(Driver::V3(g))) => g.priority_drop(irq),
+            (MAINTENANCE_IRQ, _) => Gic::end_of_interrupt(IrqNumber(irq)),
+            _ => {
+                STASHED[current_index()].store(irq, Relaxed);
+                t.host = true;
+                return t;
+            }
+        }
+        if irq == VIRTUAL_TIMER_IRQ {
+            TIMER_ACTIVE[current_index()].store(true, Relaxed);
+            t.timer = true;
+        }
+    }
+}
+
+/// Makes this CPU's virtual-timer PPI active (held: the guest about to run has its
+/// previous firing in a list register, whose EOI deactivates it) or not (free to fire).
+pub fn set_timer_active(active: bool) {
+    let slot = &TIMER_ACTIVE[current_index()];
+    if slot.swap(active, Relaxed) == active {
+        return;
+    }
+    match DRIVER.get() {
+        Some(Driver::V2(g)) => g.set_private_active(VIRTUAL_TIMER_IRQ, active),
+        Some(Driver::V3(g)) => g.set_private_active(VIRTUAL_TIMER_IRQ, active),
+        None => {}
+    }
+}
+
+/// The guest deactivated the timer PPI itself (its EOI of a linked list register).
+pub fn timer_deactivated() {
+    TIMER_ACTIVE[current_index()].store(false, Relaxed);
+}
+
 /// GICv2: the virtual interface control frame (GICH), banked per CPU.
 pub fn gich_base() -> Option<usize> {
     match DRIVER.get()? {
@@ -88,6 +165,7 @@ impl InterruptController for Gic {
             None => {}
         }
         Self::enable(IrqNumber(MAINTENANCE_IRQ));
+        Self::enable(IrqNumber(VIRTUAL_TIMER_IRQ));
     }
 
     fn enable(irq: IrqNumber) {
@@ -108,13 +186,16 @@ impl InterruptController for Gic {
 
     /// Skips (and completes) the maintenance interrupt, whose cause the vCPU that ran
     /// handled already.
+    /// The virtual timer's PPI, pending here, belongs to a guest no longer running: it
+    /// is silenced (its timer state is saved) and skipped too.
     fn acknowledge() -> Option<IrqNumber> {
+        let stashed = STASHED[current_index()].swap(NONE, Relaxed);
+        if stashed != NONE {
+            return Some(IrqNumber(stashed));
+        }
         loop {
-            let irq = match DRIVER.get()? {
-                Driver::V2(g) => g.acknowledge(),
-                Driver::V3(g) => g.acknowledge(),
-            }?;
-            if irq != MAINTENANCE_IRQ {
+            let irq = acknowledge_raw()?;
+            if irq != MAINTENANCE_IRQ && irq != VIRTUAL_TIMER_IRQ {
                 return Some(IrqNumber(irq));
             }
             Self::end_of_interrupt(IrqNumber(irq));

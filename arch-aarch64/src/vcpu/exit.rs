@@ -2,8 +2,7 @@
 //! [`VmExit`], an exception to inject into the guest, or a guest crash.
 
 use keel_abi::hypercall::AARCH64_HVC_IMM;
-use keel_kernel::arch::{MemoryAccess, VmExit};
-use keel_kernel::mm::GuestPhysAddr;
+use keel_kernel::arch::VmExit;
 
 /// Vector slots of exceptions from a lower EL (see `asm/vectors.S`).
 const SLOT_SYNC_A64: u64 = 8;
@@ -30,6 +29,13 @@ pub enum Outcome {
     Mmio(Mmio),
     /// An `MSR`/`MRS` the hypervisor traps (GICv3 SGI generation, ...).
     Sysreg(Sysreg),
+    /// An SMCCC call (`hvc #0`, or `smc #0` trapped): PSCI. Move the PC on by `advance`
+    /// (a trapped SMC returns to itself, an HVC after itself).
+    Psci { advance: u64 },
+    /// A data access or instruction fetch stage 2 refused that no device emulates (a
+    /// hole, a read-only mapping, the guest's page tables outside its memory): the guest
+    /// takes an external abort at virtual address `far`.
+    Abort { instruction: bool, write: bool, far: u64 },
 }
 
 /// A trapped data access with a valid instruction syndrome.
@@ -92,7 +98,9 @@ pub fn decode(s: Syndrome) -> Outcome {
     let iss = s.esr & 0x1ff_ffff;
     match ec {
         EC_HVC64 if iss & 0xffff == AARCH64_HVC_IMM as u64 => exit(VmExit::Hypercall),
-        // Other immediates (hvc #0 is an SMCCC/PSCI call) are not served yet.
+        EC_HVC64 if iss & 0xffff == 0 => Outcome::Psci { advance: 0 },
+        EC_SMC64 if iss & 0xffff == 0 => Outcome::Psci { advance: insn_len },
+        // Other immediates, and AArch32 callers: not a call Keel knows.
         EC_HVC64 | EC_HVC32 => Outcome::Undefined { back: insn_len },
         EC_SMC64 | EC_SMC32 => Outcome::Undefined { back: 0 },
         EC_WFX => {
@@ -109,11 +117,12 @@ pub fn decode(s: Syndrome) -> Outcome {
             sign_extend: iss & (1 << 21) != 0,
             sixty_four: iss & (1 << 15) != 0,
         }),
-        EC_DABT_LOW | EC_IABT_LOW => match stage2_fault(s, ec == EC_IABT_LOW) {
-            Some(e) => exit(e),
-            None => exit(VmExit::GuestCrash),
-        },
-        _ => exit(VmExit::GuestCrash),
+        EC_DABT_LOW | EC_IABT_LOW => {
+            Outcome::Abort { instruction: ec == EC_IABT_LOW, write: ec == EC_DABT_LOW && iss & (1 << 6) != 0, far: s.far }
+        }
+        // Anything else a guest can cause (SVE with its traps on, debug registers, an
+        // illegal exception return, ...): not something Keel handles.
+        _ => Outcome::Undefined { back: 0 },
     }
 }
 
@@ -124,27 +133,4 @@ fn is_mmio(iss: u64) -> bool {
     const S1PTW: u64 = 1 << 7;
     let translation_fault = (iss & 0x3c) == 0x04;
     iss & ISV != 0 && iss & S1PTW == 0 && translation_fault
-}
-
-/// A translation, access-flag or permission fault in stage 2; external aborts and the
-/// like are not faults the core can resolve.
-fn stage2_fault(s: Syndrome, instruction: bool) -> Option<VmExit> {
-    let iss = s.esr & 0x1ff_ffff;
-    let status = (iss & 0x3f) >> 2;
-    if !(1..=3).contains(&status) {
-        return None;
-    }
-    // HPFAR_EL2.FIPA holds IPA[51:12] in bits [43:4]; the page offset comes from FAR.
-    let gpa = ((s.hpfar & 0x0000_0fff_ffff_fff0) << 8) | (s.far & 0xfff);
-    let stage1_walk = iss & (1 << 7) != 0;
-    let access = if stage1_walk {
-        MemoryAccess::Read
-    } else if instruction {
-        MemoryAccess::Execute
-    } else if iss & (1 << 6) != 0 {
-        MemoryAccess::Write
-    } else {
-        MemoryAccess::Read
-    };
-    Some(VmExit::MemoryFault { gpa: GuestPhysAddr(gpa), access })
 }

@@ -105,6 +105,8 @@ impl CpuInterface {
     pub fn load(&mut self, g: &mut Vgic, vcpu: u32) {
         let n = self.nr_lrs;
         let overflow = lr::fill(g, vcpu, &mut self.lrs[..n]);
+        // The timer PPI stays active while its last firing waits for the guest's EOI.
+        irq::set_timer_active(g.timer_queued(vcpu));
         let hcr = HCR_EN | if overflow { HCR_UIE } else { 0 };
         match self.version {
             Version::V3 => {
@@ -128,14 +130,22 @@ impl CpuInterface {
         }
     }
 
-    /// After an exit: saves the interface, turns it off, and hands what the guest
+    /// Right after an exit: turns the interface off, so that its maintenance interrupt
+    /// drops while Keel runs.
+    pub fn quiesce(&self) {
+        match self.version {
+            Version::V3 => ICH_HCR_EL2.set(0),
+            Version::V2 => gich_write(GICH_HCR, 0),
+        }
+    }
+
+    /// After an exit: saves the interface (turned off by [`CpuInterface::quiesce`]) and hands what the guest
     /// completed back to the model (`upcall`: the event PPI's INTID).
     pub fn save(&mut self, g: &mut Vgic, vcpu: u32, upcall: u32) -> Completed {
         let n = self.nr_lrs;
         let mut states = [LrState::Invalid; MAX_LRS];
         match self.version {
             Version::V3 => {
-                ICH_HCR_EL2.set(0);
                 for (i, s) in states[..n].iter_mut().enumerate() {
                     *s = ListEntry::state_of(lr_read(i), Version::V3);
                 }
@@ -145,7 +155,6 @@ impl CpuInterface {
                 self.vmcr = ICH_VMCR_EL2.get();
             }
             Version::V2 => {
-                gich_write(GICH_HCR, 0);
                 for (i, s) in states[..n].iter_mut().enumerate() {
                     *s = ListEntry::state_of(gich_read(GICH_LR + 4 * i) as u64, Version::V2);
                 }
@@ -153,7 +162,12 @@ impl CpuInterface {
                 self.vmcr = gich_read(GICH_VMCR) as u64;
             }
         }
-        lr::sync(g, vcpu, &mut self.lrs[..n], &states[..n], upcall)
+        let timer_was_queued = g.timer_queued(vcpu);
+        let done = lr::sync(g, vcpu, &mut self.lrs[..n], &states[..n], upcall);
+        if timer_was_queued && !g.timer_queued(vcpu) {
+            irq::timer_deactivated();
+        }
+        done
     }
 }
 

@@ -46,32 +46,50 @@ pub struct ListEntry {
     pub eoi: bool,
     /// GICv2 SGIs: the sending vCPU (the guest reads it from GICC_IAR).
     pub source: u32,
+    /// Linked to the physical interrupt of the same number (no EOI maintenance then).
+    pub hw: bool,
 }
 
 /// `ICH_LR<n>_EL2` fields.
 const V3_EOI: u64 = 1 << 41;
 const V3_GROUP: u64 = 1 << 60;
+const V3_HW: u64 = 1 << 61;
 /// `GICH_LR<n>` fields.
 const V2_EOI: u64 = 1 << 19;
 const V2_GROUP: u64 = 1 << 30;
+const V2_HW: u64 = 1 << 31;
 
 impl ListEntry {
     pub fn encode(&self, v: Version) -> u64 {
         match v {
             Version::V3 => {
+                let link = if self.hw {
+                    V3_HW | (self.intid as u64) << 32
+                } else if self.eoi {
+                    V3_EOI
+                } else {
+                    0
+                };
                 self.state.bits() << 62
                     | if self.group1 { V3_GROUP } else { 0 }
                     | (self.priority as u64) << 48
-                    | if self.eoi { V3_EOI } else { 0 }
+                    | link
                     | self.intid as u64
             }
             Version::V2 => {
-                let source = if self.intid < 16 { (self.source as u64 & 7) << 10 } else { 0 };
+                let link = if self.hw {
+                    V2_HW | (self.intid as u64 & 0x3ff) << 10
+                } else if self.intid < 16 {
+                    (self.source as u64 & 7) << 10 | if self.eoi { V2_EOI } else { 0 }
+                } else if self.eoi {
+                    V2_EOI
+                } else {
+                    0
+                };
                 self.state.bits() << 28
                     | if self.group1 { V2_GROUP } else { 0 }
                     | (self.priority as u64 >> 3) << 23
-                    | if self.eoi { V2_EOI } else { 0 }
-                    | source
+                    | link
                     | (self.intid as u64 & 0x3ff)
             }
         }
@@ -105,8 +123,9 @@ pub fn fill(g: &mut Vgic, vcpu: u32, lrs: &mut [Option<ListEntry>]) -> bool {
             state: LrState::Pending,
             priority,
             group1: irq.group1,
-            eoi: !irq.edge,
+            eoi: !irq.edge && !irq.hw,
             source: irq.source,
+            hw: irq.hw,
         });
         irq.queued = true;
         irq.pending = false;
@@ -159,11 +178,30 @@ mod tests {
 
     #[test]
     fn encodings() {
-        let e = ListEntry { intid: 31, state: LrState::Pending, priority: 0xa0, group1: true, eoi: true, source: 0 };
+        let e = ListEntry {
+            intid: 31,
+            state: LrState::Pending,
+            priority: 0xa0,
+            group1: true,
+            eoi: true,
+            source: 0,
+            hw: false,
+        };
         assert_eq!(e.encode(Version::V3), 1 << 62 | 1 << 60 | 0xa0 << 48 | 1 << 41 | 31);
         assert_eq!(ListEntry::state_of(e.encode(Version::V3), Version::V3), LrState::Pending);
-        let sgi = ListEntry { intid: 3, state: LrState::Pending, priority: 0xa0, group1: false, eoi: false, source: 1 };
+        let sgi = ListEntry {
+            intid: 3,
+            state: LrState::Pending,
+            priority: 0xa0,
+            group1: false,
+            eoi: false,
+            source: 1,
+            hw: false,
+        };
         assert_eq!(sgi.encode(Version::V2), 1 << 28 | (0xa0 >> 3) << 23 | 1 << 10 | 3);
+        let timer = ListEntry { intid: 27, hw: true, ..e };
+        assert_eq!(timer.encode(Version::V3), 1 << 62 | 1 << 61 | 1 << 60 | 0xa0 << 48 | 27 << 32 | 27);
+        assert_eq!(timer.encode(Version::V2) & (1 << 31 | 0x3ff << 10), 1 << 31 | 27 << 10);
         assert_eq!(ListEntry::state_of(3 << 28, Version::V2), LrState::PendingActive);
     }
 

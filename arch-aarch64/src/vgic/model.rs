@@ -4,7 +4,7 @@
 //! redistributor emulations read and write it; the list-register code ([`super::lr`])
 //! moves pending interrupts into a vCPU's list registers and back.
 
-use crate::layout::{vcpu_affinity, vcpu_of_affinity, NR_SPIS};
+use crate::layout::{vcpu_affinity, vcpu_of_affinity, NR_SPIS, PPI_VIRT_TIMER};
 use alloc::vec;
 use alloc::vec::Vec;
 
@@ -39,6 +39,9 @@ pub struct Irq {
     pub target: u32,
     /// GICv2 SGI: the vCPU that sent it.
     pub source: u32,
+    /// Linked to the same physical interrupt (the virtual timer's PPI): the guest's EOI
+    /// deactivates the physical one, which Keel acknowledged and left active.
+    pub hw: bool,
 }
 
 impl Irq {
@@ -74,7 +77,13 @@ impl Vgic {
     pub fn new(version: Version, vcpus: u32) -> Self {
         // GICv3 guests are single-security: everything is group 1 (group 0 would be FIQs).
         let group1 = version == Version::V3;
-        let private_irq = |i: u32| Irq { edge: i < 16, group1, priority: DEFAULT_PRIORITY, ..Irq::default() };
+        let private_irq = |i: u32| Irq {
+            edge: i < 16,
+            group1,
+            priority: DEFAULT_PRIORITY,
+            hw: i == PPI_VIRT_TIMER,
+            ..Irq::default()
+        };
         let private: [Irq; NR_PRIVATE as usize] = core::array::from_fn(|i| private_irq(i as u32));
         let spi = Irq { group1, priority: DEFAULT_PRIORITY, ..Irq::default() };
         Vgic {
@@ -150,6 +159,38 @@ impl Vgic {
         if let Some(irq) = self.irq_mut(vcpu, intid).filter(|_| intid < NR_PRIVATE) {
             irq.level = level;
         }
+    }
+
+    /// A new interface for `vcpu` (created or restarted by PSCI `CPU_ON`): nothing of it
+    /// is in list registers any more.
+    pub fn reset_cpu_interface(&mut self, vcpu: u32) {
+        if let Some(p) = self.private.get_mut(vcpu as usize) {
+            for irq in p.iter_mut() {
+                irq.queued = false;
+                irq.active = false;
+            }
+        }
+        for irq in self.spis.iter_mut().filter(|i| i.target == vcpu) {
+            irq.queued = false;
+            irq.active = false;
+        }
+        if let Some(n) = self.lr_pending.get_mut(vcpu as usize) {
+            *n = 0;
+        }
+    }
+
+    /// The virtual timer of `vcpu` fired (its physical PPI is acknowledged and active):
+    /// deliver it once.
+    pub fn timer_fired(&mut self, vcpu: u32) {
+        if let Some(irq) = self.irq_mut(vcpu, PPI_VIRT_TIMER) {
+            irq.pending = true;
+        }
+    }
+
+    /// Whether `vcpu`'s virtual timer interrupt sits in its list registers (its physical
+    /// PPI must then stay active while the vCPU runs).
+    pub fn timer_queued(&self, vcpu: u32) -> bool {
+        self.irq(vcpu, PPI_VIRT_TIMER).is_some_and(|i| i.queued)
     }
 
     /// Makes SGI `sgi` pending on every vCPU in `targets` (bit n = vCPU n), sent by

@@ -8,7 +8,7 @@ use super::msr::{self, Msr, StateMsr};
 use super::walk::{self, Access, Paging};
 use super::{interrupts, io, Common};
 use crate::regs::cpuid as host_cpuid;
-use keel_kernel::arch::{HostMemory, MemType};
+use keel_kernel::arch::{HostMemory, MemType, MemoryAccess, VmExit};
 use keel_kernel::mm::{translate, GuestPhysAddr, PhysAddr};
 
 /// Exception vectors Keel injects.
@@ -90,6 +90,26 @@ pub enum Intercept {
     Rdmsr,
     Wrmsr,
     Io(Io),
+}
+
+/// A guest access the EPT/NPT refused: outside the domain's RAM and hypervisor pages (no
+/// device emulates guest-physical space), or a write to a read-only grant mapping. The
+/// guest gets #GP(0), as Xen gives for a write to a read-only grant, and can go on; if
+/// the access happened while an event was being delivered (its IDT, stack or TSS
+/// outside RAM), the guest cannot be helped and the domain is crashed.
+pub fn memory_fault(cpu: &mut dyn GuestCpu, gpa: u64, access: MemoryAccess, delivering: bool) -> Option<VmExit> {
+    let what = match access {
+        MemoryAccess::Read => "read",
+        MemoryAccess::Write => "write",
+        MemoryAccess::Execute => "instruction fetch",
+    };
+    if delivering {
+        log::warn!("{what} at GPA {gpa:#x} outside RAM while delivering an event (RIP {:#x})", cpu.rip());
+        return Some(VmExit::GuestCrash);
+    }
+    log::debug!("{what} at GPA {gpa:#x} refused: #GP (RIP {:#x})", cpu.rip());
+    cpu.inject(GP, Some(0));
+    None
 }
 
 /// Emulates `what`; on success the guest resumes at `next_rip`.

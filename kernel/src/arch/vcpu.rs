@@ -162,6 +162,13 @@ pub trait Vcpu: Sized + Send {
     /// return value in x0).
     fn set_start_result(&mut self, result: StartResult);
 
+    /// After a [`VmExit::Halt`]: the system time (ns, as [`Timer::now_ns`](super::Timer::now_ns)
+    /// counts) at which a timer the guest owns (arm64: its virtual timer) would end the
+    /// halt, if any. The core wakes the vCPU then. The default: none.
+    fn halt_deadline(&self) -> Option<u64> {
+        None
+    }
+
     /// Translates a guest virtual address with the vCPU's current translation regime
     /// (identity while its MMU is off), for a read or a `write`. Hypercall pointer
     /// arguments and the runstate area are virtual addresses, so a backend must

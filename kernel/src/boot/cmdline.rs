@@ -32,11 +32,14 @@ pub struct Options {
     pub power_off: PowerOffPath,
     /// `keel.loglevel=error|warn|info|debug|trace`.
     pub log_level: LogLevel,
+    /// `keel.timeout=<seconds>` (1 to 86400): domains still running that long after they
+    /// started are crashed, so that a run always ends (tests).
+    pub timeout_s: Option<u64>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { power_off: PowerOffPath::Firmware, log_level: LogLevel::Info }
+        Options { power_off: PowerOffPath::Firmware, log_level: LogLevel::Info, timeout_s: None }
     }
 }
 
@@ -69,6 +72,13 @@ impl Options {
                     o.log_level = level.unwrap_or(o.log_level);
                     true
                 }
+                ("timeout", v) => match v.parse::<u64>() {
+                    Ok(s) if (1..=86_400).contains(&s) => {
+                        o.timeout_s = Some(s);
+                        true
+                    }
+                    _ => false,
+                },
                 _ => false,
             };
             if !understood && unknown.is_none() {
@@ -84,10 +94,14 @@ mod tests {
 
     #[test]
     fn parses_known_and_reports_unknown() {
-        let (o, bad) = Options::parse("dom0_mem=1G keel.exit=test keel.loglevel=debug keel.bogus=1 keel.exit=x");
+        let (o, bad) =
+            Options::parse("dom0_mem=1G keel.exit=test keel.loglevel=debug keel.timeout=30 keel.bogus=1 keel.exit=x");
         assert_eq!(o.power_off, PowerOffPath::TestDevice);
         assert_eq!(o.log_level, LogLevel::Debug);
+        assert_eq!(o.timeout_s, Some(30));
         assert_eq!(bad, Some("keel.bogus=1"));
+        assert_eq!(Options::parse("keel.timeout=0").1, Some("keel.timeout=0"));
+        assert_eq!(Options::parse("keel.timeout=x").0.timeout_s, None);
         assert_eq!(Options::parse(""), (Options::default(), None));
     }
 }

@@ -67,6 +67,8 @@ pub struct VcpuState {
     pub device_deadline: Option<u64>,
     /// The `VCPUOP_initialise` state the vCPU is created in when it first runs.
     pub context: Option<crate::arch::VcpuContext>,
+    /// A halt (WFI/HLT) ends at this system time (ns): the guest's own timer fires then.
+    pub halt_until: Option<u64>,
 }
 
 impl VcpuState {
@@ -85,6 +87,7 @@ impl VcpuState {
             upcall_vector: None,
             context: None,
             device_deadline: None,
+            halt_until: None,
         }
     }
 
@@ -111,13 +114,14 @@ impl VcpuState {
         VcpuRunstateInfo { state: self.run.abi(), _pad: [0; 4], state_entry_time: self.entry_ns, time }
     }
 
-    /// The earliest timer, poll or device deadline.
+    /// The earliest timer, poll, device or halt deadline.
     pub fn next_deadline(&self) -> Option<u64> {
         [
             self.singleshot_ns,
             self.periodic.map(|p| p.next_ns),
             self.poll.as_ref().and_then(|p| p.deadline),
             self.device_deadline,
+            self.halt_until,
         ]
         .into_iter()
         .flatten()

@@ -276,7 +276,7 @@ fn documented(nr: u64) -> &'static [Errno] {
         CONSOLE_IO => &[E::EFAULT, E::EINVAL, E::ENOSYS],
         GRANT_TABLE_OP => &[E::EINVAL, E::E2BIG, E::EFAULT, E::ENOSYS, E::ESRCH, E::EPERM],
         VM_ASSIST => &[E::EINVAL, E::ENOSYS],
-        VCPU_OP => &[E::ENOENT, E::EINVAL, E::EFAULT, E::ENOSYS, E::EBUSY, E::ENXIO],
+        VCPU_OP => &[E::ENOENT, E::EINVAL, E::EFAULT, E::ENOSYS, E::EBUSY, E::EEXIST, E::ENXIO],
         SCHED_OP => &[E::EFAULT, E::EINVAL, E::ESRCH, E::EPERM, E::ENOSYS],
         EVENT_CHANNEL_OP => &[
             E::EFAULT,

@@ -77,6 +77,9 @@ pub enum PlatformCall {
     /// Arm this vCPU's device timer for system time `r1` (0 stops it), as the x86 local
     /// APIC timer: exits with `DeviceTimer`; when it expires it counts as a doorbell.
     Timer = 6,
+    /// Halt until system time `r1` (ns) at the latest, as a guest with its own timer
+    /// armed does (`Vcpu::halt_deadline`).
+    HaltUntil = 7,
 }
 
 /// One mock instruction.
@@ -100,7 +103,7 @@ pub enum Insn {
 
 const OPS: [Op; 7] = [Op::Add, Op::Sub, Op::And, Op::Or, Op::Xor, Op::Shl, Op::Shr];
 const CONDS: [Cond; 6] = [Cond::Eq, Cond::Ne, Cond::Ltu, Cond::Geu, Cond::Lt, Cond::Ge];
-const CALLS: [PlatformCall; 7] = [
+const CALLS: [PlatformCall; 8] = [
     PlatformCall::CpuOn,
     PlatformCall::CpuOff,
     PlatformCall::SystemOff,
@@ -108,6 +111,7 @@ const CALLS: [PlatformCall; 7] = [
     PlatformCall::Kick,
     PlatformCall::Doorbell,
     PlatformCall::Timer,
+    PlatformCall::HaltUntil,
 ];
 
 fn i32_at(b: &[u8], at: usize) -> Option<i32> {

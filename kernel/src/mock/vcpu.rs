@@ -27,6 +27,8 @@ pub struct MockVcpu {
     upcall: bool,
     route: Option<UpcallRoute>,
     tlb: Option<TlbEntry>,
+    /// The deadline of the last `HaltUntil`.
+    halt_until: Option<u64>,
 }
 
 impl MockVcpu {
@@ -138,6 +140,10 @@ impl MockVcpu {
             Insn::Time(d) => self.regs[r(d)] = sim::read_clock(),
             Insn::Upcall(d) => self.regs[r(d)] = self.upcall as u64,
             Insn::Platform(PlatformCall::Doorbell) => self.regs[0] = self.domain.take_doorbell(self.id) as u64,
+            Insn::Platform(PlatformCall::HaltUntil) => {
+                self.halt_until = Some(self.regs[1]);
+                return Some(VmExit::Halt);
+            }
             Insn::Platform(call) => return Some(self.platform(call)),
         }
         None
@@ -155,7 +161,7 @@ impl MockVcpu {
                 self.domain.ring(self.regs[1]);
                 VmExit::Kick { vcpus: self.regs[1] as u128 }
             }
-            PlatformCall::Doorbell => VmExit::GuestCrash,
+            PlatformCall::Doorbell | PlatformCall::HaltUntil => VmExit::GuestCrash,
             PlatformCall::Timer => {
                 let at = self.regs[1];
                 self.domain.set_timer(self.id, at);
@@ -198,6 +204,7 @@ impl Vcpu for MockVcpu {
             upcall: false,
             route: None,
             tlb: None,
+            halt_until: None,
         })
     }
 
@@ -217,6 +224,7 @@ impl Vcpu for MockVcpu {
     /// horizon (a spurious [`VmExit::Interrupt`]).
     fn run(&mut self) -> VmExit {
         assert_eq!(self.loaded_on, Some(sim::current()), "mock vCPU {} run without being loaded here", self.id);
+        self.halt_until = None;
         loop {
             if sim::interrupt_pending() || sim::past_horizon() {
                 return VmExit::Interrupt;
@@ -258,6 +266,10 @@ impl Vcpu for MockVcpu {
     }
 
     /// The mock CPU has no MMU: virtual addresses are guest-physical.
+    fn halt_deadline(&self) -> Option<u64> {
+        self.halt_until
+    }
+
     fn translate_gva(&self, gva: u64, _write: bool) -> Option<GuestPhysAddr> {
         Some(GuestPhysAddr(gva))
     }

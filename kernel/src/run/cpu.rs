@@ -80,6 +80,7 @@ impl<'m, 'a, A: Arch> CpuLoop<'m, 'a, A> {
     pub fn step(&mut self) -> Step {
         let hooks = self.m.hooks;
         let now = self.m.hv.now();
+        self.m.check_deadline(now);
         self.fire_timers(now);
         let yielded = hooks.take_yield(self.cpu);
         let asked = hooks.take_resched(self.cpu);
@@ -189,10 +190,7 @@ impl<'m, 'a, A: Arch> CpuLoop<'m, 'a, A> {
     /// CPU's vCPU timers.
     fn arm_timer(&mut self) {
         let timer = self.m.hooks.next_timer(self.cpu);
-        let next = match (self.until, timer) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let next = [self.until, timer, self.m.pending_deadline()].into_iter().flatten().min();
         if next == self.armed {
             return;
         }
@@ -210,6 +208,9 @@ impl<'m, 'a, A: Arch> CpuLoop<'m, 'a, A> {
             if irq == A::Irq::ipi_irq() {
                 self.decide = true;
             } else if irq == A::Timer::irq() {
+                // Disarm it: a level-triggered timer (arm64) would otherwise assert again
+                // at once. The next step arms it for the next deadline.
+                A::Timer::cancel();
                 self.armed = None;
                 self.decide = true;
             } else {

@@ -31,8 +31,9 @@ impl<A: Arch> CpuLoop<'_, '_, A> {
                 let result = hv.hypercall(d, v, &args, &VcpuTranslation(&cur.vcpu));
                 cur.vcpu.set_hypercall_result(result);
             }
-            // Xen's WFI/HLT: block unless an event upcall is pending.
-            VmExit::Halt => hv.block(d, v, None),
+            // Xen's WFI/HLT: block unless an event upcall (or a virtual interrupt) is
+            // pending, until the guest's own timer fires at the latest.
+            VmExit::Halt => hv.halt(d, v, cur.vcpu.halt_deadline()),
             VmExit::DeviceTimer { deadline_ns } => hv.set_device_deadline(d, v, deadline_ns),
             VmExit::Yield => hv.hooks().yield_vcpu(d.id(), v),
             VmExit::MemoryFault { gpa, access } => {

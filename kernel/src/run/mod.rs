@@ -58,6 +58,10 @@ pub struct Machine<'a, A: Arch> {
     reported: AtomicBool,
     /// Held by the CPU that reaps stopped domains.
     reaping: Mutex<()>,
+    /// System time (ns) at which domains still running are crashed (`keel.timeout`).
+    deadline: Option<u64>,
+    /// The deadline passed and was acted on.
+    timed_out: AtomicBool,
     /// The CPUs that run loops: vCPUs are confined to them.
     online: CpuMask,
 }
@@ -73,6 +77,8 @@ impl<'a, A: Arch> Machine<'a, A> {
             started: AtomicBool::new(false),
             reported: AtomicBool::new(false),
             reaping: Mutex::new(()),
+            deadline: None,
+            timed_out: AtomicBool::new(false),
             online: CpuMask::first_n(hooks.scheduler().nr_cpus()),
         }
     }
@@ -82,6 +88,33 @@ impl<'a, A: Arch> Machine<'a, A> {
     pub fn with_online(mut self, online: CpuMask) -> Self {
         self.online = online.and(&CpuMask::first_n(self.scheduler().nr_cpus()));
         self
+    }
+
+    /// Crashes every domain still running at system time `ns` (`keel.timeout`), so
+    /// that the run ends even if a guest never does.
+    pub fn with_deadline(mut self, ns: u64) -> Self {
+        self.deadline = Some(ns);
+        self
+    }
+
+    /// The deadline, unless it passed already.
+    pub(super) fn pending_deadline(&self) -> Option<u64> {
+        self.deadline.filter(|_| !self.timed_out.load(Ordering::Acquire))
+    }
+
+    /// If the deadline passed (and nobody acted on it yet), crashes every domain left.
+    pub(super) fn check_deadline(&self, now: u64) {
+        let Some(deadline) = self.pending_deadline() else { return };
+        if now < deadline || self.timed_out.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        for id in self.guests.ids() {
+            let Some(g) = self.guests.get(id) else { continue };
+            if g.domain.state() == crate::domain::DomainState::Running {
+                log::warn!("domain {id} ({}): still running at keel.timeout; crashing it", g.name);
+                self.hv.shutdown(&g.domain, crate::domain::DomainState::Crashed);
+            }
+        }
     }
 
     /// The CPUs vCPUs may run on.

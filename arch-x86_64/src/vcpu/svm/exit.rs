@@ -9,7 +9,6 @@ use super::SvmVcpu;
 use crate::vcpu::emulate::{self, GuestCpu, Intercept, Io, Segment, GP, UD};
 use crate::vcpu::{interrupts, Common};
 use keel_kernel::arch::{MemoryAccess, VmExit};
-use keel_kernel::mm::GuestPhysAddr;
 
 /// #UD: intercepted so that `vmcall` (Intel's hypercall) works on AMD too.
 pub const UD_VECTOR: u32 = 6;
@@ -106,7 +105,7 @@ impl SvmVcpu {
                 } else {
                     MemoryAccess::Read
                 };
-                Some(VmExit::MemoryFault { gpa: GuestPhysAddr(info2), access })
+                emulate::memory_fault(self, info2, access, again != 0)
             }
             exit_code::INTR | exit_code::NMI => Some(VmExit::Interrupt),
             exit_code::SHUTDOWN => {

@@ -10,7 +10,6 @@ use super::{field, VmxVcpu};
 use crate::vcpu::emulate::{self, GuestCpu, Intercept, Io, Segment, GP, UD};
 use crate::vcpu::{interrupts, Common};
 use keel_kernel::arch::{MemoryAccess, VmExit};
-use keel_kernel::mm::GuestPhysAddr;
 
 /// #UD: intercepted so that `vmmcall` (AMD's hypercall) works on Intel too.
 pub const UD_VECTOR: u32 = 6;
@@ -102,7 +101,8 @@ impl VmxVcpu {
                 } else {
                     MemoryAccess::Read
                 };
-                Some(VmExit::MemoryFault { gpa: GuestPhysAddr(field(vmcs::GUEST_PHYSICAL_ADDRESS)), access })
+                let delivering = field(vmcs::IDT_VECTORING_INFO) & (1 << 31) != 0;
+                emulate::memory_fault(self, field(vmcs::GUEST_PHYSICAL_ADDRESS), access, delivering)
             }
             reason::EXTERNAL_INTERRUPT => Some(VmExit::Interrupt),
             reason::TRIPLE_FAULT => {

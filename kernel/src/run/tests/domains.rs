@@ -160,3 +160,18 @@ fn kicks_wake_a_halted_vcpu_every_time() {
         assert_eq!(lines_of(1), ["rang=00000000000001f4"], "{cpus} CPU(s)");
     }
 }
+
+/// A domain that spins forever is crashed at the machine's deadline (`keel.timeout`);
+/// the other domain finishes its work before, and the run ends.
+#[test]
+fn a_spinning_domain_is_crashed_at_the_deadline() {
+    let mut w = World::with_deadline(1, 50_000_000);
+    let built = w.boot(&describe(&[Guest::new("spinner", programs::spinner()), Guest::new("worker", worker(1000))]));
+    assert!(built.iter().all(|b| b.result.is_ok()), "{built:?}");
+    let ends = w.run(1_000_000_000);
+    assert_eq!(ends.len(), 2, "{ends:?}");
+    let by_name = |n: &str| ends.iter().find(|e| e.name == n).unwrap().state;
+    assert_eq!(by_name("worker"), POWEROFF);
+    assert_eq!(by_name("spinner"), DomainState::Crashed);
+    assert!(w.elapsed() + 1_000_000 >= 50_000_000, "the spinner was crashed only at the deadline");
+}

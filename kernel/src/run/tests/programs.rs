@@ -456,3 +456,18 @@ pub fn doorbells(n: u64) -> Vec<u8> {
     s.bind(nothing).jmp(top);
     img.finish()
 }
+
+/// Halts with its own timer armed `ns` ahead, with nothing else to wake it, three times;
+/// prints the shortest time each halt took.
+pub fn sleeper(ns: u64) -> Vec<u8> {
+    let mut img = Image::new();
+    let a = &mut img.a;
+    a.set(9, 3).set(13, u64::MAX);
+    let (top, keep) = (a.here(), a.label());
+    a.i(Insn::Time(8)).set(15, ns).alu(Op::Add, 1, 8, 15).i(Insn::Platform(PlatformCall::HaltUntil));
+    a.i(Insn::Time(14)).alu(Op::Sub, 14, 14, 8).br(Cond::Geu, 14, 13, keep).i(Insn::Mov(13, 14)).bind(keep);
+    a.i(Insn::AddI(9, 9, -1)).br(Cond::Ne, 9, 6, top).i(Insn::Mov(14, 13));
+    img.print_hex("slept=", 14);
+    img.a.i(Insn::Platform(PlatformCall::SystemOff));
+    img.finish()
+}

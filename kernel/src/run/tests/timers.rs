@@ -46,3 +46,18 @@ fn the_singleshot_timer_raises_virq_timer() {
     let took = printed(1, "fired=");
     assert!((2_000_000..2_200_000).contains(&took), "fired after {took} ns");
 }
+
+/// A halt with the guest's own timer armed (`Vcpu::halt_deadline`) ends when that timer
+/// is due, though nothing else wakes the vCPU.
+#[test]
+fn a_halt_ends_at_the_guests_own_timer() {
+    let mut w = super::world::World::new(1);
+    let built =
+        w.boot(&super::world::describe(&[super::world::Guest::new("nap", super::programs::sleeper(5_000_000))]));
+    assert_eq!(built[0].result, Ok(1));
+    let ends = w.run(1_000_000_000);
+    assert!(ends[0].is_clean(), "{ends:?}");
+    let line = super::world::lines_of(1).pop().unwrap();
+    let slept = u64::from_str_radix(line.trim_start_matches("slept="), 16).unwrap();
+    assert!((5_000_000..6_000_000).contains(&slept), "the shortest halt took {slept} ns");
+}

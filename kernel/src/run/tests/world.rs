@@ -105,14 +105,27 @@ impl World {
         Self::with_online(cpus, CpuMask::ALL)
     }
 
+    /// A machine with `cpus` CPUs that crashes domains still running at system time
+    /// `deadline` (ns, `keel.timeout`).
+    pub fn with_deadline(cpus: usize, deadline: u64) -> Self {
+        Self::build(cpus, CpuMask::ALL, Some(deadline))
+    }
+
     /// A machine whose scheduler has `cpus` CPUs, of which only `online` run domains.
     pub fn with_online(cpus: usize, online: CpuMask) -> Self {
+        Self::build(cpus, online, None)
+    }
+
+    fn build(cpus: usize, online: CpuMask, deadline: Option<u64>) -> Self {
         sim::reset(cpus, 1_000_000);
         LINES.with(|l| l.borrow_mut().clear());
         let pool = crate::test_support::pool();
         let hooks = SchedHooks::new(cpus, SchedConfig::default(), MockTimer::now_ns).unwrap().with_console(capture);
         let hooks: &'static SchedHooks<MockArch> = Box::leak(Box::new(hooks));
-        let m = Machine::new(Hypervisor::new(pool, hooks), hooks).with_online(online);
+        let mut m = Machine::new(Hypervisor::new(pool, hooks), hooks).with_online(online);
+        if let Some(d) = deadline {
+            m = m.with_deadline(d);
+        }
         let m: &'static Machine<'static, MockArch> = Box::leak(Box::new(m));
         let loops = (0..cpus as u32)
             .map(|c| {

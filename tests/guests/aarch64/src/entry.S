@@ -74,6 +74,91 @@ set_stack_and_vectors:
     isb
     ret
 
+// void guest_fp_fill(u64 seed): q_i = (seed + i, seed + i) for every FP/SIMD register.
+// u64 guest_fp_check(u64 seed): 0 if they still hold that, else 1 + the first that
+// differs.
+    .arch_extension fp
+    .arch_extension simd
+    .global guest_fp_fill
+guest_fp_fill:
+    .irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+    add     x1, x0, #\n
+    dup     v\n\().2d, x1
+    .endr
+    ret
+
+    .global guest_fp_check
+guest_fp_check:
+    .irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+    add     x1, x0, #\n
+    mov     x4, #(\n + 1)
+    umov    x2, v\n\().d[0]
+    umov    x3, v\n\().d[1]
+    cmp     x2, x1
+    b.ne    1f
+    cmp     x3, x1
+    b.ne    1f
+    .endr
+    mov     x0, #0
+    ret
+1:  mov     x0, x4
+    ret
+
+// u64 guest_probe_hvc1(void): hvc #1; Keel makes it an undefined-instruction exception,
+// which the handler turns into a return here with x0 = its syndrome.
+    .global guest_probe_hvc1
+    .global guest_probe_hvc1_insn
+guest_probe_hvc1:
+    mov     x0, #0
+guest_probe_hvc1_insn:
+    hvc     #1
+    ret
+
+// u64 guest_refuse_<n>(void): instruction n of those Keel must refuse; each made an
+// undefined-instruction exception, which the handler turns into a return with x0 = its
+// syndrome (x0 = 0 if it completed instead).
+.macro REFUSE n, insn:vararg
+    .global guest_refuse_\n
+    .global guest_refuse_\n\()_insn
+guest_refuse_\n:
+    mov     x0, #0
+guest_refuse_\n\()_insn:
+    \insn
+    ret
+.endm
+    REFUSE 0, hvc #0x1234
+    REFUSE 1, smc #1
+    REFUSE 2, msr cntp_ctl_el0, xzr
+    REFUSE 3, mrs x1, cntp_cval_el0
+    REFUSE 4, dc isw, xzr
+    REFUSE 5, mrs x1, actlr_el1
+
+// ! guest_wreck(u64 vbar): points the vectors at `vbar` (mapped, but not memory) and
+// takes an exception.
+    .global guest_wreck
+guest_wreck:
+    msr     vbar_el1, x0
+    isb
+    udf     #0
+1:  b       1b
+
+// u64 guest_smc_version(void): PSCI_VERSION over smc #0.
+    .global guest_smc_version
+guest_smc_version:
+    mov     x0, #0x84000000
+    smc     #0
+    ret
+
+// void guest_probe_write(u64 addr, u64 value): stores value at [addr]; a fault there
+// resumes at probe_resume, the syndrome stored by the exception handler.
+    .global guest_probe_write
+    .global guest_probe_write_insn
+guest_probe_write:
+guest_probe_write_insn:
+    str     x1, [x0]
+    mov     x0, #0
+    ret
+
 // u64 guest_probe_read(u64 addr, u64 *syndrome): loads [addr]; a fault there resumes at
 // probe_resume with x0 = 0 and the syndrome stored by the exception handler.
     .global guest_probe_read

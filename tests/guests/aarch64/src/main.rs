@@ -3,8 +3,11 @@
 //! portable scenario its command line names (`keel-test-guest`).
 #![no_std]
 #![no_main]
+// Scenario failures carry their message inline (no allocator).
+#![allow(clippy::result_large_err)]
 
 mod board;
+mod firmware;
 mod gic;
 mod mmu;
 mod platform;
@@ -43,6 +46,29 @@ const _: () = assert!(size_of::<Frame>().is_multiple_of(16));
 extern "C" {
     static guest_probe_insn: u8;
     static guest_probe_resume: u8;
+    static guest_probe_hvc1_insn: u8;
+    static guest_probe_write_insn: u8;
+    static guest_refuse_0_insn: u8;
+    static guest_refuse_1_insn: u8;
+    static guest_refuse_2_insn: u8;
+    static guest_refuse_3_insn: u8;
+    static guest_refuse_4_insn: u8;
+    static guest_refuse_5_insn: u8;
+}
+
+/// Where the instructions of `guest_refuse_<n>` are.
+fn refused_instruction(pc: u64) -> bool {
+    [
+        &raw const guest_refuse_0_insn,
+        &raw const guest_refuse_1_insn,
+        &raw const guest_refuse_2_insn,
+        &raw const guest_refuse_3_insn,
+        &raw const guest_refuse_4_insn,
+        &raw const guest_refuse_5_insn,
+        &raw const guest_probe_hvc1_insn,
+    ]
+    .iter()
+    .any(|&a| a as u64 == pc)
 }
 
 /// The boot CPU, on its stack with the MMU off.
@@ -75,8 +101,15 @@ extern "C" fn guest_exception(frame: &mut Frame, kind: u64) {
         _ => fatal(frame, kind, regs::esr()),
     }
     let esr = regs::esr();
+    // An instruction Keel refuses, made undefined: return from it with the syndrome.
+    if esr >> 26 == 0 && refused_instruction(frame.elr) {
+        frame.x[0] = esr;
+        frame.elr += 4;
+        return;
+    }
     let probe = &raw const guest_probe_insn as u64;
-    if esr >> 26 == EC_DABT_CUR && frame.elr == probe {
+    let probe_write = &raw const guest_probe_write_insn as u64;
+    if esr >> 26 == EC_DABT_CUR && (frame.elr == probe || frame.elr == probe_write) {
         frame.x[0] = 0;
         platform::record_probe_fault(esr);
         frame.elr = &raw const guest_probe_resume as u64;

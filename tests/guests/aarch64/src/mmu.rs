@@ -38,6 +38,9 @@ const MAIR: u64 = 0x04 | 0xff << 8;
 /// TCR_EL1: T0SZ = 25, inner/outer write-back walks, inner shareable, 4 KiB, no TTBR1
 /// walks (EPD1), 40-bit physical addresses.
 const TCR: u64 = 25 | 1 << 8 | 1 << 10 | 3 << 12 | 1 << 23 | 2 << 32;
+/// CPACR_EL1.FPEN: FP/SIMD usable at EL1 and EL0 (the scenarios check that Keel keeps
+/// each vCPU's registers).
+const CPACR_FP: u64 = 3 << 20;
 /// SCTLR_EL1: RES1 bits, MMU, data and instruction caches, stack alignment check.
 const SCTLR: u64 = 0x30d0_0800 | 1 | 1 << 2 | 1 << 3 | 1 << 12;
 
@@ -81,7 +84,7 @@ pub fn build_tables() {
     }
 }
 
-/// Turns this CPU's MMU on with the tables (every CPU).
+/// Turns this CPU's MMU on with the tables, and FP/SIMD on (every CPU).
 pub fn enable() {
     let ttbr = addr(&LEVEL1);
     // SAFETY: the tables identity-map the code and stack this CPU runs on, so execution
@@ -97,11 +100,13 @@ pub fn enable() {
             "dsb nsh",
             "isb",
             "msr sctlr_el1, {sctlr}",
+            "msr cpacr_el1, {cpacr}",
             "isb",
             mair = in(reg) MAIR,
             tcr = in(reg) TCR,
             ttbr = in(reg) ttbr,
             sctlr = in(reg) SCTLR,
+            cpacr = in(reg) CPACR_FP,
             options(nostack)
         )
     };

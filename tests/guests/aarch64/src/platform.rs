@@ -17,7 +17,17 @@ static PROBE_FAULT: [AtomicU64; crate::MAX_CPUS] = [const { AtomicU64::new(0) };
 
 extern "C" {
     fn guest_probe_read(addr: u64) -> u64;
+    fn guest_probe_write(addr: u64, value: u64);
     fn guest_secondary_entry();
+    fn guest_fp_fill(seed: u64);
+    fn guest_wreck(vbar: u64) -> !;
+    fn guest_refuse_0() -> u64;
+    fn guest_refuse_1() -> u64;
+    fn guest_refuse_2() -> u64;
+    fn guest_refuse_3() -> u64;
+    fn guest_refuse_4() -> u64;
+    fn guest_refuse_5() -> u64;
+    fn guest_fp_check(seed: u64) -> u64;
 }
 
 /// Records that this CPU is `cpu` (secondaries, at start).
@@ -135,12 +145,66 @@ impl Platform for Arm {
         psci::cpu_off()
     }
 
-    /// Not on this branch yet (the arm64 helper's `smp` work brings it): the registers are
-    /// left alone and always reported kept.
-    fn fp_fill(&self, _seed: u64) {}
+    fn probe_write(&self, gpa: u64, value: u64) -> Probe {
+        let slot = &PROBE_FAULT[self.cpu() as usize % crate::MAX_CPUS];
+        slot.store(0, Relaxed);
+        // SAFETY: the store may fault; the exception handler resumes after it and records
+        // the syndrome. The caller chooses memory the guest's Rust code does not use.
+        unsafe { guest_probe_write(gpa, value) };
+        match slot.load(Relaxed) {
+            0 => Probe::Value(0),
+            esr => Probe::Fault(esr),
+        }
+    }
 
-    fn fp_check(&self, _seed: u64) -> Result<(), u32> {
-        Ok(())
+    fn fp_fill(&self, seed: u64) {
+        // SAFETY: writes only the FP/SIMD registers (enabled by `mmu::enable`), which no
+        // Rust code of this soft-float guest uses.
+        unsafe { guest_fp_fill(seed) }
+    }
+
+    fn fp_check(&self, seed: u64) -> Result<(), u32> {
+        // SAFETY: reads only the FP/SIMD registers.
+        match unsafe { guest_fp_check(seed) } {
+            0 => Ok(()),
+            n => Err(n as u32 - 1),
+        }
+    }
+
+    /// CNTPCT − CNTVCT: the offset Keel gives the domain's virtual counter.
+    fn clock_offset(&self) -> Option<u64> {
+        let (phys, virt) = (regs::physical_counter(), regs::counter());
+        Some(phys.wrapping_sub(virt))
+    }
+
+    /// QEMU `virt`'s GIC distributor and CPU interface, PL011 and RTC.
+    fn host_addresses(&self) -> &'static [u64] {
+        &[0x0800_0000, 0x0801_0000, 0x0900_0000, 0x0901_0000]
+    }
+
+    /// `hvc #0x1234`, `smc #1`, the physical timer (trapped), set/way cache maintenance
+    /// and `ACTLR_EL1` (trapped).
+    fn refused_instructions(&self) -> (u32, u32) {
+        let probes: [unsafe extern "C" fn() -> u64; 6] =
+            [guest_refuse_0, guest_refuse_1, guest_refuse_2, guest_refuse_3, guest_refuse_4, guest_refuse_5];
+        let refused = probes
+            .iter()
+            // SAFETY: each stub executes one instruction that Keel turns into an
+            // undefined-instruction exception, which the handler returns from.
+            .map(|f| unsafe { f() })
+            .filter(|&esr| esr != 0 && esr >> 26 == 0)
+            .count();
+        (probes.len() as u32, refused as u32)
+    }
+
+    /// Vectors in the hole: mapped by the guest, not by Keel.
+    fn wreck(&self) -> ! {
+        // SAFETY: the guest gives up: its next exception cannot be handled.
+        unsafe { guest_wreck(self.hole().0 + 0x80_0000) }
+    }
+
+    fn platform_scenario(&self, name: &str) -> Option<keel_test_guest::Outcome> {
+        (name == "psci").then(|| crate::firmware::run(self))
     }
 
     fn probe_read(&self, gpa: u64) -> Probe {

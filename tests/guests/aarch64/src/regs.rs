@@ -15,6 +15,7 @@ macro_rules! read_sysreg {
 read_sysreg!(esr, "esr_el1");
 read_sysreg!(far, "far_el1");
 read_sysreg!(counter, "cntvct_el0");
+read_sysreg!(physical_counter, "cntpct_el0");
 read_sysreg!(counter_hz, "cntfrq_el0");
 read_sysreg!(mpidr, "mpidr_el1");
 

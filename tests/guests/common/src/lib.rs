@@ -18,6 +18,7 @@ pub mod check;
 pub mod cmdline;
 pub mod console;
 pub mod events;
+pub mod grants;
 pub mod hcall;
 pub mod irq;
 pub mod pages;

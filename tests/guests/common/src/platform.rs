@@ -98,11 +98,31 @@ pub trait Platform: Sync {
     /// Reads 8 bytes at guest-physical `gpa` (mapped identity by the platform for this
     /// purpose), catching the exception the access may raise.
     fn probe_read(&self, gpa: u64) -> Probe;
+    /// Writes `value` (8 bytes) at guest-physical `gpa` likewise; `Value(0)` if it
+    /// completed.
+    fn probe_write(&self, gpa: u64, value: u64) -> Probe;
 
     /// Fills every FP/SIMD register of this CPU with a pattern derived from `seed`.
     fn fp_fill(&self, seed: u64);
     /// Checks the pattern of [`Platform::fp_fill`]; `Err(n)`: register `n` differs.
     fn fp_check(&self, seed: u64) -> Result<(), u32>;
+
+    /// Host addresses (device frames of the machine Keel runs on) the isolation scenario
+    /// tries to reach through the guest-physical space; none may be reachable.
+    fn host_addresses(&self) -> &'static [u64] {
+        &[]
+    }
+
+    /// Executes each instruction the platform knows Keel must refuse (an `hvc` or `smc`
+    /// Keel does not answer, a trapped register); returns how many there were and how
+    /// many raised an undefined-instruction exception in the guest.
+    fn refused_instructions(&self) -> (u32, u32) {
+        (0, 0)
+    }
+
+    /// Breaks this CPU's exception handling (an unmapped vector table) and takes an
+    /// exception: a guest that cannot go on.
+    fn wreck(&self) -> !;
 
     /// Runs a scenario of this platform's own (firmware interfaces and the like) if it
     /// has one called `name`; the portable scenarios are tried first.

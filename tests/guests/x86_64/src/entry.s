@@ -205,6 +205,45 @@ guest_probe_insn:
 guest_probe_resume:
         ret
 
+/* void guest_probe_write(u64 address, u64 value) */
+        .global guest_probe_write, guest_probe_write_insn, guest_probe_write_resume
+guest_probe_write:
+guest_probe_write_insn:
+        mov     %rsi, (%rdi)
+guest_probe_write_resume:
+        ret
+
+/* Instructions Keel does not serve, one per 16-byte slot as `insn; ret`: an exception
+ * in a slot returns from it as its `ret` would (guest_trap). */
+        .balign 16
+        .global guest_refuse_stubs, guest_refuse_stubs_end
+guest_refuse_stubs:
+        vmxon   (%rsp)
+        ret
+        .balign 16
+        vmrun
+        ret
+        .balign 16
+        stgi
+        ret
+        .balign 16
+        xor     %ecx, %ecx
+        xsetbv
+        ret
+        .balign 16
+        mov     %rsp, %rax
+        xor     %ecx, %ecx
+        xor     %edx, %edx
+        monitor
+        ret
+        .balign 16
+        xor     %eax, %eax
+        xor     %ecx, %ecx
+        mwait
+        ret
+        .balign 16
+guest_refuse_stubs_end:
+
         .section .rodata
 guest_msg32:
         .ascii  "x86: 32-bit PVH entry, hypercall from 32-bit code\n"

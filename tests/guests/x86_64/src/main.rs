@@ -11,6 +11,7 @@
 
 mod checks;
 mod cpu;
+mod faults;
 mod platform;
 mod smp;
 mod start_info;

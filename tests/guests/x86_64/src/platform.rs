@@ -314,6 +314,38 @@ impl Platform for Pvh {
         }
     }
 
+    fn probe_write(&self, gpa: u64, value: u64) -> Probe {
+        match traps::probe_write(gpa, value) {
+            Ok(()) => Probe::Value(0),
+            Err(vector) => Probe::Fault(vector as u64),
+        }
+    }
+
+    /// The host's I/O APIC, HPET and local APIC.
+    fn host_addresses(&self) -> &'static [u64] {
+        &[0xfec0_0000, 0xfed0_0000, 0xfee0_0000]
+    }
+
+    /// VMXON, VMRUN, STGI, XSETBV, MONITOR, MWAIT: each #UD. (RDTSCP is refused too, but
+    /// QEMU ignores the SVM intercept for it.)
+    fn refused_instructions(&self) -> (u32, u32) {
+        traps::refused_instructions()
+    }
+
+    /// `triple-fault` and `garbage` (`crate::faults`).
+    fn platform_scenario(&self, name: &str) -> Option<keel_test_guest::Outcome> {
+        match name {
+            "triple-fault" => Some(crate::faults::triple_fault(self)),
+            "garbage" => Some(crate::faults::garbage(self)),
+            _ => None,
+        }
+    }
+
+    /// An IDT in the hole (mapped by the guest, not backed by Keel).
+    fn wreck(&self) -> ! {
+        traps::wreck(HOLE.0 + 0x80_0000)
+    }
+
     fn probe_read(&self, gpa: u64) -> Probe {
         match traps::probe_read(gpa) {
             Ok(v) => Probe::Value(v),

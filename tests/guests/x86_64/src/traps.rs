@@ -46,9 +46,14 @@ extern "C" {
     static guest_wrmsr_resume: u8;
     static guest_probe_insn: u8;
     static guest_probe_resume: u8;
+    static guest_probe_write_insn: u8;
+    static guest_probe_write_resume: u8;
+    static guest_refuse_stubs: u8;
+    static guest_refuse_stubs_end: u8;
     fn guest_rdmsr(index: u32) -> u64;
     fn guest_wrmsr(index: u32, value: u64);
     fn guest_probe_read(address: u64) -> u64;
+    fn guest_probe_write(address: u64, value: u64);
 }
 
 #[repr(C, align(16))]
@@ -134,6 +139,7 @@ extern "C" fn guest_trap(f: &mut Frame) {
         (&raw const guest_rdmsr_insn as u64, &raw const guest_rdmsr_resume as u64),
         (&raw const guest_wrmsr_insn as u64, &raw const guest_wrmsr_resume as u64),
         (&raw const guest_probe_insn as u64, &raw const guest_probe_resume as u64),
+        (&raw const guest_probe_write_insn as u64, &raw const guest_probe_write_resume as u64),
     ];
     if let Some(&(_, resume)) = resumes.iter().find(|(insn, _)| *insn == f.rip) {
         if f.vector == 14 {
@@ -148,7 +154,61 @@ extern "C" fn guest_trap(f: &mut Frame) {
         f.rdx = 0;
         return;
     }
+    let stubs = &raw const guest_refuse_stubs as u64..&raw const guest_refuse_stubs_end as u64;
+    if stubs.contains(&f.rip) {
+        CAUGHT[slot()].store(f.vector as u32 + 1, Relaxed);
+        // Return from the slot, as its `ret` would.
+        // SAFETY: the slot was called: the return address is on top of its stack.
+        f.rip = unsafe { core::ptr::read(f.rsp as *const u64) };
+        f.rsp += 8;
+        return;
+    }
     fatal(f, "an unexpected exception");
+}
+
+/// Writes 8 bytes at `address`; `Err(vector)` if that faulted.
+pub fn probe_write(address: u64, value: u64) -> Result<(), u8> {
+    probe(|| {
+        // SAFETY: as for `rdmsr`; the caller picks memory no Rust code uses.
+        unsafe { guest_probe_write(address, value) };
+        0
+    })
+    .map(|_| ())
+}
+
+/// Runs each slot of `guest_refuse_stubs`: `(slots, slots that raised #UD)`.
+pub fn refused_instructions() -> (u32, u32) {
+    let base = &raw const guest_refuse_stubs as usize;
+    let n = (&raw const guest_refuse_stubs_end as usize - base) / 16;
+    let mut undefined = 0;
+    for i in 0..n {
+        // SAFETY: slot `i` is code ending in `ret` (or an exception that returns like it).
+        let slot: extern "C" fn() = unsafe { core::mem::transmute(base + 16 * i) };
+        let r = probe(|| {
+            slot();
+            0
+        });
+        if r == Err(6) {
+            undefined += 1;
+        }
+    }
+    (n as u32, undefined)
+}
+
+/// Loads an IDT of limit 0: no exception can be delivered any more.
+pub fn empty_idt() {
+    let pointer: [u16; 5] = [0; 5];
+    // SAFETY: the caller gives up exception handling on this CPU.
+    unsafe { asm!("lidt [{}]", in(reg) pointer.as_ptr(), options(nostack, readonly)) };
+}
+
+/// Points the IDT at guest-physical space Keel does not back and raises #UD: the CPU
+/// cannot deliver it, and Keel must end the domain.
+pub fn wreck(unbacked: u64) -> ! {
+    let pointer: [u16; 5] =
+        [4095, unbacked as u16, (unbacked >> 16) as u16, (unbacked >> 32) as u16, (unbacked >> 48) as u16];
+    // SAFETY: the guest gives up: its next exception cannot be delivered.
+    unsafe { asm!("lidt [{}]", "ud2", in(reg) pointer.as_ptr(), options(nostack, noreturn)) }
 }
 
 fn fatal(f: &Frame, what: &str) -> ! {

@@ -149,3 +149,202 @@ fn arm64_interdomain_pingpong_10000() {
         boot(t);
     }
 }
+
+/// The guest's virtual timer at 100 Hz for one second of guest time, each tick awaited
+/// in WFI (the halt ends at the timer's deadline; the interrupt is forwarded through a
+/// hardware-linked list register).
+#[test]
+#[ignore = "boots QEMU: run through scripts/test"]
+fn arm64_virtual_timer_100hz() {
+    for c in &CONFIGS {
+        let t = on(
+            c,
+            "arm64 timer",
+            &[
+                "--bootargs",
+                "dom0_mem=64M dom0_max_vcpus=1",
+                "-device",
+                &format!("guest-loader,addr=0x49000000,kernel={GUEST},bootargs=keel.test=timer"),
+            ],
+        )
+        .domain("dom0")
+        .line("(d0) timer: the guest clock runs ")
+        .line(" ticks at 100 Hz in ")
+        .line("(expected 100 +- 2), none early")
+        .line("(d0) PASS timer");
+        boot(t);
+    }
+}
+
+/// SGIs between four vCPUs: 200 rounds of pings and answers, counted exactly.
+#[test]
+#[ignore = "boots QEMU: run through scripts/test"]
+fn arm64_ipis_between_vcpus() {
+    for c in &CONFIGS {
+        let t = on(
+            c,
+            "arm64 ipi",
+            &[
+                "--bootargs",
+                "dom0_mem=64M dom0_max_vcpus=4",
+                "-device",
+                &format!("guest-loader,addr=0x49000000,kernel={GUEST},bootargs=keel.test=ipi"),
+            ],
+        )
+        .domain("dom0")
+        .line("(d0) ipi: 200 rounds with 4 vCPUs: 600 pings and 600 answers, each counted once");
+        boot(t);
+    }
+}
+
+/// PSCI: four vCPUs started on two physical CPUs (pinned there on the 4-CPU machine),
+/// AFFINITY_INFO before and after, FP/SIMD registers kept while they share the CPUs,
+/// CPU_OFF and a restart.
+#[test]
+#[ignore = "boots QEMU: run through scripts/test"]
+fn arm64_smp_psci_four_vcpus_on_two_cpus() {
+    for c in &CONFIGS {
+        let d = spec("quad", "mem=64M;cpus=4;affinity=0-1;bootargs=keel.test=smp");
+        let t = on(c, "arm64 smp", &["--domain", &d])
+            .domain("quad")
+            .line("(d1) smp: 4 vCPUs; state before start: off off off, after: on on on")
+            .line("(d1) fp: 4 vCPUs kept q0-q31 through 60 ms of sharing CPUs")
+            .line("(d1) cpu_off: all secondaries off; vCPU 1 restarted and off again");
+        boot(t);
+    }
+}
+
+/// PSCI for guests: VERSION over `hvc #0` and a trapped `smc #0`, FEATURES,
+/// MIGRATE_INFO_TYPE, AFFINITY_INFO and CPU_ON errors, an unknown `hvc` immediate made
+/// undefined, WFE, and SYSTEM_OFF ending the domain as a poweroff.
+#[test]
+#[ignore = "boots QEMU: run through scripts/test"]
+fn arm64_psci_for_guests() {
+    for c in &CONFIGS {
+        let t = dom0(c, "arm64 psci", "keel.test=psci")
+            .line("(d0) psci: version 1.1 over hvc and smc; FEATURES, MIGRATE_INFO_TYPE, AFFINITY_INFO, CPU_ON errors as specified")
+            .line("(d0) hvc #1: undefined-instruction exception (ESR 0x2000000)")
+            .line("(d0) wfe: 1000 yields")
+            .line("(d0) psci: SYSTEM_OFF")
+            .line("domain 0 (dom0): shut down (poweroff)");
+        boot(t);
+    }
+}
+
+/// SYSTEM_RESET ends the domain as a reboot, which is not a pass.
+#[test]
+#[ignore = "boots QEMU: run through scripts/test"]
+fn arm64_psci_system_reset_is_a_reboot() {
+    let device = format!("guest-loader,addr=0x49000000,kernel={GUEST},bootargs=keel.test=psci keel.end=reset");
+    let mut t = on(&CONFIGS[0], "arm64 psci reset", &["--bootargs", "dom0_mem=64M", "-device", &device])
+        .refusal("[test] fail domain-dom0: shut down (reboot)", 1);
+    t.required_lines.push("(d0) psci: SYSTEM_RESET".into());
+    t.required_lines.push("[test] done pass=4 fail=1 expected=5".into());
+    boot(t);
+}
+
+/// Grants between two domains: a read-write grant mapped, read and written through, a
+/// grant copy, and a read-only grant (write mapping and copy refused, a write through the
+/// read-only mapping faults in the guest); every byte checked on both sides.
+#[test]
+#[ignore = "boots QEMU: run through scripts/test"]
+fn arm64_grants_between_two_domains() {
+    for c in &CONFIGS {
+        let g = spec("granter", "bootargs=keel.test=grants keel.role=granter keel.port=20;evtchn=20>mapper:21");
+        let m = spec("mapper", "bootargs=keel.test=grants keel.role=mapper keel.port=21");
+        let t = on(c, "arm64 grants", &["--domain", &g, "--domain", &m])
+            .domain("granter")
+            .domain("mapper")
+            .line("(d2) grants: granter offers ref 8 (read-write) and ref 9 (read-only) to d1")
+            .line("(d1) grants: mapped ref 8 of d2: 4096 bytes as granted; wrote 4096 bytes back; unmapped")
+            .line("(d1) grants: copied ref 8 (4096 bytes) byte for byte")
+            .line("(d1) grants: ref 9 (read-only): write mapping and copy into it refused (general_error)")
+            .line("(d1) grants: read-only mapping of ref 9 reads as granted; a write through it faulted (syndrome 0x96000050)")
+            .line("(d2) grants: d1 wrote all 4096 bytes of ref 8 through its mapping; ref 9 unchanged")
+            .line("(d2) grants: access through both refs ended");
+        boot(t);
+    }
+}
+
+/// Reads and writes outside the guest's RAM (past its end, holes, the host's devices)
+/// abort in the guest, which goes on; instructions Keel does not serve are undefined.
+#[test]
+#[ignore = "boots QEMU: run through scripts/test"]
+fn arm64_isolation_aborts_and_undefined_instructions() {
+    for c in &CONFIGS {
+        let t = dom0(c, "arm64 isolation", "keel.test=isolation")
+            .line(
+                "(d0) isolation: 16 reads and writes outside RAM [0x40000000, 0x44000000), each aborted; still running",
+            )
+            .line("(d0) isolation: 6 instructions Keel does not serve, each an undefined-instruction exception");
+        boot(t);
+    }
+}
+
+/// A guest that wrecks its own exception vectors is crashed; the other domain completes
+/// its scenario.
+#[test]
+#[ignore = "boots QEMU: run through scripts/test"]
+fn arm64_wild_domain_crashes_and_the_other_completes() {
+    for c in &CONFIGS {
+        let wild = spec("wild", "bootargs=keel.test=wild");
+        let worker = spec("worker", "bootargs=keel.test=hypercalls");
+        let mut t = on(c, "arm64 wild + worker", &["--domain", &wild, "--domain", &worker])
+            .refusal("[test] fail domain-wild: crashed", 1);
+        for l in [
+            "wild: wrecking the exception vectors",
+            "an exception in its exception vectors (VBAR 0x3c800000, PC 0x3c800200): it cannot go on",
+            "[test] pass domain-worker: shut down (poweroff)",
+            "PASS hypercalls",
+        ] {
+            t.required_lines.push(l.into());
+        }
+        t.required_lines.push(format!("[test] done pass={} fail=1 expected={}", c.2 + 1, c.2 + 2));
+        boot(t);
+    }
+}
+
+/// A guest spinning with interrupts masked does not hold up the other domain, and
+/// `keel.timeout` stops it.
+#[test]
+#[ignore = "boots QEMU: run through scripts/test"]
+fn arm64_spinning_domain_is_stopped_at_the_timeout() {
+    let c = &CONFIGS[1];
+    let spinner = spec("spinner", "bootargs=keel.test=spin");
+    let worker = spec("worker", "bootargs=keel.test=timer");
+    let mut t =
+        on(c, "arm64 spinner + worker", &["--bootargs", "keel.timeout=8", "--domain", &spinner, "--domain", &worker])
+            .refusal("[test] fail domain-spinner: crashed", 1);
+    for l in [
+        "spin: spinning with interrupts masked, forever",
+        "PASS timer",
+        "(spinner): still running at keel.timeout; crashing it",
+        "[test] pass domain-worker: shut down (poweroff)",
+        "[test] done pass=3 fail=1 expected=4",
+    ] {
+        t.required_lines.push(l.into());
+    }
+    boot(t);
+}
+
+/// 5000 hypercalls with random arguments from one domain while two others play
+/// ping-pong: Keel keeps answering, and everyone finishes.
+#[test]
+#[ignore = "boots QEMU: run through scripts/test"]
+fn arm64_fuzzed_hypercalls_leave_keel_and_the_others_running() {
+    for c in &CONFIGS {
+        let fuzz = spec("fuzzer", "bootargs=keel.test=fuzz keel.count=5000");
+        let ping =
+            spec("ping", "bootargs=keel.test=pingpong keel.role=ping keel.port=10 keel.rounds=2000;evtchn=10>pong:11");
+        let pong = spec("pong", "bootargs=keel.test=pingpong keel.role=pong keel.port=11 keel.rounds=2000");
+        let t = on(c, "arm64 fuzz + pingpong", &["--domain", &fuzz, "--domain", &ping, "--domain", &pong])
+            .domain("fuzzer")
+            .domain("ping")
+            .domain("pong")
+            .line("hypercalls with random arguments (")
+            .line("Keel still answers")
+            .line("pingpong ping: port 10, sent 2000, received 2000")
+            .line("pingpong pong: port 11, sent 2000, received 2000");
+        boot(t);
+    }
+}

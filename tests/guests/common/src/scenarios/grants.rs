@@ -1,221 +1,136 @@
 //! `keel.test=grants keel.role=granter|mapper keel.port=N`: two domains joined by a
-//! static event channel share pages through grant tables (v1). The granter places its
-//! table's first frame in a hole, grants a page read-write (ref 10), a page read-only
-//! (ref 11) and a copy target (ref 12) to the domain at the other end of its port, and
-//! signals. The mapper maps ref 10 and checks it byte for byte, writes a pattern through
-//! it, has a write mapping of ref 11 refused and maps it read-only, copies a page into
-//! ref 12 and out of ref 11 (`GNTTABOP_copy`), has a copy into ref 11 refused, unmaps,
-//! and signals back. The granter then finds the mapper's bytes in its pages, the
-//! read-only page unchanged and every grant idle, and ends access.
+//! static event channel share pages through grants: a read-write grant mapped, read and
+//! written through, a grant copy, and a read-only grant that refuses a write mapping and
+//! whose read-only mapping faults on a write. Every byte is checked on both sides.
 
-use crate::cmdline::{get, get_u64};
 use crate::events::{self, send, wait_hits};
-use crate::hcall::{name, Hv};
+use crate::grants::{self, copy, map, ok, unmap, Side};
+use crate::hcall::Hv;
 use crate::pages::{self, Page};
-use crate::{ensure, expect_eq, fail, say, Outcome, Platform};
-use core::sync::atomic::Ordering;
-use keel_abi::event::{EvtchnStatus, EVTCHNOP_STATUS, EVTCHNSTAT_INTERDOMAIN};
+use crate::{cmdline, ensure, expect_eq, fail, say, Outcome, Platform, Probe};
+use keel_abi::event::*;
 use keel_abi::grant::*;
-use keel_abi::memory::{XenAddToPhysmap, XENMAPSPACE_GRANT_TABLE, XENMEM_ADD_TO_PHYSMAP};
-use keel_abi::xen::DOMID_SELF;
-use keel_abi::Wire;
+use keel_abi::xen::{DomId, DOMID_SELF};
 
-const RW_REF: u32 = 10;
-const RO_REF: u32 = 11;
-const COPY_REF: u32 = 12;
-const PAGE: usize = 4096;
+const RW_REF: u32 = 8;
+const RO_REF: u32 = 9;
 
-/// Byte `i` of pattern `seed`.
-fn pattern(seed: u32, i: usize) -> u8 {
-    ((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed.wrapping_mul(40_503)) >> 13) as u8
+fn pattern(seed: u32) -> impl Fn(usize) -> u8 {
+    move |i| (i as u32).wrapping_mul(seed).wrapping_add(seed >> 4) as u8
 }
+const GRANTED: u32 = 0x71;
+const READ_ONLY: u32 = 0xb3;
+const WRITTEN: u32 = 0x2d;
 
-fn fill(page: &Page, seed: u32) {
-    let bytes: [u8; PAGE] = core::array::from_fn(|i| pattern(seed, i));
+fn fill(page: &Page, f: impl Fn(usize) -> u8) {
+    let bytes: [u8; 4096] = core::array::from_fn(f);
     page.fill(0, &bytes);
 }
 
-/// Bytes of the page at virtual address `va` that differ from pattern `seed`.
-fn mismatches(va: usize, seed: u32) -> usize {
-    (0..PAGE)
-        // SAFETY: `va` is a mapped page (ours, or a grant mapping the caller made).
-        .filter(|&i| unsafe { core::ptr::read_volatile((va + i) as *const u8) } != pattern(seed, i))
-        .count()
+/// The first byte of `page` that differs from `f`, if any.
+fn differs(page: &Page, f: impl Fn(usize) -> u8) -> Option<usize> {
+    let mut bytes = [0u8; 4096];
+    page.read(0, &mut bytes);
+    bytes.iter().enumerate().position(|(i, &b)| b != f(i))
 }
 
-fn gfn<P: Platform>(p: &P, page: &Page) -> u64 {
-    p.gpa(page.va()) >> 12
+/// The page at guest-physical `gpa` (a foreign mapping in the platform's hole).
+fn at(gpa: u64) -> &'static Page {
+    // SAFETY: `gpa` lies in the platform's hole, mapped identity as normal memory, where
+    // the scenario just mapped a granted page; nothing else uses it.
+    unsafe { &*(gpa as *const Page) }
 }
 
-fn take_page() -> Result<&'static Page, crate::Failure> {
-    pages::alloc().ok_or_else(|| crate::Failure::new(format_args!("out of guest pages")))
-}
-
-/// The domain at the other end of interdomain port `port`.
-fn peer<P: Platform>(p: &P, port: u32) -> Result<u16, crate::Failure> {
-    let mut s = EvtchnStatus { dom: DOMID_SELF, port, ..Default::default() };
+/// The domain at the other end of static port `port`.
+fn peer_of<P: Platform>(p: &P, port: u32) -> Result<DomId, crate::Failure> {
+    let mut s = EvtchnStatus { dom: DOMID_SELF, _pad: [0; 2], port, status: 0, vcpu: 0, u0: 0, u1: 0 };
     let r = Hv(p).event_op(EVTCHNOP_STATUS, &mut s);
-    ensure!(r == 0 && s.status == EVTCHNSTAT_INTERDOMAIN, "status of port {port}: {} ({})", name(r), s.status);
-    Ok(s.u0 as u16)
+    if r != 0 || s.status != EVTCHNSTAT_INTERDOMAIN {
+        fail!("port {port} is not a static interdomain channel (status {}, result {r})", s.status);
+    }
+    Ok(s.u0 as DomId)
 }
 
 pub fn run<P: Platform>(p: &P) -> Outcome {
     let line = p.cmdline();
-    let granter = match get(line, "keel.role") {
-        Some("granter") => true,
-        Some("mapper") => false,
-        other => fail!("keel.role must be granter or mapper, not {other:?}"),
-    };
-    let Some(port) = get_u64(line, "keel.port").map(|p| p as u32) else { fail!("no keel.port=") };
+    let Some(port) = cmdline::get_u64(line, "keel.port").map(|v| v as u32) else { fail!("no keel.port=") };
     events::setup_two_level(p)?;
     p.init_interrupts();
     p.enable_interrupts();
-    let peer = peer(p, port)?;
-    if granter {
-        grant(p, port, peer)
-    } else {
-        map(p, port, peer)
+    let peer = peer_of(p, port)?;
+    match cmdline::get(line, "keel.role") {
+        Some("granter") => granter(p, port, peer),
+        Some("mapper") => mapper(p, port, peer),
+        other => fail!("keel.role must be granter or mapper, not {other:?}"),
     }
 }
 
-/// Grant table entry `r` (in the frame at `table`): the word with `flags` and `domid`.
-fn entry_word(table: usize, r: u32) -> &'static core::sync::atomic::AtomicU32 {
-    // SAFETY: `table` is the grant frame Keel placed at a guest-physical address the
-    // guest maps; entries are 8 bytes, 4-aligned.
-    unsafe { &*((table + 8 * r as usize) as *const core::sync::atomic::AtomicU32) }
-}
-
-fn set_entry(table: usize, r: u32, domid: u16, frame: u64, flags: u16) {
-    // SAFETY: as in `entry_word`; the frame word is written before the flags enable it.
-    unsafe { core::ptr::write_volatile((table + 8 * r as usize + 4) as *mut u32, frame as u32) };
-    entry_word(table, r).store(flags as u32 | (domid as u32) << 16, Ordering::Release);
-}
-
-fn grant<P: Platform>(p: &P, port: u32, peer: u16) -> Outcome {
-    let hv = Hv(p);
-    let (hole, _) = p.hole();
-    let mut map =
-        XenAddToPhysmap { domid: DOMID_SELF, size: 0, space: XENMAPSPACE_GRANT_TABLE, idx: 0, gpfn: hole >> 12 };
-    let r = hv.memory_op(XENMEM_ADD_TO_PHYSMAP, &mut map);
-    ensure!(r == 0, "add_to_physmap(grant_table 0): {}", name(r));
-    let table = hole as usize;
-    let (rw, ro, target) = (take_page()?, take_page()?, take_page()?);
-    fill(rw, 1);
-    fill(ro, 2);
-    set_entry(table, RW_REF, peer, gfn(p, rw), GTF_PERMIT_ACCESS);
-    set_entry(table, RO_REF, peer, gfn(p, ro), GTF_PERMIT_ACCESS | GTF_READONLY);
-    set_entry(table, COPY_REF, peer, gfn(p, target), GTF_PERMIT_ACCESS);
-    say!(p, "grants: refs {RW_REF} (read-write), {RO_REF} (read-only), {COPY_REF} (copy target) to d{peer}");
+fn granter<P: Platform>(p: &P, port: u32, peer: DomId) -> Outcome {
+    let table = grants::setup(p, p.hole().0)?;
+    let (rw, ro) = (pages::alloc(), pages::alloc());
+    let (Some(rw), Some(ro)) = (rw, ro) else { fail!("out of guest pages") };
+    fill(rw, pattern(GRANTED));
+    fill(ro, pattern(READ_ONLY));
+    table.grant(RW_REF, peer, p.gpa(rw.va()) >> 12, false);
+    table.grant(RO_REF, peer, p.gpa(ro.va()) >> 12, true);
+    say!(p, "grants: granter offers ref {RW_REF} (read-write) and ref {RO_REF} (read-only) to d{peer}");
     expect_eq!(send(p, port), 0, "send");
     wait_hits(p, port, 1);
-    expect_eq!(mismatches(rw.va(), 3), 0, "bytes of ref 10 not written by the mapper");
-    expect_eq!(mismatches(target.va(), 4), 0, "bytes of ref 12 not copied by the mapper");
-    expect_eq!(mismatches(ro.va(), 2), 0, "bytes of read-only ref 11 changed");
-    for r in [RW_REF, RO_REF, COPY_REF] {
-        let w = entry_word(table, r);
-        let flags = w.load(Ordering::Acquire) as u16;
-        ensure!(flags & (GTF_READING | GTF_WRITING) == 0, "ref {r}: still in use (flags {flags:#x})");
-        // Ending access: the flags go to 0 unless Keel marked the entry in use meanwhile.
-        let done =
-            w.compare_exchange(w.load(Ordering::Acquire), (peer as u32) << 16, Ordering::AcqRel, Ordering::Acquire);
-        ensure!(done.is_ok(), "ref {r}: ending access failed");
+    if let Some(i) = differs(rw, pattern(WRITTEN)) {
+        fail!("byte {i} of the read-write page is not what d{peer} wrote through its mapping");
     }
-    say!(
-        p,
-        "grants: the mapper's 4096 bytes in ref {RW_REF}, its copy in ref {COPY_REF}, ref {RO_REF} unchanged; \
-         no grant in use; access ended"
-    );
+    if let Some(i) = differs(ro, pattern(READ_ONLY)) {
+        fail!("byte {i} of the read-only page changed");
+    }
+    say!(p, "grants: d{peer} wrote all 4096 bytes of ref {RW_REF} through its mapping; ref {RO_REF} unchanged");
+    for gref in [RW_REF, RO_REF] {
+        ensure!(table.flags(gref) & (GTF_READING | GTF_WRITING) == 0, "ref {gref} still marked in use");
+        ensure!(table.end(gref), "ending access through ref {gref} failed");
+    }
+    say!(p, "grants: access through both refs ended");
     Ok(())
 }
 
-/// One `GNTTABOP_map_grant_ref`; `(status, handle)`.
-fn map_ref<P: Platform>(p: &P, dom: u16, r: u32, at: u64, readonly: bool) -> (i16, u32) {
-    let flags = GNTMAP_HOST_MAP | if readonly { GNTMAP_READONLY } else { 0 };
-    let mut op = GnttabMapGrantRef { host_addr: at, flags, grant_ref: r, dom, ..Default::default() };
-    let mut b = [0u8; 32];
-    let _ = op.write_bytes(&mut b);
-    let ret = Hv(p).grant_op(GNTTABOP_MAP_GRANT_REF, &mut b, 1);
-    op = GnttabMapGrantRef::from_bytes(&b).unwrap_or_default();
-    if ret != 0 {
-        return (GNTST_GENERAL_ERROR, 0);
-    }
-    (op.status, op.handle)
-}
-
-fn unmap<P: Platform>(p: &P, handle: u32, at: u64) -> i16 {
-    let mut b = [0u8; 24];
-    let _ = GnttabUnmapGrantRef { host_addr: at, handle, ..Default::default() }.write_bytes(&mut b);
-    let ret = Hv(p).grant_op(GNTTABOP_UNMAP_GRANT_REF, &mut b, 1);
-    if ret != 0 {
-        return GNTST_GENERAL_ERROR;
-    }
-    GnttabUnmapGrantRef::from_bytes(&b).map_or(GNTST_GENERAL_ERROR, |o| o.status)
-}
-
-/// One `GNTTABOP_copy` of a whole page; its status.
-fn copy<P: Platform>(p: &P, source: GnttabCopyPtr, dest: GnttabCopyPtr, flags: u16) -> i16 {
-    let mut b = [0u8; 40];
-    let _ = GnttabCopy { source, dest, len: PAGE as u16, flags, ..Default::default() }.write_bytes(&mut b);
-    let ret = Hv(p).grant_op(GNTTABOP_COPY, &mut b, 1);
-    if ret != 0 {
-        return GNTST_GENERAL_ERROR;
-    }
-    GnttabCopy::from_bytes(&b).map_or(GNTST_GENERAL_ERROR, |o| o.status)
-}
-
-fn status(s: i16) -> &'static str {
-    match s {
-        GNTST_OKAY => "okay",
-        GNTST_GENERAL_ERROR => "general_error",
-        GNTST_BAD_DOMAIN => "bad_domain",
-        GNTST_BAD_GNTREF => "bad_gntref",
-        GNTST_BAD_HANDLE => "bad_handle",
-        GNTST_PERMISSION_DENIED => "permission_denied",
-        GNTST_BAD_PAGE => "bad_page",
-        _ => "other",
-    }
-}
-
-fn map<P: Platform>(p: &P, port: u32, peer: u16) -> Outcome {
+fn mapper<P: Platform>(p: &P, port: u32, peer: DomId) -> Outcome {
     wait_hits(p, port, 1);
-    let (hole, _) = p.hole();
-    let (at_rw, at_ro) = (hole + 0x10_0000, hole + 0x10_1000);
-
-    let (s, rw) = map_ref(p, peer, RW_REF, at_rw, false);
-    ensure!(s == GNTST_OKAY, "mapping d{peer} ref {RW_REF}: {}", status(s));
-    expect_eq!(mismatches(at_rw as usize, 1), 0, "bytes of ref 10 that differ from the granter's");
-    let bytes: [u8; PAGE] = core::array::from_fn(|i| pattern(3, i));
-    for (i, b) in bytes.iter().enumerate() {
-        // SAFETY: the read-write grant mapping made above.
-        unsafe { core::ptr::write_volatile((at_rw as usize + i) as *mut u8, *b) };
+    let window = p.hole().0 + 0x10_0000;
+    let (status, handle) = map(p, peer, RW_REF, window, false);
+    ok(status, "map the read-write ref")?;
+    if let Some(i) = differs(at(window), pattern(GRANTED)) {
+        fail!("byte {i} of the mapped page differs from what d{peer} granted");
     }
-    say!(p, "grants: d{peer} ref {RW_REF} mapped read-write at {at_rw:#x}: 4096 bytes match; pattern written");
+    fill(at(window), pattern(WRITTEN));
+    ok(unmap(p, window, handle), "unmap")?;
+    say!(p, "grants: mapped ref {RW_REF} of d{peer}: 4096 bytes as granted; wrote 4096 bytes back; unmapped");
 
-    let (s, _) = map_ref(p, peer, RO_REF, at_ro, false);
-    expect_eq!(status(s), "general_error", "write mapping of read-only ref 11");
-    let (s, ro) = map_ref(p, peer, RO_REF, at_ro, true);
-    ensure!(s == GNTST_OKAY, "read-only mapping of ref {RO_REF}: {}", status(s));
-    expect_eq!(mismatches(at_ro as usize, 2), 0, "bytes of ref 11 that differ from the granter's");
-    say!(p, "grants: ref {RO_REF}: write mapping refused (general_error); read-only mapping: 4096 bytes match");
+    let Some(local) = pages::alloc() else { fail!("out of guest pages") };
+    let local_gfn = p.gpa(local.va()) >> 12;
+    ok(copy(p, Side::Grant { domid: peer, gref: RW_REF }, Side::Frame(local_gfn), 4096), "grant copy")?;
+    if let Some(i) = differs(local, pattern(WRITTEN)) {
+        fail!("byte {i} of the grant copy differs");
+    }
+    say!(p, "grants: copied ref {RW_REF} (4096 bytes) byte for byte");
 
-    // Copies: one page of ours (pattern 4) into ref 12; ref 11 into a page of ours.
-    let (mine, back) = (take_page()?, take_page()?);
-    fill(mine, 4);
-    let local = |page: &Page| GnttabCopyPtr { ref_or_gfn: gfn(p, page), domid: DOMID_SELF, ..Default::default() };
-    let remote = |r: u32| GnttabCopyPtr { ref_or_gfn: r as u64, domid: peer, ..Default::default() };
-    let s = copy(p, local(mine), remote(COPY_REF), GNTCOPY_DEST_GREF);
-    ensure!(s == GNTST_OKAY, "copy into ref {COPY_REF}: {}", status(s));
-    let s = copy(p, remote(RO_REF), local(back), GNTCOPY_SOURCE_GREF);
-    ensure!(s == GNTST_OKAY, "copy out of ref {RO_REF}: {}", status(s));
-    expect_eq!(mismatches(back.va(), 2), 0, "copied bytes of ref 11 that differ");
-    let s = copy(p, local(mine), remote(RO_REF), GNTCOPY_DEST_GREF);
-    expect_eq!(status(s), "general_error", "copy into read-only ref 11");
-    say!(p, "grants: copied 4096 bytes into ref {COPY_REF} and out of ref {RO_REF}; copy into ref {RO_REF} refused");
-
-    expect_eq!(status(unmap(p, rw, at_rw)), "okay", "unmap of ref 10");
-    expect_eq!(status(unmap(p, ro, at_ro)), "okay", "unmap of ref 11");
-    expect_eq!(status(unmap(p, rw, at_rw)), "bad_handle", "second unmap of ref 10");
+    let (status, _) = map(p, peer, RO_REF, window, false);
+    expect_eq!(status, GNTST_GENERAL_ERROR, "a write mapping of a read-only grant");
+    let status = copy(p, Side::Frame(local_gfn), Side::Grant { domid: peer, gref: RO_REF }, 16);
+    expect_eq!(status, GNTST_GENERAL_ERROR, "a copy into a read-only grant");
+    say!(p, "grants: ref {RO_REF} (read-only): write mapping and copy into it refused (general_error)");
+    let (status, handle) = map(p, peer, RO_REF, window, true);
+    ok(status, "map the read-only ref read-only")?;
+    if let Some(i) = differs(at(window), pattern(READ_ONLY)) {
+        fail!("byte {i} of the read-only mapping differs from what d{peer} granted");
+    }
+    let esr = match p.probe_write(window + 8, 0x5a5a) {
+        Probe::Fault(esr) => esr,
+        Probe::Value(_) => fail!("a write through the read-only mapping completed"),
+    };
+    ensure!(differs(at(window), pattern(READ_ONLY)).is_none(), "the read-only page changed");
+    ok(unmap(p, window, handle), "unmap the read-only mapping")?;
+    say!(
+        p,
+        "grants: read-only mapping of ref {RO_REF} reads as granted; a write through it faulted (syndrome {esr:#x})"
+    );
     expect_eq!(send(p, port), 0, "send");
-    say!(p, "grants: unmapped both; a stale handle gets bad_handle");
     Ok(())
 }

@@ -8,11 +8,19 @@
 //! | `timer` | the guest's own timer at 100 Hz for 1 s of guest time, each tick awaited halted |
 //! | `ipi` | IPIs between vCPUs: 200 rounds of ping and answer, counted exactly |
 //! | `smp` | starting, querying and stopping vCPUs; FP/SIMD registers kept while vCPUs share CPUs |
-//! | `grants` | two domains over a static event channel (`keel.role=granter|mapper keel.port=N`): a read-write and a read-only grant mapped and checked byte for byte, copies in and out, writes to the read-only grant refused |
+//! | `grants` | two domains (`keel.role=granter|mapper keel.port=N`): grant map, copy, read-only grants |
+//! | `isolation` | accesses outside the guest's memory abort and the guest goes on; refused instructions are undefined |
+//! | `wild` | `isolation`, then wrecked exception vectors: Keel crashes the domain |
+//! | `spin` | spins forever with interrupts masked: Keel stops it at `keel.timeout` |
+//! | `fuzz` | thousands of hypercalls with random arguments (`keel.count`, `keel.seed`); Keel keeps answering |
+//! | `bench` | the null hypercall's round trip in counter ticks (figures, not bounds) |
 
+mod bench;
 pub mod events;
+mod fuzz;
 mod grants;
 mod hypercalls;
+mod isolation;
 mod pingpong;
 mod smp;
 mod timer;
@@ -30,6 +38,11 @@ pub enum Scenario {
     Ipi,
     Smp,
     Grants,
+    Isolation,
+    Wild,
+    Spin,
+    Fuzz,
+    Bench,
 }
 
 const ALL: &[(&str, Scenario)] = &[
@@ -41,6 +54,11 @@ const ALL: &[(&str, Scenario)] = &[
     ("ipi", Scenario::Ipi),
     ("smp", Scenario::Smp),
     ("grants", Scenario::Grants),
+    ("isolation", Scenario::Isolation),
+    ("wild", Scenario::Wild),
+    ("spin", Scenario::Spin),
+    ("fuzz", Scenario::Fuzz),
+    ("bench", Scenario::Bench),
 ];
 
 /// The scenario called `name`.
@@ -60,6 +78,11 @@ impl Scenario {
             Scenario::Ipi => smp::ipi::<P>,
             Scenario::Smp => smp::run::<P>,
             Scenario::Grants => grants::run::<P>,
+            Scenario::Isolation => isolation::isolation::<P>,
+            Scenario::Wild => isolation::wild::<P>,
+            Scenario::Spin => isolation::spin::<P>,
+            Scenario::Fuzz => fuzz::run::<P>,
+            Scenario::Bench => bench::run::<P>,
         }
     }
 

@@ -36,12 +36,13 @@ pub fn run<P: Platform>(p: &P) -> Outcome {
     // Nothing more may arrive: every event was answered exactly once.
     crate::scenarios::events::spin(p, 5_000_000);
     expect_eq!(hits(port), rounds, "events received");
+    let per = ticks / rounds.max(1) as u64;
     say!(
         p,
-        "pingpong {}: port {port}, sent {rounds}, received {}, {} ticks per round trip",
+        "pingpong {}: port {port}, sent {rounds}, received {}, {per} ticks per round trip ({} ns)",
         if ping { "ping" } else { "pong" },
         hits(port),
-        ticks / rounds.max(1) as u64
+        (per as u128 * 1_000_000_000 / p.tick_hz().max(1) as u128) as u64
     );
     Ok(())
 }

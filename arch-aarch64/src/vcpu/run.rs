@@ -1,0 +1,173 @@
+//! Running a vCPU until the core must see an exit: the world switch, then everything
+//! Keel handles without the core — emulated devices, trapped GIC registers, the virtual
+//! timer's and the virtual interface's interrupts, PSCI queries, injected exceptions.
+
+use super::exit::{self, Outcome, Syndrome};
+use super::{translate, Aarch64Vcpu, GuestRegs};
+use crate::cpu;
+use crate::irq;
+use crate::layout::PPI_EVTCHN;
+use aarch64_cpu::asm::barrier;
+use aarch64_cpu::registers::{ESR_EL2, FAR_EL2, HCR_EL2, HPFAR_EL2, VMPIDR_EL2, VTTBR_EL2};
+use keel_kernel::arch::VmExit;
+use tock_registers::interfaces::{Readable, Writeable};
+
+extern "C" {
+    /// Runs the guest until an exception reaches EL2; returns the vector slot (8-15).
+    fn keel_guest_enter(regs: *mut GuestRegs) -> u64;
+}
+
+/// Vector slots of IRQs from a lower EL (AArch64, AArch32).
+fn is_irq(slot: u64) -> bool {
+    slot == 9 || slot == 13
+}
+
+impl Aarch64Vcpu {
+    pub(super) fn run_guest(&mut self) -> VmExit {
+        let vhe = cpu::vhe();
+        let id = self.vcpu_id;
+        loop {
+            {
+                let mut g = self.domain.vgic.lock();
+                g.set_private_level(id, PPI_EVTCHN, self.upcall);
+                self.gic.load(&mut g, id);
+            }
+            self.el1.load(vhe);
+            translate::set_live(self.serial);
+            VTTBR_EL2.set(self.vttbr);
+            VMPIDR_EL2.set(self.vmpidr);
+            HCR_EL2.set(self.hcr);
+            barrier::isb(barrier::SY);
+            // SAFETY: the guest runs under stage 2 (VTTBR, HCR_EL2.VM) with its own EL1
+            // state loaded; every exception from it returns here through the vectors, with
+            // Keel's callee-saved registers and stack restored.
+            let slot = unsafe { keel_guest_enter(&mut self.regs) };
+            let syndrome = Syndrome { slot, esr: ESR_EL2.get(), far: FAR_EL2.get(), hpfar: HPFAR_EL2.get() };
+            HCR_EL2.set(cpu::host_hcr());
+            barrier::isb(barrier::SY);
+            // The interface off first (its maintenance interrupt drops), then, before the
+            // timers are silenced, take the guest's own interrupts.
+            self.gic.quiesce();
+            let taken = if is_irq(slot) { irq::take_guest_interrupts() } else { irq::Taken::default() };
+            self.el1.save(vhe);
+            let completed = {
+                let mut g = self.domain.vgic.lock();
+                if taken.timer {
+                    g.timer_fired(id);
+                }
+                self.gic.save(&mut g, id, PPI_EVTCHN)
+            };
+            if let Some(exit) = self.handle(exit::decode(syndrome), &syndrome) {
+                return exit;
+            }
+            if is_irq(slot) {
+                if taken.host {
+                    return VmExit::Interrupt;
+                }
+                if completed.upcall {
+                    return VmExit::UpcallAck;
+                }
+            }
+        }
+    }
+
+    /// Handles what Keel can; returns the exit the core must see, if any.
+    fn handle(&mut self, outcome: Outcome, syndrome: &Syndrome) -> Option<VmExit> {
+        let advance = |v: &mut Self, n: u64| v.regs.pc = v.regs.pc.wrapping_add(n);
+        match outcome {
+            // Host interrupts are sorted out by the caller.
+            Outcome::Exit { exit: VmExit::Interrupt, .. } => None,
+            Outcome::Exit { exit: VmExit::Halt, advance: n } if self.domain.vgic.lock().has_pending(self.vcpu_id) => {
+                // WFI with an interrupt waiting completes at once.
+                advance(self, n);
+                None
+            }
+            Outcome::Exit { exit, advance: n } => {
+                advance(self, n);
+                if matches!(exit, VmExit::MemoryFault { .. } | VmExit::GuestCrash) {
+                    self.log_state(syndrome.esr);
+                }
+                Some(exit)
+            }
+            Outcome::Undefined { .. } | Outcome::Abort { .. } if self.faulted_in_vectors() => {
+                log::warn!(
+                    "d{}v{}: an exception in its exception vectors (VBAR {:#x}, PC {:#x}): it cannot go on",
+                    self.domain.init().id,
+                    self.vcpu_id,
+                    self.el1.vbar,
+                    self.regs.pc
+                );
+                Some(VmExit::GuestCrash)
+            }
+            Outcome::Undefined { back } => {
+                self.inject_undefined(back);
+                None
+            }
+            Outcome::Abort { instruction, write, far } => {
+                log::debug!(
+                    "d{}v{}: {} at {far:#x} (guest-physical {:#x}) refused by stage 2: abort injected",
+                    self.domain.init().id,
+                    self.vcpu_id,
+                    if instruction { "instruction fetch" } else if write { "write" } else { "read" },
+                    ((syndrome.hpfar & 0x0000_0fff_ffff_fff0) << 8) | (far & 0xfff)
+                );
+                self.inject_abort(far, instruction, write);
+                None
+            }
+            Outcome::Psci { advance: n } => {
+                advance(self, n);
+                self.psci()
+            }
+            Outcome::Mmio(m) => match self.emulate_mmio(&m) {
+                Some(kick) => {
+                    advance(self, 4);
+                    self.kick_others(kick)
+                }
+                None => {
+                    // Nothing there: the guest takes an external abort, as on hardware.
+                    log::debug!(
+                        "d{}v{}: {} of unmapped guest-physical {:#x}: data abort injected",
+                        self.domain.init().id,
+                        self.vcpu_id,
+                        if m.write { "write" } else { "read" },
+                        m.gpa
+                    );
+                    self.inject_abort(syndrome.far, false, m.write);
+                    None
+                }
+            },
+            Outcome::Sysreg(s) => match self.emulate_sysreg(&s) {
+                Some(kick) => {
+                    advance(self, 4);
+                    self.kick_others(kick)
+                }
+                None => {
+                    self.inject_undefined(0);
+                    None
+                }
+            },
+        }
+    }
+
+    /// The exit that makes the core wake the other vCPUs in `kick`, if any (this vCPU
+    /// picks up its own interrupts on re-entry).
+    fn kick_others(&self, kick: u128) -> Option<VmExit> {
+        let others = kick & !(1u128 << self.vcpu_id);
+        (others != 0).then_some(VmExit::Kick { vcpus: others })
+    }
+
+    /// Logs the guest's state at a fatal exit (debug level).
+    pub(super) fn log_state(&self, esr_el2: u64) {
+        let e = &self.el1;
+        log::debug!(
+            "guest PC {:#x} PSTATE {:#x} ESR_EL2 {esr_el2:#x}; EL1: ELR {:#x} ESR {:#x} FAR {:#x} VBAR {:#x} SCTLR {:#x}",
+            self.regs.pc,
+            self.regs.pstate,
+            e.elr,
+            e.esr,
+            e.far,
+            e.vbar,
+            e.sctlr
+        );
+    }
+}

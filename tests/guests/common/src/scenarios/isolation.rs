@@ -1,0 +1,48 @@
+//! `keel.test=isolation`: a guest reaching outside its memory takes an abort and goes
+//! on; instructions Keel does not serve become undefined-instruction exceptions.
+//! `keel.test=wild`: the same, then the guest wrecks its own exception handling, which
+//! Keel must end by crashing the domain. `keel.test=spin`: spins forever with interrupts
+//! masked, which Keel must stop (`keel.timeout`).
+
+use crate::{ensure, say, Outcome, Platform, Probe};
+
+pub fn isolation<P: Platform>(p: &P) -> Outcome {
+    let (ram_start, ram_end) = p.ram();
+    let (hole, _) = p.hole();
+    let mut addresses = [0u64; 16];
+    let fixed = [ram_end, ram_end + 0x10_0000, ram_end + 0x1000_0000, hole + 0x20_0000];
+    let host = p.host_addresses();
+    let n = fixed.len() + host.len().min(addresses.len() - fixed.len());
+    addresses[..fixed.len()].copy_from_slice(&fixed);
+    addresses[fixed.len()..n].copy_from_slice(&host[..n - fixed.len()]);
+    let mut aborts = 0;
+    for &a in &addresses[..n] {
+        match (p.probe_read(a), p.probe_write(a, 0xdead_beef)) {
+            (Probe::Fault(_), Probe::Fault(_)) => aborts += 2,
+            (r, w) => crate::fail!("access outside RAM at {a:#x} completed: read {r:?}, write {w:?}"),
+        }
+    }
+    say!(
+        p,
+        "isolation: {} reads and writes outside RAM [{ram_start:#x}, {ram_end:#x}), each aborted; still running",
+        aborts
+    );
+    let (tried, refused) = p.refused_instructions();
+    ensure!(tried == refused, "{} of {tried} instructions Keel does not serve were not refused", tried - refused);
+    say!(p, "isolation: {tried} instructions Keel does not serve, each an undefined-instruction exception");
+    Ok(())
+}
+
+pub fn wild<P: Platform>(p: &P) -> Outcome {
+    isolation(p)?;
+    say!(p, "wild: wrecking the exception vectors");
+    p.wreck()
+}
+
+pub fn spin<P: Platform>(p: &P) -> Outcome {
+    say!(p, "spin: spinning with interrupts masked, forever");
+    p.disable_interrupts();
+    loop {
+        core::hint::spin_loop();
+    }
+}
