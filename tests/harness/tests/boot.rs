@@ -547,21 +547,20 @@ fn x86_triple_fault_bochs_vmx() {
     x86_triple_fault(X86Machine::BochsVmx);
 }
 
-/// 5000 hypercalls with random arguments from one domain while two others play 2000
-/// rounds of ping-pong: Keel keeps answering, and everyone finishes.
+/// 5000 hypercalls with random arguments from one domain and 3000 random CPUID, MSR and
+/// port accesses from another, while two others play 2000 rounds of ping-pong: Keel keeps
+/// answering, and everyone finishes.
 fn x86_fuzz(machine: X86Machine) {
-    boot(
-        x86_boot(machine, &x86_iso("fuzz"))
-            .domains(&["fuzzer", "ping", "pong"])
-            .timeout(Duration::from_secs(240))
-            .lines(&[
-                "(d1) fuzz: ",
-                "hypercalls with random arguments (",
-                "Keel still answers",
-                "(d2) pingpong ping: port 10, sent 2000, received 2000",
-                "(d3) pingpong pong: port 11, sent 2000, received 2000",
-            ]),
-    );
+    let t = x86_boot(machine, &x86_iso("fuzz")).domains(&["fuzzer", "machine", "ping", "pong"]);
+    boot(t.timeout(Duration::from_secs(240)).lines(&[
+        "(d1) fuzz: ",
+        "hypercalls with random arguments (",
+        "Keel still answers",
+        "(d2) x86-fuzz: ",
+        "port reads (all ones)",
+        "(d3) pingpong ping: port 10, sent 2000, received 2000",
+        "(d4) pingpong pong: port 11, sent 2000, received 2000",
+    ]));
 }
 
 #[test]

@@ -332,11 +332,12 @@ impl Platform for Pvh {
         traps::refused_instructions()
     }
 
-    /// `triple-fault` and `garbage` (`crate::faults`).
+    /// `triple-fault`, `garbage` and `x86-fuzz` (`crate::faults`).
     fn platform_scenario(&self, name: &str) -> Option<keel_test_guest::Outcome> {
         match name {
             "triple-fault" => Some(crate::faults::triple_fault(self)),
             "garbage" => Some(crate::faults::garbage(self)),
+            "x86-fuzz" => Some(crate::faults::machine_fuzz(self)),
             _ => None,
         }
     }
