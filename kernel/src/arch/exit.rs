@@ -52,4 +52,7 @@ pub enum VmExit {
     /// CPU running it, so that its backend delivers the interrupt before it re-enters
     /// (see also [`GuestDomain::interrupt_pending`](super::GuestDomain::interrupt_pending)).
     Kick { vcpus: u128 },
+    /// The guest wrote `byte` to its emulated console UART (arm64 `vpl011`); the core adds
+    /// it to the domain's console output, which is printed line by line, tagged.
+    ConsoleOutput(u8),
 }
