@@ -20,6 +20,8 @@ static KIND: AtomicU32 = AtomicU32::new(NONE);
 static BASE: AtomicUsize = AtomicUsize::new(0);
 static SHIFT: AtomicU32 = AtomicU32::new(0);
 static WIDTH: AtomicU32 = AtomicU32::new(1);
+/// The UART's interrupt (GIC INTID), 0 if unknown.
+static IRQ: AtomicU32 = AtomicU32::new(0);
 /// Whether the kernel's console (line locking, log formats) is installed.
 static KERNEL_CONSOLE: AtomicBool = AtomicBool::new(false);
 
@@ -38,6 +40,33 @@ pub fn install(uart: Uart) {
             KIND.store(NS16550, Relaxed);
         }
     }
+}
+
+/// Records the UART's interrupt, from the device tree.
+pub fn set_irq(intid: Option<u32>) {
+    IRQ.store(intid.unwrap_or(0), Relaxed);
+}
+
+/// Turns on the UART's receive interrupt; returns its INTID, if the UART has one.
+pub fn start_input() -> Option<u32> {
+    let irq = IRQ.load(Relaxed);
+    let u = uart().filter(|_| irq != 0)?;
+    u.enable_rx_interrupt();
+    Some(irq)
+}
+
+/// Moves received bytes into `buf`; returns how many.
+pub fn read(buf: &mut [u8]) -> usize {
+    let Some(u) = uart() else { return 0 };
+    let mut n = 0;
+    while n < buf.len() {
+        match u.get() {
+            Some(b) => buf[n] = b,
+            None => break,
+        }
+        n += 1;
+    }
+    n
 }
 
 /// The console UART, once installed.

@@ -1,9 +1,11 @@
 //! The backend's per-domain state ([`GuestDomain`]): the virtual GIC's distributor and
 //! redistributor state, shared by the domain's vCPUs (each keeps its own list registers),
-//! the virtual counter's offset, and the vCPUs' PSCI power states.
+//! the virtual counter's offset, the vCPUs' PSCI power states and the virtual PL011.
 
 use crate::irq;
+use crate::layout::PL011_SPI;
 use crate::vgic::{Version, Vgic};
+use crate::vpl011::Vpl011;
 use aarch64_cpu::registers::CNTPCT_EL0;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU8, Ordering::Relaxed};
@@ -31,6 +33,8 @@ pub struct Aarch64Domain {
     pub cntvoff: u64,
     /// Per vCPU: its [`Power`] state (vCPU 0 starts on).
     power: Vec<AtomicU8>,
+    /// The virtual PL011, if the domain asked for one (`vpl011`).
+    pub uart: Option<Mutex<Vpl011>>,
 }
 
 impl Aarch64Domain {
@@ -45,6 +49,12 @@ impl Aarch64Domain {
             Some(2) => Power::OnPending,
             _ => Power::Off,
         }
+    }
+
+    /// Drives the virtual PL011's interrupt line into the virtual GIC after a change of
+    /// `uart`; returns the vCPUs to kick.
+    pub fn update_uart_line(&self, uart: &Vpl011) -> u128 {
+        self.vgic.lock().set_spi_level(PL011_SPI, uart.line())
     }
 
     pub fn set_power(&self, vcpu: u32, p: Power) {
@@ -63,11 +73,19 @@ impl GuestDomain for Aarch64Domain {
             vgic: Mutex::new(Vgic::new(version, init.vcpus)),
             cntvoff: CNTPCT_EL0.get(),
             power,
+            uart: init.virtual_uart.then(|| Mutex::new(Vpl011::new())),
         })
     }
 
     /// An interrupt waits for the vCPU, or sits pending in its list registers.
     fn interrupt_pending(&self, vcpu: u32) -> bool {
         self.vgic.lock().has_pending(vcpu)
+    }
+
+    /// Input for the virtual PL011: queued, and its receive interrupt raised.
+    fn uart_input(&self, bytes: &[u8]) -> Option<u128> {
+        let mut uart = self.uart.as_ref()?.lock();
+        uart.receive(bytes);
+        Some(self.update_uart_line(&uart))
     }
 }

@@ -12,6 +12,7 @@ extern crate alloc;
 pub mod layout;
 pub mod loader;
 pub mod vgic;
+pub mod vpl011;
 pub mod vpsci;
 
 // The hardware: built only for the bare-metal target.

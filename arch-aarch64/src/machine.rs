@@ -4,7 +4,7 @@ use crate::{boot, console, cpu, irq, psci, Aarch64Domain, Aarch64Vcpu, Cpu, Gene
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
-use keel_kernel::arch::{Arch, Stage2};
+use keel_kernel::arch::{Arch, IrqNumber, Stage2};
 
 /// `XENVER_version`: the `xen_version` sub-command the probe calls.
 const XENVER_VERSION: u64 = 0;
@@ -50,6 +50,14 @@ impl Arch for Aarch64 {
             ("ipa-bits", Stage2Tables::ipa_bits().to_string()),
             ("console", console),
         ]
+    }
+
+    fn console_input_start() -> Option<IrqNumber> {
+        console::start_input().map(IrqNumber)
+    }
+
+    fn console_read(buf: &mut [u8]) -> usize {
+        console::read(buf)
     }
 
     fn probe_guest_code() -> &'static [u8] {

@@ -131,6 +131,9 @@ impl<'a, A: Arch> Hypervisor<'a, A> {
             d.grants.lock().free_frames(self.pool);
             d.mm.lock().teardown(self.pool);
             self.pool.free(d.shared_info_frame(), 1);
+            if let Some(&ring) = d.console_ring.get() {
+                self.pool.free(ring, 1);
+            }
         }
         n
     }
@@ -300,10 +303,20 @@ impl<'a, A: Arch> Hypervisor<'a, A> {
         self.hooks.timer_changed(d.id(), vcpu, next);
     }
 
-    /// Delivers console input to domain `d` (`CONSOLEIO_read`), raising VIRQ_CONSOLE.
+    /// Delivers console input to domain `d`: for `CONSOLEIO_read` (raising VIRQ_CONSOLE
+    /// if bound) and into its PV console ring if it has one (raising the console port).
+    /// A domain with an emulated UART gets it there instead
+    /// ([`GuestDomain::uart_input`]).
     pub fn console_input(&self, d: &Domain<A>, bytes: &[u8]) {
+        if let Some(vcpus) = d.arch().uart_input(bytes) {
+            for v in (0..d.nr_vcpus()).filter(|&v| vcpus & (1u128 << v) != 0) {
+                self.wake_vcpu(d, v, true);
+            }
+            return;
+        }
         d.console.lock().push_input(bytes);
         self.send_virq(d, 0, VIRQ_CONSOLE);
+        self.pv_console_input(d, bytes);
     }
 
     /// Shuts `d` down for `reason` (the guest asked, or the hypervisor crashed it).

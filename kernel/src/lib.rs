@@ -28,6 +28,7 @@ pub mod guest_memory;
 pub mod hypercall;
 pub mod hypervisor;
 pub mod mm;
+pub mod pv_console;
 pub mod run;
 pub mod sched;
 pub mod selftest;

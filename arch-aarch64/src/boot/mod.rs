@@ -191,6 +191,7 @@ fn start_console(fdt: &fdt::Fdt<'static>) {
     let uart = dt::console(fdt).unwrap_or_else(|e| fail(format_args!("{e}")));
     map_or_fail(Region::new(uart.base() as u64, uart.span() as u64), Mapping::Device, "the console UART");
     console::install(uart);
+    console::set_irq(dt::console_irq(fdt));
     console::init_kernel_console(|| cpu::Cpu::current().0);
     let (options, _) = Options::parse(dt::cmdline(fdt));
     EXIT_FIRMWARE.store(options.power_off == PowerOffPath::Firmware, Relaxed);

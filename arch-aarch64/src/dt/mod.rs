@@ -109,14 +109,35 @@ const NS16550_COMPATIBLE: &[&str] = &[
     "rockchip,rk3399-uart",
 ];
 
-/// The console UART named by `/chosen/stdout-path` (`path[:options]` or an alias).
-pub fn console(fdt: &Fdt<'static>) -> Result<Uart, ConsoleError> {
+/// The node `/chosen/stdout-path` names (`path[:options]` or an alias), and its path.
+fn console_node<'b>(fdt: &'b Fdt<'static>) -> Result<(&'static str, FdtNode<'b, 'static>), ConsoleError> {
     let chosen = fdt.find_node("/chosen").ok_or(ConsoleError::NoChosen)?;
     let path = prop_str(chosen, "stdout-path")
         .or_else(|| prop_str(chosen, "linux,stdout-path"))
         .ok_or(ConsoleError::NoStdoutPath)?;
     let path = path.split(':').next().unwrap_or(path);
-    let node = fdt.find_node(path).ok_or(ConsoleError::NotFound(path))?;
+    Ok((path, fdt.find_node(path).ok_or(ConsoleError::NotFound(path))?))
+}
+
+/// The GIC INTID of the console UART's interrupt: its first `interrupts` specifier in
+/// the GIC's three-cell form (`<0 n flags>` is SPI n, `<1 n flags>` PPI n).
+pub fn console_irq(fdt: &Fdt<'static>) -> Option<u32> {
+    let (_, node) = console_node(fdt).ok()?;
+    let raw = node.property("interrupts")?.value;
+    let cell = |i: usize| Some(u32::from_be_bytes(raw.get(i * 4..i * 4 + 4)?.try_into().ok()?));
+    if raw.len() % 12 != 0 {
+        return None;
+    }
+    match (cell(0)?, cell(1)?) {
+        (0, n) if n < 988 => Some(32 + n),
+        (1, n) if n < 16 => Some(16 + n),
+        _ => None,
+    }
+}
+
+/// The console UART named by `/chosen/stdout-path`.
+pub fn console(fdt: &Fdt<'static>) -> Result<Uart, ConsoleError> {
+    let (path, node) = console_node(fdt)?;
     let reg = regs(node).next().filter(|r| r.start != 0).ok_or(ConsoleError::NoReg(path))?;
     let base = reg.start as usize;
     if compatible_with(node, &["arm,pl011", "arm,sbsa-uart"]) {

@@ -20,6 +20,8 @@ use keel_kernel::start::FRAME_POOL;
 
 impl GuestAbi for Aarch64 {
     const LAYOUT: &'static GuestLayout = &AARCH64;
+    /// Xen's console magic page (`GUEST_MAGIC_BASE` + 0).
+    const PV_CONSOLE_GFN: Option<u64> = Some(crate::layout::MAGIC_BASE >> 12);
 }
 
 /// A boot module's bytes, if it lies in RAM Keel mapped (modules are reserved at boot:

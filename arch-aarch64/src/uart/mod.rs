@@ -59,6 +59,22 @@ impl Uart {
         }
     }
 
+    /// A received byte, if one is waiting.
+    pub fn get(&self) -> Option<u8> {
+        match self {
+            Uart::Pl011(u) => u.get(),
+            Uart::Ns16550(u) => u.get(),
+        }
+    }
+
+    /// Makes the UART interrupt while received data waits.
+    pub fn enable_rx_interrupt(&self) {
+        match self {
+            Uart::Pl011(u) => u.enable_rx_interrupt(),
+            Uart::Ns16550(u) => u.enable_rx_interrupt(),
+        }
+    }
+
     pub fn flush(&self) {
         match self {
             Uart::Pl011(u) => u.flush(),

@@ -1,4 +1,5 @@
-//! 16550-compatible UARTs (`ns16550a`, `snps,dw-apb-uart`, ...): transmit only, polled.
+//! 16550-compatible UARTs (`ns16550a`, `snps,dw-apb-uart`, ...): polled transmit,
+//! interrupt-driven receive.
 //! Registers are `1 << reg_shift` bytes apart and accessed `reg_io_width` bytes wide, as
 //! the device tree says.
 
@@ -6,7 +7,13 @@ use tock_registers::interfaces::{Readable, Writeable};
 use tock_registers::registers::ReadWrite;
 
 const THR: usize = 0;
+const RBR: usize = 0;
+const IER: usize = 1;
 const LSR: usize = 5;
+/// Interrupt enable: received data available.
+const IER_ERBFI: u32 = 1 << 0;
+/// Line status: data ready.
+const LSR_DR: u32 = 1 << 0;
 /// Line status: transmit holding register empty.
 const LSR_THRE: u32 = 1 << 5;
 /// Line status: transmitter empty (holding and shift register).
@@ -58,5 +65,15 @@ impl Ns16550 {
         while self.read(LSR) & LSR_TEMT == 0 {
             core::hint::spin_loop();
         }
+    }
+
+    /// A received byte, if one is waiting.
+    pub fn get(&self) -> Option<u8> {
+        (self.read(LSR) & LSR_DR != 0).then(|| self.read(RBR) as u8)
+    }
+
+    /// Raises the UART's interrupt while received data waits.
+    pub fn enable_rx_interrupt(&self) {
+        self.write(IER, IER_ERBFI);
     }
 }

@@ -1,4 +1,4 @@
-//! ARM PrimeCell PL011 UART (`arm,pl011`): transmit only, polled.
+//! ARM PrimeCell PL011 UART (`arm,pl011`): polled transmit, interrupt-driven receive.
 
 use tock_registers::interfaces::{Readable, Writeable};
 use tock_registers::registers::{ReadOnly, ReadWrite};
@@ -8,12 +8,22 @@ register_bitfields! {u32,
     FR [
         /// Transmit FIFO full.
         TXFF OFFSET(5) NUMBITS(1) [],
+        /// Receive FIFO empty.
+        RXFE OFFSET(4) NUMBITS(1) [],
         /// Still transmitting (FIFO not empty or shifting out).
         BUSY OFFSET(3) NUMBITS(1) []
     ],
     CR [
+        RXE OFFSET(9) NUMBITS(1) [],
         TXE OFFSET(8) NUMBITS(1) [],
         UARTEN OFFSET(0) NUMBITS(1) []
+    ],
+    /// Interrupt mask set/clear.
+    INT [
+        /// Receive timeout: data waits below the FIFO trigger level.
+        RT OFFSET(6) NUMBITS(1) [],
+        /// Receive: the FIFO reached its trigger level.
+        RX OFFSET(4) NUMBITS(1) []
     ]
 }
 
@@ -24,7 +34,9 @@ register_structs! {
         (0x18 => fr: ReadOnly<u32, FR::Register>),
         (0x1c => _reserved1),
         (0x30 => cr: ReadWrite<u32, CR::Register>),
-        (0x34 => @END),
+        (0x34 => _reserved2),
+        (0x38 => imsc: ReadWrite<u32, INT::Register>),
+        (0x3c => @END),
     }
 }
 
@@ -62,5 +74,19 @@ impl Pl011 {
         while self.regs().fr.is_set(FR::BUSY) {
             core::hint::spin_loop();
         }
+    }
+
+    /// A received byte, if one is waiting.
+    pub fn get(&self) -> Option<u8> {
+        (!self.regs().fr.is_set(FR::RXFE)).then(|| self.regs().dr.get() as u8)
+    }
+
+    /// Turns the receiver on and raises the UART's interrupt while received data waits.
+    /// Pending receive status is kept: bytes that came earlier still interrupt (the
+    /// caller also drains the FIFO once).
+    pub fn enable_rx_interrupt(&self) {
+        let cr = self.regs().cr.get();
+        self.regs().cr.set(cr | CR::RXE::SET.value);
+        self.regs().imsc.write(INT::RX::SET + INT::RT::SET);
     }
 }

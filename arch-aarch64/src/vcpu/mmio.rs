@@ -1,10 +1,21 @@
 //! Emulated device accesses of a vCPU: loads and stores to the virtual GIC's
-//! distributor and redistributors, and trapped GIC system registers (SGI generation).
+//! distributor and redistributors and to the virtual PL011, and trapped GIC system
+//! registers (SGI generation).
 
 use super::exit::{Mmio, Sysreg, ICC_ASGI1R_EL1, ICC_SGI0R_EL1, ICC_SGI1R_EL1};
 use super::Aarch64Vcpu;
-use crate::layout::{GICD_BASE, GICD_V2_SIZE, GICD_V3_SIZE, GICR_BASE, GICR_STRIDE};
+use crate::layout::{GICD_BASE, GICD_V2_SIZE, GICD_V3_SIZE, GICR_BASE, GICR_STRIDE, PL011_BASE, PL011_SIZE};
+use crate::vgic::dist::Effect;
 use crate::vgic::{dist, redist, Version};
+
+/// What an emulated access did, beyond its effect on the guest's registers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct Done {
+    /// vCPUs of the domain with something new to receive (bit n = vCPU n).
+    pub kick: u128,
+    /// A byte the guest wrote to its console UART.
+    pub output: Option<u8>,
+}
 
 impl Aarch64Vcpu {
     /// Reads general register `n` (31: the zero register).
@@ -23,12 +34,18 @@ impl Aarch64Vcpu {
         }
     }
 
-    /// Emulates `m` if a virtual device lies there. `Some(vcpus)`: done, and these vCPUs
-    /// of the domain have something new to receive; `None`: nothing is there.
-    pub(super) fn emulate_mmio(&mut self, m: &Mmio) -> Option<u128> {
+    /// Emulates `m` if a virtual device lies there; `None`: nothing is there.
+    pub(super) fn emulate_mmio(&mut self, m: &Mmio) -> Option<Done> {
         let id = self.vcpu_id;
         let value = m.write.then(|| self.reg(m.reg) & mask(m.size));
-        let effect = {
+        let mut output = None;
+        let effect = if (PL011_BASE..PL011_BASE + PL011_SIZE).contains(&m.gpa) && m.size <= 4 {
+            let uart = self.domain.uart.as_ref()?;
+            let mut u = uart.lock();
+            let a = u.access(m.gpa - PL011_BASE, value.map(|v| v as u32));
+            output = a.output;
+            Effect { value: a.value as u64, kick: self.domain.update_uart_line(&u) }
+        } else {
             let mut g = self.domain.vgic.lock();
             let v3 = g.version == Version::V3;
             let dist_size = if v3 { GICD_V3_SIZE } else { GICD_V2_SIZE };
@@ -51,7 +68,7 @@ impl Aarch64Vcpu {
             }
             self.set_reg(m.reg, v);
         }
-        Some(effect.kick)
+        Some(Done { kick: effect.kick, output })
     }
 
     /// Emulates a trapped system-register access: `Some(vcpus)` as for

@@ -84,6 +84,8 @@ pub struct Aarch64Vcpu {
     /// Its virtual CPU interface (list registers) between entries.
     gic: CpuInterface,
     domain: Arc<Aarch64Domain>,
+    /// An exit to report before entering the guest again (one access can need two).
+    deferred: Option<VmExit>,
 }
 
 /// `CNTV_CTL_EL0` bits.
@@ -121,6 +123,7 @@ impl Vcpu for Aarch64Vcpu {
             vcpu_id: init.vcpu_id,
             gic: CpuInterface::new(version),
             domain: domain.clone(),
+            deferred: None,
         })
     }
 

@@ -24,6 +24,9 @@ fn is_irq(slot: u64) -> bool {
 
 impl Aarch64Vcpu {
     pub(super) fn run_guest(&mut self) -> VmExit {
+        if let Some(exit) = self.deferred.take() {
+            return exit;
+        }
         let vhe = cpu::vhe();
         let id = self.vcpu_id;
         loop {
@@ -119,9 +122,16 @@ impl Aarch64Vcpu {
                 self.psci()
             }
             Outcome::Mmio(m) => match self.emulate_mmio(&m) {
-                Some(kick) => {
+                Some(done) => {
                     advance(self, 4);
-                    self.kick_others(kick)
+                    let kick = self.kick_others(done.kick);
+                    match done.output {
+                        Some(byte) => {
+                            self.deferred = kick;
+                            Some(VmExit::ConsoleOutput(byte))
+                        }
+                        None => kick,
+                    }
                 }
                 None => {
                     // Nothing there: the guest takes an external abort, as on hardware.

@@ -161,6 +161,21 @@ impl Vgic {
         }
     }
 
+    /// Sets the input line of SPI `intid` (a virtual device's interrupt). Returns the
+    /// vCPU (bit n = vCPU n) that now has it to receive, if it just became deliverable.
+    pub fn set_spi_level(&mut self, intid: u32, level: bool) -> u128 {
+        let ctlr = self.ctlr;
+        let Some(irq) = intid.checked_sub(NR_PRIVATE).and_then(|i| self.spis.get_mut(i as usize)) else { return 0 };
+        let before = irq.wants_delivery();
+        irq.level = level;
+        let group_on = ctlr & if irq.group1 { 2 } else { 1 } != 0;
+        if !before && irq.wants_delivery() && group_on && irq.target < 128 {
+            1u128 << irq.target
+        } else {
+            0
+        }
+    }
+
     /// A new interface for `vcpu` (created or restarted by PSCI `CPU_ON`): nothing of it
     /// is in list registers any more.
     pub fn reset_cpu_interface(&mut self, vcpu: u32) {
@@ -313,5 +328,22 @@ mod tests {
         assert_eq!(g.spi_target(33), 1);
         g.route_v2(33, 0b1100);
         assert_eq!(g.targets_v2[1], 0, "CPUs that do not exist are dropped");
+    }
+
+    #[test]
+    fn a_device_line_reaches_the_spi_target_once_enabled() {
+        let mut g = Vgic::new(Version::V3, 2);
+        g.ctlr = 2;
+        g.route_v3(32, 0x1);
+        assert_eq!(g.set_spi_level(32, true), 0, "disabled: nobody to kick");
+        g.set_spi_level(32, false);
+        g.spis[0].enabled = true;
+        assert_eq!(g.set_spi_level(32, true), 0b10);
+        assert_eq!(g.candidates(1), [(DEFAULT_PRIORITY, 32)]);
+        assert_eq!(g.set_spi_level(32, true), 0, "already high");
+        g.set_spi_level(32, false);
+        assert!(g.candidates(1).is_empty());
+        assert_eq!(g.set_spi_level(7, true), 0, "not an SPI");
+        assert_eq!(g.set_spi_level(32 + NR_SPIS, true), 0);
     }
 }

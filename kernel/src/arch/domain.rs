@@ -45,6 +45,15 @@ pub trait GuestDomain: Send + Sync + Sized + 'static {
         let _ = vcpu;
         false
     }
+
+    /// Console input for the domain's emulated UART ([`DomainInit::virtual_uart`]).
+    /// `Some(vcpus)`: the UART took the bytes, and these vCPUs (bit n = vCPU n) have a
+    /// new interrupt to receive; `None`: the domain has no such UART, and the input goes
+    /// to its PV console and `CONSOLEIO_read` instead. The default: no UART.
+    fn uart_input(&self, bytes: &[u8]) -> Option<u128> {
+        let _ = bytes;
+        None
+    }
 }
 
 /// What a backend's device models may ask of the core about their domain (x86: the

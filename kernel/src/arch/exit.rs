@@ -58,4 +58,7 @@ pub enum VmExit {
     /// says whether it ends the halt), and interrupts the CPU running it, so the backend
     /// sees the expiry.
     DeviceTimer { deadline_ns: Option<u64> },
+    /// The guest wrote `byte` to its emulated console UART (arm64 `vpl011`); the core adds
+    /// it to the domain's console output, which is printed line by line, tagged.
+    ConsoleOutput(u8),
 }

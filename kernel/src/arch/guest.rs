@@ -13,6 +13,9 @@ use keel_abi::layout::GuestLayout;
 /// tested against both layouts on any host.
 pub trait GuestAbi {
     const LAYOUT: &'static GuestLayout;
+    /// The guest frame where Keel places each domain's PV console ring
+    /// (`HVM_PARAM_CONSOLE_PFN`), outside guest RAM; `None`: no PV console.
+    const PV_CONSOLE_GFN: Option<u64> = None;
 }
 
 /// A vCPU's own translation of its virtual addresses, for hypercall arguments:

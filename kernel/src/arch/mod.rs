@@ -62,4 +62,17 @@ pub trait Arch: 'static + Sized + Send + Sync {
     /// Machine code of the hypercall probe guest (see [`crate::selftest`]), for the
     /// state [`Vcpu::new`] creates.
     fn probe_guest_code() -> &'static [u8];
+
+    /// Turns on the physical console's receive interrupt (called once, on the CPU that
+    /// is to take it); returns its number, or `None` if Keel takes no console input here.
+    fn console_input_start() -> Option<IrqNumber> {
+        None
+    }
+
+    /// Moves what the physical console received into `buf` without waiting; returns
+    /// how many bytes.
+    fn console_read(buf: &mut [u8]) -> usize {
+        let _ = buf;
+        0
+    }
 }

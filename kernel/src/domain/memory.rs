@@ -19,6 +19,8 @@ pub enum PageKind {
     SharedInfo,
     /// Frame `n` of the domain's grant table.
     GrantFrame(u32),
+    /// The domain's PV console ring, served by Keel.
+    ConsoleRing,
     /// Another domain's frame, mapped through a grant (`handle` in our maptrack).
     Foreign { handle: u32 },
     /// Something the domain builder mapped (device memory); never RAM.
@@ -52,6 +54,7 @@ pub struct Memory<A: Arch> {
 enum PageKindKey {
     SharedInfo,
     GrantFrame(u32),
+    ConsoleRing,
 }
 
 impl PageKindKey {
@@ -59,6 +62,7 @@ impl PageKindKey {
         match kind {
             PageKind::SharedInfo => Some(PageKindKey::SharedInfo),
             PageKind::GrantFrame(i) => Some(PageKindKey::GrantFrame(i)),
+            PageKind::ConsoleRing => Some(PageKindKey::ConsoleRing),
             _ => None,
         }
     }
@@ -213,7 +217,7 @@ impl<A: Arch> Memory<A> {
             None => {}
             Some(PageKind::Ram) => self.release_ram(pool, gfn)?,
             Some(PageKind::SharedInfo | PageKind::GrantFrame(_)) => self.remove_special(pool, gfn)?,
-            Some(PageKind::Foreign { .. } | PageKind::Other) => return Err(Errno::EBUSY),
+            Some(PageKind::Foreign { .. } | PageKind::Other | PageKind::ConsoleRing) => return Err(Errno::EBUSY),
         }
         if let Some(&old) = self.placed.get(&key) {
             self.remove_special(pool, old)?;

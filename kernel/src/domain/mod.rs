@@ -137,6 +137,8 @@ pub struct Domain<A: Arch> {
     pub(crate) params: Mutex<[u64; HVM_NR_PARAMS as usize]>,
     pub(crate) console: Mutex<ConsoleBuffers>,
     shared_info: PhysAddr,
+    /// The host frame of its PV console ring, once attached.
+    pub(crate) console_ring: spin::Once<PhysAddr>,
     pub(crate) vm_assist: AtomicU64,
     pub(crate) shutdown_code: AtomicU32,
     /// vCPUs with an outstanding `SCHEDOP_poll`.
@@ -199,6 +201,7 @@ impl<A: Arch> Domain<A> {
             params: Mutex::new([0; HVM_NR_PARAMS as usize]),
             console: Mutex::new(ConsoleBuffers::new()),
             shared_info,
+            console_ring: spin::Once::new(),
             vm_assist: AtomicU64::new(0),
             shutdown_code: AtomicU32::new(NO_SHUTDOWN_CODE),
             pollers: AtomicU32::new(0),

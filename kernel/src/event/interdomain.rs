@@ -167,6 +167,11 @@ pub fn send<A: Arch>(hv: &Hypervisor<'_, A>, d: &Arc<Domain<A>>, port: u32) -> R
                 return Ok(());
             }
             Binding::Unbound { .. } => return Ok(()),
+            Binding::Console => {
+                drop(ev);
+                hv.pv_console_output(d);
+                return Ok(());
+            }
             Binding::Interdomain { remote, remote_port } if remote == d.id() => {
                 let w = ev.raise(remote_port);
                 drop(ev);

@@ -266,7 +266,7 @@ impl<A: Arch> EventState<A> {
         let p = self.port(port)?;
         let ok = match p.binding {
             Binding::Virq(v) => virq_kind(v) != VirqKind::PerVcpu,
-            Binding::Unbound { .. } | Binding::Interdomain { .. } => true,
+            Binding::Unbound { .. } | Binding::Interdomain { .. } | Binding::Console => true,
             _ => false,
         };
         if !ok {
@@ -287,6 +287,7 @@ impl<A: Arch> EventState<A> {
             Binding::Interdomain { remote, remote_port } => (EVTCHNSTAT_INTERDOMAIN, remote as u32, remote_port),
             Binding::Virq(v) => (EVTCHNSTAT_VIRQ, v, 0),
             Binding::Ipi => (EVTCHNSTAT_IPI, 0, 0),
+            Binding::Console => (EVTCHNSTAT_INTERDOMAIN, keel_abi::xen::DOMID_XEN as u32, 0),
         };
         Ok(PortStatus { status, vcpu: p.notify_vcpu, u0, u1 })
     }

@@ -30,6 +30,9 @@ pub enum Binding {
     Virq(u32),
     /// An inter-vCPU port.
     Ipi,
+    /// Connected to Keel's own backend of the domain's PV console: a send drains the
+    /// ring, input raises it. `EVTCHNOP_status` reports it as interdomain with `DOMID_XEN`.
+    Console,
 }
 
 /// One port.

@@ -2,7 +2,7 @@
 //!
 //! - [`GuestPhys`]: copies to and from guest-physical addresses of one domain, translated
 //!   through its own P2M ([`Memory::lookup`]), crossing page boundaries. Only the domain's
-//!   RAM and its hypervisor pages (shared_info, grant frames) are reachable; grant
+//!   RAM and its hypervisor pages (shared_info, grant frames, the console ring) are reachable; grant
 //!   mappings of other domains' frames and device memory are not. Every failure is
 //!   -EFAULT.
 //! - [`virt`]: the same through guest *virtual* addresses, which is what hypercall
@@ -49,7 +49,7 @@ impl<'a, A: Arch> GuestPhys<'a, A> {
             Access::Write => l.perms.write,
         };
         match l.kind {
-            PageKind::Ram | PageKind::SharedInfo | PageKind::GrantFrame(_) if allowed => {
+            PageKind::Ram | PageKind::SharedInfo | PageKind::GrantFrame(_) | PageKind::ConsoleRing if allowed => {
                 Ok(PhysAddr(l.frame.0 + gpa % PAGE_SIZE))
             }
             _ => Err(Errno::EFAULT),

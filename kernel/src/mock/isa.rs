@@ -80,6 +80,8 @@ pub enum PlatformCall {
     /// Halt until system time `r1` (ns) at the latest, as a guest with its own timer
     /// armed does (`Vcpu::halt_deadline`).
     HaltUntil = 7,
+    /// Write the low byte of `r1` to the emulated console UART (`VmExit::ConsoleOutput`).
+    UartPut = 8,
 }
 
 /// One mock instruction.
@@ -103,7 +105,7 @@ pub enum Insn {
 
 const OPS: [Op; 7] = [Op::Add, Op::Sub, Op::And, Op::Or, Op::Xor, Op::Shl, Op::Shr];
 const CONDS: [Cond; 6] = [Cond::Eq, Cond::Ne, Cond::Ltu, Cond::Geu, Cond::Lt, Cond::Ge];
-const CALLS: [PlatformCall; 8] = [
+const CALLS: [PlatformCall; 9] = [
     PlatformCall::CpuOn,
     PlatformCall::CpuOff,
     PlatformCall::SystemOff,
@@ -112,6 +114,7 @@ const CALLS: [PlatformCall; 8] = [
     PlatformCall::Doorbell,
     PlatformCall::Timer,
     PlatformCall::HaltUntil,
+    PlatformCall::UartPut,
 ];
 
 fn i32_at(b: &[u8], at: usize) -> Option<i32> {

@@ -161,6 +161,7 @@ impl MockVcpu {
                 self.domain.ring(self.regs[1]);
                 VmExit::Kick { vcpus: self.regs[1] as u128 }
             }
+            PlatformCall::UartPut => VmExit::ConsoleOutput(self.regs[1] as u8),
             PlatformCall::Doorbell | PlatformCall::HaltUntil => VmExit::GuestCrash,
             PlatformCall::Timer => {
                 let at = self.regs[1];

@@ -143,7 +143,21 @@ pub fn build_all<A: Arch + GuestAbi + GuestLoader>(m: &Machine<'_, A>, set: &Dom
         }
     }
     connect_static_channels(m, set, &out);
+    if let Some(gfn) = A::PV_CONSOLE_GFN {
+        attach_consoles(m, &out, gfn);
+    }
     out
+}
+
+/// Gives every domain built a PV console at `gfn`, after the static event channels, so
+/// its port is never one a configuration names.
+fn attach_consoles<A: Arch>(m: &Machine<'_, A>, built: &[Described], gfn: u64) {
+    let hv = m.hypervisor();
+    for (name, d) in built.iter().filter_map(|b| Some((&b.name, hv.domain(b.result.clone().ok()?)?))) {
+        if let Err(e) = hv.attach_pv_console(&d, gfn) {
+            log::warn!("domain {} ({name}): no PV console: {}", d.id(), e.name());
+        }
+    }
 }
 
 /// Connects the static event channels of the domains that were built. Each channel is

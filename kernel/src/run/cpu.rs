@@ -2,7 +2,7 @@
 
 use super::guests::{Guest, Take};
 use super::{DomainEnd, Machine};
-use crate::arch::{Arch, CpuId, CpuOps, InterruptController, Timer, Vcpu, VcpuTranslation};
+use crate::arch::{Arch, CpuId, CpuOps, InterruptController, IrqNumber, Timer, Vcpu, VcpuTranslation};
 use crate::domain::Hooks;
 use crate::hypercall::update_runstate_area;
 use crate::sched::VcpuKey;
@@ -42,6 +42,8 @@ pub struct CpuLoop<'m, 'a, A: Arch> {
     until: Option<u64>,
     /// What the hardware timer is armed for (ns).
     pub(super) armed: Option<u64>,
+    /// The physical console's input interrupt, if this CPU takes it.
+    console_irq: Option<IrqNumber>,
 }
 
 /// `ns` in timer ticks, rounded up, so that the timer never fires before `ns`.
@@ -55,7 +57,15 @@ impl<'m, 'a, A: Arch> CpuLoop<'m, 'a, A> {
     pub(super) fn new(m: &'m Machine<'a, A>, cpu: CpuId) -> Self {
         A::Irq::enable(A::Timer::irq());
         A::Irq::enable(A::Irq::ipi_irq());
-        CpuLoop { m, cpu, current: None, want: None, decide: true, until: None, armed: None }
+        let console_irq = if m.take_console_input() { A::console_input_start() } else { None };
+        let this = CpuLoop { m, cpu, current: None, want: None, decide: true, until: None, armed: None, console_irq };
+        if let Some(irq) = console_irq {
+            m.announce_first_input();
+            A::Irq::enable(irq);
+            // What arrived before the interrupt was on.
+            this.read_console();
+        }
+        this
     }
 
     /// Runs until every domain ended. Returns their ends on the CPU that reaped the last
@@ -201,6 +211,18 @@ impl<'m, 'a, A: Arch> CpuLoop<'m, 'a, A> {
         self.armed = next;
     }
 
+    /// Routes what the physical console received.
+    fn read_console(&self) {
+        let mut buf = [0u8; 64];
+        loop {
+            let n = A::console_read(&mut buf);
+            if n == 0 {
+                break;
+            }
+            self.m.console_input(&buf[..n]);
+        }
+    }
+
     /// Takes every pending host interrupt: the timer and the wake-up IPI make this CPU
     /// decide again; anything else is unexpected and masked.
     pub(super) fn handle_interrupts(&mut self) {
@@ -213,6 +235,8 @@ impl<'m, 'a, A: Arch> CpuLoop<'m, 'a, A> {
                 A::Timer::cancel();
                 self.armed = None;
                 self.decide = true;
+            } else if Some(irq) == self.console_irq {
+                self.read_console();
             } else {
                 log::warn!("cpu{}: unexpected host interrupt {}; masking it", self.cpu, irq.0);
                 A::Irq::disable(irq);

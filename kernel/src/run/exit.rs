@@ -65,6 +65,13 @@ impl<A: Arch> CpuLoop<'_, '_, A> {
                     }
                 }
             }
+            VmExit::ConsoleOutput(byte) => {
+                let mut lines: alloc::vec::Vec<alloc::string::String> = alloc::vec::Vec::new();
+                d.console.lock().output(&[byte], |l| lines.push(l.into()));
+                for line in lines {
+                    hv.hooks().console_line(d.id(), &line);
+                }
+            }
             VmExit::UpcallAck | VmExit::Interrupt => {}
         }
     }

@@ -25,6 +25,7 @@ mod cpu;
 mod exit;
 mod guests;
 mod hooks;
+mod input;
 mod reap;
 mod timers;
 
@@ -32,11 +33,12 @@ pub use build::{build_all, build_domain, BuildError, Described};
 pub use cpu::{CpuLoop, Step};
 pub use guests::Guest;
 pub use hooks::{LineSink, SchedHooks};
+pub use input::{Action as InputAction, InputRouter};
 pub use reap::DomainEnd;
 pub use timers::TimerTable;
 
 use crate::arch::{Arch, CpuId};
-use crate::domain::{Domain, Hooks};
+use crate::domain::{Domain, DomainState, Hooks};
 use crate::hypervisor::Hypervisor;
 use crate::sched::{CpuMask, SchedError, Scheduler, VcpuParams};
 use alloc::string::String;
@@ -64,6 +66,10 @@ pub struct Machine<'a, A: Arch> {
     timed_out: AtomicBool,
     /// The CPUs that run loops: vCPUs are confined to them.
     online: CpuMask,
+    /// Where physical console input goes.
+    input: Mutex<InputRouter>,
+    /// A CPU loop took the physical console's input interrupt.
+    input_taken: AtomicBool,
 }
 
 impl<'a, A: Arch> Machine<'a, A> {
@@ -80,6 +86,8 @@ impl<'a, A: Arch> Machine<'a, A> {
             deadline: None,
             timed_out: AtomicBool::new(false),
             online: CpuMask::first_n(hooks.scheduler().nr_cpus()),
+            input: Mutex::new(InputRouter::new()),
+            input_taken: AtomicBool::new(false),
         }
     }
 
@@ -173,6 +181,45 @@ impl<'a, A: Arch> Machine<'a, A> {
     /// Whether every domain added has ended and been reaped.
     pub fn is_finished(&self) -> bool {
         self.started.load(Ordering::Acquire) && self.guests.is_empty()
+    }
+
+    /// Routes input from the physical console to the domain that has it (three Ctrl-A
+    /// switch to the next domain): see [`InputRouter`].
+    pub fn console_input(&self, bytes: &[u8]) {
+        let mut live: Vec<u16> = self.guests.ids();
+        live.retain(|&id| self.guests.get(id).is_some_and(|g| g.domain.state() == DomainState::Running));
+        live.sort_unstable();
+        let actions = self.input.lock().feed(bytes, &live);
+        for action in actions {
+            match action {
+                InputAction::Deliver(id, bytes) => {
+                    if let Some(g) = self.guests.get(id) {
+                        self.hv.console_input(&g.domain, &bytes);
+                    }
+                }
+                InputAction::Switched(id) => self.announce_input(id),
+            }
+        }
+    }
+
+    /// Says on the console which domain gets input.
+    fn announce_input(&self, id: u16) {
+        let name = self.guests.get(id).map(|g| g.name.clone()).unwrap_or_default();
+        log::info!("console input goes to domain {id} ({name}); Ctrl-A three times switches");
+    }
+
+    /// The first CPU loop to ask takes the physical console's input interrupt.
+    pub(super) fn take_console_input(&self) -> bool {
+        !self.input_taken.swap(true, Ordering::AcqRel)
+    }
+
+    /// Announces where input goes first, once the domains are built.
+    pub(super) fn announce_first_input(&self) {
+        let mut live = self.guests.ids();
+        live.sort_unstable();
+        if let Some(id) = self.input.lock().target(&live) {
+            self.announce_input(id);
+        }
     }
 
     /// The run loop of `cpu`; call it on that CPU.

@@ -6,6 +6,8 @@
 use keel_tests::{run, BootTest};
 use std::time::Duration;
 
+#[path = "boot/arm64_consoles.rs"]
+mod arm64_consoles;
 #[path = "boot/arm64_guests.rs"]
 mod arm64_guests;
 

@@ -175,3 +175,24 @@ fn a_spinning_domain_is_crashed_at_the_deadline() {
     assert_eq!(by_name("spinner"), DomainState::Crashed);
     assert!(w.elapsed() + 1_000_000 >= 50_000_000, "the spinner was crashed only at the deadline");
 }
+
+#[test]
+fn console_input_goes_to_one_domain_and_three_ctrl_a_move_it() {
+    let w = World::new(1);
+    let built = w.boot(&describe(&[Guest::new("a", worker(10)), Guest::new("b", worker(10))]));
+    assert!(built.iter().all(|b| b.result.is_ok()), "{built:?}");
+    w.m.console_input(b"to-a\x01\x01");
+    w.m.console_input(b"\x01to-b\x01\x01\x01\x01\x01!");
+    let input = |id: u16| w.m.guest(id).unwrap().domain.console.lock().peek_input(64);
+    assert_eq!(input(1), b"to-a\x01\x01!");
+    assert_eq!(input(2), b"to-b");
+}
+
+#[test]
+fn bytes_written_to_an_emulated_uart_become_tagged_lines() {
+    let mut w = World::new(1);
+    let built = w.boot(&describe(&[Guest::new("uart", programs::uart_writer("one\r\ntwo\npartial"))]));
+    assert_eq!(built[0].result, Ok(1));
+    assert!(w.run(10_000_000)[0].is_clean());
+    assert_eq!(lines_of(1), ["one", "two"]);
+}

@@ -471,3 +471,12 @@ pub fn sleeper(ns: u64) -> Vec<u8> {
     img.a.i(Insn::Platform(PlatformCall::SystemOff));
     img.finish()
 }
+
+/// Writes `text` to its emulated console UART byte by byte, then powers off.
+pub fn uart_writer(text: &str) -> Vec<u8> {
+    let mut img = Image::new();
+    for b in text.bytes() {
+        img.a.set(1, b as u64).i(Insn::Platform(PlatformCall::UartPut));
+    }
+    img.finish()
+}

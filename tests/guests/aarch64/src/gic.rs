@@ -13,14 +13,14 @@ const PRIORITY: u32 = 0xa0;
 
 /// Reads a GIC register with a plain `ldr` (no writeback): Keel emulates only accesses
 /// with a valid syndrome, as the architecture gives for these.
-fn read32(addr: u64) -> u32 {
+pub fn read32(addr: u64) -> u32 {
     let v: u32;
     // SAFETY: a GIC register, mapped as device memory by `mmu`.
     unsafe { core::arch::asm!("ldr {v:w}, [{a}]", a = in(reg) addr, v = out(reg) v, options(nostack)) };
     v
 }
 
-fn write32(addr: u64, v: u32) {
+pub fn write32(addr: u64, v: u32) {
     // SAFETY: as for `read32`.
     unsafe { core::arch::asm!("str {v:w}, [{a}]", a = in(reg) addr, v = in(reg) v, options(nostack)) };
 }
@@ -113,6 +113,19 @@ pub fn init_cpu(cpu: u32) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// Enables SPI `intid` (group 1 on GICv3), delivered to vCPU 0 (the reset routing).
+pub fn enable_spi(intid: u32) {
+    let gicd = BOARD.gicd.load(Relaxed);
+    let (word, bit) = (4 * (intid as u64 / 32), 1 << (intid % 32));
+    if v3() {
+        write32(gicd + 0x80 + word, read32(gicd + 0x80 + word) | bit);
+    }
+    let prio = gicd + 0x400 + (intid as u64 & !3);
+    let shift = (intid % 4) * 8;
+    write32(prio, (read32(prio) & !(0xff << shift)) | PRIORITY << shift);
+    write32(gicd + 0x100 + word, bit);
+}
+
 /// Sends SGI `sgi` to vCPU `cpu`.
 pub fn send_sgi(cpu: u32, sgi: u32) {
     if v3() {
@@ -154,6 +167,8 @@ pub fn handle_irq(p: &Arm) {
             keel_test_guest::irq::timer(p);
         } else if intid < 16 {
             keel_test_guest::irq::ipi(p, intid);
+        } else if intid == crate::uart::SPI {
+            crate::uart::on_interrupt();
         }
         end_of_interrupt(iar);
     }

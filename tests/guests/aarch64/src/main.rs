@@ -13,6 +13,7 @@ mod mmu;
 mod platform;
 mod psci;
 mod regs;
+mod uart;
 
 use core::mem::{offset_of, size_of};
 use keel_test_guest::hcall::Hv;

@@ -93,6 +93,12 @@ impl Platform for Arm {
         (BOARD.ram_start.load(Relaxed), BOARD.ram_end.load(Relaxed))
     }
 
+    /// Identity for the normal memory below RAM (grant window, magic pages) and RAM.
+    fn phys_to_virt(&self, gpa: u64) -> Option<usize> {
+        let (start, end) = self.ram();
+        ((0x3800_0000..0x4000_0000).contains(&gpa) || (start..end).contains(&gpa)).then_some(gpa as usize)
+    }
+
     fn init_interrupts(&self) {
         if let Err(why) = gic::init_cpu(self.cpu()) {
             panic!("interrupt controller: {why}");
@@ -204,7 +210,11 @@ impl Platform for Arm {
     }
 
     fn platform_scenario(&self, name: &str) -> Option<keel_test_guest::Outcome> {
-        (name == "psci").then(|| crate::firmware::run(self))
+        match name {
+            "psci" => Some(crate::firmware::run(self)),
+            "vpl011" => Some(crate::uart::run(self)),
+            _ => None,
+        }
     }
 
     fn probe_read(&self, gpa: u64) -> Probe {

@@ -61,6 +61,12 @@ pub trait Platform: Sync {
     /// A guest-physical range `[start, end)` that is not RAM, mapped (identity) in the
     /// guest's page tables, for grant frames and foreign mappings.
     fn hole(&self) -> (u64, u64);
+    /// A virtual address at which the guest reaches guest-physical `gpa` (a page Keel
+    /// placed outside RAM, such as the PV console ring), if the platform maps it.
+    fn phys_to_virt(&self, gpa: u64) -> Option<usize> {
+        let _ = gpa;
+        None
+    }
     /// The guest's RAM, `[start, end)` (the first bank).
     fn ram(&self) -> (u64, u64);
 

@@ -13,6 +13,7 @@
 //! | `wild` | `isolation`, then wrecked exception vectors: Keel crashes the domain |
 //! | `spin` | spins forever with interrupts masked: Keel stops it at `keel.timeout` |
 //! | `fuzz` | thousands of hypercalls with random arguments (`keel.count`, `keel.seed`); Keel keeps answering |
+//! | `pvconsole` | the PV console ring Keel serves: parameters, port status, output that wraps the ring, one line of input (`keel.expect`) |
 //! | `bench` | the null hypercall's round trip in counter ticks (figures, not bounds) |
 
 mod bench;
@@ -22,6 +23,7 @@ mod grants;
 mod hypercalls;
 mod isolation;
 mod pingpong;
+mod pvconsole;
 mod smp;
 mod timer;
 
@@ -42,6 +44,7 @@ pub enum Scenario {
     Wild,
     Spin,
     Fuzz,
+    PvConsole,
     Bench,
 }
 
@@ -58,6 +61,7 @@ const ALL: &[(&str, Scenario)] = &[
     ("wild", Scenario::Wild),
     ("spin", Scenario::Spin),
     ("fuzz", Scenario::Fuzz),
+    ("pvconsole", Scenario::PvConsole),
     ("bench", Scenario::Bench),
 ];
 
@@ -82,6 +86,7 @@ impl Scenario {
             Scenario::Wild => isolation::wild::<P>,
             Scenario::Spin => isolation::spin::<P>,
             Scenario::Fuzz => fuzz::run::<P>,
+            Scenario::PvConsole => pvconsole::run::<P>,
             Scenario::Bench => bench::run::<P>,
         }
     }
