@@ -25,6 +25,7 @@ pub mod elf;
 pub mod event;
 pub mod grant;
 pub mod guest_memory;
+pub mod gzip;
 pub mod hypercall;
 pub mod hypervisor;
 pub mod mm;

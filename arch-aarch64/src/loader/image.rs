@@ -36,8 +36,6 @@ pub struct Image {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ImageError {
     TooShort(usize),
-    /// A gzip stream (`vmlinuz`): Keel does not decompress kernels.
-    Gzip,
     /// An EFI zboot image (`"zimg"` at offset 4).
     Zboot,
     NoMagic,
@@ -49,10 +47,6 @@ impl fmt::Display for ImageError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             ImageError::TooShort(n) => write!(f, "{n} bytes is too short for an arm64 Image header"),
-            ImageError::Gzip => write!(
-                f,
-                "the kernel is gzip-compressed (vmlinuz); Keel boots an uncompressed arm64 Image: gunzip it first"
-            ),
             ImageError::Zboot => write!(f, "the kernel is an EFI zboot image; Keel boots an uncompressed arm64 Image"),
             ImageError::NoMagic => write!(f, "no arm64 Image magic (\"ARM\\x64\" at offset 0x38)"),
             ImageError::BigEndian => write!(f, "the kernel is big-endian; Keel runs little-endian guests"),
@@ -69,9 +63,12 @@ fn le64(b: &[u8], at: usize) -> u64 {
 
 /// Reads the header of a kernel file of `file.len()` bytes.
 pub fn parse(file: &[u8]) -> Result<Image, ImageError> {
-    if file.len() >= 2 && file[..2] == [0x1f, 0x8b] {
-        return Err(ImageError::Gzip);
-    }
+    parse_header(file, file.len() as u64)
+}
+
+/// Reads the header at the start of `file`, an Image of `file_len` bytes (more than
+/// `file.len()` when only the start of a compressed kernel has been inflated).
+pub fn parse_header(file: &[u8], file_len: u64) -> Result<Image, ImageError> {
     if file.len() < HEADER_LEN {
         return Err(ImageError::TooShort(file.len()));
     }
@@ -91,7 +88,7 @@ pub fn parse(file: &[u8]) -> Result<Image, ImageError> {
     if !text_offset.is_multiple_of(4096) {
         return Err(ImageError::TextOffsetMisaligned(text_offset));
     }
-    image_size = image_size.max(file.len() as u64);
+    image_size = image_size.max(file_len);
     let page_kib = match (flags >> FLAG_PAGE_SIZE_SHIFT) & 3 {
         1 => 4,
         2 => 16,
@@ -125,7 +122,7 @@ mod tests {
 
     #[test]
     fn refuses_what_it_cannot_boot() {
-        assert_eq!(parse(&[0x1f, 0x8b, 8, 0]), Err(ImageError::Gzip));
+        assert_eq!(parse(&[0x1f, 0x8b, 8, 0]), Err(ImageError::TooShort(4)));
         assert_eq!(parse(&[0; 10]), Err(ImageError::TooShort(10)));
         assert_eq!(parse(&[0; 64]), Err(ImageError::NoMagic));
         assert_eq!(parse(&header(0, 4096, 1)), Err(ImageError::BigEndian));
@@ -133,6 +130,8 @@ mod tests {
         let mut z = header(0, 4096, 0);
         z[4..8].copy_from_slice(b"zimg");
         assert_eq!(parse(&z), Err(ImageError::Zboot));
-        assert!(ImageError::Gzip.to_string().contains("gzip"));
+        assert!(ImageError::Zboot.to_string().contains("zboot"));
+        // A compressed kernel's header, with the inflated length from the gzip trailer.
+        assert_eq!(parse_header(&header(0, 0x1000, 0), 0x30_0000).unwrap().image_size, 0x30_0000);
     }
 }

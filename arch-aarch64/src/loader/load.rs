@@ -1,20 +1,21 @@
 //! [`GuestLoader`] and [`GuestAbi`] for arm64: the kernel module is parsed as a Linux
-//! arm64 `Image`, copied with the ramdisk and a generated device tree into the domain's
-//! RAM, and vCPU 0 starts at the kernel with x0 = the tree, MMU off (Linux boot
-//! protocol; `Vcpu::new` sets x1-x3 to 0).
+//! arm64 `Image` (inflated first if gzip-compressed), copied with the ramdisk and a
+//! generated device tree into the domain's RAM, and vCPU 0 starts at the kernel with
+//! x0 = the tree, MMU off (Linux boot protocol; `Vcpu::new` sets x1-x3 to 0).
 
 use super::device_tree::{GuestGic, GuestTree};
 use super::{image, placement};
 use crate::layout::{GICC_BASE, GICC_SIZE, GNTTAB_SIZE, RAM_BANKS};
 use crate::{boot, cache, irq, Aarch64};
 use alloc::format;
-use alloc::string::String;
+use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use keel_abi::layout::{GuestLayout, AARCH64};
 use keel_abi::memory::E820Entry;
 use keel_kernel::arch::{BootEntry, GuestAbi, GuestLoader, LoadError, LoadRequest, Perms};
 use keel_kernel::config::Module;
 use keel_kernel::domain::Domain;
+use keel_kernel::gzip;
 use keel_kernel::mm::{GuestPhysAddr, PhysAddr, Region, PAGE_SIZE};
 use keel_kernel::start::FRAME_POOL;
 
@@ -69,6 +70,48 @@ fn map_gicv(d: &Domain<Aarch64>) -> Result<(), LoadError> {
         .map_err(|e| LoadError::TooLarge(format!("cannot map the virtual CPU interface: {e:?}")))
 }
 
+/// The Image header of a kernel module, inflating the start of a gzip-compressed one
+/// (`vmlinuz`, as distributions ship it); its size then comes from the gzip trailer.
+fn kernel_header(kernel: &[u8]) -> Result<image::Image, String> {
+    if !gzip::is_gzip(kernel) {
+        return image::parse(kernel).map_err(|e| e.to_string());
+    }
+    let mut head = Vec::with_capacity(image::HEADER_LEN);
+    let stop = gzip::inflate(kernel, |chunk| {
+        let want = image::HEADER_LEN - head.len();
+        head.extend_from_slice(&chunk[..want.min(chunk.len())]);
+        if head.len() < image::HEADER_LEN {
+            Ok(())
+        } else {
+            Err("header read")
+        }
+    });
+    match stop {
+        Err(gzip::GzipError::Sink(_)) => {}
+        Err(e) => return Err(format!("gzip-compressed kernel: {e}")),
+        // The whole stream was shorter than a header.
+        Ok(_) => {}
+    }
+    let len = gzip::announced_len(kernel).unwrap_or(0) as u64;
+    image::parse_header(&head, len).map_err(|e| format!("gzip-compressed kernel: {e}"))
+}
+
+/// Inflates a gzip-compressed kernel into guest RAM at `gpa`, refusing it if it turns out
+/// longer than the `room` its header and trailer announced, or damaged.
+fn inflate_in(d: &Domain<Aarch64>, gpa: u64, kernel: &[u8], room: u64) -> Result<(), String> {
+    let mut at = gpa;
+    gzip::inflate(kernel, |chunk| {
+        if at - gpa + chunk.len() as u64 > room {
+            return Err(format!("the gzip-compressed kernel inflates past the {room} bytes it announced"));
+        }
+        copy_in(d, at, chunk, "the kernel").map_err(|e| format!("{e:?}"))?;
+        at += chunk.len() as u64;
+        Ok(())
+    })
+    .map_err(|e| format!("gzip-compressed kernel: {e}"))?;
+    Ok(())
+}
+
 impl GuestLoader for Aarch64 {
     /// Fills bank 0 (3 GiB at 1 GiB), then bank 1 (at 8 GiB), as Xen does.
     fn guest_ram(bytes: u64) -> Vec<Region> {
@@ -92,7 +135,8 @@ impl GuestLoader for Aarch64 {
     fn load_guest(d: &Domain<Aarch64>, req: &LoadRequest<'_>) -> Result<BootEntry, LoadError> {
         let config = req.config;
         let kernel = module_bytes(&config.kernel)?;
-        let image = image::parse(kernel).map_err(|e| LoadError::BadImage(format!("{}: {e}", config.kernel.node)))?;
+        let node = &config.kernel.node;
+        let image = kernel_header(kernel).map_err(|e| LoadError::BadImage(format!("{node}: {e}")))?;
         let initrd = config.ramdisk.as_ref().map(module_bytes).transpose()?;
         let plan = placement::plan(req.ram, &image, initrd.map(|r| r.len() as u64)).map_err(|need| {
             LoadError::TooLarge(format!("kernel, device tree and ramdisk need {} KiB of RAM", need.div_ceil(1024)))
@@ -120,7 +164,12 @@ impl GuestLoader for Aarch64 {
         if gic == GuestGic::V2 {
             map_gicv(d)?;
         }
-        copy_in(d, plan.kernel, kernel, "the kernel")?;
+        if gzip::is_gzip(kernel) {
+            inflate_in(d, plan.kernel, kernel, image.image_size)
+                .map_err(|e| LoadError::BadImage(format!("{node}: {e}")))?;
+        } else {
+            copy_in(d, plan.kernel, kernel, "the kernel")?;
+        }
         copy_in(d, plan.dtb, &tree, "the device tree")?;
         if let (Some(at), Some(bytes)) = (plan.initrd, initrd) {
             copy_in(d, at, bytes, "the ramdisk")?;
