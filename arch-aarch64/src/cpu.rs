@@ -174,3 +174,37 @@ pub fn park() -> ! {
         asm::wfi();
     }
 }
+
+/// The hardware's ID register `op0 = 3, op1 = 0, CRn = 0, CRm = crm, op2 = op2` (`crm` in
+/// 1..=7; the unallocated ones read as zero), for the guest's sanitized view.
+pub fn id_register(crm: u8, op2: u8) -> u64 {
+    macro_rules! read {
+        ($($c:literal => [$($o:literal),*]),* $(,)?) => {
+            match (crm, op2) {
+                $($(
+                    ($c, $o) => {
+                        let v: u64;
+                        // SAFETY: reading an ID register has no side effects, and every
+                        // encoding in this space is readable at EL2 (unallocated ones are
+                        // RAZ).
+                        unsafe {
+                            core::arch::asm!(concat!("mrs {}, S3_0_C0_C", $c, "_", $o), out(reg) v,
+                                options(nomem, nostack, preserves_flags));
+                        }
+                        v
+                    }
+                )*)*
+                _ => 0,
+            }
+        };
+    }
+    read!(
+        1 => [0, 1, 2, 3, 4, 5, 6, 7],
+        2 => [0, 1, 2, 3, 4, 5, 6, 7],
+        3 => [0, 1, 2, 3, 4, 5, 6, 7],
+        4 => [0, 1, 2, 3, 4, 5, 6, 7],
+        5 => [0, 1, 2, 3, 4, 5, 6, 7],
+        6 => [0, 1, 2, 3, 4, 5, 6, 7],
+        7 => [0, 1, 2, 3, 4, 5, 6, 7],
+    )
+}

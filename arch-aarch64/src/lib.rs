@@ -14,6 +14,7 @@ pub mod loader;
 pub mod vgic;
 pub mod vpl011;
 pub mod vpsci;
+pub mod vsysreg;
 
 // The hardware: built only for the bare-metal target.
 macro_rules! hardware {

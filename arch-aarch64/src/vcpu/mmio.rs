@@ -3,6 +3,8 @@
 //! registers (SGI generation).
 
 use super::exit::{Mmio, Sysreg, ICC_ASGI1R_EL1, ICC_SGI0R_EL1, ICC_SGI1R_EL1};
+use crate::cpu;
+use crate::vsysreg::{self, Emulation};
 use super::Aarch64Vcpu;
 use crate::layout::{GICD_BASE, GICD_V2_SIZE, GICD_V3_SIZE, GICR_BASE, GICR_STRIDE, PL011_BASE, PL011_SIZE};
 use crate::vgic::dist::Effect;
@@ -84,7 +86,26 @@ impl Aarch64Vcpu {
             }
             // Group 0 and alternate-group SGIs: a single-security guest has none to send.
             ICC_SGI0R_EL1 | ICC_ASGI1R_EL1 if !s.read => Some(0),
-            _ => None,
+            (3, 0, 0, crm, op2) if vsysreg::is_id_register(s.encoding) && s.read => {
+                let gic_sysregs = self.domain.vgic.lock().version == Version::V3;
+                let value = vsysreg::sanitize_id(crm, op2, cpu::id_register(crm, op2), gic_sysregs);
+                self.set_reg(s.reg, value);
+                Some(0)
+            }
+            enc => {
+                let value = match vsysreg::classify(enc) {
+                    Emulation::RazWi => 0,
+                    Emulation::ReadOnly(v) => v,
+                    Emulation::Undefined => {
+                        log::debug!("d{}v{}: system register {enc:?} trapped: undefined", self.domain.init().id, self.vcpu_id);
+                        return None;
+                    }
+                };
+                if s.read {
+                    self.set_reg(s.reg, value);
+                }
+                Some(0)
+            }
         }
     }
 }

@@ -34,8 +34,9 @@ use keel_kernel::mm::GuestPhysAddr;
 use tock_registers::interfaces::Writeable;
 
 /// HCR_EL2 while a guest runs: stage 2 on, EL1 is AArch64, physical interrupts and
-/// SErrors to EL2, WFI/WFE, SMC, set/way cache maintenance, ACTLR and implementation-
-/// defined registers trapped. VHE keeps E2H (the host's register layouts) but drops TGE.
+/// SErrors to EL2, WFI/WFE, SMC, set/way cache maintenance, ACTLR, implementation-
+/// defined and ID registers (`vsysreg.rs` sanitizes these) trapped. VHE keeps E2H (the
+/// host's register layouts) but drops TGE.
 fn guest_hcr() -> u64 {
     let base = HCR_EL2::VM::SET
         + HCR_EL2::SWIO::SET
@@ -49,6 +50,7 @@ fn guest_hcr() -> u64 {
         + HCR_EL2::TWE::SET
         + HCR_EL2::TSC::EnableTrapEl1SmcToEl2
         + HCR_EL2::TIDCP::SET
+        + HCR_EL2::TID3::SET
         + HCR_EL2::TACR::SET
         + HCR_EL2::TSW::SET
         + HCR_EL2::RW::EL1IsAarch64;
