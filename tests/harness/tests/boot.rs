@@ -10,6 +10,8 @@ use std::time::Duration;
 mod arm64_consoles;
 #[path = "boot/arm64_guests.rs"]
 mod arm64_guests;
+#[path = "boot/arm64_linux.rs"]
+mod arm64_linux;
 #[path = "boot/x86_guests.rs"]
 mod x86_guests;
 

@@ -1,0 +1,79 @@
+//! Debian's stock arm64 Linux kernel (`scripts/fetch-linux-arm64`: the package's
+//! `vmlinuz` exactly as shipped, and a busybox initramfs whose init is
+//! `tests/guests/linux/init`) as a Keel domain. The init reports what the guest sees as
+//! `[linux] key: value` lines; each test requires them and the domain's end.
+
+use super::{boot, AARCH64};
+use keel_tests::BootTest;
+use std::time::Duration;
+
+pub const KERNEL: &str = "target/linux-arm64/vmlinuz";
+pub const INITRAMFS: &str = "target/linux-arm64/initramfs.gz";
+
+/// A Linux domain spec for `scripts/mkconfig-aarch64`.
+pub fn linux(name: &str, cpus: u32, bootargs: &str, extra: &str) -> String {
+    format!("name={name};kernel={KERNEL};ramdisk={INITRAMFS};mem=256M;cpus={cpus};bootargs={bootargs};{extra}")
+}
+
+/// What every Linux domain `domid` must report: userspace reached, Xen detected through
+/// the `/hypervisor` node, `/sys/hypervisor/type`, FIFO event channels.
+fn xen_guest(mut t: BootTest, domid: u32) -> BootTest {
+    for l in [
+        "[linux] userspace: up",
+        "[linux] hypervisor-type: xen",
+        "[linux] xen-detected: yes",
+        "[linux] evtchn-abi: fifo",
+    ] {
+        t = t.line(&format!("(d{domid}) {l}"));
+    }
+    t.line(&format!("(d{domid}) [    0.000000] Xen 4.19 support found"))
+        .timeout(Duration::from_secs(240))
+}
+
+/// VHE + GICv3, 2 physical CPUs: a 4-vCPU Linux domain with its console on hvc0 (the
+/// Xen PV console) runs a CPU-bound job on all four vCPUs, then powers off.
+#[test]
+#[ignore = "boots QEMU with Debian's kernel: run through scripts/test"]
+fn arm64_linux_hvc0_smp4_on_2_cpus_vhe_gicv3() {
+    let d = linux("linux", 4, "console=hvc0 keel.linux=load", "");
+    let t = BootTest::new(
+        "arm64 Linux hvc0 4 vCPUs on 2 CPUs (VHE GICv3)",
+        AARCH64,
+        &["--gic", "3", "--cpu", "max", "--smp", "2", "--mem", "1G", "--timeout", "200", "--test", "--domain", &d],
+    )
+    .probe_on_cpus(2)
+    .domain("linux")
+    .lines(&[
+        "(d1) [linux] nproc: 4",
+        "(d1) [linux] console: hvc0",
+        "(d1) [linux] irqchip: GICv3",
+        "(d1) [linux] load: 4 of 4 jobs finished",
+        "(d1) [    0.000000] Kernel command line: console=hvc0 keel.linux=load",
+        "domain 1 (linux): shut down (poweroff)",
+    ]);
+    boot(xen_guest(t, 1));
+}
+
+/// nVHE + GICv2 (cortex-a57), 2 physical CPUs: a 2-vCPU Linux domain with its console on
+/// the virtual PL011 (ttyAMA0).
+#[test]
+#[ignore = "boots QEMU with Debian's kernel: run through scripts/test"]
+fn arm64_linux_vpl011_nvhe_gicv2() {
+    let d = linux("linux", 2, "console=ttyAMA0 keel.linux=check", "vpl011");
+    let t = BootTest::new(
+        "arm64 Linux ttyAMA0 (nVHE GICv2)",
+        AARCH64,
+        &["--gic", "2", "--cpu", "cortex-a57", "--smp", "2", "--mem", "1G", "--timeout", "200", "--test", "--domain", &d],
+    )
+    .probe_on_cpus(2)
+    .fact("el2", "nvhe")
+    .domain("linux")
+    .lines(&[
+        "(d1) [linux] nproc: 2",
+        "(d1) [linux] console: hvc0 ttyAMA0",
+        "(d1) [linux] irqchip: GICv2",
+        "(d1) [    0.000000] arch_timer: cp15 timer(s) running at 62.50MHz (virt).",
+        "domain 1 (linux): shut down (poweroff)",
+    ]);
+    boot(xen_guest(t, 1));
+}
