@@ -2,7 +2,7 @@
 //! domains: creation, destruction, event delivery, timers, hypercalls.
 
 use crate::arch::{Arch, DomainServices, GuestDomain, Timer};
-use crate::domain::{Domain, DomainConfig, DomainState, Hooks, Poll, RunState, ShutdownReason};
+use crate::domain::{Domain, DomainConfig, DomainState, Expired, Hooks, Poll, RunState, ShutdownReason};
 use crate::event::Wake;
 use crate::mm::FramePool;
 use alloc::collections::BTreeMap;
@@ -249,8 +249,16 @@ impl<'a, A: Arch> Hypervisor<'a, A> {
 
     /// Fires every timer of `d` that is due at `now`: one-shot and periodic timers raise
     /// VIRQ_TIMER, expired polls and halts end; the scheduler hears of each vCPU's next deadline
-    /// through [`Hooks::timer_changed`].
-    pub fn fire_timers(&self, d: &Domain<A>, now: u64) {
+    /// through [`Hooks::timer_changed`]. A watchdog that expired instead shuts the running
+    /// domain down (reason watchdog, unless `SCHEDOP_shutdown_code` recorded another, as
+    /// Xen's `domain_shutdown` does) and is returned for the caller to report.
+    pub fn fire_timers(&self, d: &Domain<A>, now: u64) -> Option<Expired> {
+        if let Some(expired) = d.watchdogs.lock().expired(now) {
+            if matches!(d.state(), DomainState::Running | DomainState::Paused) {
+                self.shutdown_guest(d, ShutdownReason::Watchdog);
+                return Some(expired);
+            }
+        }
         for vcpu in 0..d.nr_vcpus() {
             let (fire, poll_over, device) = {
                 let mut v = d.vcpus[vcpu as usize].lock();
@@ -287,6 +295,7 @@ impl<'a, A: Arch> Hypervisor<'a, A> {
                 self.timers_changed(d, vcpu);
             }
         }
+        None
     }
 
     /// Sets `vcpu`'s device timer ([`VmExit::DeviceTimer`](crate::arch::VmExit)): at
@@ -297,10 +306,12 @@ impl<'a, A: Arch> Hypervisor<'a, A> {
         self.timers_changed(d, vcpu);
     }
 
-    /// Tells the scheduler about `vcpu`'s earliest deadline after a change.
+    /// Tells the scheduler about `vcpu`'s earliest deadline after a change. vCPU 0's
+    /// includes the domain's watchdogs: call this for vCPU 0 when they change.
     pub(crate) fn timers_changed(&self, d: &Domain<A>, vcpu: u32) {
-        let next = d.vcpus.get(vcpu as usize).and_then(|v| v.lock().next_deadline());
-        self.hooks.timer_changed(d.id(), vcpu, next);
+        let own = d.vcpus.get(vcpu as usize).and_then(|v| v.lock().next_deadline());
+        let watchdog = if vcpu == 0 { d.watchdogs.lock().next_deadline() } else { None };
+        self.hooks.timer_changed(d.id(), vcpu, own.into_iter().chain(watchdog).min());
     }
 
     /// Delivers console input to domain `d`: for `CONSOLEIO_read` (raising VIRQ_CONSOLE

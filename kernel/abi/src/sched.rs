@@ -12,7 +12,7 @@ pub const SCHEDOP_POLL: u64 = 3;
 pub const SCHEDOP_REMOTE_SHUTDOWN: u64 = 4;
 /// Record the reason a later shutdown will report ([`SchedShutdown`]).
 pub const SCHEDOP_SHUTDOWN_CODE: u64 = 5;
-/// Watchdogs (unsupported: -ENOSYS).
+/// Create, re-arm or destroy one of the domain's watchdogs ([`SchedWatchdog`]).
 pub const SCHEDOP_WATCHDOG: u64 = 6;
 /// Hardware-domain pinning (privileged: -EPERM).
 pub const SCHEDOP_PIN_OVERRIDE: u64 = 7;
@@ -34,6 +34,9 @@ pub const SHUTDOWN_MAX: u32 = 5;
 
 /// The most ports one `SCHEDOP_poll` may wait on.
 pub const SCHED_POLL_MAX_PORTS: u32 = 128;
+
+/// Watchdogs a domain may have at once (Xen's `NR_DOMAIN_WATCHDOG_TIMERS`).
+pub const NR_DOMAIN_WATCHDOG_TIMERS: u32 = 2;
 
 wire_struct! {
     /// `sched_shutdown`.
@@ -60,5 +63,16 @@ wire_struct! {
         pub domain_id: u16 = 0,
         pub _pad: [u8; 2] = 2,
         pub reason: u32 = 4,
+    }
+}
+
+wire_struct! {
+    /// `sched_watchdog`.
+    pub struct SchedWatchdog: 8 {
+        /// 0: create one (the result is its id); else the watchdog (1-based) to re-arm
+        /// or, with a zero `timeout`, to destroy.
+        pub id: u32 = 0,
+        /// Seconds until it expires.
+        pub timeout: u32 = 4,
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! A [`Domain`] owns its memory ([`Memory`]: P2M, RAM frames, special pages), its event
 //! channels, its grant table, its vCPUs' core state, HVM parameters and console
-//! buffers, each behind its own lock. Domains live in the
+//! buffers and its watchdogs, each behind its own lock. Domains live in the
 //! [`Hypervisor`](crate::Hypervisor)'s table and are created and destroyed there.
 
 mod console;
@@ -10,12 +10,14 @@ mod frames;
 mod hooks;
 mod memory;
 mod vcpu;
+mod watchdog;
 
 pub use console::ConsoleBuffers;
 pub use frames::{free_run, FrameSet};
 pub use hooks::{Hooks, NoHooks};
 pub use memory::{Lookup, Memory, PageKind};
 pub use vcpu::{Periodic, Poll, RunState, VcpuState};
+pub use watchdog::{Expired, Watchdogs};
 
 use crate::arch::{Arch, DomainInit, GuestDomain, HostMemory, SpaceId, UpcallRoute, VcpuError};
 use crate::event::EventState;
@@ -143,6 +145,8 @@ pub struct Domain<A: Arch> {
     pub(crate) shutdown_code: AtomicU32,
     /// vCPUs with an outstanding `SCHEDOP_poll`.
     pub(crate) pollers: AtomicU32,
+    /// `SCHEDOP_watchdog` timers.
+    pub(crate) watchdogs: Mutex<Watchdogs>,
     /// The backend's state of the domain (virtual devices shared by its vCPUs).
     arch: Arc<A::Domain>,
 }
@@ -205,6 +209,7 @@ impl<A: Arch> Domain<A> {
             vm_assist: AtomicU64::new(0),
             shutdown_code: AtomicU32::new(NO_SHUTDOWN_CODE),
             pollers: AtomicU32::new(0),
+            watchdogs: Mutex::new(Watchdogs::default()),
             arch,
             config,
         })

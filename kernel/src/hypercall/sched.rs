@@ -1,4 +1,4 @@
-//! `sched_op`: yield, block, poll, shutdown — through the scheduler hooks.
+//! `sched_op`: yield, block, poll, shutdown, watchdogs — through the scheduler hooks.
 
 use super::{Call, HcResult};
 use crate::arch::Arch;
@@ -42,6 +42,15 @@ pub fn sched_op<A: Arch>(c: &Call<'_, '_, A>) -> HcResult {
                 Ordering::Acquire,
             );
             Ok(0)
+        }
+        SCHEDOP_WATCHDOG => {
+            let w: SchedWatchdog = c.guest.read_struct(arg)?;
+            if w.id > NR_DOMAIN_WATCHDOG_TIMERS {
+                return Err(Errno::EINVAL);
+            }
+            let r = c.domain.watchdogs.lock().op(w.id, w.timeout, c.hv.now())?;
+            c.hv.timers_changed(c.domain, 0);
+            Ok(r as u64)
         }
         SCHEDOP_PIN_OVERRIDE => Err(Errno::EPERM),
         _ => Err(Errno::ENOSYS),

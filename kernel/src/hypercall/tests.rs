@@ -172,7 +172,6 @@ fn sched_op_block_poll_shutdown() {
     assert_eq!(call(&hv, &d, 0, SCHED_OP, &[SCHEDOP_REMOTE_SHUTDOWN, ARG]), err(Errno::ESRCH));
     put(&d, ARG, &SchedRemoteShutdown { domain_id: DOMID_SELF, _pad: [0; 2], reason: 0 });
     assert_eq!(call(&hv, &d, 0, SCHED_OP, &[SCHEDOP_REMOTE_SHUTDOWN, ARG]), err(Errno::EPERM));
-    assert_eq!(call(&hv, &d, 0, SCHED_OP, &[SCHEDOP_WATCHDOG, ARG]), err(Errno::ENOSYS));
     assert_eq!(call(&hv, &d, 0, SCHED_OP, &[SCHEDOP_PIN_OVERRIDE, ARG]), err(Errno::EPERM));
     put(&d, ARG, &SchedShutdown { reason: SHUTDOWN_CRASH });
     assert_eq!(call(&hv, &d, 0, SCHED_OP, &[SCHEDOP_SHUTDOWN_CODE, ARG]), 0);
@@ -181,6 +180,66 @@ fn sched_op_block_poll_shutdown() {
     assert_eq!(d.state(), DomainState::ShutDown(ShutdownReason::Crash), "the recorded code wins");
     assert_eq!(rec.stopped.lock().as_slice(), &[d.id()]);
     assert_eq!(d.vcpu(0).unwrap().run_state(), RunState::Offline);
+}
+
+/// `SCHEDOP_watchdog` with Xen's rules: id 0 creates (ids 1 and 2, then `-ENOSPC`), a
+/// non-zero timeout re-arms, a zero timeout destroys; unknown ids are `-EINVAL`. The
+/// earliest watchdog rides on vCPU 0's timer; when it expires the domain shuts down.
+#[test]
+fn sched_op_watchdog_creates_pets_and_destroys() {
+    let (hv, rec) = hypervisor();
+    let d = guest(&hv, &X86_64, 2, 16);
+    let wd = |vcpu: u32, id: u32, timeout: u32| {
+        put(&d, ARG, &SchedWatchdog { id, timeout });
+        call(&hv, &d, vcpu, SCHED_OP, &[SCHEDOP_WATCHDOG, ARG])
+    };
+    let s = 1_000_000_000;
+    let vcpu0_timer = || rec.timers.lock().iter().rev().find(|t| t.1 == 0).map(|t| t.2);
+    assert_eq!(call(&hv, &d, 0, SCHED_OP, &[SCHEDOP_WATCHDOG, 0x10]), err(Errno::EFAULT));
+    assert_eq!(call(&hv, &d, 0, SCHED_OP, &[SCHEDOP_WATCHDOG, RAM + 16 * 1024 - 4]), err(Errno::EFAULT));
+    assert_eq!(wd(0, 1, 5), err(Errno::EINVAL), "not created yet");
+    assert_eq!(wd(0, 0, 30), 1);
+    assert_eq!(vcpu0_timer(), Some(Some(now() + 30 * s)));
+    assert_eq!(wd(1, 0, 20), 2, "any vCPU may create one");
+    assert_eq!(vcpu0_timer(), Some(Some(now() + 20 * s)), "the earliest rides on vCPU 0's timer");
+    assert_eq!(wd(0, 0, 5), err(Errno::ENOSPC));
+    assert_eq!(wd(0, 3, 5), err(Errno::EINVAL));
+    assert_eq!(wd(0, u32::MAX, 0), err(Errno::EINVAL));
+    assert_eq!(wd(0, 1, 10), 0, "pet: re-armed with a new timeout");
+    assert_eq!(vcpu0_timer(), Some(Some(now() + 10 * s)));
+    assert_eq!(wd(0, 1, 0), 0, "destroyed");
+    assert_eq!(wd(0, 1, 0), err(Errno::EINVAL));
+    assert_eq!(wd(0, 1, 10), err(Errno::EINVAL));
+    assert_eq!(vcpu0_timer(), Some(Some(now() + 20 * s)));
+    // vCPU 0's own timer and the watchdog share its entry.
+    assert_eq!(call(&hv, &d, 0, SET_TIMER_OP, &[now() + 7]), 0);
+    assert_eq!(vcpu0_timer(), Some(Some(now() + 7)));
+    assert_eq!(call(&hv, &d, 0, SET_TIMER_OP, &[0]), 0);
+    assert_eq!(vcpu0_timer(), Some(Some(now() + 20 * s)));
+    assert_eq!(wd(0, 0, 1), 1, "the freed id is reused");
+    assert_eq!(wd(0, 1, 0), 0);
+    assert_eq!(wd(1, 2, 0), 0);
+    assert_eq!(vcpu0_timer(), Some(None), "no watchdog left");
+
+    // Expiry: nothing before the deadline, then the domain shuts down (watchdog).
+    assert_eq!(wd(0, 0, 2), 1);
+    let deadline = now() + 2 * s;
+    assert_eq!(hv.fire_timers(&d, deadline - 1), None);
+    assert_eq!(d.state(), DomainState::Running);
+    assert!(rec.stopped.lock().is_empty());
+    assert_eq!(hv.fire_timers(&d, deadline), Some(crate::domain::Expired { id: 1, timeout_s: 2 }));
+    assert_eq!(d.state(), DomainState::ShutDown(ShutdownReason::Watchdog));
+    assert_eq!(rec.stopped.lock().as_slice(), &[d.id()]);
+    assert_eq!(hv.fire_timers(&d, deadline + s), None, "a stopped domain is not shut down again");
+
+    // As in Xen, a reason recorded with SCHEDOP_shutdown_code wins.
+    let e = guest(&hv, &AARCH64, 1, 16);
+    put(&e, ARG, &SchedShutdown { reason: SHUTDOWN_CRASH });
+    assert_eq!(call(&hv, &e, 0, SCHED_OP, &[SCHEDOP_SHUTDOWN_CODE, ARG]), 0);
+    put(&e, ARG, &SchedWatchdog { id: 0, timeout: 0 });
+    assert_eq!(call(&hv, &e, 0, SCHED_OP, &[SCHEDOP_WATCHDOG, ARG]), 1, "a zero timeout expires at once");
+    assert_eq!(hv.fire_timers(&e, now()), Some(crate::domain::Expired { id: 1, timeout_s: 0 }));
+    assert_eq!(e.state(), DomainState::ShutDown(ShutdownReason::Crash));
 }
 
 #[test]
@@ -277,7 +336,7 @@ fn documented(nr: u64) -> &'static [Errno] {
         GRANT_TABLE_OP => &[E::EINVAL, E::E2BIG, E::EFAULT, E::ENOSYS, E::ESRCH, E::EPERM],
         VM_ASSIST => &[E::EINVAL, E::ENOSYS],
         VCPU_OP => &[E::ENOENT, E::EINVAL, E::EFAULT, E::ENOSYS, E::EBUSY, E::EEXIST, E::ENXIO],
-        SCHED_OP => &[E::EFAULT, E::EINVAL, E::ESRCH, E::EPERM, E::ENOSYS],
+        SCHED_OP => &[E::EFAULT, E::EINVAL, E::ESRCH, E::EPERM, E::ENOSPC, E::ENOSYS],
         EVENT_CHANNEL_OP => &[
             E::EFAULT,
             E::EINVAL,

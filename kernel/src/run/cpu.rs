@@ -126,7 +126,8 @@ impl<'m, 'a, A: Arch> CpuLoop<'m, 'a, A> {
         Step::Ran
     }
 
-    /// Fires the vCPU timers filed under this CPU that are due.
+    /// Fires the vCPU timers filed under this CPU that are due, and reports a watchdog
+    /// that shut its domain down.
     fn fire_timers(&mut self, now: u64) {
         let due = self.m.hooks.due_timers(self.cpu, now);
         let mut fired: Vec<u16> = Vec::new();
@@ -135,8 +136,15 @@ impl<'m, 'a, A: Arch> CpuLoop<'m, 'a, A> {
                 continue;
             }
             fired.push(key.domain);
-            if let Some(d) = self.m.hv.domain(key.domain) {
-                self.m.hv.fire_timers(&d, now);
+            let Some(d) = self.m.hv.domain(key.domain) else { continue };
+            if let Some(e) = self.m.hv.fire_timers(&d, now) {
+                let name = self.m.guests.get(key.domain).map(|g| g.name.clone()).unwrap_or_default();
+                log::warn!(
+                    "domain {} ({name}): watchdog {} expired after {} s; shutting it down",
+                    key.domain,
+                    e.id,
+                    e.timeout_s
+                );
             }
         }
     }

@@ -1,10 +1,11 @@
 //! vCPU timer deadlines by physical CPU.
 //!
-//! The core keeps each vCPU's timers (one-shot, periodic, poll timeout) and reports the
-//! earliest through [`Hooks::timer_changed`](crate::domain::Hooks::timer_changed). The
-//! deadline is filed under the CPU that reported it, which is the CPU running the vCPU
-//! (its hypercall set the timer) or the CPU that just fired it. That CPU arms its
-//! hardware timer for it together with the scheduler's deadline and calls
+//! The core keeps each vCPU's timers (one-shot, periodic, poll timeout; vCPU 0's also
+//! stand for the domain's watchdogs) and reports the earliest through
+//! [`Hooks::timer_changed`](crate::domain::Hooks::timer_changed). The deadline is filed
+//! under the CPU that reported it, which is the CPU running the vCPU (its hypercall set
+//! the timer) or the CPU that just fired it. That CPU arms its hardware timer for it
+//! together with the scheduler's deadline and calls
 //! [`Hypervisor::fire_timers`](crate::Hypervisor::fire_timers) once it passes; the
 //! resulting event wakes the vCPU wherever it is.
 

@@ -6,4 +6,5 @@ mod doorbells;
 mod pingpong;
 mod programs;
 mod timers;
+mod watchdog;
 mod world;

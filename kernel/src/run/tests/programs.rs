@@ -17,6 +17,7 @@ use keel_abi::vcpu::{
     VCPUOP_SET_SINGLESHOT_TIMER,
 };
 use keel_abi::xen::{DomId, DOMID_SELF, VIRQ_TIMER};
+use keel_abi::Errno;
 use keel_abi::Wire;
 
 pub const DATA: u64 = GUEST_RAM + 0x1000;
@@ -43,6 +44,7 @@ const RUNSTATE_REG: u64 = 0xb0;
 const RUNSTATE: u64 = 0x900;
 const FLAG: u64 = 0xc0;
 const FLAG2: u64 = 0xc8;
+const WATCHDOG: u64 = 0xd0;
 const CONSOLE: u64 = 0x100;
 /// Two mock `VCPUOP_initialise` contexts (program counter, r0), 16 bytes each.
 const CONTEXT: u64 = 0xe0;
@@ -395,7 +397,6 @@ pub fn two_vcpus(first: u64, second: u64) -> Vec<u8> {
 /// store its r0. Prints `initialised=` with it.
 pub fn initialised_vcpu(value: u64) -> Vec<u8> {
     use keel_abi::vcpu::{VCPUOP_INITIALISE, VCPUOP_UP};
-    use keel_abi::Errno;
     let mut img = Image::new();
     let mut good = [0u8; 16];
     good[..8].copy_from_slice(&SECOND.to_le_bytes());
@@ -479,4 +480,60 @@ pub fn uart_writer(text: &str) -> Vec<u8> {
         img.a.set(1, b as u64).i(Insn::Platform(PlatformCall::UartPut));
     }
     img.finish()
+}
+
+/// Creates a watchdog of `timeout_s` seconds (it must get id 1) and `pets` times sleeps
+/// `every_ns` (halts with its own timer armed) and pets it, as a guest's watchdog daemon
+/// does.
+///
+/// A guest that hangs (`hang`: after how long) then prints the time of its last pet
+/// (`petted=`), sleeps `hang` ns more, prints the time (`spinning=`) and, like a panicked
+/// kernel, spins forever on both its vCPUs. Otherwise it destroys the watchdog, checks
+/// that id 1 is gone (`-EINVAL`), prints how long it lived (`lived=`) and powers off.
+pub fn watchdog(timeout_s: u32, pets: u64, every_ns: u64, hang: Option<u64>) -> Vec<u8> {
+    let mut img = Image::new();
+    img.put(WATCHDOG, &SchedWatchdog { id: 0, timeout: timeout_s });
+    let fail = img.fail;
+    let a = &mut img.a;
+    a.i(Insn::Time(8)).set(11, DATA + FLAG).store(8, 8, 11, 0);
+    a.hypercall(SCHED_OP, &[SCHEDOP_WATCHDOG, DATA + WATCHDOG]).set(15, 1).br(Cond::Ne, 0, 15, fail);
+    // The pets name watchdog 1.
+    a.set(11, DATA + WATCHDOG).store(4, 0, 11, 0).set(9, pets);
+    let (top, done) = (a.here(), a.label());
+    a.br(Cond::Eq, 9, 6, done);
+    sleep(a, every_ns);
+    img.hypercall_ok(SCHED_OP, &[SCHEDOP_WATCHDOG, DATA + WATCHDOG]);
+    img.a.i(Insn::AddI(9, 9, -1)).jmp(top).bind(done);
+    if let Some(after) = hang {
+        img.a.i(Insn::Time(14));
+        img.print_hex("petted=", 14);
+        sleep(&mut img.a, after);
+        img.a.i(Insn::Time(14));
+        img.print_hex("spinning=", 14);
+        let a = &mut img.a;
+        a.set(1, 1).set(2, SECOND).set(3, 0).i(Insn::Platform(PlatformCall::CpuOn)).br(Cond::Ne, 0, 6, fail);
+        let spin = a.here();
+        a.i(Insn::AddI(8, 8, 1)).jmp(spin);
+        let s = &mut img.second;
+        let spin = s.here();
+        s.i(Insn::AddI(8, 8, 1)).jmp(spin);
+        return img.finish();
+    }
+    let a = &mut img.a;
+    a.set(11, DATA + WATCHDOG).store(4, 6, 11, 4);
+    img.hypercall_ok(SCHED_OP, &[SCHEDOP_WATCHDOG, DATA + WATCHDOG]);
+    let a = &mut img.a;
+    a.hypercall(SCHED_OP, &[SCHEDOP_WATCHDOG, DATA + WATCHDOG]);
+    a.set(15, (-(Errno::EINVAL.code() as i64)) as u64).br(Cond::Ne, 0, 15, fail);
+    a.i(Insn::Time(14)).set(11, DATA + FLAG).load(8, 8, 11, 0).alu(Op::Sub, 14, 14, 8);
+    img.print_hex("lived=", 14);
+    img.finish()
+}
+
+/// Halts with its own timer armed until `ns` from now have passed (uses `r1`, `r14`,
+/// `r15`).
+fn sleep(a: &mut Asm, ns: u64) {
+    a.i(Insn::Time(14)).set(15, ns).alu(Op::Add, 14, 14, 15);
+    let again = a.here();
+    a.i(Insn::Mov(1, 14)).i(Insn::Platform(PlatformCall::HaltUntil)).i(Insn::Time(15)).br(Cond::Ltu, 15, 14, again);
 }

@@ -24,7 +24,7 @@ extern crate std;
 /// Where the boot loader "placed" module `i` in host memory (outside the frame pool).
 const MODULE_BASE: u64 = 0x20_0000_0000;
 const MODULE_STRIDE: u64 = 0x10_0000;
-/// How far apart the simulated CPUs' clocks may drift (ns).
+/// How far apart the simulated CPUs' clocks may drift (ns), by default.
 const QUANTUM: u64 = 1_000;
 
 std::thread_local! {
@@ -98,6 +98,8 @@ pub struct World {
     pub ran_on: BTreeSet<(u32, DomId)>,
     /// Steps each CPU spent halted.
     pub idle_steps: Vec<u64>,
+    /// How far apart the simulated CPUs' clocks may drift (ns).
+    quantum: u64,
 }
 
 impl World {
@@ -134,7 +136,13 @@ impl World {
             })
             .collect();
         sim::set_current(CpuId(0));
-        World { m, pool, loops, report: None, ran_on: BTreeSet::new(), idle_steps: vec![0; cpus] }
+        World { m, pool, loops, report: None, ran_on: BTreeSet::new(), idle_steps: vec![0; cpus], quantum: QUANTUM }
+    }
+
+    /// Lets the CPUs' clocks drift `ns` apart (fewer steps: for runs of seconds).
+    pub fn with_quantum(mut self, ns: u64) -> Self {
+        self.quantum = ns;
+        self
     }
 
     /// Builds the domains `dtb` describes, as the boot CPU does.
@@ -170,7 +178,7 @@ impl World {
                 return false;
             }
             sim::set_current(CpuId(c as u32));
-            sim::set_horizon(others.unwrap_or(here).max(here) + QUANTUM);
+            sim::set_horizon(others.unwrap_or(here).max(here) + self.quantum);
             match self.loops[c].step() {
                 Step::Finished(Some(report)) => self.report = Some(report),
                 Step::Idle => self.idle_steps[c] += 1,
