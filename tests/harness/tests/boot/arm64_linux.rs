@@ -26,14 +26,13 @@ fn xen_guest(mut t: BootTest, domid: u32) -> BootTest {
     ] {
         t = t.line(&format!("(d{domid}) {l}"));
     }
-    t.line(&format!("(d{domid}) [    0.000000] Xen 4.19 support found"))
-        .timeout(Duration::from_secs(240))
+    t.line(&format!("(d{domid}) [    0.000000] Xen 4.19 support found")).timeout(Duration::from_secs(240))
 }
 
 /// VHE + GICv3, 2 physical CPUs: a 4-vCPU Linux domain with its console on hvc0 (the
 /// Xen PV console) runs a CPU-bound job on all four vCPUs, then powers off.
 #[test]
-#[ignore = "boots QEMU with Debian's kernel: run through scripts/test"]
+#[ignore = "boots QEMU with Debian's kernel: run through scripts/test-linux"]
 fn arm64_linux_hvc0_smp4_on_2_cpus_vhe_gicv3() {
     let d = linux("linux", 4, "console=hvc0 keel.linux=load", "");
     let t = BootTest::new(
@@ -57,13 +56,27 @@ fn arm64_linux_hvc0_smp4_on_2_cpus_vhe_gicv3() {
 /// nVHE + GICv2 (cortex-a57), 2 physical CPUs: a 2-vCPU Linux domain with its console on
 /// the virtual PL011 (ttyAMA0).
 #[test]
-#[ignore = "boots QEMU with Debian's kernel: run through scripts/test"]
+#[ignore = "boots QEMU with Debian's kernel: run through scripts/test-linux"]
 fn arm64_linux_vpl011_nvhe_gicv2() {
     let d = linux("linux", 2, "console=ttyAMA0 keel.linux=check", "vpl011");
     let t = BootTest::new(
         "arm64 Linux ttyAMA0 (nVHE GICv2)",
         AARCH64,
-        &["--gic", "2", "--cpu", "cortex-a57", "--smp", "2", "--mem", "1G", "--timeout", "200", "--test", "--domain", &d],
+        &[
+            "--gic",
+            "2",
+            "--cpu",
+            "cortex-a57",
+            "--smp",
+            "2",
+            "--mem",
+            "1G",
+            "--timeout",
+            "200",
+            "--test",
+            "--domain",
+            &d,
+        ],
     )
     .probe_on_cpus(2)
     .fact("el2", "nvhe")
@@ -76,4 +89,49 @@ fn arm64_linux_vpl011_nvhe_gicv2() {
         "domain 1 (linux): shut down (poweroff)",
     ]);
     boot(xen_guest(t, 1));
+}
+
+/// Two Linux domains at once on VHE + GICv3 with 2 physical CPUs. "crasher" arms the Xen
+/// watchdog (Debian's `xen_wdt` module, 3 s) and panics (`echo c >
+/// /proc/sysrq-trigger`); nothing pets the watchdog any more, so Keel ends that domain.
+/// "worker" meanwhile finishes a CPU-bound job on both its vCPUs and powers off.
+#[test]
+#[ignore = "boots QEMU with Debian's kernel: run through scripts/test-linux"]
+fn arm64_linux_panic_ends_only_that_domain() {
+    let crasher = linux("crasher", 2, "console=hvc0 keel.linux=panic", "");
+    let worker = linux("worker", 2, "console=hvc0 keel.linux=load", "");
+    let t = BootTest::new(
+        "arm64 two Linux domains, one panics (VHE GICv3)",
+        AARCH64,
+        &[
+            "--gic",
+            "3",
+            "--cpu",
+            "max",
+            "--smp",
+            "2",
+            "--mem",
+            "1G",
+            "--timeout",
+            "200",
+            "--test",
+            "--domain",
+            &crasher,
+            "--domain",
+            &worker,
+        ],
+    )
+    .probe_on_cpus(2)
+    .refusal("[test] fail domain-crasher: shut down (watchdog)", 1)
+    .lines(&[
+        "(d1) [linux] watchdog: armed",
+        "(d1) [linux] action: panic",
+        "---[ end Kernel panic - not syncing: sysrq triggered crash ]---",
+        "domain 1 (crasher): watchdog 1 expired after 3 s; shutting it down",
+        "(d2) [linux] load: 2 of 2 jobs finished",
+        "domain 2 (worker): shut down (poweroff)",
+        "[test] pass domain-worker: shut down (poweroff)",
+        "[test] done pass=3 fail=1 expected=4",
+    ]);
+    boot(xen_guest(xen_guest(t, 1), 2));
 }
