@@ -4,8 +4,9 @@
 //! point at, except where Keel would keep writing to the address a struct names later
 //! (nested buffers, pages given to Keel, grant-copy frames): those name scratch memory or
 //! sacrificial pages, so the guest does not destroy itself and can report. Calls that
-//! end or block the domain (shutdown, block, poll, taking its only vCPU down) are left
-//! out. Keel must answer every call and keep running the other domains.
+//! end or block the domain (shutdown, block, poll, a watchdog that would expire, taking
+//! its only vCPU down) are left out. Keel must answer every call and keep running the
+//! other domains.
 
 use crate::hcall::Hv;
 use crate::pages::{self, Page};
@@ -98,7 +99,7 @@ impl<P: Platform> Arena<'_, P> {
     fn sanitize(&self, r: &mut Rng, number: u64, cmd: u64, args: &mut [u64; 5]) -> bool {
         let scratch = self.scratch.va() as u64;
         match (number, cmd & 0xff) {
-            (SCHED_OP, 1 | 2 | 3 | 5) => return false,
+            (SCHED_OP, 1 | 2 | 3 | 5 | 6) => return false,
             (VCPU_OP, 2) => return false,
             (MEMORY_OP, c) => match c & 0x3f {
                 1 | 6 => {
