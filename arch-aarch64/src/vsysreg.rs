@@ -20,6 +20,9 @@ pub enum Emulation {
     RazWi,
     /// Reads as this value, writes ignored.
     ReadOnly(u64),
+    /// An ID register `(CRm, op2)` (`op0 = 3, op1 = 0, CRn = 0`): reads give the
+    /// hardware's value through [`sanitize_id`].
+    Id { crm: u8, op2: u8 },
     /// Not a register Keel emulates: the guest takes an undefined-instruction exception.
     Undefined,
 }
@@ -27,9 +30,11 @@ pub enum Emulation {
 /// `OSLSR_EL1`: OS lock implemented (`OSLM` = 0b10), unlocked.
 const OSLSR_OSLM_IMPLEMENTED: u64 = 1 << 3;
 
-/// The emulation for a debug or PMU register, or [`Emulation::Undefined`].
+/// The emulation for an ID, debug or PMU register, or [`Emulation::Undefined`].
 pub fn classify(encoding: (u8, u8, u8, u8, u8)) -> Emulation {
     match encoding {
+        // The feature registers TID3 traps (AArch32 and AArch64), CRm 1..7.
+        (3, 0, 0, crm @ 1..=7, op2) => Emulation::Id { crm, op2 },
         // OSLSR_EL1.
         (2, 0, 1, 1, 4) => Emulation::ReadOnly(OSLSR_OSLM_IMPLEMENTED),
         // op0 = 2, op1 = 0: MDSCR_EL1, MDCCINT_EL1, OSDTRRX/TX_EL1, OSECCR_EL1,
@@ -47,12 +52,6 @@ pub fn classify(encoding: (u8, u8, u8, u8, u8)) -> Emulation {
         (3, 3, 14, 8..=15, _) => Emulation::RazWi,
         _ => Emulation::Undefined,
     }
-}
-
-/// Whether `encoding` is in the ID register space `TID3` traps: `op0 = 3, op1 = 0,
-/// CRn = 0, CRm = 1..7` (the AArch32 and AArch64 feature registers).
-pub fn is_id_register(encoding: (u8, u8, u8, u8, u8)) -> bool {
-    matches!(encoding, (3, 0, 0, 1..=7, _))
 }
 
 /// A 4-bit ID field at bit `shift`.
@@ -101,10 +100,10 @@ mod tests {
 
     #[test]
     fn only_the_feature_register_space_is_id_space() {
-        assert!(is_id_register((3, 0, 0, 4, 0)));
-        assert!(is_id_register((3, 0, 0, 1, 0)));
-        assert!(!is_id_register((3, 0, 0, 0, 0)), "MIDR_EL1 is not trapped by TID3");
-        assert!(!is_id_register((3, 1, 0, 0, 0)), "CCSIDR_EL1");
+        assert_eq!(classify((3, 0, 0, 4, 0)), Emulation::Id { crm: 4, op2: 0 });
+        assert_eq!(classify((3, 0, 0, 1, 0)), Emulation::Id { crm: 1, op2: 0 });
+        assert_eq!(classify((3, 0, 0, 0, 0)), Emulation::Undefined, "MIDR_EL1 is not trapped by TID3");
+        assert_eq!(classify((3, 1, 0, 0, 0)), Emulation::Undefined, "CCSIDR_EL1");
     }
 
     #[test]

@@ -86,16 +86,14 @@ impl Aarch64Vcpu {
             }
             // Group 0 and alternate-group SGIs: a single-security guest has none to send.
             ICC_SGI0R_EL1 | ICC_ASGI1R_EL1 if !s.read => Some(0),
-            (3, 0, 0, crm, op2) if vsysreg::is_id_register(s.encoding) && s.read => {
-                let gic_sysregs = self.domain.vgic.lock().version == Version::V3;
-                let value = vsysreg::sanitize_id(crm, op2, cpu::id_register(crm, op2), gic_sysregs);
-                self.set_reg(s.reg, value);
-                Some(0)
-            }
             enc => {
                 let value = match vsysreg::classify(enc) {
                     Emulation::RazWi => 0,
                     Emulation::ReadOnly(v) => v,
+                    Emulation::Id { crm, op2 } => {
+                        let gic_sysregs = self.domain.vgic.lock().version == Version::V3;
+                        vsysreg::sanitize_id(crm, op2, cpu::id_register(crm, op2), gic_sysregs)
+                    }
                     Emulation::Undefined => {
                         log::debug!("d{}v{}: system register {enc:?} trapped: undefined", self.domain.init().id, self.vcpu_id);
                         return None;

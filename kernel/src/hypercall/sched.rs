@@ -45,9 +45,6 @@ pub fn sched_op<A: Arch>(c: &Call<'_, '_, A>) -> HcResult {
         }
         SCHEDOP_WATCHDOG => {
             let w: SchedWatchdog = c.guest.read_struct(arg)?;
-            if w.id > NR_DOMAIN_WATCHDOG_TIMERS {
-                return Err(Errno::EINVAL);
-            }
             let r = c.domain.watchdogs.lock().op(w.id, w.timeout, c.hv.now())?;
             c.hv.timers_changed(c.domain, 0);
             Ok(r as u64)

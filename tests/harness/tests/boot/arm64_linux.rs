@@ -15,6 +15,20 @@ pub fn linux(name: &str, cpus: u32, bootargs: &str, extra: &str) -> String {
     format!("name={name};kernel={KERNEL};ramdisk={INITRAMFS};mem=256M;cpus={cpus};bootargs={bootargs};{extra}")
 }
 
+/// VHE + GICv3 (`-cpu max`) and nVHE + GICv2 (`cortex-a57`), each with 2 physical CPUs.
+const VHE_GICV3: [&str; 4] = ["--gic", "3", "--cpu", "max"];
+const NVHE_GICV2: [&str; 4] = ["--gic", "2", "--cpu", "cortex-a57"];
+
+/// A test named `name` on `machine` (2 CPUs, 1 GiB) running the Linux `domains`.
+fn on(name: &str, machine: [&str; 4], domains: &[&str]) -> BootTest {
+    let mut args: Vec<&str> = machine.to_vec();
+    args.extend(["--smp", "2", "--mem", "1G", "--timeout", "200", "--test"]);
+    for d in domains {
+        args.extend(["--domain", d]);
+    }
+    BootTest::new(name, AARCH64, &args).probe_on_cpus(2)
+}
+
 /// What every Linux domain `domid` must report: userspace reached, Xen detected through
 /// the `/hypervisor` node, `/sys/hypervisor/type`, FIFO event channels.
 fn xen_guest(mut t: BootTest, domid: u32) -> BootTest {
@@ -35,14 +49,7 @@ fn xen_guest(mut t: BootTest, domid: u32) -> BootTest {
 #[ignore = "boots QEMU with Debian's kernel: run through scripts/test-linux"]
 fn arm64_linux_hvc0_smp4_on_2_cpus_vhe_gicv3() {
     let d = linux("linux", 4, "console=hvc0 keel.linux=load", "");
-    let t = BootTest::new(
-        "arm64 Linux hvc0 4 vCPUs on 2 CPUs (VHE GICv3)",
-        AARCH64,
-        &["--gic", "3", "--cpu", "max", "--smp", "2", "--mem", "1G", "--timeout", "200", "--test", "--domain", &d],
-    )
-    .probe_on_cpus(2)
-    .domain("linux")
-    .lines(&[
+    let t = on("arm64 Linux hvc0 4 vCPUs on 2 CPUs (VHE GICv3)", VHE_GICV3, &[&d]).domain("linux").lines(&[
         "(d1) [linux] nproc: 4",
         "(d1) [linux] console: hvc0",
         "(d1) [linux] irqchip: GICv3",
@@ -59,29 +66,7 @@ fn arm64_linux_hvc0_smp4_on_2_cpus_vhe_gicv3() {
 #[ignore = "boots QEMU with Debian's kernel: run through scripts/test-linux"]
 fn arm64_linux_vpl011_nvhe_gicv2() {
     let d = linux("linux", 2, "console=ttyAMA0 keel.linux=check", "vpl011");
-    let t = BootTest::new(
-        "arm64 Linux ttyAMA0 (nVHE GICv2)",
-        AARCH64,
-        &[
-            "--gic",
-            "2",
-            "--cpu",
-            "cortex-a57",
-            "--smp",
-            "2",
-            "--mem",
-            "1G",
-            "--timeout",
-            "200",
-            "--test",
-            "--domain",
-            &d,
-        ],
-    )
-    .probe_on_cpus(2)
-    .fact("el2", "nvhe")
-    .domain("linux")
-    .lines(&[
+    let t = on("arm64 Linux ttyAMA0 (nVHE GICv2)", NVHE_GICV2, &[&d]).fact("el2", "nvhe").domain("linux").lines(&[
         "(d1) [linux] nproc: 2",
         "(d1) [linux] console: hvc0 ttyAMA0",
         "(d1) [linux] irqchip: GICv2",
@@ -100,38 +85,17 @@ fn arm64_linux_vpl011_nvhe_gicv2() {
 fn arm64_linux_panic_ends_only_that_domain() {
     let crasher = linux("crasher", 2, "console=hvc0 keel.linux=panic", "");
     let worker = linux("worker", 2, "console=hvc0 keel.linux=load", "");
-    let t = BootTest::new(
-        "arm64 two Linux domains, one panics (VHE GICv3)",
-        AARCH64,
-        &[
-            "--gic",
-            "3",
-            "--cpu",
-            "max",
-            "--smp",
-            "2",
-            "--mem",
-            "1G",
-            "--timeout",
-            "200",
-            "--test",
-            "--domain",
-            &crasher,
-            "--domain",
-            &worker,
-        ],
-    )
-    .probe_on_cpus(2)
-    .refusal("[test] fail domain-crasher: shut down (watchdog)", 1)
-    .lines(&[
-        "(d1) [linux] watchdog: armed",
-        "(d1) [linux] action: panic",
-        "---[ end Kernel panic - not syncing: sysrq triggered crash ]---",
-        "domain 1 (crasher): watchdog 1 expired after 3 s; shutting it down",
-        "(d2) [linux] load: 2 of 2 jobs finished",
-        "domain 2 (worker): shut down (poweroff)",
-        "[test] pass domain-worker: shut down (poweroff)",
-        "[test] done pass=3 fail=1 expected=4",
-    ]);
+    let t = on("arm64 two Linux domains, one panics (VHE GICv3)", VHE_GICV3, &[&crasher, &worker])
+        .refusal("[test] fail domain-crasher: shut down (watchdog)", 1)
+        .lines(&[
+            "(d1) [linux] watchdog: armed",
+            "(d1) [linux] action: panic",
+            "---[ end Kernel panic - not syncing: sysrq triggered crash ]---",
+            "domain 1 (crasher): watchdog 1 expired after 3 s; shutting it down",
+            "(d2) [linux] load: 2 of 2 jobs finished",
+            "domain 2 (worker): shut down (poweroff)",
+            "[test] pass domain-worker: shut down (poweroff)",
+            "[test] done pass=3 fail=1 expected=4",
+        ]);
     boot(xen_guest(xen_guest(t, 1), 2));
 }
