@@ -253,7 +253,9 @@ impl<'a, A: Arch> Hypervisor<'a, A> {
     /// domain down (reason watchdog, unless `SCHEDOP_shutdown_code` recorded another, as
     /// Xen's `domain_shutdown` does) and is returned for the caller to report.
     pub fn fire_timers(&self, d: &Domain<A>, now: u64) -> Option<Expired> {
-        if let Some(expired) = d.watchdogs.lock().expired(now) {
+        // The watchdogs' lock is released before shutting down, which takes the vCPUs'.
+        let expired = d.watchdogs.lock().expired(now);
+        if let Some(expired) = expired {
             if matches!(d.state(), DomainState::Running | DomainState::Paused) {
                 self.shutdown_guest(d, ShutdownReason::Watchdog);
                 return Some(expired);
@@ -308,10 +310,17 @@ impl<'a, A: Arch> Hypervisor<'a, A> {
 
     /// Tells the scheduler about `vcpu`'s earliest deadline after a change. vCPU 0's
     /// includes the domain's watchdogs: call this for vCPU 0 when they change.
+    ///
+    /// The vCPU's lock is held until the hook has filed the deadline: when two CPUs report
+    /// for the same vCPU at once (one sets a timer while the other fires the old one), the
+    /// report filed last is then the one that read the latest deadline. Lock order: vCPU,
+    /// then watchdogs, then the hooks' own locks.
     pub(crate) fn timers_changed(&self, d: &Domain<A>, vcpu: u32) {
-        let own = d.vcpus.get(vcpu as usize).and_then(|v| v.lock().next_deadline());
+        let Some(v) = d.vcpus.get(vcpu as usize) else { return };
+        let v = v.lock();
         let watchdog = if vcpu == 0 { d.watchdogs.lock().next_deadline() } else { None };
-        self.hooks.timer_changed(d.id(), vcpu, own.into_iter().chain(watchdog).min());
+        self.hooks.timer_changed(d.id(), vcpu, v.next_deadline().into_iter().chain(watchdog).min());
+        drop(v);
     }
 
     /// Delivers console input to domain `d`: for `CONSOLEIO_read` (raising VIRQ_CONSOLE
@@ -360,3 +369,6 @@ impl<'a, A: Arch> Hypervisor<'a, A> {
         self.shutdown(d, DomainState::Crashed);
     }
 }
+
+#[cfg(test)]
+mod tests;
