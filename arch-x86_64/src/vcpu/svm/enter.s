@@ -44,10 +44,10 @@ keel_svm_enter:
         sti
         vmrun   %rax
         /* #VMEXIT: GIF=0; RAX, RSP and RFLAGS are Keel's again.
-         * The two NOPs keep VMSAVE from being the first instruction after VMRUN: with
-         * VMSAVE there, QEMU 10's TCG SVM triple-faulted the host about once in 15 UEFI
-         * fuzz boots (CPU stopped at that VMSAVE with the guest's TR still loaded); with
-         * them, 0 in 84. Harmless on hardware. */
+         * The two NOPs keep VMSAVE from being the first instruction after VMRUN; they
+         * are harmless and stay, but they do not cure the QEMU 10 TCG defect seen under
+         * OVMF (docs/x86-guests.md, "Known gaps"): now and then the first fetch after
+         * #VMEXIT is walked with the guest's EFER through its nested page tables. */
         nop
         nop
         vmsave  %rax

@@ -438,8 +438,10 @@ fn x86_fuzz_qemu_bios() {
     x86_fuzz(X86Machine::QemuBios);
 }
 
+/// Left out of `scripts/test`: QEMU's TCG SVM under OVMF sometimes breaks the host right
+/// after a #VMEXIT (docs/x86-guests.md, "Known gaps").
 #[test]
-#[ignore = "boots QEMU: run through scripts/test"]
+#[ignore = "boots QEMU: run by hand (an emulator defect, see docs/x86-guests.md)"]
 fn x86_fuzz_qemu_uefi() {
     x86_fuzz(X86Machine::QemuUefi);
 }
