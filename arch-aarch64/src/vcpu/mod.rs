@@ -93,6 +93,13 @@ pub struct Aarch64Vcpu {
 /// `CNTV_CTL_EL0` bits.
 const CNTV_ENABLE: u64 = 1;
 const CNTV_IMASK: u64 = 1 << 1;
+const CNTV_ISTATUS: u64 = 1 << 2;
+
+/// Whether a saved `CNTV_CTL_EL0` has the virtual timer asserting its interrupt line:
+/// enabled, not masked, condition met.
+pub(crate) fn vtimer_asserted(cntv_ctl: u64) -> bool {
+    cntv_ctl & (CNTV_ENABLE | CNTV_IMASK | CNTV_ISTATUS) == CNTV_ENABLE | CNTV_ISTATUS
+}
 
 impl Vcpu for Aarch64Vcpu {
     type Domain = Aarch64Domain;

@@ -17,6 +17,9 @@ extern "C" {
     fn keel_guest_enter(regs: *mut GuestRegs) -> u64;
 }
 
+/// Guest-owned interrupt exits in a row after which the core gets control anyway.
+const MAX_INTERNAL_IRQ_EXITS: u32 = 64;
+
 /// Vector slots of IRQs from a lower EL (AArch64, AArch32).
 fn is_irq(slot: u64) -> bool {
     slot == 9 || slot == 13
@@ -29,10 +32,14 @@ impl Aarch64Vcpu {
         }
         let vhe = cpu::vhe();
         let id = self.vcpu_id;
+        let mut internal_exits = 0u32;
         loop {
             {
                 let mut g = self.domain.vgic.lock();
                 g.set_private_level(id, PPI_EVTCHN, self.upcall);
+                if !super::vtimer_asserted(self.el1.cntv_ctl) {
+                    g.timer_line_low(id);
+                }
                 self.gic.load(&mut g, id);
             }
             self.el1.load(vhe);
@@ -69,6 +76,13 @@ impl Aarch64Vcpu {
                 }
                 if completed.upcall {
                     return VmExit::UpcallAck;
+                }
+                // Interrupts Keel takes for the guest (its timer, the interface's
+                // maintenance) are handled here; should they keep coming, the core still
+                // gets to run its timers and scheduler between entries.
+                internal_exits += 1;
+                if internal_exits >= MAX_INTERNAL_IRQ_EXITS {
+                    return VmExit::Interrupt;
                 }
             }
         }

@@ -5,7 +5,7 @@
 //! maintenance interrupt only fires while a guest does.
 
 use super::lr::{self, Completed, ListEntry, LrState};
-use super::model::{Version, Vgic};
+use super::model::{GuestMask, Version, Vgic};
 use crate::irq;
 use aarch64_cpu::registers::*;
 use tock_registers::interfaces::{Readable, Writeable};
@@ -105,8 +105,8 @@ impl CpuInterface {
     pub fn load(&mut self, g: &mut Vgic, vcpu: u32) {
         let n = self.nr_lrs;
         let overflow = lr::fill(g, vcpu, &mut self.lrs[..n]);
-        // The timer PPI stays active while its last firing waits for the guest's EOI.
-        irq::set_timer_active(g.timer_queued(vcpu));
+        // The timer PPI stays active while its last firing waits for the guest.
+        irq::set_timer_active(g.timer_held(vcpu));
         let hcr = HCR_EN | if overflow { HCR_UIE } else { 0 };
         match self.version {
             Version::V3 => {
@@ -161,6 +161,9 @@ impl CpuInterface {
                 self.aprs[0].0 = gich_read(GICH_APR) as u64;
                 self.vmcr = gich_read(GICH_VMCR) as u64;
             }
+        }
+        if let Some(m) = g.masks.get_mut(vcpu as usize) {
+            *m = GuestMask::from_vmcr(self.version, self.vmcr);
         }
         let timer_was_queued = g.timer_queued(vcpu);
         let done = lr::sync(g, vcpu, &mut self.lrs[..n], &states[..n], upcall);

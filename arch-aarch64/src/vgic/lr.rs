@@ -165,8 +165,12 @@ pub fn sync(g: &mut Vgic, vcpu: u32, lrs: &mut [Option<ListEntry>], states: &[Lr
     done
 }
 
+/// Counts the list registers holding a pending interrupt that the interface signals
+/// (the running priority is not considered: that errs towards waking).
 fn count_pending(g: &mut Vgic, vcpu: u32, lrs: &[Option<ListEntry>]) {
-    let n = lrs.iter().flatten().filter(|e| matches!(e.state, LrState::Pending | LrState::PendingActive)).count();
+    let mask = g.masks.get(vcpu as usize).copied().unwrap_or_default();
+    let pending = |e: &&ListEntry| matches!(e.state, LrState::Pending | LrState::PendingActive);
+    let n = lrs.iter().flatten().filter(pending).filter(|e| mask.signals(e.priority, e.group1)).count();
     if let Some(c) = g.lr_pending.get_mut(vcpu as usize) {
         *c = n as u32;
     }
@@ -174,6 +178,7 @@ fn count_pending(g: &mut Vgic, vcpu: u32, lrs: &[Option<ListEntry>]) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::model::GuestMask;
     use super::*;
 
     #[test]
@@ -211,6 +216,7 @@ mod tests {
     fn more_pending_than_list_registers() {
         let mut g = Vgic::new(Version::V3, 1);
         g.ctlr = 2;
+        g.masks[0] = GuestMask { pmr: 0xff, group0: false, group1: true };
         for sgi in 0..8 {
             g.private[0][sgi].enabled = true;
             g.private[0][sgi].pending = true;
@@ -256,5 +262,65 @@ mod tests {
         g.set_private_level(0, 31, false);
         fill(&mut g, 0, &mut lrs);
         assert!(lrs.iter().all(|l| l.is_none()));
+    }
+
+    /// A pending interrupt wakes a WFI only if the guest's interface signals it: its group
+    /// enabled and its priority above the mask (GICv3 VPMR, GICv2 VMPriMask).
+    #[test]
+    fn what_the_guest_masks_does_not_end_a_wfi() {
+        for version in [Version::V3, Version::V2] {
+            let mut g = Vgic::new(version, 1);
+            g.ctlr = 3;
+            let group1 = version == Version::V3;
+            g.private[0][5].enabled = true;
+            g.private[0][5].pending = true;
+            assert!(!g.has_pending(0), "{version:?}: everything masked at reset");
+            let vmcr_open = match version {
+                Version::V3 => 0xf0 << 24 | 3,
+                Version::V2 => (0xf0 >> 3) << 27 | 3,
+            };
+            g.masks[0] = GuestMask::from_vmcr(version, vmcr_open);
+            assert_eq!(g.masks[0], GuestMask { pmr: 0xf0, group0: true, group1: true });
+            assert!(g.has_pending(0), "{version:?}: priority 0xa0 under mask 0xf0");
+            g.private[0][5].priority = 0xf0;
+            assert!(!g.has_pending(0), "{version:?}: priority at the mask");
+            g.private[0][5].priority = 0xa0;
+            g.masks[0] = GuestMask::from_vmcr(version, vmcr_open & !if group1 { 2 } else { 1 });
+            assert!(!g.has_pending(0), "{version:?}: its group disabled");
+            // In a list register: counted only while signalled.
+            g.masks[0] = GuestMask::from_vmcr(version, vmcr_open);
+            let mut lrs = [None; 4];
+            fill(&mut g, 0, &mut lrs);
+            sync(&mut g, 0, &mut lrs, &[LrState::Pending, LrState::Invalid, LrState::Invalid, LrState::Invalid], 31);
+            assert!(g.has_pending(0));
+            g.masks[0].pmr = 0x80;
+            sync(&mut g, 0, &mut lrs, &[LrState::Pending, LrState::Invalid, LrState::Invalid, LrState::Invalid], 31);
+            assert!(!g.has_pending(0), "{version:?}: masked in its list register");
+        }
+    }
+
+    /// The virtual timer fires before the guest enabled its PPI (Linux arms the timer
+    /// first): the firing is held, so the physical PPI stays active and cannot interrupt
+    /// every entry; it is delivered once enabled, or dropped if the line falls first.
+    #[test]
+    fn a_timer_firing_the_guest_cannot_take_yet_is_held() {
+        use crate::layout::PPI_VIRT_TIMER as T;
+        let mut g = Vgic::new(Version::V3, 1);
+        g.ctlr = 2;
+        g.masks[0] = GuestMask { pmr: 0xff, group0: false, group1: true };
+        let mut lrs = [None; 4];
+        g.timer_fired(0);
+        fill(&mut g, 0, &mut lrs);
+        assert!(g.timer_held(0) && !g.timer_queued(0), "disabled: latched, not in a list register");
+        g.timer_line_low(0);
+        assert!(!g.timer_held(0), "the line fell before the guest took it: dropped");
+        g.timer_fired(0);
+        g.private[0][T as usize].enabled = true;
+        fill(&mut g, 0, &mut lrs);
+        assert!(g.timer_queued(0) && g.timer_held(0));
+        g.timer_line_low(0);
+        assert!(g.timer_queued(0), "in a list register it stays until the guest completes it");
+        sync(&mut g, 0, &mut lrs, &[LrState::Invalid; 4], 31);
+        assert!(!g.timer_held(0));
     }
 }

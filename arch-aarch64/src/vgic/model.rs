@@ -51,6 +51,36 @@ impl Irq {
     }
 }
 
+/// What a vCPU's virtual CPU interface lets through, from `ICH_VMCR_EL2` / `GICH_VMCR` as
+/// last saved: the priority mask and the group enables. A pending interrupt it does not
+/// signal does not end a WFI (as on hardware), so a guest idling with interrupts masked
+/// at its interface sleeps instead of spinning through WFI exits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GuestMask {
+    /// Interrupts of priority values below it are signalled (0: none).
+    pub pmr: u8,
+    pub group0: bool,
+    pub group1: bool,
+}
+
+impl GuestMask {
+    pub fn from_vmcr(version: Version, vmcr: u64) -> Self {
+        let pmr = match version {
+            Version::V3 => (vmcr >> 24) as u8,
+            // GICH_VMCR.VMPriMask: the top five bits of the mask.
+            Version::V2 => ((vmcr >> 27) as u8 & 0x1f) << 3,
+        };
+        GuestMask { pmr, group0: vmcr & 1 != 0, group1: vmcr & 2 != 0 }
+    }
+
+    /// Whether an interrupt of `priority` in group 1 (else 0) is signalled. The full
+    /// eight bits are compared: where the GIC implements fewer, this errs towards
+    /// signalling (a spurious wake-up, never a missed one).
+    pub fn signals(&self, priority: u8, group1: bool) -> bool {
+        (if group1 { self.group1 } else { self.group0 }) && priority < self.pmr
+    }
+}
+
 /// A domain's virtual GIC.
 #[derive(Clone, Debug)]
 pub struct Vgic {
@@ -61,8 +91,11 @@ pub struct Vgic {
     pub private: Vec<[Irq; NR_PRIVATE as usize]>,
     /// Per vCPU: GICR_WAKER.ProcessorSleep (GICv3).
     pub asleep: Vec<bool>,
-    /// Per vCPU: interrupts in its list registers in the pending state (for halts).
+    /// Per vCPU: interrupts in its list registers in the pending state that its
+    /// interface signals (for halts).
     pub lr_pending: Vec<u32>,
+    /// Per vCPU: what its interface signals, as last saved.
+    pub masks: Vec<GuestMask>,
     pub spis: Vec<Irq>,
     /// Per SPI: GICv2 GICD_ITARGETSR byte.
     pub targets_v2: Vec<u8>,
@@ -92,6 +125,7 @@ impl Vgic {
             private: vec![private; vcpus as usize],
             asleep: vec![true; vcpus as usize],
             lr_pending: vec![0; vcpus as usize],
+            masks: vec![GuestMask::default(); vcpus as usize],
             spis: vec![spi; NR_SPIS as usize],
             targets_v2: vec![1; NR_SPIS as usize],
             irouter: vec![0; NR_SPIS as usize],
@@ -149,9 +183,14 @@ impl Vgic {
     }
 
     /// Whether something would wake vCPU `vcpu` from WFI: an interrupt waiting for it or
-    /// one in its list registers, pending.
+    /// one in its list registers, pending, that its interface signals ([`GuestMask`]).
     pub fn has_pending(&self, vcpu: u32) -> bool {
-        self.lr_pending.get(vcpu as usize).is_some_and(|&n| n > 0) || !self.candidates(vcpu).is_empty()
+        let mask = self.masks.get(vcpu as usize).copied().unwrap_or_default();
+        self.lr_pending.get(vcpu as usize).is_some_and(|&n| n > 0)
+            || self
+                .candidates(vcpu)
+                .iter()
+                .any(|&(priority, intid)| self.irq(vcpu, intid).is_some_and(|irq| mask.signals(priority, irq.group1)))
     }
 
     /// Sets the input line of a level-sensitive private interrupt (the event upcall).
@@ -192,6 +231,9 @@ impl Vgic {
         if let Some(n) = self.lr_pending.get_mut(vcpu as usize) {
             *n = 0;
         }
+        if let Some(m) = self.masks.get_mut(vcpu as usize) {
+            *m = GuestMask::default();
+        }
     }
 
     /// The virtual timer of `vcpu` fired (its physical PPI is acknowledged and active):
@@ -202,10 +244,28 @@ impl Vgic {
         }
     }
 
-    /// Whether `vcpu`'s virtual timer interrupt sits in its list registers (its physical
-    /// PPI must then stay active while the vCPU runs).
+    /// Whether `vcpu`'s virtual timer interrupt sits in its list registers.
     pub fn timer_queued(&self, vcpu: u32) -> bool {
         self.irq(vcpu, PPI_VIRT_TIMER).is_some_and(|i| i.queued)
+    }
+
+    /// Whether `vcpu` has a firing of its virtual timer it has not completed: in its list
+    /// registers, or latched while the guest cannot take it (its PPI disabled). The
+    /// physical PPI must stay active meanwhile, or the still-asserted timer would
+    /// interrupt every entry into the guest.
+    pub fn timer_held(&self, vcpu: u32) -> bool {
+        self.irq(vcpu, PPI_VIRT_TIMER).is_some_and(|i| i.queued || i.pending)
+    }
+
+    /// `vcpu`'s virtual timer no longer asserts its line (the guest reprogrammed, masked
+    /// or stopped it): a firing it never took is dropped, as for any level-sensitive
+    /// interrupt whose line fell.
+    pub fn timer_line_low(&mut self, vcpu: u32) {
+        if let Some(irq) = self.irq_mut(vcpu, PPI_VIRT_TIMER) {
+            if !irq.queued {
+                irq.pending = false;
+            }
+        }
     }
 
     /// Makes SGI `sgi` pending on every vCPU in `targets` (bit n = vCPU n), sent by

@@ -128,15 +128,21 @@ impl<'m, 'a, A: Arch> CpuLoop<'m, 'a, A> {
 
     /// Fires the vCPU timers filed under this CPU that are due, and reports a watchdog
     /// that shut its domain down.
+    ///
+    /// Every vCPU taken from the table is filed again with what it waits for now: its
+    /// entry was the earliest of several deadlines (vCPU 0's include the watchdogs), and
+    /// the one that came due may be stale (a halt ended early by an event), while the
+    /// others still wait.
     fn fire_timers(&mut self, now: u64) {
         let due = self.m.hooks.due_timers(self.cpu, now);
         let mut fired: Vec<u16> = Vec::new();
         for key in due {
+            let Some(d) = self.m.hv.domain(key.domain) else { continue };
             if fired.contains(&key.domain) {
+                self.m.hv.timers_changed(&d, key.vcpu);
                 continue;
             }
             fired.push(key.domain);
-            let Some(d) = self.m.hv.domain(key.domain) else { continue };
             if let Some(e) = self.m.hv.fire_timers(&d, now) {
                 let name = self.m.guests.get(key.domain).map(|g| g.name.clone()).unwrap_or_default();
                 log::warn!(
@@ -146,6 +152,7 @@ impl<'m, 'a, A: Arch> CpuLoop<'m, 'a, A> {
                     e.timeout_s
                 );
             }
+            self.m.hv.timers_changed(&d, key.vcpu);
         }
     }
 

@@ -530,6 +530,27 @@ pub fn watchdog(timeout_s: u32, pets: u64, every_ns: u64, hang: Option<u64>) -> 
     img.finish()
 }
 
+/// Creates a 1 s watchdog, offers port 1 to `peer`, halts with its own timer armed
+/// `halt_ns` ahead, prints how long after boot it woke (`woke=`; the peer's event ends
+/// the halt early) and then hangs on vCPU 0 without another exit of its own.
+pub fn early_wake_then_hang(peer: DomId, halt_ns: u64) -> Vec<u8> {
+    let mut img = Image::new();
+    img.put(WATCHDOG, &SchedWatchdog { id: 0, timeout: 1 });
+    img.put(ALLOC_UNBOUND, &EvtchnAllocUnbound { dom: DOMID_SELF, remote_dom: peer, port: 0 });
+    let fail = img.fail;
+    let a = &mut img.a;
+    a.hypercall(SCHED_OP, &[SCHEDOP_WATCHDOG, DATA + WATCHDOG]).set(15, 1).br(Cond::Ne, 0, 15, fail);
+    img.hypercall_ok(EVENT_CHANNEL_OP, &[EVTCHNOP_ALLOC_UNBOUND, DATA + ALLOC_UNBOUND]);
+    let a = &mut img.a;
+    a.i(Insn::Time(8)).set(15, halt_ns).alu(Op::Add, 1, 8, 15).i(Insn::Platform(PlatformCall::HaltUntil));
+    a.i(Insn::Time(14));
+    img.print_hex("woke=", 14);
+    let a = &mut img.a;
+    let spin = a.here();
+    a.i(Insn::AddI(8, 8, 1)).jmp(spin);
+    img.finish()
+}
+
 /// Halts with its own timer armed until `ns` from now have passed (uses `r1`, `r14`,
 /// `r15`).
 fn sleep(a: &mut Asm, ns: u64) {

@@ -2,7 +2,7 @@
 //! down when it expires, though its vCPUs never leave the guest on their own; the other
 //! domain, which keeps petting, runs on to its poweroff.
 
-use super::programs::watchdog;
+use super::programs::{early_wake_then_hang, signaller, watchdog};
 use super::world::{describe, lines_of, Guest, World};
 use crate::domain::{DomainState, ShutdownReason};
 
@@ -58,4 +58,23 @@ fn a_domain_that_stops_petting_its_watchdog_is_shut_down() {
         assert!(lived >= 1_500 * MS, "the petter lived {lived} ns, well past its 1 s timeout");
         assert_eq!(w.pool.stats().allocated, before);
     }
+}
+
+/// vCPU 0's timer entry is the earliest of its own deadline and the watchdog's. A halt
+/// with a 500 ms timer, ended after a few milliseconds by another domain's event, leaves
+/// that entry stale; when it comes due nothing fires, yet the watchdog (1 s) must stay
+/// filed: the domain, hanging without exits, is shut down when it expires.
+#[test]
+fn a_halt_ended_early_leaves_the_watchdog_armed() {
+    let mut w = World::new(1);
+    let guests = [Guest::new("stale", early_wake_then_hang(2, 500 * MS)), Guest::new("sig", signaller(1, 1, 10_000))];
+    let built = w.boot(&describe(&guests));
+    assert!(built.iter().all(|b| b.result.is_ok()), "{built:?}");
+    let ended = w.run_until(3 * S, |w| w.m.ends().iter().any(|e| e.name == "stale"));
+    assert!(ended, "the watchdog never expired: {:?}", lines_of(1));
+    let woke = printed(1, "woke=");
+    assert!(woke < 100 * MS, "the event ended the halt early (woke at {woke} ns)");
+    let ends = w.run(S);
+    let stale = ends.iter().find(|e| e.name == "stale").unwrap();
+    assert_eq!(stale.state, DomainState::ShutDown(ShutdownReason::Watchdog));
 }
