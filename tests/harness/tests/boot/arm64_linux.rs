@@ -46,7 +46,7 @@ fn xen_guest(mut t: BootTest, domid: u32) -> BootTest {
 /// VHE + GICv3, 2 physical CPUs: a 4-vCPU Linux domain with its console on hvc0 (the
 /// Xen PV console) runs a CPU-bound job on all four vCPUs, then powers off.
 #[test]
-#[ignore = "boots QEMU with Debian's kernel: run through scripts/test-linux"]
+#[ignore = "boots QEMU with Debian's kernel: run through scripts/test or scripts/test-linux"]
 fn arm64_linux_hvc0_smp4_on_2_cpus_vhe_gicv3() {
     let d = linux("linux", 4, "console=hvc0 keel.linux=load", "");
     let t = on("arm64 Linux hvc0 4 vCPUs on 2 CPUs (VHE GICv3)", VHE_GICV3, &[&d]).domain("linux").lines(&[
@@ -63,7 +63,7 @@ fn arm64_linux_hvc0_smp4_on_2_cpus_vhe_gicv3() {
 /// nVHE + GICv2 (cortex-a57), 2 physical CPUs: a 2-vCPU Linux domain with its console on
 /// the virtual PL011 (ttyAMA0).
 #[test]
-#[ignore = "boots QEMU with Debian's kernel: run through scripts/test-linux"]
+#[ignore = "boots QEMU with Debian's kernel: run through scripts/test or scripts/test-linux"]
 fn arm64_linux_vpl011_nvhe_gicv2() {
     let d = linux("linux", 2, "console=ttyAMA0 keel.linux=check", "vpl011");
     let t = on("arm64 Linux ttyAMA0 (nVHE GICv2)", NVHE_GICV2, &[&d]).fact("el2", "nvhe").domain("linux").lines(&[
@@ -81,7 +81,7 @@ fn arm64_linux_vpl011_nvhe_gicv2() {
 /// /proc/sysrq-trigger`); nothing pets the watchdog any more, so Keel ends that domain.
 /// "worker" meanwhile finishes a CPU-bound job on both its vCPUs and powers off.
 #[test]
-#[ignore = "boots QEMU with Debian's kernel: run through scripts/test-linux"]
+#[ignore = "boots QEMU with Debian's kernel: run through scripts/test or scripts/test-linux"]
 fn arm64_linux_panic_ends_only_that_domain() {
     let crasher = linux("crasher", 2, "console=hvc0 keel.linux=panic", "");
     let worker = linux("worker", 2, "console=hvc0 keel.linux=load", "");
