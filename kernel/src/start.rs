@@ -9,7 +9,7 @@ use crate::console;
 use crate::domain::MAX_VCPUS;
 use crate::hypervisor::Hypervisor;
 use crate::mm::{FramePool, Region};
-use crate::run::{build_all, Described, DomainEnd, Machine, SchedHooks};
+use crate::run::{build_all, rebuild, Described, DomainEnd, Machine, SchedHooks};
 use crate::sched::{CpuMask, SchedConfig};
 use crate::selftest;
 use crate::version::KEEL_VERSION;
@@ -168,7 +168,7 @@ fn online_cpus() -> CpuMask {
 
 /// The scheduler, hooks, hypervisor and machine for the CPUs online; they live until
 /// power-off.
-fn new_machine<A: Arch>() -> &'static Machine<'static, A> {
+fn new_machine<A: Arch + GuestAbi + GuestLoader>() -> &'static Machine<'static, A> {
     let online = online_cpus();
     let nr = online.iter().last().map_or(1, |c| c.0 as usize + 1);
     let hooks = match SchedHooks::<A>::new(nr, SchedConfig::default(), A::Timer::now_ns) {
@@ -176,6 +176,7 @@ fn new_machine<A: Arch>() -> &'static Machine<'static, A> {
         Err(e) => panic!("no scheduler for {nr} CPUs: {e:?}"),
     };
     let mut machine = Machine::new(Hypervisor::new(&FRAME_POOL, hooks), hooks).with_online(online);
+    machine = machine.with_restarts(options().restarts, rebuild::<A>);
     if let Some(s) = options().timeout_s {
         machine = machine.with_deadline(A::Timer::now_ns().saturating_add(s * 1_000_000_000));
     }

@@ -35,11 +35,22 @@ pub struct Options {
     /// `keel.timeout=<seconds>` (1 to 86400): domains still running that long after they
     /// started are crashed, so that a run always ends (tests).
     pub timeout_s: Option<u64>,
+    /// `keel.restarts=<n>` (0 to 1000): how often a domain whose guest reboots is built
+    /// again from its description before a reboot ends it for good.
+    pub restarts: u32,
 }
+
+/// Restarts per domain unless `keel.restarts=` says otherwise.
+pub const DEFAULT_RESTARTS: u32 = 8;
 
 impl Default for Options {
     fn default() -> Self {
-        Options { power_off: PowerOffPath::Firmware, log_level: LogLevel::Info, timeout_s: None }
+        Options {
+            power_off: PowerOffPath::Firmware,
+            log_level: LogLevel::Info,
+            timeout_s: None,
+            restarts: DEFAULT_RESTARTS,
+        }
     }
 }
 
@@ -72,6 +83,13 @@ impl Options {
                     o.log_level = level.unwrap_or(o.log_level);
                     true
                 }
+                ("restarts", v) => match v.parse::<u32>() {
+                    Ok(n) if n <= 1000 => {
+                        o.restarts = n;
+                        true
+                    }
+                    _ => false,
+                },
                 ("timeout", v) => match v.parse::<u64>() {
                     Ok(s) if (1..=86_400).contains(&s) => {
                         o.timeout_s = Some(s);
@@ -98,6 +116,9 @@ mod tests {
             Options::parse("dom0_mem=1G keel.exit=test keel.loglevel=debug keel.timeout=30 keel.bogus=1 keel.exit=x");
         assert_eq!(o.power_off, PowerOffPath::TestDevice);
         assert_eq!(o.log_level, LogLevel::Debug);
+        assert_eq!(o.restarts, DEFAULT_RESTARTS);
+        assert_eq!(Options::parse("keel.restarts=0").0.restarts, 0);
+        assert_eq!(Options::parse("keel.restarts=1001"), (Options::default(), Some("keel.restarts=1001")));
         assert_eq!(o.timeout_s, Some(30));
         assert_eq!(bad, Some("keel.bogus=1"));
         assert_eq!(Options::parse("keel.timeout=0").1, Some("keel.timeout=0"));

@@ -133,6 +133,9 @@ pub fn build_all<A: Arch + GuestAbi + GuestLoader>(m: &Machine<'_, A>, set: &Dom
                     log::error!("{e}");
                     e.message
                 });
+                if let Ok(id) = result {
+                    m.describe(id, config, !handler_taken, 0);
+                }
                 handler_taken |= result.is_ok();
                 out.push(Described { name: config.name.clone(), result });
             }
@@ -147,6 +150,22 @@ pub fn build_all<A: Arch + GuestAbi + GuestLoader>(m: &Machine<'_, A>, set: &Dom
         attach_consoles(m, &out, gfn);
     }
     out
+}
+
+/// Builds a domain that rebooted again ([`Machine::with_restarts`]): as at boot, with
+/// its PV console, but without its static event channels (its peers' ends are closed).
+pub fn rebuild<A: Arch + GuestAbi + GuestLoader>(
+    m: &Machine<'_, A>,
+    config: &BootConfig,
+    global_virq_handler: bool,
+) -> Result<DomId, BuildError> {
+    let id = build_domain(m, config, global_virq_handler)?;
+    m.describe(id, config, global_virq_handler, 0);
+    if let Some(gfn) = A::PV_CONSOLE_GFN {
+        let built = [Described { name: config.name.clone(), result: Ok(id) }];
+        attach_consoles(m, &built, gfn);
+    }
+    Ok(id)
 }
 
 /// Gives every domain built a PV console at `gfn`, after the static event channels, so

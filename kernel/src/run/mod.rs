@@ -29,7 +29,8 @@ mod input;
 mod reap;
 mod timers;
 
-pub use build::{build_all, build_domain, BuildError, Described};
+pub use build::{build_all, build_domain, rebuild, BuildError, Described};
+
 pub use cpu::{CpuLoop, Step};
 pub use guests::Guest;
 pub use hooks::{LineSink, SchedHooks};
@@ -38,14 +39,17 @@ pub use reap::DomainEnd;
 pub use timers::TimerTable;
 
 use crate::arch::{Arch, CpuId};
+use crate::config::DomainConfig as BootConfig;
 use crate::domain::{Domain, DomainState, Hooks};
 use crate::hypervisor::Hypervisor;
 use crate::sched::{CpuMask, SchedError, Scheduler, VcpuParams};
+use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use guests::Guests;
+use keel_abi::xen::DomId;
 use spin::Mutex;
 
 /// Everything the CPUs share while they run domains.
@@ -70,6 +74,26 @@ pub struct Machine<'a, A: Arch> {
     input: Mutex<InputRouter>,
     /// A CPU loop took the physical console's input interrupt.
     input_taken: AtomicBool,
+    /// Builds a domain again when its guest reboots ([`Machine::with_restarts`]).
+    restarter: Option<Restarter<A>>,
+    /// Restarts allowed per domain.
+    restart_limit: u32,
+    /// What each running domain was built from, for restarting it.
+    descriptions: Mutex<BTreeMap<DomId, Description>>,
+    /// Domains between their removal and their rebuild.
+    restarting: AtomicU32,
+}
+
+/// Builds and starts a domain from its description on the machine (see
+/// [`build::rebuild`]); the flag makes it the global VIRQ handler.
+pub type Restarter<A> = for<'m, 'a> fn(&'m Machine<'a, A>, &BootConfig, bool) -> Result<DomId, BuildError>;
+
+/// A running domain's description, kept to restart it.
+#[derive(Clone, Debug)]
+struct Description {
+    config: BootConfig,
+    global_virq_handler: bool,
+    restarts: u32,
 }
 
 impl<'a, A: Arch> Machine<'a, A> {
@@ -88,6 +112,61 @@ impl<'a, A: Arch> Machine<'a, A> {
             online: CpuMask::first_n(hooks.scheduler().nr_cpus()),
             input: Mutex::new(InputRouter::new()),
             input_taken: AtomicBool::new(false),
+            restarter: None,
+            restart_limit: 0,
+            descriptions: Mutex::new(BTreeMap::new()),
+            restarting: AtomicU32::new(0),
+        }
+    }
+
+    /// Builds a domain whose guest reboots again with `restarter` (at most `limit` times
+    /// per domain, `keel.restarts`); without this, a reboot ends the domain.
+    pub fn with_restarts(mut self, limit: u32, restarter: Restarter<A>) -> Self {
+        self.restart_limit = limit;
+        self.restarter = Some(restarter);
+        self
+    }
+
+    /// Records what domain `id` was built from, so that a reboot can build it again.
+    pub(super) fn describe(&self, id: DomId, config: &BootConfig, global_virq_handler: bool, restarts: u32) {
+        let d = Description { config: config.clone(), global_virq_handler, restarts };
+        self.descriptions.lock().insert(id, d);
+    }
+
+    /// Whether domain `id`, which ended with a reboot, is to be built again (a restarter
+    /// is set and its restarts are below the limit).
+    pub(super) fn may_restart(&self, id: DomId) -> bool {
+        self.restarter.is_some() && self.descriptions.lock().get(&id).is_some_and(|d| d.restarts < self.restart_limit)
+    }
+
+    /// Builds domain `id`, which just ended with a reboot and was destroyed, again from
+    /// its description. False if it may not (no restarter, the limit reached) or cannot
+    /// (the build failed, logged): then the reboot ends it.
+    pub(super) fn restart(&self, id: DomId, name: &str) -> bool {
+        let Some(d) = self.descriptions.lock().remove(&id) else { return false };
+        let Some(restarter) = self.restarter else { return false };
+        if d.restarts >= self.restart_limit {
+            log::warn!("domain {id} ({name}): rebooted after {} restart(s) (keel.restarts); not again", d.restarts);
+            return false;
+        }
+        // Its memory goes back to the pool first.
+        self.hv.reap();
+        match restarter(self, &d.config, d.global_virq_handler) {
+            Ok(new) => {
+                log::info!(
+                    "domain {id} ({name}): restarted as domain {new} (restart {} of {})",
+                    d.restarts + 1,
+                    self.restart_limit
+                );
+                if let Some(e) = self.descriptions.lock().get_mut(&new) {
+                    e.restarts = d.restarts + 1;
+                }
+                true
+            }
+            Err(e) => {
+                log::error!("domain {id} ({name}): cannot restart: {e}");
+                false
+            }
         }
     }
 
@@ -180,7 +259,8 @@ impl<'a, A: Arch> Machine<'a, A> {
 
     /// Whether every domain added has ended and been reaped.
     pub fn is_finished(&self) -> bool {
-        self.started.load(Ordering::Acquire) && self.guests.is_empty()
+        // A domain being restarted is off the table for a moment: not finished then.
+        self.started.load(Ordering::Acquire) && self.guests.is_empty() && self.restarting.load(Ordering::SeqCst) == 0
     }
 
     /// Routes input from the physical console to the domain that has it (three Ctrl-A

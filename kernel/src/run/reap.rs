@@ -73,10 +73,23 @@ impl<A: Arch> Machine<'_, A> {
             }
             let end = DomainEnd { id, name: guest.name.clone(), state: guest.domain.state() };
             log::info!("{end}");
-            self.ends.lock().push(end);
+            let rebooted = end.state == DomainState::ShutDown(ShutdownReason::Reboot);
+            // Counted before it leaves the table, so that no CPU sees the machine
+            // finished while it is rebuilt.
+            let restarting = rebooted && self.may_restart(id);
+            if restarting {
+                self.restarting.fetch_add(1, Ordering::SeqCst);
+            }
             drop(guest);
             drop(self.guests.remove(id));
             let _ = self.hv.destroy_domain(id);
+            if !(rebooted && self.restart(id, &end.name)) {
+                self.descriptions.lock().remove(&id);
+                self.ends.lock().push(end);
+            }
+            if restarting {
+                self.restarting.fetch_sub(1, Ordering::SeqCst);
+            }
         }
         self.hv.reap();
         let last = self.is_finished() && !self.reported.swap(true, Ordering::AcqRel);

@@ -5,6 +5,7 @@ mod domains;
 mod doorbells;
 mod pingpong;
 mod programs;
+mod restart;
 mod timers;
 mod watchdog;
 mod world;

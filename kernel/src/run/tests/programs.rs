@@ -36,6 +36,7 @@ const BIND_INTERDOMAIN: u64 = 0x30;
 const SEND: u64 = 0x40;
 const POWEROFF: u64 = 0x50;
 const CRASH: u64 = 0x54;
+const REBOOT: u64 = 0x58;
 const POLL: u64 = 0x60;
 const PORTS: u64 = 0x80;
 const SINGLESHOT: u64 = 0x90;
@@ -527,6 +528,16 @@ pub fn watchdog(timeout_s: u32, pets: u64, every_ns: u64, hang: Option<u64>) -> 
     a.set(15, (-(Errno::EINVAL.code() as i64)) as u64).br(Cond::Ne, 0, 15, fail);
     a.i(Insn::Time(14)).set(11, DATA + FLAG).load(8, 8, 11, 0).alu(Op::Sub, 14, 14, 8);
     img.print_hex("lived=", 14);
+    img.finish()
+}
+
+/// Prints the time it started (`up=`) and asks to reboot.
+pub fn rebooter() -> Vec<u8> {
+    let mut img = Image::new();
+    img.put(REBOOT, &SchedShutdown { reason: SHUTDOWN_REBOOT });
+    img.a.i(Insn::Time(14));
+    img.print_hex("up=", 14);
+    img.a.hypercall(SCHED_OP, &[SCHEDOP_SHUTDOWN, DATA + REBOOT]);
     img.finish()
 }
 

@@ -110,15 +110,31 @@ impl World {
     /// A machine with `cpus` CPUs that crashes domains still running at system time
     /// `deadline` (ns, `keel.timeout`).
     pub fn with_deadline(cpus: usize, deadline: u64) -> Self {
-        Self::build(cpus, CpuMask::ALL, Some(deadline))
+        Self::build(cpus, CpuMask::ALL, Some(deadline), None)
+    }
+
+    /// A machine with `cpus` CPUs that builds a domain whose guest reboots again, at
+    /// most `limit` times (`keel.restarts`).
+    pub fn with_restarts(cpus: usize, limit: u32) -> Self {
+        Self::build(cpus, CpuMask::ALL, None, Some((limit, crate::run::rebuild::<MockArch>)))
+    }
+
+    /// As [`World::with_restarts`], rebuilding with `restarter`.
+    pub fn with_restarter(cpus: usize, limit: u32, restarter: crate::run::Restarter<MockArch>) -> Self {
+        Self::build(cpus, CpuMask::ALL, None, Some((limit, restarter)))
     }
 
     /// A machine whose scheduler has `cpus` CPUs, of which only `online` run domains.
     pub fn with_online(cpus: usize, online: CpuMask) -> Self {
-        Self::build(cpus, online, None)
+        Self::build(cpus, online, None, None)
     }
 
-    fn build(cpus: usize, online: CpuMask, deadline: Option<u64>) -> Self {
+    fn build(
+        cpus: usize,
+        online: CpuMask,
+        deadline: Option<u64>,
+        restarts: Option<(u32, crate::run::Restarter<MockArch>)>,
+    ) -> Self {
         sim::reset(cpus, 1_000_000);
         LINES.with(|l| l.borrow_mut().clear());
         let pool = crate::test_support::pool();
@@ -127,6 +143,9 @@ impl World {
         let mut m = Machine::new(Hypervisor::new(pool, hooks), hooks).with_online(online);
         if let Some(d) = deadline {
             m = m.with_deadline(d);
+        }
+        if let Some((limit, restarter)) = restarts {
+            m = m.with_restarts(limit, restarter);
         }
         let m: &'static Machine<'static, MockArch> = Box::leak(Box::new(m));
         let loops = (0..cpus as u32)

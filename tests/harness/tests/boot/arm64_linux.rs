@@ -99,3 +99,44 @@ fn arm64_linux_panic_ends_only_that_domain() {
         ]);
     boot(xen_guest(xen_guest(t, 1), 2));
 }
+
+/// Xen's own command line (VHE + GICv3, 2 GiB): the kernel and the initramfs come from
+/// QEMU's `guest-loader` at Xen's usual addresses, with no domain configuration and no
+/// `dom0_mem`. Keel builds the initial domain from them (512 MiB, one vCPU per CPU) as
+/// Xen builds dom0, and Linux runs its checks on hvc0.
+#[test]
+#[ignore = "boots QEMU with Debian's kernel: run through scripts/test or scripts/test-linux"]
+fn arm64_linux_dom0_from_guest_loader() {
+    let kernel = format!("guest-loader,addr=0x42000000,kernel={KERNEL},bootargs=console=hvc0 keel.linux=check");
+    let initrd = format!("guest-loader,addr=0x47000000,initrd={INITRAMFS}");
+    let mut args: Vec<&str> = VHE_GICV3.to_vec();
+    args.extend(["--smp", "2", "--mem", "2G", "--timeout", "200", "--test", "-device", &kernel, "-device", &initrd]);
+    let t = BootTest::new("arm64 Linux dom0 from guest-loader (VHE GICv3)", AARCH64, &args)
+        .probe_on_cpus(2)
+        .domain("dom0")
+        .lines(&["(d0) [linux] nproc: 2", "(d0) [linux] console: hvc0", "domain 0 (dom0): shut down (poweroff)"]);
+    boot(xen_guest(t, 0));
+}
+
+/// `reboot` in the guest (PSCI SYSTEM_RESET) restarts the domain: Keel builds it again
+/// from its description and Linux boots a second time. With `keel.restarts=1`, the
+/// second reboot ends it.
+#[test]
+#[ignore = "boots QEMU with Debian's kernel: run through scripts/test or scripts/test-linux"]
+fn arm64_linux_reboot_restarts_the_domain() {
+    let d = linux("linux", 2, "console=hvc0 keel.linux=reboot", "");
+    let mut args: Vec<&str> = NVHE_GICV2.to_vec();
+    args.extend(["--smp", "2", "--mem", "1G", "--timeout", "200", "--test", "--bootargs", "keel.restarts=1"]);
+    args.extend(["--domain", &d]);
+    let t = BootTest::new("arm64 Linux reboot restarts it (nVHE GICv2)", AARCH64, &args)
+        .probe_on_cpus(2)
+        .refusal("[test] fail domain-linux: shut down (reboot)", 1)
+        .lines(&[
+            "(d1) [linux] action: reboot",
+            "domain 1 (linux): shut down (reboot)",
+            "domain 1 (linux): restarted as domain 1 (restart 1 of 1)",
+            "domain 1 (linux): rebooted after 1 restart(s) (keel.restarts); not again",
+            "[test] done pass=2 fail=1 expected=3",
+        ]);
+    boot(xen_guest(t, 1));
+}
