@@ -46,3 +46,31 @@ pub fn invalidate_icache_all() {
     barrier::dsb(barrier::ISH);
     barrier::isb(barrier::SY);
 }
+
+/// The block `DC ZVA` zeroes (`DCZID_EL0.BS`), or `None` if it is prohibited.
+fn zva_block() -> Option<usize> {
+    let dczid: u64;
+    // SAFETY: reading DCZID_EL0 has no side effects.
+    unsafe { core::arch::asm!("mrs {}, dczid_el0", out(reg) dczid, options(nomem, nostack)) };
+    (dczid & (1 << 4) == 0).then(|| 4usize << (dczid & 0xf))
+}
+
+/// Zeroes the whole `DC ZVA` blocks inside `[start, start + len)` of Normal memory and
+/// returns the part it zeroed, `(first, end)`; the caller zeroes the rest.
+pub fn zero_blocks(start: usize, len: usize) -> (usize, usize) {
+    let Some(block) = zva_block() else { return (start, start) };
+    let first = start.next_multiple_of(block);
+    let end = (start + len) & !(block - 1);
+    if first >= end {
+        return (start, start);
+    }
+    let mut a = first;
+    while a < end {
+        // SAFETY: the block lies inside the caller's range of Normal memory, which the
+        // caller owns; `dc zva` writes zeroes there and nothing else.
+        unsafe { core::arch::asm!("dc zva, {}", in(reg) a, options(nostack)) };
+        a += block;
+    }
+    (first, end)
+}
+

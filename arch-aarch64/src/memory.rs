@@ -50,22 +50,23 @@ impl HostMemory for HostRam {
             return;
         }
         let base = check(pa, src.len(), 1);
-        let mut off = 0;
-        while off < src.len() {
-            let a = base + off;
-            if a.is_multiple_of(8) && src.len() - off >= 8 {
-                let mut word = [0u8; 8];
-                word.copy_from_slice(&src[off..off + 8]);
-                // SAFETY: inside the frame pool (checked), identity mapped, aligned; no Rust
-                // object lives in pool memory.
-                unsafe { (a as *mut u64).write_volatile(u64::from_ne_bytes(word)) };
-                off += 8;
-            } else {
-                // SAFETY: as above.
-                unsafe { (a as *mut u8).write_volatile(src[off]) };
-                off += 1;
-            }
+        // Bytes up to the first aligned word, whole words, then the tail bytes.
+        let head = (base.next_multiple_of(8) - base).min(src.len());
+        let words = (src.len() - head) / 8;
+        let byte = |i: usize| {
+            // SAFETY: inside the frame pool (checked), identity mapped; no Rust object
+            // lives in pool memory.
+            unsafe { ((base + i) as *mut u8).write_volatile(src[i]) };
+        };
+        (0..head).for_each(byte);
+        let (from, to) = (src[head..].as_ptr().cast::<u64>(), (base + head) as *mut u64);
+        for w in 0..words {
+            // SAFETY: word `w` lies inside `src` (`head + 8 * words <= src.len()`), read
+            // unaligned; the destination word is inside the checked range, aligned, and
+            // pool memory holds no Rust object.
+            unsafe { to.add(w).write_volatile(from.add(w).read_unaligned()) };
         }
+        (head + 8 * words..src.len()).for_each(byte);
         cache::clean_to_poc(base, src.len());
     }
 
@@ -74,18 +75,27 @@ impl HostMemory for HostRam {
             return;
         }
         let base = check(pa, len, 1);
-        let mut off = 0;
-        while off < len {
-            let a = base + off;
-            if a.is_multiple_of(8) && len - off >= 8 {
-                // SAFETY: as in `write`.
-                unsafe { (a as *mut u64).write_volatile(0) };
-                off += 8;
-            } else {
-                // SAFETY: as in `write`.
-                unsafe { (a as *mut u8).write_volatile(0) };
-                off += 1;
+        // Whole blocks with DC ZVA (pool memory is Normal, write-back); the edges by hand.
+        let (first, end) = cache::zero_blocks(base, len);
+        let zero_words = |from: usize, to: usize| {
+            let mut a = from;
+            while a < to {
+                if a.is_multiple_of(8) && to - a >= 8 {
+                    // SAFETY: as in `write`.
+                    unsafe { (a as *mut u64).write_volatile(0) };
+                    a += 8;
+                } else {
+                    // SAFETY: as in `write`.
+                    unsafe { (a as *mut u8).write_volatile(0) };
+                    a += 1;
+                }
             }
+        };
+        if first == end {
+            zero_words(base, base + len);
+        } else {
+            zero_words(base, first);
+            zero_words(end, base + len);
         }
         cache::clean_to_poc(base, len);
     }

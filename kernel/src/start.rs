@@ -220,7 +220,9 @@ fn finish<A: Arch>(s: &Summary, ends: &[DomainEnd]) -> ! {
     if ends.is_empty() {
         log::info!("no domain could be built; powering off");
     } else {
-        log::info!("all domains have ended; powering off");
+        // System time since reset (the counter's), for benchmarks under -icount.
+        let ms = A::Timer::now_ns() / 1_000_000;
+        log::info!("all domains have ended at {}.{:03} s; powering off", ms / 1000, ms % 1000);
     }
     A::Cpu::power_off(options().power_off, status)
 }

@@ -1,0 +1,133 @@
+#!/usr/bin/env python3
+"""Figures for Debian's arm64 Linux on Keel (a benchmark, not a test: no bounds).
+
+1. Deterministic: under `-icount shift=0,sleep=off` (one instruction per ns of virtual
+   time), the emulated time from reset to the guest's power-off, one CPU, booted the Xen
+   way (QEMU's guest-loader) on Keel, against the same kernel and initramfs booted
+   natively at EL1. Keel's figure is its own counter at power-off ("all domains have ended
+   at ..."); the native one is Linux's power-down timestamp, whose clock starts a few ms
+   after reset, so the native figure is slightly understated.
+2. Wall time from QEMU's start to the guest's "[linux] userspace: up", median of N
+   interleaved runs (TCG, 2 CPUs), natively, on Keel, and on Xen 4.17 when Debian's
+   xen-hypervisor-4.17-arm64 package can be downloaded.
+"""
+import os, re, statistics, subprocess, sys, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+L = os.path.join(ROOT, "target/linux-arm64")
+KERNEL, INITRD = os.path.join(L, "vmlinuz"), os.path.join(L, "initramfs.gz")
+KEEL = os.path.join(ROOT, "target/images/keel-aarch64.img")
+MARKER = "[linux] userspace: up"
+
+
+def machine(virt, smp, icount):
+    args = ["qemu-system-aarch64", "-M", f"virt,virtualization={virt},gic-version=3", "-cpu", "max",
+            "-smp", str(smp), "-m", "2G", "-display", "none", "-monitor", "none", "-serial", "stdio"]
+    return args + (["-icount", "shift=0,sleep=off"] if icount else [])
+
+
+def native(smp, icount, mode):
+    return machine("off", smp, icount) + ["-kernel", KERNEL, "-initrd", INITRD,
+                                          "-append", f"console=ttyAMA0 keel.linux={mode}"]
+
+
+def loaders(console, mode):
+    return ["-device", f"guest-loader,addr=0x42000000,kernel={KERNEL},bootargs=console={console} keel.linux={mode}",
+            "-device", f"guest-loader,addr=0x47000000,initrd={INITRD}"]
+
+
+def keel(smp, icount, mode):
+    return machine("on", smp, icount) + ["-kernel", KEEL] + loaders("hvc0", mode)
+
+
+def xen(image, smp, mode):
+    return machine("on", smp, False) + ["-kernel", image, "-append", "dom0_mem=512M console=dtuart"] + \
+        loaders("hvc0", mode)
+
+
+def run_until(cmd, pattern, limit):
+    """Runs `cmd` until a line matches `pattern` (then stops it) or it exits; returns
+    (seconds to the match or None, the whole output)."""
+    t0 = time.monotonic()
+    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    out, found = [], None
+    os.set_blocking(p.stdout.fileno(), True)
+    deadline = t0 + limit
+    for raw in p.stdout:
+        line = raw.decode(errors="replace")
+        out.append(line)
+        if found is None and re.search(pattern, line):
+            found = time.monotonic() - t0
+            if pattern == re.escape(MARKER):
+                break
+        if time.monotonic() > deadline:
+            break
+    p.kill()
+    p.wait()
+    return found, "".join(out)
+
+
+def icount_figures():
+    _, n = run_until(native(1, True, "check"), r"reboot: Power down", 600)
+    _, k = run_until(keel(1, True, "check"), r"all domains have ended", 600)
+    m_n = re.search(r"\[\s*(\d+\.\d+)\] reboot: Power down", n)
+    m_k = re.search(r"all domains have ended at (\d+\.\d+) s", k)
+    m_g = re.search(r"\(d0\) \[\s*(\d+\.\d+)\] reboot: Power down", k)
+    if not (m_n and m_k):
+        sys.exit("bench-linux-arm64: error: a run did not reach its power-off under -icount")
+    tn, tk = float(m_n.group(1)), float(m_k.group(1))
+    print("1. Emulated time, reset to power-off (-icount shift=0,sleep=off, 1 CPU)")
+    print(f"   native Linux at EL1:        {tn:.3f} s")
+    print(f"   Linux on Keel (guest-loader): {tk:.3f} s   ({tk / tn:.3f}x native)"
+          + (f"; the guest's own clock says {float(m_g.group(1)):.3f} s" if m_g else ""))
+
+
+def fetch_xen():
+    """Debian's Xen 4.17 image, or None (the package is optional)."""
+    out = os.path.join(L, "xen-4.17-arm64")
+    if os.path.exists(out):
+        return out
+    debs = os.path.join(L, "debs")
+    r = subprocess.run(["apt-get", "download", "-qq", "-o", "APT::Sandbox::User=root",
+                        "xen-hypervisor-4.17-arm64:arm64"], cwd=debs, capture_output=True)
+    names = [f for f in os.listdir(debs) if f.startswith("xen-hypervisor-4.17-arm64_")]
+    if r.returncode != 0 or not names:
+        return None
+    tar = subprocess.run(["dpkg-deb", "--fsys-tarfile", os.path.join(debs, names[0])], capture_output=True).stdout
+    x = subprocess.run(["tar", "-x", "-O", "--wildcards", "./boot/xen-4.17*-arm64"], input=tar, capture_output=True)
+    if x.returncode != 0 or not x.stdout:
+        return None
+    with open(out, "wb") as f:
+        f.write(x.stdout)
+    return out
+
+
+def wall_figures(runs):
+    configs = [("native", lambda: native(2, False, "check")), ("Keel", lambda: keel(2, False, "check"))]
+    xen_image = fetch_xen()
+    if xen_image:
+        configs.append(("Xen 4.17", lambda: xen(xen_image, 2, "check")))
+    times = {name: [] for name, _ in configs}
+    for _ in range(runs):
+        for name, cmd in configs:
+            t, _ = run_until(cmd(), re.escape(MARKER), 300)
+            if t is not None:
+                times[name].append(t)
+    print(f"2. Wall time, QEMU start to '{MARKER}' (TCG, 2 CPUs; median of {runs} interleaved runs)")
+    base = statistics.median(times["native"]) if times["native"] else None
+    for name, _ in configs:
+        ts = times[name]
+        if not ts:
+            print(f"   {name:9} did not reach userspace")
+            continue
+        med = statistics.median(ts)
+        ratio = f"  ({med / base:.2f}x native)" if base and name != "native" else ""
+        print(f"   {name:9} {med:6.2f} s  (runs: {', '.join(f'{t:.2f}' for t in ts)}){ratio}")
+    if not xen_image:
+        print("   Xen 4.17: xen-hypervisor-4.17-arm64:arm64 could not be downloaded; left out")
+
+
+if __name__ == "__main__":
+    runs = int(sys.argv[1]) if len(sys.argv) > 1 else 5
+    icount_figures()
+    wall_figures(runs)
