@@ -140,3 +140,24 @@ fn arm64_linux_reboot_restarts_the_domain() {
         ]);
     boot(xen_guest(t, 1));
 }
+
+/// Through U-Boot, as on a board: QEMU runs `u-boot.bin`, whose `boot.scr`
+/// (`scripts/boot/uboot-linux.txt`, built by `scripts/build-uboot-linux`) loads Keel, the
+/// kernel and the initramfs from a virtio disk, writes the dom0less nodes the way Xen's
+/// ImageBuilder does, and boots Keel with `booti`.
+#[test]
+#[ignore = "boots QEMU with Debian's kernel: run through scripts/test or scripts/test-linux"]
+fn arm64_linux_through_uboot() {
+    let mut args: Vec<&str> = VHE_GICV3.to_vec();
+    args.extend(["--smp", "2", "--mem", "1G", "--timeout", "200", "--test"]);
+    args.extend(["--uboot-media", "target/images/test/linux"]);
+    let t = BootTest::new("arm64 Linux through U-Boot (VHE GICv3)", AARCH64, &args)
+        .probe_on_cpus(2)
+        .domain("domU1")
+        .lines(&[
+            "boot.scr: loading Keel, Linux and its initramfs from virtio 0:1",
+            "(d1) [linux] nproc: 2",
+            "domain 1 (domU1): shut down (poweroff)",
+        ]);
+    boot(xen_guest(t, 1));
+}
