@@ -161,3 +161,25 @@ fn arm64_linux_through_uboot() {
         ]);
     boot(xen_guest(t, 1));
 }
+
+/// Bad configurations beside a good Linux domain: a kernel module that is not an arm64
+/// Image (the gzip initramfs), more memory than the machine has, more vCPUs than a domain
+/// may have. Keel refuses each by name and says why; the Linux domain boots and powers off.
+#[test]
+#[ignore = "boots QEMU with Debian's kernel: run through scripts/test or scripts/test-linux"]
+fn arm64_linux_bad_configs_are_refused_by_name() {
+    let not_image = format!("name=notimage;kernel={INITRAMFS};mem=64M;cpus=1");
+    let huge = linux("huge", 1, "console=hvc0", "").replace("mem=256M", "mem=4096M");
+    let many = linux("manycpus", 200, "console=hvc0", "");
+    let good = linux("linux", 2, "console=hvc0 keel.linux=check", "");
+    let t = on("arm64 Linux beside bad configurations (VHE GICv3)", VHE_GICV3, &[&not_image, &huge, &many, &good])
+        .refusal("[test] fail domain-notimage: not built: bad image: /chosen/notimage/module@", 1)
+        .lines(&[
+            "gzip-compressed kernel: no arm64 Image magic",
+            "[test] fail domain-/chosen/huge: not built: /chosen/huge: memory 4194304 KiB exceeds the ",
+            "[test] fail domain-/chosen/manycpus: not built: /chosen/manycpus: cpus = 200; a domain has 1 to 128 vCPUs",
+            "[test] pass domain-linux: shut down (poweroff)",
+            "[test] done pass=3 fail=3 expected=6",
+        ]);
+    boot(xen_guest(t, 1));
+}
