@@ -201,7 +201,7 @@ impl InterruptController for Gic {
             Self::end_of_interrupt(IrqNumber(irq));
             if irq == VIRTUAL_TIMER_IRQ {
                 // Deactivated here: the next entry must make it active again if needed.
-                TIMER_ACTIVE[current_index()].store(false, Relaxed);
+                timer_deactivated();
             }
         }
     }

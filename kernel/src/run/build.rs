@@ -134,7 +134,7 @@ pub fn build_all<A: Arch + GuestAbi + GuestLoader>(m: &Machine<'_, A>, set: &Dom
                     e.message
                 });
                 if let Ok(id) = result {
-                    m.describe(id, config, !handler_taken, 0);
+                    m.remember(id, config, !handler_taken, 0);
                 }
                 handler_taken |= result.is_ok();
                 out.push(Described { name: config.name.clone(), result });
@@ -160,7 +160,6 @@ pub fn rebuild<A: Arch + GuestAbi + GuestLoader>(
     global_virq_handler: bool,
 ) -> Result<DomId, BuildError> {
     let id = build_domain(m, config, global_virq_handler)?;
-    m.describe(id, config, global_virq_handler, 0);
     if let Some(gfn) = A::PV_CONSOLE_GFN {
         let built = [Described { name: config.name.clone(), result: Ok(id) }];
         attach_consoles(m, &built, gfn);

@@ -138,19 +138,18 @@ impl<'m, 'a, A: Arch> CpuLoop<'m, 'a, A> {
         let mut fired: Vec<u16> = Vec::new();
         for key in due {
             let Some(d) = self.m.hv.domain(key.domain) else { continue };
-            if fired.contains(&key.domain) {
-                self.m.hv.timers_changed(&d, key.vcpu);
-                continue;
-            }
-            fired.push(key.domain);
-            if let Some(e) = self.m.hv.fire_timers(&d, now) {
-                let name = self.m.guests.get(key.domain).map(|g| g.name.clone()).unwrap_or_default();
-                log::warn!(
-                    "domain {} ({name}): watchdog {} expired after {} s; shutting it down",
-                    key.domain,
-                    e.id,
-                    e.timeout_s
-                );
+            // Once per domain: that fires every due timer of its vCPUs.
+            if !fired.contains(&key.domain) {
+                fired.push(key.domain);
+                if let Some(e) = self.m.hv.fire_timers(&d, now) {
+                    let name = self.m.guests.get(key.domain).map(|g| g.name.clone()).unwrap_or_default();
+                    log::warn!(
+                        "domain {} ({name}): watchdog {} expired after {} s; shutting it down",
+                        key.domain,
+                        e.id,
+                        e.timeout_s
+                    );
+                }
             }
             self.m.hv.timers_changed(&d, key.vcpu);
         }

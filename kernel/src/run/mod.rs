@@ -30,7 +30,6 @@ mod reap;
 mod timers;
 
 pub use build::{build_all, build_domain, rebuild, BuildError, Described};
-
 pub use cpu::{CpuLoop, Step};
 pub use guests::Guest;
 pub use hooks::{LineSink, SchedHooks};
@@ -127,8 +126,9 @@ impl<'a, A: Arch> Machine<'a, A> {
         self
     }
 
-    /// Records what domain `id` was built from, so that a reboot can build it again.
-    pub(super) fn describe(&self, id: DomId, config: &BootConfig, global_virq_handler: bool, restarts: u32) {
+    /// Records what domain `id` was built from (and how often it was restarted), so that
+    /// a reboot can build it again.
+    pub(super) fn remember(&self, id: DomId, config: &BootConfig, global_virq_handler: bool, restarts: u32) {
         let d = Description { config: config.clone(), global_virq_handler, restarts };
         self.descriptions.lock().insert(id, d);
     }
@@ -158,9 +158,7 @@ impl<'a, A: Arch> Machine<'a, A> {
                     d.restarts + 1,
                     self.restart_limit
                 );
-                if let Some(e) = self.descriptions.lock().get_mut(&new) {
-                    e.restarts = d.restarts + 1;
-                }
+                self.remember(new, &d.config, d.global_virq_handler, d.restarts + 1);
                 true
             }
             Err(e) => {

@@ -19,14 +19,19 @@ pub fn linux(name: &str, cpus: u32, bootargs: &str, extra: &str) -> String {
 const VHE_GICV3: [&str; 4] = ["--gic", "3", "--cpu", "max"];
 const NVHE_GICV2: [&str; 4] = ["--gic", "2", "--cpu", "cortex-a57"];
 
+/// A test named `name` on `machine` (2 CPUs, `mem`) with more runner arguments `extra`
+/// (the runner's options first, then QEMU's own).
+fn on_with(name: &str, machine: [&str; 4], mem: &str, extra: &[&str]) -> BootTest {
+    let mut args: Vec<&str> = machine.to_vec();
+    args.extend(["--smp", "2", "--mem", mem, "--timeout", "200", "--test"]);
+    args.extend_from_slice(extra);
+    BootTest::new(name, AARCH64, &args).probe_on_cpus(2)
+}
+
 /// A test named `name` on `machine` (2 CPUs, 1 GiB) running the Linux `domains`.
 fn on(name: &str, machine: [&str; 4], domains: &[&str]) -> BootTest {
-    let mut args: Vec<&str> = machine.to_vec();
-    args.extend(["--smp", "2", "--mem", "1G", "--timeout", "200", "--test"]);
-    for d in domains {
-        args.extend(["--domain", d]);
-    }
-    BootTest::new(name, AARCH64, &args).probe_on_cpus(2)
+    let extra: Vec<&str> = domains.iter().flat_map(|d| ["--domain", *d]).collect();
+    on_with(name, machine, "1G", &extra)
 }
 
 /// What every Linux domain `domid` must report: userspace reached, Xen detected through
@@ -109,12 +114,12 @@ fn arm64_linux_panic_ends_only_that_domain() {
 fn arm64_linux_dom0_from_guest_loader() {
     let kernel = format!("guest-loader,addr=0x42000000,kernel={KERNEL},bootargs=console=hvc0 keel.linux=check");
     let initrd = format!("guest-loader,addr=0x47000000,initrd={INITRAMFS}");
-    let mut args: Vec<&str> = VHE_GICV3.to_vec();
-    args.extend(["--smp", "2", "--mem", "2G", "--timeout", "200", "--test", "-device", &kernel, "-device", &initrd]);
-    let t = BootTest::new("arm64 Linux dom0 from guest-loader (VHE GICv3)", AARCH64, &args)
-        .probe_on_cpus(2)
-        .domain("dom0")
-        .lines(&["(d0) [linux] nproc: 2", "(d0) [linux] console: hvc0", "domain 0 (dom0): shut down (poweroff)"]);
+    let extra = ["-device", &kernel, "-device", &initrd];
+    let t = on_with("arm64 Linux dom0 from guest-loader (VHE GICv3)", VHE_GICV3, "2G", &extra).domain("dom0").lines(&[
+        "(d0) [linux] nproc: 2",
+        "(d0) [linux] console: hvc0",
+        "domain 0 (dom0): shut down (poweroff)",
+    ]);
     boot(xen_guest(t, 0));
 }
 
@@ -125,11 +130,8 @@ fn arm64_linux_dom0_from_guest_loader() {
 #[ignore = "boots QEMU with Debian's kernel: run through scripts/test or scripts/test-linux"]
 fn arm64_linux_reboot_restarts_the_domain() {
     let d = linux("linux", 2, "console=hvc0 keel.linux=reboot", "");
-    let mut args: Vec<&str> = NVHE_GICV2.to_vec();
-    args.extend(["--smp", "2", "--mem", "1G", "--timeout", "200", "--test", "--bootargs", "keel.restarts=1"]);
-    args.extend(["--domain", &d]);
-    let t = BootTest::new("arm64 Linux reboot restarts it (nVHE GICv2)", AARCH64, &args)
-        .probe_on_cpus(2)
+    let extra = ["--bootargs", "keel.restarts=1", "--domain", &d];
+    let t = on_with("arm64 Linux reboot restarts it (nVHE GICv2)", NVHE_GICV2, "1G", &extra)
         .refusal("[test] fail domain-linux: shut down (reboot)", 1)
         .lines(&[
             "(d1) [linux] action: reboot",
@@ -148,17 +150,12 @@ fn arm64_linux_reboot_restarts_the_domain() {
 #[test]
 #[ignore = "boots QEMU with Debian's kernel: run through scripts/test or scripts/test-linux"]
 fn arm64_linux_through_uboot() {
-    let mut args: Vec<&str> = VHE_GICV3.to_vec();
-    args.extend(["--smp", "2", "--mem", "1G", "--timeout", "200", "--test"]);
-    args.extend(["--uboot-media", "target/images/test/linux"]);
-    let t = BootTest::new("arm64 Linux through U-Boot (VHE GICv3)", AARCH64, &args)
-        .probe_on_cpus(2)
-        .domain("domU1")
-        .lines(&[
-            "boot.scr: loading Keel, Linux and its initramfs from virtio 0:1",
-            "(d1) [linux] nproc: 2",
-            "domain 1 (domU1): shut down (poweroff)",
-        ]);
+    let extra = ["--uboot-media", "target/images/test/linux"];
+    let t = on_with("arm64 Linux through U-Boot (VHE GICv3)", VHE_GICV3, "1G", &extra).domain("domU1").lines(&[
+        "boot.scr: loading Keel, Linux and its initramfs from virtio 0:1",
+        "(d1) [linux] nproc: 2",
+        "domain 1 (domU1): shut down (poweroff)",
+    ]);
     boot(xen_guest(t, 1));
 }
 
