@@ -30,11 +30,13 @@ fn x86_boot(machine: X86Machine, iso: &str) -> BootTest {
         X86Machine::QemuBios => BootTest::new("x86 QEMU BIOS (SVM)", X86_64, &["--smp", "2", "--iso", &iso])
             .exit_status(QEMU_X86_PASS)
             .fact("boot-firmware", "bios")
-            .fact("nrips", "no"),
+            .fact("nrips", "no")
+            .retry_on_emulator_reset(),
         X86Machine::QemuUefi => BootTest::new("x86 QEMU UEFI (SVM)", X86_64, &["--uefi", "--smp", "2", "--iso", &iso])
             .exit_status(QEMU_X86_PASS)
             .fact("boot-firmware", "uefi")
-            .timeout(Duration::from_secs(180)),
+            .timeout(Duration::from_secs(180))
+            .retry_on_emulator_reset(),
         X86Machine::BochsVmx => {
             BootTest::new("x86 Bochs Skylake (VMX)", BOCHS, &["--cpu", "corei7_skylake_x", "--smp", "2", "--iso", &iso])
                 .fact("virtualization", "vmx")
@@ -438,10 +440,8 @@ fn x86_fuzz_qemu_bios() {
     x86_fuzz(X86Machine::QemuBios);
 }
 
-/// Left out of `scripts/test`: QEMU's TCG SVM under OVMF sometimes breaks the host right
-/// after a #VMEXIT (docs/x86-guests.md, "Known gaps").
 #[test]
-#[ignore = "boots QEMU: run by hand (an emulator defect, see docs/x86-guests.md)"]
+#[ignore = "boots QEMU: run through scripts/test"]
 fn x86_fuzz_qemu_uefi() {
     x86_fuzz(X86Machine::QemuUefi);
 }
