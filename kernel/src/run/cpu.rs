@@ -144,7 +144,7 @@ impl<'m, 'a, A: Arch> CpuLoop<'m, 'a, A> {
                 if let Some(e) = self.m.hv.fire_timers(&d, now) {
                     let name = self.m.guests.get(key.domain).map(|g| g.name.clone()).unwrap_or_default();
                     log::warn!(
-                        "domain {} ({name}): watchdog {} expired after {} s; shutting it down",
+                        "domain {} ({name}): crashed: watchdog {} not petted for {} s; shutting it down",
                         key.domain,
                         e.id,
                         e.timeout_s

@@ -25,15 +25,18 @@ impl DomainEnd {
         self.state == DomainState::ShutDown(ShutdownReason::Poweroff)
     }
 
-    /// `shut down (poweroff)`, `crashed`, ...
+    /// `shut down (poweroff)`, `crashed (watchdog expired)`, `crashed` (a fault), ...
     pub fn describe(&self) -> &'static str {
         match self.state {
             DomainState::ShutDown(r) => match r {
                 ShutdownReason::Poweroff => "shut down (poweroff)",
                 ShutdownReason::Reboot => "shut down (reboot)",
                 ShutdownReason::Suspend => "shut down (suspend)",
-                ShutdownReason::Crash => "shut down (crash)",
-                ShutdownReason::Watchdog => "shut down (watchdog)",
+                // A crash the guest reported itself (SCHEDOP_shutdown), and one Keel saw:
+                // the guest stopped petting its watchdog (a panicked Linux on arm64
+                // reports nothing else).
+                ShutdownReason::Crash => "crashed (reported by the guest)",
+                ShutdownReason::Watchdog => "crashed (watchdog expired)",
                 ShutdownReason::SoftReset => "shut down (soft_reset)",
             },
             DomainState::Crashed => "crashed",

@@ -52,7 +52,7 @@ fn a_domain_that_stops_petting_its_watchdog_is_shut_down() {
         let ends = w.run(3 * S);
         let state = |name: &str| ends.iter().find(|e| e.name == name).map(|e| e.state);
         assert_eq!(state("hung"), Some(DomainState::ShutDown(ShutdownReason::Watchdog)));
-        assert_eq!(ends[0].to_string(), "domain 1 (hung): shut down (watchdog)");
+        assert_eq!(ends[0].to_string(), "domain 1 (hung): crashed (watchdog expired)");
         assert_eq!(state("petter"), Some(DomainState::ShutDown(ShutdownReason::Poweroff)), "{:?}", lines_of(2));
         let lived = printed(2, "lived=");
         assert!(lived >= 1_500 * MS, "the petter lived {lived} ns, well past its 1 s timeout");
