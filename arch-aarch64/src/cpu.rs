@@ -17,6 +17,7 @@ pub const SCTLR_EL2_RES1: u64 = 0x30c5_0830;
 
 static VHE: AtomicBool = AtomicBool::new(false);
 static AT_EL2: AtomicBool = AtomicBool::new(false);
+static FWB: AtomicBool = AtomicBool::new(false);
 
 /// Whether Keel runs with the Virtualization Host Extensions (HCR_EL2.E2H = 1).
 pub fn vhe() -> bool {
@@ -28,9 +29,19 @@ pub fn at_el2() -> bool {
     AT_EL2.load(Relaxed)
 }
 
-/// Picks VHE if the CPU has it (ID_AA64MMFR1_EL1.VH), nVHE otherwise. Boot CPU, once.
+/// Whether guests run with stage-2 forced write-back (FEAT_S2FWB, `HCR_EL2.FWB`): their
+/// RAM is then write-back cacheable whatever their own attributes (even with their MMU
+/// off), so what Keel writes there needs no cleaning to the point of coherency.
+pub fn fwb() -> bool {
+    FWB.load(Relaxed)
+}
+
+/// Picks VHE if the CPU has it (ID_AA64MMFR1_EL1.VH), nVHE otherwise, and stage-2 forced
+/// write-back if the CPU has it (ID_AA64MMFR2_EL1.FWB). Boot CPU, once, before any stage-2
+/// table is written.
 pub fn select_mode() {
     VHE.store(ID_AA64MMFR1_EL1.read(ID_AA64MMFR1_EL1::VH) != 0, Relaxed);
+    FWB.store(ID_AA64MMFR2_EL1.read(ID_AA64MMFR2_EL1::FWB) != 0, Relaxed);
     AT_EL2.store(true, Relaxed);
 }
 

@@ -48,6 +48,7 @@ impl Arch for Aarch64 {
             ("psci-conduit", psci::conduit().map_or("none", |c| c.name()).to_string()),
             ("cpus-possible", platform.cpus.count.to_string()),
             ("ipa-bits", Stage2Tables::ipa_bits().to_string()),
+            ("stage2-fwb", if cpu::fwb() { "yes" } else { "no" }.to_string()),
             ("console", console),
         ]
     }

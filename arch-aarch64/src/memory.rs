@@ -3,9 +3,10 @@
 //! Every access is checked against the pool: anything else is a bug in the core and
 //! panics. Copies use aligned 64-bit accesses where possible, so a guest racing on the
 //! same words sees old or new values, never torn ones. Writes are cleaned to the point
-//! of coherency because guests may read memory with their MMU and caches off.
+//! of coherency because guests may read memory with their MMU and caches off, unless
+//! stage 2 forces their RAM write-back (FEAT_S2FWB, [`cpu::fwb`]).
 
-use crate::cache;
+use crate::{cache, cpu};
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use keel_kernel::arch::HostMemory;
 use keel_kernel::mm::PhysAddr;
@@ -21,6 +22,40 @@ fn check(pa: PhysAddr, len: usize, align: u64) -> usize {
         panic!("misaligned {align}-byte atomic access at {pa}");
     }
     pa.0 as usize
+}
+
+/// Copies `blocks` 64-byte blocks from `from` to `to`, 16 bytes per load and store pair:
+/// each 64-bit word is still written whole (single-copy atomic), never torn. The target
+/// has strict alignment and Keel is built for size, so plain Rust would copy byte by byte
+/// here, or through the stack.
+///
+/// # Safety
+/// Both ranges must be 8-byte aligned, valid, and not overlap.
+unsafe fn copy_blocks(from: *const u64, to: *mut u64, blocks: usize) {
+    // SAFETY: the caller vouches for both ranges; the loop touches exactly them.
+    unsafe {
+        core::arch::asm!(
+            "2:",
+            "ldp {a}, {b}, [{src}]",
+            "ldp {c}, {d}, [{src}, #16]",
+            "ldp {e}, {f}, [{src}, #32]",
+            "ldp {g}, {h}, [{src}, #48]",
+            "stp {a}, {b}, [{dst}]",
+            "stp {c}, {d}, [{dst}, #16]",
+            "stp {e}, {f}, [{dst}, #32]",
+            "stp {g}, {h}, [{dst}, #48]",
+            "add {src}, {src}, #64",
+            "add {dst}, {dst}, #64",
+            "subs {n}, {n}, #1",
+            "b.ne 2b",
+            src = inout(reg) from => _,
+            dst = inout(reg) to => _,
+            n = inout(reg) blocks => _,
+            a = out(reg) _, b = out(reg) _, c = out(reg) _, d = out(reg) _,
+            e = out(reg) _, f = out(reg) _, g = out(reg) _, h = out(reg) _,
+            options(nostack),
+        )
+    };
 }
 
 impl HostMemory for HostRam {
@@ -60,14 +95,26 @@ impl HostMemory for HostRam {
         };
         (0..head).for_each(byte);
         let (from, to) = (src[head..].as_ptr().cast::<u64>(), (base + head) as *mut u64);
-        for w in 0..words {
+        let mut w = 0;
+        if from.is_aligned() && words >= 8 {
+            // A kernel image or a ramdisk: megabytes, aligned on both sides.
+            let blocks = words / 8;
+            // SAFETY: words `0..8 * blocks` lie inside `src` and are aligned; the
+            // destination words are inside the checked range, aligned, and pool memory
+            // holds no Rust object.
+            unsafe { copy_blocks(from, to, blocks) };
+            w = 8 * blocks;
+        }
+        while w < words {
             // SAFETY: word `w` lies inside `src` (`head + 8 * words <= src.len()`), read
-            // unaligned; the destination word is inside the checked range, aligned, and
-            // pool memory holds no Rust object.
+            // unaligned; the destination word is as above.
             unsafe { to.add(w).write_volatile(from.add(w).read_unaligned()) };
+            w += 1;
         }
         (head + 8 * words..src.len()).for_each(byte);
-        cache::clean_to_poc(base, src.len());
+        if !cpu::fwb() {
+            cache::clean_to_poc(base, src.len());
+        }
     }
 
     fn zero(pa: PhysAddr, len: usize) {
@@ -97,7 +144,9 @@ impl HostMemory for HostRam {
             zero_words(base, first);
             zero_words(end, base + len);
         }
-        cache::clean_to_poc(base, len);
+        if !cpu::fwb() {
+            cache::clean_to_poc(base, len);
+        }
     }
 
     fn load_u64(pa: PhysAddr) -> u64 {

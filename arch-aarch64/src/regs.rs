@@ -59,6 +59,9 @@ macro_rules! sysreg {
 
 register_bitfields! {u64,
     pub CTR_EL0 [
+        /// 1: data-cache cleaning to the point of unification is not needed for
+        /// instruction-to-data coherence.
+        IDC OFFSET(28) NUMBITS(1) [],
         /// log2 of the smallest data cache line, in words.
         DminLine OFFSET(16) NUMBITS(4) [],
         /// log2 of the smallest instruction cache line, in words.

@@ -17,8 +17,11 @@ const VALID: u64 = 1 << 0;
 /// Table (above the last level) or page (last level).
 const TABLE_OR_PAGE: u64 = 1 << 1;
 const MEMATTR_SHIFT: u64 = 2;
-/// Stage-2 MemAttr (HCR_EL2.FWB = 0): Normal, outer and inner write-back.
+/// Stage-2 MemAttr (HCR_EL2.FWB = 0): Normal, outer and inner write-back (combined with
+/// the guest's stage-1 attributes: non-cacheable while its MMU is off).
 const MEMATTR_NORMAL_WB: u64 = 0b1111;
+/// Stage-2 MemAttr (HCR_EL2.FWB = 1): Normal write-back, forced whatever stage 1 says.
+const MEMATTR_FWB_NORMAL_WB: u64 = 0b0110;
 /// Stage-2 MemAttr: Device-nGnRE.
 const MEMATTR_DEVICE: u64 = 0b0001;
 const S2AP_READ: u64 = 1 << 6;
@@ -71,6 +74,15 @@ pub fn vttbr(root: PhysAddr, space: SpaceId) -> u64 {
     (VTTBR_EL2::BADDR.val(root.0 >> 1) + VTTBR_EL2::VMID.val(space.0 as u64)).value
 }
 
+/// MemAttr of guest RAM, with or without forced write-back (`HCR_EL2.FWB`).
+pub fn normal_memattr(fwb: bool) -> u64 {
+    if fwb {
+        MEMATTR_FWB_NORMAL_WB
+    } else {
+        MEMATTR_NORMAL_WB
+    }
+}
+
 /// The stage-2 descriptor format.
 pub struct Stage2Tables;
 
@@ -95,7 +107,7 @@ impl Stage2 for Stage2Tables {
     fn leaf_entry(level: usize, pa: PhysAddr, perms: Perms, mem: MemType) -> u64 {
         let kind = if level + 1 == Self::levels() { TABLE_OR_PAGE } else { 0 };
         let attrs = match mem {
-            MemType::Normal => MEMATTR_NORMAL_WB << MEMATTR_SHIFT | SH_INNER,
+            MemType::Normal => normal_memattr(cpu::fwb()) << MEMATTR_SHIFT | SH_INNER,
             MemType::Device => MEMATTR_DEVICE << MEMATTR_SHIFT,
         };
         let read = if perms.read { S2AP_READ } else { 0 };
@@ -114,7 +126,10 @@ impl Stage2 for Stage2Tables {
             _ => Entry::Leaf {
                 pa: PhysAddr(raw & ADDR_MASK),
                 perms: Perms { read: raw & S2AP_READ != 0, write: raw & S2AP_WRITE != 0, execute: raw & XN == 0 },
-                mem: if (raw >> MEMATTR_SHIFT) & 0xf == MEMATTR_NORMAL_WB { MemType::Normal } else { MemType::Device },
+                mem: match (raw >> MEMATTR_SHIFT) & 0xf {
+                    MEMATTR_NORMAL_WB | MEMATTR_FWB_NORMAL_WB => MemType::Normal,
+                    _ => MemType::Device,
+                },
             },
         }
     }

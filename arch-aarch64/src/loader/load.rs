@@ -6,7 +6,7 @@
 use super::device_tree::{GuestGic, GuestTree};
 use super::{image, placement};
 use crate::layout::{GICC_BASE, GICC_SIZE, GNTTAB_SIZE, RAM_BANKS};
-use crate::{boot, cache, irq, Aarch64};
+use crate::{boot, cache, cpu, irq, Aarch64};
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -43,20 +43,25 @@ fn module_bytes(m: &Module) -> Result<&'static [u8], LoadError> {
     Ok(unsafe { core::slice::from_raw_parts(r.start as *const u8, r.size() as usize) })
 }
 
-/// Copies `bytes` to guest-physical `gpa` and writes it back to memory, which the guest
-/// reads with its MMU (and so its caches) off.
+/// Copies `bytes` to guest-physical `gpa`, where the guest reads it with its MMU off and
+/// may execute it. The write itself reaches the point of coherency (`HostRam::write`:
+/// cleaned there, or RAM forced write-back); with forced write-back, instruction fetches
+/// still need the lines cleaned to the point of unification unless `CTR_EL0.IDC` says
+/// otherwise. (vCPU creation invalidates the instruction cache.)
 fn copy_in(d: &Domain<Aarch64>, gpa: u64, bytes: &[u8], what: &str) -> Result<(), LoadError> {
     const CHUNK: usize = 1 << 20;
     for (i, chunk) in bytes.chunks(CHUNK).enumerate() {
         let at = gpa + (i * CHUNK) as u64;
         d.write_phys(at, chunk).map_err(|e| LoadError::TooLarge(format!("{what} at {at:#x}: {e:?}")))?;
     }
-    let mut page = gpa & !(PAGE_SIZE - 1);
-    while page < gpa + bytes.len() as u64 {
-        if let Some(l) = d.lookup(page / PAGE_SIZE) {
-            cache::clean_to_poc(l.frame.0 as usize, PAGE_SIZE as usize);
+    if cpu::fwb() && !cache::idc() {
+        let mut page = gpa & !(PAGE_SIZE - 1);
+        while page < gpa + bytes.len() as u64 {
+            if let Some(l) = d.lookup(page / PAGE_SIZE) {
+                cache::clean_to_pou(l.frame.0 as usize, PAGE_SIZE as usize);
+            }
+            page += PAGE_SIZE;
         }
-        page += PAGE_SIZE;
     }
     Ok(())
 }

@@ -35,8 +35,9 @@ use tock_registers::interfaces::Writeable;
 
 /// HCR_EL2 while a guest runs: stage 2 on, EL1 is AArch64, physical interrupts and
 /// SErrors to EL2, WFI/WFE, SMC, set/way cache maintenance, ACTLR, implementation-
-/// defined and ID registers (`vsysreg.rs` sanitizes these) trapped. VHE keeps E2H (the
-/// host's register layouts) but drops TGE.
+/// defined and ID registers (`vsysreg.rs` sanitizes these) trapped; stage-2 forced
+/// write-back where the CPU has it. VHE keeps E2H (the host's register layouts) but drops
+/// TGE.
 fn guest_hcr() -> u64 {
     let base = HCR_EL2::VM::SET
         + HCR_EL2::SWIO::SET
@@ -53,7 +54,8 @@ fn guest_hcr() -> u64 {
         + HCR_EL2::TID3::SET
         + HCR_EL2::TACR::SET
         + HCR_EL2::TSW::SET
-        + HCR_EL2::RW::EL1IsAarch64;
+        + HCR_EL2::RW::EL1IsAarch64
+        + if cpu::fwb() { HCR_EL2::FWB::Enabled } else { HCR_EL2::FWB::Disabled };
     if cpu::vhe() {
         (base + HCR_EL2::E2H::EnableOsAtEl2).value
     } else {

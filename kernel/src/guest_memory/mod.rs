@@ -36,6 +36,9 @@ pub struct GuestPhys<'a, A: Arch> {
     mm: &'a Memory<A>,
 }
 
+/// How many host-contiguous runs [`GuestPhys::pieces`] remembers from its checking pass.
+const RUNS: usize = 4;
+
 impl<'a, A: Arch> GuestPhys<'a, A> {
     pub fn new(mm: &'a Memory<A>) -> Self {
         GuestPhys { mm }
@@ -57,7 +60,9 @@ impl<'a, A: Arch> GuestPhys<'a, A> {
     }
 
     /// Calls `f(host address, offset in the buffer, length)` for each piece of
-    /// `[gpa, gpa + len)` that lies in one page.
+    /// `[gpa, gpa + len)` that is contiguous in host memory: one call per page, or, for
+    /// ranges that form at most [`RUNS`] host-contiguous runs (RAM comes in 2 MiB chunks),
+    /// one call per run.
     fn pieces(
         &self,
         gpa: u64,
@@ -66,13 +71,34 @@ impl<'a, A: Arch> GuestPhys<'a, A> {
         mut f: impl FnMut(PhysAddr, usize, usize),
     ) -> Result<(), Errno> {
         gpa.checked_add(len as u64).ok_or(Errno::EFAULT)?;
-        // Translate everything first, so a fault leaves guest memory untouched.
+        // Translate everything first, so a fault leaves guest memory untouched; note the
+        // runs meanwhile.
+        let mut runs = [(PhysAddr(0), 0usize, 0usize); RUNS];
+        let mut count = 0;
         let mut done = 0;
         while done < len {
             let a = gpa + done as u64;
             let n = ((PAGE_SIZE - a % PAGE_SIZE) as usize).min(len - done);
-            self.translate(a, access)?;
+            let pa = self.translate(a, access)?;
+            let extends = (1..=RUNS).contains(&count) && {
+                let (start, _, bytes) = runs[count - 1];
+                start.0 + bytes as u64 == pa.0
+            };
+            if extends {
+                runs[count - 1].2 += n;
+            } else {
+                if count < RUNS {
+                    runs[count] = (pa, done, n);
+                }
+                count += 1;
+            }
             done += n;
+        }
+        if count <= RUNS {
+            for &(pa, at, n) in &runs[..count] {
+                f(pa, at, n);
+            }
+            return Ok(());
         }
         let mut done = 0;
         while done < len {

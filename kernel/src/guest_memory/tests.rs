@@ -94,3 +94,36 @@ fn atomic_words_give_up_on_a_racing_guest() {
     assert_eq!(r, Err(Unstable));
     assert_eq!(n, atomic::MAX_RETRIES);
 }
+
+/// A copy across RAM with hypervisor pages placed inside it: few host-contiguous runs
+/// (copied run by run) or many (copied page by page); either way every byte lands in
+/// the frame its own page translates to.
+#[test]
+fn copies_follow_each_pages_frame_in_few_runs_or_many() {
+    use crate::domain::PageKind;
+    for specials in [&[2u64][..], &[1, 3, 5]] {
+        let (hv, _) = hypervisor();
+        let d = guest(&hv, &X86_64, 1, 64);
+        let first = RAM / PAGE_SIZE;
+        {
+            let mut mm = d.mm.lock();
+            for (n, &i) in specials.iter().enumerate() {
+                let frame = hv.pool().alloc(1).unwrap();
+                mm.place_special(hv.pool(), first + i, frame, PageKind::GrantFrame(n as u32)).unwrap();
+            }
+        }
+        let data: alloc::vec::Vec<u8> = (0..7 * PAGE_SIZE as usize + 100).map(|i| (i * 7 % 251) as u8).collect();
+        let at = RAM + 50;
+        d.write_phys(at, &data).unwrap();
+        for off in (0..data.len()).step_by(331) {
+            let gpa = at + off as u64;
+            let frame = d.lookup(gpa / PAGE_SIZE).unwrap().frame;
+            let mut b = [0u8; 1];
+            MockMemory::read(PhysAddr(frame.0 + gpa % PAGE_SIZE), &mut b);
+            assert_eq!(b[0], data[off], "byte {off} with hypervisor pages at {specials:?}");
+        }
+        let mut back = alloc::vec![0u8; data.len()];
+        d.read_phys(at, &mut back).unwrap();
+        assert_eq!(back, data);
+    }
+}

@@ -7,55 +7,27 @@
 #![no_std]
 #![no_main]
 
+#[path = "../out.rs"]
 mod out;
+#[path = "../start.rs"]
+mod start;
+#[path = "../sys.rs"]
 mod sys;
-
-use core::ffi::CStr;
 
 /// `_IOC(_IOC_NONE, 'E', 4, sizeof(struct ioctl_evtchn_notify))`.
 const IOCTL_EVTCHN_NOTIFY: u64 = 0x0004_4504;
 /// `_IOC(_IOC_NONE, 'E', 7, sizeof(struct ioctl_evtchn_bind))`.
 const IOCTL_EVTCHN_BIND_STATIC: u64 = 0x0004_4507;
 
-// The kernel enters with sp at argc, followed by the argv pointers.
-core::arch::global_asm!(
-    ".section .text._start, \"ax\"",
-    ".globl _start",
-    "_start:",
-    "mov x0, sp",
-    "bl {main}",
-    "brk #0",
-    main = sym start,
-);
-
-extern "C" fn start(sp: *const usize) -> ! {
-    // SAFETY: Linux's initial stack holds argc, then argc pointers to NUL-terminated
-    // strings that live as long as the program.
-    let args = unsafe { args_from_stack(sp) };
-    match run(&args) {
-        Ok(()) => sys::exit(0),
+/// The program: `args` are its first three command-line arguments.
+fn main(args: &[&[u8]; 3]) -> i32 {
+    match run(args) {
+        Ok(()) => 0,
         Err(e) => {
             out::line(format_args!("evtchn: error: {e}"));
-            sys::exit(1)
+            1
         }
     }
-}
-
-/// The first three command-line arguments (absent ones empty).
-///
-/// # Safety
-/// `sp` must be the stack pointer the kernel started the program with.
-unsafe fn args_from_stack(sp: *const usize) -> [&'static [u8]; 3] {
-    let mut args: [&[u8]; 3] = [b""; 3];
-    // SAFETY: the caller vouches for the layout; only the first argc entries are read.
-    unsafe {
-        let argc = *sp;
-        for (i, slot) in args.iter_mut().enumerate().take(argc) {
-            let p = *sp.add(1 + i) as *const core::ffi::c_char;
-            *slot = CStr::from_ptr(p).to_bytes();
-        }
-    }
-    args
 }
 
 /// What went wrong, for the error line.
@@ -120,10 +92,4 @@ fn run(args: &[&[u8]; 3]) -> Result<(), Error> {
     let per = (sys::monotonic_ns() - start) / u64::from(rounds.max(1));
     out::line(format_args!("evtchn: port {port}, sent {rounds}, received {received}, {per} ns per round trip"));
     Ok(())
-}
-
-#[panic_handler]
-fn panic(_: &core::panic::PanicInfo) -> ! {
-    out::line(format_args!("evtchn: error: panic"));
-    sys::exit(101)
 }

@@ -1,4 +1,4 @@
-//! Links evtchn-ping as a static, non-PIE Linux executable with its own linker script.
+//! Links each program as a static, non-PIE Linux executable with the crate's linker script.
 fn main() {
     let os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
     if os != "none" {

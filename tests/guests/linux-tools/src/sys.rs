@@ -1,4 +1,4 @@
-//! The few Linux arm64 system calls evtchn-ping makes (`svc #0`, number in x8, result in
+//! The few Linux arm64 system calls these programs make (`svc #0`, number in x8, result in
 //! x0, a negative errno on failure), wrapped so that callers pass only slices and values.
 
 use core::arch::asm;
