@@ -57,14 +57,18 @@ fn xen_guest(mut t: BootTest, domid: u32) -> BootTest {
 #[ignore = "boots QEMU with Debian's kernel: run through scripts/test or scripts/test-linux"]
 fn arm64_linux_hvc0_smp4_on_2_cpus_vhe_gicv3() {
     let d = linux("linux", 4, "console=hvc0 keel.linux=load", "");
-    let t = on("arm64 Linux hvc0 4 vCPUs on 2 CPUs (VHE GICv3)", VHE_GICV3, &[&d]).domain("linux").lines(&[
-        "(d1) [linux] nproc: 4",
-        "(d1) [linux] console: hvc0",
-        "(d1) [linux] irqchip: GICv3",
-        "(d1) [linux] load: 4 of 4 jobs finished",
-        "(d1) [    0.000000] Kernel command line: console=hvc0 keel.linux=load",
-        "domain 1 (linux): shut down (poweroff)",
-    ]);
+    // `-cpu max` has FEAT_S2FWB: guest RAM is forced write-back; cortex-a57 (below) has not.
+    let t = on("arm64 Linux hvc0 4 vCPUs on 2 CPUs (VHE GICv3)", VHE_GICV3, &[&d])
+        .fact("stage2-fwb", "yes")
+        .domain("linux")
+        .lines(&[
+            "(d1) [linux] nproc: 4",
+            "(d1) [linux] console: hvc0",
+            "(d1) [linux] irqchip: GICv3",
+            "(d1) [linux] load: 4 of 4 jobs finished",
+            "(d1) [    0.000000] Kernel command line: console=hvc0 keel.linux=load",
+            "domain 1 (linux): shut down (poweroff)",
+        ]);
     boot(xen_guest(t, 1));
 }
 
@@ -74,13 +78,17 @@ fn arm64_linux_hvc0_smp4_on_2_cpus_vhe_gicv3() {
 #[ignore = "boots QEMU with Debian's kernel: run through scripts/test or scripts/test-linux"]
 fn arm64_linux_vpl011_nvhe_gicv2() {
     let d = linux("linux", 2, "console=ttyAMA0 keel.linux=check", "vpl011");
-    let t = on("arm64 Linux ttyAMA0 (nVHE GICv2)", NVHE_GICV2, &[&d]).fact("el2", "nvhe").domain("linux").lines(&[
-        "(d1) [linux] nproc: 2",
-        "(d1) [linux] console: hvc0 ttyAMA0",
-        "(d1) [linux] irqchip: GICv2",
-        "(d1) [    0.000000] arch_timer: cp15 timer(s) running at 62.50MHz (virt).",
-        "domain 1 (linux): shut down (poweroff)",
-    ]);
+    let t = on("arm64 Linux ttyAMA0 (nVHE GICv2)", NVHE_GICV2, &[&d])
+        .fact("el2", "nvhe")
+        .fact("stage2-fwb", "no")
+        .domain("linux")
+        .lines(&[
+            "(d1) [linux] nproc: 2",
+            "(d1) [linux] console: hvc0 ttyAMA0",
+            "(d1) [linux] irqchip: GICv2",
+            "(d1) [    0.000000] arch_timer: cp15 timer(s) running at 62.50MHz (virt).",
+            "domain 1 (linux): shut down (poweroff)",
+        ]);
     boot(xen_guest(t, 1));
 }
 
