@@ -33,10 +33,8 @@ fn module_bytes(m: &Module) -> Result<&'static [u8], LoadError> {
     let in_ram = p.ram.regions().iter().any(|ram| ram.start <= r.start && r.end <= ram.end);
     let no_map = p.no_map.regions().iter().any(|n| n.start < r.end && r.start < n.end);
     if r.start >= r.end || !in_ram || no_map {
-        return Err(LoadError::BadImage(format!(
-            "{}: [{:#x}, {:#x}) is not in RAM Keel can read",
-            m.node, r.start, r.end
-        )));
+        let why = if r.start >= r.end { "is empty" } else { "is not in RAM Keel can read" };
+        return Err(LoadError::MissingModule(format!("{}: [{:#x}, {:#x}) {why}", m.node, r.start, r.end)));
     }
     // SAFETY: the region lies in RAM that boot mapped (RAM minus no-map reservations)
     // and reserved for the module, so nothing else writes it while this reads it.

@@ -34,6 +34,9 @@ pub enum LoadError {
     Unsupported(&'static str),
     /// A module is not a kernel, ramdisk or tree this architecture can boot.
     BadImage(String),
+    /// A module lies where nothing can have been loaded (outside RAM, over a reserved
+    /// region): the boot script named a file it did not load.
+    MissingModule(String),
     /// The images do not fit in the domain's RAM.
     TooLarge(String),
 }
@@ -43,6 +46,7 @@ impl core::fmt::Display for LoadError {
         match self {
             LoadError::Unsupported(why) => write!(f, "guest loading not supported: {why}"),
             LoadError::BadImage(why) => write!(f, "bad image: {why}"),
+            LoadError::MissingModule(why) => write!(f, "missing module: {why}"),
             LoadError::TooLarge(why) => write!(f, "does not fit: {why}"),
         }
     }

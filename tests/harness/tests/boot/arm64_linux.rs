@@ -198,24 +198,32 @@ fn arm64_linux_through_uboot() {
     boot(xen_guest(t, 1));
 }
 
-/// Bad configurations beside a good Linux domain: a kernel module that is not an arm64
-/// Image (the gzip initramfs), more memory than the machine has, more vCPUs than a domain
-/// may have. Keel refuses each by name and says why; the Linux domain boots and powers off.
+/// Bad configurations beside a good Linux domain: a ramdisk module over the domain's own
+/// kernel module (listed first, so its kernel lies at mkconfig's base, 0x49000000), a
+/// ramdisk named where nothing was loaded (past the end of RAM), a kernel module that is
+/// not an arm64 Image (the gzip initramfs), more memory than the machine has, more vCPUs
+/// than a domain may have. Keel refuses each by name and says why; the Linux domain boots
+/// and powers off.
 #[test]
 #[ignore = "boots QEMU with Debian's kernel: run through scripts/test or scripts/test-linux"]
 fn arm64_linux_bad_configs_are_refused_by_name() {
+    let overlap = format!("name=overlap;kernel={KERNEL};ramdisk-reg=0x49000000:0x1000;mem=64M");
+    let no_initrd = format!("name=noinitrd;kernel={KERNEL};ramdisk-reg=0x100000000:0x100000;mem=64M");
     let not_image = format!("name=notimage;kernel={INITRAMFS};mem=64M;cpus=1");
     let huge = linux("huge", 1, "console=hvc0", "").replace("mem=256M", "mem=4096M");
     let many = linux("manycpus", 200, "console=hvc0", "");
     let good = linux("linux", 2, "console=hvc0 keel.linux=check", "");
-    let t = on("arm64 Linux beside bad configurations (VHE GICv3)", VHE_GICV3, &[&not_image, &huge, &many, &good])
+    let domains = [&overlap, &no_initrd, &not_image, &huge, &many, &good];
+    let t = on("arm64 Linux beside bad configurations (VHE GICv3)", VHE_GICV3, &domains.map(String::as_str))
         .refusal("[test] fail domain-notimage: not built: bad image: /chosen/notimage/module@", 1)
         .lines(&[
+            "[test] fail domain-/chosen/overlap: not built: /chosen/overlap/ramdisk@49000000: [0x49000000, 0x49001000) overlaps /chosen/overlap/module@49000000",
+            "[test] fail domain-noinitrd: not built: missing module: /chosen/noinitrd/ramdisk@100000000: [0x100000000, 0x100100000) is not in RAM Keel can read",
             "gzip-compressed kernel: no arm64 Image magic",
             "[test] fail domain-/chosen/huge: not built: /chosen/huge: memory 4194304 KiB exceeds the ",
             "[test] fail domain-/chosen/manycpus: not built: /chosen/manycpus: cpus = 200; a domain has 1 to 128 vCPUs",
             "[test] pass domain-linux: shut down (poweroff)",
-            "[test] done pass=3 fail=3 expected=6",
+            "[test] done pass=3 fail=5 expected=8",
         ]);
     boot(xen_guest(t, 1));
 }
