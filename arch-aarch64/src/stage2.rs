@@ -74,9 +74,9 @@ pub fn vttbr(root: PhysAddr, space: SpaceId) -> u64 {
     (VTTBR_EL2::BADDR.val(root.0 >> 1) + VTTBR_EL2::VMID.val(space.0 as u64)).value
 }
 
-/// MemAttr of guest RAM, with or without forced write-back (`HCR_EL2.FWB`).
-pub fn normal_memattr(fwb: bool) -> u64 {
-    if fwb {
+/// MemAttr of guest RAM: forced write-back where guests run with `HCR_EL2.FWB`.
+fn normal_memattr() -> u64 {
+    if cpu::fwb() {
         MEMATTR_FWB_NORMAL_WB
     } else {
         MEMATTR_NORMAL_WB
@@ -107,7 +107,7 @@ impl Stage2 for Stage2Tables {
     fn leaf_entry(level: usize, pa: PhysAddr, perms: Perms, mem: MemType) -> u64 {
         let kind = if level + 1 == Self::levels() { TABLE_OR_PAGE } else { 0 };
         let attrs = match mem {
-            MemType::Normal => normal_memattr(cpu::fwb()) << MEMATTR_SHIFT | SH_INNER,
+            MemType::Normal => normal_memattr() << MEMATTR_SHIFT | SH_INNER,
             MemType::Device => MEMATTR_DEVICE << MEMATTR_SHIFT,
         };
         let read = if perms.read { S2AP_READ } else { 0 };
