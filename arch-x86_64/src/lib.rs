@@ -63,12 +63,14 @@ impl Arch for X86_64 {
                 facts.push(("ept", yes_no(c.ept())));
                 facts.push(("vpid", yes_no(c.vpid())));
                 facts.push(("unrestricted-guest", yes_no(c.unrestricted_guest())));
+                facts.push(("pause-loop-exiting", yes_no(c.pause_loop_exiting())));
             }
             vcpu::Extension::Svm(c) => {
                 facts.push(("virtualization", String::from("svm")));
                 facts.push(("npt", yes_no(true)));
                 facts.push(("nrips", yes_no(c.nrips)));
                 facts.push(("asids", format!("{}", c.asids)));
+                facts.push(("pause-filter", yes_no(c.pause_filter)));
             }
         }
         let f = cpu::features();

@@ -120,6 +120,11 @@ impl Capabilities {
             && self.ept_vpid & (ept_cap::INVVPID_SINGLE | ept_cap::INVVPID_ALL) != 0
     }
 
+    /// PAUSE exits only for a loop of PAUSEs (PLE), not for every one.
+    pub fn pause_loop_exiting(&self) -> bool {
+        self.secondary.allows(super::vmcs::secondary::PAUSE_LOOP_EXITING)
+    }
+
     pub fn unrestricted_guest(&self) -> bool {
         self.secondary.allows(super::vmcs::secondary::UNRESTRICTED_GUEST)
     }

@@ -9,6 +9,11 @@ use crate::vcpu::cpuid::cr4_allowed;
 use crate::vcpu::guest;
 use crate::vcpu::start::StartState;
 
+/// Pause-loop exiting (KVM's defaults): PAUSEs at most this many cycles apart form a
+/// loop, and a loop that lasts the window exits.
+const PLE_GAP_CYCLES: u64 = 128;
+const PLE_WINDOW_CYCLES: u64 = 4096;
+
 impl VmxVcpu {
     pub(super) fn write_controls(&self) -> Result<(), VmxFail> {
         let c = self.caps;
@@ -22,11 +27,12 @@ impl VmxVcpu {
                 | primary::CR8_STORE_EXITING
                 | primary::UNCONDITIONAL_IO_EXITING
                 | primary::MONITOR_EXITING
-                | primary::PAUSE_EXITING
                 | primary::SECONDARY_CONTROLS,
         );
         let vpid = if self.vpid != 0 { secondary::ENABLE_VPID } else { 0 };
-        let secondary = c.secondary.adjust(secondary::ENABLE_EPT | secondary::UNRESTRICTED_GUEST | vpid);
+        // PAUSE exits only for spin loops (PLE), as on SVM's pause filter; never for each.
+        let ple = if c.pause_loop_exiting() { secondary::PAUSE_LOOP_EXITING } else { 0 };
+        let secondary = c.secondary.adjust(secondary::ENABLE_EPT | secondary::UNRESTRICTED_GUEST | vpid | ple);
         let exit = c.exit.adjust(
             vmcs::exit::HOST_ADDRESS_SPACE_SIZE
                 | vmcs::exit::SAVE_IA32_EFER
@@ -72,6 +78,10 @@ impl VmxVcpu {
             vmwrite(EPT_POINTER, self.eptp)?;
             if self.vpid != 0 {
                 vmwrite(VPID, self.vpid as u64)?;
+            }
+            if secondary & secondary::PAUSE_LOOP_EXITING != 0 {
+                vmwrite(PLE_GAP, PLE_GAP_CYCLES)?;
+                vmwrite(PLE_WINDOW, PLE_WINDOW_CYCLES)?;
             }
         }
         Ok(())

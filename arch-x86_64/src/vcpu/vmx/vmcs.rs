@@ -39,6 +39,8 @@ pub const ENTRY_INTERRUPTION_INFO: u32 = 0x4016;
 pub const ENTRY_EXCEPTION_ERROR_CODE: u32 = 0x4018;
 pub const ENTRY_INSTRUCTION_LENGTH: u32 = 0x401a;
 pub const SECONDARY_CONTROLS: u32 = 0x401e;
+pub const PLE_GAP: u32 = 0x4020;
+pub const PLE_WINDOW: u32 = 0x4022;
 pub const VM_INSTRUCTION_ERROR: u32 = 0x4400;
 pub const EXIT_REASON: u32 = 0x4402;
 pub const EXIT_INTERRUPTION_INFO: u32 = 0x4404;
@@ -120,6 +122,7 @@ pub mod secondary {
     pub const ENABLE_EPT: u32 = 1 << 1;
     pub const ENABLE_VPID: u32 = 1 << 5;
     pub const UNRESTRICTED_GUEST: u32 = 1 << 7;
+    pub const PAUSE_LOOP_EXITING: u32 = 1 << 10;
 }
 
 /// VM-exit controls.

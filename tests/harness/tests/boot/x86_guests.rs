@@ -31,6 +31,7 @@ fn x86_boot(machine: X86Machine, iso: &str) -> BootTest {
             .exit_status(QEMU_X86_PASS)
             .fact("boot-firmware", "bios")
             .fact("nrips", "no")
+            .fact("pause-filter", "no")
             .retry_on_emulator_reset(),
         X86Machine::QemuUefi => BootTest::new("x86 QEMU UEFI (SVM)", X86_64, &["--uefi", "--smp", "2", "--iso", &iso])
             .exit_status(QEMU_X86_PASS)
@@ -42,12 +43,14 @@ fn x86_boot(machine: X86Machine, iso: &str) -> BootTest {
                 .fact("virtualization", "vmx")
                 .fact("ept", "yes")
                 .fact("vpid", "yes")
+                .fact("pause-loop-exiting", "yes")
                 .timeout(Duration::from_secs(180))
         }
         X86Machine::BochsSvm => {
             BootTest::new("x86 Bochs Ryzen (SVM)", BOCHS, &["--cpu", "ryzen", "--smp", "2", "--iso", &iso])
                 .fact("virtualization", "svm")
                 .fact("nrips", "yes")
+                .fact("pause-filter", "yes")
                 .timeout(Duration::from_secs(180))
         }
     };
