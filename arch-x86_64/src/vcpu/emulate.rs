@@ -41,6 +41,8 @@ pub trait GuestCpu {
     /// Moves RIP (ending any STI/MOV SS interrupt shadow).
     fn set_rip(&mut self, rip: u64);
     fn rflags(&self) -> u64;
+    /// The guest's IDTR: base and limit.
+    fn idtr(&self) -> (u64, u32);
     /// The guest's paging registers as it sees them.
     fn paging(&self) -> Paging;
     /// Whether the guest runs 64-bit code (EFER.LMA and CS.L).
@@ -320,4 +322,23 @@ pub fn at_hypercall(cpu: &dyn GuestCpu) -> bool {
     let mut bytes = [0u8; 3];
     read_virt(cpu, linear, Access::Fetch, &mut bytes)
         && (bytes == super::guest::VMCALL || bytes == super::guest::VMMCALL)
+}
+
+/// Logs a guest's triple fault with what explains one: its paging registers, its IDT,
+/// and whether its own tables map the instruction it stopped at.
+pub fn report_triple_fault(cpu: &dyn GuestCpu) {
+    let (rip, p) = (cpu.rip(), cpu.paging());
+    let (idt, limit) = cpu.idtr();
+    let linear = cpu.segment_base(Segment::Cs).wrapping_add(rip);
+    let fetch = match gva_to_gpa(cpu.stage2_root(), &p, linear, Access::Fetch) {
+        Some(gpa) => alloc::format!("the guest's tables map RIP to GPA {gpa:#x}"),
+        None => alloc::string::String::from("the guest's tables do not map RIP for a fetch"),
+    };
+    log::warn!(
+        "triple fault (shutdown) at RIP {rip:#x}: CR0 {:#x} CR3 {:#x} CR4 {:#x} EFER {:#x}, IDT at {idt:#x} limit {limit:#x}; {fetch}",
+        p.cr0,
+        p.cr3,
+        p.cr4,
+        p.efer
+    );
 }

@@ -109,7 +109,7 @@ impl SvmVcpu {
             }
             exit_code::INTR | exit_code::NMI => Some(VmExit::Interrupt),
             exit_code::SHUTDOWN => {
-                log::warn!("triple fault (shutdown) at RIP {:#x}", self.rip());
+                emulate::report_triple_fault(self);
                 Some(VmExit::GuestCrash)
             }
             exit_code::EXCEPTION_UD => {

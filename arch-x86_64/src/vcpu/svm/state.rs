@@ -67,6 +67,10 @@ impl GuestCpu for SvmVcpu {
         self.vmcb.read(vmcb::RFLAGS)
     }
 
+    fn idtr(&self) -> (u64, u32) {
+        (self.vmcb.segment_base(vmcb::IDTR), self.vmcb.read(vmcb::IDTR + 4))
+    }
+
     fn paging(&self) -> Paging {
         let v = &self.vmcb;
         Paging { cr0: v.read(vmcb::CR0), cr3: v.read(vmcb::CR3), cr4: v.read(vmcb::CR4), efer: v.read(vmcb::EFER) }

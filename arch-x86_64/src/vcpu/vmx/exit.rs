@@ -106,7 +106,7 @@ impl VmxVcpu {
             }
             reason::EXTERNAL_INTERRUPT => Some(VmExit::Interrupt),
             reason::TRIPLE_FAULT => {
-                log::warn!("triple fault (shutdown) at RIP {:#x}", self.rip());
+                emulate::report_triple_fault(self);
                 Some(VmExit::GuestCrash)
             }
             reason::EXCEPTION_OR_NMI => self.exception(),

@@ -76,6 +76,10 @@ impl GuestCpu for VmxVcpu {
         field(vmcs::GUEST_RFLAGS)
     }
 
+    fn idtr(&self) -> (u64, u32) {
+        (field(vmcs::GUEST_IDTR_BASE), field(vmcs::GUEST_IDTR_LIMIT) as u32)
+    }
+
     fn paging(&self) -> Paging {
         Paging {
             cr0: visible(vmcs::GUEST_CR0, vmcs::CR0_GUEST_HOST_MASK, vmcs::CR0_READ_SHADOW),
