@@ -113,7 +113,6 @@ pub mod primary {
     pub const UNCONDITIONAL_IO_EXITING: u32 = 1 << 24;
     pub const USE_MSR_BITMAPS: u32 = 1 << 28;
     pub const MONITOR_EXITING: u32 = 1 << 29;
-    pub const PAUSE_EXITING: u32 = 1 << 30;
     pub const SECONDARY_CONTROLS: u32 = 1 << 31;
 }
 
