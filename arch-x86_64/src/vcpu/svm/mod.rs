@@ -78,6 +78,7 @@ impl SvmVcpu {
         };
         let v = &vcpu.vmcb;
         v.write(vmcb::INTERCEPT_EXCEPTIONS, 1u32 << exit::UD_VECTOR);
+        let pause = if caps.pause_filter { misc1::PAUSE } else { 0 };
         v.write(
             vmcb::INTERCEPT_MISC1,
             misc1::INTR
@@ -92,7 +93,8 @@ impl SvmVcpu {
                 | misc1::IOIO
                 | misc1::MSR
                 | misc1::TASK_SWITCH
-                | misc1::SHUTDOWN,
+                | misc1::SHUTDOWN
+                | pause,
         );
         v.write(
             vmcb::INTERCEPT_MISC2,
@@ -111,8 +113,6 @@ impl SvmVcpu {
                 | misc2::XSETBV,
         );
         if caps.pause_filter {
-            let misc1: u32 = v.read(vmcb::INTERCEPT_MISC1);
-            v.write(vmcb::INTERCEPT_MISC1, misc1 | misc1::PAUSE);
             v.write(vmcb::PAUSE_FILTER_COUNT, PAUSE_FILTER_COUNT);
             if caps.pause_filter_threshold {
                 v.write(vmcb::PAUSE_FILTER_THRESHOLD, PAUSE_FILTER_THRESHOLD);
