@@ -77,11 +77,7 @@ pub fn write(v: &mut View, caller: &Caller, q: &Quotas, path: &str, value: Optio
     let mut parent_path = String::from(ancestor_path);
     for p in missing.iter().rev() {
         ancestor.children.insert(String::from(basename(p)));
-        let perms = if unprivileged(caller) {
-            ancestor.perms.with_owner(caller.domid)
-        } else {
-            ancestor.perms.clone()
-        };
+        let perms = if unprivileged(caller) { ancestor.perms.with_owner(caller.domid) } else { ancestor.perms.clone() };
         v.set(&parent_path, Some(ancestor))?;
         let mut node = Node::empty(perms);
         if p == path {

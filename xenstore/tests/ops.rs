@@ -4,7 +4,7 @@ mod common;
 use common::*;
 use keel_xenstore::quota::Quotas;
 use keel_xenstore::service::Action;
-use keel_xenstore::{MsgType, XsError, Xenstore};
+use keel_xenstore::{MsgType, Xenstore, XsError};
 
 #[test]
 fn write_read_and_relative_paths() {
@@ -138,7 +138,7 @@ fn watches_fire_first_and_on_changes_with_relative_paths() {
 #[test]
 fn watch_events_respect_read_permission() {
     let (mut xs, dom0, g) = with_guest(5);
-    call(&mut xs, g, MsgType::Watch, 0, b"/\0all\0");
+    call(&mut xs, g, MsgType::Watch, 0, b"/\0all\0").0.unwrap();
     write(&mut xs, dom0, "/secret", "s").unwrap();
     assert!(common::drain(&mut xs, g).is_empty(), "a guest learns nothing of nodes it cannot read");
     write(&mut xs, g, "mine", "m").unwrap();
@@ -149,8 +149,8 @@ fn watch_events_respect_read_permission() {
 fn removal_fires_watches_on_removed_descendants() {
     let (mut xs, dom0, _) = with_guest(5);
     write(&mut xs, dom0, "/a/b/c", "").unwrap();
-    call(&mut xs, dom0, MsgType::Watch, 0, b"/a/b/c\0t1\0");
-    call(&mut xs, dom0, MsgType::Watch, 0, b"/a/b/c/d\0t2\0");
+    call(&mut xs, dom0, MsgType::Watch, 0, b"/a/b/c\0t1\0").0.unwrap();
+    call(&mut xs, dom0, MsgType::Watch, 0, b"/a/b/c/d\0t2\0").0.unwrap();
     let (_, ev) = call(&mut xs, dom0, MsgType::Rm, 0, &nul("/a"));
     assert_eq!(ev, vec![b"/a/b/c\0t1\0".to_vec()]);
 }
@@ -159,8 +159,8 @@ fn removal_fires_watches_on_removed_descendants() {
 fn special_watches_and_domain_operations() {
     let mut xs = Xenstore::new(Quotas::default());
     let dom0 = xs.connect(0, true);
-    call(&mut xs, dom0, MsgType::Watch, 0, b"@introduceDomain\0i\0");
-    call(&mut xs, dom0, MsgType::Watch, 0, b"@releaseDomain\0r\0");
+    call(&mut xs, dom0, MsgType::Watch, 0, b"@introduceDomain\0i\0").0.unwrap();
+    call(&mut xs, dom0, MsgType::Watch, 0, b"@releaseDomain\0r\0").0.unwrap();
     let (r, ev) = call(&mut xs, dom0, MsgType::Introduce, 0, b"7\x00233473\x0012\x00");
     assert_eq!(r, Ok(b"OK\0".to_vec()));
     assert_eq!(ev, vec![b"@introduceDomain\0i\0".to_vec()]);
@@ -197,7 +197,7 @@ fn special_watches_and_domain_operations() {
 #[test]
 fn domain_death_fires_release_watch() {
     let (mut xs, dom0, _) = with_guest(5);
-    call(&mut xs, dom0, MsgType::Watch, 0, b"@releaseDomain\0r\0");
+    call(&mut xs, dom0, MsgType::Watch, 0, b"@releaseDomain\0r\0").0.unwrap();
     assert!(xs.domain_gone(5));
     xs.flush_events();
     let events: Vec<_> = common::drain(&mut xs, dom0).into_iter().map(|(_, p)| p).collect();
@@ -277,7 +277,7 @@ fn transactions_commit_abort_and_conflict() {
 #[test]
 fn transaction_watch_events_fire_on_commit() {
     let (mut xs, dom0, g) = with_guest(5);
-    call(&mut xs, dom0, MsgType::Watch, 0, b"/local/domain/5\0w\0");
+    call(&mut xs, dom0, MsgType::Watch, 0, b"/local/domain/5\0w\0").0.unwrap();
     let t = String::from_utf8(req(&mut xs, g, MsgType::TransactionStart, 0, b"\0").unwrap()).unwrap();
     let t: u32 = t.trim_end_matches('\0').parse().unwrap();
     let mut p = nul("k");

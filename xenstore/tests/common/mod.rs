@@ -1,7 +1,7 @@
 //! A test client: sends a request straight to the service and reads its output queue.
 #![allow(dead_code)]
 
-use keel_xenstore::{ConnId, Header, MsgType, XsError, Xenstore};
+use keel_xenstore::{ConnId, Header, MsgType, Xenstore, XsError};
 
 /// Everything queued for `c`, as (header, payload).
 pub fn drain(xs: &mut Xenstore, c: ConnId) -> Vec<(Header, Vec<u8>)> {
@@ -17,7 +17,13 @@ pub fn drain(xs: &mut Xenstore, c: ConnId) -> Vec<(Header, Vec<u8>)> {
 }
 
 /// Sends one request; its reply (or error) and the watch events queued for `c`.
-pub fn call(xs: &mut Xenstore, c: ConnId, ty: MsgType, tx: u32, payload: &[u8]) -> (Result<Vec<u8>, XsError>, Vec<Vec<u8>>) {
+pub fn call(
+    xs: &mut Xenstore,
+    c: ConnId,
+    ty: MsgType,
+    tx: u32,
+    payload: &[u8],
+) -> (Result<Vec<u8>, XsError>, Vec<Vec<u8>>) {
     xs.handle(c, Header { ty: ty as u32, req_id: 77, tx_id: tx, len: payload.len() as u32 }, payload);
     let mut reply = None;
     let mut events = Vec::new();
