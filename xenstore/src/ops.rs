@@ -188,9 +188,9 @@ pub fn set_perms(v: &mut View, caller: &Caller, q: &Quotas, path: &str, perms: P
             return Err(XsError::Enospc);
         }
     }
-    node.perms = perms;
-    let p = node.perms.clone();
+    let old = core::mem::replace(&mut node.perms, perms);
+    let new = node.perms.clone();
     v.set(path, Some(node))?;
-    v.changed(path, false, &p);
+    v.perms_changed(path, old, &new);
     Ok(())
 }

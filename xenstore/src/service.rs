@@ -221,7 +221,8 @@ impl Xenstore {
             let target = self.domains.get(&c.domid).and_then(|d| d.target);
             let caller = Caller { domid: c.domid, privileged: c.privileged, target };
             for ch in &changes {
-                if !ch.perms.rights(&caller).read {
+                let old_read = ch.old_perms.as_ref().is_some_and(|p| p.rights(&caller).read);
+                if !ch.perms.rights(&caller).read && !old_read {
                     continue;
                 }
                 for w in c.watches.iter().filter(|w| w.fires_for(&ch.path, ch.exact)) {
@@ -260,7 +261,13 @@ impl Xenstore {
     }
 
     fn dispatch(&mut self, conn: ConnId, ty: MsgType, tx_id: u32, payload: &[u8]) -> Result<Vec<u8>, XsError> {
-        let domid = self.conns.get(&conn).map(|c| c.domid).ok_or(XsError::Einval)?;
+        let c = self.conns.get(&conn).ok_or(XsError::Einval)?;
+        let domid = c.domid;
+        // As the C xenstored: a transaction id must name an open transaction, except for
+        // WATCH and UNWATCH, which ignore it.
+        if tx_id != 0 && !matches!(ty, MsgType::Watch | MsgType::Unwatch) && !c.transactions.contains_key(&tx_id) {
+            return Err(XsError::Enoent);
+        }
         let ok = || Ok(Vec::from(ops::OK));
         match ty {
             MsgType::Read => {

@@ -22,6 +22,9 @@ pub struct Change {
     /// Only watches on exactly this path fire (a node removed below the removal's root).
     pub exact: bool,
     pub perms: Perms,
+    /// A permission change: the permissions before it (a watcher that could read the
+    /// node under either hears of it, as in the C xenstored).
+    pub old_perms: Option<Perms>,
 }
 
 #[derive(Clone, Debug)]
@@ -138,7 +141,12 @@ impl<'a> View<'a> {
 
     /// Records a change for the watches.
     pub fn changed(&mut self, path: &str, exact: bool, perms: &Perms) {
-        self.changes.push(Change { path: String::from(path), exact, perms: perms.clone() });
+        self.changes.push(Change { path: String::from(path), exact, perms: perms.clone(), old_perms: None });
+    }
+
+    /// Records a permission change for the watches.
+    pub fn perms_changed(&mut self, path: &str, old: Perms, new: &Perms) {
+        self.changes.push(Change { path: String::from(path), exact: false, perms: new.clone(), old_perms: Some(old) });
     }
 
     /// Ends the request: the changes whose watches fire now (none inside a transaction,

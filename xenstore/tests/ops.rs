@@ -146,6 +146,29 @@ fn watch_events_respect_read_permission() {
 }
 
 #[test]
+fn losing_read_permission_is_still_heard() {
+    let (mut xs, dom0, g) = with_guest(5);
+    write(&mut xs, dom0, "/pub", "v").unwrap();
+    req(&mut xs, dom0, MsgType::SetPerms, 0, b"/pub\0n0\0r5\0").unwrap();
+    call(&mut xs, g, MsgType::Watch, 0, b"/pub\0t\0").0.unwrap();
+    req(&mut xs, dom0, MsgType::SetPerms, 0, b"/pub\0n0\0").unwrap();
+    let ev: Vec<_> = common::drain(&mut xs, g).into_iter().map(|(_, p)| p).collect();
+    assert_eq!(ev, vec![b"/pub\0t\0".to_vec()]);
+    write(&mut xs, dom0, "/pub", "w").unwrap();
+    assert!(common::drain(&mut xs, g).is_empty());
+}
+
+#[test]
+fn unknown_transaction_ids_are_enoent_except_for_watches() {
+    let (mut xs, _, g) = with_guest(5);
+    assert_eq!(req(&mut xs, g, MsgType::GetDomainPath, 9, b"5\0"), Err(XsError::Enoent));
+    assert_eq!(req(&mut xs, g, MsgType::TransactionStart, 9, b"\0"), Err(XsError::Enoent));
+    assert_eq!(req(&mut xs, g, MsgType::TransactionEnd, 0, b"T\0"), Err(XsError::Enoent));
+    assert_eq!(req(&mut xs, g, MsgType::Watch, 9, b"x\0t\0"), Ok(b"OK\0".to_vec()));
+    assert_eq!(req(&mut xs, g, MsgType::Unwatch, 9, b"x\0t\0"), Ok(b"OK\0".to_vec()));
+}
+
+#[test]
 fn removal_fires_watches_on_removed_descendants() {
     let (mut xs, dom0, _) = with_guest(5);
     write(&mut xs, dom0, "/a/b/c", "").unwrap();
