@@ -35,10 +35,11 @@ pub fn read(v: &mut View, caller: &Caller, path: &str) -> Result<Vec<u8>, XsErro
 /// WRITE (`value` given) or MKDIR (`None`: an existing node is left as it is).
 pub fn write(v: &mut View, caller: &Caller, q: &Quotas, path: &str, value: Option<&[u8]>) -> Result<(), XsError> {
     if let Some(mut node) = v.get(path)? {
-        let Some(value) = value else { return Ok(()) };
+        // MKDIR of an existing node changes nothing but still needs write permission.
         if !node.perms.rights(caller).write {
             return Err(XsError::Eacces);
         }
+        let Some(value) = value else { return Ok(()) };
         node.value = Vec::from(value);
         if unprivileged(caller) && node.size() > q.node_size {
             return Err(XsError::Enospc);

@@ -111,10 +111,10 @@ impl Model {
 
     fn write(&mut self, tx: Option<u16>, dom: u16, p: &str, v: Option<&[u8]>) -> Result<Vec<u8>, XsError> {
         if let Some(mut n) = self.get(tx, p) {
+            if !rights(&n.perms, dom).1 {
+                return Err(XsError::Eacces);
+            }
             if let Some(v) = v {
-                if !rights(&n.perms, dom).1 {
-                    return Err(XsError::Eacces);
-                }
                 n.value = v.to_vec();
                 self.put(tx, p, Some(n));
             }

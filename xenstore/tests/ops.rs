@@ -27,6 +27,7 @@ fn unprivileged_domains_stay_in_their_subtree() {
     assert_eq!(write(&mut xs, g, "/secret", "x"), Err(XsError::Eacces));
     assert_eq!(write(&mut xs, g, "/local/domain/6/x", "x"), Err(XsError::Eacces));
     assert_eq!(req(&mut xs, g, MsgType::Rm, 0, &nul("/secret")), Err(XsError::Eacces));
+    assert_eq!(req(&mut xs, g, MsgType::Mkdir, 0, &nul("/secret")), Err(XsError::Eacces));
     assert_eq!(req(&mut xs, g, MsgType::Directory, 0, &nul("/")), Err(XsError::Eacces));
     assert_eq!(req(&mut xs, g, MsgType::GetPerms, 0, &nul("/secret")), Err(XsError::Eacces));
     assert_eq!(read(&mut xs, dom0, "/secret"), Ok(b"s".to_vec()));
