@@ -177,6 +177,18 @@ impl Platform for Arm {
         }
     }
 
+    fn owned_regs_fill(&self, seed: u64) -> usize {
+        crate::owned::fill(seed)
+    }
+
+    fn owned_regs_read(&self, out: &mut [u64]) {
+        crate::owned::read_all(out);
+    }
+
+    fn owned_reg_name(&self, i: usize) -> &'static str {
+        crate::owned::NAMES.get(i).copied().unwrap_or("?")
+    }
+
     /// CNTPCT − CNTVCT: the offset Keel gives the domain's virtual counter.
     fn clock_offset(&self) -> Option<u64> {
         let (phys, virt) = (regs::physical_counter(), regs::counter());
