@@ -21,6 +21,7 @@ const HCR_UIE: u64 = 1 << 1;
 /// GICH frame offsets.
 const GICH_HCR: usize = 0x000;
 const GICH_VMCR: usize = 0x008;
+const GICH_MISR: usize = 0x010;
 const GICH_ELRSR0: usize = 0x030;
 const GICH_APR: usize = 0x0f0;
 const GICH_LR: usize = 0x100;
@@ -154,18 +155,19 @@ impl CpuInterface {
 
     /// Whether the interface may stay loaded across an exit Keel handles without the
     /// model: the last load fitted everything (no underflow interrupt can fire while
-    /// Keel runs) and the guest emptied none of the list registers it filled (completed
-    /// nothing the model must learn of). One register read (`ICH_ELRSR_EL2` /
-    /// `GICH_ELRSR0`).
+    /// Keel runs), the guest emptied none of the list registers it filled, and no
+    /// maintenance condition holds (an EOI of a list register that asked for one, such
+    /// as the event upcall's): it completed nothing the model must learn of. Two register
+    /// reads (`ICH_ELRSR_EL2`, `ICH_MISR_EL2` / `GICH_ELRSR0`, `GICH_MISR`).
     pub fn may_stay_loaded(&self) -> bool {
         if self.overflow {
             return false;
         }
-        let empty = match self.version {
-            Version::V3 => crate::regs::IchElrsrEl2.get(),
-            Version::V2 => u64::from(gich_read(GICH_ELRSR0)),
+        let (empty, maintenance) = match self.version {
+            Version::V3 => (crate::regs::IchElrsrEl2.get(), ICH_MISR_EL2.get()),
+            Version::V2 => (u64::from(gich_read(GICH_ELRSR0)), u64::from(gich_read(GICH_MISR))),
         };
-        empty & u64::from(self.filled) == 0
+        empty & u64::from(self.filled) == 0 && maintenance == 0
     }
 
     /// Right after an exit: turns the interface off, so that its maintenance interrupt
