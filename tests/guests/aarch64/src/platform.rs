@@ -177,6 +177,17 @@ impl Platform for Arm {
         }
     }
 
+    fn bench_sysreg_read(&self) -> Option<u64> {
+        let v: u64;
+        // SAFETY: reading an ID register has no side effect (Keel emulates it).
+        unsafe { core::arch::asm!("mrs {}, id_aa64pfr0_el1", out(reg) v, options(nomem, nostack)) };
+        Some(v)
+    }
+
+    fn bench_mmio_read(&self) -> Option<u64> {
+        Some(crate::uart::flags().into())
+    }
+
     fn owned_regs_fill(&self, seed: u64) -> usize {
         crate::owned::fill(seed)
     }

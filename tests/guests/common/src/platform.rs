@@ -133,6 +133,17 @@ pub trait Platform: Sync {
         "?"
     }
 
+    /// For `bench`: reads a system register the hypervisor traps and emulates (arm64:
+    /// `ID_AA64PFR0_EL1`, trapped by `HCR_EL2.TID3`); `None` if the platform has none.
+    fn bench_sysreg_read(&self) -> Option<u64> {
+        None
+    }
+    /// For `bench`: reads a register of a device the hypervisor emulates (arm64: the
+    /// vPL011's flag register; the domain must have one); `None` if the platform has none.
+    fn bench_mmio_read(&self) -> Option<u64> {
+        None
+    }
+
     /// Host addresses (device frames of the machine Keel runs on) the isolation scenario
     /// tries to reach through the guest-physical space; none may be reachable.
     fn host_addresses(&self) -> &'static [u64] {
