@@ -103,18 +103,22 @@ impl Aarch64Vcpu {
     /// guest's own interrupts are taken (its virtual timer, the maintenance interrupt).
     /// Returns what the guest completed and what was taken.
     pub(super) fn sync_gic(&mut self, irq_exit: bool) -> (Completed, irq::Taken) {
-        if self.gic_live.take().is_none() {
-            return Default::default();
+        let live = self.gic_live.take().is_some();
+        if live {
+            self.gic.quiesce();
         }
-        self.gic.quiesce();
         let mut taken = if irq_exit { irq::take_guest_interrupts() } else { irq::Taken::default() };
         taken.timer |= irq::take_vtimer_fired();
+        if !live && !taken.timer {
+            return (Completed::default(), taken);
+        }
         let id = self.vcpu_id;
         let mut g = self.domain.vgic.lock();
         if taken.timer {
             g.timer_fired(id);
         }
-        (self.gic.save(&mut g, id, PPI_EVTCHN), taken)
+        let completed = if live { self.gic.save(&mut g, id, PPI_EVTCHN) } else { Completed::default() };
+        (completed, taken)
     }
 
     /// Handles what Keel can; returns the exit the core must see, if any.
