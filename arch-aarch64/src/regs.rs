@@ -154,6 +154,11 @@ sysreg!(
     IccSreEl1, "S3_0_C12_C12_5", (), rw
 );
 
+sysreg!(
+    /// Empty list registers (bit n: list register n holds no interrupt).
+    IchElrsrEl2, "S3_4_C12_C11_5", (), r
+);
+
 // VHE aliases of the guest's EL1/EL0 registers (valid only with HCR_EL2.E2H = 1).
 sysreg!(SctlrEl12, "S3_5_C1_C0_0", (), rw);
 sysreg!(CpacrEl12, "S3_5_C1_C0_2", (), rw);

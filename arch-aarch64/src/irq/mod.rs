@@ -26,6 +26,11 @@ static STASHED: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(NONE) }; MAX_CPU
 const NONE: u32 = u32::MAX;
 /// Per CPU: whether the virtual timer's PPI was last made active by Keel.
 static TIMER_ACTIVE: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
+/// Per CPU: a vCPU is loaded, its virtual timer live (between `Vcpu::load` and `put`).
+static VTIMER_LIVE: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
+/// Per CPU: [`Gic::acknowledge`] took the loaded vCPU's virtual timer interrupt, which
+/// it must receive ([`take_vtimer_fired`]).
+static VTIMER_FIRED: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
 /// Priority of every interrupt Keel configures (four byte lanes).
 const ALL_PRIORITIES: u32 = 0xa0a0_a0a0;
 /// CPU-interface priority mask: let everything numerically below 0xf0 through.
@@ -110,10 +115,9 @@ pub fn take_guest_interrupts() -> Taken {
             }
         }
         let Some(irq) = acknowledge_raw() else { return t };
-        match (irq, DRIVER.get()) {
-            (VIRTUAL_TIMER_IRQ, Some(Driver::V2(g))) => g.priority_drop(irq),
-            (VIRTUAL_TIMER_IRQ, Some(Driver::V3(g))) => g.priority_drop(irq),
-            (MAINTENANCE_IRQ, _) => Gic::end_of_interrupt(IrqNumber(irq)),
+        match irq {
+            VIRTUAL_TIMER_IRQ => priority_drop(irq),
+            MAINTENANCE_IRQ => Gic::end_of_interrupt(IrqNumber(irq)),
             _ => {
                 STASHED[current_index()].store(irq, Relaxed);
                 t.host = true;
@@ -137,6 +141,30 @@ pub fn set_timer_active(active: bool) {
     match DRIVER.get() {
         Some(Driver::V2(g)) => g.set_private_active(VIRTUAL_TIMER_IRQ, active),
         Some(Driver::V3(g)) => g.set_private_active(VIRTUAL_TIMER_IRQ, active),
+        None => {}
+    }
+}
+
+/// Records whether a vCPU is loaded on this CPU (its virtual timer live while Keel runs).
+pub fn set_vtimer_live(live: bool) {
+    VTIMER_LIVE[current_index()].store(live, Relaxed);
+}
+
+/// Whether [`take_vtimer_fired`] would say yes.
+pub fn vtimer_fired() -> bool {
+    VTIMER_FIRED[current_index()].load(Relaxed)
+}
+
+/// Whether [`Gic::acknowledge`] took the loaded vCPU's virtual timer interrupt since the
+/// last call (it is left active, as by [`take_guest_interrupts`]).
+pub fn take_vtimer_fired() -> bool {
+    VTIMER_FIRED[current_index()].swap(false, Relaxed)
+}
+
+fn priority_drop(irq: u32) {
+    match DRIVER.get() {
+        Some(Driver::V2(g)) => g.priority_drop(irq),
+        Some(Driver::V3(g)) => g.priority_drop(irq),
         None => {}
     }
 }
@@ -186,8 +214,10 @@ impl InterruptController for Gic {
 
     /// Skips (and completes) the maintenance interrupt, whose cause the vCPU that ran
     /// handled already.
-    /// The virtual timer's PPI, pending here, belongs to a guest no longer running: it
-    /// is silenced (its timer state is saved) and skipped too.
+    /// The virtual timer's PPI belongs to the vCPU loaded here, whose timer stays live
+    /// while Keel runs: it is taken for it as [`take_guest_interrupts`] does (left
+    /// active, [`take_vtimer_fired`]) and skipped. With no vCPU loaded (its timer was
+    /// silenced when it was put) it is completed and skipped.
     fn acknowledge() -> Option<IrqNumber> {
         let stashed = STASHED[current_index()].swap(NONE, Relaxed);
         if stashed != NONE {
@@ -197,6 +227,12 @@ impl InterruptController for Gic {
             let irq = acknowledge_raw()?;
             if irq != MAINTENANCE_IRQ && irq != VIRTUAL_TIMER_IRQ {
                 return Some(IrqNumber(irq));
+            }
+            if irq == VIRTUAL_TIMER_IRQ && VTIMER_LIVE[current_index()].load(Relaxed) {
+                priority_drop(irq);
+                TIMER_ACTIVE[current_index()].store(true, Relaxed);
+                VTIMER_FIRED[current_index()].store(true, Relaxed);
+                continue;
             }
             Self::end_of_interrupt(IrqNumber(irq));
             if irq == VIRTUAL_TIMER_IRQ {

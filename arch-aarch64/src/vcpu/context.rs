@@ -1,8 +1,7 @@
 //! A guest's register state: general-purpose registers, PC and PSTATE (saved by the
-//! world switch in `asm/vectors.S`), and the EL1/EL0 system registers (saved and loaded
-//! here around every entry). Together they are what moving a vCPU off and back onto a
-//! physical CPU needs, except FP/SIMD and the GIC's virtual interface, which Keel does
-//! not touch yet (it never uses FP itself and one vCPU runs per physical CPU).
+//! world switch in `asm/vectors.S` at every exit), and the EL1/EL0 system registers and
+//! timers (an [`El1Context`]: loaded onto the CPU when the vCPU takes it, saved when it
+//! leaves, live in the CPU in between; Keel reads or changes single ones in place).
 //!
 //! Registers that VHE redirects (E2H = 1 makes `*_EL1` names reach `*_EL2` registers)
 //! are reached through their `*_EL12`/`*_EL02` aliases in VHE mode.
@@ -37,7 +36,7 @@ macro_rules! el1_context {
 
         impl El1Context {
             /// Reads the guest's registers from this CPU.
-            fn read(&mut self, vhe: bool) {
+            pub fn read(&mut self, vhe: bool) {
                 if vhe {
                     $(self.$r = $el12.get();)*
                 } else {
@@ -96,31 +95,41 @@ el1_context! {
     }
 }
 
-impl El1Context {
-    /// Writes the registers the guest's stage-1 translation uses (for `AT`).
-    pub fn load_translation(&self, vhe: bool) {
-        if vhe {
-            SctlrEl12.set(self.sctlr);
-            TcrEl12.set(self.tcr);
-            Ttbr0El12.set(self.ttbr0);
-            Ttbr1El12.set(self.ttbr1);
-            MairEl12.set(self.mair);
-        } else {
-            SCTLR_EL1.set(self.sctlr);
-            TCR_EL1.set(self.tcr);
-            TTBR0_EL1.set(self.ttbr0);
-            TTBR1_EL1.set(self.ttbr1);
-            MAIR_EL1.set(self.mair);
-        }
+/// The loaded guest's `SCTLR_EL1`.
+pub fn live_sctlr(vhe: bool) -> u64 {
+    if vhe {
+        SctlrEl12.get()
+    } else {
+        SCTLR_EL1.get()
     }
+}
 
+/// The loaded guest's `VBAR_EL1`.
+pub fn live_vbar(vhe: bool) -> u64 {
+    if vhe {
+        VbarEl12.get()
+    } else {
+        VBAR_EL1.get()
+    }
+}
+
+/// The loaded guest's virtual timer: `CNTV_CTL_EL0`, `CNTV_CVAL_EL0`.
+pub fn live_vtimer(vhe: bool) -> (u64, u64) {
+    if vhe {
+        (CntvCtlEl02.get(), CntvCvalEl02.get())
+    } else {
+        (CNTV_CTL_EL0.get(), CNTV_CVAL_EL0.get())
+    }
+}
+
+impl El1Context {
     /// The state a booting guest finds: MMU and caches off, everything else zero.
     pub fn boot_state() -> Self {
         El1Context { sctlr: SCTLR_EL1_BOOT, ..Default::default() }
     }
 
     /// Saves the guest's registers and stops its timers, whose interrupts must not reach
-    /// the host while the guest is not running.
+    /// the host while the vCPU is not loaded.
     pub fn save(&mut self, vhe: bool) {
         self.read(vhe);
         if vhe {

@@ -1,21 +1,62 @@
 //! Decoding why a guest stopped: the vector slot and ESR_EL2 become a portable
 //! [`VmExit`], an exception to inject into the guest, or a guest crash.
 
+use crate::layout::{PL011_BASE, PL011_SIZE};
+use aarch64_cpu::registers::ESR_EL2;
 use keel_abi::hypercall::AARCH64_HVC_IMM;
 use keel_kernel::arch::VmExit;
+use tock_registers::register_bitfields;
+use tock_registers::registers::InMemoryRegister;
+use tock_registers::interfaces::Readable;
 
 /// Vector slots of exceptions from a lower EL (see `asm/vectors.S`).
 const SLOT_SYNC_A64: u64 = 8;
 const SLOT_SYNC_A32: u64 = 12;
 
-const EC_WFX: u64 = 0x01;
-const EC_SYSREG: u64 = 0x18;
-const EC_HVC32: u64 = 0x12;
-const EC_SMC32: u64 = 0x13;
-const EC_HVC64: u64 = 0x16;
-const EC_SMC64: u64 = 0x17;
-const EC_IABT_LOW: u64 = 0x20;
-const EC_DABT_LOW: u64 = 0x24;
+// The instruction-specific syndromes (ESR_EL2.ISS) Keel decodes, by exception class.
+register_bitfields! {u64,
+    /// HVC, SMC (EC 0x12, 0x13, 0x16, 0x17).
+    ISS_CALL [
+        IMM16 OFFSET(0) NUMBITS(16) []
+    ],
+    /// WFI, WFE (EC 0x01).
+    ISS_WFX [
+        /// 0 WFI, 1 WFE, 2 WFIT, 3 WFET.
+        TI OFFSET(0) NUMBITS(2) []
+    ],
+    /// MSR, MRS, system instructions (EC 0x18).
+    ISS_SYSREG [
+        OP0 OFFSET(20) NUMBITS(2) [],
+        OP2 OFFSET(17) NUMBITS(3) [],
+        OP1 OFFSET(14) NUMBITS(3) [],
+        CRN OFFSET(10) NUMBITS(4) [],
+        RT OFFSET(5) NUMBITS(5) [],
+        CRM OFFSET(1) NUMBITS(4) [],
+        /// 1: MRS (a read).
+        DIRECTION OFFSET(0) NUMBITS(1) []
+    ],
+    /// Data and instruction aborts (EC 0x20, 0x24).
+    ISS_ABORT [
+        /// The syndrome below (SAS..AR) is valid.
+        ISV OFFSET(24) NUMBITS(1) [],
+        /// Access size: 1 << SAS bytes.
+        SAS OFFSET(22) NUMBITS(2) [],
+        /// Sign-extend the load.
+        SSE OFFSET(21) NUMBITS(1) [],
+        /// The transfer register.
+        SRT OFFSET(16) NUMBITS(5) [],
+        /// 64-bit register.
+        SF OFFSET(15) NUMBITS(1) [],
+        /// The fault was on a stage-1 table walk.
+        S1PTW OFFSET(7) NUMBITS(1) [],
+        /// A write.
+        WNR OFFSET(6) NUMBITS(1) [],
+        /// Fault status: type in [5:2] (0b0001: translation fault), level in [1:0].
+        FSC_TYPE OFFSET(2) NUMBITS(4) [
+            Translation = 0b0001
+        ]
+    ]
+}
 
 /// What to do after an exit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,8 +108,13 @@ pub const ICC_ASGI1R_EL1: (u8, u8, u8, u8, u8) = (3, 0, 12, 11, 6);
 pub const ICC_SGI0R_EL1: (u8, u8, u8, u8, u8) = (3, 0, 12, 11, 7);
 
 fn sysreg(iss: u64) -> Sysreg {
-    let f = |shift: u32, bits: u32| ((iss >> shift) & ((1 << bits) - 1)) as u8;
-    Sysreg { encoding: (f(20, 2), f(14, 3), f(10, 4), f(1, 4), f(17, 3)), reg: f(5, 5), read: iss & 1 != 0 }
+    let iss = InMemoryRegister::<u64, ISS_SYSREG::Register>::new(iss);
+    let f = |field| iss.read(field) as u8;
+    Sysreg {
+        encoding: (f(ISS_SYSREG::OP0), f(ISS_SYSREG::OP1), f(ISS_SYSREG::CRN), f(ISS_SYSREG::CRM), f(ISS_SYSREG::OP2)),
+        reg: f(ISS_SYSREG::RT),
+        read: iss.is_set(ISS_SYSREG::DIRECTION),
+    }
 }
 
 /// The registers an exit is decoded from.
@@ -93,32 +139,38 @@ pub fn decode(s: Syndrome) -> Outcome {
             _ => exit(VmExit::GuestCrash),
         };
     }
-    let ec = (s.esr >> 26) & 0x3f;
-    let insn_len = if s.esr & (1 << 25) != 0 { 4 } else { 2 };
-    let iss = s.esr & 0x1ff_ffff;
-    match ec {
-        EC_HVC64 if iss & 0xffff == AARCH64_HVC_IMM as u64 => exit(VmExit::Hypercall),
-        EC_HVC64 if iss & 0xffff == 0 => Outcome::Psci { advance: 0 },
-        EC_SMC64 if iss & 0xffff == 0 => Outcome::Psci { advance: insn_len },
+    use ESR_EL2::EC::Value as Ec;
+    let esr = InMemoryRegister::<u64, ESR_EL2::Register>::new(s.esr);
+    let insn_len = if esr.is_set(ESR_EL2::IL) { 4 } else { 2 };
+    let iss = esr.read(ESR_EL2::ISS);
+    let imm16 = InMemoryRegister::<u64, ISS_CALL::Register>::new(iss).read(ISS_CALL::IMM16);
+    match esr.read_as_enum(ESR_EL2::EC) {
+        Some(Ec::HVC64) if imm16 == u64::from(AARCH64_HVC_IMM) => exit(VmExit::Hypercall),
+        Some(Ec::HVC64) if imm16 == 0 => Outcome::Psci { advance: 0 },
+        Some(Ec::SMC64) if imm16 == 0 => Outcome::Psci { advance: insn_len },
         // Other immediates, and AArch32 callers: not a call Keel knows.
-        EC_HVC64 | EC_HVC32 => Outcome::Undefined { back: insn_len },
-        EC_SMC64 | EC_SMC32 => Outcome::Undefined { back: 0 },
-        EC_WFX => {
-            // ISS.TI: 0 WFI, 1 WFE, 2 WFIT, 3 WFET.
-            let exit = if iss & 1 == 0 { VmExit::Halt } else { VmExit::Yield };
-            Outcome::Exit { exit, advance: insn_len }
+        Some(Ec::HVC64 | Ec::HVC32) => Outcome::Undefined { back: insn_len },
+        Some(Ec::SMC64 | Ec::SMC32) => Outcome::Undefined { back: 0 },
+        Some(Ec::TrappedWFIorWFE) => {
+            let wfi = InMemoryRegister::<u64, ISS_WFX::Register>::new(iss).read(ISS_WFX::TI) == 0;
+            Outcome::Exit { exit: if wfi { VmExit::Halt } else { VmExit::Yield }, advance: insn_len }
         }
-        EC_SYSREG => Outcome::Sysreg(sysreg(iss)),
-        EC_DABT_LOW if is_mmio(iss) => Outcome::Mmio(Mmio {
-            gpa: ((s.hpfar & 0x0000_0fff_ffff_fff0) << 8) | (s.far & 0xfff),
-            write: iss & (1 << 6) != 0,
-            size: 1 << ((iss >> 22) & 3),
-            reg: ((iss >> 16) & 0x1f) as u8,
-            sign_extend: iss & (1 << 21) != 0,
-            sixty_four: iss & (1 << 15) != 0,
-        }),
-        EC_DABT_LOW | EC_IABT_LOW => {
-            Outcome::Abort { instruction: ec == EC_IABT_LOW, write: ec == EC_DABT_LOW && iss & (1 << 6) != 0, far: s.far }
+        Some(Ec::TrappedMsrMrs) => Outcome::Sysreg(sysreg(iss)),
+        Some(ec @ (Ec::DataAbortLowerEL | Ec::InstrAbortLowerEL)) => {
+            let abort = InMemoryRegister::<u64, ISS_ABORT::Register>::new(iss);
+            let data = ec == Ec::DataAbortLowerEL;
+            if data && is_mmio(&abort) {
+                Outcome::Mmio(Mmio {
+                    gpa: ((s.hpfar & 0x0000_0fff_ffff_fff0) << 8) | (s.far & 0xfff),
+                    write: abort.is_set(ISS_ABORT::WNR),
+                    size: 1 << abort.read(ISS_ABORT::SAS),
+                    reg: abort.read(ISS_ABORT::SRT) as u8,
+                    sign_extend: abort.is_set(ISS_ABORT::SSE),
+                    sixty_four: abort.is_set(ISS_ABORT::SF),
+                })
+            } else {
+                Outcome::Abort { instruction: !data, write: data && abort.is_set(ISS_ABORT::WNR), far: s.far }
+            }
         }
         // Anything else a guest can cause (SVE with its traps on, debug registers, an
         // illegal exception return, ...): not something Keel handles.
@@ -128,9 +180,21 @@ pub fn decode(s: Syndrome) -> Outcome {
 
 /// A stage-2 translation fault (nothing mapped) with a valid instruction syndrome (ISV)
 /// on a data access that is not a stage-1 table walk: what device emulation can handle.
-fn is_mmio(iss: u64) -> bool {
-    const ISV: u64 = 1 << 24;
-    const S1PTW: u64 = 1 << 7;
-    let translation_fault = (iss & 0x3c) == 0x04;
-    iss & ISV != 0 && iss & S1PTW == 0 && translation_fault
+fn is_mmio(abort: &InMemoryRegister<u64, ISS_ABORT::Register>) -> bool {
+    abort.is_set(ISS_ABORT::ISV)
+        && !abort.is_set(ISS_ABORT::S1PTW)
+        && abort.matches_all(ISS_ABORT::FSC_TYPE::Translation)
+}
+
+/// Whether handling `outcome` needs the virtual GIC's model to agree with the list
+/// registers (which are then saved first). The fast path's exits need none: a
+/// hypercall, a trapped system register that is not a GIC one, an access to the virtual
+/// PL011.
+pub fn needs_interrupt_model(outcome: &Outcome) -> bool {
+    match outcome {
+        Outcome::Exit { exit: VmExit::Hypercall, .. } => false,
+        Outcome::Sysreg(s) => matches!(s.encoding, ICC_SGI1R_EL1 | ICC_ASGI1R_EL1 | ICC_SGI0R_EL1),
+        Outcome::Mmio(m) => !(PL011_BASE..PL011_BASE + PL011_SIZE).contains(&m.gpa),
+        _ => true,
+    }
 }

@@ -1,9 +1,11 @@
 //! Exceptions Keel makes a guest take, as the CPU would have: the vector of the guest's
 //! current state in its `VBAR_EL1`, with `ELR_EL1`, `SPSR_EL1`, `ESR_EL1` (and
-//! `FAR_EL1`) set, EL1h with D, A, I, F masked.
+//! `FAR_EL1`) set, EL1h with D, A, I, F masked. The vCPU is loaded, so these are
+//! changed in the CPU (read, changed, written back: injections are rare).
 
-use super::context::PSTATE_EL1H_MASKED;
+use super::context::{self, PSTATE_EL1H_MASKED};
 use super::Aarch64Vcpu;
+use crate::cpu;
 
 /// ESR_EL1 IL: a 32-bit instruction.
 const IL: u64 = 1 << 25;
@@ -21,11 +23,18 @@ impl Aarch64Vcpu {
     /// would only come back (an unmapped or garbage vector table), so it cannot go on.
     pub(super) fn faulted_in_vectors(&self) -> bool {
         let pc = self.regs.pc;
-        pc >= self.el1.vbar && pc - self.el1.vbar < 0x800
+        let vbar = context::live_vbar(cpu::vhe());
+        pc >= vbar && pc - vbar < 0x800
     }
 
-    /// Enters the guest's synchronous exception vector with `esr`, returning to PC − `back`.
-    fn take_sync(&mut self, esr: u64, back: u64) {
+    /// Enters the guest's synchronous exception vector with `esr`, returning to PC − `back`
+    /// (`far`: the fault address to report, if any).
+    fn take_sync(&mut self, esr: u64, back: u64, far: Option<u64>) {
+        let vhe = cpu::vhe();
+        self.el1.read(vhe);
+        if let Some(far) = far {
+            self.el1.far = far;
+        }
         let from = self.regs.pstate;
         self.el1.esr = esr;
         self.el1.elr = self.regs.pc.wrapping_sub(back);
@@ -38,12 +47,13 @@ impl Aarch64Vcpu {
         };
         self.regs.pc = self.el1.vbar.wrapping_add(offset);
         self.regs.pstate = PSTATE_EL1H_MASKED;
+        self.el1.load(vhe);
     }
 
     /// An undefined-instruction exception for the instruction at PC − `back` (an HVC
     /// returns after the instruction, a trapped SMC or MSR at it).
     pub(super) fn inject_undefined(&mut self, back: u64) {
-        self.take_sync(EC_UNKNOWN << 26 | IL, back);
+        self.take_sync(EC_UNKNOWN << 26 | IL, back, None);
     }
 
     /// A synchronous external abort at virtual address `far`: a data abort for the
@@ -57,7 +67,6 @@ impl Aarch64Vcpu {
             (false, false) => EC_DABT_CURRENT,
         };
         let wnr = if write { 1 << 6 } else { 0 };
-        self.el1.far = far;
-        self.take_sync(ec << 26 | IL | wnr | DFSC_EXTERNAL, 0);
+        self.take_sync(ec << 26 | IL | wnr | DFSC_EXTERNAL, 0, Some(far));
     }
 }

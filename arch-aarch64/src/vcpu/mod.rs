@@ -1,12 +1,14 @@
 //! Virtual CPUs: an EL1 guest under stage 2, entered with ERET and left through the
 //! lower-EL vectors, in both VHE and nVHE mode.
 //!
-//! Between entries a vCPU's state is in [`Aarch64Vcpu`]: general registers, PC and
-//! PSTATE, the EL1 system registers and the timers (saved after every exit, loaded
-//! before every entry), the virtual CPU interface (likewise, `vgic/hw.rs`). What only
-//! changes when another vCPU takes the CPU is switched by `load`/`put`: the FP/SIMD
-//! registers and the virtual counter offset. [`run`] handles every exit Keel can
-//! without the core; `psci`, `mmio`, `inject` and `translate` are its parts.
+//! State is switched lazily (`docs/el2-modes.md`, "The fast path"): every exit saves the
+//! general registers, PC and PSTATE into [`Aarch64Vcpu`]; the EL1 system registers, the
+//! guest's timers, the FP/SIMD registers and the virtual counter offset are switched by
+//! `load`/`put`, when the vCPU takes or leaves the CPU, and are live in the CPU in
+//! between; the virtual CPU interface (`vgic/hw.rs`) stays loaded across the exits that
+//! do not need the interrupt model, and is saved and loaded around the others and in
+//! `put`. [`run`] handles every exit Keel can without the core; `psci`, `mmio`, `inject`
+//! and `translate` are its parts.
 
 mod context;
 mod exit;
@@ -20,6 +22,7 @@ mod translate;
 pub use context::GuestRegs;
 
 use crate::cpu::{self, Cpu};
+use crate::irq;
 use crate::domain::{Aarch64Domain, Power};
 use crate::vgic::CpuInterface;
 use crate::{cache, stage2, GenericTimer, Stage2Tables};
@@ -79,10 +82,11 @@ pub struct Aarch64Vcpu {
     vmpidr: u64,
     /// The CPU it is loaded on.
     cpu: Option<CpuId>,
-    /// Identifies this vCPU object to [`translate`] (whose EL1 state a CPU holds).
-    serial: u64,
     /// The event upcall level (PPI 31) the core set before this entry.
     upcall: bool,
+    /// The virtual CPU interface holds this vCPU's list registers, not yet saved, loaded
+    /// with the upcall level in `.1` (`None`: saved; the next entry loads it).
+    gic_live: Option<bool>,
     /// Its index in the domain.
     vcpu_id: u32,
     /// Its virtual CPU interface (list registers) between entries.
@@ -129,8 +133,8 @@ impl Vcpu for Aarch64Vcpu {
             vttbr: stage2::vttbr(init.stage2_root, init.space),
             vmpidr: vmpidr(init.vcpu_id),
             cpu: None,
-            serial: translate::new_serial(),
             upcall: false,
+            gic_live: None,
             vcpu_id: init.vcpu_id,
             gic: CpuInterface::new(version),
             domain: domain.clone(),
@@ -138,14 +142,22 @@ impl Vcpu for Aarch64Vcpu {
         })
     }
 
-    /// Its FP/SIMD registers and its domain's counter offset take the CPU.
+    /// Its EL1 registers and timers, FP/SIMD registers and its domain's counter offset
+    /// take the CPU (its virtual CPU interface is loaded by the first entry).
     fn load(&mut self) {
         self.cpu = Some(Cpu::current());
-        self.fp.load();
         CNTVOFF_EL2.set(self.domain.cntvoff);
+        self.el1.load(cpu::vhe());
+        self.fp.load();
+        irq::set_vtimer_live(true);
     }
 
+    /// Saves what `load` put on the CPU (its timers stopped) and its virtual CPU
+    /// interface.
     fn put(&mut self) {
+        self.sync_gic(false);
+        self.el1.save(cpu::vhe());
+        irq::set_vtimer_live(false);
         self.fp.save();
         self.cpu = None;
     }
@@ -178,11 +190,11 @@ impl Vcpu for Aarch64Vcpu {
     /// Its virtual timer, if armed and unmasked: the physical counter value of its
     /// comparator (plus the domain's offset), in ns.
     fn halt_deadline(&self) -> Option<u64> {
-        let ctl = self.el1.cntv_ctl;
+        let (ctl, cval) = context::live_vtimer(cpu::vhe());
         if ctl & CNTV_ENABLE == 0 || ctl & CNTV_IMASK != 0 {
             return None;
         }
-        let ticks = self.el1.cntv_cval.saturating_add(self.domain.cntvoff);
+        let ticks = cval.saturating_add(self.domain.cntvoff);
         let f = GenericTimer::frequency().max(1);
         Some(((ticks as u128 * 1_000_000_000).div_ceil(f as u128)).min(u64::MAX as u128) as u64)
     }
@@ -191,10 +203,10 @@ impl Vcpu for Aarch64Vcpu {
     /// walk ([`translate`]).
     fn translate_gva(&self, gva: u64, write: bool) -> Option<GuestPhysAddr> {
         const SCTLR_M: u64 = 1;
-        if self.el1.sctlr & SCTLR_M == 0 {
+        if context::live_sctlr(cpu::vhe()) & SCTLR_M == 0 {
             return (gva >> Stage2Tables::ipa_bits() == 0).then_some(GuestPhysAddr(gva));
         }
-        translate::stage1(self.serial, &self.el1, self.vttbr, self.hcr, gva, write).map(GuestPhysAddr)
+        translate::stage1(self.vttbr, self.hcr, gva, write).map(GuestPhysAddr)
     }
 }
 

@@ -1,9 +1,12 @@
 //! Running a vCPU until the core must see an exit: the world switch, then everything
 //! Keel handles without the core — emulated devices, trapped GIC registers, the virtual
 //! timer's and the virtual interface's interrupts, PSCI queries, injected exceptions.
+//! The EL1 state stays live across exits (`Vcpu::load`/`put` switch it); the virtual CPU
+//! interface too, on the fast path (`docs/el2-modes.md`).
 
 use super::exit::{self, Outcome, Syndrome};
-use super::{translate, Aarch64Vcpu, GuestRegs};
+use super::{context, Aarch64Vcpu, GuestRegs};
+use crate::vgic::lr::Completed;
 use crate::cpu;
 use crate::irq;
 use crate::layout::PPI_EVTCHN;
@@ -30,20 +33,9 @@ impl Aarch64Vcpu {
         if let Some(exit) = self.deferred.take() {
             return exit;
         }
-        let vhe = cpu::vhe();
-        let id = self.vcpu_id;
         let mut internal_exits = 0u32;
         loop {
-            {
-                let mut g = self.domain.vgic.lock();
-                g.set_private_level(id, PPI_EVTCHN, self.upcall);
-                if !super::vtimer_asserted(self.el1.cntv_ctl) {
-                    g.timer_line_low(id);
-                }
-                self.gic.load(&mut g, id);
-            }
-            self.el1.load(vhe);
-            translate::set_live(self.serial);
+            self.load_gic();
             VTTBR_EL2.set(self.vttbr);
             VMPIDR_EL2.set(self.vmpidr);
             HCR_EL2.set(self.hcr);
@@ -55,19 +47,15 @@ impl Aarch64Vcpu {
             let syndrome = Syndrome { slot, esr: ESR_EL2.get(), far: FAR_EL2.get(), hpfar: HPFAR_EL2.get() };
             HCR_EL2.set(cpu::host_hcr());
             barrier::isb(barrier::SY);
-            // The interface off first (its maintenance interrupt drops), then, before the
-            // timers are silenced, take the guest's own interrupts.
-            self.gic.quiesce();
-            let taken = if is_irq(slot) { irq::take_guest_interrupts() } else { irq::Taken::default() };
-            self.el1.save(vhe);
-            let completed = {
-                let mut g = self.domain.vgic.lock();
-                if taken.timer {
-                    g.timer_fired(id);
-                }
-                self.gic.save(&mut g, id, PPI_EVTCHN)
+            let outcome = exit::decode(syndrome);
+            // The fast path: an exit that needs nothing of the interrupt model leaves the
+            // virtual CPU interface loaded, unless the guest completed an interrupt.
+            let (completed, taken) = if exit::needs_interrupt_model(&outcome) || !self.gic.may_stay_loaded() {
+                self.sync_gic(is_irq(slot))
+            } else {
+                Default::default()
             };
-            if let Some(exit) = self.handle(exit::decode(syndrome), &syndrome) {
+            if let Some(exit) = self.handle(outcome, &syndrome) {
                 return exit;
             }
             if is_irq(slot) {
@@ -86,6 +74,51 @@ impl Aarch64Vcpu {
                 }
             }
         }
+    }
+
+    /// Before an entry: loads the virtual CPU interface unless it still holds what the
+    /// model would put there (loaded with this upcall level, and no virtual timer
+    /// interrupt taken for the vCPU since).
+    fn load_gic(&mut self) {
+        if self.gic_live == Some(self.upcall) && !irq::vtimer_fired() {
+            return;
+        }
+        self.sync_gic(false);
+        let id = self.vcpu_id;
+        let (cntv_ctl, _) = context::live_vtimer(cpu::vhe());
+        let mut g = self.domain.vgic.lock();
+        if irq::take_vtimer_fired() {
+            g.timer_fired(id);
+        }
+        g.set_private_level(id, PPI_EVTCHN, self.upcall);
+        if !super::vtimer_asserted(cntv_ctl) {
+            g.timer_line_low(id);
+        }
+        self.gic.load(&mut g, id);
+        self.gic_live = Some(self.upcall);
+    }
+
+    /// Saves the virtual CPU interface into the model, if it is loaded: turned off first
+    /// (its maintenance interrupt drops), then, after an exit by IRQ (`irq_exit`), the
+    /// guest's own interrupts are taken (its virtual timer, the maintenance interrupt).
+    /// Returns what the guest completed and what was taken.
+    pub(super) fn sync_gic(&mut self, irq_exit: bool) -> (Completed, irq::Taken) {
+        let live = self.gic_live.take().is_some();
+        if live {
+            self.gic.quiesce();
+        }
+        let mut taken = if irq_exit { irq::take_guest_interrupts() } else { irq::Taken::default() };
+        taken.timer |= irq::take_vtimer_fired();
+        if !live && !taken.timer {
+            return (Completed::default(), taken);
+        }
+        let id = self.vcpu_id;
+        let mut g = self.domain.vgic.lock();
+        if taken.timer {
+            g.timer_fired(id);
+        }
+        let completed = if live { self.gic.save(&mut g, id, PPI_EVTCHN) } else { Completed::default() };
+        (completed, taken)
     }
 
     /// Handles what Keel can; returns the exit the core must see, if any.
@@ -111,7 +144,7 @@ impl Aarch64Vcpu {
                     "d{}v{}: an exception in its exception vectors (VBAR {:#x}, PC {:#x}): it cannot go on",
                     self.domain.init().id,
                     self.vcpu_id,
-                    self.el1.vbar,
+                    context::live_vbar(cpu::vhe()),
                     self.regs.pc
                 );
                 Some(VmExit::GuestCrash)
@@ -138,6 +171,10 @@ impl Aarch64Vcpu {
             Outcome::Mmio(m) => match self.emulate_mmio(&m) {
                 Some(done) => {
                     advance(self, 4);
+                    if done.kick & 1 << self.vcpu_id != 0 {
+                        // A device raised this vCPU's own line: the interface is reloaded.
+                        self.sync_gic(false);
+                    }
                     let kick = self.kick_others(done.kick);
                     match done.output {
                         Some(byte) => {
@@ -181,7 +218,8 @@ impl Aarch64Vcpu {
     }
 
     /// Logs the guest's state at a fatal exit (debug level).
-    pub(super) fn log_state(&self, esr_el2: u64) {
+    pub(super) fn log_state(&mut self, esr_el2: u64) {
+        self.el1.read(cpu::vhe());
         let e = &self.el1;
         log::debug!(
             "guest PC {:#x} PSTATE {:#x} ESR_EL2 {esr_el2:#x}; EL1: ELR {:#x} ESR {:#x} FAR {:#x} VBAR {:#x} SCTLR {:#x}",

@@ -1,8 +1,11 @@
 //! A vCPU's virtual CPU interface on the hardware: the list registers, the virtual
 //! machine control register and the active-priority registers, GICv3 (`ICH_*_EL2`
-//! system registers) or GICv2 (the GICH frame, banked per CPU). Loaded before every
-//! entry and saved after every exit; the interface is off while Keel runs, so its
-//! maintenance interrupt only fires while a guest does.
+//! system registers) or GICv2 (the GICH frame, banked per CPU). Loaded before an entry
+//! and saved after an exit when the model and the hardware must agree (the vCPU code
+//! decides when, `vcpu/run.rs`); between a save and the next load the interface is off,
+//! so its maintenance interrupt only fires while a guest runs. Between a load without
+//! overflow and the next save the interface stays on while Keel runs: with only `En` set
+//! it raises no maintenance interrupt, and virtual interrupts only reach EL1.
 
 use super::lr::{self, Completed, ListEntry, LrState};
 use super::model::{GuestMask, Version, Vgic};
@@ -18,6 +21,8 @@ const HCR_UIE: u64 = 1 << 1;
 /// GICH frame offsets.
 const GICH_HCR: usize = 0x000;
 const GICH_VMCR: usize = 0x008;
+const GICH_MISR: usize = 0x010;
+const GICH_ELRSR0: usize = 0x030;
 const GICH_APR: usize = 0x0f0;
 const GICH_LR: usize = 0x100;
 
@@ -92,12 +97,28 @@ pub struct CpuInterface {
     vmcr: u64,
     /// Active priorities, group 0 and group 1 (GICv2: one register, in `.0` of slot 0).
     aprs: [(u64, u64); 4],
+    /// Active-priority registers per group on this machine.
+    nr_aprs: usize,
+    /// List registers the last [`CpuInterface::load`] filled (bit n: list register n).
+    filled: u32,
+    /// The last load left interrupts that did not fit (underflow interrupt requested).
+    overflow: bool,
 }
 
 impl CpuInterface {
     /// A reset interface: nothing in the list registers, everything masked.
     pub fn new(version: Version) -> Self {
-        CpuInterface { version, lrs: [None; MAX_LRS], nr_lrs: nr_lrs(), vmcr: 0, aprs: [(0, 0); 4] }
+        let nr_aprs = if version == Version::V3 { nr_aprs() } else { 1 };
+        CpuInterface {
+            version,
+            lrs: [None; MAX_LRS],
+            nr_lrs: nr_lrs(),
+            vmcr: 0,
+            aprs: [(0, 0); 4],
+            nr_aprs,
+            filled: 0,
+            overflow: false,
+        }
     }
 
     /// Before entering: moves what vCPU `vcpu` should receive into free list registers
@@ -105,6 +126,8 @@ impl CpuInterface {
     pub fn load(&mut self, g: &mut Vgic, vcpu: u32) {
         let n = self.nr_lrs;
         let overflow = lr::fill(g, vcpu, &mut self.lrs[..n]);
+        self.overflow = overflow;
+        self.filled = self.lrs[..n].iter().enumerate().filter(|(_, e)| e.is_some()).fold(0, |m, (i, _)| m | 1 << i);
         // The timer PPI stays active while its last firing waits for the guest.
         irq::set_timer_active(g.timer_held(vcpu));
         let hcr = HCR_EN | if overflow { HCR_UIE } else { 0 };
@@ -113,7 +136,7 @@ impl CpuInterface {
                 for (i, e) in self.lrs[..n].iter().enumerate() {
                     lr_write(i, e.map_or(0, |e| e.encode(Version::V3)));
                 }
-                for (i, &apr) in self.aprs.iter().take(nr_aprs()).enumerate() {
+                for (i, &apr) in self.aprs.iter().take(self.nr_aprs).enumerate() {
                     apr_write(i, apr);
                 }
                 ICH_VMCR_EL2.set(self.vmcr);
@@ -128,6 +151,23 @@ impl CpuInterface {
                 gich_write(GICH_HCR, hcr as u32);
             }
         }
+    }
+
+    /// Whether the interface may stay loaded across an exit Keel handles without the
+    /// model: the last load fitted everything (no underflow interrupt can fire while
+    /// Keel runs), the guest emptied none of the list registers it filled, and no
+    /// maintenance condition holds (an EOI of a list register that asked for one, such
+    /// as the event upcall's): it completed nothing the model must learn of. Two register
+    /// reads (`ICH_ELRSR_EL2`, `ICH_MISR_EL2` / `GICH_ELRSR0`, `GICH_MISR`).
+    pub fn may_stay_loaded(&self) -> bool {
+        if self.overflow {
+            return false;
+        }
+        let (empty, maintenance) = match self.version {
+            Version::V3 => (crate::regs::IchElrsrEl2.get(), ICH_MISR_EL2.get()),
+            Version::V2 => (u64::from(gich_read(GICH_ELRSR0)), u64::from(gich_read(GICH_MISR))),
+        };
+        empty & u64::from(self.filled) == 0 && maintenance == 0
     }
 
     /// Right after an exit: turns the interface off, so that its maintenance interrupt
@@ -149,7 +189,7 @@ impl CpuInterface {
                 for (i, s) in states[..n].iter_mut().enumerate() {
                     *s = ListEntry::state_of(lr_read(i), Version::V3);
                 }
-                for i in 0..nr_aprs() {
+                for i in 0..self.nr_aprs {
                     self.aprs[i] = apr_read(i);
                 }
                 self.vmcr = ICH_VMCR_EL2.get();

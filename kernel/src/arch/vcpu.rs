@@ -116,9 +116,11 @@ pub enum VcpuError {
 /// ```
 ///
 /// [`Vcpu::new`] leaves the vCPU loaded on no CPU. `run`, `set_event_upcall`,
-/// `hypercall_args`, `set_hypercall_result`, `set_start_result` and `translate_gva` are
-/// only called while it is loaded on the calling CPU. It may be dropped on any CPU once
-/// put.
+/// `hypercall_args`, `set_hypercall_result`, `set_start_result`, `halt_deadline` and
+/// `translate_gva` are only called while it is loaded on the calling CPU. It may be
+/// dropped on any CPU once put. Between `load` and `put` no other vCPU is loaded on that
+/// CPU, so a backend may leave guest state in the CPU across exits and switch it only in
+/// `load` and `put`.
 pub trait Vcpu: Sized + Send {
     /// The backend's per-domain state this vCPU belongs to.
     type Domain: GuestDomain;
@@ -139,13 +141,14 @@ pub trait Vcpu: Sized + Send {
     /// Creates a virtual CPU of `domain` in the initial state described by `init`. It is
     /// loaded on no CPU.
     fn new(domain: &Arc<Self::Domain>, init: &VcpuInit) -> Result<Self, VcpuError>;
-    /// Makes the vCPU runnable on the calling CPU (VMX: `VMPTRLD` and this CPU's host
-    /// state; SVM: a fresh ASID if it comes from another CPU; arm64: nothing to do, its
-    /// registers are loaded on every entry). A failure shows as
+    /// Makes the vCPU runnable on the calling CPU: whatever of its state the backend
+    /// keeps in the CPU between entries takes the CPU (VMX: `VMPTRLD` and this CPU's host
+    /// state; SVM: a fresh ASID if it comes from another CPU). A failure shows as
     /// [`VmExit::GuestCrash`] from the next `run`.
     fn load(&mut self);
     /// Detaches the vCPU from the calling CPU, so that another CPU may load it (VMX:
-    /// `VMCLEAR`). Called with the vCPU loaded on the calling CPU.
+    /// `VMCLEAR`): its state the CPU held is saved, and nothing of it can reach the next
+    /// vCPU loaded there. Called with the vCPU loaded on the calling CPU.
     fn put(&mut self);
     /// Runs guest code until the next exit the core must see.
     fn run(&mut self) -> VmExit;

@@ -225,9 +225,16 @@ impl RunQueue {
     }
 
     fn refresh_min(&mut self) {
-        let running = self.current.and_then(|c| self.get(c)).filter(|e| e.wants_cpu()).map(|e| e.vtime);
-        let waiting = [self.ready.peek(), self.boosted.peek()].into_iter().flatten().map(|((v, _), _)| v);
-        if let Some(m) = running.into_iter().chain(waiting).min() {
+        // The smallest of three optional values, one by one (this runs at every guest
+        // entry; an iterator over them copied its state through memcpy).
+        let mut min = self.current.and_then(|c| self.get(c)).filter(|e| e.wants_cpu()).map(|e| e.vtime);
+        if let Some(((v, _), _)) = self.ready.peek() {
+            min = Some(min.map_or(v, |m| m.min(v)));
+        }
+        if let Some(((v, _), _)) = self.boosted.peek() {
+            min = Some(min.map_or(v, |m| m.min(v)));
+        }
+        if let Some(m) = min {
             self.min_vtime = self.min_vtime.max(m);
         }
     }

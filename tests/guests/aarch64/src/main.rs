@@ -10,6 +10,7 @@ mod board;
 mod firmware;
 mod gic;
 mod mmu;
+mod owned;
 mod platform;
 mod psci;
 mod regs;

@@ -177,6 +177,29 @@ impl Platform for Arm {
         }
     }
 
+    fn bench_sysreg_read(&self) -> Option<u64> {
+        let v: u64;
+        // SAFETY: reading an ID register has no side effect (Keel emulates it).
+        unsafe { core::arch::asm!("mrs {}, id_aa64pfr0_el1", out(reg) v, options(nomem, nostack)) };
+        Some(v)
+    }
+
+    fn bench_mmio_read(&self) -> Option<u64> {
+        Some(crate::uart::flags().into())
+    }
+
+    fn owned_regs_fill(&self, seed: u64) -> usize {
+        crate::owned::fill(seed)
+    }
+
+    fn owned_regs_read(&self, out: &mut [u64]) {
+        crate::owned::read_all(out);
+    }
+
+    fn owned_reg_name(&self, i: usize) -> &'static str {
+        crate::owned::NAMES.get(i).copied().unwrap_or("?")
+    }
+
     /// CNTPCT − CNTVCT: the offset Keel gives the domain's virtual counter.
     fn clock_offset(&self) -> Option<u64> {
         let (phys, virt) = (regs::physical_counter(), regs::counter());

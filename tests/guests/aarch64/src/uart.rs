@@ -44,6 +44,11 @@ pub fn on_interrupt() {
     write32(BASE + ICR, INT_RX | INT_RT);
 }
 
+/// The flag register (`UARTFR`), for the `bench` scenario.
+pub fn flags() -> u32 {
+    read32(BASE + FR)
+}
+
 fn put(b: u8) {
     while read32(BASE + FR) & FR_TXFF != 0 {
         core::hint::spin_loop();

@@ -250,6 +250,13 @@ pub fn unmask<P: Platform>(p: &P, port: u32) -> Outcome {
     check(Hv(p).event_op(EVTCHNOP_UNMASK, &mut EvtchnPort { port }), "unmask")
 }
 
+/// Clears `port`'s pending bit (2-level), so that the next send sets it again.
+pub fn clear_pending(port: u32) {
+    if let Some(si) = page(&SHARED_INFO) {
+        si.test_and_clear(PENDING_AT.load(Ordering::Acquire) as usize, port as usize);
+    }
+}
+
 /// `EVTCHNOP_send`.
 pub fn send<P: Platform>(p: &P, port: u32) -> Ret {
     Hv(p).event_op(EVTCHNOP_SEND, &mut EvtchnPort { port })

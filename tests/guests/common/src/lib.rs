@@ -26,7 +26,7 @@ mod platform;
 pub mod scenarios;
 
 pub use check::{Failure, Outcome};
-pub use platform::{CpuState, Platform, Probe};
+pub use platform::{CpuState, Platform, Probe, MAX_OWNED_REGS};
 
 use hcall::Hv;
 use keel_abi::sched::{SHUTDOWN_CRASH, SHUTDOWN_POWEROFF};

@@ -22,6 +22,9 @@ pub enum Probe {
 
 /// The machine under a test guest. One static instance per guest image; every method
 /// may be called on any of its CPUs.
+/// Most registers [`Platform::owned_regs_fill`] may fill.
+pub const MAX_OWNED_REGS: usize = 32;
+
 pub trait Platform: Sync {
     /// The architecture's name, for messages.
     const ARCH: &'static str;
@@ -112,6 +115,34 @@ pub trait Platform: Sync {
     fn fp_fill(&self, seed: u64);
     /// Checks the pattern of [`Platform::fp_fill`]; `Err(n)`: register `n` differs.
     fn fp_check(&self, seed: u64) -> Result<(), u32>;
+
+    /// Fills the system registers the guest owns and may write without changing how it
+    /// runs (arm64: EL1 registers, the virtual timer, FPCR/FPSR) with a pattern of `seed`;
+    /// returns how many (at most [`MAX_OWNED_REGS`]; the default: none).
+    fn owned_regs_fill(&self, seed: u64) -> usize {
+        let _ = seed;
+        0
+    }
+    /// Reads the registers of [`Platform::owned_regs_fill`] into `out`, in its order.
+    fn owned_regs_read(&self, out: &mut [u64]) {
+        let _ = out;
+    }
+    /// The name of owned register `i`, for messages.
+    fn owned_reg_name(&self, i: usize) -> &'static str {
+        let _ = i;
+        "?"
+    }
+
+    /// For `bench`: reads a system register the hypervisor traps and emulates (arm64:
+    /// `ID_AA64PFR0_EL1`, trapped by `HCR_EL2.TID3`); `None` if the platform has none.
+    fn bench_sysreg_read(&self) -> Option<u64> {
+        None
+    }
+    /// For `bench`: reads a register of a device the hypervisor emulates (arm64: the
+    /// vPL011's flag register; the domain must have one); `None` if the platform has none.
+    fn bench_mmio_read(&self) -> Option<u64> {
+        None
+    }
 
     /// Host addresses (device frames of the machine Keel runs on) the isolation scenario
     /// tries to reach through the guest-physical space; none may be reachable.

@@ -14,7 +14,8 @@
 //! | `spin` | spins forever with interrupts masked: Keel stops it at `keel.timeout` |
 //! | `fuzz` | thousands of hypercalls with random arguments (`keel.count`, `keel.seed`); Keel keeps answering |
 //! | `pvconsole` | the PV console ring Keel serves: parameters, port status, output that wraps the ring, one line of input (`keel.expect`) |
-//! | `bench` | the null hypercall's round trip in counter ticks (figures, not bounds) |
+//! | `switching` | two domains on one CPU (`keel.seed` differs): the system registers each owns, FP/SIMD and its timer kept through thousands of yields to the other |
+//! | `bench` | exit round trips in counter ticks: `keel.figure=null|sysreg|mmio|evtchn` (figures, not bounds) |
 
 mod bench;
 pub mod events;
@@ -25,6 +26,7 @@ mod isolation;
 mod pingpong;
 mod pvconsole;
 mod smp;
+mod switching;
 mod timer;
 
 use crate::{Outcome, Platform};
@@ -45,6 +47,7 @@ pub enum Scenario {
     Spin,
     Fuzz,
     PvConsole,
+    Switching,
     Bench,
 }
 
@@ -62,6 +65,7 @@ const ALL: &[(&str, Scenario)] = &[
     ("spin", Scenario::Spin),
     ("fuzz", Scenario::Fuzz),
     ("pvconsole", Scenario::PvConsole),
+    ("switching", Scenario::Switching),
     ("bench", Scenario::Bench),
 ];
 
@@ -87,6 +91,7 @@ impl Scenario {
             Scenario::Spin => isolation::spin::<P>,
             Scenario::Fuzz => fuzz::run::<P>,
             Scenario::PvConsole => pvconsole::run::<P>,
+            Scenario::Switching => switching::run::<P>,
             Scenario::Bench => bench::run::<P>,
         }
     }
