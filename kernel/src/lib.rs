@@ -12,6 +12,9 @@
 //! the core, builds domains from their [`config`] and runs them on every CPU.
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_code)]
+// Narrowing `as` casts hide truncation of guest-controlled values: use `try_from`, a mask
+// or a documented helper. Test fixtures (cfg(test)) cast small literals and are exempt.
+#![cfg_attr(not(test), deny(clippy::cast_possible_truncation))]
 
 extern crate alloc;
 

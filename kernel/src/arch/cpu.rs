@@ -4,6 +4,14 @@
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct CpuId(pub u32);
 
+impl CpuId {
+    /// The CPU at `index` of a per-CPU table. CPU masks hold far fewer than 2^32 CPUs; an
+    /// index beyond `u32` (impossible) becomes `u32::MAX`, which names no CPU.
+    pub fn from_index(index: usize) -> CpuId {
+        CpuId(u32::try_from(index).unwrap_or(u32::MAX))
+    }
+}
+
 impl core::fmt::Display for CpuId {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         write!(f, "{}", self.0)

@@ -159,7 +159,7 @@ impl<'a> Elf<'a> {
             wide,
             machine,
             entry,
-            phoff: phoff as usize,
+            phoff: usize::try_from(phoff).map_err(|_| ElfError::BadProgramHeaders)?,
             phentsize: phentsize as usize,
             phnum: phnum as usize,
         };
@@ -214,8 +214,9 @@ impl<'a> Elf<'a> {
 
     /// The file bytes of a segment of this image (checked in [`Elf::parse`]).
     pub fn file_bytes(&self, s: &Segment) -> &'a [u8] {
-        let start = (s.offset as usize).min(self.bytes.len());
-        let end = (s.offset.saturating_add(s.filesz) as usize).min(self.bytes.len());
+        let at = |o: u64| usize::try_from(o).unwrap_or(usize::MAX).min(self.bytes.len());
+        let start = at(s.offset);
+        let end = at(s.offset.saturating_add(s.filesz));
         &self.bytes[start..end.max(start)]
     }
 

@@ -90,7 +90,7 @@ pub fn copy<A: Arch>(hv: &Hypervisor<'_, A>, caller: &Arc<Domain<A>>, op: &Gntta
         let mut buf = [0u8; 512];
         let mut done = 0;
         while done < len {
-            let n = (len - done).min(buf.len() as u64) as usize;
+            let n = usize::try_from(len - done).unwrap_or(usize::MAX).min(buf.len());
             A::Memory::read(PhysAddr(src.frame.0 + op.source.offset as u64 + done), &mut buf[..n]);
             A::Memory::write(PhysAddr(dst.frame.0 + op.dest.offset as u64 + done), &buf[..n]);
             done += n as u64;

@@ -202,7 +202,7 @@ pub fn teardown<A: Arch>(hv: &Hypervisor<'_, A>, d: &Arc<Domain<A>>) {
             .maptrack
             .iter()
             .enumerate()
-            .filter_map(|(h, s)| if let Slot::Mapped(x) = s { Some((h as u32, *x)) } else { None })
+            .filter_map(|(h, s)| if let Slot::Mapped(x) = s { Some((u32::try_from(h).ok()?, *x)) } else { None })
             .collect();
         for &(h, _) in &own {
             gt.free_handle(h);

@@ -3,6 +3,16 @@
 /// The translation granule: 4 KiB.
 pub const PAGE_SIZE: u64 = 4096;
 
+/// [`PAGE_SIZE`] as a byte count for buffers and slices.
+pub const PAGE_BYTES: usize = 4096;
+const _: () = assert!(PAGE_BYTES as u64 == PAGE_SIZE);
+
+/// `PAGE_SIZE - (a % PAGE_SIZE)`: the bytes from `a` to the end of its page (1..=4096).
+pub const fn bytes_to_page_end(a: u64) -> usize {
+    // The remainder is below 4096: the mask states it and the cast cannot truncate.
+    PAGE_BYTES - (a & (PAGE_SIZE - 1)) as usize
+}
+
 /// A host-physical address.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct PhysAddr(pub u64);

@@ -5,7 +5,7 @@ mod frame;
 mod page_table;
 mod region;
 
-pub use addr::{GuestPhysAddr, PhysAddr, PAGE_SIZE};
+pub use addr::{bytes_to_page_end, GuestPhysAddr, PhysAddr, PAGE_BYTES, PAGE_SIZE};
 pub use frame::{FramePool, PoolStats};
 pub use page_table::{translate, MapError, PageTable};
 pub use region::{MemoryMap, Region};
