@@ -12,10 +12,11 @@
 //! as a reset (the consumer jumps to it), and nothing here trusts a value read twice.
 
 use crate::arch::{Arch, HostMemory};
-use crate::domain::{Domain, PageKind};
+use crate::domain::Domain;
 use crate::event::Binding;
 use crate::guest_memory::GuestWord32;
 use crate::mm::{PhysAddr, PAGE_BYTES};
+use crate::p2m::PageKind;
 use crate::Hypervisor;
 use alloc::string::String;
 use alloc::vec::Vec;

@@ -1,7 +1,7 @@
 //! The backend's part of a domain.
 
 use super::{SpaceId, VcpuError};
-use crate::mm::PhysAddr;
+use crate::addr::PhysAddr;
 use alloc::sync::Weak;
 use keel_abi::layout::VcpuTimeInfo;
 use keel_abi::xen::DomId;

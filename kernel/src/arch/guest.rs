@@ -1,8 +1,8 @@
 //! What the core needs to know about an architecture's guests, beyond running them.
 
 use super::Vcpu;
+use crate::addr::GuestPhysAddr;
 use crate::guest_memory::GuestTranslate;
-use crate::mm::GuestPhysAddr;
 use keel_abi::layout::GuestLayout;
 
 /// The guest ABI an architecture's domains use. A backend implements it next to

@@ -1,9 +1,9 @@
 //! Loading a guest kernel into a new domain: the architecture's boot protocol.
 
 use super::Arch;
+use crate::addr::{GuestPhysAddr, Region};
 use crate::config::DomainConfig as BootConfig;
 use crate::domain::Domain;
-use crate::mm::{GuestPhysAddr, Region};
 use alloc::string::String;
 use alloc::vec::Vec;
 use keel_abi::memory::E820Entry;

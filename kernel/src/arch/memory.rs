@@ -1,6 +1,6 @@
 //! Access to host physical memory.
 
-use crate::mm::PhysAddr;
+use crate::addr::PhysAddr;
 
 /// Reads and writes host physical memory that the frame pool handed out (guest RAM,
 /// translation tables, shared pages). Rust objects never live there, so these safe

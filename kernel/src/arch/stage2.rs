@@ -3,7 +3,7 @@
 //! The walker is portable ([`crate::mm::PageTable`]); a backend supplies only the entry
 //! format and the TLB maintenance.
 
-use crate::mm::PhysAddr;
+use crate::addr::PhysAddr;
 
 /// Access rights of a guest mapping.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

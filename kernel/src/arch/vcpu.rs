@@ -1,7 +1,7 @@
 //! Virtual CPUs.
 
 use super::{GuestDomain, SpaceId, VmExit};
-use crate::mm::{GuestPhysAddr, PhysAddr};
+use crate::addr::{GuestPhysAddr, PhysAddr};
 use alloc::sync::Arc;
 
 /// Where and how a new virtual CPU starts.

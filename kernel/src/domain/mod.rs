@@ -1,21 +1,20 @@
 //! Domains and their vCPUs, generic over the architecture.
 //!
-//! A [`Domain`] owns its memory ([`Memory`]: P2M, RAM frames, special pages), its event
+//! A [`Domain`] owns its memory ([`Memory`](crate::p2m::Memory): P2M, RAM frames, special
+//! pages), its event
 //! channels, its grant table, its vCPUs' core state, HVM parameters and console
 //! buffers and its watchdogs, each behind its own lock. Domains live in the
 //! [`Hypervisor`](crate::Hypervisor)'s table and are created and destroyed there.
 
 mod console;
-mod frames;
 mod hooks;
-mod memory;
+mod table;
 mod vcpu;
 mod watchdog;
 
 pub use console::ConsoleBuffers;
-pub use frames::{free_run, FrameSet};
 pub use hooks::{Hooks, NoHooks};
-pub use memory::{Lookup, Memory, PageKind};
+pub use table::DomainTable;
 pub use vcpu::{Periodic, Poll, RunState, VcpuState};
 pub use watchdog::{Expired, Watchdogs};
 
@@ -23,6 +22,7 @@ use crate::arch::{Arch, DomainInit, GuestDomain, HostMemory, SpaceId, UpcallRout
 use crate::event::EventState;
 use crate::grant::GrantTable;
 use crate::mm::{FramePool, GuestPhysAddr, PhysAddr, PAGE_BYTES, PAGE_SIZE};
+use crate::p2m::{Lookup, Memory};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, AtomicU64};

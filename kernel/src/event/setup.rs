@@ -3,8 +3,8 @@
 
 use super::{EventState, Fifo, TwoLevel, Wake};
 use crate::arch::{Arch, HostMemory};
-use crate::domain::Memory;
 use crate::mm::{FramePool, PhysAddr, PAGE_BYTES, PAGE_SIZE};
+use crate::p2m::Memory;
 use alloc::vec;
 use alloc::vec::Vec;
 use keel_abi::event::*;

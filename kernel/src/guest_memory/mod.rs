@@ -20,8 +20,8 @@ pub use atomic::{GuestWord32, GuestWord64, Unstable};
 pub use virt::{GuestTranslate, GuestVirt, IdentityTranslation, NoTranslation};
 
 use crate::arch::{Arch, HostMemory};
-use crate::domain::{Memory, PageKind};
 use crate::mm::{bytes_to_page_end, PhysAddr, PAGE_SIZE};
+use crate::p2m::{Memory, PageKind};
 use keel_abi::{Errno, Wire};
 
 /// The kind of access a copy makes.

@@ -6,8 +6,8 @@
 
 use super::GuestPhys;
 use crate::arch::Arch;
-use crate::domain::Memory;
 use crate::mm::{bytes_to_page_end, GuestPhysAddr};
+use crate::p2m::Memory;
 use keel_abi::{Errno, Wire};
 use spin::Mutex;
 

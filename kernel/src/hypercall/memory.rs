@@ -3,7 +3,7 @@
 
 use super::{Call, HcResult};
 use crate::arch::Arch;
-use crate::domain::PageKind;
+use crate::p2m::PageKind;
 use keel_abi::memory::*;
 use keel_abi::Errno;
 

@@ -1,4 +1,8 @@
 //! Address types: host-physical and guest-physical addresses never mix implicitly.
+//!
+//! A leaf: it imports nothing from the crate, so the architecture traits ([`crate::arch`])
+//! and the memory services ([`crate::mm`]) can both name addresses without importing each
+//! other ([`crate::mm`] re-exports everything here).
 
 /// The translation granule: 4 KiB.
 pub const PAGE_SIZE: u64 = 4096;
@@ -49,3 +53,23 @@ macro_rules! address_ops {
 }
 address_ops!(PhysAddr);
 address_ops!(GuestPhysAddr);
+
+/// A half-open range of physical addresses `[start, end)`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Region {
+    pub start: u64,
+    pub end: u64,
+}
+
+impl Region {
+    /// The range `[start, start + size)`, saturating at the top of the address space.
+    pub const fn new(start: u64, size: u64) -> Self {
+        Region { start, end: start.saturating_add(size) }
+    }
+    pub const fn size(&self) -> u64 {
+        self.end - self.start
+    }
+    pub const fn is_empty(&self) -> bool {
+        self.end <= self.start
+    }
+}
