@@ -28,7 +28,7 @@ pub enum ExitStatus {
 /// How to power off.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PowerOffPath {
-    /// The platform firmware's power-off (PSCI SYSTEM_OFF, ACPI), falling back to a reset.
+    /// The platform firmware's power-off interface, falling back to a reset.
     Firmware,
     /// An emulator's test-exit device, which carries [`ExitStatus`] out as the emulator's
     /// exit status; falls back to [`PowerOffPath::Firmware`] where no such device answers.

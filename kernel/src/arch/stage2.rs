@@ -1,4 +1,4 @@
-//! Guest-physical translation: ARM stage-2, Intel EPT, AMD NPT.
+//! Guest-physical translation: the hardware's second-stage page-table format.
 //!
 //! The walker is portable ([`crate::mm::PageTable`]); a backend supplies only the entry
 //! format and the TLB maintenance.
