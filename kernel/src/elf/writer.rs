@@ -28,6 +28,12 @@ impl Part {
     }
 }
 
+/// An address in an ELF32 field: its low half, as a 32-bit image sees a sign-extended
+/// (or any) 64-bit address.
+fn low32(v: u64) -> u32 {
+    (v & 0xffff_ffff) as u32
+}
+
 /// `v` in a narrower ELF field; a fixture that does not fit its format is a test bug.
 fn field<T: TryFrom<U>, U: Copy + core::fmt::Debug>(v: U) -> T {
     T::try_from(v).unwrap_or_else(|_| panic!("{v:?} does not fit its ELF field"))
@@ -70,7 +76,7 @@ pub fn image(wide: bool, machine: u16, entry: u64, parts: &[Part]) -> Vec<u8> {
         out[54..56].copy_from_slice(&field::<u16, _>(phentsize).to_le_bytes());
         out[56..58].copy_from_slice(&field::<u16, _>(parts.len()).to_le_bytes());
     } else {
-        out[24..28].copy_from_slice(&field::<u32, _>(entry).to_le_bytes());
+        out[24..28].copy_from_slice(&low32(entry).to_le_bytes());
         out[28..32].copy_from_slice(&field::<u32, _>(ehsize).to_le_bytes());
         out[40..42].copy_from_slice(&field::<u16, _>(ehsize).to_le_bytes());
         out[42..44].copy_from_slice(&field::<u16, _>(phentsize).to_le_bytes());
@@ -91,8 +97,8 @@ pub fn image(wide: bool, machine: u16, entry: u64, parts: &[Part]) -> Vec<u8> {
         } else {
             h[0..4].copy_from_slice(&p.kind.to_le_bytes());
             h[4..8].copy_from_slice(&field::<u32, _>(offset).to_le_bytes());
-            h[8..12].copy_from_slice(&field::<u32, _>(p.vaddr).to_le_bytes());
-            h[12..16].copy_from_slice(&field::<u32, _>(p.paddr).to_le_bytes());
+            h[8..12].copy_from_slice(&low32(p.vaddr).to_le_bytes());
+            h[12..16].copy_from_slice(&low32(p.paddr).to_le_bytes());
             h[16..20].copy_from_slice(&field::<u32, _>(filesz).to_le_bytes());
             h[20..24].copy_from_slice(&field::<u32, _>(p.memsz).to_le_bytes());
             h[24..28].copy_from_slice(&flags.to_le_bytes());
