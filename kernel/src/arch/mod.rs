@@ -12,7 +12,7 @@ mod exit;
 mod guest;
 mod irq;
 mod loader;
-mod memory;
+pub mod memory;
 mod stage2;
 mod timer;
 mod vcpu;
