@@ -64,6 +64,8 @@ impl Aarch64Domain {
     }
 }
 
+/// The virtual GIC's distributor and redistributors (`docs/vgic.md`) and the `vpl011`
+/// (`docs/console.md`); `interrupt_pending` reads the virtual GIC.
 impl GuestDomain for Aarch64Domain {
     fn new(init: &DomainInit) -> Result<Self, VcpuError> {
         let version = if irq::version() == Some(2) { Version::V2 } else { Version::V3 };

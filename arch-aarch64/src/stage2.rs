@@ -90,6 +90,8 @@ fn hardware_level(level: usize) -> usize {
     level + 4 - ipa_levels()
 }
 
+/// ARM stage-2 translation (VMSAv8-64, 4 KiB granule), tagged by VMID; the IPA width
+/// follows the CPU's physical address range.
 impl Stage2 for Stage2Tables {
     fn levels() -> usize {
         ipa_levels()

@@ -26,6 +26,8 @@ pub fn irq() -> u32 {
 
 pub struct GenericTimer;
 
+/// The EL2 physical timer (`CNTHP_*`); its interrupt is the PPI the device tree names
+/// (INTID 26 by default).
 impl Timer for GenericTimer {
     fn now() -> u64 {
         // Keep the counter read from being hoisted above earlier instructions.

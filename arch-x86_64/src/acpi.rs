@@ -7,6 +7,7 @@
 //! length are checked first; a bad table is skipped with a warning.
 
 use crate::cpu::MAX_CPUS;
+use keel_abi::wire::{read_u16_le, read_u32_le, read_u64_le};
 use spin::Once;
 
 /// What Keel learned from ACPI.
@@ -83,29 +84,17 @@ fn checksum_ok(b: &[u8]) -> bool {
     b.iter().fold(0u8, |s, &x| s.wrapping_add(x)) == 0
 }
 
-fn u16_at(b: &[u8], off: usize) -> u16 {
-    u16::from_le_bytes([b[off], b[off + 1]])
-}
-
-fn u32_at(b: &[u8], off: usize) -> u32 {
-    u32::from_le_bytes([b[off], b[off + 1], b[off + 2], b[off + 3]])
-}
-
-fn u64_at(b: &[u8], off: usize) -> u64 {
-    u32_at(b, off) as u64 | (u32_at(b, off + 4) as u64) << 32
-}
-
 /// A validated RSDP: (revision, RSDT address, XSDT address if revision >= 2).
 fn check_rsdp(b: &[u8]) -> Option<(u8, u64, u64)> {
     if b.len() < 20 || &b[..8] != b"RSD PTR " || !checksum_ok(&b[..20]) {
         return None;
     }
     let revision = b[15];
-    let rsdt = u32_at(b, 16) as u64;
+    let rsdt = read_u32_le(b, 16) as u64;
     if revision >= 2 && b.len() >= 36 {
-        let len = (u32_at(b, 20) as usize).clamp(36, b.len());
+        let len = (read_u32_le(b, 20) as usize).clamp(36, b.len());
         if checksum_ok(&b[..len]) {
-            return Some((revision, rsdt, u64_at(b, 24)));
+            return Some((revision, rsdt, read_u64_le(b, 24)));
         }
     }
     Some((revision, rsdt, 0))
@@ -113,7 +102,7 @@ fn check_rsdp(b: &[u8]) -> Option<(u8, u64, u64)> {
 
 /// Scans the first KiB of the EBDA and the BIOS ROM area for the RSDP (ACPI 5.2.5.1).
 fn scan_bios_areas() -> Option<(u8, u64, u64)> {
-    let ebda = phys(0x40e, 2).map(|b| (u16_at(b, 0) as u64) << 4).filter(|a| (0x80000..0xa0000).contains(a));
+    let ebda = phys(0x40e, 2).map(|b| (read_u16_le(b, 0) as u64) << 4).filter(|a| (0x80000..0xa0000).contains(a));
     let areas = [ebda.map(|a| (a, 1024)), Some((0xe0000, 0x20000))];
     for (start, len) in areas.into_iter().flatten() {
         let area = phys(start, len)?;
@@ -129,7 +118,7 @@ fn scan_bios_areas() -> Option<(u8, u64, u64)> {
 /// A validated table at `pa`, or `None` (with a warning) if it is unreadable or corrupt.
 fn table(pa: u64) -> Option<&'static [u8]> {
     let header = phys(pa, 36)?;
-    let len = u32_at(header, 4);
+    let len = read_u32_le(header, 4);
     let sig = core::str::from_utf8(&header[..4]).unwrap_or("????");
     if !(36..=MAX_TABLE).contains(&len) {
         log::warn!("ACPI table {sig} at {pa:#x}: length {len} is implausible; ignored");
@@ -164,7 +153,7 @@ pub fn init(rsdp_v2: Option<&[u8]>, rsdp_v1: Option<&[u8]>) -> Option<&'static A
     };
     log::debug!("ACPI: RSDP revision {revision} from the {source}, {} entries", (root.len() - 36) / entry_size);
     for entry in root[36..].chunks_exact(entry_size) {
-        let pa = if entry_size == 8 { u64_at(entry, 0) } else { u32_at(entry, 0) as u64 };
+        let pa = if entry_size == 8 { read_u64_le(entry, 0) } else { read_u32_le(entry, 0) as u64 };
         let Some(t) = table(pa) else { continue };
         match &t[..4] {
             b"APIC" => parse_madt(t, &mut info),
@@ -179,7 +168,7 @@ fn parse_madt(t: &[u8], info: &mut AcpiInfo) {
     if t.len() < 44 {
         return;
     }
-    info.pcat_compat = u32_at(t, 40) & 1 != 0;
+    info.pcat_compat = read_u32_le(t, 40) & 1 != 0;
     let mut off = 44;
     while off + 2 <= t.len() {
         let (ty, len) = (t[off], t[off + 1] as usize);
@@ -190,14 +179,14 @@ fn parse_madt(t: &[u8], info: &mut AcpiInfo) {
         let e = &t[off..off + len];
         match ty {
             // Processor Local APIC: enabled if flags bit 0 (bit 1 = online-capable, hot-plug).
-            0 if len >= 8 && u32_at(e, 4) & 1 != 0 => add_cpu(info, e[3] as u32),
+            0 if len >= 8 && read_u32_le(e, 4) & 1 != 0 => add_cpu(info, e[3] as u32),
             // I/O APIC.
             1 if len >= 12 && info.ioapic_count < info.ioapics.len() => {
-                info.ioapics[info.ioapic_count] = u32_at(e, 4) as u64;
+                info.ioapics[info.ioapic_count] = read_u32_le(e, 4) as u64;
                 info.ioapic_count += 1;
             }
             // Processor Local x2APIC.
-            9 if len >= 16 && u32_at(e, 8) & 1 != 0 => add_cpu(info, u32_at(e, 4)),
+            9 if len >= 16 && read_u32_le(e, 8) & 1 != 0 => add_cpu(info, read_u32_le(e, 4)),
             _ => {}
         }
         off += len;
@@ -221,12 +210,12 @@ fn add_cpu(info: &mut AcpiInfo, apic_id: u32) {
 fn io_port(t: &[u8], legacy: usize, gas: usize) -> Option<u16> {
     const SPACE_IO: u8 = 1;
     if t.len() >= gas + 12 && t[gas] == SPACE_IO {
-        let a = u64_at(t, gas + 4);
+        let a = read_u64_le(t, gas + 4);
         if a != 0 && a <= u16::MAX as u64 {
             return Some(a as u16);
         }
     }
-    let a = if t.len() >= legacy + 4 { u32_at(t, legacy) } else { 0 };
+    let a = if t.len() >= legacy + 4 { read_u32_le(t, legacy) } else { 0 };
     (a != 0 && a <= u16::MAX as u32).then_some(a as u16)
 }
 
@@ -239,10 +228,10 @@ fn parse_fadt(t: &[u8], info: &mut AcpiInfo) {
     info.pm1a_control = io_port(t, 64, 172);
     info.pm1b_control = io_port(t, 68, 184);
     if t[91] == 4 {
-        info.pm_timer = io_port(t, 76, 208).map(|p| (p, u32_at(t, FLAGS) & TMR_VAL_EXT != 0));
+        info.pm_timer = io_port(t, 76, 208).map(|p| (p, read_u32_le(t, FLAGS) & TMR_VAL_EXT != 0));
     }
-    let x_dsdt = if t.len() >= 148 { u64_at(t, 140) } else { 0 };
-    let dsdt = if x_dsdt != 0 { x_dsdt } else { u32_at(t, 40) as u64 };
+    let x_dsdt = if t.len() >= 148 { read_u64_le(t, 140) } else { 0 };
+    let dsdt = if x_dsdt != 0 { x_dsdt } else { read_u32_le(t, 40) as u64 };
     info.s5_sleep_types = table(dsdt).and_then(find_s5);
 }
 

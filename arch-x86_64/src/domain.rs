@@ -48,6 +48,8 @@ impl X86Domain {
     }
 }
 
+/// The local APICs' request registers and published priorities, Xen's debug port, and
+/// the core's `DomainServices` (the hypercall page, string I/O, the pvclock).
 impl GuestDomain for X86Domain {
     fn new(init: &DomainInit) -> Result<Self, VcpuError> {
         Ok(X86Domain {

@@ -22,23 +22,100 @@ fn word<T>(pa: PhysAddr) -> *mut T {
     checked(pa, size)
 }
 
+/// The split of `[base, base + len)` into bytes before its first aligned 64-bit word, whole
+/// words, and bytes after them: `(head, words)`.
+fn split(base: usize, len: usize) -> (usize, usize) {
+    let head = (base.next_multiple_of(8) - base).min(len);
+    (head, (len - head) / 8)
+}
+
+/// Copies `words` quadwords from `from` to `to` with `rep movsq`: every quadword is one
+/// element of the string instruction, one 8-byte load and one 8-byte store.
+///
+/// # Safety
+/// Both ranges must be valid for `8 * words` bytes and not overlap.
+unsafe fn move_words(from: *const u8, to: *mut u8, words: usize) {
+    // SAFETY: the caller vouches for both ranges; the direction flag is clear (Rust's ABI).
+    unsafe {
+        core::arch::asm!(
+            "rep movsq",
+            inout("rcx") words => _,
+            inout("rsi") from => _,
+            inout("rdi") to => _,
+            options(nostack, preserves_flags),
+        )
+    };
+}
+
+/// Stores `words` zero quadwords at `to` with `rep stosq` (as [`move_words`]).
+///
+/// # Safety
+/// The range must be valid for `8 * words` bytes.
+unsafe fn zero_words(to: *mut u8, words: usize) {
+    // SAFETY: as in `move_words`.
+    unsafe {
+        core::arch::asm!(
+            "rep stosq",
+            inout("rcx") words => _,
+            inout("rdi") to => _,
+            in("rax") 0u64,
+            options(nostack, preserves_flags),
+        )
+    };
+}
+
 impl HostMemory for X86Memory {
+    // Every aligned 64-bit word of pool memory inside a copy is moved by one quadword
+    // element of `rep movsq`/`rep stosq`, which x86 performs as one 8-byte access (atomic
+    // when aligned: SDM vol. 3, "Guaranteed Atomic Operations"; fast-string operation may
+    // reorder the elements, "Fast-String Operation and Out-of-Order Stores", which the
+    // contract allows), so a guest racing on a word sees the old or the new one. `copy_nonoverlapping` and `write_bytes` promise no access size.
+    // The string instructions keep bulk copies fast: Linux's RAM and images are
+    // megabytes, and emulators run a `rep` as one instruction.
     fn read(pa: PhysAddr, dst: &mut [u8]) {
-        let src = checked::<u8>(pa, dst.len());
-        // SAFETY: the range is frame-pool memory, identity-mapped, holding no Rust objects.
-        unsafe { core::ptr::copy_nonoverlapping(src, dst.as_mut_ptr(), dst.len()) };
+        let base = checked::<u8>(pa, dst.len()) as usize;
+        let (head, words) = split(base, dst.len());
+        let tail = head + 8 * words;
+        let byte = |i: usize| {
+            // SAFETY: inside the checked frame-pool range, identity-mapped, holding no Rust
+            // objects.
+            unsafe { ((base + i) as *const u8).read_volatile() }
+        };
+        for (i, d) in dst[..head].iter_mut().enumerate() {
+            *d = byte(i);
+        }
+        // SAFETY: `[head, tail)` lies inside both the checked pool range (aligned) and
+        // `dst`; pool memory never overlaps a Rust buffer.
+        unsafe { move_words((base + head) as *const u8, dst[head..].as_mut_ptr(), words) };
+        for (i, d) in dst.iter_mut().enumerate().skip(tail) {
+            *d = byte(i);
+        }
     }
 
     fn write(pa: PhysAddr, src: &[u8]) {
-        let dst = checked::<u8>(pa, src.len());
-        // SAFETY: as in `read`.
-        unsafe { core::ptr::copy_nonoverlapping(src.as_ptr(), dst, src.len()) };
+        let base = checked::<u8>(pa, src.len()) as usize;
+        let (head, words) = split(base, src.len());
+        let byte = |i: usize| {
+            // SAFETY: as in `read`.
+            unsafe { ((base + i) as *mut u8).write_volatile(src[i]) };
+        };
+        (0..head).for_each(byte);
+        // SAFETY: as in `read`, the other way round.
+        unsafe { move_words(src[head..].as_ptr(), (base + head) as *mut u8, words) };
+        (head + 8 * words..src.len()).for_each(byte);
     }
 
     fn zero(pa: PhysAddr, len: usize) {
-        let dst = checked::<u8>(pa, len);
-        // SAFETY: as in `read`.
-        unsafe { core::ptr::write_bytes(dst, 0, len) };
+        let base = checked::<u8>(pa, len) as usize;
+        let (head, words) = split(base, len);
+        let byte = |i: usize| {
+            // SAFETY: as in `read`.
+            unsafe { ((base + i) as *mut u8).write_volatile(0) };
+        };
+        (0..head).for_each(byte);
+        // SAFETY: `[head, head + 8 * words)` lies inside the checked pool range.
+        unsafe { zero_words((base + head) as *mut u8, words) };
+        (head + 8 * words..len).for_each(byte);
     }
 
     fn load_u64(pa: PhysAddr) -> u64 {
@@ -62,5 +139,54 @@ impl HostMemory for X86Memory {
         // SAFETY: as in `load_u64`.
         let a = unsafe { AtomicU64::from_ptr(word(pa)) };
         a.compare_exchange(current, new, Ordering::AcqRel, Ordering::Acquire).unwrap_or_else(|found| found)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keel_kernel::mm::Region;
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+
+    /// Host memory (page aligned, leaked) handed to the frame pool, so that its
+    /// identity-mapped accesses reach it.
+    fn scratch(pages: usize) -> PhysAddr {
+        let bytes: &'static mut [u8] = Vec::leak(vec![0u8; (pages + 1) * 4096]);
+        let start = (bytes.as_ptr() as u64).next_multiple_of(4096);
+        FRAME_POOL.add(Region::new(start, pages as u64 * 4096));
+        PhysAddr(start)
+    }
+
+    #[test]
+    fn keeps_the_host_memory_contract() {
+        keel_kernel::arch::memory::check::<X86Memory>(scratch(1), 4096).unwrap();
+    }
+
+    #[test]
+    fn racing_copies_never_tear_a_word() {
+        let at = scratch(1);
+        let stop = Arc::new(AtomicBool::new(false));
+        let writer = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let (ones, zeros) = ([0xffu8; 4096], [0u8; 4096]);
+                while !stop.load(Ordering::Relaxed) {
+                    // Unaligned by one byte: the head and tail are bytes, the rest words.
+                    X86Memory::write(PhysAddr(at.0 + 1), &ones[..4094]);
+                    X86Memory::write(PhysAddr(at.0 + 1), &zeros[..4094]);
+                    X86Memory::zero(PhysAddr(at.0 + 1), 4094);
+                }
+            })
+        };
+        let mut buf = [0u8; 4096];
+        for _ in 0..2000 {
+            X86Memory::read(at, &mut buf);
+            for w in buf[8..4088].chunks_exact(8) {
+                assert!(w == [0; 8] || w == [0xff; 8], "a torn word: {w:02x?}");
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        writer.join().unwrap();
     }
 }

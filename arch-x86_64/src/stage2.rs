@@ -58,6 +58,8 @@ fn address(raw: u64, level: usize) -> PhysAddr {
 /// The stage-2 format of this backend.
 pub struct X86Stage2;
 
+/// EPT (VMX, tagged by VPID) or NPT (SVM, tagged by ASID), as `vcpu::extension()`
+/// reports, four levels.
 impl Stage2 for X86Stage2 {
     fn levels() -> usize {
         4

@@ -145,6 +145,8 @@ pub fn delay_us(us: u64) {
 /// The [`Timer`] of this backend.
 pub struct X86Timer;
 
+/// The TSC (calibrated at boot, `[fact] tsc-calibration`) and the local APIC timer
+/// (TSC-deadline mode where the CPU has it), interrupting on vector 0xf0.
 impl Timer for X86Timer {
     fn now() -> u64 {
         rdtsc()

@@ -110,7 +110,8 @@ pub fn inflate<E>(stream: &[u8], mut sink: impl FnMut(&[u8]) -> Result<(), E>) -
     if u32::from_le_bytes(stream[t..t + 4].try_into().unwrap_or_default()) != crc.value() {
         return Err(GzipError::Checksum);
     }
-    if announced_len(stream) != Some(total as u32) {
+    // ISIZE is the length modulo 2^32 (RFC 1952).
+    if announced_len(stream) != Some((total & 0xffff_ffff) as u32) {
         return Err(GzipError::Length);
     }
     Ok(total)
@@ -125,8 +126,8 @@ struct Crc32 {
 impl Crc32 {
     fn new() -> Self {
         let mut table = [0u32; 256];
-        for (i, entry) in table.iter_mut().enumerate() {
-            let mut c = i as u32;
+        for (i, entry) in (0u32..).zip(table.iter_mut()) {
+            let mut c = i;
             for _ in 0..8 {
                 c = if c & 1 != 0 { 0xedb8_8320 ^ (c >> 1) } else { c >> 1 };
             }

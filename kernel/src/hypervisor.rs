@@ -2,14 +2,14 @@
 //! domains: creation, destruction, event delivery, timers, hypercalls.
 
 use crate::arch::{Arch, DomainServices, GuestDomain, Timer};
-use crate::domain::{Domain, DomainConfig, DomainState, Expired, Hooks, Poll, RunState, ShutdownReason};
+use crate::domain::{Domain, DomainConfig, DomainState, DomainTable, Expired, Hooks, Poll, RunState, ShutdownReason};
 use crate::event::Wake;
 use crate::mm::FramePool;
 use alloc::collections::BTreeMap;
 use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
-use keel_abi::xen::{DomId, DOMID_FIRST_RESERVED, DOMID_SELF, VIRQ_CONSOLE, VIRQ_TIMER};
+use keel_abi::xen::{DomId, DOMID_FIRST_RESERVED, VIRQ_CONSOLE, VIRQ_TIMER};
 use keel_abi::Errno;
 use spin::Mutex;
 
@@ -86,11 +86,7 @@ impl<'a, A: Arch> Hypervisor<'a, A> {
 
     /// The live domain named `id` by `caller` (`DOMID_SELF` is the caller).
     pub(crate) fn resolve(&self, caller: &Arc<Domain<A>>, id: DomId) -> Option<Arc<Domain<A>>> {
-        if id == DOMID_SELF || id == caller.id() {
-            Some(caller.clone())
-        } else {
-            self.domain(id)
-        }
+        <Self as DomainTable<A>>::resolve(self, caller, id)
     }
 
     /// Ids of the live domains.
@@ -98,20 +94,16 @@ impl<'a, A: Arch> Hypervisor<'a, A> {
         self.domains.lock().keys().copied().collect()
     }
 
-    /// Destroys domain `id`: closes its event channels (peers' ports become unbound),
-    /// removes its grant mappings of other domains and other domains' mappings of its
-    /// grants, and frees its memory once no operation refers to it any more
-    /// ([`Hypervisor::reap`]). None of its vCPUs may be running.
-    pub fn destroy_domain(&self, id: DomId) -> Result<(), Errno> {
+    /// Takes domain `id` out of the live table: from now on only [`DomainTable::domain_any`]
+    /// finds it, its state is `Dying` and the hooks are told it stopped. The first step of
+    /// [`crate::run::destroy_domain`], which sequences the rest. None of its vCPUs may be
+    /// running.
+    pub fn retire(&self, id: DomId) -> Result<Arc<Domain<A>>, Errno> {
         let d = self.domains.lock().remove(&id).ok_or(Errno::ESRCH)?;
         d.set_state(DomainState::Dying);
         self.dying.lock().insert(id, d.clone());
         self.hooks.domain_stopped(id);
-        crate::event::interdomain::teardown(self, &d);
-        crate::grant::ops::teardown(self, &d);
-        drop(d);
-        self.reap();
-        Ok(())
+        Ok(d)
     }
 
     /// Frees the memory of destroyed domains nothing refers to any more; returns how
@@ -372,3 +364,25 @@ impl<'a, A: Arch> Hypervisor<'a, A> {
 
 #[cfg(test)]
 mod tests;
+
+impl<A: Arch> DomainTable<A> for Hypervisor<'_, A> {
+    fn domain(&self, id: DomId) -> Option<Arc<Domain<A>>> {
+        Hypervisor::domain(self, id)
+    }
+
+    fn domain_any(&self, id: DomId) -> Option<Arc<Domain<A>>> {
+        Hypervisor::domain_any(self, id)
+    }
+
+    fn apply(&self, d: &Domain<A>, w: Wake) {
+        Hypervisor::apply(self, d, w);
+    }
+
+    fn console_output(&self, d: &Domain<A>) {
+        self.pv_console_output(d);
+    }
+
+    fn frame_pool(&self) -> &FramePool {
+        self.pool
+    }
+}

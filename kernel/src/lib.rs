@@ -5,16 +5,20 @@
 //! and `platform/` picks. It is `no_std` and free of `unsafe`; on the host it is tested
 //! against the mock architecture in [`mock`].
 //!
-//! The guest-facing parts: [`domain`] (domains, vCPUs, guest memory ownership),
-//! [`guest_memory`] (every access to guest memory), [`event`] (event channels, 2-level
-//! and FIFO), [`grant`] (grant tables v1), [`hypercall`] (the dispatch table), all tied
-//! together by the [`Hypervisor`]. [`sched`] is the vCPU scheduler; [`run`] wires it to
+//! The guest-facing parts: [`domain`] (domains and vCPUs), [`p2m`] (a domain's
+//! guest-physical map), [`guest_memory`] (every access to guest memory), [`event`] (event
+//! channels, 2-level and FIFO), [`grant`] (grant tables v1), [`hypercall`] (the dispatch
+//! table), all tied together by the [`Hypervisor`]. [`sched`] is the vCPU scheduler; [`run`] wires it to
 //! the core, builds domains from their [`config`] and runs them on every CPU.
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_code)]
+// Narrowing `as` casts hide truncation of guest-controlled values: use `try_from`, a mask
+// or a documented helper. Test fixtures (cfg(test)) cast small literals and are exempt.
+#![cfg_attr(not(test), deny(clippy::cast_possible_truncation))]
 
 extern crate alloc;
 
+pub mod addr;
 pub mod arch;
 pub mod boot;
 pub mod config;
@@ -29,6 +33,7 @@ pub mod gzip;
 pub mod hypercall;
 pub mod hypervisor;
 pub mod mm;
+pub mod p2m;
 pub mod pv_console;
 pub mod run;
 pub mod sched;

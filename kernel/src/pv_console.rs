@@ -12,10 +12,11 @@
 //! as a reset (the consumer jumps to it), and nothing here trusts a value read twice.
 
 use crate::arch::{Arch, HostMemory};
-use crate::domain::{Domain, PageKind};
+use crate::domain::Domain;
 use crate::event::Binding;
 use crate::guest_memory::GuestWord32;
-use crate::mm::{PhysAddr, PAGE_SIZE};
+use crate::mm::{PhysAddr, PAGE_BYTES};
+use crate::p2m::PageKind;
 use crate::Hypervisor;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -66,11 +67,12 @@ pub(crate) fn fill<A: Arch>(ring: PhysAddr, bytes: &[u8]) -> usize {
     let room = XENCONS_IN_SIZE.saturating_sub(used) as usize;
     let n = room.min(bytes.len());
     for (i, &b) in bytes[..n].iter().enumerate() {
-        let at = prod.wrapping_add(i as u32) & (XENCONS_IN_SIZE - 1);
+        let at = prod.wrapping_add(u32::try_from(i).unwrap_or(0)) & (XENCONS_IN_SIZE - 1);
         A::Memory::write(PhysAddr(ring.0 + at as u64), &[b]);
     }
     if n > 0 {
-        prod_w.compare_exchange(prod, prod.wrapping_add(n as u32));
+        // n <= room <= XENCONS_IN_SIZE.
+        prod_w.compare_exchange(prod, prod.wrapping_add(u32::try_from(n).unwrap_or(0)));
     }
     n
 }
@@ -88,7 +90,7 @@ impl<A: Arch> Hypervisor<'_, A> {
             return Err(Errno::EBUSY);
         }
         let frame = self.pool.alloc(1).ok_or(Errno::ENOMEM)?;
-        A::Memory::zero(frame, PAGE_SIZE as usize);
+        A::Memory::zero(frame, PAGE_BYTES);
         if let Err(e) = d.mm.lock().place_special(self.pool, gfn, frame, PageKind::ConsoleRing) {
             self.pool.free(frame, 1);
             return Err(e);
@@ -117,7 +119,7 @@ impl<A: Arch> Hypervisor<'_, A> {
         if fill::<A>(ring, bytes) == 0 && !bytes.is_empty() {
             return;
         }
-        let port = d.param(HVM_PARAM_CONSOLE_EVTCHN) as u32;
+        let Ok(port) = u32::try_from(d.param(HVM_PARAM_CONSOLE_EVTCHN)) else { return };
         let w = {
             let mut ev = d.events.lock();
             match ev.ports.get(port) {

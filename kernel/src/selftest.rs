@@ -10,9 +10,13 @@
 //! Keel checks the first exit carries the boot argument, answers it, resumes the guest,
 //! checks the second exit echoes the answer (so the guest really ran on after the first
 //! exit with Keel's result in its register) and sees the halt.
+//!
+//! Before that, the probe's page serves to check the backend's [`HostMemory`] against
+//! its contract ([`crate::arch::memory::check`]), so every boot on every architecture
+//! tests it.
 
 use crate::arch::{Arch, DomainInit, GuestDomain, HostMemory, MemType, Perms, SpaceId, Vcpu, VcpuInit, VmExit};
-use crate::mm::{FramePool, GuestPhysAddr, PageTable, PAGE_SIZE};
+use crate::mm::{FramePool, GuestPhysAddr, PageTable, PAGE_BYTES, PAGE_SIZE};
 use alloc::format;
 use alloc::string::String;
 use alloc::sync::Arc;
@@ -37,7 +41,12 @@ pub fn hypercall_probe<A: Arch>(pool: &FramePool, space: SpaceId) -> Result<Prob
         return Err(format!("probe code has {} bytes", code.len()));
     }
     let page = pool.alloc(1).ok_or("no frame for the probe guest")?;
-    A::Memory::zero(page, PAGE_SIZE as usize);
+    // The page first serves to check the backend's HostMemory against its contract.
+    if let Err(e) = crate::arch::memory::check::<A::Memory>(page, PAGE_BYTES) {
+        pool.free(page, 1);
+        return Err(format!("host memory contract: {e}"));
+    }
+    A::Memory::zero(page, PAGE_BYTES);
     A::Memory::write(page, code);
     let result = PageTable::<A>::new(pool, space).map_err(|e| format!("stage-2 root: {e:?}")).and_then(|mut pt| {
         let r = pt
@@ -81,7 +90,7 @@ fn expect_hypercall<V: Vcpu>(vcpu: &mut V, n: u32, arg1: u64) -> Result<(), Stri
     }
     let call = vcpu.hypercall_args();
     // The probe may run in a 32-bit guest mode: compare the low halves.
-    let (got, want) = (call.args[1] as u32, arg1 as u32);
+    let (got, want) = (call.args[1] & 0xffff_ffff, arg1 & 0xffff_ffff);
     if call.number != XEN_VERSION || call.args[0] != 0 || got != want {
         return Err(format!(
             "exit {n}: expected xen_version(0, {want:#x}), got #{}({:#x}, {got:#x})",

@@ -120,7 +120,7 @@ pub fn primary<A: Arch + GuestAbi + GuestLoader>(info: BootInfo) -> ! {
 
     let machine = new_machine::<A>();
     let described = build_all(machine, &set);
-    summary.described = described.len() as u32;
+    summary.described = u32::try_from(described.len()).unwrap_or(u32::MAX);
     summary.not_built =
         described.into_iter().filter_map(|Described { name, result }| result.err().map(|why| (name, why))).collect();
     let summary = SUMMARY.call_once(|| summary);
@@ -257,7 +257,7 @@ pub fn panic_power_off<A: Arch>(info: &core::panic::PanicInfo<'_>) -> ! {
 
 fn run_probe<A: Arch>(cpu: CpuId) {
     let name = alloc::format!("hypercall-probe-cpu{cpu}");
-    match selftest::hypercall_probe::<A>(&FRAME_POOL, SpaceId(cpu.0 as u16 + 1)) {
+    match selftest::hypercall_probe::<A>(&FRAME_POOL, SpaceId(u16::try_from(cpu.0 + 1).unwrap_or(u16::MAX))) {
         Ok(r) => {
             log::info!(target: console::TEST, "pass {name}: hypercall exit seen, guest resumed with {:#x}, halted", r.answer);
             PROBES_PASSED.fetch_add(1, Ordering::AcqRel);

@@ -185,6 +185,7 @@ pub fn gich_base() -> Option<usize> {
 /// The interrupt controller, per calling CPU.
 pub struct Gic;
 
+/// GICv2 or GICv3, whichever the device tree describes; `send_ipi` raises SGI 0.
 impl InterruptController for Gic {
     fn init_cpu() {
         match DRIVER.get() {

@@ -115,6 +115,9 @@ fn inflate_in(d: &Domain<Aarch64>, gpa: u64, kernel: &[u8], room: u64) -> Result
     Ok(())
 }
 
+/// Linux's arm64 Image protocol with a generated device tree (`docs/loader.md`): RAM in
+/// Xen's `GUEST_RAM0`/`GUEST_RAM1` banks, no `XENMEM_memory_map` (the tree describes
+/// memory), the tree's address as the boot argument (x0).
 impl GuestLoader for Aarch64 {
     /// Fills bank 0 (3 GiB at 1 GiB), then bank 1 (at 8 GiB), as Xen does.
     fn guest_ram(bytes: u64) -> Vec<Region> {

@@ -5,6 +5,7 @@
 //! followed out of bounds.
 
 use core::fmt;
+use keel_abi::wire::{read_u32_le, read_u64_le};
 use keel_kernel::mm::Region;
 
 /// The value in EAX when a multiboot2 loader enters Keel.
@@ -140,29 +141,21 @@ impl BootTags {
     }
 }
 
-fn u32_at(b: &[u8], off: usize) -> u32 {
-    u32::from_le_bytes([b[off], b[off + 1], b[off + 2], b[off + 3]])
-}
-
-fn u64_at(b: &[u8], off: usize) -> u64 {
-    u32_at(b, off) as u64 | (u32_at(b, off + 4) as u64) << 32
-}
-
 fn mb2_entry(e: &[u8]) -> MemoryEntry {
-    MemoryEntry { base: u64_at(e, 0), len: u64_at(e, 8), ty: u32_at(e, 16) }
+    MemoryEntry { base: read_u64_le(e, 0), len: read_u64_le(e, 8), ty: read_u32_le(e, 16) }
 }
 
 /// Converts an EFI memory descriptor (UEFI 2.x, 7.2): memory usable once boot services
 /// have exited becomes type 1, everything else stays reserved (2), except the ACPI types.
 fn efi_entry(e: &[u8]) -> MemoryEntry {
     const PAGE: u64 = 4096;
-    let ty = match u32_at(e, 0) {
+    let ty = match read_u32_le(e, 0) {
         1..=4 | 7 => mem_type::AVAILABLE, // loader code/data, boot services code/data, conventional
         9 => mem_type::ACPI_RECLAIMABLE,
         10 => mem_type::ACPI_NVS,
         _ => 2,
     };
-    MemoryEntry { base: u64_at(e, 8), len: u64_at(e, 24).saturating_mul(PAGE), ty }
+    MemoryEntry { base: read_u64_le(e, 8), len: read_u64_le(e, 24).saturating_mul(PAGE), ty }
 }
 
 /// A NUL-terminated string in `b`; invalid UTF-8 becomes `"<invalid UTF-8>"`.
@@ -217,7 +210,7 @@ fn parse_block(info: &'static [u8], addr: u64) -> Result<BootTags, Error> {
         if off + 8 > info.len() {
             return Err(Error::NoEndTag);
         }
-        let (ty, size) = (u32_at(info, off), u32_at(info, off + 4));
+        let (ty, size) = (read_u32_le(info, off), read_u32_le(info, off + 4));
         if size < 8 || off + size as usize > info.len() {
             return Err(Error::BadTag { ty, size, offset: off as u32 });
         }
@@ -231,12 +224,14 @@ fn parse_block(info: &'static [u8], addr: u64) -> Result<BootTags, Error> {
             tag::END => break,
             tag::CMDLINE => tags.cmdline = c_str(body),
             tag::BOOT_LOADER_NAME => tags.loader = c_str(body),
-            tag::BASIC_MEMINFO if body.len() >= 8 => tags.basic_meminfo = Some((u32_at(body, 0), u32_at(body, 4))),
+            tag::BASIC_MEMINFO if body.len() >= 8 => {
+                tags.basic_meminfo = Some((read_u32_le(body, 0), read_u32_le(body, 4)))
+            }
             tag::MODULE => {
                 if body.len() < 8 {
                     return Err(bad());
                 }
-                let (start, end) = (u32_at(body, 0) as u64, u32_at(body, 4) as u64);
+                let (start, end) = (read_u32_le(body, 0) as u64, read_u32_le(body, 4) as u64);
                 let module = Module { region: Region { start, end: end.max(start) }, cmdline: c_str(&body[8..]) };
                 match tags.modules.iter_mut().find(|m| m.is_none()) {
                     Some(slot) => *slot = Some(module),
@@ -247,7 +242,7 @@ fn parse_block(info: &'static [u8], addr: u64) -> Result<BootTags, Error> {
                 if body.len() < 8 {
                     return Err(bad());
                 }
-                let entry_size = u32_at(body, 0);
+                let entry_size = read_u32_le(body, 0);
                 if entry_size < 24 {
                     return Err(Error::BadMemoryMap { entry_size });
                 }
@@ -258,7 +253,7 @@ fn parse_block(info: &'static [u8], addr: u64) -> Result<BootTags, Error> {
                 if body.len() < 8 {
                     return Err(bad());
                 }
-                let entry_size = u32_at(body, 0);
+                let entry_size = read_u32_le(body, 0);
                 if entry_size < 40 {
                     return Err(Error::BadMemoryMap { entry_size });
                 }

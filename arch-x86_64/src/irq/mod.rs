@@ -89,6 +89,8 @@ pub fn init_boot_cpu(ioapics: impl Iterator<Item = u64>, legacy_pic: bool) {
 /// The [`InterruptController`] of this backend.
 pub struct X86Irq;
 
+/// The local APIC (x2APIC where present, else xAPIC) and the I/O APIC; `send_ipi` raises
+/// vector 0xf1.
 impl InterruptController for X86Irq {
     fn init_cpu() {
         let tsc_deadline = cpu::features().tsc_deadline;

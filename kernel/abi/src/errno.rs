@@ -87,7 +87,7 @@ impl Errno {
         if !(-4095..0).contains(&v) {
             return None;
         }
-        let e = Errno((-v) as u16);
+        let e = Errno(u16::try_from(-v).ok()?);
         Errno::ALL.contains(&e).then_some(e)
     }
 }

@@ -9,6 +9,7 @@
 //! ([`Wire`]). Layouts that differ by architecture live in [`layout`].
 #![no_std]
 #![forbid(unsafe_code)]
+#![deny(clippy::cast_possible_truncation)]
 
 #[macro_use]
 pub mod wire;

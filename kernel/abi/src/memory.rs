@@ -79,7 +79,11 @@ wire_struct! {
 impl E820Entry {
     /// An entry for `[addr, addr + size)` of type `kind`.
     pub const fn new(addr: u64, size: u64, kind: u32) -> Self {
-        E820Entry { addr: [addr as u32, (addr >> 32) as u32], size: [size as u32, (size >> 32) as u32], kind }
+        E820Entry {
+            addr: [(addr & 0xffff_ffff) as u32, (addr >> 32) as u32],
+            size: [(size & 0xffff_ffff) as u32, (size >> 32) as u32],
+            kind,
+        }
     }
 }
 

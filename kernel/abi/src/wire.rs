@@ -29,6 +29,33 @@ pub trait Wire: Field {
     }
 }
 
+/// The `N` bytes at `off` in `b`; bytes past the end of `b` read as zero.
+fn bytes_at<const N: usize>(b: &[u8], off: usize) -> [u8; N] {
+    let mut out = [0u8; N];
+    if let Some(src) = b.get(off..) {
+        let n = src.len().min(N);
+        out[..n].copy_from_slice(&src[..n]);
+    }
+    out
+}
+
+/// The little-endian `u16` at `off` in `b`. For byte formats that are not ABI structs
+/// (ELF headers, ACPI tables, multiboot2 tags): bytes past the end of `b` read as zero,
+/// so a short buffer never panics; a caller checks the length where a short read matters.
+pub fn read_u16_le(b: &[u8], off: usize) -> u16 {
+    u16::from_le_bytes(bytes_at(b, off))
+}
+
+/// The little-endian `u32` at `off` in `b` (see [`read_u16_le`]).
+pub fn read_u32_le(b: &[u8], off: usize) -> u32 {
+    u32::from_le_bytes(bytes_at(b, off))
+}
+
+/// The little-endian `u64` at `off` in `b` (see [`read_u16_le`]).
+pub fn read_u64_le(b: &[u8], off: usize) -> u64 {
+    u64::from_le_bytes(bytes_at(b, off))
+}
+
 fn range(len: usize, off: usize, size: usize) -> Option<core::ops::Range<usize>> {
     let end = off.checked_add(size)?;
     (end <= len).then_some(off..end)
@@ -162,6 +189,18 @@ mod tests {
             pub b: u32 = 4,
             pub c: i64 = 8,
         }
+    }
+
+    #[test]
+    fn readers_are_little_endian_and_total() {
+        let b = [0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09];
+        assert_eq!(read_u16_le(&b, 1), 0x0302);
+        assert_eq!(read_u32_le(&b, 0), 0x0403_0201);
+        assert_eq!(read_u64_le(&b, 1), 0x0908_0706_0504_0302);
+        // Past the end: the missing bytes are zero, nothing panics.
+        assert_eq!(read_u32_le(&b, 7), 0x0908);
+        assert_eq!(read_u64_le(&b, 9), 0);
+        assert_eq!(read_u16_le(&b, usize::MAX), 0);
     }
 
     #[test]

@@ -4,6 +4,14 @@
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct CpuId(pub u32);
 
+impl CpuId {
+    /// The CPU at `index` of a per-CPU table. CPU masks hold far fewer than 2^32 CPUs; an
+    /// index beyond `u32` (impossible) becomes `u32::MAX`, which names no CPU.
+    pub fn from_index(index: usize) -> CpuId {
+        CpuId(u32::try_from(index).unwrap_or(u32::MAX))
+    }
+}
+
 impl core::fmt::Display for CpuId {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         write!(f, "{}", self.0)
@@ -20,7 +28,7 @@ pub enum ExitStatus {
 /// How to power off.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PowerOffPath {
-    /// The platform firmware's power-off (PSCI SYSTEM_OFF, ACPI), falling back to a reset.
+    /// The platform firmware's power-off interface, falling back to a reset.
     Firmware,
     /// An emulator's test-exit device, which carries [`ExitStatus`] out as the emulator's
     /// exit status; falls back to [`PowerOffPath::Firmware`] where no such device answers.

@@ -1,7 +1,7 @@
 //! The backend's part of a domain.
 
 use super::{SpaceId, VcpuError};
-use crate::mm::PhysAddr;
+use crate::addr::PhysAddr;
 use alloc::sync::Weak;
 use keel_abi::layout::VcpuTimeInfo;
 use keel_abi::xen::DomId;
@@ -15,16 +15,16 @@ pub struct DomainInit {
     pub vcpus: u32,
     /// Root of the domain's guest-physical translation tables.
     pub stage2_root: PhysAddr,
-    /// TLB tag of its address space (VMID, VPID).
+    /// TLB tag of its address space.
     pub space: SpaceId,
-    /// Emulate the architecture's console UART for the domain (arm64 Xen `vpl011`: a
-    /// PL011 at Xen's `GUEST_PL011_BASE`).
+    /// Emulate the architecture's console UART for the domain, where Xen's guest ABI
+    /// places one (the configuration's `vpl011`).
     pub virtual_uart: bool,
 }
 
 /// Per-domain backend state shared by the domain's vCPUs: what emulates hardware of
-/// the whole virtual machine, such as the virtual interrupt controller's distributor
-/// (arm64 vGIC) or a virtual UART. The core creates it with the domain
+/// the whole virtual machine, such as a virtual interrupt controller's shared part or a
+/// virtual UART. The core creates it with the domain
 /// ([`Domain::arch`](crate::domain::Domain::arch)), hands it to every
 /// [`Vcpu::new`](super::Vcpu::new) of the domain, and drops it when the domain and all
 /// its vCPUs are gone. vCPUs on different physical CPUs use it concurrently.
@@ -56,8 +56,8 @@ pub trait GuestDomain: Send + Sync + Sized + 'static {
     }
 }
 
-/// What a backend's device models may ask of the core about their domain (x86: the
-/// hypercall page a guest asks for with an MSR write, the pvclock in `vcpu_info`). Every
+/// What a backend's device models may ask of the core about their domain (to fill a page
+/// the guest asked for, to publish its pvclock). Every
 /// access goes through the domain's P2M under its memory lock, so it never reaches a
 /// frame the domain gave back. Call it with no core lock held (e.g. while handling an
 /// exit inside [`Vcpu::run`](super::Vcpu::run)), never from
@@ -74,7 +74,6 @@ pub trait DomainServices: Send + Sync {
     /// Publishes the wall-clock time of system time 0 in shared_info.
     fn set_wallclock(&self, sec: u64, nsec: u32);
     /// `vcpu`'s event upcall level right now (`Domain::upcall_pending`), for delivery
-    /// that must follow the level between two of the core's reports (x86's callback
-    /// vector).
+    /// that must follow the level between two of the core's reports.
     fn upcall_pending(&self, vcpu: u32) -> bool;
 }

@@ -1,16 +1,14 @@
 //! What the core needs to know about an architecture's guests, beyond running them.
 
 use super::Vcpu;
+use crate::addr::GuestPhysAddr;
 use crate::guest_memory::GuestTranslate;
-use crate::mm::GuestPhysAddr;
 use keel_abi::layout::GuestLayout;
 
-/// The guest ABI an architecture's domains use. A backend implements it next to
-/// [`Arch`](super::Arch) (`keel_abi::layout::AARCH64` or `X86_64`); the domain builder
-/// puts [`GuestAbi::LAYOUT`] into each
-/// [`DomainConfig`](crate::domain::DomainConfig). Kept out of `Arch` so existing
-/// backends build unchanged; the core itself takes the layout from the domain, so it is
-/// tested against both layouts on any host.
+/// The guest ABI an architecture's domains use: the domain builder puts
+/// [`GuestAbi::LAYOUT`] into each [`DomainConfig`](crate::domain::DomainConfig). The core
+/// itself takes the layout from the domain, so it is tested against every layout on any
+/// host.
 pub trait GuestAbi {
     const LAYOUT: &'static GuestLayout;
     /// The guest frame where Keel places each domain's PV console ring

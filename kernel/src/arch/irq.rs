@@ -2,7 +2,7 @@
 
 use super::CpuId;
 
-/// A physical interrupt number as the controller numbers it (GIC INTID, x86 vector).
+/// A physical interrupt number as the host's interrupt controller numbers it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct IrqNumber(pub u32);
 
@@ -21,6 +21,6 @@ pub trait InterruptController {
     /// Sends the hypervisor's wake-up IPI to `target`.
     fn send_ipi(target: CpuId);
     /// The interrupt number [`InterruptController::send_ipi`] raises, as
-    /// [`InterruptController::acknowledge`] returns it (GIC: the SGI; x86: the vector).
+    /// [`InterruptController::acknowledge`] returns it.
     fn ipi_irq() -> IrqNumber;
 }

@@ -1,9 +1,9 @@
 //! Loading a guest kernel into a new domain: the architecture's boot protocol.
 
 use super::Arch;
+use crate::addr::{GuestPhysAddr, Region};
 use crate::config::DomainConfig as BootConfig;
 use crate::domain::Domain;
-use crate::mm::{GuestPhysAddr, Region};
 use alloc::string::String;
 use alloc::vec::Vec;
 use keel_abi::memory::E820Entry;
@@ -12,7 +12,7 @@ use keel_abi::memory::E820Entry;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BootEntry {
     pub entry: GuestPhysAddr,
-    /// arm64: the guest device tree's address (x0); x86: `hvm_start_info` (ebx).
+    /// What the boot protocol passes to the kernel (the address of its boot information).
     pub arg: u64,
 }
 
@@ -52,16 +52,16 @@ impl core::fmt::Display for LoadError {
     }
 }
 
-/// The architecture's guest boot protocol (arm64: Linux Image with a generated device
-/// tree; x86: PVH with `hvm_start_info`). The domain builder creates the domain,
+/// The architecture's guest boot protocol (each backend's is in `docs/architecture.md`).
+/// The domain builder creates the domain,
 /// populates [`GuestLoader::guest_ram`], then calls [`GuestLoader::load_guest`].
 pub trait GuestLoader: Arch {
     /// Where a domain with `bytes` of RAM has it in guest-physical space (banks,
     /// ascending, page-aligned, together exactly `bytes`).
     fn guest_ram(bytes: u64) -> Vec<Region>;
 
-    /// What `XENMEM_memory_map` reports for `ram` (x86: the E820 map); empty where
-    /// guests learn their memory otherwise (arm64: the device tree).
+    /// What `XENMEM_memory_map` reports for `ram`; empty where the boot protocol tells
+    /// guests their memory otherwise (the hypercall then fails with `-ENOSYS`).
     fn memory_map(ram: &[Region]) -> Vec<E820Entry>;
 
     /// Copies the kernel (and ramdisk, generated tables) into the domain's memory and

@@ -12,7 +12,7 @@ mod exit;
 mod guest;
 mod irq;
 mod loader;
-mod memory;
+pub mod memory;
 mod stage2;
 mod timer;
 mod vcpu;
@@ -36,7 +36,7 @@ use alloc::vec::Vec;
 /// The domain builder and the boot flow also need [`GuestAbi`] (the guests' shared-page
 /// layout) and [`GuestLoader`] (the guests' boot protocol), which are separate traits.
 pub trait Arch: 'static + Sized + Send + Sync {
-    /// A short name for the boot banner (`"aarch64"`, `"x86_64"`).
+    /// A short name for the boot banner (the target architecture's name).
     const NAME: &'static str;
 
     /// Processor control: identity, idling, secondary start-up, power-off.
@@ -47,10 +47,10 @@ pub trait Arch: 'static + Sized + Send + Sync {
     type Irq: InterruptController;
     /// Access to host physical memory handed out by the frame pool.
     type Memory: HostMemory;
-    /// The guest-physical translation format (stage-2, EPT or NPT) and its TLB upkeep.
+    /// The guest-physical translation format and its TLB upkeep.
     type Stage2: Stage2;
-    /// Per-domain backend state shared by a domain's vCPUs (virtual interrupt
-    /// controller distributor, virtual UART, ...).
+    /// Per-domain backend state shared by a domain's vCPUs (devices of the whole virtual
+    /// machine).
     type Domain: GuestDomain;
     /// A virtual CPU that runs guest code until an exit.
     type Vcpu: Vcpu<Domain = Self::Domain>;

@@ -1,9 +1,9 @@
-//! Guest-physical translation: ARM stage-2, Intel EPT, AMD NPT.
+//! Guest-physical translation: the hardware's second-stage page-table format.
 //!
 //! The walker is portable ([`crate::mm::PageTable`]); a backend supplies only the entry
 //! format and the TLB maintenance.
 
-use crate::mm::PhysAddr;
+use crate::addr::PhysAddr;
 
 /// Access rights of a guest mapping.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,7 +55,7 @@ pub trait Stage2 {
     fn levels() -> usize;
     /// Width of the guest-physical address space.
     fn ipa_bits() -> u32 {
-        12 + 9 * Self::levels() as u32
+        12 + 9 * u32::try_from(Self::levels()).unwrap_or(0)
     }
     /// Whether a leaf (block) may be placed at `level` (the last level always may).
     fn block_allowed(level: usize) -> bool;

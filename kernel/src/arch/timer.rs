@@ -14,7 +14,7 @@ pub trait Timer {
     fn cancel();
     /// The interrupt the deadline raises, as
     /// [`InterruptController::acknowledge`](super::InterruptController::acknowledge)
-    /// returns it (arm64: the EL2 physical timer's PPI; x86: the LAPIC timer's vector).
+    /// returns it.
     fn irq() -> IrqNumber;
 
     /// Nanoseconds since the counter started, without overflow for centuries.

@@ -1,31 +1,31 @@
 //! Virtual CPUs.
 
 use super::{GuestDomain, SpaceId, VmExit};
-use crate::mm::{GuestPhysAddr, PhysAddr};
+use crate::addr::{GuestPhysAddr, PhysAddr};
 use alloc::sync::Arc;
 
 /// Where and how a new virtual CPU starts.
 ///
-/// The initial state is the architecture's boot entry for guests: on arm64, EL1h with
-/// the MMU off and `x0 = arg` (Linux Image protocol); on x86_64, 32-bit protected mode
-/// with paging off and `ebx = arg` (Xen PVH entry). A `secondary` vCPU is one another
-/// vCPU started ([`VmExit::StartVcpu`]): arm64 starts it like the boot vCPU (PSCI
-/// `CPU_ON`: `x0` = context id); x86 starts it as INIT/SIPI does, in real mode at
-/// `entry` (`CS = entry >> 4`, `IP = 0`). A vCPU with a `context` starts in the register
-/// state the guest gave with `VCPUOP_initialise` instead.
+/// The initial state is the guest boot protocol's entry state for the architecture:
+/// the first instruction at `entry`, `arg` where the protocol passes its boot argument,
+/// guest translation off. A `secondary` vCPU is one another vCPU started
+/// ([`VmExit::StartVcpu`]) and starts in the state the architecture's CPU start-up
+/// mechanism defines for `entry` and `arg`. A vCPU with a `context` starts in the register
+/// state the guest gave with `VCPUOP_initialise` instead. Each backend's states are in
+/// `docs/architecture.md` ("What each backend does").
 #[derive(Clone, Copy, Debug)]
 pub struct VcpuInit {
     /// First instruction.
     pub entry: GuestPhysAddr,
-    /// Boot argument (device tree, start-info address, PSCI context id).
+    /// Boot argument (the boot protocol's, or the start-up request's).
     pub arg: u64,
     /// Root of the guest-physical translation tables.
     pub stage2_root: PhysAddr,
     /// TLB tag of the address space.
     pub space: SpaceId,
-    /// The vCPU's index in its domain (0 is the boot vCPU). Backends derive the guest's
-    /// CPU identity from it: arm64 `VMPIDR_EL2` (Aff0 = id % 16, Aff1 = id / 16, as
-    /// Xen), x86 the APIC id.
+    /// The vCPU's index in its domain (0 is the boot vCPU). The guest-visible CPU
+    /// identity is a fixed function of it, the one Xen uses, so that the guest's own
+    /// numbering of its CPUs matches the hypercalls' vCPU ids.
     pub vcpu_id: u32,
     /// Started by another vCPU rather than by the domain builder (see above).
     pub secondary: bool,
@@ -34,8 +34,8 @@ pub struct VcpuInit {
     pub context: Option<VcpuContext>,
 }
 
-/// The most bytes of architectural context `VCPUOP_initialise` carries (x86
-/// `vcpu_hvm_context`: 128).
+/// The most bytes of architectural context `VCPUOP_initialise` may carry: an upper bound
+/// for every backend's [`Vcpu::CONTEXT_SIZE`].
 pub const VCPU_CONTEXT_MAX: usize = 128;
 
 /// A vCPU's initial register state in the guest ABI's layout, as the guest passed it to
@@ -55,41 +55,39 @@ impl VcpuInit {
 /// `vcpu_info`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum UpcallRoute {
-    /// The architecture's own event interrupt: arm64 asserts PPI 31 (the `/hypervisor`
-    /// node's interrupt) in its virtual GIC while the level is set. x86 has no such
-    /// default: nothing is delivered until the guest names a vector.
+    /// The event interrupt the architecture's guest ABI defines, asserted while the
+    /// level is set; where the ABI defines none, nothing is delivered until the guest
+    /// names a vector.
     Platform,
-    /// x86 `HVM_PARAM_CALLBACK_IRQ` type 2: this vector, injected directly (it bypasses
-    /// the local APIC, so the guest does not EOI it) while the level is set.
+    /// `HVM_PARAM_CALLBACK_IRQ` type 2: this vector, injected directly (not through the
+    /// guest's interrupt controller, so the guest does not acknowledge it) while the level
+    /// is set.
     CallbackVector(u8),
-    /// x86 `HVMOP_set_evtchn_upcall_vector`: this vector, raised in the vCPU's (virtual)
-    /// local APIC; the guest EOIs it.
+    /// `HVMOP_set_evtchn_upcall_vector`: this vector, raised in the vCPU's virtual
+    /// interrupt controller; the guest acknowledges it.
     LapicVector(u8),
 }
 
 /// The outcome of a [`VmExit::StartVcpu`] request, for the backend to report to the
-/// guest in its own terms ([`Vcpu::set_start_result`]; arm64: the PSCI return code).
+/// guest in the terms of the start-up mechanism the guest used ([`Vcpu::set_start_result`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StartResult {
-    /// The vCPU was created (or reset) at the requested entry and is runnable
-    /// (PSCI `SUCCESS`).
+    /// The vCPU was created (or reset) at the requested entry and is runnable.
     Started,
-    /// The vCPU is already online (PSCI `ALREADY_ON`).
+    /// The vCPU is already online.
     AlreadyOn,
-    /// The vCPU is still leaving a physical CPU after going offline; ask again
-    /// (PSCI `ON_PENDING`).
+    /// The vCPU is still leaving a physical CPU after going offline; ask again.
     Pending,
-    /// No such vCPU in the domain (PSCI `INVALID_PARAMETERS`).
+    /// No such vCPU in the domain.
     InvalidTarget,
-    /// The entry point is not in the domain's RAM (PSCI `INVALID_ADDRESS`).
+    /// The entry point is not in the domain's RAM.
     InvalidEntry,
-    /// Keel could not create the vCPU (out of memory; PSCI `INTERNAL_FAILURE`).
+    /// Keel could not create the vCPU (out of memory).
     Failed,
 }
 
-/// The arguments of a guest hypercall, decoded from the architecture's convention
-/// (arm64: x16 and x0..x4; x86_64: rax and rdi, rsi, rdx, r10, r8; 32-bit x86: eax and
-/// ebx, ecx, edx, esi, edi).
+/// The arguments of a guest hypercall, decoded from the architecture's hypercall register
+/// convention (`docs/abi.md`), in the width of the guest's current mode.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct HypercallArgs {
     pub number: u64,
@@ -125,7 +123,7 @@ pub trait Vcpu: Sized + Send {
     /// The backend's per-domain state this vCPU belongs to.
     type Domain: GuestDomain;
 
-    /// Bytes of the register state `VCPUOP_initialise` takes (x86: `vcpu_hvm_context`);
+    /// Bytes of the register state `VCPUOP_initialise` takes, in the guest ABI's layout;
     /// 0 (the default): the hypercall is not supported (`-ENOSYS`). At most
     /// [`VCPU_CONTEXT_MAX`].
     const CONTEXT_SIZE: usize = 0;
@@ -141,33 +139,34 @@ pub trait Vcpu: Sized + Send {
     /// Creates a virtual CPU of `domain` in the initial state described by `init`. It is
     /// loaded on no CPU.
     fn new(domain: &Arc<Self::Domain>, init: &VcpuInit) -> Result<Self, VcpuError>;
-    /// Makes the vCPU runnable on the calling CPU: whatever of its state the backend
-    /// keeps in the CPU between entries takes the CPU (VMX: `VMPTRLD` and this CPU's host
-    /// state; SVM: a fresh ASID if it comes from another CPU). A failure shows as
-    /// [`VmExit::GuestCrash`] from the next `run`.
+    /// Attaches the vCPU to the calling CPU: afterwards `run` enters the guest here with
+    /// all of its state (registers, floating point, timers, TLB tag) as the guest left
+    /// it, whichever CPU ran it before. A failure shows as [`VmExit::GuestCrash`] from the
+    /// next `run`. Between `load` and `put` the backend may keep guest state in the CPU
+    /// across exits, as long as `run`, the register accessors and `translate_gva` see it.
     fn load(&mut self);
-    /// Detaches the vCPU from the calling CPU, so that another CPU may load it (VMX:
-    /// `VMCLEAR`): its state the CPU held is saved, and nothing of it can reach the next
-    /// vCPU loaded there. Called with the vCPU loaded on the calling CPU.
+    /// Detaches the vCPU from the calling CPU: afterwards none of its state is held only
+    /// by this CPU's hardware, so another CPU may load it. Called with the vCPU loaded on
+    /// the calling CPU.
     fn put(&mut self);
     /// Runs guest code until the next exit the core must see.
     fn run(&mut self) -> VmExit;
     /// The arguments of the hypercall that caused the last [`VmExit::Hypercall`].
     fn hypercall_args(&self) -> HypercallArgs;
-    /// Sets the hypercall's return value (arm64 x0, x86 rax/eax).
+    /// Sets the hypercall's return value in the convention's result register.
     fn set_hypercall_result(&mut self, value: u64);
     /// The event upcall level and its route, set before every entry into the guest. The
     /// backend asserts the route's interrupt in the guest while `pending` holds (and
     /// after the guest acknowledged it, if the level is still set, it is delivered
     /// again: report [`VmExit::UpcallAck`] so that the core re-reads the level).
     fn set_event_upcall(&mut self, pending: bool, route: UpcallRoute);
-    /// Reports the outcome of the [`VmExit::StartVcpu`] this vCPU made (arm64: the PSCI
-    /// return value in x0).
+    /// Reports the outcome of the [`VmExit::StartVcpu`] this vCPU made, as the start-up
+    /// mechanism it used returns one (nothing, if that mechanism has no result).
     fn set_start_result(&mut self, result: StartResult);
 
     /// After a [`VmExit::Halt`]: the system time (ns, as [`Timer::now_ns`](super::Timer::now_ns)
-    /// counts) at which a timer the guest owns (arm64: its virtual timer) would end the
-    /// halt, if any. The core wakes the vCPU then. The default: none.
+    /// counts) at which a timer the guest owns and the hardware does not wake the core for
+    /// would end the halt, if any. The core wakes the vCPU then. The default: none.
     fn halt_deadline(&self) -> Option<u64> {
         None
     }

@@ -131,8 +131,8 @@ pub(super) fn parse(
     d.capabilities = capabilities;
     d.enhanced = enhanced;
     d.vcpu_affinity = vcpu_affinity;
-    d.weight = weight.map_or(crate::sched::DEFAULT_WEIGHT, |w| w as u16);
-    d.cap = cap.unwrap_or(0) as u8;
+    d.weight = weight.map_or(crate::sched::DEFAULT_WEIGHT, |w| u16::try_from(w).unwrap_or(u16::MAX));
+    d.cap = u8::try_from(cap.unwrap_or(0)).unwrap_or(u8::MAX);
     d.warnings = n.warnings;
     Ok(d)
 }

@@ -1,28 +1,28 @@
 //! Domains and their vCPUs, generic over the architecture.
 //!
-//! A [`Domain`] owns its memory ([`Memory`]: P2M, RAM frames, special pages), its event
+//! A [`Domain`] owns its memory ([`Memory`](crate::p2m::Memory): P2M, RAM frames, special
+//! pages), its event
 //! channels, its grant table, its vCPUs' core state, HVM parameters and console
 //! buffers and its watchdogs, each behind its own lock. Domains live in the
 //! [`Hypervisor`](crate::Hypervisor)'s table and are created and destroyed there.
 
 mod console;
-mod frames;
 mod hooks;
-mod memory;
+mod table;
 mod vcpu;
 mod watchdog;
 
 pub use console::ConsoleBuffers;
-pub use frames::{free_run, FrameSet};
 pub use hooks::{Hooks, NoHooks};
-pub use memory::{Lookup, Memory, PageKind};
+pub use table::DomainTable;
 pub use vcpu::{Periodic, Poll, RunState, VcpuState};
 pub use watchdog::{Expired, Watchdogs};
 
 use crate::arch::{Arch, DomainInit, GuestDomain, HostMemory, SpaceId, UpcallRoute, VcpuError};
 use crate::event::EventState;
 use crate::grant::GrantTable;
-use crate::mm::{FramePool, GuestPhysAddr, PhysAddr, PAGE_SIZE};
+use crate::mm::{FramePool, GuestPhysAddr, PhysAddr, PAGE_BYTES, PAGE_SIZE};
+use crate::p2m::{Lookup, Memory};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, AtomicU64};
@@ -161,7 +161,7 @@ impl<A: Arch> Domain<A> {
             return Err(Errno::EINVAL);
         }
         let shared_info = pool.alloc(1).ok_or(Errno::ENOMEM)?;
-        A::Memory::zero(shared_info, PAGE_SIZE as usize);
+        A::Memory::zero(shared_info, PAGE_BYTES);
         let mm = match Memory::new(pool, SpaceId(id.wrapping_add(1)), config.max_pages) {
             Ok(mm) => mm,
             Err(e) => {
@@ -233,7 +233,7 @@ impl<A: Arch> Domain<A> {
     }
 
     pub fn nr_vcpus(&self) -> u32 {
-        self.vcpus.len() as u32
+        u32::try_from(self.vcpus.len()).unwrap_or(u32::MAX)
     }
 
     pub fn state(&self) -> DomainState {
@@ -343,7 +343,8 @@ impl<A: Arch> Domain<A> {
         }
         let callback = self.param(HVM_PARAM_CALLBACK_IRQ);
         if callback >> HVM_PARAM_CALLBACK_TYPE_SHIFT == HVM_PARAM_CALLBACK_TYPE_VECTOR {
-            return UpcallRoute::CallbackVector(callback as u8);
+            // The vector is the low byte of the parameter (Xen: `(uint8_t)val`).
+            return UpcallRoute::CallbackVector((callback & 0xff) as u8);
         }
         UpcallRoute::Platform
     }
@@ -364,7 +365,8 @@ impl<A: Arch> Domain<A> {
     pub fn set_wallclock(&self, sec: u64, nsec: u32) {
         let at = PhysAddr(self.shared_info.0 + self.layout().wc_version as u64);
         let mut bytes = [0u8; 16];
-        bytes[4..8].copy_from_slice(&(sec as u32).to_le_bytes());
+        // wc_sec holds the low 32 bits, wc_sec_hi the high ones.
+        bytes[4..8].copy_from_slice(&((sec & 0xffff_ffff) as u32).to_le_bytes());
         bytes[8..12].copy_from_slice(&nsec.to_le_bytes());
         bytes[12..16].copy_from_slice(&((sec >> 32) as u32).to_le_bytes());
         versioned_write::<A>(at, &mut bytes);

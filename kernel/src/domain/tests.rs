@@ -1,5 +1,6 @@
 use super::*;
 use crate::mock::MockArch;
+use crate::p2m::PageKind;
 use crate::test_support::*;
 use keel_abi::event::*;
 use keel_abi::hypercall::{EVENT_CHANNEL_OP, MEMORY_OP};
@@ -47,7 +48,7 @@ fn creation_rules() {
     assert_eq!(d.id(), 5);
     assert_eq!(hv.create_domain(c).err(), Some(Errno::EEXIST));
     assert_eq!(hv.create_domain(DomainConfig::new(&X86_64, 1, 16)).unwrap().id(), 1);
-    assert_eq!(hv.destroy_domain(77), Err(Errno::ESRCH));
+    assert_eq!(crate::run::destroy_domain(&hv, 77), Err(Errno::ESRCH));
     assert_eq!(d.vcpu(0).unwrap().run_state(), RunState::Runnable);
     assert_eq!(d.vcpu(0).map(|v| v.online), Some(true));
 }
@@ -170,7 +171,7 @@ fn destroy_leaves_no_leak() {
 
     let (aid, bid) = (a.id(), b.id());
     drop(a);
-    hv.destroy_domain(aid).unwrap();
+    crate::run::destroy_domain(&hv, aid).unwrap();
     assert_eq!(
         b.events.lock().status(get::<EvtchnBindInterdomain>(&b, ARG).local_port).unwrap().status,
         EVTCHNSTAT_UNBOUND
@@ -178,7 +179,7 @@ fn destroy_leaves_no_leak() {
     // An extra reference delays freeing until it is dropped.
     let keep = b.clone();
     drop(b);
-    hv.destroy_domain(bid).unwrap();
+    crate::run::destroy_domain(&hv, bid).unwrap();
     assert_ne!(hv.pool().stats(), start);
     drop(keep);
     assert_eq!(hv.reap(), 1);
@@ -240,7 +241,7 @@ fn the_backend_reaches_its_domain_through_the_services() {
     drop(services);
     let id = d.id();
     drop(d);
-    hv.destroy_domain(id).unwrap();
+    crate::run::destroy_domain(&hv, id).unwrap();
     assert!(hv.domain_any(id).is_none(), "nothing keeps the domain alive");
 }
 

@@ -42,7 +42,7 @@ impl Watchdogs {
         if id == 0 {
             let (i, slot) = self.slots.iter_mut().enumerate().find(|(_, s)| s.is_none()).ok_or(Errno::ENOSPC)?;
             *slot = Some(armed);
-            return Ok(i as u32 + 1);
+            return u32::try_from(i + 1).map_err(|_| Errno::ENOSPC);
         }
         let slot = self.slots.get_mut(id as usize - 1).filter(|s| s.is_some()).ok_or(Errno::EINVAL)?;
         *slot = (timeout_s != 0).then_some(armed);
@@ -58,7 +58,8 @@ impl Watchdogs {
     pub fn expired(&self, now: u64) -> Option<Expired> {
         let (i, a) =
             self.slots.iter().enumerate().filter_map(|(i, s)| Some((i, (*s)?))).min_by_key(|(_, a)| a.deadline)?;
-        (a.deadline <= now).then_some(Expired { id: i as u32 + 1, timeout_s: a.timeout_s })
+        let id = u32::try_from(i + 1).ok()?;
+        (a.deadline <= now).then_some(Expired { id, timeout_s: a.timeout_s })
     }
 
     /// How many are in use.

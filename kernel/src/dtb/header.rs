@@ -10,7 +10,7 @@ pub const MAX_SIZE: usize = 2 << 20;
 /// The version Keel reads and writes.
 pub const VERSION: u32 = 17;
 /// Size of one memory-reservation entry (address, size).
-const RSV_ENTRY: usize = 16;
+const RSV_ENTRY: u32 = 16;
 
 /// A checked header: every block lies inside `total_size`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -49,7 +49,7 @@ impl Header {
         };
         let structs = block(field(2), field(9), "structure")?;
         let strings = block(field(3), field(8), "strings")?;
-        let reservations = block(field(4), RSV_ENTRY as u32, "memory reservation")?.start;
+        let reservations = block(field(4), RSV_ENTRY, "memory reservation")?.start;
         if structs.start % 4 != 0 {
             return Err(DtbError::Misaligned(structs.start));
         }

@@ -42,6 +42,7 @@ pub fn strip_nops(blob: &mut [u8]) -> Result<(), DtbError> {
             break;
         }
     }
-    blob[36..40].copy_from_slice(&((dst - start) as u32).to_be_bytes());
+    // The struct block only shrinks: it still fits the header's 32-bit field.
+    blob[36..40].copy_from_slice(&u32::try_from(dst - start).unwrap_or(u32::MAX).to_be_bytes());
     Ok(())
 }

@@ -116,11 +116,12 @@ impl FdtWriter {
         while at < self.strings.len() {
             let end = self.strings[at..].iter().position(|&b| b == 0).map_or(self.strings.len(), |p| at + p);
             if &self.strings[at..end] == n {
-                return at as u32;
+                return u32::try_from(at).unwrap_or(u32::MAX);
             }
             at = end + 1;
         }
-        let off = self.strings.len() as u32;
+        // Beyond 4 GiB `finish` refuses the blob (MAX_SIZE) before the offset matters.
+        let off = u32::try_from(self.strings.len()).unwrap_or(u32::MAX);
         self.strings.extend_from_slice(n);
         self.strings.push(0);
         off
@@ -138,7 +139,14 @@ impl FdtWriter {
         }
         let off = self.name_offset(name);
         self.word(PROP);
-        self.word(value.len() as u32);
+        let len = match u32::try_from(value.len()) {
+            Ok(len) => len,
+            Err(_) => {
+                self.fail(WriteError::TooLarge(value.len()));
+                0
+            }
+        };
+        self.word(len);
         self.word(off);
         self.structs.extend_from_slice(value);
         self.pad();
@@ -210,17 +218,18 @@ impl FdtWriter {
             return Err(WriteError::TooLarge(total));
         }
         let mut out = Vec::with_capacity(total);
+        let word = |n: usize| u32::try_from(n).map_err(|_| WriteError::TooLarge(total));
         let header = [
             MAGIC,
-            total as u32,
-            structs_off as u32,
-            strings_off as u32,
-            rsv_off as u32,
+            word(total)?,
+            word(structs_off)?,
+            word(strings_off)?,
+            word(rsv_off)?,
             VERSION,
             16,
             0, // boot_cpuid_phys
-            self.strings.len() as u32,
-            self.structs.len() as u32,
+            word(self.strings.len())?,
+            word(self.structs.len())?,
         ];
         for w in header {
             out.extend_from_slice(&w.to_be_bytes());

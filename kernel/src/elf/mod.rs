@@ -7,6 +7,7 @@
 //! specific to an architecture.
 
 use core::fmt;
+use keel_abi::wire::{read_u16_le, read_u32_le, read_u64_le};
 
 /// `p_type` of a loadable segment.
 pub const PT_LOAD: u32 = 1;
@@ -101,18 +102,6 @@ pub struct Elf<'a> {
     phnum: usize,
 }
 
-fn u16_at(b: &[u8], off: usize) -> u16 {
-    u16::from_le_bytes([b[off], b[off + 1]])
-}
-
-fn u32_at(b: &[u8], off: usize) -> u32 {
-    u32::from_le_bytes([b[off], b[off + 1], b[off + 2], b[off + 3]])
-}
-
-fn u64_at(b: &[u8], off: usize) -> u64 {
-    u32_at(b, off) as u64 | (u32_at(b, off + 4) as u64) << 32
-}
-
 impl<'a> Elf<'a> {
     /// Checks the header, the program-header table and every segment's file range.
     pub fn parse(bytes: &'a [u8]) -> Result<Self, ElfError> {
@@ -137,15 +126,20 @@ impl<'a> Elf<'a> {
         if bytes.len() < header {
             return Err(ElfError::Truncated);
         }
-        let kind = u16_at(bytes, 16);
+        let kind = read_u16_le(bytes, 16);
         if kind != 2 && kind != 3 {
             return Err(ElfError::NotExecutable(kind));
         }
-        let machine = u16_at(bytes, 18);
+        let machine = read_u16_le(bytes, 18);
         let (entry, phoff, phentsize, phnum) = if wide {
-            (u64_at(bytes, 24), u64_at(bytes, 32), u16_at(bytes, 54), u16_at(bytes, 56))
+            (read_u64_le(bytes, 24), read_u64_le(bytes, 32), read_u16_le(bytes, 54), read_u16_le(bytes, 56))
         } else {
-            (u32_at(bytes, 24) as u64, u32_at(bytes, 28) as u64, u16_at(bytes, 42), u16_at(bytes, 44))
+            (
+                read_u32_le(bytes, 24) as u64,
+                read_u32_le(bytes, 28) as u64,
+                read_u16_le(bytes, 42),
+                read_u16_le(bytes, 44),
+            )
         };
         let min_entry = if wide { 56 } else { 32 };
         let table_ok = phnum <= MAX_PHNUM
@@ -159,7 +153,7 @@ impl<'a> Elf<'a> {
             wide,
             machine,
             entry,
-            phoff: phoff as usize,
+            phoff: usize::try_from(phoff).map_err(|_| ElfError::BadProgramHeaders)?,
             phentsize: phentsize as usize,
             phnum: phnum as usize,
         };
@@ -191,31 +185,32 @@ impl<'a> Elf<'a> {
         let b = self.bytes;
         if self.wide {
             Segment {
-                kind: u32_at(b, at),
-                flags: u32_at(b, at + 4),
-                offset: u64_at(b, at + 8),
-                vaddr: u64_at(b, at + 16),
-                paddr: u64_at(b, at + 24),
-                filesz: u64_at(b, at + 32),
-                memsz: u64_at(b, at + 40),
+                kind: read_u32_le(b, at),
+                flags: read_u32_le(b, at + 4),
+                offset: read_u64_le(b, at + 8),
+                vaddr: read_u64_le(b, at + 16),
+                paddr: read_u64_le(b, at + 24),
+                filesz: read_u64_le(b, at + 32),
+                memsz: read_u64_le(b, at + 40),
             }
         } else {
             Segment {
-                kind: u32_at(b, at),
-                offset: u32_at(b, at + 4) as u64,
-                vaddr: u32_at(b, at + 8) as u64,
-                paddr: u32_at(b, at + 12) as u64,
-                filesz: u32_at(b, at + 16) as u64,
-                memsz: u32_at(b, at + 20) as u64,
-                flags: u32_at(b, at + 24),
+                kind: read_u32_le(b, at),
+                offset: read_u32_le(b, at + 4) as u64,
+                vaddr: read_u32_le(b, at + 8) as u64,
+                paddr: read_u32_le(b, at + 12) as u64,
+                filesz: read_u32_le(b, at + 16) as u64,
+                memsz: read_u32_le(b, at + 20) as u64,
+                flags: read_u32_le(b, at + 24),
             }
         }
     }
 
     /// The file bytes of a segment of this image (checked in [`Elf::parse`]).
     pub fn file_bytes(&self, s: &Segment) -> &'a [u8] {
-        let start = (s.offset as usize).min(self.bytes.len());
-        let end = (s.offset.saturating_add(s.filesz) as usize).min(self.bytes.len());
+        let at = |o: u64| usize::try_from(o).unwrap_or(usize::MAX).min(self.bytes.len());
+        let start = at(s.offset);
+        let end = at(s.offset.saturating_add(s.filesz));
         &self.bytes[start..end.max(start)]
     }
 
@@ -250,7 +245,7 @@ impl<'a> Iterator for Notes<'a> {
             if b.len() < 12 {
                 return None;
             }
-            let (namesz, descsz, kind) = (u32_at(b, 0) as usize, u32_at(b, 4) as usize, u32_at(b, 8));
+            let (namesz, descsz, kind) = (read_u32_le(b, 0) as usize, read_u32_le(b, 4) as usize, read_u32_le(b, 8));
             let name_end = 12usize.checked_add(namesz)?;
             let desc_start = name_end.checked_next_multiple_of(4)?;
             let desc_end = desc_start.checked_add(descsz)?;

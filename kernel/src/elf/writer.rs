@@ -28,11 +28,22 @@ impl Part {
     }
 }
 
+/// An address in an ELF32 field: its low half, as a 32-bit image sees a sign-extended
+/// (or any) 64-bit address.
+fn low32(v: u64) -> u32 {
+    (v & 0xffff_ffff) as u32
+}
+
+/// `v` in a narrower ELF field; a fixture that does not fit its format is a test bug.
+fn field<T: TryFrom<U>, U: Copy + core::fmt::Debug>(v: U) -> T {
+    T::try_from(v).unwrap_or_else(|_| panic!("{v:?} does not fit its ELF field"))
+}
+
 /// The bytes of one note (name NUL-terminated, both fields padded to 4 bytes).
 pub fn note_bytes(owner: &str, kind: u32, desc: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    out.extend_from_slice(&(owner.len() as u32 + 1).to_le_bytes());
-    out.extend_from_slice(&(desc.len() as u32).to_le_bytes());
+    out.extend_from_slice(&field::<u32, _>(owner.len() + 1).to_le_bytes());
+    out.extend_from_slice(&field::<u32, _>(desc.len()).to_le_bytes());
     out.extend_from_slice(&kind.to_le_bytes());
     out.extend_from_slice(owner.as_bytes());
     out.push(0);
@@ -61,15 +72,15 @@ pub fn image(wide: bool, machine: u16, entry: u64, parts: &[Part]) -> Vec<u8> {
     if wide {
         out[24..32].copy_from_slice(&entry.to_le_bytes());
         out[32..40].copy_from_slice(&(ehsize as u64).to_le_bytes());
-        out[52..54].copy_from_slice(&(ehsize as u16).to_le_bytes());
-        out[54..56].copy_from_slice(&(phentsize as u16).to_le_bytes());
-        out[56..58].copy_from_slice(&(parts.len() as u16).to_le_bytes());
+        out[52..54].copy_from_slice(&field::<u16, _>(ehsize).to_le_bytes());
+        out[54..56].copy_from_slice(&field::<u16, _>(phentsize).to_le_bytes());
+        out[56..58].copy_from_slice(&field::<u16, _>(parts.len()).to_le_bytes());
     } else {
-        out[24..28].copy_from_slice(&(entry as u32).to_le_bytes());
-        out[28..32].copy_from_slice(&(ehsize as u32).to_le_bytes());
-        out[40..42].copy_from_slice(&(ehsize as u16).to_le_bytes());
-        out[42..44].copy_from_slice(&(phentsize as u16).to_le_bytes());
-        out[44..46].copy_from_slice(&(parts.len() as u16).to_le_bytes());
+        out[24..28].copy_from_slice(&low32(entry).to_le_bytes());
+        out[28..32].copy_from_slice(&field::<u32, _>(ehsize).to_le_bytes());
+        out[40..42].copy_from_slice(&field::<u16, _>(ehsize).to_le_bytes());
+        out[42..44].copy_from_slice(&field::<u16, _>(phentsize).to_le_bytes());
+        out[44..46].copy_from_slice(&field::<u16, _>(parts.len()).to_le_bytes());
     }
     for (i, p) in parts.iter().enumerate() {
         let at = ehsize + i * phentsize;
@@ -85,11 +96,11 @@ pub fn image(wide: bool, machine: u16, entry: u64, parts: &[Part]) -> Vec<u8> {
             h[40..48].copy_from_slice(&p.memsz.to_le_bytes());
         } else {
             h[0..4].copy_from_slice(&p.kind.to_le_bytes());
-            h[4..8].copy_from_slice(&(offset as u32).to_le_bytes());
-            h[8..12].copy_from_slice(&(p.vaddr as u32).to_le_bytes());
-            h[12..16].copy_from_slice(&(p.paddr as u32).to_le_bytes());
-            h[16..20].copy_from_slice(&(filesz as u32).to_le_bytes());
-            h[20..24].copy_from_slice(&(p.memsz as u32).to_le_bytes());
+            h[4..8].copy_from_slice(&field::<u32, _>(offset).to_le_bytes());
+            h[8..12].copy_from_slice(&low32(p.vaddr).to_le_bytes());
+            h[12..16].copy_from_slice(&low32(p.paddr).to_le_bytes());
+            h[16..20].copy_from_slice(&field::<u32, _>(filesz).to_le_bytes());
+            h[20..24].copy_from_slice(&field::<u32, _>(p.memsz).to_le_bytes());
             h[24..28].copy_from_slice(&flags.to_le_bytes());
         }
         offset += p.data.len();

@@ -51,12 +51,13 @@ impl Fifo {
 
     /// Ports whose event words exist.
     pub fn ports_with_words(&self) -> u32 {
-        self.pages.len() as u32 * EVTCHN_FIFO_EVENT_WORDS_PER_PAGE
+        // At most EVTCHN_FIFO_MAX_EVENT_ARRAY_PAGES pages (`can_expand`).
+        u32::try_from(self.pages.len()).unwrap_or(0).saturating_mul(EVTCHN_FIFO_EVENT_WORDS_PER_PAGE)
     }
 
     /// Whether another event-array page may be added.
     pub fn can_expand(&self) -> Result<(), Errno> {
-        if self.pages.len() as u32 >= EVTCHN_FIFO_MAX_EVENT_ARRAY_PAGES {
+        if u32::try_from(self.pages.len()).map_or(true, |n| n >= EVTCHN_FIFO_MAX_EVENT_ARRAY_PAGES) {
             Err(Errno::ENOSPC)
         } else {
             Ok(())
@@ -112,7 +113,7 @@ impl Fifo {
                 }
             }
             p.last_vcpu = vcpu;
-            p.last_priority = queue as u8;
+            p.last_priority = u8::try_from(queue).unwrap_or(u8::MAX);
             let q = &mut self.vcpus[vcpu as usize];
             let tail = q.tails[queue];
             q.tails[queue] = port;
@@ -122,7 +123,7 @@ impl Fifo {
             }
         }
         let ready = GuestWord32::<A>::at(control);
-        let upcall = !linked && matches!(ready.test_and_set(queue as u32), Ok(false));
+        let upcall = !linked && matches!(ready.test_and_set(u32::try_from(queue).unwrap_or(u32::MAX)), Ok(false));
         Outcome { newly_pending, upcall }
     }
 

@@ -5,8 +5,7 @@
 
 use super::{peer_of, Binding, EventState, PortStatus, Wake};
 use crate::arch::Arch;
-use crate::domain::Domain;
-use crate::hypervisor::Hypervisor;
+use crate::domain::{Domain, DomainTable};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use keel_abi::xen::{DomId, DOMID_SELF};
@@ -31,7 +30,7 @@ fn lock_pair<'d, A: Arch>(
 
 /// `EVTCHNOP_alloc_unbound`: a port of `dom` (the caller) that `remote_dom` may bind.
 pub fn alloc_unbound<A: Arch>(
-    hv: &Hypervisor<'_, A>,
+    hv: &impl DomainTable<A>,
     caller: &Arc<Domain<A>>,
     dom: DomId,
     remote_dom: DomId,
@@ -51,7 +50,7 @@ pub fn alloc_unbound<A: Arch>(
 /// `remote_dom`, which must be unbound and allocated for the caller. The new port is
 /// marked pending, since events sent before the bind are lost.
 pub fn bind_interdomain<A: Arch>(
-    hv: &Hypervisor<'_, A>,
+    hv: &impl DomainTable<A>,
     caller: &Arc<Domain<A>>,
     remote_dom: DomId,
     remote_port: u32,
@@ -124,7 +123,7 @@ fn close_locked<A: Arch>(d: DomId, ev: &mut EventState<A>, peer: Option<&mut Eve
 }
 
 /// `EVTCHNOP_close` (and closing on reset and destruction).
-pub fn close<A: Arch>(hv: &Hypervisor<'_, A>, d: &Arc<Domain<A>>, port: u32) -> Result<(), Errno> {
+pub fn close<A: Arch>(hv: &impl DomainTable<A>, d: &Arc<Domain<A>>, port: u32) -> Result<(), Errno> {
     for _ in 0..4 {
         let peer = {
             let mut ev = d.events.lock();
@@ -156,7 +155,7 @@ pub fn close<A: Arch>(hv: &Hypervisor<'_, A>, d: &Arc<Domain<A>>, port: u32) -> 
 }
 
 /// `EVTCHNOP_send`.
-pub fn send<A: Arch>(hv: &Hypervisor<'_, A>, d: &Arc<Domain<A>>, port: u32) -> Result<(), Errno> {
+pub fn send<A: Arch>(hv: &impl DomainTable<A>, d: &Arc<Domain<A>>, port: u32) -> Result<(), Errno> {
     let (remote, remote_port) = {
         let mut ev = d.events.lock();
         match ev.port(port)?.binding {
@@ -169,7 +168,7 @@ pub fn send<A: Arch>(hv: &Hypervisor<'_, A>, d: &Arc<Domain<A>>, port: u32) -> R
             Binding::Unbound { .. } => return Ok(()),
             Binding::Console => {
                 drop(ev);
-                hv.pv_console_output(d);
+                hv.console_output(d);
                 return Ok(());
             }
             Binding::Interdomain { remote, remote_port } if remote == d.id() => {
@@ -199,7 +198,7 @@ pub fn send<A: Arch>(hv: &Hypervisor<'_, A>, d: &Arc<Domain<A>>, port: u32) -> R
 
 /// `EVTCHNOP_status`.
 pub fn status<A: Arch>(
-    hv: &Hypervisor<'_, A>,
+    hv: &impl DomainTable<A>,
     caller: &Arc<Domain<A>>,
     dom: DomId,
     port: u32,
@@ -214,16 +213,16 @@ pub fn status<A: Arch>(
 }
 
 /// Closes every port of `d` and returns it to the 2-level ABI.
-fn close_all<A: Arch>(hv: &Hypervisor<'_, A>, d: &Arc<Domain<A>>) {
+fn close_all<A: Arch>(hv: &impl DomainTable<A>, d: &Arc<Domain<A>>) {
     let ports: Vec<u32> = d.events.lock().ports.bound().collect();
     for port in ports {
         let _ = close(hv, d, port);
     }
-    d.events.lock().drop_fifo(&d.mm, hv.pool);
+    d.events.lock().drop_fifo(&d.mm, hv.frame_pool());
 }
 
 /// `EVTCHNOP_reset`.
-pub fn reset<A: Arch>(hv: &Hypervisor<'_, A>, caller: &Arc<Domain<A>>, dom: DomId) -> Result<(), Errno> {
+pub fn reset<A: Arch>(hv: &impl DomainTable<A>, caller: &Arc<Domain<A>>, dom: DomId) -> Result<(), Errno> {
     let d = hv.resolve(caller, dom).ok_or(Errno::ESRCH)?;
     if d.id() != caller.id() {
         return Err(Errno::EPERM);
@@ -234,8 +233,8 @@ pub fn reset<A: Arch>(hv: &Hypervisor<'_, A>, caller: &Arc<Domain<A>>, dom: DomI
 
 /// Destruction: no new ports, every port closed (peers' ports become unbound), FIFO
 /// pages and registered `vcpu_info` pages unpinned.
-pub fn teardown<A: Arch>(hv: &Hypervisor<'_, A>, d: &Arc<Domain<A>>) {
+pub fn teardown<A: Arch>(hv: &impl DomainTable<A>, d: &Arc<Domain<A>>) {
     d.events.lock().set_dying();
     close_all(hv, d);
-    d.events.lock().drop_vcpu_info(&d.mm, hv.pool);
+    d.events.lock().drop_vcpu_info(&d.mm, hv.frame_pool());
 }

@@ -29,6 +29,10 @@ use keel_abi::xen::{virq_kind, DomId, VirqKind, NR_VIRQS};
 use keel_abi::Errno;
 use two_level::{Outcome, TwoLevel};
 
+/// [`EVTCHN_FIFO_LINK_BITS`] as the `u8` of `EVTCHNOP_init_control`'s reply.
+pub const LINK_BITS: u8 = 17;
+const _: () = assert!(LINK_BITS as u32 == EVTCHN_FIFO_LINK_BITS);
+
 /// Event state of one vCPU.
 #[derive(Clone, Debug)]
 pub struct VcpuEvents {
@@ -128,7 +132,7 @@ impl<A: Arch> EventState<A> {
     }
 
     pub fn nr_vcpus(&self) -> u32 {
-        self.vcpus.len() as u32
+        u32::try_from(self.vcpus.len()).unwrap_or(u32::MAX)
     }
 
     pub fn is_dying(&self) -> bool {
@@ -319,7 +323,7 @@ impl<A: Arch> EventState<A> {
             return Err(Errno::EINVAL);
         }
         if let Some(p) = self.ports.get_mut(port) {
-            p.priority = priority as u8;
+            p.priority = u8::try_from(priority).map_err(|_| Errno::EINVAL)?;
         }
         Ok(())
     }

@@ -8,6 +8,10 @@ use keel_abi::event::{EVTCHN_FIFO_NR_CHANNELS, EVTCHN_FIFO_PRIORITY_DEFAULT};
 use keel_abi::xen::DomId;
 use keel_abi::Errno;
 
+/// [`EVTCHN_FIFO_PRIORITY_DEFAULT`] as a port's `u8` priority.
+pub(crate) const PRIORITY_DEFAULT: u8 = 7;
+const _: () = assert!(PRIORITY_DEFAULT as u32 == EVTCHN_FIFO_PRIORITY_DEFAULT);
+
 /// Ports per bucket.
 pub const BUCKET: u32 = 64;
 
@@ -54,9 +58,9 @@ impl Port {
     pub const FREE: Port = Port {
         binding: Binding::Free,
         notify_vcpu: 0,
-        priority: EVTCHN_FIFO_PRIORITY_DEFAULT as u8,
+        priority: PRIORITY_DEFAULT,
         last_vcpu: 0,
-        last_priority: EVTCHN_FIFO_PRIORITY_DEFAULT as u8,
+        last_priority: PRIORITY_DEFAULT,
         pending_without_word: false,
     };
 }
@@ -91,7 +95,7 @@ impl PortTable {
 
     /// Ports with storage: a port number below this (and below the ABI's limit) is valid.
     pub fn valid_limit(&self) -> u32 {
-        self.buckets.len() as u32 * BUCKET
+        u32::try_from(self.buckets.len()).unwrap_or(u32::MAX).saturating_mul(BUCKET)
     }
 
     /// Bound ports (port 0 not counted).

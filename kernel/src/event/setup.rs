@@ -3,8 +3,8 @@
 
 use super::{EventState, Fifo, TwoLevel, Wake};
 use crate::arch::{Arch, HostMemory};
-use crate::domain::Memory;
-use crate::mm::{FramePool, PhysAddr, PAGE_SIZE};
+use crate::mm::{FramePool, PhysAddr, PAGE_BYTES, PAGE_SIZE};
+use crate::p2m::Memory;
 use alloc::vec;
 use alloc::vec::Vec;
 use keel_abi::event::*;
@@ -18,7 +18,9 @@ impl<A: Arch> EventState<A> {
         if vcpu >= self.nr_vcpus() {
             return Err(Errno::ENOENT);
         }
-        if offset as usize > PAGE_SIZE as usize - EvtchnFifoControlBlock::SIZE || !offset.is_multiple_of(8) {
+        if usize::try_from(offset).map_or(true, |o| o > PAGE_BYTES - EvtchnFifoControlBlock::SIZE)
+            || !offset.is_multiple_of(8)
+        {
             return Err(Errno::EINVAL);
         }
         if self.fifo.as_ref().is_some_and(|f| f.vcpus[vcpu as usize].control.is_some()) {
@@ -36,7 +38,7 @@ impl<A: Arch> EventState<A> {
                 let pending = port < EVTCHN_2L_NR_CHANNELS && two.is_pending::<A>(port);
                 if let Some(p) = self.ports.get_mut(port) {
                     p.pending_without_word = pending;
-                    p.priority = EVTCHN_FIFO_PRIORITY_DEFAULT as u8;
+                    p.priority = super::port::PRIORITY_DEFAULT;
                 }
             }
         }
@@ -101,7 +103,7 @@ impl<A: Arch> EventState<A> {
         }
         let frame = mm.lock().pin_ram(gfn)?;
         let new = PhysAddr(frame.0 + offset);
-        let mut bytes = vec![0u8; size as usize];
+        let mut bytes = vec![0u8; usize::try_from(size).map_err(|_| Errno::ENXIO)?];
         if let Some(old) = v.vcpu_info {
             A::Memory::read(old, &mut bytes);
         }

@@ -320,7 +320,7 @@ fn interdomain_lifecycle_and_close_notifies_the_peer() {
     assert_eq!(status(&b, DOMID_SELF, pb).1.status, EVTCHNSTAT_CLOSED);
     // b may bind again; then b is destroyed and a's port becomes unbound again.
     assert_eq!(bind(a.id(), pa).0, 0);
-    hv.destroy_domain(b.id()).unwrap();
+    crate::run::destroy_domain(&hv, b.id()).unwrap();
     assert_eq!(status(&a, DOMID_SELF, pa).1.status, EVTCHNSTAT_UNBOUND);
     assert_eq!(send(&hv, &a, pa), 0);
 }

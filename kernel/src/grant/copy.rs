@@ -4,9 +4,9 @@
 
 use super::ops::{pin_entry, unpin_entry};
 use crate::arch::{Arch, HostMemory};
-use crate::domain::{Domain, PageKind};
-use crate::hypervisor::Hypervisor;
+use crate::domain::{Domain, DomainTable};
 use crate::mm::{PhysAddr, PAGE_SIZE};
+use crate::p2m::PageKind;
 use alloc::sync::Arc;
 use keel_abi::grant::*;
 use keel_abi::xen::DOMID_SELF;
@@ -21,16 +21,16 @@ struct Side<A: Arch> {
 }
 
 impl<A: Arch> Side<A> {
-    fn release(self, hv: &Hypervisor<'_, A>) {
+    fn release(self, hv: &impl DomainTable<A>) {
         match self.gref {
             Some(gref) => unpin_entry(hv, &self.domain, &mut self.domain.grants.lock(), gref, self.readonly, None),
-            None => self.domain.mm.lock().unpin(hv.pool, self.frame),
+            None => self.domain.mm.lock().unpin(hv.frame_pool(), self.frame),
         }
     }
 }
 
 fn claim<A: Arch>(
-    hv: &Hypervisor<'_, A>,
+    hv: &impl DomainTable<A>,
     caller: &Arc<Domain<A>>,
     ptr: &GnttabCopyPtr,
     is_gref: bool,
@@ -57,7 +57,7 @@ fn claim<A: Arch>(
 }
 
 /// Performs one copy op for `caller`; returns its `GNTST_*` status.
-pub fn copy<A: Arch>(hv: &Hypervisor<'_, A>, caller: &Arc<Domain<A>>, op: &GnttabCopy) -> i16 {
+pub fn copy<A: Arch>(hv: &impl DomainTable<A>, caller: &Arc<Domain<A>>, op: &GnttabCopy) -> i16 {
     if op.len == 0 {
         return GNTST_OKAY;
     }
@@ -90,7 +90,7 @@ pub fn copy<A: Arch>(hv: &Hypervisor<'_, A>, caller: &Arc<Domain<A>>, op: &Gntta
         let mut buf = [0u8; 512];
         let mut done = 0;
         while done < len {
-            let n = (len - done).min(buf.len() as u64) as usize;
+            let n = usize::try_from(len - done).unwrap_or(usize::MAX).min(buf.len());
             A::Memory::read(PhysAddr(src.frame.0 + op.source.offset as u64 + done), &mut buf[..n]);
             A::Memory::write(PhysAddr(dst.frame.0 + op.dest.offset as u64 + done), &buf[..n]);
             done += n as u64;

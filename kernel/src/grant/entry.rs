@@ -25,7 +25,7 @@ pub fn acquire<A: Arch>(
     let mask = GTF_TYPE_MASK | if mapping { GTF_SUB_PAGE } else { 0 };
     let mut seen = word.load();
     for _ in 0..RETRIES {
-        let flags = seen as u16;
+        let flags = (seen & 0xffff) as u16;
         let domid = (seen >> 16) as u16;
         if !pinned && (flags & mask != GTF_PERMIT_ACCESS || domid != ldomid) {
             return Err(GNTST_GENERAL_ERROR);

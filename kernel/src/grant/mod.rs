@@ -11,7 +11,7 @@ pub mod ops;
 
 use crate::arch::{Arch, HostMemory};
 use crate::guest_memory::GuestWord32;
-use crate::mm::{FramePool, PhysAddr, PAGE_SIZE};
+use crate::mm::{FramePool, PhysAddr, PAGE_BYTES};
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use keel_abi::grant::GRANT_ENTRIES_PER_FRAME;
@@ -84,7 +84,7 @@ impl GrantTable {
     }
 
     pub fn nr_frames(&self) -> u32 {
-        self.frames.len() as u32
+        u32::try_from(self.frames.len()).unwrap_or(u32::MAX)
     }
 
     pub fn max_frames(&self) -> u32 {
@@ -103,7 +103,7 @@ impl GrantTable {
         }
         while self.nr_frames() < n {
             let f = pool.alloc(1).ok_or(Errno::ENOMEM)?;
-            A::Memory::zero(f, PAGE_SIZE as usize);
+            A::Memory::zero(f, PAGE_BYTES);
             self.frames.push(f);
         }
         Ok(())
@@ -135,11 +135,12 @@ impl GrantTable {
             self.maptrack[h as usize] = Slot::Reserved;
             return Some(h);
         }
-        if self.maptrack.len() as u32 >= self.max_maptrack {
+        let handle = u32::try_from(self.maptrack.len()).ok()?;
+        if handle >= self.max_maptrack {
             return None;
         }
         self.maptrack.push(Slot::Reserved);
-        Some(self.maptrack.len() as u32 - 1)
+        Some(handle)
     }
 
     /// Returns a handle to the free list.

@@ -9,8 +9,7 @@
 
 use super::{entry, Active, GrantTable, Mapping, Slot};
 use crate::arch::Arch;
-use crate::domain::Domain;
-use crate::hypervisor::Hypervisor;
+use crate::domain::{Domain, DomainTable};
 use crate::mm::{PhysAddr, PAGE_SIZE};
 use alloc::sync::Arc;
 use alloc::vec;
@@ -68,7 +67,7 @@ pub(crate) fn pin_entry<A: Arch>(
 /// Drops a pin taken with [`pin_entry`]; clears `GTF_writing` when the last writable pin
 /// goes and `GTF_reading` when the last pin goes, and unpins the frame.
 pub(crate) fn unpin_entry<A: Arch>(
-    hv: &Hypervisor<'_, A>,
+    hv: &impl DomainTable<A>,
     g: &Domain<A>,
     gt: &mut GrantTable,
     gref: u32,
@@ -92,7 +91,7 @@ pub(crate) fn unpin_entry<A: Arch>(
     if total == 0 {
         clear |= GTF_READING;
         gt.active.remove(&gref);
-        g.mm.lock().unpin(hv.pool, frame);
+        g.mm.lock().unpin(hv.frame_pool(), frame);
     }
     if clear != 0 {
         if let Some(w) = gt.entry_word::<A>(gref) {
@@ -102,7 +101,7 @@ pub(crate) fn unpin_entry<A: Arch>(
 }
 
 /// `GNTTABOP_map_grant_ref` for one op; returns (status, handle).
-pub fn map<A: Arch>(hv: &Hypervisor<'_, A>, m: &Arc<Domain<A>>, op: &GnttabMapGrantRef) -> (i16, u32) {
+pub fn map<A: Arch>(hv: &impl DomainTable<A>, m: &Arc<Domain<A>>, op: &GnttabMapGrantRef) -> (i16, u32) {
     if op.flags & (GNTMAP_HOST_MAP | GNTMAP_DEVICE_MAP) == 0 {
         return (GNTST_BAD_GNTREF, 0);
     }
@@ -131,7 +130,7 @@ pub fn map<A: Arch>(hv: &Hypervisor<'_, A>, m: &Arc<Domain<A>>, op: &GnttabMapGr
         }
     };
     let gfn = op.host_addr / PAGE_SIZE;
-    let mapped = m.mm.lock().map_foreign(hv.pool, gfn, frame, !readonly, handle);
+    let mapped = m.mm.lock().map_foreign(hv.frame_pool(), gfn, frame, !readonly, handle);
     let mut mt = m.grants.lock();
     let revoked = mt.slot(handle) == Slot::Revoked;
     if mapped.is_ok() && !revoked {
@@ -142,14 +141,14 @@ pub fn map<A: Arch>(hv: &Hypervisor<'_, A>, m: &Arc<Domain<A>>, op: &GnttabMapGr
     mt.free_handle(handle);
     drop(mt);
     if mapped.is_ok() {
-        let _ = m.mm.lock().unmap_foreign(hv.pool, gfn, handle);
+        let _ = m.mm.lock().unmap_foreign(hv.frame_pool(), gfn, handle);
     }
     unpin_entry(hv, &g, &mut g.grants.lock(), op.grant_ref, readonly, Some((m.id(), handle)));
     (GNTST_GENERAL_ERROR, 0)
 }
 
 /// `GNTTABOP_unmap_grant_ref` for one op.
-pub fn unmap<A: Arch>(hv: &Hypervisor<'_, A>, m: &Arc<Domain<A>>, op: &GnttabUnmapGrantRef) -> i16 {
+pub fn unmap<A: Arch>(hv: &impl DomainTable<A>, m: &Arc<Domain<A>>, op: &GnttabUnmapGrantRef) -> i16 {
     let mapping = {
         let mut mt = m.grants.lock();
         let Slot::Mapped(mapping) = mt.slot(op.handle) else { return GNTST_BAD_HANDLE };
@@ -163,7 +162,7 @@ pub fn unmap<A: Arch>(hv: &Hypervisor<'_, A>, m: &Arc<Domain<A>>, op: &GnttabUnm
         mt.free_handle(op.handle);
         mapping
     };
-    let _ = m.mm.lock().unmap_foreign(hv.pool, mapping.gfn, op.handle);
+    let _ = m.mm.lock().unmap_foreign(hv.frame_pool(), mapping.gfn, op.handle);
     if let Some(g) = hv.domain_any(mapping.granter) {
         unpin_entry(hv, &g, &mut g.grants.lock(), mapping.gref, mapping.readonly, Some((m.id(), op.handle)));
     }
@@ -173,7 +172,7 @@ pub fn unmap<A: Arch>(hv: &Hypervisor<'_, A>, m: &Arc<Domain<A>>, op: &GnttabUnm
 /// Removes mapping `handle` of `m`, which maps `gref` of the dying domain `g`. Returns
 /// whether the mapping was read-only if `g` must drop its pin; `None` if the map was
 /// still in progress (the mapper undoes it) or already gone.
-fn revoke<A: Arch>(hv: &Hypervisor<'_, A>, m: &Domain<A>, handle: u32, g: DomId, gref: u32) -> Option<bool> {
+fn revoke<A: Arch>(hv: &impl DomainTable<A>, m: &Domain<A>, handle: u32, g: DomId, gref: u32) -> Option<bool> {
     let x = {
         let mut mt = m.grants.lock();
         match mt.slot(handle) {
@@ -188,12 +187,12 @@ fn revoke<A: Arch>(hv: &Hypervisor<'_, A>, m: &Domain<A>, handle: u32, g: DomId,
             _ => return None,
         }
     };
-    let _ = m.mm.lock().unmap_foreign(hv.pool, x.gfn, handle);
+    let _ = m.mm.lock().unmap_foreign(hv.frame_pool(), x.gfn, handle);
     Some(x.readonly)
 }
 
 /// Grant teardown of a domain being destroyed.
-pub fn teardown<A: Arch>(hv: &Hypervisor<'_, A>, d: &Arc<Domain<A>>) {
+pub fn teardown<A: Arch>(hv: &impl DomainTable<A>, d: &Arc<Domain<A>>) {
     // Its own mappings of other domains' grants.
     let own: Vec<(u32, Mapping)> = {
         let mut gt = d.grants.lock();
@@ -202,7 +201,7 @@ pub fn teardown<A: Arch>(hv: &Hypervisor<'_, A>, d: &Arc<Domain<A>>) {
             .maptrack
             .iter()
             .enumerate()
-            .filter_map(|(h, s)| if let Slot::Mapped(x) = s { Some((h as u32, *x)) } else { None })
+            .filter_map(|(h, s)| if let Slot::Mapped(x) = s { Some((u32::try_from(h).ok()?, *x)) } else { None })
             .collect();
         for &(h, _) in &own {
             gt.free_handle(h);
@@ -210,7 +209,7 @@ pub fn teardown<A: Arch>(hv: &Hypervisor<'_, A>, d: &Arc<Domain<A>>) {
         own
     };
     for (h, x) in own {
-        let _ = d.mm.lock().unmap_foreign(hv.pool, x.gfn, h);
+        let _ = d.mm.lock().unmap_foreign(hv.frame_pool(), x.gfn, h);
         if let Some(g) = hv.domain_any(x.granter) {
             unpin_entry(hv, &g, &mut g.grants.lock(), x.gref, x.readonly, Some((d.id(), h)));
         }

@@ -20,8 +20,8 @@ pub use atomic::{GuestWord32, GuestWord64, Unstable};
 pub use virt::{GuestTranslate, GuestVirt, IdentityTranslation, NoTranslation};
 
 use crate::arch::{Arch, HostMemory};
-use crate::domain::{Memory, PageKind};
-use crate::mm::{PhysAddr, PAGE_SIZE};
+use crate::mm::{bytes_to_page_end, PhysAddr, PAGE_SIZE};
+use crate::p2m::{Memory, PageKind};
 use keel_abi::{Errno, Wire};
 
 /// The kind of access a copy makes.
@@ -78,7 +78,7 @@ impl<'a, A: Arch> GuestPhys<'a, A> {
         let mut done = 0;
         while done < len {
             let a = gpa + done as u64;
-            let n = ((PAGE_SIZE - a % PAGE_SIZE) as usize).min(len - done);
+            let n = bytes_to_page_end(a).min(len - done);
             let pa = self.translate(a, access)?;
             let extends = (1..=RUNS).contains(&count) && {
                 let (start, _, bytes) = runs[count - 1];
@@ -103,7 +103,7 @@ impl<'a, A: Arch> GuestPhys<'a, A> {
         let mut done = 0;
         while done < len {
             let a = gpa + done as u64;
-            let n = ((PAGE_SIZE - a % PAGE_SIZE) as usize).min(len - done);
+            let n = bytes_to_page_end(a).min(len - done);
             f(self.translate(a, access)?, done, n);
             done += n;
         }

@@ -41,7 +41,7 @@ fn only_ram_and_hypervisor_pages_are_reachable() {
         let mut mm = d.mm.lock();
         // A foreign grant mapping and device memory are not hypercall memory.
         mm.map_foreign(hv.pool(), 0x100, PhysAddr(0x10_0000_0000), true, 7).unwrap();
-        mm.place_special(hv.pool(), 0x101, d.shared_info_frame(), crate::domain::PageKind::SharedInfo).unwrap();
+        mm.place_special(hv.pool(), 0x101, d.shared_info_frame(), crate::p2m::PageKind::SharedInfo).unwrap();
     }
     let mm = d.mm.lock();
     let g = GuestPhys::new(&mm);
@@ -100,7 +100,7 @@ fn atomic_words_give_up_on_a_racing_guest() {
 /// the frame its own page translates to.
 #[test]
 fn copies_follow_each_pages_frame_in_few_runs_or_many() {
-    use crate::domain::PageKind;
+    use crate::p2m::PageKind;
     for specials in [&[2u64][..], &[1, 3, 5]] {
         let (hv, _) = hypervisor();
         let d = guest(&hv, &X86_64, 1, 64);

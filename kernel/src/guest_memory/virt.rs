@@ -6,8 +6,8 @@
 
 use super::GuestPhys;
 use crate::arch::Arch;
-use crate::domain::Memory;
-use crate::mm::{GuestPhysAddr, PAGE_SIZE};
+use crate::mm::{bytes_to_page_end, GuestPhysAddr};
+use crate::p2m::Memory;
 use keel_abi::{Errno, Wire};
 use spin::Mutex;
 
@@ -67,7 +67,7 @@ impl<'a, A: Arch> GuestVirt<'a, A> {
         let mut done = 0;
         while done < len {
             let a = va + done as u64;
-            let n = ((PAGE_SIZE - a % PAGE_SIZE) as usize).min(len - done);
+            let n = bytes_to_page_end(a).min(len - done);
             let gpa = self.tr.gva_to_gpa(a, write).ok_or(Errno::EFAULT)?;
             f(&phys, gpa.0, done, n)?;
             done += n;

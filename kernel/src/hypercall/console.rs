@@ -25,7 +25,7 @@ pub fn console_io<A: Arch>(c: &Call<'_, '_, A>) -> HcResult {
             let mut chunk = [0u8; CHUNK];
             let mut done = 0u64;
             while done < count as u64 {
-                let n = (count as u64 - done).min(CHUNK as u64) as usize;
+                let n = usize::try_from(u64::from(count) - done).unwrap_or(CHUNK).min(CHUNK);
                 c.guest.read(buf.checked_add(done).ok_or(Errno::EFAULT)?, &mut chunk[..n])?;
                 let mut lines = Vec::new();
                 c.domain.console.lock().output(&chunk[..n], |line| lines.push(String::from(line)));

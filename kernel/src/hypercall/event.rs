@@ -61,7 +61,7 @@ pub fn event_channel_op<A: Arch>(c: &Call<'_, '_, A>) -> HcResult {
         }
         EVTCHNOP_INIT_CONTROL => {
             let mut x: EvtchnInitControl = g.read_struct(arg)?;
-            x.link_bits = EVTCHN_FIFO_LINK_BITS as u8;
+            x.link_bits = crate::event::LINK_BITS;
             d.events.lock().init_control(&d.mm, x.vcpu, x.control_gfn, x.offset)?;
             g.write_struct(arg, &x)?;
         }

@@ -3,8 +3,8 @@
 
 use super::{Call, HcResult};
 use crate::arch::Arch;
-use crate::domain::PageKind;
 use crate::grant::{self, ops};
+use crate::p2m::PageKind;
 use keel_abi::grant::*;
 use keel_abi::Errno;
 

@@ -3,7 +3,7 @@
 
 use super::{Call, HcResult};
 use crate::arch::Arch;
-use crate::domain::PageKind;
+use crate::p2m::PageKind;
 use keel_abi::memory::*;
 use keel_abi::Errno;
 
@@ -101,7 +101,8 @@ fn memory_map<A: Arch>(c: &Call<'_, '_, A>, arg: u64) -> HcResult {
     for (i, e) in map[..n].iter().enumerate() {
         c.guest.write_element(m.buffer, i as u64, e)?;
     }
-    m.nr_entries = n as u32;
+    // n is at most the guest's own u32 count.
+    m.nr_entries = u32::try_from(n).unwrap_or(m.nr_entries);
     c.guest.write_struct(arg, &m)?;
     Ok(0)
 }

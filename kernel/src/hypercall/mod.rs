@@ -49,31 +49,46 @@ pub struct Call<'c, 'h, A: Arch> {
 impl<A: Arch> Call<'_, '_, A> {
     /// Argument `i` as Xen's `int`/`unsigned int` parameters see it.
     pub fn arg32(&self, i: usize) -> u32 {
-        self.args[i] as u32
+        // The low half, as Xen truncates a register to a C int.
+        (self.args[i] & 0xffff_ffff) as u32
     }
 }
 
 /// A hypercall handler.
 pub type Handler<A> = for<'c, 'h> fn(&Call<'c, 'h, A>) -> HcResult;
 
+/// The table's length: [`TABLE_SIZE`] entries.
+const SLOTS: usize = 64;
+const _: () = assert!(SLOTS as u64 == TABLE_SIZE);
+
+/// The table index of hypercall `nr`, checked at compile time (the table is built in a
+/// `const`, where `usize::try_from` is not available).
+const fn slot(nr: u64) -> usize {
+    assert!(nr < TABLE_SIZE);
+    // Below 64: the assertion above makes the narrowing exact.
+    #[allow(clippy::cast_possible_truncation)]
+    let i = nr as usize;
+    i
+}
+
 /// The dispatch table.
 pub struct Table<A: Arch>(PhantomData<A>);
 
 impl<A: Arch> Table<A> {
     /// Handlers by hypercall number.
-    pub const ENTRIES: [Option<Handler<A>>; TABLE_SIZE as usize] = {
-        let mut t: [Option<Handler<A>>; TABLE_SIZE as usize] = [None; TABLE_SIZE as usize];
-        t[nr::MEMORY_OP as usize] = Some(memory::memory_op::<A> as Handler<A>);
-        t[nr::SET_TIMER_OP as usize] = Some(timer::set_timer_op::<A> as Handler<A>);
-        t[nr::XEN_VERSION as usize] = Some(version::xen_version::<A> as Handler<A>);
-        t[nr::CONSOLE_IO as usize] = Some(console::console_io::<A> as Handler<A>);
-        t[nr::GRANT_TABLE_OP as usize] = Some(grant::grant_table_op::<A> as Handler<A>);
-        t[nr::VM_ASSIST as usize] = Some(vm_assist::vm_assist::<A> as Handler<A>);
-        t[nr::VCPU_OP as usize] = Some(vcpu::vcpu_op::<A> as Handler<A>);
-        t[nr::SCHED_OP as usize] = Some(sched::sched_op::<A> as Handler<A>);
-        t[nr::EVENT_CHANNEL_OP as usize] = Some(event::event_channel_op::<A> as Handler<A>);
-        t[nr::PHYSDEV_OP as usize] = Some(physdev_op::<A> as Handler<A>);
-        t[nr::HVM_OP as usize] = Some(hvm::hvm_op::<A> as Handler<A>);
+    pub const ENTRIES: [Option<Handler<A>>; SLOTS] = {
+        let mut t: [Option<Handler<A>>; SLOTS] = [None; SLOTS];
+        t[slot(nr::MEMORY_OP)] = Some(memory::memory_op::<A> as Handler<A>);
+        t[slot(nr::SET_TIMER_OP)] = Some(timer::set_timer_op::<A> as Handler<A>);
+        t[slot(nr::XEN_VERSION)] = Some(version::xen_version::<A> as Handler<A>);
+        t[slot(nr::CONSOLE_IO)] = Some(console::console_io::<A> as Handler<A>);
+        t[slot(nr::GRANT_TABLE_OP)] = Some(grant::grant_table_op::<A> as Handler<A>);
+        t[slot(nr::VM_ASSIST)] = Some(vm_assist::vm_assist::<A> as Handler<A>);
+        t[slot(nr::VCPU_OP)] = Some(vcpu::vcpu_op::<A> as Handler<A>);
+        t[slot(nr::SCHED_OP)] = Some(sched::sched_op::<A> as Handler<A>);
+        t[slot(nr::EVENT_CHANNEL_OP)] = Some(event::event_channel_op::<A> as Handler<A>);
+        t[slot(nr::PHYSDEV_OP)] = Some(physdev_op::<A> as Handler<A>);
+        t[slot(nr::HVM_OP)] = Some(hvm::hvm_op::<A> as Handler<A>);
         t
     };
 }

@@ -405,8 +405,8 @@ proptest! {
         }
         let (did, pid) = (d.id(), peer.id());
         drop((d, peer));
-        hv.destroy_domain(did).unwrap();
-        hv.destroy_domain(pid).unwrap();
+        crate::run::destroy_domain(&hv, did).unwrap();
+        crate::run::destroy_domain(&hv, pid).unwrap();
         prop_assert_eq!(hv.pool().stats(), start);
     }
 }

@@ -51,9 +51,12 @@ impl FramePool {
             return;
         }
         let mut inner = self.inner.lock();
-        inner.frames.add_frame(start as usize, end as usize);
+        // Frame numbers of a 64-bit address space: on a 32-bit host a region beyond 16 TiB
+        // would not fit and is left out.
+        let (Ok(first), Ok(last)) = (usize::try_from(start), usize::try_from(end)) else { return };
+        inner.frames.add_frame(first, last);
         inner.ranges.add(Region { start: start * PAGE_SIZE, end: end * PAGE_SIZE });
-        inner.total += (end - start) as usize;
+        inner.total += last - first;
     }
 
     /// Allocates `pages` contiguous frames (rounded up to a power of two, aligned to that

@@ -1,11 +1,10 @@
 //! Memory: addresses, the boot memory map, the frame pool, guest translation tables.
 
-mod addr;
 mod frame;
 mod page_table;
 mod region;
 
-pub use addr::{GuestPhysAddr, PhysAddr, PAGE_SIZE};
+pub use crate::addr::{bytes_to_page_end, GuestPhysAddr, PhysAddr, Region, PAGE_BYTES, PAGE_SIZE};
 pub use frame::{FramePool, PoolStats};
 pub use page_table::{translate, MapError, PageTable};
-pub use region::{MemoryMap, Region};
+pub use region::MemoryMap;

@@ -4,7 +4,7 @@
 //! decides the shape: 4 KiB tables, the largest block that fits, splitting a block
 //! (break-before-make) when part of it is unmapped, freeing tables on teardown.
 
-use super::{FramePool, GuestPhysAddr, PhysAddr, PAGE_SIZE};
+use super::{FramePool, GuestPhysAddr, PhysAddr, PAGE_BYTES, PAGE_SIZE};
 use crate::arch::{Arch, Entry, HostMemory, MemType, Perms, SpaceId, Stage2};
 use core::marker::PhantomData;
 
@@ -32,7 +32,7 @@ pub struct PageTable<A: Arch> {
 const ENTRIES: u64 = 512;
 
 fn shift<A: Arch>(level: usize) -> u32 {
-    12 + 9 * (A::Stage2::levels() - 1 - level) as u32
+    12 + 9 * u32::try_from(A::Stage2::levels() - 1 - level).unwrap_or(0)
 }
 
 fn index<A: Arch>(gpa: u64, level: usize) -> u64 {
@@ -75,7 +75,7 @@ impl<A: Arch> PageTable<A> {
     /// An empty address space tagged `space` for the TLB.
     pub fn new(pool: &FramePool, space: SpaceId) -> Result<Self, MapError> {
         let root = pool.alloc(1).ok_or(MapError::NoMemory)?;
-        A::Memory::zero(root, PAGE_SIZE as usize);
+        A::Memory::zero(root, PAGE_BYTES);
         Ok(PageTable { root, space, tables: 1, _arch: PhantomData })
     }
 
@@ -244,7 +244,7 @@ impl<A: Arch> PageTable<A> {
                 Entry::Table(next) => next,
                 Entry::Invalid => {
                     let next = pool.alloc(1).ok_or(MapError::NoMemory)?;
-                    A::Memory::zero(next, PAGE_SIZE as usize);
+                    A::Memory::zero(next, PAGE_BYTES);
                     self.tables += 1;
                     A::Memory::store_u64(s, A::Stage2::table_entry(next));
                     next

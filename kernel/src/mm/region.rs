@@ -1,25 +1,7 @@
 //! The boot memory map: a fixed-capacity list of disjoint address ranges, usable before
 //! any allocator exists.
 
-/// A half-open range of physical addresses `[start, end)`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Region {
-    pub start: u64,
-    pub end: u64,
-}
-
-impl Region {
-    /// The range `[start, start + size)`, saturating at the top of the address space.
-    pub const fn new(start: u64, size: u64) -> Self {
-        Region { start, end: start.saturating_add(size) }
-    }
-    pub const fn size(&self) -> u64 {
-        self.end - self.start
-    }
-    pub const fn is_empty(&self) -> bool {
-        self.end <= self.start
-    }
-}
+use crate::addr::Region;
 
 /// Disjoint, sorted ranges, at most 64 of them.
 #[derive(Clone, Debug)]

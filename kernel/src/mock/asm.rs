@@ -94,8 +94,8 @@ impl Asm {
 
     /// Hypercall `nr` with `args` in `r0..`; clobbers `r0..r4` and `r7`.
     pub fn hypercall(&mut self, nr: u64, args: &[u64]) -> &mut Self {
-        for (r, &a) in args.iter().enumerate() {
-            self.set(r as u8, a);
+        for (r, &a) in (0u8..).zip(args) {
+            self.set(r, a);
         }
         self.set(7, nr).i(Insn::Hypercall)
     }
@@ -112,11 +112,15 @@ impl Asm {
         let target = |l: Label| at[self.labels[l.0].expect("unbound label")];
         let mut out = Vec::with_capacity(pos);
         for (i, item) in self.items.iter().enumerate() {
-            let next = at[i + 1] as i64;
+            let next = at[i + 1];
+            let offset = |to: usize| {
+                let d = if to >= next { i32::try_from(to - next) } else { i32::try_from(next - to).map(|d| -d) };
+                d.expect("branch within the program")
+            };
             let insn = match *item {
                 Item::Insn(insn) => insn,
-                Item::Branch(c, a, b, l) => Insn::Branch(c, a, b, (target(l) as i64 - next) as i32),
-                Item::Jump(l) => Insn::Jump((target(l) as i64 - next) as i32),
+                Item::Branch(c, a, b, l) => Insn::Branch(c, a, b, offset(target(l))),
+                Item::Jump(l) => Insn::Jump(offset(target(l))),
             };
             insn.encode(&mut out);
         }

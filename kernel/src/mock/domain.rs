@@ -109,7 +109,7 @@ impl GuestLoader for MockArch {
         if kernel.size() > ram.size() {
             return Err(LoadError::TooLarge(format!("kernel of {} bytes, RAM of {} bytes", kernel.size(), ram.size())));
         }
-        let mut image = vec![0u8; kernel.size() as usize];
+        let mut image = vec![0u8; usize::try_from(kernel.size()).map_err(|_| LoadError::TooLarge("kernel".into()))?];
         MockMemory::read(PhysAddr(kernel.start), &mut image);
         if image.first().is_none_or(|&b| b == 0) {
             return Err(LoadError::BadImage("the kernel does not start with a mock instruction".into()));

@@ -24,7 +24,7 @@ use crate::arch::{
     Arch, CpuId, CpuOps, Entry, ExitStatus, HostMemory, InterruptController, IrqNumber, MemType, Perms, PowerOffPath,
     SpaceId, Stage2, Timer,
 };
-use crate::mm::{PhysAddr, PAGE_SIZE};
+use crate::mm::{PhysAddr, PAGE_BYTES, PAGE_SIZE};
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::string::String;
@@ -34,7 +34,7 @@ use std::cell::{Cell, RefCell};
 extern crate std;
 
 std::thread_local! {
-    static MEMORY: RefCell<BTreeMap<u64, Box<[u8; PAGE_SIZE as usize]>>> = const { RefCell::new(BTreeMap::new()) };
+    static MEMORY: RefCell<BTreeMap<u64, Box<[u8; PAGE_BYTES]>>> = const { RefCell::new(BTreeMap::new()) };
     static FLUSHES: Cell<u64> = const { Cell::new(0) };
     static ACCESSES: Cell<u64> = const { Cell::new(0) };
     static BREAK_RESULTS: Cell<bool> = const { Cell::new(false) };
@@ -167,10 +167,10 @@ impl MockMemory {
         while done < len || (len == 0 && last.is_none()) {
             let a = pa.0 + done as u64;
             let (page, off) = (a & !(PAGE_SIZE - 1), (a % PAGE_SIZE) as usize);
-            let n = (PAGE_SIZE as usize - off).min(len - done);
+            let n = (PAGE_BYTES - off).min(len - done);
             last = Some(MEMORY.with(|m| {
                 let mut m = m.borrow_mut();
-                let p = m.entry(page).or_insert_with(|| Box::new([0; PAGE_SIZE as usize]));
+                let p = m.entry(page).or_insert_with(|| Box::new([0; PAGE_BYTES]));
                 f(&mut p[off..off + n], done)
             }));
             done += n;

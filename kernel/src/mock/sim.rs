@@ -86,7 +86,7 @@ pub fn set_current(cpu: CpuId) {
 }
 
 pub fn current() -> CpuId {
-    with(|s| CpuId(s.current as u32))
+    with(|s| CpuId::from_index(s.current))
 }
 
 /// Where guests on any CPU stop running (a spurious interrupt exit) until it moves.

@@ -9,7 +9,7 @@ use crate::arch::{
     VmExit,
 };
 use crate::domain::ShutdownReason;
-use crate::mm::{translate, GuestPhysAddr, PhysAddr, PAGE_SIZE};
+use crate::mm::{bytes_to_page_end, translate, GuestPhysAddr, PhysAddr, PAGE_SIZE};
 use alloc::sync::Arc;
 use core::cell::Cell;
 
@@ -83,7 +83,7 @@ impl MockVcpu {
         let mut done = 0;
         while done < buf.len() {
             let a = gpa.wrapping_add(done as u64);
-            let n = ((PAGE_SIZE - a % PAGE_SIZE) as usize).min(buf.len() - done);
+            let n = bytes_to_page_end(a).min(buf.len() - done);
             let pa = self.translate(a, access).map_err(|gpa| VmExit::MemoryFault { gpa, access })?;
             match access {
                 MemoryAccess::Write => MockMemory::write(pa, &buf[done..done + n]),
@@ -151,9 +151,11 @@ impl MockVcpu {
 
     fn platform(&self, call: PlatformCall) -> VmExit {
         match call {
-            PlatformCall::CpuOn => {
-                VmExit::StartVcpu { target: self.regs[1] as u32, entry: GuestPhysAddr(self.regs[2]), arg: self.regs[3] }
-            }
+            PlatformCall::CpuOn => VmExit::StartVcpu {
+                target: u32::try_from(self.regs[1]).unwrap_or(u32::MAX),
+                entry: GuestPhysAddr(self.regs[2]),
+                arg: self.regs[3],
+            },
             PlatformCall::CpuOff => VmExit::StopVcpu,
             PlatformCall::SystemOff => VmExit::Shutdown(ShutdownReason::Poweroff),
             PlatformCall::SystemReset => VmExit::Shutdown(ShutdownReason::Reboot),
@@ -161,7 +163,7 @@ impl MockVcpu {
                 self.domain.ring(self.regs[1]);
                 VmExit::Kick { vcpus: self.regs[1] as u128 }
             }
-            PlatformCall::UartPut => VmExit::ConsoleOutput(self.regs[1] as u8),
+            PlatformCall::UartPut => VmExit::ConsoleOutput((self.regs[1] & 0xff) as u8),
             PlatformCall::Doorbell | PlatformCall::HaltUntil => VmExit::GuestCrash,
             PlatformCall::Timer => {
                 let at = self.regs[1];

@@ -1,5 +1,5 @@
-use crate::domain::PageKind;
 use crate::event::Binding;
+use crate::p2m::PageKind;
 use crate::test_support::*;
 use alloc::string::ToString;
 use alloc::vec;

@@ -79,7 +79,7 @@ pub fn build_domain<A: Arch + GuestAbi + GuestLoader>(
     let id = d.id();
     let undo = |d: Arc<Domain<A>>, message: String| -> Result<DomId, BuildError> {
         drop(d);
-        let _ = hv.destroy_domain(id);
+        let _ = super::destroy_domain(hv, id);
         Err(fail(message))
     };
     for bank in &ram {
@@ -97,7 +97,7 @@ pub fn build_domain<A: Arch + GuestAbi + GuestLoader>(
         Err(e) => return undo(d, format!("cannot create vCPU 0: {e:?}")),
     };
     if let Err(e) = m.add_guest(config.name.clone(), d, vcpu, &params) {
-        let _ = hv.destroy_domain(id);
+        let _ = super::destroy_domain(hv, id);
         return Err(fail(format!("the scheduler refused its vCPUs: {e:?}")));
     }
     log::info!(

@@ -48,8 +48,8 @@ pub struct CpuLoop<'m, 'a, A: Arch> {
 
 /// `ns` in timer ticks, rounded up, so that the timer never fires before `ns`.
 fn ticks<A: Arch>(ns: u64) -> u64 {
-    let t = (ns as u128 * A::Timer::frequency() as u128).div_ceil(1_000_000_000);
-    t.min(u64::MAX as u128) as u64
+    let t = (u128::from(ns) * u128::from(A::Timer::frequency())).div_ceil(1_000_000_000);
+    u64::try_from(t).unwrap_or(u64::MAX)
 }
 
 impl<'m, 'a, A: Arch> CpuLoop<'m, 'a, A> {

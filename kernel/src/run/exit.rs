@@ -4,8 +4,9 @@ use super::cpu::CpuLoop;
 use super::guests::{Guest, Slot};
 use super::Machine;
 use crate::arch::{Arch, BootEntry, MemoryAccess, StartResult, Vcpu, VcpuInit, VcpuTranslation, VmExit};
-use crate::domain::{DomainState, Hooks, PageKind};
+use crate::domain::{DomainState, Hooks};
 use crate::mm::{GuestPhysAddr, PAGE_SIZE};
+use crate::p2m::PageKind;
 
 fn access_name(a: MemoryAccess) -> &'static str {
     match a {

@@ -94,15 +94,17 @@ impl<A: Arch> SchedHooks<A> {
     /// Registers the vCPUs of `domain` with the scheduler, offline, one per entry of
     /// `params`. All or nothing.
     pub fn register(&self, domain: DomId, params: &[VcpuParams]) -> Result<(), SchedError> {
-        for (v, p) in params.iter().enumerate() {
-            if let Err(e) = self.sched.add_vcpu(VcpuKey::new(domain, v as u32), *p) {
+        // Domains have at most MAX_VCPUS vCPUs; the zip below stops at u32::MAX regardless.
+        let vcpus = u32::try_from(params.len()).unwrap_or(u32::MAX);
+        for (v, p) in (0u32..).zip(params) {
+            if let Err(e) = self.sched.add_vcpu(VcpuKey::new(domain, v), *p) {
                 for undo in 0..v {
-                    let _ = self.sched.remove_vcpu(VcpuKey::new(domain, undo as u32));
+                    let _ = self.sched.remove_vcpu(VcpuKey::new(domain, undo));
                 }
                 return Err(e);
             }
         }
-        self.domains.lock().insert(domain, Registered { vcpus: params.len() as u32, stopped: false });
+        self.domains.lock().insert(domain, Registered { vcpus, stopped: false });
         Ok(())
     }
 
@@ -167,7 +169,7 @@ impl<A: Arch> SchedHooks<A> {
     fn publish(&self, t: &TimerTable, touched: [Option<usize>; 2]) {
         for c in touched.into_iter().flatten() {
             if let Some(e) = self.earliest.get(c) {
-                e.store(t.next(CpuId(c as u32)).unwrap_or(u64::MAX), Ordering::Release);
+                e.store(t.next(CpuId::from_index(c)).unwrap_or(u64::MAX), Ordering::Release);
             }
         }
     }

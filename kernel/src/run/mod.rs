@@ -34,7 +34,7 @@ pub use cpu::{CpuLoop, Step};
 pub use guests::Guest;
 pub use hooks::{LineSink, SchedHooks};
 pub use input::{Action as InputAction, InputRouter};
-pub use reap::DomainEnd;
+pub use reap::{destroy_domain, DomainEnd};
 pub use timers::TimerTable;
 
 use crate::arch::{Arch, CpuId};

@@ -1,14 +1,18 @@
 //! Ending domains: once a stopped domain's vCPUs are off every CPU, its vCPU objects are
 //! dropped, the scheduler forgets them, the domain is destroyed and its end recorded.
 //! When the last domain ended, one CPU gets the report.
+//!
+//! [`destroy_domain`] is the one place that sequences a domain's teardown.
 
 use super::Machine;
 use crate::arch::Arch;
 use crate::domain::{DomainState, ShutdownReason};
+use crate::hypervisor::Hypervisor;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 use keel_abi::xen::DomId;
+use keel_abi::Errno;
 
 /// How a domain ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -51,6 +55,25 @@ impl core::fmt::Display for DomainEnd {
     }
 }
 
+/// Destroys domain `id`, in this order:
+/// 1. the table: it leaves the live table (no new lookup finds it) and is `Dying`;
+/// 2. events: no new ports, every port closed (peers' ports become unbound), FIFO and
+///    `vcpu_info` pages unpinned;
+/// 3. grants: its mappings of other domains' grants removed, and other domains' mappings
+///    of its grants revoked;
+/// 4. memory: [`Hypervisor::reap`] frees its P2M, RAM and special pages once nothing
+///    refers to it any more, and the table forgets it.
+///
+/// None of its vCPUs may be running.
+pub fn destroy_domain<A: Arch>(hv: &Hypervisor<'_, A>, id: DomId) -> Result<(), Errno> {
+    let d = hv.retire(id)?;
+    crate::event::interdomain::teardown(hv, &d);
+    crate::grant::ops::teardown(hv, &d);
+    drop(d);
+    hv.reap();
+    Ok(())
+}
+
 impl<A: Arch> Machine<'_, A> {
     /// Reaps every stopped domain whose vCPUs no CPU holds. Returns the report of all
     /// ends to exactly one caller: the one that reaped the last domain.
@@ -85,7 +108,7 @@ impl<A: Arch> Machine<'_, A> {
             }
             drop(guest);
             drop(self.guests.remove(id));
-            let _ = self.hv.destroy_domain(id);
+            let _ = destroy_domain(&self.hv, id);
             if !(rebooted && self.restart(id, &end.name)) {
                 self.descriptions.lock().remove(&id);
                 self.ends.lock().push(end);

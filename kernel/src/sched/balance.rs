@@ -18,7 +18,7 @@ impl Scheduler {
     pub(super) fn place(&self, home: usize, affinity: &CpuMask) -> usize {
         let allowed = affinity.and(&self.online);
         let n = self.nr_cpus();
-        let ok = |c: usize| allowed.contains(CpuId(c as u32));
+        let ok = |c: usize| allowed.contains(CpuId::from_index(c));
         if ok(home) && self.is_idle(home) {
             return home;
         }
@@ -40,7 +40,7 @@ impl Scheduler {
         let e = rq.get_mut(slot)?;
         let key = e.key;
         e.refill(now, period);
-        let allowed_here = e.params.affinity.contains(CpuId(cpu as u32));
+        let allowed_here = e.params.affinity.contains(CpuId::from_index(cpu));
         let stays = !e.wants_cpu() || e.in_transit || (e.throttled() && allowed_here);
         let target = if stays || on_cpu { cpu } else { self.place(cpu, &e.params.affinity) };
         if target == cpu {
@@ -68,7 +68,7 @@ impl Scheduler {
                 return self.kick_if_needed(from, &rq, now);
             }
             let (mut src, mut dst) = self.lock_two(from, target);
-            if !moving(&src)?.contains(CpuId(target as u32)) {
+            if !moving(&src)?.contains(CpuId::from_index(target)) {
                 continue; // The affinity changed meanwhile: place again.
             }
             self.transfer(&mut src, slot, &mut dst, now, woken);

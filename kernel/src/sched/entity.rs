@@ -75,7 +75,8 @@ impl Entity {
 
     /// CPU time allowed per cap period.
     pub fn quota(&self, period: u64) -> i64 {
-        (period as u128 * self.params.cap as u128 / 100).min(i64::MAX as u128) as i64
+        let q = u128::from(period) * u128::from(self.params.cap) / 100;
+        i64::try_from(q).unwrap_or(i64::MAX)
     }
 
     /// Starts a fresh cap period at `now` with a full budget.
@@ -92,7 +93,7 @@ impl Entity {
         }
         let periods = (now - self.period_end) / period + 1;
         let quota = self.quota(period);
-        let added = (quota as i128 * periods as i128).min(i64::MAX as i128) as i64;
+        let added = i64::try_from(i128::from(quota) * i128::from(periods)).unwrap_or(i64::MAX);
         self.budget = self.budget.saturating_add(added).min(quota);
         self.period_end = self.period_end.saturating_add(periods.saturating_mul(period));
     }

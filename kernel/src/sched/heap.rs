@@ -41,7 +41,7 @@ impl<K: Ord + Copy> IndexedHeap<K> {
         }
         let i = self.items.len();
         self.items.push((key, slot));
-        self.pos[slot as usize] = i as u32;
+        self.pos[slot as usize] = index(i);
         self.sift_up(i);
     }
 
@@ -63,7 +63,7 @@ impl<K: Ord + Copy> IndexedHeap<K> {
         let (key, _) = self.items.pop()?;
         self.pos[slot as usize] = ABSENT;
         if i < self.items.len() {
-            self.pos[self.items[i].1 as usize] = i as u32;
+            self.pos[self.items[i].1 as usize] = index(i);
             self.sift_down(i);
             self.sift_up(i);
         }
@@ -101,9 +101,14 @@ impl<K: Ord + Copy> IndexedHeap<K> {
 
     fn swap(&mut self, a: usize, b: usize) {
         self.items.swap(a, b);
-        self.pos[self.items[a].1 as usize] = a as u32;
-        self.pos[self.items[b].1 as usize] = b as u32;
+        self.pos[self.items[a].1 as usize] = index(a);
+        self.pos[self.items[b].1 as usize] = index(b);
     }
+}
+
+/// A heap position as stored in `pos`: the heap holds at most one item per `u32` slot.
+fn index(i: usize) -> u32 {
+    u32::try_from(i).expect("at most one heap item per u32 slot")
 }
 
 #[cfg(test)]

@@ -67,7 +67,7 @@ impl Scheduler {
         if nr_cpus == 0 || nr_cpus > CpuMask::CAPACITY {
             return Err(SchedError::InvalidCpuCount);
         }
-        let cpus = 0..nr_cpus as u32;
+        let cpus = 0..u32::try_from(nr_cpus).map_err(|_| SchedError::InvalidCpuCount)?;
         Ok(Scheduler {
             cfg,
             online: CpuMask::first_n(nr_cpus),
@@ -126,7 +126,7 @@ impl Scheduler {
         Some(VcpuInfo {
             state: e.state,
             pause_count: e.paused,
-            cpu: CpuId(cpu as u32),
+            cpu: CpuId::from_index(cpu),
             on_cpu: rq.current() == Some(slot),
             throttled: e.throttled(),
             runtime_ns: e.runtime,
@@ -179,13 +179,13 @@ impl Scheduler {
 
     /// Publishes a queue's load for placement and balancing on other CPUs.
     fn publish(&self, cpu: usize, rq: &RunQueue) {
-        self.load[cpu].store(rq.load() as u32, Ordering::SeqCst);
+        self.load[cpu].store(u32::try_from(rq.load()).unwrap_or(u32::MAX), Ordering::SeqCst);
     }
 
     /// The CPU to tell, if a change to `rq` needs it to decide again.
     fn kick_if_needed(&self, cpu: usize, rq: &RunQueue, now: u64) -> Option<CpuId> {
         self.publish(cpu, rq);
-        rq.needs_kick(now).then_some(CpuId(cpu as u32))
+        rq.needs_kick(now).then_some(CpuId::from_index(cpu))
     }
 
     /// Every vCPU key, in order (diagnostics).

@@ -30,7 +30,7 @@ impl Scheduler {
         rq.dequeue(slot);
         rq.disarm_timer(slot);
         self.publish(cpu, &rq);
-        Ok((rq.current() == Some(slot)).then_some(CpuId(cpu as u32)))
+        Ok((rq.current() == Some(slot)).then_some(CpuId::from_index(cpu)))
     }
 
     /// `SCHEDOP_block`: blocks `key` until [`Scheduler::wake`], unless `event_pending`
@@ -83,7 +83,7 @@ impl Scheduler {
             rq.arm_timer(slot, d);
         }
         let kick = self.kick_if_needed(cpu, &rq, now);
-        let resched = if on_cpu { Some(CpuId(cpu as u32)) } else { kick };
+        let resched = if on_cpu { Some(CpuId::from_index(cpu)) } else { kick };
         Ok(Blocking { outcome, resched })
     }
 
@@ -108,7 +108,7 @@ impl Scheduler {
         e.paused = e.paused.checked_add(1).ok_or(SchedError::PauseOverflow)?;
         rq.dequeue(slot);
         self.publish(cpu, &rq);
-        Ok((rq.current() == Some(slot)).then_some(CpuId(cpu as u32)))
+        Ok((rq.current() == Some(slot)).then_some(CpuId::from_index(cpu)))
     }
 
     /// Undoes one [`Scheduler::pause`]. Returns the CPU to kick if the vCPU can run again.
@@ -130,7 +130,7 @@ impl Scheduler {
             return Err(SchedError::EmptyAffinity);
         }
         let (cpu, mut rq, slot) = self.locate(key).ok_or(SchedError::UnknownVcpu)?;
-        let here = CpuId(cpu as u32);
+        let here = CpuId::from_index(cpu);
         let on_cpu = rq.current() == Some(slot);
         let e = rq.get_mut(slot).ok_or(SchedError::UnknownVcpu)?;
         e.params.affinity = mask;

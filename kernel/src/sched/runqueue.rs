@@ -85,7 +85,7 @@ impl RunQueue {
             }
             None => {
                 self.slots.push(Some(e));
-                (self.slots.len() - 1) as u32
+                u32::try_from(self.slots.len() - 1).expect("run-queue slots are numbered by u32")
             }
         }
     }

@@ -98,7 +98,7 @@ impl CpuMask {
 
     /// The members in ascending order.
     pub fn iter(&self) -> impl Iterator<Item = CpuId> + '_ {
-        (0..Self::CAPACITY).filter(|&i| self.bits[i / 64] & (1 << (i % 64)) != 0).map(|i| CpuId(i as u32))
+        (0..Self::CAPACITY).filter(|&i| self.bits[i / 64] & (1 << (i % 64)) != 0).map(CpuId::from_index)
     }
 }
 

@@ -37,7 +37,7 @@ impl VcpuTimeInfo {
             shift += 1;
         }
         // NS_PER_SEC < tps <= 2 * NS_PER_SEC: the quotient is below 2^32.
-        (((NS_PER_SEC << 32) / tps) as u32, shift)
+        (u32::try_from((NS_PER_SEC << 32) / tps).unwrap_or(u32::MAX), shift)
     }
 
     /// The pvclock of a counter of `hz` ticks per second that read `tsc` at system time
@@ -62,7 +62,9 @@ impl VcpuTimeInfo {
         } else {
             delta << (self.tsc_shift as u32).min(63)
         };
-        self.system_time.wrapping_add(((delta as u128 * self.tsc_to_system_mul as u128) >> 32) as u64)
+        // A u64 times a u32 is below 2^96; shifted right by 32 it fits a u64.
+        let ns = (u128::from(delta) * u128::from(self.tsc_to_system_mul)) >> 32;
+        self.system_time.wrapping_add(u64::try_from(ns).unwrap_or(u64::MAX))
     }
 }
 

@@ -82,7 +82,8 @@ pub fn free_run(pool: &FramePool, mut start: u64, end: u64) {
         while start + size > end {
             size /= 2;
         }
-        pool.free(PhysAddr(start * PAGE_SIZE), size as usize);
+        // `size` is at most 2^20 pages (above).
+        pool.free(PhysAddr(start * PAGE_SIZE), usize::try_from(size).unwrap_or(1 << 20));
         start += size;
     }
 }

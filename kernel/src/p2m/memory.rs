@@ -6,7 +6,7 @@
 
 use super::frames::{free_run, FrameSet};
 use crate::arch::{Arch, HostMemory, MemType, Perms, SpaceId, Stage2};
-use crate::mm::{FramePool, GuestPhysAddr, MapError, PageTable, PhysAddr, PAGE_SIZE};
+use crate::mm::{FramePool, GuestPhysAddr, MapError, PageTable, PhysAddr, PAGE_BYTES, PAGE_SIZE};
 use alloc::collections::{BTreeMap, BTreeSet};
 use keel_abi::Errno;
 
@@ -159,11 +159,13 @@ impl<A: Arch> Memory<A> {
 
     fn populate_chunk(&mut self, pool: &FramePool, gfn: u64, pages: u64) -> Result<(), Errno> {
         let p2m = self.p2m.as_mut().ok_or(Errno::EINVAL)?;
-        let frame = pool.alloc(pages as usize).ok_or(Errno::ENOMEM)?;
-        A::Memory::zero(frame, (pages * PAGE_SIZE) as usize);
+        let count = usize::try_from(pages).map_err(|_| Errno::ENOMEM)?;
+        let bytes = count.checked_mul(PAGE_BYTES).ok_or(Errno::ENOMEM)?;
+        let frame = pool.alloc(count).ok_or(Errno::ENOMEM)?;
+        A::Memory::zero(frame, bytes);
         let at = gpa(gfn).ok_or(Errno::EINVAL)?;
         if let Err(e) = p2m.map(pool, at, frame, pages * PAGE_SIZE, Perms::RWX, MemType::Normal) {
-            pool.free(frame, pages as usize);
+            pool.free(frame, count);
             return Err(map_errno(e));
         }
         self.ram.insert(frame.0 / PAGE_SIZE, pages);
