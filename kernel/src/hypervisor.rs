@@ -111,6 +111,7 @@ impl<'a, A: Arch> Hypervisor<'a, A> {
         crate::grant::ops::teardown(self, &d);
         drop(d);
         self.reap();
+        self.notify_dom_exc();
         Ok(())
     }
 
@@ -353,6 +354,7 @@ impl<'a, A: Arch> Hypervisor<'a, A> {
             v.lock().set_run_state(RunState::Offline, now);
         }
         self.hooks.domain_stopped(d.id());
+        self.notify_dom_exc();
     }
 
     /// Shuts `d` down because its guest asked to; a reason recorded earlier with

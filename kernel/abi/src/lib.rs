@@ -14,6 +14,7 @@
 pub mod wire;
 
 pub mod console;
+pub mod control;
 pub mod errno;
 pub mod event;
 pub mod features;

@@ -1,4 +1,5 @@
-//! Hypercall dispatch: a table indexed by Xen's hypercall numbers, one file per family.
+//! Hypercall dispatch: a table indexed by Xen's hypercall numbers (and Keel's control
+//! hypercall, `docs/control-abi.md`), one file per family.
 //!
 //! Every handler returns `Result<u64, Errno>`; the result register gets the value, or the
 //! negated error number. Numbers outside the table, and entries Keel does not implement,
@@ -7,6 +8,7 @@
 //! `unsigned int` use only their low 32 bits, as in Xen. See `docs/abi.md`.
 
 mod console;
+mod control;
 mod event;
 mod grant;
 mod hvm;
@@ -74,6 +76,7 @@ impl<A: Arch> Table<A> {
         t[nr::EVENT_CHANNEL_OP as usize] = Some(event::event_channel_op::<A> as Handler<A>);
         t[nr::PHYSDEV_OP as usize] = Some(physdev_op::<A> as Handler<A>);
         t[nr::HVM_OP as usize] = Some(hvm::hvm_op::<A> as Handler<A>);
+        t[keel_abi::control::KEEL_CONTROL_OP as usize] = Some(control::control_op::<A> as Handler<A>);
         t
     };
 }

@@ -2,8 +2,10 @@
 //! ([`config::DomainConfig`]) to a running domain.
 //!
 //! 1. The runtime configuration: the architecture's guest layout ([`GuestAbi`]), vCPUs,
-//!    RAM pages, its memory map ([`GuestLoader::memory_map`]), `vpl011`; the initial
-//!    domain (Xen's dom0) asks for id 0, the others get the lowest free id.
+//!    RAM pages, its memory map ([`GuestLoader::memory_map`]), `vpl011`, name and
+//!    capabilities; the initial domain (Xen's dom0) asks for id 0 and is a control
+//!    domain, as Xen's dom0 is; the others get the lowest free id and only the
+//!    capabilities their description names.
 //! 2. The domain is created and its RAM populated where [`GuestLoader::guest_ram`] says.
 //! 3. The backend loads the guest ([`GuestLoader::load_guest`]) and names the entry.
 //! 4. vCPU 0 is created there; the others stay offline until the guest starts them.
@@ -74,6 +76,11 @@ pub fn build_domain<A: Arch + GuestAbi + GuestLoader>(
     runtime.global_virq_handler = global_virq_handler;
     runtime.memory_map = A::memory_map(&ram);
     runtime.virtual_uart = config.vpl011;
+    runtime.name = config.name.clone();
+    runtime.capabilities = config.capabilities.0;
+    if config.kind == DomainKind::Initial {
+        runtime.capabilities |= keel_abi::control::CAP_CONTROL;
+    }
     let hv = m.hypervisor();
     let d = hv.create_domain(runtime).map_err(|e| fail(format!("cannot create the domain: {e:?}")))?;
     let id = d.id();
