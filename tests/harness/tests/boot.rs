@@ -8,6 +8,8 @@ use std::time::Duration;
 
 #[path = "boot/arm64_consoles.rs"]
 mod arm64_consoles;
+#[path = "boot/arm64_control.rs"]
+mod arm64_control;
 #[path = "boot/arm64_guests.rs"]
 mod arm64_guests;
 #[path = "boot/arm64_linux.rs"]

@@ -14,9 +14,12 @@
 //! | `spin` | spins forever with interrupts masked: Keel stops it at `keel.timeout` |
 //! | `fuzz` | thousands of hypercalls with random arguments (`keel.count`, `keel.seed`); Keel keeps answering |
 //! | `pvconsole` | the PV console ring Keel serves: parameters, port status, output that wraps the ring, one line of input (`keel.expect`) |
+//! | `control` | Keel's control interface from a control domain on a spinning sibling (`keel.victim=NAME`): list, query, pause/unpause (CPU time stops), weight, affinity, console, garbage, destroy and `VIRQ_DOM_EXC` |
+//! | `control-denied` | every control sub-op is `-EPERM` without the control capability |
 //! | `bench` | the null hypercall's round trip in counter ticks (figures, not bounds) |
 
 mod bench;
+mod control;
 pub mod events;
 mod fuzz;
 mod grants;
@@ -46,6 +49,8 @@ pub enum Scenario {
     Fuzz,
     PvConsole,
     Bench,
+    Control,
+    ControlDenied,
 }
 
 const ALL: &[(&str, Scenario)] = &[
@@ -63,6 +68,8 @@ const ALL: &[(&str, Scenario)] = &[
     ("fuzz", Scenario::Fuzz),
     ("pvconsole", Scenario::PvConsole),
     ("bench", Scenario::Bench),
+    ("control", Scenario::Control),
+    ("control-denied", Scenario::ControlDenied),
 ];
 
 /// The scenario called `name`.
@@ -88,6 +95,8 @@ impl Scenario {
             Scenario::Fuzz => fuzz::run::<P>,
             Scenario::PvConsole => pvconsole::run::<P>,
             Scenario::Bench => bench::run::<P>,
+            Scenario::Control => control::run::<P>,
+            Scenario::ControlDenied => control::denied::<P>,
         }
     }
 
