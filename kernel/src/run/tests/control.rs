@@ -90,3 +90,48 @@ fn a_control_domain_pauses_tunes_and_destroys_a_running_domain() {
     assert_eq!(ctl(&w, &c, CTL_QUERY, &CtlDomainInfo { domid: id, ..CtlDomainInfo::ZERO }), -3, "ESRCH");
     assert!(w.m.scheduler().vcpus().is_empty());
 }
+
+/// The initial domain (modules directly under `/chosen`, Xen's dom0) is a control
+/// domain, as in Xen; a dom0less domain only with the control bit in `capabilities`.
+#[test]
+fn the_initial_domain_and_capable_dom0less_domains_are_control_domains() {
+    use crate::config::tests::builder::Dtb;
+    use crate::config::{parse, InitialDefaults, Limits};
+    use crate::mm::PhysAddr;
+    use crate::mock::MockMemory;
+    let w = World::new(1);
+    let image = spinner();
+    let mut t = Dtb::new();
+    t.cells("#address-cells", &[2]).cells("#size-cells", &[2]).node("chosen");
+    t.cells("#address-cells", &[2]).cells("#size-cells", &[2]);
+    let mut at = 0x20_0000_0000u64;
+    let module = |t: &mut Dtb, at: u64| {
+        <MockMemory as crate::arch::HostMemory>::write(PhysAddr(at), &image);
+        t.node(&alloc::format!("module@{at:x}"));
+        t.strs("compatible", &["multiboot,kernel", "multiboot,module"]);
+        t.cells("reg", &[(at >> 32) as u32, at as u32, 0, image.len() as u32]).end();
+    };
+    module(&mut t, at);
+    for (name, caps) in [("plain", None), ("capable", Some(CAP_CONTROL))] {
+        at += 0x10_0000;
+        t.node(name).strs("compatible", &["xen,domain"]).cells("memory", &[0, 1024]).cells("cpus", &[1]);
+        if let Some(caps) = caps {
+            t.cells("capabilities", &[caps]);
+        }
+        t.cells("#address-cells", &[2]).cells("#size-cells", &[2]);
+        module(&mut t, at);
+        t.end();
+    }
+    t.end();
+    let initial = InitialDefaults { memory_kib: 1024, min_vcpus: 1, max_vcpus: 1 };
+    let limits = Limits { max_vcpus: 8, nr_pcpus: 1, max_memory_kib: 1 << 20, ram: &[], boot_modules: &[], initial };
+    let set = parse(&t.finish(), &limits);
+    assert!(set.problems.is_empty(), "{:#?}", set.problems);
+    let built = crate::run::build_all(w.m, &set);
+    let caps = |i: usize| {
+        let id = built[i].result.clone().unwrap();
+        w.m.hypervisor().domain(id).unwrap().config().capabilities
+    };
+    assert_eq!(built[0].result, Ok(0), "the initial domain is domain 0");
+    assert_eq!((caps(0), caps(1), caps(2)), (CAP_CONTROL, 0, CAP_CONTROL));
+}
