@@ -36,6 +36,7 @@ pub mod run;
 pub mod sched;
 pub mod selftest;
 pub mod start;
+pub mod store_page;
 pub mod version;
 
 pub use hypervisor::Hypervisor;

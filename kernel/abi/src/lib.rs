@@ -28,6 +28,7 @@ pub mod start_info;
 pub mod vcpu;
 pub mod version;
 pub mod xen;
+pub mod xenstore;
 
 pub use errno::Errno;
 pub use version::{AbiVersion, ABI_VERSION};

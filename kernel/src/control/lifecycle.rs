@@ -82,11 +82,11 @@ impl<A: Arch> Hypervisor<'_, A> {
         Ok(())
     }
 
-    /// Raises `VIRQ_DOM_EXC` in every live control domain (one that bound it gets the
-    /// event): a domain shut down, crashed or was destroyed.
+    /// Raises `VIRQ_DOM_EXC` in every live control or xenstore domain (one that bound it
+    /// gets the event): a domain shut down, crashed or was destroyed.
     pub(crate) fn notify_dom_exc(&self) {
         for id in self.domain_ids() {
-            if let Some(d) = self.domain(id).filter(|d| is_control(d)) {
+            if let Some(d) = self.domain(id).filter(|d| is_control(d) || super::is_xenstore(d)) {
                 self.send_virq(&d, 0, VIRQ_DOM_EXC);
             }
         }

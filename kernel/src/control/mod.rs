@@ -21,7 +21,7 @@ use crate::arch::Arch;
 use crate::domain::Domain;
 use crate::hypervisor::Hypervisor;
 use alloc::sync::Arc;
-use keel_abi::control::CAP_CONTROL;
+use keel_abi::control::{CAP_CONTROL, CAP_XENSTORE};
 use keel_abi::xen::DomId;
 use keel_abi::Errno;
 
@@ -32,6 +32,11 @@ static STATE_CHANGES: spin::Mutex<()> = spin::Mutex::new(());
 /// Whether `d` holds the control capability.
 pub fn is_control<A: Arch>(d: &Domain<A>) -> bool {
     d.config().capabilities & CAP_CONTROL != 0
+}
+
+/// Whether `d` holds the xenstore capability.
+pub fn is_xenstore<A: Arch>(d: &Domain<A>) -> bool {
+    d.config().capabilities & CAP_XENSTORE != 0
 }
 
 impl<A: Arch> Hypervisor<'_, A> {

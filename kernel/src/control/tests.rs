@@ -63,7 +63,7 @@ fn bind_dom_exc(hv: &Hypervisor<'_, MockArch>, d: &Arc<Domain<MockArch>>) -> Res
 fn without_the_capability_every_sub_op_is_eperm() {
     let (hv, _) = hypervisor();
     let ctl_dom = domain(&hv, "ctl", CAP_CONTROL);
-    let other = domain(&hv, "plain", CAP_XENSTORE | CAP_HARDWARE);
+    let other = domain(&hv, "plain", CAP_HARDWARE);
     for cmd in (0..16).chain([u32::MAX]) {
         put(&other, ARG, &CtlDomain { domid: ctl_dom.id(), _pad: [0; 6] });
         assert_eq!(ctl(&hv, &other, cmd, ARG), err(Errno::EPERM), "sub-op {cmd}");
@@ -71,6 +71,28 @@ fn without_the_capability_every_sub_op_is_eperm() {
     }
     assert_eq!(ctl_dom.state(), DomainState::Running);
     assert_eq!(bind_dom_exc(&hv, &other), Err(err(Errno::EBUSY)), "VIRQ_DOM_EXC is for control domains");
+}
+
+#[test]
+fn the_xenstore_domain_may_only_find_domains() {
+    let (hv, _) = hypervisor();
+    let xs = domain(&hv, "xenstore", CAP_XENSTORE);
+    let guest = domain(&hv, "guest", 0);
+    let allowed = [CTL_VERSION, CTL_LIST, CTL_QUERY, CTL_STORE_INFO];
+    for cmd in (0..16).chain([u32::MAX]).filter(|c| !allowed.contains(c)) {
+        put(&xs, ARG, &CtlDomain { domid: guest.id(), _pad: [0; 6] });
+        assert_eq!(ctl(&hv, &xs, cmd, ARG), err(Errno::EPERM), "sub-op {cmd}");
+    }
+    assert_eq!(guest.state(), DomainState::Running);
+    assert_eq!(ctl(&hv, &xs, CTL_VERSION, 0), i64::from(CONTROL_VERSION.packed()));
+    assert_eq!(query(&hv, &xs, guest.id()).map(|i| i.domid), Ok(guest.id()));
+    put(&xs, ARG, &CtlStore { domid: guest.id(), _pad: [0; 2], evtchn: 0, gfn: 0 });
+    assert_eq!(ctl(&hv, &xs, CTL_STORE_INFO, ARG), 0);
+    let port = bind_dom_exc(&hv, &xs).expect("the xenstore domain learns of domain deaths");
+    let gid = guest.id();
+    drop(guest);
+    hv.destroy_domain(gid).unwrap();
+    assert!(xs.events.lock().is_pending(port), "VIRQ_DOM_EXC raised on destroy");
 }
 
 #[test]

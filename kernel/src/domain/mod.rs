@@ -202,7 +202,7 @@ impl<A: Arch> Domain<A> {
             config.max_event_port,
             config.global_virq_handler,
         );
-        if config.capabilities & keel_abi::control::CAP_CONTROL != 0 {
+        if config.capabilities & (keel_abi::control::CAP_CONTROL | keel_abi::control::CAP_XENSTORE) != 0 {
             events.allow_global_virq(keel_abi::xen::VIRQ_DOM_EXC);
         }
         Ok(Domain {

@@ -12,17 +12,20 @@
 //! 5. The vCPUs are registered with the scheduler (weight, cap, hard affinity) and vCPU
 //!    0 is started.
 //! 6. Once every domain is built, static event channels (`xen,evtchn-v1`) connect them,
-//!    before any of them runs.
+//!    before any of them runs; then each gets its PV console and, if a xenstore domain
+//!    was built, each domain that asks for xenstore (`xen,enhanced` "enabled" or
+//!    "legacy", and the initial domain) its store page and port ([`crate::store_page`]).
 //!
 //! A failure at any step destroys what was built and names the domain.
 
 use super::Machine;
 use crate::arch::{Arch, GuestAbi, GuestLoader, LoadRequest, Vcpu, VcpuInit};
-use crate::config::{DomainConfig as BootConfig, DomainKind, DomainSet};
+use crate::config::{Capabilities, DomainConfig as BootConfig, DomainKind, DomainSet, Enhanced};
 use crate::domain::{Domain, DomainConfig};
 use crate::event::interdomain::bind_static;
 use crate::mm::{GuestPhysAddr, PAGE_SIZE};
 use crate::sched::{CpuMask, VcpuParams};
+use crate::store_page::StoreStart;
 use alloc::format;
 use alloc::string::String;
 use alloc::sync::Arc;
@@ -156,6 +159,11 @@ pub fn build_all<A: Arch + GuestAbi + GuestLoader>(m: &Machine<'_, A>, set: &Dom
     if let Some(gfn) = A::PV_CONSOLE_GFN {
         attach_consoles(m, &out, gfn);
     }
+    for (described, built) in set.domains.iter().zip(&out) {
+        if let (Ok(config), Ok(id)) = (described, &built.result) {
+            attach_store(m, config, *id);
+        }
+    }
     out
 }
 
@@ -171,7 +179,29 @@ pub fn rebuild<A: Arch + GuestAbi + GuestLoader>(
         let built = [Described { name: config.name.clone(), result: Ok(id) }];
         attach_consoles(m, &built, gfn);
     }
+    attach_store(m, config, id);
     Ok(id)
+}
+
+/// Whether the domain `config` describes is to be introduced to xenstore.
+fn wants_store(config: &BootConfig) -> bool {
+    config.kind == DomainKind::Initial || matches!(config.enhanced, Enhanced::Enabled | Enhanced::Legacy)
+}
+
+/// Gives domain `id` its xenstore page and port if it wants them, the architecture has
+/// a store frame and a xenstore domain other than it runs.
+fn attach_store<A: Arch + GuestAbi>(m: &Machine<'_, A>, config: &BootConfig, id: DomId) {
+    let hv = m.hypervisor();
+    let (Some(gfn), Some(d)) = (A::STORE_GFN, hv.domain(id)) else { return };
+    if !wants_store(config) || config.capabilities.has(Capabilities::XENSTORE) {
+        return;
+    }
+    let Some(store) = hv.xenstore_domain() else { return };
+    let start = if config.enhanced == Enhanced::Legacy { StoreStart::Immediate } else { StoreStart::WaitForServer };
+    match hv.attach_store(&d, gfn, store.id(), start) {
+        Ok(port) => log::info!("domain {id} ({}): xenstore page at gfn {gfn:#x}, port {port}", config.name),
+        Err(e) => log::warn!("domain {id} ({}): no xenstore: {}", config.name, e.name()),
+    }
 }
 
 /// Gives every domain built a PV console at `gfn`, after the static event channels, so
