@@ -14,6 +14,8 @@ mod arm64_control;
 mod arm64_guests;
 #[path = "boot/arm64_linux.rs"]
 mod arm64_linux;
+#[path = "boot/arm64_xenstore.rs"]
+mod arm64_xenstore;
 #[path = "boot/x86_guests.rs"]
 mod x86_guests;
 

@@ -16,6 +16,7 @@
 //! | `pvconsole` | the PV console ring Keel serves: parameters, port status, output that wraps the ring, one line of input (`keel.expect`) |
 //! | `control` | Keel's control interface from a control domain on a spinning sibling (`keel.victim=NAME`): list, query, pause/unpause (CPU time stops), weight, affinity, console, garbage, destroy and `VIRQ_DOM_EXC` |
 //! | `control-denied` | every control sub-op is `-EPERM` without the control capability |
+//! | `xenbus` | a xenbus client over the store ring the xenstore domain serves (`keel.role=client|flood`): read, write, directory, watch, a conflicting transaction, `EACCES` outside its subtree, the node quota |
 //! | `bench` | the null hypercall's round trip in counter ticks (figures, not bounds) |
 
 mod bench;
@@ -29,6 +30,7 @@ mod pingpong;
 mod pvconsole;
 mod smp;
 mod timer;
+mod xenbus;
 
 use crate::{Outcome, Platform};
 
@@ -51,6 +53,7 @@ pub enum Scenario {
     Bench,
     Control,
     ControlDenied,
+    Xenbus,
 }
 
 const ALL: &[(&str, Scenario)] = &[
@@ -70,6 +73,7 @@ const ALL: &[(&str, Scenario)] = &[
     ("bench", Scenario::Bench),
     ("control", Scenario::Control),
     ("control-denied", Scenario::ControlDenied),
+    ("xenbus", Scenario::Xenbus),
 ];
 
 /// The scenario called `name`.
@@ -97,6 +101,7 @@ impl Scenario {
             Scenario::Bench => bench::run::<P>,
             Scenario::Control => control::run::<P>,
             Scenario::ControlDenied => control::denied::<P>,
+            Scenario::Xenbus => xenbus::run::<P>,
         }
     }
 
