@@ -12,7 +12,8 @@
 //! 5. The vCPUs are registered with the scheduler (weight, cap, hard affinity) and vCPU
 //!    0 is started.
 //! 6. Once every domain is built, static event channels (`xen,evtchn-v1`) connect them,
-//!    before any of them runs.
+//!    before any of them runs; then domains that asked for xenstore get their store
+//!    event channel and late-init page number (`run/store.rs`).
 //!
 //! A failure at any step destroys what was built and names the domain.
 
@@ -156,6 +157,11 @@ pub fn build_all<A: Arch + GuestAbi + GuestLoader>(m: &Machine<'_, A>, set: &Dom
     if let Some(gfn) = A::PV_CONSOLE_GFN {
         attach_consoles(m, &out, gfn);
     }
+    for (config, id) in
+        set.valid().filter_map(|c| Some((c, out.iter().find(|d| d.name == c.name)?.result.clone().ok()?)))
+    {
+        super::store::prepare(m, id, config);
+    }
     out
 }
 
@@ -171,6 +177,7 @@ pub fn rebuild<A: Arch + GuestAbi + GuestLoader>(
         let built = [Described { name: config.name.clone(), result: Ok(id) }];
         attach_consoles(m, &built, gfn);
     }
+    super::store::prepare(m, id, config);
     Ok(id)
 }
 

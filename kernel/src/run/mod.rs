@@ -27,6 +27,7 @@ mod guests;
 mod hooks;
 mod input;
 mod reap;
+mod store;
 mod timers;
 
 pub use build::{build_all, build_domain, rebuild, BuildError, Described};
