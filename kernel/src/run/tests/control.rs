@@ -188,3 +188,17 @@ fn domains_asking_for_xenstore_get_a_store_port_and_wait_for_the_page() {
     let got: CtlStore = get(&c, ARG);
     assert_eq!((u64::from(got.evtchn), got.gfn), (d(2).param(HVM_PARAM_STORE_EVTCHN), u64::MAX));
 }
+
+/// A domain left paused does not keep the machine up past `keel.timeout`.
+#[test]
+fn keel_timeout_ends_a_paused_domain() {
+    let mut w = World::with_deadline(1, 1_000_000 + 20 * MS);
+    let c = controller(&w);
+    let built = w.boot(&describe(&[Guest::new("paused", spinner())]));
+    let id = built[0].result.clone().unwrap();
+    w.run_until(2 * MS, |_| false);
+    assert_eq!(ctl(&w, &c, CTL_PAUSE, &CtlDomain { domid: id, _pad: [0; 6] }), 0);
+    let ends = w.run(100 * MS);
+    assert_eq!(ends.len(), 1);
+    assert_eq!(ends[0].state, crate::domain::DomainState::Crashed);
+}
