@@ -185,8 +185,17 @@ fn pause_unpause_and_shutdown_change_the_state_and_tell_control_domains() {
     assert_eq!(on(&hv, &c, CTL_PAUSE, u.id()), err(Errno::EINVAL));
     assert_eq!(on(&hv, &c, CTL_UNPAUSE, u.id()), err(Errno::EINVAL));
 
+    let other = domain(&hv, "other", 0);
+    let remote = |caller: &Arc<Domain<MockArch>>, domain_id: u16, reason: u32| {
+        put(caller, ARG, &keel_abi::sched::SchedRemoteShutdown { domain_id, _pad: [0; 2], reason });
+        call(&hv, caller, 0, keel_abi::hypercall::SCHED_OP, &[keel_abi::sched::SCHEDOP_REMOTE_SHUTDOWN, ARG])
+    };
+    assert_eq!(remote(&other, c.id(), 0), err(Errno::EPERM), "SCHEDOP_remote_shutdown is privileged");
+    assert_eq!(remote(&c, c.id(), 0), err(Errno::EINVAL), "not itself");
+    assert_eq!(remote(&c, other.id(), 0), 0, "a control domain may");
+    assert_eq!(other.state(), DomainState::ShutDown(ShutdownReason::Poweroff));
     hv.crash(&domain(&hv, "crashy", 0));
-    assert_eq!(state(u.id() + 1), Ok((CTL_STATE_CRASHED, CTL_NO_REASON)));
+    assert_eq!(state(u.id() + 2), Ok((CTL_STATE_CRASHED, CTL_NO_REASON)));
 }
 
 #[test]

@@ -12,9 +12,11 @@
 //! 5. The vCPUs are registered with the scheduler (weight, cap, hard affinity) and vCPU
 //!    0 is started.
 //! 6. Once every domain is built, static event channels (`xen,evtchn-v1`) connect them,
-//!    before any of them runs; then each gets its PV console and, if a xenstore domain
-//!    was built, each domain that asks for xenstore (`xen,enhanced` "enabled" or
-//!    "legacy", and the initial domain) its store page and port ([`crate::store_page`]).
+//!    before any of them runs; then each gets its PV console and each domain that asks
+//!    for xenstore (`xen,enhanced` "enabled" or "legacy", and the initial domain) its
+//!    store: if a xenstore domain was built and the architecture has a store frame, the
+//!    page, port and grant entry at once ([`crate::store_page`]); otherwise a port and
+//!    the late-init page number (`run/store.rs`, dom0less domains only).
 //!
 //! A failure at any step destroys what was built and names the domain.
 
@@ -161,7 +163,9 @@ pub fn build_all<A: Arch + GuestAbi + GuestLoader>(m: &Machine<'_, A>, set: &Dom
     }
     for (described, built) in set.domains.iter().zip(&out) {
         if let (Ok(config), Ok(id)) = (described, &built.result) {
-            attach_store(m, config, *id);
+            if !attach_store(m, config, *id) {
+                super::store::prepare(m, *id, config);
+            }
         }
     }
     out
@@ -179,7 +183,9 @@ pub fn rebuild<A: Arch + GuestAbi + GuestLoader>(
         let built = [Described { name: config.name.clone(), result: Ok(id) }];
         attach_consoles(m, &built, gfn);
     }
-    attach_store(m, config, id);
+    if !attach_store(m, config, id) {
+        super::store::prepare(m, id, config);
+    }
     Ok(id)
 }
 
@@ -189,18 +195,25 @@ fn wants_store(config: &BootConfig) -> bool {
 }
 
 /// Gives domain `id` its xenstore page and port if it wants them, the architecture has
-/// a store frame and a xenstore domain other than it runs.
-fn attach_store<A: Arch + GuestAbi>(m: &Machine<'_, A>, config: &BootConfig, id: DomId) {
-    let hv = m.hypervisor();
-    let (Some(gfn), Some(d)) = (A::STORE_GFN, hv.domain(id)) else { return };
-    if !wants_store(config) || config.capabilities.has(Capabilities::XENSTORE) {
-        return;
+/// a store frame and a xenstore domain other than it runs. Returns whether it did, or
+/// the domain is the xenstore domain (which has no store of its own).
+fn attach_store<A: Arch + GuestAbi>(m: &Machine<'_, A>, config: &BootConfig, id: DomId) -> bool {
+    if config.capabilities.has(Capabilities::XENSTORE) {
+        return true;
     }
-    let Some(store) = hv.xenstore_domain() else { return };
+    let hv = m.hypervisor();
+    let (Some(gfn), Some(d)) = (A::STORE_GFN, hv.domain(id)) else { return false };
+    let Some(store) = hv.xenstore_domain().filter(|_| wants_store(config)) else { return false };
     let start = if config.enhanced == Enhanced::Legacy { StoreStart::Immediate } else { StoreStart::WaitForServer };
     match hv.attach_store(&d, gfn, store.id(), start) {
-        Ok(port) => log::info!("domain {id} ({}): xenstore page at gfn {gfn:#x}, port {port}", config.name),
-        Err(e) => log::warn!("domain {id} ({}): no xenstore: {}", config.name, e.name()),
+        Ok(port) => {
+            log::info!("domain {id} ({}): xenstore page at gfn {gfn:#x}, port {port}", config.name);
+            true
+        }
+        Err(e) => {
+            log::warn!("domain {id} ({}): no xenstore page: {}", config.name, e.name());
+            false
+        }
     }
 }
 

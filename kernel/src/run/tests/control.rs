@@ -91,15 +91,16 @@ fn a_control_domain_pauses_tunes_and_destroys_a_running_domain() {
     assert!(w.m.scheduler().vcpus().is_empty());
 }
 
-/// The initial domain (modules directly under `/chosen`, Xen's dom0) is a control
-/// domain, as in Xen; a dom0less domain only with the control bit in `capabilities`.
-#[test]
-fn the_initial_domain_and_capable_dom0less_domains_are_control_domains() {
+/// One domain of [`boot_tree`]: name, `capabilities`, `xen,enhanced`.
+type Spec = (&'static str, Option<u32>, Option<&'static str>);
+
+/// Boots spinners described by a tree with an initial domain (if `initial`) and
+/// dom0less domains `specs`, on `w`.
+fn boot_tree(w: &World, initial: bool, specs: &[Spec]) -> alloc::vec::Vec<crate::run::Described> {
     use crate::config::tests::builder::Dtb;
     use crate::config::{parse, InitialDefaults, Limits};
     use crate::mm::PhysAddr;
     use crate::mock::MockMemory;
-    let w = World::new(1);
     let image = spinner();
     let mut t = Dtb::new();
     t.cells("#address-cells", &[2]).cells("#size-cells", &[2]).node("chosen");
@@ -111,12 +112,17 @@ fn the_initial_domain_and_capable_dom0less_domains_are_control_domains() {
         t.strs("compatible", &["multiboot,kernel", "multiboot,module"]);
         t.cells("reg", &[(at >> 32) as u32, at as u32, 0, image.len() as u32]).end();
     };
-    module(&mut t, at);
-    for (name, caps) in [("plain", None), ("capable", Some(CAP_CONTROL))] {
+    if initial {
+        module(&mut t, at);
+    }
+    for &(name, caps, enhanced) in specs {
         at += 0x10_0000;
         t.node(name).strs("compatible", &["xen,domain"]).cells("memory", &[0, 1024]).cells("cpus", &[1]);
         if let Some(caps) = caps {
             t.cells("capabilities", &[caps]);
+        }
+        if let Some(e) = enhanced {
+            t.str("xen,enhanced", e);
         }
         t.cells("#address-cells", &[2]).cells("#size-cells", &[2]);
         module(&mut t, at);
@@ -127,11 +133,72 @@ fn the_initial_domain_and_capable_dom0less_domains_are_control_domains() {
     let limits = Limits { max_vcpus: 8, nr_pcpus: 1, max_memory_kib: 1 << 20, ram: &[], boot_modules: &[], initial };
     let set = parse(&t.finish(), &limits);
     assert!(set.problems.is_empty(), "{:#?}", set.problems);
-    let built = crate::run::build_all(w.m, &set);
+    crate::run::build_all(w.m, &set)
+}
+
+/// The initial domain (modules directly under `/chosen`, Xen's dom0) is a control
+/// domain, as in Xen; a dom0less domain only with the control bit in `capabilities`.
+#[test]
+fn the_initial_domain_and_capable_dom0less_domains_are_control_domains() {
+    let w = World::new(1);
+    let built = boot_tree(&w, true, &[("plain", None, None), ("capable", Some(CAP_CONTROL), None)]);
     let caps = |i: usize| {
         let id = built[i].result.clone().unwrap();
         w.m.hypervisor().domain(id).unwrap().config().capabilities
     };
     assert_eq!(built[0].result, Ok(0), "the initial domain is domain 0");
     assert_eq!((caps(0), caps(1), caps(2)), (CAP_CONTROL, 0, CAP_CONTROL));
+}
+
+/// A domain that asks for xenstore (`xen,enhanced`) gets an unbound event channel for
+/// the xenstore domain (else the control domain) and STORE_PFN = ~0 (late init); the
+/// control interface reports both.
+#[test]
+fn domains_asking_for_xenstore_get_a_store_port_and_wait_for_the_page() {
+    use keel_abi::hvm::{HVM_PARAM_STORE_EVTCHN, HVM_PARAM_STORE_PFN};
+    let w = World::new(1);
+    let built = boot_tree(
+        &w,
+        false,
+        &[
+            ("ctl", Some(CAP_CONTROL), None),
+            ("store", Some(CAP_XENSTORE), Some("no-xenstore")),
+            ("enabled", None, Some("enabled")),
+            ("legacy", None, Some("legacy")),
+            ("without", None, Some("no-xenstore")),
+            ("plain", None, None),
+        ],
+    );
+    let hv = w.m.hypervisor();
+    let d = |i: usize| hv.domain(built[i].result.clone().unwrap()).unwrap();
+    let store_id = d(1).id();
+    for i in [2, 3] {
+        let port = u32::try_from(d(i).param(HVM_PARAM_STORE_EVTCHN)).unwrap();
+        assert!(port > 0, "{}", built[i].name);
+        assert_eq!(d(i).param(HVM_PARAM_STORE_PFN), u64::MAX);
+        let binding = d(i).events.lock().ports.get(port).unwrap().binding;
+        assert_eq!(binding, crate::event::Binding::Unbound { remote: store_id }, "for the xenstore domain");
+    }
+    for i in [0, 1, 4, 5] {
+        assert_eq!((d(i).param(HVM_PARAM_STORE_EVTCHN), d(i).param(HVM_PARAM_STORE_PFN)), (0, 0), "{}", built[i].name);
+    }
+    let c = controller(&w);
+    let info = CtlStore { domid: d(2).id(), ..CtlStore::ZERO };
+    assert_eq!(ctl(&w, &c, CTL_STORE_INFO, &info), 0);
+    let got: CtlStore = get(&c, ARG);
+    assert_eq!((u64::from(got.evtchn), got.gfn), (d(2).param(HVM_PARAM_STORE_EVTCHN), u64::MAX));
+}
+
+/// A domain left paused does not keep the machine up past `keel.timeout`.
+#[test]
+fn keel_timeout_ends_a_paused_domain() {
+    let mut w = World::with_deadline(1, 1_000_000 + 20 * MS);
+    let c = controller(&w);
+    let built = w.boot(&describe(&[Guest::new("paused", spinner())]));
+    let id = built[0].result.clone().unwrap();
+    w.run_until(2 * MS, |_| false);
+    assert_eq!(ctl(&w, &c, CTL_PAUSE, &CtlDomain { domid: id, _pad: [0; 6] }), 0);
+    let ends = w.run(100 * MS);
+    assert_eq!(ends.len(), 1);
+    assert_eq!(ends[0].state, crate::domain::DomainState::Crashed);
 }

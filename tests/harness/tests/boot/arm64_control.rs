@@ -13,8 +13,12 @@ fn arm64_control_domain_pauses_and_destroys_a_sibling() {
         let control = spec("control", "caps=1;bootargs=keel.test=control keel.victim=victim");
         let victim = spec("victim", "bootargs=keel.test=spin");
         let denied = spec("denied", "bootargs=keel.test=control-denied");
-        let mut t = on(c, "arm64 control", &["--domain", &control, "--domain", &victim, "--domain", &denied])
-            .refusal("[test] fail domain-victim: destroyed", 1);
+        let mut t = on(
+            c,
+            "arm64 control",
+            &["--bootargs", "keel.timeout=60", "--domain", &control, "--domain", &victim, "--domain", &denied],
+        )
+        .refusal("[test] fail domain-victim: destroyed", 1);
         for l in [
             "(d1) control: interface 1.0",
             "domains; victim is d2, 1 vCPU(s), ",

@@ -124,9 +124,10 @@ pub fn run<P: Platform>(p: &P) -> Outcome {
     let mut c = CtlConsole { domid: id, _pad: [0; 2], len: 4096, buffer: out.va() as u64, offset: 0 };
     let got = ctl(p, CTL_CONSOLE_READ, &mut c);
     ensure!(got > 0, "CTL_CONSOLE_READ: {}", name(got));
+    // The spinner's last line is the newest output.
     let mut text = [0u8; 256];
     let shown = (got as usize).min(text.len());
-    out.read(0, &mut text[..shown]);
+    out.read((got as usize - shown) & !3, &mut text[..shown]);
     let text = core::str::from_utf8(&text[..shown]).unwrap_or("");
     ensure!(text.contains("spinning"), "{victim_name}'s console: {text:?}");
     out.fill(0, b"hello\n");

@@ -126,6 +126,16 @@ impl<P: Platform> Arena<'_, P> {
         }
         match (number, cmd & 0xff) {
             (SCHED_OP, 1 | 2 | 3 | 5 | 6) => return false,
+            // remote_shutdown: a control domain's shuts the named domain down; name itself
+            // (refused) or a missing one.
+            (SCHED_OP, 4) if cmd as u32 == 4 => {
+                if !self.in_scratch(args[1]) {
+                    return false;
+                }
+                let domid = if r.below(2) == 0 { 0x7ff0 } else { 0x100 + r.below(0x7000) };
+                self.patch(args[1] & !7, 0, r.next() << 16 | domid);
+                args[1] &= !7;
+            }
             (VCPU_OP, 2) => return false,
             (MEMORY_OP, c) => match c & 0x3f {
                 1 | 6 => {
