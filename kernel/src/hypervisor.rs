@@ -345,6 +345,7 @@ impl<'a, A: Arch> Hypervisor<'a, A> {
             v.lock().set_run_state(RunState::Offline, now);
         }
         self.hooks.domain_stopped(d.id());
+        self.notify_dom_exc();
     }
 
     /// Shuts `d` down because its guest asked to; a reason recorded earlier with

@@ -9,7 +9,8 @@
 //! guest-physical map), [`guest_memory`] (every access to guest memory), [`event`] (event
 //! channels, 2-level and FIFO), [`grant`] (grant tables v1), [`hypercall`] (the dispatch
 //! table), all tied together by the [`Hypervisor`]. [`sched`] is the vCPU scheduler; [`run`] wires it to
-//! the core, builds domains from their [`config`] and runs them on every CPU.
+//! the core, builds domains from their [`config`] and runs them on every CPU. [`control`]
+//! is what a control domain may do to the others (Keel's control interface).
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_code)]
 // Narrowing `as` casts hide truncation of guest-controlled values: use `try_from`, a mask
@@ -23,6 +24,7 @@ pub mod arch;
 pub mod boot;
 pub mod config;
 pub mod console;
+pub mod control;
 pub mod domain;
 pub mod dtb;
 pub mod elf;
@@ -39,6 +41,7 @@ pub mod run;
 pub mod sched;
 pub mod selftest;
 pub mod start;
+pub mod store_page;
 pub mod version;
 
 pub use hypervisor::Hypervisor;

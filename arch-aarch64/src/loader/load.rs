@@ -23,6 +23,8 @@ impl GuestAbi for Aarch64 {
     const LAYOUT: &'static GuestLayout = &AARCH64;
     /// Xen's console magic page (`GUEST_MAGIC_BASE` + 0).
     const PV_CONSOLE_GFN: Option<u64> = Some(crate::layout::MAGIC_BASE >> 12);
+    /// Xen's store page (`GUEST_MAGIC_BASE` + `XENSTORE_PFN_OFFSET`).
+    const STORE_GFN: Option<u64> = Some(keel_abi::xenstore::ARM_STORE_GFN);
 }
 
 /// A boot module's bytes, if it lies in RAM Keel mapped (modules are reserved at boot:

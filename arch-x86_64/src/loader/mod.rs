@@ -20,6 +20,8 @@ use keel_kernel::mm::{GuestPhysAddr, Region};
 
 impl GuestAbi for X86_64 {
     const LAYOUT: &'static GuestLayout = &X86_64_LAYOUT;
+    /// Xen's PVH special page for xenstore (`SPECIALPAGE_XENSTORE` below 0xff000).
+    const STORE_GFN: Option<u64> = Some(keel_abi::xenstore::X86_STORE_GFN);
 }
 
 /// The bytes of a boot module.

@@ -206,3 +206,7 @@ wire_struct! {
         pub version: u32 = 4,
     }
 }
+
+/// Grant reference the domain builder fills for the xenstore domain to map the store
+/// page (Xen `GNTTAB_RESERVED_XENSTORE`; refs 0..7 are reserved for such uses).
+pub const GNTTAB_RESERVED_XENSTORE: u32 = 1;

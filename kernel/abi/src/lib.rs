@@ -15,6 +15,7 @@
 pub mod wire;
 
 pub mod console;
+pub mod control;
 pub mod errno;
 pub mod event;
 pub mod features;
@@ -28,6 +29,7 @@ pub mod start_info;
 pub mod vcpu;
 pub mod version;
 pub mod xen;
+pub mod xenstore;
 
 pub use errno::Errno;
 pub use version::{AbiVersion, ABI_VERSION};

@@ -14,6 +14,9 @@ pub trait GuestAbi {
     /// The guest frame where Keel places each domain's PV console ring
     /// (`HVM_PARAM_CONSOLE_PFN`), outside guest RAM; `None`: no PV console.
     const PV_CONSOLE_GFN: Option<u64> = None;
+    /// The guest frame where the domain builder places each domain's xenstore page
+    /// (`HVM_PARAM_STORE_PFN`), outside guest RAM; `None`: no xenstore.
+    const STORE_GFN: Option<u64> = None;
 }
 
 /// A vCPU's own translation of its virtual addresses, for hypercall arguments:

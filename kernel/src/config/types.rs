@@ -9,7 +9,8 @@ use alloc::vec::Vec;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DomainKind {
     /// Modules directly under `/chosen`, as a Xen dom0 is given (QEMU `guest-loader`,
-    /// U-Boot scripts). Keel gives it no capabilities (see `docs/configuration.md`).
+    /// U-Boot scripts). Keel makes it a control domain, as Xen's dom0 (see
+    /// `docs/configuration.md`).
     Initial,
     /// A `/chosen` child with `compatible = "xen,domain"` (Xen dom0less).
     Dom0less,

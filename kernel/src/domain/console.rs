@@ -1,4 +1,5 @@
-//! Per-domain console buffers: the partial output line and pending input.
+//! Per-domain console buffers: the partial output line, recent output for the control
+//! interface, and pending input.
 
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
@@ -8,20 +9,32 @@ pub const LINE_MAX: usize = 256;
 /// Input bytes kept for `CONSOLEIO_read`; older bytes are dropped first.
 pub const INPUT_MAX: usize = 1024;
 
+/// Output bytes kept for the control interface; older bytes are dropped first.
+pub const HISTORY_MAX: usize = keel_abi::control::CTL_CONSOLE_HISTORY as usize;
+
 /// A domain's console state.
 #[derive(Default)]
 pub struct ConsoleBuffers {
     line: Vec<u8>,
     input: VecDeque<u8>,
+    /// The last [`HISTORY_MAX`] output bytes, raw.
+    history: VecDeque<u8>,
+    /// Output bytes since the domain started.
+    written: u64,
 }
 
 impl ConsoleBuffers {
     pub const fn new() -> Self {
-        ConsoleBuffers { line: Vec::new(), input: VecDeque::new() }
+        ConsoleBuffers { line: Vec::new(), input: VecDeque::new(), history: VecDeque::new(), written: 0 }
     }
 
     /// Adds output bytes; calls `emit` for each complete (or overlong) line.
     pub fn output(&mut self, bytes: &[u8], mut emit: impl FnMut(&str)) {
+        self.written = self.written.wrapping_add(bytes.len() as u64);
+        let keep = &bytes[bytes.len().saturating_sub(HISTORY_MAX)..];
+        let excess = (self.history.len() + keep.len()).saturating_sub(HISTORY_MAX);
+        self.history.drain(..excess);
+        self.history.extend(keep);
         for &b in bytes {
             match b {
                 b'\n' => self.flush(&mut emit),
@@ -45,6 +58,16 @@ impl ConsoleBuffers {
         }
         emit(core::str::from_utf8(&self.line).unwrap_or(""));
         self.line.clear();
+    }
+
+    /// Up to `max` bytes of output from byte `from` on (counted since the domain
+    /// started), and the offset of the first byte returned: later than `from` if those
+    /// bytes were dropped, the end of the output if `from` lies beyond it.
+    pub fn read_output(&self, from: u64, max: usize) -> (u64, Vec<u8>) {
+        let oldest = self.written.wrapping_sub(self.history.len() as u64);
+        let start = from.clamp(oldest, self.written);
+        let skip = usize::try_from(start - oldest).unwrap_or(usize::MAX);
+        (start, self.history.iter().skip(skip).take(max).copied().collect())
     }
 
     /// Queues input for the guest.
@@ -85,5 +108,23 @@ mod tests {
         assert_eq!(c.peek_input(2), b"ab");
         c.consume_input(2);
         assert_eq!(c.peek_input(9), b"c");
+    }
+
+    #[test]
+    fn keeps_recent_output_raw() {
+        let mut c = ConsoleBuffers::new();
+        c.output(b"ab\x1b\n", |_| {});
+        assert_eq!(c.read_output(0, 99), (0, b"ab\x1b\n".to_vec()));
+        assert_eq!(c.read_output(2, 1), (2, b"\x1b".to_vec()));
+        assert_eq!(c.read_output(50, 9), (4, vec![]), "beyond the end: nothing, at the end");
+        let big = vec![b'x'; HISTORY_MAX];
+        c.output(&big, |_| {});
+        c.output(b"yz", |_| {});
+        let (start, bytes) = c.read_output(0, usize::MAX);
+        assert_eq!(start, 6, "the oldest bytes were dropped");
+        assert_eq!(bytes.len(), HISTORY_MAX);
+        assert_eq!(&bytes[HISTORY_MAX - 2..], b"yz");
+        c.output(&vec![b'q'; HISTORY_MAX * 2 + 1], |_| {});
+        assert_eq!(c.read_output(0, 1).0, (HISTORY_MAX as u64) * 2 + 7, "only the last bytes of one long write");
     }
 }

@@ -6,7 +6,9 @@
 //! says that something changed. Hooks are called with no core lock held, so they may
 //! call back into the core.
 
+use crate::sched::{CpuMask, VcpuParams};
 use keel_abi::xen::DomId;
+use keel_abi::Errno;
 
 /// Notifications from the core.
 pub trait Hooks: Sync {
@@ -33,6 +35,23 @@ pub trait Hooks: Sync {
     fn vcpu_online(&self, _domain: DomId, _vcpu: u32, _online: bool) {}
     /// The domain stopped running (shutdown, crash): stop scheduling its vCPUs.
     fn domain_stopped(&self, _domain: DomId) {}
+    /// The control interface paused (`paused`) or unpaused the domain: hold all its
+    /// vCPUs off every CPU until it is unpaused, whatever else wakes or starts them.
+    fn domain_paused(&self, _domain: DomId, _paused: bool) {}
+    /// The scheduling parameters of a vCPU; `None` if the scheduler does not know it.
+    fn sched_params(&self, _domain: DomId, _vcpu: u32) -> Option<VcpuParams> {
+        None
+    }
+    /// Sets the weight (1..=65535) and cap (0..=100 % of one CPU) of every vCPU of the
+    /// domain: `-EINVAL` for values outside those, `-ESRCH` for an unknown domain.
+    fn set_weight_cap(&self, _domain: DomId, _weight: u16, _cap: u8) -> Result<(), Errno> {
+        Err(Errno::ENOSYS)
+    }
+    /// Sets the hard affinity of one vCPU: `-EINVAL` if it has no online CPU, `-ESRCH`
+    /// for an unknown vCPU.
+    fn set_affinity(&self, _domain: DomId, _vcpu: u32, _mask: CpuMask) -> Result<(), Errno> {
+        Err(Errno::ENOSYS)
+    }
     /// One line of a domain's console output (`console_io` write), without the newline.
     fn console_line(&self, domain: DomId, line: &str) {
         log::info!("(d{domain}) {line}");

@@ -23,6 +23,7 @@ use crate::event::EventState;
 use crate::grant::GrantTable;
 use crate::mm::{FramePool, GuestPhysAddr, PhysAddr, PAGE_BYTES, PAGE_SIZE};
 use crate::p2m::{Lookup, Memory};
+use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, AtomicU64};
@@ -62,6 +63,10 @@ pub struct DomainConfig {
     pub handle: [u8; 16],
     /// The backend emulates its console UART for the domain (`vpl011`).
     pub virtual_uart: bool,
+    /// Its name, as the control interface reports it.
+    pub name: String,
+    /// `keel_abi::control::CAP_*` bits: a control domain may use the control interface.
+    pub capabilities: u32,
 }
 
 /// The most vCPUs a domain may have.
@@ -82,6 +87,8 @@ impl DomainConfig {
             memory_map: Vec::new(),
             handle: [0; 16],
             virtual_uart: false,
+            name: String::new(),
+            capabilities: 0,
         }
     }
 }
@@ -188,13 +195,16 @@ impl<A: Arch> Domain<A> {
                 });
             }
         };
-        let events = EventState::new(
+        let mut events = EventState::new(
             config.layout,
             shared_info,
             config.vcpus,
             config.max_event_port,
             config.global_virq_handler,
         );
+        if config.capabilities & (keel_abi::control::CAP_CONTROL | keel_abi::control::CAP_XENSTORE) != 0 {
+            events.allow_global_virq(keel_abi::xen::VIRQ_DOM_EXC);
+        }
         Ok(Domain {
             id,
             state: Mutex::new(DomainState::Running),

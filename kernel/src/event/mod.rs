@@ -74,6 +74,8 @@ pub struct EventState<A: Arch> {
     layout: &'static GuestLayout,
     max_port: u32,
     global_virq_handler: bool,
+    /// Global VIRQs (bit n = VIRQ n) the domain may bind without handling them all.
+    allowed_global: u32,
     dying: bool,
     _arch: PhantomData<A>,
 }
@@ -103,6 +105,7 @@ impl<A: Arch> EventState<A> {
             layout,
             max_port: max_port.min(EVTCHN_FIFO_NR_CHANNELS - 1),
             global_virq_handler,
+            allowed_global: 0,
             dying: false,
             _arch: PhantomData,
         }
@@ -231,6 +234,14 @@ impl<A: Arch> EventState<A> {
         self.ports.release(port);
     }
 
+    /// Lets the domain bind global VIRQ `virq` (below [`NR_VIRQS`]) though it is not the
+    /// global VIRQ handler (a control domain's `VIRQ_DOM_EXC`).
+    pub fn allow_global_virq(&mut self, virq: u32) {
+        if virq < NR_VIRQS {
+            self.allowed_global |= 1 << virq;
+        }
+    }
+
     /// `EVTCHNOP_bind_virq`.
     pub fn bind_virq(&mut self, virq: u32, vcpu: u32) -> Result<u32, Errno> {
         if virq >= NR_VIRQS {
@@ -243,7 +254,7 @@ impl<A: Arch> EventState<A> {
         if vcpu >= self.nr_vcpus() {
             return Err(Errno::ENOENT);
         }
-        if kind == VirqKind::Global && !self.global_virq_handler {
+        if kind == VirqKind::Global && !self.global_virq_handler && self.allowed_global & (1 << virq) == 0 {
             return Err(Errno::EBUSY);
         }
         if self.vcpus[vcpu as usize].virqs[virq as usize] != 0 {

@@ -129,6 +129,21 @@ impl GrantTable {
         Some(u32::from_le_bytes(b) as u64)
     }
 
+    /// Fills entry `gref` as its granter would: `domid` may map or copy guest frame
+    /// `gfn` read-write (the domain builder seeds `GNTTAB_RESERVED_XENSTORE` so). Grows
+    /// the table to hold it; -EBUSY while the entry is pinned.
+    pub fn seed_entry<A: Arch>(&mut self, pool: &FramePool, gref: u32, domid: DomId, gfn: u32) -> Result<(), Errno> {
+        if self.active.contains_key(&gref) {
+            return Err(Errno::EBUSY);
+        }
+        self.frame::<A>(pool, gref / GRANT_ENTRIES_PER_FRAME)?;
+        let w = self.entry_word::<A>(gref).ok_or(Errno::EINVAL)?;
+        A::Memory::write(PhysAddr(w.address().0 + 4), &gfn.to_le_bytes());
+        let flags = u32::from(keel_abi::grant::GTF_PERMIT_ACCESS);
+        w.store(flags | (u32::from(domid) << 16));
+        Ok(())
+    }
+
     /// Reserves a maptrack handle for a map in progress.
     pub fn reserve_handle(&mut self) -> Option<u32> {
         if let Some(h) = self.free_handles.pop() {

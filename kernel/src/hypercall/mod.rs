@@ -1,4 +1,5 @@
-//! Hypercall dispatch: a table indexed by Xen's hypercall numbers, one file per family.
+//! Hypercall dispatch: a table indexed by Xen's hypercall numbers (and Keel's control
+//! hypercall, `docs/control-abi.md`), one file per family.
 //!
 //! Every handler returns `Result<u64, Errno>`; the result register gets the value, or the
 //! negated error number. Numbers outside the table, and entries Keel does not implement,
@@ -7,6 +8,7 @@
 //! `unsigned int` use only their low 32 bits, as in Xen. See `docs/abi.md`.
 
 mod console;
+mod control;
 mod event;
 mod grant;
 mod hvm;
@@ -89,6 +91,7 @@ impl<A: Arch> Table<A> {
         t[slot(nr::EVENT_CHANNEL_OP)] = Some(event::event_channel_op::<A> as Handler<A>);
         t[slot(nr::PHYSDEV_OP)] = Some(physdev_op::<A> as Handler<A>);
         t[slot(nr::HVM_OP)] = Some(hvm::hvm_op::<A> as Handler<A>);
+        t[slot(keel_abi::control::KEEL_CONTROL_OP)] = Some(control::control_op::<A> as Handler<A>);
         t
     };
 }

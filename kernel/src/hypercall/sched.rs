@@ -29,8 +29,12 @@ pub fn sched_op<A: Arch>(c: &Call<'_, '_, A>) -> HcResult {
         SCHEDOP_POLL => poll(c, arg),
         SCHEDOP_REMOTE_SHUTDOWN => {
             let r: SchedRemoteShutdown = c.guest.read_struct(arg)?;
-            c.hv.resolve(c.domain, r.domain_id).ok_or(Errno::ESRCH)?;
-            Err(Errno::EPERM)
+            let d = c.hv.resolve(c.domain, r.domain_id).ok_or(Errno::ESRCH)?;
+            if !crate::control::is_control(c.domain) {
+                return Err(Errno::EPERM);
+            }
+            c.hv.control_shutdown(c.domain, &d, r.reason)?;
+            Ok(0)
         }
         SCHEDOP_SHUTDOWN_CODE => {
             let s: SchedShutdown = c.guest.read_struct(arg)?;

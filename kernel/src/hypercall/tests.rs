@@ -350,6 +350,8 @@ fn documented(nr: u64) -> &'static [Errno] {
             E::EOPNOTSUPP,
         ],
         HVM_OP => &[E::EFAULT, E::EINVAL, E::ESRCH, E::EPERM, E::ENOENT, E::ENOSYS],
+        // The domain has no control capability.
+        keel_abi::control::KEEL_CONTROL_OP => &[E::EPERM],
         _ => &[E::ENOSYS],
     }
 }

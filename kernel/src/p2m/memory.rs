@@ -113,6 +113,12 @@ impl<A: Arch> Memory<A> {
         self.max_pages
     }
 
+    /// Sets the most RAM pages the domain may own (the builder adds a page beyond the
+    /// configured memory for the store page, as Xen's toolstack raises maxmem).
+    pub fn set_max_pages(&mut self, pages: u64) {
+        self.max_pages = pages;
+    }
+
     /// Pages given back while still pinned, waiting for their last unpin.
     pub fn released_pending(&self) -> usize {
         self.released.len()

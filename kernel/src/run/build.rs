@@ -2,25 +2,32 @@
 //! ([`config::DomainConfig`]) to a running domain.
 //!
 //! 1. The runtime configuration: the architecture's guest layout ([`GuestAbi`]), vCPUs,
-//!    RAM pages, its memory map ([`GuestLoader::memory_map`]), `vpl011`; the initial
-//!    domain (Xen's dom0) asks for id 0, the others get the lowest free id.
+//!    RAM pages, its memory map ([`GuestLoader::memory_map`]), `vpl011`, name and
+//!    capabilities; the initial domain (Xen's dom0) asks for id 0 and is a control
+//!    domain, as Xen's dom0 is; the others get the lowest free id and only the
+//!    capabilities their description names.
 //! 2. The domain is created and its RAM populated where [`GuestLoader::guest_ram`] says.
 //! 3. The backend loads the guest ([`GuestLoader::load_guest`]) and names the entry.
 //! 4. vCPU 0 is created there; the others stay offline until the guest starts them.
 //! 5. The vCPUs are registered with the scheduler (weight, cap, hard affinity) and vCPU
 //!    0 is started.
 //! 6. Once every domain is built, static event channels (`xen,evtchn-v1`) connect them,
-//!    before any of them runs.
+//!    before any of them runs; then each gets its PV console and each domain that asks
+//!    for xenstore (`xen,enhanced` "enabled" or "legacy", and the initial domain) its
+//!    store: if a xenstore domain was built and the architecture has a store frame, the
+//!    page, port and grant entry at once ([`crate::store_page`]); otherwise a port and
+//!    the late-init page number (`run/store.rs`, dom0less domains only).
 //!
 //! A failure at any step destroys what was built and names the domain.
 
 use super::Machine;
 use crate::arch::{Arch, GuestAbi, GuestLoader, LoadRequest, Vcpu, VcpuInit};
-use crate::config::{DomainConfig as BootConfig, DomainKind, DomainSet};
+use crate::config::{Capabilities, DomainConfig as BootConfig, DomainKind, DomainSet, Enhanced};
 use crate::domain::{Domain, DomainConfig};
 use crate::event::interdomain::bind_static;
 use crate::mm::{GuestPhysAddr, PAGE_SIZE};
 use crate::sched::{CpuMask, VcpuParams};
+use crate::store_page::StoreStart;
 use alloc::format;
 use alloc::string::String;
 use alloc::sync::Arc;
@@ -74,6 +81,11 @@ pub fn build_domain<A: Arch + GuestAbi + GuestLoader>(
     runtime.global_virq_handler = global_virq_handler;
     runtime.memory_map = A::memory_map(&ram);
     runtime.virtual_uart = config.vpl011;
+    runtime.name = config.name.clone();
+    runtime.capabilities = config.capabilities.0;
+    if config.kind == DomainKind::Initial {
+        runtime.capabilities |= keel_abi::control::CAP_CONTROL;
+    }
     let hv = m.hypervisor();
     let d = hv.create_domain(runtime).map_err(|e| fail(format!("cannot create the domain: {e:?}")))?;
     let id = d.id();
@@ -149,6 +161,13 @@ pub fn build_all<A: Arch + GuestAbi + GuestLoader>(m: &Machine<'_, A>, set: &Dom
     if let Some(gfn) = A::PV_CONSOLE_GFN {
         attach_consoles(m, &out, gfn);
     }
+    for (described, built) in set.domains.iter().zip(&out) {
+        if let (Ok(config), Ok(id)) = (described, &built.result) {
+            if !attach_store(m, config, *id) {
+                super::store::prepare(m, *id, config);
+            }
+        }
+    }
     out
 }
 
@@ -164,7 +183,38 @@ pub fn rebuild<A: Arch + GuestAbi + GuestLoader>(
         let built = [Described { name: config.name.clone(), result: Ok(id) }];
         attach_consoles(m, &built, gfn);
     }
+    if !attach_store(m, config, id) {
+        super::store::prepare(m, id, config);
+    }
     Ok(id)
+}
+
+/// Whether the domain `config` describes is to be introduced to xenstore.
+fn wants_store(config: &BootConfig) -> bool {
+    config.kind == DomainKind::Initial || matches!(config.enhanced, Enhanced::Enabled | Enhanced::Legacy)
+}
+
+/// Gives domain `id` its xenstore page and port if it wants them, the architecture has
+/// a store frame and a xenstore domain other than it runs. Returns whether it did, or
+/// the domain is the xenstore domain (which has no store of its own).
+fn attach_store<A: Arch + GuestAbi>(m: &Machine<'_, A>, config: &BootConfig, id: DomId) -> bool {
+    if config.capabilities.has(Capabilities::XENSTORE) {
+        return true;
+    }
+    let hv = m.hypervisor();
+    let (Some(gfn), Some(d)) = (A::STORE_GFN, hv.domain(id)) else { return false };
+    let Some(store) = hv.xenstore_domain().filter(|_| wants_store(config)) else { return false };
+    let start = if config.enhanced == Enhanced::Legacy { StoreStart::Immediate } else { StoreStart::WaitForServer };
+    match hv.attach_store(&d, gfn, store.id(), start) {
+        Ok(port) => {
+            log::info!("domain {id} ({}): xenstore page at gfn {gfn:#x}, port {port}", config.name);
+            true
+        }
+        Err(e) => {
+            log::warn!("domain {id} ({}): no xenstore page: {}", config.name, e.name());
+            false
+        }
+    }
 }
 
 /// Gives every domain built a PV console at `gfn`, after the static event channels, so

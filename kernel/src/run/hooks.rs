@@ -10,6 +10,9 @@
 //! - `vcpu_online` starts or shuts down the vCPU in the scheduler;
 //! - `domain_stopped` shuts down every vCPU of the domain and marks the domain for the
 //!   run loops to reap;
+//! - `domain_paused` pauses or unpauses every vCPU of the domain in the scheduler;
+//!   `sched_params`, `set_weight_cap` and `set_affinity` read and change its vCPUs'
+//!   parameters there;
 //! - `console_line` goes to the configured sink (the log by default).
 //!
 //! A CPU that must call `pick_next` is told through a per-CPU flag, and through the
@@ -18,13 +21,14 @@
 use super::timers::TimerTable;
 use crate::arch::{Arch, CpuId, CpuOps, InterruptController};
 use crate::domain::Hooks;
-use crate::sched::{SchedConfig, SchedError, Scheduler, VcpuKey, VcpuParams};
+use crate::sched::{CpuMask, SchedConfig, SchedError, Scheduler, VcpuKey, VcpuParams};
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use core::marker::PhantomData;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use keel_abi::xen::DomId;
+use keel_abi::Errno;
 use spin::Mutex;
 
 /// Where a domain's console lines go.
@@ -202,6 +206,18 @@ impl<A: Arch> SchedHooks<A> {
     fn live(&self, domain: DomId) -> bool {
         self.domains.lock().get(&domain).is_some_and(|r| !r.stopped)
     }
+
+    /// The number of vCPUs of `domain` if it is registered and has not stopped.
+    fn live_vcpus(&self, domain: DomId) -> Option<u32> {
+        self.domains.lock().get(&domain).filter(|r| !r.stopped).map(|r| r.vcpus)
+    }
+}
+
+fn sched_errno(e: SchedError) -> Errno {
+    match e {
+        SchedError::UnknownVcpu => Errno::ESRCH,
+        _ => Errno::EINVAL,
+    }
 }
 
 impl<A: Arch> Hooks for SchedHooks<A> {
@@ -271,6 +287,42 @@ impl<A: Arch> Hooks for SchedHooks<A> {
             }
         }
         self.remove_timers(domain);
+    }
+
+    fn domain_paused(&self, domain: DomId, paused: bool) {
+        let Some(vcpus) = self.live_vcpus(domain) else { return };
+        for v in 0..vcpus {
+            let key = VcpuKey::new(domain, v);
+            let cpu = if paused { self.sched.pause(key) } else { self.sched.unpause(key, self.now()) };
+            if let Ok(cpu) = cpu {
+                self.resched_opt(cpu);
+            }
+        }
+    }
+
+    fn sched_params(&self, domain: DomId, vcpu: u32) -> Option<VcpuParams> {
+        self.sched.info(VcpuKey::new(domain, vcpu)).map(|i| i.params)
+    }
+
+    fn set_weight_cap(&self, domain: DomId, weight: u16, cap: u8) -> Result<(), Errno> {
+        if weight == 0 || cap > 100 {
+            return Err(Errno::EINVAL);
+        }
+        let vcpus = self.live_vcpus(domain).ok_or(Errno::ESRCH)?;
+        for v in 0..vcpus {
+            let cpu = self.sched.set_weight_cap(VcpuKey::new(domain, v), weight, cap, self.now());
+            self.resched_opt(cpu.map_err(sched_errno)?);
+        }
+        Ok(())
+    }
+
+    fn set_affinity(&self, domain: DomId, vcpu: u32, mask: CpuMask) -> Result<(), Errno> {
+        if self.live_vcpus(domain).is_none_or(|n| vcpu >= n) {
+            return Err(Errno::ESRCH);
+        }
+        let cpu = self.sched.set_affinity(VcpuKey::new(domain, vcpu), mask, self.now());
+        self.resched_opt(cpu.map_err(sched_errno)?);
+        Ok(())
     }
 
     fn console_line(&self, domain: DomId, line: &str) {

@@ -27,6 +27,7 @@ mod guests;
 mod hooks;
 mod input;
 mod reap;
+mod store;
 mod timers;
 
 pub use build::{build_all, build_domain, rebuild, BuildError, Described};
@@ -175,8 +176,8 @@ impl<'a, A: Arch> Machine<'a, A> {
         self
     }
 
-    /// Crashes every domain still running at system time `ns` (`keel.timeout`), so
-    /// that the run ends even if a guest never does.
+    /// Crashes every domain still running (or paused) at system time `ns`
+    /// (`keel.timeout`), so that the run ends even if a guest never does.
     pub fn with_deadline(mut self, ns: u64) -> Self {
         self.deadline = Some(ns);
         self
@@ -195,7 +196,7 @@ impl<'a, A: Arch> Machine<'a, A> {
         }
         for id in self.guests.ids() {
             let Some(g) = self.guests.get(id) else { continue };
-            if g.domain.state() == crate::domain::DomainState::Running {
+            if matches!(g.domain.state(), DomainState::Running | DomainState::Paused) {
                 log::warn!("domain {id} ({}): still running at keel.timeout; crashing it", g.name);
                 self.hv.shutdown(&g.domain, crate::domain::DomainState::Crashed);
             }

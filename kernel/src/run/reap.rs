@@ -62,7 +62,8 @@ impl core::fmt::Display for DomainEnd {
 /// 3. grants: its mappings of other domains' grants removed, and other domains' mappings
 ///    of its grants revoked;
 /// 4. memory: [`Hypervisor::reap`] frees its P2M, RAM and special pages once nothing
-///    refers to it any more, and the table forgets it.
+///    refers to it any more, and the table forgets it;
+/// 5. control domains that bound `VIRQ_DOM_EXC` are told a domain changed state.
 ///
 /// None of its vCPUs may be running.
 pub fn destroy_domain<A: Arch>(hv: &Hypervisor<'_, A>, id: DomId) -> Result<(), Errno> {
@@ -71,6 +72,7 @@ pub fn destroy_domain<A: Arch>(hv: &Hypervisor<'_, A>, id: DomId) -> Result<(), 
     crate::grant::ops::teardown(hv, &d);
     drop(d);
     hv.reap();
+    hv.notify_dom_exc();
     Ok(())
 }
 

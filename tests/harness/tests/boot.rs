@@ -8,10 +8,14 @@ use std::time::Duration;
 
 #[path = "boot/arm64_consoles.rs"]
 mod arm64_consoles;
+#[path = "boot/arm64_control.rs"]
+mod arm64_control;
 #[path = "boot/arm64_guests.rs"]
 mod arm64_guests;
 #[path = "boot/arm64_linux.rs"]
 mod arm64_linux;
+#[path = "boot/arm64_xenstore.rs"]
+mod arm64_xenstore;
 #[path = "boot/x86_guests.rs"]
 mod x86_guests;
 

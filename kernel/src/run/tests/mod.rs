@@ -1,6 +1,7 @@
 //! The run loop on simulated CPUs: mock guests running real programs under the real
 //! hypervisor, hooks, scheduler and per-CPU loops.
 
+mod control;
 mod domains;
 mod doorbells;
 mod pingpong;

@@ -2,7 +2,7 @@
 
 use crate::board::{self, BOARD};
 use crate::{gic, mmu, psci, regs};
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 use keel_test_guest::{CpuState, Platform, Probe};
 
 /// The arm64 platform (one instance).
@@ -35,6 +35,23 @@ pub fn set_cpu(cpu: u32) {
     if let Some(slot) = CPU_OF_MPIDR.get(cpu as usize) {
         slot.store(cpu, Relaxed);
     }
+}
+
+/// Whether faults in the hole are tolerated ([`Platform::tolerate_hole_faults`]).
+static TOLERATE_HOLE: AtomicBool = AtomicBool::new(false);
+/// Hole faults tolerated, and the address of the last one.
+static HOLE_FAULTS: AtomicU64 = AtomicU64::new(0);
+static HOLE_FAULT_AT: AtomicU64 = AtomicU64::new(0);
+
+/// Whether a data abort at `far` is one to skip; if so it is counted.
+pub fn tolerated_hole_fault(far: u64) -> bool {
+    let (start, end) = ARM.hole();
+    if !TOLERATE_HOLE.load(Relaxed) || !(start..end).contains(&far) {
+        return false;
+    }
+    HOLE_FAULT_AT.store(far, Relaxed);
+    HOLE_FAULTS.fetch_add(1, Relaxed);
+    true
 }
 
 pub fn record_probe_fault(esr: u64) {
@@ -97,6 +114,14 @@ impl Platform for Arm {
     fn phys_to_virt(&self, gpa: u64) -> Option<usize> {
         let (start, end) = self.ram();
         ((0x3800_0000..0x4000_0000).contains(&gpa) || (start..end).contains(&gpa)).then_some(gpa as usize)
+    }
+
+    fn tolerate_hole_faults(&self) {
+        TOLERATE_HOLE.store(true, Relaxed);
+    }
+
+    fn hole_faults(&self) -> (u64, u64) {
+        (HOLE_FAULTS.load(Relaxed), HOLE_FAULT_AT.load(Relaxed))
     }
 
     fn init_interrupts(&self) {

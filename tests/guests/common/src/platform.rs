@@ -168,6 +168,18 @@ pub trait Platform: Sync {
         None
     }
 
+    /// From now on, a data access to [`Platform::hole`] that faults (a foreign mapping
+    /// Keel revoked because its granter ended) completes as a no-op (a load leaves its
+    /// register as it was) instead of failing the guest; [`Platform::hole_faults`]
+    /// counts them. For programs that serve other domains' pages (the xenstore domain).
+    /// Platforms that cannot do it do nothing (such a fault stays fatal).
+    fn tolerate_hole_faults(&self) {}
+
+    /// Hole faults tolerated so far, and the address of the last one.
+    fn hole_faults(&self) -> (u64, u64) {
+        (0, 0)
+    }
+
     /// How far the guest's clock runs behind the machine's, in [`Platform::ticks`]
     /// (arm64: CNTPCT − CNTVCT, the domain's CNTVOFF), if the platform can tell.
     fn clock_offset(&self) -> Option<u64> {

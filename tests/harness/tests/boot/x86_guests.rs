@@ -481,3 +481,33 @@ fn x86_bad_domains_are_refused_by_name() {
     ]);
     boot(t);
 }
+
+/// Keel's control interface (`docs/control-abi.md`) on QEMU's SVM: a control domain
+/// (`capabilities = <1>`) lists, pauses (the sibling's CPU time stops), unpauses, tunes,
+/// reads the console of and destroys a spinning sibling (`VIRQ_DOM_EXC`, id released);
+/// a domain without the capability gets `-EPERM` for every sub-op.
+#[test]
+#[ignore = "boots QEMU: run through scripts/test"]
+fn x86_control_qemu_bios() {
+    let machine = X86Machine::QemuBios;
+    let mut t = x86_boot(machine, &x86_iso("control"))
+        .refusal("[test] fail domain-victim: destroyed", x86_fail_status(machine))
+        .timeout(Duration::from_secs(240));
+    t = t.lines(&[
+        "(d1) control: interface 1.0",
+        "domains; victim is d2, 1 vCPU(s), ",
+        "(d1) control: pause: CPU time stopped for 100 ms; unpause: it runs again",
+        "(d1) control: weight 512, affinity CPU 0",
+        "(d1) control: console: read ",
+        "(d1) control: garbage arguments refused, Keel still answers",
+        "(d1) control: destroy: VIRQ_DOM_EXC, d2 released",
+        "(d1) PASS control",
+        "(d3) control-denied: 18 sub-ops, each EPERM; VIRQ_DOM_EXC: EBUSY",
+        "(d3) PASS control-denied",
+        "domain 2 (victim): destroyed",
+        "[test] pass domain-control: shut down (poweroff)",
+        "[test] pass domain-denied: shut down (poweroff)",
+        "[test] done pass=4 fail=1 expected=5",
+    ]);
+    boot(t);
+}

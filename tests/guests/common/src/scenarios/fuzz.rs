@@ -7,10 +7,15 @@
 //! end or block the domain (shutdown, block, poll, a watchdog that would expire, taking
 //! its only vCPU down) are left out. Keel must answer every call and keep running the
 //! other domains.
+//!
+//! Given the control capability, it fuzzes Keel's control interface too; the sub-ops
+//! that would stop or slow the other domains (pause, shutdown, destroy, weight/cap,
+//! affinity, console input) name the fuzzer itself or a missing domain.
 
 use crate::hcall::Hv;
 use crate::pages::{self, Page};
 use crate::{cmdline, ensure, expect_eq, fail, say, Outcome, Platform};
+use keel_abi::control::*;
 use keel_abi::hypercall::*;
 
 /// xorshift64*.
@@ -29,7 +34,7 @@ impl Rng {
     }
 }
 
-const NUMBERS: [u64; 11] = [
+const NUMBERS: [u64; 12] = [
     MEMORY_OP,
     SET_TIMER_OP,
     XEN_VERSION,
@@ -41,6 +46,7 @@ const NUMBERS: [u64; 11] = [
     EVENT_CHANNEL_OP,
     PHYSDEV_OP,
     HVM_OP,
+    KEEL_CONTROL_OP,
 ];
 
 /// What the fuzzer may name.
@@ -95,11 +101,41 @@ impl<P: Platform> Arena<'_, P> {
         }
     }
 
+    /// Whether `ptr` is scratch memory the fuzzer can patch (not an alias of it).
+    fn in_scratch(&self, ptr: u64) -> bool {
+        let base = self.scratch.va() as u64;
+        ptr >= base && ptr.saturating_add(16) <= base + self.scratch_len as u64
+    }
+
     /// Makes the struct(s) a call reads safe to hand to Keel (see the module's doc).
     fn sanitize(&self, r: &mut Rng, number: u64, cmd: u64, args: &mut [u64; 5]) -> bool {
         let scratch = self.scratch.va() as u64;
+        if number == KEEL_CONTROL_OP {
+            let disruptive = [CTL_PAUSE, CTL_SHUTDOWN, CTL_DESTROY, CTL_SET_SCHED, CTL_SET_AFFINITY, CTL_CONSOLE_WRITE];
+            if disruptive.contains(&(cmd as u32)) {
+                if !self.in_scratch(args[1]) {
+                    return false;
+                }
+                // The domain id (the struct's first u16): itself (refused), or none.
+                let domid =
+                    if r.below(2) == 0 && cmd as u32 != CTL_SET_SCHED { 0x7ff0 } else { 0x100 + r.below(0x7000) };
+                self.patch(args[1] & !7, 0, r.next() << 16 | domid);
+                args[1] &= !7;
+            }
+            return true;
+        }
         match (number, cmd & 0xff) {
             (SCHED_OP, 1 | 2 | 3 | 5 | 6) => return false,
+            // remote_shutdown: a control domain's shuts the named domain down; name itself
+            // (refused) or a missing one.
+            (SCHED_OP, 4) if cmd as u32 == 4 => {
+                if !self.in_scratch(args[1]) {
+                    return false;
+                }
+                let domid = if r.below(2) == 0 { 0x7ff0 } else { 0x100 + r.below(0x7000) };
+                self.patch(args[1] & !7, 0, r.next() << 16 | domid);
+                args[1] &= !7;
+            }
             (VCPU_OP, 2) => return false,
             (MEMORY_OP, c) => match c & 0x3f {
                 1 | 6 => {
@@ -155,6 +191,7 @@ pub fn run<P: Platform>(p: &P) -> Outcome {
     let arena = Arena { p, scratch: a, scratch_len, sacrificial };
     let hv = Hv(p);
     let (mut ok, mut errors, mut skipped) = (0u64, 0u64, 0u64);
+    let (mut control, mut control_ok) = (0u64, 0u64);
     for _ in 0..count {
         let number = match r.below(10) {
             0 => r.below(64),
@@ -171,16 +208,22 @@ pub fn run<P: Platform>(p: &P) -> Outcome {
             skipped += 1;
             continue;
         }
-        if (hv.raw(number, args)) < 0 {
+        let r = hv.raw(number, args);
+        if r < 0 {
             errors += 1;
         } else {
             ok += 1;
+        }
+        if number == KEEL_CONTROL_OP {
+            control += 1;
+            control_ok += u64::from(r >= 0);
         }
     }
     expect_eq!(hv.xen_version(keel_abi::version::XENVER_VERSION, 0), 0x0004_0013, "xen_version after the fuzzing");
     ensure!(errors > 0 && ok > 0, "the calls all failed or all succeeded: {ok} ok, {errors} errors");
     // End whatever partial line random console writes left.
     hv.console_write(b"\n");
+    say!(p, "fuzz: {control} control calls ({control_ok} succeeded)");
     say!(
         p,
         "fuzz: {} hypercalls with random arguments ({ok} succeeded, {errors} failed, {skipped} left out); Keel still answers",

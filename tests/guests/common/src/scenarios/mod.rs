@@ -15,9 +15,13 @@
 //! | `fuzz` | thousands of hypercalls with random arguments (`keel.count`, `keel.seed`); Keel keeps answering |
 //! | `pvconsole` | the PV console ring Keel serves: parameters, port status, output that wraps the ring, one line of input (`keel.expect`) |
 //! | `switching` | two domains on one CPU (`keel.seed` differs): the system registers each owns, FP/SIMD and its timer kept through thousands of yields to the other |
+//! | `control` | Keel's control interface from a control domain on a spinning sibling (`keel.victim=NAME`): list, query, pause/unpause (CPU time stops), weight, affinity, console, garbage, destroy and `VIRQ_DOM_EXC` |
+//! | `control-denied` | every control sub-op is `-EPERM` without the control capability |
+//! | `xenbus` | a xenbus client over the store ring the xenstore domain serves (`keel.role=client|flood`): read, write, directory, watch, a conflicting transaction, `EACCES` outside its subtree, the node quota |
 //! | `bench` | exit round trips in counter ticks: `keel.figure=null|sysreg|mmio|evtchn` (figures, not bounds) |
 
 mod bench;
+mod control;
 pub mod events;
 mod fuzz;
 mod grants;
@@ -28,6 +32,7 @@ mod pvconsole;
 mod smp;
 mod switching;
 mod timer;
+mod xenbus;
 
 use crate::{Outcome, Platform};
 
@@ -49,6 +54,9 @@ pub enum Scenario {
     PvConsole,
     Switching,
     Bench,
+    Control,
+    ControlDenied,
+    Xenbus,
 }
 
 const ALL: &[(&str, Scenario)] = &[
@@ -67,6 +75,9 @@ const ALL: &[(&str, Scenario)] = &[
     ("pvconsole", Scenario::PvConsole),
     ("switching", Scenario::Switching),
     ("bench", Scenario::Bench),
+    ("control", Scenario::Control),
+    ("control-denied", Scenario::ControlDenied),
+    ("xenbus", Scenario::Xenbus),
 ];
 
 /// The scenario called `name`.
@@ -93,6 +104,9 @@ impl Scenario {
             Scenario::PvConsole => pvconsole::run::<P>,
             Scenario::Switching => switching::run::<P>,
             Scenario::Bench => bench::run::<P>,
+            Scenario::Control => control::run::<P>,
+            Scenario::ControlDenied => control::denied::<P>,
+            Scenario::Xenbus => xenbus::run::<P>,
         }
     }
 

@@ -1,0 +1,107 @@
+//! Each domain's xenstore page and event channel, set up by the domain builder as Xen's
+//! toolstack does for a domain it introduces to xenstore:
+//!
+//! - one page of RAM at the architecture's store frame (outside the configured RAM; the
+//!   domain's RAM limit grows by that page), zeroed, its `connection` word set to
+//!   `XENSTORE_RECONNECT` so the guest waits until the xenstore domain serves the ring
+//!   (`xen,enhanced = "legacy"`: left at 0, for kernels that never check it);
+//! - a port unbound toward the xenstore domain, which binds it when it introduces the
+//!   domain;
+//! - grant entry `GNTTAB_RESERVED_XENSTORE` granting the page to the xenstore domain,
+//!   which maps it with `GNTTABOP_map_grant_ref`;
+//! - `HVM_PARAM_STORE_PFN` and `HVM_PARAM_STORE_EVTCHN` naming them.
+//!
+//! The page is ordinary RAM of the domain: it goes with the domain's memory on destroy,
+//! and not while the xenstore domain still maps it (grant pins hold the reap back).
+
+use crate::arch::{Arch, HostMemory};
+use crate::domain::Domain;
+use crate::event::Binding;
+use crate::mm::{PhysAddr, PAGE_BYTES};
+use crate::Hypervisor;
+use alloc::sync::Arc;
+use keel_abi::control::CAP_XENSTORE;
+use keel_abi::grant::GNTTAB_RESERVED_XENSTORE;
+use keel_abi::hvm::{HVM_PARAM_STORE_EVTCHN, HVM_PARAM_STORE_PFN};
+use keel_abi::xen::DomId;
+use keel_abi::xenstore::{XENSTORE_CONNECTED, XENSTORE_RECONNECT, XENSTORE_RING_CONNECTION};
+use keel_abi::Errno;
+
+/// How the guest finds the ring at start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreStart {
+    /// `connection` = `XENSTORE_RECONNECT`: wait for the server to set it to 0.
+    WaitForServer,
+    /// `connection` = `XENSTORE_CONNECTED`: use the ring at once (older kernels).
+    Immediate,
+}
+
+impl<A: Arch> Hypervisor<'_, A> {
+    /// The running domain holding the xenstore capability, if any.
+    pub fn xenstore_domain(&self) -> Option<Arc<Domain<A>>> {
+        self.domain_ids()
+            .into_iter()
+            .filter_map(|id| self.domain(id))
+            .find(|d| d.config().capabilities & CAP_XENSTORE != 0)
+    }
+
+    /// Gives `d` a xenstore page at guest frame `gfn` and a port for `store` (the
+    /// xenstore domain) to bind, seeds grant entry 1 for `store` and sets the two HVM
+    /// parameters. Returns the port. `-EEXIST` if `d` has a store page already, `-EINVAL`
+    /// for the xenstore domain itself, `-EBUSY` if `gfn` is not a hole; on any failure
+    /// nothing is left allocated.
+    pub fn attach_store(&self, d: &Domain<A>, gfn: u64, store: DomId, start: StoreStart) -> Result<u32, Errno> {
+        if d.param(HVM_PARAM_STORE_PFN) != 0 {
+            return Err(Errno::EEXIST);
+        }
+        if d.id() == store {
+            return Err(Errno::EINVAL);
+        }
+        let gfn32 = u32::try_from(gfn).map_err(|_| Errno::EINVAL)?;
+        if d.lookup(gfn).is_some() {
+            return Err(Errno::EBUSY);
+        }
+        let frame = {
+            let mut mm = d.mm.lock();
+            let max = mm.max_pages();
+            mm.set_max_pages(max.checked_add(1).ok_or(Errno::EINVAL)?);
+            if let Err(e) = mm.populate(self.pool, gfn, 1) {
+                mm.set_max_pages(max);
+                return Err(e);
+            }
+            mm.lookup(gfn).map(|l| l.frame).ok_or(Errno::EINVAL)?
+        };
+        let undo_page = || {
+            let mut mm = d.mm.lock();
+            let _ = mm.release_ram(self.pool, gfn);
+            let max = mm.max_pages();
+            mm.set_max_pages(max.saturating_sub(1));
+        };
+        A::Memory::zero(frame, PAGE_BYTES);
+        let connection = match start {
+            StoreStart::WaitForServer => XENSTORE_RECONNECT,
+            StoreStart::Immediate => XENSTORE_CONNECTED,
+        };
+        A::Memory::write(PhysAddr(frame.0 + XENSTORE_RING_CONNECTION as u64), &connection.to_le_bytes());
+        if let Err(e) = d.grants.lock().seed_entry::<A>(self.pool, GNTTAB_RESERVED_XENSTORE, store, gfn32) {
+            undo_page();
+            return Err(e);
+        }
+        let port = match d.events.lock().alloc(Binding::Unbound { remote: store }, 0) {
+            Ok(p) => p,
+            Err(e) => {
+                if let Some(w) = d.grants.lock().entry_word::<A>(GNTTAB_RESERVED_XENSTORE) {
+                    w.store(0);
+                }
+                undo_page();
+                return Err(e);
+            }
+        };
+        d.set_param(HVM_PARAM_STORE_EVTCHN, u64::from(port))?;
+        d.set_param(HVM_PARAM_STORE_PFN, gfn)?;
+        Ok(port)
+    }
+}
+
+#[cfg(test)]
+mod tests;
