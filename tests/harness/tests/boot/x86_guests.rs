@@ -462,6 +462,29 @@ fn x86_fuzz_bochs_svm() {
     x86_fuzz(X86Machine::BochsSvm);
 }
 
+/// The attacks of Xen's security advisories (`keel.test=xsa`, `docs/security.md`) from a
+/// 2-vCPU domain while two others play ping-pong: every attack gets the documented
+/// error, and everyone finishes.
+fn x86_xsa(machine: X86Machine) {
+    let t = x86_boot(machine, &x86_iso("xsa")).domains(&["xsa", "ping", "pong"]);
+    boot(t.timeout(Duration::from_secs(240)).lines(&super::arm64_guests::XSA_LINES).lines(&[
+        "(d2) pingpong ping: port 10, sent 2000, received 2000",
+        "(d3) pingpong pong: port 11, sent 2000, received 2000",
+    ]));
+}
+
+#[test]
+#[ignore = "boots QEMU: run through scripts/test"]
+fn x86_xsa_qemu_bios() {
+    x86_xsa(X86Machine::QemuBios);
+}
+
+#[test]
+#[ignore = "boots Bochs: run through scripts/test"]
+fn x86_xsa_bochs_vmx() {
+    x86_xsa(X86Machine::BochsVmx);
+}
+
 /// Domains whose kernel is not ELF, not PVH, that ask for too many vCPUs or share a
 /// module are refused, each by name; the good domain next to them still runs.
 #[test]

@@ -14,6 +14,7 @@
 //! | `spin` | spins forever with interrupts masked: Keel stops it at `keel.timeout` |
 //! | `fuzz` | thousands of hypercalls with random arguments (`keel.count`, `keel.seed`); Keel keeps answering |
 //! | `pvconsole` | the PV console ring Keel serves: parameters, port status, output that wraps the ring, one line of input (`keel.expect`) |
+//! | `xsa` | the attacks of Xen's security advisories on event channels, grants, `memory_op` and `console_io`, refused with the documented errors (2 vCPUs; `keel.rounds`, `keel.race`) |
 //! | `bench` | the null hypercall's round trip in counter ticks (figures, not bounds) |
 
 mod bench;
@@ -26,6 +27,7 @@ mod pingpong;
 mod pvconsole;
 mod smp;
 mod timer;
+mod xsa;
 
 use crate::{Outcome, Platform};
 
@@ -46,6 +48,7 @@ pub enum Scenario {
     Fuzz,
     PvConsole,
     Bench,
+    Xsa,
 }
 
 const ALL: &[(&str, Scenario)] = &[
@@ -63,6 +66,7 @@ const ALL: &[(&str, Scenario)] = &[
     ("fuzz", Scenario::Fuzz),
     ("pvconsole", Scenario::PvConsole),
     ("bench", Scenario::Bench),
+    ("xsa", Scenario::Xsa),
 ];
 
 /// The scenario called `name`.
@@ -88,6 +92,7 @@ impl Scenario {
             Scenario::Fuzz => fuzz::run::<P>,
             Scenario::PvConsole => pvconsole::run::<P>,
             Scenario::Bench => bench::run::<P>,
+            Scenario::Xsa => xsa::run::<P>,
         }
     }
 
@@ -96,6 +101,7 @@ impl Scenario {
         match self {
             Scenario::Ipi => Some(smp::ipi_secondary::<P>),
             Scenario::Smp => Some(smp::smp_secondary::<P>),
+            Scenario::Xsa => Some(xsa::secondary::<P>),
             _ => None,
         }
     }
