@@ -11,6 +11,8 @@
 //!   queries and closes whatever port vCPU 0 just made, while vCPU 0 allocates, binds,
 //!   closes, and finally resets the whole table under it. Every answer must be success
 //!   or the documented error; afterwards the domain starts FIFO again and its events work.
+//! - XSA-107 (FIFO events for a vCPU without a control block): after the reset only vCPU
+//!   0 registers one; events bound or moved to vCPU 1 are dropped.
 
 use super::expect;
 use crate::hcall::{err, name, Hv, Ret};
@@ -312,6 +314,15 @@ fn after_reset<P: Platform>(p: &P) -> Outcome {
     expect(port_op(p, EVTCHNOP_SEND, port), 0, "send after the reset")?;
     let word = arr.word(4 * port as usize).load(Ordering::Acquire);
     ensure!(word & 1 << EVTCHN_FIFO_PENDING != 0, "port {port} not pending after a send (word {word:#x})");
+    // XSA-107: vCPU 1 has no control block in the new FIFO table; events bound to it,
+    // or moved to it, are dropped.
+    let other = bind_ipi(p, 1)?;
+    expect(port_op(p, EVTCHNOP_SEND, other), 0, "send to a vCPU without a control block")?;
+    let mut a = EvtchnAllocUnbound { dom: DOMID_SELF, remote_dom: DOMID_SELF, port: 0 };
+    expect(Hv(p).event_op(EVTCHNOP_ALLOC_UNBOUND, &mut a), 0, "alloc_unbound")?;
+    expect(op(p, EVTCHNOP_BIND_VCPU, &mut [a.port, 1]), 0, "bind_vcpu to a vCPU without a control block")?;
+    expect(port_op(p, EVTCHNOP_SEND, a.port), 0, "send on an unbound port")?;
+    expect(port_op(p, EVTCHNOP_UNMASK, other), 0, "unmask on a vCPU without a control block")?;
     Ok(())
 }
 

@@ -164,6 +164,14 @@ fn maptrack<P: Platform>(p: &P, me: DomId, rounds: u64) -> Result<u64, crate::Fa
             expect_eq!(st, GNTST_BAD_GNTREF, "a map of a grant beyond the table");
             let (st, _) = grants::map(p, 0x7fef, GREF, base - 4096, false);
             expect_eq!(st, GNTST_BAD_DOMAIN, "a map from no domain");
+            // XSA-224: device mappings (Keel has no IOMMU mappings to give).
+            put_map(0, base - 4096, me);
+            let mut op = get::<GnttabMapGrantRef>(0).unwrap_or_default();
+            op.flags |= GNTMAP_DEVICE_MAP;
+            put(0, &op);
+            expect(batch(p, GNTTABOP_MAP_GRANT_REF, 1), 0, "a device map")?;
+            let st = get::<GnttabMapGrantRef>(0).map_or(0x7fff, |o| o.status);
+            expect_eq!(st, GNTST_GENERAL_ERROR, "a device map (GNTMAP_device_map)");
             ensure!(!table.end(GREF), "the granter ended access while 4096 mappings were live");
         }
         for (i, &h) in handles.iter().enumerate() {
