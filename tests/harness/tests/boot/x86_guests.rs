@@ -484,7 +484,7 @@ fn x86_xsa_qemu_bios() {
 #[test]
 #[ignore = "boots Bochs: run through scripts/test"]
 fn x86_xsa_bochs_vmx() {
-    x86_xsa(X86Machine::BochsVmx, "xsa-short", 8192, 100);
+    x86_xsa(X86Machine::BochsVmx, "xsa-short", 4096, 50);
 }
 
 /// Domains whose kernel is not ELF, not PVH, that ask for too many vCPUs or share a
