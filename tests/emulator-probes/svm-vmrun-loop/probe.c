@@ -4,8 +4,9 @@
  * SVM and runs a 64-bit guest under nested paging (identity, 1 GiB page) whose loop
  * executes PAUSE (intercepted, every one) and VMMCALL; the host counts the exits, takes
  * its local APIC timer's interrupts between runs (INTR intercepted, 1 kHz) and runs the
- * guest again. The BSP reports after EXITS exits and ends QEMU through isa-debug-exit
- * (status 33). Any host exception is reported with the registers that tell whose state
+ * guest again. After every #VMEXIT the host checks that EFER and CR3 are its own again
+ * (Keel's failure showed the guest's EFER). The BSP reports after EXITS exits and ends
+ * QEMU through isa-debug-exit (status 33). Any host exception is reported with the registers that tell whose state
  * the CPU holds (EFER, CR3, RIP, CR2) and ends QEMU with status 35; a fault the host
  * cannot even report becomes a triple fault, which QEMU (-no-reboot) turns into exit
  * status 0 with the reset state in its -d cpu_reset log.
@@ -189,6 +190,7 @@ static void __attribute__((noreturn)) run(uint32_t cpu) {
 	wrmsr(VM_HSAVE_PA, (uint64_t)hsave[cpu]);
 	vmcb_init(cpu);
 	uint8_t *v = vmcb[cpu];
+	const uint64_t host_efer = rdmsr(EFER_MSR), host_cr3 = read_cr3();
 	for (;;) {
 		__asm__ volatile("clgi; sti; vmrun; cli"
 				 :
@@ -196,6 +198,26 @@ static void __attribute__((noreturn)) run(uint32_t cpu) {
 				 : "memory", "rbx", "rcx", "rdx", "rsi", "rdi", "r8", "r9", "r10", "r11", "r12",
 				   "r13", "r14", "r15", "cc");
 		uint64_t code = r64(v, 0x70);
+		/* #VMEXIT loads the host's EFER and CR3 from the host save area (APM 15.6):
+		 * Keel's failure showed the guest's EFER (no NXE) here. */
+		uint64_t efer = rdmsr(EFER_MSR), cr3 = read_cr3();
+		if (efer != host_efer || cr3 != host_cr3) {
+			lock();
+			puts_serial("HOST STATE WRONG after #VMEXIT on CPU ");
+			putdec(cpu);
+			puts_serial(": efer ");
+			puthex(efer);
+			puts_serial(" (host ");
+			puthex(host_efer);
+			puts_serial(", guest 0x1500) cr3 ");
+			puthex(cr3);
+			puts_serial(" exit code ");
+			puthex(code);
+			puts_serial(" after ");
+			putdec(exits[0] + exits[1]);
+			puts_serial(" exits\n");
+			finish(0x11);
+		}
 		if (code == 0x77) {
 			pauses[cpu]++;
 			w64(v, 0x578, r64(v, 0x578) + 2);
