@@ -119,15 +119,22 @@ ap_gdt_desc:
 ap_tramp_end:
 
 	.code64
-/* The guest: PAUSE in a loop (each one intercepted), a VMMCALL every 200. */
+/* The guest: PAUSE in a loop (each one intercepted), a VMMCALL every 256. Copied into
+ * the guest's world; its counter lives in memory (the host does not keep the guest's
+ * general-purpose registers). */
 	.globl guest_code
 guest_code:
-5:	mov $200, %ecx
-6:	pause
-	dec %ecx
-	jnz 6b
+5:	pause
+	incl guest_counter(%rip)
+	testl $0xff, guest_counter(%rip)
+	jnz 5b
 	vmmcall
 	jmp 5b
+	.balign 8
+guest_counter:
+	.long 0
+	.globl guest_code_end
+guest_code_end:
 
 /* Interrupt and exception stubs: push an error code if the CPU did not, the vector,
  * the general registers, then isr_handler(frame). */

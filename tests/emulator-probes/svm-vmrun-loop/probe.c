@@ -1,7 +1,9 @@
 /*
  * svm-vmrun-loop: the smallest SVM hypervisor that does what Keel's x86 backend does
  * many times a second, with nothing of Keel in it. Each CPU (the BSP and one AP) enables
- * SVM and runs a 64-bit guest under nested paging (identity, 1 GiB page) whose loop
+ * SVM and runs a 64-bit guest in a world of its own (2 MiB under nested paging at
+ * guest-physical 1 GiB, its own page tables), its FS/GS/TR state switched with
+ * VMLOAD/VMSAVE around each VMRUN as Keel does; the guest's loop
  * executes PAUSE (intercepted, every one) and VMMCALL; the host counts the exits, takes
  * its local APIC timer's interrupts between runs (INTR intercepted, 1 kHz) and runs the
  * guest again. After every #VMEXIT the host checks that EFER and CR3 are its own again
@@ -27,13 +29,21 @@
 extern uint64_t pml4[512];
 extern const uint64_t isr_table[];
 extern const uint8_t ap_tramp[], ap_tramp_end[];
-extern const uint8_t guest_code[];
+extern const uint8_t guest_code[], guest_code_end[];
 
 static uint8_t vmcb[2][4096] __attribute__((aligned(4096)));
 static uint8_t hsave[2][4096] __attribute__((aligned(4096)));
+/* The host's FS, GS, TR, LDTR and syscall MSRs while a guest's are loaded (VMSAVE). */
+static uint8_t host_state[2][4096] __attribute__((aligned(4096)));
 static uint64_t npt_pml4[512] __attribute__((aligned(4096)));
 static uint64_t npt_pdpt[512] __attribute__((aligned(4096)));
-static uint8_t guest_stack[2][4096] __attribute__((aligned(4096)));
+static uint64_t npt_pd[512] __attribute__((aligned(4096)));
+/* Each guest's world: 2 MiB of host memory that the NPT shows at guest-physical
+ * GUEST_GPA + 2 MiB * cpu, holding its code, page tables and stack. Nothing else of the
+ * host is mapped for the guest, and the guest's CR3 is a guest-physical address, so a
+ * host access walked through the guest's tables or NPT faults instead of passing. */
+#define GUEST_GPA 0x40000000ull
+static uint8_t guest_world[2][0x200000] __attribute__((aligned(0x200000)));
 static uint64_t idt[256][2] __attribute__((aligned(16)));
 static volatile uint64_t exits[2], pauses[2], vmmcalls[2], intrs[2], ticks[2];
 static volatile uint32_t ap_up, print_lock;
@@ -149,7 +159,7 @@ static void segment(uint8_t *v, int off, uint16_t sel, uint16_t attrib, uint32_t
 }
 
 /* The VMCB of `cpu`: intercepts INTR, PAUSE, SHUTDOWN, VMRUN, VMMCALL; nested paging;
- * the guest in 64-bit mode on the host's own page tables (identity through the NPT). */
+ * the guest in 64-bit mode in its world (code at its start, tables at 4 KiB). */
 static void vmcb_init(uint32_t cpu) {
 	uint8_t *v = vmcb[cpu];
 	w32(v, 0x0c, 1u << 0 | 1u << 23 | 1u << 31);
@@ -164,19 +174,29 @@ static void vmcb_init(uint32_t cpu) {
 	segment(v, 0x430, 0x10, 0x0093, 0xffffffff);
 	segment(v, 0x440, 0, 0, 0);
 	segment(v, 0x450, 0, 0, 0);
+	w64(v, 0x458, 0x12345000); /* a GS base of the guest's own, which VMLOAD loads */
 	segment(v, 0x460, 0, 0, 0);
 	segment(v, 0x470, 0, 0x0082, 0);
 	segment(v, 0x480, 0, 0, 0);
 	segment(v, 0x490, 0, 0x008b, 0x67);
 	w64(v, 0x4d0, 0x1500); /* the guest's EFER: SVME | LMA | LME, no NXE (the host has it) */
+	uint8_t *world = guest_world[cpu];
+	uint64_t gpa = GUEST_GPA + 0x200000ull * cpu;
+	for (const uint8_t *s = guest_code; s < guest_code_end; s++)
+		world[s - guest_code] = *s;
+	uint64_t *gpml4 = (uint64_t *)(world + 0x1000), *gpdpt = (uint64_t *)(world + 0x2000);
+	uint64_t *gpd = (uint64_t *)(world + 0x3000);
+	gpml4[0] = (gpa + 0x2000) | 7;
+	gpdpt[1] = (gpa + 0x3000) | 7;
+	gpd[cpu] = gpa | 0x87;
 	w64(v, 0x548, 0x20);
-	w64(v, 0x550, read_cr3());
+	w64(v, 0x550, gpa + 0x1000);
 	w64(v, 0x558, 0x80000011);
 	w64(v, 0x560, 0x400);
 	w64(v, 0x568, 0xffff0ff0);
 	w64(v, 0x570, 2);
-	w64(v, 0x578, (uint64_t)guest_code);
-	w64(v, 0x5d8, (uint64_t)guest_stack[cpu] + 4096);
+	w64(v, 0x578, gpa);
+	w64(v, 0x5d8, gpa + 0x200000 - 16);
 	w64(v, 0x668, 0x0007040600070406ull);
 }
 
@@ -191,12 +211,16 @@ static void __attribute__((noreturn)) run(uint32_t cpu) {
 	vmcb_init(cpu);
 	uint8_t *v = vmcb[cpu];
 	const uint64_t host_efer = rdmsr(EFER_MSR), host_cr3 = read_cr3();
+	__asm__ volatile("vmsave" ::"a"((uint64_t)host_state[cpu]) : "memory");
 	for (;;) {
-		__asm__ volatile("clgi; sti; vmrun; cli"
+		/* As Keel and KVM do: the guest's FS/GS/TR/LDTR and syscall MSRs through
+		 * VMLOAD before VMRUN and VMSAVE after it, the host's back with VMLOAD. */
+		__asm__ volatile("clgi; sti; vmload; vmrun; vmsave; cli"
 				 :
 				 : "a"((uint64_t)v)
 				 : "memory", "rbx", "rcx", "rdx", "rsi", "rdi", "r8", "r9", "r10", "r11", "r12",
 				   "r13", "r14", "r15", "cc");
+		__asm__ volatile("vmload" ::"a"((uint64_t)host_state[cpu]) : "memory");
 		uint64_t code = r64(v, 0x70);
 		/* #VMEXIT loads the host's EFER and CR3 from the host save area (APM 15.6):
 		 * Keel's failure showed the guest's EFER (no NXE) here. */
@@ -306,7 +330,9 @@ void bsp_main(void) {
 	for (const uint64_t *e = isr_table; e[0] != 0xffff; e += 2)
 		set_gate((int)e[0], e[1]);
 	npt_pml4[0] = (uint64_t)npt_pdpt | 7;
-	npt_pdpt[0] = 0x87;
+	npt_pdpt[1] = (uint64_t)npt_pd | 7;
+	npt_pd[0] = (uint64_t)guest_world[0] | 0x87;
+	npt_pd[1] = (uint64_t)guest_world[1] | 0x87;
 	/* Start the AP: INIT, then two start-up IPIs at the trampoline. */
 	uint8_t *t = (uint8_t *)0x8000;
 	for (const uint8_t *s = ap_tramp; s < ap_tramp_end; s++)
@@ -319,6 +345,8 @@ void bsp_main(void) {
 		lapic_write(0x300, 0x4600 | (0x8000 >> 12));
 		delay(1000000);
 	}
+	for (uint64_t i = 0; i < 200000000 && !__atomic_load_n(&ap_up, __ATOMIC_ACQUIRE); i++)
+		__asm__ volatile("pause");
 	puts_serial(ap_up ? "AP up; " : "no AP; ");
 	puts_serial("both CPUs loop on VMRUN\n");
 	run(0);
