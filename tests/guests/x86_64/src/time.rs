@@ -94,11 +94,11 @@ fn pvclock_rate(p: &Pvh) -> Outcome {
         close,
         "pvclock scale ({got_mul:#x}, {got_shift}) makes {second} ns of {hz} TSC ticks; expected about ({mul:#x}, {shift})"
     );
-    let (tsc0, ns0) = (cpu::rdtsc(), system_ns(p));
+    let (tsc0, ns0) = tsc_and_ns(p);
     while cpu::rdtsc() - tsc0 < hz / 10 {
         core::hint::spin_loop();
     }
-    let (tsc1, ns1) = (cpu::rdtsc(), system_ns(p));
+    let (tsc1, ns1) = tsc_and_ns(p);
     let want = (tsc1 - tsc0) as u128 * NS_PER_SEC as u128 / hz as u128;
     let got = (ns1 - ns0) as u128;
     ensure!(got.abs_diff(want) * 1000 <= want, "pvclock ran {got} ns over {want} ns of TSC");
@@ -106,8 +106,28 @@ fn pvclock_rate(p: &Pvh) -> Outcome {
     Ok(())
 }
 
+/// The TSC and system time read together: an emulator that deschedules the vCPU between
+/// the two reads would make 1 ms of error, so a pair is taken only when both reads fall
+/// within 20 us of TSC time (retried up to 1000 times).
+fn tsc_and_ns(p: &Pvh) -> (u64, u64) {
+    let window = p.tick_hz() / 50_000;
+    let mut pair = (0, 0);
+    for _ in 0..1000 {
+        let a = cpu::rdtsc();
+        let ns = system_ns(p);
+        let b = cpu::rdtsc();
+        pair = (a + (b - a) / 2, ns);
+        if b - a <= window {
+            break;
+        }
+    }
+    pair
+}
+
 /// `VCPUOP_set_singleshot_timer` at absolute deadlines 10 ms apart, 100 times: each
-/// VIRQ_TIMER arrives, none early, on average less than 2 % of a second late.
+/// VIRQ_TIMER arrives, none early, half of them less than 3 periods late (judged by the
+/// median: an emulator thread descheduled by a busy host makes events late, by about a
+/// period at worst in the median with a busy loop per core beside it).
 fn singleshot(p: &Pvh) -> Outcome {
     let hv = Hv(p);
     let mut bind = EvtchnBindVirq { virq: VIRQ_TIMER, vcpu: p.cpu(), port: 0 };
@@ -119,6 +139,7 @@ fn singleshot(p: &Pvh) -> Outcome {
     let period = NS_PER_SEC / HZ;
     let start = system_ns(p);
     let (mut early, mut latest, mut total) = (0u32, 0u64, 0u64);
+    let mut late = [0u64; HZ as usize];
     for k in 1..=HZ {
         let deadline = start + k * period;
         let seen = hits(port);
@@ -132,50 +153,133 @@ fn singleshot(p: &Pvh) -> Outcome {
             early += 1;
         }
         latest = latest.max(now.saturating_sub(deadline));
+        late[(k - 1) as usize] = now.saturating_sub(deadline);
         total += now.saturating_sub(deadline);
     }
     let elapsed_ms = (system_ns(p) - start) / 1_000_000;
     let r = hv.raw(VCPU_OP, [VCPUOP_STOP_SINGLESHOT_TIMER, p.cpu() as u64, 0, 0, 0]);
     ensure!(r == 0, "stop_singleshot_timer: {}", name(r));
     ensure!(early == 0, "{early} VIRQ_TIMER events before their deadline");
-    // Each deadline is absolute, so lateness never accumulates: the period holds when the
-    // events are on time on average. One late event (an emulator thread descheduled by a
-    // busy host) must not fail the run, so the bound is on the mean, not the last event.
+    // Each deadline is absolute, so lateness never accumulates. Late events (an emulator
+    // thread descheduled by a busy host) must not fail the run, so the bound is on the
+    // median, not on the mean or the last event.
     ensure!(elapsed_ms >= 1000, "100 ticks at 100 Hz took only {elapsed_ms} ms");
-    ensure!(total / HZ <= 20 * 1_000_000, "VIRQ_TIMER events {} us late on average", total / HZ / 1000);
+    late.sort_unstable();
+    let median = late[late.len() / 2];
+    ensure!(median < 3 * period, "VIRQ_TIMER events {} us late (median), 3 periods or more", median / 1000);
     expect_eq!(hits(port), HZ as u32, "VIRQ_TIMER events");
     say!(
         p,
         "x86: singleshot timer: {HZ} VIRQ_TIMER events at {HZ} Hz in {elapsed_ms} ms of system time, \
-         none early, {} us late on average, {} at most",
+         none early, {} us late on average ({} median), {} at most",
         total / HZ / 1000,
+        median / 1000,
         latest / 1000
     );
     Ok(())
 }
 
-/// The local APIC timer in periodic mode, 10 ms at the TSC's rate divided by 1: 100 ticks
-/// (± 2) in one second of TSC time; the current count runs down from the initial one.
+/// The current count and the TSC read together: the TSC before and after the read
+/// (Keel computes the count at a TSC between the two), retried until they are at most
+/// 20 us apart (an emulator may deschedule the vCPU in between).
+fn current_count(p: &Pvh) -> (u64, u64, u64) {
+    let window = p.tick_hz() / 50_000;
+    let mut sample = (0, 0, 0);
+    for _ in 0..1000 {
+        let before = cpu::rdtsc();
+        let count = crate::traps::rdmsr(X2APIC_TIMER_CURRENT).unwrap_or(0);
+        let after = cpu::rdtsc();
+        sample = (before, count, after);
+        if after - before <= window {
+            break;
+        }
+    }
+    sample
+}
+
+/// The local APIC timer in periodic mode, 10 ms at the TSC's rate divided by 1, for one
+/// second of TSC time (the guest's own clock). Judged on the guest's clock, not on the
+/// host's speed: an emulator whose vCPU thread, or whose timer thread, is descheduled
+/// delays Keel's timer interrupts, and a period that passes before Keel could deliver
+/// the last tick is lost (Keel skips missed periods, as a local APIC does); the guest
+/// cannot see all of that happen. So:
+/// - no tick is early: the n-th tick never comes before n periods have passed (a fast
+///   rate, or a tick delivered twice, fails here);
+/// - the period grid is right: the current count read at the start and after the second
+///   (each bracketed by TSC reads) lie on one grid of 10 ms periods of TSC time, within
+///   0.2 % of a period plus the brackets (a slow or fast rate drifts by a whole period
+///   or more in one second);
+/// - ticks come: at least 10, at most 102 (fewer than 100 only when the host was busy;
+///   the figure is reported with the absences the guest saw).
 fn lapic_periodic(p: &Pvh) -> Outcome {
     let cpu = p.cpu() as usize;
-    let count = p.tick_hz() / HZ;
+    let hz = p.tick_hz();
+    let count = hz / HZ;
     ensure!(count <= u32::MAX as u64, "TSC too fast for a 32-bit count of 10 ms");
     wrmsr_or_panic(X2APIC_TIMER_DIVIDE, DIVIDE_BY_1);
     wrmsr_or_panic(X2APIC_LVT_TIMER, LVT_PERIODIC | crate::platform::TIMER_VECTOR as u64);
     let before = TIMER_TICKS[cpu].load(Ordering::Acquire);
     let start = cpu::rdtsc();
     wrmsr_or_panic(X2APIC_TIMER_INITIAL, count);
-    let current = crate::traps::rdmsr(X2APIC_TIMER_CURRENT).unwrap_or(0);
-    ensure!(current > 0 && current <= count, "current count {current} of {count}");
-    while cpu::rdtsc() - start < p.tick_hz() {
-        p.disable_interrupts();
-        p.wait_for_interrupt();
-        p.enable_interrupts();
+    let first = current_count(p);
+    ensure!(first.1 > 0 && first.1 <= count, "current count {} of {count}", first.1);
+    p.enable_interrupts();
+    let (mut seen, mut early, mut last) = (0u64, None, start);
+    let (mut absences, mut backwards) = (0u64, 0u64);
+    loop {
+        // The count first, then the time: a tick that arrives in between is seen on the
+        // next pass, never timed before it came.
+        let total = u64::from(TIMER_TICKS[cpu].load(Ordering::Acquire) - before);
+        let now = cpu::rdtsc();
+        if now < last {
+            // Keel promises an invariant TSC (CPUID 0x80000007).
+            backwards += 1;
+            last = now;
+            continue;
+        }
+        if now - last > count / 10 {
+            absences += 1;
+        }
+        last = now;
+        while seen < total {
+            seen += 1;
+            // 1 % of a period for the timer's start after `start` was read.
+            if early.is_none() && (now - start) * 100 < (seen * 100 - 1) * count {
+                early = Some((seen, now - start));
+            }
+        }
+        if now - start >= hz {
+            break;
+        }
+        core::hint::spin_loop();
     }
-    let ticks = TIMER_TICKS[cpu].load(Ordering::Acquire) - before;
+    let end = current_count(p);
     wrmsr_or_panic(X2APIC_LVT_TIMER, LVT_MASKED | crate::platform::TIMER_VECTOR as u64);
     wrmsr_or_panic(X2APIC_TIMER_INITIAL, 0);
-    ensure!((98..=102).contains(&ticks), "{ticks} periodic LAPIC ticks in one second");
-    say!(p, "x86: LAPIC timer periodic: {ticks} ticks at {HZ} Hz in 1 s of TSC time (100 +- 2)");
+    let ticks = seen;
+    ensure!(backwards == 0, "the TSC went back {backwards} times");
+    if let Some((n, t)) = early {
+        fail!("periodic LAPIC tick {n} came after {} us, before {n} periods of 10 ms", t * 1_000_000 / hz);
+    }
+    ensure!((10..=102).contains(&ticks), "{ticks} periodic LAPIC ticks in one second at {HZ} Hz");
+    // Where each read puts the grid's origin, as a phase in 0..count: Keel read the TSC
+    // somewhere in [before, after], when `count - current` of the period had passed, so
+    // the period began at `before - (count - current)`, the same phase as
+    // `before + current`.
+    let phase = |(before, current, _): (u64, u64, u64)| (before + current) % count;
+    let slack = count / 500 + (first.2 - first.0) + (end.2 - end.0);
+    let drift = phase(end).abs_diff(phase(first));
+    let drift = drift.min(count - drift);
+    ensure!(
+        drift <= slack,
+        "the current count's period grid moved by {} us in one second (rate wrong)",
+        drift * 1_000_000 / hz
+    );
+    say!(
+        p,
+        "x86: LAPIC timer periodic: {ticks} ticks at {HZ} Hz in 1 s of TSC time, none early; \
+         the count's grid held to {} us in 1 s; the vCPU was away {absences} times",
+        drift * 1_000_000 / hz
+    );
     Ok(())
 }

@@ -380,3 +380,37 @@ fn arm64_switching_keeps_each_domains_registers() {
         boot(t);
     }
 }
+
+/// The attacks of Xen's security advisories on event channels, grants, `memory_op` and
+/// `console_io` (`keel.test=xsa`, `docs/security.md`) from a 2-vCPU domain, while two
+/// others play ping-pong: every attack gets the documented error, and everyone finishes.
+#[test]
+#[ignore = "boots QEMU: run through scripts/test"]
+fn arm64_xsa_attacks_are_refused_beside_a_pingpong() {
+    for c in &CONFIGS {
+        let xsa = spec("xsa", "cpus=2;bootargs=keel.test=xsa");
+        let ping =
+            spec("ping", "bootargs=keel.test=pingpong keel.role=ping keel.port=10 keel.rounds=2000;evtchn=10>pong:11");
+        let pong = spec("pong", "bootargs=keel.test=pingpong keel.role=pong keel.port=11 keel.rounds=2000");
+        let t = on(c, "arm64 xsa + pingpong", &["--domain", &xsa, "--domain", &ping, "--domain", &pong])
+            .domains(&["xsa", "ping", "pong"])
+            .lines(&XSA_LINES)
+            .line("xsa grants: v2 and status frames refused, version 1 kept; 69632 maps")
+            .line("xsa events: 1000 rounds of alloc/bind/close")
+            .line("pingpong ping: port 10, sent 2000, received 2000")
+            .line("pingpong pong: port 11, sent 2000, received 2000");
+        boot(t);
+    }
+}
+
+/// What the `xsa` scenario prints on every architecture.
+pub const XSA_LINES: [&str; 8] = [
+    "xsa console_io: counts above 64 KiB and negative ones EINVAL, unmapped/wrapping/hole buffers EFAULT",
+    "xsa memory_op: other domains EPERM/ESRCH (",
+    "xsa grants: v2 and status frames refused, version 1 kept; ",
+    " maps of one grant in batches of 4096, all unmapped; double map/unmap refused",
+    "xsa events: bad init_control/expand_array refused, one of two racing init_controls won, 128 array pages then ENOSPC",
+    " rounds of alloc/bind/close against ",
+    "a reset under them; FIFO works afterwards",
+    "xsa: every attack refused; Keel still answers",
+];

@@ -6,7 +6,7 @@
 //! sacrificial pages, so the guest does not destroy itself and can report. Calls that
 //! end or block the domain (shutdown, block, poll, a watchdog that would expire, taking
 //! its only vCPU down) are left out. Keel must answer every call and keep running the
-//! other domains.
+//! other domains, and every error must be an errno of the ABI (counted by class).
 //!
 //! Given the control capability, it fuzzes Keel's control interface too; the sub-ops
 //! that would stop or slow the other domains (pause, shutdown, destroy, weight/cap,
@@ -54,6 +54,8 @@ struct Arena<'a, P: Platform> {
     p: &'a P,
     /// Random bytes for pointer arguments (two pages when they are adjacent).
     scratch: &'static Page,
+    /// The page after `scratch` when the two are adjacent.
+    scratch2: Option<&'static Page>,
     scratch_len: usize,
     /// Pages the guest gives up: Keel may take, move or write them.
     sacrificial: [u64; 16],
@@ -90,13 +92,15 @@ impl<P: Platform> Arena<'_, P> {
         self.scratch.fill(0, &bytes);
     }
 
-    /// Writes `v` at byte `at` of the struct at `ptr`, if `ptr` is scratch memory.
+    /// Writes `v` at byte `at` of the struct at `ptr`, if `ptr` is scratch memory (in
+    /// either page, but not across the two).
     fn patch(&self, ptr: u64, at: u64, v: u64) {
         let base = self.scratch.va() as u64;
-        if ptr >= base && ptr + at + 8 <= base + self.scratch_len as u64 {
+        if ptr >= base && ptr.saturating_add(at).saturating_add(8) <= base + self.scratch_len as u64 {
             let off = (ptr - base + at) as usize;
-            if off.is_multiple_of(4) {
-                self.scratch.fill(off, &v.to_le_bytes());
+            let page = if off < 4096 { Some(self.scratch) } else { self.scratch2 };
+            if let (Some(page), true) = (page, off.is_multiple_of(4) && off % 4096 <= 4096 - 8) {
+                page.fill(off % 4096, &v.to_le_bytes());
             }
         }
     }
@@ -188,10 +192,13 @@ pub fn run<P: Platform>(p: &P) -> Outcome {
         let Some(page) = pages::alloc() else { fail!("out of guest pages") };
         *s = p.gpa(page.va()) >> 12;
     }
-    let arena = Arena { p, scratch: a, scratch_len, sacrificial };
+    let scratch2 = (scratch_len == 8192).then_some(b);
+    let arena = Arena { p, scratch: a, scratch2, scratch_len, sacrificial };
     let hv = Hv(p);
     let (mut ok, mut errors, mut skipped) = (0u64, 0u64, 0u64);
     let (mut control, mut control_ok) = (0u64, 0u64);
+    // Errors by errno (index: the code; the last slot: codes Keel's ABI does not name).
+    let mut by_errno = [0u64; 129];
     for _ in 0..count {
         let number = match r.below(10) {
             0 => r.below(64),
@@ -211,6 +218,8 @@ pub fn run<P: Platform>(p: &P) -> Outcome {
         let r = hv.raw(number, args);
         if r < 0 {
             errors += 1;
+            let known = r >= -128 && keel_abi::Errno::ALL.iter().any(|e| -i64::from(e.code()) == r);
+            by_errno[if known { r.unsigned_abs() as usize } else { 128 }] += 1;
         } else {
             ok += 1;
         }
@@ -224,6 +233,13 @@ pub fn run<P: Platform>(p: &P) -> Outcome {
     // End whatever partial line random console writes left.
     hv.console_write(b"\n");
     say!(p, "fuzz: {control} control calls ({control_ok} succeeded)");
+    let mut classes = crate::console::Text::<240>::new();
+    for (code, &n) in by_errno.iter().enumerate().filter(|(_, n)| **n > 0) {
+        let name = if code == 128 { "other" } else { crate::hcall::name(-(code as i64)) };
+        let _ = core::fmt::Write::write_fmt(&mut classes, format_args!(" {name} {n}"));
+    }
+    say!(p, "fuzz: errors by class:{}", classes.as_str());
+    ensure!(by_errno[128] == 0, "{} results that are no errno of the ABI", by_errno[128]);
     say!(
         p,
         "fuzz: {} hypercalls with random arguments ({ok} succeeded, {errors} failed, {skipped} left out); Keel still answers",

@@ -18,6 +18,7 @@
 //! | `control` | Keel's control interface from a control domain on a spinning sibling (`keel.victim=NAME`): list, query, pause/unpause (CPU time stops), weight, affinity, console, garbage, destroy and `VIRQ_DOM_EXC` |
 //! | `control-denied` | every control sub-op is `-EPERM` without the control capability |
 //! | `xenbus` | a xenbus client over the store ring the xenstore domain serves (`keel.role=client|flood`): read, write, directory, watch, a conflicting transaction, `EACCES` outside its subtree, the node quota |
+//! | `xsa` | the attacks of Xen's security advisories on event channels, grants, `memory_op` and `console_io`, refused with the documented errors (2 vCPUs; `keel.rounds`, `keel.race`) |
 //! | `bench` | exit round trips in counter ticks: `keel.figure=null|sysreg|mmio|evtchn` (figures, not bounds) |
 
 mod bench;
@@ -33,6 +34,7 @@ mod smp;
 mod switching;
 mod timer;
 mod xenbus;
+mod xsa;
 
 use crate::{Outcome, Platform};
 
@@ -57,6 +59,7 @@ pub enum Scenario {
     Control,
     ControlDenied,
     Xenbus,
+    Xsa,
 }
 
 const ALL: &[(&str, Scenario)] = &[
@@ -78,6 +81,7 @@ const ALL: &[(&str, Scenario)] = &[
     ("control", Scenario::Control),
     ("control-denied", Scenario::ControlDenied),
     ("xenbus", Scenario::Xenbus),
+    ("xsa", Scenario::Xsa),
 ];
 
 /// The scenario called `name`.
@@ -107,6 +111,7 @@ impl Scenario {
             Scenario::Control => control::run::<P>,
             Scenario::ControlDenied => control::denied::<P>,
             Scenario::Xenbus => xenbus::run::<P>,
+            Scenario::Xsa => xsa::run::<P>,
         }
     }
 
@@ -115,6 +120,7 @@ impl Scenario {
         match self {
             Scenario::Ipi => Some(smp::ipi_secondary::<P>),
             Scenario::Smp => Some(smp::smp_secondary::<P>),
+            Scenario::Xsa => Some(xsa::secondary::<P>),
             _ => None,
         }
     }
