@@ -17,6 +17,7 @@ extern crate alloc;
 
 pub mod arch;
 pub mod boot;
+pub mod bzimage;
 pub mod config;
 pub mod console;
 pub mod domain;
