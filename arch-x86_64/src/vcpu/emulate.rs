@@ -94,12 +94,23 @@ pub enum Intercept {
     Io(Io),
 }
 
-/// A guest access the EPT/NPT refused: outside the domain's RAM and hypervisor pages (no
-/// device emulates guest-physical space), or a write to a read-only grant mapping. The
-/// guest gets #GP(0), as Xen gives for a write to a read-only grant, and can go on; if
-/// the access happened while an event was being delivered (its IDT, stack or TSS
-/// outside RAM), the guest cannot be helped and the domain is crashed.
-pub fn memory_fault(cpu: &mut dyn GuestCpu, gpa: u64, access: MemoryAccess, delivering: bool) -> Option<VmExit> {
+/// A guest access the EPT/NPT refused: the xAPIC page, which [`super::mmio`] emulates;
+/// otherwise outside the domain's RAM and hypervisor pages, or a write to a read-only
+/// grant mapping. The guest gets #GP(0), as Xen gives for a write to a read-only grant,
+/// and can go on; if the access happened while an event was being delivered (its IDT,
+/// stack or TSS outside RAM), the guest cannot be helped and the domain is crashed.
+pub fn memory_fault(
+    cpu: &mut dyn GuestCpu,
+    common: &mut Common,
+    gpa: u64,
+    access: MemoryAccess,
+    delivering: bool,
+) -> Option<VmExit> {
+    if !delivering {
+        if let Some(exit) = super::mmio::access(cpu, common, gpa, access) {
+            return exit;
+        }
+    }
     let what = match access {
         MemoryAccess::Read => "read",
         MemoryAccess::Write => "write",

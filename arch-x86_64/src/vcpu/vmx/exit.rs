@@ -102,7 +102,7 @@ impl VmxVcpu {
                     MemoryAccess::Read
                 };
                 let delivering = field(vmcs::IDT_VECTORING_INFO) & (1 << 31) != 0;
-                emulate::memory_fault(self, field(vmcs::GUEST_PHYSICAL_ADDRESS), access, delivering)
+                emulate::memory_fault(self, common, field(vmcs::GUEST_PHYSICAL_ADDRESS), access, delivering)
             }
             reason::EXTERNAL_INTERRUPT => Some(VmExit::Interrupt),
             reason::TRIPLE_FAULT => {
