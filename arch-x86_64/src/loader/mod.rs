@@ -21,6 +21,7 @@ use keel_kernel::mm::{GuestPhysAddr, Region};
 
 impl GuestAbi for X86_64 {
     const LAYOUT: &'static GuestLayout = &X86_64_LAYOUT;
+    const PV_CONSOLE_GFN: Option<u64> = Some(layout::CONSOLE_GFN);
 }
 
 /// The bytes of a boot module.

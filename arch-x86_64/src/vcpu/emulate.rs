@@ -279,7 +279,7 @@ fn port_io(cpu: &mut dyn GuestCpu, common: &Common, a: Io) -> Result<bool, u8> {
     if !a.string {
         let r = cpu.regs();
         if a.input {
-            let v = io::unclaimed_read(a.size) as u64;
+            let v = io::read(a.port, a.size) as u64;
             let rax = r.gpr[gpr::RAX];
             r.gpr[gpr::RAX] = if a.size == 4 { v } else { (rax & !mask) | v };
         } else {
@@ -301,7 +301,7 @@ fn port_io(cpu: &mut dyn GuestCpu, common: &Common, a: Io) -> Result<bool, u8> {
         let index = cpu.regs().gpr[index_reg] & amask;
         let va = base.wrapping_add(index);
         if a.input {
-            let ones = io::unclaimed_read(a.size).to_le_bytes();
+            let ones = io::read(a.port, a.size).to_le_bytes();
             let gpa = gva_to_gpa(cpu.stage2_root(), &cpu.paging(), va, Access::Write).ok_or(GP)?;
             let services = common.domain.services().ok_or(GP)?;
             services.write_phys(gpa, &ones[..a.size as usize]).map_err(|_| GP)?;

@@ -117,6 +117,18 @@ pub fn halt_ends_at_once(cpu: &mut dyn GuestCpu, common: &mut Common) -> bool {
         && common.domain.lapic(common.vcpu_id).is_some_and(|l| l.pending(crate::regs::rdtsc()))
 }
 
+/// A HLT (RIP already past it): what the core must hear. With interrupts masked
+/// (RFLAGS.IF clear) nothing but an NMI could end it, so the vCPU goes offline, as Xen's
+/// `hvm_hlt` does, and the domain powers off when its last vCPU does (Linux halts every
+/// CPU this way on `poweroff` when it has no ACPI power-off method); an interrupt the
+/// guest can take right away ends the halt at once.
+pub fn halt(cpu: &mut dyn GuestCpu, common: &mut Common) -> Option<VmExit> {
+    if cpu.rflags() & RFLAGS_IF == 0 && !cpu.event_queued() {
+        return Some(VmExit::StopVcpu);
+    }
+    (!halt_ends_at_once(cpu, common)).then_some(VmExit::Halt)
+}
+
 /// Local-APIC register MSRs and IA32_TSC_DEADLINE. `None` means #GP.
 pub mod msr {
     use super::*;

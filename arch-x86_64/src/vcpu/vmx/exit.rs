@@ -46,8 +46,7 @@ impl VmxVcpu {
             }
             reason::HLT => {
                 self.set_rip(next_rip());
-                // An interrupt the guest can take right away ends the halt at once.
-                (!interrupts::halt_ends_at_once(self, common)).then_some(VmExit::Halt)
+                interrupts::halt(self, common)
             }
             reason::INTERRUPT_WINDOW => {
                 self.interrupt_window(false);

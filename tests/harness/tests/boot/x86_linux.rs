@@ -1,0 +1,69 @@
+//! Debian's stock amd64 Linux kernel (`scripts/fetch-linux-amd64`: the package's bzImage
+//! `vmlinuz` exactly as shipped, which Keel decompresses itself, and a busybox initramfs
+//! whose init is `tests/guests/linux/init`) as an x86 PVH domain. Each configuration is a
+//! GRUB ISO from `tests/guests/x86_64/linux-configs/` (`scripts/build-x86-guests
+//! tests/guests/x86_64/linux-configs`). The init reports what the guest sees as
+//! `[linux] key: value` lines; each test requires them and the domain's end.
+
+use super::{boot, QEMU_X86_PASS, X86_64};
+use keel_tests::BootTest;
+use std::time::Duration;
+
+/// The ISO of configuration `name`.
+fn linux_iso(name: &str) -> String {
+    keel_tests::repo_root().join(format!("target/images/test/x86-{name}.iso")).display().to_string()
+}
+
+/// The guest's own clock (its printk timestamp, seconds) at its first line containing
+/// `text`.
+fn guest_seconds_at(output: &str, text: &str) -> Option<f64> {
+    let line = output.lines().find(|l| l.contains(text))?;
+    let stamp = line.split_once("(d1) [")?.1.split_once(']')?.0;
+    stamp.trim().parse().ok()
+}
+
+/// QEMU TCG (AMD SVM, no NRIPS) through GRUB BIOS, 2 CPUs and 2 GiB (the heap then holds
+/// the decompressed kernel): one 2-vCPU Linux domain with its console on hvc0 (the Xen PV
+/// console) reaches its userspace, sees Xen (PVH, FIFO events, clocksource `xen`,
+/// `/sys/hypervisor/type`) and powers off; Keel logs the domain's end. The TSC's
+/// frequency comes from Keel, not from a PIT calibration loop: by the guest's own clock,
+/// it knows it within half a second of boot.
+#[test]
+#[ignore = "boots QEMU with Debian's kernel: run through scripts/test or scripts/test-linux"]
+fn x86_linux_hvc0_qemu_svm_bios() {
+    let iso = linux_iso("linux");
+    let t = BootTest::new("x86 Linux hvc0 (QEMU SVM BIOS)", X86_64, &["--smp", "2", "--iso", &iso, "-m", "2G"])
+        .exit_status(QEMU_X86_PASS)
+        .fact("virtualization", "svm")
+        .fact("boot-firmware", "bios")
+        .probe_on_cpus(2)
+        .retry_on_emulator_reset()
+        .timeout(Duration::from_secs(400))
+        .domain("linux")
+        .lines(&[
+            "kernel /chosen/linux/kernel: bzImage, Xz payload",
+            "(d1) [    0.000000] Hypervisor detected: Xen HVM",
+            "] Booting kernel on Xen PVH",
+            "] xen:events: Using FIFO-based ABI",
+            "] clocksource: Switched to clocksource xen",
+            "(d1) [linux] userspace: up",
+            "(d1) [linux] hypervisor-type: xen",
+            "(d1) [linux] xen-detected: yes",
+            "(d1) [linux] evtchn-abi: fifo",
+            "(d1) [linux] nproc: 2",
+            "(d1) [linux] console: hvc0",
+            "(d1) [linux] clocksource: xen",
+            "(d1) [linux] action: poweroff",
+            "domain 1 (linux): shut down (poweroff)",
+        ]);
+    let out = boot(t);
+    let known = guest_seconds_at(&out.output, "] tsc: Detected ").expect("the guest logs its TSC frequency");
+    assert!(known < 0.5, "the guest took {known} s of its own time to learn the TSC frequency (calibration loops)");
+}
+
+#[test]
+fn guest_timestamps_are_read() {
+    let out = "[ INFO 0] (d1) [    0.015579] tsc: Detected 2608.348 MHz processor\n";
+    assert_eq!(guest_seconds_at(out, "tsc: Detected"), Some(0.015579));
+    assert_eq!(guest_seconds_at(out, "nothing"), None);
+}
