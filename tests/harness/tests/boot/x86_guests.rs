@@ -78,6 +78,7 @@ fn x86_hypercalls(machine: X86Machine) {
         "(d1) x86: hypercall page: stubs in place, xen_version through stub 17: 0x40013",
         &both,
         "(d1) x86: msrs: EFER 0x500, APIC_BASE 0xfee00900, unknown and hidden MSRs raise #GP",
+        "(d1) x86: xAPIC page: version 0x60014, ID 0x0",
         "(d1) x86: debug port out",
         "(d1) x86: debug port rep outsb",
         "(d1) x86: ports: in 0x80 = 0xff, in 0xcf8 = 0xffffffff",
