@@ -61,6 +61,93 @@ fn x86_linux_hvc0_qemu_svm_bios() {
     assert!(known < 0.5, "the guest took {known} s of its own time to learn the TSC frequency (calibration loops)");
 }
 
+/// QEMU TCG SVM through GRUB BIOS, 2 CPUs: a 4-vCPU Linux domain (secondaries started by
+/// INIT/SIPI through the virtual local APIC) sees 4 CPUs and finishes a CPU-bound job on
+/// each of them.
+#[test]
+#[ignore = "boots QEMU with Debian's kernel: run through scripts/test or scripts/test-linux"]
+fn x86_linux_smp4_on_2_cpus_qemu_svm_bios() {
+    let iso = linux_iso("linux-smp4");
+    let t = BootTest::new(
+        "x86 Linux 4 vCPUs on 2 CPUs (QEMU SVM BIOS)",
+        X86_64,
+        &["--smp", "2", "--iso", &iso, "-m", "2G"],
+    )
+    .exit_status(QEMU_X86_PASS)
+    .probe_on_cpus(2)
+    .retry_on_emulator_reset()
+    .timeout(Duration::from_secs(500))
+    .domain("linux")
+    .lines(&[
+        "] smp: Brought up 1 node, 4 CPUs",
+        "(d1) [linux] userspace: up",
+        "(d1) [linux] xen-detected: yes",
+        "(d1) [linux] nproc: 4",
+        "(d1) [linux] console: hvc0",
+        "(d1) [linux] load: 4 of 4 jobs finished",
+        "domain 1 (linux): shut down (poweroff)",
+    ]);
+    boot(t);
+}
+
+/// The same domain as `x86_linux_hvc0_qemu_svm_bios` through OVMF and UEFI GRUB.
+#[test]
+#[ignore = "boots QEMU with Debian's kernel: run through scripts/test or scripts/test-linux"]
+fn x86_linux_hvc0_qemu_svm_uefi() {
+    let iso = linux_iso("linux");
+    let t =
+        BootTest::new("x86 Linux hvc0 (QEMU SVM UEFI)", X86_64, &["--uefi", "--smp", "2", "--iso", &iso, "-m", "2G"])
+            .exit_status(QEMU_X86_PASS)
+            .fact("boot-firmware", "uefi")
+            .probe_on_cpus(2)
+            .retry_on_emulator_reset()
+            .timeout(Duration::from_secs(500))
+            .domain("linux")
+            .lines(&[
+                "] Booting kernel on Xen PVH",
+                "(d1) [linux] userspace: up",
+                "(d1) [linux] hypervisor-type: xen",
+                "(d1) [linux] xen-detected: yes",
+                "(d1) [linux] evtchn-abi: fifo",
+                "(d1) [linux] console: hvc0",
+                "(d1) [linux] clocksource: xen",
+                "domain 1 (linux): shut down (poweroff)",
+            ]);
+    boot(t);
+}
+
+/// Xen's own GRUB entry, no configuration tree (`linux-xen-grub.grub`): `multiboot2
+/// keel.elf dom0_mem=384M dom0_max_vcpus=3`, `module2 vmlinuz console=hvc0 ...`,
+/// `module2 initrd.img`. Keel builds the initial domain from the two modules as Xen
+/// builds dom0: domain 0, 384 MiB and 3 vCPUs on the machine's 2 CPUs, the kernel's
+/// command line from its module line.
+#[test]
+#[ignore = "boots QEMU with Debian's kernel: run through scripts/test or scripts/test-linux"]
+fn x86_linux_dom0_from_xen_grub_entry_qemu_svm_bios() {
+    let iso = linux_iso("linux-xen-grub");
+    let t = BootTest::new(
+        "x86 Linux dom0 from Xen's GRUB entry (QEMU SVM BIOS)",
+        X86_64,
+        &["--smp", "2", "--iso", &iso, "-m", "2G"],
+    )
+    .exit_status(QEMU_X86_PASS)
+    .probe_on_cpus(2)
+    .retry_on_emulator_reset()
+    .timeout(Duration::from_secs(500))
+    .domain("dom0")
+    .lines(&[
+        "no configuration tree: the initial domain from 2 boot module(s), as Xen's dom0",
+        "domain 0 (dom0): 3 vCPU(s), 384 MiB",
+        "] Kernel command line: console=hvc0 keel.linux=check",
+        "(d0) [linux] userspace: up",
+        "(d0) [linux] xen-detected: yes",
+        "(d0) [linux] nproc: 3",
+        "(d0) [linux] console: hvc0",
+        "domain 0 (dom0): shut down (poweroff)",
+    ]);
+    boot(t);
+}
+
 #[test]
 fn guest_timestamps_are_read() {
     let out = "[ INFO 0] (d1) [    0.015579] tsc: Detected 2608.348 MHz processor\n";
