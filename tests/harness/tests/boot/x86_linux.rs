@@ -5,7 +5,7 @@
 //! tests/guests/x86_64/linux-configs`). The init reports what the guest sees as
 //! `[linux] key: value` lines; each test requires them and the domain's end.
 
-use super::{boot, QEMU_X86_PASS, X86_64};
+use super::{boot, QEMU_X86_FAIL, QEMU_X86_PASS, X86_64};
 use keel_tests::BootTest;
 use std::time::Duration;
 
@@ -145,6 +145,32 @@ fn x86_linux_dom0_from_xen_grub_entry_qemu_svm_bios() {
         "(d0) [linux] console: hvc0",
         "domain 0 (dom0): shut down (poweroff)",
     ]);
+    boot(t);
+}
+
+/// Bad Linux domains beside a good one (`linux-bad.dts`): a bzImage cut in half, one
+/// whose XZ payload is damaged, and one asking for 64 GiB are refused, each by name and
+/// with what is wrong; the good domain boots to its userspace and powers off.
+#[test]
+#[ignore = "boots QEMU with Debian's kernel: run through scripts/test or scripts/test-linux"]
+fn x86_linux_bad_kernels_are_refused_by_name() {
+    let iso = linux_iso("linux-bad");
+    let t = BootTest::new("x86 Linux bad kernels refused (QEMU SVM BIOS)", X86_64, &["--smp", "2", "--iso", &iso, "-m", "2G"])
+        .probe_on_cpus(2)
+        .retry_on_emulator_reset()
+        .timeout(Duration::from_secs(500))
+        .refusal(
+            "[test] fail domain-truncated: not built: bad image: kernel /chosen/truncated/kernel (bzImage): the payload at ",
+            QEMU_X86_FAIL,
+        )
+        .lines(&[
+            "-byte file: truncated",
+            "[test] fail domain-damaged: not built: bad image: kernel /chosen/damaged/kernel (bzImage): the XZ payload is damaged or truncated",
+            "[test] fail domain-/chosen/huge: not built: /chosen/huge: memory 67108864 KiB exceeds the ",
+            "(d1) [linux] userspace: up",
+            "[test] pass domain-linux: shut down (poweroff)",
+            "[test] done pass=3 fail=3 expected=6",
+        ]);
     boot(t);
 }
 
