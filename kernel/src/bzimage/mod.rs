@@ -24,8 +24,6 @@ const HEADER: usize = 0x202;
 const HDRS: &[u8; 4] = b"HdrS";
 /// Offset of the boot protocol version.
 const VERSION: usize = 0x206;
-/// Offset of `loadflags`; bit 0 (`LOADED_HIGH`) is set by every 64-bit-capable kernel.
-const LOADFLAGS: usize = 0x211;
 /// Offsets of `payload_offset` and `payload_length` (protocol 2.08+), relative to the
 /// protected-mode code, which starts after the setup sectors.
 const PAYLOAD_OFFSET: usize = 0x248;
@@ -134,7 +132,6 @@ pub fn payload(bytes: &[u8]) -> Result<Payload<'_>, BzImageError> {
         0 => 4,
         n => u64::from(n),
     };
-    let _ = bytes.get(LOADFLAGS).ok_or(BzImageError::Truncated)?;
     let offset = u64::from(u32_at(bytes, PAYLOAD_OFFSET).ok_or(BzImageError::Truncated)?);
     let length = u64::from(u32_at(bytes, PAYLOAD_LENGTH).ok_or(BzImageError::Truncated)?);
     // Both at most 2^32 - 1 and the setup at most 256 sectors: no overflow in u64.
@@ -144,13 +141,9 @@ pub fn payload(bytes: &[u8]) -> Result<Payload<'_>, BzImageError> {
     let (Ok(start), Ok(end)) = (usize::try_from(start), usize::try_from(end)) else {
         return Err(outside);
     };
-    let whole = bytes.get(start..end).ok_or(outside)?;
-    // The stream, then its decompressed length.
-    let split = whole.len().checked_sub(4).ok_or(BzImageError::PayloadOutside {
-        offset: u64::try_from(start).unwrap_or(u64::MAX),
-        length: u64::try_from(whole.len()).unwrap_or(u64::MAX),
-        file: bytes.len(),
-    })?;
+    let whole = bytes.get(start..end).ok_or(outside.clone())?;
+    // The stream, then its decompressed length (4 bytes).
+    let split = whole.len().checked_sub(4).ok_or(outside)?;
     let (stream, tail) = whole.split_at(split);
     let len = u32::from_le_bytes(tail.try_into().map_err(|_| BzImageError::Truncated)?);
     let compression = if stream.starts_with(&XZ_MAGIC) {

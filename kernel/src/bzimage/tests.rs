@@ -26,7 +26,7 @@ fn bzimage(stream: &[u8], len: u32) -> Vec<u8> {
     b[SETUP_SECTS] = 2;
     b[HEADER..HEADER + 4].copy_from_slice(HDRS);
     b[VERSION..VERSION + 2].copy_from_slice(&0x020fu16.to_le_bytes());
-    b[LOADFLAGS] = 1;
+    b[0x211] = 1; // loadflags: LOADED_HIGH
     let offset = 0x100u32;
     b.resize(3 * 512 + offset as usize, 0x90);
     b[PAYLOAD_OFFSET..PAYLOAD_OFFSET + 4].copy_from_slice(&offset.to_le_bytes());
