@@ -1,7 +1,9 @@
 //! The hypercall probe guest (see `keel_kernel::selftest`) in 32-bit x86 code, for the
 //! state `Vcpu::new` creates (protected mode, paging off, EBX = boot argument): twice
 //! `xen_version(XENVER_version, ecx)`, first with the boot argument, then with the first
-//! answer, then HLT forever. One copy per vendor's hypercall instruction.
+//! answer, then HLT forever with interrupts enabled (none can arrive: its local APIC is
+//! disabled and no upcall is set up; a HLT with interrupts masked would take the vCPU
+//! offline). One copy per vendor's hypercall instruction.
 
 use crate::vcpu::{self, Extension};
 
@@ -20,7 +22,8 @@ core::arch::global_asm!(
         mov     ${xen_version}, %eax
         xor     %ebx, %ebx
         \insn
-    1:  hlt
+    1:  sti
+        hlt
         jmp     1b
         .code64
     keel_probe_\name\()_end:

@@ -22,6 +22,7 @@ extern crate alloc;
 pub mod addr;
 pub mod arch;
 pub mod boot;
+pub mod bzimage;
 pub mod config;
 pub mod console;
 pub mod control;

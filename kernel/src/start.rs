@@ -108,8 +108,7 @@ pub fn primary<A: Arch + GuestAbi + GuestLoader>(info: BootInfo) -> ! {
         described: 0,
     };
 
-    let modules: Vec<Region> = info.modules().map(|m| m.region).collect();
-    let set = info.device_tree.map(|dtb| read_domains(dtb, info.cmdline, cpus, &modules)).unwrap_or_default();
+    let set = read_domains(&info, cpus);
     if set.domains.is_empty() {
         log::info!(target: console::TEST, "done pass={passed} fail={} expected={expected}", failed + missing);
         let status = if passed == expected && online { ExitStatus::Success } else { ExitStatus::Failure };
@@ -134,16 +133,32 @@ pub fn primary<A: Arch + GuestAbi + GuestLoader>(info: BootInfo) -> ! {
     run_domains::<A>(CpuId(0))
 }
 
-/// Parses the domains `dtb` describes and logs every problem.
-fn read_domains(dtb: &[u8], cmdline: &str, cpus: u32, boot_modules: &[Region]) -> DomainSet {
-    let (initial, errors) = InitialDefaults::from_cmdline(cmdline);
+/// The domains to build, and every problem logged: those the boot device tree describes
+/// (arm64: the firmware's; x86: a DTB module), or without one (x86: Xen's multiboot2
+/// GRUB entry), the initial domain from the boot modules.
+fn read_domains(info: &BootInfo, cpus: u32) -> DomainSet {
+    let boot_modules: Vec<Region> = info.modules().map(|m| m.region).collect();
+    let boot_modules = boot_modules.as_slice();
+    let (initial, errors) = InitialDefaults::from_cmdline(info.cmdline);
     for e in errors {
         log::warn!("command line: {e}");
     }
     let free_kib = (FRAME_POOL.stats().total as u64) * 4;
     let limits =
         Limits { max_vcpus: MAX_VCPUS, nr_pcpus: cpus, max_memory_kib: free_kib, ram: &[], boot_modules, initial };
-    let set = config::parse(dtb, &limits);
+    let set = match info.device_tree {
+        Some(dtb) => config::parse(dtb, &limits),
+        None => {
+            let modules: Vec<(Region, &str)> = info.modules().map(|m| (m.region, m.cmdline)).collect();
+            if !modules.is_empty() {
+                log::info!(
+                    "no configuration tree: the initial domain from {} boot module(s), as Xen's dom0",
+                    modules.len()
+                );
+            }
+            config::initial_from_modules(&modules, &limits)
+        }
+    };
     for p in &set.problems {
         match p.severity {
             Severity::Error => log::error!("{}", p.message),

@@ -8,7 +8,8 @@
 //!     0x000f_0000              hvm_start_info, its memory map, module list, command line
 //! 0x0010_0000 .. 3 GiB         RAM: the kernel's segments at their physical addresses, the
 //!                              ramdisk at the top
-//! 3 GiB .. 4 GiB               hole (the guest's local APIC at 0xfee0_0000)
+//! 3 GiB .. 4 GiB               hole (the PV console ring at 0xfefff000, the guest's local
+//!                              APIC at 0xfee0_0000)
 //! 4 GiB ..                     the rest of the RAM
 //! ```
 
@@ -33,6 +34,9 @@ pub const CMDLINE: u64 = START_INFO + 0x800;
 pub const MAX_CMDLINE: usize = (RESERVED.end - CMDLINE - 1) as usize;
 /// The most memory-map entries the window holds before the module list.
 pub const MAX_MEMMAP: usize = ((MODLIST - MEMMAP) / 24) as usize;
+/// The frame of the PV console ring (`HVM_PARAM_CONSOLE_PFN`): the last page below
+/// 0xff000000, in the hole, where Xen's toolstack puts its special pages.
+pub const CONSOLE_GFN: u64 = 0xfefff;
 /// The guest's local APIC (the MADT names it).
 pub const LAPIC_BASE: u32 = 0xfee0_0000;
 /// The least RAM a PVH guest gets: the low window plus 1 MiB.

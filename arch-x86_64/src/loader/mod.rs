@@ -14,6 +14,7 @@ use alloc::vec::Vec;
 use keel_abi::layout::{GuestLayout, X86_64 as X86_64_LAYOUT};
 use keel_abi::memory::E820Entry;
 use keel_kernel::arch::{BootEntry, GuestAbi, GuestLoader, LoadError, LoadRequest};
+use keel_kernel::bzimage;
 use keel_kernel::config::Module;
 use keel_kernel::domain::Domain;
 use keel_kernel::mm::{GuestPhysAddr, Region};
@@ -22,12 +23,37 @@ impl GuestAbi for X86_64 {
     const LAYOUT: &'static GuestLayout = &X86_64_LAYOUT;
     /// Xen's PVH special page for xenstore (`SPECIALPAGE_XENSTORE` below 0xff000).
     const STORE_GFN: Option<u64> = Some(keel_abi::xenstore::X86_STORE_GFN);
+    const PV_CONSOLE_GFN: Option<u64> = Some(layout::CONSOLE_GFN);
 }
 
 /// The bytes of a boot module.
 fn module(m: &Module) -> Result<&'static [u8], LoadError> {
     crate::boot::module_bytes(m.region)
         .ok_or_else(|| LoadError::BadImage(format!("{} is not in a module the boot loader passed", m.node)))
+}
+
+/// The largest kernel ELF image a bzImage may decompress to.
+const MAX_VMLINUX: usize = 256 << 20;
+
+/// The ELF image inside a bzImage kernel, decompressed (`None` for an ELF kernel, which is
+/// loaded as it is).
+fn bzimage_payload(node: &str, kernel: &[u8]) -> Result<Option<Vec<u8>>, LoadError> {
+    if !bzimage::is_bzimage(kernel) {
+        return Ok(None);
+    }
+    let p = bzimage::payload(kernel).map_err(|e| LoadError::BadImage(format!("kernel {node} (bzImage): {e}")))?;
+    log::info!(
+        "kernel {node}: bzImage, {:?} payload of {} KiB to {} KiB",
+        p.compression,
+        p.stream.len() >> 10,
+        p.len >> 10
+    );
+    bzimage::decompress(&p, MAX_VMLINUX).map(Some).map_err(|e| match e {
+        bzimage::BzImageError::OutOfMemory(_) | bzimage::BzImageError::TooLarge { .. } => {
+            LoadError::TooLarge(format!("kernel {node} (bzImage): {e}"))
+        }
+        e => LoadError::BadImage(format!("kernel {node} (bzImage): {e}")),
+    })
 }
 
 impl GuestLoader for X86_64 {
@@ -41,9 +67,10 @@ impl GuestLoader for X86_64 {
 
     fn load_guest(domain: &Domain<X86_64>, request: &LoadRequest<'_>) -> Result<BootEntry, LoadError> {
         let c = request.config;
+        let vmlinux = bzimage_payload(&c.kernel.node, module(&c.kernel)?)?;
         let inputs = pvh::Inputs {
             kernel_node: &c.kernel.node,
-            kernel: module(&c.kernel)?,
+            kernel: vmlinux.as_deref().map_or_else(|| module(&c.kernel), Ok)?,
             ramdisk: c.ramdisk.as_ref().map(module).transpose()?,
             cmdline: c.bootargs.as_deref(),
             vcpus: c.vcpus,

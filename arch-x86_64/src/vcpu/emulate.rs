@@ -94,12 +94,23 @@ pub enum Intercept {
     Io(Io),
 }
 
-/// A guest access the EPT/NPT refused: outside the domain's RAM and hypervisor pages (no
-/// device emulates guest-physical space), or a write to a read-only grant mapping. The
-/// guest gets #GP(0), as Xen gives for a write to a read-only grant, and can go on; if
-/// the access happened while an event was being delivered (its IDT, stack or TSS
-/// outside RAM), the guest cannot be helped and the domain is crashed.
-pub fn memory_fault(cpu: &mut dyn GuestCpu, gpa: u64, access: MemoryAccess, delivering: bool) -> Option<VmExit> {
+/// A guest access the EPT/NPT refused: the xAPIC page, which [`super::mmio`] emulates;
+/// otherwise outside the domain's RAM and hypervisor pages, or a write to a read-only
+/// grant mapping. The guest gets #GP(0), as Xen gives for a write to a read-only grant,
+/// and can go on; if the access happened while an event was being delivered (its IDT,
+/// stack or TSS outside RAM), the guest cannot be helped and the domain is crashed.
+pub fn memory_fault(
+    cpu: &mut dyn GuestCpu,
+    common: &mut Common,
+    gpa: u64,
+    access: MemoryAccess,
+    delivering: bool,
+) -> Option<VmExit> {
+    if !delivering {
+        if let Some(exit) = super::mmio::access(cpu, common, gpa, access) {
+            return exit;
+        }
+    }
     let what = match access {
         MemoryAccess::Read => "read",
         MemoryAccess::Write => "write",
@@ -268,7 +279,7 @@ fn port_io(cpu: &mut dyn GuestCpu, common: &Common, a: Io) -> Result<bool, u8> {
     if !a.string {
         let r = cpu.regs();
         if a.input {
-            let v = io::unclaimed_read(a.size) as u64;
+            let v = io::read(a.port, a.size) as u64;
             let rax = r.gpr[gpr::RAX];
             r.gpr[gpr::RAX] = if a.size == 4 { v } else { (rax & !mask) | v };
         } else {
@@ -290,7 +301,7 @@ fn port_io(cpu: &mut dyn GuestCpu, common: &Common, a: Io) -> Result<bool, u8> {
         let index = cpu.regs().gpr[index_reg] & amask;
         let va = base.wrapping_add(index);
         if a.input {
-            let ones = io::unclaimed_read(a.size).to_le_bytes();
+            let ones = io::read(a.port, a.size).to_le_bytes();
             let gpa = gva_to_gpa(cpu.stage2_root(), &cpu.paging(), va, Access::Write).ok_or(GP)?;
             let services = common.domain.services().ok_or(GP)?;
             services.write_phys(gpa, &ones[..a.size as usize]).map_err(|_| GP)?;

@@ -23,6 +23,7 @@
 use super::emulate::GuestCpu;
 use super::Common;
 use crate::vlapic::icr::{self, Icr};
+use crate::vlapic::Effects;
 use keel_kernel::arch::{UpcallRoute, VmExit};
 use keel_kernel::mm::GuestPhysAddr;
 
@@ -116,6 +117,18 @@ pub fn halt_ends_at_once(cpu: &mut dyn GuestCpu, common: &mut Common) -> bool {
         && common.domain.lapic(common.vcpu_id).is_some_and(|l| l.pending(crate::regs::rdtsc()))
 }
 
+/// A HLT (RIP already past it): what the core must hear. With interrupts masked
+/// (RFLAGS.IF clear) nothing but an NMI could end it, so the vCPU goes offline, as Xen's
+/// `hvm_hlt` does, and the domain powers off when its last vCPU does (Linux halts every
+/// CPU this way on `poweroff` when it has no ACPI power-off method); an interrupt the
+/// guest can take right away ends the halt at once.
+pub fn halt(cpu: &mut dyn GuestCpu, common: &mut Common) -> Option<VmExit> {
+    if cpu.rflags() & RFLAGS_IF == 0 && !cpu.event_queued() {
+        return Some(VmExit::StopVcpu);
+    }
+    (!halt_ends_at_once(cpu, common)).then_some(VmExit::Halt)
+}
+
 /// Local-APIC register MSRs and IA32_TSC_DEADLINE. `None` means #GP.
 pub mod msr {
     use super::*;
@@ -133,6 +146,12 @@ pub mod msr {
     pub fn write(cpu: &mut dyn GuestCpu, common: &mut Common, index: u32, value: u64) -> Option<()> {
         let irr = common.domain.irr(common.vcpu_id).expect("own IRR");
         let fx = common.vlapic.write(irr, index, value, crate::regs::rdtsc())?;
+        effects(cpu, common, index, fx);
+        Some(())
+    }
+
+    /// What a register write (MSR `index`, or its xAPIC offset / 16 + 0x800) asks for.
+    pub(super) fn effects(cpu: &mut dyn GuestCpu, common: &mut Common, index: u32, fx: Effects) {
         if index == reg::TPR {
             cpu.set_cr8(common.vlapic.tpr() >> 4);
         }
@@ -147,7 +166,6 @@ pub mod msr {
         if fx.timer {
             report_timer(common);
         }
-        Some(())
     }
 
     /// Delivers an IPI: fixed and lowest-priority vectors to their targets' request
@@ -188,6 +206,26 @@ pub mod msr {
                 common.domain.init().id,
                 common.vcpu_id
             ),
+        }
+    }
+}
+
+/// The local APIC's xAPIC page (`0xfee00000` while the APIC is in xAPIC mode), reached
+/// through the MMIO emulation (`super::mmio`): registers as the MSRs, except ID, LDR,
+/// DFR and the two ICR halves, which xAPIC mode keeps in its own format.
+pub mod xapic {
+    use super::*;
+
+    /// Reads `size` bytes at `offset` in the page.
+    pub fn read(common: &Common, offset: u32, size: u8) -> u64 {
+        common.vlapic.mmio_read(common.irr(), offset, size, crate::regs::rdtsc())
+    }
+
+    /// Writes `size` bytes of `value` at `offset` in the page.
+    pub fn write(cpu: &mut dyn GuestCpu, common: &mut Common, offset: u32, size: u8, value: u64) {
+        let irr = common.domain.irr(common.vcpu_id).expect("own IRR");
+        if let Some((index, fx)) = common.vlapic.mmio_write(irr, offset, size, value, crate::regs::rdtsc()) {
+            msr::effects(cpu, common, index, fx);
         }
     }
 }

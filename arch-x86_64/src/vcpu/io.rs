@@ -1,7 +1,11 @@
 //! Port I/O of a guest: nothing is emulated but Xen's debug port. Reads of any other
 //! port return all ones and writes are dropped, as Xen's null handler does for ports
-//! nothing claims. Bytes written to port 0xe9 appear on Keel's console as the domain's
-//! lines (`(d<id>) <text>`), as Xen prints them.
+//! nothing claims, except the PIT's channel 2 counter (port 0x42), which reads 0: a
+//! counter that does not count, so Linux's quick PIT calibration of the TSC gives up at
+//! its first read instead of after 100 000 exits (seconds under emulation; the TSC's
+//! frequency comes from CPUID leaf 0x40000003 and pvclock anyway). Bytes written to
+//! port 0xe9 appear on Keel's console as the domain's lines (`(d<id>) <text>`), as Xen
+//! prints them.
 
 use alloc::string::String;
 
@@ -9,6 +13,18 @@ use alloc::string::String;
 pub const DEBUG_PORT: u16 = 0xe9;
 /// Longer lines are split.
 const LINE: usize = 256;
+
+/// The PIT's channel 2 counter.
+pub const PIT_CHANNEL2: u16 = 0x42;
+
+/// The value a read of `size` bytes (1, 2 or 4) from `port` returns.
+pub fn read(port: u16, size: u8) -> u32 {
+    if port == PIT_CHANNEL2 {
+        0
+    } else {
+        unclaimed_read(size)
+    }
+}
 
 /// The value an unclaimed port returns for an access of `size` bytes (1, 2 or 4).
 pub fn unclaimed_read(size: u8) -> u32 {
@@ -74,5 +90,7 @@ mod tests {
         assert_eq!(unclaimed_read(1), 0xff);
         assert_eq!(unclaimed_read(2), 0xffff);
         assert_eq!(unclaimed_read(4), 0xffff_ffff);
+        assert_eq!(read(0x61, 1), 0xff);
+        assert_eq!(read(PIT_CHANNEL2, 1), 0);
     }
 }

@@ -15,6 +15,7 @@ pub mod emulate;
 pub mod guest;
 pub mod interrupts;
 pub mod io;
+pub mod mmio;
 pub mod msr;
 pub mod pvclock;
 pub mod start;

@@ -2,15 +2,16 @@
 //! its registers are MSRs 0x800..0x8ff (every access exits). It has what PVH guests use:
 //! the ID, version, task priority, EOI, spurious-vector, in-service, request and error
 //! registers, the local vector table, IPIs through the ICR and the self-IPI register, and
-//! the timer in one-shot, periodic and TSC-deadline modes ([`timer`]). There is no
-//! xAPIC MMIO page (a guest must switch to x2APIC mode through IA32_APIC_BASE), no
-//! I/O APIC, and interrupts are edge-triggered only.
+//! the timer in one-shot, periodic and TSC-deadline modes ([`timer`]). In xAPIC mode the
+//! same registers are reached through the MMIO page ([`xapic`]: `mmio_read`,
+//! `mmio_write`). There is no I/O APIC, and interrupts are edge-triggered only.
 //!
 //! The request register ([`Irr`]) is shared: another vCPU sending an IPI sets a bit in
 //! it. Everything else belongs to the vCPU and is changed only by it.
 
 pub mod icr;
 pub mod timer;
+mod xapic;
 
 #[cfg(test)]
 mod tests;
@@ -170,6 +171,9 @@ pub struct Vlapic {
     lvt: [u32; 6],
     esr: u32,
     esr_pending: u32,
+    /// xAPIC mode's own registers: logical destination, destination format, and the
+    /// ICR's halves (the destination is in the high half's top byte).
+    xapic: xapic::XapicRegs,
     pub timer: LapicTimer,
 }
 
@@ -199,6 +203,7 @@ impl Vlapic {
             lvt: [LVT_MASKED; 6],
             esr: 0,
             esr_pending: 0,
+            xapic: xapic::XapicRegs::new(),
             timer: LapicTimer::new(),
         }
     }
@@ -306,6 +311,11 @@ impl Vlapic {
         if !self.x2apic() {
             return None;
         }
+        self.register(irr, index, now)
+    }
+
+    /// Reads register `index` (an x2APIC MSR number) in either mode.
+    fn register(&self, irr: &Irr, index: u32, now: u64) -> Option<u64> {
         let word = |w: &[u64; 4], n: u32| (w[n as usize / 2] >> (32 * (n % 2))) & 0xffff_ffff;
         Some(match index {
             reg::ID => self.id as u64,
@@ -341,6 +351,13 @@ impl Vlapic {
         if !self.x2apic() {
             return None;
         }
+        self.write_register(irr, index, value, now)
+    }
+
+    /// Writes register `index` (an x2APIC MSR number other than TSC_DEADLINE) in either
+    /// mode; `None` for read-only, reserved or malformed writes.
+    fn write_register(&mut self, irr: &Irr, index: u32, value: u64, now: u64) -> Option<Effects> {
+        let mut fx = Effects::default();
         let v32 = value as u32;
         if index != reg::ICR && value >> 32 != 0 {
             return None;

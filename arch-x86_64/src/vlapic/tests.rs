@@ -119,3 +119,39 @@ fn published_state_says_whether_a_halt_ends() {
     l.publish(&quiet);
     assert!(!quiet.pending(499) && quiet.pending(500), "the timer is due");
 }
+
+#[test]
+fn the_xapic_page_serves_the_registers_in_xapic_mode_only() {
+    let irr = Irr::new();
+    let mut l = Vlapic::new(3);
+    assert_eq!(l.xapic_page(), Some(0xfee0_0000));
+    assert_eq!(l.mmio_read(&irr, 0x20, 4, 0), 3 << 24);
+    assert_eq!(l.mmio_read(&irr, 0x30, 4, 0), 0x0006_0014);
+    assert_eq!(l.mmio_read(&irr, 0x23, 1, 0), 3);
+    assert_eq!(l.mmio_read(&irr, 0x24, 4, 0), 0);
+    assert_eq!(l.mmio_read(&irr, 0xe0, 4, 0), 0xffff_ffff);
+    // Software enable through the SVR, then the TPR.
+    assert!(l.mmio_write(&irr, 0xf0, 4, 0x1ff, 0).is_some());
+    assert_eq!(l.mmio_read(&irr, 0xf0, 4, 0), 0x1ff);
+    l.mmio_write(&irr, 0x80, 4, 0x20, 0);
+    assert_eq!(l.tpr(), 0x20);
+    // Misaligned or narrow writes and read-only registers are dropped.
+    assert!(l.mmio_write(&irr, 0x81, 4, 0x30, 0).is_none());
+    assert!(l.mmio_write(&irr, 0x80, 2, 0x30, 0).is_none());
+    assert!(l.mmio_write(&irr, 0x30, 4, 0, 0).is_none());
+    assert_eq!(l.tpr(), 0x20);
+    // An IPI: destination from the high half, sent by the low half's write.
+    l.mmio_write(&irr, 0x310, 4, 0x0200_0000, 0);
+    let (index, fx) = l.mmio_write(&irr, 0x300, 4, 0x4041, 0).unwrap();
+    assert_eq!(index, reg::ICR);
+    let ipi = fx.ipi.unwrap();
+    assert_eq!((ipi.vector, ipi.destination), (0x41, 2));
+    assert_eq!(l.mmio_read(&irr, 0x300, 4, 0), 0x4041);
+    // Physical broadcast 0xff becomes x2APIC's 0xffffffff.
+    l.mmio_write(&irr, 0x310, 4, 0xff00_0000, 0);
+    let (_, fx) = l.mmio_write(&irr, 0x300, 4, 0x4042, 0).unwrap();
+    assert_eq!(fx.ipi.unwrap().destination, 0xffff_ffff);
+    // In x2APIC mode the page is not the APIC's.
+    assert!(l.write_base(BASE_ADDRESS | BASE_ENABLE | BASE_X2APIC, &irr));
+    assert_eq!(l.xapic_page(), None);
+}

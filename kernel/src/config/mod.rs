@@ -19,6 +19,7 @@ mod children;
 mod domain;
 mod initial;
 mod links;
+mod multiboot;
 mod props;
 mod types;
 
@@ -26,6 +27,7 @@ mod types;
 pub(crate) mod tests;
 
 pub use children::MAX_PORT;
+pub use multiboot::initial_from_modules;
 pub use types::{
     Capabilities, DomainConfig, DomainError, DomainKind, DomainSet, Enhanced, InitialDefaults, Limits, Module, Problem,
     Severity, StaticEventChannel,

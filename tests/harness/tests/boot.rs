@@ -3,7 +3,7 @@
 //! These boot emulators, so they are `#[ignore]`d in a plain `cargo test`; `scripts/test`
 //! runs them (after `scripts/build`) with `-- --ignored`.
 
-use keel_tests::{run, BootTest};
+use keel_tests::{run, BootTest, Outcome};
 use std::time::Duration;
 
 #[path = "boot/arm64_consoles.rs"]
@@ -18,6 +18,8 @@ mod arm64_linux;
 mod arm64_xenstore;
 #[path = "boot/x86_guests.rs"]
 mod x86_guests;
+#[path = "boot/x86_linux.rs"]
+mod x86_linux;
 
 const AARCH64: &str = "scripts/qemu-aarch64";
 const X86_64: &str = "scripts/qemu-x86_64";
@@ -28,7 +30,9 @@ const TEST_ISO: &str = "target/images/test/keel-x86_64.iso";
 const QEMU_X86_PASS: i32 = 33;
 const QEMU_X86_FAIL: i32 = 35;
 
-fn boot(test: BootTest) {
+/// Runs `test` (once more after an emulator reset, if it allows that), checks it and
+/// returns what it printed, for checks of its own.
+fn boot(test: BootTest) -> Outcome {
     let mut out = run(&test);
     for _ in 0..test.reset_retries {
         if !test.emulator_reset(&out) {
@@ -45,6 +49,7 @@ fn boot(test: BootTest) {
     if let Err(e) = test.check(&out) {
         panic!("{e}");
     }
+    out
 }
 
 #[test]

@@ -58,8 +58,7 @@ impl SvmVcpu {
             exit_code::HLT => {
                 let next = self.next_rip(LEN_HLT);
                 self.set_rip(next);
-                // An interrupt the guest can take right away ends the halt at once.
-                (!interrupts::halt_ends_at_once(self, common)).then_some(VmExit::Halt)
+                interrupts::halt(self, common)
             }
             exit_code::VINTR => {
                 self.interrupt_window(false);
@@ -105,7 +104,7 @@ impl SvmVcpu {
                 } else {
                     MemoryAccess::Read
                 };
-                emulate::memory_fault(self, info2, access, again != 0)
+                emulate::memory_fault(self, common, info2, access, again != 0)
             }
             exit_code::INTR | exit_code::NMI => Some(VmExit::Interrupt),
             exit_code::SHUTDOWN => {

@@ -46,8 +46,7 @@ impl VmxVcpu {
             }
             reason::HLT => {
                 self.set_rip(next_rip());
-                // An interrupt the guest can take right away ends the halt at once.
-                (!interrupts::halt_ends_at_once(self, common)).then_some(VmExit::Halt)
+                interrupts::halt(self, common)
             }
             reason::INTERRUPT_WINDOW => {
                 self.interrupt_window(false);
@@ -102,7 +101,7 @@ impl VmxVcpu {
                     MemoryAccess::Read
                 };
                 let delivering = field(vmcs::IDT_VECTORING_INFO) & (1 << 31) != 0;
-                emulate::memory_fault(self, field(vmcs::GUEST_PHYSICAL_ADDRESS), access, delivering)
+                emulate::memory_fault(self, common, field(vmcs::GUEST_PHYSICAL_ADDRESS), access, delivering)
             }
             reason::EXTERNAL_INTERRUPT => Some(VmExit::Interrupt),
             reason::TRIPLE_FAULT => {

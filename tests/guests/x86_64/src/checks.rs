@@ -41,6 +41,7 @@ pub fn run(p: &Pvh, result32: u32) -> Outcome {
         if intel() { "vmmcall" } else { "vmcall" }
     );
     msrs(p)?;
+    xapic_page(p)?;
     ports(p);
     control_registers(p)
 }
@@ -114,6 +115,17 @@ fn msrs(p: &Pvh) -> Outcome {
     expect_eq!(rdmsr(PAT), Ok(0x0007_0406_0007_0406), "RDMSR PAT");
     expect_eq!(wrmsr(EFER, efer | 1 << 12), Err(GP), "WRMSR EFER.SVME");
     say!(p, "x86: msrs: EFER {efer:#x}, APIC_BASE 0xfee00900, unknown and hidden MSRs raise #GP");
+    Ok(())
+}
+
+/// The boot vCPU's local APIC starts in xAPIC mode: its registers are on the page at
+/// 0xfee00000, which Keel emulates by decoding the accessing instruction (an 8-byte MOV
+/// reads the 32-bit register and the reserved word after it, 0).
+fn xapic_page(p: &Pvh) -> Outcome {
+    let (version, id) = (crate::traps::probe_read(0xfee0_0030), crate::traps::probe_read(0xfee0_0020));
+    expect_eq!(version, Ok(0x0006_0014), "the xAPIC version register");
+    expect_eq!(id, Ok(0), "the xAPIC ID register of vCPU 0");
+    say!(p, "x86: xAPIC page: version {:#x}, ID {:#x}", version.unwrap_or(0), id.unwrap_or(0));
     Ok(())
 }
 

@@ -321,9 +321,11 @@ impl Platform for Pvh {
         }
     }
 
-    /// The host's I/O APIC, HPET and local APIC.
+    /// The host's I/O APIC and HPET, and the page after the local APIC's (the local
+    /// APIC's own page, 0xfee00000, is the domain's virtual local APIC in xAPIC mode,
+    /// which Keel emulates; `checks` reads it).
     fn host_addresses(&self) -> &'static [u64] {
-        &[0xfec0_0000, 0xfed0_0000, 0xfee0_0000]
+        &[0xfec0_0000, 0xfed0_0000, 0xfee0_1000]
     }
 
     /// VMXON, VMRUN, STGI, XSETBV, MONITOR, MWAIT: each #UD. (RDTSCP is refused too, but

@@ -1,0 +1,182 @@
+//! Debian's stock amd64 Linux kernel (`scripts/fetch-linux-amd64`: the package's bzImage
+//! `vmlinuz` exactly as shipped, which Keel decompresses itself, and a busybox initramfs
+//! whose init is `tests/guests/linux/init`) as an x86 PVH domain. Each configuration is a
+//! GRUB ISO from `tests/guests/x86_64/linux-configs/` (`scripts/build-x86-guests
+//! tests/guests/x86_64/linux-configs`). The init reports what the guest sees as
+//! `[linux] key: value` lines; each test requires them and the domain's end.
+
+use super::{boot, QEMU_X86_FAIL, QEMU_X86_PASS, X86_64};
+use keel_tests::BootTest;
+use std::time::Duration;
+
+/// The ISO of configuration `name`.
+fn linux_iso(name: &str) -> String {
+    keel_tests::repo_root().join(format!("target/images/test/x86-{name}.iso")).display().to_string()
+}
+
+/// The guest's own clock (its printk timestamp, seconds) at its first line containing
+/// `text`.
+fn guest_seconds_at(output: &str, text: &str) -> Option<f64> {
+    let line = output.lines().find(|l| l.contains(text))?;
+    let stamp = line.split_once("(d1) [")?.1.split_once(']')?.0;
+    stamp.trim().parse().ok()
+}
+
+/// QEMU TCG (AMD SVM, no NRIPS) through GRUB BIOS, 2 CPUs and 2 GiB (the heap then holds
+/// the decompressed kernel): one 2-vCPU Linux domain with its console on hvc0 (the Xen PV
+/// console) reaches its userspace, sees Xen (PVH, FIFO events, clocksource `xen`,
+/// `/sys/hypervisor/type`) and powers off; Keel logs the domain's end. The TSC's
+/// frequency comes from Keel, not from a PIT calibration loop: by the guest's own clock,
+/// it knows it within half a second of boot.
+#[test]
+#[ignore = "boots QEMU with Debian's kernel: run through scripts/test or scripts/test-linux"]
+fn x86_linux_hvc0_qemu_svm_bios() {
+    let iso = linux_iso("linux");
+    let t = BootTest::new("x86 Linux hvc0 (QEMU SVM BIOS)", X86_64, &["--smp", "2", "--iso", &iso, "-m", "2G"])
+        .exit_status(QEMU_X86_PASS)
+        .fact("virtualization", "svm")
+        .fact("boot-firmware", "bios")
+        .probe_on_cpus(2)
+        .retry_on_emulator_reset()
+        .timeout(Duration::from_secs(400))
+        .domain("linux")
+        .lines(&[
+            "kernel /chosen/linux/kernel: bzImage, Xz payload",
+            "(d1) [    0.000000] Hypervisor detected: Xen HVM",
+            "] Booting kernel on Xen PVH",
+            "] xen:events: Using FIFO-based ABI",
+            "] clocksource: Switched to clocksource xen",
+            "(d1) [linux] userspace: up",
+            "(d1) [linux] hypervisor-type: xen",
+            "(d1) [linux] xen-detected: yes",
+            "(d1) [linux] evtchn-abi: fifo",
+            "(d1) [linux] nproc: 2",
+            "(d1) [linux] console: hvc0",
+            "(d1) [linux] clocksource: xen",
+            "(d1) [linux] action: poweroff",
+            "domain 1 (linux): shut down (poweroff)",
+        ]);
+    let out = boot(t);
+    let known = guest_seconds_at(&out.output, "] tsc: Detected ").expect("the guest logs its TSC frequency");
+    assert!(known < 0.5, "the guest took {known} s of its own time to learn the TSC frequency (calibration loops)");
+}
+
+/// QEMU TCG SVM through GRUB BIOS, 2 CPUs: a 4-vCPU Linux domain (secondaries started by
+/// INIT/SIPI through the virtual local APIC) sees 4 CPUs and finishes a CPU-bound job on
+/// each of them.
+#[test]
+#[ignore = "boots QEMU with Debian's kernel: run through scripts/test or scripts/test-linux"]
+fn x86_linux_smp4_on_2_cpus_qemu_svm_bios() {
+    let iso = linux_iso("linux-smp4");
+    let t = BootTest::new(
+        "x86 Linux 4 vCPUs on 2 CPUs (QEMU SVM BIOS)",
+        X86_64,
+        &["--smp", "2", "--iso", &iso, "-m", "2G"],
+    )
+    .exit_status(QEMU_X86_PASS)
+    .probe_on_cpus(2)
+    .retry_on_emulator_reset()
+    .timeout(Duration::from_secs(500))
+    .domain("linux")
+    .lines(&[
+        "] smp: Brought up 1 node, 4 CPUs",
+        "(d1) [linux] userspace: up",
+        "(d1) [linux] xen-detected: yes",
+        "(d1) [linux] nproc: 4",
+        "(d1) [linux] console: hvc0",
+        "(d1) [linux] load: 4 of 4 jobs finished",
+        "domain 1 (linux): shut down (poweroff)",
+    ]);
+    boot(t);
+}
+
+/// The same domain as `x86_linux_hvc0_qemu_svm_bios` through OVMF and UEFI GRUB.
+#[test]
+#[ignore = "boots QEMU with Debian's kernel: run through scripts/test or scripts/test-linux"]
+fn x86_linux_hvc0_qemu_svm_uefi() {
+    let iso = linux_iso("linux");
+    let t =
+        BootTest::new("x86 Linux hvc0 (QEMU SVM UEFI)", X86_64, &["--uefi", "--smp", "2", "--iso", &iso, "-m", "2G"])
+            .exit_status(QEMU_X86_PASS)
+            .fact("boot-firmware", "uefi")
+            .probe_on_cpus(2)
+            .retry_on_emulator_reset()
+            .timeout(Duration::from_secs(500))
+            .domain("linux")
+            .lines(&[
+                "] Booting kernel on Xen PVH",
+                "(d1) [linux] userspace: up",
+                "(d1) [linux] hypervisor-type: xen",
+                "(d1) [linux] xen-detected: yes",
+                "(d1) [linux] evtchn-abi: fifo",
+                "(d1) [linux] console: hvc0",
+                "(d1) [linux] clocksource: xen",
+                "domain 1 (linux): shut down (poweroff)",
+            ]);
+    boot(t);
+}
+
+/// Xen's own GRUB entry, no configuration tree (`linux-xen-grub.grub`): `multiboot2
+/// keel.elf dom0_mem=384M dom0_max_vcpus=3`, `module2 vmlinuz console=hvc0 ...`,
+/// `module2 initrd.img`. Keel builds the initial domain from the two modules as Xen
+/// builds dom0: domain 0, 384 MiB and 3 vCPUs on the machine's 2 CPUs, the kernel's
+/// command line from its module line.
+#[test]
+#[ignore = "boots QEMU with Debian's kernel: run through scripts/test or scripts/test-linux"]
+fn x86_linux_dom0_from_xen_grub_entry_qemu_svm_bios() {
+    let iso = linux_iso("linux-xen-grub");
+    let t = BootTest::new(
+        "x86 Linux dom0 from Xen's GRUB entry (QEMU SVM BIOS)",
+        X86_64,
+        &["--smp", "2", "--iso", &iso, "-m", "2G"],
+    )
+    .exit_status(QEMU_X86_PASS)
+    .probe_on_cpus(2)
+    .retry_on_emulator_reset()
+    .timeout(Duration::from_secs(500))
+    .domain("dom0")
+    .lines(&[
+        "no configuration tree: the initial domain from 2 boot module(s), as Xen's dom0",
+        "domain 0 (dom0): 3 vCPU(s), 384 MiB",
+        "] Kernel command line: console=hvc0 keel.linux=check",
+        "(d0) [linux] userspace: up",
+        "(d0) [linux] xen-detected: yes",
+        "(d0) [linux] nproc: 3",
+        "(d0) [linux] console: hvc0",
+        "domain 0 (dom0): shut down (poweroff)",
+    ]);
+    boot(t);
+}
+
+/// Bad Linux domains beside a good one (`linux-bad.dts`): a bzImage cut in half, one
+/// whose XZ payload is damaged, and one asking for 64 GiB are refused, each by name and
+/// with what is wrong; the good domain boots to its userspace and powers off.
+#[test]
+#[ignore = "boots QEMU with Debian's kernel: run through scripts/test or scripts/test-linux"]
+fn x86_linux_bad_kernels_are_refused_by_name() {
+    let iso = linux_iso("linux-bad");
+    let t = BootTest::new("x86 Linux bad kernels refused (QEMU SVM BIOS)", X86_64, &["--smp", "2", "--iso", &iso, "-m", "2G"])
+        .probe_on_cpus(2)
+        .retry_on_emulator_reset()
+        .timeout(Duration::from_secs(500))
+        .refusal(
+            "[test] fail domain-truncated: not built: bad image: kernel /chosen/truncated/kernel (bzImage): the payload at ",
+            QEMU_X86_FAIL,
+        )
+        .lines(&[
+            "-byte file: truncated",
+            "[test] fail domain-damaged: not built: bad image: kernel /chosen/damaged/kernel (bzImage): the XZ payload is damaged or truncated",
+            "[test] fail domain-/chosen/huge: not built: /chosen/huge: memory 67108864 KiB exceeds the ",
+            "(d1) [linux] userspace: up",
+            "[test] pass domain-linux: shut down (poweroff)",
+            "[test] done pass=3 fail=3 expected=6",
+        ]);
+    boot(t);
+}
+
+#[test]
+fn guest_timestamps_are_read() {
+    let out = "[ INFO 0] (d1) [    0.015579] tsc: Detected 2608.348 MHz processor\n";
+    assert_eq!(guest_seconds_at(out, "tsc: Detected"), Some(0.015579));
+    assert_eq!(guest_seconds_at(out, "nothing"), None);
+}
