@@ -145,6 +145,7 @@ pub mod reason {
     pub const EXCEPTION_OR_NMI: u32 = 0;
     pub const EXTERNAL_INTERRUPT: u32 = 1;
     pub const TRIPLE_FAULT: u32 = 2;
+    pub const TASK_SWITCH: u32 = 9;
     pub const INTERRUPT_WINDOW: u32 = 7;
     pub const CPUID: u32 = 10;
     pub const GETSEC: u32 = 11;
