@@ -193,6 +193,7 @@ impl<'a, A: Arch> Machine<'a, A> {
         if now < deadline || self.timed_out.swap(true, Ordering::AcqRel) {
             return;
         }
+        log::info!("keel.timeout: acted {} us after the deadline", now.saturating_sub(deadline) / 1000);
         for id in self.guests.ids() {
             let Some(g) = self.guests.get(id) else { continue };
             if g.domain.state() == crate::domain::DomainState::Running {

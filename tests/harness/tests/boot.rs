@@ -24,7 +24,8 @@ const TEST_ISO: &str = "target/images/test/keel-x86_64.iso";
 const QEMU_X86_PASS: i32 = 33;
 const QEMU_X86_FAIL: i32 = 35;
 
-fn boot(test: BootTest) {
+/// Runs `test` and checks it; returns the run for checks of its own.
+fn boot(test: BootTest) -> keel_tests::Outcome {
     let mut out = run(&test);
     for _ in 0..test.reset_retries {
         if !test.emulator_reset(&out) {
@@ -41,6 +42,7 @@ fn boot(test: BootTest) {
     if let Err(e) = test.check(&out) {
         panic!("{e}");
     }
+    out
 }
 
 #[test]

@@ -105,7 +105,8 @@ impl VmxVcpu {
                 let delivering = field(vmcs::IDT_VECTORING_INFO) & (1 << 31) != 0;
                 emulate::memory_fault(self, field(vmcs::GUEST_PHYSICAL_ADDRESS), access, delivering)
             }
-            reason::EXTERNAL_INTERRUPT => Some(VmExit::Interrupt),
+            // The core looks at its clock after either: the slice or a deadline ended.
+            reason::EXTERNAL_INTERRUPT | reason::PREEMPTION_TIMER => Some(VmExit::Interrupt),
             reason::TRIPLE_FAULT => {
                 emulate::report_triple_fault(self);
                 Some(VmExit::GuestCrash)

@@ -161,6 +161,7 @@ impl VmxVcpu {
             if let Some(report) = common.reports.pop_front() {
                 return report;
             }
+            self.arm_preemption_timer();
             // SAFETY: the VMCS is current and complete (built in `new`).
             match unsafe { instructions::enter(&mut self.regs, self.launched) } {
                 instructions::Entry::Exited => self.launched = true,
@@ -246,4 +247,15 @@ fn tss_base(gdt: u64) -> u64 {
 /// Reads a VMCS field that must exist (a failure means a Keel bug: no current VMCS).
 fn field(f: u32) -> u64 {
     vmread(f).unwrap_or_else(|e| panic!("VMREAD {f:#x} failed: {e:?}"))
+}
+
+impl VmxVcpu {
+    /// Sets the VMX preemption timer to this CPU's timer deadline (the end of the slice,
+    /// a vCPU timer, `keel.timeout`), if the processor has the timer.
+    fn arm_preemption_timer(&self) {
+        let Some(rate) = self.caps.preemption_timer_rate else { return };
+        let deadline = crate::timer::armed_deadline();
+        let left = if deadline == 0 { u64::MAX } else { deadline.saturating_sub(crate::regs::rdtsc()) };
+        state::set(vmcs::PREEMPTION_TIMER_VALUE, (left >> rate).min(u64::from(u32::MAX)));
+    }
 }

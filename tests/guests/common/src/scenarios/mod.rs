@@ -12,6 +12,7 @@
 //! | `isolation` | accesses outside the guest's memory abort and the guest goes on; refused instructions are undefined |
 //! | `wild` | `isolation`, then wrecked exception vectors: Keel crashes the domain |
 //! | `spin` | spins forever with interrupts masked: Keel stops it at `keel.timeout` |
+//! | `preempt` | every vCPU spins without exiting, masked, some with `pause`: each finishes only if Keel preempts at the end of a slice |
 //! | `fuzz` | thousands of hypercalls with random arguments (`keel.count`, `keel.seed`); Keel keeps answering |
 //! | `pvconsole` | the PV console ring Keel serves: parameters, port status, output that wraps the ring, one line of input (`keel.expect`) |
 //! | `bench` | the null hypercall's round trip in counter ticks (figures, not bounds) |
@@ -23,6 +24,7 @@ mod grants;
 mod hypercalls;
 mod isolation;
 mod pingpong;
+mod preempt;
 mod pvconsole;
 mod smp;
 mod timer;
@@ -43,6 +45,7 @@ pub enum Scenario {
     Isolation,
     Wild,
     Spin,
+    Preempt,
     Fuzz,
     PvConsole,
     Bench,
@@ -60,6 +63,7 @@ const ALL: &[(&str, Scenario)] = &[
     ("isolation", Scenario::Isolation),
     ("wild", Scenario::Wild),
     ("spin", Scenario::Spin),
+    ("preempt", Scenario::Preempt),
     ("fuzz", Scenario::Fuzz),
     ("pvconsole", Scenario::PvConsole),
     ("bench", Scenario::Bench),
@@ -85,6 +89,7 @@ impl Scenario {
             Scenario::Isolation => isolation::isolation::<P>,
             Scenario::Wild => isolation::wild::<P>,
             Scenario::Spin => isolation::spin::<P>,
+            Scenario::Preempt => preempt::run::<P>,
             Scenario::Fuzz => fuzz::run::<P>,
             Scenario::PvConsole => pvconsole::run::<P>,
             Scenario::Bench => bench::run::<P>,
@@ -96,6 +101,7 @@ impl Scenario {
         match self {
             Scenario::Ipi => Some(smp::ipi_secondary::<P>),
             Scenario::Smp => Some(smp::smp_secondary::<P>),
+            Scenario::Preempt => Some(preempt::secondary::<P>),
             _ => None,
         }
     }
