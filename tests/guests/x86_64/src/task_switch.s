@@ -1,6 +1,6 @@
 /* Task switches from 32-bit protected mode (AT&T syntax), for `keel.test=task-switch`.
  *
- * u64 guest_task_switches(u64 gdt_pointer, u64 idt_pointer, u32 *results)
+ * void guest_task_switches(u64 gdt_pointer, u64 idt_pointer, u32 *results)
  *   Leaves long mode (compatibility mode, paging off, EFER.LME clear), loads the GDT and
  *   the 32-bit IDT the caller built (tasks.rs), loads TR with TSS A (0x20) and attempts
  *   four task switches to TSS B (0x28): `ljmp`, `lcall`, `int $0x80` through a task
