@@ -13,6 +13,19 @@ use spin::Once;
 
 static TSC_HZ: AtomicU64 = AtomicU64::new(0);
 static LAPIC_TIMER_HZ: AtomicU64 = AtomicU64::new(0);
+/// Per CPU: the TSC deadline the timer is armed for (0: none).
+static ARMED: [AtomicU64; crate::cpu::MAX_CPUS] = [const { AtomicU64::new(0) }; crate::cpu::MAX_CPUS];
+
+/// The TSC deadline this CPU's timer is armed for, 0 if none.
+pub fn armed_deadline() -> u64 {
+    ARMED.get(crate::cpu::current_index() as usize).map_or(0, |a| a.load(Ordering::Relaxed))
+}
+
+fn set_armed(ticks: u64) {
+    if let Some(a) = ARMED.get(crate::cpu::current_index() as usize) {
+        a.store(ticks, Ordering::Relaxed);
+    }
+}
 static SOURCE: Once<&'static str> = Once::new();
 
 const PM_TIMER_HZ: u64 = 3_579_545;
@@ -157,6 +170,7 @@ impl Timer for X86Timer {
     }
 
     fn set_deadline(ticks: u64) {
+        set_armed(ticks.max(1));
         if cpu::features().tsc_deadline {
             // SAFETY: IA32_TSC_DEADLINE exists when CPUID says TSC-deadline; the LVT is in
             // that mode. Zero would disarm, so the earliest deadline is 1.
@@ -169,6 +183,7 @@ impl Timer for X86Timer {
     }
 
     fn cancel() {
+        set_armed(0);
         if cpu::features().tsc_deadline {
             // SAFETY: as in `set_deadline`; zero disarms the timer.
             unsafe { regs::wrmsr(regs::msr::IA32_TSC_DEADLINE, 0) };

@@ -5,6 +5,7 @@
 use super::cpuid::{self, Context};
 use super::guest::{gpr, GuestRegisters};
 use super::msr::{self, Msr, StateMsr};
+use super::task_switch::Delivering;
 use super::walk::{self, Access, Paging};
 use super::{interrupts, io, Common};
 use crate::regs::cpuid as host_cpuid;
@@ -352,4 +353,31 @@ pub fn report_triple_fault(cpu: &dyn GuestCpu) {
         p.cr4,
         p.efer
     );
+}
+
+/// A task switch the guest attempted (`selector`: the new TSS): refused with the fault of
+/// [`super::task_switch::refusal`] at the instruction (or event) that attempted it.
+/// The event the exit reports as being delivered counts only if its IDT entry is a task
+/// gate (Bochs 2.7's SVM reports a stale #GP for an `int n` through a task gate).
+pub fn refuse_task_switch(cpu: &mut dyn GuestCpu, selector: u16, delivering: Option<Delivering>) -> Option<VmExit> {
+    const TASK_GATE: u8 = 5;
+    let delivering = delivering.filter(|d| {
+        let (base, limit) = cpu.idtr();
+        let offset = u64::from(d.vector) * 8;
+        let mut gate = [0u8; 8];
+        let readable = offset + 7 <= u64::from(limit)
+            && read_virt(cpu, base.wrapping_add(offset) & 0xffff_ffff, Access::Read, &mut gate);
+        !readable || gate[5] & 0x1f == TASK_GATE
+    });
+    log::debug!("task switch to TSS {selector:#x} at RIP {:#x} (delivering {delivering:x?}) refused", cpu.rip());
+    match super::task_switch::refusal(selector, delivering) {
+        Some((vector, error)) => {
+            cpu.inject(vector, Some(error));
+            None
+        }
+        None => {
+            report_triple_fault(cpu);
+            Some(VmExit::GuestCrash)
+        }
+    }
 }

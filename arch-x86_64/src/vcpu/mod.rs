@@ -10,6 +10,7 @@
 //! start-up IPI's page (`VcpuInit::secondary`), or a `VCPUOP_initialise` context.
 
 pub mod context;
+pub mod control;
 pub mod cpuid;
 pub mod emulate;
 pub mod guest;
@@ -20,6 +21,7 @@ pub mod msr;
 pub mod pvclock;
 pub mod start;
 pub mod svm;
+pub mod task_switch;
 pub mod vmx;
 pub mod walk;
 

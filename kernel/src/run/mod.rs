@@ -194,6 +194,7 @@ impl<'a, A: Arch> Machine<'a, A> {
         if now < deadline || self.timed_out.swap(true, Ordering::AcqRel) {
             return;
         }
+        log::info!("keel.timeout: acted {} us after the deadline", now.saturating_sub(deadline) / 1000);
         for id in self.guests.ids() {
             let Some(g) = self.guests.get(id) else { continue };
             if matches!(g.domain.state(), DomainState::Running | DomainState::Paused) {

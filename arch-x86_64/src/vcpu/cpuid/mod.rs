@@ -200,25 +200,37 @@ pub fn leaf(leaf: u32, subleaf: u32, c: &Context, host: &dyn Fn(u32, u32) -> Cpu
     }
 }
 
-/// CR4 bits a guest may set: those of the features it is shown. Setting any other is
-/// refused with #GP, as on a processor without the feature.
+/// CR4 bits a guest may set: those of the features its own CPUID shows, by Xen 4.17's
+/// rules (`hvm_cr4_guest_valid_bits`; PCE always, VMXE never since Keel offers no nested
+/// virtualisation). Setting any other is refused with #GP, as on Xen.
 pub fn cr4_allowed(host: &dyn Fn(u32, u32) -> CpuidResult) -> u64 {
-    const VME_PVI_TSD_DE_PSE_PAE: u64 = 0x3f;
-    const PGE_PCE_OSFXSR_OSXMMEXCPT: u64 = 1 << 7 | 1 << 8 | 1 << 9 | 1 << 10;
-    let mut allowed = VME_PVI_TSD_DE_PSE_PAE | PGE_PCE_OSFXSR_OSXMMEXCPT;
-    if host(0, 0).eax >= 7 {
-        let ebx = host(7, 0).ebx;
-        let pairs = [(0, 16), (7, 20), (20, 21)]; // FSGSBASE, SMEP, SMAP
-        for (feature, bit) in pairs {
-            if ebx & 1 << feature != 0 {
-                allowed |= 1 << bit;
-            }
-        }
-    }
-    if host(1, 0).ecx & 1 << 17 != 0 {
-        allowed |= 1 << 17; // PCIDE
-    }
-    allowed
+    let c = Context { vcpu_id: 0, domain_id: 0, tsc_khz: 0, x2apic: true, tsc_deadline: true, upcall_vector: true };
+    let [_, _, ecx1, edx1] = leaf(1, 0, &c, host);
+    let [_, ebx7, ecx7, edx7] = leaf(7, 0, &c, host);
+    let has = |reg: u32, bit: u32| reg & 1 << bit != 0;
+    let rules: [(bool, u64); 19] = [
+        (has(edx1, 1), 1 << 0 | 1 << 1),          // VME: VME, PVI
+        (has(edx1, 4), 1 << 2),                   // TSC: TSD
+        (has(edx1, 2), 1 << 3),                   // DE
+        (has(edx1, 3), 1 << 4),                   // PSE
+        (has(edx1, 6), 1 << 5),                   // PAE
+        (has(edx1, 7) || has(edx1, 14), 1 << 6),  // MCE or MCA: MCE
+        (has(edx1, 13), 1 << 7),                  // PGE
+        (true, 1 << 8),                           // PCE
+        (has(edx1, 24), 1 << 9),                  // FXSR: OSFXSR
+        (has(edx1, 25), 1 << 10),                 // SSE: OSXMMEXCPT
+        (has(ecx7, 2), 1 << 11),                  // UMIP
+        (has(ecx7, 16), 1 << 12),                 // LA57
+        (has(ebx7, 0), 1 << 16),                  // FSGSBASE
+        (has(ecx1, 17), 1 << 17),                 // PCID: PCIDE
+        (has(ecx1, 26), 1 << 18),                 // XSAVE: OSXSAVE
+        (has(ebx7, 7), 1 << 20),                  // SMEP
+        (has(ebx7, 20), 1 << 21),                 // SMAP
+        (has(ecx7, 3), 1 << 22),                  // PKU: PKE
+        (has(ecx7, 7) || has(edx7, 20), 1 << 23), // CET_SS or CET_IBT: CET
+    ];
+    let pks = if has(ecx7, 31) { 1 << 24 } else { 0 };
+    rules.iter().filter(|(shown, _)| *shown).fold(pks, |bits, (_, b)| bits | b)
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ const VM_CR_SVMDIS: u64 = 1 << 4;
 const EDX_NESTED_PAGING: u32 = 1 << 0;
 const EDX_NRIP_SAVE: u32 = 1 << 3;
 const EDX_FLUSH_BY_ASID: u32 = 1 << 6;
+const EDX_DECODE_ASSISTS: u32 = 1 << 7;
 const EDX_PAUSE_FILTER: u32 = 1 << 10;
 const EDX_PAUSE_FILTER_THRESHOLD: u32 = 1 << 12;
 
@@ -23,6 +24,8 @@ pub struct Capabilities {
     /// The processor saves the next RIP on instruction intercepts.
     pub nrips: bool,
     pub flush_by_asid: bool,
+    /// Intercepts of MOV to a control register name the source register (EXITINFO1).
+    pub decode_assists: bool,
     /// PAUSE intercepts only after a count of PAUSEs (a spin loop, not a single pause).
     pub pause_filter: bool,
     /// The count restarts when PAUSEs are further apart than a threshold.
@@ -50,6 +53,7 @@ impl Capabilities {
             asids: leaf.ebx,
             nrips: leaf.edx & EDX_NRIP_SAVE != 0,
             flush_by_asid: leaf.edx & EDX_FLUSH_BY_ASID != 0,
+            decode_assists: leaf.edx & EDX_DECODE_ASSISTS != 0,
             pause_filter: leaf.edx & EDX_PAUSE_FILTER != 0,
             pause_filter_threshold: leaf.edx & EDX_PAUSE_FILTER_THRESHOLD != 0,
         })

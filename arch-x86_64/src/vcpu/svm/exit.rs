@@ -7,6 +7,7 @@
 use super::vmcb::{self, exit_code};
 use super::SvmVcpu;
 use crate::vcpu::emulate::{self, GuestCpu, Intercept, Io, Segment, GP, UD};
+use crate::vcpu::task_switch::Delivering;
 use crate::vcpu::{interrupts, Common};
 use keel_kernel::arch::{MemoryAccess, VmExit};
 
@@ -24,7 +25,7 @@ const NPF_FETCH: u64 = 1 << 4;
 impl SvmVcpu {
     /// The RIP after the intercepted instruction: NRIP when the processor saved it,
     /// else RIP plus the known `length`.
-    fn next_rip(&self, length: u64) -> u64 {
+    pub(super) fn next_rip(&self, length: u64) -> u64 {
         let v = self.vmcb();
         let next: u64 = if self.caps.nrips { v.read(vmcb::NEXT_RIP) } else { 0 };
         if next != 0 {
@@ -107,6 +108,13 @@ impl SvmVcpu {
                 emulate::memory_fault(self, common, info2, access, again != 0)
             }
             exit_code::INTR | exit_code::NMI => Some(VmExit::Interrupt),
+            exit_code::CR0_WRITE => self.cr_write(0, info1),
+            exit_code::CR4_WRITE => self.cr_write(4, info1),
+            exit_code::TASK_SWITCH => {
+                let delivering =
+                    (again != 0).then_some(Delivering { vector: again as u8, kind: ((again >> 8) & 7) as u8 });
+                emulate::refuse_task_switch(self, info1 as u16, delivering)
+            }
             exit_code::SHUTDOWN => {
                 emulate::report_triple_fault(self);
                 Some(VmExit::GuestCrash)

@@ -14,6 +14,7 @@
 //! the scheduler's time slice saves; such a spinner runs until its slice ends.
 
 pub mod capabilities;
+mod cr;
 mod exit;
 pub mod instructions;
 mod state;
@@ -77,6 +78,7 @@ impl SvmVcpu {
             stage2_generation: u64::MAX,
         };
         let v = &vcpu.vmcb;
+        v.write(vmcb::INTERCEPT_CR, cr::INTERCEPT_CR_WRITES);
         v.write(vmcb::INTERCEPT_EXCEPTIONS, 1u32 << exit::UD_VECTOR);
         let pause = if caps.pause_filter { misc1::PAUSE } else { 0 };
         v.write(

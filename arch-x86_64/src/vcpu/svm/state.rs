@@ -16,6 +16,7 @@ const EVENT_ERROR_VALID: u64 = 1 << 11;
 const EVENT_VALID: u64 = 1 << 31;
 const ATTR_LONG_MODE: u16 = 1 << 9;
 const RFLAGS_IF: u64 = 1 << 9;
+const CR0_PG: u64 = 1 << 31;
 /// VIRTUAL_INTERRUPT: V_TPR (3:0), V_IRQ (8), V_INTR_PRIO (19:16), V_IGN_TPR (20).
 const V_TPR: u64 = 0xf;
 const V_IRQ: u64 = 1 << 8;
@@ -46,6 +47,19 @@ impl SvmVcpu {
     pub(super) fn vmcb(&self) -> &Vmcb {
         &self.vmcb
     }
+
+    /// The guest's EFER, with LMA as the processor has it: set whenever LME and CR0.PG
+    /// are (Bochs 2.7 leaves it clear in the VMCB at a CR0-write intercept from
+    /// compatibility mode).
+    pub(super) fn guest_efer(&self) -> u64 {
+        let efer: u64 = self.vmcb.read(vmcb::EFER);
+        let paging = self.vmcb.read::<u64>(vmcb::CR0) & CR0_PG != 0;
+        if paging && efer & efer::LME != 0 {
+            efer | efer::LMA
+        } else {
+            efer
+        }
+    }
 }
 
 impl GuestCpu for SvmVcpu {
@@ -73,12 +87,12 @@ impl GuestCpu for SvmVcpu {
 
     fn paging(&self) -> Paging {
         let v = &self.vmcb;
-        Paging { cr0: v.read(vmcb::CR0), cr3: v.read(vmcb::CR3), cr4: v.read(vmcb::CR4), efer: v.read(vmcb::EFER) }
+        Paging { cr0: v.read(vmcb::CR0), cr3: v.read(vmcb::CR3), cr4: v.read(vmcb::CR4), efer: self.guest_efer() }
     }
 
     fn in_64bit_code(&self) -> bool {
         let v = &self.vmcb;
-        v.read::<u64>(vmcb::EFER) & efer::LMA != 0 && v.segment_attributes(vmcb::CS) & ATTR_LONG_MODE != 0
+        self.guest_efer() & efer::LMA != 0 && v.segment_attributes(vmcb::CS) & ATTR_LONG_MODE != 0
     }
 
     fn segment_base(&self, seg: Segment) -> u64 {
@@ -94,6 +108,9 @@ impl GuestCpu for SvmVcpu {
     }
 
     fn read_state_msr(&mut self, m: StateMsr) -> u64 {
+        if m == StateMsr::Efer {
+            return self.guest_efer();
+        }
         self.vmcb.read(state_offset(m))
     }
 

@@ -3,6 +3,8 @@
 
 use keel_kernel::mm::PhysAddr;
 
+/// Control-register intercepts: reads in bits 15:0, writes in bits 31:16.
+pub const INTERCEPT_CR: usize = 0x000;
 pub const INTERCEPT_EXCEPTIONS: usize = 0x008;
 pub const INTERCEPT_MISC1: usize = 0x00c;
 pub const INTERCEPT_MISC2: usize = 0x010;
@@ -95,6 +97,9 @@ pub mod misc2 {
 
 /// #VMEXIT codes (appendix C).
 pub mod exit_code {
+    /// MOV to CR0, CLTS, LMSW; MOV to CR4.
+    pub const CR0_WRITE: u64 = 0x10;
+    pub const CR4_WRITE: u64 = 0x14;
     pub const EXCEPTION_UD: u64 = 0x46;
     pub const INTR: u64 = 0x60;
     pub const NMI: u64 = 0x61;
@@ -107,6 +112,7 @@ pub mod exit_code {
     pub const INVLPGA: u64 = 0x7a;
     pub const IOIO: u64 = 0x7b;
     pub const MSR: u64 = 0x7c;
+    pub const TASK_SWITCH: u64 = 0x7d;
     pub const SHUTDOWN: u64 = 0x7f;
     pub const VMRUN: u64 = 0x80;
     pub const VMMCALL: u64 = 0x81;

@@ -63,6 +63,8 @@ pub struct Capabilities {
     pub ept_vpid: u64,
     cr0_fixed: (u64, u64),
     cr4_fixed: (u64, u64),
+    /// The VMX preemption timer counts down once every 2^rate TSC ticks.
+    pub preemption_timer_rate: Option<u8>,
 }
 
 impl Capabilities {
@@ -85,7 +87,7 @@ impl Capabilities {
         let ept_vpid = if secondary.may != 0 { unsafe { regs::rdmsr(msr::IA32_VMX_EPT_VPID_CAP) } } else { 0 };
         // SAFETY: as above.
         let fixed = |a, b| unsafe { (regs::rdmsr(a), regs::rdmsr(b)) };
-        let caps = Capabilities {
+        let mut caps = Capabilities {
             revision: basic as u32 & 0x7fff_ffff,
             pin: pick(msr::IA32_VMX_PINBASED_CTLS, msr::IA32_VMX_TRUE_PINBASED_CTLS),
             primary,
@@ -95,7 +97,13 @@ impl Capabilities {
             ept_vpid,
             cr0_fixed: fixed(msr::IA32_VMX_CR0_FIXED0, msr::IA32_VMX_CR0_FIXED1),
             cr4_fixed: fixed(msr::IA32_VMX_CR4_FIXED0, msr::IA32_VMX_CR4_FIXED1),
+            preemption_timer_rate: None,
         };
+        if caps.pin.allows(super::vmcs::pin::PREEMPTION_TIMER) {
+            // SAFETY: as above; IA32_VMX_MISC exists with VMX.
+            let misc = unsafe { regs::rdmsr(msr::IA32_VMX_MISC) };
+            caps.preemption_timer_rate = Some((misc & 0x1f) as u8);
+        }
         if !caps.ept() {
             return Err(Missing::VmxNoEpt);
         }

@@ -9,6 +9,7 @@
 use super::state::{set, visible};
 use super::{field, vmcs, VmxVcpu, CR0_CD, CR0_NW, CR0_PE, CR0_PG, CR4_PAE};
 use crate::regs::efer;
+use crate::vcpu::control::Cr4Write;
 use crate::vcpu::cpuid::cr4_allowed;
 use crate::vcpu::emulate::{read_guest_phys, GuestCpu};
 use crate::vcpu::guest::gpr;
@@ -107,10 +108,14 @@ impl VmxVcpu {
     }
 
     fn write_cr4(&mut self, value: u64) -> bool {
-        if value & !cr4_allowed(&crate::regs::cpuid) != 0 {
-            return false;
-        }
-        if field(vmcs::GUEST_IA32_EFER) & efer::LMA != 0 && value & CR4_PAE == 0 {
+        let write = Cr4Write {
+            value,
+            old: visible(vmcs::GUEST_CR4, vmcs::CR4_GUEST_HOST_MASK, vmcs::CR4_READ_SHADOW),
+            allowed: cr4_allowed(&crate::regs::cpuid),
+            long_mode: field(vmcs::GUEST_IA32_EFER) & efer::LMA != 0,
+            cr3: field(vmcs::GUEST_CR3),
+        };
+        if !write.valid() {
             return false;
         }
         set(vmcs::GUEST_CR4, self.caps.fixed_cr4(value));

@@ -8,6 +8,7 @@ use super::state::set;
 use super::vmcs::{self, reason};
 use super::{field, VmxVcpu};
 use crate::vcpu::emulate::{self, GuestCpu, Intercept, Io, Segment, GP, UD};
+use crate::vcpu::task_switch::Delivering;
 use crate::vcpu::{interrupts, Common};
 use keel_kernel::arch::{MemoryAccess, VmExit};
 
@@ -103,12 +104,19 @@ impl VmxVcpu {
                 let delivering = field(vmcs::IDT_VECTORING_INFO) & (1 << 31) != 0;
                 emulate::memory_fault(self, common, field(vmcs::GUEST_PHYSICAL_ADDRESS), access, delivering)
             }
-            reason::EXTERNAL_INTERRUPT => Some(VmExit::Interrupt),
+            // The core looks at its clock after either: the slice or a deadline ended.
+            reason::EXTERNAL_INTERRUPT | reason::PREEMPTION_TIMER => Some(VmExit::Interrupt),
             reason::TRIPLE_FAULT => {
                 emulate::report_triple_fault(self);
                 Some(VmExit::GuestCrash)
             }
             reason::EXCEPTION_OR_NMI => self.exception(),
+            reason::TASK_SWITCH => {
+                let info = field(vmcs::IDT_VECTORING_INFO);
+                let delivering =
+                    (info & (1 << 31) != 0).then_some(Delivering { vector: info as u8, kind: ((info >> 8) & 7) as u8 });
+                emulate::refuse_task_switch(self, qualification as u16, delivering)
+            }
             reason::EPT_MISCONFIGURATION => {
                 log::error!("EPT misconfiguration at GPA {:#x}", field(vmcs::GUEST_PHYSICAL_ADDRESS));
                 Some(VmExit::GuestCrash)

@@ -161,6 +161,7 @@ impl VmxVcpu {
             if let Some(report) = common.reports.pop_front() {
                 return report;
             }
+            self.arm_preemption_timer();
             // SAFETY: the VMCS is current and complete (built in `new`).
             match unsafe { instructions::enter(&mut self.regs, self.launched) } {
                 instructions::Entry::Exited => self.launched = true,
@@ -246,4 +247,21 @@ fn tss_base(gdt: u64) -> u64 {
 /// Reads a VMCS field that must exist (a failure means a Keel bug: no current VMCS).
 fn field(f: u32) -> u64 {
     vmread(f).unwrap_or_else(|e| panic!("VMREAD {f:#x} failed: {e:?}"))
+}
+
+/// The longest a guest runs without an exit to the core: 4 ms, the scheduler's slice.
+const PREEMPTION_TICKS_PER_SECOND: u64 = 250;
+
+impl VmxVcpu {
+    /// Sets the VMX preemption timer to this CPU's timer deadline (the end of the slice,
+    /// a vCPU timer, `keel.timeout`), and to one slice at most, so that the core also
+    /// sees requests from other CPUs (a domain crashed elsewhere) whose IPI did not
+    /// end the guest's run; if the processor has the timer.
+    fn arm_preemption_timer(&self) {
+        let Some(rate) = self.caps.preemption_timer_rate else { return };
+        let slice = crate::timer::tsc_hz() / PREEMPTION_TICKS_PER_SECOND;
+        let deadline = crate::timer::armed_deadline();
+        let left = if deadline == 0 { slice } else { deadline.saturating_sub(crate::regs::rdtsc()).min(slice) };
+        state::set(vmcs::PREEMPTION_TIMER_VALUE, (left >> rate).min(u64::from(u32::MAX)));
+    }
 }

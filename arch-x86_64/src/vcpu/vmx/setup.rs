@@ -17,7 +17,10 @@ const PLE_WINDOW_CYCLES: u64 = 4096;
 impl VmxVcpu {
     pub(super) fn write_controls(&self) -> Result<(), VmxFail> {
         let c = self.caps;
-        let pin = c.pin.adjust(pin::EXTERNAL_INTERRUPT_EXITING | pin::NMI_EXITING);
+        // The preemption timer ends the guest's run at this CPU's timer deadline even if
+        // the emulator never turns the timer's interrupt into an exit (Bochs).
+        let preempt = if c.preemption_timer_rate.is_some() { pin::PREEMPTION_TIMER } else { 0 };
+        let pin = c.pin.adjust(pin::EXTERNAL_INTERRUPT_EXITING | pin::NMI_EXITING | preempt);
         // No MSR bitmaps: every RDMSR/WRMSR exits. No CR3 or INVLPG exiting (EPT).
         let primary = c.primary.adjust(
             primary::HLT_EXITING

@@ -43,6 +43,7 @@ pub const PLE_GAP: u32 = 0x4020;
 pub const PLE_WINDOW: u32 = 0x4022;
 pub const VM_INSTRUCTION_ERROR: u32 = 0x4400;
 pub const EXIT_REASON: u32 = 0x4402;
+pub const PREEMPTION_TIMER_VALUE: u32 = 0x482e;
 pub const EXIT_INTERRUPTION_INFO: u32 = 0x4404;
 pub const IDT_VECTORING_INFO: u32 = 0x4408;
 pub const IDT_VECTORING_ERROR_CODE: u32 = 0x440a;
@@ -97,6 +98,7 @@ pub const HOST_SYSENTER_EIP: u32 = 0x6c12;
 pub mod pin {
     pub const EXTERNAL_INTERRUPT_EXITING: u32 = 1 << 0;
     pub const NMI_EXITING: u32 = 1 << 3;
+    pub const PREEMPTION_TIMER: u32 = 1 << 6;
 }
 
 /// Primary processor-based VM-execution controls.
@@ -145,6 +147,8 @@ pub mod reason {
     pub const EXCEPTION_OR_NMI: u32 = 0;
     pub const EXTERNAL_INTERRUPT: u32 = 1;
     pub const TRIPLE_FAULT: u32 = 2;
+    pub const TASK_SWITCH: u32 = 9;
+    pub const PREEMPTION_TIMER: u32 = 52;
     pub const INTERRUPT_WINDOW: u32 = 7;
     pub const CPUID: u32 = 10;
     pub const GETSEC: u32 = 11;

@@ -213,6 +213,23 @@ guest_probe_write_insn:
 guest_probe_write_resume:
         ret
 
+/* void guest_write_cr0(u64 value), void guest_write_cr4(u64 value): MOV to CR0 and
+ * CR4 (CR4's from R11, so that Keel decodes a REX prefix). */
+        .global guest_write_cr0, guest_write_cr0_insn, guest_write_cr0_resume
+guest_write_cr0:
+guest_write_cr0_insn:
+        mov     %rdi, %cr0
+guest_write_cr0_resume:
+        ret
+
+        .global guest_write_cr4, guest_write_cr4_insn, guest_write_cr4_resume
+guest_write_cr4:
+        mov     %rdi, %r11
+guest_write_cr4_insn:
+        mov     %r11, %cr4
+guest_write_cr4_resume:
+        ret
+
 /* Instructions Keel does not serve, one per 16-byte slot as `insn; ret`: an exception
  * in a slot returns from it as its `ret` would (guest_trap). */
         .balign 16

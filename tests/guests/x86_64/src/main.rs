@@ -10,11 +10,13 @@
 #![allow(clippy::result_large_err)]
 
 mod checks;
+mod control;
 mod cpu;
 mod faults;
 mod platform;
 mod smp;
 mod start_info;
+mod tasks;
 mod time;
 mod traps;
 

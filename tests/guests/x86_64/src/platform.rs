@@ -334,12 +334,15 @@ impl Platform for Pvh {
         traps::refused_instructions()
     }
 
-    /// `triple-fault`, `garbage` and `x86-fuzz` (`crate::faults`).
+    /// `triple-fault`, `garbage` and `x86-fuzz` (`crate::faults`), `control-registers`
+    /// (`crate::control`) and `task-switch` (`crate::tasks`).
     fn platform_scenario(&self, name: &str) -> Option<keel_test_guest::Outcome> {
         match name {
             "triple-fault" => Some(crate::faults::triple_fault(self)),
             "garbage" => Some(crate::faults::garbage(self)),
             "x86-fuzz" => Some(crate::faults::machine_fuzz(self)),
+            "control-registers" => Some(crate::control::run(self)),
+            "task-switch" => Some(crate::tasks::run(self)),
             _ => None,
         }
     }

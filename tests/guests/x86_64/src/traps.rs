@@ -48,12 +48,18 @@ extern "C" {
     static guest_probe_resume: u8;
     static guest_probe_write_insn: u8;
     static guest_probe_write_resume: u8;
+    static guest_write_cr0_insn: u8;
+    static guest_write_cr0_resume: u8;
+    static guest_write_cr4_insn: u8;
+    static guest_write_cr4_resume: u8;
     static guest_refuse_stubs: u8;
     static guest_refuse_stubs_end: u8;
     fn guest_rdmsr(index: u32) -> u64;
     fn guest_wrmsr(index: u32, value: u64);
     fn guest_probe_read(address: u64) -> u64;
     fn guest_probe_write(address: u64, value: u64);
+    fn guest_write_cr0(value: u64);
+    fn guest_write_cr4(value: u64);
 }
 
 #[repr(C, align(16))]
@@ -140,6 +146,8 @@ extern "C" fn guest_trap(f: &mut Frame) {
         (&raw const guest_wrmsr_insn as u64, &raw const guest_wrmsr_resume as u64),
         (&raw const guest_probe_insn as u64, &raw const guest_probe_resume as u64),
         (&raw const guest_probe_write_insn as u64, &raw const guest_probe_write_resume as u64),
+        (&raw const guest_write_cr0_insn as u64, &raw const guest_write_cr0_resume as u64),
+        (&raw const guest_write_cr4_insn as u64, &raw const guest_write_cr4_resume as u64),
     ];
     if let Some(&(_, resume)) = resumes.iter().find(|(insn, _)| *insn == f.rip) {
         if f.vector == 14 {
@@ -171,6 +179,26 @@ pub fn probe_write(address: u64, value: u64) -> Result<(), u8> {
     probe(|| {
         // SAFETY: as for `rdmsr`; the caller picks memory no Rust code uses.
         unsafe { guest_probe_write(address, value) };
+        0
+    })
+    .map(|_| ())
+}
+
+/// MOV to CR0; `Err(vector)` if it faulted.
+pub fn write_cr0(value: u64) -> Result<(), u8> {
+    probe(|| {
+        // SAFETY: the caller writes values that keep the guest running (or that fault).
+        unsafe { guest_write_cr0(value) };
+        0
+    })
+    .map(|_| ())
+}
+
+/// MOV to CR4; `Err(vector)` if it faulted.
+pub fn write_cr4(value: u64) -> Result<(), u8> {
+    probe(|| {
+        // SAFETY: as for `write_cr0`.
+        unsafe { guest_write_cr4(value) };
         0
     })
     .map(|_| ())

@@ -39,10 +39,17 @@ pub fn wild<P: Platform>(p: &P) -> Outcome {
     p.wreck()
 }
 
+/// `keel.pause=0`: a tight loop without the spin-wait hint (`pause`), which no
+/// processor's spin detection can see.
 pub fn spin<P: Platform>(p: &P) -> Outcome {
-    say!(p, "spin: spinning with interrupts masked, forever");
+    let pause = crate::cmdline::get_u64(p.cmdline(), "keel.pause") != Some(0);
+    say!(p, "spin: spinning with interrupts masked, forever{}", if pause { "" } else { " (no pause)" });
     p.disable_interrupts();
     loop {
-        core::hint::spin_loop();
+        if pause {
+            core::hint::spin_loop();
+        } else {
+            core::hint::black_box(());
+        }
     }
 }

@@ -12,6 +12,7 @@
 //! | `isolation` | accesses outside the guest's memory abort and the guest goes on; refused instructions are undefined |
 //! | `wild` | `isolation`, then wrecked exception vectors: Keel crashes the domain |
 //! | `spin` | spins forever with interrupts masked: Keel stops it at `keel.timeout` |
+//! | `preempt` | every vCPU spins without exiting, masked, some with `pause`: each finishes only if Keel preempts at the end of a slice |
 //! | `fuzz` | thousands of hypercalls with random arguments (`keel.count`, `keel.seed`); Keel keeps answering |
 //! | `pvconsole` | the PV console ring Keel serves: parameters, port status, output that wraps the ring, one line of input (`keel.expect`) |
 //! | `switching` | two domains on one CPU (`keel.seed` differs): the system registers each owns, FP/SIMD and its timer kept through thousands of yields to the other |
@@ -29,6 +30,7 @@ mod grants;
 mod hypercalls;
 mod isolation;
 mod pingpong;
+mod preempt;
 mod pvconsole;
 mod smp;
 mod switching;
@@ -52,6 +54,7 @@ pub enum Scenario {
     Isolation,
     Wild,
     Spin,
+    Preempt,
     Fuzz,
     PvConsole,
     Switching,
@@ -74,6 +77,7 @@ const ALL: &[(&str, Scenario)] = &[
     ("isolation", Scenario::Isolation),
     ("wild", Scenario::Wild),
     ("spin", Scenario::Spin),
+    ("preempt", Scenario::Preempt),
     ("fuzz", Scenario::Fuzz),
     ("pvconsole", Scenario::PvConsole),
     ("switching", Scenario::Switching),
@@ -104,6 +108,7 @@ impl Scenario {
             Scenario::Isolation => isolation::isolation::<P>,
             Scenario::Wild => isolation::wild::<P>,
             Scenario::Spin => isolation::spin::<P>,
+            Scenario::Preempt => preempt::run::<P>,
             Scenario::Fuzz => fuzz::run::<P>,
             Scenario::PvConsole => pvconsole::run::<P>,
             Scenario::Switching => switching::run::<P>,
@@ -121,6 +126,7 @@ impl Scenario {
             Scenario::Ipi => Some(smp::ipi_secondary::<P>),
             Scenario::Smp => Some(smp::smp_secondary::<P>),
             Scenario::Xsa => Some(xsa::secondary::<P>),
+            Scenario::Preempt => Some(preempt::secondary::<P>),
             _ => None,
         }
     }
