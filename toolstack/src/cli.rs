@@ -1,0 +1,511 @@
+//! keelctl's commands, as xl spells them, over a [`Control`] and a [`Host`].
+
+use std::io::{Read, Write};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use crate::console;
+use crate::control::{Control, ControlError, CreateRequest, DomId, DomainInfo, Sched, ShutdownKind};
+use crate::cpulist::CpuSet;
+use crate::domain_config::{Affinity, DomainConfig};
+use crate::format;
+use crate::xlcfg;
+
+/// What the commands need from the machine they run on.
+pub trait Host {
+    /// The bytes of a file.
+    fn read_file(&self, path: &str) -> std::io::Result<Vec<u8>>;
+    /// Waits (polling for a domain to go, console idling).
+    fn sleep(&self, d: Duration);
+    /// The console's input (the terminal).
+    fn console_input(&mut self) -> Box<dyn Read + Send>;
+    /// Puts the terminal in raw mode for a console session, or back.
+    fn raw_terminal(&mut self, raw: bool);
+}
+
+struct Ctx<'a> {
+    ctl: &'a mut dyn Control,
+    host: &'a mut dyn Host,
+    out: &'a mut dyn Write,
+    err: &'a mut dyn Write,
+}
+
+enum Failure {
+    Usage(String),
+    Error(String),
+}
+
+impl From<ControlError> for Failure {
+    fn from(e: ControlError) -> Self {
+        Failure::Error(e.to_string())
+    }
+}
+
+impl From<std::io::Error> for Failure {
+    fn from(e: std::io::Error) -> Self {
+        Failure::Error(format!("output: {e}"))
+    }
+}
+
+type Run = fn(&mut Ctx, &[String]) -> Result<(), Failure>;
+
+struct Command {
+    name: &'static str,
+    summary: &'static str,
+    usage: &'static str,
+    options: &'static str,
+    run: Run,
+}
+
+const COMMANDS: &[Command] = &[
+    Command {
+        name: "create",
+        summary: "Create a domain from a config file",
+        usage: "<ConfigFile> [options]",
+        options: "-c  Connect to the console after the domain is created\n\
+                  -n  Dry run: check the config file and print what would be created",
+        run: create,
+    },
+    Command {
+        name: "list",
+        summary: "List information about all/some domains",
+        usage: "[Domain...]",
+        options: "",
+        run: list,
+    },
+    Command {
+        name: "destroy",
+        summary: "Terminate a domain immediately",
+        usage: "<Domain>",
+        options: "",
+        run: destroy,
+    },
+    Command {
+        name: "shutdown",
+        summary: "Issue a shutdown signal to a domain",
+        usage: "[options] <Domain>",
+        options: "-w  Wait for the domain to go",
+        run: shutdown,
+    },
+    Command {
+        name: "reboot",
+        summary: "Issue a reboot signal to a domain",
+        usage: "[options] <Domain>",
+        options: "-w  Wait for the domain to reboot",
+        run: reboot,
+    },
+    Command { name: "pause", summary: "Pause execution of a domain", usage: "<Domain>", options: "", run: pause },
+    Command { name: "unpause", summary: "Unpause a paused domain", usage: "<Domain>", options: "", run: unpause },
+    Command {
+        name: "console",
+        summary: "Attach to domain's console (Ctrl-] leaves)",
+        usage: "<Domain>",
+        options: "",
+        run: console_cmd,
+    },
+    Command {
+        name: "vcpu-list",
+        summary: "List the VCPUs for all/some domains",
+        usage: "[Domain...]",
+        options: "",
+        run: vcpu_list,
+    },
+    Command {
+        name: "vcpu-pin",
+        summary: "Set which CPUs a VCPU can use",
+        usage: "<Domain> <VCPU|all> <CPUs|all>",
+        options: "CPUs: xl's CPU list, e.g. 0-3,^2 (soft affinity is not supported)",
+        run: vcpu_pin,
+    },
+    Command {
+        name: "sched-credit",
+        summary: "Get/set credit scheduler parameters",
+        usage: "[-d <Domain> [-w[=WEIGHT]|-c[=CAP]]]",
+        options:
+            "-d DOMAIN  Domain to modify\n-w WEIGHT  Weight (1..65535)\n-c CAP     Cap (percent of one CPU, 0 = none)",
+        run: sched_credit,
+    },
+    Command { name: "info", summary: "Get information about the host", usage: "", options: "", run: info },
+];
+
+fn find(name: &str) -> Option<&'static Command> {
+    COMMANDS.iter().find(|c| c.name == name)
+}
+
+fn usage_of(c: &Command) -> String {
+    let mut s = format!("Usage: keelctl {} {}\n\n{}.\n", c.name, c.usage, c.summary);
+    if !c.options.is_empty() {
+        s.push_str("\nOptions:\n\n");
+        for line in c.options.lines() {
+            s.push_str(line);
+            s.push('\n');
+        }
+    }
+    s
+}
+
+fn general_usage() -> String {
+    let mut s = String::from("Usage: keelctl <subcommand> [args]\n\nKeel's toolstack, with xl's commands:\n\n");
+    for c in COMMANDS {
+        s.push_str(&format!(" {:<16}{}\n", c.name, c.summary));
+    }
+    s.push_str("\n`keelctl <subcommand> --help` describes one.\n");
+    s
+}
+
+/// Runs one command line (without the program name); the exit status.
+pub fn run(
+    args: &[String],
+    ctl: &mut dyn Control,
+    host: &mut dyn Host,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> u8 {
+    let Some(name) = args.first() else {
+        let _ = err.write_all(general_usage().as_bytes());
+        return 2;
+    };
+    if matches!(name.as_str(), "help" | "--help" | "-h") {
+        let text = match args.get(1).and_then(|n| find(n)) {
+            Some(c) => usage_of(c),
+            None => general_usage(),
+        };
+        let _ = out.write_all(text.as_bytes());
+        return 0;
+    }
+    let Some(cmd) = find(name) else {
+        let _ = writeln!(err, "keelctl: unknown command `{name}`\n");
+        let _ = err.write_all(general_usage().as_bytes());
+        return 2;
+    };
+    let rest = &args[1..];
+    if rest.iter().any(|a| a == "--help" || a == "-h") {
+        let _ = out.write_all(usage_of(cmd).as_bytes());
+        return 0;
+    }
+    let mut ctx = Ctx { ctl, host, out, err };
+    match (cmd.run)(&mut ctx, rest) {
+        Ok(()) => 0,
+        Err(Failure::Usage(m)) => {
+            let _ = writeln!(ctx.err, "keelctl {}: {m}\n", cmd.name);
+            let _ = ctx.err.write_all(usage_of(cmd).as_bytes());
+            2
+        }
+        Err(Failure::Error(m)) => {
+            let _ = writeln!(ctx.err, "keelctl {}: {m}", cmd.name);
+            1
+        }
+    }
+}
+
+/// Splits `args` into single-letter options (`with_value` ones take the next argument or
+/// `=value`) and positional arguments.
+#[allow(clippy::type_complexity)]
+fn getopt(args: &[String], flags: &str, with_value: &str) -> Result<(Vec<(char, String)>, Vec<String>), Failure> {
+    let mut opts = Vec::new();
+    let mut pos = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let Some(body) = a.strip_prefix('-').filter(|b| !b.is_empty()) else {
+            pos.push(a.clone());
+            continue;
+        };
+        let mut chars = body.chars();
+        let c = chars.next().unwrap_or('-');
+        let tail: String = chars.collect();
+        if flags.contains(c) && tail.is_empty() {
+            opts.push((c, String::new()));
+        } else if with_value.contains(c) {
+            let v = match tail.strip_prefix('=').map(String::from).or((!tail.is_empty()).then_some(tail)) {
+                Some(v) => v,
+                None => it.next().cloned().ok_or_else(|| Failure::Usage(format!("-{c} needs a value")))?,
+            };
+            opts.push((c, v));
+        } else {
+            return Err(Failure::Usage(format!("unknown option `{a}`")));
+        }
+    }
+    Ok((opts, pos))
+}
+
+fn one(pos: &[String], what: &str) -> Result<String, Failure> {
+    match pos {
+        [x] => Ok(x.clone()),
+        [] => Err(Failure::Usage(format!("{what} is missing"))),
+        _ => Err(Failure::Usage("too many arguments".into())),
+    }
+}
+
+fn find_domain(ctx: &mut Ctx, which: &str) -> Result<DomainInfo, Failure> {
+    let all = ctx.ctl.list()?;
+    let found = match which.parse::<DomId>() {
+        Ok(id) => all.into_iter().find(|d| d.id == id),
+        Err(_) => all.into_iter().find(|d| d.name == which),
+    };
+    found.ok_or_else(|| Failure::Error(format!("Domain '{which}' does not exist.")))
+}
+
+fn summary(c: &DomainConfig) -> String {
+    let mut s = format!(
+        "name: {}\ntype: pvh\nmemory: {} MiB (maxmem {} MiB)\nvcpus: {} (maxvcpus {})\n",
+        c.name, c.memory_mib, c.maxmem_mib, c.vcpus, c.maxvcpus
+    );
+    match &c.affinity {
+        None => {}
+        Some(Affinity::All(set)) => s.push_str(&format!("cpus: {set}\n")),
+        Some(Affinity::PerVcpu(sets)) => {
+            let parts: Vec<String> = sets.iter().map(|x| x.to_string()).collect();
+            s.push_str(&format!("cpus: {}\n", parts.join(" / ")));
+        }
+    }
+    s.push_str(&format!("kernel: {}\n", c.kernel));
+    if let Some(r) = &c.ramdisk {
+        s.push_str(&format!("ramdisk: {r}\n"));
+    }
+    s.push_str(&format!("cmdline: {}\n", c.cmdline));
+    s.push_str(&format!(
+        "on_poweroff: {:?}, on_reboot: {:?}, on_crash: {:?}\n",
+        c.on_poweroff, c.on_reboot, c.on_crash
+    ));
+    if c.weight.is_some() || c.cap.is_some() {
+        s.push_str(&format!("sched-credit: weight {}, cap {}\n", c.weight.unwrap_or(256), c.cap.unwrap_or(0)));
+    }
+    for d in &c.disks {
+        let access = if d.writable { "rw" } else { "ro" };
+        let kind = if d.cdrom { " cdrom" } else { "" };
+        s.push_str(&format!("disk: {} <- {} ({:?}, {access}{kind})\n", d.vdev, d.target, d.format));
+    }
+    for v in &c.vifs {
+        let mac = v.mac.map(|m| m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":"));
+        s.push_str(&format!(
+            "vif: mac {}, bridge {}, backend {}\n",
+            mac.as_deref().unwrap_or("auto"),
+            v.bridge.as_deref().unwrap_or("-"),
+            v.backend.as_deref().unwrap_or("0")
+        ));
+    }
+    if !c.disks.is_empty() || !c.vifs.is_empty() {
+        s.push_str("(disk and vif devices are not attached yet: they come with PV devices)\n");
+    }
+    s
+}
+
+fn create(ctx: &mut Ctx, args: &[String]) -> Result<(), Failure> {
+    let (opts, pos) = getopt(args, "cnq", "")?;
+    let path = one(&pos, "the config file")?;
+    let console = opts.iter().any(|o| o.0 == 'c');
+    let dry_run = opts.iter().any(|o| o.0 == 'n');
+    writeln!(ctx.err, "Parsing config from {path}")?;
+    let bytes = ctx.host.read_file(&path).map_err(|e| Failure::Error(format!("cannot read `{path}`: {e}")))?;
+    let text = String::from_utf8(bytes).map_err(|_| Failure::Error(format!("{path}: not a text file")))?;
+    let cfg = xlcfg::parse(&path, &text).map_err(|e| Failure::Error(e.to_string()))?;
+    let (config, warnings) = DomainConfig::from_config(&cfg).map_err(|e| Failure::Error(e.to_string()))?;
+    for w in warnings {
+        writeln!(ctx.err, "warning: {w}")?;
+    }
+    if dry_run {
+        ctx.out.write_all(summary(&config).as_bytes())?;
+        return Ok(());
+    }
+    let load = |ctx: &Ctx, key: &str, file: &str| -> Result<Vec<u8>, Failure> {
+        ctx.host.read_file(file).map_err(|e| {
+            let line = cfg.get(key).map_or(1, |s| s.line);
+            Failure::Error(format!("{path}:{line}: {key}: cannot read `{file}`: {e}"))
+        })
+    };
+    let kernel = load(ctx, "kernel", &config.kernel)?;
+    let ramdisk = match &config.ramdisk {
+        Some(r) => Some(load(ctx, "ramdisk", r)?),
+        None => None,
+    };
+    if ctx.ctl.list()?.iter().any(|d| d.name == config.name) {
+        return Err(ControlError::NameInUse(config.name.clone()).into());
+    }
+    let id = ctx.ctl.create(&CreateRequest { config: &config, kernel, ramdisk })?;
+    if console {
+        attach(ctx, id)?;
+    }
+    Ok(())
+}
+
+fn list(ctx: &mut Ctx, args: &[String]) -> Result<(), Failure> {
+    let (_, pos) = getopt(args, "", "")?;
+    let all = ctx.ctl.list()?;
+    let mut shown = Vec::new();
+    if pos.is_empty() {
+        shown = all;
+    } else {
+        for p in &pos {
+            let d = all.iter().find(|d| d.name == *p || p.parse::<DomId>().is_ok_and(|id| id == d.id));
+            shown.push(d.cloned().ok_or_else(|| Failure::Error(format!("Domain '{p}' does not exist.")))?);
+        }
+    }
+    let mut text = format::list_header();
+    for d in &shown {
+        text.push_str(&format::list_row(d));
+    }
+    ctx.out.write_all(text.as_bytes())?;
+    Ok(())
+}
+
+fn destroy(ctx: &mut Ctx, args: &[String]) -> Result<(), Failure> {
+    let (_, pos) = getopt(args, "", "")?;
+    let d = find_domain(ctx, &one(&pos, "the domain")?)?;
+    ctx.ctl.destroy(d.id)?;
+    Ok(())
+}
+
+fn shutdown_or_reboot(ctx: &mut Ctx, args: &[String], kind: ShutdownKind) -> Result<(), Failure> {
+    let (opts, pos) = getopt(args, "wF", "")?;
+    let d = find_domain(ctx, &one(&pos, "the domain")?)?;
+    let verb = if kind == ShutdownKind::Poweroff { "Shutting down" } else { "Rebooting" };
+    writeln!(ctx.err, "{verb} domain {}", d.id)?;
+    ctx.ctl.shutdown(d.id, kind)?;
+    if opts.iter().any(|o| o.0 == 'w') {
+        writeln!(ctx.err, "Waiting for 1 domains")?;
+        while ctx.ctl.list()?.iter().any(|x| x.id == d.id) {
+            ctx.host.sleep(Duration::from_millis(200));
+        }
+        writeln!(ctx.err, "Domain {} has been shut down", d.id)?;
+    }
+    Ok(())
+}
+
+fn shutdown(ctx: &mut Ctx, args: &[String]) -> Result<(), Failure> {
+    shutdown_or_reboot(ctx, args, ShutdownKind::Poweroff)
+}
+
+fn reboot(ctx: &mut Ctx, args: &[String]) -> Result<(), Failure> {
+    shutdown_or_reboot(ctx, args, ShutdownKind::Reboot)
+}
+
+fn pause(ctx: &mut Ctx, args: &[String]) -> Result<(), Failure> {
+    let (_, pos) = getopt(args, "", "")?;
+    let d = find_domain(ctx, &one(&pos, "the domain")?)?;
+    Ok(ctx.ctl.pause(d.id)?)
+}
+
+fn unpause(ctx: &mut Ctx, args: &[String]) -> Result<(), Failure> {
+    let (_, pos) = getopt(args, "", "")?;
+    let d = find_domain(ctx, &one(&pos, "the domain")?)?;
+    Ok(ctx.ctl.unpause(d.id)?)
+}
+
+fn attach(ctx: &mut Ctx, id: DomId) -> Result<(), Failure> {
+    let (tx, rx) = mpsc::channel();
+    let mut input = ctx.host.console_input();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 256];
+        while let Ok(n) = input.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    ctx.host.raw_terminal(true);
+    let host: &dyn Host = ctx.host;
+    let result = console::session(ctx.ctl, id, &rx, ctx.out, &|d| host.sleep(d));
+    ctx.host.raw_terminal(false);
+    Ok(result?)
+}
+
+fn console_cmd(ctx: &mut Ctx, args: &[String]) -> Result<(), Failure> {
+    let (_, pos) = getopt(args, "", "t")?;
+    let d = find_domain(ctx, &one(&pos, "the domain")?)?;
+    attach(ctx, d.id)
+}
+
+fn vcpu_list(ctx: &mut Ctx, args: &[String]) -> Result<(), Failure> {
+    let (_, pos) = getopt(args, "", "")?;
+    let nr_cpus = ctx.ctl.host_info()?.nr_cpus;
+    let domains = if pos.is_empty() {
+        ctx.ctl.list()?
+    } else {
+        pos.iter().map(|p| find_domain(ctx, p)).collect::<Result<Vec<_>, _>>()?
+    };
+    let mut text = format::vcpu_header();
+    for d in &domains {
+        for v in ctx.ctl.vcpus(d.id)? {
+            text.push_str(&format::vcpu_row(&d.name, d.id, &v, nr_cpus));
+        }
+    }
+    ctx.out.write_all(text.as_bytes())?;
+    Ok(())
+}
+
+fn vcpu_pin(ctx: &mut Ctx, args: &[String]) -> Result<(), Failure> {
+    let (_, pos) = getopt(args, "f", "")?;
+    let [dom, vcpu, hard, rest @ ..] = pos.as_slice() else {
+        return Err(Failure::Usage("the domain, the vCPU and the CPUs are needed".into()));
+    };
+    match rest {
+        [] => {}
+        [soft] if soft == "-" => {}
+        _ => return Err(Failure::Usage("soft affinity is not supported".into())),
+    }
+    let set = CpuSet::parse(hard).map_err(Failure::Usage)?;
+    let d = find_domain(ctx, dom)?;
+    let vcpus: Vec<u32> = if vcpu == "all" {
+        ctx.ctl.vcpus(d.id)?.iter().map(|v| v.vcpu).collect()
+    } else {
+        vec![vcpu.parse().map_err(|_| Failure::Usage(format!("`{vcpu}` is not a vCPU number")))?]
+    };
+    for v in vcpus {
+        ctx.ctl.pin_vcpu(d.id, v, &set)?;
+    }
+    Ok(())
+}
+
+fn sched_credit(ctx: &mut Ctx, args: &[String]) -> Result<(), Failure> {
+    let (opts, pos) = getopt(args, "", "dwcp")?;
+    if !pos.is_empty() {
+        return Err(Failure::Usage("unexpected arguments".into()));
+    }
+    let get = |c: char| opts.iter().rev().find(|o| o.0 == c).map(|o| o.1.clone());
+    let number = |c: char, max: u32| -> Result<Option<u32>, Failure> {
+        get(c)
+            .map(|v| {
+                v.parse::<u32>()
+                    .ok()
+                    .filter(|n| *n <= max)
+                    .ok_or_else(|| Failure::Usage(format!("-{c}: `{v}` is not a number up to {max}")))
+            })
+            .transpose()
+    };
+    let weight = number('w', 65535)?;
+    let cap = number('c', 6400)?;
+    if weight == Some(0) {
+        return Err(Failure::Usage("-w: the weight is at least 1".into()));
+    }
+    let Some(dom) = get('d') else {
+        if weight.is_some() || cap.is_some() {
+            return Err(Failure::Usage("-w and -c need -d".into()));
+        }
+        let mut text = format::sched_header();
+        for d in ctx.ctl.list()? {
+            let s = ctx.ctl.sched_credit(d.id)?;
+            text.push_str(&format::sched_row(&d.name, d.id, &s));
+        }
+        ctx.out.write_all(text.as_bytes())?;
+        return Ok(());
+    };
+    let d = find_domain(ctx, &dom)?;
+    let now = ctx.ctl.sched_credit(d.id)?;
+    if weight.is_none() && cap.is_none() {
+        let text = format!("{}{}", format::sched_header(), format::sched_row(&d.name, d.id, &now));
+        ctx.out.write_all(text.as_bytes())?;
+        return Ok(());
+    }
+    let new = Sched { weight: weight.unwrap_or(now.weight), cap: cap.unwrap_or(now.cap) };
+    Ok(ctx.ctl.set_sched_credit(d.id, new)?)
+}
+
+fn info(ctx: &mut Ctx, args: &[String]) -> Result<(), Failure> {
+    let (_, pos) = getopt(args, "", "")?;
+    if !pos.is_empty() {
+        return Err(Failure::Usage("unexpected arguments".into()));
+    }
+    let h = ctx.ctl.host_info()?;
+    ctx.out.write_all(format::info(&h).as_bytes())?;
+    Ok(())
+}

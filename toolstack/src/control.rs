@@ -1,0 +1,208 @@
+//! The control interface keelctl is written against. The real implementation (over
+//! Keel's control hypercall through `/dev/xen/privcmd`, and xenstore for orderly
+//! shutdown) comes with that hypercall (`docs/control-abi.md`); until then the binary
+//! uses [`Unavailable`], which refuses every call and says why.
+
+use std::fmt;
+
+use crate::cpulist::CpuSet;
+use crate::domain_config::DomainConfig;
+
+/// A domain id.
+pub type DomId = u32;
+
+/// Why a domain shut down (xl's state letters `-rscwS`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShutdownReason {
+    Poweroff,
+    Reboot,
+    Suspend,
+    Crash,
+    Watchdog,
+    SoftReset,
+}
+
+/// A domain as `list` shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DomainInfo {
+    pub id: DomId,
+    pub name: String,
+    pub memory_kib: u64,
+    pub vcpus_online: u32,
+    pub running: bool,
+    pub blocked: bool,
+    pub paused: bool,
+    /// Set once the domain has shut down (and is not yet destroyed).
+    pub shutdown: Option<ShutdownReason>,
+    pub dying: bool,
+    pub cpu_time_ns: u64,
+}
+
+/// One vCPU as `vcpu-list` shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VcpuInfo {
+    pub vcpu: u32,
+    pub online: bool,
+    pub running: bool,
+    pub blocked: bool,
+    /// The CPU it last ran on.
+    pub cpu: u32,
+    pub time_ns: u64,
+    pub hard_affinity: CpuSet,
+    pub soft_affinity: CpuSet,
+}
+
+/// The host as `info` shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostInfo {
+    pub host: String,
+    pub release: String,
+    pub machine: String,
+    pub nr_cpus: u32,
+    pub cpu_mhz: u32,
+    pub total_memory_mib: u64,
+    pub free_memory_mib: u64,
+    pub version_major: u32,
+    pub version_minor: u32,
+    pub version_extra: String,
+    pub caps: String,
+    pub scheduler: String,
+    pub pagesize: u32,
+    pub commandline: String,
+}
+
+/// Credit scheduler parameters: weight (1..=65535, default 256) and cap (percent of one
+/// CPU, 0 = none).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sched {
+    pub weight: u32,
+    pub cap: u32,
+}
+
+/// What `create` hands over: the checked configuration and the kernel and ramdisk bytes.
+#[derive(Clone, Debug)]
+pub struct CreateRequest<'a> {
+    pub config: &'a DomainConfig,
+    pub kernel: Vec<u8>,
+    pub ramdisk: Option<Vec<u8>>,
+}
+
+/// An orderly shutdown request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShutdownKind {
+    Poweroff,
+    Reboot,
+}
+
+/// Why a control call failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ControlError {
+    /// There is no control interface to talk to.
+    Unavailable,
+    NoSuchDomain(DomId),
+    NameInUse(String),
+    /// Not enough free memory (MiB asked, MiB free).
+    NoMemory {
+        asked_mib: u64,
+        free_mib: u64,
+    },
+    /// The caller lacks the control capability.
+    Denied,
+    /// The hypervisor refused an argument.
+    Invalid(String),
+    Failed(String),
+}
+
+impl fmt::Display for ControlError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ControlError::Unavailable => f.write_str(
+                "Keel's control interface is not available yet: this keelctl has no hypervisor backend \
+                 (it comes with the control hypercall, docs/control-abi.md); `keelctl create -n <cfg>` \
+                 checks a configuration without it",
+            ),
+            ControlError::NoSuchDomain(id) => write!(f, "domain {id} does not exist"),
+            ControlError::NameInUse(n) => write!(f, "a domain named `{n}` already exists"),
+            ControlError::NoMemory { asked_mib, free_mib } => {
+                write!(f, "not enough free memory: {asked_mib} MiB asked, {free_mib} MiB free")
+            }
+            ControlError::Denied => f.write_str("permission denied: this domain lacks the control capability"),
+            ControlError::Invalid(m) => write!(f, "invalid argument: {m}"),
+            ControlError::Failed(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for ControlError {}
+
+/// Keel's control interface as keelctl uses it.
+pub trait Control {
+    /// The host and the hypervisor.
+    fn host_info(&mut self) -> Result<HostInfo, ControlError>;
+    /// Every domain, by id.
+    fn list(&mut self) -> Result<Vec<DomainInfo>, ControlError>;
+    /// Builds and starts a domain; nothing is left behind on failure.
+    fn create(&mut self, request: &CreateRequest) -> Result<DomId, ControlError>;
+    /// Ends a domain at once and releases its memory and id.
+    fn destroy(&mut self, id: DomId) -> Result<(), ControlError>;
+    fn pause(&mut self, id: DomId) -> Result<(), ControlError>;
+    fn unpause(&mut self, id: DomId) -> Result<(), ControlError>;
+    /// Asks the guest to power off or reboot (xenstore `control/shutdown`); returns at
+    /// once.
+    fn shutdown(&mut self, id: DomId, kind: ShutdownKind) -> Result<(), ControlError>;
+    fn vcpus(&mut self, id: DomId) -> Result<Vec<VcpuInfo>, ControlError>;
+    fn pin_vcpu(&mut self, id: DomId, vcpu: u32, hard: &CpuSet) -> Result<(), ControlError>;
+    fn sched_credit(&mut self, id: DomId) -> Result<Sched, ControlError>;
+    fn set_sched_credit(&mut self, id: DomId, sched: Sched) -> Result<(), ControlError>;
+    /// The console output the domain produced since the last call (empty if none);
+    /// never blocks.
+    fn console_read(&mut self, id: DomId) -> Result<Vec<u8>, ControlError>;
+    /// Input for the domain's console.
+    fn console_write(&mut self, id: DomId, data: &[u8]) -> Result<(), ControlError>;
+}
+
+/// No control interface: every call fails with [`ControlError::Unavailable`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Unavailable;
+
+impl Control for Unavailable {
+    fn host_info(&mut self) -> Result<HostInfo, ControlError> {
+        Err(ControlError::Unavailable)
+    }
+    fn list(&mut self) -> Result<Vec<DomainInfo>, ControlError> {
+        Err(ControlError::Unavailable)
+    }
+    fn create(&mut self, _: &CreateRequest) -> Result<DomId, ControlError> {
+        Err(ControlError::Unavailable)
+    }
+    fn destroy(&mut self, _: DomId) -> Result<(), ControlError> {
+        Err(ControlError::Unavailable)
+    }
+    fn pause(&mut self, _: DomId) -> Result<(), ControlError> {
+        Err(ControlError::Unavailable)
+    }
+    fn unpause(&mut self, _: DomId) -> Result<(), ControlError> {
+        Err(ControlError::Unavailable)
+    }
+    fn shutdown(&mut self, _: DomId, _: ShutdownKind) -> Result<(), ControlError> {
+        Err(ControlError::Unavailable)
+    }
+    fn vcpus(&mut self, _: DomId) -> Result<Vec<VcpuInfo>, ControlError> {
+        Err(ControlError::Unavailable)
+    }
+    fn pin_vcpu(&mut self, _: DomId, _: u32, _: &CpuSet) -> Result<(), ControlError> {
+        Err(ControlError::Unavailable)
+    }
+    fn sched_credit(&mut self, _: DomId) -> Result<Sched, ControlError> {
+        Err(ControlError::Unavailable)
+    }
+    fn set_sched_credit(&mut self, _: DomId, _: Sched) -> Result<(), ControlError> {
+        Err(ControlError::Unavailable)
+    }
+    fn console_read(&mut self, _: DomId) -> Result<Vec<u8>, ControlError> {
+        Err(ControlError::Unavailable)
+    }
+    fn console_write(&mut self, _: DomId, _: &[u8]) -> Result<(), ControlError> {
+        Err(ControlError::Unavailable)
+    }
+}

@@ -1,0 +1,150 @@
+//! A control interface over an in-memory host, for the command tests only (the shipped
+//! binary never has it).
+
+use std::collections::BTreeMap;
+
+use crate::control::*;
+use crate::cpulist::CpuSet;
+
+pub struct Fake {
+    pub domains: BTreeMap<DomId, (DomainInfo, Sched, Vec<VcpuInfo>)>,
+    pub next_id: DomId,
+    pub free_mib: u64,
+    pub console_out: BTreeMap<DomId, Vec<Vec<u8>>>,
+    pub console_in: BTreeMap<DomId, Vec<u8>>,
+    pub created: Vec<(String, usize, Option<usize>, String)>,
+    /// Domains that obey a shutdown request at once.
+    pub obedient: bool,
+}
+
+impl Fake {
+    pub fn new() -> Fake {
+        let mut f = Fake {
+            domains: BTreeMap::new(),
+            next_id: 1,
+            free_mib: 2048,
+            console_out: BTreeMap::new(),
+            console_in: BTreeMap::new(),
+            created: Vec::new(),
+            obedient: true,
+        };
+        f.add(0, "Domain-0", 512, 2);
+        f
+    }
+
+    pub fn add(&mut self, id: DomId, name: &str, mib: u64, vcpus: u32) {
+        let info = DomainInfo {
+            id,
+            name: name.into(),
+            memory_kib: mib * 1024,
+            vcpus_online: vcpus,
+            running: id == 0,
+            blocked: id != 0,
+            paused: false,
+            shutdown: None,
+            dying: false,
+            cpu_time_ns: 1_000_000_000 * u64::from(id + 1),
+        };
+        let v = (0..vcpus)
+            .map(|i| VcpuInfo {
+                vcpu: i,
+                online: true,
+                running: false,
+                blocked: true,
+                cpu: i % 4,
+                time_ns: 100_000_000,
+                hard_affinity: CpuSet::all(),
+                soft_affinity: CpuSet::all(),
+            })
+            .collect();
+        self.domains.insert(id, (info, Sched { weight: 256, cap: 0 }, v));
+    }
+
+    fn dom(&mut self, id: DomId) -> Result<&mut (DomainInfo, Sched, Vec<VcpuInfo>), ControlError> {
+        self.domains.get_mut(&id).ok_or(ControlError::NoSuchDomain(id))
+    }
+}
+
+impl Control for Fake {
+    fn host_info(&mut self) -> Result<HostInfo, ControlError> {
+        Ok(HostInfo {
+            host: "fake".into(),
+            release: "6.1.0".into(),
+            machine: "aarch64".into(),
+            nr_cpus: 4,
+            cpu_mhz: 1000,
+            total_memory_mib: 4096,
+            free_memory_mib: self.free_mib,
+            version_major: 0,
+            version_minor: 1,
+            version_extra: ".0".into(),
+            caps: "keel-3.0-aarch64".into(),
+            scheduler: "credit".into(),
+            pagesize: 4096,
+            commandline: "keel.exit=test".into(),
+        })
+    }
+    fn list(&mut self) -> Result<Vec<DomainInfo>, ControlError> {
+        Ok(self.domains.values().map(|d| d.0.clone()).collect())
+    }
+    fn create(&mut self, r: &CreateRequest) -> Result<DomId, ControlError> {
+        let c = r.config;
+        if c.memory_mib > self.free_mib {
+            return Err(ControlError::NoMemory { asked_mib: c.memory_mib, free_mib: self.free_mib });
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        self.free_mib -= c.memory_mib;
+        self.add(id, &c.name, c.memory_mib, c.vcpus);
+        self.created.push((c.name.clone(), r.kernel.len(), r.ramdisk.as_ref().map(Vec::len), c.cmdline.clone()));
+        Ok(id)
+    }
+    fn destroy(&mut self, id: DomId) -> Result<(), ControlError> {
+        let (d, _, _) = self.domains.remove(&id).ok_or(ControlError::NoSuchDomain(id))?;
+        self.free_mib += d.memory_kib / 1024;
+        Ok(())
+    }
+    fn pause(&mut self, id: DomId) -> Result<(), ControlError> {
+        self.dom(id)?.0.paused = true;
+        Ok(())
+    }
+    fn unpause(&mut self, id: DomId) -> Result<(), ControlError> {
+        self.dom(id)?.0.paused = false;
+        Ok(())
+    }
+    fn shutdown(&mut self, id: DomId, _: ShutdownKind) -> Result<(), ControlError> {
+        self.dom(id)?;
+        if self.obedient {
+            self.destroy(id)?;
+        }
+        Ok(())
+    }
+    fn vcpus(&mut self, id: DomId) -> Result<Vec<VcpuInfo>, ControlError> {
+        Ok(self.dom(id)?.2.clone())
+    }
+    fn pin_vcpu(&mut self, id: DomId, vcpu: u32, hard: &CpuSet) -> Result<(), ControlError> {
+        let d = self.dom(id)?;
+        let v = d.2.get_mut(vcpu as usize).ok_or(ControlError::Invalid(format!("no vCPU {vcpu}")))?;
+        v.hard_affinity = hard.clone();
+        Ok(())
+    }
+    fn sched_credit(&mut self, id: DomId) -> Result<Sched, ControlError> {
+        Ok(self.dom(id)?.1)
+    }
+    fn set_sched_credit(&mut self, id: DomId, s: Sched) -> Result<(), ControlError> {
+        self.dom(id)?.1 = s;
+        Ok(())
+    }
+    fn console_read(&mut self, id: DomId) -> Result<Vec<u8>, ControlError> {
+        self.dom(id)?;
+        let q = self.console_out.entry(id).or_default();
+        Ok(if q.is_empty() { Vec::new() } else { q.remove(0) })
+    }
+    fn console_write(&mut self, id: DomId, data: &[u8]) -> Result<(), ControlError> {
+        self.dom(id)?;
+        self.console_in.entry(id).or_default().extend_from_slice(data);
+        // The guest echoes what it receives.
+        self.console_out.entry(id).or_default().push(data.to_vec());
+        Ok(())
+    }
+}

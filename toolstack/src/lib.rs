@@ -1,0 +1,23 @@
+//! keelctl, Keel's toolstack: xl's commands and output formats and xl.cfg files, over the
+//! [`control::Control`] interface.
+//!
+//! - [`xlcfg`]: the xl.cfg(5) syntax; [`domain_config`]: the keys keelctl supports.
+//! - [`cpulist`], [`disk`], [`vif`]: xl's CPU lists and device specifications.
+//! - [`control`]: the control interface (not yet backed by the hypervisor).
+//! - [`cli`]: the commands; [`format`]: xl's output; [`console`]: the console session.
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod console;
+pub mod control;
+pub mod cpulist;
+pub mod disk;
+pub mod domain_config;
+pub mod format;
+pub mod vif;
+pub mod xlcfg;
+
+#[cfg(test)]
+mod cli_tests;
+#[cfg(test)]
+mod fake_control;

@@ -1,0 +1,49 @@
+//! The `keelctl` program: the commands of [`keelctl::cli`] over the control interface,
+//! which is [`keelctl::control::Unavailable`] until Keel's control hypercall exists.
+#![forbid(unsafe_code)]
+
+use std::io::{IsTerminal, Read};
+use std::process::{Command, ExitCode};
+use std::time::Duration;
+
+use keelctl::cli::{self, Host};
+use keelctl::control::Unavailable;
+
+struct System {
+    saved_tty: Option<String>,
+}
+
+impl Host for System {
+    fn read_file(&self, path: &str) -> std::io::Result<Vec<u8>> {
+        std::fs::read(path)
+    }
+
+    fn sleep(&self, d: Duration) {
+        std::thread::sleep(d);
+    }
+
+    fn console_input(&mut self) -> Box<dyn Read + Send> {
+        Box::new(std::io::stdin())
+    }
+
+    fn raw_terminal(&mut self, raw: bool) {
+        if !std::io::stdin().is_terminal() {
+            return;
+        }
+        // stty (busybox has it) rather than termios calls, so keelctl needs no unsafe.
+        if raw {
+            let saved = Command::new("stty").arg("-g").output().ok();
+            self.saved_tty = saved.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+            let _ = Command::new("stty").args(["raw", "-echo"]).status();
+        } else if let Some(s) = self.saved_tty.take() {
+            let _ = Command::new("stty").arg(s).status();
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut host = System { saved_tty: None };
+    let code = cli::run(&args, &mut Unavailable, &mut host, &mut std::io::stdout(), &mut std::io::stderr());
+    ExitCode::from(code)
+}
