@@ -1,5 +1,5 @@
-//! The `keelctl` program: the commands of [`keelctl::cli`] over the control interface,
-//! which is [`keelctl::control::Unavailable`] until Keel's control hypercall exists.
+//! The `keelctl` program: the commands of [`keelctl::cli`] over Keel's control interface,
+//! reached through `/dev/xen/privcmd` ([`keelctl::keel_control::KeelControl`]).
 #![forbid(unsafe_code)]
 
 use std::io::{IsTerminal, Read};
@@ -7,7 +7,9 @@ use std::process::{Command, ExitCode};
 use std::time::Duration;
 
 use keelctl::cli::{self, Host};
-use keelctl::control::Unavailable;
+use keelctl::control::{Control, Unavailable};
+use keelctl::keel_control::KeelControl;
+use keelctl::privcmd::{OpenError, Privcmd, DEVICE};
 
 struct System {
     saved_tty: Option<String>,
@@ -30,7 +32,8 @@ impl Host for System {
         if !std::io::stdin().is_terminal() {
             return;
         }
-        // stty (busybox has it) rather than termios calls, so keelctl needs no unsafe.
+        // stty (busybox has it) rather than termios calls: keelctl's only unsafe is the
+        // privcmd ioctl.
         if raw {
             let saved = Command::new("stty").arg("-g").output().ok();
             self.saved_tty = saved.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
@@ -41,9 +44,21 @@ impl Host for System {
     }
 }
 
+/// Keel's control interface, or a backend that says why it cannot be reached.
+fn backend() -> Box<dyn Control> {
+    match Privcmd::open() {
+        Ok(p) => Box::new(KeelControl::new(p)),
+        Err(OpenError::Missing) => Box::new(Unavailable(format!(
+            "{DEVICE} does not exist: load the xen-privcmd module (`modprobe xen-privcmd`) in the control domain"
+        ))),
+        Err(OpenError::Other(e)) => Box::new(Unavailable(format!("cannot open {DEVICE}: {e}"))),
+    }
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut host = System { saved_tty: None };
-    let code = cli::run(&args, &mut Unavailable, &mut host, &mut std::io::stdout(), &mut std::io::stderr());
+    let mut ctl = backend();
+    let code = cli::run(&args, ctl.as_mut(), &mut host, &mut std::io::stdout(), &mut std::io::stderr());
     ExitCode::from(code)
 }
