@@ -206,7 +206,11 @@ impl<H: Hypervisor> Control for KeelControl<H> {
                 CtlList { start_domid: start, _pad: [0; 2], max_entries: CTL_LIST_MAX, buffer: handle(&mut data) }
                     .to_bytes();
             let n = self.ctl(CTL_LIST, &mut a, &mut data).map_err(|e| error(e, "the domain list", None))?;
-            let n = usize::try_from(n).unwrap_or(0).min(entries);
+            let n = usize::try_from(n).ok().filter(|&n| n <= entries).ok_or_else(|| {
+                ControlError::Failed(format!(
+                    "the domain list: Keel answered {n} entries, at most {entries} were asked"
+                ))
+            })?;
             let mut last = None;
             for chunk in data.chunks_exact(CtlDomainInfo::SIZE).take(n) {
                 if let Some(i) = CtlDomainInfo::from_bytes(chunk) {
@@ -215,7 +219,7 @@ impl<H: Hypervisor> Control for KeelControl<H> {
                 }
             }
             match last {
-                Some(id) if n == entries && id < u16::MAX => start = id + 1,
+                Some(id) if n == entries && id >= start && id < u16::MAX => start = id + 1,
                 _ => return Ok(out),
             }
         }

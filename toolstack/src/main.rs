@@ -7,7 +7,8 @@ use std::process::{Command, ExitCode};
 use std::time::Duration;
 
 use keelctl::cli::{self, Host};
-use keelctl::control::{Control, Unavailable};
+use keelctl::control::*;
+use keelctl::cpulist::CpuSet;
 use keelctl::keel_control::KeelControl;
 use keelctl::privcmd::{OpenError, Privcmd, DEVICE};
 
@@ -44,6 +45,59 @@ impl Host for System {
     }
 }
 
+/// Keel's control interface, opened at the first call (so `--help` and `create -n` need
+/// no device), or a backend that says why it cannot be reached.
+#[derive(Default)]
+struct Lazy(Option<Box<dyn Control>>);
+
+impl Lazy {
+    fn get(&mut self) -> &mut dyn Control {
+        self.0.get_or_insert_with(backend).as_mut()
+    }
+}
+
+impl Control for Lazy {
+    fn host_info(&mut self) -> Result<HostInfo, ControlError> {
+        self.get().host_info()
+    }
+    fn list(&mut self) -> Result<Vec<DomainInfo>, ControlError> {
+        self.get().list()
+    }
+    fn create(&mut self, r: &CreateRequest) -> Result<DomId, ControlError> {
+        self.get().create(r)
+    }
+    fn destroy(&mut self, id: DomId) -> Result<(), ControlError> {
+        self.get().destroy(id)
+    }
+    fn pause(&mut self, id: DomId) -> Result<(), ControlError> {
+        self.get().pause(id)
+    }
+    fn unpause(&mut self, id: DomId) -> Result<(), ControlError> {
+        self.get().unpause(id)
+    }
+    fn shutdown(&mut self, id: DomId, kind: ShutdownKind) -> Result<(), ControlError> {
+        self.get().shutdown(id, kind)
+    }
+    fn vcpus(&mut self, id: DomId) -> Result<Vec<VcpuInfo>, ControlError> {
+        self.get().vcpus(id)
+    }
+    fn pin_vcpu(&mut self, id: DomId, vcpu: u32, hard: &CpuSet) -> Result<(), ControlError> {
+        self.get().pin_vcpu(id, vcpu, hard)
+    }
+    fn sched_credit(&mut self, id: DomId) -> Result<Sched, ControlError> {
+        self.get().sched_credit(id)
+    }
+    fn set_sched_credit(&mut self, id: DomId, s: Sched) -> Result<(), ControlError> {
+        self.get().set_sched_credit(id, s)
+    }
+    fn console_read(&mut self, id: DomId) -> Result<Vec<u8>, ControlError> {
+        self.get().console_read(id)
+    }
+    fn console_write(&mut self, id: DomId, data: &[u8]) -> Result<(), ControlError> {
+        self.get().console_write(id, data)
+    }
+}
+
 /// Keel's control interface, or a backend that says why it cannot be reached.
 fn backend() -> Box<dyn Control> {
     match Privcmd::open() {
@@ -58,7 +112,7 @@ fn backend() -> Box<dyn Control> {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut host = System { saved_tty: None };
-    let mut ctl = backend();
-    let code = cli::run(&args, ctl.as_mut(), &mut host, &mut std::io::stdout(), &mut std::io::stderr());
+    let mut ctl = Lazy::default();
+    let code = cli::run(&args, &mut ctl, &mut host, &mut std::io::stdout(), &mut std::io::stderr());
     ExitCode::from(code)
 }
