@@ -91,7 +91,7 @@ fn create_errors_name_file_line_and_key() {
 #[test]
 fn dry_run_needs_no_hypervisor() {
     let mut h = host();
-    let (code, out, _) = keelctl(&mut Unavailable, &mut h, "create -n web.cfg");
+    let (code, out, _) = keelctl(&mut Unavailable("no backend".into()), &mut h, "create -n web.cfg");
     assert_eq!(code, 0);
     assert!(out.contains("memory: 256 MiB (maxmem 256 MiB)\nvcpus: 2 (maxvcpus 2)\n"), "{out}");
 }
@@ -100,9 +100,9 @@ fn dry_run_needs_no_hypervisor() {
 fn without_the_control_interface_every_command_says_so() {
     let mut h = host();
     for cmd in ["list", "create web.cfg", "destroy 1", "info", "vcpu-list", "sched-credit", "console 1"] {
-        let (code, _, err) = keelctl(&mut Unavailable, &mut h, cmd);
+        let (code, _, err) = keelctl(&mut Unavailable("no backend".into()), &mut h, cmd);
         assert_eq!(code, 1, "{cmd}");
-        assert!(err.contains("control interface is not available yet"), "{cmd}: {err}");
+        assert!(err.contains("control interface is not available: no backend"), "{cmd}: {err}");
     }
 }
 
@@ -159,7 +159,7 @@ fn vcpus_sched_info() {
 #[test]
 fn help_on_every_command() {
     let mut h = host();
-    let (code, out, _) = keelctl(&mut Unavailable, &mut h, "--help");
+    let (code, out, _) = keelctl(&mut Unavailable("no backend".into()), &mut h, "--help");
     assert_eq!(code, 0);
     for cmd in [
         "create",
@@ -176,12 +176,12 @@ fn help_on_every_command() {
         "info",
     ] {
         assert!(out.contains(&format!(" {cmd} ")), "{cmd}");
-        let (code, out, _) = keelctl(&mut Unavailable, &mut h, &format!("{cmd} --help"));
+        let (code, out, _) = keelctl(&mut Unavailable("no backend".into()), &mut h, &format!("{cmd} --help"));
         assert_eq!(code, 0);
         assert!(out.starts_with(&format!("Usage: keelctl {cmd}")), "{out}");
     }
-    assert_eq!(keelctl(&mut Unavailable, &mut h, "frobnicate").0, 2);
-    assert_eq!(keelctl(&mut Unavailable, &mut h, "").0, 2);
-    assert_eq!(keelctl(&mut Unavailable, &mut h, "destroy").0, 2);
-    assert_eq!(keelctl(&mut Unavailable, &mut h, "list -x").0, 2);
+    assert_eq!(keelctl(&mut Unavailable("no backend".into()), &mut h, "frobnicate").0, 2);
+    assert_eq!(keelctl(&mut Unavailable("no backend".into()), &mut h, "").0, 2);
+    assert_eq!(keelctl(&mut Unavailable("no backend".into()), &mut h, "destroy").0, 2);
+    assert_eq!(keelctl(&mut Unavailable("no backend".into()), &mut h, "list -x").0, 2);
 }

@@ -1,7 +1,7 @@
-//! The control interface keelctl is written against. The real implementation (over
-//! Keel's control hypercall through `/dev/xen/privcmd`, and xenstore for orderly
-//! shutdown) comes with that hypercall (`docs/control-abi.md`); until then the binary
-//! uses [`Unavailable`], which refuses every call and says why.
+//! The control interface keelctl is written against. The real implementation is
+//! [`crate::keel_control::KeelControl`], Keel's control hypercall (`docs/control-abi.md`)
+//! through `/dev/xen/privcmd`; where that cannot be opened the program uses
+//! [`Unavailable`], which refuses every call and says why.
 
 use std::fmt;
 
@@ -97,8 +97,8 @@ pub enum ShutdownKind {
 /// Why a control call failed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ControlError {
-    /// There is no control interface to talk to.
-    Unavailable,
+    /// There is no control interface to talk to (why).
+    Unavailable(String),
     NoSuchDomain(DomId),
     NameInUse(String),
     /// Not enough free memory (MiB asked, MiB free).
@@ -116,10 +116,10 @@ pub enum ControlError {
 impl fmt::Display for ControlError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ControlError::Unavailable => f.write_str(
-                "Keel's control interface is not available yet: this keelctl has no hypervisor backend \
-                 (it comes with the control hypercall, docs/control-abi.md); `keelctl create -n <cfg>` \
-                 checks a configuration without it",
+            ControlError::Unavailable(why) => write!(
+                f,
+                "Keel's control interface is not available: {why} (`keelctl create -n <cfg>` checks a \
+                 configuration without it)"
             ),
             ControlError::NoSuchDomain(id) => write!(f, "domain {id} does not exist"),
             ControlError::NameInUse(n) => write!(f, "a domain named `{n}` already exists"),
@@ -161,48 +161,55 @@ pub trait Control {
     fn console_write(&mut self, id: DomId, data: &[u8]) -> Result<(), ControlError>;
 }
 
-/// No control interface: every call fails with [`ControlError::Unavailable`].
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Unavailable;
+/// No control interface: every call fails with [`ControlError::Unavailable`] and the
+/// reason.
+#[derive(Clone, Debug)]
+pub struct Unavailable(pub String);
+
+impl Unavailable {
+    fn refuse<T>(&self) -> Result<T, ControlError> {
+        Err(ControlError::Unavailable(self.0.clone()))
+    }
+}
 
 impl Control for Unavailable {
     fn host_info(&mut self) -> Result<HostInfo, ControlError> {
-        Err(ControlError::Unavailable)
+        self.refuse()
     }
     fn list(&mut self) -> Result<Vec<DomainInfo>, ControlError> {
-        Err(ControlError::Unavailable)
+        self.refuse()
     }
     fn create(&mut self, _: &CreateRequest) -> Result<DomId, ControlError> {
-        Err(ControlError::Unavailable)
+        self.refuse()
     }
     fn destroy(&mut self, _: DomId) -> Result<(), ControlError> {
-        Err(ControlError::Unavailable)
+        self.refuse()
     }
     fn pause(&mut self, _: DomId) -> Result<(), ControlError> {
-        Err(ControlError::Unavailable)
+        self.refuse()
     }
     fn unpause(&mut self, _: DomId) -> Result<(), ControlError> {
-        Err(ControlError::Unavailable)
+        self.refuse()
     }
     fn shutdown(&mut self, _: DomId, _: ShutdownKind) -> Result<(), ControlError> {
-        Err(ControlError::Unavailable)
+        self.refuse()
     }
     fn vcpus(&mut self, _: DomId) -> Result<Vec<VcpuInfo>, ControlError> {
-        Err(ControlError::Unavailable)
+        self.refuse()
     }
     fn pin_vcpu(&mut self, _: DomId, _: u32, _: &CpuSet) -> Result<(), ControlError> {
-        Err(ControlError::Unavailable)
+        self.refuse()
     }
     fn sched_credit(&mut self, _: DomId) -> Result<Sched, ControlError> {
-        Err(ControlError::Unavailable)
+        self.refuse()
     }
     fn set_sched_credit(&mut self, _: DomId, _: Sched) -> Result<(), ControlError> {
-        Err(ControlError::Unavailable)
+        self.refuse()
     }
     fn console_read(&mut self, _: DomId) -> Result<Vec<u8>, ControlError> {
-        Err(ControlError::Unavailable)
+        self.refuse()
     }
     fn console_write(&mut self, _: DomId, _: &[u8]) -> Result<(), ControlError> {
-        Err(ControlError::Unavailable)
+        self.refuse()
     }
 }

@@ -3,9 +3,10 @@
 //!
 //! - [`xlcfg`]: the xl.cfg(5) syntax; [`domain_config`]: the keys keelctl supports.
 //! - [`cpulist`], [`disk`], [`vif`]: xl's CPU lists and device specifications.
-//! - [`control`]: the control interface (not yet backed by the hypervisor).
+//! - [`control`]: the control interface; [`keel_control`]: over Keel's control hypercall,
+//!   issued through Linux's `/dev/xen/privcmd` ([`privcmd`], keelctl's only `unsafe`).
 //! - [`cli`]: the commands; [`format`]: xl's output; [`console`]: the console session.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 pub mod cli;
 pub mod console;
@@ -14,6 +15,8 @@ pub mod cpulist;
 pub mod disk;
 pub mod domain_config;
 pub mod format;
+pub mod keel_control;
+pub mod privcmd;
 pub mod vif;
 pub mod xlcfg;
 

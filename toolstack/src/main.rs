@@ -1,5 +1,5 @@
-//! The `keelctl` program: the commands of [`keelctl::cli`] over the control interface,
-//! which is [`keelctl::control::Unavailable`] until Keel's control hypercall exists.
+//! The `keelctl` program: the commands of [`keelctl::cli`] over Keel's control interface,
+//! reached through `/dev/xen/privcmd` ([`keelctl::keel_control::KeelControl`]).
 #![forbid(unsafe_code)]
 
 use std::io::{IsTerminal, Read};
@@ -7,7 +7,10 @@ use std::process::{Command, ExitCode};
 use std::time::Duration;
 
 use keelctl::cli::{self, Host};
-use keelctl::control::Unavailable;
+use keelctl::control::*;
+use keelctl::cpulist::CpuSet;
+use keelctl::keel_control::KeelControl;
+use keelctl::privcmd::{OpenError, Privcmd, DEVICE};
 
 struct System {
     saved_tty: Option<String>,
@@ -30,7 +33,8 @@ impl Host for System {
         if !std::io::stdin().is_terminal() {
             return;
         }
-        // stty (busybox has it) rather than termios calls, so keelctl needs no unsafe.
+        // stty (busybox has it) rather than termios calls: keelctl's only unsafe is the
+        // privcmd ioctl.
         if raw {
             let saved = Command::new("stty").arg("-g").output().ok();
             self.saved_tty = saved.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
@@ -41,9 +45,74 @@ impl Host for System {
     }
 }
 
+/// Keel's control interface, opened at the first call (so `--help` and `create -n` need
+/// no device), or a backend that says why it cannot be reached.
+#[derive(Default)]
+struct Lazy(Option<Box<dyn Control>>);
+
+impl Lazy {
+    fn get(&mut self) -> &mut dyn Control {
+        self.0.get_or_insert_with(backend).as_mut()
+    }
+}
+
+impl Control for Lazy {
+    fn host_info(&mut self) -> Result<HostInfo, ControlError> {
+        self.get().host_info()
+    }
+    fn list(&mut self) -> Result<Vec<DomainInfo>, ControlError> {
+        self.get().list()
+    }
+    fn create(&mut self, r: &CreateRequest) -> Result<DomId, ControlError> {
+        self.get().create(r)
+    }
+    fn destroy(&mut self, id: DomId) -> Result<(), ControlError> {
+        self.get().destroy(id)
+    }
+    fn pause(&mut self, id: DomId) -> Result<(), ControlError> {
+        self.get().pause(id)
+    }
+    fn unpause(&mut self, id: DomId) -> Result<(), ControlError> {
+        self.get().unpause(id)
+    }
+    fn shutdown(&mut self, id: DomId, kind: ShutdownKind) -> Result<(), ControlError> {
+        self.get().shutdown(id, kind)
+    }
+    fn vcpus(&mut self, id: DomId) -> Result<Vec<VcpuInfo>, ControlError> {
+        self.get().vcpus(id)
+    }
+    fn pin_vcpu(&mut self, id: DomId, vcpu: u32, hard: &CpuSet) -> Result<(), ControlError> {
+        self.get().pin_vcpu(id, vcpu, hard)
+    }
+    fn sched_credit(&mut self, id: DomId) -> Result<Sched, ControlError> {
+        self.get().sched_credit(id)
+    }
+    fn set_sched_credit(&mut self, id: DomId, s: Sched) -> Result<(), ControlError> {
+        self.get().set_sched_credit(id, s)
+    }
+    fn console_read(&mut self, id: DomId) -> Result<Vec<u8>, ControlError> {
+        self.get().console_read(id)
+    }
+    fn console_write(&mut self, id: DomId, data: &[u8]) -> Result<(), ControlError> {
+        self.get().console_write(id, data)
+    }
+}
+
+/// Keel's control interface, or a backend that says why it cannot be reached.
+fn backend() -> Box<dyn Control> {
+    match Privcmd::open() {
+        Ok(p) => Box::new(KeelControl::new(p)),
+        Err(OpenError::Missing) => Box::new(Unavailable(format!(
+            "{DEVICE} does not exist: load the xen-privcmd module (`modprobe xen-privcmd`) in the control domain"
+        ))),
+        Err(OpenError::Other(e)) => Box::new(Unavailable(format!("cannot open {DEVICE}: {e}"))),
+    }
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut host = System { saved_tty: None };
-    let code = cli::run(&args, &mut Unavailable, &mut host, &mut std::io::stdout(), &mut std::io::stderr());
+    let mut ctl = Lazy::default();
+    let code = cli::run(&args, &mut ctl, &mut host, &mut std::io::stdout(), &mut std::io::stderr());
     ExitCode::from(code)
 }

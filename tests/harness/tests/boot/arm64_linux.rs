@@ -19,12 +19,12 @@ pub fn linux(name: &str, cpus: u32, bootargs: &str, extra: &str) -> String {
 }
 
 /// VHE + GICv3 (`-cpu max`) and nVHE + GICv2 (`cortex-a57`), each with 2 physical CPUs.
-const VHE_GICV3: [&str; 4] = ["--gic", "3", "--cpu", "max"];
-const NVHE_GICV2: [&str; 4] = ["--gic", "2", "--cpu", "cortex-a57"];
+pub const VHE_GICV3: [&str; 4] = ["--gic", "3", "--cpu", "max"];
+pub const NVHE_GICV2: [&str; 4] = ["--gic", "2", "--cpu", "cortex-a57"];
 
 /// A test named `name` on `machine` (2 CPUs, `mem`) with more runner arguments `extra`
 /// (the runner's options first, then QEMU's own).
-fn on_with(name: &str, machine: [&str; 4], mem: &str, extra: &[&str]) -> BootTest {
+pub fn on_with(name: &str, machine: [&str; 4], mem: &str, extra: &[&str]) -> BootTest {
     let mut args: Vec<&str> = machine.to_vec();
     args.extend(["--smp", "2", "--mem", mem, "--timeout", "200", "--test"]);
     args.extend_from_slice(extra);
@@ -39,7 +39,7 @@ fn on(name: &str, machine: [&str; 4], domains: &[&str]) -> BootTest {
 
 /// What every Linux domain `domid` must report: userspace reached, Xen detected through
 /// the `/hypervisor` node, `/sys/hypervisor/type`, FIFO event channels.
-fn xen_guest(mut t: BootTest, domid: u32) -> BootTest {
+pub fn xen_guest(mut t: BootTest, domid: u32) -> BootTest {
     for l in [
         "[linux] userspace: up",
         "[linux] hypervisor-type: xen",
