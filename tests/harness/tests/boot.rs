@@ -16,6 +16,8 @@ mod arm64_guests;
 mod arm64_linux;
 #[path = "boot/arm64_xenstore.rs"]
 mod arm64_xenstore;
+#[path = "boot/x86_conform.rs"]
+mod x86_conform;
 #[path = "boot/x86_guests.rs"]
 mod x86_guests;
 #[path = "boot/x86_linux.rs"]

@@ -8,7 +8,7 @@ use keel_tests::BootTest;
 use std::time::Duration;
 
 /// An x86 test ISO (`scripts/build-x86-guests`): Keel plus a domain configuration.
-fn x86_iso(name: &str) -> String {
+pub(super) fn x86_iso(name: &str) -> String {
     format!("target/images/test/x86-{name}.iso")
 }
 
@@ -16,7 +16,7 @@ fn x86_iso(name: &str) -> String {
 /// GRUB BIOS and GRUB UEFI, Bochs Skylake (VMX with EPT and VPID), Bochs Ryzen (SVM with
 /// NRIPS). `--smp 2` everywhere.
 #[derive(Clone, Copy, Debug)]
-enum X86Machine {
+pub(super) enum X86Machine {
     QemuBios,
     QemuUefi,
     BochsVmx,
@@ -24,12 +24,12 @@ enum X86Machine {
 }
 
 /// A boot of `iso` on `machine`: both CPUs' probes must pass.
-fn x86_boot(machine: X86Machine, iso: &str) -> BootTest {
+pub(super) fn x86_boot(machine: X86Machine, iso: &str) -> BootTest {
     x86_boot_on(machine, iso, 2)
 }
 
 /// A boot of `iso` on `machine` with `cpus` CPUs, each of whose probes must pass.
-fn x86_boot_on(machine: X86Machine, iso: &str, cpus: u32) -> BootTest {
+pub(super) fn x86_boot_on(machine: X86Machine, iso: &str, cpus: u32) -> BootTest {
     let iso = repo_root_path(iso);
     let smp = cpus.to_string();
     let smp = smp.as_str();
@@ -338,7 +338,7 @@ fn x86_grants_bochs_svm() {
 }
 
 /// The exit status of an x86 boot in which some domain failed.
-fn x86_fail_status(machine: X86Machine) -> i32 {
+pub(super) fn x86_fail_status(machine: X86Machine) -> i32 {
     match machine {
         X86Machine::QemuBios | X86Machine::QemuUefi => QEMU_X86_FAIL,
         X86Machine::BochsVmx | X86Machine::BochsSvm => 1,
@@ -544,110 +544,4 @@ fn x86_control_qemu_bios() {
         "[test] done pass=4 fail=1 expected=5",
     ]);
     boot(t);
-}
-
-/// Issue 16's guests: control-register and EFER writes checked against the domain's
-/// CPUID policy (every CR4 bit its CPUID does not offer, UMIP among them, gets #GP, as do
-/// invalid CR0 and EFER values), and hardware task switches from 32-bit protected mode,
-/// which never crash the domain: Keel refuses them with #GP(TSS selector); QEMU's TCG
-/// SVM ignores the intercept and performs them itself, as Xen would.
-fn x86_conform(machine: X86Machine) {
-    let tasks = match machine {
-        X86Machine::QemuBios | X86Machine::QemuUefi => {
-            "(d2) task-switch: 0 refused with #GP(TSS selector), 4 performed by the processor; the domain runs on"
-        }
-        X86Machine::BochsVmx | X86Machine::BochsSvm => {
-            "(d2) task-switch: 4 refused with #GP(TSS selector), 0 performed by the processor; the domain runs on"
-        }
-    };
-    let t = x86_boot(machine, &x86_iso("conform")).domains(&["registers", "tasks"]).lines(&[
-        "bits not offered each #GP (UMIP hidden and refused), 3 offered bits set and cleared",
-        "(d1) control-registers: CR0 0x80010033, 4 invalid values each #GP",
-        "(d1) control-registers: EFER 0x500, 60 bits not offered each #GP (NX offered)",
-        "(d1) PASS control-registers",
-        tasks,
-        "(d2) PASS task-switch",
-    ]);
-    boot(t);
-}
-
-#[test]
-#[ignore = "boots QEMU: run through scripts/test"]
-fn x86_conform_qemu_bios() {
-    x86_conform(X86Machine::QemuBios);
-}
-
-#[test]
-#[ignore = "boots Bochs: run through scripts/test"]
-fn x86_conform_bochs_vmx() {
-    x86_conform(X86Machine::BochsVmx);
-}
-
-#[test]
-#[ignore = "boots Bochs: run through scripts/test"]
-fn x86_conform_bochs_svm() {
-    x86_conform(X86Machine::BochsSvm);
-}
-
-/// The number of microseconds in the line of `output` that contains `before`, right after
-/// it (e.g. `keel.timeout: acted 12 us after the deadline`).
-fn microseconds_after(output: &str, before: &str) -> Option<u64> {
-    let rest = output.split(before).nth(1)?;
-    rest.split(' ').next()?.parse().ok()
-}
-
-/// Guests that never exit (`preempt`): a 3-vCPU domain whose vCPUs spin with interrupts
-/// masked, two in a tight loop and one with `pause`, on `cpus` CPUs: each finishes, which
-/// only preemption at the end of a slice allows while they share the CPUs; beside it a
-/// tight spinner that never ends is crashed at `keel.timeout`. On Bochs, whose clock is
-/// its own (instructions), no vCPU is away for more than 50 ms of its time and Keel acts
-/// on the timeout within one slice (4 ms); QEMU's TCG clock is the host's, so host load
-/// shows in both and they are bounded at 1 s there.
-fn x86_preempt(machine: X86Machine, cpus: u32) {
-    let t = x86_boot_on(machine, &x86_iso("preempt"), cpus)
-        .refusal("[test] fail domain-forever: crashed", x86_fail_status(machine))
-        .timeout(Duration::from_secs(300))
-        .lines(&[
-            "(d1) preempt: 3 vCPUs spin 300 ms each without exiting",
-            "(d1) preempt: all 3 vCPUs finished",
-            "(d1) PASS preempt",
-            "(d2) spin: spinning with interrupts masked, forever (no pause)",
-            "domain 2 (forever): still running at keel.timeout; crashing it",
-            "[test] pass domain-spinners: shut down (poweroff)",
-            "[test] fail domain-forever: crashed",
-        ]);
-    let out = boot(t);
-    let (gap_bound, late_bound) = match machine {
-        X86Machine::BochsVmx | X86Machine::BochsSvm => (50_000, 4_000),
-        X86Machine::QemuBios | X86Machine::QemuUefi => (1_000_000, 1_000_000),
-    };
-    let gap = microseconds_after(&out.output, "gaps, the longest ").expect("the guest reports its longest gap");
-    assert!(gap <= gap_bound, "a vCPU was away for {gap} us of its time, more than {gap_bound} us");
-    let late =
-        microseconds_after(&out.output, "keel.timeout: acted ").expect("Keel says when it acted on keel.timeout");
-    assert!(late <= late_bound, "keel.timeout acted {late} us after its deadline, more than {late_bound} us");
-}
-
-#[test]
-#[ignore = "boots QEMU: run through scripts/test"]
-fn x86_preempt_qemu_bios_2cpus() {
-    x86_preempt(X86Machine::QemuBios, 2);
-}
-
-#[test]
-#[ignore = "boots QEMU: run through scripts/test"]
-fn x86_preempt_qemu_bios_1cpu() {
-    x86_preempt(X86Machine::QemuBios, 1);
-}
-
-#[test]
-#[ignore = "boots Bochs: run through scripts/test"]
-fn x86_preempt_bochs_vmx_2cpus() {
-    x86_preempt(X86Machine::BochsVmx, 2);
-}
-
-#[test]
-#[ignore = "boots Bochs: run through scripts/test"]
-fn x86_preempt_bochs_vmx_1cpu() {
-    x86_preempt(X86Machine::BochsVmx, 1);
 }
