@@ -10,7 +10,7 @@
 //! with `caps=1` cannot run keelctl under Linux (docs/toolstack.md).
 
 use super::arm64_guests::spec;
-use super::arm64_linux::{on_with, xen_guest, INITRAMFS, KERNEL, VHE_GICV3};
+use super::arm64_linux::{on_with, xen_guest, INITRAMFS, KERNEL, NVHE_GICV2, VHE_GICV3};
 use super::boot;
 
 /// What the session in dom0 must print, and what Keel and the other domains say.
@@ -61,4 +61,11 @@ fn keelctl_session(config: &str, machine: [&str; 4]) {
 #[ignore = "boots QEMU with Debian's kernel: run through scripts/test or scripts/test-linux"]
 fn arm64_keelctl_in_linux_dom0_vhe_gicv3() {
     keelctl_session("VHE GICv3", VHE_GICV3);
+}
+
+/// The same on nVHE with GICv2.
+#[test]
+#[ignore = "boots QEMU with Debian's kernel: run through scripts/test or scripts/test-linux"]
+fn arm64_keelctl_in_linux_dom0_nvhe_gicv2() {
+    keelctl_session("nVHE GICv2", NVHE_GICV2);
 }
