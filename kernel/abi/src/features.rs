@@ -22,7 +22,7 @@ pub const XENFEAT_HVM_CALLBACK_VECTOR: u32 = 8;
 pub const XENFEAT_HVM_SAFE_PVCLOCK: u32 = 9;
 /// x86: physical interrupts as event channels (not offered).
 pub const XENFEAT_HVM_PIRQS: u32 = 10;
-/// The domain is the hardware domain (never, in Keel).
+/// The domain is Xen's dom0: Keel sets it for its initial domain only.
 pub const XENFEAT_DOM0: u32 = 11;
 /// Grant mappings are 1:1 (not offered).
 pub const XENFEAT_GRANT_MAP_IDENTITY: u32 = 12;

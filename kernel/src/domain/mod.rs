@@ -67,6 +67,9 @@ pub struct DomainConfig {
     pub name: String,
     /// `keel_abi::control::CAP_*` bits: a control domain may use the control interface.
     pub capabilities: u32,
+    /// The initial domain (Xen's dom0, described by Xen's own command line): it is told
+    /// so, as Xen tells its hardware domain (`XENFEAT_dom0`).
+    pub initial: bool,
 }
 
 /// The most vCPUs a domain may have.
@@ -89,6 +92,7 @@ impl DomainConfig {
             virtual_uart: false,
             name: String::new(),
             capabilities: 0,
+            initial: false,
         }
     }
 }

@@ -25,6 +25,29 @@ fn cstr(d: &crate::domain::Domain<MockArch>, gpa: u64, len: usize) -> String {
     String::from_utf8(b.into_iter().take_while(|&c| c != 0).collect()).unwrap()
 }
 
+/// Only the initial domain (Xen's dom0) is told `XENFEAT_dom0`, on both architectures,
+/// as Xen tells its hardware domain; every other domain sees the plain submap.
+#[test]
+fn only_the_initial_domain_sees_xenfeat_dom0() {
+    use crate::domain::DomainConfig;
+    use crate::mm::GuestPhysAddr;
+    use keel_abi::features::{FEATURES_AARCH64, FEATURES_X86_64, XENFEAT_DOM0};
+    let (hv, _) = hypervisor();
+    for (layout, base) in [(&AARCH64, FEATURES_AARCH64), (&X86_64, FEATURES_X86_64)] {
+        let mut config = DomainConfig::new(layout, 1, 1 << 16);
+        config.initial = true;
+        let dom0 = hv.create_domain(config).unwrap();
+        dom0.populate_ram(hv.pool(), GuestPhysAddr(RAM), 16 * 1024).unwrap();
+        let domu = guest(&hv, layout, 1, 16);
+        for (d, want) in [(&dom0, base | 1 << XENFEAT_DOM0), (&domu, base)] {
+            put(d, ARG, &XenFeatureInfo { submap_idx: 0, submap: 0 });
+            assert_eq!(call(&hv, d, 0, XEN_VERSION, &[XENVER_GET_FEATURES, ARG]), 0);
+            assert_eq!(get::<XenFeatureInfo>(d, ARG).submap, want);
+        }
+    }
+    assert_eq!(FEATURES_AARCH64 | 1 << XENFEAT_DOM0, 0x0001_0805);
+}
+
 #[test]
 fn unknown_numbers_are_enosys() {
     let (hv, _) = hypervisor();

@@ -3,7 +3,7 @@
 use super::{Call, HcResult};
 use crate::arch::Arch;
 use alloc::format;
-use keel_abi::features::{FEATURES_AARCH64, FEATURES_X86_64};
+use keel_abi::features::{FEATURES_AARCH64, FEATURES_X86_64, XENFEAT_DOM0};
 use keel_abi::layout::GuestArch;
 use keel_abi::version::*;
 use keel_abi::Errno;
@@ -58,10 +58,14 @@ pub fn xen_version<A: Arch>(c: &Call<'_, '_, A>) -> HcResult {
             if fi.submap_idx != 0 {
                 return Err(Errno::EINVAL);
             }
-            fi.submap = match arch {
+            let base = match arch {
                 GuestArch::X86_64 => FEATURES_X86_64,
                 GuestArch::Aarch64 => FEATURES_AARCH64,
             };
+            // Xen sets XENFEAT_dom0 for its hardware domain; arm64 Linux takes it as
+            // SIF_INITDOMAIN (without it, its privcmd waits for a xenstore `target`).
+            let dom0 = if c.domain.config().initial { 1 << XENFEAT_DOM0 } else { 0 };
+            fi.submap = base | dom0;
             c.guest.write_struct(arg, &fi)?;
             Ok(0)
         }

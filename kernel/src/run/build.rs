@@ -85,6 +85,7 @@ pub fn build_domain<A: Arch + GuestAbi + GuestLoader>(
     runtime.capabilities = config.capabilities.0;
     if config.kind == DomainKind::Initial {
         runtime.capabilities |= keel_abi::control::CAP_CONTROL;
+        runtime.initial = true;
     }
     let hv = m.hypervisor();
     let d = hv.create_domain(runtime).map_err(|e| fail(format!("cannot create the domain: {e:?}")))?;

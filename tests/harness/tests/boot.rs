@@ -12,6 +12,8 @@ mod arm64_consoles;
 mod arm64_control;
 #[path = "boot/arm64_guests.rs"]
 mod arm64_guests;
+#[path = "boot/arm64_keelctl.rs"]
+mod arm64_keelctl;
 #[path = "boot/arm64_linux.rs"]
 mod arm64_linux;
 #[path = "boot/arm64_xenstore.rs"]
