@@ -6,6 +6,24 @@
 use super::arm64_guests::{on, spec, CONFIGS};
 use super::boot;
 
+/// What the `control` and `control-denied` scenarios and Keel print, on every
+/// architecture: the control domain is d1, its victim d2, the denied domain d3.
+pub const CONTROL_LINES: [&str; 13] = [
+    "(d1) control: interface 1.0",
+    "domains; victim is d2, 1 vCPU(s), ",
+    "(d1) control: pause: CPU time stopped for 100 ms; unpause: it runs again",
+    "(d1) control: weight 512, affinity CPU 0",
+    "(d1) control: console: read ",
+    "(d1) control: garbage arguments refused, Keel still answers",
+    "(d1) control: destroy: VIRQ_DOM_EXC, d2 released",
+    "(d1) PASS control",
+    "(d3) control-denied: 18 sub-ops, each EPERM; VIRQ_DOM_EXC: EBUSY",
+    "(d3) PASS control-denied",
+    "domain 2 (victim): destroyed",
+    "[test] pass domain-control: shut down (poweroff)",
+    "[test] pass domain-denied: shut down (poweroff)",
+];
+
 #[test]
 #[ignore = "boots QEMU: run through scripts/test"]
 fn arm64_control_domain_pauses_and_destroys_a_sibling() {
@@ -19,23 +37,7 @@ fn arm64_control_domain_pauses_and_destroys_a_sibling() {
             &["--bootargs", "keel.timeout=60", "--domain", &control, "--domain", &victim, "--domain", &denied],
         )
         .refusal("[test] fail domain-victim: destroyed", 1);
-        for l in [
-            "(d1) control: interface 1.0",
-            "domains; victim is d2, 1 vCPU(s), ",
-            "(d1) control: pause: CPU time stopped for 100 ms; unpause: it runs again",
-            "(d1) control: weight 512, affinity CPU 0",
-            "(d1) control: console: read ",
-            "(d1) control: garbage arguments refused, Keel still answers",
-            "(d1) control: destroy: VIRQ_DOM_EXC, d2 released",
-            "(d1) PASS control",
-            "(d3) control-denied: 18 sub-ops, each EPERM; VIRQ_DOM_EXC: EBUSY",
-            "(d3) PASS control-denied",
-            "domain 2 (victim): destroyed",
-            "[test] pass domain-control: shut down (poweroff)",
-            "[test] pass domain-denied: shut down (poweroff)",
-        ] {
-            t.required_lines.push(l.into());
-        }
+        t = t.lines(&CONTROL_LINES);
         t.required_lines.push(format!("[test] done pass={} fail=1 expected={}", c.2 + 2, c.2 + 3));
         boot(t);
     }

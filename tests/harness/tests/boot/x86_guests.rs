@@ -527,21 +527,6 @@ fn x86_control_qemu_bios() {
     let mut t = x86_boot(machine, &x86_iso("control"))
         .refusal("[test] fail domain-victim: destroyed", x86_fail_status(machine))
         .timeout(Duration::from_secs(240));
-    t = t.lines(&[
-        "(d1) control: interface 1.0",
-        "domains; victim is d2, 1 vCPU(s), ",
-        "(d1) control: pause: CPU time stopped for 100 ms; unpause: it runs again",
-        "(d1) control: weight 512, affinity CPU 0",
-        "(d1) control: console: read ",
-        "(d1) control: garbage arguments refused, Keel still answers",
-        "(d1) control: destroy: VIRQ_DOM_EXC, d2 released",
-        "(d1) PASS control",
-        "(d3) control-denied: 18 sub-ops, each EPERM; VIRQ_DOM_EXC: EBUSY",
-        "(d3) PASS control-denied",
-        "domain 2 (victim): destroyed",
-        "[test] pass domain-control: shut down (poweroff)",
-        "[test] pass domain-denied: shut down (poweroff)",
-        "[test] done pass=4 fail=1 expected=5",
-    ]);
+    t = t.lines(&super::arm64_control::CONTROL_LINES).line("[test] done pass=4 fail=1 expected=5");
     boot(t);
 }
