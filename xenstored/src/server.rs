@@ -126,7 +126,7 @@ impl<P: Platform> Service<'_, P> {
     }
 
     fn introduce(&mut self, d: &Listed, gfn: u64, port: u32) -> Result<(), alloc::string::String> {
-        let basics = Basics { domid: d.domid, name: &d.name, max_kib: d.max_pages.saturating_mul(4) };
+        let basics = Basics { domid: d.domid, name: &d.name, max_kib: d.max_pages.saturating_mul(4), vcpus: d.vcpus };
         nodes::write_basics(&mut self.xs, self.me, &basics)?;
         if d.domid == 0 {
             // Xen's dom0 is not introduced: xenstored connects it itself, privileged.
