@@ -18,6 +18,8 @@ mod arm64_keelctl;
 mod arm64_linux;
 #[path = "boot/arm64_xenstore.rs"]
 mod arm64_xenstore;
+#[path = "boot/arm64_xenstore_linux.rs"]
+mod arm64_xenstore_linux;
 #[path = "boot/x86_conform.rs"]
 mod x86_conform;
 #[path = "boot/x86_guests.rs"]

@@ -1,0 +1,71 @@
+//! Stock Linux's xenbus against Keel's xenstore domain (`docs/xenstore.md`): Debian's arm64
+//! kernel as a dom0less domU with `xen,enhanced` beside the xenstore domain connects its
+//! xenbus (the ring Keel built at boot, `connection` reset by the service), writes what
+//! it obeys into `control/`, and Debian's `xenstore-utils` (`scripts/fetch-linux-arm64`)
+//! run in it (`tests/guests/linux/xenstore-session`): read, write, ls, rm, refusals outside
+//! its subtree (exit 1, and `EACCES` on the wire), and a `xenstore-watch` that sees a node
+//! of a test guest (`keel.role=poke`) change.
+
+use super::arm64_guests::spec;
+use super::arm64_linux::{on_with, xen_guest, INITRAMFS, KERNEL, NVHE_GICV2, VHE_GICV3};
+use super::boot;
+
+/// What Linux (d2), the poking test guest (d3) and the xenstore domain (d1) must print.
+const LINES: [&str; 29] = [
+    "domain 2 (linux): xenstore page at gfn 0x39001, port ",
+    "(d1) xenstored: d2 introduced (ring mapped",
+    "(d1) xenstored: d3 introduced (ring mapped",
+    "(d2) [linux] xenstore: bus: /sys/bus/xen",
+    "(d2) [linux] xenstore: device: /dev/xen/xenbus",
+    "(d2) [linux] xenstore: read domid: 2 (exit 0)",
+    "(d2) [linux] xenstore: read name: linux",
+    "(d2) [linux] xenstore: feature-poweroff: 1",
+    "(d2) [linux] xenstore: write: exit 0",
+    "(d2) [linux] xenstore: read back: hello from d2",
+    "(d2) [linux] xenstore: ls: domid = \"2\"",
+    "(d2) [linux] xenstore: ls: name = \"linux\"",
+    "(d2) [linux] xenstore: ls:  target = \"262144\"",
+    "(d2) [linux] xenstore: ls:   availability = \"online\"",
+    "(d2) [linux] xenstore: ls:  greeting = \"hello from d2\"",
+    "(d2) [linux] xenstore: rm: exit 0",
+    "(d2) [linux] xenstore: rm: data/greeting gone",
+    "(d2) [linux] xenstore: write outside its subtree: exit 1: xenstore-write: could not write path /local/intruder",
+    "(d2) [linux] xenstore: write to its read-only name: exit 1: xenstore-write: could not write path name",
+    "(d2) [linux] xenstore: wire: reply type 16, EACCES",
+    "(d2) [linux] xenstore: peer node: /local/domain/3/data/poke readable",
+    "(d2) [linux] xenstore: watch: 2 events on /local/domain/3/data/poke",
+    "(d2) [linux] xenstore: watch: the peer changed it (from ",
+    "(d2) [linux] xenstore: seen: told d3",
+    "(d3) xenbus: poke: d2 saw data/poke change",
+    "(d3) PASS xenbus",
+    "(d1) xenstored: d2 released (ring ",
+    "(d1) xenstored: d3 released (ring ",
+    "(d1) xenstored: no other domain left; powering off",
+];
+
+fn xenstore_utils_in_linux(config: &str, machine: [&str; 4]) {
+    let xenstore = spec("xenstore", "caps=4;bootargs=keel.program=xenstored xenstored.exit=last");
+    let linux = format!(
+        "name=linux;kernel={KERNEL};ramdisk={INITRAMFS};mem=256M;cpus=2;enhanced;bootargs=console=hvc0 keel.linux=xenstore keel.peer=3"
+    );
+    let poker = spec("poker", "mem=32M;enhanced;bootargs=keel.test=xenbus keel.role=poke keel.peer=2");
+    let extra = ["--domain", &xenstore, "--domain", &linux, "--domain", &poker];
+    let t = on_with(&format!("arm64 xenstore-utils in a Linux domU ({config})"), machine, "1G", &extra)
+        .domains(&["xenstore", "linux", "poker"])
+        .lines(&LINES);
+    boot(xen_guest(t, 2));
+}
+
+/// VHE, GICv3, 2 CPUs.
+#[test]
+#[ignore = "boots QEMU with Debian's kernel: run through scripts/test or scripts/test-linux"]
+fn arm64_xenstore_utils_in_linux_domu_vhe_gicv3() {
+    xenstore_utils_in_linux("VHE GICv3", VHE_GICV3);
+}
+
+/// nVHE, GICv2, 2 CPUs.
+#[test]
+#[ignore = "boots QEMU with Debian's kernel: run through scripts/test or scripts/test-linux"]
+fn arm64_xenstore_utils_in_linux_domu_nvhe_gicv2() {
+    xenstore_utils_in_linux("nVHE GICv2", NVHE_GICV2);
+}
