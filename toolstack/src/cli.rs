@@ -21,6 +21,12 @@ pub trait Host {
     fn console_input(&mut self) -> Box<dyn Read + Send>;
     /// Puts the terminal in raw mode for a console session, or back.
     fn raw_terminal(&mut self, raw: bool);
+    /// Grants this domain's xenstore ring to domain `xenstore` and allocates a port
+    /// toward it (Linux's `IOCTL_XENBUS_BACKEND_SETUP`); returns the port.
+    fn xenbus_backend_setup(&mut self, xenstore: DomId) -> std::io::Result<u32> {
+        let _ = xenstore;
+        Err(std::io::Error::from(std::io::ErrorKind::Unsupported))
+    }
 }
 
 struct Ctx<'a> {
@@ -126,6 +132,13 @@ const COMMANDS: &[Command] = &[
         run: sched_credit,
     },
     Command { name: "info", summary: "Get information about the host", usage: "", options: "", run: info },
+    Command {
+        name: "xenstore-connect",
+        summary: "Connect this control domain's xenstore to the xenstore domain",
+        usage: "<XenstoreDomain>",
+        options: "",
+        run: xenstore_connect,
+    },
 ];
 
 fn find(name: &str) -> Option<&'static Command> {
@@ -507,5 +520,20 @@ fn info(ctx: &mut Ctx, args: &[String]) -> Result<(), Failure> {
     }
     let h = ctx.ctl.host_info()?;
     ctx.out.write_all(format::info(&h).as_bytes())?;
+    Ok(())
+}
+
+/// Xen's `init-xenstore-domain` handoff for a running xenstore domain: the kernel grants
+/// its store page and allocates a port (`/dev/xen/xenbus_backend`), Keel is told the port
+/// (`CTL_STORE_CONNECT`), the xenstore domain connects the ring and signals it.
+fn xenstore_connect(ctx: &mut Ctx, args: &[String]) -> Result<(), Failure> {
+    let (_, pos) = getopt(args, "", "")?;
+    let d = find_domain(ctx, &one(&pos, "the xenstore domain")?)?;
+    let port = ctx
+        .host
+        .xenbus_backend_setup(d.id)
+        .map_err(|e| Failure::Error(format!("{}: {e}", crate::xenbus_backend::DEVICE)))?;
+    ctx.ctl.store_connect(port)?;
+    writeln!(ctx.out, "xenstore: handed to domain {} ({}) on port {port}", d.id, d.name)?;
     Ok(())
 }

@@ -6,6 +6,8 @@
 //! - [`control`]: the control interface; [`keel_control`]: over Keel's control hypercall,
 //!   issued through Linux's `/dev/xen/privcmd` ([`privcmd`], keelctl's only `unsafe`).
 //! - [`cli`]: the commands; [`format`]: xl's output; [`console`]: the console session.
+//! - [`xenbus_backend`]: the initial domain's xenstore ring handed to a xenstore domain
+//!   (`xenstore-connect`; an `ioctl`, keelctl's other `unsafe`).
 #![deny(unsafe_code)]
 
 pub mod cli;
@@ -18,6 +20,7 @@ pub mod format;
 pub mod keel_control;
 pub mod privcmd;
 pub mod vif;
+pub mod xenbus_backend;
 pub mod xlcfg;
 
 #[cfg(test)]

@@ -25,6 +25,11 @@ impl Host for System {
         std::thread::sleep(d);
     }
 
+    fn xenbus_backend_setup(&mut self, xenstore: DomId) -> std::io::Result<u32> {
+        let id = u16::try_from(xenstore).map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+        keelctl::xenbus_backend::setup(id)
+    }
+
     fn console_input(&mut self) -> Box<dyn Read + Send> {
         Box::new(std::io::stdin())
     }
@@ -95,6 +100,9 @@ impl Control for Lazy {
     }
     fn console_write(&mut self, id: DomId, data: &[u8]) -> Result<(), ControlError> {
         self.get().console_write(id, data)
+    }
+    fn store_connect(&mut self, port: u32) -> Result<(), ControlError> {
+        self.get().store_connect(port)
     }
 }
 
