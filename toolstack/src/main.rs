@@ -11,9 +11,18 @@ use keelctl::control::*;
 use keelctl::cpulist::CpuSet;
 use keelctl::keel_control::KeelControl;
 use keelctl::privcmd::{OpenError, Privcmd, DEVICE};
+use keelctl::xenbus::{self, Xenbus};
 
 struct System {
     saved_tty: Option<String>,
+}
+
+impl System {
+    /// A connection to xenstore through this domain's kernel.
+    fn xenbus(&self) -> std::io::Result<Xenbus<std::fs::File>> {
+        let dev = std::fs::OpenOptions::new().read(true).write(true).open(xenbus::DEVICE)?;
+        Ok(Xenbus::new(dev))
+    }
 }
 
 impl Host for System {
@@ -23,6 +32,14 @@ impl Host for System {
 
     fn sleep(&self, d: Duration) {
         std::thread::sleep(d);
+    }
+
+    fn xenstore_read(&mut self, path: &str) -> Option<String> {
+        self.xenbus().ok()?.read(path).ok()
+    }
+
+    fn xenstore_write(&mut self, path: &str, value: &str) -> Result<(), String> {
+        self.xenbus().map_err(|e| format!("{}: {e}", xenbus::DEVICE))?.write(path, value).map_err(|e| e.to_string())
     }
 
     fn xenbus_backend_setup(&mut self, xenstore: DomId) -> std::io::Result<u32> {
