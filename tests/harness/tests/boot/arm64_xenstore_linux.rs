@@ -5,10 +5,16 @@
 //! run in it (`tests/guests/linux/xenstore-session`): read, write, ls, rm, refusals outside
 //! its subtree (exit 1, and `EACCES` on the wire), and a `xenstore-watch` that sees a node
 //! of a test guest (`keel.role=poke`) change.
+//!
+//! Linux as the initial domain (a control domain) on the same xenstore: given a store port
+//! by Keel it connects as a domU does, `xenstore-ls` sees every domain, and `keelctl
+//! shutdown -w` asks a Linux domU to power off through its `control/shutdown`
+//! (`tests/guests/linux/shutdown-session`), which the domU's kernel obeys.
 
 use super::arm64_guests::spec;
 use super::arm64_linux::{on_with, xen_guest, INITRAMFS, KERNEL, NVHE_GICV2, VHE_GICV3};
 use super::boot;
+use keel_tests::BootTest;
 
 /// What Linux (d2), the poking test guest (d3) and the xenstore domain (d1) must print.
 const LINES: [&str; 29] = [
@@ -68,4 +74,53 @@ fn arm64_xenstore_utils_in_linux_domu_vhe_gicv3() {
 #[ignore = "boots QEMU with Debian's kernel: run through scripts/test or scripts/test-linux"]
 fn arm64_xenstore_utils_in_linux_domu_nvhe_gicv2() {
     xenstore_utils_in_linux("nVHE GICv2", NVHE_GICV2);
+}
+
+/// What Linux dom0 (d0), the Linux domU it shuts down (d2) and Keel must print.
+const SHUTDOWN_LINES: [&str; 16] = [
+    "domain 0 (dom0): xenstore page at gfn 0x39001, port ",
+    "(d1) xenstored: d0 introduced (ring mapped",
+    "(d1) xenstored: d2 introduced (ring mapped",
+    "(d0) [linux] shutdown: dom0 reads domid 0",
+    "(d0) [linux] shutdown: domains: 0 2 ",
+    "(d0) [linux] shutdown: guest is d2: ",
+    "(d2) [linux] obey: waiting for control/shutdown",
+    "(d0) [linux] shutdown: feature-poweroff: 1",
+    "(d2) [linux] action: poweroff (asked through control/shutdown)",
+    "domain 2 (guest): shut down (poweroff)",
+    "(d1) xenstored: d2 released (ring ",
+    "(d0) [linux] shutdown: keelctl shutdown -w: exit 0: Shutting down domain 2|Waiting for 1 domains|Domain 2 has been shut down|",
+    // The domU's kernel empties the node once it has read it.
+    "(d0) [linux] shutdown: control/shutdown: ",
+    "(d0) [linux] shutdown: list: guest is gone",
+    "domain 0 (dom0): shut down (poweroff)",
+    "(d1) xenstored: no other domain left; powering off",
+];
+
+fn shutdown_through_xenstore(config: &str, machine: [&str; 4]) {
+    let dom0 =
+        format!("kernel={KERNEL};ramdisk={INITRAMFS};bootargs=console=hvc0 keel.linux=shutdown keel.victim=guest");
+    let xenstore = spec("xenstore", "caps=4;bootargs=keel.program=xenstored xenstored.exit=last");
+    let guest = format!(
+        "name=guest;kernel={KERNEL};ramdisk={INITRAMFS};mem=256M;cpus=1;enhanced;bootargs=console=hvc0 keel.linux=obey"
+    );
+    let extra = ["--dom0", &dom0, "--domain", &xenstore, "--domain", &guest];
+    let t: BootTest = on_with(&format!("arm64 keelctl shutdown through xenstore ({config})"), machine, "2G", &extra)
+        .domains(&["dom0", "xenstore", "guest"])
+        .lines(&SHUTDOWN_LINES);
+    boot(xen_guest(xen_guest(t, 0), 2));
+}
+
+/// VHE, GICv3, 2 CPUs.
+#[test]
+#[ignore = "boots QEMU with Debian's kernel: run through scripts/test or scripts/test-linux"]
+fn arm64_keelctl_shutdown_through_xenstore_vhe_gicv3() {
+    shutdown_through_xenstore("VHE GICv3", VHE_GICV3);
+}
+
+/// nVHE, GICv2, 2 CPUs.
+#[test]
+#[ignore = "boots QEMU with Debian's kernel: run through scripts/test or scripts/test-linux"]
+fn arm64_keelctl_shutdown_through_xenstore_nvhe_gicv2() {
+    shutdown_through_xenstore("nVHE GICv2", NVHE_GICV2);
 }
