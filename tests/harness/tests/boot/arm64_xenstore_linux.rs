@@ -9,7 +9,9 @@
 //! Linux as the initial domain (a control domain) on the same xenstore: given a store port
 //! by Keel it connects as a domU does, `xenstore-ls` sees every domain, and `keelctl
 //! shutdown -w` asks a Linux domU to power off through its `control/shutdown`
-//! (`tests/guests/linux/shutdown-session`), which the domU's kernel obeys.
+//! (`tests/guests/linux/shutdown-session`), which the domU's kernel obeys. With
+//! `keel.dom0_xenstore=local` dom0 gets no store port, serves its own store as under Xen,
+//! and hands it to the xenstore domain with `keelctl xenstore-connect`.
 
 use super::arm64_guests::spec;
 use super::arm64_linux::{on_with, xen_guest, INITRAMFS, KERNEL, NVHE_GICV2, VHE_GICV3};
@@ -123,4 +125,39 @@ fn arm64_keelctl_shutdown_through_xenstore_vhe_gicv3() {
 #[ignore = "boots QEMU with Debian's kernel: run through scripts/test or scripts/test-linux"]
 fn arm64_keelctl_shutdown_through_xenstore_nvhe_gicv2() {
     shutdown_through_xenstore("nVHE GICv2", NVHE_GICV2);
+}
+
+/// What Linux dom0 started without a store port (d0), a test-guest client (d2) and Keel
+/// must print once dom0 handed its store to the xenstore domain.
+const HANDOFF_LINES: [&str; 12] = [
+    "domain 0: xenstore connection handed over to port ",
+    "(d0) [linux] xenstore: connect: xenstore: handed to domain 1 (xenstore) on port ",
+    "(d1) xenstored: d0 introduced (ring mapped",
+    "(d0) [linux] xenstore: domains: 0 2 ",
+    "(d0) [linux] xenstore: read domid: 0 (exit 0)",
+    "(d0) [linux] xenstore: read name: dom0",
+    // Written by dom0's kernel once its xenbus came up on the handed-over ring.
+    "(d0) [linux] xenstore: feature-poweroff: 1",
+    "(d0) [linux] xenstore: read back: hello from d0",
+    // dom0 is privileged: a write anywhere succeeds.
+    "(d0) [linux] xenstore: wire: reply type 11, OK",
+    "(d2) xenbus: connected; domid 2",
+    "(d2) PASS xenbus",
+    "(d1) xenstored: no other domain left; powering off",
+];
+
+/// VHE, GICv3, 2 CPUs: Linux dom0 without a store port (`keel.dom0_xenstore=local`) runs
+/// `keelctl xenstore-connect xenstore`, then the xenstore session.
+#[test]
+#[ignore = "boots QEMU with Debian's kernel: run through scripts/test or scripts/test-linux"]
+fn arm64_linux_dom0_hands_its_store_to_the_xenstore_domain_vhe_gicv3() {
+    let dom0 =
+        format!("kernel={KERNEL};ramdisk={INITRAMFS};bootargs=console=hvc0 keel.linux=xenstore keel.xenstore=xenstore");
+    let xenstore = spec("xenstore", "caps=4;bootargs=keel.program=xenstored xenstored.exit=last");
+    let client = spec("client", "mem=32M;enhanced;bootargs=keel.test=xenbus keel.role=client");
+    let extra = ["--bootargs", "keel.dom0_xenstore=local", "--dom0", &dom0, "--domain", &xenstore, "--domain", &client];
+    let t = on_with("arm64 Linux dom0 hands its store to the xenstore domain (VHE GICv3)", VHE_GICV3, "2G", &extra)
+        .domains(&["dom0", "xenstore", "client"])
+        .lines(&HANDOFF_LINES);
+    boot(xen_guest(t, 0));
 }
