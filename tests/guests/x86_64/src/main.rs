@@ -19,6 +19,7 @@ mod start_info;
 mod tasks;
 mod time;
 mod traps;
+mod unbacked;
 
 use keel_test_guest::hcall::Hv;
 use keel_test_guest::Platform;

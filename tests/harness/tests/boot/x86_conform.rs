@@ -1,5 +1,5 @@
 //! Issue 16's x86 conformance with Xen on the x86 machines: control-register policy, task
-//! switches, and guests that never exit being preempted (`tests/guests/x86_64/configs/`
+//! switches, unbacked guest-physical accesses, and guests that never exit being preempted (`tests/guests/x86_64/configs/`
 //! `conform.dts` and `preempt.dts`).
 
 use super::boot;
@@ -10,7 +10,10 @@ use std::time::Duration;
 /// CPUID policy (every CR4 bit its CPUID does not offer, UMIP among them, gets #GP, as do
 /// invalid CR0 and EFER values), and hardware task switches from 32-bit protected mode,
 /// which never crash the domain: Keel refuses them with #GP(TSS selector); QEMU's TCG
-/// SVM ignores the intercept and performs them itself, as Xen would.
+/// SVM ignores the intercept and performs them itself, as Xen would. Unbacked
+/// guest-physical space (`unbacked`) reads all ones and drops writes for moves,
+/// read-modify-write arithmetic, XCHG, bit tests and REP string instructions, straddling
+/// RAM and a hole and on a frame given back; an instruction Keel does not emulate is #GP.
 fn x86_conform(machine: X86Machine) {
     let tasks = match machine {
         X86Machine::QemuBios | X86Machine::QemuUefi => {
@@ -20,13 +23,19 @@ fn x86_conform(machine: X86Machine) {
             "(d2) task-switch: 4 refused with #GP(TSS selector), 0 performed by the processor; the domain runs on"
         }
     };
-    let t = x86_boot(machine, &x86_iso("conform")).domains(&["registers", "tasks"]).lines(&[
+    let t = x86_boot(machine, &x86_iso("conform")).domains(&["registers", "tasks", "unbacked"]).lines(&[
         "bits not offered each #GP (UMIP hidden and refused), 3 offered bits set and cleared",
         "(d1) control-registers: CR0 0x80010033, 4 invalid values each #GP",
         "(d1) control-registers: EFER 0x500, 60 bits not offered each #GP (NX offered)",
         "(d1) PASS control-registers",
         tasks,
         "(d2) PASS task-switch",
+        "(d3) unbacked: 35 loads and stores at HPET, I/O APIC, the hole, past RAM and an alias: all ones, stores dropped",
+        "(d3) unbacked: 22 read-modify-write instructions on all ones: results and flags as the processor's",
+        "(d3) unbacked: 4 string instructions with REP (3000 and 2048 iterations) between the hole and RAM",
+        "given back reads all ones, bt sets CF; straddling accesses keep the RAM half",
+        "(d3) unbacked: lock cmpxchg on the hole: #GP, as Xen's emulator refuses what it cannot do; the domain runs on",
+        "(d3) PASS unbacked",
     ]);
     boot(t);
 }
