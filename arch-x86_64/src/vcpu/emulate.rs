@@ -226,15 +226,18 @@ fn fill_hypercall_page(common: &Common, value: u64) -> Result<(), u8> {
 /// Reads `buf.len()` bytes at guest-physical `gpa` through the EPT/NPT without the
 /// domain's lock (page walks and instruction fetches; writes go through the core).
 pub fn read_guest_phys(root: PhysAddr, gpa: u64, buf: &mut [u8]) -> bool {
-    for (i, b) in buf.iter_mut().enumerate() {
-        match translate::<crate::X86_64>(root, GuestPhysAddr(gpa.wrapping_add(i as u64))) {
+    let mut done = 0;
+    while done < buf.len() {
+        let at = gpa.wrapping_add(done as u64);
+        // One translation per page: the rest of this page, or of the buffer.
+        let in_page = usize::try_from(0x1000 - (at & 0xfff)).unwrap_or(1).min(buf.len() - done);
+        match translate::<crate::X86_64>(root, GuestPhysAddr(at)) {
             Some((pa, perms, MemType::Normal)) if perms.read => {
-                let mut one = [0u8];
-                crate::memory::X86Memory::read(pa, &mut one);
-                *b = one[0];
+                crate::memory::X86Memory::read(pa, &mut buf[done..done + in_page]);
             }
             _ => return false,
         }
+        done += in_page;
     }
     true
 }

@@ -33,14 +33,26 @@ fn physical(cpu: &dyn GuestCpu, la: u64, access: Access) -> Result<u64, u8> {
     gva_to_gpa(cpu.stage2_root(), &cpu.paging(), la, access).ok_or(GP)
 }
 
+/// The pieces of an access of `size` bytes (at most 8) at linear `la` that lie in one
+/// page each (one or two): offset in the access, length, guest-physical address.
+fn pieces(cpu: &dyn GuestCpu, la: u64, size: u8, access: Access) -> Result<[(usize, usize, u64); 2], u8> {
+    let size = usize::from(size.min(8));
+    let first = usize::try_from(0x1000 - (la & 0xfff)).unwrap_or(size).min(size);
+    let mut out = [(0, first, physical(cpu, la, access)?), (first, size - first, 0)];
+    if first < size {
+        out[1].2 = physical(cpu, la.wrapping_add(first as u64), access)?;
+    }
+    Ok(out)
+}
+
 /// Reads `size` bytes (at most 8) at linear `la`, little-endian; unbacked bytes are
 /// `0xff`.
 pub fn read(cpu: &dyn GuestCpu, la: u64, size: u8) -> Result<u64, u8> {
     let mut bytes = [0xffu8; 8];
-    for (k, b) in bytes.iter_mut().enumerate().take(usize::from(size)) {
-        let gpa = physical(cpu, la.wrapping_add(k as u64), Access::Read)?;
-        if backing(cpu, gpa) != Backing::Nothing && !read_guest_phys(cpu.stage2_root(), gpa, core::slice::from_mut(b)) {
-            *b = 0xff;
+    for (at, len, gpa) in pieces(cpu, la, size, Access::Read)? {
+        let chunk = &mut bytes[at..at + len];
+        if len > 0 && backing(cpu, gpa) != Backing::Nothing && !read_guest_phys(cpu.stage2_root(), gpa, chunk) {
+            chunk.fill(0xff);
         }
     }
     Ok(u64::from_le_bytes(bytes))
@@ -49,21 +61,19 @@ pub fn read(cpu: &dyn GuestCpu, la: u64, size: u8) -> Result<u64, u8> {
 /// Writes the low `size` bytes (at most 8) of `value` at linear `la`; bytes with
 /// nothing behind them are dropped. Nothing is written if any byte is refused.
 pub fn write(cpu: &dyn GuestCpu, common: &Common, la: u64, size: u8, value: u64) -> Result<(), u8> {
-    let mut places = [None; 8];
-    for (k, place) in places.iter_mut().enumerate().take(usize::from(size)) {
-        let gpa = physical(cpu, la.wrapping_add(k as u64), Access::Write)?;
-        *place = match backing(cpu, gpa) {
-            Backing::Memory { writable: true } => Some(gpa),
-            Backing::Memory { writable: false } => return Err(GP),
-            Backing::Nothing => None,
+    let pieces = pieces(cpu, la, size, Access::Write)?;
+    let mut writable = [false; 2];
+    for (w, &(_, len, gpa)) in writable.iter_mut().zip(&pieces) {
+        *w = match (len, backing(cpu, gpa)) {
+            (0, _) | (_, Backing::Nothing) => false,
+            (_, Backing::Memory { writable: true }) => true,
+            (_, Backing::Memory { writable: false }) => return Err(GP),
         };
     }
     let bytes = value.to_le_bytes();
-    for (place, byte) in places.iter().zip(bytes).take(usize::from(size)) {
-        if let Some(gpa) = *place {
-            let services = common.domain.services().ok_or(GP)?;
-            services.write_phys(gpa, &[byte]).map_err(|_| GP)?;
-        }
+    for (&(at, len, gpa), _) in pieces.iter().zip(writable).filter(|(_, w)| *w) {
+        let services = common.domain.services().ok_or(GP)?;
+        services.write_phys(gpa, &bytes[at..at + len]).map_err(|_| GP)?;
     }
     Ok(())
 }
