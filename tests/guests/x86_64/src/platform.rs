@@ -340,8 +340,8 @@ impl Platform for Pvh {
     }
 
     /// `triple-fault`, `garbage` and `x86-fuzz` (`crate::faults`), `control-registers`
-    /// (`crate::control`), `task-switch` (`crate::tasks`) and `unbacked`
-    /// (`crate::unbacked`).
+    /// (`crate::control`), `task-switch` (`crate::tasks`), `unbacked` (`crate::unbacked`)
+    /// and `hvm-params` (`crate::params`).
     fn platform_scenario(&self, name: &str) -> Option<keel_test_guest::Outcome> {
         match name {
             "triple-fault" => Some(crate::faults::triple_fault(self)),
@@ -350,6 +350,7 @@ impl Platform for Pvh {
             "control-registers" => Some(crate::control::run(self)),
             "task-switch" => Some(crate::tasks::run(self)),
             "unbacked" => Some(crate::unbacked::run(self)),
+            "hvm-params" => Some(crate::params::run(self)),
             _ => None,
         }
     }

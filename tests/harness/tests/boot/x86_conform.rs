@@ -14,6 +14,7 @@ use std::time::Duration;
 /// guest-physical space (`unbacked`) reads all ones and drops writes for moves,
 /// read-modify-write arithmetic, XCHG, bit tests and REP string instructions, straddling
 /// RAM and a hole and on a frame given back; an instruction Keel does not emulate is #GP.
+/// `HVMOP_get_param` of every index (`params`) as Xen 4.17 answers a PVH domU.
 fn x86_conform(machine: X86Machine) {
     let tasks = match machine {
         X86Machine::QemuBios | X86Machine::QemuUefi => {
@@ -23,7 +24,7 @@ fn x86_conform(machine: X86Machine) {
             "(d2) task-switch: 4 refused with #GP(TSS selector), 0 performed by the processor; the domain runs on"
         }
     };
-    let t = x86_boot(machine, &x86_iso("conform")).domains(&["registers", "tasks", "unbacked"]).lines(&[
+    let t = x86_boot(machine, &x86_iso("conform")).domains(&["registers", "tasks", "unbacked", "params"]).lines(&[
         "bits not offered each #GP (UMIP hidden and refused), 3 offered bits set and cleared",
         "(d1) control-registers: CR0 0x80010033, 4 invalid values each #GP",
         "(d1) control-registers: EFER 0x500, 60 bits not offered each #GP (NX offered)",
@@ -36,6 +37,15 @@ fn x86_conform(machine: X86Machine) {
         "given back reads all ones, bt sets CF; straddling accesses keep the RAM half",
         "(d3) unbacked: lock cmpxchg on the hole: #GP, as Xen's emulator refuses what it cannot do; the domain runs on",
         "(d3) PASS unbacked",
+        // Xen 4.17's answers to a PVH domU (docs/abi.md §8): the guest-readable indices
+        // with this configuration's values (a PV console at 0xfefff on port 1, no store),
+        // EPERM for the rest, EINVAL from HVM_NR_PARAMS on.
+        "(d4) hvm-params: readable 0=0x0 1=0x0 2=0x0 15=0x0 17=0xfefff 18=0x1 19=0x0 34=0x0 35=0x0 36=0x0 37=0x0",
+        "(d4) hvm-params: EPERM 3-14 16 20-33 38; EINVAL 39-40",
+        "(d4) hvm-params: another domain's CALLBACK_IRQ EPERM, a domain that does not exist ESRCH",
+        "(d4) hvm-params: X87_FIP_WIDTH set 0 ok, 4 ok, 8 ok, 3 EINVAL; reads 8",
+        "(d4) hvm-params: VM86_TSS set 0x1000 ok; reads 0x1000, VM86_TSS_SIZED 0x8000001000",
+        "(d4) PASS hvm-params",
     ]);
     boot(t);
 }
