@@ -10,6 +10,7 @@
 #![allow(clippy::result_large_err)]
 
 mod checks;
+mod compat;
 mod control;
 mod cpu;
 mod faults;

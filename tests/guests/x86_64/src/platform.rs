@@ -341,7 +341,7 @@ impl Platform for Pvh {
 
     /// `triple-fault`, `garbage` and `x86-fuzz` (`crate::faults`), `control-registers`
     /// (`crate::control`), `task-switch` (`crate::tasks`), `unbacked` (`crate::unbacked`)
-    /// and `hvm-params` (`crate::params`).
+    /// `hvm-params` (`crate::params`) and `compat-hypercalls` (`crate::compat`).
     fn platform_scenario(&self, name: &str) -> Option<keel_test_guest::Outcome> {
         match name {
             "triple-fault" => Some(crate::faults::triple_fault(self)),
@@ -351,6 +351,7 @@ impl Platform for Pvh {
             "task-switch" => Some(crate::tasks::run(self)),
             "unbacked" => Some(crate::unbacked::run(self)),
             "hvm-params" => Some(crate::params::run(self)),
+            "compat-hypercalls" => Some(crate::compat::run(self)),
             _ => None,
         }
     }
