@@ -94,7 +94,14 @@ pub fn guest(
 pub fn call(hv: &Hypervisor<'_, MockArch>, d: &Arc<Domain<MockArch>>, vcpu: u32, nr: u64, args: &[u64]) -> i64 {
     let mut a = [0u64; 5];
     a[..args.len()].copy_from_slice(args);
-    hv.hypercall(d, vcpu, &HypercallArgs { number: nr, args: a }, &IdentityTranslation) as i64
+    hv.hypercall(d, vcpu, &HypercallArgs { number: nr, args: a, compat: false }, &IdentityTranslation) as i64
+}
+
+/// [`call`] from 32-bit x86 code (Xen's compat layouts).
+pub fn call_compat(hv: &Hypervisor<'_, MockArch>, d: &Arc<Domain<MockArch>>, vcpu: u32, nr: u64, args: &[u64]) -> i64 {
+    let mut a = [0u64; 5];
+    a[..args.len()].copy_from_slice(args);
+    hv.hypercall(d, vcpu, &HypercallArgs { number: nr, args: a, compat: true }, &IdentityTranslation) as i64
 }
 
 /// Writes an ABI struct into guest memory.

@@ -169,7 +169,7 @@ impl Vcpu for Aarch64Vcpu {
 
     fn hypercall_args(&self) -> HypercallArgs {
         let x = &self.regs.x;
-        HypercallArgs { number: x[16], args: [x[0], x[1], x[2], x[3], x[4]] }
+        HypercallArgs { number: x[16], args: [x[0], x[1], x[2], x[3], x[4]], compat: false }
     }
 
     fn set_hypercall_result(&mut self, value: u64) {

@@ -42,6 +42,8 @@ pub trait GuestCpu {
     /// Moves RIP (ending any STI/MOV SS interrupt shadow).
     fn set_rip(&mut self, rip: u64);
     fn rflags(&self) -> u64;
+    /// Sets RFLAGS (an emulated instruction's status flags).
+    fn set_rflags(&mut self, rflags: u64);
     /// The guest's IDTR: base and limit.
     fn idtr(&self) -> (u64, u32);
     /// The guest's paging registers as it sees them.
@@ -95,11 +97,11 @@ pub enum Intercept {
     Io(Io),
 }
 
-/// A guest access the EPT/NPT refused: the xAPIC page, which [`super::mmio`] emulates;
-/// otherwise outside the domain's RAM and hypervisor pages, or a write to a read-only
-/// grant mapping. The guest gets #GP(0), as Xen gives for a write to a read-only grant,
-/// and can go on; if the access happened while an event was being delivered (its IDT,
-/// stack or TSS outside RAM), the guest cannot be helped and the domain is crashed.
+/// A guest access the EPT/NPT refused: the xAPIC page, unbacked guest-physical space
+/// (reads all ones, writes dropped) or a write to a read-only grant mapping (#GP, as Xen
+/// gives), which [`super::mmio`] performs or refuses. If the access happened while an
+/// event was being delivered (its IDT, stack or TSS outside RAM), the guest cannot be
+/// helped and the domain is crashed.
 pub fn memory_fault(
     cpu: &mut dyn GuestCpu,
     common: &mut Common,
@@ -107,22 +109,16 @@ pub fn memory_fault(
     access: MemoryAccess,
     delivering: bool,
 ) -> Option<VmExit> {
-    if !delivering {
-        if let Some(exit) = super::mmio::access(cpu, common, gpa, access) {
-            return exit;
-        }
-    }
-    let what = match access {
-        MemoryAccess::Read => "read",
-        MemoryAccess::Write => "write",
-        MemoryAccess::Execute => "instruction fetch",
-    };
     if delivering {
+        let what = match access {
+            MemoryAccess::Read => "read",
+            MemoryAccess::Write => "write",
+            MemoryAccess::Execute => "instruction fetch",
+        };
         log::warn!("{what} at GPA {gpa:#x} outside RAM while delivering an event (RIP {:#x})", cpu.rip());
         return Some(VmExit::GuestCrash);
     }
-    log::debug!("{what} at GPA {gpa:#x} refused: #GP (RIP {:#x})", cpu.rip());
-    cpu.inject(GP, Some(0));
+    super::mmio::access(cpu, common, gpa, access);
     None
 }
 
@@ -230,15 +226,18 @@ fn fill_hypercall_page(common: &Common, value: u64) -> Result<(), u8> {
 /// Reads `buf.len()` bytes at guest-physical `gpa` through the EPT/NPT without the
 /// domain's lock (page walks and instruction fetches; writes go through the core).
 pub fn read_guest_phys(root: PhysAddr, gpa: u64, buf: &mut [u8]) -> bool {
-    for (i, b) in buf.iter_mut().enumerate() {
-        match translate::<crate::X86_64>(root, GuestPhysAddr(gpa.wrapping_add(i as u64))) {
+    let mut done = 0;
+    while done < buf.len() {
+        let at = gpa.wrapping_add(done as u64);
+        // One translation per page: the rest of this page, or of the buffer.
+        let in_page = usize::try_from(0x1000 - (at & 0xfff)).unwrap_or(1).min(buf.len() - done);
+        match translate::<crate::X86_64>(root, GuestPhysAddr(at)) {
             Some((pa, perms, MemType::Normal)) if perms.read => {
-                let mut one = [0u8];
-                crate::memory::X86Memory::read(pa, &mut one);
-                *b = one[0];
+                crate::memory::X86Memory::read(pa, &mut buf[done..done + in_page]);
             }
             _ => return false,
         }
+        done += in_page;
     }
     true
 }

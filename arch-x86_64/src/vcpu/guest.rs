@@ -43,12 +43,14 @@ impl GuestRegisters {
             HypercallArgs {
                 number: r[gpr::RAX],
                 args: [r[gpr::RDI], r[gpr::RSI], r[gpr::RDX], r[gpr::R10], r[gpr::R8]],
+                compat: false,
             }
         } else {
             let low = |i: usize| r[i] & 0xffff_ffff;
             HypercallArgs {
                 number: low(gpr::RAX),
                 args: [low(gpr::RBX), low(gpr::RCX), low(gpr::RDX), low(gpr::RSI), low(gpr::RDI)],
+                compat: true,
             }
         }
     }

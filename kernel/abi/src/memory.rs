@@ -88,6 +88,39 @@ impl E820Entry {
 }
 
 wire_struct! {
+    /// `xen_add_to_physmap` as a 32-bit x86 caller lays it out (`compat_add_to_physmap`:
+    /// 32-bit `xen_ulong_t` and `xen_pfn_t`).
+    pub struct XenAddToPhysmapCompat: 16 {
+        pub domid: u16 = 0,
+        pub size: u16 = 2,
+        pub space: u32 = 4,
+        pub idx: u32 = 8,
+        pub gpfn: u32 = 12,
+    }
+}
+
+wire_struct! {
+    /// `xen_memory_map` as a 32-bit x86 caller lays it out (a 32-bit guest handle).
+    pub struct XenMemoryMapCompat: 8 {
+        pub nr_entries: u32 = 0,
+        pub buffer: u32 = 4,
+    }
+}
+
+wire_struct! {
+    /// `xen_memory_reservation` as a 32-bit x86 caller lays it out: a 32-bit guest
+    /// handle of a `u32` (`xen_pfn_t`) array, a 32-bit `nr_extents`.
+    pub struct XenMemoryReservationCompat: 20 {
+        pub extent_start: u32 = 0,
+        pub nr_extents: u32 = 4,
+        pub extent_order: u32 = 8,
+        pub mem_flags: u32 = 12,
+        pub domid: u16 = 16,
+        pub _pad: [u8; 2] = 18,
+    }
+}
+
+wire_struct! {
     /// `xen_memory_reservation`.
     pub struct XenMemoryReservation: 32 {
         /// Guest handle of a `u64` array of guest frame numbers.

@@ -41,7 +41,7 @@ pub fn guest(hv: &Hv, ram: u64) -> D {
 pub fn call(hv: &Hv, d: &D, nr: u64, args: &[u64]) -> u64 {
     let mut a = [0u64; 5];
     a[..args.len()].copy_from_slice(args);
-    hv.hypercall(d, 0, &HypercallArgs { number: nr, args: a }, &IdentityTranslation)
+    hv.hypercall(d, 0, &HypercallArgs { number: nr, args: a, compat: false }, &IdentityTranslation)
 }
 
 pub fn put<T: Wire>(d: &D, gpa: u64, v: &T) {

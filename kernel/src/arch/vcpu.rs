@@ -92,6 +92,9 @@ pub enum StartResult {
 pub struct HypercallArgs {
     pub number: u64,
     pub args: [u64; 5],
+    /// The caller runs 32-bit x86 code: its structs have Xen's compat layouts (32-bit
+    /// `xen_ulong_t`, `xen_pfn_t` and guest handles), `docs/abi.md` §2.
+    pub compat: bool,
 }
 
 /// Why a virtual CPU could not be created.

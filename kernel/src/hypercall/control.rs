@@ -14,6 +14,10 @@ const XENSTORE_OPS: [u32; 4] = [CTL_VERSION, CTL_LIST, CTL_QUERY, CTL_STORE_INFO
 
 /// `control_op(cmd, arg)`.
 pub fn control_op<A: Arch>(c: &Call<'_, '_, A>) -> HcResult {
+    // Keel's own interface has one (64-bit) layout.
+    if c.compat {
+        return Err(Errno::ENOSYS);
+    }
     let allowed = is_control(c.domain) || (is_xenstore(c.domain) && XENSTORE_OPS.contains(&c.arg32(0)));
     if !allowed {
         return Err(Errno::EPERM);

@@ -21,6 +21,11 @@ pub fn grant_table_op<A: Arch>(c: &Call<'_, '_, A>) -> HcResult {
     if (count as i32) < 0 || cmd & !GNTTABOP_CMD_MASK != 0 {
         return Err(Errno::EINVAL);
     }
+    // Ops whose structs carry a `xen_pfn_t` or a guest handle of one: Keel does not
+    // translate a 32-bit caller's layout of them (docs/abi.md §2).
+    if c.compat && matches!(cmd, GNTTABOP_SETUP_TABLE | GNTTABOP_COPY) {
+        return Err(Errno::ENOSYS);
+    }
     let batch = matches!(cmd, GNTTABOP_MAP_GRANT_REF | GNTTABOP_UNMAP_GRANT_REF | GNTTABOP_COPY);
     if batch && count > MAX_BATCH {
         return Err(Errno::E2BIG);

@@ -1,5 +1,6 @@
 //! `memory_op`: placing shared_info and grant frames, the memory map, and giving memory
-//! back or taking it (decrease_reservation / populate_physmap) with honest accounting.
+//! back or taking it (decrease_reservation / populate_physmap) with honest accounting;
+//! 32-bit x86 callers' structs in Xen's compat layouts.
 
 use super::{Call, HcResult};
 use crate::arch::Arch;
@@ -33,8 +34,22 @@ pub fn memory_op<A: Arch>(c: &Call<'_, '_, A>) -> HcResult {
 
 /// decrease_reservation / populate_physmap. Returns the number of extents done (as Xen,
 /// errors before the first extent return the start extent).
+/// A 32-bit caller's reservation is translated to the native one; its frame list holds
+/// 32-bit entries.
 fn reservation<A: Arch>(c: &Call<'_, '_, A>, op: u64, start: u64, arg: u64) -> u64 {
-    let Ok(r) = c.guest.read_struct::<XenMemoryReservation>(arg) else { return start };
+    let r = if c.compat {
+        c.guest.read_struct::<XenMemoryReservationCompat>(arg).map(|r| XenMemoryReservation {
+            extent_start: u64::from(r.extent_start),
+            nr_extents: u64::from(r.nr_extents),
+            extent_order: r.extent_order,
+            mem_flags: r.mem_flags,
+            domid: r.domid,
+            _pad: [0; 6],
+        })
+    } else {
+        c.guest.read_struct::<XenMemoryReservation>(arg)
+    };
+    let Ok(r) = r else { return start };
     if r.nr_extents > (u32::MAX >> MEMOP_EXTENT_SHIFT) as u64
         || start >= r.nr_extents
         || r.extent_order > MEMOP_MAX_EXTENT_ORDER
@@ -49,7 +64,12 @@ fn reservation<A: Arch>(c: &Call<'_, '_, A>, op: u64, start: u64, arg: u64) -> u
     let pages = 1u64 << r.extent_order;
     let mut done = start;
     for i in start..r.nr_extents {
-        let Ok(gfn) = c.guest.read_u64(r.extent_start, i) else { break };
+        let gfn = if c.compat {
+            c.guest.read_u32(r.extent_start, i).map(u64::from)
+        } else {
+            c.guest.read_u64(r.extent_start, i)
+        };
+        let Ok(gfn) = gfn else { break };
         let ok = if op == XENMEM_POPULATE_PHYSMAP {
             gfn % pages == 0 && d.mm.lock().populate(c.hv.pool, gfn, pages).is_ok()
         } else {
@@ -65,7 +85,12 @@ fn reservation<A: Arch>(c: &Call<'_, '_, A>, op: u64, start: u64, arg: u64) -> u
 }
 
 fn add_to_physmap<A: Arch>(c: &Call<'_, '_, A>, arg: u64) -> HcResult {
-    let x: XenAddToPhysmap = c.guest.read_struct(arg)?;
+    let x: XenAddToPhysmap = if c.compat {
+        let x: XenAddToPhysmapCompat = c.guest.read_struct(arg)?;
+        XenAddToPhysmap { domid: x.domid, size: x.size, space: x.space, idx: x.idx.into(), gpfn: x.gpfn.into() }
+    } else {
+        c.guest.read_struct(arg)?
+    };
     let d = c.hv.resolve(c.domain, x.domid).ok_or(Errno::ESRCH)?;
     if d.id() != c.domain.id() {
         return Err(Errno::EPERM);
@@ -92,7 +117,12 @@ fn add_to_physmap<A: Arch>(c: &Call<'_, '_, A>, arg: u64) -> HcResult {
 }
 
 fn memory_map<A: Arch>(c: &Call<'_, '_, A>, arg: u64) -> HcResult {
-    let mut m: XenMemoryMap = c.guest.read_struct(arg)?;
+    let mut m: XenMemoryMap = if c.compat {
+        let m: XenMemoryMapCompat = c.guest.read_struct(arg)?;
+        XenMemoryMap { nr_entries: m.nr_entries, _pad: [0; 4], buffer: m.buffer.into() }
+    } else {
+        c.guest.read_struct(arg)?
+    };
     let map = &c.domain.config().memory_map;
     if map.is_empty() {
         return Err(Errno::ENOSYS);
@@ -103,6 +133,10 @@ fn memory_map<A: Arch>(c: &Call<'_, '_, A>, arg: u64) -> HcResult {
     }
     // n is at most the guest's own u32 count.
     m.nr_entries = u32::try_from(n).unwrap_or(m.nr_entries);
-    c.guest.write_struct(arg, &m)?;
+    if c.compat {
+        c.guest.write(arg, &m.nr_entries.to_le_bytes())?;
+    } else {
+        c.guest.write_struct(arg, &m)?;
+    }
     Ok(0)
 }

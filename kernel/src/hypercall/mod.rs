@@ -46,6 +46,8 @@ pub struct Call<'c, 'h, A: Arch> {
     pub translate: &'c dyn GuestTranslate,
     /// Arguments 1..5.
     pub args: [u64; 5],
+    /// The caller runs 32-bit x86 code (Xen's compat layouts).
+    pub compat: bool,
 }
 
 impl<A: Arch> Call<'_, '_, A> {
@@ -116,8 +118,8 @@ impl<'h, A: Arch> Hypervisor<'h, A> {
         if vcpu >= domain.nr_vcpus() {
             return Errno::EINVAL.to_return();
         }
-        let c =
-            Call { hv: self, domain, vcpu, guest: GuestVirt::new(&domain.mm, translate), translate, args: call.args };
+        let guest = GuestVirt::new(&domain.mm, translate);
+        let c = Call { hv: self, domain, vcpu, guest, translate, args: call.args, compat: call.compat };
         match handler(&c) {
             Ok(v) => v,
             Err(e) => e.to_return(),
@@ -125,5 +127,7 @@ impl<'h, A: Arch> Hypervisor<'h, A> {
     }
 }
 
+#[cfg(test)]
+mod compat_tests;
 #[cfg(test)]
 mod tests;

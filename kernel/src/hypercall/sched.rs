@@ -26,6 +26,8 @@ pub fn sched_op<A: Arch>(c: &Call<'_, '_, A>) -> HcResult {
             c.hv.shutdown_guest(c.domain, reason);
             Ok(0)
         }
+        // A 32-bit caller's `sched_poll` has a 32-bit handle: not translated.
+        SCHEDOP_POLL if c.compat => Err(Errno::ENOSYS),
         SCHEDOP_POLL => poll(c, arg),
         SCHEDOP_REMOTE_SHUTDOWN => {
             let r: SchedRemoteShutdown = c.guest.read_struct(arg)?;

@@ -113,6 +113,19 @@ fn hvm_params_are_validated() {
     let other = guest(&hv, &X86_64, 1, 16);
     assert_eq!(p(HVMOP_GET_PARAM, other.id(), 1, 0).0, err(Errno::EPERM));
     assert_eq!(call(&hv, &d, 0, HVM_OP, &[HVMOP_PAGETABLE_DYING, ARG]), err(Errno::ENOSYS));
+    // Xen 4.17's checks and folding of the x86 writes it takes from a guest.
+    for (width, want) in [(4, 0), (8, 0), (0, 0), (3, err(Errno::EINVAL)), (u64::MAX, err(Errno::EINVAL))] {
+        assert_eq!(p(HVMOP_SET_PARAM, DOMID_SELF, HVM_PARAM_X87_FIP_WIDTH, width).0, want);
+    }
+    assert_eq!(p(HVMOP_GET_PARAM, DOMID_SELF, HVM_PARAM_X87_FIP_WIDTH, 9), (0, 0));
+    assert_eq!(p(HVMOP_SET_PARAM, DOMID_SELF, HVM_PARAM_VM86_TSS, 0x1_0000_0000).0, err(Errno::EINVAL));
+    assert_eq!(p(HVMOP_SET_PARAM, DOMID_SELF, HVM_PARAM_VM86_TSS, 0x1000).0, 0);
+    assert_eq!(p(HVMOP_GET_PARAM, DOMID_SELF, HVM_PARAM_VM86_TSS, 0), (0, 0x1000));
+    assert_eq!(p(HVMOP_GET_PARAM, DOMID_SELF, HVM_PARAM_VM86_TSS_SIZED, 0), (0, 128 << 32 | 0x1000));
+    assert_eq!(p(HVMOP_SET_PARAM, DOMID_SELF, HVM_PARAM_VM86_TSS_SIZED, 103 << 32 | 0x2000).0, err(Errno::EINVAL));
+    assert_eq!(p(HVMOP_SET_PARAM, DOMID_SELF, HVM_PARAM_VM86_TSS_SIZED, u64::MAX).0, 0);
+    assert_eq!(p(HVMOP_GET_PARAM, DOMID_SELF, HVM_PARAM_VM86_TSS_SIZED, 0), (0, 8329 << 32 | 0xffff_ffff));
+    assert_eq!(p(HVMOP_GET_PARAM, DOMID_SELF, HVM_PARAM_VM86_TSS, 0), (0, 0xffff_ffff));
     let vec = |vcpu: u32, vector: u8| {
         put(&d, ARG, &XenHvmEvtchnUpcallVector { vcpu, vector, _pad: [0; 3] });
         call(&hv, &d, 0, HVM_OP, &[HVMOP_SET_EVTCHN_UPCALL_VECTOR, ARG])

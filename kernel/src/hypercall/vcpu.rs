@@ -45,12 +45,18 @@ pub fn vcpu_op<A: Arch>(c: &Call<'_, '_, A>) -> HcResult {
             Ok(0)
         }
         VCPUOP_IS_UP => Ok(state.lock().online as u64),
+        // A 32-bit caller's `vcpu_runstate_info` has its 64-bit fields 4-aligned.
+        VCPUOP_GET_RUNSTATE_INFO if c.compat => Err(Errno::ENOSYS),
         VCPUOP_GET_RUNSTATE_INFO => {
             let info = state.lock().runstate(c.hv.now());
             c.guest.write_struct(arg, &info)?;
             Ok(0)
         }
         VCPUOP_REGISTER_RUNSTATE_MEMORY_AREA => {
+            // A 32-bit caller has no runstate area Keel can write: its layout differs.
+            if c.compat {
+                return Err(Errno::ENOSYS);
+            }
             let area: VcpuRegisterRunstateMemoryArea = c.guest.read_struct(arg)?;
             state.lock().runstate_area = Some(area.addr);
             if v == c.vcpu {
@@ -77,7 +83,11 @@ pub fn vcpu_op<A: Arch>(c: &Call<'_, '_, A>) -> HcResult {
             if v != c.vcpu {
                 return Err(Errno::EINVAL);
             }
-            let t: VcpuSetSingleshotTimer = c.guest.read_struct(arg)?;
+            // Only `timeout_abs_ns` is used: its first 8 bytes, the same for 32-bit callers
+            // (whose struct is 12 bytes, not 16).
+            let mut b = [0u8; 8];
+            c.guest.read(arg, &mut b)?;
+            let t = VcpuSetSingleshotTimer { timeout_abs_ns: u64::from_le_bytes(b), ..Default::default() };
             if t.timeout_abs_ns < c.hv.now() {
                 state.lock().singleshot_ns = None;
                 c.hv.send_virq(c.domain, v, VIRQ_TIMER);

@@ -50,7 +50,12 @@ pub fn xen_version<A: Arch>(c: &Call<'_, '_, A>) -> HcResult {
         }
         XENVER_CHANGESET => write_str(c, arg, &format!("{CHANGESET_PREFIX}{ABI_VERSION}"), CHANGESET_LEN),
         XENVER_PLATFORM_PARAMETERS => {
-            c.guest.write_struct(arg, &XenPlatformParameters { virt_start: 0 })?;
+            if c.compat {
+                // A 32-bit `xen_ulong_t`.
+                c.guest.write(arg, &0u32.to_le_bytes())?;
+            } else {
+                c.guest.write_struct(arg, &XenPlatformParameters { virt_start: 0 })?;
+            }
             Ok(0)
         }
         XENVER_GET_FEATURES => {

@@ -240,7 +240,7 @@ impl Vcpu for MockVcpu {
 
     fn hypercall_args(&self) -> HypercallArgs {
         let r = &self.regs;
-        HypercallArgs { number: r[7], args: [r[0], r[1], r[2], r[3], r[4]] }
+        HypercallArgs { number: r[7], args: [r[0], r[1], r[2], r[3], r[4]], compat: false }
     }
 
     fn set_hypercall_result(&mut self, value: u64) {

@@ -1,39 +1,71 @@
-use super::*;
+use super::alu::{self, Binary, BitTest, Unary};
+use super::decode::{decode, Op, Source, StringOp, Unsupported, MAX_LEN};
+use super::execute::{extend, merge_register};
+use iced_x86::{Mnemonic, Register};
 use proptest::prelude::*;
 
-fn load(size: u8, dest: usize, dest_size: u8, sign: bool) -> MmioOp {
-    MmioOp::Load { size, dest, dest_size, sign }
+fn op(bytes: &[u8], bitness: u32) -> Op {
+    decode(bytes, bitness, 0x1000).unwrap().op
+}
+
+fn load(dest: usize, dest_size: u8, sign: bool) -> Op {
+    Op::Load { dest, dest_size, sign }
 }
 
 #[test]
 fn linux_apic_accesses_decode() {
     // native_apic_mem_read: mov eax, [rdi - 0xa03000]
-    let d = decode(&[0x8b, 0x87, 0x00, 0xd0, 0x5f, 0xff, 0xe9], 64).unwrap();
-    assert_eq!(d, Decoded { op: load(4, 0, 4, false), len: 6 });
+    let d = decode(&[0x8b, 0x87, 0x00, 0xd0, 0x5f, 0xff, 0xe9], 64, 0).unwrap();
+    assert_eq!((d.op, d.size, d.len), (load(0, 4, false), 4, 6));
     // native_apic_mem_write: mov [rdi - 0xa03000], esi
-    let d = decode(&[0x89, 0xb7, 0x00, 0xd0, 0x5f, 0xff], 64).unwrap();
-    assert_eq!(d, Decoded { op: MmioOp::Store { size: 4, source: Source::Register(6) }, len: 6 });
+    let d = decode(&[0x89, 0xb7, 0x00, 0xd0, 0x5f, 0xff], 64, 0).unwrap();
+    assert_eq!((d.op, d.size, d.len), (Op::Store(Source::Register(6)), 4, 6));
     // mov dword [rax], 0x12345678
-    let d = decode(&[0xc7, 0x00, 0x78, 0x56, 0x34, 0x12], 64).unwrap();
-    assert_eq!(d.op, MmioOp::Store { size: 4, source: Source::Immediate(0x1234_5678) });
+    assert_eq!(op(&[0xc7, 0x00, 0x78, 0x56, 0x34, 0x12], 64), Op::Store(Source::Immediate(0x1234_5678)));
     // mov r9d, [rbx]; movzx ecx, byte [rbx]; movsx rdx, word [rbx]; mov r10, [rbx]
-    assert_eq!(decode(&[0x44, 0x8b, 0x0b], 64).unwrap().op, load(4, 9, 4, false));
-    assert_eq!(decode(&[0x0f, 0xb6, 0x0b], 64).unwrap().op, load(1, 1, 4, false));
-    assert_eq!(decode(&[0x48, 0x0f, 0xbf, 0x13], 64).unwrap().op, load(2, 2, 8, true));
-    assert_eq!(decode(&[0x4c, 0x8b, 0x13], 64).unwrap().op, load(8, 10, 8, false));
+    assert_eq!(op(&[0x44, 0x8b, 0x0b], 64), load(9, 4, false));
+    assert_eq!(op(&[0x0f, 0xb6, 0x0b], 64), load(1, 4, false));
+    assert_eq!(op(&[0x48, 0x0f, 0xbf, 0x13], 64), load(2, 8, true));
+    assert_eq!(op(&[0x4c, 0x8b, 0x13], 64), load(10, 8, false));
     // 32-bit code: mov eax, [0xfee00020]
-    let d = decode(&[0xa1, 0x20, 0x00, 0xe0, 0xfe], 32).unwrap();
-    assert_eq!(d, Decoded { op: load(4, 0, 4, false), len: 5 });
+    let d = decode(&[0xa1, 0x20, 0x00, 0xe0, 0xfe], 32, 0).unwrap();
+    assert_eq!((d.op, d.len), (load(0, 4, false), 5));
+}
+
+#[test]
+fn read_modify_write_and_string_instructions_decode() {
+    // add [rdi], eax; or qword [rdi], -1 (imm8 sign-extended); cmp cl, [rsi]; test [rdi], edx
+    let add = Op::BinaryToMemory { op: Binary::Add, source: Source::Register(0) };
+    assert_eq!(op(&[0x01, 0x07], 64), add);
+    let or = Op::BinaryToMemory { op: Binary::Or, source: Source::Immediate(u64::MAX) };
+    assert_eq!(op(&[0x48, 0x83, 0x0f, 0xff], 64), or);
+    assert_eq!(op(&[0x3a, 0x0e], 64), Op::BinaryToRegister { op: Binary::Cmp, dest: 1 });
+    assert_eq!(op(&[0x85, 0x17], 64), Op::BinaryToMemory { op: Binary::Test, source: Source::Register(2) });
+    // lock inc dword [rdi]; neg byte [rdi]; xchg [rdi], r8; bt [rdi], eax; bts dword [rdi], 5
+    assert_eq!(op(&[0xf0, 0xff, 0x07], 64), Op::Unary(Unary::Inc));
+    assert_eq!(op(&[0xf6, 0x1f], 64), Op::Unary(Unary::Neg));
+    assert_eq!(op(&[0x4c, 0x87, 0x07], 64), Op::Exchange(8));
+    assert_eq!(op(&[0x0f, 0xa3, 0x07], 64), Op::BitTest { op: BitTest::Bt, offset: Source::Register(0) });
+    let bts = Op::BitTest { op: BitTest::Bts, offset: Source::Immediate(5) };
+    assert_eq!(op(&[0x0f, 0xba, 0x2f, 0x05], 64), bts);
+    // rep stosq; movsb; rep lodsd in 32-bit code; a 32-bit address size in 64-bit code
+    assert_eq!(op(&[0xf3, 0x48, 0xab], 64), Op::String { op: StringOp::Stos, rep: true, address_size: 8 });
+    assert_eq!(op(&[0xa4], 64), Op::String { op: StringOp::Movs, rep: false, address_size: 8 });
+    assert_eq!(op(&[0xf3, 0xad], 32), Op::String { op: StringOp::Lods, rep: true, address_size: 4 });
+    assert_eq!(op(&[0x67, 0xaa], 64), Op::String { op: StringOp::Stos, rep: false, address_size: 4 });
 }
 
 #[test]
 fn other_instructions_and_registers_are_refused() {
-    assert!(matches!(decode(&[0x01, 0x07], 64), Err(Unsupported::Instruction(Mnemonic::Add))));
-    assert!(matches!(decode(&[0x48, 0x8b, 0x27], 64), Err(Unsupported::Register(Register::RSP))));
-    assert!(matches!(decode(&[0x8a, 0x27], 64), Err(Unsupported::Register(Register::AH))));
-    assert!(matches!(decode(&[0x89, 0xc0], 64), Err(Unsupported::Instruction(Mnemonic::Mov))));
-    assert_eq!(decode(&[0x8b], 64), Err(Unsupported::Invalid));
-    assert_eq!(decode(&[], 64), Err(Unsupported::Invalid));
+    let refused = |b: &[u8]| decode(b, 64, 0).unwrap_err();
+    assert_eq!(refused(&[0x0f, 0xb1, 0x0f]), Unsupported::Instruction(Mnemonic::Cmpxchg));
+    assert_eq!(refused(&[0xa6]), Unsupported::Instruction(Mnemonic::Cmpsb));
+    assert_eq!(refused(&[0xf3, 0xae]), Unsupported::Instruction(Mnemonic::Scasb));
+    assert_eq!(refused(&[0x48, 0x8b, 0x27]), Unsupported::Register(Register::RSP));
+    assert_eq!(refused(&[0x8a, 0x27]), Unsupported::Register(Register::AH));
+    assert_eq!(refused(&[0x89, 0xc0]), Unsupported::Instruction(Mnemonic::Mov));
+    assert_eq!(refused(&[0x8b]), Unsupported::Invalid);
+    assert_eq!(refused(&[]), Unsupported::Invalid);
 }
 
 #[test]
@@ -48,6 +80,62 @@ fn register_writes_follow_the_operand_size() {
     assert_eq!(extend(0x8000_0000, 4, true), 0xffff_ffff_8000_0000);
 }
 
+#[test]
+fn all_ones_through_the_arithmetic() {
+    // What a guest sees when its operand is unbacked memory (all ones).
+    let (r, f) = alu::binary(Binary::Add, 4, 0xffff_ffff, 1, 0);
+    assert_eq!((r, f & (alu::CF | alu::ZF | alu::OF)), (0, alu::CF | alu::ZF));
+    let (_, f) = alu::binary(Binary::Cmp, 8, u64::MAX, u64::MAX, 0);
+    assert_eq!(f & (alu::CF | alu::ZF), alu::ZF);
+    assert_eq!(alu::bit_test(BitTest::Bt, u64::MAX, 40, 0), (u64::MAX, alu::CF));
+    assert_eq!(alu::bit_test(BitTest::Btr, 0xff, 3, alu::ZF), (0xf7, alu::CF | alu::ZF));
+    assert_eq!(alu::unary(Unary::Inc, 1, 0xff, alu::CF).1 & (alu::CF | alu::ZF), alu::CF | alu::ZF);
+    assert_eq!(alu::unary(Unary::Neg, 2, 0, alu::CF).1 & alu::CF, 0);
+    assert_eq!(alu::unary(Unary::Not, 2, 0x00ff, 0x202), (0xff00, 0x202));
+}
+
+/// The host processor's answer for `op a, b` on `size` bytes with CF = `carry`: the
+/// result and the status flags.
+fn hardware(op: Binary, size: u8, a: u64, b: u64, carry: bool) -> (u64, u64) {
+    let mut r = a;
+    let mut flags = 0x2 | u64::from(carry);
+    macro_rules! run {
+        ($($insn:tt)+) => {
+            // SAFETY: register-only arithmetic between a POPFQ and a PUSHFQ that
+            // balance the stack; RFLAGS loaded holds only CF and the reserved bit 1.
+            unsafe {
+                core::arch::asm!(
+                    "push {f}", "popfq", $($insn)+, "pushfq", "pop {f}",
+                    r = inout(reg) r, b = in(reg) b, f = inout(reg) flags,
+                )
+            }
+        };
+    }
+    macro_rules! sized {
+        ($m:literal) => {
+            match size {
+                1 => run!(concat!($m, " {r:l}, {b:l}")),
+                2 => run!(concat!($m, " {r:x}, {b:x}")),
+                4 => run!(concat!($m, " {r:e}, {b:e}")),
+                _ => run!(concat!($m, " {r}, {b}")),
+            }
+        };
+    }
+    match op {
+        Binary::Add => sized!("add"),
+        Binary::Or => sized!("or"),
+        Binary::Adc => sized!("adc"),
+        Binary::Sbb => sized!("sbb"),
+        Binary::And => sized!("and"),
+        Binary::Sub => sized!("sub"),
+        Binary::Xor => sized!("xor"),
+        Binary::Cmp => sized!("cmp"),
+        Binary::Test => sized!("test"),
+    }
+    let r = if op.writes() { r } else { a };
+    (r & alu::mask(size), flags & alu::STATUS)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(20_000))]
 
@@ -55,19 +143,37 @@ proptest! {
     /// access names a register the guest has and a length within the bytes.
     #[test]
     fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..20), bitness in prop::sample::select(vec![16u32, 32, 64])) {
-        if let Ok(d) = decode(&bytes, bitness) {
+        if let Ok(d) = decode(&bytes, bitness, 0) {
             prop_assert!(usize::from(d.len) <= bytes.len().min(MAX_LEN));
+            prop_assert!(matches!(d.size, 1 | 2 | 4 | 8));
+            let register = |r: usize| r < 16 && r != 4;
             match d.op {
-                MmioOp::Load { size, dest, dest_size, .. } => {
-                    prop_assert!(dest < 16 && dest != 4 && matches!(size, 1 | 2 | 4 | 8) && matches!(dest_size, 1 | 2 | 4 | 8));
-                }
-                MmioOp::Store { size, source } => {
-                    prop_assert!(matches!(size, 1 | 2 | 4 | 8));
-                    if let Source::Register(r) = source {
-                        prop_assert!(r < 16 && r != 4);
-                    }
-                }
+                Op::Load { dest, dest_size, .. } => prop_assert!(register(dest) && matches!(dest_size, 1 | 2 | 4 | 8)),
+                Op::Store(Source::Register(r)) | Op::Exchange(r) | Op::BinaryToRegister { dest: r, .. } => prop_assert!(register(r)),
+                Op::BinaryToMemory { source: Source::Register(r), .. } | Op::BitTest { offset: Source::Register(r), .. } => prop_assert!(register(r)),
+                Op::String { address_size, .. } => prop_assert!(matches!(address_size, 2 | 4 | 8)),
+                _ => {}
             }
         }
+    }
+
+    /// The arithmetic gives the host processor's result and status flags (AF of the
+    /// logical operations is undefined and not compared).
+    #[test]
+    fn arithmetic_matches_the_processor(
+        op in prop::sample::select(vec![Binary::Add, Binary::Or, Binary::Adc, Binary::Sbb, Binary::And, Binary::Sub, Binary::Xor, Binary::Cmp, Binary::Test]),
+        size in prop::sample::select(vec![1u8, 2, 4, 8]),
+        a in prop_oneof![any::<u64>(), Just(u64::MAX), Just(0), Just(0x80), Just(0x7fff_ffff)],
+        b in prop_oneof![any::<u64>(), Just(u64::MAX), Just(1), Just(0x8000_0000_0000_0000)],
+        carry in any::<bool>(),
+    ) {
+        let (want, mut want_flags) = hardware(op, size, a, b, carry);
+        let (r, mut flags) = alu::binary(op, size, a, b, 0x2 | u64::from(carry));
+        if matches!(op, Binary::And | Binary::Or | Binary::Xor | Binary::Test) {
+            want_flags &= !alu::AF;
+            flags &= !alu::AF;
+        }
+        let r = if op.writes() { r } else { a & alu::mask(size) };
+        prop_assert_eq!((r, flags & alu::STATUS), (want, want_flags));
     }
 }

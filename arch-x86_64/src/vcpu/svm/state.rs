@@ -81,6 +81,10 @@ impl GuestCpu for SvmVcpu {
         self.vmcb.read(vmcb::RFLAGS)
     }
 
+    fn set_rflags(&mut self, rflags: u64) {
+        self.vmcb.write(vmcb::RFLAGS, rflags);
+    }
+
     fn idtr(&self) -> (u64, u32) {
         (self.vmcb.segment_base(vmcb::IDTR), self.vmcb.read(vmcb::IDTR + 4))
     }

@@ -76,6 +76,10 @@ impl GuestCpu for VmxVcpu {
         field(vmcs::GUEST_RFLAGS)
     }
 
+    fn set_rflags(&mut self, rflags: u64) {
+        set(vmcs::GUEST_RFLAGS, rflags);
+    }
+
     fn idtr(&self) -> (u64, u32) {
         (field(vmcs::GUEST_IDTR_BASE), field(vmcs::GUEST_IDTR_LIMIT) as u32)
     }

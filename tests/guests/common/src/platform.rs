@@ -144,6 +144,12 @@ pub trait Platform: Sync {
         None
     }
 
+    /// Whether guest-physical space with nothing behind it reads all ones and drops
+    /// writes (Xen's x86 HVM/PVH domains), rather than aborting the access (arm64).
+    fn unbacked_reads_all_ones(&self) -> bool {
+        false
+    }
+
     /// Host addresses (device frames of the machine Keel runs on) the isolation scenario
     /// tries to reach through the guest-physical space; none may be reachable.
     fn host_addresses(&self) -> &'static [u64] {

@@ -10,15 +10,18 @@
 #![allow(clippy::result_large_err)]
 
 mod checks;
+mod compat;
 mod control;
 mod cpu;
 mod faults;
+mod params;
 mod platform;
 mod smp;
 mod start_info;
 mod tasks;
 mod time;
 mod traps;
+mod unbacked;
 
 use keel_test_guest::hcall::Hv;
 use keel_test_guest::Platform;

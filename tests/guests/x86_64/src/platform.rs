@@ -321,6 +321,11 @@ impl Platform for Pvh {
         }
     }
 
+    /// As on Xen: an HVM/PVH domain's unbacked space reads all ones.
+    fn unbacked_reads_all_ones(&self) -> bool {
+        true
+    }
+
     /// The host's I/O APIC and HPET, and the page after the local APIC's (the local
     /// APIC's own page, 0xfee00000, is the domain's virtual local APIC in xAPIC mode,
     /// which Keel emulates; `checks` reads it).
@@ -335,7 +340,8 @@ impl Platform for Pvh {
     }
 
     /// `triple-fault`, `garbage` and `x86-fuzz` (`crate::faults`), `control-registers`
-    /// (`crate::control`) and `task-switch` (`crate::tasks`).
+    /// (`crate::control`), `task-switch` (`crate::tasks`), `unbacked` (`crate::unbacked`)
+    /// `hvm-params` (`crate::params`) and `compat-hypercalls` (`crate::compat`).
     fn platform_scenario(&self, name: &str) -> Option<keel_test_guest::Outcome> {
         match name {
             "triple-fault" => Some(crate::faults::triple_fault(self)),
@@ -343,6 +349,9 @@ impl Platform for Pvh {
             "x86-fuzz" => Some(crate::faults::machine_fuzz(self)),
             "control-registers" => Some(crate::control::run(self)),
             "task-switch" => Some(crate::tasks::run(self)),
+            "unbacked" => Some(crate::unbacked::run(self)),
+            "hvm-params" => Some(crate::params::run(self)),
+            "compat-hypercalls" => Some(crate::compat::run(self)),
             _ => None,
         }
     }

@@ -52,6 +52,8 @@ extern "C" {
     static guest_write_cr0_resume: u8;
     static guest_write_cr4_insn: u8;
     static guest_write_cr4_resume: u8;
+    static guest_unbacked_insn: u8;
+    static guest_unbacked_resume: u8;
     static guest_refuse_stubs: u8;
     static guest_refuse_stubs_end: u8;
     fn guest_rdmsr(index: u32) -> u64;
@@ -127,6 +129,16 @@ pub fn wrmsr(index: u32, value: u64) -> Result<(), u8> {
     .map(|_| ())
 }
 
+/// Runs `f`, which makes the probing instruction of `crate::unbacked`; `Err(vector)` if
+/// it faulted.
+pub fn probe_unbacked(f: impl FnOnce()) -> Result<(), u8> {
+    probe(|| {
+        f();
+        0
+    })
+    .map(|_| ())
+}
+
 /// Reads 8 bytes at `address`; `Err(vector)` if that faulted.
 pub fn probe_read(address: u64) -> Result<u64, u8> {
     // SAFETY: as for `rdmsr`.
@@ -148,6 +160,7 @@ extern "C" fn guest_trap(f: &mut Frame) {
         (&raw const guest_probe_write_insn as u64, &raw const guest_probe_write_resume as u64),
         (&raw const guest_write_cr0_insn as u64, &raw const guest_write_cr0_resume as u64),
         (&raw const guest_write_cr4_insn as u64, &raw const guest_write_cr4_resume as u64),
+        (&raw const guest_unbacked_insn as u64, &raw const guest_unbacked_resume as u64),
     ];
     if let Some(&(_, resume)) = resumes.iter().find(|(insn, _)| *insn == f.rip) {
         if f.vector == 14 {

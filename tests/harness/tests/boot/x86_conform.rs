@@ -1,5 +1,5 @@
 //! Issue 16's x86 conformance with Xen on the x86 machines: control-register policy, task
-//! switches, and guests that never exit being preempted (`tests/guests/x86_64/configs/`
+//! switches, unbacked guest-physical accesses, and guests that never exit being preempted (`tests/guests/x86_64/configs/`
 //! `conform.dts` and `preempt.dts`).
 
 use super::boot;
@@ -10,7 +10,14 @@ use std::time::Duration;
 /// CPUID policy (every CR4 bit its CPUID does not offer, UMIP among them, gets #GP, as do
 /// invalid CR0 and EFER values), and hardware task switches from 32-bit protected mode,
 /// which never crash the domain: Keel refuses them with #GP(TSS selector); QEMU's TCG
-/// SVM ignores the intercept and performs them itself, as Xen would.
+/// SVM ignores the intercept and performs them itself, as Xen would. Unbacked
+/// guest-physical space (`unbacked`) reads all ones and drops writes for moves,
+/// read-modify-write arithmetic, XCHG, bit tests and REP string instructions, straddling
+/// RAM and a hole and on a frame given back; an instruction Keel does not emulate is #GP.
+/// `HVMOP_get_param` of every index (`params`) as Xen 4.17 answers a PVH domU.
+/// Hypercalls from 32-bit code (`compat`) with Xen's compat layouts: shared_info placed
+/// through the 16-byte `xen_add_to_physmap`, a 32-bit reservation, ENOSYS where Keel
+/// does not translate.
 fn x86_conform(machine: X86Machine) {
     let tasks = match machine {
         X86Machine::QemuBios | X86Machine::QemuUefi => {
@@ -20,13 +27,32 @@ fn x86_conform(machine: X86Machine) {
             "(d2) task-switch: 4 refused with #GP(TSS selector), 0 performed by the processor; the domain runs on"
         }
     };
-    let t = x86_boot(machine, &x86_iso("conform")).domains(&["registers", "tasks"]).lines(&[
+    let t = x86_boot(machine, &x86_iso("conform")).domains(&["registers", "tasks", "unbacked", "params", "compat"]).lines(&[
         "bits not offered each #GP (UMIP hidden and refused), 3 offered bits set and cleared",
         "(d1) control-registers: CR0 0x80010033, 4 invalid values each #GP",
         "(d1) control-registers: EFER 0x500, 60 bits not offered each #GP (NX offered)",
         "(d1) PASS control-registers",
         tasks,
         "(d2) PASS task-switch",
+        "(d3) unbacked: 35 loads and stores at HPET, I/O APIC, the hole, past RAM and an alias: all ones, stores dropped",
+        "(d3) unbacked: 22 read-modify-write instructions on all ones: results and flags as the processor's",
+        "(d3) unbacked: 4 string instructions with REP (3000 and 2048 iterations) between the hole and RAM",
+        "given back reads all ones, bt sets CF; straddling accesses keep the RAM half",
+        "(d3) unbacked: lock cmpxchg on the hole: #GP, as Xen's emulator refuses what it cannot do; the domain runs on",
+        "(d3) PASS unbacked",
+        // Xen 4.17's answers to a PVH domU (docs/abi.md §8): the guest-readable indices
+        // with this configuration's values (a PV console at 0xfefff on port 1, no store),
+        // EPERM for the rest, EINVAL from HVM_NR_PARAMS on.
+        "(d4) hvm-params: readable 0=0x0 1=0x0 2=0x0 15=0x0 17=0xfefff 18=0x1 19=0x0 34=0x0 35=0x0 36=0x0 37=0x0",
+        "(d4) hvm-params: EPERM 3-14 16 20-33 38; EINVAL 39-40",
+        "(d4) hvm-params: CALLBACK_IRQ of a domain that does not exist ESRCH",
+        "(d4) hvm-params: X87_FIP_WIDTH set 0 ok, 4 ok, 8 ok, 3 EINVAL; reads 8",
+        "(d4) hvm-params: VM86_TSS set 0x1000 ok; reads 0x1000, VM86_TSS_SIZED 0x8000001000",
+        "(d4) PASS hvm-params",
+        "(d5) compat: add_to_physmap (16-byte layout) placed shared_info at frame",
+        "; 64-bit code reading it: EINVAL",
+        "(d5) compat: decrease_reservation (20-byte layout) gave back 1 frame; CONSOLE_PFN 0xfefff; sched_op poll ENOSYS, grant setup_table ENOSYS",
+        "(d5) PASS compat-hypercalls",
     ]);
     boot(t);
 }

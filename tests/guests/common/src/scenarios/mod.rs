@@ -9,7 +9,7 @@
 //! | `ipi` | IPIs between vCPUs: 200 rounds of ping and answer, counted exactly |
 //! | `smp` | starting, querying and stopping vCPUs; FP/SIMD registers kept while vCPUs share CPUs |
 //! | `grants` | two domains (`keel.role=granter|mapper keel.port=N`): grant map, copy, read-only grants |
-//! | `isolation` | accesses outside the guest's memory abort and the guest goes on; refused instructions are undefined |
+//! | `isolation` | accesses outside the guest's memory abort (x86: read all ones, writes dropped, as on Xen) and the guest goes on; refused instructions are undefined |
 //! | `wild` | `isolation`, then wrecked exception vectors: Keel crashes the domain |
 //! | `spin` | spins forever with interrupts masked: Keel stops it at `keel.timeout` |
 //! | `preempt` | every vCPU spins without exiting, masked, some with `pause`: each finishes only if Keel preempts at the end of a slice |
