@@ -2,6 +2,7 @@
 
 use super::cpu::CpuLoop;
 use super::guests::{Guest, Slot};
+use super::pending::Work;
 use super::Machine;
 use crate::arch::{Arch, BootEntry, MemoryAccess, StartResult, Vcpu, VcpuInit, VcpuTranslation, VmExit};
 use crate::domain::{DomainState, Hooks};
@@ -17,12 +18,28 @@ fn access_name(a: MemoryAccess) -> &'static str {
 }
 
 impl<A: Arch> CpuLoop<'_, '_, A> {
-    /// Handles the exit of the current vCPU.
+    /// Handles the exit of the current vCPU, and says whether the short return path may
+    /// follow it ([`CpuLoop::settled`]): after the exits whose every consequence for this
+    /// loop is raised as pending work by the core's hooks where it arises (a block, a
+    /// wake-up, a timer change, a yield), if the backend latches the upcall level.
     pub(super) fn handle_exit(&mut self, exit: VmExit) {
+        self.settled = self.current.as_ref().is_some_and(|c| c.vcpu.latches_upcall())
+            && matches!(
+                exit,
+                VmExit::Hypercall
+                    | VmExit::Halt
+                    | VmExit::Yield
+                    | VmExit::DeviceTimer { .. }
+                    | VmExit::Kick { .. }
+                    | VmExit::ConsoleOutput(_)
+                    | VmExit::UpcallAck
+                    | VmExit::Interrupt
+            );
         if exit == VmExit::Interrupt {
             self.handle_interrupts();
             return;
         }
+        let cpu = self.cpu;
         let Some(cur) = self.current.as_mut() else { return };
         let hv = &self.m.hv;
         let (d, v) = (&cur.guest.domain, cur.key.vcpu);
@@ -31,6 +48,10 @@ impl<A: Arch> CpuLoop<'_, '_, A> {
                 let args = cur.vcpu.hypercall_args();
                 let result = hv.hypercall(d, v, &args, &VcpuTranslation(&cur.vcpu));
                 cur.vcpu.set_hypercall_result(result);
+                if args.number == keel_abi::hypercall::HVM_OP {
+                    // It may have chosen another upcall route.
+                    self.m.hooks.raise(cpu, Work::UPCALL);
+                }
             }
             // Xen's WFI/HLT: block unless an event upcall (or a virtual interrupt) is
             // pending, until the guest's own timer fires at the latest.
@@ -73,7 +94,9 @@ impl<A: Arch> CpuLoop<'_, '_, A> {
                     hv.hooks().console_line(d.id(), &line);
                 }
             }
-            VmExit::UpcallAck | VmExit::Interrupt => {}
+            // The guest took the upcall: the level is read again before the next entry.
+            VmExit::UpcallAck => self.m.hooks.raise(cpu, Work::UPCALL),
+            VmExit::Interrupt => {}
         }
     }
 }

@@ -26,6 +26,7 @@ mod exit;
 mod guests;
 mod hooks;
 mod input;
+mod pending;
 mod reap;
 mod store;
 mod timers;
@@ -35,6 +36,7 @@ pub use cpu::{CpuLoop, Step};
 pub use guests::Guest;
 pub use hooks::{LineSink, SchedHooks};
 pub use input::{Action as InputAction, InputRouter};
+pub use pending::{PendingWork, Work};
 pub use reap::{destroy_domain, DomainEnd};
 pub use timers::TimerTable;
 
