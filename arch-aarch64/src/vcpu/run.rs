@@ -47,9 +47,18 @@ impl Aarch64Vcpu {
             // state loaded; every exception from it returns here through the vectors, with
             // Keel's callee-saved registers and stack restored.
             let slot = unsafe { keel_guest_enter(&mut self.regs) };
-            let syndrome = Syndrome { slot, esr: ESR_EL2.get(), far: FAR_EL2.get(), hpfar: HPFAR_EL2.get() };
+            let esr = ESR_EL2.get();
             HCR_EL2.set(cpu::host_hcr());
             barrier::isb(barrier::SY);
+            if exit::is_hypercall(slot, esr) {
+                // What the path below does for a hypercall, without decoding: it needs
+                // nothing of the interrupt model, and ELR_EL2 is already past the HVC.
+                if !self.gic.may_stay_loaded() {
+                    self.sync_gic(false);
+                }
+                return VmExit::Hypercall;
+            }
+            let syndrome = Syndrome { slot, esr, far: FAR_EL2.get(), hpfar: HPFAR_EL2.get() };
             let outcome = exit::decode(syndrome);
             // The fast path: an exit that needs nothing of the interrupt model leaves the
             // virtual CPU interface loaded, unless the guest completed an interrupt.

@@ -121,14 +121,21 @@ impl<'m, 'a, A: Arch> CpuLoop<'m, 'a, A> {
         if !work.without(Work::UPCALL).is_empty() {
             return None;
         }
-        let cur = self.current.as_mut()?;
         if work.contains(Work::UPCALL) && hooks.take_some_work(self.cpu, Work::UPCALL).contains(Work::UPCALL) {
+            self.refresh_upcall();
+        }
+        let exit = self.current.as_mut()?.vcpu.run();
+        self.handle_exit(exit);
+        Some(Step::Ran)
+    }
+
+    /// Gives the running vCPU its upcall level and route as they are now.
+    #[inline(never)]
+    fn refresh_upcall(&mut self) {
+        if let Some(cur) = self.current.as_mut() {
             let (domain, v) = (&cur.guest.domain, cur.key.vcpu);
             cur.vcpu.set_event_upcall(domain.upcall_pending(v), domain.upcall_route(v));
         }
-        let exit = cur.vcpu.run();
-        self.handle_exit(exit);
-        Some(Step::Ran)
     }
 
     fn full_step(&mut self) -> Step {
@@ -288,6 +295,7 @@ impl<'m, 'a, A: Arch> CpuLoop<'m, 'a, A> {
     /// Takes every pending host interrupt: the timer makes this CPU decide again; the
     /// wake-up IPI only made the guest exit (who sent it raised this CPU's pending work
     /// first); anything else is unexpected and masked.
+    #[inline(never)]
     pub(super) fn handle_interrupts(&mut self) {
         while let Some(irq) = A::Irq::acknowledge() {
             if irq == A::Irq::ipi_irq() {
