@@ -10,7 +10,7 @@ use tock_registers::registers::InMemoryRegister;
 use tock_registers::interfaces::Readable;
 
 /// Vector slots of exceptions from a lower EL (see `asm/vectors.S`).
-const SLOT_SYNC_A64: u64 = 8;
+use crate::syndrome::SLOT_SYNC_A64;
 const SLOT_SYNC_A32: u64 = 12;
 
 // The instruction-specific syndromes (ESR_EL2.ISS) Keel decodes, by exception class.
@@ -126,14 +126,6 @@ pub struct Syndrome {
     pub hpfar: u64,
 }
 
-/// Whether the exit in `slot` with `esr` is Xen's hypercall (`hvc #0xEA1` from AArch64),
-/// which [`decode`] makes `Exit { Hypercall, advance: 0 }` and which needs nothing of the
-/// interrupt model: the run loop's first test after an exit, on raw bits.
-pub fn is_hypercall(slot: u64, esr: u64) -> bool {
-    const EC_HVC64: u64 = 0x16;
-    slot == SLOT_SYNC_A64 && esr >> 26 & 0x3f == EC_HVC64 && esr & 0xffff == u64::from(AARCH64_HVC_IMM)
-}
-
 fn exit(exit: VmExit) -> Outcome {
     Outcome::Exit { exit, advance: 0 }
 }
@@ -207,24 +199,3 @@ pub fn needs_interrupt_model(outcome: &Outcome) -> bool {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The raw test agrees with the full decode for every exception class, both vector
-    /// slots of synchronous exceptions and a range of immediates.
-    #[test]
-    fn is_hypercall_agrees_with_decode() {
-        for slot in [SLOT_SYNC_A64, SLOT_SYNC_A32, 9] {
-            for ec in 0..64u64 {
-                for imm in [0u64, 1, 0xea0, 0xea1, 0xea2, 0xffff, 0x1_0ea1] {
-                    let esr = ec << 26 | 1 << 25 | imm;
-                    let s = Syndrome { slot, esr, far: 0, hpfar: 0 };
-                    let full = decode(s) == Outcome::Exit { exit: VmExit::Hypercall, advance: 0 };
-                    assert_eq!(is_hypercall(slot, esr), full, "slot {slot} EC {ec:#x} ISS {imm:#x}");
-                    assert!(!full || !needs_interrupt_model(&decode(s)));
-                }
-            }
-        }
-    }
-}

@@ -50,7 +50,7 @@ impl Aarch64Vcpu {
             let esr = ESR_EL2.get();
             HCR_EL2.set(cpu::host_hcr());
             barrier::isb(barrier::SY);
-            if exit::is_hypercall(slot, esr) {
+            if crate::syndrome::is_hypercall(slot, esr) {
                 // What the path below does for a hypercall, without decoding: it needs
                 // nothing of the interrupt model, and ELR_EL2 is already past the HVC.
                 if !self.gic.may_stay_loaded() {
