@@ -427,11 +427,14 @@ mod tests {
         while crate::mock::sim::acknowledge().is_some() {}
         h.take_resched(CpuId(1));
         crate::mock::sim::set_current(CpuId(0));
+        h.take_work(CpuId(0));
         h.kick(7, a.unwrap());
         assert!(!crate::mock::sim::is_raised(CpuId(1), crate::mock::sim::IPI_IRQ));
+        assert_eq!(h.take_work(CpuId(0)), Work::UPCALL, "the same CPU: the upcall is read again, no IPI");
         h.kick(7, remote);
         assert!(crate::mock::sim::is_raised(CpuId(1), crate::mock::sim::IPI_IRQ));
-        assert!(!h.take_resched(CpuId(1)), "running, not blocked: only the upcall is re-read");
+        assert_eq!(h.peek_work(CpuId(1)), Work::UPCALL, "another CPU: one IPI, and only the upcall to read");
+        assert!(!h.take_resched(CpuId(1)), "running, not blocked: no scheduling decision");
     }
 
     #[test]
