@@ -31,7 +31,7 @@ impl Work {
     /// A domain stopped: reap it once its vCPUs are off every CPU.
     pub const REAP: Work = Work(1 << 4);
 
-    /// Whether every kind in `other` is in `self`.
+    /// Whether `other` is not empty and every kind in it is in `self`.
     pub fn contains(self, other: Work) -> bool {
         self.0 & other.0 == other.0 && other.0 != 0
     }
