@@ -165,20 +165,18 @@ impl<A: Arch> EventState<A> {
 
     /// Raises `port` on its notification vCPU.
     pub fn raise(&mut self, port: u32) -> Wake {
-        let Some(p) = self.ports.get(port).copied() else { return Wake::default() };
-        let mut p = p;
-        let vcpu = p.notify_vcpu;
-        let out = match &mut self.fifo {
-            Some(f) => f.raise::<A>(port, &mut p, vcpu),
-            None if port < EVTCHN_2L_NR_CHANNELS => {
+        // The port is changed in place: a copy of it in and out was two byte-wise
+        // `memcpy`s on arm64 (strict alignment, built for size), a tenth of a send.
+        let Some(vcpu) = self.ports.get(port).map(|p| p.notify_vcpu) else { return Wake::default() };
+        let out = match (&mut self.fifo, self.ports.get_mut(port)) {
+            (Some(f), Some(p)) => f.raise::<A>(port, p, vcpu),
+            (Some(_), None) => Outcome::default(),
+            (None, _) if port < EVTCHN_2L_NR_CHANNELS => {
                 let vi = self.vcpus.get(vcpu as usize).and_then(|v| v.vcpu_info);
                 self.two_level().raise::<A>(port, vi)
             }
-            None => Outcome::default(),
+            (None, _) => Outcome::default(),
         };
-        if let Some(slot) = self.ports.get_mut(port) {
-            *slot = p;
-        }
         self.finish(out, port, vcpu)
     }
 
