@@ -69,6 +69,13 @@ pub fn write_str(s: &str) {
     }
 }
 
+/// Writes `bytes` as they are.
+pub fn write_bytes(bytes: &[u8]) {
+    for &b in bytes {
+        put(b);
+    }
+}
+
 /// Waits until every queued byte has left the transmitter (LSR.TEMT). Emulators that
 /// pace the UART (Bochs) drop whatever is still queued when the machine powers off.
 pub fn drain() {
@@ -81,6 +88,10 @@ pub struct Com1;
 impl ConsoleSink for Com1 {
     fn write_str(&self, s: &str) {
         write_str(s);
+    }
+
+    fn write_bytes(&self, bytes: &[u8]) {
+        write_bytes(bytes);
     }
 }
 

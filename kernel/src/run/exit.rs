@@ -66,13 +66,7 @@ impl<A: Arch> CpuLoop<'_, '_, A> {
                     }
                 }
             }
-            VmExit::ConsoleOutput(byte) => {
-                let mut lines: alloc::vec::Vec<alloc::string::String> = alloc::vec::Vec::new();
-                d.console.lock().output(&[byte], |l| lines.push(l.into()));
-                for line in lines {
-                    hv.hooks().console_line(d.id(), &line);
-                }
-            }
+            VmExit::ConsoleOutput(byte) => hv.console_output(d, &[byte]),
             VmExit::UpcallAck | VmExit::Interrupt => {}
         }
     }

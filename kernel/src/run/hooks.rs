@@ -13,7 +13,8 @@
 //! - `domain_paused` pauses or unpauses every vCPU of the domain in the scheduler;
 //!   `sched_params`, `set_weight_cap` and `set_affinity` read and change its vCPUs'
 //!   parameters there;
-//! - `console_line` goes to the configured sink (the log by default).
+//! - `console_line` and `console_raw` go to the configured sinks (by default the log,
+//!   and the physical console as it is).
 //!
 //! A CPU that must call `pick_next` is told through a per-CPU flag, and through the
 //! wake-up IPI if it is not the calling CPU.
@@ -33,9 +34,15 @@ use spin::Mutex;
 
 /// Where a domain's console lines go.
 pub type LineSink = fn(DomId, &str);
+/// Where the raw output of the domain that has console input goes.
+pub type RawSink = fn(DomId, &[u8]);
 
 fn log_line(domain: DomId, line: &str) {
     log::info!("(d{domain}) {line}");
+}
+
+fn console_raw(_domain: DomId, bytes: &[u8]) {
+    crate::console::raw(bytes);
 }
 
 /// What the hooks know about a registered domain.
@@ -50,6 +57,7 @@ pub struct SchedHooks<A: Arch> {
     sched: Scheduler,
     clock: fn() -> u64,
     console: LineSink,
+    raw_console: RawSink,
     /// Per CPU: call `pick_next` before entering a guest again.
     resched: Box<[AtomicBool]>,
     /// Per CPU: the running vCPU yields; decide with `yield_now`.
@@ -71,6 +79,7 @@ impl<A: Arch> SchedHooks<A> {
             sched: Scheduler::new(nr_cpus, cfg)?,
             clock,
             console: log_line,
+            raw_console: console_raw,
             resched: flags(),
             yielded: flags(),
             timers: Mutex::new(TimerTable::new(nr_cpus)),
@@ -84,6 +93,12 @@ impl<A: Arch> SchedHooks<A> {
     /// Sends console lines to `sink` instead of the log.
     pub fn with_console(mut self, sink: LineSink) -> Self {
         self.console = sink;
+        self
+    }
+
+    /// Sends raw console output to `sink` instead of the physical console.
+    pub fn with_raw_console(mut self, sink: RawSink) -> Self {
+        self.raw_console = sink;
         self
     }
 
@@ -327,6 +342,10 @@ impl<A: Arch> Hooks for SchedHooks<A> {
 
     fn console_line(&self, domain: DomId, line: &str) {
         (self.console)(domain, line);
+    }
+
+    fn console_raw(&self, domain: DomId, bytes: &[u8]) {
+        (self.raw_console)(domain, bytes);
     }
 }
 
