@@ -36,7 +36,7 @@ pub mod vlapic;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use keel_kernel::arch::Arch;
+use keel_kernel::arch::{Arch, IrqNumber};
 
 /// The x86_64 architecture.
 pub struct X86_64;
@@ -91,5 +91,13 @@ impl Arch for X86_64 {
 
     fn probe_guest_code() -> &'static [u8] {
         probe::code()
+    }
+
+    fn console_input_start() -> Option<IrqNumber> {
+        console::start_input().map(|v| IrqNumber(u32::from(v)))
+    }
+
+    fn console_read(buf: &mut [u8]) -> usize {
+        console::read(buf)
     }
 }

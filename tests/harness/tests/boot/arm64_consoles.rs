@@ -2,16 +2,7 @@
 //! from the physical console routed to one domain at a time (three Ctrl-A switch).
 
 use super::arm64_guests::{on, spec, CONFIGS};
-use super::boot;
-
-/// Console input for a run: written under `target/`, named after the test.
-fn input_file(name: &str, bytes: &[u8]) -> String {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/test-input");
-    std::fs::create_dir_all(&dir).expect("target/test-input");
-    let path = dir.join(name);
-    std::fs::write(&path, bytes).expect("input file");
-    path.to_string_lossy().into_owned()
-}
+use super::{boot, input_file};
 
 /// A PV console domain and a vPL011 domain print and each receive one line of input:
 /// the first line goes to the first domain, three Ctrl-A move the input to the other.
