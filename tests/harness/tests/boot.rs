@@ -26,6 +26,8 @@ mod x86_consoles;
 mod x86_guests;
 #[path = "boot/x86_linux.rs"]
 mod x86_linux;
+#[path = "boot/x86_xenstore.rs"]
+mod x86_xenstore;
 
 const AARCH64: &str = "scripts/qemu-aarch64";
 const X86_64: &str = "scripts/qemu-x86_64";
