@@ -1,6 +1,6 @@
 //! The 16550 UART on COM1 (I/O port 0x3f8, 115200 8N1): Keel's console sink, the early
 //! path used before the portable console exists, and console input (the receive
-//! interrupt, ISA IRQ 4, through the I/O APIC to the CPU that takes input).
+//! interrupt, routed by `console_input`).
 
 use crate::regs::{inb, outb};
 use core::fmt;
@@ -85,25 +85,15 @@ pub fn write_bytes(bytes: &[u8]) {
     }
 }
 
-/// Turns on COM1's receive interrupt, routed through the I/O APIC to the calling CPU;
-/// returns its vector, or `None` without ACPI's I/O APIC (no input then).
-pub fn start_input() -> Option<u8> {
-    let acpi = crate::acpi::info()?;
-    let (gsi, active_low, level) = acpi.isa_irq(crate::acpi::COM1_IRQ);
-    let (base, line) = acpi.ioapic_for(gsi)?;
-    let vector = crate::irq::VECTOR_CONSOLE;
-    if !crate::irq::ioapic::route(base, line, vector, crate::irq::lapic::id(), active_low, level) {
-        log::warn!("console input: I/O APIC line {line} (GSI {gsi}) cannot reach this CPU; no input");
-        return None;
-    }
+/// Turns on COM1's receive interrupt (the routing to a CPU is the caller's:
+/// `console_input`).
+pub fn enable_rx_interrupt() {
     // SAFETY: IER and MCR are COM1's interrupt-enable and modem-control registers; the
     // receive interrupt only signals, the reads in `read` clear it.
     unsafe {
         outb(COM1 + MCR, MCR_DTR_RTS | MCR_OUT2);
         outb(COM1 + IER, IER_RX_AVAILABLE);
     }
-    log::debug!("console input: COM1 on GSI {gsi} (I/O APIC {base:#x} line {line}), vector {vector:#x}");
-    Some(vector)
 }
 
 /// Moves what COM1 received into `buf` without waiting; returns how many bytes.

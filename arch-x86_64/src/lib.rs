@@ -15,6 +15,7 @@ extern crate alloc;
 pub mod acpi;
 pub mod boot;
 pub mod console;
+pub mod console_input;
 pub mod cpu;
 pub mod domain;
 pub mod exceptions;
@@ -94,7 +95,7 @@ impl Arch for X86_64 {
     }
 
     fn console_input_start() -> Option<IrqNumber> {
-        console::start_input().map(|v| IrqNumber(u32::from(v)))
+        console_input::start().map(|v| IrqNumber(u32::from(v)))
     }
 
     fn console_read(buf: &mut [u8]) -> usize {

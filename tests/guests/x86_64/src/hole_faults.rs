@@ -65,9 +65,9 @@ pub fn skip(f: &mut Frame) -> bool {
     if f.vector != VECTOR_GP || f.error != 0 || !TOLERATE.load(Relaxed) {
         return false;
     }
-    // SAFETY: RIP points at the instruction that faulted, in the guest's own code, which
-    // is mapped; 15 bytes past it stay inside the image's text (no instruction ends the
-    // text closer than that to the end of the mapped low 4 GiB).
+    // SAFETY: RIP points at the instruction that faulted, in the guest's own code at
+    // 1 MiB; the 15 bytes from it lie in the image (read-only data and data follow the
+    // code), all inside the identity-mapped low 4 GiB, and are only read.
     let bytes = unsafe { core::slice::from_raw_parts(f.rip as *const u8, MAX_INSN) };
     let insn = Decoder::with_ip(64, bytes, f.rip, DecoderOptions::NONE).decode();
     if insn.is_invalid() {
