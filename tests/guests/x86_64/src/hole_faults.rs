@@ -33,8 +33,12 @@ pub fn count() -> (u64, u64) {
 }
 
 /// The value of `reg` in the saved registers (a 32-, 16- or 8-bit register as the low
-/// bits of its 64-bit one).
+/// bits of its 64-bit one); a segment register gives its base, 0 in 64-bit mode (FS and
+/// GS, whose bases may not be, are not known).
 fn register(f: &Frame, reg: Register) -> Option<u64> {
+    if matches!(reg, Register::ES | Register::CS | Register::SS | Register::DS) {
+        return Some(0);
+    }
     let full = match reg.full_register() {
         Register::RAX => f.rax,
         Register::RBX => f.rbx,
