@@ -86,6 +86,12 @@ impl ConsoleSink for Sink {
     fn write_str(&self, s: &str) {
         write_raw(s);
     }
+
+    fn write_bytes(&self, bytes: &[u8]) {
+        if let Some(u) = uart() {
+            u.write_bytes(bytes);
+        }
+    }
 }
 
 static SINK: Sink = Sink;

@@ -23,7 +23,11 @@ pub struct AcpiInfo {
     /// The MADT's PCAT_COMPAT flag: a legacy 8259 pair is present.
     pub pcat_compat: bool,
     ioapics: [u64; 8],
+    /// The first global system interrupt of each I/O APIC.
+    ioapic_gsi_bases: [u32; 8],
     ioapic_count: usize,
+    /// The MADT's override of the COM1 line (ISA IRQ 4): its GSI and MPS INTI flags.
+    com1_override: Option<(u32, u16)>,
     /// The ACPI PM timer's I/O port and whether it is 32 bits wide (else 24).
     pub pm_timer: Option<(u16, bool)>,
     /// PM1a/PM1b control ports and the S5 sleep types, for ACPI power-off.
@@ -41,7 +45,9 @@ impl AcpiInfo {
             cpus_ignored: 0,
             pcat_compat: true,
             ioapics: [0; 8],
+            ioapic_gsi_bases: [0; 8],
             ioapic_count: 0,
+            com1_override: None,
             pm_timer: None,
             pm1a_control: None,
             pm1b_control: None,
@@ -58,7 +64,28 @@ impl AcpiInfo {
     pub fn ioapics(&self) -> &[u64] {
         &self.ioapics[..self.ioapic_count]
     }
+
+    /// The global system interrupt of ISA IRQ `irq` and whether it is active-low and
+    /// level-triggered (an interrupt source override, else ISA's identity, high, edge).
+    pub fn isa_irq(&self, irq: u8) -> (u32, bool, bool) {
+        match self.com1_override {
+            Some((gsi, flags)) if irq == COM1_IRQ => (gsi, flags & 0b11 == 0b11, (flags >> 2) & 0b11 == 0b11),
+            _ => (u32::from(irq), false, false),
+        }
+    }
+
+    /// The I/O APIC that has global system interrupt `gsi`, and the line on it: the one
+    /// with the highest base not above `gsi`.
+    pub fn ioapic_for(&self, gsi: u32) -> Option<(u64, u32)> {
+        (0..self.ioapic_count)
+            .filter(|&i| self.ioapic_gsi_bases[i] <= gsi)
+            .max_by_key(|&i| self.ioapic_gsi_bases[i])
+            .map(|i| (self.ioapics[i], gsi - self.ioapic_gsi_bases[i]))
+    }
 }
+
+/// COM1's ISA IRQ.
+pub const COM1_IRQ: u8 = 4;
 
 static INFO: Once<AcpiInfo> = Once::new();
 
@@ -183,7 +210,12 @@ fn parse_madt(t: &[u8], info: &mut AcpiInfo) {
             // I/O APIC.
             1 if len >= 12 && info.ioapic_count < info.ioapics.len() => {
                 info.ioapics[info.ioapic_count] = read_u32_le(e, 4) as u64;
+                info.ioapic_gsi_bases[info.ioapic_count] = read_u32_le(e, 8);
                 info.ioapic_count += 1;
+            }
+            // Interrupt Source Override (bus 0 = ISA): only COM1's line matters to Keel.
+            2 if len >= 10 && e[2] == 0 && e[3] == COM1_IRQ => {
+                info.com1_override = Some((read_u32_le(e, 4), read_u16_le(e, 8)));
             }
             // Processor Local x2APIC.
             9 if len >= 16 && read_u32_le(e, 8) & 1 != 0 => add_cpu(info, read_u32_le(e, 4)),

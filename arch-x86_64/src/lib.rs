@@ -15,6 +15,7 @@ extern crate alloc;
 pub mod acpi;
 pub mod boot;
 pub mod console;
+pub mod console_input;
 pub mod cpu;
 pub mod domain;
 pub mod exceptions;
@@ -36,7 +37,7 @@ pub mod vlapic;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use keel_kernel::arch::Arch;
+use keel_kernel::arch::{Arch, IrqNumber};
 
 /// The x86_64 architecture.
 pub struct X86_64;
@@ -91,5 +92,13 @@ impl Arch for X86_64 {
 
     fn probe_guest_code() -> &'static [u8] {
         probe::code()
+    }
+
+    fn console_input_start() -> Option<IrqNumber> {
+        console_input::start().map(|v| IrqNumber(u32::from(v)))
+    }
+
+    fn console_read(buf: &mut [u8]) -> usize {
+        console::read(buf)
     }
 }

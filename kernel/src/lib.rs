@@ -32,6 +32,7 @@ pub mod elf;
 pub mod event;
 pub mod grant;
 pub mod guest_memory;
+pub mod guest_output;
 pub mod gzip;
 pub mod hypercall;
 pub mod hypervisor;

@@ -18,7 +18,6 @@ use crate::guest_memory::GuestWord32;
 use crate::mm::{PhysAddr, PAGE_BYTES};
 use crate::p2m::PageKind;
 use crate::Hypervisor;
-use alloc::string::String;
 use alloc::vec::Vec;
 use keel_abi::console::{
     XENCONS_IN_CONS, XENCONS_IN_PROD, XENCONS_IN_SIZE, XENCONS_OUT_CONS, XENCONS_OUT_PROD, XENCONS_OUT_SIZE,
@@ -106,11 +105,7 @@ impl<A: Arch> Hypervisor<'_, A> {
     pub(crate) fn pv_console_output(&self, d: &Domain<A>) {
         let Some(&ring) = d.console_ring.get() else { return };
         let bytes = drain::<A>(ring);
-        let mut lines: Vec<String> = Vec::new();
-        d.console.lock().output(&bytes, |line| lines.push(String::from(line)));
-        for line in lines {
-            self.hooks.console_line(d.id(), &line);
-        }
+        self.console_output(d, &bytes);
     }
 
     /// Copies console input into `d`'s ring and raises its console port.

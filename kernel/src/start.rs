@@ -191,7 +191,7 @@ fn new_machine<A: Arch + GuestAbi + GuestLoader>() -> &'static Machine<'static, 
         Err(e) => panic!("no scheduler for {nr} CPUs: {e:?}"),
     };
     let mut machine = Machine::new(Hypervisor::new(&FRAME_POOL, hooks), hooks).with_online(online);
-    machine = machine.with_restarts(options().restarts, rebuild::<A>);
+    machine = machine.with_restarts(options().restarts, rebuild::<A>).with_raw_console(options().raw_console());
     if options().dom0_store_local {
         machine = machine.with_local_dom0_store();
     }

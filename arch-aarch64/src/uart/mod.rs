@@ -52,6 +52,13 @@ impl Uart {
         }
     }
 
+    /// Writes `bytes` as they are.
+    pub fn write_bytes(&self, bytes: &[u8]) {
+        for &b in bytes {
+            self.put(b);
+        }
+    }
+
     fn put(&self, b: u8) {
         match self {
             Uart::Pl011(u) => u.put(b),

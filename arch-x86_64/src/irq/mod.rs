@@ -16,6 +16,8 @@ use keel_kernel::arch::{CpuId, InterruptController, IrqNumber};
 
 /// Where the remapped legacy PIC would deliver (all its inputs are masked).
 pub const VECTOR_PIC_BASE: u8 = 0x20;
+/// The console UART's receive interrupt (COM1 through the I/O APIC).
+pub const VECTOR_CONSOLE: u8 = 0x30;
 /// The hypervisor timer (LAPIC timer, TSC-deadline or one-shot).
 pub const VECTOR_TIMER: u8 = 0xf0;
 /// The hypervisor's wake-up IPI.

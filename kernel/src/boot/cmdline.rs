@@ -43,6 +43,18 @@ pub struct Options {
     /// control domain hands it over (`keelctl xenstore-connect`, `CTL_STORE_CONNECT`);
     /// `=domain` (the default): it gets them at build time, as a domU does.
     pub dom0_store_local: bool,
+    /// `keel.console=raw|prefixed`: whether the domain that has console input gets its
+    /// output passed through raw ([`Options::raw_console`]).
+    pub console: Option<ConsoleMode>,
+}
+
+/// How the domain that has console input appears on the physical console.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConsoleMode {
+    /// Its output passes through raw, byte by byte (as Xen prints dom0's).
+    Raw,
+    /// Like every other domain's: sanitised lines prefixed `(d<id>)`.
+    Prefixed,
 }
 
 /// Restarts per domain unless `keel.restarts=` says otherwise.
@@ -56,11 +68,22 @@ impl Default for Options {
             timeout_s: None,
             restarts: DEFAULT_RESTARTS,
             dom0_store_local: false,
+            console: None,
         }
     }
 }
 
 impl Options {
+    /// Whether the domain that has console input gets its output raw: `keel.console=`
+    /// if given, else raw, except in test runs (`keel.exit=test`), whose log is parsed
+    /// line by line and attributed by the `(d<id>)` prefixes.
+    pub fn raw_console(&self) -> bool {
+        match self.console {
+            Some(mode) => mode == ConsoleMode::Raw,
+            None => self.power_off != PowerOffPath::TestDevice,
+        }
+    }
+
     /// Parses `cmdline`; returns the options and the first word it did not understand.
     pub fn parse(cmdline: &str) -> (Options, Option<&str>) {
         let mut o = Options::default();
@@ -83,6 +106,14 @@ impl Options {
                 }
                 ("exit", "test") => {
                     o.power_off = PowerOffPath::TestDevice;
+                    true
+                }
+                ("console", "raw") => {
+                    o.console = Some(ConsoleMode::Raw);
+                    true
+                }
+                ("console", "prefixed") => {
+                    o.console = Some(ConsoleMode::Prefixed);
                     true
                 }
                 ("loglevel", _) if level.is_some() => {
@@ -137,5 +168,14 @@ mod tests {
         assert_eq!(Options::parse("keel.timeout=0").1, Some("keel.timeout=0"));
         assert_eq!(Options::parse("keel.timeout=x").0.timeout_s, None);
         assert_eq!(Options::parse(""), (Options::default(), None));
+    }
+
+    #[test]
+    fn the_console_is_raw_unless_prefixed_or_a_test_run() {
+        assert!(Options::parse("").0.raw_console());
+        assert!(!Options::parse("keel.console=prefixed").0.raw_console());
+        assert!(!Options::parse("keel.exit=test").0.raw_console(), "test logs are parsed by prefix");
+        assert!(Options::parse("keel.exit=test keel.console=raw").0.raw_console());
+        assert_eq!(Options::parse("keel.console=tty").1, Some("keel.console=tty"));
     }
 }

@@ -56,6 +56,13 @@ pub trait Hooks: Sync {
     fn console_line(&self, domain: DomId, line: &str) {
         log::info!("(d{domain}) {line}");
     }
+    /// Output of a domain whose console passes through raw (it has console input): the
+    /// bytes as the guest wrote them, to reach the terminal unchanged and at once.
+    fn console_raw(&self, domain: DomId, bytes: &[u8]) {
+        let mut line = bytes.to_vec();
+        super::sanitise(&mut line);
+        log::info!("(d{domain}) {}", core::str::from_utf8(&line).unwrap_or(""));
+    }
 }
 
 /// Hooks that do nothing but log console lines.

@@ -12,7 +12,7 @@ mod table;
 mod vcpu;
 mod watchdog;
 
-pub use console::ConsoleBuffers;
+pub use console::{sanitise, ConsoleBuffers, Output as ConsoleOutput};
 pub use hooks::{Hooks, NoHooks};
 pub use table::DomainTable;
 pub use vcpu::{Periodic, Poll, RunState, VcpuState};

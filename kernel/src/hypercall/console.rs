@@ -1,10 +1,8 @@
-//! `console_io`: guest output to Keel's console, tagged with the domain id, and input
+//! `console_io`: guest output to Keel's console (see [`crate::guest_output`]), and input
 //! from a per-domain buffer.
 
 use super::{Call, HcResult};
 use crate::arch::Arch;
-use alloc::string::String;
-use alloc::vec::Vec;
 use keel_abi::xen::{CONSOLEIO_READ, CONSOLEIO_WRITE};
 use keel_abi::Errno;
 
@@ -27,11 +25,7 @@ pub fn console_io<A: Arch>(c: &Call<'_, '_, A>) -> HcResult {
             while done < count as u64 {
                 let n = usize::try_from(u64::from(count) - done).unwrap_or(CHUNK).min(CHUNK);
                 c.guest.read(buf.checked_add(done).ok_or(Errno::EFAULT)?, &mut chunk[..n])?;
-                let mut lines = Vec::new();
-                c.domain.console.lock().output(&chunk[..n], |line| lines.push(String::from(line)));
-                for line in lines {
-                    c.hv.hooks.console_line(c.domain.id(), &line);
-                }
+                c.hv.console_output(c.domain, &chunk[..n]);
                 done += n as u64;
             }
             Ok(0)

@@ -100,13 +100,7 @@ impl<A: Arch> CpuLoop<'_, '_, A> {
                     }
                 }
             }
-            VmExit::ConsoleOutput(byte) => {
-                let mut lines: alloc::vec::Vec<alloc::string::String> = alloc::vec::Vec::new();
-                d.console.lock().output(&[byte], |l| lines.push(l.into()));
-                for line in lines {
-                    hv.hooks().console_line(d.id(), &line);
-                }
-            }
+            VmExit::ConsoleOutput(byte) => hv.console_output(d, &[byte]),
             // The guest took the upcall: the level is read again before the next entry.
             VmExit::UpcallAck => self.m.hooks.raise(cpu, Work::UPCALL),
         }

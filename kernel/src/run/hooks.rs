@@ -13,7 +13,8 @@
 //! - `domain_paused` pauses or unpauses every vCPU of the domain in the scheduler;
 //!   `sched_params`, `set_weight_cap` and `set_affinity` read and change its vCPUs'
 //!   parameters there;
-//! - `console_line` goes to the configured sink (the log by default).
+//! - `console_line` and `console_raw` go to the configured sinks (by default the log,
+//!   and the physical console as it is).
 //!
 //! A CPU that must act is told through its word of [`PendingWork`] (raised where the
 //! condition arises: `pick_next` due, a yield, its timers changed, the running vCPU's
@@ -36,9 +37,15 @@ use spin::Mutex;
 
 /// Where a domain's console lines go.
 pub type LineSink = fn(DomId, &str);
+/// Where the raw output of the domain that has console input goes.
+pub type RawSink = fn(DomId, &[u8]);
 
 fn log_line(domain: DomId, line: &str) {
     log::info!("(d{domain}) {line}");
+}
+
+fn console_raw(_domain: DomId, bytes: &[u8]) {
+    crate::console::raw(bytes);
 }
 
 /// What the hooks know about a registered domain.
@@ -55,6 +62,7 @@ pub struct SchedHooks<A: Arch> {
     console: LineSink,
     /// Per CPU: what its loop must do before entering a guest again.
     pending: PendingWork,
+    raw_console: RawSink,
     timers: Mutex<TimerTable>,
     /// Per CPU: the earliest deadline in `timers` (`u64::MAX`: none), read without the lock.
     earliest: Box<[AtomicU64]>,
@@ -72,6 +80,7 @@ impl<A: Arch> SchedHooks<A> {
             clock,
             console: log_line,
             pending: PendingWork::new(nr_cpus),
+            raw_console: console_raw,
             timers: Mutex::new(TimerTable::new(nr_cpus)),
             earliest: (0..nr_cpus).map(|_| AtomicU64::new(u64::MAX)).collect(),
             domains: Mutex::new(BTreeMap::new()),
@@ -83,6 +92,12 @@ impl<A: Arch> SchedHooks<A> {
     /// Sends console lines to `sink` instead of the log.
     pub fn with_console(mut self, sink: LineSink) -> Self {
         self.console = sink;
+        self
+    }
+
+    /// Sends raw console output to `sink` instead of the physical console.
+    pub fn with_raw_console(mut self, sink: RawSink) -> Self {
+        self.raw_console = sink;
         self
     }
 
@@ -350,6 +365,10 @@ impl<A: Arch> Hooks for SchedHooks<A> {
 
     fn console_line(&self, domain: DomId, line: &str) {
         (self.console)(domain, line);
+    }
+
+    fn console_raw(&self, domain: DomId, bytes: &[u8]) {
+        (self.raw_console)(domain, bytes);
     }
 }
 

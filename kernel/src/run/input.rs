@@ -45,6 +45,22 @@ impl InputRouter {
         Some(t)
     }
 
+    /// The domain that got input last (or was switched to), without looking at which
+    /// domains live.
+    pub fn current(&self) -> Option<DomId> {
+        self.target
+    }
+
+    /// Domain `old`, which had input, was built again as `new`: input goes to `new`.
+    /// Returns whether `old` had input.
+    pub fn retarget(&mut self, old: DomId, new: DomId) -> bool {
+        let had = self.target == Some(old);
+        if had {
+            self.target = Some(new);
+        }
+        had
+    }
+
     /// Routes `bytes` to the `live` domains (sorted ids).
     pub fn feed(&mut self, bytes: &[u8], live: &[DomId]) -> Vec<Action> {
         let mut out: Vec<Action> = Vec::new();
@@ -79,9 +95,13 @@ impl InputRouter {
         chunk.clear();
     }
 
-    /// Moves the input to the live domain after the current one (wrapping).
+    /// Moves the input to the live domain after the one that had it (wrapping), even if
+    /// that one has ended since: three Ctrl-A always mean "the next domain".
     fn next(&mut self, live: &[DomId]) -> Option<DomId> {
-        let cur = self.target(live)?;
+        let cur = match self.target {
+            Some(t) => t,
+            None => *live.first()?,
+        };
         let next = *live.iter().find(|&&d| d > cur).or(live.first())?;
         self.target = Some(next);
         Some(next)
@@ -119,5 +139,12 @@ mod tests {
         assert_eq!(r.feed(b"b", &[4, 7]), vec![Action::Deliver(4, b"b".to_vec())]);
         assert_eq!(r.feed(b"c", &[2]), vec![Action::Deliver(2, b"c".to_vec())]);
         assert_eq!(r.feed(b"\x01\x01\x01", &[2]), vec![Action::Switched(2)]);
+        assert_eq!(r.current(), Some(2));
+        // Domain 2 ended without input since: the switch goes to the one after it.
+        assert_eq!(r.feed(b"\x01\x01\x01", &[1, 3, 4]), vec![Action::Switched(3)]);
+        r.retarget(3, 2);
+        assert!(!r.retarget(3, 9), "domain 3 does not have input");
+        assert!(r.retarget(2, 9), "a restarted domain keeps the input");
+        assert_eq!(r.current(), Some(9));
     }
 }

@@ -39,7 +39,7 @@ mod timers;
 pub use build::{build_all, build_domain, rebuild, BuildError, Described};
 pub use cpu::{CpuLoop, Step};
 pub use guests::Guest;
-pub use hooks::{LineSink, SchedHooks};
+pub use hooks::{LineSink, RawSink, SchedHooks};
 pub use input::{Action as InputAction, InputRouter};
 pub use pending::{PendingWork, Work};
 pub use reap::{destroy_domain, DomainEnd};
@@ -81,6 +81,10 @@ pub struct Machine<'a, A: Arch> {
     input: Mutex<InputRouter>,
     /// A CPU loop took the physical console's input interrupt.
     input_taken: AtomicBool,
+    /// The domain that has input gets its output raw ([`Machine::with_raw_console`]).
+    raw_console: bool,
+    /// The domain whose output passes through raw now.
+    raw_focus: Mutex<Option<DomId>>,
     /// Builds a domain again when its guest reboots ([`Machine::with_restarts`]).
     restarter: Option<Restarter<A>>,
     /// Restarts allowed per domain.
@@ -121,6 +125,8 @@ impl<'a, A: Arch> Machine<'a, A> {
             online: CpuMask::first_n(hooks.scheduler().nr_cpus()),
             input: Mutex::new(InputRouter::new()),
             input_taken: AtomicBool::new(false),
+            raw_console: false,
+            raw_focus: Mutex::new(None),
             restarter: None,
             restart_limit: 0,
             dom0_store_local: false,
@@ -147,6 +153,13 @@ impl<'a, A: Arch> Machine<'a, A> {
     /// Whether the initial domain is built without a store page.
     pub fn dom0_store_local(&self) -> bool {
         self.dom0_store_local
+    }
+
+    /// Passes the output of the domain that has console input through raw
+    /// (`keel.console=raw`): see [`Machine::console_input`].
+    pub fn with_raw_console(mut self, raw: bool) -> Self {
+        self.raw_console = raw;
+        self
     }
 
     /// Records what domain `id` was built from (and how often it was restarted), so that
@@ -182,6 +195,9 @@ impl<'a, A: Arch> Machine<'a, A> {
                     self.restart_limit
                 );
                 self.remember(new, &d.config, d.global_virq_handler, d.restarts + 1);
+                if self.input.lock().retarget(id, new) {
+                    self.focus_output(Some(new));
+                }
                 true
             }
             Err(e) => {
@@ -286,12 +302,17 @@ impl<'a, A: Arch> Machine<'a, A> {
     }
 
     /// Routes input from the physical console to the domain that has it (three Ctrl-A
-    /// switch to the next domain): see [`InputRouter`].
+    /// switch to the next domain): see [`InputRouter`]. With a raw console, the domain
+    /// that has input gets its output passed through raw; the others' stays prefixed.
     pub fn console_input(&self, bytes: &[u8]) {
         let mut live: Vec<u16> = self.guests.ids();
         live.retain(|&id| self.guests.get(id).is_some_and(|g| g.domain.state() == DomainState::Running));
         live.sort_unstable();
-        let actions = self.input.lock().feed(bytes, &live);
+        let (actions, target) = {
+            let mut input = self.input.lock();
+            let actions = input.feed(bytes, &live);
+            (actions, input.current())
+        };
         for action in actions {
             match action {
                 InputAction::Deliver(id, bytes) => {
@@ -299,9 +320,37 @@ impl<'a, A: Arch> Machine<'a, A> {
                         self.hv.console_input(&g.domain, &bytes);
                     }
                 }
-                InputAction::Switched(id) => self.announce_input(id),
+                InputAction::Switched(id) => {
+                    self.announce_input(id);
+                    self.focus_output(Some(id));
+                }
             }
         }
+        self.focus_output(target);
+    }
+
+    /// Makes `target`'s output raw and the previous raw domain's prefixed again (with a
+    /// raw console; otherwise nothing is raw).
+    fn focus_output(&self, target: Option<DomId>) {
+        if !self.raw_console {
+            return;
+        }
+        let mut focus = self.raw_focus.lock();
+        if *focus == target {
+            return;
+        }
+        if let Some(old) = focus.and_then(|id| self.guests.get(id)) {
+            self.hv.set_console_raw(&old.domain, false);
+        }
+        if let Some(new) = target.and_then(|id| self.guests.get(id)) {
+            self.hv.set_console_raw(&new.domain, true);
+        }
+        *focus = target;
+    }
+
+    /// The domain whose output passes through raw, if any.
+    pub fn raw_focus(&self) -> Option<DomId> {
+        *self.raw_focus.lock()
     }
 
     /// Says on the console which domain gets input.
@@ -319,8 +368,10 @@ impl<'a, A: Arch> Machine<'a, A> {
     pub(super) fn announce_first_input(&self) {
         let mut live = self.guests.ids();
         live.sort_unstable();
-        if let Some(id) = self.input.lock().target(&live) {
+        let target = self.input.lock().target(&live);
+        if let Some(id) = target {
             self.announce_input(id);
+            self.focus_output(Some(id));
         }
     }
 

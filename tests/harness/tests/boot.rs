@@ -22,10 +22,14 @@ mod arm64_xenstore;
 mod arm64_xenstore_linux;
 #[path = "boot/x86_conform.rs"]
 mod x86_conform;
+#[path = "boot/x86_consoles.rs"]
+mod x86_consoles;
 #[path = "boot/x86_guests.rs"]
 mod x86_guests;
 #[path = "boot/x86_linux.rs"]
 mod x86_linux;
+#[path = "boot/x86_xenstore.rs"]
+mod x86_xenstore;
 
 const AARCH64: &str = "scripts/qemu-aarch64";
 const X86_64: &str = "scripts/qemu-x86_64";
@@ -35,6 +39,16 @@ const TEST_ISO: &str = "target/images/test/keel-x86_64.iso";
 /// QEMU's isa-debug-exit turns Keel's 0x10 into exit status 33, 0x11 into 35.
 const QEMU_X86_PASS: i32 = 33;
 const QEMU_X86_FAIL: i32 = 35;
+
+/// Console input for a run (`--input` of the runner scripts): written under `target/`,
+/// named after the test.
+fn input_file(name: &str, bytes: &[u8]) -> String {
+    let dir = keel_tests::repo_root().join("target/test-input");
+    std::fs::create_dir_all(&dir).expect("target/test-input");
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).expect("input file");
+    path.to_string_lossy().into_owned()
+}
 
 /// Runs `test` (once more after an emulator reset, if it allows that), checks it and
 /// returns what it printed, for checks of its own.

@@ -1,7 +1,7 @@
 //! Domain life cycles: building, running, ending, isolation.
 
 use super::programs::{self, two_vcpus, wild_load, worker};
-use super::world::{describe, lines_of, Guest, World};
+use super::world::{describe, lines_of, raw_of, Guest, World};
 use crate::arch::CpuId;
 use crate::domain::{DomainState, ShutdownReason};
 use crate::mock::sim;
@@ -186,6 +186,37 @@ fn console_input_goes_to_one_domain_and_three_ctrl_a_move_it() {
     let input = |id: u16| w.m.guest(id).unwrap().domain.console.lock().peek_input(64);
     assert_eq!(input(1), b"to-a\x01\x01!");
     assert_eq!(input(2), b"to-b");
+}
+
+#[test]
+fn the_domain_with_input_writes_raw_and_the_others_sanitised_lines() {
+    let mut w = World::with_raw_console(1);
+    let a = programs::uart_writer("\x1b[1ma\x1b[0m\r\n$ ");
+    let b = programs::uart_writer("\x1b[1mb\x1b[0m\r\n$ ");
+    let built = w.boot(&describe(&[Guest::new("a", a), Guest::new("b", b)]));
+    assert!(built.iter().all(|b| b.result.is_ok()), "{built:?}");
+    let raw = |id: u16| w.m.guest(id).unwrap().domain.console.lock().is_raw();
+    w.m.console_input(b"x");
+    assert_eq!((w.m.raw_focus(), raw(1), raw(2)), (Some(1), true, false), "input went to domain 1");
+    w.m.console_input(b"\x01\x01\x01");
+    assert_eq!((w.m.raw_focus(), raw(1), raw(2)), (Some(2), false, true), "three Ctrl-A moved the raw output");
+    assert!(w.run(10_000_000).iter().all(|e| e.is_clean()));
+    assert_eq!(raw_of(2), b"\x1b[1mb\x1b[0m\r\n$ ", "every byte as written, the prompt without newline");
+    assert!(lines_of(2).is_empty());
+    assert_eq!(lines_of(1), [".[1ma.[0m"], "prefixed, sanitised, the unterminated prompt held back");
+    assert!(raw_of(1).is_empty());
+}
+
+#[test]
+fn without_a_raw_console_every_domain_writes_lines() {
+    let mut w = World::new(1);
+    let built = w.boot(&describe(&[Guest::new("a", programs::uart_writer("\x1b[1ma\n$ "))]));
+    assert_eq!(built[0].result, Ok(1));
+    w.m.console_input(b"x");
+    assert_eq!(w.m.raw_focus(), None);
+    assert!(w.run(10_000_000)[0].is_clean());
+    assert_eq!(lines_of(1), [".[1ma"]);
+    assert!(raw_of(1).is_empty());
 }
 
 #[test]

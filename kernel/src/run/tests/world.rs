@@ -29,10 +29,20 @@ const QUANTUM: u64 = 1_000;
 
 std::thread_local! {
     static LINES: RefCell<Vec<(DomId, String)>> = const { RefCell::new(Vec::new()) };
+    static RAW: RefCell<Vec<(DomId, Vec<u8>)>> = const { RefCell::new(Vec::new()) };
 }
 
 fn capture(domain: DomId, line: &str) {
     LINES.with(|l| l.borrow_mut().push((domain, line.to_string())));
+}
+
+fn capture_raw(domain: DomId, bytes: &[u8]) {
+    RAW.with(|r| r.borrow_mut().push((domain, bytes.to_vec())));
+}
+
+/// What domain `domain` wrote raw so far, in one piece.
+pub fn raw_of(domain: DomId) -> Vec<u8> {
+    RAW.with(|r| r.borrow().iter().filter(|(d, _)| *d == domain).flat_map(|(_, b)| b.clone()).collect())
 }
 
 /// The console lines domain `domain` wrote so far.
@@ -110,23 +120,28 @@ impl World {
     /// A machine with `cpus` CPUs that crashes domains still running at system time
     /// `deadline` (ns, `keel.timeout`).
     pub fn with_deadline(cpus: usize, deadline: u64) -> Self {
-        Self::build(cpus, CpuMask::ALL, Some(deadline), None)
+        Self::build(cpus, CpuMask::ALL, Some(deadline), None, false)
     }
 
     /// A machine with `cpus` CPUs that builds a domain whose guest reboots again, at
     /// most `limit` times (`keel.restarts`).
     pub fn with_restarts(cpus: usize, limit: u32) -> Self {
-        Self::build(cpus, CpuMask::ALL, None, Some((limit, crate::run::rebuild::<MockArch>)))
+        Self::build(cpus, CpuMask::ALL, None, Some((limit, crate::run::rebuild::<MockArch>)), false)
     }
 
     /// As [`World::with_restarts`], rebuilding with `restarter`.
     pub fn with_restarter(cpus: usize, limit: u32, restarter: crate::run::Restarter<MockArch>) -> Self {
-        Self::build(cpus, CpuMask::ALL, None, Some((limit, restarter)))
+        Self::build(cpus, CpuMask::ALL, None, Some((limit, restarter)), false)
     }
 
     /// A machine whose scheduler has `cpus` CPUs, of which only `online` run domains.
     pub fn with_online(cpus: usize, online: CpuMask) -> Self {
-        Self::build(cpus, online, None, None)
+        Self::build(cpus, online, None, None, false)
+    }
+
+    /// A machine whose domain with console input writes raw (`keel.console=raw`).
+    pub fn with_raw_console(cpus: usize) -> Self {
+        Self::build(cpus, CpuMask::ALL, None, None, true)
     }
 
     fn build(
@@ -134,13 +149,18 @@ impl World {
         online: CpuMask,
         deadline: Option<u64>,
         restarts: Option<(u32, crate::run::Restarter<MockArch>)>,
+        raw_console: bool,
     ) -> Self {
         sim::reset(cpus, 1_000_000);
         LINES.with(|l| l.borrow_mut().clear());
+        RAW.with(|r| r.borrow_mut().clear());
         let pool = crate::test_support::pool();
-        let hooks = SchedHooks::new(cpus, SchedConfig::default(), MockTimer::now_ns).unwrap().with_console(capture);
+        let hooks = SchedHooks::new(cpus, SchedConfig::default(), MockTimer::now_ns)
+            .unwrap()
+            .with_console(capture)
+            .with_raw_console(capture_raw);
         let hooks: &'static SchedHooks<MockArch> = Box::leak(Box::new(hooks));
-        let mut m = Machine::new(Hypervisor::new(pool, hooks), hooks).with_online(online);
+        let mut m = Machine::new(Hypervisor::new(pool, hooks), hooks).with_online(online).with_raw_console(raw_console);
         if let Some(d) = deadline {
             m = m.with_deadline(d);
         }

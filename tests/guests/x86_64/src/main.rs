@@ -3,10 +3,12 @@
 //! mode with an identity map plus an alias of the low 4 GiB, checks what is specific to
 //! x86 (Xen's CPUID leaves, the hypercall page, both hypercall instructions, MSRs and
 //! ports that real hardware would refuse or ignore), then runs the portable scenario its
-//! command line names (`keel-test-guest`).
+//! command line names (`keel-test-guest`), or, with `keel.program=xenstored`, Keel's
+//! xenstore domain (`keel-xenstored`).
 #![no_std]
 #![no_main]
-// A failure carries its message inline (no allocator), as in `keel-test-guest`.
+// A failure carries its message inline (the scenarios have no allocator), as in
+// `keel-test-guest`.
 #![allow(clippy::result_large_err)]
 
 mod checks;
@@ -14,6 +16,8 @@ mod compat;
 mod control;
 mod cpu;
 mod faults;
+mod heap;
+mod hole_faults;
 mod params;
 mod platform;
 mod smp;
@@ -51,6 +55,10 @@ extern "C" fn guest_main(cpu: u32, start_info: u32) -> ! {
     }
     traps::init_cpu(cpu);
     platform::init(start_info as u64);
+    if keel_test_guest::cmdline::get(X86.cmdline(), "keel.program") == Some("xenstored") {
+        heap::init();
+        keel_xenstored::serve(&X86)
+    }
     // SAFETY: written once by the 32-bit entry code before long mode.
     let result32 = unsafe { core::ptr::read_volatile(&raw const guest_hypercall32_result) };
     let mut outcome = checks::run(&X86, result32);

@@ -222,6 +222,19 @@ impl Platform for Pvh {
         HOLE
     }
 
+    fn tolerate_hole_faults(&self) {
+        crate::hole_faults::tolerate();
+    }
+
+    fn hole_faults(&self) -> (u64, u64) {
+        crate::hole_faults::count()
+    }
+
+    /// The low 4 GiB are identity-mapped (the PV console ring at 0xfefff000 among them).
+    fn phys_to_virt(&self, gpa: u64) -> Option<usize> {
+        (gpa < ALIAS_SIZE).then_some(gpa as usize)
+    }
+
     fn ram(&self) -> (u64, u64) {
         (0, RAM_END.load(Relaxed))
     }

@@ -2,16 +2,7 @@
 //! from the physical console routed to one domain at a time (three Ctrl-A switch).
 
 use super::arm64_guests::{on, spec, CONFIGS};
-use super::boot;
-
-/// Console input for a run: written under `target/`, named after the test.
-fn input_file(name: &str, bytes: &[u8]) -> String {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/test-input");
-    std::fs::create_dir_all(&dir).expect("target/test-input");
-    let path = dir.join(name);
-    std::fs::write(&path, bytes).expect("input file");
-    path.to_string_lossy().into_owned()
-}
+use super::{boot, input_file};
 
 /// A PV console domain and a vPL011 domain print and each receive one line of input:
 /// the first line goes to the first domain, three Ctrl-A move the input to the other.
@@ -38,4 +29,43 @@ fn arm64_pv_console_vpl011_and_input_routing() {
         }
         boot(t);
     }
+}
+
+/// `keel.console=raw`: the domain that has input writes to the terminal raw, the others
+/// in prefixed, sanitised lines. Input goes to `first` (its line), then three Ctrl-A
+/// give it to `focused`: what `focused` writes after its input line is raw (no prefix,
+/// escape sequences intact, a prompt without newline printed before Keel's next line,
+/// which starts on a fresh line). `other` never has input: its escapes show as `.`.
+#[test]
+#[ignore = "boots QEMU: run through scripts/test"]
+fn arm64_raw_console_for_the_domain_with_input() {
+    let c = &CONFIGS[0];
+    let input = input_file("raw-console", b"to-the-first\n\x01\x01\x01to-the-ring\n");
+    let first = spec("first", "bootargs=keel.test=pvconsole keel.expect=to-the-first");
+    let focused = spec("focused", "bootargs=keel.test=pvconsole keel.expect=to-the-ring keel.prompt=1");
+    let other = spec("other", "bootargs=keel.test=pvconsole keel.prompt=1");
+    let args = [
+        "--bootargs",
+        "keel.console=raw",
+        "--input",
+        &input,
+        "--domain",
+        &first,
+        "--domain",
+        &focused,
+        "--domain",
+        &other,
+    ];
+    let t = on(c, "arm64 raw console", &args)
+        .domain("first")
+        .domain("focused")
+        .domain("other")
+        .line("console input goes to domain 1 (first); Ctrl-A three times switches")
+        .line("console input goes to domain 2 (focused); Ctrl-A three times switches")
+        .line("pv console input: to-the-first (")
+        .line("\npv console input: to-the-ring (")
+        .line("\n\x1b[7mreverse\x1b[0m video through the ring\n\x1b[1mkeel\x1b[0m$ \r\n[")
+        .line("(d3) .[7mreverse.[0m video through the ring")
+        .line("(d3) pv console line 49: 0123456789abcdef");
+    boot(t);
 }

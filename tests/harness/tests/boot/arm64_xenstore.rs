@@ -20,6 +20,27 @@ fn arm64_xenstore_domain_serves_xenbus_clients() {
     }
 }
 
+/// What the xenstore domain (d1), the client (d2) and the flooding domain (d3) print, on
+/// every architecture.
+pub(super) const XENSTORE_LINES: [&str; 16] = [
+    "(d1) xenstored: d1 serving; 3 domain(s) listed",
+    "(d1) xenstored: d2 introduced (ring mapped",
+    "(d1) xenstored: d3 introduced (ring mapped",
+    "(d2) xenbus: connected; domid 2",
+    "(d2) xenbus: write, read, directory: ok",
+    "(d2) xenbus: watch fired 2 times",
+    "(d2) xenbus: conflicting transaction: EAGAIN",
+    "(d2) xenbus: writes outside its subtree: EACCES",
+    "(d2) PASS xenbus",
+    "(d3) xenbus: connected; domid 3",
+    "(d3) xenbus: flood: ENOSPC after 431 nodes",
+    "(d3) xenbus: flood: still answered",
+    "(d3) PASS xenbus",
+    "(d1) xenstored: d2 released (ring ",
+    "(d1) xenstored: d3 released (ring ",
+    "(d1) xenstored: no other domain left; powering off",
+];
+
 fn xenstore_on(c: &(&str, &[&str], u32)) {
     let xenstore = spec("xenstore", "caps=4;bootargs=keel.program=xenstored xenstored.exit=last");
     let client = spec("client", "enhanced;bootargs=keel.test=xenbus keel.role=client");
@@ -31,22 +52,7 @@ fn xenstore_on(c: &(&str, &[&str], u32)) {
             .lines(&[
                 "domain 2 (client): xenstore page at gfn 0x39001, port ",
                 "domain 3 (flood): xenstore page at gfn 0x39001, port ",
-                "(d1) xenstored: d1 serving; 3 domain(s) listed",
-                "(d1) xenstored: d2 introduced (ring mapped",
-                "(d1) xenstored: d3 introduced (ring mapped",
-                "(d2) xenbus: connected; domid 2",
-                "(d2) xenbus: write, read, directory: ok",
-                "(d2) xenbus: watch fired 2 times",
-                "(d2) xenbus: conflicting transaction: EAGAIN",
-                "(d2) xenbus: writes outside its subtree: EACCES",
-                "(d2) PASS xenbus",
-                "(d3) xenbus: connected; domid 3",
-                "(d3) xenbus: flood: ENOSPC after 431 nodes",
-                "(d3) xenbus: flood: still answered",
-                "(d3) PASS xenbus",
-                "(d1) xenstored: d2 released (ring ",
-                "(d1) xenstored: d3 released (ring ",
-                "(d1) xenstored: no other domain left; powering off",
-            ]);
+            ])
+            .lines(&XENSTORE_LINES);
     boot(t);
 }

@@ -14,7 +14,7 @@
 //! | `spin` | spins forever with interrupts masked: Keel stops it at `keel.timeout` |
 //! | `preempt` | every vCPU spins without exiting, masked, some with `pause`: each finishes only if Keel preempts at the end of a slice |
 //! | `fuzz` | thousands of hypercalls with random arguments (`keel.count`, `keel.seed`); Keel keeps answering |
-//! | `pvconsole` | the PV console ring Keel serves: parameters, port status, output that wraps the ring, one line of input (`keel.expect`) |
+//! | `pvconsole` | the PV console ring Keel serves: parameters, port status, output that wraps the ring, one line of input (`keel.expect`), escapes and a prompt without newline (`keel.prompt=1`) |
 //! | `switching` | two domains on one CPU (`keel.seed` differs): the system registers each owns, FP/SIMD and its timer kept through thousands of yields to the other |
 //! | `control` | Keel's control interface from a control domain on a spinning sibling (`keel.victim=NAME`): list, query, pause/unpause (CPU time stops), weight, affinity, console, garbage, destroy and `VIRQ_DOM_EXC` |
 //! | `control-denied` | every control sub-op is `-EPERM` without the control capability |

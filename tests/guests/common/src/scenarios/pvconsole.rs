@@ -3,7 +3,11 @@
 //! interdomain with `DOMID_XEN`. Lines written into the `out` ring (more than the ring
 //! holds, so it wraps) come out on Keel's console tagged with the domain, and Keel has
 //! consumed them by the time `EVTCHNOP_send` returns. With `keel.expect`, one line of
-//! console input must arrive in the `in` ring, announced on the port.
+//! console input must arrive in the `in` ring, announced on the port. With
+//! `keel.prompt=1`, the domain then writes a line with terminal escape sequences and a
+//! shell-like prompt without a newline, and powers off at once: on a raw console (the
+//! domain has input) both reach the terminal as written, the prompt before Keel's next
+//! line; prefixed, the escapes show as `.` and the unterminated prompt is not printed.
 
 use crate::cmdline::get;
 use crate::console::Text;
@@ -16,6 +20,7 @@ use core::sync::atomic::{fence, Ordering};
 use keel_abi::console::*;
 use keel_abi::event::{EvtchnPort, EvtchnStatus, EVTCHNOP_SEND, EVTCHNOP_STATUS, EVTCHNSTAT_INTERDOMAIN};
 use keel_abi::hvm::{XenHvmParam, HVMOP_GET_PARAM, HVM_PARAM_CONSOLE_EVTCHN, HVM_PARAM_CONSOLE_PFN};
+use keel_abi::sched::SHUTDOWN_POWEROFF;
 use keel_abi::xen::{DOMID_SELF, DOMID_XEN};
 
 /// Lines written through the ring (about 3 KiB: the 2 KiB ring wraps).
@@ -124,6 +129,13 @@ pub fn run<P: Platform>(p: &P) -> Outcome {
         }
         say!(p, "pv console input: {} ({} events)", got.as_str(), hits(port));
         expect_eq!(got.as_str(), expect, "input line");
+    }
+    if get(p.cmdline(), "keel.prompt").is_some() {
+        ring.write(p, b"\x1b[7mreverse\x1b[0m video through the ring\n")?;
+        ring.write(p, b"\x1b[1mkeel\x1b[0m$ ")?;
+        // Nothing after the prompt: Keel's own line must follow it.
+        Hv(p).shutdown(SHUTDOWN_POWEROFF);
+        fail!("SCHEDOP_shutdown(poweroff) returned");
     }
     Ok(())
 }
