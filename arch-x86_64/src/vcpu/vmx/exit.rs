@@ -14,8 +14,8 @@ use keel_kernel::arch::{MemoryAccess, VmExit};
 
 /// #UD: intercepted so that `vmmcall` (AMD's hypercall) works on Intel too.
 pub const UD_VECTOR: u32 = 6;
-const INTERRUPTION_TYPE_NMI: u64 = 2;
-const INTERRUPTION_TYPE_HARDWARE_EXCEPTION: u64 = 3;
+const INTERRUPTION_TYPE_NMI: u32 = 2;
+const INTERRUPTION_TYPE_HARDWARE_EXCEPTION: u32 = 3;
 /// EPT-violation qualification: the access was a write, an instruction fetch.
 const EPT_WRITE: u64 = 1 << 1;
 const EPT_FETCH: u64 = 1 << 2;
@@ -23,7 +23,7 @@ const EPT_FETCH: u64 = 1 << 2;
 impl VmxVcpu {
     /// Handles the exit that just happened: `Some` for the core, `None` to re-enter.
     pub(super) fn handle_exit(&mut self, common: &mut Common) -> Option<VmExit> {
-        let exit_reason = field(vmcs::EXIT_REASON) as u32;
+        let exit_reason = field(vmcs::EXIT_REASON);
         let qualification = field(vmcs::EXIT_QUALIFICATION);
         if exit_reason & reason::ENTRY_FAILURE != 0 {
             log::error!(
@@ -34,7 +34,7 @@ impl VmxVcpu {
             return Some(VmExit::GuestCrash);
         }
         self.reinject_vectored_event();
-        let next_rip = || field(vmcs::GUEST_RIP).wrapping_add(field(vmcs::EXIT_INSTRUCTION_LENGTH));
+        let next_rip = || field(vmcs::GUEST_RIP).wrapping_add(u64::from(field(vmcs::EXIT_INSTRUCTION_LENGTH)));
         let emulate = |v: &mut Self, common: &mut Common, what| {
             emulate::handle(v, common, what, next_rip());
             None
@@ -156,7 +156,7 @@ impl VmxVcpu {
             string,
             rep: q & (1 << 5) != 0,
             address_size: 2 << ((info >> 7) & 3),
-            segment: Segment::from_encoding((info >> 15) & 7),
+            segment: Segment::from_encoding(u64::from((info >> 15) & 7)),
         }
     }
 
@@ -169,7 +169,7 @@ impl VmxVcpu {
             unsafe { core::arch::asm!("int 2") };
             return None;
         }
-        if vector as u32 == UD_VECTOR && kind == INTERRUPTION_TYPE_HARDWARE_EXCEPTION {
+        if vector == UD_VECTOR && kind == INTERRUPTION_TYPE_HARDWARE_EXCEPTION {
             if emulate::at_hypercall(self) {
                 self.long_mode = self.in_64bit_code();
                 let rip = self.rip().wrapping_add(crate::vcpu::guest::VMMCALL.len() as u64);

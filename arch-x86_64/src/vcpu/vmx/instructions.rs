@@ -3,6 +3,7 @@
 //! error number is then in the VM-instruction error field of the current VMCS).
 
 use super::super::GuestRegisters;
+use super::vmcs::{self, Field};
 use core::arch::asm;
 
 core::arch::global_asm!(include_str!("enter.s"), options(att_syntax));
@@ -24,7 +25,7 @@ fn outcome(ok: u8, cf: u8) -> Result<(), VmxFail> {
     match (ok, cf) {
         (1, _) => Ok(()),
         (_, 1) => Err(VmxFail::Invalid),
-        _ => Err(VmxFail::Valid(vmread(super::vmcs::VM_INSTRUCTION_ERROR).unwrap_or(0) as u32)),
+        _ => Err(VmxFail::Valid(vmread(vmcs::VM_INSTRUCTION_ERROR).unwrap_or(0))),
     }
 }
 
@@ -77,32 +78,32 @@ pub fn vmptrst() -> u64 {
     pa
 }
 
-/// Reads VMCS field `field` of the current VMCS.
-pub fn vmread(field: u32) -> Result<u64, VmxFail> {
+/// Reads `field` of the current VMCS.
+pub fn vmread<F: Field>(field: F) -> Result<F::Value, VmxFail> {
     let (value, ok, cf): (u64, u8, u8);
     // SAFETY: VMREAD only reads the current VMCS; without one it fails cleanly (CF=1).
     unsafe {
-        asm!("vmread {}, {}", "seta {}", "setc {}", out(reg) value, in(reg) field as u64,
+        asm!("vmread {}, {}", "seta {}", "setc {}", out(reg) value, in(reg) u64::from(field.encoding()),
              out(reg_byte) ok, out(reg_byte) cf, options(nostack))
     };
     match (ok, cf) {
-        (1, _) => Ok(value),
+        (1, _) => Ok(F::from_raw(value)),
         (_, 1) => Err(VmxFail::Invalid),
         _ => Err(VmxFail::Valid(0)),
     }
 }
 
-/// Writes VMCS field `field` of the current VMCS.
+/// Writes `field` of the current VMCS.
 ///
 /// # Safety
 /// The value takes effect at the next VM entry or exit: host-state fields must describe
 /// Keel's real state, and guest/control fields must not give the guest access to memory
 /// or hardware it must not have.
-pub unsafe fn vmwrite(field: u32, value: u64) -> Result<(), VmxFail> {
+pub unsafe fn vmwrite<F: Field>(field: F, value: F::Value) -> Result<(), VmxFail> {
     let (ok, cf): (u8, u8);
     // SAFETY: the caller guarantees the value is safe to use at the next entry/exit.
     unsafe {
-        asm!("vmwrite {}, {}", "seta {}", "setc {}", in(reg) field as u64, in(reg) value,
+        asm!("vmwrite {}, {}", "seta {}", "setc {}", in(reg) u64::from(field.encoding()), in(reg) F::to_raw(value),
              out(reg_byte) ok, out(reg_byte) cf, options(nostack))
     };
     outcome(ok, cf)
@@ -152,6 +153,6 @@ pub unsafe fn enter(regs: &mut GuestRegisters, launched: bool) -> Entry {
     match unsafe { keel_vmx_enter(regs, launched as u64) } {
         0 => Entry::Exited,
         1 => Entry::Failed(VmxFail::Invalid),
-        _ => Entry::Failed(VmxFail::Valid(vmread(super::vmcs::VM_INSTRUCTION_ERROR).unwrap_or(0) as u32)),
+        _ => Entry::Failed(VmxFail::Valid(vmread(vmcs::VM_INSTRUCTION_ERROR).unwrap_or(0))),
     }
 }

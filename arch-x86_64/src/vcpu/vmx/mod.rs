@@ -245,8 +245,8 @@ fn tss_base(gdt: u64) -> u64 {
 }
 
 /// Reads a VMCS field that must exist (a failure means a Keel bug: no current VMCS).
-fn field(f: u32) -> u64 {
-    vmread(f).unwrap_or_else(|e| panic!("VMREAD {f:#x} failed: {e:?}"))
+fn field<F: vmcs::Field>(f: F) -> F::Value {
+    vmread(f).unwrap_or_else(|e| panic!("VMREAD {f:?} failed: {e:?}"))
 }
 
 /// The longest a guest runs without an exit to the core: 4 ms, the scheduler's slice.
@@ -262,6 +262,6 @@ impl VmxVcpu {
         let slice = crate::timer::tsc_hz() / PREEMPTION_TICKS_PER_SECOND;
         let deadline = crate::timer::armed_deadline();
         let left = if deadline == 0 { slice } else { deadline.saturating_sub(crate::regs::rdtsc()).min(slice) };
-        state::set(vmcs::PREEMPTION_TIMER_VALUE, (left >> rate).min(u64::from(u32::MAX)));
+        state::set(vmcs::PREEMPTION_TIMER_VALUE, u32::try_from(left >> rate).unwrap_or(u32::MAX));
     }
 }
