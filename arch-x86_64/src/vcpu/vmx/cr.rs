@@ -103,6 +103,7 @@ impl VmxVcpu {
         set(vmcs::GUEST_CR0, self.caps.fixed_cr0(value, true));
         set(vmcs::CR0_READ_SHADOW, value);
         set(vmcs::GUEST_IA32_EFER, guest_efer);
+        self.cache.code64.set(None);
         set(vmcs::ENTRY_CONTROLS, entry);
         self.paging_changed()
     }

@@ -9,7 +9,8 @@ use core::arch::asm;
 core::arch::global_asm!(include_str!("enter.s"), options(att_syntax));
 
 extern "sysv64" {
-    fn keel_vmx_enter(regs: *mut GuestRegisters, resume: u64) -> u64;
+    fn keel_vmx_enter(regs: *mut GuestRegisters, resume: u64, host_rsp: *mut u64) -> u64;
+    fn keel_vmx_exit();
 }
 
 /// A VMX instruction failed.
@@ -133,6 +134,11 @@ pub fn invvpid(kind: u64, vpid: u16) -> Result<(), VmxFail> {
     outcome(ok, cf)
 }
 
+/// Where a VM exit lands (the VMCS's HOST_RIP): the second half of [`enter`].
+pub fn exit_address() -> u64 {
+    keel_vmx_exit as *const () as u64
+}
+
 /// How [`enter`] came back.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Entry {
@@ -145,12 +151,13 @@ pub enum Entry {
 /// Runs the guest of the current VMCS until the next VM exit.
 ///
 /// # Safety
-/// The current VMCS must be fully set up, with host state describing this CPU (HOST_RSP
-/// and HOST_RIP are written here) and guest state confined by EPT.
-pub unsafe fn enter(regs: &mut GuestRegisters, launched: bool) -> Entry {
+/// The current VMCS must be fully set up, with host state describing this CPU
+/// (HOST_RIP = [`exit_address`]) and guest state confined by EPT; `host_rsp` must be
+/// what its HOST_RSP holds (0 if unknown), which is written here when the stack moved.
+pub unsafe fn enter(regs: &mut GuestRegisters, launched: bool, host_rsp: &mut u64) -> Entry {
     // SAFETY: the caller guarantees a complete VMCS; the routine preserves the callee-saved
     // registers and returns on the same stack.
-    match unsafe { keel_vmx_enter(regs, launched as u64) } {
+    match unsafe { keel_vmx_enter(regs, launched as u64, host_rsp) } {
         0 => Entry::Exited,
         1 => Entry::Failed(VmxFail::Invalid),
         _ => Entry::Failed(VmxFail::Valid(vmread(vmcs::VM_INSTRUCTION_ERROR).unwrap_or(0))),

@@ -118,6 +118,7 @@ impl VmxVcpu {
             vmwrite(HOST_SYSENTER_EIP, 0)?;
             vmwrite(HOST_IA32_PAT, regs::rdmsr(msr::IA32_PAT))?;
             vmwrite(HOST_IA32_EFER, regs::read_efer())?;
+            vmwrite(HOST_RIP, super::instructions::exit_address())?;
         }
         Ok(())
     }

@@ -72,13 +72,19 @@ impl GuestCpu for VmxVcpu {
     }
 
     fn rip(&self) -> u64 {
-        field(vmcs::GUEST_RIP)
+        let rip = self.cache.rip.get().unwrap_or_else(|| field(vmcs::GUEST_RIP));
+        self.cache.rip.set(Some(rip));
+        rip
     }
 
     fn set_rip(&mut self, rip: u64) {
         let rip = if self.in_64bit_code() { rip } else { rip & 0xffff_ffff };
         set(vmcs::GUEST_RIP, rip);
-        set(vmcs::GUEST_INTERRUPTIBILITY, field(vmcs::GUEST_INTERRUPTIBILITY) & !INTERRUPTIBILITY_STI_MOV_SS);
+        self.cache.rip.set(Some(rip));
+        let blocking = field(vmcs::GUEST_INTERRUPTIBILITY);
+        if blocking & INTERRUPTIBILITY_STI_MOV_SS != 0 {
+            set(vmcs::GUEST_INTERRUPTIBILITY, blocking & !INTERRUPTIBILITY_STI_MOV_SS);
+        }
     }
 
     fn rflags(&self) -> u64 {
@@ -99,7 +105,11 @@ impl GuestCpu for VmxVcpu {
     }
 
     fn in_64bit_code(&self) -> bool {
-        field(vmcs::GUEST_IA32_EFER) & efer::LMA != 0 && field(vmcs::GUEST_CS_ACCESS_RIGHTS) & AR_LONG_MODE != 0
+        let code64 = self.cache.code64.get().unwrap_or_else(|| {
+            field(vmcs::GUEST_IA32_EFER) & efer::LMA != 0 && field(vmcs::GUEST_CS_ACCESS_RIGHTS) & AR_LONG_MODE != 0
+        });
+        self.cache.code64.set(Some(code64));
+        code64
     }
 
     fn segment_base(&self, seg: Segment) -> u64 {
@@ -113,6 +123,7 @@ impl GuestCpu for VmxVcpu {
             set(vmcs::ENTRY_EXCEPTION_ERROR_CODE, code);
         }
         set(vmcs::ENTRY_INTERRUPTION_INFO, info);
+        self.cache.queued = true;
     }
 
     fn read_state_msr(&mut self, m: StateMsr) -> u64 {
@@ -127,6 +138,8 @@ impl GuestCpu for VmxVcpu {
     }
 
     fn write_state_msr(&mut self, m: StateMsr, value: u64) {
+        // EFER.LMA may change what `in_64bit_code` found.
+        self.cache.code64.set(None);
         match state_field(m) {
             Some(StateField::Wide(f)) => set(f, value),
             Some(StateField::Natural(f)) => set(f, value),
@@ -149,11 +162,12 @@ impl GuestCpu for VmxVcpu {
     }
 
     fn event_queued(&self) -> bool {
-        field(vmcs::ENTRY_INTERRUPTION_INFO) & INTERRUPTION_VALID != 0
+        self.cache.queued
     }
 
     fn inject_interrupt(&mut self, vector: u8) {
         set(vmcs::ENTRY_INTERRUPTION_INFO, u32::from(vector) | INTERRUPTION_VALID);
+        self.cache.queued = true;
     }
 
     fn interrupt_window(&mut self, on: bool) {
