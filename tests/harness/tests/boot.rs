@@ -24,6 +24,8 @@ mod x86_conform;
 mod x86_guests;
 #[path = "boot/x86_linux.rs"]
 mod x86_linux;
+#[path = "boot/x86_switching.rs"]
+mod x86_switching;
 
 const AARCH64: &str = "scripts/qemu-aarch64";
 const X86_64: &str = "scripts/qemu-x86_64";

@@ -13,6 +13,7 @@ mod checks;
 mod control;
 mod cpu;
 mod faults;
+mod owned;
 mod platform;
 mod smp;
 mod start_info;
