@@ -143,6 +143,10 @@ pub trait Platform: Sync {
     fn bench_mmio_read(&self) -> Option<u64> {
         None
     }
+    /// What [`Platform::bench_mmio_read`] reads, as `bench` names the figure.
+    fn bench_mmio_name(&self) -> &'static str {
+        "emulated MMIO read (vPL011 UARTFR)"
+    }
 
     /// Host addresses (device frames of the machine Keel runs on) the isolation scenario
     /// tries to reach through the guest-physical space; none may be reachable.
