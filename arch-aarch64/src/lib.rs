@@ -11,6 +11,7 @@ extern crate alloc;
 // Pure parts, also built and tested on the host.
 pub mod layout;
 pub mod loader;
+pub mod syndrome;
 pub mod vgic;
 pub mod vpl011;
 pub mod vpsci;

@@ -10,7 +10,7 @@ use tock_registers::registers::InMemoryRegister;
 use tock_registers::interfaces::Readable;
 
 /// Vector slots of exceptions from a lower EL (see `asm/vectors.S`).
-const SLOT_SYNC_A64: u64 = 8;
+use crate::syndrome::SLOT_SYNC_A64;
 const SLOT_SYNC_A32: u64 = 12;
 
 // The instruction-specific syndromes (ESR_EL2.ISS) Keel decodes, by exception class.
@@ -198,3 +198,4 @@ pub fn needs_interrupt_model(outcome: &Outcome) -> bool {
         _ => true,
     }
 }
+

@@ -82,8 +82,11 @@ pub struct Aarch64Vcpu {
     vmpidr: u64,
     /// The CPU it is loaded on.
     cpu: Option<CpuId>,
-    /// The event upcall level (PPI 31) the core set before this entry.
+    /// The event upcall level (PPI 31) the core last set; kept across entries.
     upcall: bool,
+    /// The guest completed the upcall interrupt and the core was not told yet
+    /// (`VmExit::UpcallAck`): it reads the level again then.
+    upcall_ack: bool,
     /// The virtual CPU interface holds this vCPU's list registers, not yet saved, loaded
     /// with the upcall level in `.1` (`None`: saved; the next entry loads it).
     gic_live: Option<bool>,
@@ -134,6 +137,7 @@ impl Vcpu for Aarch64Vcpu {
             vmpidr: vmpidr(init.vcpu_id),
             cpu: None,
             upcall: false,
+            upcall_ack: false,
             gic_live: None,
             vcpu_id: init.vcpu_id,
             gic: CpuInterface::new(version),
@@ -180,6 +184,13 @@ impl Vcpu for Aarch64Vcpu {
     /// ([`UpcallRoute::Platform`]).
     fn set_event_upcall(&mut self, pending: bool, _route: UpcallRoute) {
         self.upcall = pending;
+    }
+
+    /// Yes: the level stays in `upcall` (and in the interface) across entries, and every
+    /// completion of the upcall interrupt the interface reports becomes
+    /// `VmExit::UpcallAck`, whatever exit brought it to light.
+    fn latches_upcall(&self) -> bool {
+        true
     }
 
     /// The PSCI return code in x0.

@@ -33,6 +33,9 @@ impl Aarch64Vcpu {
         if let Some(exit) = self.deferred.take() {
             return exit;
         }
+        if core::mem::take(&mut self.upcall_ack) {
+            return VmExit::UpcallAck;
+        }
         let mut internal_exits = 0u32;
         loop {
             self.load_gic();
@@ -44,27 +47,38 @@ impl Aarch64Vcpu {
             // state loaded; every exception from it returns here through the vectors, with
             // Keel's callee-saved registers and stack restored.
             let slot = unsafe { keel_guest_enter(&mut self.regs) };
-            let syndrome = Syndrome { slot, esr: ESR_EL2.get(), far: FAR_EL2.get(), hpfar: HPFAR_EL2.get() };
+            let esr = ESR_EL2.get();
             HCR_EL2.set(cpu::host_hcr());
             barrier::isb(barrier::SY);
+            if crate::syndrome::is_hypercall(slot, esr) {
+                // What the path below does for a hypercall, without decoding: it needs
+                // nothing of the interrupt model, and ELR_EL2 is already past the HVC.
+                if !self.gic.may_stay_loaded() {
+                    self.sync_gic(false);
+                }
+                return VmExit::Hypercall;
+            }
+            let syndrome = Syndrome { slot, esr, far: FAR_EL2.get(), hpfar: HPFAR_EL2.get() };
             let outcome = exit::decode(syndrome);
             // The fast path: an exit that needs nothing of the interrupt model leaves the
             // virtual CPU interface loaded, unless the guest completed an interrupt.
-            let (completed, taken) = if exit::needs_interrupt_model(&outcome) || !self.gic.may_stay_loaded() {
+            let taken = if exit::needs_interrupt_model(&outcome) || !self.gic.may_stay_loaded() {
                 self.sync_gic(is_irq(slot))
             } else {
                 Default::default()
             };
+            // A completed upcall (`upcall_ack`) is reported after any other exit, at the
+            // next `run`.
             if let Some(exit) = self.handle(outcome, &syndrome) {
                 return exit;
             }
+            if is_irq(slot) && taken.host {
+                return VmExit::Interrupt;
+            }
+            if core::mem::take(&mut self.upcall_ack) {
+                return VmExit::UpcallAck;
+            }
             if is_irq(slot) {
-                if taken.host {
-                    return VmExit::Interrupt;
-                }
-                if completed.upcall {
-                    return VmExit::UpcallAck;
-                }
                 // Interrupts Keel takes for the guest (its timer, the interface's
                 // maintenance) are handled here; should they keep coming, the core still
                 // gets to run its timers and scheduler between entries.
@@ -101,8 +115,8 @@ impl Aarch64Vcpu {
     /// Saves the virtual CPU interface into the model, if it is loaded: turned off first
     /// (its maintenance interrupt drops), then, after an exit by IRQ (`irq_exit`), the
     /// guest's own interrupts are taken (its virtual timer, the maintenance interrupt).
-    /// Returns what the guest completed and what was taken.
-    pub(super) fn sync_gic(&mut self, irq_exit: bool) -> (Completed, irq::Taken) {
+    /// Returns what was taken; a completed upcall interrupt is kept in `upcall_ack`.
+    pub(super) fn sync_gic(&mut self, irq_exit: bool) -> irq::Taken {
         let live = self.gic_live.take().is_some();
         if live {
             self.gic.quiesce();
@@ -110,7 +124,7 @@ impl Aarch64Vcpu {
         let mut taken = if irq_exit { irq::take_guest_interrupts() } else { irq::Taken::default() };
         taken.timer |= irq::take_vtimer_fired();
         if !live && !taken.timer {
-            return (Completed::default(), taken);
+            return taken;
         }
         let id = self.vcpu_id;
         let mut g = self.domain.vgic.lock();
@@ -118,7 +132,8 @@ impl Aarch64Vcpu {
             g.timer_fired(id);
         }
         let completed = if live { self.gic.save(&mut g, id, PPI_EVTCHN) } else { Completed::default() };
-        (completed, taken)
+        self.upcall_ack |= completed.upcall;
+        taken
     }
 
     /// Handles what Keel can; returns the exit the core must see, if any.

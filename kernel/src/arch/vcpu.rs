@@ -160,6 +160,18 @@ pub trait Vcpu: Sized + Send {
     /// after the guest acknowledged it, if the level is still set, it is delivered
     /// again: report [`VmExit::UpcallAck`] so that the core re-reads the level).
     fn set_event_upcall(&mut self, pending: bool, route: UpcallRoute);
+    /// Whether the vCPU keeps what [`Vcpu::set_event_upcall`] set across entries: it
+    /// asserts the last level and route given until told otherwise, and reports
+    /// [`VmExit::UpcallAck`] once the guest has taken (or completed) the upcall
+    /// interrupt, so that the core reads the level again. Then the core calls
+    /// `set_event_upcall` only when the level or route may have changed (an event was
+    /// marked for the vCPU, it was loaded, it acknowledged the upcall, a hypercall that
+    /// chooses the route ran) and may enter the guest again after an exit without the rest
+    /// of its run loop while no work is pending for the CPU. False (the default): the core
+    /// calls it before every entry.
+    fn latches_upcall(&self) -> bool {
+        false
+    }
     /// Reports the outcome of the [`VmExit::StartVcpu`] this vCPU made, as the start-up
     /// mechanism it used returns one (nothing, if that mechanism has no result).
     fn set_start_result(&mut self, result: StartResult);

@@ -24,6 +24,19 @@ use crate::mm::{bytes_to_page_end, PhysAddr, PAGE_SIZE};
 use crate::p2m::{Memory, PageKind};
 use keel_abi::{Errno, Wire};
 
+/// Runs `f` on a zeroed stack buffer of `size` bytes, the wire size of an ABI struct:
+/// -EFAULT beyond 256 bytes. Most hypercall structs are small, and clearing 256 bytes
+/// for each (as a single buffer size would) was a tenth of an event send.
+pub(crate) fn with_wire_buf<R>(size: usize, f: impl FnOnce(&mut [u8]) -> Result<R, Errno>) -> Result<R, Errno> {
+    if size <= 32 {
+        let mut buf = [0u8; 32];
+        f(&mut buf[..size])
+    } else {
+        let mut buf = [0u8; 256];
+        f(buf.get_mut(..size).ok_or(Errno::EFAULT)?)
+    }
+}
+
 /// The kind of access a copy makes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
@@ -123,18 +136,18 @@ impl<'a, A: Arch> GuestPhys<'a, A> {
 
     /// Reads an ABI struct at `gpa`.
     pub fn read_struct<T: Wire>(&self, gpa: u64) -> Result<T, Errno> {
-        let mut buf = [0u8; 256];
-        let b = buf.get_mut(..T::SIZE).ok_or(Errno::EFAULT)?;
-        self.read(gpa, b)?;
-        T::from_bytes(b).ok_or(Errno::EFAULT)
+        with_wire_buf(T::SIZE, |b| {
+            self.read(gpa, b)?;
+            T::from_bytes(b).ok_or(Errno::EFAULT)
+        })
     }
 
     /// Writes an ABI struct to `gpa`.
     pub fn write_struct<T: Wire>(&self, gpa: u64, value: &T) -> Result<(), Errno> {
-        let mut buf = [0u8; 256];
-        let b = buf.get_mut(..T::SIZE).ok_or(Errno::EFAULT)?;
-        value.write_bytes(b).ok_or(Errno::EFAULT)?;
-        self.write(gpa, b)
+        with_wire_buf(T::SIZE, |b| {
+            value.write_bytes(b).ok_or(Errno::EFAULT)?;
+            self.write(gpa, b)
+        })
     }
 
     /// A guest word for atomic access at `gpa`, which must be aligned to `align` and

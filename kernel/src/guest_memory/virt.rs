@@ -87,18 +87,18 @@ impl<'a, A: Arch> GuestVirt<'a, A> {
 
     /// Reads an ABI struct (at most 256 bytes) at `va`.
     pub fn read_struct<T: Wire>(&self, va: u64) -> Result<T, Errno> {
-        let mut buf = [0u8; 256];
-        let b = buf.get_mut(..T::SIZE).ok_or(Errno::EFAULT)?;
-        self.read(va, b)?;
-        T::from_bytes(b).ok_or(Errno::EFAULT)
+        super::with_wire_buf(T::SIZE, |b| {
+            self.read(va, b)?;
+            T::from_bytes(b).ok_or(Errno::EFAULT)
+        })
     }
 
     /// Writes an ABI struct (at most 256 bytes) to `va`.
     pub fn write_struct<T: Wire>(&self, va: u64, value: &T) -> Result<(), Errno> {
-        let mut buf = [0u8; 256];
-        let b = buf.get_mut(..T::SIZE).ok_or(Errno::EFAULT)?;
-        value.write_bytes(b).ok_or(Errno::EFAULT)?;
-        self.write(va, b)
+        super::with_wire_buf(T::SIZE, |b| {
+            value.write_bytes(b).ok_or(Errno::EFAULT)?;
+            self.write(va, b)
+        })
     }
 
     /// Reads element `index` of an array of `T` at `va`.

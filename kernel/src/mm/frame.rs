@@ -3,6 +3,7 @@
 
 use super::{MemoryMap, PhysAddr, Region, PAGE_SIZE};
 use buddy_system_allocator::FrameAllocator;
+use core::sync::atomic::{AtomicU64, Ordering};
 use spin::Mutex;
 
 /// Counters of a [`FramePool`], in 4 KiB pages.
@@ -16,7 +17,17 @@ pub struct PoolStats {
 /// power of two and aligned to its size, so 512 frames make a 2 MiB-aligned block.
 pub struct FramePool {
     inner: Mutex<Inner>,
+    /// The largest [`PUBLISHED`] ranges the pool manages, readable without the lock (a
+    /// sequence lock: `seq` is odd while [`FramePool::add`] changes them; unused entries
+    /// are empty). Ranges only ever grow, so a range read here is managed memory for
+    /// good: [`FramePool::contains`] checks against them first, and takes the lock only
+    /// for addresses outside them.
+    seq: AtomicU64,
+    published: [[AtomicU64; 2]; PUBLISHED],
 }
+
+/// How many of the pool's ranges [`FramePool::contains`] checks without the lock.
+const PUBLISHED: usize = 8;
 
 struct Inner {
     frames: FrameAllocator<32>,
@@ -40,6 +51,8 @@ impl FramePool {
                 total: 0,
                 allocated: 0,
             }),
+            seq: AtomicU64::new(0),
+            published: [const { [AtomicU64::new(0), AtomicU64::new(0)] }; PUBLISHED],
         }
     }
 
@@ -57,6 +70,21 @@ impl FramePool {
         inner.frames.add_frame(first, last);
         inner.ranges.add(Region { start: start * PAGE_SIZE, end: end * PAGE_SIZE });
         inner.total += last - first;
+        // The largest ranges, largest first (no heap: the pool is filled before it exists).
+        let mut largest = [Region { start: 0, end: 0 }; PUBLISHED];
+        for &r in inner.ranges.regions() {
+            if let Some(i) = largest.iter().position(|l| r.size() > l.size()) {
+                largest.copy_within(i..PUBLISHED - 1, i + 1);
+                largest[i] = r;
+            }
+        }
+        // Under the lock: one writer at a time.
+        self.seq.fetch_add(1, Ordering::AcqRel);
+        for (p, r) in self.published.iter().zip(largest) {
+            p[0].store(r.start, Ordering::Release);
+            p[1].store(r.end, Ordering::Release);
+        }
+        self.seq.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Allocates `pages` contiguous frames (rounded up to a power of two, aligned to that
@@ -80,10 +108,16 @@ impl FramePool {
 
     /// Whether `[pa, pa + len)` lies inside memory managed by the pool.
     pub fn contains(&self, pa: PhysAddr, len: u64) -> bool {
-        match pa.0.checked_add(len) {
-            Some(end) => self.inner.lock().ranges.contains(Region { start: pa.0, end }),
-            None => false,
+        let Some(end) = pa.0.checked_add(len) else { return false };
+        let seq = self.seq.load(Ordering::Acquire);
+        let inside = self.published.iter().any(|p| {
+            let (lo, hi) = (p[0].load(Ordering::Acquire), p[1].load(Ordering::Acquire));
+            lo <= pa.0 && end <= hi && lo < hi
+        });
+        if inside && seq.is_multiple_of(2) && self.seq.load(Ordering::Acquire) == seq {
+            return true;
         }
+        self.inner.lock().ranges.contains(Region { start: pa.0, end })
     }
 
     pub fn stats(&self) -> PoolStats {
@@ -111,6 +145,25 @@ mod tests {
         assert!(pool.contains(PhysAddr(0x4000_0000), 0x100_0000));
         assert!(!pool.contains(PhysAddr(0x40ff_f000), 0x2000));
         assert!(!pool.contains(PhysAddr(u64::MAX - 1), 0x2000));
+    }
+
+    #[test]
+    fn contains_checks_every_range_not_only_the_largest() {
+        let pool = FramePool::new();
+        pool.add(Region::new(0x1_0000, 0x1000));
+        pool.add(Region::new(0x10_0000, 0x10_0000));
+        assert!(pool.contains(PhysAddr(0x10_0000), 0x10_0000), "the largest range");
+        assert!(pool.contains(PhysAddr(0x1_0000), 0x1000), "a smaller one");
+        for i in 0..PUBLISHED as u64 {
+            pool.add(Region::new(0x100_0000 + i * 0x10_0000 + 0x1000, 0x1000));
+        }
+        assert!(pool.contains(PhysAddr(0x1_0000), 0x1000), "the smallest, beyond those published");
+        assert!(!pool.contains(PhysAddr(0x1_1000), 0x1000));
+        assert!(!pool.contains(PhysAddr(0x1_0000), 0x1001));
+        assert!(!pool.contains(PhysAddr(0xf_f000), 0x2000), "straddling the largest range's start");
+        assert!(!pool.contains(PhysAddr(0x1f_f000), 0x2000), "straddling its end");
+        pool.add(Region::new(0x20_0000, 0x10_0000));
+        assert!(pool.contains(PhysAddr(0x1f_f000), 0x2000), "merged with the adjacent range");
     }
 
     #[test]

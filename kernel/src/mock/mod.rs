@@ -38,6 +38,7 @@ std::thread_local! {
     static FLUSHES: Cell<u64> = const { Cell::new(0) };
     static ACCESSES: Cell<u64> = const { Cell::new(0) };
     static BREAK_RESULTS: Cell<bool> = const { Cell::new(false) };
+    static LATCH_UPCALL: Cell<bool> = const { Cell::new(true) };
 }
 
 /// The mock architecture.
@@ -79,6 +80,12 @@ impl Arch for MockArch {
 /// Makes the mock vCPU drop hypercall results (to prove the probe notices).
 pub fn break_hypercall_results(on: bool) {
     BREAK_RESULTS.with(|b| b.set(on));
+}
+
+/// Whether mock vCPUs latch the upcall level ([`Vcpu::latches_upcall`](crate::arch::Vcpu::latches_upcall)),
+/// as the arm64 backend does (the default), or have it set before every entry.
+pub fn latch_upcall(on: bool) {
+    LATCH_UPCALL.with(|b| b.set(on));
 }
 
 /// Number of host-memory operations (reads, writes, atomics) on this thread: a

@@ -3,7 +3,7 @@
 //! run, put) checked by assertions.
 
 use super::isa::{Insn, PlatformCall};
-use super::{sim, MockArch, MockDomain, MockMemory, BREAK_RESULTS, FLUSHES};
+use super::{sim, MockArch, MockDomain, MockMemory, BREAK_RESULTS, FLUSHES, LATCH_UPCALL};
 use crate::arch::{
     CpuId, HostMemory, HypercallArgs, MemType, MemoryAccess, StartResult, UpcallRoute, Vcpu, VcpuError, VcpuInit,
     VmExit,
@@ -138,7 +138,14 @@ impl MockVcpu {
             }
             Insn::Jump(off) => self.pc = self.pc.wrapping_add(off as i64 as u64),
             Insn::Time(d) => self.regs[r(d)] = sim::read_clock(),
-            Insn::Upcall(d) => self.regs[r(d)] = self.upcall as u64,
+            Insn::Upcall(d) => {
+                self.regs[r(d)] = self.upcall as u64;
+                // Reading the asserted line stands for taking the upcall interrupt: a
+                // latching vCPU reports it, and the core reads the level again.
+                if self.upcall && LATCH_UPCALL.with(Cell::get) {
+                    return Some(VmExit::UpcallAck);
+                }
+            }
             Insn::Platform(PlatformCall::Doorbell) => self.regs[0] = self.domain.take_doorbell(self.id) as u64,
             Insn::Platform(PlatformCall::HaltUntil) => {
                 self.halt_until = Some(self.regs[1]);
@@ -252,6 +259,11 @@ impl Vcpu for MockVcpu {
     fn set_event_upcall(&mut self, pending: bool, route: UpcallRoute) {
         self.upcall = pending;
         self.route = Some(route);
+    }
+
+    /// As the thread chose with [`latch_upcall`](super::latch_upcall) (by default: yes).
+    fn latches_upcall(&self) -> bool {
+        LATCH_UPCALL.with(Cell::get)
     }
 
     /// PSCI's numbering: 0 success, -2 invalid parameters, -4 already on, -5 on pending,

@@ -1,6 +1,7 @@
 //! The per-CPU run loop.
 
 use super::guests::{Guest, Take};
+use super::pending::Work;
 use super::{DomainEnd, Machine};
 use crate::arch::{Arch, CpuId, CpuOps, InterruptController, IrqNumber, Timer, Vcpu, VcpuTranslation};
 use crate::domain::Hooks;
@@ -44,6 +45,9 @@ pub struct CpuLoop<'m, 'a, A: Arch> {
     pub(super) armed: Option<u64>,
     /// The physical console's input interrupt, if this CPU takes it.
     console_irq: Option<IrqNumber>,
+    /// The last exit left nothing for the full iteration but what [`Work`] flags say:
+    /// the short return path may enter the guest again.
+    pub(super) settled: bool,
 }
 
 /// `ns` in timer ticks, rounded up, so that the timer never fires before `ns`.
@@ -58,7 +62,17 @@ impl<'m, 'a, A: Arch> CpuLoop<'m, 'a, A> {
         A::Irq::enable(A::Timer::irq());
         A::Irq::enable(A::Irq::ipi_irq());
         let console_irq = if m.take_console_input() { A::console_input_start() } else { None };
-        let this = CpuLoop { m, cpu, current: None, want: None, decide: true, until: None, armed: None, console_irq };
+        let this = CpuLoop {
+            m,
+            cpu,
+            current: None,
+            want: None,
+            decide: true,
+            until: None,
+            armed: None,
+            console_irq,
+            settled: false,
+        };
         if let Some(irq) = console_irq {
             m.announce_first_input();
             A::Irq::enable(irq);
@@ -85,15 +99,56 @@ impl<'m, 'a, A: Arch> CpuLoop<'m, 'a, A> {
         self.current.as_ref().map(|r| r.key)
     }
 
-    /// One iteration: timers, scheduling decision, reaping, then one guest entry (or a
-    /// halt).
+    /// One iteration: one guest entry after the short return path, or the full
+    /// iteration: timers, scheduling decision, reaping, then one guest entry (or a halt).
     pub fn step(&mut self) -> Step {
+        match self.short_step() {
+            Some(step) => step,
+            None => self.full_step(),
+        }
+    }
+
+    /// The short return path (Xen's: softirqs, then back to the guest): after an exit
+    /// that left nothing for the full iteration, with no work pending for this CPU but
+    /// perhaps the upcall level to read again, enters the same vCPU again. `None`: the
+    /// full iteration must run.
+    fn short_step(&mut self) -> Option<Step> {
+        if !self.settled || self.decide {
+            return None;
+        }
         let hooks = self.m.hooks;
+        let work = hooks.peek_work(self.cpu);
+        if !work.without(Work::UPCALL).is_empty() {
+            return None;
+        }
+        if work.contains(Work::UPCALL) && hooks.take_some_work(self.cpu, Work::UPCALL).contains(Work::UPCALL) {
+            self.refresh_upcall();
+        }
+        let exit = self.current.as_mut()?.vcpu.run();
+        self.handle_exit(exit);
+        Some(Step::Ran)
+    }
+
+    /// Gives the running vCPU its upcall level and route as they are now.
+    #[inline(never)]
+    fn refresh_upcall(&mut self) {
+        if let Some(cur) = self.current.as_mut() {
+            let (domain, v) = (&cur.guest.domain, cur.key.vcpu);
+            cur.vcpu.set_event_upcall(domain.upcall_pending(v), domain.upcall_route(v));
+        }
+    }
+
+    fn full_step(&mut self) -> Step {
+        self.settled = false;
+        let hooks = self.m.hooks;
+        // Everything raised so far is done below; what is raised from now on stays
+        // pending for the next iteration.
+        let work = hooks.take_work(self.cpu);
         let now = self.m.hv.now();
         self.m.check_deadline(now);
         self.fire_timers(now);
-        let yielded = hooks.take_yield(self.cpu);
-        let asked = hooks.take_resched(self.cpu);
+        let yielded = work.contains(Work::YIELD);
+        let asked = work.contains(Work::RESCHED);
         if asked || yielded || self.decide || self.m.scheduler().account(self.cpu, now) {
             self.decide(now, yielded);
         }
@@ -237,12 +292,14 @@ impl<'m, 'a, A: Arch> CpuLoop<'m, 'a, A> {
         }
     }
 
-    /// Takes every pending host interrupt: the timer and the wake-up IPI make this CPU
-    /// decide again; anything else is unexpected and masked.
+    /// Takes every pending host interrupt: the timer makes this CPU decide again; the
+    /// wake-up IPI only made the guest exit (who sent it raised this CPU's pending work
+    /// first); anything else is unexpected and masked.
+    #[inline(never)]
     pub(super) fn handle_interrupts(&mut self) {
         while let Some(irq) = A::Irq::acknowledge() {
             if irq == A::Irq::ipi_irq() {
-                self.decide = true;
+                // The work it stands for is in this CPU's pending word.
             } else if irq == A::Timer::irq() {
                 // Disarm it: a level-triggered timer (arm64) would otherwise assert again
                 // at once. The next step arms it for the next deadline.

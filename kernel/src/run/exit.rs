@@ -2,6 +2,7 @@
 
 use super::cpu::CpuLoop;
 use super::guests::{Guest, Slot};
+use super::pending::Work;
 use super::Machine;
 use crate::arch::{Arch, BootEntry, MemoryAccess, StartResult, Vcpu, VcpuInit, VcpuTranslation, VmExit};
 use crate::domain::{DomainState, Hooks};
@@ -17,21 +18,54 @@ fn access_name(a: MemoryAccess) -> &'static str {
 }
 
 impl<A: Arch> CpuLoop<'_, '_, A> {
-    /// Handles the exit of the current vCPU.
+    /// Handles the exit of the current vCPU, and says whether the short return path may
+    /// follow it ([`CpuLoop::settled`]): after the exits whose every consequence for this
+    /// loop is raised as pending work by the core's hooks where it arises (a block, a
+    /// wake-up, a timer change, a yield), if the backend latches the upcall level.
     pub(super) fn handle_exit(&mut self, exit: VmExit) {
-        if exit == VmExit::Interrupt {
-            self.handle_interrupts();
-            return;
+        self.settled = self.current.as_ref().is_some_and(|c| c.vcpu.latches_upcall())
+            && matches!(
+                exit,
+                VmExit::Hypercall
+                    | VmExit::Halt
+                    | VmExit::Yield
+                    | VmExit::DeviceTimer { .. }
+                    | VmExit::Kick { .. }
+                    | VmExit::ConsoleOutput(_)
+                    | VmExit::UpcallAck
+                    | VmExit::Interrupt
+            );
+        match exit {
+            VmExit::Interrupt => self.handle_interrupts(),
+            VmExit::Hypercall => self.handle_hypercall(),
+            _ => self.handle_other_exit(exit),
         }
+    }
+
+    /// A hypercall: the most frequent exit, kept apart from the others so that its path
+    /// carries none of their stack frame.
+    fn handle_hypercall(&mut self) {
+        let cpu = self.cpu;
+        let Some(cur) = self.current.as_mut() else { return };
+        let (d, v) = (&cur.guest.domain, cur.key.vcpu);
+        let args = cur.vcpu.hypercall_args();
+        let result = self.m.hv.hypercall(d, v, &args, &VcpuTranslation(&cur.vcpu));
+        cur.vcpu.set_hypercall_result(result);
+        if args.number == keel_abi::hypercall::HVM_OP {
+            // It may have chosen another upcall route.
+            self.m.hooks.raise(cpu, Work::UPCALL);
+        }
+    }
+
+    /// Every exit but a hypercall and a host interrupt.
+    #[inline(never)]
+    fn handle_other_exit(&mut self, exit: VmExit) {
+        let cpu = self.cpu;
         let Some(cur) = self.current.as_mut() else { return };
         let hv = &self.m.hv;
         let (d, v) = (&cur.guest.domain, cur.key.vcpu);
         match exit {
-            VmExit::Hypercall => {
-                let args = cur.vcpu.hypercall_args();
-                let result = hv.hypercall(d, v, &args, &VcpuTranslation(&cur.vcpu));
-                cur.vcpu.set_hypercall_result(result);
-            }
+            VmExit::Hypercall | VmExit::Interrupt => {}
             // Xen's WFI/HLT: block unless an event upcall (or a virtual interrupt) is
             // pending, until the guest's own timer fires at the latest.
             VmExit::Halt => hv.halt(d, v, cur.vcpu.halt_deadline()),
@@ -73,7 +107,8 @@ impl<A: Arch> CpuLoop<'_, '_, A> {
                     hv.hooks().console_line(d.id(), &line);
                 }
             }
-            VmExit::UpcallAck | VmExit::Interrupt => {}
+            // The guest took the upcall: the level is read again before the next entry.
+            VmExit::UpcallAck => self.m.hooks.raise(cpu, Work::UPCALL),
         }
     }
 }

@@ -15,9 +15,12 @@
 //!   parameters there;
 //! - `console_line` goes to the configured sink (the log by default).
 //!
-//! A CPU that must call `pick_next` is told through a per-CPU flag, and through the
-//! wake-up IPI if it is not the calling CPU.
+//! A CPU that must act is told through its word of [`PendingWork`] (raised where the
+//! condition arises: `pick_next` due, a yield, its timers changed, the running vCPU's
+//! upcall level to read again, a domain to reap), and through the wake-up IPI if it is
+//! not the calling CPU and must act before its guest exits by itself.
 
+use super::pending::{PendingWork, Work};
 use super::timers::TimerTable;
 use crate::arch::{Arch, CpuId, CpuOps, InterruptController};
 use crate::domain::Hooks;
@@ -26,7 +29,7 @@ use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use core::marker::PhantomData;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use keel_abi::xen::DomId;
 use keel_abi::Errno;
 use spin::Mutex;
@@ -50,10 +53,8 @@ pub struct SchedHooks<A: Arch> {
     sched: Scheduler,
     clock: fn() -> u64,
     console: LineSink,
-    /// Per CPU: call `pick_next` before entering a guest again.
-    resched: Box<[AtomicBool]>,
-    /// Per CPU: the running vCPU yields; decide with `yield_now`.
-    yielded: Box<[AtomicBool]>,
+    /// Per CPU: what its loop must do before entering a guest again.
+    pending: PendingWork,
     timers: Mutex<TimerTable>,
     /// Per CPU: the earliest deadline in `timers` (`u64::MAX`: none), read without the lock.
     earliest: Box<[AtomicU64]>,
@@ -66,13 +67,11 @@ pub struct SchedHooks<A: Arch> {
 impl<A: Arch> SchedHooks<A> {
     /// Hooks with a scheduler for CPUs `0..nr_cpus`, reading time (ns) from `clock`.
     pub fn new(nr_cpus: usize, cfg: SchedConfig, clock: fn() -> u64) -> Result<Self, SchedError> {
-        let flags = || (0..nr_cpus).map(|_| AtomicBool::new(false)).collect::<Box<[_]>>();
         Ok(SchedHooks {
             sched: Scheduler::new(nr_cpus, cfg)?,
             clock,
             console: log_line,
-            resched: flags(),
-            yielded: flags(),
+            pending: PendingWork::new(nr_cpus),
             timers: Mutex::new(TimerTable::new(nr_cpus)),
             earliest: (0..nr_cpus).map(|_| AtomicU64::new(u64::MAX)).collect(),
             domains: Mutex::new(BTreeMap::new()),
@@ -139,17 +138,37 @@ impl<A: Arch> SchedHooks<A> {
 
     /// Whether `cpu` was asked to decide again; clears the request.
     pub fn take_resched(&self, cpu: CpuId) -> bool {
-        self.resched.get(cpu.0 as usize).is_some_and(|f| f.swap(false, Ordering::AcqRel))
+        self.pending.take_some(cpu, Work::RESCHED).contains(Work::RESCHED)
     }
 
     /// Whether a request to decide again is pending for `cpu` (not cleared).
     pub fn resched_pending(&self, cpu: CpuId) -> bool {
-        self.resched.get(cpu.0 as usize).is_some_and(|f| f.load(Ordering::Acquire))
+        self.pending.peek(cpu).contains(Work::RESCHED)
     }
 
     /// Whether the vCPU running on `cpu` yielded; clears it.
     pub fn take_yield(&self, cpu: CpuId) -> bool {
-        self.yielded.get(cpu.0 as usize).is_some_and(|f| f.swap(false, Ordering::AcqRel))
+        self.pending.take_some(cpu, Work::YIELD).contains(Work::YIELD)
+    }
+
+    /// The work pending for `cpu`, left pending (the loop's short return path).
+    pub fn peek_work(&self, cpu: CpuId) -> Work {
+        self.pending.peek(cpu)
+    }
+
+    /// Takes the work pending for `cpu` (a full iteration of its loop).
+    pub fn take_work(&self, cpu: CpuId) -> Work {
+        self.pending.take(cpu)
+    }
+
+    /// Takes only the kinds in `work` pending for `cpu`.
+    pub fn take_some_work(&self, cpu: CpuId, work: Work) -> Work {
+        self.pending.take_some(cpu, work)
+    }
+
+    /// Raises `work` for `cpu`, without interrupting it.
+    pub fn raise(&self, cpu: CpuId, work: Work) {
+        self.pending.raise(cpu, work);
     }
 
     /// Removes and returns the vCPUs whose timers filed under `cpu` are due at `now`.
@@ -188,9 +207,7 @@ impl<A: Arch> SchedHooks<A> {
 
     /// Makes `cpu` call `pick_next` soon: a flag, and the wake-up IPI if it is another CPU.
     pub fn resched(&self, cpu: CpuId) {
-        if let Some(f) = self.resched.get(cpu.0 as usize) {
-            f.store(true, Ordering::Release);
-        }
+        self.pending.raise(cpu, Work::RESCHED);
         if cpu != A::Cpu::current() {
             A::Irq::send_ipi(cpu);
         }
@@ -227,19 +244,20 @@ impl<A: Arch> Hooks for SchedHooks<A> {
             self.resched(cpu);
             return;
         }
-        // Not blocked: if it runs on another CPU, make that CPU exit the guest so it
-        // re-reads the upcall level before entering again.
+        // Not blocked: the CPU running it reads the upcall level again before entering
+        // the guest again; if that is another CPU, it is made to exit the guest now.
         if let Some(info) = self.sched.info(key) {
-            if info.on_cpu && info.cpu != A::Cpu::current() {
-                A::Irq::send_ipi(info.cpu);
+            if info.on_cpu {
+                self.pending.raise(info.cpu, Work::UPCALL);
+                if info.cpu != A::Cpu::current() {
+                    A::Irq::send_ipi(info.cpu);
+                }
             }
         }
     }
 
     fn yield_vcpu(&self, _domain: DomId, _vcpu: u32) {
-        if let Some(f) = self.yielded.get(A::Cpu::current().0 as usize) {
-            f.store(true, Ordering::Release);
-        }
+        self.pending.raise(A::Cpu::current(), Work::YIELD);
     }
 
     fn block(&self, domain: DomId, vcpu: u32, still_blocked: &dyn Fn() -> bool) {
@@ -256,6 +274,9 @@ impl<A: Arch> Hooks for SchedHooks<A> {
         let mut t = self.timers.lock();
         let touched = t.set(VcpuKey::new(domain, vcpu), deadline_ns, A::Cpu::current());
         self.publish(&t, touched);
+        // The calling CPU arms its timer for its earliest deadline again (and fires what
+        // is due already); a CPU whose deadline moved away fires early and finds none.
+        self.pending.raise(A::Cpu::current(), Work::TIMERS);
     }
 
     fn vcpu_online(&self, domain: DomId, vcpu: u32, online: bool) {
@@ -286,6 +307,8 @@ impl<A: Arch> Hooks for SchedHooks<A> {
                 self.resched_opt(cpu);
             }
         }
+        // Any CPU's next full iteration may reap it (none is interrupted for that).
+        self.pending.raise_all(Work::REAP);
         self.remove_timers(domain);
     }
 
@@ -404,11 +427,14 @@ mod tests {
         while crate::mock::sim::acknowledge().is_some() {}
         h.take_resched(CpuId(1));
         crate::mock::sim::set_current(CpuId(0));
+        h.take_work(CpuId(0));
         h.kick(7, a.unwrap());
         assert!(!crate::mock::sim::is_raised(CpuId(1), crate::mock::sim::IPI_IRQ));
+        assert_eq!(h.take_work(CpuId(0)), Work::UPCALL, "the same CPU: the upcall is read again, no IPI");
         h.kick(7, remote);
         assert!(crate::mock::sim::is_raised(CpuId(1), crate::mock::sim::IPI_IRQ));
-        assert!(!h.take_resched(CpuId(1)), "running, not blocked: only the upcall is re-read");
+        assert_eq!(h.peek_work(CpuId(1)), Work::UPCALL, "another CPU: one IPI, and only the upcall to read");
+        assert!(!h.take_resched(CpuId(1)), "running, not blocked: no scheduling decision");
     }
 
     #[test]

@@ -6,6 +6,11 @@
 //!
 //! ```text
 //! loop {
+//!     short return path, after an exit whose consequences the hooks raised as pending
+//!     work (pending.rs), if the backend latches the upcall level:
+//!         nothing pending for this CPU: Vcpu::run again, handle the exit; next
+//!         only UPCALL pending: Vcpu::set_event_upcall(level, route), Vcpu::run; next
+//!     full iteration: take this CPU's pending work, then
 //!     fire this CPU's due vCPU timers               (Hypervisor::fire_timers)
 //!     if asked, or the scheduler says a decision is due (account):
 //!         pick_next / yield_now; IPI the CPUs it kicked
@@ -26,6 +31,7 @@ mod exit;
 mod guests;
 mod hooks;
 mod input;
+mod pending;
 mod reap;
 mod store;
 mod timers;
@@ -35,6 +41,7 @@ pub use cpu::{CpuLoop, Step};
 pub use guests::Guest;
 pub use hooks::{LineSink, SchedHooks};
 pub use input::{Action as InputAction, InputRouter};
+pub use pending::{PendingWork, Work};
 pub use reap::{destroy_domain, DomainEnd};
 pub use timers::TimerTable;
 

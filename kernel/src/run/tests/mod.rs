@@ -7,6 +7,7 @@ mod doorbells;
 mod pingpong;
 mod programs;
 mod restart;
+mod short_path;
 mod timers;
 mod watchdog;
 mod world;

@@ -42,6 +42,16 @@ fn two_domains_ping_pong_ten_thousand_round_trips_on_two_cpus() {
     assert!(w.idle_steps.iter().sum::<u64>() > 0 && crate::mock::sim::loads() > 2, "{:?}", w.idle_steps);
 }
 
+/// The same with vCPUs that do not latch the upcall level (the core sets it before
+/// every entry and never takes its short return path), as a backend may choose.
+#[test]
+fn two_domains_ping_pong_on_two_cpus_without_the_short_return_path() {
+    crate::mock::latch_upcall(false);
+    let w = ping_pong(2);
+    crate::mock::latch_upcall(true);
+    assert_eq!(w.ran_on.iter().map(|&(c, _)| c).collect::<alloc::collections::BTreeSet<u32>>().len(), 2);
+}
+
 #[test]
 fn two_domains_ping_pong_on_one_cpu_block_and_switch() {
     let w = ping_pong(1);

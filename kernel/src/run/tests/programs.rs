@@ -569,3 +569,35 @@ fn sleep(a: &mut Asm, ns: u64) {
     let again = a.here();
     a.i(Insn::Mov(1, 14)).i(Insn::Platform(PlatformCall::HaltUntil)).i(Insn::Time(15)).br(Cond::Ltu, 15, 14, again);
 }
+
+/// Says `ready=` once shared_info is mapped, then makes null hypercalls (`xen_version`,
+/// each an exit the run loop's short path follows) until the event upcall is asserted,
+/// and prints `seen=1`. Nothing in it blocks: only the run loop's flags can make the
+/// level it sees change.
+pub fn upcall_spinner() -> Vec<u8> {
+    let mut img = Image::new();
+    img.a.set(8, 1);
+    img.print_hex("ready=", 8);
+    let a = &mut img.a;
+    let top = a.here();
+    a.hypercall(XEN_VERSION, &[0, 0]).i(Insn::Upcall(8)).br(Cond::Eq, 8, 6, top);
+    img.print_hex("seen=", 8);
+    img.finish()
+}
+
+/// Binds VIRQ_TIMER, arms the one-shot timer `ns` ahead, then makes null hypercalls
+/// until the upcall is asserted (never blocking), and prints `fired=1`.
+pub fn timer_spinner(ns: u64) -> Vec<u8> {
+    let mut img = Image::new();
+    img.put(BIND_VIRQ, &EvtchnBindVirq { virq: VIRQ_TIMER, vcpu: 0, port: 0 });
+    img.hypercall_ok(EVENT_CHANNEL_OP, &[EVTCHNOP_BIND_VIRQ, DATA + BIND_VIRQ]);
+    let a = &mut img.a;
+    a.i(Insn::Time(14)).set(15, ns).alu(Op::Add, 15, 15, 14).set(11, DATA + SINGLESHOT).store(8, 15, 11, 0);
+    img.put(SINGLESHOT, &VcpuSetSingleshotTimer { timeout_abs_ns: 0, flags: 0, _pad: [0; 4] });
+    img.hypercall_ok(VCPU_OP, &[VCPUOP_SET_SINGLESHOT_TIMER, 0, DATA + SINGLESHOT]);
+    let a = &mut img.a;
+    let top = a.here();
+    a.hypercall(XEN_VERSION, &[0, 0]).i(Insn::Upcall(8)).br(Cond::Eq, 8, 6, top);
+    img.print_hex("fired=", 8);
+    img.finish()
+}

@@ -43,7 +43,8 @@ pub fn run<P: Platform>(p: &P) -> Outcome {
     let want = |f: &str| figure.is_none_or(|g| g == f);
     if want("null") {
         let m = measure(p, n, || {
-            expect_eq!(hv.xen_version(XENVER_VERSION, 0), 0x0004_0013, "xen_version");
+            // Xen 4.x (Keel says 4.19; the same guest runs on Xen 4.17 for scripts/bench-aarch64).
+            expect_eq!(hv.xen_version(XENVER_VERSION, 0) >> 16, 4, "xen_version's major");
             Ok(())
         })?;
         report(p, "null hypercall (xen_version)", n, m);

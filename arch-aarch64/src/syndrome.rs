@@ -1,0 +1,41 @@
+//! The one exit Keel recognises before decoding it: Xen's hypercall, on the raw vector
+//! slot and `ESR_EL2` (the run loop's first test after an exit; `vcpu/exit.rs` decodes
+//! everything else, and decodes this one to the same `VmExit::Hypercall`).
+
+use keel_abi::hypercall::AARCH64_HVC_IMM;
+
+/// The vector slot of a synchronous exception from a lower EL in AArch64 (`asm/vectors.S`).
+pub const SLOT_SYNC_A64: u64 = 8;
+
+/// `ESR_EL2.EC` of an `HVC` executed in AArch64.
+const EC_HVC64: u64 = 0x16;
+
+/// Whether the exit in `slot` with syndrome `esr` is Xen's hypercall: `hvc #0xEA1` from
+/// AArch64 (EC 0x16, the immediate in `ISS[15:0]`). Its return address is already past
+/// the instruction, and it needs nothing of the interrupt model.
+pub fn is_hypercall(slot: u64, esr: u64) -> bool {
+    slot == SLOT_SYNC_A64 && (esr >> 26) & 0x3f == EC_HVC64 && esr & 0xffff == u64::from(AARCH64_HVC_IMM)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn esr(ec: u64, iss: u64) -> u64 {
+        ec << 26 | 1 << 25 | iss
+    }
+
+    #[test]
+    fn only_hvc_0xea1_from_aarch64_is_the_hypercall() {
+        assert!(is_hypercall(8, esr(0x16, 0xea1)));
+        assert!(is_hypercall(8, 0x5a00_0ea1), "the syndrome QEMU reports for hvc #0xea1");
+        assert!(!is_hypercall(8, esr(0x16, 0)), "hvc #0: PSCI");
+        assert!(!is_hypercall(8, esr(0x16, 0xea0)));
+        assert!(!is_hypercall(8, esr(0x16, 0x1_0ea0)));
+        assert!(!is_hypercall(8, esr(0x12, 0xea1)), "HVC from AArch32");
+        assert!(!is_hypercall(8, esr(0x17, 0xea1)), "SMC");
+        assert!(!is_hypercall(8, esr(0x36, 0xea1)), "another class whose bits include 0x16");
+        assert!(!is_hypercall(12, esr(0x16, 0xea1)), "the AArch32 slot");
+        assert!(!is_hypercall(9, esr(0x16, 0xea1)), "an IRQ: ESR_EL2 is stale");
+    }
+}
