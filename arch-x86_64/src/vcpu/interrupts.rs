@@ -2,8 +2,11 @@
 //!
 //! 1. Xen's callback vector (`HVM_PARAM_CALLBACK_IRQ` type 2) while the event upcall is
 //!    pending: injected directly, bypassing the local APIC (no request or in-service
-//!    bit, no EOI), level-like: injected while `evtchn_upcall_pending` is set (read
-//!    afresh when the guest can take it), once per report of the core.
+//!    bit, no EOI), level-like as Xen's: while the level the core set holds, every entry
+//!    the guest can take it reads `evtchn_upcall_pending` afresh and injects the vector
+//!    if it is set; once it reads clear, the level is dropped until the core sets it
+//!    again (it does when it marks an event for the vCPU: the level is latched,
+//!    `Vcpu::latches_upcall`).
 //! 2. The per-vCPU upcall vector (`HVMOP_set_evtchn_upcall_vector`): requested in the
 //!    virtual local APIC while the level is set and the vector is neither requested nor
 //!    in service; the guest EOIs it, which makes Keel report `UpcallAck` so the core
@@ -92,8 +95,8 @@ pub fn prepare_entry(cpu: &mut dyn GuestCpu, common: &mut Common) {
     cpu.interrupt_window(false);
     match (callback, lapic) {
         (Some(v), _) => {
-            // Taken: level-like, it comes again with the core's next report of the level.
-            common.upcall.0 = false;
+            // Level-like: injected again at the next entry the guest can take it, as long
+            // as the guest has not cleared `evtchn_upcall_pending` by then.
             cpu.inject_interrupt(v);
         }
         (None, Some(v)) => {

@@ -351,6 +351,15 @@ impl Vcpu for X86Vcpu {
         self.common.upcall = (pending, route);
     }
 
+    /// Yes: the level and route stay in `Common::upcall` across entries. The callback
+    /// vector is injected while the guest's `evtchn_upcall_pending` reads set (the level
+    /// is dropped when it reads clear; the core sets it again when it marks an event);
+    /// the local APIC's upcall vector is requested while the level holds, and the
+    /// guest's EOI of it is reported as `VmExit::UpcallAck`.
+    fn latches_upcall(&self) -> bool {
+        true
+    }
+
     /// INIT/SIPI have no result to report.
     fn set_start_result(&mut self, _result: StartResult) {}
 

@@ -24,8 +24,9 @@ pub const REFRESH_NS: u64 = 100_000_000;
 /// When the vCPU's pvclock was last written.
 #[derive(Clone, Copy, Debug)]
 pub struct Pvclock {
-    /// TSC at the last write; `None`: write before the next entry.
-    written: Option<u64>,
+    /// TSC at the last write and the TSC ticks until the next is due; `None`: write
+    /// before the next entry.
+    written: Option<(u64, u64)>,
 }
 
 impl Pvclock {
@@ -48,17 +49,15 @@ impl Pvclock {
     /// Before an entry: writes the snapshot if it is due.
     pub fn refresh(common: &mut Common) {
         let tsc = rdtsc();
-        let hz = tsc_hz().max(1);
-        let due = match common.pvclock.written {
-            None => true,
-            Some(at) => tsc.wrapping_sub(at) > hz / (1_000_000_000 / REFRESH_NS),
-        };
-        if !due {
-            return;
+        if let Some((at, period)) = common.pvclock.written {
+            if tsc.wrapping_sub(at) <= period {
+                return;
+            }
         }
+        let hz = tsc_hz().max(1);
         // Even when the vCPU has no vcpu_info yet: the next hypercall that may give it
         // one asks again.
-        common.pvclock.written = Some(tsc);
+        common.pvclock.written = Some((tsc, hz / (1_000_000_000 / REFRESH_NS)));
         if let Some(services) = common.domain.services() {
             services.write_vcpu_time(common.vcpu_id, &VcpuTimeInfo::at(tsc, ns(tsc, hz), hz, 0));
         }

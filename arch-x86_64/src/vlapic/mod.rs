@@ -94,9 +94,13 @@ impl Irr {
         self.words[vector as usize / 64].fetch_and(!(1u64 << (vector % 64)), Ordering::SeqCst);
     }
 
-    /// The highest requested vector.
+    /// The highest requested vector (asked before every entry: it reads from the top
+    /// word down and stops at the first that is not empty).
     pub fn highest(&self) -> Option<u8> {
-        highest(&core::array::from_fn::<u64, 4, _>(|i| self.words[i].load(Ordering::SeqCst)))
+        (0..4).rev().find_map(|i| {
+            let w = self.words[i].load(Ordering::SeqCst);
+            (w != 0).then(|| (i * 64 + 63 - w.leading_zeros() as usize) as u8)
+        })
     }
 
     fn word(&self, i: usize) -> u64 {

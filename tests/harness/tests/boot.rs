@@ -28,6 +28,8 @@ mod x86_consoles;
 mod x86_guests;
 #[path = "boot/x86_linux.rs"]
 mod x86_linux;
+#[path = "boot/x86_switching.rs"]
+mod x86_switching;
 #[path = "boot/x86_xenstore.rs"]
 mod x86_xenstore;
 

@@ -39,11 +39,11 @@ impl Segment {
 
     /// The attributes in VMX's access-rights layout (AVL/L/D/G in bits 12–15, bit 16
     /// "unusable").
-    pub fn vmx_access_rights(&self) -> u64 {
+    pub fn vmx_access_rights(&self) -> u32 {
         if !self.present() {
             return 1 << 16;
         }
-        (self.attr as u64 & 0xff) | (self.attr as u64 & 0xf00) << 4
+        (u32::from(self.attr) & 0xff) | (u32::from(self.attr) & 0xf00) << 4
     }
 }
 

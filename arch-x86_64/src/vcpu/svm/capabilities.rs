@@ -11,6 +11,7 @@ use spin::Once;
 const VM_CR_SVMDIS: u64 = 1 << 4;
 const EDX_NESTED_PAGING: u32 = 1 << 0;
 const EDX_NRIP_SAVE: u32 = 1 << 3;
+const EDX_VMCB_CLEAN: u32 = 1 << 5;
 const EDX_FLUSH_BY_ASID: u32 = 1 << 6;
 const EDX_DECODE_ASSISTS: u32 = 1 << 7;
 const EDX_PAUSE_FILTER: u32 = 1 << 10;
@@ -24,6 +25,8 @@ pub struct Capabilities {
     /// The processor saves the next RIP on instruction intercepts.
     pub nrips: bool,
     pub flush_by_asid: bool,
+    /// The processor may keep VMCB state cached between VMRUNs, as the clean bits allow.
+    pub vmcb_clean: bool,
     /// Intercepts of MOV to a control register name the source register (EXITINFO1).
     pub decode_assists: bool,
     /// PAUSE intercepts only after a count of PAUSEs (a spin loop, not a single pause).
@@ -53,6 +56,7 @@ impl Capabilities {
             asids: leaf.ebx,
             nrips: leaf.edx & EDX_NRIP_SAVE != 0,
             flush_by_asid: leaf.edx & EDX_FLUSH_BY_ASID != 0,
+            vmcb_clean: leaf.edx & EDX_VMCB_CLEAN != 0,
             decode_assists: leaf.edx & EDX_DECODE_ASSISTS != 0,
             pause_filter: leaf.edx & EDX_PAUSE_FILTER != 0,
             pause_filter_threshold: leaf.edx & EDX_PAUSE_FILTER_THRESHOLD != 0,
@@ -76,6 +80,10 @@ impl Capabilities {
             regs::wrmsr(msr::IA32_EFER, regs::read_efer() | efer::SVME);
             regs::wrmsr(msr::VM_HSAVE_PA, hsave.0);
         }
+        // SAFETY: SVM is on (above) and the page is this CPU's. Keel's own segment and
+        // syscall state is final by now (the per-CPU GS base was set at boot) and never
+        // changes, so this one copy serves every #VMEXIT on this CPU.
+        unsafe { super::instructions::vmsave(host_save.0) };
         cpu.virt.set_enabled(hsave.0, host_save.0);
         Ok(())
     }

@@ -101,6 +101,7 @@ impl SvmVcpu {
         let (cr0, new_efer) = write.apply()?;
         v.write(vmcb::CR0, cr0);
         v.write(vmcb::EFER, new_efer | efer::SVME);
+        self.code64.set(None);
         Some(())
     }
 }

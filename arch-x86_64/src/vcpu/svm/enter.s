@@ -1,11 +1,12 @@
 /* VM entry and exit for AMD SVM (AT&T syntax).
  *
  * void keel_svm_enter(GuestRegisters *regs, u64 vmcb, u64 host_save)
- *   With GIF clear throughout (no interrupt or NMI can see a half-switched CPU), saves
- *   Keel's FS/GS/TR/LDTR and syscall MSRs to host_save (VMSAVE), loads the guest's from
- *   the VMCB (VMLOAD), loads the guest's general-purpose registers (RAX and RSP live in
- *   the VMCB) and runs the guest (VMRUN). After #VMEXIT it stores them back, VMSAVEs the
- *   guest's state and VMLOADs Keel's again (GS base = the per-CPU block). RFLAGS.IF is
+ *   With GIF clear throughout (no interrupt or NMI can see a half-switched CPU), loads
+ *   the guest's FS/GS/TR/LDTR and syscall MSRs from the VMCB (VMLOAD), loads the guest's
+ *   general-purpose registers (RAX and RSP live in the VMCB) and runs the guest (VMRUN).
+ *   After #VMEXIT it stores them back, VMSAVEs the guest's state and VMLOADs Keel's
+ *   from host_save (GS base = the per-CPU block, TR = the TSS with Keel's IST stacks),
+ *   which the CPU saved there once when it enabled SVM (Keel never changes that state). RFLAGS.IF is
  *   set across VMRUN so physical interrupts cause #VMEXIT(INTR) with V_INTR_MASKING;
  *   after the exit IF is cleared before GIF is set, so they stay pending for Keel.
  * GuestRegisters: 16 quadwords in x86 encoding order; the rax and rsp slots are unused. */
@@ -23,8 +24,6 @@ keel_svm_enter:
         clgi
         push    %rdi                        /* regs */
         push    %rdx                        /* host save area */
-        mov     %rdx, %rax
-        vmsave  %rax
         mov     %rsi, %rax                  /* the VMCB, for VMLOAD, VMRUN and VMSAVE */
         vmload  %rax
         mov     0x08(%rdi), %rcx

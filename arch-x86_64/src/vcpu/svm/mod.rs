@@ -5,8 +5,10 @@
 //! must never share one unflushed. They are a per-CPU resource (QEMU has only 16): each CPU
 //! hands them out in generations (see [`crate::vcpu::CpuVirt::take_asid`]) and a vCPU takes
 //! a new one whenever its CPU started a new generation, or when it moves to another CPU.
-//! The processor keeps nothing of a VMCB between `VMRUN`s (no clean bits are used), so
-//! moving a vCPU needs no more than that.
+//! Where the processor caches VMCB state between `VMRUN`s, the clean bits say what it may
+//! take from that cache: all of it right after a #VMEXIT, less every group Keel writes
+//! ([`vmcb::Vmcb::write`] clears its bit), nothing on a VMCB that is new or moved to
+//! another CPU.
 //!
 //! PAUSE is intercepted only through the pause filter, as KVM does: a guest spinning on
 //! a lock yields its CPU after [`PAUSE_FILTER_COUNT`] PAUSEs in a row. Without the filter
@@ -57,6 +59,9 @@ pub struct SvmVcpu {
     asid_cpu: Option<u32>,
     long_mode: bool,
     stage2_generation: u64,
+    /// Whether the guest runs 64-bit code (EFER.LMA and CS.L), found once per exit:
+    /// forgotten at every #VMEXIT and whenever Keel writes EFER or CR0.
+    code64: core::cell::Cell<Option<bool>>,
 }
 
 impl SvmVcpu {
@@ -76,6 +81,7 @@ impl SvmVcpu {
             asid_cpu: None,
             long_mode: state.long_mode(),
             stage2_generation: u64::MAX,
+            code64: core::cell::Cell::new(None),
         };
         let v = &vcpu.vmcb;
         v.write(vmcb::INTERCEPT_CR, cr::INTERCEPT_CR_WRITES);
@@ -125,7 +131,7 @@ impl SvmVcpu {
         v.write(vmcb::VIRTUAL_INTERRUPT, V_INTR_MASKING);
         v.write(vmcb::NESTED_CONTROL, NESTED_PAGING);
         v.write(vmcb::NESTED_CR3, init.stage2_root.0);
-        v.write(vmcb::CLEAN_BITS, 0u32);
+        v.set_clean(0);
 
         let all = s_segments(state);
         for (at, seg) in all {
@@ -155,6 +161,8 @@ impl SvmVcpu {
         if self.asid_cpu != Some(here) {
             self.asid_cpu = Some(here);
             self.asid_generation = u64::MAX;
+            // Nothing another CPU cached of this VMCB is this CPU's.
+            self.vmcb.set_clean(0);
         }
         self.loaded_on = Some(here);
     }
@@ -194,9 +202,16 @@ impl SvmVcpu {
             // was loaded here), the VMCB is complete, and `host_save` is this CPU's page.
             unsafe { instructions::run(&mut self.regs, self.vmcb.0 .0, host_save) };
             self.regs.gpr[guest::gpr::RAX] = self.vmcb.read(vmcb::RAX);
+            self.code64.set(None);
+            if self.caps.vmcb_clean {
+                self.vmcb.set_clean(vmcb::clean::ALL);
+            }
             self.vmcb.write(vmcb::TLB_CONTROL, 0u8);
-            if let Some(exit) = self.handle_exit(common) {
-                common.reports.push_back(exit);
+            match self.handle_exit(common) {
+                // What the exit found goes after what it reported on the way.
+                Some(exit) if common.reports.is_empty() => return exit,
+                Some(exit) => common.reports.push_back(exit),
+                None => {}
             }
             if let Some(report) = common.reports.pop_front() {
                 return report;
@@ -230,7 +245,8 @@ fn s_segments(s: &StartState) -> [(usize, Segment); 8] {
 
 impl Drop for SvmVcpu {
     fn drop(&mut self) {
-        // The processor keeps no reference to a VMCB between VMRUNs (no clean bits used).
+        // The processor keeps no reference to a VMCB between VMRUNs: what it cached is
+        // keyed by the VMCB's address and ignored for a new VMCB there (clean bits 0).
         FRAME_POOL.free(self.vmcb.0, 1);
     }
 }

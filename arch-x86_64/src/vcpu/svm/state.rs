@@ -95,8 +95,11 @@ impl GuestCpu for SvmVcpu {
     }
 
     fn in_64bit_code(&self) -> bool {
-        let v = &self.vmcb;
-        self.guest_efer() & efer::LMA != 0 && v.segment_attributes(vmcb::CS) & ATTR_LONG_MODE != 0
+        let code64 = self.code64.get().unwrap_or_else(|| {
+            self.guest_efer() & efer::LMA != 0 && self.vmcb.segment_attributes(vmcb::CS) & ATTR_LONG_MODE != 0
+        });
+        self.code64.set(Some(code64));
+        code64
     }
 
     fn segment_base(&self, seg: Segment) -> u64 {
@@ -121,6 +124,7 @@ impl GuestCpu for SvmVcpu {
     fn write_state_msr(&mut self, m: StateMsr, value: u64) {
         // VMRUN requires EFER.SVME in the guest state; the guest never sees it.
         let value = if m == StateMsr::Efer { value | efer::SVME } else { value };
+        self.code64.set(None);
         self.vmcb.write(state_offset(m), value);
     }
 

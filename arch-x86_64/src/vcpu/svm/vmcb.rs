@@ -127,24 +127,91 @@ pub mod exit_code {
     pub const INVALID: u64 = u64::MAX;
 }
 
+/// The VMCB clean bits (APM vol. 2, 15.15.3, field [`CLEAN_BITS`]): a set bit lets the
+/// processor take that group of fields from what it cached at the last #VMEXIT of this
+/// VMCB on this CPU instead of reading them again.
+pub mod clean {
+    /// Intercept vectors, the pause filter, the TSC offset.
+    pub const INTERCEPTS: u32 = 1 << 0;
+    /// IOPM_BASE, MSRPM_BASE.
+    pub const IOPM: u32 = 1 << 1;
+    pub const ASID: u32 = 1 << 2;
+    /// V_TPR, V_IRQ, V_INTR_PRIO, V_IGN_TPR, V_INTR_MASKING, V_INTR_VECTOR.
+    pub const TPR: u32 = 1 << 3;
+    /// Nested paging: NP_ENABLE, N_CR3, G_PAT.
+    pub const NP: u32 = 1 << 4;
+    /// CR0, CR3, CR4, EFER.
+    pub const CRX: u32 = 1 << 5;
+    /// DR6, DR7.
+    pub const DRX: u32 = 1 << 6;
+    /// GDTR, IDTR.
+    pub const DT: u32 = 1 << 7;
+    /// CS, DS, SS, ES, CPL.
+    pub const SEG: u32 = 1 << 8;
+    pub const CR2: u32 = 1 << 9;
+    /// DebugCtl and the last-branch records (Keel never writes them).
+    pub const LBR: u32 = 1 << 10;
+    /// Every group Keel knows (AVIC, bit 11, is not used).
+    pub const ALL: u32 = (1 << 11) - 1;
+}
+
+/// The clean bit covering the field at `offset`: 0 for fields the processor always
+/// reads (RIP, RSP, RAX, RFLAGS, event injection, TLB control, the interrupt shadow) or
+/// that VMLOAD/VMSAVE switch (FS, GS, TR, LDTR, the SYSCALL and SYSENTER MSRs).
+#[inline(always)]
+pub const fn clean_bit(offset: usize) -> u32 {
+    match offset {
+        0x000..=0x03f | 0x050..=0x057 => clean::INTERCEPTS,
+        0x040..=0x04f => clean::IOPM,
+        0x058..=0x05b => clean::ASID,
+        0x060..=0x067 => clean::TPR,
+        0x090..=0x097 | 0x0b0..=0x0b7 | G_PAT => clean::NP,
+        EFER | CR4 | CR3 | CR0 => clean::CRX,
+        DR7 | DR6 => clean::DRX,
+        0x460..=0x46f | 0x480..=0x48f => clean::DT,
+        0x400..=0x43f | CPL => clean::SEG,
+        0x640 => clean::CR2,
+        _ => 0,
+    }
+}
+
 /// A VMCB page Keel owns.
 pub struct Vmcb(pub PhysAddr);
 
 impl Vmcb {
+    #[inline(always)]
     fn at<T>(&self, offset: usize) -> *mut T {
         debug_assert!(offset + core::mem::size_of::<T>() <= 4096);
         (self.0 .0 as usize + offset) as *mut T
     }
 
+    #[inline(always)]
     pub fn read<T: Copy>(&self, offset: usize) -> T {
         // SAFETY: the VMCB is an identity-mapped page this vCPU owns; the processor only
         // writes it during VMRUN, which never overlaps Keel's accesses.
         unsafe { core::ptr::read_volatile(self.at(offset)) }
     }
 
+    /// Writes a field and clears its clean bit, so that the next VMRUN reads it (inlined:
+    /// the offsets are constants, and so is the bit).
+    #[inline(always)]
     pub fn write<T: Copy>(&self, offset: usize, value: T) {
         // SAFETY: as in `read`.
         unsafe { core::ptr::write_volatile(self.at(offset), value) }
+        let bit = clean_bit(offset);
+        if bit != 0 {
+            let clean: u32 = self.read(CLEAN_BITS);
+            if clean & bit != 0 {
+                self.set_clean(clean & !bit);
+            }
+        }
+    }
+
+    /// Sets the clean bits: [`clean::ALL`] right after a #VMEXIT (the processor's cache
+    /// then holds what the VMCB holds), 0 when the VMCB is new or moved to another CPU.
+    pub fn set_clean(&self, bits: u32) {
+        // SAFETY: as in `read`.
+        unsafe { core::ptr::write_volatile(self.at(CLEAN_BITS), bits) }
     }
 
     /// Writes a segment register of the state-save area.
@@ -161,5 +228,33 @@ impl Vmcb {
 
     pub fn segment_base(&self, at: usize) -> u64 {
         self.read(at + 8)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_field_keel_writes_has_its_clean_bit() {
+        assert_eq!(clean_bit(INTERCEPT_MISC1), clean::INTERCEPTS);
+        assert_eq!(clean_bit(PAUSE_FILTER_COUNT), clean::INTERCEPTS);
+        assert_eq!(clean_bit(MSRPM_BASE), clean::IOPM);
+        assert_eq!(clean_bit(GUEST_ASID), clean::ASID);
+        assert_eq!(clean_bit(VIRTUAL_INTERRUPT), clean::TPR);
+        assert_eq!(clean_bit(NESTED_CR3), clean::NP);
+        assert_eq!(clean_bit(G_PAT), clean::NP);
+        assert_eq!(clean_bit(CR0), clean::CRX);
+        assert_eq!(clean_bit(EFER), clean::CRX);
+        assert_eq!(clean_bit(DR7), clean::DRX);
+        assert_eq!(clean_bit(IDTR + 8), clean::DT);
+        assert_eq!(clean_bit(CS + 2), clean::SEG);
+        assert_eq!(clean_bit(CPL), clean::SEG);
+        // Always read, or switched by VMLOAD/VMSAVE.
+        for f in
+            [RIP, RSP, RAX, RFLAGS, EVENT_INJECTION, TLB_CONTROL, INTERRUPT_SHADOW, FS + 8, TR, STAR, KERNEL_GS_BASE]
+        {
+            assert_eq!(clean_bit(f), 0, "{f:#x}");
+        }
     }
 }

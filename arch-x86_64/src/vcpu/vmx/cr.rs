@@ -15,7 +15,7 @@ use crate::vcpu::emulate::{read_guest_phys, GuestCpu};
 use crate::vcpu::guest::gpr;
 use crate::vcpu::Common;
 
-const AR_LONG_MODE: u64 = 1 << 13;
+const AR_LONG_MODE: u32 = 1 << 13;
 
 /// A decoded CR-access exit (Intel SDM vol. 3, table 28-3).
 pub(super) struct CrAccess {
@@ -89,7 +89,7 @@ impl VmxVcpu {
         let cr4 = visible(vmcs::GUEST_CR4, vmcs::CR4_GUEST_HOST_MASK, vmcs::CR4_READ_SHADOW);
         let mut guest_efer = field(vmcs::GUEST_IA32_EFER);
         let mut entry = field(vmcs::ENTRY_CONTROLS);
-        let ia32e = vmcs::entry::IA32E_MODE_GUEST as u64;
+        let ia32e = vmcs::entry::IA32E_MODE_GUEST;
         if value & CR0_PG != 0 && old & CR0_PG == 0 && guest_efer & efer::LME != 0 {
             if cr4 & CR4_PAE == 0 || field(vmcs::GUEST_CS_ACCESS_RIGHTS) & AR_LONG_MODE != 0 {
                 return false;
@@ -103,6 +103,7 @@ impl VmxVcpu {
         set(vmcs::GUEST_CR0, self.caps.fixed_cr0(value, true));
         set(vmcs::CR0_READ_SHADOW, value);
         set(vmcs::GUEST_IA32_EFER, guest_efer);
+        self.cache.code64.set(None);
         set(vmcs::ENTRY_CONTROLS, entry);
         self.paging_changed()
     }
@@ -134,7 +135,9 @@ impl VmxVcpu {
                 return false;
             }
             for (i, e) in b.chunks(8).enumerate() {
-                set(vmcs::GUEST_PDPTE0 + 2 * i as u32, u64::from_le_bytes(e.try_into().unwrap_or([0; 8])));
+                if let Some(f) = vmcs::guest_pdpte(i) {
+                    set(f, u64::from_le_bytes(e.try_into().unwrap_or([0; 8])));
+                }
             }
         }
         self.flush_guest_tlb();

@@ -1,20 +1,22 @@
 /* VM entry and exit for VMX (AT&T syntax).
  *
- * u64 keel_vmx_enter(GuestRegisters *regs, u64 resume)
+ * u64 keel_vmx_enter(GuestRegisters *regs, u64 resume, u64 *host_rsp)
  *   Loads the guest's general-purpose registers from *regs (RSP, RIP and RFLAGS live in
  *   the VMCS) and executes VMLAUNCH (resume == 0) or VMRESUME. HOST_RSP points at the
- *   saved *regs pointer, HOST_RIP at keel_vmx_exit, which stores the guest's registers
- *   back and returns 0. If the instruction fails, it returns 1 (VMfailInvalid) or
- *   2 (VMfailValid: see the VM-instruction error field).
+ *   saved *regs pointer; it is written only when it differs from *host_rsp, the value
+ *   the VMCS holds (updated here). HOST_RIP (keel_vmx_exit, written by Keel with the
+ *   rest of the host state) stores the guest's registers back and returns 0. If the
+ *   instruction fails, it returns 1 (VMfailInvalid) or 2 (VMfailValid: see the
+ *   VM-instruction error field).
  * GuestRegisters: 16 quadwords in x86 encoding order (rax, rcx, rdx, rbx, rsp, rbp, rsi,
  * rdi, r8..r15); the rsp slot is unused. */
 
         .set HOST_RSP, 0x6c14
-        .set HOST_RIP, 0x6c16
 
         .section .text.keel_vmx, "ax"
         .code64
         .global keel_vmx_enter
+        .global keel_vmx_exit
 keel_vmx_enter:
         push    %rbp
         push    %rbx
@@ -23,12 +25,12 @@ keel_vmx_enter:
         push    %r14
         push    %r15
         push    %rdi                        /* regs, found again at the exit */
+        cmp     %rsp, (%rdx)
+        je      5f
+        mov     %rsp, (%rdx)
         mov     $HOST_RSP, %eax
         vmwrite %rsp, %rax
-        lea     keel_vmx_exit(%rip), %rdx
-        mov     $HOST_RIP, %eax
-        vmwrite %rdx, %rax
-        test    %rsi, %rsi                  /* MOVs below keep the flags */
+5:      test    %rsi, %rsi                  /* MOVs below keep the flags */
         mov     0x00(%rdi), %rax
         mov     0x08(%rdi), %rcx
         mov     0x10(%rdi), %rdx

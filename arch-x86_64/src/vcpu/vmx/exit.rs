@@ -14,8 +14,8 @@ use keel_kernel::arch::{MemoryAccess, VmExit};
 
 /// #UD: intercepted so that `vmmcall` (AMD's hypercall) works on Intel too.
 pub const UD_VECTOR: u32 = 6;
-const INTERRUPTION_TYPE_NMI: u64 = 2;
-const INTERRUPTION_TYPE_HARDWARE_EXCEPTION: u64 = 3;
+const INTERRUPTION_TYPE_NMI: u32 = 2;
+const INTERRUPTION_TYPE_HARDWARE_EXCEPTION: u32 = 3;
 /// EPT-violation qualification: the access was a write, an instruction fetch.
 const EPT_WRITE: u64 = 1 << 1;
 const EPT_FETCH: u64 = 1 << 2;
@@ -23,9 +23,10 @@ const EPT_FETCH: u64 = 1 << 2;
 impl VmxVcpu {
     /// Handles the exit that just happened: `Some` for the core, `None` to re-enter.
     pub(super) fn handle_exit(&mut self, common: &mut Common) -> Option<VmExit> {
-        let exit_reason = field(vmcs::EXIT_REASON) as u32;
-        let qualification = field(vmcs::EXIT_QUALIFICATION);
+        let exit_reason = field(vmcs::EXIT_REASON);
+        let qualification = || field(vmcs::EXIT_QUALIFICATION);
         if exit_reason & reason::ENTRY_FAILURE != 0 {
+            let qualification = qualification();
             log::error!(
                 "VM entry failed: exit reason {} (qualification {qualification:#x}), guest RIP {:#x}",
                 exit_reason & 0xffff,
@@ -34,19 +35,22 @@ impl VmxVcpu {
             return Some(VmExit::GuestCrash);
         }
         self.reinject_vectored_event();
-        let next_rip = || field(vmcs::GUEST_RIP).wrapping_add(field(vmcs::EXIT_INSTRUCTION_LENGTH));
+        let next_rip = |v: &Self| v.rip().wrapping_add(u64::from(field(vmcs::EXIT_INSTRUCTION_LENGTH)));
         let emulate = |v: &mut Self, common: &mut Common, what| {
-            emulate::handle(v, common, what, next_rip());
+            let next = next_rip(v);
+            emulate::handle(v, common, what, next);
             None
         };
         match exit_reason & 0xffff {
             reason::VMCALL => {
                 self.long_mode = self.in_64bit_code();
-                self.set_rip(next_rip());
+                let next = next_rip(self);
+                self.set_rip(next);
                 Some(VmExit::Hypercall)
             }
             reason::HLT => {
-                self.set_rip(next_rip());
+                let next = next_rip(self);
+                self.set_rip(next);
                 interrupts::halt(self, common)
             }
             reason::INTERRUPT_WINDOW => {
@@ -54,26 +58,29 @@ impl VmxVcpu {
                 None
             }
             reason::PAUSE => {
-                self.set_rip(next_rip());
+                let next = next_rip(self);
+                self.set_rip(next);
                 Some(VmExit::Yield)
             }
             reason::CPUID => emulate(self, common, Intercept::Cpuid),
             reason::RDMSR => emulate(self, common, Intercept::Rdmsr),
             reason::WRMSR => emulate(self, common, Intercept::Wrmsr),
             reason::IO => {
-                let io = self.io(qualification);
+                let io = self.io(qualification());
                 emulate(self, common, Intercept::Io(io))
             }
             reason::CR_ACCESS => {
-                if self.cr_access(&CrAccess::decode(qualification), common) {
-                    self.set_rip(next_rip());
+                if self.cr_access(&CrAccess::decode(qualification()), common) {
+                    let next = next_rip(self);
+                    self.set_rip(next);
                 } else {
                     self.inject(GP, Some(0));
                 }
                 None
             }
             reason::INVD | reason::WBINVD => {
-                self.set_rip(next_rip()); // the guest's memory is always coherent
+                let next = next_rip(self);
+                self.set_rip(next); // the guest's memory is always coherent
                 None
             }
             reason::RDPMC => {
@@ -94,6 +101,7 @@ impl VmxVcpu {
                 None
             }
             reason::EPT_VIOLATION => {
+                let qualification = qualification();
                 let access = if qualification & EPT_FETCH != 0 {
                     MemoryAccess::Execute
                 } else if qualification & EPT_WRITE != 0 {
@@ -115,13 +123,14 @@ impl VmxVcpu {
                 let info = field(vmcs::IDT_VECTORING_INFO);
                 let delivering =
                     (info & (1 << 31) != 0).then_some(Delivering { vector: info as u8, kind: ((info >> 8) & 7) as u8 });
-                emulate::refuse_task_switch(self, qualification as u16, delivering)
+                emulate::refuse_task_switch(self, qualification() as u16, delivering)
             }
             reason::EPT_MISCONFIGURATION => {
                 log::error!("EPT misconfiguration at GPA {:#x}", field(vmcs::GUEST_PHYSICAL_ADDRESS));
                 Some(VmExit::GuestCrash)
             }
             other => {
+                let qualification = qualification();
                 log::warn!(
                     "unhandled VMX exit reason {other} (qualification {qualification:#x}) at RIP {:#x}",
                     field(vmcs::GUEST_RIP)
@@ -139,6 +148,7 @@ impl VmxVcpu {
             return;
         }
         set(vmcs::ENTRY_INTERRUPTION_INFO, info & !(1 << 12));
+        self.cache.queued = true;
         if info & (1 << 11) != 0 {
             set(vmcs::ENTRY_EXCEPTION_ERROR_CODE, field(vmcs::IDT_VECTORING_ERROR_CODE));
         }
@@ -156,7 +166,7 @@ impl VmxVcpu {
             string,
             rep: q & (1 << 5) != 0,
             address_size: 2 << ((info >> 7) & 3),
-            segment: Segment::from_encoding((info >> 15) & 7),
+            segment: Segment::from_encoding(u64::from((info >> 15) & 7)),
         }
     }
 
@@ -169,7 +179,7 @@ impl VmxVcpu {
             unsafe { core::arch::asm!("int 2") };
             return None;
         }
-        if vector as u32 == UD_VECTOR && kind == INTERRUPTION_TYPE_HARDWARE_EXCEPTION {
+        if vector == UD_VECTOR && kind == INTERRUPTION_TYPE_HARDWARE_EXCEPTION {
             if emulate::at_hypercall(self) {
                 self.long_mode = self.in_64bit_code();
                 let rip = self.rip().wrapping_add(crate::vcpu::guest::VMMCALL.len() as u64);

@@ -3,12 +3,14 @@
 //! error number is then in the VM-instruction error field of the current VMCS).
 
 use super::super::GuestRegisters;
+use super::vmcs::{self, Field};
 use core::arch::asm;
 
 core::arch::global_asm!(include_str!("enter.s"), options(att_syntax));
 
 extern "sysv64" {
-    fn keel_vmx_enter(regs: *mut GuestRegisters, resume: u64) -> u64;
+    fn keel_vmx_enter(regs: *mut GuestRegisters, resume: u64, host_rsp: *mut u64) -> u64;
+    fn keel_vmx_exit();
 }
 
 /// A VMX instruction failed.
@@ -24,7 +26,7 @@ fn outcome(ok: u8, cf: u8) -> Result<(), VmxFail> {
     match (ok, cf) {
         (1, _) => Ok(()),
         (_, 1) => Err(VmxFail::Invalid),
-        _ => Err(VmxFail::Valid(vmread(super::vmcs::VM_INSTRUCTION_ERROR).unwrap_or(0) as u32)),
+        _ => Err(VmxFail::Valid(vmread(vmcs::VM_INSTRUCTION_ERROR).unwrap_or(0))),
     }
 }
 
@@ -77,32 +79,32 @@ pub fn vmptrst() -> u64 {
     pa
 }
 
-/// Reads VMCS field `field` of the current VMCS.
-pub fn vmread(field: u32) -> Result<u64, VmxFail> {
+/// Reads `field` of the current VMCS.
+pub fn vmread<F: Field>(field: F) -> Result<F::Value, VmxFail> {
     let (value, ok, cf): (u64, u8, u8);
     // SAFETY: VMREAD only reads the current VMCS; without one it fails cleanly (CF=1).
     unsafe {
-        asm!("vmread {}, {}", "seta {}", "setc {}", out(reg) value, in(reg) field as u64,
+        asm!("vmread {}, {}", "seta {}", "setc {}", out(reg) value, in(reg) u64::from(field.encoding()),
              out(reg_byte) ok, out(reg_byte) cf, options(nostack))
     };
     match (ok, cf) {
-        (1, _) => Ok(value),
+        (1, _) => Ok(F::from_raw(value)),
         (_, 1) => Err(VmxFail::Invalid),
         _ => Err(VmxFail::Valid(0)),
     }
 }
 
-/// Writes VMCS field `field` of the current VMCS.
+/// Writes `field` of the current VMCS.
 ///
 /// # Safety
 /// The value takes effect at the next VM entry or exit: host-state fields must describe
 /// Keel's real state, and guest/control fields must not give the guest access to memory
 /// or hardware it must not have.
-pub unsafe fn vmwrite(field: u32, value: u64) -> Result<(), VmxFail> {
+pub unsafe fn vmwrite<F: Field>(field: F, value: F::Value) -> Result<(), VmxFail> {
     let (ok, cf): (u8, u8);
     // SAFETY: the caller guarantees the value is safe to use at the next entry/exit.
     unsafe {
-        asm!("vmwrite {}, {}", "seta {}", "setc {}", in(reg) field as u64, in(reg) value,
+        asm!("vmwrite {}, {}", "seta {}", "setc {}", in(reg) u64::from(field.encoding()), in(reg) F::to_raw(value),
              out(reg_byte) ok, out(reg_byte) cf, options(nostack))
     };
     outcome(ok, cf)
@@ -132,6 +134,11 @@ pub fn invvpid(kind: u64, vpid: u16) -> Result<(), VmxFail> {
     outcome(ok, cf)
 }
 
+/// Where a VM exit lands (the VMCS's HOST_RIP): the second half of [`enter`].
+pub fn exit_address() -> u64 {
+    keel_vmx_exit as *const () as u64
+}
+
 /// How [`enter`] came back.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Entry {
@@ -144,14 +151,15 @@ pub enum Entry {
 /// Runs the guest of the current VMCS until the next VM exit.
 ///
 /// # Safety
-/// The current VMCS must be fully set up, with host state describing this CPU (HOST_RSP
-/// and HOST_RIP are written here) and guest state confined by EPT.
-pub unsafe fn enter(regs: &mut GuestRegisters, launched: bool) -> Entry {
+/// The current VMCS must be fully set up, with host state describing this CPU
+/// (HOST_RIP = [`exit_address`]) and guest state confined by EPT; `host_rsp` must be
+/// what its HOST_RSP holds (0 if unknown), which is written here when the stack moved.
+pub unsafe fn enter(regs: &mut GuestRegisters, launched: bool, host_rsp: &mut u64) -> Entry {
     // SAFETY: the caller guarantees a complete VMCS; the routine preserves the callee-saved
     // registers and returns on the same stack.
-    match unsafe { keel_vmx_enter(regs, launched as u64) } {
+    match unsafe { keel_vmx_enter(regs, launched as u64, host_rsp) } {
         0 => Entry::Exited,
         1 => Entry::Failed(VmxFail::Invalid),
-        _ => Entry::Failed(VmxFail::Valid(vmread(super::vmcs::VM_INSTRUCTION_ERROR).unwrap_or(0) as u32)),
+        _ => Entry::Failed(VmxFail::Valid(vmread(vmcs::VM_INSTRUCTION_ERROR).unwrap_or(0))),
     }
 }

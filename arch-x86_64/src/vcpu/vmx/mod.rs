@@ -50,10 +50,28 @@ pub struct VmxVcpu {
     /// `load` failed: the next `run` reports a crash.
     load_failed: bool,
     launched: bool,
+    /// What the VMCS's HOST_RSP holds (0: not known), so that the entry writes it only
+    /// when Keel's stack moved.
+    host_rsp: u64,
     long_mode: bool,
     stage2_generation: u64,
     /// Interrupt-window exiting is on.
     window: bool,
+    /// What this exit read or wrote of the VMCS, so that each field is read at most once
+    /// per exit (see [`ExitCache`]).
+    cache: ExitCache,
+}
+
+/// Guest state read from the VMCS during one exit, forgotten at the next. Every field
+/// here changes only at a VM exit or through Keel's own writes, which update it.
+#[derive(Default)]
+struct ExitCache {
+    rip: core::cell::Cell<Option<u64>>,
+    /// EFER.LMA and CS.L: the guest runs 64-bit code.
+    code64: core::cell::Cell<Option<bool>>,
+    /// The VM-entry interruption-information field holds a valid event (the processor
+    /// clears its valid bit at every VM exit; Keel sets it).
+    queued: bool,
 }
 
 impl VmxVcpu {
@@ -80,9 +98,11 @@ impl VmxVcpu {
             host_cpu: None,
             load_failed: false,
             launched: false,
+            host_rsp: 0,
             long_mode: state.long_mode(),
             stage2_generation: u64::MAX,
             window: false,
+            cache: ExitCache::default(),
         };
         // SAFETY: the VMCS region is ours and carries the revision id; this CPU is in VMX
         // operation (the caller enabled it).
@@ -163,15 +183,21 @@ impl VmxVcpu {
             }
             self.arm_preemption_timer();
             // SAFETY: the VMCS is current and complete (built in `new`).
-            match unsafe { instructions::enter(&mut self.regs, self.launched) } {
-                instructions::Entry::Exited => self.launched = true,
+            match unsafe { instructions::enter(&mut self.regs, self.launched, &mut self.host_rsp) } {
+                instructions::Entry::Exited => {
+                    self.launched = true;
+                    self.cache = ExitCache::default();
+                }
                 instructions::Entry::Failed(e) => {
                     log::error!("VM entry failed: {e:?}");
                     return VmExit::GuestCrash;
                 }
             }
-            if let Some(exit) = self.handle_exit(common) {
-                common.reports.push_back(exit);
+            match self.handle_exit(common) {
+                // What the exit found goes after what it reported on the way.
+                Some(exit) if common.reports.is_empty() => return exit,
+                Some(exit) => common.reports.push_back(exit),
+                None => {}
             }
             if let Some(report) = common.reports.pop_front() {
                 return report;
@@ -245,8 +271,8 @@ fn tss_base(gdt: u64) -> u64 {
 }
 
 /// Reads a VMCS field that must exist (a failure means a Keel bug: no current VMCS).
-fn field(f: u32) -> u64 {
-    vmread(f).unwrap_or_else(|e| panic!("VMREAD {f:#x} failed: {e:?}"))
+fn field<F: vmcs::Field>(f: F) -> F::Value {
+    vmread(f).unwrap_or_else(|e| panic!("VMREAD {f:?} failed: {e:?}"))
 }
 
 /// The longest a guest runs without an exit to the core: 4 ms, the scheduler's slice.
@@ -262,6 +288,6 @@ impl VmxVcpu {
         let slice = crate::timer::tsc_hz() / PREEMPTION_TICKS_PER_SECOND;
         let deadline = crate::timer::armed_deadline();
         let left = if deadline == 0 { slice } else { deadline.saturating_sub(crate::regs::rdtsc()).min(slice) };
-        state::set(vmcs::PREEMPTION_TIMER_VALUE, (left >> rate).min(u64::from(u32::MAX)));
+        state::set(vmcs::PREEMPTION_TIMER_VALUE, u32::try_from(left >> rate).unwrap_or(u32::MAX));
     }
 }

@@ -11,8 +11,8 @@ use crate::vcpu::start::StartState;
 
 /// Pause-loop exiting (KVM's defaults): PAUSEs at most this many cycles apart form a
 /// loop, and a loop that lasts the window exits.
-const PLE_GAP_CYCLES: u64 = 128;
-const PLE_WINDOW_CYCLES: u64 = 4096;
+const PLE_GAP_CYCLES: u32 = 128;
+const PLE_WINDOW_CYCLES: u32 = 4096;
 
 impl VmxVcpu {
     pub(super) fn write_controls(&self) -> Result<(), VmxFail> {
@@ -67,11 +67,11 @@ impl VmxVcpu {
         // SAFETY: controls that confine the guest (every I/O, MSR, HLT and interrupt exits;
         // memory through EPT); all values adjusted to what the processor allows.
         unsafe {
-            vmwrite(PIN_BASED_CONTROLS, pin as u64)?;
-            vmwrite(PRIMARY_CONTROLS, primary as u64)?;
-            vmwrite(SECONDARY_CONTROLS, secondary as u64)?;
-            vmwrite(EXIT_CONTROLS, exit as u64)?;
-            vmwrite(ENTRY_CONTROLS, entry as u64)?;
+            vmwrite(PIN_BASED_CONTROLS, pin)?;
+            vmwrite(PRIMARY_CONTROLS, primary)?;
+            vmwrite(SECONDARY_CONTROLS, secondary)?;
+            vmwrite(EXIT_CONTROLS, exit)?;
+            vmwrite(ENTRY_CONTROLS, entry)?;
             vmwrite(EXCEPTION_BITMAP, 1 << super::exit::UD_VECTOR)?;
             vmwrite(CR3_TARGET_COUNT, 0)?;
             vmwrite(EXIT_MSR_STORE_COUNT, 0)?;
@@ -80,7 +80,7 @@ impl VmxVcpu {
             vmwrite(ENTRY_INTERRUPTION_INFO, 0)?;
             vmwrite(EPT_POINTER, self.eptp)?;
             if self.vpid != 0 {
-                vmwrite(VPID, self.vpid as u64)?;
+                vmwrite(VPID, self.vpid)?;
             }
             if secondary & secondary::PAUSE_LOOP_EXITING != 0 {
                 vmwrite(PLE_GAP, PLE_GAP_CYCLES)?;
@@ -101,13 +101,13 @@ impl VmxVcpu {
             vmwrite(HOST_CR0, regs::read_cr0())?;
             vmwrite(HOST_CR3, regs::read_cr3())?;
             vmwrite(HOST_CR4, regs::read_cr4())?;
-            vmwrite(HOST_CS_SELECTOR, crate::gdt::CODE_SELECTOR as u64)?;
+            vmwrite(HOST_CS_SELECTOR, crate::gdt::CODE_SELECTOR)?;
             for f in [HOST_SS_SELECTOR, HOST_DS_SELECTOR, HOST_ES_SELECTOR] {
-                vmwrite(f, crate::gdt::DATA_SELECTOR as u64)?;
+                vmwrite(f, crate::gdt::DATA_SELECTOR)?;
             }
             vmwrite(HOST_FS_SELECTOR, 0)?;
             vmwrite(HOST_GS_SELECTOR, 0)?;
-            vmwrite(HOST_TR_SELECTOR, crate::gdt::TSS_SELECTOR as u64)?;
+            vmwrite(HOST_TR_SELECTOR, crate::gdt::TSS_SELECTOR)?;
             vmwrite(HOST_FS_BASE, 0)?;
             vmwrite(HOST_GS_BASE, regs::rdmsr(msr::IA32_GS_BASE))?;
             vmwrite(HOST_TR_BASE, tss_base)?;
@@ -118,6 +118,7 @@ impl VmxVcpu {
             vmwrite(HOST_SYSENTER_EIP, 0)?;
             vmwrite(HOST_IA32_PAT, regs::rdmsr(msr::IA32_PAT))?;
             vmwrite(HOST_IA32_EFER, regs::read_efer())?;
+            vmwrite(HOST_RIP, super::instructions::exit_address())?;
         }
         Ok(())
     }
@@ -129,9 +130,9 @@ impl VmxVcpu {
         // features the guest is not shown.
         let cr0_mask = c.fixed_cr0(0, true) & !(CR0_PE | CR0_ET | CR0_PG);
         let cr4_mask = c.fixed_cr4(0) | !cr4_allowed(&crate::regs::cpuid);
-        let mut entry = field(ENTRY_CONTROLS) & !(entry::IA32E_MODE_GUEST as u64);
+        let mut entry = field(ENTRY_CONTROLS) & !entry::IA32E_MODE_GUEST;
         if s.efer & efer::LMA != 0 {
-            entry |= entry::IA32E_MODE_GUEST as u64;
+            entry |= entry::IA32E_MODE_GUEST;
         }
         // SAFETY: guest state only; the guest is confined by EPT and the exit controls.
         unsafe {
@@ -145,16 +146,16 @@ impl VmxVcpu {
             vmwrite(CR4_READ_SHADOW, s.cr4)?;
             let all = s.segments.iter().chain([&s.ldtr, &s.tr]);
             for (i, seg) in all.enumerate() {
-                let i = 2 * i as u32;
-                vmwrite(GUEST_ES_SELECTOR + i, seg.selector as u64)?;
-                vmwrite(GUEST_ES_BASE + i, seg.base)?;
-                vmwrite(GUEST_ES_LIMIT + i, seg.limit as u64)?;
-                vmwrite(GUEST_ES_ACCESS_RIGHTS + i, seg.vmx_access_rights())?;
+                let f = vmcs::guest_segment(i).ok_or(VmxFail::Invalid)?;
+                vmwrite(f.selector, seg.selector)?;
+                vmwrite(f.base, seg.base)?;
+                vmwrite(f.limit, seg.limit)?;
+                vmwrite(f.access_rights, seg.vmx_access_rights())?;
             }
             vmwrite(GUEST_GDTR_BASE, s.gdtr.0)?;
-            vmwrite(GUEST_GDTR_LIMIT, s.gdtr.1 as u64)?;
+            vmwrite(GUEST_GDTR_LIMIT, s.gdtr.1)?;
             vmwrite(GUEST_IDTR_BASE, s.idtr.0)?;
-            vmwrite(GUEST_IDTR_LIMIT, s.idtr.1 as u64)?;
+            vmwrite(GUEST_IDTR_LIMIT, s.idtr.1)?;
             vmwrite(GUEST_DR7, DR7_INIT)?;
             vmwrite(GUEST_RSP, s.gpr[guest::gpr::RSP])?;
             vmwrite(GUEST_RIP, s.rip)?;

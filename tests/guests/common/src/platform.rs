@@ -143,6 +143,10 @@ pub trait Platform: Sync {
     fn bench_mmio_read(&self) -> Option<u64> {
         None
     }
+    /// What [`Platform::bench_mmio_read`] reads, as `bench` names the figure.
+    fn bench_mmio_name(&self) -> &'static str {
+        "emulated MMIO read (vPL011 UARTFR)"
+    }
 
     /// Whether guest-physical space with nothing behind it reads all ones and drops
     /// writes (Xen's x86 HVM/PVH domains), rather than aborting the access (arm64).

@@ -18,6 +18,7 @@ mod cpu;
 mod faults;
 mod heap;
 mod hole_faults;
+mod owned;
 mod params;
 mod platform;
 mod smp;

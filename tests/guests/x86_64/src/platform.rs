@@ -327,6 +327,33 @@ impl Platform for Pvh {
         }
     }
 
+    /// `crate::owned`: the MSRs, bases and debug registers Keel may switch lazily.
+    fn owned_regs_fill(&self, seed: u64) -> usize {
+        crate::owned::fill(seed)
+    }
+
+    fn owned_regs_read(&self, out: &mut [u64]) {
+        crate::owned::read(out)
+    }
+
+    fn owned_reg_name(&self, i: usize) -> &'static str {
+        crate::owned::name(i)
+    }
+
+    /// CPUID leaf 0x40000000 (every CPUID exits).
+    fn bench_sysreg_read(&self) -> Option<u64> {
+        Some(u64::from(cpu::cpuid(0x4000_0000, 0).eax))
+    }
+
+    /// A byte from port 0x80 (every port access exits; Keel emulates the port).
+    fn bench_mmio_read(&self) -> Option<u64> {
+        Some(u64::from(cpu::inb(0x80)))
+    }
+
+    fn bench_mmio_name(&self) -> &'static str {
+        "emulated port read (inb 0x80)"
+    }
+
     fn probe_write(&self, gpa: u64, value: u64) -> Probe {
         match traps::probe_write(gpa, value) {
             Ok(()) => Probe::Value(0),

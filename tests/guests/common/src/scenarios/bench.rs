@@ -61,7 +61,7 @@ pub fn run<P: Platform>(p: &P) -> Outcome {
             p.bench_mmio_read();
             Ok(())
         })?;
-        report(p, "emulated MMIO read (vPL011 UARTFR)", n, m);
+        report(p, p.bench_mmio_name(), n, m);
     }
     if !want("evtchn") {
         return Ok(());

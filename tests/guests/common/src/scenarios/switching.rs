@@ -64,16 +64,14 @@ pub fn run<P: Platform>(p: &P) -> Outcome {
             }
         }
         if let Err(r) = p.fp_check(fp_seed) {
-            crate::fail!("switching: round {round}: FP/SIMD register q{r} lost");
+            crate::fail!("switching: round {round}: FP/SIMD register {r} lost");
         }
     }
     ensure!(
         switched * 2 >= rounds,
         "switching: only {switched} of {rounds} yields went to another vCPU (pinned to one CPU?)"
     );
-    say!(
-        p,
-        "switching: {n} system registers and q0-q31 kept through {rounds} yields, half or more to the other domain"
-    );
+    let fp = if P::ARCH == "aarch64" { "q0-q31" } else { "xmm0-xmm15" };
+    say!(p, "switching: {n} system registers and {fp} kept through {rounds} yields, half or more to the other domain");
     Ok(())
 }
