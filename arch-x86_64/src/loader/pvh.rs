@@ -78,8 +78,12 @@ fn kernel<'a>(node: &str, bytes: &'a [u8]) -> Result<(u64, Vec<Load<'a>>), Refus
     }
     let mut notes = elf.notes().filter(|n| n.owner == b"Xen" && n.kind == XEN_ELFNOTE_PHYS32_ENTRY);
     let Some(note) = notes.next() else {
+        // A 32-bit kernel with the note is a PVH kernel like any other (Xen boots them
+        // too); one without it is most often a distribution's i386 kernel built without
+        // Xen (Debian's `686` flavour): say so.
+        let class = if elf.is_64bit() { "" } else { " (a 32-bit ELF: an i386 kernel built without Xen PVH support)" };
         return Err(bad(format!(
-            "kernel {node} has no XEN_ELFNOTE_PHYS32_ENTRY note (type 18, owner \"Xen\"): not a PVH kernel"
+            "kernel {node} has no XEN_ELFNOTE_PHYS32_ENTRY note (type 18, owner \"Xen\"): not a PVH kernel{class}"
         )));
     };
     let entry = note.desc_number().ok_or_else(|| {

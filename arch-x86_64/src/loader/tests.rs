@@ -160,7 +160,11 @@ fn refuses_what_cannot_boot() {
     let garbage = [0x4du8; 300];
     assert!(bad_image(&inputs(&garbage, &ram)).contains("/chosen/d/kernel is not a usable ELF image: no ELF magic"));
     let no_note = image(true, EM_X86_64, 0, &[Part::load(0x10_0000, &[0; 16], 16)]);
-    assert!(bad_image(&inputs(&no_note, &ram)).contains("no XEN_ELFNOTE_PHYS32_ENTRY note"));
+    let why = bad_image(&inputs(&no_note, &ram));
+    assert!(why.ends_with("no XEN_ELFNOTE_PHYS32_ENTRY note (type 18, owner \"Xen\"): not a PVH kernel"), "{why}");
+    let i386 = image(false, EM_386, 0, &[Part::load(0x100_0000, &[0xf4; 16], 16)]);
+    assert!(bad_image(&inputs(&i386, &ram))
+        .ends_with("not a PVH kernel (a 32-bit ELF: an i386 kernel built without Xen PVH support)"));
     let arm = image(true, 183, 0, &[Part::note("Xen", 18, &[0; 4])]);
     assert!(bad_image(&inputs(&arm, &ram)).contains("ELF machine 183 is not x86"));
     let odd_note = image(true, EM_X86_64, 0, &[Part::load(0x10_0000, &[0; 16], 16), Part::note("Xen", 18, &[0; 6])]);

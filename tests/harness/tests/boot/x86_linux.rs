@@ -149,8 +149,11 @@ fn x86_linux_dom0_from_xen_grub_entry_qemu_svm_bios() {
 }
 
 /// Bad Linux domains beside a good one (`linux-bad.dts`): a bzImage cut in half, one
-/// whose XZ payload is damaged, and one asking for 64 GiB are refused, each by name and
-/// with what is wrong; the good domain boots to its userspace and powers off.
+/// whose XZ payload is damaged, one asking for 64 GiB, a 32-bit kernel without Xen PVH
+/// support (a bzImage without XLF_KERNEL_64 whose payload is an i386 ELF with no
+/// PHYS32_ENTRY note) and a good kernel whose configuration names an initrd the boot
+/// loader did not pass are refused, each by name and with what is wrong; the good domain
+/// boots to its userspace and powers off.
 #[test]
 #[ignore = "boots QEMU with Debian's kernel: run through scripts/test or scripts/test-linux"]
 fn x86_linux_bad_kernels_are_refused_by_name() {
@@ -167,11 +170,86 @@ fn x86_linux_bad_kernels_are_refused_by_name() {
             "-byte file: truncated",
             "[test] fail domain-damaged: not built: bad image: kernel /chosen/damaged/kernel (bzImage): the XZ payload is damaged or truncated",
             "[test] fail domain-/chosen/huge: not built: /chosen/huge: memory 67108864 KiB exceeds the ",
+            "[test] fail domain-i386: not built: bad image: kernel /chosen/i386/kernel has no XEN_ELFNOTE_PHYS32_ENTRY note (type 18, owner \"Xen\"): not a PVH kernel (a 32-bit ELF: an i386 kernel built without Xen PVH support)",
+            "[test] fail domain-/chosen/noinitrd: not built: /chosen/noinitrd/ramdisk: module-index = <8>, but the boot loader passed 8 modules (0 to 7)",
             "(d1) [linux] userspace: up",
             "[test] pass domain-linux: shut down (poweroff)",
-            "[test] done pass=3 fail=3 expected=6",
+            "[test] done pass=3 fail=5 expected=8",
         ]);
     boot(t);
+}
+
+/// Two Linux domains at once (`linux-panic.dts`, QEMU SVM BIOS, 2 CPUs). "crasher"
+/// panics (`echo c > /proc/sysrq-trigger`) and reports it to Xen's interface
+/// (SCHEDOP_shutdown, reason crash): Keel ends that domain alone and reclaims it. "worker"
+/// waits 15 s of its own time, then finishes a CPU-bound job on both its vCPUs after the
+/// crash, and powers off.
+#[test]
+#[ignore = "boots QEMU with Debian's kernel: run through scripts/test or scripts/test-linux"]
+fn x86_linux_panic_ends_only_that_domain() {
+    let iso = linux_iso("linux-panic");
+    let t = BootTest::new(
+        "x86 two Linux domains, one panics (QEMU SVM BIOS)",
+        X86_64,
+        &["--smp", "2", "--iso", &iso, "-m", "2G"],
+    )
+    .probe_on_cpus(2)
+    .retry_on_emulator_reset()
+    .timeout(Duration::from_secs(500))
+    .refusal("[test] fail domain-crasher: crashed (reported by the guest)", QEMU_X86_FAIL)
+    .lines(&[
+        "(d1) [linux] userspace: up",
+        "(d1) [linux] action: panic",
+        "] Kernel panic - not syncing: sysrq triggered crash",
+        "(d2) [linux] userspace: up",
+        "(d2) [linux] xen-detected: yes",
+        "(d2) [linux] nproc: 2",
+        "(d2) [linux] waited: 15 s",
+        "(d2) [linux] load: 2 of 2 jobs finished",
+        "domain 2 (worker): shut down (poweroff)",
+        "[test] pass domain-worker: shut down (poweroff)",
+        "[test] done pass=3 fail=1 expected=4",
+    ]);
+    let out = boot(t).output;
+    let crash = line_at(&out, "domain 1 (crasher): crashed (reported by the guest)");
+    let after = line_at(&out, "(d2) [linux] load: 2 of 2 jobs finished");
+    assert!(crash < after, "the worker must finish its job after the crash (lines {crash} and {after})");
+}
+
+/// `reboot` in a Linux domain (`linux-reboot.dts`, QEMU SVM BIOS): Linux asks for it
+/// with SCHEDOP_shutdown (reason reboot), and Keel, as on arm64, builds the domain again
+/// from its description (Xen's toolstack does this for `on_reboot = "restart"`); Linux
+/// boots a second time. With `keel.restarts=1`, the second reboot ends it.
+#[test]
+#[ignore = "boots QEMU with Debian's kernel: run through scripts/test or scripts/test-linux"]
+fn x86_linux_reboot_restarts_the_domain() {
+    let iso = linux_iso("linux-reboot");
+    let t = BootTest::new(
+        "x86 Linux reboot restarts it (QEMU SVM BIOS)",
+        X86_64,
+        &["--smp", "2", "--iso", &iso, "-m", "2G"],
+    )
+    .probe_on_cpus(2)
+    .retry_on_emulator_reset()
+    .timeout(Duration::from_secs(500))
+    .refusal("[test] fail domain-linux: shut down (reboot)", QEMU_X86_FAIL)
+    .lines(&[
+        "(d1) [linux] action: reboot",
+        "] reboot: Restarting system",
+        "domain 1 (linux): shut down (reboot)",
+        "domain 1 (linux): restarted as domain 1 (restart 1 of 1)",
+        "domain 1 (linux): rebooted after 1 restart(s) (keel.restarts); not again",
+        "[test] done pass=2 fail=1 expected=3",
+    ]);
+    let out = boot(t).output;
+    for line in ["(d1) [linux] userspace: up", "(d1) [linux] action: reboot"] {
+        assert_eq!(out.matches(line).count(), 2, "'{line}' once per boot of the domain");
+    }
+}
+
+/// The index of the first line of `output` containing `text`.
+fn line_at(output: &str, text: &str) -> usize {
+    output.lines().position(|l| l.contains(text)).unwrap_or_else(|| panic!("no line contains '{text}'"))
 }
 
 #[test]
