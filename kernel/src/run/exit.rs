@@ -30,6 +30,8 @@ impl<A: Arch> CpuLoop<'_, '_, A> {
             VmExit::Hypercall => {
                 let args = cur.vcpu.hypercall_args();
                 let result = hv.hypercall(d, v, &args, &VcpuTranslation(&cur.vcpu));
+                // A control call that needs the domain builder queued its request.
+                let result = self.m.serve_build(d.id(), v).unwrap_or(result);
                 cur.vcpu.set_hypercall_result(result);
             }
             // Xen's WFI/HLT: block unless an event upcall (or a virtual interrupt) is

@@ -22,6 +22,7 @@
 
 mod build;
 mod cpu;
+mod create;
 mod exit;
 mod guests;
 mod hooks;
@@ -32,6 +33,7 @@ mod timers;
 
 pub use build::{build_all, build_domain, rebuild, BuildError, Described};
 pub use cpu::{CpuLoop, Step};
+pub use create::{serve as serve_create, Creator};
 pub use guests::Guest;
 pub use hooks::{LineSink, SchedHooks};
 pub use input::{Action as InputAction, InputRouter};
@@ -82,6 +84,8 @@ pub struct Machine<'a, A: Arch> {
     descriptions: Mutex<BTreeMap<DomId, Description>>,
     /// Domains between their removal and their rebuild.
     restarting: AtomicU32,
+    /// Serves the control interface's `CTL_CREATE` and `CTL_START` (`create.rs`).
+    creator: Option<Creator<A>>,
 }
 
 /// Builds and starts a domain from its description on the machine (see
@@ -116,6 +120,7 @@ impl<'a, A: Arch> Machine<'a, A> {
             restart_limit: 0,
             descriptions: Mutex::new(BTreeMap::new()),
             restarting: AtomicU32::new(0),
+            creator: None,
         }
     }
 

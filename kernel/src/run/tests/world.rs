@@ -140,7 +140,9 @@ impl World {
         let pool = crate::test_support::pool();
         let hooks = SchedHooks::new(cpus, SchedConfig::default(), MockTimer::now_ns).unwrap().with_console(capture);
         let hooks: &'static SchedHooks<MockArch> = Box::leak(Box::new(hooks));
-        let mut m = Machine::new(Hypervisor::new(pool, hooks), hooks).with_online(online);
+        let mut m = Machine::new(Hypervisor::new(pool, hooks), hooks)
+            .with_online(online)
+            .with_creator(crate::run::serve_create::<MockArch>);
         if let Some(d) = deadline {
             m = m.with_deadline(d);
         }
