@@ -62,6 +62,8 @@ pub struct HostInfo {
     pub cpu_mhz: u32,
     pub total_memory_mib: u64,
     pub free_memory_mib: u64,
+    /// Free 4 KiB pages exactly (Keel's frame pool; 0 if not reported).
+    pub free_pages: u64,
     pub version_major: u32,
     pub version_minor: u32,
     pub version_extra: String,
