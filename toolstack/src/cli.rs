@@ -328,7 +328,7 @@ fn create(ctx: &mut Ctx, args: &[String]) -> Result<(), Failure> {
     }
     let id = ctx.ctl.create(&CreateRequest { config: &config, kernel, ramdisk }).map_err(|e| match e {
         ControlError::NameInUse(_) => at("name", e),
-        ControlError::NoMemory { .. } => at("memory", e),
+        ControlError::NoMemory { .. } | ControlError::DoesNotFit { .. } => at("memory", e),
         e => e.into(),
     })?;
     if console {

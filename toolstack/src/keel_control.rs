@@ -121,6 +121,11 @@ impl<H: Hypervisor> KeelControl<H> {
         KeelControl { hv, console_offsets: HashMap::new() }
     }
 
+    /// The hypercall issuer back (for tests).
+    pub fn into_inner(self) -> H {
+        self.hv
+    }
+
     fn ctl(&mut self, cmd: u32, arg: &mut [u8], data: &mut [u8]) -> Result<i64, i32> {
         self.hv.call(KEEL_CONTROL_OP, u64::from(cmd), arg, data)
     }

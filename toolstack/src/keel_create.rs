@@ -125,10 +125,7 @@ impl<H: Hypervisor> KeelControl<H> {
                  damaged one: Keel's log says why)",
                 req.config.kernel
             )),
-            E2BIG => ControlError::Invalid(format!(
-                "the kernel, ramdisk and boot tables do not fit in the {} MiB of domain {id}",
-                req.config.memory_mib
-            )),
+            E2BIG => ControlError::DoesNotFit { memory_mib: req.config.memory_mib },
             e => error(e, "starting", Some(id)),
         })?;
         if let Some(Affinity::PerVcpu(sets)) = &req.config.affinity {
@@ -183,6 +180,56 @@ mod tests {
         assert_eq!((a.kernel_size, a.ramdisk_size), (10, 3));
         assert_eq!(a.cpumap[0], 0b110);
         assert_eq!(&a.name[..4], b"web\0");
+    }
+
+    /// Records the sub-ops and the bytes handed over; `CTL_START` answers `start`.
+    struct Recorder {
+        cmds: Vec<u32>,
+        kernel: Vec<u8>,
+        start: Result<i64, i32>,
+    }
+
+    impl Hypervisor for Recorder {
+        fn call(&mut self, _: u64, a0: u64, arg: &mut [u8], data: &mut [u8]) -> Result<i64, i32> {
+            let cmd = u32::try_from(a0).unwrap();
+            self.cmds.push(cmd);
+            match cmd {
+                CTL_CREATE => {
+                    let a = CtlCreate::from_bytes(arg).unwrap();
+                    assert_eq!(a.cmdline, data.as_mut_ptr() as u64);
+                    assert_eq!(&data[..], b"root=/dev/xvda");
+                    Ok(5)
+                }
+                CTL_LOAD => {
+                    let a = CtlLoad::from_bytes(arg).unwrap();
+                    assert_eq!((a.domid, a.offset), (5, self.kernel.len() as u64));
+                    assert_eq!(a.buffer, data.as_mut_ptr() as u64);
+                    self.kernel.extend_from_slice(&data[..usize::try_from(a.len).unwrap()]);
+                    Ok(0)
+                }
+                CTL_START => {
+                    assert_eq!(CtlStart::from_bytes(arg).unwrap().flags, CTL_START_PAUSED);
+                    self.start
+                }
+                _ => Ok(0),
+            }
+        }
+    }
+
+    #[test]
+    fn create_loads_in_chunks_starts_paused_then_unpauses_and_cleans_up_on_failure() {
+        let c = config("name='web'\nmemory=64\nkernel='k'\ncmdline='root=/dev/xvda'\n");
+        let image: Vec<u8> = (0..(3 << 20) + 5).map(|i| (i % 251) as u8).collect();
+        let req = CreateRequest { config: &c, kernel: image.clone(), ramdisk: None };
+        let mut k = KeelControl::new(Recorder { cmds: Vec::new(), kernel: Vec::new(), start: Ok(0) });
+        assert_eq!(k.create_domain(&req), Ok(5));
+        let r = k.into_inner();
+        assert_eq!(r.kernel, image, "every byte, in order");
+        assert_eq!(r.cmds, [CTL_CREATE, CTL_LOAD, CTL_LOAD, CTL_LOAD, CTL_LOAD, CTL_START, CTL_UNPAUSE]);
+
+        let mut k = KeelControl::new(Recorder { cmds: Vec::new(), kernel: Vec::new(), start: Err(E2BIG) });
+        assert_eq!(k.create_domain(&req), Err(ControlError::DoesNotFit { memory_mib: 64 }));
+        assert_eq!(k.into_inner().cmds.last(), Some(&CTL_DESTROY), "the half-built domain is destroyed");
     }
 
     #[test]
