@@ -16,6 +16,18 @@ fn checked<T>(pa: PhysAddr, len: usize) -> *mut T {
     pa.0 as usize as *mut T
 }
 
+/// The bytes of a staging block of the frame pool in which the domain builder holds a
+/// module (`LoadRequest::staged`), if `region` lies in the pool.
+pub fn staged_bytes(region: keel_kernel::mm::Region) -> Option<&'static [u8]> {
+    let len = usize::try_from(region.size()).ok().filter(|&n| n != 0)?;
+    if !FRAME_POOL.contains(PhysAddr(region.start), region.size()) {
+        return None;
+    }
+    // SAFETY: pool memory is identity-mapped; the builder owns the block for the whole
+    // load and nothing else writes it meanwhile.
+    Some(unsafe { core::slice::from_raw_parts(region.start as usize as *const u8, len) })
+}
+
 fn word<T>(pa: PhysAddr) -> *mut T {
     let size = core::mem::size_of::<T>();
     assert!(pa.0.is_multiple_of(size as u64), "unaligned {size}-byte atomic access at {pa}");

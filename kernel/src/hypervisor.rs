@@ -21,6 +21,8 @@ pub struct Hypervisor<'a, A: Arch> {
     domains: Mutex<BTreeMap<DomId, Arc<Domain<A>>>>,
     /// Destroyed domains whose memory is freed once nothing refers to them.
     dying: Mutex<BTreeMap<DomId, Arc<Domain<A>>>>,
+    /// Domains being built through the control interface (`control/create.rs`).
+    pub(crate) builds: crate::control::create::Builds,
 }
 
 impl<'a, A: Arch> Hypervisor<'a, A> {
@@ -33,6 +35,7 @@ impl<'a, A: Arch> Hypervisor<'a, A> {
             clock: A::Timer::now_ns,
             domains: Mutex::new(BTreeMap::new()),
             dying: Mutex::new(BTreeMap::new()),
+            builds: crate::control::create::Builds::new(),
         }
     }
 

@@ -342,10 +342,19 @@ fn create(ctx: &mut Ctx, args: &[String]) -> Result<(), Failure> {
         Some(r) => Some(load(ctx, "ramdisk", r)?),
         None => None,
     };
+    // Errors Keel gives for one setting name the line it is on.
+    let at = |key: &str, e: ControlError| -> Failure {
+        let line = cfg.get(key).map_or(1, |s| s.line);
+        Failure::Error(format!("{path}:{line}: {key}: {e}"))
+    };
     if ctx.ctl.list()?.iter().any(|d| d.name == config.name) {
-        return Err(ControlError::NameInUse(config.name.clone()).into());
+        return Err(at("name", ControlError::NameInUse(config.name.clone())));
     }
-    let id = ctx.ctl.create(&CreateRequest { config: &config, kernel, ramdisk })?;
+    let id = ctx.ctl.create(&CreateRequest { config: &config, kernel, ramdisk }).map_err(|e| match e {
+        ControlError::NameInUse(_) => at("name", e),
+        ControlError::NoMemory { .. } | ControlError::DoesNotFit { .. } => at("memory", e),
+        e => e.into(),
+    })?;
     if console {
         attach(ctx, id)?;
     }

@@ -93,7 +93,7 @@ fn create_errors_name_file_line_and_key() {
     assert!(err.contains("nok.cfg:3: kernel: cannot read `/boot/none`"), "{err}");
     h.files.insert("big.cfg".into(), b"name = 'x'\nkernel = '/boot/Image'\nmemory = 9999\n".to_vec());
     let (_, _, err) = keelctl(&mut f, &mut h, "create big.cfg");
-    assert!(err.contains("not enough free memory: 9999 MiB asked, 2048 MiB free"), "{err}");
+    assert!(err.contains("big.cfg:3: memory: not enough free memory: 9999 MiB asked, 2048 MiB free"), "{err}");
     assert_eq!(keelctl(&mut f, &mut h, "create missing.cfg").0, 1);
     assert_eq!(f.domains.len(), 1, "nothing half-built");
 }

@@ -62,6 +62,8 @@ pub struct HostInfo {
     pub cpu_mhz: u32,
     pub total_memory_mib: u64,
     pub free_memory_mib: u64,
+    /// Free 4 KiB pages exactly (Keel's frame pool; 0 if not reported).
+    pub free_pages: u64,
     pub version_major: u32,
     pub version_minor: u32,
     pub version_extra: String,
@@ -106,6 +108,10 @@ pub enum ControlError {
         asked_mib: u64,
         free_mib: u64,
     },
+    /// The kernel, ramdisk and boot tables do not fit in the domain's memory (MiB).
+    DoesNotFit {
+        memory_mib: u64,
+    },
     /// The caller lacks the control capability.
     Denied,
     /// The hypervisor refused an argument.
@@ -125,6 +131,9 @@ impl fmt::Display for ControlError {
             ControlError::NameInUse(n) => write!(f, "a domain named `{n}` already exists"),
             ControlError::NoMemory { asked_mib, free_mib } => {
                 write!(f, "not enough free memory: {asked_mib} MiB asked, {free_mib} MiB free")
+            }
+            ControlError::DoesNotFit { memory_mib } => {
+                write!(f, "the kernel, ramdisk and boot tables do not fit in {memory_mib} MiB")
             }
             ControlError::Denied => f.write_str("permission denied: this domain lacks the control capability"),
             ControlError::Invalid(m) => write!(f, "invalid argument: {m}"),

@@ -75,6 +75,7 @@ impl Control for Fake {
             cpu_mhz: 1000,
             total_memory_mib: 4096,
             free_memory_mib: self.free_mib,
+            free_pages: self.free_mib * 256,
             version_major: 0,
             version_minor: 1,
             version_extra: ".0".into(),

@@ -84,7 +84,7 @@ pub fn sched_row(name: &str, id: u32, s: &Sched) -> String {
 
 /// `info`'s `key : value` lines.
 pub fn info(h: &HostInfo) -> String {
-    let rows: [(&str, String); 15] = [
+    let rows: [(&str, String); 16] = [
         ("host", h.host.clone()),
         ("release", h.release.clone()),
         ("machine", h.machine.clone()),
@@ -92,6 +92,8 @@ pub fn info(h: &HostInfo) -> String {
         ("cpu_mhz", h.cpu_mhz.to_string()),
         ("total_memory", h.total_memory_mib.to_string()),
         ("free_memory", h.free_memory_mib.to_string()),
+        // Keel's own line: free memory to the page, so that a leak shows.
+        ("free_pages", h.free_pages.to_string()),
         ("xen_major", h.version_major.to_string()),
         ("xen_minor", h.version_minor.to_string()),
         ("xen_extra", h.version_extra.clone()),

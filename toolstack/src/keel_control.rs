@@ -2,8 +2,8 @@
 //! the structs of [`keel_abi::control`], issued through a [`Hypervisor`] (in the program,
 //! Linux's `/dev/xen/privcmd`).
 //!
-//! Interface 1.0 has no sub-op for creating a domain, for host-wide figures or for
-//! per-vCPU state; those answers say so or are derived from what it reports (see
+//! Interface 1.1 creates domains (`keel_create.rs`) and reports the host's memory; it
+//! has no per-vCPU state, which is derived from what it reports (see
 //! `docs/toolstack.md`). Shutdown and reboot go through `CTL_SHUTDOWN` until xenstore's
 //! `control/shutdown` is served.
 
@@ -121,8 +121,18 @@ impl<H: Hypervisor> KeelControl<H> {
         KeelControl { hv, console_offsets: HashMap::new() }
     }
 
+    /// The hypercall issuer back (for tests).
+    pub fn into_inner(self) -> H {
+        self.hv
+    }
+
     fn ctl(&mut self, cmd: u32, arg: &mut [u8], data: &mut [u8]) -> Result<i64, i32> {
         self.hv.call(KEEL_CONTROL_OP, u64::from(cmd), arg, data)
+    }
+
+    /// Control sub-op `cmd` with its struct `arg` and the buffer `data` it names.
+    pub(crate) fn raw_ctl(&mut self, cmd: u32, arg: &mut [u8], data: &mut [u8]) -> Result<i64, i32> {
+        self.ctl(cmd, arg, data)
     }
 
     /// Checks that the hypervisor speaks control interface 1.x.
@@ -176,16 +186,20 @@ impl<H: Hypervisor> Control for KeelControl<H> {
         let domains = self.list()?;
         let (version_major, version_minor, version_extra) = self.version_string();
         let total_kib: u64 = domains.iter().map(|d| d.memory_kib).sum();
+        // Interface 1.1 reports the frame pool guests' memory comes from.
+        let pool = self.physinfo().ok();
         Ok(HostInfo {
             host: read_trimmed("/proc/sys/kernel/hostname"),
             release: read_trimmed("/proc/sys/kernel/osrelease"),
             machine: std::env::consts::ARCH.to_string(),
-            // Interface 1.0 reports no host figures: the control domain's own CPUs (it
-            // gets one vCPU per CPU, as Xen's dom0) and the memory domains hold.
+            // No CPU count in the interface: the control domain's own CPUs (it gets one
+            // vCPU per CPU, as Xen's dom0). Memory: the pool's (interface 1.1), else what
+            // domains hold.
             nr_cpus: linux_cpu_count(&read_trimmed("/sys/devices/system/cpu/possible")),
             cpu_mhz: 0,
-            total_memory_mib: total_kib / 1024,
-            free_memory_mib: 0,
+            total_memory_mib: pool.map_or(total_kib / 1024, |p| p.total_pages / 256),
+            free_memory_mib: pool.map_or(0, |p| p.free_pages / 256),
+            free_pages: pool.map_or(0, |p| p.free_pages),
             version_major,
             version_minor,
             version_extra,
@@ -225,12 +239,8 @@ impl<H: Hypervisor> Control for KeelControl<H> {
         }
     }
 
-    fn create(&mut self, _: &CreateRequest) -> Result<DomId, ControlError> {
-        Err(ControlError::Failed(format!(
-            "Keel's control interface {}.{} cannot create domains yet (the create sub-op is still to come); \
-             describe the domain in Keel's boot configuration instead",
-            CONTROL_VERSION.major, CONTROL_VERSION.minor
-        )))
+    fn create(&mut self, request: &CreateRequest) -> Result<DomId, ControlError> {
+        self.create_domain(request)
     }
 
     fn destroy(&mut self, id: DomId) -> Result<(), ControlError> {

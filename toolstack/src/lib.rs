@@ -19,6 +19,7 @@ pub mod disk;
 pub mod domain_config;
 pub mod format;
 pub mod keel_control;
+pub mod keel_create;
 pub mod privcmd;
 pub mod vif;
 pub mod xenbus;

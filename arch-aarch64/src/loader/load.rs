@@ -27,19 +27,22 @@ impl GuestAbi for Aarch64 {
     const STORE_GFN: Option<u64> = Some(keel_abi::xenstore::ARM_STORE_GFN);
 }
 
-/// A boot module's bytes, if it lies in RAM Keel mapped (modules are reserved at boot:
-/// never handed to the frame pool, never freed).
-fn module_bytes(m: &Module) -> Result<&'static [u8], LoadError> {
+/// A module's bytes, if it lies in RAM Keel mapped: a boot module (reserved at boot:
+/// never handed to the frame pool, never freed), or with `staged` a staging block of the
+/// frame pool (`LoadRequest::staged`), which the builder holds until the load returns.
+fn module_bytes(m: &Module, staged: bool) -> Result<&'static [u8], LoadError> {
     let p = boot::platform();
     let r = m.region;
     let in_ram = p.ram.regions().iter().any(|ram| ram.start <= r.start && r.end <= ram.end);
     let no_map = p.no_map.regions().iter().any(|n| n.start < r.end && r.start < n.end);
-    if r.start >= r.end || !in_ram || no_map {
+    let in_pool = FRAME_POOL.contains(PhysAddr(r.start), r.size());
+    if r.start >= r.end || !in_ram || no_map || staged != in_pool {
         let why = if r.start >= r.end { "is empty" } else { "is not in RAM Keel can read" };
         return Err(LoadError::MissingModule(format!("{}: [{:#x}, {:#x}) {why}", m.node, r.start, r.end)));
     }
-    // SAFETY: the region lies in RAM that boot mapped (RAM minus no-map reservations)
-    // and reserved for the module, so nothing else writes it while this reads it.
+    // SAFETY: the region lies in RAM that boot mapped (RAM minus no-map reservations),
+    // either reserved for the module at boot or a staging block of the pool that the
+    // builder owns for the whole load, so nothing else writes it while this reads it.
     Ok(unsafe { core::slice::from_raw_parts(r.start as *const u8, r.size() as usize) })
 }
 
@@ -142,10 +145,10 @@ impl GuestLoader for Aarch64 {
 
     fn load_guest(d: &Domain<Aarch64>, req: &LoadRequest<'_>) -> Result<BootEntry, LoadError> {
         let config = req.config;
-        let kernel = module_bytes(&config.kernel)?;
+        let kernel = module_bytes(&config.kernel, req.staged)?;
         let node = &config.kernel.node;
         let image = kernel_header(kernel).map_err(|e| LoadError::BadImage(format!("{node}: {e}")))?;
-        let initrd = config.ramdisk.as_ref().map(module_bytes).transpose()?;
+        let initrd = config.ramdisk.as_ref().map(|m| module_bytes(m, req.staged)).transpose()?;
         let plan = placement::plan(req.ram, &image, initrd.map(|r| r.len() as u64)).map_err(|need| {
             LoadError::TooLarge(format!("kernel, device tree and ramdisk need {} KiB of RAM", need.div_ceil(1024)))
         })?;

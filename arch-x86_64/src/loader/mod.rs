@@ -26,8 +26,13 @@ impl GuestAbi for X86_64 {
     const PV_CONSOLE_GFN: Option<u64> = Some(layout::CONSOLE_GFN);
 }
 
-/// The bytes of a boot module.
-fn module(m: &Module) -> Result<&'static [u8], LoadError> {
+/// The bytes of a module: one the boot loader passed, or with `staged` a staging block of
+/// the frame pool (`LoadRequest::staged`).
+fn module(m: &Module, staged: bool) -> Result<&'static [u8], LoadError> {
+    if staged {
+        return crate::memory::staged_bytes(m.region)
+            .ok_or_else(|| LoadError::MissingModule(format!("{} is not in the frame pool", m.node)));
+    }
     crate::boot::module_bytes(m.region)
         .ok_or_else(|| LoadError::BadImage(format!("{} is not in a module the boot loader passed", m.node)))
 }
@@ -67,11 +72,12 @@ impl GuestLoader for X86_64 {
 
     fn load_guest(domain: &Domain<X86_64>, request: &LoadRequest<'_>) -> Result<BootEntry, LoadError> {
         let c = request.config;
-        let vmlinux = bzimage_payload(&c.kernel.node, module(&c.kernel)?)?;
+        let staged = request.staged;
+        let vmlinux = bzimage_payload(&c.kernel.node, module(&c.kernel, staged)?)?;
         let inputs = pvh::Inputs {
             kernel_node: &c.kernel.node,
-            kernel: vmlinux.as_deref().map_or_else(|| module(&c.kernel), Ok)?,
-            ramdisk: c.ramdisk.as_ref().map(module).transpose()?,
+            kernel: vmlinux.as_deref().map_or_else(|| module(&c.kernel, staged), Ok)?,
+            ramdisk: c.ramdisk.as_ref().map(|m| module(m, staged)).transpose()?,
             cmdline: c.bootargs.as_deref(),
             vcpus: c.vcpus,
             ram: request.ram,

@@ -59,10 +59,21 @@ pub const CTL_CONSOLE_READ: u32 = 10;
 pub const CTL_CONSOLE_WRITE: u32 = 11;
 /// Reads a domain's xenstore page and event channel ([`CtlStore`]).
 pub const CTL_STORE_INFO: u32 = 12;
+/// Creates a domain that is being built: its id, RAM and room for its kernel and
+/// ramdisk are reserved ([`CtlCreate`]); since 1.1.
+pub const CTL_CREATE: u32 = 13;
+/// Copies one chunk of a domain-being-built's kernel or ramdisk from the caller
+/// ([`CtlLoad`]); since 1.1.
+pub const CTL_LOAD: u32 = 14;
+/// Loads a domain-being-built's kernel with the boot-time loaders and starts it, running
+/// or paused ([`CtlStart`]); since 1.1.
+pub const CTL_START: u32 = 15;
+/// Reports the host's memory ([`CtlPhysInfo`]); since 1.1.
+pub const CTL_PHYSINFO: u32 = 16;
 /// Hands a domain's xenstore connection over to a port it allocated toward the xenstore
 /// domain ([`CtlStore`], `gfn` 0): the late-init handoff of a control domain whose kernel
 /// serves its own store page (Linux's `IOCTL_XENBUS_BACKEND_SETUP`). Since 1.1.
-pub const CTL_STORE_CONNECT: u32 = 14;
+pub const CTL_STORE_CONNECT: u32 = 17;
 
 /// Most entries one [`CTL_LIST`] call may ask for.
 pub const CTL_LIST_MAX: u32 = 64;
@@ -90,6 +101,26 @@ pub const CTL_NO_REASON: u8 = 0xff;
 
 /// Bytes of a domain's name in [`CtlDomainInfo`] (NUL-padded, truncated).
 pub const CTL_NAME_LEN: usize = 24;
+
+/// Bytes of [`CtlCreate::name`]: a name of 1..=64 letters, digits, `-`, `_`, `.`,
+/// NUL-padded.
+pub const CTL_CREATE_NAME_LEN: usize = 64;
+/// Most vCPUs [`CTL_CREATE`] gives a domain.
+pub const CTL_CREATE_MAX_VCPUS: u32 = 128;
+/// Most bytes of a command line ([`CtlCreate::cmdline_len`]).
+pub const CTL_CMDLINE_MAX: u32 = 4096;
+/// Largest kernel [`CTL_CREATE`] accepts (bytes as handed over, compressed or not).
+pub const CTL_KERNEL_MAX: u64 = 256 << 20;
+/// Largest ramdisk [`CTL_CREATE`] accepts.
+pub const CTL_RAMDISK_MAX: u64 = 1 << 30;
+/// Most bytes one [`CTL_LOAD`] call copies.
+pub const CTL_LOAD_MAX: u32 = 1 << 20;
+/// [`CtlLoad::module`]: the kernel.
+pub const CTL_MODULE_KERNEL: u8 = 0;
+/// [`CtlLoad::module`]: the ramdisk.
+pub const CTL_MODULE_RAMDISK: u8 = 1;
+/// [`CtlStart::flags`]: the domain starts paused ([`CTL_UNPAUSE`] lets it run).
+pub const CTL_START_PAUSED: u32 = 0x1;
 
 wire_struct! {
     /// One domain, for [`CTL_PAUSE`], [`CTL_UNPAUSE`] and [`CTL_DESTROY`].
@@ -189,6 +220,66 @@ wire_struct! {
         pub _pad: [u8; 2] = 2,
         pub evtchn: u32 = 4,
         pub gfn: u64 = 8,
+    }
+}
+
+wire_struct! {
+    /// [`CTL_CREATE`]: what the new domain gets. Keel writes its id to `domid`. Sizes are
+    /// of the modules as the caller will hand them over with [`CTL_LOAD`]; `cmdline`
+    /// is a guest handle to `cmdline_len` bytes, copied now. `cpumap` all zero: every
+    /// CPU.
+    pub struct CtlCreate: 144 {
+        pub domid: u16 = 0,
+        /// Scheduler weight, 1..=65535.
+        pub weight: u16 = 2,
+        /// Cap in percent of one CPU, 0 (none) ..= 100.
+        pub cap: u8 = 4,
+        pub _pad: [u8; 3] = 5,
+        /// vCPUs, 1..=[`CTL_CREATE_MAX_VCPUS`]; only vCPU 0 starts, as at boot.
+        pub vcpus: u32 = 8,
+        /// At most [`CTL_CMDLINE_MAX`].
+        pub cmdline_len: u32 = 12,
+        /// RAM in KiB, a multiple of 4, at least 4.
+        pub memory_kib: u64 = 16,
+        /// 1..=[`CTL_KERNEL_MAX`].
+        pub kernel_size: u64 = 24,
+        /// 0 (none) ..= [`CTL_RAMDISK_MAX`].
+        pub ramdisk_size: u64 = 32,
+        pub cmdline: u64 = 40,
+        /// Hard affinity of every vCPU: bit n of word n / 64 = CPU n.
+        pub cpumap: [u64; 4] = 48,
+        pub name: [u8; CTL_CREATE_NAME_LEN] = 80,
+    }
+}
+
+wire_struct! {
+    /// [`CTL_LOAD`]: `len` bytes (at most [`CTL_LOAD_MAX`]) at guest handle `buffer` are
+    /// bytes `offset..offset + len` of module `module` ([`CTL_MODULE_KERNEL`] or
+    /// [`CTL_MODULE_RAMDISK`]); `offset` is what was loaded so far (chunks go in order).
+    pub struct CtlLoad: 24 {
+        pub domid: u16 = 0,
+        pub module: u8 = 2,
+        pub _pad: u8 = 3,
+        pub len: u32 = 4,
+        pub offset: u64 = 8,
+        pub buffer: u64 = 16,
+    }
+}
+
+wire_struct! {
+    /// [`CTL_START`]: `flags` [`CTL_START_PAUSED`] or 0.
+    pub struct CtlStart: 8 {
+        pub domid: u16 = 0,
+        pub _pad: [u8; 2] = 2,
+        pub flags: u32 = 4,
+    }
+}
+
+wire_struct! {
+    /// [`CTL_PHYSINFO`]: the frame pool guests' memory comes from, in 4 KiB pages.
+    pub struct CtlPhysInfo: 16 {
+        pub total_pages: u64 = 0,
+        pub free_pages: u64 = 8,
     }
 }
 

@@ -25,6 +25,10 @@ pub struct LoadRequest<'a> {
     /// The guest-physical RAM banks the builder populated
     /// ([`GuestLoader::guest_ram`]), ascending.
     pub ram: &'a [Region],
+    /// The modules are staging blocks of the frame pool that the builder owns until the
+    /// call returns (a domain created through the control interface), not modules the
+    /// boot loader placed.
+    pub staged: bool,
 }
 
 /// Why a guest could not be loaded; shown after the domain's name.
@@ -65,7 +69,8 @@ pub trait GuestLoader: Arch {
     fn memory_map(ram: &[Region]) -> Vec<E820Entry>;
 
     /// Copies the kernel (and ramdisk, generated tables) into the domain's memory and
-    /// says where its boot vCPU starts. The modules lie in host-physical memory outside
-    /// the frame pool; the backend reads them itself.
+    /// says where its boot vCPU starts. The modules lie in host-physical memory: outside
+    /// the frame pool where the boot loader put them, or, with
+    /// [`LoadRequest::staged`], in frames of the pool; the backend reads them itself.
     fn load_guest(domain: &Domain<Self>, request: &LoadRequest<'_>) -> Result<BootEntry, LoadError>;
 }

@@ -14,6 +14,7 @@ impl<A: Arch> Hypervisor<'_, A> {
     /// nothing; one that is not running is `-EINVAL`.
     pub fn control_pause(&self, caller: &Domain<A>, d: &Domain<A>) -> Result<(), Errno> {
         not_self(caller, d)?;
+        self.not_being_built(d)?;
         let _serial = STATE_CHANGES.lock();
         {
             let mut s = d.state.lock();
@@ -31,6 +32,7 @@ impl<A: Arch> Hypervisor<'_, A> {
     /// that is neither is `-EINVAL`.
     pub fn control_unpause(&self, caller: &Domain<A>, d: &Domain<A>) -> Result<(), Errno> {
         not_self(caller, d)?;
+        self.not_being_built(d)?;
         let _serial = STATE_CHANGES.lock();
         {
             let mut s = d.state.lock();
@@ -50,6 +52,7 @@ impl<A: Arch> Hypervisor<'_, A> {
     /// reason or a domain that already stopped.
     pub fn control_shutdown(&self, caller: &Domain<A>, d: &Domain<A>, reason: u32) -> Result<(), Errno> {
         not_self(caller, d)?;
+        self.not_being_built(d)?;
         let reason = ShutdownReason::from_abi(reason).ok_or(Errno::EINVAL)?;
         let _serial = STATE_CHANGES.lock();
         if !matches!(d.state(), DomainState::Running | DomainState::Paused) {
@@ -62,10 +65,12 @@ impl<A: Arch> Hypervisor<'_, A> {
     /// Destroys a domain in any state: its vCPUs stop at once; once no CPU holds them,
     /// its event channels, grants, memory and id are released through
     /// [`crate::run::destroy_domain`] (by the run loops for a scheduled domain, here for
-    /// one the scheduler does not know). Destroying a dying domain does nothing. Takes
-    /// the caller's reference, so that the memory can go at once.
+    /// one the scheduler does not know). Destroying a dying domain does nothing; one
+    /// being built loses its staged modules too. Takes the caller's reference, so that
+    /// the memory can go at once.
     pub fn control_destroy(&self, caller: &Domain<A>, d: Arc<Domain<A>>) -> Result<(), Errno> {
         not_self(caller, &d)?;
+        self.forget_build(d.id());
         let scheduled = self.hooks.sched_params(d.id(), 0).is_some();
         {
             let _serial = STATE_CHANGES.lock();
@@ -78,6 +83,14 @@ impl<A: Arch> Hypervisor<'_, A> {
             let id = d.id();
             drop(d);
             crate::run::destroy_domain(self, id)?;
+        }
+        Ok(())
+    }
+
+    /// `-EINVAL` for a domain being built (`CTL_CREATE` done, `CTL_START` not yet).
+    fn not_being_built(&self, d: &Domain<A>) -> Result<(), Errno> {
+        if self.is_being_built(d.id()) {
+            return Err(Errno::EINVAL);
         }
         Ok(())
     }

@@ -7,12 +7,14 @@
 //! - [`lifecycle`]: pause, unpause, shutdown, destroy, and `VIRQ_DOM_EXC` to the
 //!   control domains when a domain changes state;
 //! - [`sched`]: weight, cap and hard affinity;
-//! - [`console`]: a domain's recent console output, and console input for it.
+//! - [`console`]: a domain's recent console output, and console input for it;
+//! - [`create`]: domains created at run time (create, load their modules, start).
 //!
 //! A control domain may not pause, shut down or destroy itself (`-EINVAL`): it has
 //! `SCHEDOP_shutdown` for that.
 
 pub mod console;
+pub mod create;
 pub mod info;
 pub mod lifecycle;
 pub mod sched;

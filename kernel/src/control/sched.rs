@@ -26,13 +26,7 @@ impl<A: Arch> Hypervisor<'_, A> {
     /// CPUs in `cpumap`: `-EINVAL` for a vCPU the domain does not have or a map with no
     /// CPU that runs vCPUs.
     pub fn control_set_affinity(&self, d: &Domain<A>, vcpu: u32, cpumap: [u64; 4]) -> Result<(), Errno> {
-        let mut mask = CpuMask::EMPTY;
-        for (word, bits) in cpumap.iter().enumerate() {
-            for bit in (0..64u32).filter(|b| bits & (1 << b) != 0) {
-                let cpu = u32::try_from(word).map_err(|_| Errno::EINVAL)? * 64 + bit;
-                mask.insert(crate::arch::CpuId(cpu));
-            }
-        }
+        let mask = cpumask(cpumap);
         if mask.is_empty() {
             return Err(Errno::EINVAL);
         }
@@ -44,4 +38,15 @@ impl<A: Arch> Hypervisor<'_, A> {
         }
         self.hooks.set_affinity(d.id(), vcpu, mask)
     }
+}
+
+/// The CPUs whose bits are set in `cpumap` (bit n of word n / 64 = CPU n).
+pub fn cpumask(cpumap: [u64; 4]) -> CpuMask {
+    let mut mask = CpuMask::EMPTY;
+    for (cpu, bit) in (0u32..).zip((0..256usize).map(|n| cpumap[n / 64] & (1 << (n % 64)) != 0)) {
+        if bit {
+            mask.insert(crate::arch::CpuId(cpu));
+        }
+    }
+    mask
 }

@@ -315,3 +315,22 @@ proptest! {
         prop_assert!(ids.contains(&c.id()));
     }
 }
+
+#[test]
+fn creation_needs_a_run_loop_and_physinfo_reports_the_pool() {
+    let (hv, _) = hypervisor();
+    let c = domain(&hv, "ctl", CAP_CONTROL);
+    let mut name = [0u8; CTL_CREATE_NAME_LEN];
+    name[..3].copy_from_slice(b"new");
+    let a = CtlCreate { weight: 256, vcpus: 1, memory_kib: 1024, kernel_size: 4096, name, ..CtlCreate::ZERO };
+    put(&c, ARG, &a);
+    assert_eq!(ctl(&hv, &c, CTL_CREATE, ARG), err(Errno::ENOSYS), "no run loop serves builds");
+    put(&c, ARG, &CtlStart { domid: 7, _pad: [0; 2], flags: 0 });
+    assert_eq!(ctl(&hv, &c, CTL_START, ARG), err(Errno::ESRCH));
+    put(&c, ARG, &CtlPhysInfo { total_pages: 1, free_pages: 1 });
+    assert_eq!(ctl(&hv, &c, CTL_PHYSINFO, ARG), 0);
+    let p: CtlPhysInfo = get(&c, ARG);
+    // Other tests share the pool: only its size is fixed.
+    assert_eq!(p.total_pages, u64::try_from(hv.pool().stats().total).unwrap());
+    assert!(p.free_pages > 0 && p.free_pages <= p.total_pages);
+}

@@ -99,6 +99,21 @@ pub fn control_op<A: Arch>(c: &Call<'_, '_, A>) -> HcResult {
             c.guest.write_struct(arg, &out)?;
             Ok(0)
         }
+        CTL_CREATE => create(c, arg),
+        CTL_LOAD => {
+            let a: CtlLoad = c.guest.read_struct(arg)?;
+            hv.control_load(&c.guest, &a)?;
+            Ok(0)
+        }
+        CTL_START => {
+            let a: CtlStart = c.guest.read_struct(arg)?;
+            hv.control_queue_start((c.domain.id(), c.vcpu), &a)?;
+            Ok(0)
+        }
+        CTL_PHYSINFO => {
+            c.guest.write_struct(arg, &hv.control_physinfo())?;
+            Ok(0)
+        }
         CTL_STORE_CONNECT => {
             let a: CtlStore = c.guest.read_struct(arg)?;
             zero(&a._pad)?;
@@ -111,6 +126,24 @@ pub fn control_op<A: Arch>(c: &Call<'_, '_, A>) -> HcResult {
         }
         _ => Err(Errno::ENOSYS),
     }
+}
+
+/// `CTL_CREATE`: the checks, the command line read from the caller; the run loop creates
+/// the domain and makes its id the result (`run/create.rs`).
+fn create<A: Arch>(c: &Call<'_, '_, A>, arg: u64) -> HcResult {
+    let a: CtlCreate = c.guest.read_struct(arg)?;
+    let mut args = crate::control::create::check_create(&a)?;
+    if a.cmdline_len > 0 {
+        let mut bytes = alloc::vec![0u8; usize::try_from(a.cmdline_len).map_err(|_| Errno::EINVAL)?];
+        c.guest.read(a.cmdline, &mut bytes)?;
+        let text = core::str::from_utf8(&bytes).map_err(|_| Errno::EINVAL)?;
+        if text.contains('\0') {
+            return Err(Errno::EINVAL);
+        }
+        args.cmdline = Some(text.into());
+    }
+    c.hv.control_queue_create((c.domain.id(), c.vcpu), args)?;
+    Ok(0)
 }
 
 /// `-EINVAL` unless every padding byte is zero.

@@ -52,7 +52,7 @@ impl core::fmt::Display for BuildError {
 
 /// The scheduling parameters of each of the domain's vCPUs: weight and cap, and hard
 /// affinity within the `online` CPUs.
-fn vcpu_params(config: &BootConfig, online: &CpuMask) -> Result<Vec<VcpuParams>, String> {
+pub(super) fn vcpu_params(config: &BootConfig, online: &CpuMask) -> Result<Vec<VcpuParams>, String> {
     (0..config.vcpus)
         .map(|v| {
             let wanted = config.vcpu_affinity.iter().find(|(id, _)| *id == v).map_or(CpuMask::ALL, |(_, m)| *m);
@@ -100,7 +100,7 @@ pub fn build_domain<A: Arch + GuestAbi + GuestLoader>(
             return undo(d, format!("no memory for {} KiB of RAM ({e:?})", config.memory_kib));
         }
     }
-    let boot = match A::load_guest(&d, &LoadRequest { config, ram: &ram }) {
+    let boot = match A::load_guest(&d, &LoadRequest { config, ram: &ram, staged: false }) {
         Ok(b) => b,
         Err(e) => return undo(d, format!("{e}")),
     };
@@ -199,7 +199,7 @@ fn wants_store(config: &BootConfig) -> bool {
 /// a store frame and a xenstore domain other than it runs (the initial domain not with
 /// `keel.dom0_xenstore=local`). Returns whether it did, or
 /// the domain is the xenstore domain (which has no store of its own).
-fn attach_store<A: Arch + GuestAbi>(m: &Machine<'_, A>, config: &BootConfig, id: DomId) -> bool {
+pub(super) fn attach_store<A: Arch + GuestAbi>(m: &Machine<'_, A>, config: &BootConfig, id: DomId) -> bool {
     if config.capabilities.has(Capabilities::XENSTORE) {
         return true;
     }

@@ -49,7 +49,15 @@ impl<A: Arch> CpuLoop<'_, '_, A> {
         let Some(cur) = self.current.as_mut() else { return };
         let (d, v) = (&cur.guest.domain, cur.key.vcpu);
         let args = cur.vcpu.hypercall_args();
-        let result = self.m.hv.hypercall(d, v, &args, &VcpuTranslation(&cur.vcpu));
+        let mut result = self.m.hv.hypercall(d, v, &args, &VcpuTranslation(&cur.vcpu));
+        if args.number == keel_abi::control::KEEL_CONTROL_OP {
+            // A control call that needs the domain builder queued its request.
+            if let Some(built) = self.m.serve_build(d.id(), v) {
+                result = built;
+                // A domain was built or refused: let the full loop look at everything.
+                self.m.hooks.raise(cpu, Work::RESCHED);
+            }
+        }
         cur.vcpu.set_hypercall_result(result);
         if args.number == keel_abi::hypercall::HVM_OP {
             // It may have chosen another upcall route.

@@ -40,6 +40,8 @@ pub(super) enum Take<V> {
 pub struct Guest<A: Arch> {
     pub name: String,
     pub domain: Arc<Domain<A>>,
+    /// Created at run time through the control interface, not described at boot.
+    pub created: bool,
     slots: Vec<Mutex<Slot<A::Vcpu>>>,
 }
 
@@ -48,7 +50,7 @@ impl<A: Arch> Guest<A> {
     pub(super) fn new(name: String, domain: Arc<Domain<A>>, boot: A::Vcpu) -> Self {
         let mut slots: Vec<_> = (0..domain.nr_vcpus()).map(|_| Mutex::new(Slot::Empty)).collect();
         slots[0] = Mutex::new(Slot::Parked(boot));
-        Guest { name, domain, slots }
+        Guest { name, domain, created: false, slots }
     }
 
     pub(super) fn slot(&self, vcpu: u32) -> Option<MutexGuard<'_, Slot<A::Vcpu>>> {
@@ -79,7 +81,7 @@ impl<A: Arch> Guest<A> {
     }
 
     /// Whether a CPU has one of the vCPU objects.
-    pub(super) fn in_use(&self) -> bool {
+    pub(crate) fn in_use(&self) -> bool {
         self.slots.iter().any(|s| matches!(*s.lock(), Slot::InUse(_)))
     }
 }

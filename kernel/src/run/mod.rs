@@ -27,6 +27,7 @@
 
 mod build;
 mod cpu;
+mod create;
 mod exit;
 mod guests;
 mod hooks;
@@ -38,6 +39,7 @@ mod timers;
 
 pub use build::{build_all, build_domain, rebuild, BuildError, Described};
 pub use cpu::{CpuLoop, Step};
+pub use create::{serve as serve_create, Creator};
 pub use guests::Guest;
 pub use hooks::{LineSink, RawSink, SchedHooks};
 pub use input::{Action as InputAction, InputRouter};
@@ -95,6 +97,8 @@ pub struct Machine<'a, A: Arch> {
     descriptions: Mutex<BTreeMap<DomId, Description>>,
     /// Domains between their removal and their rebuild.
     restarting: AtomicU32,
+    /// Serves the control interface's `CTL_CREATE` and `CTL_START` (`create.rs`).
+    creator: Option<Creator<A>>,
 }
 
 /// Builds and starts a domain from its description on the machine (see
@@ -132,6 +136,7 @@ impl<'a, A: Arch> Machine<'a, A> {
             dom0_store_local: false,
             descriptions: Mutex::new(BTreeMap::new()),
             restarting: AtomicU32::new(0),
+            creator: None,
         }
     }
 

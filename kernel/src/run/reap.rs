@@ -21,6 +21,9 @@ pub struct DomainEnd {
     pub name: String,
     /// [`DomainState::ShutDown`] or [`DomainState::Crashed`].
     pub state: DomainState,
+    /// Created at run time through the control interface (not one the boot
+    /// description promised).
+    pub created: bool,
 }
 
 impl DomainEnd {
@@ -99,7 +102,7 @@ impl<A: Arch> Machine<'_, A> {
             if guest.in_use() || !self.hooks.unregister(id) {
                 continue;
             }
-            let end = DomainEnd { id, name: guest.name.clone(), state: guest.domain.state() };
+            let end = DomainEnd { id, name: guest.name.clone(), state: guest.domain.state(), created: guest.created };
             log::info!("{end}");
             let rebooted = end.state == DomainState::ShutDown(ShutdownReason::Reboot);
             // Counted before it leaves the table, so that no CPU sees the machine

@@ -10,6 +10,8 @@ use std::time::Duration;
 mod arm64_consoles;
 #[path = "boot/arm64_control.rs"]
 mod arm64_control;
+#[path = "boot/arm64_create.rs"]
+mod arm64_create;
 #[path = "boot/arm64_guests.rs"]
 mod arm64_guests;
 #[path = "boot/arm64_keelctl.rs"]

@@ -2,6 +2,7 @@
 //! hypervisor, hooks, scheduler and per-CPU loops.
 
 mod control;
+mod create;
 mod domains;
 mod doorbells;
 mod pingpong;

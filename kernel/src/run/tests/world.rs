@@ -160,7 +160,10 @@ impl World {
             .with_console(capture)
             .with_raw_console(capture_raw);
         let hooks: &'static SchedHooks<MockArch> = Box::leak(Box::new(hooks));
-        let mut m = Machine::new(Hypervisor::new(pool, hooks), hooks).with_online(online).with_raw_console(raw_console);
+        let mut m = Machine::new(Hypervisor::new(pool, hooks), hooks)
+            .with_online(online)
+            .with_raw_console(raw_console)
+            .with_creator(crate::run::serve_create::<MockArch>);
         if let Some(d) = deadline {
             m = m.with_deadline(d);
         }
