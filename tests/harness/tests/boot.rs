@@ -6,6 +6,8 @@
 use keel_tests::{run, BootTest, Outcome};
 use std::time::Duration;
 
+#[path = "boot/arm64_backend.rs"]
+mod arm64_backend;
 #[path = "boot/arm64_consoles.rs"]
 mod arm64_consoles;
 #[path = "boot/arm64_control.rs"]
@@ -18,6 +20,8 @@ mod arm64_keelctl;
 mod arm64_linux;
 #[path = "boot/arm64_xenstore.rs"]
 mod arm64_xenstore;
+#[path = "boot/x86_backend.rs"]
+mod x86_backend;
 #[path = "boot/x86_conform.rs"]
 mod x86_conform;
 #[path = "boot/x86_guests.rs"]
