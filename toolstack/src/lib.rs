@@ -3,6 +3,8 @@
 //!
 //! - [`xlcfg`]: the xl.cfg(5) syntax; [`domain_config`]: the keys keelctl supports.
 //! - [`cpulist`], [`disk`], [`vif`]: xl's CPU lists and device specifications.
+//! - [`devices`]: block and network devices in xenstore as libxl lays them out, over
+//!   [`devices_store::Store`]; [`devd`]: the hotplug agent of a driver domain.
 //! - [`control`]: the control interface; [`keel_control`]: over Keel's control hypercall,
 //!   issued through Linux's `/dev/xen/privcmd` ([`privcmd`], keelctl's only `unsafe`).
 //! - [`cli`]: the commands; [`format`]: xl's output; [`console`]: the console session.
@@ -12,6 +14,13 @@ pub mod cli;
 pub mod console;
 pub mod control;
 pub mod cpulist;
+pub mod devd;
+pub mod devices;
+#[cfg(test)]
+mod devices_fake;
+pub mod devices_store;
+#[cfg(test)]
+mod devices_tests;
 pub mod disk;
 pub mod domain_config;
 pub mod format;
