@@ -176,8 +176,8 @@ fn granter_dies<P: Platform>(p: &P, f: &Front) -> Outcome {
     }
     expect_eq!(send(p, f.port), 0, "send");
     ensure!(
-        within(p, 60, || is_hole(p, w)),
-        "d{} was told to end 60 s ago (guest time); its page is still mapped",
+        within(p, TEARDOWN_SECS, || is_hole(p, w)),
+        "d{} was told to end {TEARDOWN_SECS} s ago (guest time); its page is still mapped",
         f.id
     );
     expect_eq!(unmap(p, p.gpa(w.va()), handle), GNTST_BAD_HANDLE, "unmap after the granter ended");

@@ -64,8 +64,11 @@ pub fn run<P: Platform>(p: &P, port: u32, back: DomId, seed: u32, end: End) -> O
         End::MapperDies => {
             // The back end ends once it hears that its mapping was seen.
             expect_eq!(send(p, port), 0, "send");
-            let unpinned = within(p, 60, || table.flags(TEARDOWN_REF) & (GTF_READING | GTF_WRITING) == 0);
-            ensure!(unpinned, "d{back} ended 60 s ago (guest time) and ref {TEARDOWN_REF} is still marked in use");
+            let unpinned = within(p, TEARDOWN_SECS, || table.flags(TEARDOWN_REF) & (GTF_READING | GTF_WRITING) == 0);
+            ensure!(
+                unpinned,
+                "d{back} ended {TEARDOWN_SECS} s ago (guest time) and ref {TEARDOWN_REF} is still marked in use"
+            );
             ensure!(table.end(TEARDOWN_REF), "ending access through ref {TEARDOWN_REF} failed after d{back} ended");
             if let Some(i) = differs(teardown, pattern(seed ^ TEARDOWN ^ WRITTEN)) {
                 fail!("byte {i} of ref {TEARDOWN_REF} is not what d{back} wrote before it ended");

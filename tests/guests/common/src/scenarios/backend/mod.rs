@@ -41,6 +41,10 @@ const COPY_PAGES: usize = 16;
 /// A domain id no domain has: [`OTHERS_REF`] is granted to it.
 const NOBODY: DomId = 0x7fef;
 
+/// How long (guest time) a domain waits for Keel to tear its peer down: well inside the
+/// boot tests' hard timeout, so a teardown Keel never does fails with the guest's word.
+const TEARDOWN_SECS: u64 = 20;
+
 /// Pattern salts, mixed with a front end's seed.
 const WRITTEN: u32 = 0x5a;
 const TEARDOWN: u32 = 0xc3;
