@@ -36,6 +36,12 @@ impl Table {
         self.0[i].store(flags as u32 | (domid as u32) << 16, Ordering::Release);
     }
 
+    /// Revokes entry `gref` as a hostile granter would: a plain store of 0 over the flags,
+    /// whatever Keel holds (Linux's compare-and-swap is [`Table::end`]).
+    pub fn wipe(&self, gref: u32) {
+        self.0[2 * gref as usize].store(0, Ordering::Release);
+    }
+
     /// The flags of entry `gref`.
     pub fn flags(&self, gref: u32) -> u16 {
         self.0[2 * gref as usize].load(Ordering::Acquire) as u16

@@ -5,14 +5,19 @@
 use super::arm64_backend::BACKEND_LINES;
 use super::boot;
 use super::x86_guests::{x86_boot, x86_iso, X86Machine};
+use std::time::Duration;
 
 fn x86_backend(machine: X86Machine) {
-    boot(x86_boot(machine, &x86_iso("backend")).domains(&["front-a", "front-b", "back"]).lines(&BACKEND_LINES).lines(
-        &[
-            "static event channel: front-a port 10 <-> back port 20",
-            "static event channel: front-b port 11 <-> back port 21",
-        ],
-    ));
+    boot(
+        x86_boot(machine, &x86_iso("backend"))
+            .timeout(Duration::from_secs(240))
+            .domains(&["front-a", "front-b", "back"])
+            .lines(&BACKEND_LINES)
+            .lines(&[
+                "static event channel: front-a port 10 <-> back port 20",
+                "static event channel: front-b port 11 <-> back port 21",
+            ]),
+    );
 }
 
 #[test]

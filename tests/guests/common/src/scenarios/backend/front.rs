@@ -52,7 +52,8 @@ pub fn run<P: Platform>(p: &P, port: u32, back: DomId, seed: u32, end: End) -> O
         "backend: front: d{back} wrote ref {DATA_REF} through its mapping and {COPY_PAGES} pages by copy; refs ended"
     );
 
-    wait_hits(p, port, 2);
+    super::race::front(p, &table, port, back, seed, 2)?;
+    wait_hits(p, port, 3);
     let busy = table.flags(TEARDOWN_REF) & (GTF_READING | GTF_WRITING);
     ensure!(busy == GTF_READING | GTF_WRITING, "ref {TEARDOWN_REF} mapped by d{back}, but its flags say {busy:#x}");
     ensure!(!table.end(TEARDOWN_REF), "access through ref {TEARDOWN_REF} ended while d{back} maps it");

@@ -8,16 +8,19 @@
 //! 2. The back end gives two of its pages back (`decrease_reservation`), maps both front
 //!    ends' ref 8 there at once (Linux's balloon + `xenbus_map_ring_valloc` path), finds
 //!    each front end's own pattern, writes back, unmaps and repopulates (`populate_physmap`).
-//! 3. Refs not granted to it are refused; `GNTTABOP_copy` moves 4 MiB into each front
-//!    end's copy pages and 4 MiB out in batches, checked byte for byte, timed on the
+//! 3. Refs not granted to it are refused; `GNTTABOP_copy` moves 1 MiB into each front
+//!    end's copy pages and 1 MiB out in batches, checked byte for byte, timed on the
 //!    guest's clock (a figure, not a bound).
-//! 4. Teardown: the `granter-dies` front end ends while the back end maps its ref 11 (the
+//! 4. A front end grants and wipes a page in a tight loop while the back end maps and
+//!    copies it: each attempt gets the page's bytes or `general_error`.
+//! 5. Teardown: the `granter-dies` front end ends while the back end maps its ref 11 (the
 //!    back end's frame becomes a hole, its handle `bad_handle`); the back end ends while
 //!    it maps the `mapper-dies` front end's ref 11 (Keel unpins the entry, the front end
 //!    ends access and finds what the back end wrote).
 
 mod back;
 mod front;
+mod race;
 
 use crate::events::{self};
 use crate::hcall::Hv;
@@ -48,6 +51,7 @@ const TEARDOWN_SECS: u64 = 20;
 /// Pattern salts, mixed with a front end's seed.
 const WRITTEN: u32 = 0x5a;
 const TEARDOWN: u32 = 0xc3;
+const RACE: u32 = 0xe7;
 const COPIED: u32 = 0x100;
 
 /// The byte pattern of `seed`: a function of the byte's index.
