@@ -443,3 +443,69 @@ fn the_agent_refuses_hostile_names() {
     s.write("/local/domain/1/backend/vbd/5/notanumber", "1").unwrap();
     assert!(agent.scan(&mut s, &mut sys).unwrap().is_empty());
 }
+
+mod commands {
+    use crate::devices_cli::*;
+    use crate::devices_fake::FakeStore;
+    use std::cell::Cell;
+    use std::time::Duration;
+
+    fn args(s: &[&str]) -> Vec<String> {
+        s.iter().map(|x| x.to_string()).collect()
+    }
+
+    fn resolve(n: &str) -> Option<u32> {
+        match n {
+            "drivers" | "1" => Some(1),
+            "web" | "3" => Some(3),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn block_attach_joins_components_and_names_the_backend() {
+        let mut s = FakeStore::default();
+        block_attach(&mut s, &resolve, 3, &args(&["format=raw", "vdev=xvda", "backend=drivers", "target=/srv/a.img"]))
+            .unwrap();
+        assert_eq!(s.value("/local/domain/1/backend/vbd/3/51712/params"), Some("/srv/a.img"));
+        block_attach(&mut s, &resolve, 3, &args(&["/srv/b.img,raw,xvdb,r"])).unwrap();
+        assert_eq!(s.value("/local/domain/0/backend/vbd/3/51728/mode"), Some("r"), "backend defaults to domain 0");
+        let e = block_attach(&mut s, &resolve, 3, &args(&["vdev=xvdc", "backend=nosuch", "target=/x"])).unwrap_err();
+        assert_eq!(e, "backend domain `nosuch` does not exist");
+        let e = block_attach(&mut s, &resolve, 3, &args(&["format=raw", "vdev=xvda", "backend=drivers", "target=/a"]))
+            .unwrap_err();
+        assert!(e.starts_with("device already exists"), "{e}");
+        assert!(block_attach(&mut s, &resolve, 3, &[]).is_err());
+        let out = block_list(&mut s, &[3]).unwrap();
+        assert_eq!(out.lines().count(), 3, "{out}");
+    }
+
+    #[test]
+    fn network_attach_numbers_and_detach_by_mac() {
+        let mut s = FakeStore::default();
+        assert_eq!(network_attach(&mut s, &resolve, 3, &args(&["bridge=xenbr0", "backend=1"])).unwrap(), 0);
+        assert_eq!(network_attach(&mut s, &resolve, 3, &args(&["mac=00:16:3E:AA:BB:CC", "backend=1"])).unwrap(), 1);
+        let out = network_list(&mut s, &[3]).unwrap();
+        assert!(out.contains("00:16:3e:aa:bb:cc"), "{out}");
+        // Nothing closes the back end in the fake store: with -f the front end goes once
+        // the polls are spent.
+        let slept = Cell::new(0);
+        let sleep = |_: Duration| slept.set(slept.get() + 1);
+        let mut w = Sleeper { sleep: &sleep, step: Duration::from_millis(100), polls: 100 };
+        network_detach(&mut s, 3, "00:16:3e:aa:bb:cc", true, &mut w).unwrap();
+        assert_eq!(slept.get(), 100);
+        assert_eq!(s.value("/local/domain/1/backend/vif/3/1/state"), Some("5"), "told to close");
+        assert!(s.value("/local/domain/3/device/vif/1/backend").is_none());
+        assert!(s.value("/local/domain/3/device/vif/0/backend").is_some());
+        let mut w = Sleeper { sleep: &sleep, step: Duration::from_millis(100), polls: 3 };
+        let e = network_detach(&mut s, 3, "0", false, &mut w).unwrap_err();
+        assert!(e.contains("did not close"), "{e}");
+        assert_eq!(slept.get(), 103);
+        let e = network_detach(&mut s, 3, "00:00:00:00:00:01", false, &mut w).unwrap_err();
+        assert_eq!(e, "no vif with MAC 00:00:00:00:00:01");
+        let e = block_detach(&mut s, 3, "vda", false, &mut w).unwrap_err();
+        assert_eq!(e, "`vda` is not a virtual disk");
+        let e = block_detach(&mut s, 3, "xvdz", false, &mut w).unwrap_err();
+        assert!(e.starts_with("no such device"), "{e}");
+    }
+}

@@ -16,6 +16,7 @@ pub mod control;
 pub mod cpulist;
 pub mod devd;
 pub mod devices;
+pub mod devices_cli;
 #[cfg(test)]
 mod devices_fake;
 pub mod devices_store;
