@@ -33,9 +33,15 @@ pub fn run<P: Platform>(p: &P, fronts: &[Front; 2]) -> Outcome {
         copies(p, f, &local)?;
         expect_eq!(send(p, f.port), 0, "send");
     }
+    // Each side waits for the other's answer before it signals again: two signals of
+    // one port before the first is taken would be one event (2-level events coalesce).
     for f in fronts {
+        wait_hits(p, f.port, 2);
         super::race::back(p, f, local[0])?;
         expect_eq!(send(p, f.port), 0, "send");
+    }
+    for f in fronts {
+        wait_hits(p, f.port, 3);
     }
     granter_dies(p, &fronts[0])?;
     mapper_dies(p, &fronts[1])
@@ -204,7 +210,7 @@ fn mapper_dies<P: Platform>(p: &P, f: &Front) -> Outcome {
     }
     fill(w, pattern(f.seed ^ TEARDOWN ^ WRITTEN));
     expect_eq!(send(p, f.port), 0, "send");
-    wait_hits(p, f.port, 2);
+    wait_hits(p, f.port, 4);
     say!(p, "backend: ends holding its mapping of d{}'s ref {TEARDOWN_REF}", f.id);
     Ok(())
 }

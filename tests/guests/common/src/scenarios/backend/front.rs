@@ -51,8 +51,10 @@ pub fn run<P: Platform>(p: &P, port: u32, back: DomId, seed: u32, end: End) -> O
         p,
         "backend: front: d{back} wrote ref {DATA_REF} through its mapping and {COPY_PAGES} pages by copy; refs ended"
     );
+    expect_eq!(send(p, port), 0, "send");
 
     super::race::front(p, &table, port, back, seed, 2)?;
+    expect_eq!(send(p, port), 0, "send");
     wait_hits(p, port, 3);
     let busy = table.flags(TEARDOWN_REF) & (GTF_READING | GTF_WRITING);
     ensure!(busy == GTF_READING | GTF_WRITING, "ref {TEARDOWN_REF} mapped by d{back}, but its flags say {busy:#x}");

@@ -17,6 +17,9 @@
 //!    back end's frame becomes a hole, its handle `bad_handle`); the back end ends while
 //!    it maps the `mapper-dies` front end's ref 11 (Keel unpins the entry, the front end
 //!    ends access and finds what the back end wrote).
+//!
+//! The two sides take turns: each signals its port only after the other's last signal
+//! arrived, so no signal is lost to coalescing (a port pending twice is one event).
 
 mod back;
 mod front;
