@@ -192,6 +192,9 @@ fn new_machine<A: Arch + GuestAbi + GuestLoader>() -> &'static Machine<'static, 
     };
     let mut machine = Machine::new(Hypervisor::new(&FRAME_POOL, hooks), hooks).with_online(online);
     machine = machine.with_restarts(options().restarts, rebuild::<A>);
+    if options().dom0_store_local {
+        machine = machine.with_local_dom0_store();
+    }
     if let Some(s) = options().timeout_s {
         machine = machine.with_deadline(A::Timer::now_ns().saturating_add(s * 1_000_000_000));
     }

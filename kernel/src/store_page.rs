@@ -18,10 +18,11 @@ use crate::arch::{Arch, HostMemory};
 use crate::domain::Domain;
 use crate::event::Binding;
 use crate::mm::{PhysAddr, PAGE_BYTES};
+use crate::p2m::PageKind;
 use crate::Hypervisor;
 use alloc::sync::Arc;
 use keel_abi::control::CAP_XENSTORE;
-use keel_abi::grant::GNTTAB_RESERVED_XENSTORE;
+use keel_abi::grant::{GNTTAB_RESERVED_XENSTORE, GTF_PERMIT_ACCESS, GTF_TYPE_MASK};
 use keel_abi::hvm::{HVM_PARAM_STORE_EVTCHN, HVM_PARAM_STORE_PFN};
 use keel_abi::xen::DomId;
 use keel_abi::xenstore::{XENSTORE_CONNECTED, XENSTORE_RECONNECT, XENSTORE_RING_CONNECTION};
@@ -100,6 +101,41 @@ impl<A: Arch> Hypervisor<'_, A> {
         d.set_param(HVM_PARAM_STORE_EVTCHN, u64::from(port))?;
         d.set_param(HVM_PARAM_STORE_PFN, gfn)?;
         Ok(port)
+    }
+}
+
+impl<A: Arch> Hypervisor<'_, A> {
+    /// Hands `d`'s xenstore connection over to `port`, a port of `d` unbound toward the
+    /// xenstore domain, and the page `d` grants it as entry 1 (the initial domain's Linux,
+    /// whose xenbus served its own page when it found no store port, allocates both on
+    /// `IOCTL_XENBUS_BACKEND_SETUP`): sets `HVM_PARAM_STORE_PFN` and `_EVTCHN` and raises
+    /// `VIRQ_DOM_EXC`, on which the xenstore domain connects the ring there. `-ESRCH`
+    /// without a xenstore domain; `-EINVAL` for the xenstore domain itself, a port that is
+    /// not unbound toward it, or an entry 1 that does not grant it a page of `d`'s RAM.
+    pub fn store_connect(&self, d: &Domain<A>, port: u32) -> Result<(), Errno> {
+        let store = self.xenstore_domain().ok_or(Errno::ESRCH)?;
+        if d.id() == store.id() {
+            return Err(Errno::EINVAL);
+        }
+        if d.events.lock().port(port)?.binding != (Binding::Unbound { remote: store.id() }) {
+            return Err(Errno::EINVAL);
+        }
+        let (word, gfn) = {
+            let g = d.grants.lock();
+            let word = g.entry_word::<A>(GNTTAB_RESERVED_XENSTORE).map(|w| w.load()).ok_or(Errno::EINVAL)?;
+            (word, g.entry_frame::<A>(GNTTAB_RESERVED_XENSTORE).ok_or(Errno::EINVAL)?)
+        };
+        let permits = word & u32::from(GTF_TYPE_MASK) == u32::from(GTF_PERMIT_ACCESS);
+        let grantee = u16::try_from(word >> 16).map_err(|_| Errno::EINVAL)?;
+        let is_ram = d.lookup(gfn).is_some_and(|l| l.kind == PageKind::Ram);
+        if !permits || grantee != store.id() || !is_ram {
+            return Err(Errno::EINVAL);
+        }
+        d.set_param(HVM_PARAM_STORE_PFN, gfn)?;
+        d.set_param(HVM_PARAM_STORE_EVTCHN, u64::from(port))?;
+        log::info!("domain {}: xenstore connection handed over to port {port}, page at gfn {gfn:#x}", d.id());
+        self.notify_dom_exc();
+        Ok(())
     }
 }
 

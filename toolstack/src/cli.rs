@@ -21,6 +21,23 @@ pub trait Host {
     fn console_input(&mut self) -> Box<dyn Read + Send>;
     /// Puts the terminal in raw mode for a console session, or back.
     fn raw_terminal(&mut self, raw: bool);
+    /// Grants this domain's xenstore ring to domain `xenstore` and allocates a port
+    /// toward it (Linux's `IOCTL_XENBUS_BACKEND_SETUP`); returns the port.
+    fn xenbus_backend_setup(&mut self, xenstore: DomId) -> std::io::Result<u32> {
+        let _ = xenstore;
+        Err(std::io::Error::from(std::io::ErrorKind::Unsupported))
+    }
+    /// The xenstore value at `path`, read as this domain (`/dev/xen/xenbus`); `None` if
+    /// there is no xenstore to ask or it has no such value.
+    fn xenstore_read(&mut self, path: &str) -> Option<String> {
+        let _ = path;
+        None
+    }
+    /// Writes a xenstore value as this domain; the error says why not.
+    fn xenstore_write(&mut self, path: &str, value: &str) -> Result<(), String> {
+        let _ = (path, value);
+        Err("no xenstore".into())
+    }
 }
 
 struct Ctx<'a> {
@@ -126,6 +143,13 @@ const COMMANDS: &[Command] = &[
         run: sched_credit,
     },
     Command { name: "info", summary: "Get information about the host", usage: "", options: "", run: info },
+    Command {
+        name: "xenstore-connect",
+        summary: "Connect this control domain's xenstore to the xenstore domain",
+        usage: "<XenstoreDomain>",
+        options: "",
+        run: xenstore_connect,
+    },
 ];
 
 fn find(name: &str) -> Option<&'static Command> {
@@ -355,15 +379,27 @@ fn destroy(ctx: &mut Ctx, args: &[String]) -> Result<(), Failure> {
     Ok(())
 }
 
+/// As xl: a guest that says it obeys (`control/feature-poweroff` or `-reboot` = 1) is asked
+/// through xenstore (`control/shutdown` = `poweroff` or `reboot`, which stock Linux
+/// watches); any other, or with no xenstore to ask, gets Keel's remote shutdown (xl wants
+/// `-F` for that; keelctl needs no flag, as before it had xenstore).
 fn shutdown_or_reboot(ctx: &mut Ctx, args: &[String], kind: ShutdownKind) -> Result<(), Failure> {
     let (opts, pos) = getopt(args, "wF", "")?;
     let d = find_domain(ctx, &one(&pos, "the domain")?)?;
     let verb = if kind == ShutdownKind::Poweroff { "Shutting down" } else { "Rebooting" };
     writeln!(ctx.err, "{verb} domain {}", d.id)?;
-    ctx.ctl.shutdown(d.id, kind)?;
+    let word = if kind == ShutdownKind::Poweroff { "poweroff" } else { "reboot" };
+    let control = format!("/local/domain/{}/control", d.id);
+    if ctx.host.xenstore_read(&format!("{control}/feature-{word}")).as_deref() == Some("1") {
+        ctx.host
+            .xenstore_write(&format!("{control}/shutdown"), word)
+            .map_err(|e| Failure::Error(format!("cannot write {control}/shutdown: {e}")))?;
+    } else {
+        ctx.ctl.shutdown(d.id, kind)?;
+    }
     if opts.iter().any(|o| o.0 == 'w') {
         writeln!(ctx.err, "Waiting for 1 domains")?;
-        while ctx.ctl.list()?.iter().any(|x| x.id == d.id) {
+        while ctx.ctl.list()?.iter().any(|x| x.id == d.id && x.shutdown.is_none() && !x.dying) {
             ctx.host.sleep(Duration::from_millis(200));
         }
         writeln!(ctx.err, "Domain {} has been shut down", d.id)?;
@@ -507,5 +543,20 @@ fn info(ctx: &mut Ctx, args: &[String]) -> Result<(), Failure> {
     }
     let h = ctx.ctl.host_info()?;
     ctx.out.write_all(format::info(&h).as_bytes())?;
+    Ok(())
+}
+
+/// Xen's `init-xenstore-domain` handoff for a running xenstore domain: the kernel grants
+/// its store page and allocates a port (`/dev/xen/xenbus_backend`), Keel is told the port
+/// (`CTL_STORE_CONNECT`), the xenstore domain connects the ring and signals it.
+fn xenstore_connect(ctx: &mut Ctx, args: &[String]) -> Result<(), Failure> {
+    let (_, pos) = getopt(args, "", "")?;
+    let d = find_domain(ctx, &one(&pos, "the xenstore domain")?)?;
+    let port = ctx
+        .host
+        .xenbus_backend_setup(d.id)
+        .map_err(|e| Failure::Error(format!("{}: {e}", crate::xenbus_backend::DEVICE)))?;
+    ctx.ctl.store_connect(port)?;
+    writeln!(ctx.out, "xenstore: handed to domain {} ({}) on port {port}", d.id, d.name)?;
     Ok(())
 }

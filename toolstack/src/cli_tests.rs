@@ -12,6 +12,8 @@ struct FakeHost {
     files: BTreeMap<String, Vec<u8>>,
     input: Vec<u8>,
     raw: Vec<bool>,
+    /// The store as this domain sees it (`None`: no xenstore).
+    xenstore: Option<BTreeMap<String, String>>,
 }
 
 impl Host for FakeHost {
@@ -25,6 +27,14 @@ impl Host for FakeHost {
     fn raw_terminal(&mut self, raw: bool) {
         self.raw.push(raw);
     }
+    fn xenstore_read(&mut self, path: &str) -> Option<String> {
+        self.xenstore.as_ref()?.get(path).cloned()
+    }
+    fn xenstore_write(&mut self, path: &str, value: &str) -> Result<(), String> {
+        let store = self.xenstore.as_mut().ok_or("no xenstore")?;
+        store.insert(path.into(), value.into());
+        Ok(())
+    }
 }
 
 const WEB: &str = "name = \"web\"\nmemory = 256\nvcpus = 2\nkernel = \"/boot/Image\"\n\
@@ -35,7 +45,7 @@ fn host() -> FakeHost {
     files.insert("web.cfg".to_string(), WEB.as_bytes().to_vec());
     files.insert("/boot/Image".to_string(), vec![1; 1000]);
     files.insert("/boot/initrd".to_string(), vec![2; 10]);
-    FakeHost { files, input: Vec::new(), raw: Vec::new() }
+    FakeHost { files, input: Vec::new(), raw: Vec::new(), xenstore: None }
 }
 
 fn keelctl(ctl: &mut dyn Control, h: &mut FakeHost, line: &str) -> (u8, String, String) {
@@ -117,6 +127,21 @@ fn shutdown_and_reboot_wait() {
     f.obedient = false;
     assert_eq!(keelctl(&mut f, &mut h, "reboot web").0, 0);
     assert!(f.domains.contains_key(&2));
+}
+
+#[test]
+fn shutdown_asks_a_guest_that_obeys_through_xenstore() {
+    let (mut f, mut h) = (Fake::new(), host());
+    keelctl(&mut f, &mut h, "create web.cfg");
+    let feature = "/local/domain/1/control/feature-poweroff";
+    h.xenstore = Some(BTreeMap::from([(feature.to_string(), "1".to_string())]));
+    assert_eq!(keelctl(&mut f, &mut h, "shutdown web").0, 0);
+    let store = h.xenstore.as_ref().unwrap();
+    assert_eq!(store.get("/local/domain/1/control/shutdown").map(String::as_str), Some("poweroff"));
+    assert!(f.domains.contains_key(&1), "asked, not ended by the hypervisor");
+    // No feature-reboot: Keel's remote shutdown, as without xenstore.
+    assert_eq!(keelctl(&mut f, &mut h, "reboot web").0, 0);
+    assert!(!f.domains.contains_key(&1));
 }
 
 #[test]

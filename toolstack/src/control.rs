@@ -159,6 +159,12 @@ pub trait Control {
     fn console_read(&mut self, id: DomId) -> Result<Vec<u8>, ControlError>;
     /// Input for the domain's console.
     fn console_write(&mut self, id: DomId, data: &[u8]) -> Result<(), ControlError>;
+    /// Hands the calling domain's xenstore connection over to `port`, a port it
+    /// allocated toward the xenstore domain (`CTL_STORE_CONNECT`).
+    fn store_connect(&mut self, port: u32) -> Result<(), ControlError> {
+        let _ = port;
+        Err(ControlError::Unavailable("this control interface cannot hand over a xenstore connection".into()))
+    }
 }
 
 /// No control interface: every call fails with [`ControlError::Unavailable`] and the

@@ -327,6 +327,12 @@ impl<H: Hypervisor> Control for KeelControl<H> {
         }
     }
 
+    fn store_connect(&mut self, port: u32) -> Result<(), ControlError> {
+        let mut a = CtlStore { domid: keel_abi::xen::DOMID_SELF, _pad: [0; 2], evtchn: port, gfn: 0 }.to_bytes();
+        self.ctl(CTL_STORE_CONNECT, &mut a, &mut []).map_err(|e| error(e, "the xenstore handoff", None))?;
+        Ok(())
+    }
+
     fn console_write(&mut self, id: DomId, data: &[u8]) -> Result<(), ControlError> {
         let domid = domid16(id)?;
         let max = usize::try_from(CTL_CONSOLE_MAX).unwrap_or(4096);

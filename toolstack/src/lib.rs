@@ -8,6 +8,9 @@
 //! - [`control`]: the control interface; [`keel_control`]: over Keel's control hypercall,
 //!   issued through Linux's `/dev/xen/privcmd` ([`privcmd`], keelctl's only `unsafe`).
 //! - [`cli`]: the commands; [`format`]: xl's output; [`console`]: the console session.
+//! - [`xenbus`]: a xenstore client over `/dev/xen/xenbus` (`shutdown`, `reboot`).
+//! - [`xenbus_backend`]: the initial domain's xenstore ring handed to a xenstore domain
+//!   (`xenstore-connect`; an `ioctl`, keelctl's other `unsafe`).
 #![deny(unsafe_code)]
 
 pub mod cli;
@@ -28,6 +31,8 @@ pub mod format;
 pub mod keel_control;
 pub mod privcmd;
 pub mod vif;
+pub mod xenbus;
+pub mod xenbus_backend;
 pub mod xlcfg;
 
 #[cfg(test)]

@@ -11,9 +11,18 @@ use keelctl::control::*;
 use keelctl::cpulist::CpuSet;
 use keelctl::keel_control::KeelControl;
 use keelctl::privcmd::{OpenError, Privcmd, DEVICE};
+use keelctl::xenbus::{self, Xenbus};
 
 struct System {
     saved_tty: Option<String>,
+}
+
+impl System {
+    /// A connection to xenstore through this domain's kernel.
+    fn xenbus(&self) -> std::io::Result<Xenbus<std::fs::File>> {
+        let dev = std::fs::OpenOptions::new().read(true).write(true).open(xenbus::DEVICE)?;
+        Ok(Xenbus::new(dev))
+    }
 }
 
 impl Host for System {
@@ -23,6 +32,19 @@ impl Host for System {
 
     fn sleep(&self, d: Duration) {
         std::thread::sleep(d);
+    }
+
+    fn xenstore_read(&mut self, path: &str) -> Option<String> {
+        self.xenbus().ok()?.read(path).ok()
+    }
+
+    fn xenstore_write(&mut self, path: &str, value: &str) -> Result<(), String> {
+        self.xenbus().map_err(|e| format!("{}: {e}", xenbus::DEVICE))?.write(path, value).map_err(|e| e.to_string())
+    }
+
+    fn xenbus_backend_setup(&mut self, xenstore: DomId) -> std::io::Result<u32> {
+        let id = u16::try_from(xenstore).map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+        keelctl::xenbus_backend::setup(id)
     }
 
     fn console_input(&mut self) -> Box<dyn Read + Send> {
@@ -95,6 +117,9 @@ impl Control for Lazy {
     }
     fn console_write(&mut self, id: DomId, data: &[u8]) -> Result<(), ControlError> {
         self.get().console_write(id, data)
+    }
+    fn store_connect(&mut self, port: u32) -> Result<(), ControlError> {
+        self.get().store_connect(port)
     }
 }
 

@@ -17,6 +17,7 @@ pub struct Listed {
     pub state: u8,
     pub caps: u32,
     pub max_pages: u64,
+    pub vcpus: u32,
 }
 
 impl Listed {
@@ -56,6 +57,7 @@ pub fn list<P: Platform>(p: &P) -> Result<Vec<Listed>, i64> {
                 state: i.state,
                 caps: i.caps,
                 max_pages: i.max_pages,
+                vcpus: i.vcpus,
             });
         }
         match out.last() {

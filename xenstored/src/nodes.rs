@@ -50,17 +50,21 @@ fn set_perms(xs: &mut Xenstore, conn: ConnId, path: &str, perms: &[String]) -> R
     request(xs, conn, MsgType::SetPerms, &p).map(|_| ()).map_err(|e| format!("set_perms {path}: {e}"))
 }
 
+/// At most this many `cpu/<n>` nodes (Keel's vCPU limit per domain is far below it).
+const MAX_VCPU_NODES: u32 = 128;
+
 /// What a domain's basic nodes say.
 pub struct Basics<'a> {
     pub domid: DomId,
     pub name: &'a str,
     pub max_kib: u64,
+    pub vcpus: u32,
 }
 
 /// Writes `/local/domain/<id>` and `/vm/<uuid>` for `d`: the domain may read its
-/// directory and `domid`, `name`, `vm`, `memory/*`, `control`; it owns `device`, `data`,
-/// `drivers`, `feature`, `attr`, `error` and `control/shutdown` (writes anywhere else
-/// are `EACCES`).
+/// directory and `domid`, `name`, `vm`, `memory/*`, `cpu/*/availability`, `control`; it owns `device`, `data`,
+/// `drivers`, `feature`, `attr`, `error`, `control/shutdown`, `control/feature-poweroff`,
+/// `-reboot`, `-suspend` and `control/sysrq` (writes anywhere else are `EACCES`).
 pub fn write_basics(xs: &mut Xenstore, conn: ConnId, d: &Basics<'_>) -> Result<(), String> {
     let id = d.domid;
     let base = format!("/local/domain/{id}");
@@ -74,6 +78,11 @@ pub fn write_basics(xs: &mut Xenstore, conn: ConnId, d: &Basics<'_>) -> Result<(
     set_perms(xs, conn, &vm, &read_only)?;
     write(xs, conn, &format!("{vm}/uuid"), &uuid)?;
     write(xs, conn, &format!("{vm}/name"), d.name)?;
+    // Linux's xen cpu_hotplug reads `cpu/<n>/availability` of each vCPU at boot, as libxl
+    // writes it.
+    for n in 0..d.vcpus.min(MAX_VCPU_NODES) {
+        write(xs, conn, &format!("{base}/cpu/{n}/availability"), "online")?;
+    }
     for (key, value) in [
         ("domid", format!("{id}")),
         ("name", String::from(d.name)),
@@ -84,7 +93,22 @@ pub fn write_basics(xs: &mut Xenstore, conn: ConnId, d: &Basics<'_>) -> Result<(
     ] {
         write(xs, conn, &format!("{base}/{key}"), &value)?;
     }
-    for key in ["device", "data", "drivers", "feature", "attr", "error", "control/shutdown"] {
+    // libxl makes `control/shutdown`, the `control/feature-*` nodes a guest writes to say
+    // what it obeys (stock Linux writes them when its xenbus comes up), and `control/sysrq`
+    // the domain's.
+    for key in [
+        "device",
+        "data",
+        "drivers",
+        "feature",
+        "attr",
+        "error",
+        "control/shutdown",
+        "control/feature-poweroff",
+        "control/feature-reboot",
+        "control/feature-suspend",
+        "control/sysrq",
+    ] {
         let path = format!("{base}/{key}");
         write(xs, conn, &path, "")?;
         set_perms(xs, conn, &path, &owned)?;

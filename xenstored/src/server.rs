@@ -25,6 +25,8 @@ struct Served {
     conn: ConnId,
     /// Our end of the guest's store channel.
     port: u32,
+    /// The guest's end, as `CTL_STORE_INFO` reported it.
+    remote_port: u32,
     /// Where the page is mapped, and the grant handle.
     at: u64,
     handle: u32,
@@ -107,6 +109,24 @@ impl<P: Platform> Service<'_, P> {
         for id in gone {
             self.xs.domain_gone(id);
         }
+        // A control domain whose kernel serves its own store page handed its connection
+        // over to a new port (CTL_STORE_CONNECT): connect its ring again there.
+        let moved: Vec<(DomId, u32, ConnId)> = listed
+            .iter()
+            .filter(|d| !d.ending())
+            .filter_map(|d| {
+                let r = self.rings.get(&d.domid)?;
+                let (_, port) = control::store_info(self.p, d.domid)?;
+                (port != r.remote_port).then_some((d.domid, port, r.conn))
+            })
+            .collect();
+        for (id, port, conn) in moved {
+            say!(self.p, "xenstored: d{id} moved its store connection to port {port}");
+            self.detach(id);
+            if let Err(why) = self.attach(id, port, conn) {
+                log::warn!("d{id}: not connected again: {why}");
+            }
+        }
         let my_id = self.my_id;
         for d in listed.iter().filter(|d| d.domid != my_id && !d.ending()) {
             if self.rings.contains_key(&d.domid) || self.xs.domains().contains_key(&d.domid) {
@@ -126,7 +146,7 @@ impl<P: Platform> Service<'_, P> {
     }
 
     fn introduce(&mut self, d: &Listed, gfn: u64, port: u32) -> Result<(), alloc::string::String> {
-        let basics = Basics { domid: d.domid, name: &d.name, max_kib: d.max_pages.saturating_mul(4) };
+        let basics = Basics { domid: d.domid, name: &d.name, max_kib: d.max_pages.saturating_mul(4), vcpus: d.vcpus };
         nodes::write_basics(&mut self.xs, self.me, &basics)?;
         if d.domid == 0 {
             // Xen's dom0 is not introduced: xenstored connects it itself, privileged.
@@ -173,10 +193,16 @@ impl<P: Platform> Service<'_, P> {
         let mut mem = unsafe { MappedRing::new(phys_to_virt) };
         let server = RingServer::new(&mut mem);
         self.seen.insert(b.local_port, events::hits(b.local_port));
-        self.rings.insert(domid, Served { conn, port: b.local_port, at, handle, mem, server, revoked: false });
+        self.rings.insert(
+            domid,
+            Served { conn, port: b.local_port, remote_port: port, at, handle, mem, server, revoked: false },
+        );
         say!(self.p, "xenstored: d{domid} introduced (ring mapped, port {port} bound as {})", b.local_port);
-        // The guest may have written before we came: serve it now.
+        // The guest may have written before we came: serve it now. Then signal it once, as
+        // Xen's xenstored does when it connects a domain: a kernel that set up its own
+        // ring (Linux's XS_LOCAL) starts using it at its first event.
         self.serve_one(domid);
+        send(self.p, b.local_port);
         Ok(())
     }
 

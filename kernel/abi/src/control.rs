@@ -23,7 +23,7 @@ const _: () = {
 };
 
 /// The control interface this build implements (independent of the guest ABI's version).
-pub const CONTROL_VERSION: AbiVersion = AbiVersion { major: 1, minor: 0 };
+pub const CONTROL_VERSION: AbiVersion = AbiVersion { major: 1, minor: 1 };
 
 /// Capability bit: the domain may use [`KEEL_CONTROL_OP`] (Xen's `DOMAIN_CAPS_CONTROL`).
 pub const CAP_CONTROL: u32 = 0x1;
@@ -59,6 +59,10 @@ pub const CTL_CONSOLE_READ: u32 = 10;
 pub const CTL_CONSOLE_WRITE: u32 = 11;
 /// Reads a domain's xenstore page and event channel ([`CtlStore`]).
 pub const CTL_STORE_INFO: u32 = 12;
+/// Hands a domain's xenstore connection over to a port it allocated toward the xenstore
+/// domain ([`CtlStore`], `gfn` 0): the late-init handoff of a control domain whose kernel
+/// serves its own store page (Linux's `IOCTL_XENBUS_BACKEND_SETUP`). Since 1.1.
+pub const CTL_STORE_CONNECT: u32 = 14;
 
 /// Most entries one [`CTL_LIST`] call may ask for.
 pub const CTL_LIST_MAX: u32 = 64;
@@ -178,7 +182,8 @@ wire_struct! {
 
 wire_struct! {
     /// [`CTL_STORE_INFO`]: the domain's `HVM_PARAM_STORE_PFN` and `HVM_PARAM_STORE_EVTCHN`
-    /// (0 and 0: the domain has no xenstore).
+    /// (0 and 0: the domain has no xenstore). [`CTL_STORE_CONNECT`]: the new port in
+    /// `evtchn`, `gfn` 0.
     pub struct CtlStore: 16 {
         pub domid: u16 = 0,
         pub _pad: [u8; 2] = 2,
@@ -194,7 +199,7 @@ mod tests {
 
     #[test]
     fn version_packs_as_xen_packs_versions() {
-        assert_eq!(CONTROL_VERSION.packed(), 0x0001_0000);
+        assert_eq!(CONTROL_VERSION.packed(), 0x0001_0001);
     }
 
     #[test]

@@ -38,6 +38,11 @@ pub struct Options {
     /// `keel.restarts=<n>` (0 to 1000): how often a domain whose guest reboots is built
     /// again from its description before a reboot ends it for good.
     pub restarts: u32,
+    /// `keel.dom0_xenstore=local`: as Xen does, the initial domain gets no store page or
+    /// port even beside a xenstore domain, so its kernel serves its own store until the
+    /// control domain hands it over (`keelctl xenstore-connect`, `CTL_STORE_CONNECT`);
+    /// `=domain` (the default): it gets them at build time, as a domU does.
+    pub dom0_store_local: bool,
 }
 
 /// Restarts per domain unless `keel.restarts=` says otherwise.
@@ -50,6 +55,7 @@ impl Default for Options {
             log_level: LogLevel::Info,
             timeout_s: None,
             restarts: DEFAULT_RESTARTS,
+            dom0_store_local: false,
         }
     }
 }
@@ -81,6 +87,10 @@ impl Options {
                 }
                 ("loglevel", _) if level.is_some() => {
                     o.log_level = level.unwrap_or(o.log_level);
+                    true
+                }
+                ("dom0_xenstore", "local" | "domain") => {
+                    o.dom0_store_local = value == "local";
                     true
                 }
                 ("restarts", v) => match v.parse::<u32>() {
@@ -118,6 +128,9 @@ mod tests {
         assert_eq!(o.log_level, LogLevel::Debug);
         assert_eq!(o.restarts, DEFAULT_RESTARTS);
         assert_eq!(Options::parse("keel.restarts=0").0.restarts, 0);
+        assert!(Options::parse("keel.dom0_xenstore=local").0.dom0_store_local);
+        assert!(!Options::parse("keel.dom0_xenstore=local keel.dom0_xenstore=domain").0.dom0_store_local);
+        assert_eq!(Options::parse("keel.dom0_xenstore=x").1, Some("keel.dom0_xenstore=x"));
         assert_eq!(Options::parse("keel.restarts=1001"), (Options::default(), Some("keel.restarts=1001")));
         assert_eq!(o.timeout_s, Some(30));
         assert_eq!(bad, Some("keel.bogus=1"));

@@ -95,6 +95,16 @@ pub fn control_op<A: Arch>(c: &Call<'_, '_, A>) -> HcResult {
             c.guest.write_struct(arg, &out)?;
             Ok(0)
         }
+        CTL_STORE_CONNECT => {
+            let a: CtlStore = c.guest.read_struct(arg)?;
+            zero(&a._pad)?;
+            if a.gfn != 0 {
+                return Err(Errno::EINVAL);
+            }
+            let d = hv.control_target(c.domain, a.domid)?;
+            hv.store_connect(&d, a.evtchn)?;
+            Ok(0)
+        }
         _ => Err(Errno::ENOSYS),
     }
 }

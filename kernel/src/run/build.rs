@@ -196,7 +196,8 @@ fn wants_store(config: &BootConfig) -> bool {
 }
 
 /// Gives domain `id` its xenstore page and port if it wants them, the architecture has
-/// a store frame and a xenstore domain other than it runs. Returns whether it did, or
+/// a store frame and a xenstore domain other than it runs (the initial domain not with
+/// `keel.dom0_xenstore=local`). Returns whether it did, or
 /// the domain is the xenstore domain (which has no store of its own).
 fn attach_store<A: Arch + GuestAbi>(m: &Machine<'_, A>, config: &BootConfig, id: DomId) -> bool {
     if config.capabilities.has(Capabilities::XENSTORE) {
@@ -204,6 +205,9 @@ fn attach_store<A: Arch + GuestAbi>(m: &Machine<'_, A>, config: &BootConfig, id:
     }
     let hv = m.hypervisor();
     let (Some(gfn), Some(d)) = (A::STORE_GFN, hv.domain(id)) else { return false };
+    if config.kind == DomainKind::Initial && m.dom0_store_local() {
+        return false;
+    }
     let Some(store) = hv.xenstore_domain().filter(|_| wants_store(config)) else { return false };
     let start = if config.enhanced == Enhanced::Legacy { StoreStart::Immediate } else { StoreStart::WaitForServer };
     match hv.attach_store(&d, gfn, store.id(), start) {

@@ -77,6 +77,8 @@ pub struct Machine<'a, A: Arch> {
     /// Builds a domain again when its guest reboots ([`Machine::with_restarts`]).
     restarter: Option<Restarter<A>>,
     /// Restarts allowed per domain.
+    /// The initial domain gets no store page ([`Machine::with_local_dom0_store`]).
+    dom0_store_local: bool,
     restart_limit: u32,
     /// What each running domain was built from, for restarting it.
     descriptions: Mutex<BTreeMap<DomId, Description>>,
@@ -114,6 +116,7 @@ impl<'a, A: Arch> Machine<'a, A> {
             input_taken: AtomicBool::new(false),
             restarter: None,
             restart_limit: 0,
+            dom0_store_local: false,
             descriptions: Mutex::new(BTreeMap::new()),
             restarting: AtomicU32::new(0),
         }
@@ -125,6 +128,18 @@ impl<'a, A: Arch> Machine<'a, A> {
         self.restart_limit = limit;
         self.restarter = Some(restarter);
         self
+    }
+
+    /// Builds the initial domain without a store page or port (`keel.dom0_xenstore=local`):
+    /// its kernel serves its own store until the control domain hands it over.
+    pub fn with_local_dom0_store(mut self) -> Self {
+        self.dom0_store_local = true;
+        self
+    }
+
+    /// Whether the initial domain is built without a store page.
+    pub fn dom0_store_local(&self) -> bool {
+        self.dom0_store_local
     }
 
     /// Records what domain `id` was built from (and how often it was restarted), so that

@@ -11,12 +11,14 @@ use crate::mock::MockArch;
 use crate::p2m::PageKind;
 use crate::test_support::*;
 use alloc::sync::Arc;
-use keel_abi::control::{CtlStore, CAP_CONTROL, CAP_XENSTORE, CTL_STORE_INFO, KEEL_CONTROL_OP};
-use keel_abi::event::{EvtchnBindInterdomain, EvtchnPort, EVTCHNOP_BIND_INTERDOMAIN, EVTCHNOP_SEND};
+use keel_abi::control::{CtlStore, CAP_CONTROL, CAP_XENSTORE, CTL_STORE_CONNECT, CTL_STORE_INFO, KEEL_CONTROL_OP};
+use keel_abi::event::{EvtchnAllocUnbound, EvtchnBindVirq, EvtchnPort, EVTCHNOP_ALLOC_UNBOUND, EVTCHNOP_BIND_VIRQ};
+use keel_abi::event::{EvtchnBindInterdomain, EVTCHNOP_BIND_INTERDOMAIN, EVTCHNOP_SEND};
 use keel_abi::grant::*;
 use keel_abi::hvm::{HVM_PARAM_STORE_EVTCHN, HVM_PARAM_STORE_PFN};
 use keel_abi::hypercall::{EVENT_CHANNEL_OP, GRANT_TABLE_OP};
 use keel_abi::layout::AARCH64;
+use keel_abi::xen::{DOMID_SELF, VIRQ_DOM_EXC};
 use keel_abi::xenstore::{ARM_STORE_GFN, XENSTORE_RECONNECT, XENSTORE_RING_CONNECTION};
 use keel_abi::Errno;
 
@@ -150,6 +152,53 @@ fn store_info_reports_the_page_and_port() {
     assert_eq!(info(&xs, g.id()).map(|s| (s.gfn, s.evtchn)), Ok((GFN, port)));
     assert_eq!(info(&ctl, g.id()).map(|s| (s.gfn, s.evtchn)), Ok((GFN, port)));
     assert_eq!(info(&g, g.id()), Err(err(Errno::EPERM)), "a plain domain may not ask");
+}
+
+#[test]
+fn store_connect_hands_the_connection_over_to_a_new_port() {
+    let (hv, _) = hypervisor();
+    let xs = domain(&hv, CAP_XENSTORE);
+    // An initial domain whose kernel found no store port and served its own page.
+    let dom0 = domain(&hv, CAP_CONTROL);
+    let g = domain(&hv, 0);
+    put(&xs, ARG, &EvtchnBindVirq { virq: VIRQ_DOM_EXC, vcpu: 0, port: 0 });
+    assert_eq!(call(&hv, &xs, 0, EVENT_CHANNEL_OP, &[EVTCHNOP_BIND_VIRQ, ARG]), 0);
+    let exc = get::<EvtchnBindVirq>(&xs, ARG).port;
+    let alloc = |d: &D, remote: u16| {
+        put(d, ARG, &EvtchnAllocUnbound { dom: DOMID_SELF, remote_dom: remote, port: 0 });
+        assert_eq!(call(&hv, d, 0, EVENT_CHANNEL_OP, &[EVTCHNOP_ALLOC_UNBOUND, ARG]), 0);
+        get::<EvtchnAllocUnbound>(d, ARG).port
+    };
+    let connect = |caller: &D, domid: u16, evtchn: u32, gfn: u64| {
+        put(caller, ARG, &CtlStore { domid, _pad: [0; 2], evtchn, gfn });
+        call(&hv, caller, 0, KEEL_CONTROL_OP, &[u64::from(CTL_STORE_CONNECT), ARG])
+    };
+    let to_xs = alloc(&dom0, xs.id());
+    let to_self = alloc(&dom0, dom0.id());
+    assert_eq!(connect(&dom0, DOMID_SELF, to_xs, 0), err(Errno::EINVAL), "entry 1 grants nothing yet");
+    // What Linux's IOCTL_XENBUS_BACKEND_SETUP does: grant its page as entry 1.
+    let page = (RAM >> 12) + 3;
+    let page32 = u32::try_from(page).unwrap();
+    dom0.grants.lock().seed_entry::<MockArch>(hv.pool(), GNTTAB_RESERVED_XENSTORE, g.id(), page32).unwrap();
+    assert_eq!(connect(&dom0, DOMID_SELF, to_xs, 0), err(Errno::EINVAL), "entry 1 grants another domain");
+    let outside = u32::try_from(GFN).unwrap();
+    dom0.grants.lock().seed_entry::<MockArch>(hv.pool(), GNTTAB_RESERVED_XENSTORE, xs.id(), outside).unwrap();
+    assert_eq!(connect(&dom0, DOMID_SELF, to_xs, 0), err(Errno::EINVAL), "entry 1 names no RAM of the domain");
+    dom0.grants.lock().seed_entry::<MockArch>(hv.pool(), GNTTAB_RESERVED_XENSTORE, xs.id(), page32).unwrap();
+    assert_eq!(connect(&dom0, DOMID_SELF, to_self, 0), err(Errno::EINVAL), "a port not toward the xenstore domain");
+    assert_eq!(connect(&dom0, DOMID_SELF, 4000, 0), err(Errno::EINVAL), "no such port");
+    assert_eq!(connect(&dom0, DOMID_SELF, to_xs, page), err(Errno::EINVAL), "gfn must be 0");
+    assert_eq!(connect(&dom0, xs.id(), to_xs, 0), err(Errno::EINVAL), "the xenstore domain has no store");
+    assert_eq!(connect(&xs, dom0.id(), to_xs, 0), err(Errno::EPERM), "the xenstore domain may not");
+    assert_eq!(connect(&g, DOMID_SELF, to_xs, 0), err(Errno::EPERM), "nor a plain domain");
+    assert_eq!((dom0.param(HVM_PARAM_STORE_PFN), dom0.param(HVM_PARAM_STORE_EVTCHN)), (0, 0), "nothing set yet");
+    assert!(!xs.events.lock().is_pending(exc));
+    assert_eq!(connect(&dom0, DOMID_SELF, to_xs, 0), 0);
+    assert_eq!(dom0.param(HVM_PARAM_STORE_PFN), page);
+    assert_eq!(dom0.param(HVM_PARAM_STORE_EVTCHN), u64::from(to_xs));
+    assert!(xs.events.lock().is_pending(exc), "VIRQ_DOM_EXC tells the xenstore domain");
+    assert_eq!(map_store(&hv, &xs, dom0.id()).status, GNTST_OKAY, "the xenstore domain maps the page");
+    assert_eq!(bind(&hv, &xs, dom0.id(), to_xs).map(|p| p != 0), Ok(true), "and binds the port");
 }
 
 #[test]

@@ -20,6 +20,8 @@ mod arm64_keelctl;
 mod arm64_linux;
 #[path = "boot/arm64_xenstore.rs"]
 mod arm64_xenstore;
+#[path = "boot/arm64_xenstore_linux.rs"]
+mod arm64_xenstore_linux;
 #[path = "boot/x86_backend.rs"]
 mod x86_backend;
 #[path = "boot/x86_conform.rs"]

@@ -1,4 +1,4 @@
-//! `keel.test=xenbus [keel.role=client|flood]`: a xenbus client over the store ring Keel
+//! `keel.test=xenbus [keel.role=client|flood|poke]`: a xenbus client over the store ring Keel
 //! gave the domain (`HVM_PARAM_STORE_PFN`/`_EVTCHN`), served by the xenstore domain.
 //!
 //! - It waits until the server connects the ring (`connection` 1 → 0, as Linux does).
@@ -7,6 +7,8 @@
 //!   outside its subtree and to its read-only `name` are `EACCES`.
 //! - `flood`: writes nodes under `data` until a quota refuses one (`ENOSPC`: the node
 //!   size of `data`, its children's names), then is still answered; a `client` beside it keeps being answered meanwhile.
+//! - `poke` (`keel.peer=ID`): changes its `data/poke`, readable by domain ID, every 100 ms
+//!   until ID's `data/seen` exists (a stock Linux peer's `xenstore-watch` saw a change).
 
 use crate::console::Text;
 use crate::events::{self, hits, send};
@@ -32,6 +34,7 @@ const XS_WATCH: u32 = 4;
 const XS_TRANSACTION_START: u32 = 6;
 const XS_TRANSACTION_END: u32 = 7;
 const XS_WRITE: u32 = 11;
+const XS_SET_PERMS: u32 = 14;
 const XS_WATCH_EVENT: u32 = 15;
 const XS_ERROR: u32 = 16;
 
@@ -205,11 +208,14 @@ pub fn run<P: Platform>(p: &P) -> Outcome {
     }
     let r = ring.ok(XS_READ, 0, &[b"domid\0"], "read domid")?;
     say!(p, "xenbus: connected; domid {}", r.text());
+    let mut domid: Text<8> = Text::new();
+    let _ = write!(domid, "{}", r.text());
     let r = ring.ok(XS_READ, 0, &[b"name\0"], "read name")?;
     let mut me: Text<32> = Text::new();
     let _ = write!(me, "{}", r.text());
     match cmdline::get(p.cmdline(), "keel.role") {
         Some("flood") => flood(&mut ring),
+        Some("poke") => poke(&mut ring, domid.as_str(), cmdline::get(p.cmdline(), "keel.peer").unwrap_or("")),
         _ => client(&mut ring, me.as_str()),
     }
 }
@@ -272,4 +278,53 @@ fn flood<P: Platform>(ring: &mut Ring<'_, P>) -> Outcome {
     expect_eq!(r.text(), "v", "data/n0");
     say!(p, "xenbus: flood: still answered");
     Ok(())
+}
+
+/// How long `poke` keeps changing its node for a peer that never says it saw a change, on
+/// the guest's own clock.
+const POKE_LIMIT_S: u64 = 300;
+
+/// `poke` (`keel.peer=ID`): another domain's watch target. Makes its `data/poke` readable
+/// by domain ID, then writes a new value there every 100 ms until ID's `data/seen` (which ID
+/// lets it read) exists: the peer's watch saw a change made by this domain.
+fn poke<P: Platform>(ring: &mut Ring<'_, P>, me: &str, peer: &str) -> Outcome {
+    let p = ring.p;
+    ensure!(!peer.is_empty() && peer.bytes().all(|b| b.is_ascii_digit()), "keel.peer='{peer}': not a domain id");
+    ring.ok(XS_WRITE, 0, &[b"data/poke\0", b"0"], "write data/poke")?;
+    let mut perms: Text<32> = Text::new();
+    let _ = write!(perms, "n{me}\0r{peer}\0");
+    ring.ok(XS_SET_PERMS, 0, &[b"data/poke\0", perms.as_bytes()], "set_perms data/poke")?;
+    say!(p, "xenbus: poke: data/poke readable by d{peer}");
+    let mut seen: Text<48> = Text::new();
+    let _ = write!(seen, "/local/domain/{peer}/data/seen\0");
+    let start = p.ticks();
+    let mut n = 0u32;
+    loop {
+        n += 1;
+        let mut value: Text<12> = Text::new();
+        let _ = write!(value, "{n}");
+        ring.ok(XS_WRITE, 0, &[b"data/poke\0", value.as_bytes()], "write data/poke")?;
+        let r = ring.call(XS_READ, 0, &[seen.as_bytes()])?;
+        if r.ty == XS_READ {
+            say!(p, "xenbus: poke: d{peer} saw data/poke change (it says '{}')", r.text());
+            return Ok(());
+        }
+        let elapsed = p.ticks().wrapping_sub(start) / p.tick_hz().max(1);
+        ensure!(elapsed < POKE_LIMIT_S, "d{peer} saw no change in {elapsed} s ({n} writes)");
+        sleep(p, p.tick_hz() / 10);
+    }
+}
+
+/// Halts for `ticks` of the guest's clock.
+fn sleep<P: Platform>(p: &P, ticks: u64) {
+    let deadline = p.ticks().saturating_add(ticks);
+    p.set_timer(deadline);
+    p.disable_interrupts();
+    while p.ticks() < deadline {
+        p.wait_for_interrupt();
+        p.enable_interrupts();
+        p.disable_interrupts();
+    }
+    p.enable_interrupts();
+    p.stop_timer();
 }
