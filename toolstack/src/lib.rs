@@ -33,6 +33,7 @@ pub mod privcmd;
 pub mod vif;
 pub mod xenbus;
 pub mod xenbus_backend;
+pub mod xenbus_store;
 pub mod xlcfg;
 
 #[cfg(test)]
