@@ -111,7 +111,11 @@ impl Agent {
         let closed = read(store, "state")?.is_some_and(|v| v.trim().parse::<u32>().is_ok_and(|s| s == STATE_CLOSED));
         if !online {
             if closed {
-                let what = self.held.remove(&key).map_or("nothing held".to_string(), |h| undo(sys, &h));
+                let held = match self.held.remove(&key) {
+                    Some(h) => Some(h),
+                    None => left_by_another_run(store, kind, path)?,
+                };
+                let what = held.map_or("nothing held".to_string(), |h| undo(sys, &h));
                 store.rm(path)?;
                 log.push(format!("{} {fe}/{devid}: closed; {what}; back end directory removed", kind.name()));
             }
@@ -198,6 +202,31 @@ impl Agent {
             Err(e) => fail(store, path, log, "vif", fe, devid, format!("{name} into {bridge}: {e}")),
         }
     }
+}
+
+/// What an earlier run of the agent set up for a device, as its xenstore nodes record
+/// it (the agent may have been restarted since): a loop device in
+/// `physical-device-path`, a vif whose `hotplug-status` is `connected`.
+fn left_by_another_run(store: &mut dyn Store, kind: Kind, path: &str) -> Result<Option<Held>, StoreError> {
+    let read = |store: &mut dyn Store, k: &str| store.read(&format!("{path}/{k}"));
+    Ok(match kind {
+        Kind::Vbd => read(store, "physical-device-path")?
+            .filter(|d| {
+                d.strip_prefix("/dev/loop").is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            })
+            .map(Held::Loop),
+        Kind::Vif => {
+            if read(store, "hotplug-status")?.is_some_and(|s| s == "connected") {
+                let fe = read(store, "frontend-id")?.unwrap_or_default();
+                let devid = path.rsplit('/').next().unwrap_or_default().to_string();
+                let name = read(store, "vifname")?.unwrap_or_else(|| format!("vif{}.{devid}", fe.trim()));
+                let bridge = read(store, "bridge")?.unwrap_or_else(|| DEFAULT_BRIDGE.into());
+                (valid_ifname(&name) && valid_ifname(&bridge)).then_some(Held::Port { bridge, name })
+            } else {
+                None
+            }
+        }
+    })
 }
 
 /// A Linux interface name: 1 to 15 bytes, no `/`, whitespace or `:`, not `.`/`..`.

@@ -101,3 +101,11 @@ pub fn transaction<T>(
     }
     Err(last)
 }
+
+/// A [`Store`] that also delivers watch events (the hotplug agent waits on them).
+pub trait Watching: Store {
+    /// Watches `path` and everything below it; the store fires one event at once.
+    fn watch(&mut self, path: &str, token: &str) -> Result<(), StoreError>;
+    /// Waits for the next event; the path that changed.
+    fn wait_event(&mut self) -> Result<String, StoreError>;
+}

@@ -14,10 +14,12 @@
 #![deny(unsafe_code)]
 
 pub mod cli;
+mod cli_devices;
 pub mod console;
 pub mod control;
 pub mod cpulist;
 pub mod devd;
+pub mod devd_linux;
 pub mod devices;
 pub mod devices_cli;
 #[cfg(test)]
@@ -36,6 +38,8 @@ pub mod xenbus_backend;
 pub mod xenbus_store;
 pub mod xlcfg;
 
+#[cfg(test)]
+mod cli_devices_tests;
 #[cfg(test)]
 mod cli_tests;
 #[cfg(test)]

@@ -5,7 +5,7 @@
 
 use std::io::{Read, Write};
 
-use crate::devices_store::{Perm, Store, StoreError};
+use crate::devices_store::{Perm, Store, StoreError, Watching};
 use crate::xenbus::{WatchEvent, Xenbus, XsError};
 
 const XS_DIRECTORY: u32 = 1;
@@ -120,6 +120,16 @@ impl<T: Read + Write> Store for Xenbus<T> {
         let r = self.call(XS_TRANSACTION_END, if commit { b"T\0" } else { b"F\0" });
         self.tx = 0;
         r.map(|_| ())
+    }
+}
+
+impl<T: Read + Write> Watching for Xenbus<T> {
+    fn watch(&mut self, path: &str, token: &str) -> Result<(), StoreError> {
+        Xenbus::watch(self, path, token)
+    }
+
+    fn wait_event(&mut self) -> Result<String, StoreError> {
+        self.wait().map(|e| e.path)
     }
 }
 
