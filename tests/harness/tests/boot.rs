@@ -8,6 +8,8 @@ use std::time::Duration;
 
 #[path = "boot/arm64_backend.rs"]
 mod arm64_backend;
+#[path = "boot/arm64_blk_linux.rs"]
+mod arm64_blk_linux;
 #[path = "boot/arm64_consoles.rs"]
 mod arm64_consoles;
 #[path = "boot/arm64_control.rs"]
