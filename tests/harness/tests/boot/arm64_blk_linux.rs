@@ -15,7 +15,7 @@ use super::boot;
 use keel_tests::BootTest;
 
 /// What dom0 (d0), the domU (d2) and the xenstore domain (d1) must print.
-const LINES: [&str; 20] = [
+const LINES: [&str; 22] = [
     "(d1) xenstored: d0 introduced (ring mapped",
     "(d1) xenstored: d2 introduced (ring mapped",
     "(d0) [linux] blkback: backing file: 1048576 bytes, ",
@@ -33,7 +33,9 @@ const LINES: [&str; 20] = [
     "(d0) keel-devd: vbd 2/51712: closed; /dev/loop0 released; back end directory removed",
     "(d0) [linux] blkback: loop devices left: 0",
     "(d0) [linux] blkback: backing file: pattern 2",
-    "(d0) [linux] blkback: vbd nodes left: 0",
+    "(d0) [linux] blkback: /local/domain/0/backend/vbd/2/51712: gone",
+    "(d0) [linux] blkback: /local/domain/2/device/vbd/51712: gone",
+    "(d0) [linux] blkback: /libxl/2/device/vbd/51712: gone",
     "(d0) [linux] blkback: keelctl shutdown -w: exit 0",
     "domain 2 (guest): shut down (poweroff)",
 ];
