@@ -23,7 +23,7 @@ pub const BACKEND_LINES: [&str; 16] = [
     "(d1) backend: front granted and wiped ref 12 while d3 raced it; the page is intact",
     "(d2) backend: front granted and wiped ref 12 while d3 raced it; the page is intact",
     "(d1) backend: front ends while d3 maps ref 11",
-    "(d3) backend: d1 ended under its mapped ref 11: the gfn became a hole, unmap said bad_handle, the gfn repopulated",
+    "(d3) backend: d1 ended under its mapped ref 11: its page stayed mapped and unchanged, unmap said okay, the gfn repopulated",
     "(d3) backend: ends holding its mapping of d2's ref 11",
     "(d2) backend: front: d3 ended mapping ref 11: Keel unpinned it, access ended, its writes kept",
 ];

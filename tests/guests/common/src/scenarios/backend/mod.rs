@@ -13,8 +13,9 @@
 //!    guest's clock (a figure, not a bound).
 //! 4. A front end grants and wipes a page in a tight loop while the back end maps and
 //!    copies it: each attempt gets the page's bytes or `general_error`.
-//! 5. Teardown: the `granter-dies` front end ends while the back end maps its ref 11 (the
-//!    back end's frame becomes a hole, its handle `bad_handle`); the back end ends while
+//! 5. Teardown: the `granter-dies` front end ends while the back end maps its ref 11 (as
+//!    in Xen, the page stays mapped and unchanged until the back end unmaps it, and that
+//!    unmap succeeds); the back end ends while
 //!    it maps the `mapper-dies` front end's ref 11 (Keel unpins the entry, the front end
 //!    ends access and finds what the back end wrote).
 //!
