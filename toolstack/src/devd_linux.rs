@@ -64,6 +64,11 @@ impl System for LinuxSystem {
     }
 
     fn bridge_del(&mut self, bridge: &str, name: &str) -> Result<(), String> {
+        // Netback may have removed the interface already (the front end closed first):
+        // it left the bridge with it, as Xen's vif-bridge script accepts.
+        if !self.link_exists(name) {
+            return Ok(());
+        }
         run("brctl", &["delif", bridge, name]).map(|_| ())
     }
 }
