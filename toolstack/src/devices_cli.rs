@@ -1,7 +1,7 @@
 //! xl's device commands — `block-attach`, `block-detach`, `block-list`, `network-attach`,
 //! `network-detach`, `network-list` — over a [`Store`], with domains already resolved by
-//! the caller. `cli` wires them once keelctl has a xenstore client (the one over
-//! `/dev/xen/xenbus` on the xenbus branch); until then nothing calls them but the tests.
+//! the caller. `cli_devices` wires them to keelctl's command line over the
+//! xenstore client of [`crate::xenbus_store`].
 
 use crate::devices::{self, DeviceError, Kind, Layout, Waiter};
 use crate::devices_store::{DomId, Store};

@@ -4,11 +4,14 @@
 //! - [`xlcfg`]: the xl.cfg(5) syntax; [`domain_config`]: the keys keelctl supports.
 //! - [`cpulist`], [`disk`], [`vif`]: xl's CPU lists and device specifications.
 //! - [`devices`]: block and network devices in xenstore as libxl lays them out, over
-//!   [`devices_store::Store`]; [`devd`]: the hotplug agent of a driver domain.
+//!   [`devices_store::Store`]; [`devd`]: the hotplug agent of a driver domain, and
+//!   [`devd_linux`] what it does in a Linux driver domain (busybox's tools).
 //! - [`control`]: the control interface; [`keel_control`]: over Keel's control hypercall,
 //!   issued through Linux's `/dev/xen/privcmd` ([`privcmd`], keelctl's only `unsafe`).
 //! - [`cli`]: the commands; [`format`]: xl's output; [`console`]: the console session.
-//! - [`xenbus`]: a xenstore client over `/dev/xen/xenbus` (`shutdown`, `reboot`).
+//! - [`xenbus`]: a xenstore client over `/dev/xen/xenbus` (`shutdown`, `reboot`);
+//!   [`xenbus_store`]: the [`devices_store::Store`] over it (the device commands of
+//!   `cli_devices`, `devd`).
 //! - [`xenbus_backend`]: the initial domain's xenstore ring handed to a xenstore domain
 //!   (`xenstore-connect`; an `ioctl`, keelctl's other `unsafe`).
 #![deny(unsafe_code)]
