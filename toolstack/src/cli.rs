@@ -7,6 +7,8 @@ use std::time::Duration;
 use crate::console;
 use crate::control::{Control, ControlError, CreateRequest, DomId, DomainInfo, Sched, ShutdownKind};
 use crate::cpulist::CpuSet;
+use crate::devd;
+use crate::devices_store::Watching;
 use crate::domain_config::{Affinity, DomainConfig};
 use crate::format;
 use crate::xlcfg;
@@ -38,16 +40,24 @@ pub trait Host {
         let _ = (path, value);
         Err("no xenstore".into())
     }
+    /// A xenstore connection as this domain, for the device commands.
+    fn store(&mut self) -> Result<Box<dyn Watching>, String> {
+        Err("no xenstore".into())
+    }
+    /// The loop devices and bridges of this (driver) domain, for `devd`.
+    fn devd_system(&mut self) -> Result<Box<dyn devd::System>, String> {
+        Err("no hotplug system".into())
+    }
 }
 
-struct Ctx<'a> {
-    ctl: &'a mut dyn Control,
-    host: &'a mut dyn Host,
-    out: &'a mut dyn Write,
-    err: &'a mut dyn Write,
+pub(crate) struct Ctx<'a> {
+    pub(crate) ctl: &'a mut dyn Control,
+    pub(crate) host: &'a mut dyn Host,
+    pub(crate) out: &'a mut dyn Write,
+    pub(crate) err: &'a mut dyn Write,
 }
 
-enum Failure {
+pub(crate) enum Failure {
     Usage(String),
     Error(String),
 }
@@ -64,14 +74,14 @@ impl From<std::io::Error> for Failure {
     }
 }
 
-type Run = fn(&mut Ctx, &[String]) -> Result<(), Failure>;
+pub(crate) type Run = fn(&mut Ctx, &[String]) -> Result<(), Failure>;
 
-struct Command {
-    name: &'static str,
-    summary: &'static str,
-    usage: &'static str,
-    options: &'static str,
-    run: Run,
+pub(crate) struct Command {
+    pub(crate) name: &'static str,
+    pub(crate) summary: &'static str,
+    pub(crate) usage: &'static str,
+    pub(crate) options: &'static str,
+    pub(crate) run: Run,
 }
 
 const COMMANDS: &[Command] = &[
@@ -153,7 +163,11 @@ const COMMANDS: &[Command] = &[
 ];
 
 fn find(name: &str) -> Option<&'static Command> {
-    COMMANDS.iter().find(|c| c.name == name)
+    all_commands().find(|c| c.name == name)
+}
+
+fn all_commands() -> impl Iterator<Item = &'static Command> {
+    COMMANDS.iter().chain(crate::cli_devices::COMMANDS)
 }
 
 fn usage_of(c: &Command) -> String {
@@ -170,7 +184,7 @@ fn usage_of(c: &Command) -> String {
 
 fn general_usage() -> String {
     let mut s = String::from("Usage: keelctl <subcommand> [args]\n\nKeel's toolstack, with xl's commands:\n\n");
-    for c in COMMANDS {
+    for c in all_commands() {
         s.push_str(&format!(" {:<16}{}\n", c.name, c.summary));
     }
     s.push_str("\n`keelctl <subcommand> --help` describes one.\n");
@@ -225,7 +239,11 @@ pub fn run(
 /// Splits `args` into single-letter options (`with_value` ones take the next argument or
 /// `=value`) and positional arguments.
 #[allow(clippy::type_complexity)]
-fn getopt(args: &[String], flags: &str, with_value: &str) -> Result<(Vec<(char, String)>, Vec<String>), Failure> {
+pub(crate) fn getopt(
+    args: &[String],
+    flags: &str,
+    with_value: &str,
+) -> Result<(Vec<(char, String)>, Vec<String>), Failure> {
     let mut opts = Vec::new();
     let mut pos = Vec::new();
     let mut it = args.iter();

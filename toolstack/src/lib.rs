@@ -3,18 +3,33 @@
 //!
 //! - [`xlcfg`]: the xl.cfg(5) syntax; [`domain_config`]: the keys keelctl supports.
 //! - [`cpulist`], [`disk`], [`vif`]: xl's CPU lists and device specifications.
+//! - [`devices`]: block and network devices in xenstore as libxl lays them out, over
+//!   [`devices_store::Store`]; [`devd`]: the hotplug agent of a driver domain, and
+//!   [`devd_linux`] what it does in a Linux driver domain (busybox's tools).
 //! - [`control`]: the control interface; [`keel_control`]: over Keel's control hypercall,
 //!   issued through Linux's `/dev/xen/privcmd` ([`privcmd`], keelctl's only `unsafe`).
 //! - [`cli`]: the commands; [`format`]: xl's output; [`console`]: the console session.
-//! - [`xenbus`]: a xenstore client over `/dev/xen/xenbus` (`shutdown`, `reboot`).
+//! - [`xenbus`]: a xenstore client over `/dev/xen/xenbus` (`shutdown`, `reboot`);
+//!   [`xenbus_store`]: the [`devices_store::Store`] over it (the device commands of
+//!   `cli_devices`, `devd`).
 //! - [`xenbus_backend`]: the initial domain's xenstore ring handed to a xenstore domain
 //!   (`xenstore-connect`; an `ioctl`, keelctl's other `unsafe`).
 #![deny(unsafe_code)]
 
 pub mod cli;
+mod cli_devices;
 pub mod console;
 pub mod control;
 pub mod cpulist;
+pub mod devd;
+pub mod devd_linux;
+pub mod devices;
+pub mod devices_cli;
+#[cfg(test)]
+mod devices_fake;
+pub mod devices_store;
+#[cfg(test)]
+mod devices_tests;
 pub mod disk;
 pub mod domain_config;
 pub mod format;
@@ -24,8 +39,11 @@ pub mod privcmd;
 pub mod vif;
 pub mod xenbus;
 pub mod xenbus_backend;
+pub mod xenbus_store;
 pub mod xlcfg;
 
+#[cfg(test)]
+mod cli_devices_tests;
 #[cfg(test)]
 mod cli_tests;
 #[cfg(test)]

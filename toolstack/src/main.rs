@@ -9,6 +9,7 @@ use std::time::Duration;
 use keelctl::cli::{self, Host};
 use keelctl::control::*;
 use keelctl::cpulist::CpuSet;
+use keelctl::devices_store::Watching;
 use keelctl::keel_control::KeelControl;
 use keelctl::privcmd::{OpenError, Privcmd, DEVICE};
 use keelctl::xenbus::{self, Xenbus};
@@ -45,6 +46,14 @@ impl Host for System {
     fn xenbus_backend_setup(&mut self, xenstore: DomId) -> std::io::Result<u32> {
         let id = u16::try_from(xenstore).map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
         keelctl::xenbus_backend::setup(id)
+    }
+
+    fn store(&mut self) -> Result<Box<dyn Watching>, String> {
+        Ok(Box::new(self.xenbus().map_err(|e| format!("{}: {e}", xenbus::DEVICE))?))
+    }
+
+    fn devd_system(&mut self) -> Result<Box<dyn keelctl::devd::System>, String> {
+        Ok(Box::new(keelctl::devd_linux::LinuxSystem))
     }
 
     fn console_input(&mut self) -> Box<dyn Read + Send> {

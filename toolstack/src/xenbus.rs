@@ -3,6 +3,7 @@
 //! is a 16-byte header (`type`, `req_id`, `tx_id`, `len`, little-endian) and its payload,
 //! written at once; the reply has the same header, `XS_ERROR` with the error's name.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::io::{self, Read, Write};
 
@@ -43,19 +44,71 @@ impl From<io::Error> for XsError {
     }
 }
 
+/// A watch event: the path that changed and the watch's token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WatchEvent {
+    pub path: String,
+    pub token: String,
+}
+
 /// A connection to the store.
 pub struct Xenbus<T> {
-    dev: T,
+    pub(crate) dev: T,
     next_id: u32,
+    /// The open transaction's id, 0 outside one.
+    pub(crate) tx: u32,
+    /// Watch events that arrived while a reply was awaited.
+    events: VecDeque<WatchEvent>,
+}
+
+fn parse_event(body: &[u8]) -> WatchEvent {
+    let mut parts = body.split(|&b| b == 0).map(|p| String::from_utf8_lossy(p).into_owned());
+    let path = parts.next().unwrap_or_default();
+    let token = parts.next().unwrap_or_default();
+    WatchEvent { path, token }
 }
 
 impl<T: Read + Write> Xenbus<T> {
     pub fn new(dev: T) -> Self {
-        Xenbus { dev, next_id: 1 }
+        Xenbus { dev, next_id: 1, tx: 0, events: VecDeque::new() }
     }
 
     /// Sends one request outside any transaction and returns its reply's payload.
     pub fn request(&mut self, ty: u32, payload: &[u8]) -> Result<Vec<u8>, XsError> {
+        self.request_in(ty, 0, payload)
+    }
+
+    /// Reads one message: its header's type and request id, and its payload.
+    fn message(&mut self) -> Result<(u32, u32, Vec<u8>), XsError> {
+        let mut head = [0u8; 16];
+        self.dev.read_exact(&mut head)?;
+        let word = |i: usize| u32::from_le_bytes([head[i], head[i + 1], head[i + 2], head[i + 3]]);
+        let (rty, rid, rlen) = (word(0), word(4), word(12));
+        let rlen = usize::try_from(rlen).unwrap_or(usize::MAX);
+        if rlen > PAYLOAD_MAX {
+            return Err(XsError::Protocol(format!("a reply of {rlen} bytes")));
+        }
+        let mut body = vec![0u8; rlen];
+        self.dev.read_exact(&mut body)?;
+        Ok((rty, rid, body))
+    }
+
+    /// The next watch event, waiting for one if none is queued.
+    pub fn next_event(&mut self) -> Result<WatchEvent, XsError> {
+        if let Some(e) = self.events.pop_front() {
+            return Ok(e);
+        }
+        loop {
+            let (rty, _, body) = self.message()?;
+            if rty == XS_WATCH_EVENT {
+                return Ok(parse_event(&body));
+            }
+            // A reply nobody waits for (there is none outside a request): ignore it.
+        }
+    }
+
+    /// Sends one request in transaction `tx` (0: none) and returns its reply's payload.
+    pub fn request_in(&mut self, ty: u32, tx: u32, payload: &[u8]) -> Result<Vec<u8>, XsError> {
         if payload.len() > PAYLOAD_MAX {
             return Err(XsError::Refused("E2BIG".into()));
         }
@@ -63,23 +116,15 @@ impl<T: Read + Write> Xenbus<T> {
         self.next_id = self.next_id.wrapping_add(1);
         let len = u32::try_from(payload.len()).map_err(|_| XsError::Refused("E2BIG".into()))?;
         let mut msg = Vec::with_capacity(16 + payload.len());
-        for word in [ty, id, 0, len] {
+        for word in [ty, id, tx, len] {
             msg.extend_from_slice(&word.to_le_bytes());
         }
         msg.extend_from_slice(payload);
         self.dev.write_all(&msg)?;
         loop {
-            let mut head = [0u8; 16];
-            self.dev.read_exact(&mut head)?;
-            let word = |i: usize| u32::from_le_bytes([head[i], head[i + 1], head[i + 2], head[i + 3]]);
-            let (rty, rid, rlen) = (word(0), word(4), word(12));
-            let rlen = usize::try_from(rlen).unwrap_or(usize::MAX);
-            if rlen > PAYLOAD_MAX {
-                return Err(XsError::Protocol(format!("a reply of {rlen} bytes")));
-            }
-            let mut body = vec![0u8; rlen];
-            self.dev.read_exact(&mut body)?;
+            let (rty, rid, body) = self.message()?;
             if rty == XS_WATCH_EVENT {
+                self.events.push_back(parse_event(&body));
                 continue;
             }
             if rid != id {

@@ -97,6 +97,9 @@ pub struct Aarch64Vcpu {
     domain: Arc<Aarch64Domain>,
     /// An exit to report before entering the guest again (one access can need two).
     deferred: Option<VmExit>,
+    /// The (PC, guest-physical address) of a stage-2 fault the guest was sent back to
+    /// retry once (see `run::Aarch64Vcpu::retry_fault`).
+    retried_fault: Option<(u64, u64)>,
 }
 
 /// `CNTV_CTL_EL0` bits.
@@ -143,6 +146,7 @@ impl Vcpu for Aarch64Vcpu {
             gic: CpuInterface::new(version),
             domain: domain.clone(),
             deferred: None,
+            retried_fault: None,
         })
     }
 

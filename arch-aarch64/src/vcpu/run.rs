@@ -139,6 +139,9 @@ impl Aarch64Vcpu {
     /// Handles what Keel can; returns the exit the core must see, if any.
     fn handle(&mut self, outcome: Outcome, syndrome: &Syndrome) -> Option<VmExit> {
         let advance = |v: &mut Self, n: u64| v.regs.pc = v.regs.pc.wrapping_add(n);
+        if !matches!(outcome, Outcome::Exit { exit: VmExit::Interrupt, .. } | Outcome::Abort { .. } | Outcome::Mmio(_)) {
+            self.retried_fault = None;
+        }
         match outcome {
             // Host interrupts are sorted out by the caller.
             Outcome::Exit { exit: VmExit::Interrupt, .. } => None,
@@ -168,6 +171,7 @@ impl Aarch64Vcpu {
                 self.inject_undefined(back);
                 None
             }
+            Outcome::Abort { .. } if self.retry_fault(syndrome) => None,
             Outcome::Abort { instruction, write, far } => {
                 log::debug!(
                     "d{}v{}: {} at {far:#x} (guest-physical {:#x}) refused by stage 2: abort injected",
@@ -199,6 +203,7 @@ impl Aarch64Vcpu {
                         None => kick,
                     }
                 }
+                None if self.retry_fault(syndrome) => None,
                 None => {
                     // Nothing there: the guest takes an external abort, as on hardware.
                     log::debug!(
@@ -223,6 +228,23 @@ impl Aarch64Vcpu {
                 }
             },
         }
+    }
+
+    /// Whether a stage-2 fault is sent back to the guest to retry rather than injected: the
+    /// first time a (PC, guest-physical page) faults it is retried once. The core splits a
+    /// stage-2 block with break-before-make (a page of it ballooned out, a grant mapped
+    /// there) while the domain's other vCPUs run: one of them touching RAM of that block
+    /// meanwhile faults, and its retry finds the new table. A real hole faults again at
+    /// once and the guest gets its abort then.
+    fn retry_fault(&mut self, syndrome: &Syndrome) -> bool {
+        let ipa = (syndrome.hpfar & 0x0000_0fff_ffff_fff0) << 8;
+        let key = (self.regs.pc, ipa);
+        if self.retried_fault == Some(key) {
+            self.retried_fault = None;
+            return false;
+        }
+        self.retried_fault = Some(key);
+        true
     }
 
     /// The exit that makes the core wake the other vCPUs in `kick`, if any (this vCPU

@@ -54,8 +54,6 @@ pub enum Slot {
     Free,
     /// A map in progress.
     Reserved,
-    /// A map in progress whose granter was destroyed meanwhile: the mapper undoes it.
-    Revoked,
     Mapped(Mapping),
 }
 

@@ -5,7 +5,9 @@
 //! compare-and-swap) and frame, then maps the frame into the mapper's P2M at `host_addr`
 //! and records the handle. A granter cannot revoke an entry under a mapping: the flags
 //! stay set until the last unmap, and the frame stays allocated. Destroying a domain
-//! unmaps its mappings of others' grants and removes others' mappings of its grants.
+//! unmaps its mappings of others' grants; others' mappings of its grants stay, as in Xen:
+//! the dead domain's pages remain mapped (and its memory, id and table kept) until the
+//! mappers unmap them, then it is reaped.
 
 use super::{entry, Active, GrantTable, Mapping, Slot};
 use crate::arch::Arch;
@@ -132,12 +134,11 @@ pub fn map<A: Arch>(hv: &impl DomainTable<A>, m: &Arc<Domain<A>>, op: &GnttabMap
     let gfn = op.host_addr / PAGE_SIZE;
     let mapped = m.mm.lock().map_foreign(hv.frame_pool(), gfn, frame, !readonly, handle);
     let mut mt = m.grants.lock();
-    let revoked = mt.slot(handle) == Slot::Revoked;
-    if mapped.is_ok() && !revoked {
+    if mapped.is_ok() {
         mt.set_slot(handle, Slot::Mapped(Mapping { granter: g.id(), gref: op.grant_ref, gfn, readonly }));
         return (GNTST_OKAY, handle);
     }
-    // Undo: the mapping failed, or the granter was destroyed meanwhile.
+    // Undo: the mapping failed.
     mt.free_handle(handle);
     drop(mt);
     if mapped.is_ok() {
@@ -169,28 +170,6 @@ pub fn unmap<A: Arch>(hv: &impl DomainTable<A>, m: &Arc<Domain<A>>, op: &GnttabU
     GNTST_OKAY
 }
 
-/// Removes mapping `handle` of `m`, which maps `gref` of the dying domain `g`. Returns
-/// whether the mapping was read-only if `g` must drop its pin; `None` if the map was
-/// still in progress (the mapper undoes it) or already gone.
-fn revoke<A: Arch>(hv: &impl DomainTable<A>, m: &Domain<A>, handle: u32, g: DomId, gref: u32) -> Option<bool> {
-    let x = {
-        let mut mt = m.grants.lock();
-        match mt.slot(handle) {
-            Slot::Mapped(x) if x.granter == g && x.gref == gref => {
-                mt.free_handle(handle);
-                x
-            }
-            Slot::Reserved => {
-                mt.set_slot(handle, Slot::Revoked);
-                return None;
-            }
-            _ => return None,
-        }
-    };
-    let _ = m.mm.lock().unmap_foreign(hv.frame_pool(), x.gfn, handle);
-    Some(x.readonly)
-}
-
 /// Grant teardown of a domain being destroyed.
 pub fn teardown<A: Arch>(hv: &impl DomainTable<A>, d: &Arc<Domain<A>>) {
     // Its own mappings of other domains' grants.
@@ -214,15 +193,6 @@ pub fn teardown<A: Arch>(hv: &impl DomainTable<A>, d: &Arc<Domain<A>>) {
             unpin_entry(hv, &g, &mut g.grants.lock(), x.gref, x.readonly, Some((d.id(), h)));
         }
     }
-    // Other domains' mappings of its grants.
-    let theirs: Vec<(u32, DomId, u32)> = {
-        let gt = d.grants.lock();
-        gt.active.iter().flat_map(|(&gref, a)| a.maps.iter().map(move |&(m, h)| (gref, m, h))).collect()
-    };
-    for (gref, mid, h) in theirs {
-        let Some(m) = hv.domain_any(mid) else { continue };
-        if let Some(ro) = revoke(hv, &m, h, d.id(), gref) {
-            unpin_entry(hv, d, &mut d.grants.lock(), gref, ro, Some((mid, h)));
-        }
-    }
+    // Other domains' mappings of its grants stay until they unmap them: its pinned
+    // frames keep it from being reaped (`Hypervisor::reap` waits for `active` to empty).
 }

@@ -264,14 +264,27 @@ fn destroying_either_side_releases_the_mapping() {
     assert_eq!(place(&hv, &b, 0, TABLE >> 12), 0);
     grant(&a, 10, b.id(), PAGE >> 12, GTF_PERMIT_ACCESS);
     grant(&b, 11, a.id(), PAGE >> 12, GTF_PERMIT_ACCESS);
-    assert_eq!(gnt(&hv, &b, GNTTABOP_MAP_GRANT_REF, &[map_op(a.id(), 10, HOLE, GNTMAP_HOST_MAP)]).1[0].status, 0);
+    let (_, out) = gnt(&hv, &b, GNTTABOP_MAP_GRANT_REF, &[map_op(a.id(), 10, HOLE, GNTMAP_HOST_MAP)]);
+    assert_eq!(out[0].status, 0);
+    let bh = out[0].handle;
     assert_eq!(gnt(&hv, &a, GNTTABOP_MAP_GRANT_REF, &[map_op(b.id(), 11, HOLE, GNTMAP_HOST_MAP)]).1[0].status, 0);
     assert_eq!(flags(&b, 11) & GTF_WRITING, GTF_WRITING);
     let (aid, bid) = (a.id(), b.id());
+    let a_frame = a.lookup(PAGE >> 12).unwrap().frame;
     drop(a);
     crate::run::destroy_domain(&hv, aid).unwrap();
-    assert!(b.lookup(HOLE >> 12).is_none(), "b's mapping of a's grant is gone");
     assert_eq!(flags(&b, 11), GTF_PERMIT_ACCESS, "a's mapping of b's grant was released");
+    // As in Xen: b keeps its mapping of the dead a's page until it unmaps it; a's memory
+    // (and id) stay until then, never handed to anyone else.
+    assert_eq!(b.lookup(HOLE >> 12).map(|l| l.frame), Some(a_frame), "b still maps a's page");
+    assert_eq!(b.grants.lock().mappings(), 1);
+    assert_eq!(hv.reap(), 0, "a is kept while b maps its page");
+    assert!(hv.domain(aid).is_none() && hv.domain_any(aid).is_some(), "a is dying, not gone");
+    let (_, out) = gnt(&hv, &b, GNTTABOP_UNMAP_GRANT_REF, &[unmap_op(HOLE, bh)]);
+    assert_eq!(out[0].status, GNTST_OKAY, "the unmap after the granter died succeeds");
+    assert!(b.lookup(HOLE >> 12).is_none(), "b's frame is a hole again");
+    assert_eq!(hv.reap(), 1, "a is reaped at the last unmap");
+    assert!(hv.domain_any(aid).is_none());
     assert_eq!(b.grants.lock().mappings(), 0);
     drop(b);
     crate::run::destroy_domain(&hv, bid).unwrap();

@@ -202,7 +202,7 @@ fn store_connect_hands_the_connection_over_to_a_new_port() {
 }
 
 #[test]
-fn destroy_releases_the_page_even_while_mapped() {
+fn destroy_keeps_the_page_until_the_server_unmaps_it() {
     let (hv, _) = hypervisor();
     let start = hv.pool().stats().allocated;
     let xs = domain(&hv, CAP_XENSTORE);
@@ -212,9 +212,13 @@ fn destroy_releases_the_page_even_while_mapped() {
     let (gid, xid) = (g.id(), xs.id());
     drop(g);
     crate::run::destroy_domain(&hv, gid).unwrap();
-    assert!(xs.lookup(HOLE >> 12).is_none(), "the server's mapping is revoked");
+    // As in Xen: the server keeps its mapping until it unmaps it (or ends), and the dead
+    // domain's memory is kept until then.
+    assert!(xs.lookup(HOLE >> 12).is_some(), "the server's mapping stays");
+    assert_eq!(hv.reap(), 0, "the dead domain is kept while its page is mapped");
     drop(xs);
     crate::run::destroy_domain(&hv, xid).unwrap();
     hv.reap();
+    assert!(hv.domain_any(gid).is_none(), "released with the server's mapping");
     assert_eq!(hv.pool().stats().allocated, start, "nothing leaked");
 }

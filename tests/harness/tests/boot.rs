@@ -6,6 +6,10 @@
 use keel_tests::{run, BootTest, Outcome};
 use std::time::Duration;
 
+#[path = "boot/arm64_backend.rs"]
+mod arm64_backend;
+#[path = "boot/arm64_blk_linux.rs"]
+mod arm64_blk_linux;
 #[path = "boot/arm64_consoles.rs"]
 mod arm64_consoles;
 #[path = "boot/arm64_control.rs"]
@@ -18,10 +22,14 @@ mod arm64_guests;
 mod arm64_keelctl;
 #[path = "boot/arm64_linux.rs"]
 mod arm64_linux;
+#[path = "boot/arm64_net_linux.rs"]
+mod arm64_net_linux;
 #[path = "boot/arm64_xenstore.rs"]
 mod arm64_xenstore;
 #[path = "boot/arm64_xenstore_linux.rs"]
 mod arm64_xenstore_linux;
+#[path = "boot/x86_backend.rs"]
+mod x86_backend;
 #[path = "boot/x86_conform.rs"]
 mod x86_conform;
 #[path = "boot/x86_consoles.rs"]

@@ -36,6 +36,12 @@ impl Table {
         self.0[i].store(flags as u32 | (domid as u32) << 16, Ordering::Release);
     }
 
+    /// Revokes entry `gref` as a hostile granter would: a plain store of 0 over the flags,
+    /// whatever Keel holds (Linux's compare-and-swap is [`Table::end`]).
+    pub fn wipe(&self, gref: u32) {
+        self.0[2 * gref as usize].store(0, Ordering::Release);
+    }
+
     /// The flags of entry `gref`.
     pub fn flags(&self, gref: u32) -> u16 {
         self.0[2 * gref as usize].load(Ordering::Acquire) as u16
@@ -87,8 +93,7 @@ pub enum Side {
     Frame(u64),
 }
 
-/// `GNTTABOP_copy` of `len` bytes from `src` to `dst`: the status.
-pub fn copy<P: Platform>(p: &P, src: Side, dst: Side, len: u16) -> i16 {
+fn copy_op(src: Side, dst: Side, len: u16) -> GnttabCopy {
     let ptr = |s: Side| match s {
         Side::Grant { domid, gref } => GnttabCopyPtr { ref_or_gfn: gref as u64, domid, offset: 0, _pad: [0; 4] },
         Side::Frame(gfn) => GnttabCopyPtr { ref_or_gfn: gfn, domid: DOMID_SELF, offset: 0, _pad: [0; 4] },
@@ -100,13 +105,35 @@ pub fn copy<P: Platform>(p: &P, src: Side, dst: Side, len: u16) -> i16 {
     if matches!(dst, Side::Grant { .. }) {
         flags |= GNTCOPY_DEST_GREF;
     }
-    let op = GnttabCopy { source: ptr(src), dest: ptr(dst), len, flags, status: 0, _pad: [0; 2] };
-    let mut buf = [0u8; 40];
-    let _ = op.write_bytes(&mut buf);
-    if Hv(p).grant_op(GNTTABOP_COPY, &mut buf, 1) != 0 {
-        return GNTST_GENERAL_ERROR;
+    GnttabCopy { source: ptr(src), dest: ptr(dst), len, flags, status: 0, _pad: [0; 2] }
+}
+
+/// `GNTTABOP_copy` of `len` bytes from `src` to `dst`: the status.
+pub fn copy<P: Platform>(p: &P, src: Side, dst: Side, len: u16) -> i16 {
+    let mut status = [GNTST_GENERAL_ERROR];
+    copy_batch(p, &[(src, dst)], len, &mut status);
+    status[0]
+}
+
+/// The most ops [`copy_batch`] sends in one call.
+pub const COPY_BATCH: usize = 32;
+
+/// One `GNTTABOP_copy` call of up to [`COPY_BATCH`] ops, each `len` bytes from its
+/// source to its destination; each op's status lands in `status` (`general_error` for
+/// all if the call itself failed).
+pub fn copy_batch<P: Platform>(p: &P, ops: &[(Side, Side)], len: u16, status: &mut [i16]) {
+    let n = ops.len().min(COPY_BATCH).min(status.len());
+    let mut buf = [0u8; COPY_BATCH * GnttabCopy::SIZE];
+    for (i, &(src, dst)) in ops[..n].iter().enumerate() {
+        let _ = copy_op(src, dst, len).write_bytes(&mut buf[i * GnttabCopy::SIZE..]);
     }
-    GnttabCopy::from_bytes(&buf).map_or(GNTST_GENERAL_ERROR, |o| o.status)
+    let r = Hv(p).grant_op(GNTTABOP_COPY, &mut buf, n as u32);
+    for (i, s) in status[..n].iter_mut().enumerate() {
+        *s = match GnttabCopy::from_bytes(&buf[i * GnttabCopy::SIZE..]) {
+            Some(o) if r == 0 => o.status,
+            _ => GNTST_GENERAL_ERROR,
+        };
+    }
 }
 
 /// Fails unless `status` is `GNTST_okay`.

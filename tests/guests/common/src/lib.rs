@@ -14,6 +14,7 @@
 // fails at most once.
 #![allow(clippy::result_large_err)]
 
+pub mod balloon;
 pub mod check;
 pub mod cmdline;
 pub mod console;

@@ -8,6 +8,7 @@
 //! | `timer` | the guest's own timer at 100 Hz for 1 s of guest time, each tick awaited halted |
 //! | `ipi` | IPIs between vCPUs: 200 rounds of ping and answer, counted exactly |
 //! | `smp` | starting, querying and stopping vCPUs; FP/SIMD registers kept while vCPUs share CPUs |
+//! | `backend` | a back end (`keel.role=back`) and two front ends (`keel.role=front`): grants mapped into ballooned pages, refusals, batched copies with a figure, teardown when either end dies |
 //! | `grants` | two domains (`keel.role=granter|mapper keel.port=N`): grant map, copy, read-only grants |
 //! | `isolation` | accesses outside the guest's memory abort (x86: read all ones, writes dropped, as on Xen) and the guest goes on; refused instructions are undefined |
 //! | `wild` | `isolation`, then wrecked exception vectors: Keel crashes the domain |
@@ -22,6 +23,7 @@
 //! | `xsa` | the attacks of Xen's security advisories on event channels, grants, `memory_op` and `console_io`, refused with the documented errors (2 vCPUs; `keel.rounds`, `keel.race`) |
 //! | `bench` | exit round trips in counter ticks: `keel.figure=null|sysreg|mmio|evtchn` (figures, not bounds) |
 
+mod backend;
 mod bench;
 mod control;
 pub mod events;
@@ -51,6 +53,7 @@ pub enum Scenario {
     Ipi,
     Smp,
     Grants,
+    Backend,
     Isolation,
     Wild,
     Spin,
@@ -74,6 +77,7 @@ const ALL: &[(&str, Scenario)] = &[
     ("ipi", Scenario::Ipi),
     ("smp", Scenario::Smp),
     ("grants", Scenario::Grants),
+    ("backend", Scenario::Backend),
     ("isolation", Scenario::Isolation),
     ("wild", Scenario::Wild),
     ("spin", Scenario::Spin),
@@ -105,6 +109,7 @@ impl Scenario {
             Scenario::Ipi => smp::ipi::<P>,
             Scenario::Smp => smp::run::<P>,
             Scenario::Grants => grants::run::<P>,
+            Scenario::Backend => backend::run::<P>,
             Scenario::Isolation => isolation::isolation::<P>,
             Scenario::Wild => isolation::wild::<P>,
             Scenario::Spin => isolation::spin::<P>,
