@@ -121,6 +121,12 @@ impl<'m, 'a, A: Arch> CpuLoop<'m, 'a, A> {
         if !work.without(Work::UPCALL).is_empty() {
             return None;
         }
+        // A deadline that passed is work even before its interrupt is taken: a host that
+        // reports no interrupt exits (Bochs's SVM) would otherwise never end the slice of a
+        // guest that only makes hypercalls.
+        if self.armed.is_some_and(|at| self.m.hv.now() >= at) {
+            return None;
+        }
         if work.contains(Work::UPCALL) && hooks.take_some_work(self.cpu, Work::UPCALL).contains(Work::UPCALL) {
             self.refresh_upcall();
         }
