@@ -22,7 +22,7 @@ pub struct Hypervisor<'a, A: Arch> {
     /// Destroyed domains whose memory is freed once nothing refers to them.
     dying: Mutex<BTreeMap<DomId, Arc<Domain<A>>>>,
     /// Domains being built through the control interface (`control/create.rs`).
-    pub(crate) builds: crate::control::create::Builds,
+    pub(crate) builds: crate::control::builds::Builds,
 }
 
 impl<'a, A: Arch> Hypervisor<'a, A> {
@@ -35,7 +35,7 @@ impl<'a, A: Arch> Hypervisor<'a, A> {
             clock: A::Timer::now_ns,
             domains: Mutex::new(BTreeMap::new()),
             dying: Mutex::new(BTreeMap::new()),
-            builds: crate::control::create::Builds::new(),
+            builds: crate::control::builds::Builds::new(),
         }
     }
 

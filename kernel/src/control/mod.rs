@@ -13,6 +13,7 @@
 //! A control domain may not pause, shut down or destroy itself (`-EINVAL`): it has
 //! `SCHEDOP_shutdown` for that.
 
+pub mod builds;
 pub mod console;
 pub mod create;
 pub mod info;

@@ -132,7 +132,7 @@ pub fn control_op<A: Arch>(c: &Call<'_, '_, A>) -> HcResult {
 /// the domain and makes its id the result (`run/create.rs`).
 fn create<A: Arch>(c: &Call<'_, '_, A>, arg: u64) -> HcResult {
     let a: CtlCreate = c.guest.read_struct(arg)?;
-    let mut args = crate::control::create::check_create(&a)?;
+    let mut args = crate::control::builds::check_create(&a)?;
     if a.cmdline_len > 0 {
         let mut bytes = alloc::vec![0u8; usize::try_from(a.cmdline_len).map_err(|_| Errno::EINVAL)?];
         c.guest.read(a.cmdline, &mut bytes)?;

@@ -14,7 +14,7 @@ use super::build::{attach_store, vcpu_params};
 use super::{Guest, Machine};
 use crate::arch::{Arch, GuestAbi, GuestLoader, LoadError, LoadRequest, Vcpu, VcpuInit};
 use crate::config::{Capabilities, DomainConfig as BootConfig, DomainKind, Enhanced, Module};
-use crate::control::create::{Pending, Request};
+use crate::control::builds::{Pending, Request};
 use crate::domain::{DomainState, Hooks};
 use crate::mm::Region;
 use crate::sched::CpuMask;
