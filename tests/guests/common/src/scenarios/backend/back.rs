@@ -49,7 +49,13 @@ pub fn run<P: Platform>(p: &P, fronts: &[Front; 2]) -> Outcome {
 
 /// Whether a read of `page`'s guest-physical address faults (a hole).
 fn is_hole<P: Platform>(p: &P, page: &Page) -> bool {
-    matches!(p.probe_read(p.gpa(page.va())), Probe::Fault(_))
+    // A hole aborts the access (arm64), or reads all ones (x86, as Xen's null handler
+    // for a PVH domain): two words of the page, so that RAM holding a pattern cannot pass.
+    [0u64, 2048].iter().all(|&off| match p.probe_read(p.gpa(page.va()) + off) {
+        Probe::Fault(_) => true,
+        Probe::Value(u64::MAX) => p.unbacked_reads_all_ones(),
+        Probe::Value(_) => false,
+    })
 }
 
 /// Gives `page` back to Keel and checks that its frame is a hole.
