@@ -1,11 +1,11 @@
 //! keelctl's device commands, wired to [`crate::devices_cli`] over the xenstore the
-//! [`Host`](crate::cli::Host) reaches: `block-attach`, `block-detach`, `block-list`,
+//! [`Host`](crate::command::Host) reaches: `block-attach`, `block-detach`, `block-list`,
 //! `network-attach`, `network-detach`, `network-list`, and `devd`, the driver domain's
 //! hotplug agent ([`crate::devd`]) run against the real store and system.
 
 use std::time::Duration;
 
-use crate::cli::{getopt, Command, Ctx, Failure};
+use crate::command::{getopt, Command, Ctx, Failure};
 use crate::control::DomId;
 use crate::devd::Agent;
 use crate::devices::Waiter;

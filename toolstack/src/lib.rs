@@ -18,6 +18,7 @@
 
 pub mod cli;
 mod cli_devices;
+pub mod command;
 pub mod console;
 pub mod control;
 pub mod cpulist;
