@@ -2,19 +2,30 @@
 //! slot and `ESR_EL2` (the run loop's first test after an exit; `vcpu/exit.rs` decodes
 //! everything else, and decodes this one to the same `VmExit::Hypercall`).
 
+use aarch64_cpu::registers::ESR_EL2;
 use keel_abi::hypercall::AARCH64_HVC_IMM;
+use tock_registers::register_bitfields;
 
 /// The vector slot of a synchronous exception from a lower EL in AArch64 (`asm/vectors.S`).
 pub const SLOT_SYNC_A64: u64 = 8;
+/// The same from a lower EL in AArch32.
+pub const SLOT_SYNC_A32: u64 = 12;
 
-/// `ESR_EL2.EC` of an `HVC` executed in AArch64.
-const EC_HVC64: u64 = 0x16;
+register_bitfields! {u64,
+    /// The instruction syndrome (ESR_EL2.ISS) of HVC and SMC (EC 0x12, 0x13, 0x16, 0x17).
+    pub ISS_CALL [
+        IMM16 OFFSET(0) NUMBITS(16) []
+    ]
+}
 
 /// Whether the exit in `slot` with syndrome `esr` is Xen's hypercall: `hvc #0xEA1` from
 /// AArch64 (EC 0x16, the immediate in `ISS[15:0]`). Its return address is already past
 /// the instruction, and it needs nothing of the interrupt model.
 pub fn is_hypercall(slot: u64, esr: u64) -> bool {
-    slot == SLOT_SYNC_A64 && (esr >> 26) & 0x3f == EC_HVC64 && esr & 0xffff == u64::from(AARCH64_HVC_IMM)
+    // ISS starts at bit 0, so its IMM16 is read from the whole syndrome.
+    slot == SLOT_SYNC_A64
+        && ESR_EL2::EC.read(esr) == ESR_EL2::EC::Value::HVC64 as u64
+        && ISS_CALL::IMM16.read(esr) == u64::from(AARCH64_HVC_IMM)
 }
 
 #[cfg(test)]

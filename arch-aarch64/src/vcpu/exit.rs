@@ -9,16 +9,10 @@ use tock_registers::register_bitfields;
 use tock_registers::registers::InMemoryRegister;
 use tock_registers::interfaces::Readable;
 
-/// Vector slots of exceptions from a lower EL (see `asm/vectors.S`).
-use crate::syndrome::SLOT_SYNC_A64;
-const SLOT_SYNC_A32: u64 = 12;
+use crate::syndrome::{ISS_CALL, SLOT_SYNC_A32, SLOT_SYNC_A64};
 
 // The instruction-specific syndromes (ESR_EL2.ISS) Keel decodes, by exception class.
 register_bitfields! {u64,
-    /// HVC, SMC (EC 0x12, 0x13, 0x16, 0x17).
-    ISS_CALL [
-        IMM16 OFFSET(0) NUMBITS(16) []
-    ],
     /// WFI, WFE (EC 0x01).
     ISS_WFX [
         /// 0 WFI, 1 WFE, 2 WFIT, 3 WFET.
