@@ -81,6 +81,7 @@ impl GuestLoader for X86_64 {
             cmdline: c.bootargs.as_deref(),
             vcpus: c.vcpus,
             ram: request.ram,
+            initial: domain.config().initial,
         };
         let image = pvh::prepare(&inputs).map_err(|r| match r {
             pvh::Refusal::BadImage(s) => LoadError::BadImage(s),

@@ -15,7 +15,8 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use keel_abi::start_info::{
-    HvmMemmapTableEntry, HvmModlistEntry, HvmStartInfo, HVM_START_INFO_VERSION, HVM_START_MAGIC_VALUE,
+    HvmMemmapTableEntry, HvmModlistEntry, HvmStartInfo, HVM_START_INFO_VERSION, HVM_START_MAGIC_VALUE, SIF_INITDOMAIN,
+    SIF_PRIVILEGED,
 };
 use keel_abi::Wire;
 use keel_kernel::elf::{Elf, EM_386, EM_X86_64, PT_LOAD};
@@ -38,6 +39,8 @@ pub struct Inputs<'a> {
     pub vcpus: u32,
     /// The populated RAM banks, ascending.
     pub ram: &'a [Region],
+    /// The initial domain (Xen's dom0): `hvm_start_info.flags` says so.
+    pub initial: bool,
 }
 
 /// Everything to copy into the domain, and where its boot vCPU starts.
@@ -198,7 +201,7 @@ pub fn prepare<'a>(i: &Inputs<'a>) -> Result<BootImage<'a>, Refusal> {
     let info = HvmStartInfo {
         magic: HVM_START_MAGIC_VALUE,
         version: HVM_START_INFO_VERSION,
-        flags: 0,
+        flags: if i.initial { SIF_PRIVILEGED | SIF_INITDOMAIN } else { 0 },
         nr_modules: ramdisk.is_some() as u32,
         modlist_paddr: if ramdisk.is_some() { MODLIST } else { 0 },
         cmdline_paddr: if i.cmdline.is_some() { CMDLINE } else { 0 },

@@ -23,7 +23,7 @@ fn kernel(wide: bool, entry: u32) -> Vec<u8> {
 }
 
 fn inputs<'a>(k: &'a [u8], ram: &'a [Region]) -> Inputs<'a> {
-    Inputs { kernel_node: "/chosen/d/kernel", kernel: k, ramdisk: None, cmdline: None, vcpus: 2, ram }
+    Inputs { kernel_node: "/chosen/d/kernel", kernel: k, ramdisk: None, cmdline: None, vcpus: 2, ram, initial: false }
 }
 
 fn table<'a>(img: &'a super::pvh::BootImage<'_>, at: u64) -> &'a [u8] {
@@ -88,6 +88,18 @@ fn a_32bit_image_without_ramdisk_or_cmdline() {
     let info = HvmStartInfo::from_bytes(table(&img, START_INFO)).unwrap();
     assert_eq!((info.nr_modules, info.modlist_paddr, info.cmdline_paddr), (0, 0, 0));
     assert!(img.ramdisk.is_none());
+}
+
+/// Only the initial domain is told it is one (`SIF_PRIVILEGED | SIF_INITDOMAIN`, as Xen's
+/// PVH dom0 builder): Linux then uses the dom0 console and an unrestricted privcmd.
+#[test]
+fn only_the_initial_domain_gets_sif_initdomain() {
+    let k = kernel(true, 0x10_0040);
+    let ram = guest_ram(16 * MIB);
+    for (initial, want) in [(false, 0), (true, 0b11)] {
+        let img = prepare(&Inputs { initial, ..inputs(&k, &ram) }).unwrap();
+        assert_eq!(HvmStartInfo::from_bytes(table(&img, START_INFO)).unwrap().flags, want);
+    }
 }
 
 fn checksum_ok(b: &[u8]) -> bool {

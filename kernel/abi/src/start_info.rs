@@ -19,13 +19,20 @@ pub const HVM_MEMMAP_TYPE_UNUSABLE: u32 = 5;
 pub const HVM_MEMMAP_TYPE_DISABLED: u32 = 6;
 /// Persistent memory.
 pub const HVM_MEMMAP_TYPE_PMEM: u32 = 7;
+/// `hvm_start_info.flags`: the domain is privileged (Xen's `SIF_PRIVILEGED`).
+pub const SIF_PRIVILEGED: u32 = 1 << 0;
+/// `hvm_start_info.flags`: the initial domain (Xen's `SIF_INITDOMAIN`); Linux then acts
+/// as dom0 (`xen_initial_domain()`: console through `CONSOLEIO`, its own xenstore page
+/// until one is handed over, privcmd unrestricted).
+pub const SIF_INITDOMAIN: u32 = 1 << 1;
 
 wire_struct! {
     /// `hvm_start_info`.
     pub struct HvmStartInfo: 56 {
         pub magic: u32 = 0,
         pub version: u32 = 4,
-        /// `SIF_*`: 0 for an unprivileged domain.
+        /// `SIF_*`: 0 for an unprivileged domain, `SIF_PRIVILEGED | SIF_INITDOMAIN` for
+        /// the initial domain (as Xen's PVH dom0 builder writes it).
         pub flags: u32 = 8,
         pub nr_modules: u32 = 12,
         pub modlist_paddr: u64 = 16,
