@@ -34,8 +34,12 @@ mod x86_backend;
 mod x86_conform;
 #[path = "boot/x86_consoles.rs"]
 mod x86_consoles;
+#[path = "boot/x86_create.rs"]
+mod x86_create;
 #[path = "boot/x86_guests.rs"]
 mod x86_guests;
+#[path = "boot/x86_keelctl.rs"]
+mod x86_keelctl;
 #[path = "boot/x86_linux.rs"]
 mod x86_linux;
 #[path = "boot/x86_switching.rs"]

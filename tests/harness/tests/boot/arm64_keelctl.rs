@@ -14,7 +14,7 @@ use super::arm64_linux::{on_with, xen_guest, INITRAMFS, KERNEL, NVHE_GICV2, VHE_
 use super::boot;
 
 /// What the session in dom0 must print, and what Keel and the other domains say.
-const SESSION: [&str; 22] = [
+pub const SESSION: [&str; 22] = [
     "(d0) [linux] keelctl: xen-privcmd loaded",
     "(d0) [linux] keelctl: list: header Name ID Mem VCPUs State Time(s)",
     "(d0) [linux] keelctl: list: dom0 id 0, r----- (itself)",

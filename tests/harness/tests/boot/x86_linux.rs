@@ -10,7 +10,7 @@ use keel_tests::BootTest;
 use std::time::Duration;
 
 /// The ISO of configuration `name`.
-fn linux_iso(name: &str) -> String {
+pub fn linux_iso(name: &str) -> String {
     keel_tests::repo_root().join(format!("target/images/test/x86-{name}.iso")).display().to_string()
 }
 

@@ -1,0 +1,58 @@
+//! Domains created at run time on x86 (`docs/control-abi.md` §4a, `docs/toolstack.md`),
+//! as `arm64_create.rs` on arm64: Debian's stock amd64 Linux, the initial domain from
+//! Xen's own GRUB entry (`linux-dom0-create.grub`, a control domain by default), runs
+//! `tests/guests/linux/create-session`: `keelctl create` of Keel's x86 test guest (a PVH
+//! ELF, `/guest.img`) from xl.cfg files, its marker through `keelctl console`, destroy
+//! and create again, the documented errors of bad configurations, and 100
+//! create/destroy cycles after which Keel's free memory, to the page, is what it was.
+
+use super::x86_linux::linux_iso;
+use super::{boot, QEMU_X86_PASS, X86_64};
+use keel_tests::BootTest;
+use std::time::Duration;
+
+/// What the session in dom0 must print, and what Keel says.
+const SESSION: [&str; 20] = [
+    "(d0) [linux] xen-detected: yes",
+    "(d0) [linux] create: xen-privcmd loaded",
+    "(d0) [linux] create: made created",
+    "(d0) [linux] create: list: made id 1, 16 MiB, 1 vCPU(s)",
+    "(d0) [linux] create: console: made spins",
+    "(d0) [linux] create: duplicate name: exit 1: keelctl create: /tmp/made.cfg:2: name: a domain named `made` already exists",
+    "(d0) [linux] create: destroy: made is no longer listed",
+    "(d0) [linux] create: made created again",
+    "(d0) [linux] create: destroy: made is gone again",
+    "(d0) [linux] create: missing kernel: exit 1: keelctl create: /tmp/nokernel.cfg:3: kernel: cannot read `/no/such/kernel`",
+    "(d0) [linux] create: too much memory: exit 1: keelctl create: /tmp/huge.cfg:3: memory: not enough free memory: 1000000 MiB asked,",
+    "(d0) [linux] create: too little memory: exit 1: keelctl create: /tmp/tiny.cfg:2: memory: the kernel, ramdisk and boot tables do not fit in 8 MiB",
+    "domain 1 (tiny): not started: does not fit: kernel kernel of domain 1 (tiny): the segment [",
+    "(d0) [linux] create: refused configurations left no domain",
+    "(d0) [linux] create: free_pages unchanged after create, destroy and refusals",
+    "(d0) [linux] create: cycles: 100 create/destroy cycles, free_pages ",
+    "(d0) [linux] create: cycles: no leak",
+    "(d0) [linux] create: done",
+    "domain 1 (made): created by the control interface, 16384 KiB",
+    "domain 0 (dom0): shut down (poweroff)",
+];
+
+/// QEMU TCG SVM through GRUB BIOS, 2 CPUs, 2 GiB: Linux dom0 (512 MiB, 2 vCPUs) creates,
+/// destroys and re-creates test-guest domains from xl.cfg files.
+#[test]
+#[ignore = "boots QEMU with Debian's kernel: run through scripts/test or scripts/test-linux"]
+fn x86_create_in_linux_dom0_qemu_svm_bios() {
+    let iso = linux_iso("linux-dom0-create");
+    let t = BootTest::new(
+        "x86 keelctl create in Linux dom0 (QEMU SVM BIOS)",
+        X86_64,
+        &["--smp", "2", "--iso", &iso, "-m", "2G"],
+    )
+    .exit_status(QEMU_X86_PASS)
+    .probe_on_cpus(2)
+    .retry_on_emulator_reset()
+    // Linux's boot and 100 cycles of a few keelctl calls each under QEMU TCG (about 3
+    // minutes on an idle host).
+    .timeout(Duration::from_secs(600))
+    .domain("dom0")
+    .lines(&SESSION);
+    boot(t);
+}
