@@ -30,6 +30,8 @@ mod arm64_xenstore;
 mod arm64_xenstore_linux;
 #[path = "boot/x86_backend.rs"]
 mod x86_backend;
+#[path = "boot/x86_blk_linux.rs"]
+mod x86_blk_linux;
 #[path = "boot/x86_conform.rs"]
 mod x86_conform;
 #[path = "boot/x86_consoles.rs"]

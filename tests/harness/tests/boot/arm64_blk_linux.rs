@@ -15,7 +15,7 @@ use super::boot;
 use keel_tests::BootTest;
 
 /// What dom0 (d0), the domU (d2) and the xenstore domain (d1) must print.
-const LINES: [&str; 22] = [
+pub const LINES: [&str; 22] = [
     "(d1) xenstored: d0 introduced (ring mapped",
     "(d1) xenstored: d2 introduced (ring mapped",
     "(d0) [linux] blkback: backing file: 1048576 bytes, ",
