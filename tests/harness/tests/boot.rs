@@ -44,6 +44,8 @@ mod x86_guests;
 mod x86_keelctl;
 #[path = "boot/x86_linux.rs"]
 mod x86_linux;
+#[path = "boot/x86_net_linux.rs"]
+mod x86_net_linux;
 #[path = "boot/x86_switching.rs"]
 mod x86_switching;
 #[path = "boot/x86_xenstore.rs"]

@@ -13,7 +13,7 @@ use super::boot;
 use keel_tests::BootTest;
 
 /// What dom0 (d0), the domU (d2) and the xenstore domain (d1) must print.
-const LINES: [&str; 14] = [
+pub const LINES: [&str; 14] = [
     "(d0) [linux] netback: bridge: inet 10.0.0.1/24",
     "(d0) keel-devd: domain 0, watching /local/domain/0/backend",
     "(d0) [linux] netback: front end is d2",
