@@ -120,7 +120,9 @@ fn x86_linux_hvc0_qemu_svm_uefi() {
 /// keel.elf dom0_mem=384M dom0_max_vcpus=3`, `module2 vmlinuz console=hvc0 ...`,
 /// `module2 initrd.img`. Keel builds the initial domain from the two modules as Xen
 /// builds dom0: domain 0, 384 MiB and 3 vCPUs on the machine's 2 CPUs, the kernel's
-/// command line from its module line.
+/// command line from its module line. Told it is the initial domain (`SIF_INITDOMAIN` in
+/// its start info), Linux adds `tty0` before `hvc0` as its preferred consoles, as Xen's
+/// dom0 does, and writes `hvc0` through `CONSOLEIO_write`.
 #[test]
 #[ignore = "boots QEMU with Debian's kernel: run through scripts/test or scripts/test-linux"]
 fn x86_linux_dom0_from_xen_grub_entry_qemu_svm_bios() {
@@ -142,7 +144,7 @@ fn x86_linux_dom0_from_xen_grub_entry_qemu_svm_bios() {
         "(d0) [linux] userspace: up",
         "(d0) [linux] xen-detected: yes",
         "(d0) [linux] nproc: 3",
-        "(d0) [linux] console: hvc0",
+        "(d0) [linux] console: tty0 hvc0",
         "domain 0 (dom0): shut down (poweroff)",
     ]);
     boot(t);
