@@ -308,6 +308,8 @@ impl Vcpu for X86Vcpu {
         }
         self.common.context.restore();
         self.common.pvclock.invalidate();
+        // A new CPU: the first entry evaluates the local APIC and publishes its state.
+        self.common.vlapic.unsettled();
     }
 
     fn put(&mut self) {
