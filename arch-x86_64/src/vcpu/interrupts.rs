@@ -55,7 +55,10 @@ fn publish(common: &Common) {
 /// evaluated only when something that decides it changed or the event upcall is pending
 /// (`Vlapic::begin_entry`); otherwise the last evaluation stands: nothing to inject, the
 /// interrupt window closed, the published priority and deadline current.
-pub fn prepare_entry(cpu: &mut dyn GuestCpu, common: &mut Common) {
+///
+/// Inlined into each vendor's run loop up to that decision; the evaluation is [`evaluate`].
+#[inline(always)]
+pub fn prepare_entry<C: GuestCpu + ?Sized>(cpu: &mut C, common: &mut Common) {
     if let Some(cr8) = cpu.cr8() {
         // SVM keeps the guest's CR8 in V_TPR; the APIC's TPR follows it.
         if cr8 != common.vlapic.tpr() >> 4 {
@@ -63,12 +66,19 @@ pub fn prepare_entry(cpu: &mut dyn GuestCpu, common: &mut Common) {
         }
     }
     let irr = common.domain.irr(common.vcpu_id).expect("own IRR");
-    let (pending, route) = common.upcall;
-    match common.vlapic.begin_entry(irr, crate::regs::rdtsc(), pending) {
-        None => return,
-        Some(true) => report_timer(common),
-        Some(false) => {}
+    if let Some(timer) = common.vlapic.begin_entry(irr, crate::regs::rdtsc(), common.upcall.0) {
+        evaluate(cpu, common, timer);
     }
+}
+
+/// The entry's interrupt, evaluated: `timer` says the local APIC timer's deadline
+/// changed (reported to the core).
+#[inline(never)]
+fn evaluate<C: GuestCpu + ?Sized>(cpu: &mut C, common: &mut Common, timer: bool) {
+    if timer {
+        report_timer(common);
+    }
+    let (pending, route) = common.upcall;
     if cpu.event_queued() {
         common.vlapic.unsettled();
         return;

@@ -25,17 +25,24 @@ impl Vlapic {
     /// the last evaluation that settled and `force` is false; else the timer is fired if
     /// due at TSC `now`, the marks are taken, and `Some(true)` says the timer's deadline
     /// changed (report it).
+    #[inline(always)]
     pub fn begin_entry(&mut self, irr: &Irr, now: u64, force: bool) -> Option<bool> {
         let due = self.timer.deadline().is_some_and(|d| d <= now);
         if !force && !due && !self.changed && !irr.changed.load(Ordering::Acquire) {
             return None;
         }
+        Some(self.take_changes(irr, now))
+    }
+
+    /// Fires the timer if due and takes the marks; whether the timer's deadline changed.
+    #[inline(never)]
+    fn take_changes(&mut self, irr: &Irr, now: u64) -> bool {
         let timer = self.tick(irr, now);
         self.changed = false;
         // Taken before the caller reads the request register: a request after this
         // swap marks again, one before it is seen by that read.
         irr.changed.swap(false, Ordering::AcqRel);
-        Some(timer)
+        timer
     }
 
     /// The evaluation left work for a later entry: the next one evaluates again.
