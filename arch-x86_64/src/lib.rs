@@ -24,6 +24,7 @@ pub mod irq;
 pub mod loader;
 pub mod memory;
 pub mod paging;
+pub mod pool_blocks;
 pub mod power;
 pub mod probe;
 pub mod regs;

@@ -9,8 +9,9 @@ use keel_kernel::start::FRAME_POOL;
 /// The [`HostMemory`] of this backend.
 pub struct X86Memory;
 
+#[inline]
 fn checked<T>(pa: PhysAddr, len: usize) -> *mut T {
-    if len != 0 && !FRAME_POOL.contains(pa, len as u64) {
+    if len != 0 && !crate::pool_blocks::contains(pa, len as u64) {
         panic!("host memory access at {pa} (+{len:#x}) outside the frame pool");
     }
     pa.0 as usize as *mut T
@@ -28,6 +29,7 @@ pub fn staged_bytes(region: keel_kernel::mm::Region) -> Option<&'static [u8]> {
     Some(unsafe { core::slice::from_raw_parts(region.start as usize as *const u8, len) })
 }
 
+#[inline]
 fn word<T>(pa: PhysAddr) -> *mut T {
     let size = core::mem::size_of::<T>();
     assert!(pa.0.is_multiple_of(size as u64), "unaligned {size}-byte atomic access at {pa}");

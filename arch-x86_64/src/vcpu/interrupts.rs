@@ -51,21 +51,38 @@ fn publish(common: &Common) {
     }
 }
 
-/// Sets up the next entry's interrupt (see the module documentation).
-pub fn prepare_entry(cpu: &mut dyn GuestCpu, common: &mut Common) {
-    if common.vlapic.tick(common.domain.irr(common.vcpu_id).expect("own IRR"), crate::regs::rdtsc()) {
-        report_timer(common);
-    }
+/// Sets up the next entry's interrupt (see the module documentation). The local APIC is
+/// evaluated only when something that decides it changed or the event upcall is pending
+/// (`Vlapic::begin_entry`); otherwise the last evaluation stands: nothing to inject, the
+/// interrupt window closed, the published priority and deadline current.
+///
+/// Inlined into each vendor's run loop up to that decision; the evaluation is [`evaluate`].
+#[inline(always)]
+pub fn prepare_entry<C: GuestCpu + ?Sized>(cpu: &mut C, common: &mut Common) {
     if let Some(cr8) = cpu.cr8() {
         // SVM keeps the guest's CR8 in V_TPR; the APIC's TPR follows it.
         if cr8 != common.vlapic.tpr() >> 4 {
             common.vlapic.set_tpr(cr8 << 4);
         }
     }
-    if cpu.event_queued() {
-        return;
+    let irr = common.domain.irr(common.vcpu_id).expect("own IRR");
+    if let Some(timer) = common.vlapic.begin_entry(irr, crate::regs::rdtsc(), common.upcall.0) {
+        evaluate(cpu, common, timer);
+    }
+}
+
+/// The entry's interrupt, evaluated: `timer` says the local APIC timer's deadline
+/// changed (reported to the core).
+#[inline(never)]
+fn evaluate<C: GuestCpu + ?Sized>(cpu: &mut C, common: &mut Common, timer: bool) {
+    if timer {
+        report_timer(common);
     }
     let (pending, route) = common.upcall;
+    if cpu.event_queued() {
+        common.vlapic.unsettled();
+        return;
+    }
     let irr = common.domain.irr(common.vcpu_id).expect("own IRR");
     if let (true, UpcallRoute::LapicVector(v)) = (pending, route) {
         if !irr.contains(v) && !common.vlapic.in_service(v) {
@@ -88,6 +105,8 @@ pub fn prepare_entry(cpu: &mut dyn GuestCpu, common: &mut Common) {
         cpu.interrupt_window(false);
         return;
     }
+    // An interrupt waits or was injected: the next entry looks again.
+    common.vlapic.unsettled();
     if !cpu.interruptible() {
         cpu.interrupt_window(true);
         return;

@@ -308,6 +308,8 @@ impl Vcpu for X86Vcpu {
         }
         self.common.context.restore();
         self.common.pvclock.invalidate();
+        // A new CPU: the first entry evaluates the local APIC and publishes its state.
+        self.common.vlapic.unsettled();
     }
 
     fn put(&mut self) {
@@ -327,8 +329,13 @@ impl Vcpu for X86Vcpu {
             Kind::Svm(v) => v.run(&mut self.common),
         };
         if let VmExit::Hypercall = exit {
-            let number = self.hypercall_args().number;
-            self.common.pvclock.after_hypercall(number);
+            // RAX's low half, in either mode (not the whole `hypercall_args`): a number
+            // beyond it names no hypercall that may move the `vcpu_info`.
+            let rax = match &mut self.kind {
+                Kind::Vmx(v) => v.regs().gpr[guest::gpr::RAX],
+                Kind::Svm(v) => v.regs().gpr[guest::gpr::RAX],
+            };
+            self.common.pvclock.after_hypercall(rax & 0xffff_ffff);
         }
         exit
     }

@@ -47,6 +47,7 @@ impl Pvclock {
     }
 
     /// Before an entry: writes the snapshot if it is due.
+    #[inline(always)]
     pub fn refresh(common: &mut Common) {
         let tsc = rdtsc();
         if let Some((at, period)) = common.pvclock.written {
@@ -54,6 +55,12 @@ impl Pvclock {
                 return;
             }
         }
+        Self::write(common, tsc);
+    }
+
+    /// Writes the snapshot at TSC `tsc`.
+    #[inline(never)]
+    fn write(common: &mut Common, tsc: u64) {
         let hz = tsc_hz().max(1);
         // Even when the vCPU has no vcpu_info yet: the next hypercall that may give it
         // one asks again.

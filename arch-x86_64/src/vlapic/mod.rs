@@ -9,10 +9,13 @@
 //! The request register ([`Irr`]) is shared: another vCPU sending an IPI sets a bit in
 //! it. Everything else belongs to the vCPU and is changed only by it.
 
+mod entry;
 pub mod icr;
 pub mod timer;
 mod xapic;
 
+#[cfg(test)]
+mod entry_tests;
 #[cfg(test)]
 mod tests;
 
@@ -69,11 +72,17 @@ pub struct Irr {
     /// The APIC is enabled globally (IA32_APIC_BASE): it accepts interrupts. While it is
     /// disabled by software (SVR), they wait here, as Xen's virtual APIC holds them.
     accepting: AtomicBool,
+    /// A vector was requested since the owner last took the changes ([`entry`]).
+    changed: AtomicBool,
 }
 
 impl Irr {
     pub const fn new() -> Self {
-        Irr { words: [const { AtomicU64::new(0) }; 4], accepting: AtomicBool::new(true) }
+        Irr {
+            words: [const { AtomicU64::new(0) }; 4],
+            accepting: AtomicBool::new(true),
+            changed: AtomicBool::new(true),
+        }
     }
 
     /// Requests `vector` if the APIC accepts interrupts; true if it was newly requested.
@@ -83,6 +92,8 @@ impl Irr {
         }
         let bit = 1u64 << (vector % 64);
         let old = self.words[vector as usize / 64].fetch_or(bit, Ordering::SeqCst);
+        // After the bit: an owner that takes this mark reads the words after it.
+        self.changed.store(true, Ordering::Release);
         old & bit == 0
     }
 
@@ -179,6 +190,10 @@ pub struct Vlapic {
     /// ICR's halves (the destination is in the high half's top byte).
     xapic: xapic::XapicRegs,
     pub timer: LapicTimer,
+    /// Something that decides the next interrupt (TPR, ISR, SVR, APIC base, the timer, an
+    /// LVT entry) changed, or the last evaluation left work, since the changes were
+    /// last taken ([`entry`]).
+    changed: bool,
 }
 
 fn lvt_slot(index: u32) -> Option<usize> {
@@ -209,6 +224,7 @@ impl Vlapic {
             esr_pending: 0,
             xapic: xapic::XapicRegs::new(),
             timer: LapicTimer::new(),
+            changed: true,
         }
     }
 
@@ -227,6 +243,7 @@ impl Vlapic {
     /// A write to IA32_APIC_BASE: the base address cannot move; the allowed mode changes
     /// are disabled → xAPIC → x2APIC → disabled (SDM 11.12.5). `false` means #GP.
     pub fn write_base(&mut self, value: u64, irr: &Irr) -> bool {
+        self.changed = true;
         let bsp = self.base & BASE_BSP;
         let modes = value & (BASE_ENABLE | BASE_X2APIC);
         if value & !(BASE_ENABLE | BASE_X2APIC | BASE_BSP) != BASE_ADDRESS || value & BASE_BSP != bsp {
@@ -252,6 +269,7 @@ impl Vlapic {
     }
 
     pub fn set_tpr(&mut self, tpr: u8) {
+        self.changed = true;
         self.tpr = tpr;
     }
 
@@ -274,6 +292,7 @@ impl Vlapic {
 
     /// The guest takes `vector`: it moves from requested to in service.
     pub fn accept(&mut self, irr: &Irr, vector: u8) {
+        self.changed = true;
         irr.clear(vector);
         self.isr[vector as usize / 64] |= 1 << (vector % 64);
     }
@@ -293,9 +312,12 @@ impl Vlapic {
     pub fn tick(&mut self, irr: &Irr, now: u64) -> bool {
         let before = self.timer.deadline();
         if let Some(v) = self.timer.expire(now) {
+            self.changed = true;
             self.request(irr, v);
         }
-        before != self.timer.deadline()
+        let moved = before != self.timer.deadline();
+        self.changed |= moved;
+        moved
     }
 
     /// Requests a local interrupt (timer, self-IPI): vectors below 16 are illegal.
@@ -348,6 +370,7 @@ impl Vlapic {
     pub fn write(&mut self, irr: &Irr, index: u32, value: u64, now: u64) -> Option<Effects> {
         let mut fx = Effects::default();
         if index == reg::TSC_DEADLINE {
+            self.changed = true;
             self.timer.set_tsc_deadline(value);
             fx.timer = true;
             return Some(fx);
@@ -361,6 +384,7 @@ impl Vlapic {
     /// Writes register `index` (an x2APIC MSR number other than TSC_DEADLINE) in either
     /// mode; `None` for read-only, reserved or malformed writes.
     fn write_register(&mut self, irr: &Irr, index: u32, value: u64, now: u64) -> Option<Effects> {
+        self.changed = true;
         let mut fx = Effects::default();
         let v32 = value as u32;
         if index != reg::ICR && value >> 32 != 0 {

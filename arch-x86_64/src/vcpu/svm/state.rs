@@ -51,6 +51,7 @@ impl SvmVcpu {
     /// The guest's EFER, with LMA as the processor has it: set whenever LME and CR0.PG
     /// are (Bochs 2.7 leaves it clear in the VMCB at a CR0-write intercept from
     /// compatibility mode).
+    #[inline]
     pub(super) fn guest_efer(&self) -> u64 {
         let efer: u64 = self.vmcb.read(vmcb::EFER);
         let paging = self.vmcb.read::<u64>(vmcb::CR0) & CR0_PG != 0;
@@ -94,6 +95,7 @@ impl GuestCpu for SvmVcpu {
         Paging { cr0: v.read(vmcb::CR0), cr3: v.read(vmcb::CR3), cr4: v.read(vmcb::CR4), efer: self.guest_efer() }
     }
 
+    #[inline]
     fn in_64bit_code(&self) -> bool {
         let code64 = self.code64.get().unwrap_or_else(|| {
             self.guest_efer() & efer::LMA != 0 && self.vmcb.segment_attributes(vmcb::CS) & ATTR_LONG_MODE != 0

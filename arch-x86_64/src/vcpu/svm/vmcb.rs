@@ -182,7 +182,9 @@ impl Vmcb {
     #[inline(always)]
     fn at<T>(&self, offset: usize) -> *mut T {
         debug_assert!(offset + core::mem::size_of::<T>() <= 4096);
-        (self.0 .0 as usize + offset) as *mut T
+        // A page-aligned frame plus an offset inside the page: the sum cannot wrap, and
+        // no overflow check belongs on every field access of every exit.
+        (self.0 .0 as usize).wrapping_add(offset) as *mut T
     }
 
     #[inline(always)]
