@@ -11,6 +11,11 @@ pub const SLOT_SYNC_A64: u64 = 8;
 /// The same from a lower EL in AArch32.
 pub const SLOT_SYNC_A32: u64 = 12;
 
+/// `ESR_EL2` of `hvc #0xEA1` from AArch64 as the CPU reports it (EC HVC64, IL, the
+/// immediate; the rest of ISS is RES0): the vectors' test for the hypercall fast path.
+/// Any other syndrome of the hypercall falls back to the decoding path.
+pub const ESR_HYPERCALL: u64 = 0x16 << 26 | 1 << 25 | AARCH64_HVC_IMM as u64;
+
 register_bitfields! {u64,
     /// The instruction syndrome (ESR_EL2.ISS) of HVC and SMC (EC 0x12, 0x13, 0x16, 0x17).
     pub ISS_CALL [
@@ -34,6 +39,13 @@ mod tests {
 
     fn esr(ec: u64, iss: u64) -> u64 {
         ec << 26 | 1 << 25 | iss
+    }
+
+    #[test]
+    fn the_fast_path_syndrome_is_the_hypercall() {
+        assert_eq!(ESR_HYPERCALL, 0x5a00_0ea1);
+        assert!(is_hypercall(8, ESR_HYPERCALL));
+        assert!(ESR_HYPERCALL >> 32 == 0, "one movz and one movk load it");
     }
 
     #[test]

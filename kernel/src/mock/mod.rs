@@ -40,6 +40,7 @@ std::thread_local! {
     static BREAK_RESULTS: Cell<bool> = const { Cell::new(false) };
     static LATCH_UPCALL: Cell<bool> = const { Cell::new(true) };
     static FAST_PATH: Cell<bool> = const { Cell::new(true) };
+    static FAST_ANSWERS: Cell<u64> = const { Cell::new(0) };
 }
 
 /// The mock architecture.
@@ -94,6 +95,11 @@ pub fn latch_upcall(on: bool) {
 /// default), or report every one as an exit.
 pub fn fast_path(on: bool) {
     FAST_PATH.with(|b| b.set(on));
+}
+
+/// Number of hypercalls the core answered on mock vCPUs' fast path on this thread.
+pub fn fast_answers() -> u64 {
+    FAST_ANSWERS.with(Cell::get)
 }
 
 /// Number of host-memory operations (reads, writes, atomics) on this thread: a

@@ -3,10 +3,10 @@
 //! run, put) checked by assertions.
 
 use super::isa::{Insn, PlatformCall};
-use super::{sim, MockArch, MockDomain, MockMemory, BREAK_RESULTS, FAST_PATH, FLUSHES, LATCH_UPCALL};
+use super::{sim, MockArch, MockDomain, MockMemory, BREAK_RESULTS, FAST_ANSWERS, FAST_PATH, FLUSHES, LATCH_UPCALL};
 use crate::arch::{
-    CpuId, FastPath, HostMemory, HypercallArgs, MemType, MemoryAccess, StartResult, UpcallRoute, Vcpu, VcpuError, VcpuInit,
-    VcpuTranslation, VmExit,
+    CpuId, FastPath, HostMemory, HypercallArgs, MemType, MemoryAccess, StartResult, UpcallRoute, Vcpu, VcpuError,
+    VcpuInit, VcpuTranslation, VmExit,
 };
 use crate::domain::ShutdownReason;
 use crate::mm::{bytes_to_page_end, translate, GuestPhysAddr, PhysAddr, PAGE_SIZE};
@@ -255,6 +255,7 @@ impl Vcpu for MockVcpu {
             }
             let translate = VcpuTranslation(&*self);
             let Some(value) = fast.hypercall(&self.hypercall_args(), &translate) else { return exit };
+            FAST_ANSWERS.with(|n| n.set(n.get() + 1));
             self.set_hypercall_result(value);
             if !fast.may_resume() {
                 return VmExit::Answered;

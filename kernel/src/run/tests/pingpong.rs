@@ -52,6 +52,21 @@ fn two_domains_ping_pong_on_two_cpus_without_the_short_return_path() {
     assert_eq!(w.ran_on.iter().map(|&(c, _)| c).collect::<alloc::collections::BTreeSet<u32>>().len(), 2);
 }
 
+/// The same with every hypercall an exit to the loop (no fast path), as a backend may
+/// run; with it (the default), the sends and the polls' checks are answered in the vCPU.
+#[test]
+fn two_domains_ping_pong_on_two_cpus_without_the_fast_path() {
+    crate::mock::fast_path(false);
+    let answered = crate::mock::fast_answers();
+    let w = ping_pong(2);
+    crate::mock::fast_path(true);
+    assert_eq!(crate::mock::fast_answers(), answered);
+    assert_eq!(w.ran_on.iter().map(|&(c, _)| c).collect::<alloc::collections::BTreeSet<u32>>().len(), 2);
+    let answered = crate::mock::fast_answers();
+    ping_pong(2);
+    assert!(crate::mock::fast_answers() > answered + N, "the sends took the fast path");
+}
+
 #[test]
 fn two_domains_ping_pong_on_one_cpu_block_and_switch() {
     let w = ping_pong(1);
