@@ -8,7 +8,7 @@
 use super::{translate, GuestRegs};
 use crate::vgic::CpuInterface;
 use core::ffi::c_void;
-use keel_kernel::arch::{FastPath, HypercallArgs};
+use keel_kernel::arch::{FastAnswer, FastPath, HypercallArgs};
 use keel_kernel::guest_memory::GuestTranslate;
 use keel_kernel::mm::GuestPhysAddr;
 
@@ -74,11 +74,15 @@ fn answer(regs: &mut GuestRegs, ctx: &FastCtx<'_>) -> Fast {
         return Fast::Declined;
     }
     let translate = LiveTranslation { vttbr: ctx.vttbr, hcr: ctx.hcr };
-    let Some(value) = fast.hypercall(&args(regs), &translate) else { return Fast::Declined };
-    regs.x[0] = value;
-    if fast.may_resume() {
-        Fast::Resumed
-    } else {
-        Fast::Answered
+    match fast.hypercall(&args(regs), &translate) {
+        FastAnswer::Declined => Fast::Declined,
+        FastAnswer::Resume(value) => {
+            regs.x[0] = value;
+            Fast::Resumed
+        }
+        FastAnswer::Exit(value) => {
+            regs.x[0] = value;
+            Fast::Answered
+        }
     }
 }

@@ -61,7 +61,7 @@ pub enum VmExit {
     ConsoleOutput(u8),
     /// The backend's fast path had the core answer a hypercall
     /// ([`FastPath::hypercall`](super::FastPath::hypercall)), whose result is in place,
-    /// and the core has work before the next entry ([`FastPath::may_resume`](super::FastPath::may_resume)
-    /// was false). Nothing else happened.
+    /// and the core has work before the next entry ([`FastAnswer::Exit`](super::FastAnswer::Exit)).
+    /// Nothing else happened.
     Answered,
 }

@@ -21,7 +21,7 @@ mod vcpu;
 pub use cpu::{CpuId, CpuOps, ExitStatus, PowerOffPath};
 pub use domain::{DomainInit, DomainServices, GuestDomain};
 pub use exit::{MemoryAccess, VmExit};
-pub use fast::FastPath;
+pub use fast::{FastAnswer, FastPath};
 pub use guest::{GuestAbi, VcpuTranslation};
 pub use irq::{InterruptController, IrqNumber};
 pub use loader::{BootEntry, GuestLoader, LoadError, LoadRequest};

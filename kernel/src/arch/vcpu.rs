@@ -156,10 +156,8 @@ pub trait Vcpu: Sized + Send {
     fn run(&mut self) -> VmExit;
     /// As [`Vcpu::run`], and a hypercall may be answered by `fast` without returning:
     /// the backend passes it the arguments ([`Vcpu::hypercall_args`]) and a translation
-    /// of the guest's virtual addresses as [`Vcpu::translate_gva`] makes it; on
-    /// `Some(value)` it puts `value` in the result register and enters the guest again
-    /// if [`FastPath::may_resume`] says so, else returns [`VmExit::Answered`]; on `None`
-    /// it returns [`VmExit::Hypercall`]. The default ignores `fast`.
+    /// of the guest's virtual addresses as [`Vcpu::translate_gva`] makes it, and does what
+    /// the [`FastAnswer`](super::FastAnswer) says. The default ignores `fast`.
     fn run_fast(&mut self, fast: &dyn FastPath) -> VmExit {
         let _ = fast;
         self.run()

@@ -27,7 +27,7 @@ fn field<const N: usize>(s: &str) -> [u8; N] {
 /// `xen_version(cmd, arg)`.
 pub fn xen_version<A: Arch>(c: &Call<'_, '_, A>) -> HcResult {
     let arg = c.args[1];
-    let arch = c.domain.layout().arch;
+    let arch = || c.domain.layout().arch;
     match c.arg32(0) as u64 {
         XENVER_VERSION => Ok(XEN_VERSION_REPORTED.packed() as u64),
         XENVER_EXTRAVERSION => write_str(c, arg, XEN_EXTRAVERSION, EXTRAVERSION_LEN),
@@ -42,7 +42,7 @@ pub fn xen_version<A: Arch>(c: &Call<'_, '_, A>) -> HcResult {
             Ok(0)
         }
         XENVER_CAPABILITIES => {
-            let caps = match arch {
+            let caps = match arch() {
                 GuestArch::X86_64 => "hvm-3.0-x86_64",
                 GuestArch::Aarch64 => "xen-3.0-aarch64",
             };
@@ -63,7 +63,7 @@ pub fn xen_version<A: Arch>(c: &Call<'_, '_, A>) -> HcResult {
             if fi.submap_idx != 0 {
                 return Err(Errno::EINVAL);
             }
-            let base = match arch {
+            let base = match arch() {
                 GuestArch::X86_64 => FEATURES_X86_64,
                 GuestArch::Aarch64 => FEATURES_AARCH64,
             };

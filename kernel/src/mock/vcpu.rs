@@ -5,8 +5,8 @@
 use super::isa::{Insn, PlatformCall};
 use super::{sim, MockArch, MockDomain, MockMemory, BREAK_RESULTS, FAST_ANSWERS, FAST_PATH, FLUSHES, LATCH_UPCALL};
 use crate::arch::{
-    CpuId, FastPath, HostMemory, HypercallArgs, MemType, MemoryAccess, StartResult, UpcallRoute, Vcpu, VcpuError,
-    VcpuInit, VcpuTranslation, VmExit,
+    CpuId, FastAnswer, FastPath, HostMemory, HypercallArgs, MemType, MemoryAccess, StartResult, UpcallRoute, Vcpu,
+    VcpuError, VcpuInit, VcpuTranslation, VmExit,
 };
 use crate::domain::ShutdownReason;
 use crate::mm::{bytes_to_page_end, translate, GuestPhysAddr, PhysAddr, PAGE_SIZE};
@@ -254,10 +254,11 @@ impl Vcpu for MockVcpu {
                 return exit;
             }
             let translate = VcpuTranslation(&*self);
-            let Some(value) = fast.hypercall(&self.hypercall_args(), &translate) else { return exit };
+            let answer = fast.hypercall(&self.hypercall_args(), &translate);
+            let (FastAnswer::Resume(value) | FastAnswer::Exit(value)) = answer else { return exit };
             FAST_ANSWERS.with(|n| n.set(n.get() + 1));
             self.set_hypercall_result(value);
-            if !fast.may_resume() {
+            if answer != FastAnswer::Resume(value) {
                 return VmExit::Answered;
             }
         }

@@ -4,7 +4,7 @@
 
 use super::cpu::CpuLoop;
 use super::hooks::SchedHooks;
-use crate::arch::{Arch, CpuId, FastPath, HypercallArgs, Vcpu, VmExit};
+use crate::arch::{Arch, CpuId, FastAnswer, FastPath, HypercallArgs, Vcpu, VmExit};
 use crate::domain::Domain;
 use crate::guest_memory::GuestTranslate;
 use crate::hypervisor::Hypervisor;
@@ -34,18 +34,20 @@ pub(super) struct FastCalls<'c, 'h, A: Arch> {
 
 impl<A: Arch> FastPath for FastCalls<'_, '_, A> {
     /// Declines while this CPU has pending work (the short return path would not enter
-    /// the guest again either), so that the loop sees the exit first.
-    fn hypercall(&self, args: &HypercallArgs, translate: &dyn GuestTranslate) -> Option<u64> {
+    /// the guest again either), so that the loop sees the exit first. After the call,
+    /// the guest goes on if what the short return path checks still holds, with no
+    /// upcall to read again: the call raised no work for this CPU and the armed deadline
+    /// has not passed.
+    fn hypercall(&self, args: &HypercallArgs, translate: &dyn GuestTranslate) -> FastAnswer {
         if !is_fast(args.number) || !self.hooks.peek_work(self.cpu).is_empty() {
-            return None;
+            return FastAnswer::Declined;
         }
-        Some(self.hv.hypercall(self.domain, self.vcpu, args, translate))
-    }
-
-    /// What the short return path checks, and no upcall to read again: the call raised
-    /// no work for this CPU and the armed deadline has not passed.
-    fn may_resume(&self) -> bool {
-        self.hooks.peek_work(self.cpu).is_empty() && self.armed.is_none_or(|at| self.hv.now() < at)
+        let value = self.hv.hypercall(self.domain, self.vcpu, args, translate);
+        if self.hooks.peek_work(self.cpu).is_empty() && self.armed.is_none_or(|at| self.hv.now() < at) {
+            FastAnswer::Resume(value)
+        } else {
+            FastAnswer::Exit(value)
+        }
     }
 }
 
