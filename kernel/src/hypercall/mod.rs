@@ -106,6 +106,7 @@ fn physdev_op<A: Arch>(_c: &Call<'_, '_, A>) -> HcResult {
 impl<'h, A: Arch> Hypervisor<'h, A> {
     /// Handles hypercall `call` made by `vcpu` of `domain`, whose virtual addresses
     /// `translate` resolves; returns the value for the result register.
+    #[inline]
     pub fn hypercall(
         &self,
         domain: &Arc<Domain<A>>,

@@ -33,13 +33,12 @@ pub(super) struct FastCalls<'c, 'h, A: Arch> {
 }
 
 impl<A: Arch> FastPath for FastCalls<'_, '_, A> {
-    /// Declines while this CPU has pending work (the short return path would not enter
-    /// the guest again either), so that the loop sees the exit first. After the call,
-    /// the guest goes on if what the short return path checks still holds, with no
-    /// upcall to read again: the call raised no work for this CPU and the armed deadline
-    /// has not passed.
+    /// The call as the loop's hypercall exit makes it; then the guest goes on if what the
+    /// short return path checks holds, with no upcall to read again: no work pending for
+    /// this CPU (raised by the call or before it) and the armed deadline not passed.
+    /// Else the loop sees [`VmExit::Answered`], settled as the hypercall exit is.
     fn hypercall(&self, args: &HypercallArgs, translate: &dyn GuestTranslate) -> FastAnswer {
-        if !is_fast(args.number) || !self.hooks.peek_work(self.cpu).is_empty() {
+        if !is_fast(args.number) {
             return FastAnswer::Declined;
         }
         let value = self.hv.hypercall(self.domain, self.vcpu, args, translate);
