@@ -33,6 +33,8 @@ core::arch::global_asm!(
     GR_PC = const offset_of!(vcpu::GuestRegs, pc),
     ESR_HYPERCALL_LO = const crate::syndrome::ESR_HYPERCALL & 0xffff,
     ESR_HYPERCALL_HI = const crate::syndrome::ESR_HYPERCALL >> 16,
+    EC_SYSREG = const crate::syndrome::EC_SYSREG,
+    EC_DABT_LOW = const crate::syndrome::EC_DABT_LOW,
 );
 
 /// What `keel_guest_enter` keeps on the stack while a guest runs: the `GuestRegs` and

@@ -16,6 +16,11 @@ pub const SLOT_SYNC_A32: u64 = 12;
 /// Any other syndrome of the hypercall falls back to the decoding path.
 pub const ESR_HYPERCALL: u64 = 0x16 << 26 | 1 << 25 | AARCH64_HVC_IMM as u64;
 
+/// The exception classes the vectors send to the trap fast path (`guest_trap`): a
+/// trapped `MSR`/`MRS`, a data abort from a lower EL.
+pub const EC_SYSREG: u64 = 0x18;
+pub const EC_DABT_LOW: u64 = 0x24;
+
 register_bitfields! {u64,
     /// The instruction syndrome (ESR_EL2.ISS) of HVC and SMC (EC 0x12, 0x13, 0x16, 0x17).
     pub ISS_CALL [
@@ -46,6 +51,8 @@ mod tests {
         assert_eq!(ESR_HYPERCALL, 0x5a00_0ea1);
         assert!(is_hypercall(8, ESR_HYPERCALL));
         assert!(ESR_HYPERCALL >> 32 == 0, "one movz and one movk load it");
+        assert_eq!(EC_SYSREG, ESR_EL2::EC::Value::TrappedMsrMrs as u64);
+        assert_eq!(EC_DABT_LOW, ESR_EL2::EC::Value::DataAbortLowerEL as u64);
     }
 
     #[test]

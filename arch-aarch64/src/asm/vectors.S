@@ -5,7 +5,8 @@
 // restored, then ERET) or reports it and powers off. An exception from a guest (EL1/EL0)
 // ends `keel_guest_enter`: the guest's registers go back into its `GuestRegs` and the
 // vector slot (8-15) is returned to the caller of `keel_guest_enter`, except Xen's
-// hypercall (`hvc #0xEA1`), which first goes to the fast path (`guest_hypercall`).
+// hypercall (`hvc #0xEA1`), a trapped system register and a data abort, which first go
+// to the fast paths (`guest_hypercall`, `guest_trap`; `vcpu/fast.rs`).
 // Operands in braces come from Rust (global_asm! const).
 
 .macro VECTOR_TRAP slot
@@ -44,6 +45,11 @@ keel_el2_vectors:
     movk    x1, #{ESR_HYPERCALL_HI}, lsl #16
     cmp     x0, x1
     b.eq    guest_hypercall
+    lsr     x0, x0, #26                 // EC
+    cmp     x0, #{EC_SYSREG}
+    b.eq    guest_trap
+    cmp     x0, #{EC_DABT_LOW}
+    b.eq    guest_trap
     mov     x1, #8
     b       guest_exit_common
     VECTOR_GUEST 9                      //   IRQ
@@ -183,6 +189,58 @@ guest_hypercall:
     stp     x26, x27, [x0, #208]
     stp     x28, x29, [x0, #224]
     add     sp, sp, #16
+    mov     x1, #8
+    b       guest_exit_tail
+
+// A trapped system register or a data abort, with the frame as for guest_hypercall.
+// Saves every general register (the access may name any of them) and asks
+// keel_fast_trap(regs, fast): 0, emulated (ELR_EL2 past the instruction), the guest goes
+// on with its registers reloaded from GuestRegs; else the exit goes on as
+// guest_exit_common's.
+guest_trap:
+    ldr     x0, [sp, #16]
+    stp     x2, x3, [x0, #16]
+    stp     x4, x5, [x0, #32]
+    stp     x6, x7, [x0, #48]
+    stp     x8, x9, [x0, #64]
+    stp     x10, x11, [x0, #80]
+    stp     x12, x13, [x0, #96]
+    stp     x14, x15, [x0, #112]
+    stp     x16, x17, [x0, #128]
+    stp     x18, x19, [x0, #144]
+    stp     x20, x21, [x0, #160]
+    stp     x22, x23, [x0, #176]
+    stp     x24, x25, [x0, #192]
+    stp     x26, x27, [x0, #208]
+    stp     x28, x29, [x0, #224]
+    str     x30, [x0, #240]
+    ldp     x2, x3, [sp]
+    stp     x2, x3, [x0]
+    ldr     x1, [sp, #24]
+    bl      keel_fast_trap
+    ldr     x1, [sp, #16]
+    add     sp, sp, #16
+    cbnz    x0, 1f
+    ldp     x2, x3, [x1, #16]
+    ldp     x4, x5, [x1, #32]
+    ldp     x6, x7, [x1, #48]
+    ldp     x8, x9, [x1, #64]
+    ldp     x10, x11, [x1, #80]
+    ldp     x12, x13, [x1, #96]
+    ldp     x14, x15, [x1, #112]
+    ldp     x16, x17, [x1, #128]
+    ldp     x18, x19, [x1, #144]
+    ldp     x20, x21, [x1, #160]
+    ldp     x22, x23, [x1, #176]
+    ldp     x24, x25, [x1, #192]
+    ldp     x26, x27, [x1, #208]
+    ldp     x28, x29, [x1, #224]
+    ldr     x30, [x1, #240]
+    ldp     x0, x1, [x1]
+    eret
+    dsb     nsh
+    isb
+1:  mov     x0, x1
     mov     x1, #8
     b       guest_exit_tail
 

@@ -101,7 +101,8 @@ pub const ICC_SGI1R_EL1: (u8, u8, u8, u8, u8) = (3, 0, 12, 11, 5);
 pub const ICC_ASGI1R_EL1: (u8, u8, u8, u8, u8) = (3, 0, 12, 11, 6);
 pub const ICC_SGI0R_EL1: (u8, u8, u8, u8, u8) = (3, 0, 12, 11, 7);
 
-fn sysreg(iss: u64) -> Sysreg {
+/// The access a trapped `MSR`/`MRS` with syndrome `iss` (ESR_EL2.ISS) makes.
+pub fn sysreg(iss: u64) -> Sysreg {
     let iss = InMemoryRegister::<u64, ISS_SYSREG::Register>::new(iss);
     let f = |field| iss.read(field) as u8;
     Sysreg {

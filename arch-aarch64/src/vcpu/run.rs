@@ -6,6 +6,7 @@
 
 use super::exit::{self, Outcome, Syndrome};
 use super::fast::{Fast, FastCtx};
+use super::mmio::Done;
 use super::{context, Aarch64Vcpu, GuestRegs};
 use crate::vgic::lr::Completed;
 use crate::cpu;
@@ -47,19 +48,35 @@ impl Aarch64Vcpu {
             VMPIDR_EL2.set(self.vmpidr);
             HCR_EL2.set(self.hcr);
             barrier::isb(barrier::SY);
-            let mut ctx = FastCtx { fast, gic: &self.gic, vttbr: self.vttbr, hcr: self.hcr, last: Fast::Nothing };
+            let mut ctx = FastCtx {
+                fast,
+                gic: &self.gic,
+                domain: &self.domain,
+                vcpu_id: self.vcpu_id,
+                vttbr: self.vttbr,
+                hcr: self.hcr,
+                last: Fast::Nothing,
+                done: Done::default(),
+            };
             // SAFETY: the guest runs under stage 2 (VTTBR, HCR_EL2.VM) with its own EL1
             // state loaded; every exception from it returns here through the vectors, with
             // Keel's callee-saved registers and stack restored. The vector's fast path uses
             // `regs` and `ctx` only until the call returns (`fast.rs`).
             let slot = unsafe { keel_guest_enter(&mut self.regs, (&raw mut ctx).cast()) };
-            let last = ctx.last;
+            let (last, done) = (ctx.last, ctx.done);
             let esr = ESR_EL2.get();
             HCR_EL2.set(cpu::host_hcr());
             barrier::isb(barrier::SY);
             if last == Fast::Answered {
                 // The fast path answered a hypercall and left everything as it was.
                 return VmExit::Answered;
+            }
+            if last == Fast::Emulated {
+                // The fast path emulated a vPL011 access (the PC is past it).
+                match self.mmio_done(done) {
+                    Some(exit) => return exit,
+                    None => continue,
+                }
             }
             if last == Fast::Declined || crate::syndrome::is_hypercall(slot, esr) {
                 // What the path below does for a hypercall, without decoding: it needs
@@ -201,18 +218,7 @@ impl Aarch64Vcpu {
             Outcome::Mmio(m) => match self.emulate_mmio(&m) {
                 Some(done) => {
                     advance(self, 4);
-                    if done.kick & 1 << self.vcpu_id != 0 {
-                        // A device raised this vCPU's own line: the interface is reloaded.
-                        self.sync_gic(false);
-                    }
-                    let kick = self.kick_others(done.kick);
-                    match done.output {
-                        Some(byte) => {
-                            self.deferred = kick;
-                            Some(VmExit::ConsoleOutput(byte))
-                        }
-                        None => kick,
-                    }
+                    self.mmio_done(done)
                 }
                 None if self.retry_fault(syndrome) => None,
                 None => {
@@ -238,6 +244,23 @@ impl Aarch64Vcpu {
                     None
                 }
             },
+        }
+    }
+
+    /// What follows an emulated device access (the PC already past it): the exit the core
+    /// must see, if any.
+    fn mmio_done(&mut self, done: Done) -> Option<VmExit> {
+        if done.kick & 1 << self.vcpu_id != 0 {
+            // A device raised this vCPU's own line: the interface is reloaded.
+            self.sync_gic(false);
+        }
+        let kick = self.kick_others(done.kick);
+        match done.output {
+            Some(byte) => {
+                self.deferred = kick;
+                Some(VmExit::ConsoleOutput(byte))
+            }
+            None => kick,
         }
     }
 
