@@ -123,11 +123,16 @@ fn trap(regs: &mut GuestRegs, ctx: &mut FastCtx<'_>) -> Fast {
         return Fast::Nothing;
     }
     let esr = ESR_EL2.get();
-    // A system register needs none of the abort's decoding.
+    // The vector sends a trapped system register or a data abort from AArch64 here: the
+    // general decoding (`exit::decode`) is not needed.
     let outcome = if ESR_EL2::EC.read(esr) == EC_SYSREG {
         Outcome::Sysreg(exit::sysreg(ESR_EL2::ISS.read(esr)))
     } else {
-        exit::decode(Syndrome { slot: SLOT_SYNC_A64, esr, far: FAR_EL2.get(), hpfar: HPFAR_EL2.get() })
+        let syndrome = Syndrome { slot: SLOT_SYNC_A64, esr, far: FAR_EL2.get(), hpfar: HPFAR_EL2.get() };
+        match exit::mmio(&syndrome) {
+            Some(m) => Outcome::Mmio(m),
+            None => return Fast::Nothing,
+        }
     };
     let done = match outcome {
         Outcome::Sysreg(s) if !matches!(s.encoding, ICC_SGI1R_EL1 | ICC_ASGI1R_EL1 | ICC_SGI0R_EL1) => {

@@ -71,9 +71,14 @@ pub(super) fn emulate_mmio(domain: &Aarch64Domain, id: u32, regs: &mut GuestRegs
     let effect = if is_vpl011(m) {
         let uart = domain.uart.as_ref()?;
         let mut u = uart.lock();
+        let line = u.line();
         let a = u.access(m.gpa - PL011_BASE, value.map(|v| v as u32));
         output = a.output;
-        Effect { value: a.value as u64, kick: domain.update_uart_line(&u) }
+        // The vGIC holds the line's level (every change goes through update_uart_line,
+        // under the UART's lock): an access that leaves the line as it was changes
+        // nothing there.
+        let kick = if u.line() == line { 0 } else { domain.update_uart_line(&u) };
+        Effect { value: a.value as u64, kick }
     } else {
         let mut g = domain.vgic.lock();
         let v3 = g.version == Version::V3;
