@@ -15,6 +15,8 @@ pub const SLOT_SYNC_A32: u64 = 12;
 /// immediate; the rest of ISS is RES0): the vectors' test for the hypercall fast path.
 /// Any other syndrome of the hypercall falls back to the decoding path.
 pub const ESR_HYPERCALL: u64 = 0x16 << 26 | 1 << 25 | AARCH64_HVC_IMM as u64;
+// One movz and one movk load it.
+const _: () = assert!(ESR_HYPERCALL >> 32 == 0);
 
 /// The exception classes the vectors send to the trap fast path (`guest_trap`): a
 /// trapped `MSR`/`MRS`, a data abort from a lower EL.
@@ -50,7 +52,6 @@ mod tests {
     fn the_fast_path_syndrome_is_the_hypercall() {
         assert_eq!(ESR_HYPERCALL, 0x5a00_0ea1);
         assert!(is_hypercall(8, ESR_HYPERCALL));
-        assert!(ESR_HYPERCALL >> 32 == 0, "one movz and one movk load it");
         assert_eq!(EC_SYSREG, ESR_EL2::EC::Value::TrappedMsrMrs as u64);
         assert_eq!(EC_DABT_LOW, ESR_EL2::EC::Value::DataAbortLowerEL as u64);
     }
