@@ -72,11 +72,15 @@ impl Aarch64Vcpu {
                 return VmExit::Answered;
             }
             if last == Fast::Emulated {
-                // The fast path emulated a vPL011 access (the PC is past it).
-                match self.mmio_done(done) {
-                    Some(exit) => return exit,
-                    None => continue,
+                // The fast path emulated a vPL011 access (the PC is past it); what follows
+                // is as after `handle` below.
+                if let Some(exit) = self.mmio_done(done) {
+                    return exit;
                 }
+                if core::mem::take(&mut self.upcall_ack) {
+                    return VmExit::UpcallAck;
+                }
+                continue;
             }
             if last == Fast::Declined || crate::syndrome::is_hypercall(slot, esr) {
                 // What the path below does for a hypercall, without decoding: it needs
