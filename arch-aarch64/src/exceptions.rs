@@ -31,10 +31,14 @@ core::arch::global_asm!(
     TF_ELR = const offset_of!(TrapFrame, elr),
     HOST_FRAME_SIZE = const HOST_FRAME_SIZE,
     GR_PC = const offset_of!(vcpu::GuestRegs, pc),
+    ESR_HYPERCALL_LO = const crate::syndrome::ESR_HYPERCALL & 0xffff,
+    ESR_HYPERCALL_HI = const crate::syndrome::ESR_HYPERCALL >> 16,
+    EC_SYSREG = const crate::syndrome::EC_SYSREG,
+    EC_DABT_LOW = const crate::syndrome::EC_DABT_LOW,
 );
 
-/// What `keel_guest_enter` keeps on the stack while a guest runs: the `GuestRegs`
-/// pointer (padded to 16 bytes) and Keel's callee-saved x19-x30.
+/// What `keel_guest_enter` keeps on the stack while a guest runs: the `GuestRegs` and
+/// `FastCtx` pointers and Keel's callee-saved x19-x30.
 const HOST_FRAME_SIZE: usize = 16 + 12 * 8;
 
 const _: () = assert!(size_of::<TrapFrame>().is_multiple_of(16) && offset_of!(TrapFrame, sp) == 248);

@@ -11,6 +11,18 @@ pub const SLOT_SYNC_A64: u64 = 8;
 /// The same from a lower EL in AArch32.
 pub const SLOT_SYNC_A32: u64 = 12;
 
+/// `ESR_EL2` of `hvc #0xEA1` from AArch64 as the CPU reports it (EC HVC64, IL, the
+/// immediate; the rest of ISS is RES0): the vectors' test for the hypercall fast path.
+/// Any other syndrome of the hypercall falls back to the decoding path.
+pub const ESR_HYPERCALL: u64 = 0x16 << 26 | 1 << 25 | AARCH64_HVC_IMM as u64;
+// One movz and one movk load it.
+const _: () = assert!(ESR_HYPERCALL >> 32 == 0);
+
+/// The exception classes the vectors send to the trap fast path (`guest_trap`): a
+/// trapped `MSR`/`MRS`, a data abort from a lower EL.
+pub const EC_SYSREG: u64 = 0x18;
+pub const EC_DABT_LOW: u64 = 0x24;
+
 register_bitfields! {u64,
     /// The instruction syndrome (ESR_EL2.ISS) of HVC and SMC (EC 0x12, 0x13, 0x16, 0x17).
     pub ISS_CALL [
@@ -34,6 +46,14 @@ mod tests {
 
     fn esr(ec: u64, iss: u64) -> u64 {
         ec << 26 | 1 << 25 | iss
+    }
+
+    #[test]
+    fn the_fast_path_syndrome_is_the_hypercall() {
+        assert_eq!(ESR_HYPERCALL, 0x5a00_0ea1);
+        assert!(is_hypercall(8, ESR_HYPERCALL));
+        assert_eq!(EC_SYSREG, ESR_EL2::EC::Value::TrappedMsrMrs as u64);
+        assert_eq!(EC_DABT_LOW, ESR_EL2::EC::Value::DataAbortLowerEL as u64);
     }
 
     #[test]

@@ -4,7 +4,9 @@
 // `TrapFrame` and calls `keel_el2_trap`, which either fixes it up and returns (the frame is
 // restored, then ERET) or reports it and powers off. An exception from a guest (EL1/EL0)
 // ends `keel_guest_enter`: the guest's registers go back into its `GuestRegs` and the
-// vector slot (8-15) is returned to the caller of `keel_guest_enter`.
+// vector slot (8-15) is returned to the caller of `keel_guest_enter`, except Xen's
+// hypercall (`hvc #0xEA1`), a trapped system register and a data abort, which first go
+// to the fast paths (`guest_hypercall`, `guest_trap`; `vcpu/fast.rs`).
 // Operands in braces come from Rust (global_asm! const).
 
 .macro VECTOR_TRAP slot
@@ -34,7 +36,22 @@ keel_el2_vectors:
     VECTOR_TRAP 5                       //   IRQ
     VECTOR_TRAP 6                       //   FIQ
     VECTOR_TRAP 7                       //   SError
-    VECTOR_GUEST 8                      // lower EL, AArch64: sync
+    // Lower EL, AArch64: sync. Xen's hypercall (ESR_EL2 exactly EC HVC64, IL, imm16
+    // 0xEA1) goes to the fast path.
+    .balign 128
+    stp     x0, x1, [sp, #-16]!
+    mrs     x0, esr_el2
+    movz    x1, #{ESR_HYPERCALL_LO}
+    movk    x1, #{ESR_HYPERCALL_HI}, lsl #16
+    cmp     x0, x1
+    b.eq    guest_hypercall
+    lsr     x0, x0, #26                 // EC
+    cmp     x0, #{EC_SYSREG}
+    b.eq    guest_trap
+    cmp     x0, #{EC_DABT_LOW}
+    b.eq    guest_trap
+    mov     x1, #8
+    b       guest_exit_common
     VECTOR_GUEST 9                      //   IRQ
     VECTOR_GUEST 10                     //   FIQ
     VECTOR_GUEST 11                     //   SError
@@ -90,12 +107,13 @@ el2_trap_common:
     dsb     nsh
     isb
 
-// u64 keel_guest_enter(GuestRegs *regs): runs the guest until an exception reaches EL2;
-// returns the vector slot. The caller has loaded the guest's EL1 state and HCR_EL2.
+// u64 keel_guest_enter(GuestRegs *regs, FastCtx *fast): runs the guest until an
+// exception reaches EL2 that the fast path does not answer; returns the vector slot. The
+// caller has loaded the guest's EL1 state and HCR_EL2.
     .global keel_guest_enter
 keel_guest_enter:
     sub     sp, sp, #{HOST_FRAME_SIZE}
-    str     x0, [sp]                    // found again by guest_exit_common
+    stp     x0, x1, [sp]                // found again by the exit paths
     stp     x19, x20, [sp, #16]
     stp     x21, x22, [sp, #32]
     stp     x23, x24, [sp, #48]
@@ -125,6 +143,107 @@ keel_guest_enter:
     dsb     nsh
     isb
 
+// Xen's hypercall. The guest's x0/x1 are at [sp], its GuestRegs pointer at [sp + 16],
+// the FastCtx pointer at [sp + 24]. Saves only what a call may change (x0-x18 and x30,
+// AAPCS64's caller-saved registers: x19-x29 stay the guest's through the call), and asks
+// keel_fast_hypercall(regs, fast): 0, the call is answered and the guest goes on (ELR_EL2
+// and SPSR_EL2 are still its own); else the exit goes on as guest_exit_common's.
+guest_hypercall:
+    ldr     x0, [sp, #16]
+    stp     x2, x3, [x0, #16]
+    stp     x4, x5, [x0, #32]
+    stp     x6, x7, [x0, #48]
+    stp     x8, x9, [x0, #64]
+    stp     x10, x11, [x0, #80]
+    stp     x12, x13, [x0, #96]
+    stp     x14, x15, [x0, #112]
+    stp     x16, x17, [x0, #128]
+    str     x18, [x0, #144]
+    str     x30, [x0, #240]
+    ldp     x2, x3, [sp]
+    stp     x2, x3, [x0]
+    ldr     x1, [sp, #24]
+    bl      keel_fast_hypercall
+    cbnz    x0, 1f
+    ldr     x0, [sp, #16]
+    ldp     x2, x3, [x0, #16]
+    ldp     x4, x5, [x0, #32]
+    ldp     x6, x7, [x0, #48]
+    ldp     x8, x9, [x0, #64]
+    ldp     x10, x11, [x0, #80]
+    ldp     x12, x13, [x0, #96]
+    ldp     x14, x15, [x0, #112]
+    ldp     x16, x17, [x0, #128]
+    ldr     x18, [x0, #144]
+    ldr     x30, [x0, #240]
+    ldp     x0, x1, [x0]
+    add     sp, sp, #16
+    eret
+    dsb     nsh
+    isb
+1:  ldr     x0, [sp, #16]
+    str     x19, [x0, #152]
+    stp     x20, x21, [x0, #160]
+    stp     x22, x23, [x0, #176]
+    stp     x24, x25, [x0, #192]
+    stp     x26, x27, [x0, #208]
+    stp     x28, x29, [x0, #224]
+    add     sp, sp, #16
+    mov     x1, #8
+    b       guest_exit_tail
+
+// A trapped system register or a data abort, with the frame as for guest_hypercall.
+// Saves every general register (the access may name any of them) and asks
+// keel_fast_trap(regs, fast): 0, emulated (ELR_EL2 past the instruction), the guest goes
+// on with its registers reloaded from GuestRegs; else the exit goes on as
+// guest_exit_common's.
+guest_trap:
+    ldr     x0, [sp, #16]
+    stp     x2, x3, [x0, #16]
+    stp     x4, x5, [x0, #32]
+    stp     x6, x7, [x0, #48]
+    stp     x8, x9, [x0, #64]
+    stp     x10, x11, [x0, #80]
+    stp     x12, x13, [x0, #96]
+    stp     x14, x15, [x0, #112]
+    stp     x16, x17, [x0, #128]
+    stp     x18, x19, [x0, #144]
+    stp     x20, x21, [x0, #160]
+    stp     x22, x23, [x0, #176]
+    stp     x24, x25, [x0, #192]
+    stp     x26, x27, [x0, #208]
+    stp     x28, x29, [x0, #224]
+    str     x30, [x0, #240]
+    ldp     x2, x3, [sp]
+    stp     x2, x3, [x0]
+    ldr     x1, [sp, #24]
+    bl      keel_fast_trap
+    ldr     x1, [sp, #16]
+    add     sp, sp, #16
+    cbnz    x0, 1f
+    ldp     x2, x3, [x1, #16]
+    ldp     x4, x5, [x1, #32]
+    ldp     x6, x7, [x1, #48]
+    ldp     x8, x9, [x1, #64]
+    ldp     x10, x11, [x1, #80]
+    ldp     x12, x13, [x1, #96]
+    ldp     x14, x15, [x1, #112]
+    ldp     x16, x17, [x1, #128]
+    ldp     x18, x19, [x1, #144]
+    ldp     x20, x21, [x1, #160]
+    ldp     x22, x23, [x1, #176]
+    ldp     x24, x25, [x1, #192]
+    ldp     x26, x27, [x1, #208]
+    ldp     x28, x29, [x1, #224]
+    ldr     x30, [x1, #240]
+    ldp     x0, x1, [x1]
+    eret
+    dsb     nsh
+    isb
+1:  mov     x0, x1
+    mov     x1, #8
+    b       guest_exit_tail
+
 // The guest's x0/x1 are at [sp], its GuestRegs pointer at [sp + 16], x1 = vector slot.
 guest_exit_common:
     ldr     x0, [sp, #16]
@@ -145,6 +264,8 @@ guest_exit_common:
     str     x30, [x0, #240]
     ldp     x2, x3, [sp], #16
     stp     x2, x3, [x0]
+// x0 = GuestRegs with x0-x30 saved, sp = the host frame, x1 = vector slot.
+guest_exit_tail:
     mrs     x2, elr_el2
     mrs     x3, spsr_el2
     stp     x2, x3, [x0, #{GR_PC}]

@@ -101,7 +101,8 @@ pub const ICC_SGI1R_EL1: (u8, u8, u8, u8, u8) = (3, 0, 12, 11, 5);
 pub const ICC_ASGI1R_EL1: (u8, u8, u8, u8, u8) = (3, 0, 12, 11, 6);
 pub const ICC_SGI0R_EL1: (u8, u8, u8, u8, u8) = (3, 0, 12, 11, 7);
 
-fn sysreg(iss: u64) -> Sysreg {
+/// The access a trapped `MSR`/`MRS` with syndrome `iss` (ESR_EL2.ISS) makes.
+pub fn sysreg(iss: u64) -> Sysreg {
     let iss = InMemoryRegister::<u64, ISS_SYSREG::Register>::new(iss);
     let f = |field| iss.read(field) as u8;
     Sysreg {
@@ -151,25 +152,35 @@ pub fn decode(s: Syndrome) -> Outcome {
         }
         Some(Ec::TrappedMsrMrs) => Outcome::Sysreg(sysreg(iss)),
         Some(ec @ (Ec::DataAbortLowerEL | Ec::InstrAbortLowerEL)) => {
-            let abort = InMemoryRegister::<u64, ISS_ABORT::Register>::new(iss);
             let data = ec == Ec::DataAbortLowerEL;
-            if data && is_mmio(&abort) {
-                Outcome::Mmio(Mmio {
-                    gpa: ((s.hpfar & 0x0000_0fff_ffff_fff0) << 8) | (s.far & 0xfff),
-                    write: abort.is_set(ISS_ABORT::WNR),
-                    size: 1 << abort.read(ISS_ABORT::SAS),
-                    reg: abort.read(ISS_ABORT::SRT) as u8,
-                    sign_extend: abort.is_set(ISS_ABORT::SSE),
-                    sixty_four: abort.is_set(ISS_ABORT::SF),
-                })
-            } else {
-                Outcome::Abort { instruction: !data, write: data && abort.is_set(ISS_ABORT::WNR), far: s.far }
+            match data.then(|| mmio(&s)).flatten() {
+                Some(m) => Outcome::Mmio(m),
+                None => {
+                    let abort = InMemoryRegister::<u64, ISS_ABORT::Register>::new(iss);
+                    Outcome::Abort { instruction: !data, write: data && abort.is_set(ISS_ABORT::WNR), far: s.far }
+                }
             }
         }
         // Anything else a guest can cause (SVE with its traps on, debug registers, an
         // illegal exception return, ...): not something Keel handles.
         _ => Outcome::Undefined { back: 0 },
     }
+}
+
+/// The device access a data abort from a lower EL (`s.esr`'s class) asks for, if it is
+/// one a device may emulate ([`is_mmio`]).
+#[inline]
+pub fn mmio(s: &Syndrome) -> Option<Mmio> {
+    // The abort's ISS fields lie in bits 24:0, where they are read from the whole syndrome.
+    let abort = InMemoryRegister::<u64, ISS_ABORT::Register>::new(s.esr);
+    is_mmio(&abort).then(|| Mmio {
+        gpa: ((s.hpfar & 0x0000_0fff_ffff_fff0) << 8) | (s.far & 0xfff),
+        write: abort.is_set(ISS_ABORT::WNR),
+        size: 1 << abort.read(ISS_ABORT::SAS),
+        reg: abort.read(ISS_ABORT::SRT) as u8,
+        sign_extend: abort.is_set(ISS_ABORT::SSE),
+        sixty_four: abort.is_set(ISS_ABORT::SF),
+    })
 }
 
 /// A stage-2 translation fault (nothing mapped) with a valid instruction syndrome (ISV)

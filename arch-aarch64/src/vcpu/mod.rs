@@ -12,6 +12,7 @@
 
 mod context;
 mod exit;
+mod fast;
 mod fpsimd;
 mod inject;
 mod mmio;
@@ -25,13 +26,13 @@ use crate::cpu::{self, Cpu};
 use crate::irq;
 use crate::domain::{Aarch64Domain, Power};
 use crate::vgic::CpuInterface;
-use crate::{cache, stage2, GenericTimer, Stage2Tables};
+use crate::{cache, stage2, GenericTimer};
 use aarch64_cpu::registers::{CNTVOFF_EL2, HCR_EL2};
 use alloc::sync::Arc;
 use context::{El1Context, PSTATE_EL1H_MASKED};
 use fpsimd::FpState;
 use keel_kernel::arch::{
-    CpuId, CpuOps, HypercallArgs, Stage2, StartResult, Timer, UpcallRoute, Vcpu, VcpuError, VcpuInit, VmExit,
+    CpuId, CpuOps, FastPath, HypercallArgs, StartResult, Timer, UpcallRoute, Vcpu, VcpuError, VcpuInit, VmExit,
 };
 use keel_kernel::mm::GuestPhysAddr;
 use tock_registers::interfaces::Writeable;
@@ -172,12 +173,17 @@ impl Vcpu for Aarch64Vcpu {
 
     fn run(&mut self) -> VmExit {
         assert_eq!(Some(Cpu::current()), self.cpu, "a vCPU runs only on the CPU it is loaded on");
-        self.run_guest()
+        self.run_guest(None)
+    }
+
+    /// Hypercalls are answered from the exception vector (`fast.rs`).
+    fn run_fast(&mut self, fast: &dyn FastPath) -> VmExit {
+        assert_eq!(Some(Cpu::current()), self.cpu, "a vCPU runs only on the CPU it is loaded on");
+        self.run_guest(Some(fast))
     }
 
     fn hypercall_args(&self) -> HypercallArgs {
-        let x = &self.regs.x;
-        HypercallArgs { number: x[16], args: [x[0], x[1], x[2], x[3], x[4]], compat: false }
+        fast::args(&self.regs)
     }
 
     fn set_hypercall_result(&mut self, value: u64) {
@@ -217,11 +223,7 @@ impl Vcpu for Aarch64Vcpu {
     /// Identity while the guest's MMU is off (SCTLR_EL1.M clear), else the CPU's stage-1
     /// walk ([`translate`]).
     fn translate_gva(&self, gva: u64, write: bool) -> Option<GuestPhysAddr> {
-        const SCTLR_M: u64 = 1;
-        if context::live_sctlr(cpu::vhe()) & SCTLR_M == 0 {
-            return (gva >> Stage2Tables::ipa_bits() == 0).then_some(GuestPhysAddr(gva));
-        }
-        translate::stage1(self.vttbr, self.hcr, gva, write).map(GuestPhysAddr)
+        translate::gva(self.vttbr, self.hcr, gva, write)
     }
 }
 

@@ -5,19 +5,24 @@
 //! interface too, on the fast path (`docs/el2-modes.md`).
 
 use super::exit::{self, Outcome, Syndrome};
+use super::fast::{Fast, FastCtx};
+use super::mmio::Done;
 use super::{context, Aarch64Vcpu, GuestRegs};
 use crate::vgic::lr::Completed;
 use crate::cpu;
 use crate::irq;
 use crate::layout::PPI_EVTCHN;
 use aarch64_cpu::asm::barrier;
+use core::ffi::c_void;
 use aarch64_cpu::registers::{ESR_EL2, FAR_EL2, HCR_EL2, HPFAR_EL2, VMPIDR_EL2, VTTBR_EL2};
-use keel_kernel::arch::VmExit;
+use keel_kernel::arch::{FastPath, VmExit};
 use tock_registers::interfaces::{Readable, Writeable};
 
 extern "C" {
-    /// Runs the guest until an exception reaches EL2; returns the vector slot (8-15).
-    fn keel_guest_enter(regs: *mut GuestRegs) -> u64;
+    /// Runs the guest until an exception reaches EL2 that the hypercall fast path does
+    /// not answer (`fast.rs`, `fast` a `FastCtx` the vector passes on); returns the
+    /// vector slot (8-15).
+    fn keel_guest_enter(regs: *mut GuestRegs, fast: *mut c_void) -> u64;
 }
 
 /// Guest-owned interrupt exits in a row after which the core gets control anyway.
@@ -29,7 +34,7 @@ fn is_irq(slot: u64) -> bool {
 }
 
 impl Aarch64Vcpu {
-    pub(super) fn run_guest(&mut self) -> VmExit {
+    pub(super) fn run_guest(&mut self, fast: Option<&dyn FastPath>) -> VmExit {
         if let Some(exit) = self.deferred.take() {
             return exit;
         }
@@ -43,14 +48,41 @@ impl Aarch64Vcpu {
             VMPIDR_EL2.set(self.vmpidr);
             HCR_EL2.set(self.hcr);
             barrier::isb(barrier::SY);
+            let mut ctx = FastCtx {
+                fast,
+                gic: &self.gic,
+                domain: &self.domain,
+                vcpu_id: self.vcpu_id,
+                vttbr: self.vttbr,
+                hcr: self.hcr,
+                last: Fast::Nothing,
+                done: Done::default(),
+            };
             // SAFETY: the guest runs under stage 2 (VTTBR, HCR_EL2.VM) with its own EL1
             // state loaded; every exception from it returns here through the vectors, with
-            // Keel's callee-saved registers and stack restored.
-            let slot = unsafe { keel_guest_enter(&mut self.regs) };
+            // Keel's callee-saved registers and stack restored. The vector's fast path uses
+            // `regs` and `ctx` only until the call returns (`fast.rs`).
+            let slot = unsafe { keel_guest_enter(&mut self.regs, (&raw mut ctx).cast()) };
+            let (last, done) = (ctx.last, ctx.done);
             let esr = ESR_EL2.get();
             HCR_EL2.set(cpu::host_hcr());
             barrier::isb(barrier::SY);
-            if crate::syndrome::is_hypercall(slot, esr) {
+            if last == Fast::Answered {
+                // The fast path answered a hypercall and left everything as it was.
+                return VmExit::Answered;
+            }
+            if last == Fast::Emulated {
+                // The fast path emulated a vPL011 access (the PC is past it); what follows
+                // is as after `handle` below.
+                if let Some(exit) = self.mmio_done(done) {
+                    return exit;
+                }
+                if core::mem::take(&mut self.upcall_ack) {
+                    return VmExit::UpcallAck;
+                }
+                continue;
+            }
+            if last == Fast::Declined || crate::syndrome::is_hypercall(slot, esr) {
                 // What the path below does for a hypercall, without decoding: it needs
                 // nothing of the interrupt model, and ELR_EL2 is already past the HVC.
                 if !self.gic.may_stay_loaded() {
@@ -190,18 +222,7 @@ impl Aarch64Vcpu {
             Outcome::Mmio(m) => match self.emulate_mmio(&m) {
                 Some(done) => {
                     advance(self, 4);
-                    if done.kick & 1 << self.vcpu_id != 0 {
-                        // A device raised this vCPU's own line: the interface is reloaded.
-                        self.sync_gic(false);
-                    }
-                    let kick = self.kick_others(done.kick);
-                    match done.output {
-                        Some(byte) => {
-                            self.deferred = kick;
-                            Some(VmExit::ConsoleOutput(byte))
-                        }
-                        None => kick,
-                    }
+                    self.mmio_done(done)
                 }
                 None if self.retry_fault(syndrome) => None,
                 None => {
@@ -227,6 +248,23 @@ impl Aarch64Vcpu {
                     None
                 }
             },
+        }
+    }
+
+    /// What follows an emulated device access (the PC already past it): the exit the core
+    /// must see, if any.
+    fn mmio_done(&mut self, done: Done) -> Option<VmExit> {
+        if done.kick & 1 << self.vcpu_id != 0 {
+            // A device raised this vCPU's own line: the interface is reloaded.
+            self.sync_gic(false);
+        }
+        let kick = self.kick_others(done.kick);
+        match done.output {
+            Some(byte) => {
+                self.deferred = kick;
+                Some(VmExit::ConsoleOutput(byte))
+            }
+            None => kick,
         }
     }
 

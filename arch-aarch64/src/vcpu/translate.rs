@@ -11,8 +11,12 @@
 //!
 //! `PAR_EL1` is the guest's register too: its value is put back after the walk.
 
+use super::context;
+use crate::{cpu, Stage2Tables};
 use aarch64_cpu::asm::barrier;
 use aarch64_cpu::registers::{HCR_EL2, PAR_EL1, VTTBR_EL2};
+use keel_kernel::arch::Stage2;
+use keel_kernel::mm::GuestPhysAddr;
 use tock_registers::interfaces::{Readable, Writeable};
 
 /// PAR_EL1.F: the translation failed.
@@ -42,4 +46,14 @@ pub fn stage1(vttbr: u64, guest_hcr: u64, gva: u64, write: bool) -> Option<u64> 
     HCR_EL2.set(host_hcr);
     barrier::isb(barrier::SY);
     (par & PAR_FAULT == 0).then_some((par & PAR_PA) | (gva & 0xfff))
+}
+
+/// The loaded vCPU's translation of `gva`: identity while its MMU is off (SCTLR_EL1.M
+/// clear), else [`stage1`].
+pub fn gva(vttbr: u64, hcr: u64, gva: u64, write: bool) -> Option<GuestPhysAddr> {
+    const SCTLR_M: u64 = 1;
+    if context::live_sctlr(cpu::vhe()) & SCTLR_M == 0 {
+        return (gva >> Stage2Tables::ipa_bits() == 0).then_some(GuestPhysAddr(gva));
+    }
+    stage1(vttbr, hcr, gva, write).map(GuestPhysAddr)
 }

@@ -159,6 +159,12 @@ impl CpuInterface {
     /// maintenance condition holds (an EOI of a list register that asked for one, such
     /// as the event upcall's): it completed nothing the model must learn of. Two register
     /// reads (`ICH_ELRSR_EL2`, `ICH_MISR_EL2` / `GICH_ELRSR0`, `GICH_MISR`).
+    /// The GIC version it drives.
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    #[inline]
     pub fn may_stay_loaded(&self) -> bool {
         if self.overflow {
             return false;

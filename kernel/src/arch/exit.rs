@@ -59,4 +59,9 @@ pub enum VmExit {
     /// The guest wrote `byte` to its emulated console UART; the core adds
     /// it to the domain's console output, which is printed line by line, tagged.
     ConsoleOutput(u8),
+    /// The backend's fast path had the core answer a hypercall
+    /// ([`FastPath::hypercall`](super::FastPath::hypercall)), whose result is in place,
+    /// and the core has work before the next entry ([`FastAnswer::Exit`](super::FastAnswer::Exit)).
+    /// Nothing else happened.
+    Answered,
 }

@@ -9,6 +9,7 @@
 mod cpu;
 mod domain;
 mod exit;
+mod fast;
 mod guest;
 mod irq;
 mod loader;
@@ -20,6 +21,7 @@ mod vcpu;
 pub use cpu::{CpuId, CpuOps, ExitStatus, PowerOffPath};
 pub use domain::{DomainInit, DomainServices, GuestDomain};
 pub use exit::{MemoryAccess, VmExit};
+pub use fast::{FastAnswer, FastPath};
 pub use guest::{GuestAbi, VcpuTranslation};
 pub use irq::{InterruptController, IrqNumber};
 pub use loader::{BootEntry, GuestLoader, LoadError, LoadRequest};

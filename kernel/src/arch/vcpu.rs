@@ -1,6 +1,6 @@
 //! Virtual CPUs.
 
-use super::{GuestDomain, SpaceId, VmExit};
+use super::{FastPath, GuestDomain, SpaceId, VmExit};
 use crate::addr::{GuestPhysAddr, PhysAddr};
 use alloc::sync::Arc;
 
@@ -154,6 +154,14 @@ pub trait Vcpu: Sized + Send {
     fn put(&mut self);
     /// Runs guest code until the next exit the core must see.
     fn run(&mut self) -> VmExit;
+    /// As [`Vcpu::run`], and a hypercall may be answered by `fast` without returning:
+    /// the backend passes it the arguments ([`Vcpu::hypercall_args`]) and a translation
+    /// of the guest's virtual addresses as [`Vcpu::translate_gva`] makes it, and does what
+    /// the [`FastAnswer`](super::FastAnswer) says. The default ignores `fast`.
+    fn run_fast(&mut self, fast: &dyn FastPath) -> VmExit {
+        let _ = fast;
+        self.run()
+    }
     /// The arguments of the hypercall that caused the last [`VmExit::Hypercall`].
     fn hypercall_args(&self) -> HypercallArgs;
     /// Sets the hypercall's return value in the convention's result register.

@@ -45,7 +45,7 @@ pub struct Call<'c, 'h, A: Arch> {
     /// The translation the caller's pointers go through.
     pub translate: &'c dyn GuestTranslate,
     /// Arguments 1..5.
-    pub args: [u64; 5],
+    pub args: &'c [u64; 5],
     /// The caller runs 32-bit x86 code (Xen's compat layouts).
     pub compat: bool,
 }
@@ -106,6 +106,7 @@ fn physdev_op<A: Arch>(_c: &Call<'_, '_, A>) -> HcResult {
 impl<'h, A: Arch> Hypervisor<'h, A> {
     /// Handles hypercall `call` made by `vcpu` of `domain`, whose virtual addresses
     /// `translate` resolves; returns the value for the result register.
+    #[inline]
     pub fn hypercall(
         &self,
         domain: &Arc<Domain<A>>,
@@ -119,7 +120,7 @@ impl<'h, A: Arch> Hypervisor<'h, A> {
             return Errno::EINVAL.to_return();
         }
         let guest = GuestVirt::new(&domain.mm, translate);
-        let c = Call { hv: self, domain, vcpu, guest, translate, args: call.args, compat: call.compat };
+        let c = Call { hv: self, domain, vcpu, guest, translate, args: &call.args, compat: call.compat };
         match handler(&c) {
             Ok(v) => v,
             Err(e) => e.to_return(),

@@ -24,12 +24,22 @@ fn field<const N: usize>(s: &str) -> [u8; N] {
     out
 }
 
-/// `xen_version(cmd, arg)`.
+/// `xen_version(cmd, arg)`. The sub-ops that only return a value (guests' null
+/// hypercall is `XENVER_version`) are answered without the others' stack frame.
 pub fn xen_version<A: Arch>(c: &Call<'_, '_, A>) -> HcResult {
-    let arg = c.args[1];
-    let arch = c.domain.layout().arch;
     match c.arg32(0) as u64 {
         XENVER_VERSION => Ok(XEN_VERSION_REPORTED.packed() as u64),
+        XENVER_PAGESIZE => Ok(4096),
+        cmd => xen_version_info(c, cmd),
+    }
+}
+
+/// The sub-ops of `xen_version` that read or write guest memory.
+#[inline(never)]
+fn xen_version_info<A: Arch>(c: &Call<'_, '_, A>, cmd: u64) -> HcResult {
+    let arg = c.args[1];
+    let arch = || c.domain.layout().arch;
+    match cmd {
         XENVER_EXTRAVERSION => write_str(c, arg, XEN_EXTRAVERSION, EXTRAVERSION_LEN),
         XENVER_COMPILE_INFO => {
             let info = XenCompileInfo {
@@ -42,7 +52,7 @@ pub fn xen_version<A: Arch>(c: &Call<'_, '_, A>) -> HcResult {
             Ok(0)
         }
         XENVER_CAPABILITIES => {
-            let caps = match arch {
+            let caps = match arch() {
                 GuestArch::X86_64 => "hvm-3.0-x86_64",
                 GuestArch::Aarch64 => "xen-3.0-aarch64",
             };
@@ -63,7 +73,7 @@ pub fn xen_version<A: Arch>(c: &Call<'_, '_, A>) -> HcResult {
             if fi.submap_idx != 0 {
                 return Err(Errno::EINVAL);
             }
-            let base = match arch {
+            let base = match arch() {
                 GuestArch::X86_64 => FEATURES_X86_64,
                 GuestArch::Aarch64 => FEATURES_AARCH64,
             };
@@ -74,7 +84,6 @@ pub fn xen_version<A: Arch>(c: &Call<'_, '_, A>) -> HcResult {
             c.guest.write_struct(arg, &fi)?;
             Ok(0)
         }
-        XENVER_PAGESIZE => Ok(4096),
         XENVER_GUEST_HANDLE => {
             c.guest.write(arg, &c.domain.config().handle)?;
             Ok(0)

@@ -39,6 +39,8 @@ std::thread_local! {
     static ACCESSES: Cell<u64> = const { Cell::new(0) };
     static BREAK_RESULTS: Cell<bool> = const { Cell::new(false) };
     static LATCH_UPCALL: Cell<bool> = const { Cell::new(true) };
+    static FAST_PATH: Cell<bool> = const { Cell::new(true) };
+    static FAST_ANSWERS: Cell<u64> = const { Cell::new(0) };
 }
 
 /// The mock architecture.
@@ -86,6 +88,18 @@ pub fn break_hypercall_results(on: bool) {
 /// as the arm64 backend does (the default), or have it set before every entry.
 pub fn latch_upcall(on: bool) {
     LATCH_UPCALL.with(|b| b.set(on));
+}
+
+/// Whether mock vCPUs answer hypercalls through the core's fast path
+/// ([`Vcpu::run_fast`](crate::arch::Vcpu::run_fast)), as the arm64 backend does (the
+/// default), or report every one as an exit.
+pub fn fast_path(on: bool) {
+    FAST_PATH.with(|b| b.set(on));
+}
+
+/// Number of hypercalls the core answered on mock vCPUs' fast path on this thread.
+pub fn fast_answers() -> u64 {
+    FAST_ANSWERS.with(Cell::get)
 }
 
 /// Number of host-memory operations (reads, writes, atomics) on this thread: a

@@ -3,10 +3,10 @@
 //! run, put) checked by assertions.
 
 use super::isa::{Insn, PlatformCall};
-use super::{sim, MockArch, MockDomain, MockMemory, BREAK_RESULTS, FLUSHES, LATCH_UPCALL};
+use super::{sim, MockArch, MockDomain, MockMemory, BREAK_RESULTS, FAST_ANSWERS, FAST_PATH, FLUSHES, LATCH_UPCALL};
 use crate::arch::{
-    CpuId, HostMemory, HypercallArgs, MemType, MemoryAccess, StartResult, UpcallRoute, Vcpu, VcpuError, VcpuInit,
-    VmExit,
+    CpuId, FastAnswer, FastPath, HostMemory, HypercallArgs, MemType, MemoryAccess, StartResult, UpcallRoute, Vcpu,
+    VcpuError, VcpuInit, VcpuTranslation, VmExit,
 };
 use crate::domain::ShutdownReason;
 use crate::mm::{bytes_to_page_end, translate, GuestPhysAddr, PhysAddr, PAGE_SIZE};
@@ -241,6 +241,25 @@ impl Vcpu for MockVcpu {
             }
             if let Some(exit) = self.step() {
                 return exit;
+            }
+        }
+    }
+
+    /// As `run`, answering hypercalls through `fast` as a backend's fast path does (unless
+    /// the thread turned it off with [`fast_path`](super::fast_path)).
+    fn run_fast(&mut self, fast: &dyn FastPath) -> VmExit {
+        loop {
+            let exit = self.run();
+            if exit != VmExit::Hypercall || !FAST_PATH.with(Cell::get) {
+                return exit;
+            }
+            let translate = VcpuTranslation(&*self);
+            let answer = fast.hypercall(&self.hypercall_args(), &translate);
+            let (FastAnswer::Resume(value) | FastAnswer::Exit(value)) = answer else { return exit };
+            FAST_ANSWERS.with(|n| n.set(n.get() + 1));
+            self.set_hypercall_result(value);
+            if answer != FastAnswer::Resume(value) {
+                return VmExit::Answered;
             }
         }
     }

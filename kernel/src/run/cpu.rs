@@ -130,7 +130,7 @@ impl<'m, 'a, A: Arch> CpuLoop<'m, 'a, A> {
         if work.contains(Work::UPCALL) && hooks.take_some_work(self.cpu, Work::UPCALL).contains(Work::UPCALL) {
             self.refresh_upcall();
         }
-        let exit = self.current.as_mut()?.vcpu.run();
+        let exit = self.run_current()?;
         self.handle_exit(exit);
         Some(Step::Ran)
     }
@@ -182,8 +182,9 @@ impl<'m, 'a, A: Arch> CpuLoop<'m, 'a, A> {
         };
         let (domain, v) = (&cur.guest.domain, cur.key.vcpu);
         cur.vcpu.set_event_upcall(domain.upcall_pending(v), domain.upcall_route(v));
-        let exit = cur.vcpu.run();
-        self.handle_exit(exit);
+        if let Some(exit) = self.run_current() {
+            self.handle_exit(exit);
+        }
         Step::Ran
     }
 

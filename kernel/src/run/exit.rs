@@ -34,6 +34,7 @@ impl<A: Arch> CpuLoop<'_, '_, A> {
                     | VmExit::ConsoleOutput(_)
                     | VmExit::UpcallAck
                     | VmExit::Interrupt
+                    | VmExit::Answered
             );
         match exit {
             VmExit::Interrupt => self.handle_interrupts(),
@@ -73,7 +74,8 @@ impl<A: Arch> CpuLoop<'_, '_, A> {
         let hv = &self.m.hv;
         let (d, v) = (&cur.guest.domain, cur.key.vcpu);
         match exit {
-            VmExit::Hypercall | VmExit::Interrupt => {}
+            // Answered: the hypercall was handled on the fast path; its work is pending.
+            VmExit::Hypercall | VmExit::Interrupt | VmExit::Answered => {}
             // Xen's WFI/HLT: block unless an event upcall (or a virtual interrupt) is
             // pending, until the guest's own timer fires at the latest.
             VmExit::Halt => hv.halt(d, v, cur.vcpu.halt_deadline()),

@@ -29,6 +29,7 @@ mod build;
 mod cpu;
 mod create;
 mod exit;
+mod fast;
 mod guests;
 mod hooks;
 mod input;

@@ -50,6 +50,34 @@ fn an_event_reaches_a_vcpu_that_only_makes_hypercalls() {
     assert_eq!(lines_of(1).last().map(|s| s.as_str()), Some(SEEN));
 }
 
+/// A vCPU whose hypercalls the fast path answers still loses its CPU at its slice's
+/// end: two spinners that make nothing but null hypercalls share one CPU and both get
+/// to print `ready`.
+#[test]
+fn two_vcpus_that_only_make_fast_hypercalls_share_one_cpu() {
+    let mut w = World::new(1);
+    let answered = crate::mock::fast_answers();
+    w.boot(&describe(&[Guest::new("one", upcall_spinner()), Guest::new("two", upcall_spinner())]));
+    let both = w.run_until(500_000_000, |_| !lines_of(1).is_empty() && !lines_of(2).is_empty());
+    assert!(both, "{:?} {:?}", lines_of(1), lines_of(2));
+    assert!(crate::mock::fast_answers() > answered + 1000, "the spinners' calls took the fast path");
+    assert!(crate::mock::sim::loads() >= 2, "the CPU switched between them");
+}
+
+/// Without the fast path (every hypercall an exit to the loop), as a backend may run.
+#[test]
+fn an_event_reaches_a_vcpu_that_only_makes_hypercalls_without_the_fast_path() {
+    crate::mock::fast_path(false);
+    let answered = crate::mock::fast_answers();
+    let mut w = spinning(1, false, 100);
+    send_upcall(&w, 0);
+    let ends = w.run(50_000_000);
+    crate::mock::fast_path(true);
+    assert!(ends[0].is_clean(), "{ends:?}");
+    assert_eq!(lines_of(1).last().map(|s| s.as_str()), Some(SEEN));
+    assert_eq!(crate::mock::fast_answers(), answered);
+}
+
 #[test]
 fn a_timer_armed_by_a_hypercall_fires_while_the_vcpu_only_makes_hypercalls() {
     let mut w = World::new(1);
@@ -64,17 +92,21 @@ proptest! {
 
     /// Over interleavings of the spinner's exits with an event sent from either CPU at
     /// any step, on one or two CPUs, with or without another domain taking timer and
-    /// scheduling work: the event is never lost (the spinner would spin for ever).
+    /// scheduling work, with hypercalls answered on the fast path or not: the event is
+    /// never lost (the spinner would spin for ever).
     #[test]
     fn an_event_sent_at_any_step_from_any_cpu_is_never_lost(
         cpus in 1usize..=2,
         from in 0u32..2,
         after in 0u64..400,
         noise in any::<bool>(),
+        fast in any::<bool>(),
     ) {
+        crate::mock::fast_path(fast);
         let mut w = spinning(cpus, noise, after);
         send_upcall(&w, from % cpus as u32);
         let ends = w.run(200_000_000);
+        crate::mock::fast_path(true);
         prop_assert!(ends.iter().all(|e| e.is_clean()), "{:?}", ends);
         let lines = lines_of(1);
         prop_assert_eq!(lines.last().map(|s| s.as_str()), Some(SEEN));
