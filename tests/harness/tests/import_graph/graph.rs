@@ -1,7 +1,7 @@
 //! The graph of a crate's files: nodes, arrows resolved through the module tree and
 //! `pub use` re-exports, and its strongly connected sets.
 
-use crate::source::{expand, inline_crate_paths, strip, use_trees, without_test_modules};
+use crate::source::{expand, inline_paths, strip, use_trees, without_test_modules};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -34,14 +34,15 @@ impl Graph {
                 for (path, alias) in expand(&tree) {
                     let Some(p) = absolute(&module, &path) else { continue };
                     if public {
-                        graph.reexports.entry(f.clone()).or_default().push((alias, p.clone()));
-                    }
-                    if path.first().map(String::as_str) == Some("crate") {
+                        // A re-export hands a name on: whoever names it is resolved through
+                        // to the defining file, and the re-exporting file gets no arrow.
+                        graph.reexports.entry(f.clone()).or_default().push((alias, p));
+                    } else {
                         abs.push(p);
                     }
                 }
             }
-            abs.extend(inline_crate_paths(&text));
+            abs.extend(inline_paths(&text).iter().filter_map(|p| absolute(&module, p)));
             paths.insert(f.clone(), abs);
         }
         for (f, list) in paths {
