@@ -8,9 +8,8 @@
 //! understood, tested or moved one at a time. A parent that uses a child while the child
 //! uses an item the parent defines is such a circle too.
 //!
-//! `keel-kernel`, `keel-abi`, the toolstack and the xenstore crates must have none. The backends' circles that predate this
-//! test are listed in [`KNOWN`] (they are printed on every run): a circle with a file that
-//! is not listed there fails.
+//! No crate may have one, except the circle listed in [`KNOWN`] (printed on every run): a
+//! circle with a file that is not listed there fails.
 
 mod graph;
 mod source;
@@ -20,20 +19,13 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::path::Path;
 
-/// Files (relative to the crate's `src/`) allowed in a circle for now, per crate. The
-/// backends' `cpu.rs` is both a leaf and a composition point (docs/architecture.md); until
-/// it is split, its circle is tolerated but may not grow.
+/// Files (relative to the crate's `src/`) allowed in a circle for now, per crate. The x86
+/// vCPU's shared state (`Common`, `extension()`) lives in `vcpu/mod.rs`, and `emulate.rs`
+/// is both the exit dispatcher and the guest-CPU helpers that the MMIO and interrupt
+/// emulation use; until they are split, the circle is tolerated but may not grow.
 const KNOWN: &[(&str, &[&str])] = &[(
     "arch-x86_64",
     &[
-        "acpi.rs",
-        "boot.rs",
-        "cpu.rs",
-        "exceptions.rs",
-        "irq/mod.rs",
-        "power.rs",
-        "smp.rs",
-        "timer.rs",
         "vcpu/emulate.rs",
         "vcpu/interrupts.rs",
         "vcpu/mmio/execute.rs",
