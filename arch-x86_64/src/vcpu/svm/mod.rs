@@ -176,7 +176,7 @@ impl SvmVcpu {
         let virt = &cpu::this_cpu().virt;
         let host_save = virt.host_save();
         loop {
-            super::pvclock::Pvclock::refresh(common);
+            common.pvclock.refresh(&common.domain, common.vcpu_id);
             interrupts::prepare_entry(self, common);
             if let Some(report) = common.reports.pop_front() {
                 return report;

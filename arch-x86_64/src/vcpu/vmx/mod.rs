@@ -176,7 +176,7 @@ impl VmxVcpu {
         }
         self.flush_if_stale();
         loop {
-            super::pvclock::Pvclock::refresh(common);
+            common.pvclock.refresh(&common.domain, common.vcpu_id);
             interrupts::prepare_entry(self, common);
             if let Some(report) = common.reports.pop_front() {
                 return report;
