@@ -23,7 +23,7 @@ pub mod gdt;
 pub mod irq;
 pub mod loader;
 pub mod memory;
-pub mod paging;
+pub mod mmu;
 pub mod power;
 pub mod probe;
 pub mod regs;

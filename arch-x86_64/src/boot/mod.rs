@@ -7,7 +7,7 @@
 mod memory_map;
 pub mod multiboot2;
 
-use crate::{acpi, console, cpu, exceptions, gdt, irq, paging, regs, timer, vcpu};
+use crate::{acpi, console, cpu, exceptions, gdt, irq, mmu, regs, timer, vcpu};
 use core::fmt;
 use core::sync::atomic::{AtomicBool, Ordering};
 use keel_kernel::arch::ExitStatus;
@@ -16,7 +16,7 @@ use keel_kernel::mm::Region;
 use spin::Once;
 use x86_64::structures::tss::TaskStateSegment;
 
-core::arch::global_asm!(include_str!("boot/entry.s"), options(att_syntax));
+core::arch::global_asm!(include_str!("entry.s"), options(att_syntax));
 
 extern "Rust" {
     /// The platform's entry into the portable core.
@@ -92,7 +92,7 @@ extern "sysv64" fn keel_boot_main(magic: u32, info_addr: u32) -> ! {
     }
     let lapic_mode = irq::lapic::select_mode(features.x2apic);
     let mut plan = memory_map::plan(&tags, acpi, lapic_mode).unwrap_or_else(|e| fatal(format_args!("{e}; stopping")));
-    let cr3 = paging::build_and_load(&mut plan.free, plan.mapped.as_slice(), features.huge_1g, features.nx);
+    let cr3 = mmu::build_and_load(&mut plan.free, plan.mapped.as_slice(), features.huge_1g, features.nx);
     crate::smp::set_boot_state(plan.trampoline, cr3);
 
     irq::init_boot_cpu(acpi.map(|a| a.ioapics()).unwrap_or(&[]).iter().copied(), acpi.is_none_or(|a| a.pcat_compat));
