@@ -32,6 +32,9 @@ impl Graph {
             let mut abs = Vec::new();
             for (public, tree) in use_trees(&text) {
                 for (path, alias) in expand(&tree) {
+                    if !graph.names_crate_item(&module, &path) {
+                        continue;
+                    }
                     let Some(p) = absolute(&module, &path) else { continue };
                     if public {
                         // A re-export hands a name on: whoever names it is resolved through
@@ -50,6 +53,19 @@ impl Graph {
             graph.edges.insert(f, targets);
         }
         graph
+    }
+
+    /// Whether `path`, written in `module`, names something of this crate: it starts at
+    /// `crate`, `self` or `super`, or at a child module (otherwise it names another crate).
+    fn names_crate_item(&self, module: &[String], path: &[String]) -> bool {
+        match path.first().map(String::as_str) {
+            None => false,
+            Some("crate" | "self" | "super") => true,
+            Some(first) => {
+                let child: Vec<&str> = module.iter().map(String::as_str).chain([first]).collect();
+                self.modules.contains_key(&child.join("::"))
+            }
+        }
     }
 
     /// The file defining the item at absolute path `p` (segments after `crate`).
