@@ -8,14 +8,13 @@
 
 mod console;
 mod hooks;
-mod shutdown;
 mod table;
 mod vcpu;
 mod watchdog;
 
 pub use console::{sanitise, ConsoleBuffers, Output as ConsoleOutput};
 pub use hooks::{Hooks, NoHooks};
-pub use shutdown::ShutdownReason;
+pub use keel_abi::sched::ShutdownReason;
 pub use table::DomainTable;
 pub use vcpu::{Periodic, Poll, RunState, VcpuState};
 pub use watchdog::{Expired, Watchdogs};
