@@ -16,8 +16,8 @@ use keel_kernel::arch::{BootEntry, GuestAbi, GuestLoader, LoadError, LoadRequest
 use keel_kernel::config::Module;
 use keel_kernel::domain::Domain;
 use keel_kernel::gzip;
+use keel_kernel::mm::FRAME_POOL;
 use keel_kernel::mm::{GuestPhysAddr, PhysAddr, Region, PAGE_SIZE};
-use keel_kernel::start::FRAME_POOL;
 
 impl GuestAbi for Aarch64 {
     const LAYOUT: &'static GuestLayout = &AARCH64;

@@ -21,8 +21,8 @@ use crate::cpu;
 use capabilities::Capabilities;
 use instructions::vmread;
 use keel_kernel::arch::{HypercallArgs, VcpuError, VcpuInit, VmExit};
+use keel_kernel::mm::FRAME_POOL;
 use keel_kernel::mm::{PhysAddr, PAGE_SIZE};
-use keel_kernel::start::FRAME_POOL;
 
 /// EPTP: write-back paging structures, 4-level walk (SDM 25.6.11).
 const EPTP_WB_4_LEVEL: u64 = 6 | (3 << 3);
