@@ -1,15 +1,16 @@
-//! The physical CPU at EL2: VHE or nVHE, the per-CPU EL2 register state, and
-//! [`CpuOps`] (identity, idling, secondary start-up, power-off).
+//! The physical CPU at EL2: VHE or nVHE, the per-CPU EL2 register state, the CPU's
+//! identity (index, MPIDR) and idling. A leaf: starting other CPUs and powering off stand
+//! above it (`smp.rs`, `power.rs`).
 //!
 //! State here is kept in atomics that are only loaded and stored (never read-modify-
 //! write), so it works with the MMU off, where exclusive accesses are not reliable.
 
+use crate::dt::MAX_CPUS;
 use crate::regs::{HcrxEl2, HstrEl2, PmcrEl0, VpidrEl2, PMCR_EL0};
-use crate::{boot, console, psci, semihosting, smp, stage2};
 use aarch64_cpu::asm::{self, barrier};
 use aarch64_cpu::registers::*;
-use core::sync::atomic::{AtomicBool, Ordering::Relaxed};
-use keel_kernel::arch::{CpuId, CpuOps, ExitStatus, PowerOffPath};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering, Ordering::Relaxed};
+use keel_kernel::arch::CpuId;
 use tock_registers::interfaces::{Readable, Writeable};
 
 /// SCTLR_EL2 bits that must be 1 (also valid in the E2H layout): MMU and caches off.
@@ -57,9 +58,9 @@ pub fn host_hcr() -> u64 {
     (common + mode).value
 }
 
-/// Sets this CPU's EL2 control registers: HCR, traps, counters, stage 2 off. Runs on
-/// every CPU before its MMU is on.
-pub fn init_el2() {
+/// Sets this CPU's EL2 control registers: HCR, traps, counters, stage 2 off with `vtcr`
+/// as its translation control. Runs on every CPU before its MMU is on.
+pub fn init_el2(vtcr: u64) {
     HCR_EL2.set(host_hcr());
     barrier::isb(barrier::SY);
     // Floating point and SIMD are not trapped (Keel itself never uses them); SVE and SME
@@ -95,7 +96,7 @@ pub fn init_el2() {
     CNTHP_CTL_EL2.set(0);
     clear_optional_traps();
     VTTBR_EL2.set(0);
-    VTCR_EL2.set(stage2::vtcr());
+    VTCR_EL2.set(vtcr);
     VpidrEl2.set(MIDR_EL1.get());
     VMPIDR_EL2.set(MPIDR_EL1.get());
     barrier::isb(barrier::SY);
@@ -130,53 +131,23 @@ pub fn mpidr_affinity() -> u64 {
     MPIDR_EL1.get() & 0xff_00ff_ffff
 }
 
-/// Processor control for the calling CPU.
+/// Processor control for the calling CPU; [`CpuOps`](keel_kernel::arch::CpuOps) is implemented where the backend
+/// is composed (`machine.rs`), from [`current`], [`halt`] and the start-up and power-off
+/// paths above this module.
 pub struct Cpu;
 
-impl CpuOps for Cpu {
-    fn current() -> CpuId {
-        if !at_el2() {
-            return CpuId(0);
-        }
-        CpuId(TPIDR_EL2.get() as u32)
+/// The calling CPU's index (0 until Keel runs at EL2 and has set it).
+pub fn current() -> CpuId {
+    if !at_el2() {
+        return CpuId(0);
     }
-
-    fn halt() {
-        barrier::dsb(barrier::SY);
-        asm::wfi();
-    }
-
-    fn start_secondaries(entry: fn(CpuId) -> !) -> u32 {
-        smp::start_secondaries(entry)
-    }
-
-    fn power_off(path: PowerOffPath, status: ExitStatus) -> ! {
-        power_off(path, status)
-    }
+    CpuId(TPIDR_EL2.get() as u32)
 }
 
-/// Powers off: semihosting `SYS_EXIT` with the status for [`PowerOffPath::TestDevice`],
-/// else (or if semihosting is absent) PSCI `SYSTEM_OFF`; parks the CPU if both fail.
-pub fn power_off(path: PowerOffPath, status: ExitStatus) -> ! {
-    // Before the core has read the command line, its options are defaults; boot knows.
-    let path = if boot::core_started() { path } else { boot::failure_exit_path() };
-    console::flush();
-    if path == PowerOffPath::TestDevice {
-        semihosting::exit(if status == ExitStatus::Success { 0 } else { 1 });
-    }
-    let err = psci::system_off();
-    let cpu = Cpu::current();
-    match psci::conduit() {
-        Some(c) => console::emergency(format_args!(
-            "[ERROR {cpu}] cannot power off: PSCI SYSTEM_OFF over {} failed: {err}; halting this CPU",
-            c.name()
-        )),
-        None => console::emergency(format_args!(
-            "[ERROR {cpu}] cannot power off: the device tree names no PSCI conduit; halting this CPU"
-        )),
-    }
-    console::flush();
-    park()
+/// Waits for an interrupt.
+pub fn halt() {
+    barrier::dsb(barrier::SY);
+    asm::wfi();
 }
 
 /// Stops this CPU for good.
@@ -184,6 +155,25 @@ pub fn park() -> ! {
     loop {
         asm::wfi();
     }
+}
+
+/// MPIDR affinity of each logical CPU (index = `CpuId`).
+static MPIDR: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(u64::MAX) }; MAX_CPUS];
+
+/// Records the calling CPU as the boot CPU, CPU 0.
+pub fn record_boot_cpu() {
+    MPIDR[0].store(mpidr_affinity(), Ordering::Release);
+}
+
+/// Records (or with `None`, forgets) the MPIDR affinity of logical CPU `index`.
+pub fn record_mpidr(index: usize, mpidr: Option<u64>) {
+    MPIDR[index].store(mpidr.unwrap_or(u64::MAX), Ordering::Release);
+}
+
+/// The MPIDR affinity of logical CPU `cpu`, if it was started.
+pub fn mpidr_of(cpu: CpuId) -> Option<u64> {
+    let v = MPIDR.get(cpu.0 as usize)?.load(Ordering::Acquire);
+    (v != u64::MAX).then_some(v)
 }
 
 /// The hardware's ID register `op0 = 3, op1 = 0, CRn = 0, CRm = crm, op2 = op2` (`crm` in

@@ -8,7 +8,7 @@
 
 use crate::cpu::{self, Cpu};
 use crate::dt::MAX_CPUS;
-use crate::{console, psci, semihosting, vcpu};
+use crate::{console, power, psci, semihosting, vcpu};
 use aarch64_cpu::registers::{ESR_EL2, FAR_EL2, HPFAR_EL2};
 use core::mem::{offset_of, size_of};
 use core::sync::atomic::{AtomicU32, Ordering::Relaxed};
@@ -135,7 +135,7 @@ fn report(frame: &TrapFrame, slot: u64, esr: u64) -> ! {
         ));
     }
     p(format_args!("x28 {:#018x}  x29 {:#018x}  x30 {:#018x}  sp  {:#018x}", x[28], x[29], x[30], frame.sp));
-    cpu::power_off(keel_kernel::start::options().power_off, ExitStatus::Failure)
+    power::power_off(keel_kernel::start::options().power_off, ExitStatus::Failure)
 }
 
 /// A short name for an exception class.

@@ -33,6 +33,7 @@ hardware!(
     machine,
     memory,
     mmu,
+    power,
     psci,
     regs,
     semihosting,

@@ -1,10 +1,12 @@
-//! The architecture: [`Arch`] over the hardware modules, and the hypercall probe guest.
+//! The architecture composed: [`Arch`] and [`CpuOps`] over the hardware modules (the one
+//! module that ties CPU identity to secondary start-up and power-off), and the hypercall
+//! probe guest.
 
-use crate::{boot, console, cpu, irq, psci, Aarch64Domain, Aarch64Vcpu, Cpu, GenericTimer, Gic, HostRam, Stage2Tables};
+use crate::{console, cpu, dt, irq, power, psci, smp, Aarch64Domain, Aarch64Vcpu, Cpu, GenericTimer, Gic, HostRam, Stage2Tables};
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
-use keel_kernel::arch::{Arch, IrqNumber, Stage2};
+use keel_kernel::arch::{Arch, CpuId, CpuOps, ExitStatus, IrqNumber, PowerOffPath, Stage2};
 
 /// `XENVER_version`: the `xen_version` sub-command the probe calls.
 const XENVER_VERSION: u64 = 0;
@@ -21,6 +23,24 @@ extern "C" {
     static keel_probe_guest_end: u8;
 }
 
+impl CpuOps for Cpu {
+    fn current() -> CpuId {
+        cpu::current()
+    }
+
+    fn halt() {
+        cpu::halt()
+    }
+
+    fn start_secondaries(entry: fn(CpuId) -> !) -> u32 {
+        smp::start_secondaries(entry)
+    }
+
+    fn power_off(path: PowerOffPath, status: ExitStatus) -> ! {
+        power::power_off(path, status)
+    }
+}
+
 /// The arm64 architecture.
 pub struct Aarch64;
 
@@ -35,7 +55,7 @@ impl Arch for Aarch64 {
     type Vcpu = Aarch64Vcpu;
 
     fn facts() -> Vec<(&'static str, String)> {
-        let platform = boot::platform();
+        let platform = dt::platform();
         let list_registers = match irq::list_registers() {
             Ok(n) => n.to_string(),
             Err(why) => why.to_string(),

@@ -10,7 +10,7 @@ use crate::{cache, cpu};
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use keel_kernel::arch::HostMemory;
 use keel_kernel::mm::PhysAddr;
-use keel_kernel::start::FRAME_POOL;
+use keel_kernel::mm::FRAME_POOL;
 
 pub struct HostRam;
 

@@ -3,10 +3,9 @@
 
 use crate::dt::MAX_CPUS;
 use crate::mmu::{self, MmuConfig};
-use crate::{boot, cache, cpu, irq, psci, vgic};
+use crate::{cache, cpu, dt, irq, psci, stage2, vgic};
 use alloc::boxed::Box;
 use alloc::vec;
-use core::sync::atomic::{AtomicU64, Ordering};
 use keel_kernel::arch::{CpuId, InterruptController};
 
 /// Stack of each secondary CPU.
@@ -24,28 +23,14 @@ pub struct SecondaryBoot {
     pub entry: fn(CpuId) -> !,
 }
 
-/// MPIDR affinity of each logical CPU (index = `CpuId`).
-static MPIDR: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(u64::MAX) }; MAX_CPUS];
-
 extern "C" {
     fn keel_secondary_entry();
     static keel_el2_vectors: u8;
 }
 
-/// Records the boot CPU as CPU 0.
-pub fn record_boot_cpu() {
-    MPIDR[0].store(cpu::mpidr_affinity(), Ordering::Release);
-}
-
-/// The MPIDR affinity of logical CPU `cpu`, if it was started.
-pub fn mpidr_of(cpu: CpuId) -> Option<u64> {
-    let v = MPIDR.get(cpu.0 as usize)?.load(Ordering::Acquire);
-    (v != u64::MAX).then_some(v)
-}
-
 /// Starts every other CPU of the device tree; returns how many `CPU_ON` calls succeeded.
 pub fn start_secondaries(entry: fn(CpuId) -> !) -> u32 {
-    let platform = boot::platform();
+    let platform = dt::platform();
     let Some(conduit) = psci::conduit() else {
         log::warn!("no PSCI in the device tree: secondary CPUs stay off");
         return 0;
@@ -74,7 +59,7 @@ pub fn start_secondaries(entry: fn(CpuId) -> !) -> u32 {
             mmu: *mmu::config(),
             entry,
         });
-        MPIDR[index].store(mpidr, Ordering::Release);
+        cpu::record_mpidr(index, Some(mpidr));
         let context = &*boot as *const SecondaryBoot as usize;
         cache::clean_to_poc(context, core::mem::size_of::<SecondaryBoot>());
         match psci::cpu_on(mpidr, keel_secondary_entry as *const () as usize, context) {
@@ -85,7 +70,7 @@ pub fn start_secondaries(entry: fn(CpuId) -> !) -> u32 {
                 started += 1;
             }
             Err(e) => {
-                MPIDR[index].store(u64::MAX, Ordering::Release);
+                cpu::record_mpidr(index, None);
                 log::warn!("CPU with MPIDR {mpidr:#x}: PSCI CPU_ON over {} failed: {e}", conduit.name());
             }
         }
@@ -96,7 +81,7 @@ pub fn start_secondaries(entry: fn(CpuId) -> !) -> u32 {
 /// First Rust code of a secondary CPU: MMU on, on its own stack, at EL2.
 #[no_mangle]
 extern "C" fn keel_secondary_main(boot: &'static SecondaryBoot) -> ! {
-    cpu::init_el2();
+    cpu::init_el2(stage2::vtcr());
     irq::Gic::init_cpu();
     vgic::init_cpu();
     (boot.entry)(CpuId(boot.cpu as u32))

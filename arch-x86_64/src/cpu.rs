@@ -1,12 +1,14 @@
-//! Processor identity, features and per-CPU state, and [`CpuOps`].
+//! Processor identity, features, per-CPU state and idling. A leaf: starting other CPUs
+//! and powering off stand above it (`smp.rs`, `power.rs`).
 //!
 //! Every CPU's GS base points at its [`PerCpu`] block, so the logical CPU index is one
 //! load (`gs:[0]`). The boot CPU's block is static; secondaries get theirs from the heap.
 
+use crate::irq::per_cpu::CpuIrq;
 use crate::regs::{self, cpuid};
+use crate::vcpu::per_cpu::CpuVirt;
 use core::arch::asm;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicUsize, Ordering};
-use keel_kernel::arch::{CpuId, CpuOps, ExitStatus, PowerOffPath};
 use spin::Once;
 
 /// The most CPUs Keel starts; further MADT entries are ignored (with a warning).
@@ -81,9 +83,9 @@ pub struct PerCpu {
     /// Set while this CPU reports a fatal exception (a second one powers off at once).
     pub in_fatal: AtomicBool,
     /// Hardware-virtualisation state of this CPU.
-    pub virt: crate::vcpu::CpuVirt,
+    pub virt: CpuVirt,
     /// Interrupts taken but not yet acknowledged.
-    pub irq: crate::irq::CpuIrq,
+    pub irq: CpuIrq,
 }
 
 const _: () = assert!(core::mem::offset_of!(PerCpu, index) == 0);
@@ -96,8 +98,8 @@ impl PerCpu {
             apic_id: AtomicU32::new(u32::MAX),
             self_addr: AtomicUsize::new(0),
             in_fatal: AtomicBool::new(false),
-            virt: crate::vcpu::CpuVirt::new(),
-            irq: crate::irq::CpuIrq::new(),
+            virt: CpuVirt::new(),
+            irq: CpuIrq::new(),
         }
     }
 
@@ -154,26 +156,15 @@ pub fn cpu(index: u32) -> Option<&'static PerCpu> {
     (!p.is_null()).then(|| unsafe { &*p })
 }
 
-/// Processor control (see [`CpuOps`]).
+/// Processor control: [`CpuOps`](keel_kernel::arch::CpuOps), implemented where the
+/// backend is composed (`lib.rs`) from [`current_index`], [`halt`] and the start-up and
+/// power-off paths above this module.
 pub struct X86Cpu;
 
-impl CpuOps for X86Cpu {
-    fn current() -> CpuId {
-        CpuId(current_index())
-    }
-
-    fn halt() {
-        // STI's one-instruction shadow makes `sti; hlt` atomic: an interrupt pending now
-        // wakes the HLT instead of being taken before it.
-        x86_64::instructions::interrupts::enable_and_hlt();
-        x86_64::instructions::interrupts::disable();
-    }
-
-    fn start_secondaries(entry: fn(CpuId) -> !) -> u32 {
-        crate::smp::start_secondaries(entry)
-    }
-
-    fn power_off(path: PowerOffPath, status: ExitStatus) -> ! {
-        crate::power::power_off(path, status)
-    }
+/// Waits for an interrupt with interrupts enabled only for the wait.
+pub fn halt() {
+    // STI's one-instruction shadow makes `sti; hlt` atomic: an interrupt pending now
+    // wakes the HLT instead of being taken before it.
+    x86_64::instructions::interrupts::enable_and_hlt();
+    x86_64::instructions::interrupts::disable();
 }

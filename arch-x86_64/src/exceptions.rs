@@ -137,7 +137,7 @@ extern "sysv64" fn keel_trap(frame: &mut TrapFrame) {
 
 fn fatal(f: &TrapFrame) -> ! {
     let this = cpu::this_cpu();
-    let path = crate::boot::power_off_path();
+    let path = crate::power::failure_exit_path();
     if this.in_fatal.swap(true, core::sync::atomic::Ordering::AcqRel) {
         // The dump itself faulted: do not try again.
         crate::power::power_off(path, ExitStatus::Failure)

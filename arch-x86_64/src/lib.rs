@@ -23,7 +23,7 @@ pub mod gdt;
 pub mod irq;
 pub mod loader;
 pub mod memory;
-pub mod paging;
+pub mod mmu;
 pub mod pool_blocks;
 pub mod power;
 pub mod probe;
@@ -38,13 +38,31 @@ pub mod vlapic;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use keel_kernel::arch::{Arch, IrqNumber};
+use keel_kernel::arch::{Arch, CpuId, CpuOps, ExitStatus, IrqNumber, PowerOffPath};
 
 /// The x86_64 architecture.
 pub struct X86_64;
 
 fn yes_no(b: bool) -> String {
     String::from(if b { "yes" } else { "no" })
+}
+
+impl CpuOps for cpu::X86Cpu {
+    fn current() -> CpuId {
+        CpuId(cpu::current_index())
+    }
+
+    fn halt() {
+        cpu::halt()
+    }
+
+    fn start_secondaries(entry: fn(CpuId) -> !) -> u32 {
+        smp::start_secondaries(entry)
+    }
+
+    fn power_off(path: PowerOffPath, status: ExitStatus) -> ! {
+        power::power_off(path, status)
+    }
 }
 
 impl Arch for X86_64 {

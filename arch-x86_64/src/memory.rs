@@ -4,7 +4,7 @@
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use keel_kernel::arch::HostMemory;
 use keel_kernel::mm::PhysAddr;
-use keel_kernel::start::FRAME_POOL;
+use keel_kernel::mm::FRAME_POOL;
 
 /// The [`HostMemory`] of this backend.
 pub struct X86Memory;

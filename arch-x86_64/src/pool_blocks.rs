@@ -8,7 +8,7 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 use keel_kernel::mm::PhysAddr;
-use keel_kernel::start::FRAME_POOL;
+use keel_kernel::mm::FRAME_POOL;
 
 const PAGE_SHIFT: u32 = 12;
 const SLOTS: usize = 256;

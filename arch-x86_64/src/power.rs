@@ -9,6 +9,21 @@ use crate::console;
 use crate::regs::{inb, outb, outl, outw};
 use core::arch::asm;
 use keel_kernel::arch::{ExitStatus, PowerOffPath};
+use spin::Once;
+
+/// How to power off, from Keel's command line once boot has read it.
+static BOOT_EXIT: Once<PowerOffPath> = Once::new();
+
+/// Boot has read `keel.exit=`: failures from now on take that path.
+pub fn set_boot_exit_path(path: PowerOffPath) {
+    BOOT_EXIT.call_once(|| path);
+}
+
+/// How to power off on a failure outside the core: as `keel.exit=` says, the firmware
+/// until the command line has been read.
+pub fn failure_exit_path() -> PowerOffPath {
+    BOOT_EXIT.get().copied().unwrap_or(PowerOffPath::Firmware)
+}
 
 const DEBUG_EXIT_PORT: u16 = 0xf4;
 const DEBUG_EXIT_SUCCESS: u32 = 0x10;

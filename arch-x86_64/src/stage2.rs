@@ -8,7 +8,7 @@
 //! generation moved. Guests do not share address spaces across CPUs yet, so no vCPU runs
 //! elsewhere with stale entries.
 
-use crate::vcpu::{self, Extension};
+use crate::vcpu::extension::{extension, Extension};
 use core::sync::atomic::{AtomicU64, Ordering};
 use keel_kernel::arch::{Entry, MemType, Perms, SpaceId, Stage2};
 use keel_kernel::mm::PhysAddr;
@@ -46,7 +46,7 @@ mod npt {
 }
 
 fn is_ept() -> bool {
-    matches!(vcpu::extension(), Extension::Vmx(_))
+    matches!(extension(), Extension::Vmx(_))
 }
 
 /// The address bits of an entry at `level` (a block's low bits hold flags, e.g. PAT).
@@ -58,7 +58,7 @@ fn address(raw: u64, level: usize) -> PhysAddr {
 /// The stage-2 format of this backend.
 pub struct X86Stage2;
 
-/// EPT (VMX, tagged by VPID) or NPT (SVM, tagged by ASID), as `vcpu::extension()`
+/// EPT (VMX, tagged by VPID) or NPT (SVM, tagged by ASID), as `extension()`
 /// reports, four levels.
 impl Stage2 for X86Stage2 {
     fn levels() -> usize {
@@ -66,7 +66,7 @@ impl Stage2 for X86Stage2 {
     }
 
     fn block_allowed(level: usize) -> bool {
-        match (level, vcpu::extension()) {
+        match (level, extension()) {
             (LAST_LEVEL, _) => true,
             (2, Extension::Vmx(c)) => c.ept_2m(),
             (1, Extension::Vmx(c)) => c.ept_1g(),

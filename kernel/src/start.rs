@@ -8,7 +8,7 @@ use crate::config::{self, DomainSet, InitialDefaults, Limits, Severity};
 use crate::console;
 use crate::domain::MAX_VCPUS;
 use crate::hypervisor::Hypervisor;
-use crate::mm::{FramePool, Region};
+use crate::mm::{Region, FRAME_POOL};
 use crate::run::{build_all, rebuild, Described, DomainEnd, Machine, SchedHooks};
 use crate::sched::{CpuMask, SchedConfig};
 use crate::selftest;
@@ -19,9 +19,6 @@ use alloc::vec::Vec;
 use core::any::Any;
 use core::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 use spin::Once;
-
-/// Frames for guests and translation tables: all free RAM the heap did not take.
-pub static FRAME_POOL: FramePool = FramePool::new();
 
 static OPTIONS: Once<Options> = Once::new();
 static ONLINE: AtomicU32 = AtomicU32::new(1);

@@ -15,7 +15,9 @@
    interleaved runs (TCG, 2 CPUs), natively, on Keel, and on Xen 4.17 when Debian's
    xen-hypervisor-4.17-arm64 package can be downloaded.
 """
-import os, re, statistics, subprocess, sys, time
+import os, re, subprocess, sys
+
+from bench_run import print_medians, run_until
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 L = os.path.join(ROOT, "target/linux-arm64")
@@ -50,31 +52,9 @@ def xen(image, smp, mode, icount=False):
         loaders("hvc0", mode)
 
 
-def run_until(cmd, pattern, limit):
-    """Runs `cmd` until a line matches `pattern` (then stops it) or it exits; returns
-    (seconds to the match or None, the whole output)."""
-    t0 = time.monotonic()
-    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    out, found = [], None
-    os.set_blocking(p.stdout.fileno(), True)
-    deadline = t0 + limit
-    for raw in p.stdout:
-        line = raw.decode(errors="replace")
-        out.append(line)
-        if found is None and re.search(pattern, line):
-            found = time.monotonic() - t0
-            if pattern == re.escape(MARKER):
-                break
-        if time.monotonic() > deadline:
-            break
-    p.kill()
-    p.wait()
-    return found, "".join(out)
-
-
 def icount_figures(xen_image):
-    _, n = run_until(native(1, True, "check"), r"reboot: Power down", 600)
-    _, k = run_until(keel(1, True, "check"), r"all domains have ended", 600)
+    _, n = run_until(native(1, True, "check"), r"reboot: Power down", 600, stop_at_match=False)
+    _, k = run_until(keel(1, True, "check"), r"all domains have ended", 600, stop_at_match=False)
     m_n = re.search(r"\[linux\] cntvct: (\d+\.\d+) s", n)
     m_k = re.search(r"all domains have ended at (\d+\.\d+) s", k)
     clock_n = re.search(r"\[\s*(\d+\.\d+)\] reboot: Power down", n)
@@ -87,7 +67,7 @@ def icount_figures(xen_image):
     print(f"   native Linux at EL1:          {tn:.3f} s" + clock(clock_n))
     print(f"   Linux on Keel (guest-loader): {tk:.3f} s   ({tk / tn:.3f}x native)" + clock(clock_k))
     if xen_image:
-        _, x = run_until(xen(xen_image, 1, "check", icount=True), r"Dom0 halted", 600)
+        _, x = run_until(xen(xen_image, 1, "check", icount=True), r"Dom0 halted", 600, stop_at_match=False)
         m_x = re.search(r"\(XEN\) \[\s*(\d+\.\d+)\] Hardware Dom0 halted", x)
         clock_x = re.search(r"\[\s*(\d+\.\d+)\] reboot: Power down", x)
         if m_x:
@@ -128,15 +108,7 @@ def wall_figures(runs, xen_image):
             if t is not None:
                 times[name].append(t)
     print(f"2. Wall time, QEMU start to '{MARKER}' (TCG, 2 CPUs; median of {runs} interleaved runs)")
-    base = statistics.median(times["native"]) if times["native"] else None
-    for name, _ in configs:
-        ts = times[name]
-        if not ts:
-            print(f"   {name:9} did not reach userspace")
-            continue
-        med = statistics.median(ts)
-        ratio = f"  ({med / base:.2f}x native)" if base and name != "native" else ""
-        print(f"   {name:9} {med:6.2f} s  (runs: {', '.join(f'{t:.2f}' for t in ts)}){ratio}")
+    print_medians([name for name, _ in configs], times)
     if not xen_image:
         print("   Xen 4.17: xen-hypervisor-4.17-arm64:arm64 could not be downloaded; left out")
 

@@ -23,7 +23,9 @@ on QEMU TCG (q35, -cpu max: AMD SVM with nested paging) three ways:
    interleaved runs (TCG, 2 CPUs, 2 vCPUs), natively, on Keel and on Xen 4.17 (when its
    dom0 reached the halt in 1.; `--wall-only` skips 1. and Xen).
 """
-import os, re, shutil, statistics, subprocess, sys, tempfile, time
+import os, re, shutil, subprocess, sys, tempfile
+
+from bench_run import print_medians, run_until
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 L = os.path.join(ROOT, "target/linux-amd64")
@@ -75,26 +77,6 @@ def keep(name, output):
     with open(os.path.join(OUT, f"{name}.log"), "w") as f:
         f.write(output)
     return output
-
-
-def run_until(cmd, pattern, limit):
-    """Runs `cmd` until a line matches `pattern`, it exits or `limit` seconds pass, then
-    stops it; returns (seconds to the match or None, the output)."""
-    t0 = time.monotonic()
-    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    out, found = [], None
-    deadline = t0 + limit
-    for raw in p.stdout:
-        line = raw.decode(errors="replace")
-        out.append(line)
-        if re.search(pattern, line):
-            found = time.monotonic() - t0
-            break
-        if time.monotonic() > deadline:
-            break
-    p.kill()
-    p.wait()
-    return found, "".join(out)
 
 
 def fetch_xen():
@@ -174,15 +156,7 @@ def wall_figures(runs, xen_image):
             if t is not None:
                 times[name].append(t)
     print(f"2. Wall time, QEMU start to '{MARKER}' (TCG, 2 CPUs, 2 vCPUs; median of {runs} interleaved runs)")
-    base = statistics.median(times["native"]) if times["native"] else None
-    for name, _ in configs:
-        ts = times[name]
-        if not ts:
-            print(f"   {name:9} did not reach userspace")
-            continue
-        med = statistics.median(ts)
-        ratio = f"  ({med / base:.2f}x native)" if base and name != "native" else ""
-        print(f"   {name:9} {med:6.2f} s  (runs: {', '.join(f'{t:.2f}' for t in ts)}){ratio}")
+    print_medians([name for name, _ in configs], times)
     if not xen_image:
         print("   Xen 4.17: not measured (its package did not download, or its dom0 did not boot under -icount)")
 

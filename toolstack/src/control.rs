@@ -8,19 +8,13 @@ use std::fmt;
 use crate::cpulist::CpuSet;
 use crate::domain_config::DomainConfig;
 
-/// A domain id.
+/// A domain id as keelctl and xenstore paths carry it: 32 bits, as libxl's `uint32_t
+/// domid`; the control hypercall's `keel_abi::xen::DomId` (16 bits) is reached with
+/// `u16::try_from`, so an id that does not fit names no domain.
 pub type DomId = u32;
 
 /// Why a domain shut down (xl's state letters `-rscwS`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ShutdownReason {
-    Poweroff,
-    Reboot,
-    Suspend,
-    Crash,
-    Watchdog,
-    SoftReset,
-}
+pub use keel_abi::sched::ShutdownReason;
 
 /// A domain as `list` shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -5,8 +5,7 @@
 
 use std::fmt;
 
-/// A domain id as xenstore spells it.
-pub type DomId = u32;
+pub use crate::control::DomId;
 
 /// One entry of a node's permission list (`xenstore.txt`: the first names the owner,
 /// with the access everyone else not listed gets).

@@ -11,9 +11,7 @@ use std::collections::HashMap;
 
 use keel_abi::control::*;
 use keel_abi::hypercall::XEN_VERSION;
-use keel_abi::sched::{
-    SHUTDOWN_CRASH, SHUTDOWN_POWEROFF, SHUTDOWN_REBOOT, SHUTDOWN_SOFT_RESET, SHUTDOWN_SUSPEND, SHUTDOWN_WATCHDOG,
-};
+use keel_abi::sched::{SHUTDOWN_POWEROFF, SHUTDOWN_REBOOT};
 use keel_abi::version::{XENVER_EXTRAVERSION, XENVER_VERSION};
 use keel_abi::Wire;
 
@@ -77,15 +75,7 @@ pub fn error(e: i32, what: &str, id: Option<DomId>) -> ControlError {
 /// `CtlDomainInfo` as keelctl shows a domain.
 pub fn domain_info(i: &CtlDomainInfo) -> DomainInfo {
     let len = i.name.iter().position(|&b| b == 0).unwrap_or(i.name.len());
-    let reason = match u32::from(i.shutdown_reason) {
-        SHUTDOWN_POWEROFF => ShutdownReason::Poweroff,
-        SHUTDOWN_REBOOT => ShutdownReason::Reboot,
-        SHUTDOWN_SUSPEND => ShutdownReason::Suspend,
-        SHUTDOWN_CRASH => ShutdownReason::Crash,
-        SHUTDOWN_WATCHDOG => ShutdownReason::Watchdog,
-        SHUTDOWN_SOFT_RESET => ShutdownReason::SoftReset,
-        _ => ShutdownReason::Poweroff,
-    };
+    let reason = ShutdownReason::from_abi(u32::from(i.shutdown_reason)).unwrap_or(ShutdownReason::Poweroff);
     DomainInfo {
         id: u32::from(i.domid),
         name: String::from_utf8_lossy(&i.name[..len]).into_owned(),

@@ -10,13 +10,11 @@ mod wrong_el;
 use crate::dt::{self, Platform};
 use crate::mmu::{self, Mapping, MmuConfig, MmuError};
 use crate::smp::SecondaryBoot;
-use crate::{cache, console, cpu, irq, psci, smp, timer, vgic};
+use crate::{cache, console, cpu, irq, power, psci, stage2, timer, vgic};
 use core::mem::offset_of;
-use core::sync::atomic::{AtomicBool, Ordering::Relaxed};
-use keel_kernel::arch::{CpuOps, ExitStatus, InterruptController, PowerOffPath};
+use keel_kernel::arch::{ExitStatus, InterruptController, PowerOffPath};
 use keel_kernel::boot::{BootInfo, Options};
 use keel_kernel::mm::{MemoryMap, Region, PAGE_SIZE};
-use spin::Once;
 
 /// Stack of the boot CPU (in .bss).
 const BOOT_STACK_SIZE: usize = 64 * 1024;
@@ -56,18 +54,6 @@ extern "C" {
     static _end: u8;
 }
 
-static PLATFORM: Once<Platform> = Once::new();
-/// Whether `keel.exit=...` is known yet (until then failures try the test exit first).
-static EXIT_KNOWN: AtomicBool = AtomicBool::new(false);
-static EXIT_FIRMWARE: AtomicBool = AtomicBool::new(false);
-/// Whether `keel_main` runs (from then on the core reads the command line itself).
-static CORE_STARTED: AtomicBool = AtomicBool::new(false);
-
-/// The machine description read at boot.
-pub fn platform() -> &'static Platform {
-    PLATFORM.get().expect("the platform is described before the core runs")
-}
-
 /// Keel's image in memory: code, read-only data, read-write data and .bss.
 fn image() -> (Region, u64, u64) {
     let addr = |s: &u8| s as *const u8 as u64;
@@ -76,27 +62,12 @@ fn image() -> (Region, u64, u64) {
     (Region { start: head, end }, etext, erodata)
 }
 
-/// Whether the core runs; before that its command-line options are still defaults.
-pub fn core_started() -> bool {
-    CORE_STARTED.load(Relaxed)
-}
-
-/// How to power off during boot: as `keel.exit=` says once the command line is read, else
-/// the test exit first (which falls back to the firmware where absent).
-pub fn failure_exit_path() -> PowerOffPath {
-    if EXIT_KNOWN.load(Relaxed) && EXIT_FIRMWARE.load(Relaxed) {
-        PowerOffPath::Firmware
-    } else {
-        PowerOffPath::TestDevice
-    }
-}
-
 /// Refuses to boot: says why (as an error record, not a panic: the machine, not Keel, is
 /// at fault) on whatever console exists and powers off (the path is
-/// chosen by [`cpu::power_off`] from what boot knows).
+/// chosen by [`power::power_off`] from what boot knows).
 fn fail(args: core::fmt::Arguments<'_>) -> ! {
     console::emergency(format_args!("[ERROR 0] {args}"));
-    cpu::power_off(PowerOffPath::Firmware, ExitStatus::Failure)
+    power::power_off(PowerOffPath::Firmware, ExitStatus::Failure)
 }
 
 fn map_or_fail(r: Region, m: Mapping, what: &str) {
@@ -118,7 +89,7 @@ fn pages_out(r: Region) -> Region {
 #[no_mangle]
 extern "C" fn keel_primary_el2(dtb: usize, bad_relocations: usize) -> ! {
     cpu::select_mode();
-    cpu::init_el2();
+    cpu::init_el2(stage2::vtcr());
     let dtb_size = dt::total_size(dtb).unwrap_or_else(|e| fail(format_args!("{e}")));
     let dtb_region = Region::new(dtb as u64, dtb_size as u64);
     let (image, dtb_pages) = first_map(dtb_region);
@@ -136,7 +107,7 @@ extern "C" fn keel_primary_el2(dtb: usize, bad_relocations: usize) -> ! {
     let mut free = map_ram(&platform, image, dtb_pages);
     map_gic(&platform);
     timer::set_irq(platform.hyp_timer_irq.unwrap_or(timer::irq()));
-    smp::record_boot_cpu();
+    cpu::record_boot_cpu();
     if let Err(e) = irq::init(&platform.gic) {
         fail(format_args!("{e}"));
     }
@@ -155,8 +126,8 @@ extern "C" fn keel_primary_el2(dtb: usize, bad_relocations: usize) -> ! {
         modules: platform.modules,
         device_tree: Some(tree),
     };
-    PLATFORM.call_once(|| platform);
-    CORE_STARTED.store(true, Relaxed);
+    dt::set_platform(platform);
+    power::set_core_started();
     // SAFETY: `keel_main` is the platform's Rust entry point, called exactly once.
     unsafe { keel_main(info) }
 }
@@ -192,10 +163,9 @@ fn start_console(fdt: &fdt::Fdt<'static>) {
     map_or_fail(Region::new(uart.base() as u64, uart.span() as u64), Mapping::Device, "the console UART");
     console::install(uart);
     console::set_irq(dt::console_irq(fdt));
-    console::init_kernel_console(|| cpu::Cpu::current().0);
+    console::init_kernel_console(|| cpu::current().0);
     let (options, _) = Options::parse(dt::cmdline(fdt));
-    EXIT_FIRMWARE.store(options.power_off == PowerOffPath::Firmware, Relaxed);
-    EXIT_KNOWN.store(true, Relaxed);
+    power::set_boot_exit_path(options.power_off);
     log::set_max_level(options.log_level.to_filter());
     psci::set_conduit(dt::psci_conduit(fdt));
     if psci::conduit() == Some(psci::Conduit::Hvc) {

@@ -10,7 +10,7 @@ mod platform;
 
 pub use blob::{prepare, total_size};
 
-pub use platform::{parse_platform, GicInfo, GicVersion, Platform, MAX_CPUS};
+pub use platform::{parse_platform, platform, set_platform, GicInfo, GicVersion, Platform, MAX_CPUS};
 
 use crate::psci::Conduit;
 use crate::uart::{Ns16550, Pl011, Uart};

@@ -8,6 +8,7 @@ use fdt::node::FdtNode;
 use fdt::Fdt;
 use keel_kernel::boot::BootModule;
 use keel_kernel::mm::{MemoryMap, Region};
+use spin::Once;
 
 /// CPUs Keel can manage.
 pub const MAX_CPUS: usize = 256;
@@ -45,6 +46,18 @@ pub struct GicInfo {
     pub hyp_if: Option<Region>,
     /// GICv2 virtual CPU interface (GICV), mapped into guests at their GICC address.
     pub vcpu_if: Option<Region>,
+}
+
+static PLATFORM: Once<Platform> = Once::new();
+
+/// Keeps the machine description boot read (once, before the core runs).
+pub fn set_platform(platform: Platform) {
+    PLATFORM.call_once(|| platform);
+}
+
+/// The machine description read at boot.
+pub fn platform() -> &'static Platform {
+    PLATFORM.get().expect("the platform is described before the core runs")
 }
 
 /// Everything Keel takes from the device tree at boot.

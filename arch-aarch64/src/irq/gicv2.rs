@@ -1,7 +1,7 @@
 //! GICv2: distributor (GICD) and memory-mapped CPU interface (GICC); the virtual
 //! interface control block (GICH) is only read for its list-register count.
 
-use super::{ALL_PRIORITIES, PRIORITY_MASK, WAKEUP_SGI};
+use super::shared::{current_index, ALL_PRIORITIES, PRIORITY_MASK, WAKEUP_SGI};
 use crate::dt::{GicInfo, MAX_CPUS};
 use core::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use keel_kernel::arch::CpuId;
@@ -102,7 +102,7 @@ impl GicV2 {
     /// This CPU's banked SGI/PPI state and its CPU interface.
     pub fn init_cpu(&self) {
         let d = self.gicd();
-        let me = super::current_index();
+        let me = current_index();
         // GICD_ITARGETSR0..7 are banked and read as this CPU's own interface bit.
         TARGET_MASK[me].store(d.itargetsr[0].get() & 0xff, Relaxed);
         d.icenabler[0].set(u32::MAX);
@@ -130,7 +130,7 @@ impl GicV2 {
         if on {
             if irq >= 32 {
                 // Route the SPI to this CPU: one byte per interrupt.
-                let mask = TARGET_MASK[super::current_index()].load(Relaxed);
+                let mask = TARGET_MASK[current_index()].load(Relaxed);
                 let reg = &d.itargetsr[irq as usize / 4];
                 let shift = (irq % 4) * 8;
                 reg.set((reg.get() & !(0xff << shift)) | (mask << shift));
@@ -147,7 +147,7 @@ impl GicV2 {
         if (1020..=1023).contains(&intid) {
             return None;
         }
-        LAST_IAR[super::current_index()].store(iar, Relaxed);
+        LAST_IAR[current_index()].store(iar, Relaxed);
         Some(intid)
     }
 
@@ -164,7 +164,7 @@ impl GicV2 {
 
     /// The IAR value to hand back for `irq` (SGIs carry their source CPU).
     fn iar_of(&self, irq: u32) -> u32 {
-        let last = LAST_IAR[super::current_index()].load(Relaxed);
+        let last = LAST_IAR[current_index()].load(Relaxed);
         if last & 0x3ff == irq {
             last
         } else {

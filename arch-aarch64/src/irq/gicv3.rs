@@ -1,10 +1,10 @@
 //! GICv3: distributor (GICD), one redistributor per CPU (GICR) and the CPU interface
 //! through the ICC system registers.
 
-use super::{ALL_PRIORITIES, PRIORITY_MASK, WAKEUP_SGI};
+use super::shared::{current_index, ALL_PRIORITIES, PRIORITY_MASK, WAKEUP_SGI};
 use crate::dt::{GicInfo, MAX_CPUS};
 use crate::regs::*;
-use crate::{cpu, smp};
+use crate::cpu;
 use aarch64_cpu::asm::barrier;
 use aarch64_cpu::registers::{ICC_SRE_EL2, ICH_HCR_EL2, ICH_VTR_EL2, ID_AA64PFR0_EL1};
 use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
@@ -145,7 +145,7 @@ impl GicV3 {
     }
 
     fn rd(&self) -> usize {
-        let slot = &RD_BASE[super::current_index()];
+        let slot = &RD_BASE[current_index()];
         let base = slot.load(Relaxed);
         if base != 0 {
             return base;
@@ -251,7 +251,7 @@ impl GicV3 {
     }
 
     pub fn send_sgi(&self, target: CpuId, sgi: u32) {
-        let Some(m) = smp::mpidr_of(target) else { return };
+        let Some(m) = cpu::mpidr_of(target) else { return };
         let aff0 = m & 0xff;
         // Make earlier memory writes visible to the target before it wakes.
         barrier::dsb(barrier::ISHST);

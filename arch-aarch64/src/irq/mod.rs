@@ -3,17 +3,18 @@
 
 mod gicv2;
 mod gicv3;
+mod shared;
 
-use crate::cpu::Cpu;
+pub use shared::WAKEUP_SGI;
+
+use shared::current_index;
 use crate::dt::{GicInfo, GicVersion, MAX_CPUS};
 use gicv2::GicV2;
 use gicv3::GicV3;
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
-use keel_kernel::arch::{CpuId, CpuOps, InterruptController, IrqNumber};
+use keel_kernel::arch::{CpuId, InterruptController, IrqNumber};
 use spin::Once;
 
-/// The SGI Keel uses to wake another CPU.
-pub const WAKEUP_SGI: u32 = 0;
 /// The virtual interface's maintenance interrupt (PPI 9), Keel's own business: the
 /// vCPU code handles its cause, [`Gic::acknowledge`] never returns it.
 pub const MAINTENANCE_IRQ: u32 = 25;
@@ -31,10 +32,6 @@ static VTIMER_LIVE: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; 
 /// Per CPU: [`Gic::acknowledge`] took the loaded vCPU's virtual timer interrupt, which
 /// it must receive ([`take_vtimer_fired`]).
 static VTIMER_FIRED: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
-/// Priority of every interrupt Keel configures (four byte lanes).
-const ALL_PRIORITIES: u32 = 0xa0a0_a0a0;
-/// CPU-interface priority mask: let everything numerically below 0xf0 through.
-const PRIORITY_MASK: u64 = 0xf0;
 
 enum Driver {
     V2(GicV2),
@@ -42,10 +39,6 @@ enum Driver {
 }
 
 static DRIVER: Once<Driver> = Once::new();
-
-fn current_index() -> usize {
-    Cpu::current().0 as usize
-}
 
 /// Sets up the distributor (boot CPU, once).
 pub fn init(info: &GicInfo) -> Result<(), &'static str> {

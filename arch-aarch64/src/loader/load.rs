@@ -6,7 +6,7 @@
 use super::device_tree::{GuestGic, GuestTree};
 use super::{image, placement};
 use crate::layout::{GICC_BASE, GICC_SIZE, GNTTAB_SIZE, RAM_BANKS};
-use crate::{boot, cache, cpu, irq, Aarch64};
+use crate::{cache, cpu, dt, irq, Aarch64};
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -16,8 +16,8 @@ use keel_kernel::arch::{BootEntry, GuestAbi, GuestLoader, LoadError, LoadRequest
 use keel_kernel::config::Module;
 use keel_kernel::domain::Domain;
 use keel_kernel::gzip;
+use keel_kernel::mm::FRAME_POOL;
 use keel_kernel::mm::{GuestPhysAddr, PhysAddr, Region, PAGE_SIZE};
-use keel_kernel::start::FRAME_POOL;
 
 impl GuestAbi for Aarch64 {
     const LAYOUT: &'static GuestLayout = &AARCH64;
@@ -31,7 +31,7 @@ impl GuestAbi for Aarch64 {
 /// never handed to the frame pool, never freed), or with `staged` a staging block of the
 /// frame pool (`LoadRequest::staged`), which the builder holds until the load returns.
 fn module_bytes(m: &Module, staged: bool) -> Result<&'static [u8], LoadError> {
-    let p = boot::platform();
+    let p = dt::platform();
     let r = m.region;
     let in_ram = p.ram.regions().iter().any(|ram| ram.start <= r.start && r.end <= ram.end);
     let no_map = p.no_map.regions().iter().any(|n| n.start < r.end && r.start < n.end);
@@ -71,7 +71,7 @@ fn copy_in(d: &Domain<Aarch64>, gpa: u64, bytes: &[u8], what: &str) -> Result<()
 
 /// GICv2: the host's virtual CPU interface (GICV) appears at the guest's GICC address.
 fn map_gicv(d: &Domain<Aarch64>) -> Result<(), LoadError> {
-    let Some(gicv) = boot::platform().gic.vcpu_if.filter(|r| r.size() >= GICC_SIZE) else {
+    let Some(gicv) = dt::platform().gic.vcpu_if.filter(|r| r.size() >= GICC_SIZE) else {
         return Err(LoadError::Unsupported("the GICv2 has no virtual CPU interface (GICV) in the device tree"));
     };
     d.map_device(&FRAME_POOL, GuestPhysAddr(GICC_BASE), PhysAddr(gicv.start), GICC_SIZE, Perms::RW)

@@ -8,7 +8,7 @@
 use super::multiboot2::{mem_type, BootTags, MAX_MODULES};
 use crate::acpi::AcpiInfo;
 use crate::irq::lapic;
-use crate::paging::Kind;
+use crate::mmu::Kind;
 use core::fmt;
 use keel_kernel::mm::{MemoryMap, Region};
 

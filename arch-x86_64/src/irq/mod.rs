@@ -8,10 +8,12 @@
 
 pub mod ioapic;
 pub mod lapic;
+pub mod per_cpu;
 pub mod pic;
 
+pub use per_cpu::CpuIrq;
+
 use crate::cpu;
-use core::sync::atomic::{AtomicU64, Ordering};
 use keel_kernel::arch::{CpuId, InterruptController, IrqNumber};
 
 /// Where the remapped legacy PIC would deliver (all its inputs are masked).
@@ -26,46 +28,6 @@ pub const VECTOR_WAKEUP: u8 = 0xf1;
 pub const VECTOR_ERROR: u8 = 0xfe;
 /// The LAPIC's spurious vector: never acknowledged, never EOI'd.
 pub const VECTOR_SPURIOUS: u8 = 0xff;
-
-/// One CPU's interrupt bookkeeping (256 vectors, one bit each).
-pub struct CpuIrq {
-    pending: [AtomicU64; 4],
-    enabled: [AtomicU64; 4],
-}
-
-impl CpuIrq {
-    pub const fn new() -> CpuIrq {
-        CpuIrq { pending: [const { AtomicU64::new(0) }; 4], enabled: [const { AtomicU64::new(0) }; 4] }
-    }
-
-    fn set(words: &[AtomicU64; 4], vector: u8, on: bool) {
-        let (w, bit) = (vector as usize / 64, 1u64 << (vector % 64));
-        if on {
-            words[w].fetch_or(bit, Ordering::AcqRel);
-        } else {
-            words[w].fetch_and(!bit, Ordering::AcqRel);
-        }
-    }
-
-    /// Removes and returns the highest vector that is pending and enabled.
-    fn take_highest(&self) -> Option<u8> {
-        for w in (0..4).rev() {
-            let ready = self.pending[w].load(Ordering::Acquire) & self.enabled[w].load(Ordering::Acquire);
-            if ready != 0 {
-                let bit = 63 - ready.leading_zeros();
-                self.pending[w].fetch_and(!(1u64 << bit), Ordering::AcqRel);
-                return Some((w as u32 * 64 + bit) as u8);
-            }
-        }
-        None
-    }
-}
-
-impl Default for CpuIrq {
-    fn default() -> Self {
-        Self::new()
-    }
-}
 
 /// Called from the IDT for vectors 32..=255.
 pub fn on_interrupt(vector: u8) {

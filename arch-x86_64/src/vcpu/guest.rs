@@ -10,11 +10,52 @@ pub mod gpr {
     pub const RDX: usize = 2;
     pub const RBX: usize = 3;
     pub const RSP: usize = 4;
+    pub const RBP: usize = 5;
     pub const RSI: usize = 6;
     pub const RDI: usize = 7;
     pub const R8: usize = 8;
+    pub const R9: usize = 9;
     pub const R10: usize = 10;
+    pub const R11: usize = 11;
+    pub const R12: usize = 12;
+    pub const R13: usize = 13;
+    pub const R14: usize = 14;
+    pub const R15: usize = 15;
 }
+
+/// The byte offset of register `index` ([`gpr`]) in [`GuestRegisters`].
+pub const fn gpr_offset(index: usize) -> usize {
+    assert!(index < 16);
+    core::mem::offset_of!(GuestRegisters, gpr) + index * core::mem::size_of::<u64>()
+}
+
+/// A vendor's world switch: `global_asm!` over `vcpu/gprs.s` (the register moves both
+/// vendors share) and the vendor's entry code, with every register's offset in
+/// [`GuestRegisters`] as an operand, so the assembly has no hand-counted offsets.
+macro_rules! world_switch_asm {
+    ($($template:tt)+) => {
+        core::arch::global_asm!(
+            $($template)+,
+            gpr_rax = const $crate::vcpu::guest::gpr_offset($crate::vcpu::guest::gpr::RAX),
+            gpr_rcx = const $crate::vcpu::guest::gpr_offset($crate::vcpu::guest::gpr::RCX),
+            gpr_rdx = const $crate::vcpu::guest::gpr_offset($crate::vcpu::guest::gpr::RDX),
+            gpr_rbx = const $crate::vcpu::guest::gpr_offset($crate::vcpu::guest::gpr::RBX),
+            gpr_rbp = const $crate::vcpu::guest::gpr_offset($crate::vcpu::guest::gpr::RBP),
+            gpr_rsi = const $crate::vcpu::guest::gpr_offset($crate::vcpu::guest::gpr::RSI),
+            gpr_rdi = const $crate::vcpu::guest::gpr_offset($crate::vcpu::guest::gpr::RDI),
+            gpr_r8 = const $crate::vcpu::guest::gpr_offset($crate::vcpu::guest::gpr::R8),
+            gpr_r9 = const $crate::vcpu::guest::gpr_offset($crate::vcpu::guest::gpr::R9),
+            gpr_r10 = const $crate::vcpu::guest::gpr_offset($crate::vcpu::guest::gpr::R10),
+            gpr_r11 = const $crate::vcpu::guest::gpr_offset($crate::vcpu::guest::gpr::R11),
+            gpr_r12 = const $crate::vcpu::guest::gpr_offset($crate::vcpu::guest::gpr::R12),
+            gpr_r13 = const $crate::vcpu::guest::gpr_offset($crate::vcpu::guest::gpr::R13),
+            gpr_r14 = const $crate::vcpu::guest::gpr_offset($crate::vcpu::guest::gpr::R14),
+            gpr_r15 = const $crate::vcpu::guest::gpr_offset($crate::vcpu::guest::gpr::R15),
+            options(att_syntax)
+        );
+    };
+}
+pub(crate) use world_switch_asm;
 
 /// The guest's general-purpose registers while Keel runs (the RSP slot is unused: RSP
 /// lives in the VMCS/VMCB). The entry code (`vmx/enter.s`, `svm/enter.s`) relies on this

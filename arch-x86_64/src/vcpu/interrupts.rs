@@ -23,8 +23,8 @@
 //! publishes its priority and timer before it enters or halts, which the core's
 //! `GuestDomain::interrupt_pending` reads when it blocks it.
 
-use super::emulate::GuestCpu;
-use super::Common;
+use super::common::Common;
+use super::guest_cpu::GuestCpu;
 use crate::vlapic::icr::{self, Icr};
 use crate::vlapic::Effects;
 use keel_kernel::arch::{UpcallRoute, VmExit};

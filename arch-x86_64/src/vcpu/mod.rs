@@ -9,15 +9,20 @@
 //! A vCPU starts in a [`StartState`]: Xen's PVH entry (the boot vCPU), real mode at the
 //! start-up IPI's page (`VcpuInit::secondary`), or a `VCPUOP_initialise` context.
 
+pub mod common;
 pub mod context;
 pub mod control;
 pub mod cpuid;
 pub mod emulate;
+pub mod extension;
 pub mod guest;
+pub mod guest_cpu;
 pub mod interrupts;
 pub mod io;
+pub mod missing;
 pub mod mmio;
 pub mod msr;
+pub mod per_cpu;
 pub mod pvclock;
 pub mod start;
 pub mod svm;
@@ -25,211 +30,27 @@ pub mod task_switch;
 pub mod vmx;
 pub mod walk;
 
+pub use common::Common;
+pub use extension::{detect, enable_this_cpu, extension, Extension};
 pub use guest::GuestRegisters;
+pub use missing::{EnableError, Missing};
+pub use per_cpu::CpuVirt;
 
-use crate::cpu;
 use crate::domain::X86Domain;
 use crate::regs;
-use crate::vlapic::{Irr, Vlapic};
+use crate::vlapic::Vlapic;
 use alloc::collections::VecDeque;
 use alloc::sync::Arc;
-use core::fmt;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use emulate::GuestCpu;
+use guest_cpu::GuestCpu;
 use keel_abi::Errno;
 use keel_kernel::arch::{HypercallArgs, StartResult, UpcallRoute, Vcpu, VcpuError, VcpuInit, VmExit};
 use keel_kernel::mm::GuestPhysAddr;
-use spin::Once;
 use start::StartState;
-
-/// The hardware-virtualisation extension of this machine.
-#[derive(Clone, Copy, Debug)]
-pub enum Extension {
-    Vmx(vmx::capabilities::Capabilities),
-    Svm(svm::capabilities::Capabilities),
-}
-
-/// What keeps Keel from using hardware virtualisation.
-#[derive(Clone, Copy, Debug)]
-pub enum Missing {
-    NoExtension,
-    VmxLockedOff,
-    VmxNoEpt,
-    VmxEptFormat,
-    VmxNoInvept,
-    SvmDisabled,
-    SvmNoNpt,
-    SvmNoAsids,
-}
-
-impl fmt::Display for Missing {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let vendor = cpu::features().vendor_id();
-        match self {
-            Missing::NoExtension => {
-                write!(f, "the {vendor} CPU has neither VMX (CPUID.1:ECX[5]) nor SVM (CPUID.80000001h:ECX[2])")
-            }
-            Missing::VmxLockedOff => {
-                write!(f, "VMX is disabled by the firmware (IA32_FEATURE_CONTROL locked without VMX outside SMX)")
-            }
-            Missing::VmxNoEpt => write!(f, "VMX without EPT (secondary control 'enable EPT' not allowed)"),
-            Missing::VmxEptFormat => write!(f, "EPT without 4-level walks or write-back paging structures"),
-            Missing::VmxNoInvept => write!(f, "EPT without INVEPT (single- or all-context)"),
-            Missing::SvmDisabled => write!(f, "SVM is disabled by the firmware (VM_CR.SVMDIS=1)"),
-            Missing::SvmNoNpt => write!(f, "SVM without nested paging (CPUID.8000000Ah:EDX.NP[0]=0)"),
-            Missing::SvmNoAsids => write!(f, "SVM with no ASID for guests (CPUID.8000000Ah:EBX < 2)"),
-        }
-    }
-}
-
-/// Why a CPU could not enter its virtualisation mode.
-#[derive(Clone, Copy, Debug)]
-pub enum EnableError {
-    /// The firmware locked the extension off on this CPU.
-    Locked,
-    /// No frame for the per-CPU control page.
-    NoMemory,
-    /// VMXON failed.
-    Vmx(vmx::instructions::VmxFail),
-}
-
-impl fmt::Display for EnableError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            EnableError::Locked => write!(f, "disabled by the firmware on this CPU"),
-            EnableError::NoMemory => write!(f, "no memory for the per-CPU control page"),
-            EnableError::Vmx(e) => write!(f, "VMXON failed: {e:?}"),
-        }
-    }
-}
-
-static EXTENSION: Once<Extension> = Once::new();
-
-/// Picks VMX or SVM from CPUID and checks what Keel needs (EPT or NPT) is there.
-pub fn detect() -> Result<&'static Extension, Missing> {
-    let f = cpu::features();
-    let ext = if f.vmx {
-        Extension::Vmx(vmx::capabilities::Capabilities::detect()?)
-    } else if f.svm {
-        Extension::Svm(svm::capabilities::Capabilities::detect()?)
-    } else {
-        return Err(Missing::NoExtension);
-    };
-    Ok(EXTENSION.call_once(|| ext))
-}
-
-/// The extension chosen at boot.
-pub fn extension() -> &'static Extension {
-    EXTENSION.get().expect("virtualisation used before detection")
-}
-
-/// CR4.OSFXSR and OSXMMEXCPT: FXSAVE/FXRSTOR switch the guests' SSE registers.
-const CR4_OSFXSR_OSXMMEXCPT: u64 = 1 << 9 | 1 << 10;
-
-/// Enters VMX operation or enables SVM on the calling CPU (idempotent).
-pub fn enable_this_cpu() -> Result<(), EnableError> {
-    let this = cpu::this_cpu();
-    if regs::read_cr4() & CR4_OSFXSR_OSXMMEXCPT != CR4_OSFXSR_OSXMMEXCPT {
-        // SAFETY: enables FXSAVE of SSE state; Keel itself is built without SSE.
-        unsafe { regs::write_cr4(regs::read_cr4() | CR4_OSFXSR_OSXMMEXCPT) };
-    }
-    match extension() {
-        Extension::Vmx(c) => c.enable_cpu(this),
-        Extension::Svm(c) => c.enable_cpu(this),
-    }
-}
-
-/// One CPU's virtualisation state: VMXON region or host save area (set once), and the
-/// SVM ASIDs it hands out. Only the owning CPU changes it.
-pub struct CpuVirt {
-    enabled: AtomicBool,
-    region: AtomicU64,
-    host_save: AtomicU64,
-    asid_generation: AtomicU64,
-    next_asid: AtomicU32,
-}
-
-impl CpuVirt {
-    pub const fn new() -> CpuVirt {
-        CpuVirt {
-            enabled: AtomicBool::new(false),
-            region: AtomicU64::new(0),
-            host_save: AtomicU64::new(0),
-            asid_generation: AtomicU64::new(0),
-            // The first allocation starts a generation, which flushes the whole TLB.
-            next_asid: AtomicU32::new(u32::MAX),
-        }
-    }
-
-    /// The generation of this CPU's ASIDs: an ASID taken in an older one may be reused.
-    pub fn asid_generation(&self) -> u64 {
-        self.asid_generation.load(Ordering::Relaxed)
-    }
-
-    /// Takes an unused ASID below `count` (ASID 0 is the host's). Returns it, its
-    /// generation, and whether a new generation began: then every ASID may hold stale
-    /// translations and the caller must flush the whole TLB before running the guest.
-    pub fn take_asid(&self, count: u32) -> (u32, u64, bool) {
-        let next = self.next_asid.load(Ordering::Relaxed);
-        if next != 0 && next < count {
-            self.next_asid.store(next + 1, Ordering::Relaxed);
-            return (next, self.asid_generation(), false);
-        }
-        let generation = self.asid_generation.fetch_add(1, Ordering::Relaxed) + 1;
-        self.next_asid.store(2, Ordering::Relaxed);
-        (1, generation, true)
-    }
-
-    pub fn is_enabled(&self) -> bool {
-        self.enabled.load(Ordering::Acquire)
-    }
-
-    /// Records that the CPU is in its virtualisation mode with these pages.
-    pub fn set_enabled(&self, region: u64, host_save: u64) {
-        self.region.store(region, Ordering::Relaxed);
-        self.host_save.store(host_save, Ordering::Relaxed);
-        self.enabled.store(true, Ordering::Release);
-    }
-
-    /// SVM: where VMSAVE keeps Keel's own segment and syscall state.
-    pub fn host_save(&self) -> u64 {
-        self.host_save.load(Ordering::Relaxed)
-    }
-}
-
-impl Default for CpuVirt {
-    fn default() -> Self {
-        Self::new()
-    }
-}
 
 /// A vendor's virtual CPU.
 enum Kind {
     Vmx(vmx::VmxVcpu),
     Svm(svm::SvmVcpu),
-}
-
-/// What both vendors keep per vCPU.
-pub struct Common {
-    pub vcpu_id: u32,
-    pub domain: Arc<X86Domain>,
-    /// The event upcall level and route the core set before this entry.
-    pub upcall: (bool, UpcallRoute),
-    /// State switched on `load`/`put`.
-    pub context: context::Context,
-    pub vlapic: Vlapic,
-    /// When the pvclock was last written.
-    pub pvclock: pvclock::Pvclock,
-    /// What the core must hear before the guest runs again ([`VmExit::Kick`],
-    /// [`VmExit::DeviceTimer`], [`VmExit::UpcallAck`]), in order.
-    pub reports: VecDeque<VmExit>,
-}
-
-impl Common {
-    /// This vCPU's local-APIC request register.
-    pub fn irr(&self) -> &Irr {
-        self.domain.irr(self.vcpu_id).expect("a vCPU of its domain")
-    }
 }
 
 /// A virtual CPU of either vendor.
@@ -373,6 +194,6 @@ impl Vcpu for X86Vcpu {
     fn translate_gva(&self, gva: u64, write: bool) -> Option<GuestPhysAddr> {
         let cpu = self.cpu();
         let access = if write { walk::Access::Write } else { walk::Access::Read };
-        emulate::gva_to_gpa(cpu.stage2_root(), &cpu.paging(), gva, access).map(GuestPhysAddr)
+        guest_cpu::gva_to_gpa(cpu.stage2_root(), &cpu.paging(), gva, access).map(GuestPhysAddr)
     }
 }

@@ -12,7 +12,7 @@
 //! The flags stay 0 (no `PVCLOCK_TSC_STABLE_BIT`): vCPUs refresh at different times, so
 //! their clocks may differ by that rounding, and Linux then keeps its own clock monotonic.
 
-use super::Common;
+use crate::domain::X86Domain;
 use crate::regs::rdtsc;
 use crate::timer::tsc_hz;
 use keel_abi::hypercall::{HVM_OP, MEMORY_OP, VCPU_OP};
@@ -48,25 +48,25 @@ impl Pvclock {
 
     /// Before an entry: writes the snapshot if it is due.
     #[inline(always)]
-    pub fn refresh(common: &mut Common) {
+    pub fn refresh(&mut self, domain: &X86Domain, vcpu_id: u32) {
         let tsc = rdtsc();
-        if let Some((at, period)) = common.pvclock.written {
+        if let Some((at, period)) = self.written {
             if tsc.wrapping_sub(at) <= period {
                 return;
             }
         }
-        Self::write(common, tsc);
+        self.write(domain, vcpu_id, tsc);
     }
 
     /// Writes the snapshot at TSC `tsc`.
     #[inline(never)]
-    fn write(common: &mut Common, tsc: u64) {
+    fn write(&mut self, domain: &X86Domain, vcpu_id: u32, tsc: u64) {
         let hz = tsc_hz().max(1);
         // Even when the vCPU has no vcpu_info yet: the next hypercall that may give it
         // one asks again.
-        common.pvclock.written = Some((tsc, hz / (1_000_000_000 / REFRESH_NS)));
-        if let Some(services) = common.domain.services() {
-            services.write_vcpu_time(common.vcpu_id, &VcpuTimeInfo::at(tsc, ns(tsc, hz), hz, 0));
+        self.written = Some((tsc, hz / (1_000_000_000 / REFRESH_NS)));
+        if let Some(services) = domain.services() {
+            services.write_vcpu_time(vcpu_id, &VcpuTimeInfo::at(tsc, ns(tsc, hz), hz, 0));
         }
     }
 }

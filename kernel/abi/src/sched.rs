@@ -32,6 +32,33 @@ pub const SHUTDOWN_SOFT_RESET: u32 = 5;
 /// Highest valid reason.
 pub const SHUTDOWN_MAX: u32 = 5;
 
+/// Why a domain stopped, as `SCHEDOP_shutdown` and the control interface name it
+/// (the `SHUTDOWN_*` numbers above).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShutdownReason {
+    Poweroff,
+    Reboot,
+    Suspend,
+    Crash,
+    Watchdog,
+    SoftReset,
+}
+
+impl ShutdownReason {
+    /// The reason for `SHUTDOWN_*` number `n`.
+    pub const fn from_abi(n: u32) -> Option<Self> {
+        Some(match n {
+            SHUTDOWN_POWEROFF => ShutdownReason::Poweroff,
+            SHUTDOWN_REBOOT => ShutdownReason::Reboot,
+            SHUTDOWN_SUSPEND => ShutdownReason::Suspend,
+            SHUTDOWN_CRASH => ShutdownReason::Crash,
+            SHUTDOWN_WATCHDOG => ShutdownReason::Watchdog,
+            SHUTDOWN_SOFT_RESET => ShutdownReason::SoftReset,
+            _ => return None,
+        })
+    }
+}
+
 /// The most ports one `SCHEDOP_poll` may wait on.
 pub const SCHED_POLL_MAX_PORTS: u32 = 128;
 

@@ -1,6 +1,6 @@
 //! The backend's part of a domain.
 
-use super::{SpaceId, VcpuError};
+use super::SpaceId;
 use crate::addr::PhysAddr;
 use alloc::sync::Weak;
 use keel_abi::layout::VcpuTimeInfo;
@@ -76,4 +76,13 @@ pub trait DomainServices: Send + Sync {
     /// `vcpu`'s event upcall level right now (`Domain::upcall_pending`), for delivery
     /// that must follow the level between two of the core's reports.
     fn upcall_pending(&self, vcpu: u32) -> bool;
+}
+
+/// Why a virtual CPU (or the domain state its vCPUs share) could not be created.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VcpuError {
+    /// The hardware has no usable virtualisation extension on this CPU.
+    NoVirtualization,
+    /// Out of memory for the control structures.
+    NoMemory,
 }

@@ -1,7 +1,7 @@
 //! The portable reason a virtual CPU stopped running guest code.
 
 use crate::addr::GuestPhysAddr;
-use crate::domain::ShutdownReason;
+use keel_abi::sched::ShutdownReason;
 
 /// The kind of guest access that faulted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -19,7 +19,7 @@ mod timer;
 mod vcpu;
 
 pub use cpu::{CpuId, CpuOps, ExitStatus, PowerOffPath};
-pub use domain::{DomainInit, DomainServices, GuestDomain};
+pub use domain::{DomainInit, DomainServices, GuestDomain, VcpuError};
 pub use exit::{MemoryAccess, VmExit};
 pub use fast::{FastAnswer, FastPath};
 pub use guest::{GuestAbi, VcpuTranslation};
@@ -28,7 +28,7 @@ pub use loader::{BootEntry, GuestLoader, LoadError, LoadRequest};
 pub use memory::HostMemory;
 pub use stage2::{Entry, MemType, Perms, SpaceId, Stage2};
 pub use timer::Timer;
-pub use vcpu::{HypercallArgs, StartResult, UpcallRoute, Vcpu, VcpuContext, VcpuError, VcpuInit, VCPU_CONTEXT_MAX};
+pub use vcpu::{HypercallArgs, StartResult, UpcallRoute, Vcpu, VcpuContext, VcpuInit, VCPU_CONTEXT_MAX};
 
 use alloc::string::String;
 use alloc::vec::Vec;

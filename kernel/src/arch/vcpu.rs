@@ -1,6 +1,6 @@
 //! Virtual CPUs.
 
-use super::{FastPath, GuestDomain, SpaceId, VmExit};
+use super::{FastPath, GuestDomain, SpaceId, VcpuError, VmExit};
 use crate::addr::{GuestPhysAddr, PhysAddr};
 use alloc::sync::Arc;
 
@@ -95,15 +95,6 @@ pub struct HypercallArgs {
     /// The caller runs 32-bit x86 code: its structs have Xen's compat layouts (32-bit
     /// `xen_ulong_t`, `xen_pfn_t` and guest handles), `docs/abi.md` §2.
     pub compat: bool,
-}
-
-/// Why a virtual CPU could not be created.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum VcpuError {
-    /// The hardware has no usable virtualisation extension on this CPU.
-    NoVirtualization,
-    /// Out of memory for the control structures.
-    NoMemory,
 }
 
 /// A virtual CPU.

@@ -14,6 +14,7 @@ mod watchdog;
 
 pub use console::{sanitise, ConsoleBuffers, Output as ConsoleOutput};
 pub use hooks::{Hooks, NoHooks};
+pub use keel_abi::sched::ShutdownReason;
 pub use table::DomainTable;
 pub use vcpu::{Periodic, Poll, RunState, VcpuState};
 pub use watchdog::{Expired, Watchdogs};
@@ -33,7 +34,6 @@ use keel_abi::hvm::{
 };
 use keel_abi::layout::{GuestLayout, VcpuTimeInfo};
 use keel_abi::memory::E820Entry;
-use keel_abi::sched::*;
 use keel_abi::xen::DomId;
 use keel_abi::Errno;
 use spin::Mutex;
@@ -94,32 +94,6 @@ impl DomainConfig {
             capabilities: 0,
             initial: false,
         }
-    }
-}
-
-/// Why a domain stopped, as `SCHEDOP_shutdown` names it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ShutdownReason {
-    Poweroff,
-    Reboot,
-    Suspend,
-    Crash,
-    Watchdog,
-    SoftReset,
-}
-
-impl ShutdownReason {
-    /// The reason for `SHUTDOWN_*` number `n`.
-    pub const fn from_abi(n: u32) -> Option<Self> {
-        Some(match n {
-            SHUTDOWN_POWEROFF => ShutdownReason::Poweroff,
-            SHUTDOWN_REBOOT => ShutdownReason::Reboot,
-            SHUTDOWN_SUSPEND => ShutdownReason::Suspend,
-            SHUTDOWN_CRASH => ShutdownReason::Crash,
-            SHUTDOWN_WATCHDOG => ShutdownReason::Watchdog,
-            SHUTDOWN_SOFT_RESET => ShutdownReason::SoftReset,
-            _ => return None,
-        })
     }
 }
 

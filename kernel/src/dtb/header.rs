@@ -1,9 +1,8 @@
 //! The DTB header (40 bytes, big-endian words).
 
-use super::{be32, DtbError};
+use super::{be32, DtbError, MAGIC};
 use core::ops::Range;
 
-pub const MAGIC: u32 = 0xd00d_feed;
 pub const HEADER_LEN: usize = 40;
 /// Largest tree accepted (the Linux arm64 boot protocol's limit is 2 MiB).
 pub const MAX_SIZE: usize = 2 << 20;

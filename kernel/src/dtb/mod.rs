@@ -17,10 +17,16 @@ mod writer;
 mod tests;
 
 pub use error::DtbError;
-pub use header::{peek_total_size, Header, HEADER_LEN, MAGIC, MAX_SIZE, VERSION};
+pub use header::{peek_total_size, Header, HEADER_LEN, MAX_SIZE, VERSION};
 pub use nops::strip_nops;
-pub use validate::{validate, MAX_DEPTH};
+pub use validate::validate;
 pub use writer::{FdtWriter, WriteError};
+
+/// The header's first word.
+pub const MAGIC: u32 = 0xd00d_feed;
+
+/// Deepest node nesting accepted (the crate keeps a fixed stack of 64 levels).
+pub const MAX_DEPTH: usize = 32;
 
 /// Structure-block tokens.
 pub(crate) mod token {

@@ -4,10 +4,7 @@
 //! walking a validated tree with the crate cannot panic. No allocation.
 
 use super::token::*;
-use super::{align4, be32, DtbError, Header};
-
-/// Deepest node nesting accepted (the crate keeps a fixed stack of 64 levels).
-pub const MAX_DEPTH: usize = 32;
+use super::{align4, be32, DtbError, Header, MAX_DEPTH};
 
 /// The NUL-terminated UTF-8 string at `at` in `block`.
 fn c_string(block: &[u8], at: usize) -> Option<&str> {

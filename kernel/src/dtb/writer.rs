@@ -5,8 +5,9 @@
 //! misuse (a property after a child, an unbalanced `end_node`, a name with a NUL) is
 //! remembered and reported by [`FdtWriter::finish`], so building a tree never panics.
 
-use super::header::{HEADER_LEN, MAGIC, MAX_SIZE, VERSION};
+use super::header::{HEADER_LEN, MAX_SIZE, VERSION};
 use super::token::*;
+use super::MAGIC;
 use alloc::vec::Vec;
 use core::fmt;
 

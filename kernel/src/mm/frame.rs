@@ -13,6 +13,10 @@ pub struct PoolStats {
     pub allocated: usize,
 }
 
+/// Keel's frames for guests and translation tables: all free RAM the heap did not take
+/// (filled at boot by `start::primary`).
+pub static FRAME_POOL: FramePool = FramePool::new();
+
 /// A buddy allocator of 4 KiB frames. An allocation of `n` frames is rounded up to a
 /// power of two and aligned to its size, so 512 frames make a 2 MiB-aligned block.
 pub struct FramePool {

@@ -1,9 +1,9 @@
 //! Performs a decoded instruction on guest memory ([`super::memory`]), the guest's
 //! registers and its status flags, as the processor would have.
 
-use super::super::emulate::{GuestCpu, Segment, GP};
+use super::super::common::Common;
 use super::super::guest::gpr;
-use super::super::Common;
+use super::super::guest_cpu::{GuestCpu, Segment, GP};
 use super::alu::{self, mask};
 use super::decode::{Decoded, Op, Source, StringOp};
 use super::memory;

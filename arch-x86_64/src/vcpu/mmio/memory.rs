@@ -4,9 +4,9 @@
 //! null I/O handler): reads all ones, writes dropped. A write to a page mapped read-only
 //! (a read-only grant mapping) is refused with #GP, as Xen refuses it.
 
-use super::super::emulate::{gva_to_gpa, read_guest_phys, GuestCpu, GP};
+use super::super::common::Common;
+use super::super::guest_cpu::{gva_to_gpa, read_guest_phys, GuestCpu, GP};
 use super::super::walk::Access;
-use super::super::Common;
 use keel_kernel::arch::MemType;
 use keel_kernel::mm::{translate, GuestPhysAddr};
 

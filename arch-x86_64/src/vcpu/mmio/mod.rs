@@ -25,10 +25,10 @@ mod memory;
 #[cfg(test)]
 mod tests;
 
-use super::emulate::{self, GuestCpu, Segment, GP, UD};
+use super::common::Common;
+use super::guest_cpu::{read_virt, GuestCpu, Segment, GP, UD};
 use super::interrupts;
 use super::walk::Access;
-use super::Common;
 use decode::{decode, Decoded, Op, Source, Unsupported, MAX_LEN};
 use execute::{extend, merge_register};
 use keel_kernel::arch::MemoryAccess;
@@ -47,7 +47,7 @@ fn fetch(cpu: &dyn GuestCpu, long: bool) -> Result<Decoded, (Unsupported, u8)> {
     let mut bytes = [0u8; MAX_LEN];
     // As many bytes as are mapped (the instruction may end before an unmapped page).
     let n = (0..MAX_LEN)
-        .take_while(|&k| emulate::read_virt(cpu, linear.wrapping_add(k as u64), Access::Fetch, &mut bytes[k..=k]))
+        .take_while(|&k| read_virt(cpu, linear.wrapping_add(k as u64), Access::Fetch, &mut bytes[k..=k]))
         .count();
     decode(&bytes[..n], if long { 64 } else { 32 }, cpu.rip()).map_err(|why| {
         let vector = if why == Unsupported::Invalid && n == MAX_LEN { UD } else { GP };

@@ -4,8 +4,8 @@
 use crate::cpu::PerCpu;
 use crate::regs::{self, cpuid, efer, msr};
 use crate::vcpu::{EnableError, Missing};
+use keel_kernel::mm::FRAME_POOL;
 use keel_kernel::mm::{PhysAddr, PAGE_SIZE};
-use keel_kernel::start::FRAME_POOL;
 use spin::Once;
 
 const VM_CR_SVMDIS: u64 = 1 << 4;

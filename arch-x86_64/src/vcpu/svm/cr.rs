@@ -10,8 +10,8 @@ use super::{SvmVcpu, TLB_FLUSH_ALL, TLB_FLUSH_ASID};
 use crate::regs::efer;
 use crate::vcpu::control::{decode_cr_write, Cr0Write, Cr4Write, CrWriteInsn, CR0_TS};
 use crate::vcpu::cpuid::cr4_allowed;
-use crate::vcpu::emulate::{read_virt, GuestCpu, Segment, GP, UD};
 use crate::vcpu::guest::gpr;
+use crate::vcpu::guest_cpu::{read_virt, GuestCpu, Segment, GP, UD};
 use crate::vcpu::walk::Access;
 use keel_kernel::arch::VmExit;
 

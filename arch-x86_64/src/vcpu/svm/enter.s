@@ -26,20 +26,8 @@ keel_svm_enter:
         push    %rdx                        /* host save area */
         mov     %rsi, %rax                  /* the VMCB, for VMLOAD, VMRUN and VMSAVE */
         vmload  %rax
-        mov     0x08(%rdi), %rcx
-        mov     0x10(%rdi), %rdx
-        mov     0x18(%rdi), %rbx
-        mov     0x28(%rdi), %rbp
-        mov     0x30(%rdi), %rsi
-        mov     0x40(%rdi), %r8
-        mov     0x48(%rdi), %r9
-        mov     0x50(%rdi), %r10
-        mov     0x58(%rdi), %r11
-        mov     0x60(%rdi), %r12
-        mov     0x68(%rdi), %r13
-        mov     0x70(%rdi), %r14
-        mov     0x78(%rdi), %r15
-        mov     0x38(%rdi), %rdi
+        KEEL_GPRS_LOAD %rdi
+        mov     GPR_RDI(%rdi), %rdi
         sti
         vmrun   %rax
         /* #VMEXIT: GIF=0; RAX, RSP and RFLAGS are Keel's again.
@@ -52,21 +40,9 @@ keel_svm_enter:
         vmsave  %rax
         push    %rdi                        /* guest rdi; then host save, then regs */
         mov     16(%rsp), %rdi
-        mov     %rcx, 0x08(%rdi)
-        mov     %rdx, 0x10(%rdi)
-        mov     %rbx, 0x18(%rdi)
-        mov     %rbp, 0x28(%rdi)
-        mov     %rsi, 0x30(%rdi)
-        mov     %r8, 0x40(%rdi)
-        mov     %r9, 0x48(%rdi)
-        mov     %r10, 0x50(%rdi)
-        mov     %r11, 0x58(%rdi)
-        mov     %r12, 0x60(%rdi)
-        mov     %r13, 0x68(%rdi)
-        mov     %r14, 0x70(%rdi)
-        mov     %r15, 0x78(%rdi)
+        KEEL_GPRS_SAVE %rdi
         pop     %rcx
-        mov     %rcx, 0x38(%rdi)
+        mov     %rcx, GPR_RDI(%rdi)
         pop     %rax                        /* host save area */
         vmload  %rax
         pop     %rdi
@@ -79,3 +55,6 @@ keel_svm_enter:
         pop     %rbx
         pop     %rbp
         ret
+
+        .purgem KEEL_GPRS_LOAD
+        .purgem KEEL_GPRS_SAVE

@@ -6,7 +6,8 @@
 
 use super::vmcb::{self, exit_code};
 use super::SvmVcpu;
-use crate::vcpu::emulate::{self, GuestCpu, Intercept, Io, Segment, GP, UD};
+use crate::vcpu::emulate::{self, Intercept, Io};
+use crate::vcpu::guest_cpu::{GuestCpu, Segment, GP, UD};
 use crate::vcpu::task_switch::Delivering;
 use crate::vcpu::{interrupts, Common};
 use keel_kernel::arch::{MemoryAccess, VmExit};

@@ -3,7 +3,7 @@
 
 use super::super::GuestRegisters;
 
-core::arch::global_asm!(include_str!("enter.s"), options(att_syntax));
+super::super::guest::world_switch_asm!(include_str!("../gprs.s"), include_str!("enter.s"));
 
 extern "sysv64" {
     fn keel_svm_enter(regs: *mut GuestRegisters, vmcb: u64, host_save: u64);

@@ -29,8 +29,8 @@ use crate::cpu;
 use crate::regs::{self, efer};
 use capabilities::Capabilities;
 use keel_kernel::arch::{HypercallArgs, VcpuError, VcpuInit, VmExit};
+use keel_kernel::mm::FRAME_POOL;
 use keel_kernel::mm::{PhysAddr, PAGE_SIZE};
-use keel_kernel::start::FRAME_POOL;
 use vmcb::{misc1, misc2, Vmcb};
 
 const DR6_INIT: u64 = 0xffff_0ff0;
@@ -176,7 +176,7 @@ impl SvmVcpu {
         let virt = &cpu::this_cpu().virt;
         let host_save = virt.host_save();
         loop {
-            super::pvclock::Pvclock::refresh(common);
+            common.pvclock.refresh(&common.domain, common.vcpu_id);
             interrupts::prepare_entry(self, common);
             if let Some(report) = common.reports.pop_front() {
                 return report;

@@ -5,8 +5,8 @@
 use super::vmcb::{self, Vmcb};
 use super::SvmVcpu;
 use crate::regs::efer;
-use crate::vcpu::emulate::{GuestCpu, Segment};
 use crate::vcpu::guest::GuestRegisters;
+use crate::vcpu::guest_cpu::{GuestCpu, Segment};
 use crate::vcpu::msr::StateMsr;
 use crate::vcpu::walk::Paging;
 use keel_kernel::mm::PhysAddr;

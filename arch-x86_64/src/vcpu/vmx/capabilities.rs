@@ -5,8 +5,8 @@ use super::instructions;
 use crate::cpu::PerCpu;
 use crate::regs::{self, msr};
 use crate::vcpu::{EnableError, Missing};
+use keel_kernel::mm::FRAME_POOL;
 use keel_kernel::mm::PAGE_SIZE;
-use keel_kernel::start::FRAME_POOL;
 
 const FEATURE_CONTROL_LOCK: u64 = 1 << 0;
 const FEATURE_CONTROL_VMX_OUTSIDE_SMX: u64 = 1 << 2;

@@ -11,8 +11,8 @@ use super::{field, vmcs, VmxVcpu, CR0_CD, CR0_NW, CR0_PE, CR0_PG, CR4_PAE};
 use crate::regs::efer;
 use crate::vcpu::control::Cr4Write;
 use crate::vcpu::cpuid::cr4_allowed;
-use crate::vcpu::emulate::{read_guest_phys, GuestCpu};
 use crate::vcpu::guest::gpr;
+use crate::vcpu::guest_cpu::{read_guest_phys, GuestCpu};
 use crate::vcpu::Common;
 
 const AR_LONG_MODE: u32 = 1 << 13;

@@ -31,21 +31,9 @@ keel_vmx_enter:
         mov     $HOST_RSP, %eax
         vmwrite %rsp, %rax
 5:      test    %rsi, %rsi                  /* MOVs below keep the flags */
-        mov     0x00(%rdi), %rax
-        mov     0x08(%rdi), %rcx
-        mov     0x10(%rdi), %rdx
-        mov     0x18(%rdi), %rbx
-        mov     0x28(%rdi), %rbp
-        mov     0x30(%rdi), %rsi
-        mov     0x40(%rdi), %r8
-        mov     0x48(%rdi), %r9
-        mov     0x50(%rdi), %r10
-        mov     0x58(%rdi), %r11
-        mov     0x60(%rdi), %r12
-        mov     0x68(%rdi), %r13
-        mov     0x70(%rdi), %r14
-        mov     0x78(%rdi), %r15
-        mov     0x38(%rdi), %rdi
+        mov     GPR_RAX(%rdi), %rax
+        KEEL_GPRS_LOAD %rdi
+        mov     GPR_RDI(%rdi), %rdi
         jnz     1f
         vmlaunch
         jmp     2f
@@ -60,22 +48,10 @@ keel_vmx_enter:
 keel_vmx_exit:
         push    %rdi                        /* guest rdi; regs pointer is above it */
         mov     8(%rsp), %rdi
-        mov     %rax, 0x00(%rdi)
-        mov     %rcx, 0x08(%rdi)
-        mov     %rdx, 0x10(%rdi)
-        mov     %rbx, 0x18(%rdi)
-        mov     %rbp, 0x28(%rdi)
-        mov     %rsi, 0x30(%rdi)
-        mov     %r8, 0x40(%rdi)
-        mov     %r9, 0x48(%rdi)
-        mov     %r10, 0x50(%rdi)
-        mov     %r11, 0x58(%rdi)
-        mov     %r12, 0x60(%rdi)
-        mov     %r13, 0x68(%rdi)
-        mov     %r14, 0x70(%rdi)
-        mov     %r15, 0x78(%rdi)
+        mov     %rax, GPR_RAX(%rdi)
+        KEEL_GPRS_SAVE %rdi
         pop     %rax
-        mov     %rax, 0x38(%rdi)
+        mov     %rax, GPR_RDI(%rdi)
         pop     %rdi
         xor     %eax, %eax
 4:      pop     %r15
@@ -85,3 +61,6 @@ keel_vmx_exit:
         pop     %rbx
         pop     %rbp
         ret
+
+        .purgem KEEL_GPRS_LOAD
+        .purgem KEEL_GPRS_SAVE

@@ -6,7 +6,7 @@ use super::super::GuestRegisters;
 use super::vmcs::{self, Field};
 use core::arch::asm;
 
-core::arch::global_asm!(include_str!("enter.s"), options(att_syntax));
+super::super::guest::world_switch_asm!(include_str!("../gprs.s"), include_str!("enter.s"));
 
 extern "sysv64" {
     fn keel_vmx_enter(regs: *mut GuestRegisters, resume: u64, host_rsp: *mut u64) -> u64;

@@ -21,8 +21,8 @@ use crate::cpu;
 use capabilities::Capabilities;
 use instructions::vmread;
 use keel_kernel::arch::{HypercallArgs, VcpuError, VcpuInit, VmExit};
+use keel_kernel::mm::FRAME_POOL;
 use keel_kernel::mm::{PhysAddr, PAGE_SIZE};
-use keel_kernel::start::FRAME_POOL;
 
 /// EPTP: write-back paging structures, 4-level walk (SDM 25.6.11).
 const EPTP_WB_4_LEVEL: u64 = 6 | (3 << 3);
@@ -176,7 +176,7 @@ impl VmxVcpu {
         }
         self.flush_if_stale();
         loop {
-            super::pvclock::Pvclock::refresh(common);
+            common.pvclock.refresh(&common.domain, common.vcpu_id);
             interrupts::prepare_entry(self, common);
             if let Some(report) = common.reports.pop_front() {
                 return report;

@@ -1,7 +1,7 @@
 //! The graph of a crate's files: nodes, arrows resolved through the module tree and
 //! `pub use` re-exports, and its strongly connected sets.
 
-use crate::source::{expand, inline_crate_paths, strip, use_trees, without_test_modules};
+use crate::source::{expand, inline_paths, strip, use_trees, without_test_modules};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -32,16 +32,20 @@ impl Graph {
             let mut abs = Vec::new();
             for (public, tree) in use_trees(&text) {
                 for (path, alias) in expand(&tree) {
+                    if !graph.names_crate_item(&module, &path) {
+                        continue;
+                    }
                     let Some(p) = absolute(&module, &path) else { continue };
                     if public {
-                        graph.reexports.entry(f.clone()).or_default().push((alias, p.clone()));
-                    }
-                    if path.first().map(String::as_str) == Some("crate") {
+                        // A re-export hands a name on: whoever names it is resolved through
+                        // to the defining file, and the re-exporting file gets no arrow.
+                        graph.reexports.entry(f.clone()).or_default().push((alias, p));
+                    } else {
                         abs.push(p);
                     }
                 }
             }
-            abs.extend(inline_crate_paths(&text));
+            abs.extend(inline_paths(&text).iter().filter_map(|p| absolute(&module, p)));
             paths.insert(f.clone(), abs);
         }
         for (f, list) in paths {
@@ -49,6 +53,19 @@ impl Graph {
             graph.edges.insert(f, targets);
         }
         graph
+    }
+
+    /// Whether `path`, written in `module`, names something of this crate: it starts at
+    /// `crate`, `self` or `super`, or at a child module (otherwise it names another crate).
+    fn names_crate_item(&self, module: &[String], path: &[String]) -> bool {
+        match path.first().map(String::as_str) {
+            None => false,
+            Some("crate" | "self" | "super") => true,
+            Some(first) => {
+                let child: Vec<&str> = module.iter().map(String::as_str).chain([first]).collect();
+                self.modules.contains_key(&child.join("::"))
+            }
+        }
     }
 
     /// The file defining the item at absolute path `p` (segments after `crate`).

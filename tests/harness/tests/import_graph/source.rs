@@ -98,7 +98,11 @@ pub fn without_test_modules(text: &str) -> String {
     while let Some(at) = rest.find("#[cfg(test)]") {
         out.push_str(&rest[..at]);
         let after = &rest[at + "#[cfg(test)]".len()..];
-        let t = after.trim_start();
+        let mut t = after.trim_start();
+        // Other attributes may stand between `#[cfg(test)]` and the `mod`.
+        while t.starts_with("#[") {
+            t = t[t.find(']').map_or(t.len(), |e| e + 1)..].trim_start();
+        }
         let is_inline_mod = t.starts_with("mod ") && t.find('{').is_some_and(|o| t.find(';').is_none_or(|sc| o < sc));
         if !is_inline_mod {
             out.push_str("#[cfg(test)]");
@@ -213,42 +217,52 @@ fn expand_into(prefix: &[String], tree: &str, out: &mut Vec<(Vec<String>, String
     }
 }
 
-/// `crate::a::b` paths written outside `use` items (the `use` items are read separately;
-/// reading them again here is harmless).
-pub fn inline_crate_paths(text: &str) -> Vec<Vec<String>> {
+/// `crate::a::b`, `super::a::b` and `self::a::b` paths written outside `use` items, as
+/// written (first segment included; the `use` items are read separately, and reading them
+/// again here is harmless).
+pub fn inline_paths(text: &str) -> Vec<Vec<String>> {
     let b: Vec<char> = text.chars().collect();
     let mut out = Vec::new();
     let mut i = 0;
-    while i + 7 <= b.len() {
-        let at: String = b[i..i + 7].iter().collect();
-        if at == "crate::" && !ident_char(b.get(i.wrapping_sub(1))) && b.get(i.wrapping_sub(1)) != Some(&'$') {
-            let mut j = i + 7;
-            let mut segs = Vec::new();
-            let mut tree = false;
-            loop {
-                let s = j;
-                while j < b.len() && (b[j].is_alphanumeric() || b[j] == '_') {
-                    j += 1;
-                }
-                if j == s {
-                    // `crate::a::{...}` or `crate::a::*`: a use tree, read by `use_trees`.
-                    tree = true;
-                    break;
-                }
-                segs.push(b[s..j].iter().collect::<String>());
-                if j + 1 < b.len() && b[j] == ':' && b[j + 1] == ':' {
-                    j += 2;
-                } else {
-                    break;
-                }
-            }
-            if !tree {
-                out.push(segs);
-            }
-            i = j;
-        } else {
+    while i < b.len() {
+        let head = ["crate", "super", "self"].into_iter().find(|w| {
+            let end = i + w.len();
+            end + 2 <= b.len()
+                && b[i..end].iter().copied().eq(w.chars())
+                && b[end] == ':'
+                && b[end + 1] == ':'
+                && !ident_char(b.get(i.wrapping_sub(1)))
+                && b.get(i.wrapping_sub(1)) != Some(&'$')
+                && b.get(i.wrapping_sub(1)) != Some(&':')
+        });
+        let Some(head) = head else {
             i += 1;
+            continue;
+        };
+        let mut j = i + head.len() + 2;
+        let mut segs = vec![head.to_string()];
+        let mut tree = false;
+        loop {
+            let s = j;
+            while j < b.len() && (b[j].is_alphanumeric() || b[j] == '_') {
+                j += 1;
+            }
+            if j == s {
+                // `crate::a::{...}` or `super::*`: a use tree, read by `use_trees`.
+                tree = true;
+                break;
+            }
+            segs.push(b[s..j].iter().collect::<String>());
+            if j + 1 < b.len() && b[j] == ':' && b[j + 1] == ':' {
+                j += 2;
+            } else {
+                break;
+            }
         }
+        if !tree {
+            out.push(segs);
+        }
+        i = j;
     }
     out
 }

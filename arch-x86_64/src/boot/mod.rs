@@ -7,16 +7,16 @@
 mod memory_map;
 pub mod multiboot2;
 
-use crate::{acpi, console, cpu, exceptions, gdt, irq, paging, regs, timer, vcpu};
+use crate::{acpi, console, cpu, exceptions, gdt, irq, mmu, regs, timer, vcpu};
 use core::fmt;
 use core::sync::atomic::{AtomicBool, Ordering};
-use keel_kernel::arch::{ExitStatus, PowerOffPath};
+use keel_kernel::arch::ExitStatus;
 use keel_kernel::boot::{BootInfo, BootModule, Options};
 use keel_kernel::mm::Region;
 use spin::Once;
 use x86_64::structures::tss::TaskStateSegment;
 
-core::arch::global_asm!(include_str!("boot/entry.s"), options(att_syntax));
+core::arch::global_asm!(include_str!("entry.s"), options(att_syntax));
 
 extern "Rust" {
     /// The platform's entry into the portable core.
@@ -33,15 +33,9 @@ static BSP: cpu::PerCpu = cpu::PerCpu::new(0);
 static BSP_IST: gdt::IstStacks = gdt::IstStacks::new();
 static BSP_TSS: Once<TaskStateSegment> = Once::new();
 static BSP_TABLES: Once<gdt::Tables> = Once::new();
-static OPTIONS: Once<Options> = Once::new();
 /// The modules the loader passed (reserved from free memory for Keel's lifetime).
 static MODULES: Once<[Option<Region>; multiboot2::MAX_MODULES]> = Once::new();
 static UEFI: AtomicBool = AtomicBool::new(false);
-
-/// How to power off, from Keel's command line (firmware until it has been read).
-pub fn power_off_path() -> PowerOffPath {
-    OPTIONS.get().map_or(PowerOffPath::Firmware, |o| o.power_off)
-}
 
 /// `uefi` if GRUB passed an EFI system table, else `bios`.
 pub fn firmware() -> &'static str {
@@ -55,7 +49,7 @@ pub fn firmware() -> &'static str {
 /// Reports why booting cannot go on and powers off with a failure status.
 fn fatal(args: fmt::Arguments<'_>) -> ! {
     log::error!("{args}");
-    crate::power::power_off(power_off_path(), ExitStatus::Failure)
+    crate::power::power_off(crate::power::failure_exit_path(), ExitStatus::Failure)
 }
 
 /// The boot CPU's first Rust code, called by `boot/entry.s` with the loader's EAX and EBX.
@@ -76,7 +70,7 @@ extern "sysv64" fn keel_boot_main(magic: u32, info_addr: u32) -> ! {
         Err(e) => fatal(format_args!("multiboot2: {e}; stopping")),
     };
     let (options, _) = Options::parse(tags.cmdline);
-    OPTIONS.call_once(|| options);
+    crate::power::set_boot_exit_path(options.power_off);
     log::set_max_level(options.log_level.to_filter());
     UEFI.store(tags.uefi, Ordering::Relaxed);
     log_entry_state(&tags);
@@ -98,7 +92,7 @@ extern "sysv64" fn keel_boot_main(magic: u32, info_addr: u32) -> ! {
     }
     let lapic_mode = irq::lapic::select_mode(features.x2apic);
     let mut plan = memory_map::plan(&tags, acpi, lapic_mode).unwrap_or_else(|e| fatal(format_args!("{e}; stopping")));
-    let cr3 = paging::build_and_load(&mut plan.free, plan.mapped.as_slice(), features.huge_1g, features.nx);
+    let cr3 = mmu::build_and_load(&mut plan.free, plan.mapped.as_slice(), features.huge_1g, features.nx);
     crate::smp::set_boot_state(plan.trampoline, cr3);
 
     irq::init_boot_cpu(acpi.map(|a| a.ioapics()).unwrap_or(&[]).iter().copied(), acpi.is_none_or(|a| a.pcat_compat));
