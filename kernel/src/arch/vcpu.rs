@@ -1,6 +1,6 @@
 //! Virtual CPUs.
 
-use super::{FastPath, GuestDomain, SpaceId, VcpuError, VmExit};
+use super::{FastPath, GuestDomain, HypercallArgs, SpaceId, VcpuError, VmExit};
 use crate::addr::{GuestPhysAddr, PhysAddr};
 use alloc::sync::Arc;
 
@@ -84,17 +84,6 @@ pub enum StartResult {
     InvalidEntry,
     /// Keel could not create the vCPU (out of memory).
     Failed,
-}
-
-/// The arguments of a guest hypercall, decoded from the architecture's hypercall register
-/// convention (`docs/abi.md`), in the width of the guest's current mode.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct HypercallArgs {
-    pub number: u64,
-    pub args: [u64; 5],
-    /// The caller runs 32-bit x86 code: its structs have Xen's compat layouts (32-bit
-    /// `xen_ulong_t`, `xen_pfn_t` and guest handles), `docs/abi.md` §2.
-    pub compat: bool,
 }
 
 /// A virtual CPU.
