@@ -124,6 +124,10 @@ pub fn primary<A: Arch + GuestAbi + GuestLoader>(info: BootInfo) -> ! {
         STAGE.store(STAGE_STOP, Ordering::Release);
         finish::<A>(summary, &[])
     }
+    // keel.timeout counts from here: the domains are built (their kernels decompressed).
+    if let Some(s) = options().timeout_s {
+        machine.set_deadline(A::Timer::now_ns().saturating_add(s.saturating_mul(1_000_000_000)));
+    }
     MACHINE.call_once(|| machine as &'static (dyn Any + Send + Sync));
     STAGE.store(STAGE_RUN, Ordering::Release);
     log::info!("running {} domain(s) on {cpus} CPU(s)", machine.guest_ids().len());
@@ -194,9 +198,6 @@ fn new_machine<A: Arch + GuestAbi + GuestLoader>() -> &'static Machine<'static, 
         .with_creator(crate::run::serve_create::<A>);
     if options().dom0_store_local {
         machine = machine.with_local_dom0_store();
-    }
-    if let Some(s) = options().timeout_s {
-        machine = machine.with_deadline(A::Timer::now_ns().saturating_add(s * 1_000_000_000));
     }
     Box::leak(Box::new(machine))
 }

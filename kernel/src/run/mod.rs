@@ -57,7 +57,7 @@ use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use guests::Guests;
 use keel_abi::xen::DomId;
 use spin::Mutex;
@@ -74,8 +74,9 @@ pub struct Machine<'a, A: Arch> {
     reported: AtomicBool,
     /// Held by the CPU that reaps stopped domains.
     reaping: Mutex<()>,
-    /// System time (ns) at which domains still running are crashed (`keel.timeout`).
-    deadline: Option<u64>,
+    /// System time (ns) at which domains still running are crashed (`keel.timeout`); 0:
+    /// none. Set once the boot's domains are built ([`Machine::set_deadline`]).
+    deadline: AtomicU64,
     /// The deadline passed and was acted on.
     timed_out: AtomicBool,
     /// The CPUs that run loops: vCPUs are confined to them.
@@ -125,7 +126,7 @@ impl<'a, A: Arch> Machine<'a, A> {
             started: AtomicBool::new(false),
             reported: AtomicBool::new(false),
             reaping: Mutex::new(()),
-            deadline: None,
+            deadline: AtomicU64::new(0),
             timed_out: AtomicBool::new(false),
             online: CpuMask::first_n(hooks.scheduler().nr_cpus()),
             input: Mutex::new(InputRouter::new()),
@@ -222,14 +223,22 @@ impl<'a, A: Arch> Machine<'a, A> {
 
     /// Crashes every domain still running (or paused) at system time `ns`
     /// (`keel.timeout`), so that the run ends even if a guest never does.
-    pub fn with_deadline(mut self, ns: u64) -> Self {
-        self.deadline = Some(ns);
+    pub fn with_deadline(self, ns: u64) -> Self {
+        self.set_deadline(ns);
         self
+    }
+
+    /// [`Machine::with_deadline`] on a machine already shared: set before its CPUs run
+    /// domains, so that the time spent building them (a kernel decompressed under an
+    /// emulator takes minutes) does not count.
+    pub fn set_deadline(&self, ns: u64) {
+        self.deadline.store(ns.max(1), Ordering::Release);
     }
 
     /// The deadline, unless it passed already.
     pub(super) fn pending_deadline(&self) -> Option<u64> {
-        self.deadline.filter(|_| !self.timed_out.load(Ordering::Acquire))
+        let deadline = self.deadline.load(Ordering::Acquire);
+        (deadline != 0 && !self.timed_out.load(Ordering::Acquire)).then_some(deadline)
     }
 
     /// If the deadline passed (and nobody acted on it yet), crashes every domain left.

@@ -134,3 +134,24 @@ pub fn bit_test(op: BitTest, value: u64, bit: u32, rflags: u64) -> (u64, u64) {
     };
     (value, flags)
 }
+
+/// What CMPXCHG does besides setting the flags.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exchanged {
+    /// The accumulator equalled memory: this value is stored to memory.
+    Stored(u64),
+    /// It did not: memory's value is loaded into the accumulator.
+    Loaded(u64),
+}
+
+/// CMPXCHG of `memory` with `accumulator` and `new` on `size` bytes: what it writes
+/// and the new RFLAGS (those of `cmp accumulator, memory`).
+pub fn compare_exchange(size: u8, memory: u64, accumulator: u64, new: u64, rflags: u64) -> (Exchanged, u64) {
+    let m = mask(size);
+    let (_, flags) = binary(Binary::Cmp, size, accumulator, memory, rflags);
+    if (memory ^ accumulator) & m == 0 {
+        (Exchanged::Stored(new & m), flags)
+    } else {
+        (Exchanged::Loaded(memory & m), flags)
+    }
+}

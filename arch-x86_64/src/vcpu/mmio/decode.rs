@@ -31,8 +31,17 @@ pub enum StringOp {
 pub enum Op {
     /// MOV, MOVZX, MOVSX(D) into register `dest` of `dest_size` bytes.
     Load { dest: usize, dest_size: u8, sign: bool },
-    /// MOV from a register or an immediate.
+    /// MOV from a register or an immediate; MOVNTI (a non-temporal hint, the same store).
     Store(Source),
+    /// MOVBE into register `dest`: the loaded bytes in reverse order.
+    LoadSwapped(usize),
+    /// MOVBE from register `source`: its low bytes stored in reverse order.
+    StoreSwapped(usize),
+    /// CMPXCHG with register `source`: the accumulator compared with memory; equal, the
+    /// register is stored (ZF set); not equal, memory is loaded into the accumulator.
+    CompareExchange(usize),
+    /// XADD with register `source`: memory gets the sum, the register the old memory.
+    ExchangeAdd(usize),
     /// `op mem, source` (the result goes to memory unless CMP or TEST).
     BinaryToMemory { op: Binary, source: Source },
     /// `op reg, mem` (the result goes to register `dest` unless CMP or TEST).
@@ -173,6 +182,11 @@ pub fn decode(bytes: &[u8], bitness: u32, ip: u64) -> Result<Decoded, Unsupporte
             (Op::Load { dest, dest_size, sign: matches!(m, Mnemonic::Movsx | Mnemonic::Movsxd) }, 1)
         }
         (Mnemonic::Mov, (OpKind::Memory, _)) => (Op::Store(source(&i, 1)?), 0),
+        (Mnemonic::Movnti, (OpKind::Memory, OpKind::Register)) => (Op::Store(source(&i, 1)?), 0),
+        (Mnemonic::Movbe, (OpKind::Register, OpKind::Memory)) => (Op::LoadSwapped(gpr(i.op0_register())?.0), 1),
+        (Mnemonic::Movbe, (OpKind::Memory, OpKind::Register)) => (Op::StoreSwapped(gpr(i.op1_register())?.0), 0),
+        (Mnemonic::Cmpxchg, (OpKind::Memory, OpKind::Register)) => (Op::CompareExchange(gpr(i.op1_register())?.0), 0),
+        (Mnemonic::Xadd, (OpKind::Memory, OpKind::Register)) => (Op::ExchangeAdd(gpr(i.op1_register())?.0), 0),
         (Mnemonic::Xchg, (OpKind::Memory, OpKind::Register)) => (Op::Exchange(gpr(i.op1_register())?.0), 0),
         (Mnemonic::Xchg, (OpKind::Register, OpKind::Memory)) => (Op::Exchange(gpr(i.op0_register())?.0), 1),
         (_, (OpKind::Memory, _)) if binary(m).is_some() && i.op_count() == 2 => {

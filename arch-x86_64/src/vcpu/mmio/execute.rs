@@ -4,7 +4,7 @@
 use super::super::common::Common;
 use super::super::guest::gpr;
 use super::super::guest_cpu::{GuestCpu, Segment, GP};
-use super::alu::{self, mask};
+use super::alu::{self, mask, Binary};
 use super::decode::{Decoded, Op, Source, StringOp};
 use super::memory;
 use iced_x86::{Instruction, Register};
@@ -32,6 +32,12 @@ pub fn extend(value: u64, size: u8, sign: bool) -> u64 {
     }
     let shift = 64 - 8 * u32::from(size);
     (((v << shift) as i64) >> shift) as u64
+}
+
+/// The low `size` bytes of `value` in reverse order (MOVBE).
+pub fn swap_bytes(value: u64, size: u8) -> u64 {
+    let bits = 8 * u32::from(size.clamp(1, 8));
+    value.swap_bytes() >> (64 - bits)
 }
 
 fn segment(r: Register) -> Option<Segment> {
@@ -120,6 +126,31 @@ pub fn perform(cpu: &mut dyn GuestCpu, common: &Common, d: &Decoded, long: bool)
         Op::Unary(op) => {
             let (r, flags) = alu::unary(op, size, memory::read(cpu, la, size)?, rflags);
             memory::write(cpu, common, la, size, r)?;
+            set_status(cpu, flags);
+        }
+        Op::LoadSwapped(dest) => {
+            let v = memory::read(cpu, la, size)?;
+            set_register(cpu, dest, size, swap_bytes(v, size));
+        }
+        Op::StoreSwapped(source) => {
+            let v = swap_bytes(value(cpu, Source::Register(source), size), size);
+            memory::write(cpu, common, la, size, v)?;
+        }
+        Op::CompareExchange(source) => {
+            let (old, accumulator) = (memory::read(cpu, la, size)?, value(cpu, Source::Register(gpr::RAX), size));
+            let new = value(cpu, Source::Register(source), size);
+            let (outcome, flags) = alu::compare_exchange(size, old, accumulator, new, rflags);
+            match outcome {
+                alu::Exchanged::Stored(v) => memory::write(cpu, common, la, size, v)?,
+                alu::Exchanged::Loaded(v) => set_register(cpu, gpr::RAX, size, v),
+            }
+            set_status(cpu, flags);
+        }
+        Op::ExchangeAdd(source) => {
+            let (old, addend) = (memory::read(cpu, la, size)?, value(cpu, Source::Register(source), size));
+            let (sum, flags) = alu::binary(Binary::Add, size, old, addend, rflags);
+            memory::write(cpu, common, la, size, sum)?;
+            set_register(cpu, source, size, old);
             set_status(cpu, flags);
         }
         Op::Exchange(reg) => {

@@ -1,6 +1,7 @@
+use super::alu::Exchanged;
 use super::alu::{self, Binary, BitTest, Unary};
 use super::decode::{decode, Op, Source, StringOp, Unsupported, MAX_LEN};
-use super::execute::{extend, merge_register};
+use super::execute::{extend, merge_register, swap_bytes};
 use iced_x86::{Mnemonic, Register};
 use proptest::prelude::*;
 
@@ -56,9 +57,43 @@ fn read_modify_write_and_string_instructions_decode() {
 }
 
 #[test]
+fn exchanges_byte_swaps_and_non_temporal_stores_decode() {
+    // lock cmpxchg [rdi], esi; cmpxchg byte [rdi], cl; lock xadd [rdi], r8; xadd word [rdi], dx
+    let d = decode(&[0xf0, 0x0f, 0xb1, 0x37], 64, 0).unwrap();
+    assert_eq!((d.op, d.size, d.len), (Op::CompareExchange(6), 4, 4));
+    assert_eq!(decode(&[0x0f, 0xb0, 0x0f], 64, 0).unwrap().size, 1);
+    assert_eq!(op(&[0x0f, 0xb0, 0x0f], 64), Op::CompareExchange(1));
+    let d = decode(&[0xf0, 0x4c, 0x0f, 0xc1, 0x07], 64, 0).unwrap();
+    assert_eq!((d.op, d.size), (Op::ExchangeAdd(8), 8));
+    assert_eq!(decode(&[0x66, 0x0f, 0xc1, 0x17], 64, 0).unwrap().size, 2);
+    // movbe eax, [rdi]; movbe [rdi], rcx; movnti [rdi], esi; movnti [rdi], r9
+    assert_eq!(op(&[0x0f, 0x38, 0xf0, 0x07], 64), Op::LoadSwapped(0));
+    let d = decode(&[0x48, 0x0f, 0x38, 0xf1, 0x0f], 64, 0).unwrap();
+    assert_eq!((d.op, d.size), (Op::StoreSwapped(1), 8));
+    assert_eq!(op(&[0x0f, 0xc3, 0x37], 64), Op::Store(Source::Register(6)));
+    let d = decode(&[0x4c, 0x0f, 0xc3, 0x0f], 64, 0).unwrap();
+    assert_eq!((d.op, d.size), (Op::Store(Source::Register(9)), 8));
+    // 32-bit code: lock cmpxchg [ebx], ecx
+    assert_eq!(op(&[0xf0, 0x0f, 0xb1, 0x0b], 32), Op::CompareExchange(1));
+    assert_eq!(swap_bytes(0x1122_3344, 4), 0x4433_2211);
+    assert_eq!(swap_bytes(0xffff_ffff_0000_1234, 2), 0x3412);
+    assert_eq!(swap_bytes(0x0102_0304_0506_0708, 8), 0x0807_0605_0403_0201);
+    // All ones through CMPXCHG: an accumulator of all ones stores, any other loads.
+    let ones = alu::mask(4);
+    assert_eq!(alu::compare_exchange(4, ones, ones, 7, 0).0, Exchanged::Stored(7));
+    let (r, f) = alu::compare_exchange(4, ones, 5, 7, 0);
+    assert_eq!((r, f & alu::ZF), (Exchanged::Loaded(ones), 0));
+}
+
+#[test]
 fn other_instructions_and_registers_are_refused() {
     let refused = |b: &[u8]| decode(b, 64, 0).unwrap_err();
-    assert_eq!(refused(&[0x0f, 0xb1, 0x0f]), Unsupported::Instruction(Mnemonic::Cmpxchg));
+    // cmpxchg16b [rdi]; movdqu xmm0, [rdi]; movq xmm0, [rdi] (SSE registers Keel does
+    // not hold); cmpxchg with a register destination
+    assert_eq!(refused(&[0x48, 0x0f, 0xc7, 0x0f]), Unsupported::Instruction(Mnemonic::Cmpxchg16b));
+    assert_eq!(refused(&[0xf3, 0x0f, 0x6f, 0x07]), Unsupported::Instruction(Mnemonic::Movdqu));
+    assert_eq!(refused(&[0xf3, 0x0f, 0x7e, 0x07]), Unsupported::Instruction(Mnemonic::Movq));
+    assert_eq!(refused(&[0x0f, 0xb1, 0xc8]), Unsupported::Instruction(Mnemonic::Cmpxchg));
     assert_eq!(refused(&[0xa6]), Unsupported::Instruction(Mnemonic::Cmpsb));
     assert_eq!(refused(&[0xf3, 0xae]), Unsupported::Instruction(Mnemonic::Scasb));
     assert_eq!(refused(&[0x48, 0x8b, 0x27]), Unsupported::Register(Register::RSP));
@@ -136,8 +171,53 @@ fn hardware(op: Binary, size: u8, a: u64, b: u64, carry: bool) -> (u64, u64) {
     (r & alu::mask(size), flags & alu::STATUS)
 }
 
+/// The host processor's CMPXCHG of `memory` (a register here) with `accumulator` and
+/// `new` on `size` bytes: memory, accumulator and status flags after it.
+fn hardware_cmpxchg(size: u8, memory: u64, accumulator: u64, new: u64) -> (u64, u64, u64) {
+    let (mut m, mut a, mut flags) = (memory, accumulator, 0x2u64);
+    macro_rules! run {
+        ($insn:literal) => {
+            // SAFETY: register-only CMPXCHG between a POPFQ and a PUSHFQ that balance
+            // the stack; RFLAGS loaded holds only the reserved bit 1.
+            unsafe {
+                core::arch::asm!(
+                    "push {f}", "popfq", $insn, "pushfq", "pop {f}",
+                    m = inout(reg) m, n = in(reg) new, f = inout(reg) flags, inout("rax") a,
+                )
+            }
+        };
+    }
+    match size {
+        1 => run!("cmpxchg {m:l}, {n:l}"),
+        2 => run!("cmpxchg {m:x}, {n:x}"),
+        4 => run!("cmpxchg {m:e}, {n:e}"),
+        _ => run!("cmpxchg {m}, {n}"),
+    }
+    (m & alu::mask(size), a & alu::mask(size), flags & alu::STATUS)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(20_000))]
+
+    /// CMPXCHG's outcome and flags are the host processor's.
+    #[test]
+    fn compare_exchange_matches_the_processor(
+        size in prop::sample::select(vec![1u8, 2, 4, 8]),
+        memory in prop_oneof![any::<u64>(), Just(u64::MAX), Just(0)],
+        same in any::<bool>(),
+        accumulator in any::<u64>(),
+        new in any::<u64>(),
+    ) {
+        let accumulator = if same { memory } else { accumulator };
+        let (want_memory, want_accumulator, want_flags) = hardware_cmpxchg(size, memory, accumulator, new);
+        let (outcome, flags) = alu::compare_exchange(size, memory, accumulator, new, 0x2);
+        let m = alu::mask(size);
+        let (got_memory, got_accumulator) = match outcome {
+            Exchanged::Stored(v) => (v, accumulator & m),
+            Exchanged::Loaded(v) => (memory & m, v),
+        };
+        prop_assert_eq!((got_memory, got_accumulator, flags & alu::STATUS), (want_memory, want_accumulator, want_flags));
+    }
 
     /// Random instruction bytes in every mode: an answer, never a panic, and a decoded
     /// access names a register the guest has and a length within the bytes.
@@ -150,6 +230,7 @@ proptest! {
             match d.op {
                 Op::Load { dest, dest_size, .. } => prop_assert!(register(dest) && matches!(dest_size, 1 | 2 | 4 | 8)),
                 Op::Store(Source::Register(r)) | Op::Exchange(r) | Op::BinaryToRegister { dest: r, .. } => prop_assert!(register(r)),
+                Op::LoadSwapped(r) | Op::StoreSwapped(r) | Op::CompareExchange(r) | Op::ExchangeAdd(r) => prop_assert!(register(r)),
                 Op::BinaryToMemory { source: Source::Register(r), .. } | Op::BitTest { offset: Source::Register(r), .. } => prop_assert!(register(r)),
                 Op::String { address_size, .. } => prop_assert!(matches!(address_size, 2 | 4 | 8)),
                 _ => {}

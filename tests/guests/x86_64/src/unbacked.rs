@@ -3,7 +3,7 @@
 //! with `XENMEM_decrease_reservation`) as Xen shows a PVH domain: every read gives all
 //! ones and every write is dropped, whatever instruction makes it — moves of every size
 //! and extension, read-modify-write arithmetic with its flags, XCHG, bit tests, string
-//! instructions with REP — and an access that straddles RAM and a hole reads and writes
+//! instructions with REP, CMPXCHG, XADD, MOVNTI and MOVBE — and an access that straddles RAM and a hole reads and writes
 //! the RAM part. An instruction Keel does not emulate gets #GP(0) and the guest goes on.
 
 use crate::platform::ALIAS_BASE;
@@ -20,17 +20,17 @@ const GP: u8 = 13;
 const ONES: u64 = u64::MAX;
 
 core::arch::global_asm!(
-    ".global guest_unbacked_cmpxchg, guest_unbacked_insn, guest_unbacked_resume",
-    "guest_unbacked_cmpxchg:",
+    ".global guest_unbacked_cmpxchg8b, guest_unbacked_insn, guest_unbacked_resume",
+    "guest_unbacked_cmpxchg8b:",
     "guest_unbacked_insn:",
-    "lock cmpxchg [rdi], esi",
+    "lock cmpxchg8b [rdi]",
     "guest_unbacked_resume:",
     "ret",
 );
 
 extern "C" {
-    /// `lock cmpxchg [address], value` (an instruction Keel does not emulate).
-    fn guest_unbacked_cmpxchg(address: u64, value: u32);
+    /// `lock cmpxchg8b [address]` (an instruction Keel does not emulate).
+    fn guest_unbacked_cmpxchg8b(address: u64);
 }
 
 /// The flags after `$insn` (with `a` = the address in a register), and the register.
@@ -102,6 +102,45 @@ fn arithmetic(a: u64) -> Result<u32, keel_test_guest::Failure> {
     ensure!(f & CF != 0, "bts [all ones], reg (bit 1000): CF clear");
     expect_eq!(read(a), ONES, "a load after the read-modify-write instructions");
     Ok(11)
+}
+
+/// CMPXCHG (equal and not), XADD, MOVNTI and, where CPUID offers it, MOVBE on all ones
+/// (the instructions Linux and the BSDs use on device memory): results and flags as the
+/// processor's, stores dropped. Returns how many were checked.
+fn exchanges(a: u64) -> Result<u32, keel_test_guest::Failure> {
+    let (mut acc, flags): (u64, u64);
+    acc = 0xffff_ffff;
+    // SAFETY: a CMPXCHG of the unbacked address, which Keel emulates.
+    unsafe {
+        asm!("lock cmpxchg [{a}], {n:e}", "pushfq", "pop {f}", a = in(reg) a, n = in(reg) 7u64, f = out(reg) flags, inout("rax") acc);
+    }
+    ensure!(flags & ZF != 0 && acc == 0xffff_ffff, "lock cmpxchg [all ones] (equal): eax {acc:#x}, flags {flags:#x}");
+    expect_eq!(read(a), ONES, "a load after a CMPXCHG that stored (the store must be dropped)");
+    let (mut acc, flags): (u64, u64);
+    acc = 5;
+    // SAFETY: as above.
+    unsafe {
+        asm!("cmpxchg [{a}], {n}", "pushfq", "pop {f}", a = in(reg) a, n = in(reg) 7u64, f = out(reg) flags, inout("rax") acc);
+    }
+    ensure!(flags & ZF == 0 && acc == ONES, "cmpxchg [all ones] (not equal): rax {acc:#x}, flags {flags:#x}");
+    let (f, r) = with_flags!("lock xadd [{a}], {r}", a, 1);
+    ensure!(r == ONES && f & (CF | ZF) == CF | ZF, "lock xadd [all ones], 1: {r:#x}, flags {f:#x}");
+    expect_eq!(read(a), ONES, "a load after XADD");
+    // SAFETY: a non-temporal store to the unbacked address, which Keel drops.
+    unsafe { asm!("movnti [{a}], {v}", a = in(reg) a, v = in(reg) 0x1234u64, options(nostack)) };
+    expect_eq!(read(a), ONES, "a load after MOVNTI");
+    let movbe = core::arch::x86_64::__cpuid(1).ecx & (1 << 22) != 0;
+    if !movbe {
+        return Ok(4);
+    }
+    let mut v = 0x1122_3344_5566_7788u64;
+    // SAFETY: a MOVBE load and store of the unbacked address (CPUID offers MOVBE).
+    unsafe {
+        asm!("movbe {v:e}, [{a}]", "movbe [{a}], {v}", a = in(reg) a, v = inout(reg) v, options(nostack));
+    }
+    expect_eq!(v, 0xffff_ffff, "MOVBE of a 32-bit all ones");
+    expect_eq!(read(a), ONES, "a load after a MOVBE store");
+    Ok(6)
 }
 
 /// MOVS, STOS and LODS with REP between the hole and RAM: more iterations than Keel
@@ -189,11 +228,13 @@ pub fn run(p: &impl Platform) -> Outcome {
     say!(p, "unbacked: {n} string instructions with REP (3000 and 2048 iterations) between the hole and RAM");
     let gfn = given_back(p)?;
     say!(p, "unbacked: frame {gfn:#x} given back reads all ones, bt sets CF; straddling accesses keep the RAM half");
+    let n = exchanges(hole + 0x58_0000)? + exchanges(0xfec0_0100)?;
+    say!(p, "unbacked: {n} CMPXCHG, XADD, MOVNTI and MOVBE on all ones: results and flags as the processor's, stores dropped");
     let refused = traps::probe_unbacked(|| {
         // SAFETY: an instruction Keel refuses with #GP(0); the trap handler resumes after it.
-        unsafe { guest_unbacked_cmpxchg(hole + 0x60_0000, 7) }
+        unsafe { guest_unbacked_cmpxchg8b(hole + 0x60_0000) }
     });
-    ensure!(refused == Err(GP), "lock cmpxchg on the hole: {refused:?}, expected #GP");
-    say!(p, "unbacked: lock cmpxchg on the hole: #GP, as Xen's emulator refuses what it cannot do; the domain runs on");
+    ensure!(refused == Err(GP), "lock cmpxchg8b on the hole: {refused:?}, expected #GP");
+    say!(p, "unbacked: lock cmpxchg8b on the hole: #GP (Keel does not emulate it; Xen does); the domain runs on");
     Ok(())
 }

@@ -55,11 +55,17 @@ pub fn wild<P: Platform>(p: &P) -> Outcome {
 }
 
 /// `keel.pause=0`: a tight loop without the spin-wait hint (`pause`), which no
-/// processor's spin detection can see.
+/// processor's spin detection can see; `keel.open=1`: with interrupts open (none is sent).
 pub fn spin<P: Platform>(p: &P) -> Outcome {
     let pause = crate::cmdline::get_u64(p.cmdline(), "keel.pause") != Some(0);
-    say!(p, "spin: spinning with interrupts masked, forever{}", if pause { "" } else { " (no pause)" });
-    p.disable_interrupts();
+    let open = crate::cmdline::get_u64(p.cmdline(), "keel.open") == Some(1);
+    say!(
+        p,
+        "spin: spinning with interrupts {}, forever{}",
+        if open { "open" } else { "masked" },
+        if pause { "" } else { " (no pause)" }
+    );
+    super::preempt::set_interrupts(p);
     loop {
         if pause {
             core::hint::spin_loop();
