@@ -298,7 +298,7 @@ fn destroy(ctx: &mut Ctx, args: &[String]) -> Result<(), Failure> {
     let (_, pos) = getopt(args, "", "")?;
     let d = find_domain(ctx, &one(&pos, "the domain")?)?;
     ctx.ctl.destroy(d.id)?;
-    Ok(())
+    crate::cli_devices::release_backends(ctx, d.id)
 }
 
 /// As xl: a guest that says it obeys (`control/feature-poweroff` or `-reboot` = 1) is asked
