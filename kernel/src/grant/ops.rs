@@ -128,6 +128,9 @@ pub fn map<A: Arch>(hv: &impl DomainTable<A>, m: &Arc<Domain<A>>, op: &GnttabMap
             Err(st) => {
                 drop(gt);
                 m.grants.lock().free_handle(handle);
+                // The mapper's (or the granter's) mistake, not Keel's: debug, so that a
+                // hostile guest cannot flood the console.
+                log::debug!("d{}: map of d{}'s grant ref {} refused ({st})", m.id(), g.id(), op.grant_ref);
                 return (st, 0);
             }
         }

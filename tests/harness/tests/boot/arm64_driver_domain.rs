@@ -67,21 +67,73 @@ const LINES: [&str; 37] = [
     "(driver2), created at run time: crashed (watchdog expired)",
 ];
 
+/// What the hostile front end (d3, Keel's test guest), the driver domain's kernel and Keel
+/// print while it sends garbage to driver1's blkback.
+const HOSTILE_LINES: [&str; 31] = [
+    "(d0) [linux] drvctl: block-attach hostile xvda (read-only) backend=driver1: exit 0",
+    "(d3) hostile-blkfront: disk from d4 (/local/domain/4/backend/vbd/3/51712)",
+    "(d3) hostile-blkfront: back end InitWait",
+    "(d3) hostile-blkfront: back end Connected",
+    "(d3) hostile-blkfront: a good read: status 0",
+    "(d3) hostile-blkfront: a good read: okay, the disk's bytes",
+    "(d3) hostile-blkfront: 0 segments: status -1",
+    "(d3) hostile-blkfront: 200 segments: status -1",
+    "(d3) hostile-blkfront: a ref never granted: status -1",
+    "(d3) hostile-blkfront: a ref beyond the table: status -1",
+    "(d3) hostile-blkfront: a ref granted to d0: status -1",
+    "(d3) hostile-blkfront: the page granted to d0 is unchanged",
+    "(d3) hostile-blkfront: a sector past the end: status -1",
+    "(d3) hostile-blkfront: a sector that wraps: status -1",
+    "(d3) hostile-blkfront: last sector before the first: status -1",
+    "(d3) hostile-blkfront: last sector beyond the page: status -1",
+    "(d3) hostile-blkfront: a write to the read-only disk: status -1",
+    "(d3) hostile-blkfront: operation 0xee: status -2",
+    "(d3) hostile-blkfront: a good read again: status 0",
+    "(d3) hostile-blkfront: producer 1000 ahead: 0 responses (ring halted)",
+    "(d3) hostile-blkfront: 50 state flips written, last Closed",
+    "(d3) hostile-blkfront: finished",
+    "(d3) PASS xenbus",
+    // Keel refused blkback's maps (debug: a guest's mistake), blkback halted the ring.
+    "d4: map of d3's grant ref 20 refused (-1)",
+    "d4: map of d3's grant ref 12 refused (-1)",
+    "d4: map of d3's grant ref 2147483632 refused (-3)",
+    "(d4) [",
+    "Frontend provided bogus ring requests",
+    "(d0) [linux] drvctl: driver1 listed after the hostile front end: 1",
+    "(d0) [linux] drvctl: block-detach hostile xvda: exit 0",
+    "(d2) [linux] drvguest: xvda: read pattern 2 again after the hostile front end",
+];
+
 /// VHE, GICv3, 2 CPUs: blkfront in a Linux domU served by blkback in two Linux driver
 /// domains in turn, neither of them dom0.
 #[test]
 #[ignore = "boots QEMU with Debian's kernel: run through scripts/test or scripts/test-linux"]
 fn arm64_linux_driver_domain_vhe_gicv3() {
     let dom0 = format!(
-        "kernel={KERNEL};ramdisk={INITRAMFS_WITH_KERNEL};bootargs=console=hvc0 keel.linux=drvctl keel.victim=guest"
+        "kernel={KERNEL};ramdisk={INITRAMFS_WITH_KERNEL};bootargs=console=hvc0 keel.linux=drvctl keel.victim=guest keel.peer=hostile"
     );
     let xenstore = spec("xenstore", "caps=4;bootargs=keel.program=xenstored xenstored.exit=last");
     let guest = format!(
         "name=guest;kernel={KERNEL};ramdisk={INITRAMFS};mem=256M;cpus=1;enhanced;bootargs=console=hvc0 keel.linux=drvguest"
     );
-    let extra = ["--dom0", &dom0, "--domain", &xenstore, "--domain", &guest, "--timeout", "600"];
+    let hostile = spec("hostile", "enhanced;bootargs=keel.test=xenbus keel.role=hostile-blkfront");
+    let extra = [
+        "--dom0",
+        &dom0,
+        "--domain",
+        &xenstore,
+        "--domain",
+        &guest,
+        "--domain",
+        &hostile,
+        "--bootargs",
+        "keel.loglevel=debug",
+        "--timeout",
+        "600",
+    ];
     let t: BootTest = on_with("arm64 Linux driver domain, its destroy and crash (VHE GICv3)", VHE_GICV3, "2G", &extra)
-        .domains(&["dom0", "xenstore", "guest"])
-        .lines(&LINES);
+        .domains(&["dom0", "xenstore", "guest", "hostile"])
+        .lines(&LINES)
+        .lines(&HOSTILE_LINES);
     boot(xen_guest(xen_guest(t, 0), 2).timeout(Duration::from_secs(620)));
 }
