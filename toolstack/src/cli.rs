@@ -297,8 +297,14 @@ fn list(ctx: &mut Ctx, args: &[String]) -> Result<(), Failure> {
 fn destroy(ctx: &mut Ctx, args: &[String]) -> Result<(), Failure> {
     let (_, pos) = getopt(args, "", "")?;
     let d = find_domain(ctx, &one(&pos, "the domain")?)?;
+    // Asked before it goes: only a domain that a xenstore domain served can have had
+    // back ends (a control domain without a xenstore would wait for ever on one).
+    let store = ctx.ctl.served_by_xenstore(d.id).unwrap_or(false);
     ctx.ctl.destroy(d.id)?;
-    crate::cli_devices::release_backends(ctx, d.id)
+    if store {
+        crate::cli_devices::release_backends(ctx, d.id)?;
+    }
+    Ok(())
 }
 
 /// As xl: a guest that says it obeys (`control/feature-poweroff` or `-reboot` = 1) is asked

@@ -148,12 +148,8 @@ fn network_detach(ctx: &mut Ctx, args: &[String]) -> Result<(), Failure> {
 }
 
 /// After `destroy` of domain `be`: every device it served as a back end is closed on its
-/// behalf ([`devices_orphans::release_backend_domain`]), one line each. Nothing is done
-/// without a xenstore that answers.
+/// behalf ([`devices_orphans::release_backend_domain`]), one line each.
 pub(crate) fn release_backends(ctx: &mut Ctx, be: DomId) -> Result<(), Failure> {
-    if !ctx.host.xenstore_responds() {
-        return Ok(());
-    }
     let Ok(mut s) = ctx.host.store() else { return Ok(()) };
     let host = &*ctx.host;
     let sleep = |d: Duration| host.sleep(d);

@@ -37,11 +37,6 @@ pub trait Host {
         let _ = (path, value);
         Err("no xenstore".into())
     }
-    /// Whether xenstore answers this domain within a short time (a control domain without
-    /// a xenstore would wait for ever on its first request).
-    fn xenstore_responds(&mut self) -> bool {
-        true
-    }
     /// A xenstore connection as this domain, for the device commands.
     fn store(&mut self) -> Result<Box<dyn Watching>, String> {
         Err("no xenstore".into())

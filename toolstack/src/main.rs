@@ -39,22 +39,6 @@ impl Host for System {
         self.xenbus().ok()?.read(path).ok()
     }
 
-    fn xenstore_responds(&mut self) -> bool {
-        // A read of this domain's `domid` on a thread of its own: without a xenstore the
-        // kernel never answers, and the thread is left behind when keelctl exits.
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let answered = std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .open(xenbus::DEVICE)
-                .ok()
-                .and_then(|dev| Xenbus::new(dev).read("domid").ok());
-            let _ = tx.send(answered.is_some());
-        });
-        rx.recv_timeout(Duration::from_secs(2)).unwrap_or(false)
-    }
-
     fn xenstore_write(&mut self, path: &str, value: &str) -> Result<(), String> {
         self.xenbus().map_err(|e| format!("{}: {e}", xenbus::DEVICE))?.write(path, value).map_err(|e| e.to_string())
     }
