@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
-"""Writes a gzip-compressed cpio archive in the "newc" format Linux unpacks as initramfs.
+"""Writes a cpio archive in the "newc" format Linux unpacks as initramfs, gzip-compressed
+if OUT ends in .gz (else as is: Linux unpacks an uncompressed archive followed by a
+compressed one, as it does an early microcode archive).
 
-    mkcpio.py OUT.gz ENTRY...
+    mkcpio.py OUT[.gz] ENTRY...
 
 ENTRY is one of
     dir:/PATH                      a directory (mode 755)
@@ -50,7 +52,7 @@ def main(argv):
             sys.exit(f"mkcpio.py: unknown entry kind in '{entry}'")
     out += header(0, 0, 0, "TRAILER!!!")
     with open(argv[1], "wb") as f:
-        f.write(gzip.compress(bytes(out), mtime=0))
+        f.write(gzip.compress(bytes(out), mtime=0) if argv[1].endswith(".gz") else bytes(out))
 
 
 if __name__ == "__main__":

@@ -297,7 +297,13 @@ fn list(ctx: &mut Ctx, args: &[String]) -> Result<(), Failure> {
 fn destroy(ctx: &mut Ctx, args: &[String]) -> Result<(), Failure> {
     let (_, pos) = getopt(args, "", "")?;
     let d = find_domain(ctx, &one(&pos, "the domain")?)?;
+    // Asked before it goes: only a domain that a xenstore domain served can have had
+    // back ends (a control domain without a xenstore would wait for ever on one).
+    let store = ctx.ctl.served_by_xenstore(d.id).unwrap_or(false);
     ctx.ctl.destroy(d.id)?;
+    if store {
+        crate::cli_devices::release_backends(ctx, d.id)?;
+    }
     Ok(())
 }
 

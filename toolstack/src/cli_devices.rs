@@ -8,8 +8,9 @@ use std::time::Duration;
 use crate::command::{getopt, Command, Ctx, Failure};
 use crate::control::DomId;
 use crate::devd::Agent;
-use crate::devices::Waiter;
+use crate::devices::{Kind, Waiter};
 use crate::devices_cli::{self, Sleeper};
+use crate::devices_orphans;
 use crate::devices_store::{Store, Watching};
 
 /// `devices_cli::block_detach` or `network_detach`.
@@ -115,25 +116,57 @@ fn network_attach(ctx: &mut Ctx, args: &[String]) -> Result<(), Failure> {
     devices_cli::network_attach(s.as_mut(), &resolve, fe, &spec).map(|_| ()).map_err(Failure::Error)
 }
 
-fn detach(ctx: &mut Ctx, args: &[String], f: Detach) -> Result<(), Failure> {
+fn detach(ctx: &mut Ctx, args: &[String], kind: Kind, f: Detach) -> Result<(), Failure> {
     let (opts, pos) = getopt(args, "f", "")?;
     let (fe, rest) = split(ctx, &pos)?;
     let [dev] = rest.as_slice() else {
         return Err(Failure::Usage("one device is needed".into()));
     };
+    let alive: Vec<DomId> = ctx.ctl.list()?.iter().filter(|d| !d.dying).map(|d| d.id).collect();
     let mut s = store(ctx)?;
     let host = &*ctx.host;
     let sleep = |d: Duration| host.sleep(d);
     let mut w = Sleeper { sleep: &sleep, step: DETACH_STEP, polls: DETACH_POLLS };
+    // A back end domain that is gone cannot close its end: close it on its behalf.
+    if let Some(devid) = devices_cli::devid(s.as_mut(), kind, fe, dev) {
+        let be = devices_orphans::backend_id(s.as_mut(), kind, fe, devid).map_err(|e| Failure::Error(e.to_string()))?;
+        if be.is_some_and(|be| !alive.contains(&be)) {
+            devices_orphans::detach_orphan(s.as_mut(), kind, fe, devid, &mut w)
+                .map_err(|e| Failure::Error(e.to_string()))?;
+            return Ok(());
+        }
+    }
     f(s.as_mut(), fe, dev, !opts.is_empty(), &mut w).map_err(Failure::Error)
 }
 
 fn block_detach(ctx: &mut Ctx, args: &[String]) -> Result<(), Failure> {
-    detach(ctx, args, devices_cli::block_detach)
+    detach(ctx, args, Kind::Vbd, devices_cli::block_detach)
 }
 
 fn network_detach(ctx: &mut Ctx, args: &[String]) -> Result<(), Failure> {
-    detach(ctx, args, devices_cli::network_detach)
+    detach(ctx, args, Kind::Vif, devices_cli::network_detach)
+}
+
+/// After `destroy` of domain `be`: every device it served as a back end is closed on its
+/// behalf ([`devices_orphans::release_backend_domain`]), one line each.
+pub(crate) fn release_backends(ctx: &mut Ctx, be: DomId) -> Result<(), Failure> {
+    let Ok(mut s) = ctx.host.store() else { return Ok(()) };
+    let host = &*ctx.host;
+    let sleep = |d: Duration| host.sleep(d);
+    let mut w = Sleeper { sleep: &sleep, step: DETACH_STEP, polls: DETACH_POLLS };
+    let done = devices_orphans::release_backend_domain(s.as_mut(), be, &mut w)
+        .map_err(|e| Failure::Error(format!("domain {be} destroyed, but its back ends: {e}")))?;
+    for r in done {
+        let how = if r.closed { "front end closed" } else { "front end did not close in time" };
+        writeln!(
+            ctx.out,
+            "{} {}/{}: back end domain {be} gone: closed on its behalf ({how}); removed",
+            r.kind.name(),
+            r.fe,
+            r.devid
+        )?;
+    }
+    Ok(())
 }
 
 fn listing(ctx: &mut Ctx, args: &[String], f: List) -> Result<(), Failure> {

@@ -162,6 +162,12 @@ pub trait Control {
     fn console_read(&mut self, id: DomId) -> Result<Vec<u8>, ControlError>;
     /// Input for the domain's console.
     fn console_write(&mut self, id: DomId, data: &[u8]) -> Result<(), ControlError>;
+    /// Whether domain `id` has a store page that a xenstore domain serves (`CTL_STORE_INFO`
+    /// reports a frame): then there is a xenstore to clean up in when it goes.
+    fn served_by_xenstore(&mut self, id: DomId) -> Result<bool, ControlError> {
+        let _ = id;
+        Ok(false)
+    }
     /// Hands the calling domain's xenstore connection over to `port`, a port it
     /// allocated toward the xenstore domain (`CTL_STORE_CONNECT`).
     fn store_connect(&mut self, port: u32) -> Result<(), ControlError> {

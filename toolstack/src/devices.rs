@@ -255,11 +255,11 @@ pub fn default_mac(fe: DomId, devid: u32) -> [u8; 6] {
     [0x00, 0x16, 0x3e, h[1] & 0x7f, h[2], h[3]]
 }
 
-fn libxl_path(kind: Kind, fe: DomId, devid: u32) -> String {
+pub(crate) fn libxl_path(kind: Kind, fe: DomId, devid: u32) -> String {
     format!("/libxl/{fe}/device/{}/{devid}", kind.name())
 }
 
-fn frontend_path(kind: Kind, fe: DomId, devid: u32) -> String {
+pub(crate) fn frontend_path(kind: Kind, fe: DomId, devid: u32) -> String {
     format!("/local/domain/{fe}/device/{}/{devid}", kind.name())
 }
 

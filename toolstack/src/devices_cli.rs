@@ -75,6 +75,19 @@ pub fn network_detach(
     devices::remove(store, Kind::Vif, fe, devid, force, w).map_err(err)
 }
 
+/// The device number `dev` names for `block-detach` (a number or a vdev) or
+/// `network-detach` (a number or a MAC), if any.
+pub fn devid(store: &mut dyn Store, kind: Kind, fe: DomId, dev: &str) -> Option<u32> {
+    match kind {
+        Kind::Vbd => devices::vdev_devid(dev),
+        Kind::Vif => dev.parse::<u32>().ok().or_else(|| {
+            let rows = devices::list(store, Kind::Vif, fe).ok()?;
+            let mac = dev.to_ascii_lowercase();
+            rows.iter().find(|r| r.mac == mac).map(|r| r.devid)
+        }),
+    }
+}
+
 /// `block-list <Domain(s)>`: xl's table for each domain in turn.
 pub fn block_list(store: &mut dyn Store, fes: &[DomId]) -> Result<String, String> {
     list(store, Kind::Vbd, fes, devices::format_block_list)

@@ -327,6 +327,14 @@ impl<H: Hypervisor> Control for KeelControl<H> {
         }
     }
 
+    fn served_by_xenstore(&mut self, id: DomId) -> Result<bool, ControlError> {
+        let domid = u16::try_from(id).map_err(|_| ControlError::Invalid(format!("domain id {id}")))?;
+        let mut a = CtlStore { domid, _pad: [0; 2], evtchn: 0, gfn: 0 }.to_bytes();
+        self.ctl(CTL_STORE_INFO, &mut a, &mut []).map_err(|e| error(e, "the xenstore query", Some(id)))?;
+        // 0: no store; all ones: a port toward a server that has not connected a page.
+        Ok(CtlStore::from_bytes(&a).is_some_and(|s| s.gfn != 0 && s.gfn != u64::MAX))
+    }
+
     fn store_connect(&mut self, port: u32) -> Result<(), ControlError> {
         let mut a = CtlStore { domid: keel_abi::xen::DOMID_SELF, _pad: [0; 2], evtchn: port, gfn: 0 }.to_bytes();
         self.ctl(CTL_STORE_CONNECT, &mut a, &mut []).map_err(|e| error(e, "the xenstore handoff", None))?;
@@ -401,9 +409,29 @@ mod tests {
                     c.write_bytes(arg).unwrap();
                     Ok(i64::try_from(n).unwrap())
                 }
+                CTL_STORE_INFO => {
+                    // d1 has a page, d2 a port toward a server not connected yet, others none.
+                    let mut st = CtlStore::from_bytes(arg).unwrap();
+                    st.gfn = match st.domid {
+                        1 => 0x39001,
+                        2 => u64::MAX,
+                        _ => 0,
+                    };
+                    st.write_bytes(arg).unwrap();
+                    Ok(0)
+                }
                 _ => Err(ENOSYS),
             }
         }
+    }
+
+    #[test]
+    fn a_domain_is_served_by_xenstore_once_it_has_a_store_page() {
+        let mut c = KeelControl::new(Fake { n: 4, list_calls: 0, console: Vec::new() });
+        assert_eq!(c.served_by_xenstore(1), Ok(true));
+        assert_eq!(c.served_by_xenstore(2), Ok(false), "a port, no page yet");
+        assert_eq!(c.served_by_xenstore(3), Ok(false));
+        assert!(c.served_by_xenstore(70000).is_err());
     }
 
     #[test]

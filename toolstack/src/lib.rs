@@ -4,7 +4,7 @@
 //! - [`xlcfg`]: the xl.cfg(5) syntax; [`domain_config`]: the keys keelctl supports.
 //! - [`cpulist`], [`disk`], [`vif`]: xl's CPU lists and device specifications.
 //! - [`devices`]: block and network devices in xenstore as libxl lays them out, over
-//!   [`devices_store::Store`]; [`devd`]: the hotplug agent of a driver domain, and
+//!   [`devices_store::Store`]; [`devices_orphans`]: those of a dead back end domain; [`devd`]: the hotplug agent of a driver domain, and
 //!   [`devd_linux`] what it does in a Linux driver domain (busybox's tools).
 //! - [`control`]: the control interface; [`keel_control`]: over Keel's control hypercall,
 //!   issued through Linux's `/dev/xen/privcmd` ([`privcmd`], keelctl's only `unsafe`).
@@ -28,6 +28,9 @@ pub mod devices;
 pub mod devices_cli;
 #[cfg(test)]
 mod devices_fake;
+pub mod devices_orphans;
+#[cfg(test)]
+mod devices_orphans_tests;
 pub mod devices_store;
 #[cfg(test)]
 mod devices_tests;

@@ -130,6 +130,9 @@ impl Control for Lazy {
     fn store_connect(&mut self, port: u32) -> Result<(), ControlError> {
         self.get().store_connect(port)
     }
+    fn served_by_xenstore(&mut self, id: DomId) -> Result<bool, ControlError> {
+        self.get().served_by_xenstore(id)
+    }
 }
 
 /// Keel's control interface, or a backend that says why it cannot be reached.

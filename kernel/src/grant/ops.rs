@@ -13,6 +13,7 @@ use super::{entry, Active, GrantTable, Mapping, Slot};
 use crate::arch::Arch;
 use crate::domain::{Domain, DomainTable};
 use crate::mm::{PhysAddr, PAGE_SIZE};
+use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
@@ -127,6 +128,9 @@ pub fn map<A: Arch>(hv: &impl DomainTable<A>, m: &Arc<Domain<A>>, op: &GnttabMap
             Err(st) => {
                 drop(gt);
                 m.grants.lock().free_handle(handle);
+                // The mapper's (or the granter's) mistake, not Keel's: debug, so that a
+                // hostile guest cannot flood the console.
+                log::debug!("d{}: map of d{}'s grant ref {} refused ({st})", m.id(), g.id(), op.grant_ref);
                 return (st, 0);
             }
         }
@@ -187,11 +191,16 @@ pub fn teardown<A: Arch>(hv: &impl DomainTable<A>, d: &Arc<Domain<A>>) {
         }
         own
     };
+    let mut released: BTreeMap<DomId, usize> = BTreeMap::new();
     for (h, x) in own {
         let _ = d.mm.lock().unmap_foreign(hv.frame_pool(), x.gfn, h);
         if let Some(g) = hv.domain_any(x.granter) {
             unpin_entry(hv, &g, &mut g.grants.lock(), x.gref, x.readonly, Some((d.id(), h)));
         }
+        *released.entry(x.granter).or_default() += 1;
+    }
+    for (granter, n) in released {
+        log::info!("d{}: teardown: {n} mappings of d{granter}'s grants released, its entries unpinned", d.id());
     }
     // Other domains' mappings of its grants stay until they unmap them: its pinned
     // frames keep it from being reaped (`Hypervisor::reap` waits for `active` to empty).

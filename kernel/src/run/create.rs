@@ -131,7 +131,11 @@ fn build<A: Arch + GuestAbi + GuestLoader>(m: &Machine<'_, A>, p: &Pending, paus
             log::warn!("domain {id} ({}): no PV console: {}", config.name, e.name());
         }
     }
-    if !attach_store(m, &config, id) {
+    if attach_store(m, &config, id) {
+        // The xenstore domain introduces the domains it finds with a store page when it
+        // rescans, at VIRQ_DOM_EXC (Xen's toolstack sends it XS_INTRODUCE instead).
+        hv.notify_dom_exc();
+    } else {
         super::store::prepare(m, id, &config);
     }
     m.hooks.register(id, &params).map_err(|e| refuse(Errno::ENOMEM, &format!("the scheduler refused: {e:?}")))?;

@@ -16,6 +16,8 @@ mod arm64_consoles;
 mod arm64_control;
 #[path = "boot/arm64_create.rs"]
 mod arm64_create;
+#[path = "boot/arm64_driver_domain.rs"]
+mod arm64_driver_domain;
 #[path = "boot/arm64_guests.rs"]
 mod arm64_guests;
 #[path = "boot/arm64_keelctl.rs"]

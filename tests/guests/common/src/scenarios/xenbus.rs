@@ -7,6 +7,8 @@
 //!   outside its subtree and to its read-only `name` are `EACCES`.
 //! - `flood`: writes nodes under `data` until a quota refuses one (`ENOSPC`: the node
 //!   size of `data`, its children's names), then is still answered; a `client` beside it keeps being answered meanwhile.
+//! - `hostile-blkfront`: a block front end that talks garbage to a stock Linux blkback
+//!   (`xenbus_blkfront.rs`).
 //! - `poke` (`keel.peer=ID`): changes its `data/poke`, readable by domain ID, every 100 ms
 //!   until ID's `data/seen` exists (a stock Linux peer's `xenstore-watch` saw a change).
 
@@ -29,21 +31,21 @@ const CONNECTION: usize = 2068;
 const RING: u32 = 1024;
 
 const XS_DIRECTORY: u32 = 1;
-const XS_READ: u32 = 2;
+pub(super) const XS_READ: u32 = 2;
 const XS_WATCH: u32 = 4;
 const XS_TRANSACTION_START: u32 = 6;
 const XS_TRANSACTION_END: u32 = 7;
-const XS_WRITE: u32 = 11;
+pub(super) const XS_WRITE: u32 = 11;
 const XS_SET_PERMS: u32 = 14;
 const XS_WATCH_EVENT: u32 = 15;
-const XS_ERROR: u32 = 16;
+pub(super) const XS_ERROR: u32 = 16;
 
 /// Longest reply payload kept.
 const MAX: usize = 512;
 
 /// The store page, as 32-bit words.
-struct Ring<'p, P: Platform> {
-    p: &'p P,
+pub(super) struct Ring<'p, P: Platform> {
+    pub(super) p: &'p P,
     words: &'static [AtomicU32; 1024],
     port: u32,
     next_id: u32,
@@ -52,14 +54,14 @@ struct Ring<'p, P: Platform> {
 }
 
 /// A reply: its type and payload.
-struct Reply {
-    ty: u32,
+pub(super) struct Reply {
+    pub(super) ty: u32,
     len: usize,
     body: [u8; MAX],
 }
 
 impl Reply {
-    fn text(&self) -> &str {
+    pub(super) fn text(&self) -> &str {
         let b = &self.body[..self.len];
         let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
         core::str::from_utf8(&b[..end]).unwrap_or("?")
@@ -138,7 +140,7 @@ impl<'p, P: Platform> Ring<'p, P> {
     }
 
     /// One request; watch events that arrive before its reply are counted.
-    fn call(&mut self, ty: u32, tx: u32, parts: &[&[u8]]) -> Result<Reply, Failure> {
+    pub(super) fn call(&mut self, ty: u32, tx: u32, parts: &[&[u8]]) -> Result<Reply, Failure> {
         let len: usize = parts.iter().map(|p| p.len()).sum();
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1);
@@ -168,7 +170,7 @@ impl<'p, P: Platform> Ring<'p, P> {
     }
 
     /// A request that must succeed: its reply.
-    fn ok(&mut self, ty: u32, tx: u32, parts: &[&[u8]], what: &str) -> Result<Reply, Failure> {
+    pub(super) fn ok(&mut self, ty: u32, tx: u32, parts: &[&[u8]], what: &str) -> Result<Reply, Failure> {
         let r = self.call(ty, tx, parts)?;
         ensure!(r.ty == ty, "{what}: {}", if r.ty == XS_ERROR { r.text() } else { "wrong reply type" });
         Ok(r)
@@ -216,6 +218,7 @@ pub fn run<P: Platform>(p: &P) -> Outcome {
     match cmdline::get(p.cmdline(), "keel.role") {
         Some("flood") => flood(&mut ring),
         Some("poke") => poke(&mut ring, domid.as_str(), cmdline::get(p.cmdline(), "keel.peer").unwrap_or("")),
+        Some("hostile-blkfront") => super::xenbus_blkfront::run(&mut ring),
         _ => client(&mut ring, me.as_str()),
     }
 }
@@ -316,7 +319,7 @@ fn poke<P: Platform>(ring: &mut Ring<'_, P>, me: &str, peer: &str) -> Outcome {
 }
 
 /// Halts for `ticks` of the guest's clock.
-fn sleep<P: Platform>(p: &P, ticks: u64) {
+pub(super) fn sleep<P: Platform>(p: &P, ticks: u64) {
     let deadline = p.ticks().saturating_add(ticks);
     p.set_timer(deadline);
     p.disable_interrupts();
