@@ -97,6 +97,35 @@ pub enum Intercept {
     Io(Io),
 }
 
+/// An EPT/NPT fault the core settles ([`VmExit::StageFault`]): the access, and whether
+/// it happened while the processor delivered an event.
+#[derive(Clone, Copy, Debug)]
+pub struct StageFault {
+    pub gpa: u64,
+    pub access: MemoryAccess,
+    pub delivering: bool,
+}
+
+/// A guest access the EPT/NPT refused: the xAPIC page is emulated at once; anything else
+/// is reported to the core ([`VmExit::StageFault`]), which looks the page up in the P2M
+/// under the domain's memory lock: the tables may have been changing under the access
+/// (a block replaced by a table with break-before-make on another CPU). The guest's RIP
+/// stays at the access; the core's answer ([`keel_kernel::arch::Vcpu::settle_stage_fault`])
+/// has it executed again, or performed by [`memory_fault`].
+pub fn stage_fault(
+    cpu: &mut dyn GuestCpu,
+    common: &mut Common,
+    gpa: u64,
+    access: MemoryAccess,
+    delivering: bool,
+) -> Option<VmExit> {
+    if !delivering && super::mmio::is_device(common, gpa) {
+        return memory_fault(cpu, common, gpa, access, false);
+    }
+    common.stage_fault = Some(StageFault { gpa, access, delivering });
+    Some(VmExit::StageFault { gpa: GuestPhysAddr(gpa), access })
+}
+
 /// A guest access the EPT/NPT refused: the xAPIC page, unbacked guest-physical space
 /// (reads all ones, writes dropped) or a write to a read-only grant mapping (#GP, as Xen
 /// gives), which [`super::mmio`] performs or refuses. If the access happened while an

@@ -39,6 +39,7 @@ std::thread_local! {
     static ACCESSES: Cell<u64> = const { Cell::new(0) };
     static BREAK_RESULTS: Cell<bool> = const { Cell::new(false) };
     static LATCH_UPCALL: Cell<bool> = const { Cell::new(true) };
+    static TORN_WALKS: RefCell<BTreeMap<u64, u32>> = const { RefCell::new(BTreeMap::new()) };
 }
 
 /// The mock architecture.
@@ -86,6 +87,24 @@ pub fn break_hypercall_results(on: bool) {
 /// as the arm64 backend does (the default), or have it set before every entry.
 pub fn latch_upcall(on: bool) {
     LATCH_UPCALL.with(|b| b.set(on));
+}
+
+/// Makes the next `walks` stage-2 walks of the page holding guest-physical `gpa` by mock
+/// vCPUs fail, as a hardware walk does while another CPU replaces the block holding the
+/// page with break-before-make: the P2M maps the page before and after.
+pub fn tear_walks(gpa: u64, walks: u32) {
+    TORN_WALKS.with(|t| t.borrow_mut().insert(gpa & !(PAGE_SIZE - 1), walks));
+}
+
+/// Whether a walk of `page` falls in a window [`tear_walks`] opened (and uses one up).
+fn walk_torn(page: u64) -> bool {
+    TORN_WALKS.with(|t| match t.borrow_mut().get_mut(&page) {
+        Some(n) if *n > 0 => {
+            *n -= 1;
+            true
+        }
+        _ => false,
+    })
 }
 
 /// Number of host-memory operations (reads, writes, atomics) on this thread: a
