@@ -323,13 +323,6 @@ impl<A: Arch> Domain<A> {
         self.mm.lock().lookup(gfn)
     }
 
-    /// Whether `gpa` is mapped for `access`, under the memory lock that every change of
-    /// the P2M holds: a stage-2 fault that raced a change finds the page mapped, a hole
-    /// does not ([`Memory::maps_for`]).
-    pub fn maps_for(&self, gpa: GuestPhysAddr, access: crate::arch::MemoryAccess) -> bool {
-        self.mm.lock().maps_for(gpa, access)
-    }
-
     /// Copies `data` into the domain's memory at guest-physical `gpa` (domain building).
     pub fn write_phys(&self, gpa: u64, data: &[u8]) -> Result<(), Errno> {
         let mm = self.mm.lock();

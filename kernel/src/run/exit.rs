@@ -95,7 +95,8 @@ impl<A: Arch> CpuLoop<'_, '_, A> {
                 // Mapped by now: the access raced a change of the tables (a block split
                 // with break-before-make) and runs again; else the backend treats it as
                 // an access to nothing.
-                let mapped = d.maps_for(gpa, access);
+                // Under the memory lock, which every change of the P2M holds.
+                let mapped = d.mm.lock().maps_for(gpa, access);
                 if mapped {
                     log::debug!(
                         "d{}v{v}: {} fault at {:#x} raced a P2M change: again",
