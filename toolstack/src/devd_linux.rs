@@ -66,10 +66,15 @@ impl System for LinuxSystem {
     fn bridge_del(&mut self, bridge: &str, name: &str) -> Result<(), String> {
         // Netback may have removed the interface already (the front end closed first):
         // it left the bridge with it, as Xen's vif-bridge script accepts.
+        // It may also go while `brctl` runs: brctl then finds no such interface (its name
+        // is unregistered before its sysfs directory goes), which is that same case.
         if !self.link_exists(name) {
             return Ok(());
         }
-        run("brctl", &["delif", bridge, name]).map(|_| ())
+        match run("brctl", &["delif", bridge, name]) {
+            Err(e) if e.contains("No such device") || !self.link_exists(name) => Ok(()),
+            r => r.map(|_| ()),
+        }
     }
 }
 

@@ -115,8 +115,26 @@ pub struct Served {
     pub requests: usize,
     /// Bytes given to the guest.
     pub bytes_out: usize,
+    /// Request bytes taken off the ring (whole requests or a part of one).
+    pub bytes_in: usize,
     /// Whether the guest must be signalled on the ring's event channel.
     pub notify: bool,
+}
+
+impl Served {
+    /// Whether the ring moved: a transport must then serve it again after signalling the
+    /// guest, before it waits for the guest's next event.
+    ///
+    /// Taking only part of a request counts. Linux's `xb_write` signals the server only if
+    /// the server had taken everything before that write (`prod <= req_cons`), and it reads
+    /// `req_cons` without a barrier after publishing `req_prod`: when the server takes the
+    /// header of a request while Linux writes its payload, each side can read the other's
+    /// index as it was before (the store-buffering race), so Linux does not signal and the
+    /// server sees no more bytes. Xen's xenstored re-reads the ring after signalling the
+    /// guest; a server that waits instead leaves the request on the ring for ever.
+    pub fn moved(&self) -> bool {
+        self.requests > 0 || self.bytes_out > 0 || self.bytes_in > 0
+    }
 }
 
 fn ring_offset(base: usize, index: u32) -> usize {
@@ -221,6 +239,9 @@ impl RingServer {
             mem.read_bytes(ring_offset(REQ, cons), &mut self.partial[start..]);
             mem.fence();
             mem.write_u32(REQ_CONS, cons.wrapping_add(n));
+            // `req_prod` is read again only after the new `req_cons` is visible.
+            mem.fence();
+            served.bytes_in += n_usize;
             served.notify = true;
         }
     }
@@ -252,6 +273,8 @@ impl RingServer {
             mem.write_bytes(ring_offset(RSP, prod), &bytes[..n_usize]);
             mem.fence();
             mem.write_u32(RSP_PROD, prod.wrapping_add(n));
+            // `rsp_cons` is read again only after the new `rsp_prod` is visible.
+            mem.fence();
             store.consume_output(conn, n_usize);
             served.bytes_out += n_usize;
             served.notify = true;

@@ -235,7 +235,9 @@ impl<P: Platform> Service<'_, P> {
         if served.notify {
             send(self.p, r.port);
         }
-        served.requests > 0 || served.bytes_out > 0
+        // Served again after the signal even if only part of a request was taken
+        // (`Served::moved`): the guest may have written the rest without signalling.
+        served.moved()
     }
 
     /// Serves every ring, round-robin, until none moves (a request of one connection may

@@ -47,7 +47,8 @@ register_bitfields! {u64,
         WNR OFFSET(6) NUMBITS(1) [],
         /// Fault status: type in [5:2] (0b0001: translation fault), level in [1:0].
         FSC_TYPE OFFSET(2) NUMBITS(4) [
-            Translation = 0b0001
+            Translation = 0b0001,
+            AccessFlag = 0b0010
         ]
     ]
 }
@@ -68,9 +69,12 @@ pub enum Outcome {
     /// (a trapped SMC returns to itself, an HVC after itself).
     Psci { advance: u64 },
     /// A data access or instruction fetch stage 2 refused that no device emulates (a
-    /// hole, a read-only mapping, the guest's page tables outside its memory): the guest
-    /// takes an external abort at virtual address `far`.
-    Abort { instruction: bool, write: bool, far: u64 },
+    /// hole, a read-only mapping, the guest's page tables outside its memory): unless the
+    /// P2M maps the page by now, the guest takes an external abort at virtual address
+    /// `far`. `ipa`: the guest-physical address, where HPFAR_EL2 holds it (a translation
+    /// or access flag fault, or a fault on a stage-1 table walk; a stage-2 permission
+    /// fault leaves it UNKNOWN).
+    Abort { instruction: bool, write: bool, far: u64, ipa: Option<u64> },
 }
 
 /// A trapped data access with a valid instruction syndrome.
@@ -157,7 +161,14 @@ pub fn decode(s: Syndrome) -> Outcome {
                 Some(m) => Outcome::Mmio(m),
                 None => {
                     let abort = InMemoryRegister::<u64, ISS_ABORT::Register>::new(iss);
-                    Outcome::Abort { instruction: !data, write: data && abort.is_set(ISS_ABORT::WNR), far: s.far }
+                    let ipa_valid = abort.is_set(ISS_ABORT::S1PTW)
+                        || abort.matches_any(&[ISS_ABORT::FSC_TYPE::Translation, ISS_ABORT::FSC_TYPE::AccessFlag]);
+                    Outcome::Abort {
+                        instruction: !data,
+                        write: data && abort.is_set(ISS_ABORT::WNR),
+                        far: s.far,
+                        ipa: ipa_valid.then_some(fault_ipa(&s)),
+                    }
                 }
             }
         }
@@ -174,13 +185,20 @@ pub fn mmio(s: &Syndrome) -> Option<Mmio> {
     // The abort's ISS fields lie in bits 24:0, where they are read from the whole syndrome.
     let abort = InMemoryRegister::<u64, ISS_ABORT::Register>::new(s.esr);
     is_mmio(&abort).then(|| Mmio {
-        gpa: ((s.hpfar & 0x0000_0fff_ffff_fff0) << 8) | (s.far & 0xfff),
+        gpa: fault_ipa(s),
         write: abort.is_set(ISS_ABORT::WNR),
         size: 1 << abort.read(ISS_ABORT::SAS),
         reg: abort.read(ISS_ABORT::SRT) as u8,
         sign_extend: abort.is_set(ISS_ABORT::SSE),
         sixty_four: abort.is_set(ISS_ABORT::SF),
     })
+}
+
+/// The guest-physical address of a stage-2 fault: the page from HPFAR_EL2, the offset
+/// from FAR_EL2.
+#[inline]
+pub fn fault_ipa(s: &Syndrome) -> u64 {
+    ((s.hpfar & 0x0000_0fff_ffff_fff0) << 8) | (s.far & 0xfff)
 }
 
 /// A stage-2 translation fault (nothing mapped) with a valid instruction syndrome (ISV)

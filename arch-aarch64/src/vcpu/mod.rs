@@ -98,9 +98,18 @@ pub struct Aarch64Vcpu {
     domain: Arc<Aarch64Domain>,
     /// An exit to report before entering the guest again (one access can need two).
     deferred: Option<VmExit>,
-    /// The (PC, guest-physical address) of a stage-2 fault the guest was sent back to
-    /// retry once (see `run::Aarch64Vcpu::retry_fault`).
-    retried_fault: Option<(u64, u64)>,
+    /// The stage-2 fault reported to the core, until it settles it.
+    stage_fault: Option<StageFault>,
+}
+
+/// A stage-2 fault reported as `VmExit::StageFault`: the faulting virtual address, the
+/// guest-physical one, and the access.
+#[derive(Clone, Copy, Debug)]
+struct StageFault {
+    far: u64,
+    ipa: u64,
+    instruction: bool,
+    write: bool,
 }
 
 /// `CNTV_CTL_EL0` bits.
@@ -147,7 +156,7 @@ impl Vcpu for Aarch64Vcpu {
             gic: CpuInterface::new(version),
             domain: domain.clone(),
             deferred: None,
-            retried_fault: None,
+            stage_fault: None,
         })
     }
 
@@ -188,6 +197,11 @@ impl Vcpu for Aarch64Vcpu {
 
     fn set_hypercall_result(&mut self, value: u64) {
         self.regs.x[0] = value;
+    }
+
+    /// Mapped: the guest runs the access again; a hole: it takes an external abort.
+    fn settle_stage_fault(&mut self, mapped: bool) {
+        self.settle(mapped);
     }
 
     /// The line of PPI 31 in the virtual GIC; arm64 guests always use it

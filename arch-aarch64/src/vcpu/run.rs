@@ -7,7 +7,7 @@
 use super::exit::{self, Outcome, Syndrome};
 use super::fast::{Fast, FastCtx};
 use super::mmio::Done;
-use super::{context, Aarch64Vcpu, GuestRegs};
+use super::{context, Aarch64Vcpu, GuestRegs, StageFault};
 use crate::vgic::lr::Completed;
 use crate::cpu;
 use crate::irq;
@@ -15,7 +15,8 @@ use crate::layout::PPI_EVTCHN;
 use aarch64_cpu::asm::barrier;
 use core::ffi::c_void;
 use aarch64_cpu::registers::{ESR_EL2, FAR_EL2, HCR_EL2, HPFAR_EL2, VMPIDR_EL2, VTTBR_EL2};
-use keel_kernel::arch::{FastPath, VmExit};
+use keel_kernel::arch::{FastPath, MemoryAccess, VmExit};
+use keel_kernel::mm::GuestPhysAddr;
 use tock_registers::interfaces::{Readable, Writeable};
 
 extern "C" {
@@ -171,9 +172,6 @@ impl Aarch64Vcpu {
     /// Handles what Keel can; returns the exit the core must see, if any.
     fn handle(&mut self, outcome: Outcome, syndrome: &Syndrome) -> Option<VmExit> {
         let advance = |v: &mut Self, n: u64| v.regs.pc = v.regs.pc.wrapping_add(n);
-        if !matches!(outcome, Outcome::Exit { exit: VmExit::Interrupt, .. } | Outcome::Abort { .. } | Outcome::Mmio(_)) {
-            self.retried_fault = None;
-        }
         match outcome {
             // Host interrupts are sorted out by the caller.
             Outcome::Exit { exit: VmExit::Interrupt, .. } => None,
@@ -189,28 +187,23 @@ impl Aarch64Vcpu {
                 }
                 Some(exit)
             }
-            Outcome::Undefined { .. } | Outcome::Abort { .. } if self.faulted_in_vectors() => {
-                log::warn!(
-                    "d{}v{}: an exception in its exception vectors (VBAR {:#x}, PC {:#x}): it cannot go on",
-                    self.domain.init().id,
-                    self.vcpu_id,
-                    context::live_vbar(cpu::vhe()),
-                    self.regs.pc
-                );
+            Outcome::Undefined { .. } | Outcome::Abort { ipa: None, .. } if self.faulted_in_vectors() => {
+                self.log_vector_fault();
                 Some(VmExit::GuestCrash)
             }
             Outcome::Undefined { back } => {
                 self.inject_undefined(back);
                 None
             }
-            Outcome::Abort { .. } if self.retry_fault(syndrome) => None,
-            Outcome::Abort { instruction, write, far } => {
+            Outcome::Abort { instruction, write, far, ipa: Some(ipa) } => {
+                Some(self.stage_fault(StageFault { far, ipa, instruction, write }))
+            }
+            Outcome::Abort { instruction, write, far, ipa: None } => {
                 log::debug!(
-                    "d{}v{}: {} at {far:#x} (guest-physical {:#x}) refused by stage 2: abort injected",
+                    "d{}v{}: {} at {far:#x} refused by stage 2 (permission): abort injected",
                     self.domain.init().id,
                     self.vcpu_id,
                     if instruction { "instruction fetch" } else if write { "write" } else { "read" },
-                    ((syndrome.hpfar & 0x0000_0fff_ffff_fff0) << 8) | (far & 0xfff)
                 );
                 self.inject_abort(far, instruction, write);
                 None
@@ -224,19 +217,13 @@ impl Aarch64Vcpu {
                     advance(self, 4);
                     self.mmio_done(done)
                 }
-                None if self.retry_fault(syndrome) => None,
-                None => {
-                    // Nothing there: the guest takes an external abort, as on hardware.
-                    log::debug!(
-                        "d{}v{}: {} of unmapped guest-physical {:#x}: data abort injected",
-                        self.domain.init().id,
-                        self.vcpu_id,
-                        if m.write { "write" } else { "read" },
-                        m.gpa
-                    );
-                    self.inject_abort(syndrome.far, false, m.write);
-                    None
-                }
+                // No device there: RAM being remapped, or a hole (the core decides).
+                None => Some(self.stage_fault(StageFault {
+                    far: syndrome.far,
+                    ipa: m.gpa,
+                    instruction: false,
+                    write: m.write,
+                })),
             },
             Outcome::Sysreg(s) => match self.emulate_sysreg(&s) {
                 Some(kick) => {
@@ -268,21 +255,52 @@ impl Aarch64Vcpu {
         }
     }
 
-    /// Whether a stage-2 fault is sent back to the guest to retry rather than injected: the
-    /// first time a (PC, guest-physical page) faults it is retried once. The core splits a
-    /// stage-2 block with break-before-make (a page of it ballooned out, a grant mapped
-    /// there) while the domain's other vCPUs run: one of them touching RAM of that block
-    /// meanwhile faults, and its retry finds the new table. A real hole faults again at
-    /// once and the guest gets its abort then.
-    fn retry_fault(&mut self, syndrome: &Syndrome) -> bool {
-        let ipa = (syndrome.hpfar & 0x0000_0fff_ffff_fff0) << 8;
-        let key = (self.regs.pc, ipa);
-        if self.retried_fault == Some(key) {
-            self.retried_fault = None;
-            return false;
+    /// Reports a stage-2 fault no device claims to the core, which answers with
+    /// [`Vcpu::settle_stage_fault`](keel_kernel::arch::Vcpu::settle_stage_fault) (see
+    /// `settle`) before the next entry; the PC stays at the access.
+    fn stage_fault(&mut self, fault: StageFault) -> VmExit {
+        let access = if fault.instruction {
+            MemoryAccess::Execute
+        } else if fault.write {
+            MemoryAccess::Write
+        } else {
+            MemoryAccess::Read
+        };
+        self.stage_fault = Some(fault);
+        VmExit::StageFault { gpa: GuestPhysAddr(fault.ipa), access }
+    }
+
+    /// The core's answer to the last stage-2 fault: mapped by now, the guest executes
+    /// the access again; a hole, the guest takes an external abort, as on hardware.
+    pub(super) fn settle(&mut self, mapped: bool) {
+        let Some(f) = self.stage_fault.take() else { return };
+        if mapped {
+            return;
         }
-        self.retried_fault = Some(key);
-        true
+        if self.faulted_in_vectors() {
+            self.log_vector_fault();
+            self.deferred = Some(VmExit::GuestCrash);
+            return;
+        }
+        log::debug!(
+            "d{}v{}: {} at {:#x} (guest-physical {:#x}) refused by stage 2: abort injected",
+            self.domain.init().id,
+            self.vcpu_id,
+            if f.instruction { "instruction fetch" } else if f.write { "write" } else { "read" },
+            f.far,
+            f.ipa
+        );
+        self.inject_abort(f.far, f.instruction, f.write);
+    }
+
+    fn log_vector_fault(&self) {
+        log::warn!(
+            "d{}v{}: an exception in its exception vectors (VBAR {:#x}, PC {:#x}): it cannot go on",
+            self.domain.init().id,
+            self.vcpu_id,
+            context::live_vbar(cpu::vhe()),
+            self.regs.pc
+        );
     }
 
     /// The exit that makes the core wake the other vCPUs in `kick`, if any (this vCPU

@@ -5,7 +5,7 @@ use crate::domain::X86Domain;
 use crate::vlapic::{Irr, Vlapic};
 use alloc::collections::VecDeque;
 use alloc::sync::Arc;
-use keel_kernel::arch::{UpcallRoute, VmExit};
+use keel_kernel::arch::{MemoryAccess, UpcallRoute, VmExit};
 
 /// What both vendors keep per vCPU.
 pub struct Common {
@@ -21,6 +21,17 @@ pub struct Common {
     /// What the core must hear before the guest runs again ([`VmExit::Kick`],
     /// [`VmExit::DeviceTimer`], [`VmExit::UpcallAck`]), in order.
     pub reports: VecDeque<VmExit>,
+    /// The EPT/NPT fault reported as [`VmExit::StageFault`], until the core settles it.
+    pub stage_fault: Option<StageFault>,
+}
+
+/// An EPT/NPT fault the core settles ([`VmExit::StageFault`]): the access, and whether
+/// it happened while the processor delivered an event.
+#[derive(Clone, Copy, Debug)]
+pub struct StageFault {
+    pub gpa: u64,
+    pub access: MemoryAccess,
+    pub delivering: bool,
 }
 
 impl Common {

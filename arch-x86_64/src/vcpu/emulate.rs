@@ -2,7 +2,7 @@
 //! WRMSR and port I/O. A vendor decodes its exit into an [`Intercept`] and hands its
 //! vCPU over as a [`GuestCpu`].
 
-use super::common::Common;
+use super::common::{Common, StageFault};
 use super::cpuid::{self, Context};
 use super::extension::{extension, Extension};
 use super::guest::gpr;
@@ -13,6 +13,7 @@ use super::walk::Access;
 use super::{interrupts, io};
 use crate::regs::cpuid as host_cpuid;
 use keel_kernel::arch::{MemoryAccess, VmExit};
+use keel_kernel::mm::GuestPhysAddr;
 
 /// Iterations of a string I/O instruction per exit; the rest re-executes.
 const STRING_BATCH: u64 = 1024;
@@ -37,6 +38,26 @@ pub enum Intercept {
     Rdmsr,
     Wrmsr,
     Io(Io),
+}
+
+/// A guest access the EPT/NPT refused: the xAPIC page is emulated at once; anything else
+/// is reported to the core ([`VmExit::StageFault`]), which looks the page up in the P2M
+/// under the domain's memory lock: the tables may have been changing under the access
+/// (a block replaced by a table with break-before-make on another CPU). The guest's RIP
+/// stays at the access; the core's answer ([`keel_kernel::arch::Vcpu::settle_stage_fault`])
+/// has it executed again, or performed by [`memory_fault`].
+pub fn stage_fault(
+    cpu: &mut dyn GuestCpu,
+    common: &mut Common,
+    gpa: u64,
+    access: MemoryAccess,
+    delivering: bool,
+) -> Option<VmExit> {
+    if !delivering && super::mmio::is_device(common, gpa) {
+        return memory_fault(cpu, common, gpa, access, false);
+    }
+    common.stage_fault = Some(StageFault { gpa, access, delivering });
+    Some(VmExit::StageFault { gpa: GuestPhysAddr(gpa), access })
 }
 
 /// A guest access the EPT/NPT refused: the xAPIC page, unbacked guest-physical space

@@ -114,6 +114,7 @@ impl Vcpu for X86Vcpu {
             vlapic: Vlapic::new(init.vcpu_id),
             pvclock: pvclock::Pvclock::new(),
             reports: VecDeque::new(),
+            stage_fault: None,
         };
         Ok(X86Vcpu { kind, common })
     }
@@ -172,6 +173,22 @@ impl Vcpu for X86Vcpu {
         match &mut self.kind {
             Kind::Vmx(v) => v.set_hypercall_result(value),
             Kind::Svm(v) => v.set_hypercall_result(value),
+        }
+    }
+
+    /// Mapped: the guest executes the access again. A hole: the access is performed as
+    /// on unbacked space (`emulate::memory_fault`), before the next entry.
+    fn settle_stage_fault(&mut self, mapped: bool) {
+        let Some(f) = self.common.stage_fault.take() else { return };
+        if mapped {
+            return;
+        }
+        let exit = match &mut self.kind {
+            Kind::Vmx(v) => emulate::memory_fault(v, &mut self.common, f.gpa, f.access, f.delivering),
+            Kind::Svm(v) => emulate::memory_fault(v, &mut self.common, f.gpa, f.access, f.delivering),
+        };
+        if let Some(exit) = exit {
+            self.common.reports.push_back(exit);
         }
     }
 

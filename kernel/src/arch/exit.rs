@@ -21,8 +21,18 @@ pub enum VmExit {
     /// The guest executed the architecture's hypercall instruction (`docs/abi.md`);
     /// read the call with [`Vcpu::hypercall_args`](super::Vcpu::hypercall_args).
     Hypercall,
-    /// A guest access hit guest-physical memory that is not mapped with that right.
+    /// A guest access hit guest-physical memory that is not mapped with that right, and
+    /// the backend will not have it executed again: the domain is crashed.
     MemoryFault { gpa: GuestPhysAddr, access: MemoryAccess },
+    /// Stage 2 refused a guest access at `gpa` that no device of the backend claims. The
+    /// tables may have been changing under the access (another CPU replacing a block by
+    /// a table with break-before-make), so the fault says nothing yet: the core looks
+    /// the page up in the domain's P2M under the domain's memory lock, which every change
+    /// of the tables holds, and answers with
+    /// [`Vcpu::settle_stage_fault`](super::Vcpu::settle_stage_fault) before the vCPU runs
+    /// again. The backend has not moved the guest on: the access is executed again if
+    /// the page is mapped for it by now.
+    StageFault { gpa: GuestPhysAddr, access: MemoryAccess },
     /// The guest is idle until an interrupt.
     Halt,
     /// The guest yields its CPU (it spins, waiting for another CPU).

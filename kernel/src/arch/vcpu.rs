@@ -146,6 +146,13 @@ pub trait Vcpu: Sized + Send {
     fn hypercall_args(&self) -> HypercallArgs;
     /// Sets the hypercall's return value in the convention's result register.
     fn set_hypercall_result(&mut self, value: u64);
+    /// Answers the [`VmExit::StageFault`] this vCPU reported last, before it runs again:
+    /// `mapped` when the domain's P2M maps the page for that access now (the next `run`
+    /// executes the access again, with tables that map it); otherwise the page is a hole
+    /// for that access, and the next `run` goes on as the architecture treats an access
+    /// to nothing (an emulated result, an exception given to the guest, or
+    /// [`VmExit::GuestCrash`]). Without a pending fault, nothing happens.
+    fn settle_stage_fault(&mut self, mapped: bool);
     /// The event upcall level and its route, set before every entry into the guest. The
     /// backend asserts the route's interrupt in the guest while `pending` holds (and
     /// after the guest acknowledged it, if the level is still set, it is delivered

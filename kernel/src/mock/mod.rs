@@ -41,6 +41,7 @@ std::thread_local! {
     static LATCH_UPCALL: Cell<bool> = const { Cell::new(true) };
     static FAST_PATH: Cell<bool> = const { Cell::new(true) };
     static FAST_ANSWERS: Cell<u64> = const { Cell::new(0) };
+    static TORN_WALKS: RefCell<BTreeMap<u64, u32>> = const { RefCell::new(BTreeMap::new()) };
 }
 
 /// The mock architecture.
@@ -100,6 +101,24 @@ pub fn fast_path(on: bool) {
 /// Number of hypercalls the core answered on mock vCPUs' fast path on this thread.
 pub fn fast_answers() -> u64 {
     FAST_ANSWERS.with(Cell::get)
+}
+
+/// Makes the next `walks` stage-2 walks of the page holding guest-physical `gpa` by mock
+/// vCPUs fail, as a hardware walk does while another CPU replaces the block holding the
+/// page with break-before-make: the P2M maps the page before and after.
+pub fn tear_walks(gpa: u64, walks: u32) {
+    TORN_WALKS.with(|t| t.borrow_mut().insert(gpa & !(PAGE_SIZE - 1), walks));
+}
+
+/// Whether a walk of `page` falls in a window [`tear_walks`] opened (and uses one up).
+fn walk_torn(page: u64) -> bool {
+    TORN_WALKS.with(|t| match t.borrow_mut().get_mut(&page) {
+        Some(n) if *n > 0 => {
+            *n -= 1;
+            true
+        }
+        _ => false,
+    })
 }
 
 /// Number of host-memory operations (reads, writes, atomics) on this thread: a

@@ -3,7 +3,9 @@
 //! run, put) checked by assertions.
 
 use super::isa::{Insn, PlatformCall};
-use super::{sim, MockArch, MockDomain, MockMemory, BREAK_RESULTS, FAST_ANSWERS, FAST_PATH, FLUSHES, LATCH_UPCALL};
+use super::{
+    sim, walk_torn, MockArch, MockDomain, MockMemory, BREAK_RESULTS, FAST_ANSWERS, FAST_PATH, FLUSHES, LATCH_UPCALL,
+};
 use crate::arch::{
     CpuId, FastAnswer, FastPath, HostMemory, HypercallArgs, MemType, MemoryAccess, StartResult, UpcallRoute, Vcpu,
     VcpuError, VcpuInit, VcpuTranslation, VmExit,
@@ -29,6 +31,10 @@ pub struct MockVcpu {
     tlb: Option<TlbEntry>,
     /// The deadline of the last `HaltUntil`.
     halt_until: Option<u64>,
+    /// The access of the last [`VmExit::StageFault`], until the core settles it.
+    fault: Option<(GuestPhysAddr, MemoryAccess)>,
+    /// An exit to report at the next `run` (a stage-2 fault on a hole).
+    report: Option<VmExit>,
 }
 
 impl MockVcpu {
@@ -53,6 +59,10 @@ impl MockVcpu {
     /// stage-2 flush invalidates.
     fn translate(&mut self, gpa: u64, access: MemoryAccess) -> Result<PhysAddr, GuestPhysAddr> {
         let page = gpa & !(PAGE_SIZE - 1);
+        if walk_torn(page) {
+            self.tlb = None;
+            return Err(GuestPhysAddr(gpa));
+        }
         let generation = FLUSHES.with(Cell::get);
         let hit = self.tlb.filter(|t| t.0 == page && t.3 == generation);
         let (host, rights) = match hit {
@@ -84,7 +94,10 @@ impl MockVcpu {
         while done < buf.len() {
             let a = gpa.wrapping_add(done as u64);
             let n = bytes_to_page_end(a).min(buf.len() - done);
-            let pa = self.translate(a, access).map_err(|gpa| VmExit::MemoryFault { gpa, access })?;
+            let pa = self.translate(a, access).map_err(|gpa| {
+                self.fault = Some((gpa, access));
+                VmExit::StageFault { gpa, access }
+            })?;
             match access {
                 MemoryAccess::Write => MockMemory::write(pa, &buf[done..done + n]),
                 _ => MockMemory::read(pa, &mut buf[done..done + n]),
@@ -94,8 +107,18 @@ impl MockVcpu {
         Ok(())
     }
 
-    /// Executes one instruction; `Some` is an exit.
+    /// Executes one instruction; `Some` is an exit. A stage-2 fault leaves the program
+    /// counter at the instruction, which runs again once the core settled the fault.
     fn step(&mut self) -> Option<VmExit> {
+        let at = self.pc;
+        let exit = self.execute();
+        if matches!(exit, Some(VmExit::StageFault { .. })) {
+            self.pc = at;
+        }
+        exit
+    }
+
+    fn execute(&mut self) -> Option<VmExit> {
         let mut op = [0u8; 10];
         if let Err(e) = self.access(self.pc, &mut op[..1], MemoryAccess::Execute) {
             return Some(e);
@@ -215,6 +238,8 @@ impl Vcpu for MockVcpu {
             route: None,
             tlb: None,
             halt_until: None,
+            fault: None,
+            report: None,
         })
     }
 
@@ -235,6 +260,9 @@ impl Vcpu for MockVcpu {
     fn run(&mut self) -> VmExit {
         assert_eq!(self.loaded_on, Some(sim::current()), "mock vCPU {} run without being loaded here", self.id);
         self.halt_until = None;
+        if let Some(exit) = self.report.take() {
+            return exit;
+        }
         loop {
             if sim::interrupt_pending() || sim::past_horizon() {
                 return VmExit::Interrupt;
@@ -272,6 +300,15 @@ impl Vcpu for MockVcpu {
     fn set_hypercall_result(&mut self, value: u64) {
         if !BREAK_RESULTS.with(Cell::get) {
             self.regs[0] = value;
+        }
+    }
+
+    /// A hole: the domain is crashed (the mock has no device and no abort to give).
+    fn settle_stage_fault(&mut self, mapped: bool) {
+        if let Some((gpa, access)) = self.fault.take() {
+            if !mapped {
+                self.report = Some(VmExit::MemoryFault { gpa, access });
+            }
         }
     }
 

@@ -5,6 +5,7 @@
 //! [`crate::guest_memory`] reads and writes guest memory through [`Memory::lookup`]. It
 //! imports only the architecture's traits and [`crate::mm`], never a domain.
 
+mod fault;
 mod frames;
 mod memory;
 

@@ -93,6 +93,22 @@ impl<A: Arch> CpuLoop<'_, '_, A> {
                 );
                 hv.shutdown(d, DomainState::Crashed);
             }
+            VmExit::StageFault { gpa, access } => {
+                // Mapped by now: the access raced a change of the tables (a block split
+                // with break-before-make) and runs again; else the backend treats it as
+                // an access to nothing.
+                // Under the memory lock, which every change of the P2M holds.
+                let mapped = d.mm.lock().maps_for(gpa, access);
+                if mapped {
+                    log::debug!(
+                        "d{}v{v}: {} fault at {:#x} raced a P2M change: again",
+                        d.id(),
+                        access_name(access),
+                        gpa.0
+                    );
+                }
+                cur.vcpu.settle_stage_fault(mapped);
+            }
             VmExit::GuestCrash => {
                 log::warn!("d{}v{v} ({}): the guest cannot continue; crashing the domain", d.id(), cur.guest.name);
                 hv.shutdown(d, DomainState::Crashed);

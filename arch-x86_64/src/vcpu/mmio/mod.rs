@@ -35,6 +35,11 @@ use execute::{extend, merge_register};
 use keel_kernel::arch::MemoryAccess;
 
 /// Whether `gpa` is a page Keel emulates as a device for this vCPU.
+pub fn is_device(common: &Common, gpa: u64) -> bool {
+    lapic_page(common, gpa)
+}
+
+/// Whether `gpa` is the xAPIC page of this vCPU's local APIC (in xAPIC mode).
 fn lapic_page(common: &Common, gpa: u64) -> bool {
     common.vlapic.xapic_page() == Some(gpa & !0xfff)
 }

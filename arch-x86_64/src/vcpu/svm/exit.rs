@@ -106,7 +106,7 @@ impl SvmVcpu {
                 } else {
                     MemoryAccess::Read
                 };
-                emulate::memory_fault(self, common, info2, access, again != 0)
+                emulate::stage_fault(self, common, info2, access, again != 0)
             }
             exit_code::INTR | exit_code::NMI => Some(VmExit::Interrupt),
             exit_code::CR0_WRITE => self.cr_write(0, info1),

@@ -111,7 +111,7 @@ impl VmxVcpu {
                     MemoryAccess::Read
                 };
                 let delivering = field(vmcs::IDT_VECTORING_INFO) & (1 << 31) != 0;
-                emulate::memory_fault(self, common, field(vmcs::GUEST_PHYSICAL_ADDRESS), access, delivering)
+                emulate::stage_fault(self, common, field(vmcs::GUEST_PHYSICAL_ADDRESS), access, delivering)
             }
             // The core looks at its clock after either: the slice or a deadline ended.
             reason::EXTERNAL_INTERRUPT | reason::PREEMPTION_TIMER => Some(VmExit::Interrupt),

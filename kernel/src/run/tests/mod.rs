@@ -9,6 +9,7 @@ mod pingpong;
 mod programs;
 mod restart;
 mod short_path;
+mod stage_faults;
 mod timers;
 mod watchdog;
 mod world;
