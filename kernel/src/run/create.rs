@@ -150,6 +150,10 @@ fn build<A: Arch + GuestAbi + GuestLoader>(m: &Machine<'_, A>, p: &Pending, paus
     if d.state() == DomainState::Dying {
         m.hooks.domain_stopped(id);
     }
+    // The xenstore domain introduces a domain when it lists the domains again (Xen's
+    // toolstack sends XS_INTRODUCE itself): a toolstack writing the new domain's devices
+    // before it unpauses it waits for that.
+    hv.notify_dom_exc();
     log::info!(
         "domain {id} ({}): {} vCPU(s), {} MiB, entry {:#x}{}",
         config.name,
