@@ -337,6 +337,16 @@ impl<H: Hypervisor> Control for KeelControl<H> {
         }
     }
 
+    fn has_store(&mut self, id: DomId) -> bool {
+        let Ok(domid) = domid16(id) else { return false };
+        let mut a = CtlStore { domid, _pad: [0; 2], evtchn: 0, gfn: 0 }.to_bytes();
+        if self.ctl(CTL_STORE_INFO, &mut a, &mut []).is_err() {
+            return false;
+        }
+        // A page not handed over yet reads as all ones (`HVM_PARAM_STORE_PFN` = ~0).
+        CtlStore::from_bytes(&a).is_some_and(|s| s.evtchn != 0 && s.gfn != 0 && s.gfn != u64::MAX)
+    }
+
     fn store_connect(&mut self, port: u32) -> Result<(), ControlError> {
         let mut a = CtlStore { domid: keel_abi::xen::DOMID_SELF, _pad: [0; 2], evtchn: port, gfn: 0 }.to_bytes();
         self.ctl(CTL_STORE_CONNECT, &mut a, &mut []).map_err(|e| error(e, "the xenstore handoff", None))?;

@@ -130,6 +130,9 @@ impl Control for Lazy {
     fn store_connect(&mut self, port: u32) -> Result<(), ControlError> {
         self.get().store_connect(port)
     }
+    fn has_store(&mut self, id: DomId) -> bool {
+        self.get().has_store(id)
+    }
 }
 
 /// Keel's control interface, or a backend that says why it cannot be reached.
