@@ -4,6 +4,7 @@ use std::io::{Read, Write};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use crate::cli_devices;
 pub use crate::command::Host;
 use crate::command::{getopt, Command, Ctx, Failure};
 use crate::console;
@@ -221,9 +222,6 @@ fn summary(c: &DomainConfig) -> String {
             v.backend.as_deref().unwrap_or("0")
         ));
     }
-    if !c.disks.is_empty() || !c.vifs.is_empty() {
-        s.push_str("(disk and vif devices are not attached yet: they come with PV devices)\n");
-    }
     s
 }
 
@@ -263,11 +261,29 @@ fn create(ctx: &mut Ctx, args: &[String]) -> Result<(), Failure> {
     if ctx.ctl.list()?.iter().any(|d| d.name == config.name) {
         return Err(at("name", ControlError::NameInUse(config.name.clone())));
     }
-    let id = ctx.ctl.create(&CreateRequest { config: &config, kernel, ramdisk }).map_err(|e| match e {
+    let devices = !config.disks.is_empty() || !config.vifs.is_empty();
+    if devices {
+        cli_devices::check_configured(ctx, &config).map_err(|r| cli_devices::refused(&path, &cfg, &r))?;
+    }
+    let request = CreateRequest { config: &config, kernel, ramdisk, paused: devices };
+    let id = ctx.ctl.create(&request).map_err(|e| match e {
         ControlError::NameInUse(_) => at("name", e),
         ControlError::NoMemory { .. } | ControlError::DoesNotFit { .. } => at("memory", e),
         e => e.into(),
     })?;
+    if devices {
+        // As libxl: the devices are in xenstore before the guest runs; a domain whose
+        // devices cannot be written is not left behind.
+        if let Err(r) = cli_devices::attach_configured(ctx, id, &config) {
+            let had_store = ctx.ctl.has_store(id);
+            let _ = ctx.ctl.destroy(id);
+            if had_store {
+                cli_devices::forget_destroyed(ctx, id)?;
+            }
+            return Err(cli_devices::refused(&path, &cfg, &r));
+        }
+        ctx.ctl.unpause(id)?;
+    }
     if console {
         attach(ctx, id)?;
     }
@@ -297,12 +313,14 @@ fn list(ctx: &mut Ctx, args: &[String]) -> Result<(), Failure> {
 fn destroy(ctx: &mut Ctx, args: &[String]) -> Result<(), Failure> {
     let (_, pos) = getopt(args, "", "")?;
     let d = find_domain(ctx, &one(&pos, "the domain")?)?;
-    // Asked before it goes: only a domain that a xenstore domain served can have had
-    // back ends (a control domain without a xenstore would wait for ever on one).
-    let store = ctx.ctl.served_by_xenstore(d.id).unwrap_or(false);
+    // Asked before it goes: only a domain that a xenstore domain served can have devices,
+    // as a front end or as a back end (a control domain without a xenstore would wait for
+    // ever on one).
+    let had_store = ctx.ctl.has_store(d.id);
     ctx.ctl.destroy(d.id)?;
-    if store {
-        crate::cli_devices::release_backends(ctx, d.id)?;
+    if had_store {
+        cli_devices::forget_destroyed(ctx, d.id)?;
+        cli_devices::release_backends(ctx, d.id)?;
     }
     Ok(())
 }

@@ -1,17 +1,22 @@
 //! keelctl's device commands, wired to [`crate::devices_cli`] over the xenstore the
 //! [`Host`](crate::command::Host) reaches: `block-attach`, `block-detach`, `block-list`,
 //! `network-attach`, `network-detach`, `network-list`, and `devd`, the driver domain's
-//! hotplug agent ([`crate::devd`]) run against the real store and system.
+//! hotplug agent ([`crate::devd`]) run against the real store and system; and the
+//! devices of `create`'s configuration ([`crate::create_devices`]) at `create` and
+//! `destroy`.
 
 use std::time::Duration;
 
 use crate::command::{getopt, Command, Ctx, Failure};
 use crate::control::DomId;
+use crate::create_devices::{self, Refusal};
 use crate::devd::Agent;
 use crate::devices::{Kind, Waiter};
 use crate::devices_cli::{self, Sleeper};
 use crate::devices_orphans;
 use crate::devices_store::{Store, Watching};
+use crate::domain_config::{list_lines, DomainConfig};
+use crate::xlcfg::Config;
 
 /// `devices_cli::block_detach` or `network_detach`.
 type Detach = fn(&mut dyn Store, DomId, &str, bool, &mut dyn Waiter) -> Result<(), String>;
@@ -77,6 +82,57 @@ const DETACH_STEP: Duration = Duration::from_millis(100);
 
 fn store(ctx: &mut Ctx) -> Result<Box<dyn Watching>, Failure> {
     ctx.host.store().map_err(Failure::Error)
+}
+
+/// How long `create` waits for the xenstore domain to write a new domain's home.
+const INTRODUCE_POLLS: u32 = 300;
+const INTRODUCE_STEP: Duration = Duration::from_millis(100);
+
+/// A refused device of `cfg` (read from `path`) as an error naming its line.
+pub(crate) fn refused(path: &str, cfg: &Config, r: &Refusal) -> Failure {
+    let line = list_lines(cfg, r.key).get(r.index).copied().unwrap_or(1);
+    Failure::Error(format!("{path}:{line}: {}: {}", r.key, r.why))
+}
+
+/// Checks that every device of `config` can be laid out, before a domain exists.
+pub(crate) fn check_configured(ctx: &mut Ctx, config: &DomainConfig) -> Result<(), Refusal> {
+    let resolve = resolver(ctx).map_err(|_| Refusal { key: "disk", index: 0, why: "cannot list domains".into() })?;
+    create_devices::plan(config, 0, &resolve).map(|_| ())
+}
+
+/// Writes the devices of `config` for the new, still paused domain `fe`, once the
+/// xenstore domain has introduced it (libxl writes them before it unpauses the domain).
+pub(crate) fn attach_configured(ctx: &mut Ctx, fe: DomId, config: &DomainConfig) -> Result<(), Refusal> {
+    let first = if config.disks.is_empty() { "vif" } else { "disk" };
+    let refusal = |why: String| Refusal { key: first, index: 0, why };
+    if !ctx.ctl.has_store(fe) {
+        return Err(refusal(format!("domain {fe} has no xenstore connection to find its devices in")));
+    }
+    let resolve = resolver(ctx).map_err(|_| refusal("cannot list domains".into()))?;
+    let planned = create_devices::plan(config, fe, &resolve)?;
+    let mut s = store(ctx).map_err(|_| refusal("no xenstore to write the devices into".into()))?;
+    let host = &*ctx.host;
+    let sleep = |d: Duration| host.sleep(d);
+    let mut w = Sleeper { sleep: &sleep, step: INTRODUCE_STEP, polls: INTRODUCE_POLLS };
+    match create_devices::wait_introduced(s.as_mut(), fe, &mut w) {
+        Ok(true) => {}
+        Ok(false) => return Err(refusal(format!("xenstore did not introduce domain {fe} in time"))),
+        Err(e) => return Err(refusal(e.to_string())),
+    }
+    create_devices::add_all(s.as_mut(), &planned)
+}
+
+/// After `destroy` of `fe`, which had a xenstore connection: its devices' back ends are
+/// told to go and its front end and toolstack nodes removed. A failure is a warning.
+pub(crate) fn forget_destroyed(ctx: &mut Ctx, fe: DomId) -> Result<(), Failure> {
+    let done = match store(ctx) {
+        Ok(mut s) => create_devices::forget(s.as_mut(), fe).map_err(|e| e.to_string()),
+        Err(Failure::Error(e) | Failure::Usage(e)) => Err(e),
+    };
+    if let Err(e) = done {
+        writeln!(ctx.err, "warning: the devices of domain {fe} were not removed from xenstore: {e}")?;
+    }
+    Ok(())
 }
 
 /// A domain's id from its name or number.

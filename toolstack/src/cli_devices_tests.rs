@@ -1,14 +1,16 @@
 //! keelctl's device commands and `devd` against the in-memory store.
 
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::rc::Rc;
 use std::time::Duration;
 
 use crate::cli::{run, Host};
 use crate::devd::System;
+use crate::devices::Layout;
 use crate::devices_fake::FakeStore;
-use crate::devices_store::{Perm, Store, StoreError, Watching};
+use crate::devices_store::{DomId, Perm, Store, StoreError, Watching};
 use crate::fake_control::Fake;
 
 /// The store shared by the test and the commands; relative paths are domain 0's.
@@ -87,11 +89,12 @@ impl System for Sys {
 struct H {
     store: Option<Shared>,
     sys: Sys,
+    files: BTreeMap<String, Vec<u8>>,
 }
 
 impl Host for H {
-    fn read_file(&self, _: &str) -> std::io::Result<Vec<u8>> {
-        Err(std::io::Error::from(std::io::ErrorKind::NotFound))
+    fn read_file(&self, path: &str) -> std::io::Result<Vec<u8>> {
+        self.files.get(path).cloned().ok_or(std::io::Error::from(std::io::ErrorKind::NotFound))
     }
     fn sleep(&self, _: Duration) {}
     fn console_input(&mut self) -> Box<dyn Read + Send> {
@@ -118,7 +121,7 @@ fn setup() -> (Fake, H, Shared) {
     ctl.add(3, "web", 256, 1);
     let store = Shared::default();
     store.0.borrow_mut().write("/local/domain/0/domid", "0").unwrap();
-    (ctl, H { store: Some(store.clone()), sys: Sys::default() }, store)
+    (ctl, H { store: Some(store.clone()), sys: Sys::default(), files: BTreeMap::new() }, store)
 }
 
 const BE: &str = "/local/domain/0/backend/vbd/3/51712";
@@ -188,4 +191,146 @@ fn network_attach_picks_the_next_device_and_the_agent_waits_for_netback() {
     // vif3.0 does not exist yet: nothing happens, nothing is marked connected.
     assert_eq!(keelctl(&mut ctl, &mut h, &["devd", "-1"]).0, 0);
     assert_ne!(store.0.borrow().value("/local/domain/0/backend/vif/3/0/hotplug-status"), Some("connected"));
+}
+
+/// A configuration with a disk and a vif, as `create` reads it.
+const WITH_DEVICES: &str = "name = 'db'\nmemory = 64\nkernel = '/k'\n\
+    disk = [ 'format=raw, vdev=xvda, access=rw, target=/root/d.img' ]\n\
+    vif = [ 'bridge=xenbr0,mac=00:16:3e:00:00:07' ]\n";
+
+/// `setup` with a kernel, `/c.cfg` holding `cfg`, and domains that have xenstore.
+fn with_config(cfg: &str) -> (Fake, H, Shared) {
+    let (mut ctl, mut h, store) = setup();
+    ctl.stores = true;
+    h.files.insert("/k".into(), vec![0xaa; 64]);
+    h.files.insert("/c.cfg".into(), cfg.as_bytes().to_vec());
+    (ctl, h, store)
+}
+
+/// What `block-attach` and `network-attach` would have written for domain `fe`.
+fn attached_by_hand(fe: DomId) -> Vec<String> {
+    let mut fake = FakeStore::default();
+    let disk = crate::disk::DiskSpec::parse("format=raw, vdev=xvda, access=rw, target=/root/d.img").unwrap();
+    let vif = crate::vif::VifSpec::parse("bridge=xenbr0,mac=00:16:3e:00:00:07").unwrap();
+    crate::devices::add(&mut fake, &Layout::disk(fe, 0, &disk).unwrap()).unwrap();
+    crate::devices::add(&mut fake, &Layout::vif(fe, 0, 0, &vif).unwrap()).unwrap();
+    let mut all = fake.dump(&format!("/local/domain/{fe}/device"));
+    all.extend(fake.dump("/local/domain/0/backend"));
+    all.extend(fake.dump(&format!("/libxl/{fe}")));
+    all
+}
+
+fn devices_of(store: &Shared, fe: DomId) -> Vec<String> {
+    let s = store.0.borrow();
+    let mut all = s.dump(&format!("/local/domain/{fe}/device"));
+    all.extend(s.dump("/local/domain/0/backend"));
+    all.extend(s.dump(&format!("/libxl/{fe}")));
+    all
+}
+
+#[test]
+fn create_writes_the_configured_devices_before_the_domain_runs() {
+    let (mut ctl, mut h, store) = with_config(WITH_DEVICES);
+    // The xenstore domain introduced the new domain (id 1).
+    store.0.borrow_mut().write("/local/domain/1/domid", "1").unwrap();
+    let (code, _, err) = keelctl(&mut ctl, &mut h, &["create", "/c.cfg"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(devices_of(&store, 1), attached_by_hand(1), "the node set of block-attach and network-attach");
+    assert!(!ctl.domains[&1].0.paused, "unpaused once the devices are written");
+    // The agent serves both: a loop device for the disk (the vif waits for netback).
+    let (code, out, _) = keelctl(&mut ctl, &mut h, &["devd", "-1"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("vbd 1/51712: /root/d.img on /dev/loop0"), "{out}");
+    let (_, out, _) = keelctl(&mut ctl, &mut h, &["block-list", "db"]);
+    assert!(out.lines().nth(1).is_some_and(|l| l.starts_with("51712 ")), "{out}");
+    let (_, out, _) = keelctl(&mut ctl, &mut h, &["network-list", "db"]);
+    assert!(out.contains("00:16:3e:00:00:07"), "{out}");
+}
+
+#[test]
+fn destroy_takes_the_devices_away_and_the_agent_releases_them() {
+    let (mut ctl, mut h, store) = with_config(WITH_DEVICES);
+    store.0.borrow_mut().write("/local/domain/1/domid", "1").unwrap();
+    assert_eq!(keelctl(&mut ctl, &mut h, &["create", "/c.cfg"]).0, 0);
+    assert_eq!(keelctl(&mut ctl, &mut h, &["devd", "-1"]).0, 0);
+    let (code, _, err) = keelctl(&mut ctl, &mut h, &["destroy", "db"]);
+    assert_eq!(code, 0, "{err}");
+    let be = "/local/domain/0/backend/vbd/1/51712";
+    let vif = "/local/domain/0/backend/vif/1/0";
+    {
+        let s = store.0.borrow();
+        assert_eq!(s.value("/local/domain/1/device/vbd/51712"), None, "front end gone");
+        assert_eq!(s.value("/local/domain/1/device/vif/0"), None, "front end gone");
+        assert_eq!(s.value("/libxl/1"), None, "toolstack record gone");
+        for b in [be, vif] {
+            assert_eq!(
+                (s.value(&format!("{b}/online")), s.value(&format!("{b}/state"))),
+                (Some("0"), Some("5")),
+                "{b}"
+            );
+        }
+    }
+    // Blkback and netback see their front ends vanish and close: the agent releases the
+    // loop device and removes both back end directories.
+    store.0.borrow_mut().write(&format!("{be}/state"), "6").unwrap();
+    store.0.borrow_mut().write(&format!("{vif}/state"), "6").unwrap();
+    let (code, out, _) = keelctl(&mut ctl, &mut h, &["devd", "-1"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("vbd 1/51712: closed; /dev/loop0 released; back end directory removed"), "{out}");
+    let left = devices_of(&store, 1);
+    assert!(left.iter().all(|l| l.ends_with("= \"\" [n0]")), "only empty directories are left: {left:?}");
+    assert!(left.iter().all(|l| !l.starts_with("/local/domain/1")), "the domain's home is gone: {left:?}");
+    assert_eq!(*h.sys.0.borrow(), ["attach /root/d.img true", "detach /dev/loop0"]);
+}
+
+#[test]
+fn a_refused_device_names_its_line_and_leaves_nothing() {
+    let cases = [
+        (
+            "name='db'\nkernel='/k'\ndisk=['vdev=xvda, target=/a',\n 'vdev=xvda, target=/b']\n",
+            "/c.cfg:4: disk: vdev `xvda` is the same disk",
+        ),
+        (
+            "name='db'\nkernel='/k'\nvif=['bridge=xenbr0',\n\n 'backend=nosuch']\n",
+            "/c.cfg:5: vif: backend domain `nosuch` does not exist",
+        ),
+        ("name='db'\nkernel='/k'\ndisk=['format=qcow2, vdev=xvda, target=/a']\n", "/c.cfg:3: disk: "),
+    ];
+    for (cfg, want) in cases {
+        let (mut ctl, mut h, store) = with_config(cfg);
+        let (code, _, err) = keelctl(&mut ctl, &mut h, &["create", "/c.cfg"]);
+        assert_eq!(code, 1, "{cfg}");
+        assert!(err.contains(want), "{cfg}: {err}");
+        assert!(ctl.created.is_empty(), "refused before any domain exists: {cfg}");
+        assert!(devices_of(&store, 1).is_empty());
+    }
+}
+
+#[test]
+fn a_domain_whose_devices_cannot_be_written_is_not_left_behind() {
+    // Not introduced to xenstore (keelctl waits, then gives up).
+    let (mut ctl, mut h, store) = with_config(WITH_DEVICES);
+    let (code, _, err) = keelctl(&mut ctl, &mut h, &["create", "/c.cfg"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("/c.cfg:4: disk: xenstore did not introduce domain 1 in time"), "{err}");
+    assert!(!ctl.domains.contains_key(&1), "destroyed");
+    assert!(devices_of(&store, 1).is_empty());
+    // No xenstore connection at all.
+    let (mut ctl, mut h, store) = with_config(WITH_DEVICES);
+    ctl.stores = false;
+    let (code, _, err) = keelctl(&mut ctl, &mut h, &["create", "/c.cfg"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("/c.cfg:4: disk: domain 1 has no xenstore connection"), "{err}");
+    assert!(!ctl.domains.contains_key(&1));
+    assert!(devices_of(&store, 1).is_empty());
+    // A device already in the way (a stale front end): the vif is refused, the disk
+    // written before it is taken out again.
+    let (mut ctl, mut h, store) = with_config(WITH_DEVICES);
+    store.0.borrow_mut().write("/local/domain/1/domid", "1").unwrap();
+    store.0.borrow_mut().write("/local/domain/1/device/vif/0/backend", "/x").unwrap();
+    let (code, _, err) = keelctl(&mut ctl, &mut h, &["create", "/c.cfg"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("/c.cfg:5: vif: device already exists"), "{err}");
+    assert_eq!(store.0.borrow().value("/local/domain/0/backend/vbd/1/51712"), None);
+    assert!(!ctl.domains.contains_key(&1));
 }

@@ -81,6 +81,9 @@ pub struct CreateRequest<'a> {
     pub config: &'a DomainConfig,
     pub kernel: Vec<u8>,
     pub ramdisk: Option<Vec<u8>>,
+    /// Leave the domain paused once built (the caller writes its devices, then unpauses
+    /// it, as libxl does).
+    pub paused: bool,
 }
 
 /// An orderly shutdown request.
@@ -162,11 +165,11 @@ pub trait Control {
     fn console_read(&mut self, id: DomId) -> Result<Vec<u8>, ControlError>;
     /// Input for the domain's console.
     fn console_write(&mut self, id: DomId, data: &[u8]) -> Result<(), ControlError>;
-    /// Whether domain `id` has a store page that a xenstore domain serves (`CTL_STORE_INFO`
-    /// reports a frame): then there is a xenstore to clean up in when it goes.
-    fn served_by_xenstore(&mut self, id: DomId) -> Result<bool, ControlError> {
+    /// Whether domain `id` has a xenstore connection (a store page and port): only then
+    /// may its devices be in xenstore. `false` if the interface cannot tell.
+    fn has_store(&mut self, id: DomId) -> bool {
         let _ = id;
-        Ok(false)
+        false
     }
     /// Hands the calling domain's xenstore connection over to `port`, a port it
     /// allocated toward the xenstore domain (`CTL_STORE_CONNECT`).

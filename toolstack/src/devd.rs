@@ -262,6 +262,9 @@ fn undo(sys: &mut dyn System, h: &Held) -> String {
         },
         Held::Port { bridge, name } => match sys.bridge_del(bridge, name) {
             Ok(()) => format!("{name} left {bridge}"),
+            // Netback removes the interface with its device when the front end vanished
+            // (before or while it is taken out): the bridge lost the port with it.
+            Err(_) if !sys.link_exists(name) => format!("{name} gone (no longer in {bridge})"),
             Err(e) => format!("{name} out of {bridge}: {e}"),
         },
         Held::Failed => "nothing held".into(),

@@ -427,6 +427,21 @@ fn the_agent_bridges_a_vif_once_netback_created_it() {
     s.write(&format!("{be}/state"), "6").unwrap();
     assert_eq!(agent.scan(&mut s, &mut sys).unwrap(), ["vif 3/0: closed; vif3.0 left br0; back end directory removed"]);
     assert!(sys.bridges.is_empty());
+
+    // Its front end destroyed, netback unregistered the device and its interface with it:
+    // nothing to take out of the bridge.
+    s.rm("/local/domain/3/device/vif/0").unwrap();
+    s.rm("/libxl/3/device/vif/0").unwrap();
+    add(&mut s, &Layout::vif(3, 1, 0, &VifSpec::parse("bridge=br0").unwrap()).unwrap()).unwrap();
+    assert_eq!(agent.scan(&mut s, &mut sys).unwrap(), ["vif 3/0: vif3.0 added to br0"]);
+    sys.links.clear();
+    sys.bridges.clear();
+    s.write(&format!("{be}/online"), "0").unwrap();
+    s.write(&format!("{be}/state"), "6").unwrap();
+    assert_eq!(
+        agent.scan(&mut s, &mut sys).unwrap(),
+        ["vif 3/0: closed; vif3.0 gone (no longer in br0); back end directory removed"]
+    );
 }
 
 #[test]

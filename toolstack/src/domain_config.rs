@@ -133,6 +133,18 @@ fn strings_list(c: &Config, s: &Setting) -> Result<Vec<(String, usize)>, ConfigE
     }
 }
 
+/// The line of each entry of list `key` (`disk`, `vif`), in order: errors about one
+/// device name the line it is on.
+pub fn list_lines(c: &Config, key: &str) -> Vec<usize> {
+    match c.get(key) {
+        None => Vec::new(),
+        Some(s) => match &s.value {
+            Value::List(items) => items.iter().map(|(_, line)| *line).collect(),
+            _ => vec![s.line],
+        },
+    }
+}
+
 impl DomainConfig {
     /// Checks a parsed file; the warnings name keys that are ignored.
     pub fn from_config(c: &Config) -> Result<(DomainConfig, Vec<String>), ConfigError> {

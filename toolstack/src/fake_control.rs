@@ -15,6 +15,8 @@ pub struct Fake {
     pub created: Vec<(String, usize, Option<usize>, String)>,
     /// Domains that obey a shutdown request at once.
     pub obedient: bool,
+    /// Every domain has a xenstore connection.
+    pub stores: bool,
 }
 
 impl Fake {
@@ -27,6 +29,7 @@ impl Fake {
             console_in: BTreeMap::new(),
             created: Vec::new(),
             obedient: true,
+            stores: false,
         };
         f.add(0, "Domain-0", 512, 2);
         f
@@ -97,6 +100,7 @@ impl Control for Fake {
         self.next_id += 1;
         self.free_mib -= c.memory_mib;
         self.add(id, &c.name, c.memory_mib, c.vcpus);
+        self.dom(id)?.0.paused = r.paused;
         self.created.push((c.name.clone(), r.kernel.len(), r.ramdisk.as_ref().map(Vec::len), c.cmdline.clone()));
         Ok(id)
     }
@@ -140,6 +144,9 @@ impl Control for Fake {
         self.dom(id)?;
         let q = self.console_out.entry(id).or_default();
         Ok(if q.is_empty() { Vec::new() } else { q.remove(0) })
+    }
+    fn has_store(&mut self, id: DomId) -> bool {
+        self.stores && self.domains.contains_key(&id)
     }
     fn console_write(&mut self, id: DomId, data: &[u8]) -> Result<(), ControlError> {
         self.dom(id)?;

@@ -6,7 +6,7 @@
 //!    the kernel and ramdisk, and the command line;
 //! 2. `CTL_LOAD` the kernel, then the ramdisk, in chunks of `CTL_LOAD_MAX` (1 MiB);
 //! 3. `CTL_START` paused; a per-vCPU `cpus` list is applied with `CTL_SET_AFFINITY`;
-//!    `CTL_UNPAUSE`.
+//!    `CTL_UNPAUSE`, unless the request asks for the domain to stay paused.
 //!
 //! A failure after step 1 destroys the half-built domain, so nothing is left behind.
 
@@ -134,6 +134,9 @@ impl<H: Hypervisor> KeelControl<H> {
                 self.raw_ctl(CTL_SET_AFFINITY, &mut a, &mut []).map_err(|e| error(e, "pinning", Some(id)))?;
             }
         }
+        if req.paused {
+            return Ok(());
+        }
         let mut u = CtlDomain { domid, _pad: [0; 6] }.to_bytes();
         self.raw_ctl(CTL_UNPAUSE, &mut u, &mut []).map_err(|e| error(e, "unpausing", Some(id)))?;
         Ok(())
@@ -174,7 +177,7 @@ mod tests {
     #[test]
     fn the_create_arguments_follow_the_configuration() {
         let c = config("name='web'\nmemory=64\nvcpus=2\nmaxvcpus=4\ncpus='1-2'\nkernel='k'\ncpu_weight=512\ncap=50\n");
-        let req = CreateRequest { config: &c, kernel: vec![1; 10], ramdisk: Some(vec![2; 3]) };
+        let req = CreateRequest { config: &c, kernel: vec![1; 10], ramdisk: Some(vec![2; 3]), paused: false };
         let a = create_args(&req).unwrap();
         assert_eq!((a.vcpus, a.memory_kib, a.weight, a.cap), (4, 64 * 1024, 512, 50));
         assert_eq!((a.kernel_size, a.ramdisk_size), (10, 3));
@@ -220,12 +223,17 @@ mod tests {
     fn create_loads_in_chunks_starts_paused_then_unpauses_and_cleans_up_on_failure() {
         let c = config("name='web'\nmemory=64\nkernel='k'\ncmdline='root=/dev/xvda'\n");
         let image: Vec<u8> = (0..(3 << 20) + 5).map(|i| (i % 251) as u8).collect();
-        let req = CreateRequest { config: &c, kernel: image.clone(), ramdisk: None };
+        let req = CreateRequest { config: &c, kernel: image.clone(), ramdisk: None, paused: false };
         let mut k = KeelControl::new(Recorder { cmds: Vec::new(), kernel: Vec::new(), start: Ok(0) });
         assert_eq!(k.create_domain(&req), Ok(5));
         let r = k.into_inner();
         assert_eq!(r.kernel, image, "every byte, in order");
         assert_eq!(r.cmds, [CTL_CREATE, CTL_LOAD, CTL_LOAD, CTL_LOAD, CTL_LOAD, CTL_START, CTL_UNPAUSE]);
+
+        let paused = CreateRequest { paused: true, ..req.clone() };
+        let mut k = KeelControl::new(Recorder { cmds: Vec::new(), kernel: Vec::new(), start: Ok(0) });
+        assert_eq!(k.create_domain(&paused), Ok(5));
+        assert_eq!(k.into_inner().cmds.last(), Some(&CTL_START), "left paused: no CTL_UNPAUSE");
 
         let mut k = KeelControl::new(Recorder { cmds: Vec::new(), kernel: Vec::new(), start: Err(E2BIG) });
         assert_eq!(k.create_domain(&req), Err(ControlError::DoesNotFit { memory_mib: 64 }));
@@ -235,7 +243,7 @@ mod tests {
     #[test]
     fn a_cap_above_one_cpu_is_refused() {
         let c = config("name='web'\nkernel='k'\ncap=200\n");
-        let req = CreateRequest { config: &c, kernel: vec![1], ramdisk: None };
+        let req = CreateRequest { config: &c, kernel: vec![1], ramdisk: None, paused: false };
         assert!(matches!(create_args(&req), Err(ControlError::Invalid(_))));
     }
 }

@@ -4,7 +4,9 @@
 //! - [`xlcfg`]: the xl.cfg(5) syntax; [`domain_config`]: the keys keelctl supports.
 //! - [`cpulist`], [`disk`], [`vif`]: xl's CPU lists and device specifications.
 //! - [`devices`]: block and network devices in xenstore as libxl lays them out, over
-//!   [`devices_store::Store`]; [`devices_orphans`]: those of a dead back end domain; [`devd`]: the hotplug agent of a driver domain, and
+//!   [`devices_store::Store`]; [`create_devices`]: those of a configuration at `create`
+//!   and `destroy`; [`devices_orphans`]: those of a dead back end domain; [`devd`]: the
+//!   hotplug agent of a driver domain, and
 //!   [`devd_linux`] what it does in a Linux driver domain (busybox's tools).
 //! - [`control`]: the control interface; [`keel_control`]: over Keel's control hypercall,
 //!   issued through Linux's `/dev/xen/privcmd` ([`privcmd`], keelctl's only `unsafe`).
@@ -22,6 +24,7 @@ pub mod command;
 pub mod console;
 pub mod control;
 pub mod cpulist;
+pub mod create_devices;
 pub mod devd;
 pub mod devd_linux;
 pub mod devices;

@@ -130,8 +130,8 @@ impl Control for Lazy {
     fn store_connect(&mut self, port: u32) -> Result<(), ControlError> {
         self.get().store_connect(port)
     }
-    fn served_by_xenstore(&mut self, id: DomId) -> Result<bool, ControlError> {
-        self.get().served_by_xenstore(id)
+    fn has_store(&mut self, id: DomId) -> bool {
+        self.get().has_store(id)
     }
 }
 

@@ -131,11 +131,7 @@ fn build<A: Arch + GuestAbi + GuestLoader>(m: &Machine<'_, A>, p: &Pending, paus
             log::warn!("domain {id} ({}): no PV console: {}", config.name, e.name());
         }
     }
-    if attach_store(m, &config, id) {
-        // The xenstore domain introduces the domains it finds with a store page when it
-        // rescans, at VIRQ_DOM_EXC (Xen's toolstack sends it XS_INTRODUCE instead).
-        hv.notify_dom_exc();
-    } else {
+    if !attach_store(m, &config, id) {
         super::store::prepare(m, id, &config);
     }
     m.hooks.register(id, &params).map_err(|e| refuse(Errno::ENOMEM, &format!("the scheduler refused: {e:?}")))?;
@@ -154,6 +150,10 @@ fn build<A: Arch + GuestAbi + GuestLoader>(m: &Machine<'_, A>, p: &Pending, paus
     if d.state() == DomainState::Dying {
         m.hooks.domain_stopped(id);
     }
+    // The xenstore domain introduces a domain when it lists the domains again (Xen's
+    // toolstack sends XS_INTRODUCE itself): a toolstack writing the new domain's devices
+    // before it unpauses it waits for that.
+    hv.notify_dom_exc();
     log::info!(
         "domain {id} ({}): {} vCPU(s), {} MiB, entry {:#x}{}",
         config.name,

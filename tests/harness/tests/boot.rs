@@ -16,6 +16,8 @@ mod arm64_consoles;
 mod arm64_control;
 #[path = "boot/arm64_create.rs"]
 mod arm64_create;
+#[path = "boot/arm64_devices_linux.rs"]
+mod arm64_devices_linux;
 #[path = "boot/arm64_driver_domain.rs"]
 mod arm64_driver_domain;
 #[path = "boot/arm64_guests.rs"]

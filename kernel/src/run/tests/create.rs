@@ -14,8 +14,10 @@ use crate::test_support::{call, get, put, ARG, RAM};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use keel_abi::control::*;
+use keel_abi::event::{EvtchnBindVirq, EVTCHNOP_BIND_VIRQ};
+use keel_abi::hypercall::EVENT_CHANNEL_OP;
 use keel_abi::layout::AARCH64;
-use keel_abi::xen::DomId;
+use keel_abi::xen::{DomId, VIRQ_DOM_EXC};
 use keel_abi::Errno;
 use proptest::prelude::*;
 
@@ -140,6 +142,22 @@ fn a_domain_started_paused_runs_only_once_unpaused() {
     assert_eq!(ctl(&w, &c, CTL_UNPAUSE, &CtlDomain { domid: id, _pad: [0; 6] }), 0);
     w.run_until(10 * MS, |_| false);
     assert!(query(&w, &c, id).unwrap().cpu_time_ns > MS / 2, "runs once unpaused");
+    assert_eq!(ctl(&w, &c, CTL_DESTROY, &CtlDomain { domid: id, _pad: [0; 6] }), 0);
+}
+
+#[test]
+fn a_started_domain_is_announced_with_virq_dom_exc() {
+    let w = World::new(1);
+    let c = controller(&w);
+    put(&c, ARG, &EvtchnBindVirq { virq: VIRQ_DOM_EXC, vcpu: 0, port: 0 });
+    assert_eq!(call(w.m.hypervisor(), &c, 0, EVENT_CHANNEL_OP, &[EVTCHNOP_BIND_VIRQ, ARG]), 0);
+    let port = get::<EvtchnBindVirq>(&c, ARG).port;
+    let id = ctl(&w, &c, CTL_CREATE, &create_args("later", spinner().len() as u64));
+    let id = DomId::try_from(id).unwrap();
+    assert_eq!(load(&w, &c, id, CTL_MODULE_KERNEL, &spinner(), 1000), 0);
+    assert!(!c.events.lock().is_pending(port), "nothing to announce before it is built");
+    assert_eq!(start(&w, &c, id, CTL_START_PAUSED), 0);
+    assert!(c.events.lock().is_pending(port), "the xenstore domain lists the domains again");
     assert_eq!(ctl(&w, &c, CTL_DESTROY, &CtlDomain { domid: id, _pad: [0; 6] }), 0);
 }
 

@@ -10,7 +10,7 @@
 //! does not serve that, the rings, or the event channels between the two.
 
 use super::arm64_guests::spec;
-use super::arm64_linux::{on_with, xen_guest, INITRAMFS, KERNEL, VHE_GICV3};
+use super::arm64_linux::{on_with, xen_guest, INITRAMFS, KERNEL, NVHE_GICV2, VHE_GICV3};
 use super::boot;
 use keel_tests::BootTest;
 
@@ -40,10 +40,7 @@ pub const LINES: [&str; 22] = [
     "domain 2 (guest): shut down (poweroff)",
 ];
 
-/// VHE, GICv3, 2 CPUs: blkfront in a Linux domU served by blkback in Linux dom0.
-#[test]
-#[ignore = "boots QEMU with Debian's kernel: run through scripts/test or scripts/test-linux"]
-fn arm64_linux_blkfront_blkback_vhe_gicv3() {
+fn blk_session(config: &str, machine: [&str; 4]) {
     let dom0 =
         format!("kernel={KERNEL};ramdisk={INITRAMFS};bootargs=console=hvc0 keel.linux=blkback keel.victim=guest");
     let xenstore = spec("xenstore", "caps=4;bootargs=keel.program=xenstored xenstored.exit=last");
@@ -51,8 +48,22 @@ fn arm64_linux_blkfront_blkback_vhe_gicv3() {
         "name=guest;kernel={KERNEL};ramdisk={INITRAMFS};mem=256M;cpus=1;enhanced;bootargs=console=hvc0 keel.linux=blkfront"
     );
     let extra = ["--dom0", &dom0, "--domain", &xenstore, "--domain", &guest];
-    let t: BootTest = on_with("arm64 Linux blkfront and blkback (VHE GICv3)", VHE_GICV3, "2G", &extra)
+    let t: BootTest = on_with(&format!("arm64 Linux blkfront and blkback ({config})"), machine, "2G", &extra)
         .domains(&["dom0", "xenstore", "guest"])
         .lines(&LINES);
     boot(xen_guest(xen_guest(t, 0), 2));
+}
+
+/// VHE, GICv3, 2 CPUs: blkfront in a Linux domU served by blkback in Linux dom0.
+#[test]
+#[ignore = "boots QEMU with Debian's kernel: run through scripts/test or scripts/test-linux"]
+fn arm64_linux_blkfront_blkback_vhe_gicv3() {
+    blk_session("VHE GICv3", VHE_GICV3);
+}
+
+/// The same on nVHE with GICv2.
+#[test]
+#[ignore = "boots QEMU with Debian's kernel: run through scripts/test or scripts/test-linux"]
+fn arm64_linux_blkfront_blkback_nvhe_gicv2() {
+    blk_session("nVHE GICv2", NVHE_GICV2);
 }
