@@ -64,7 +64,9 @@ fn arm64_raw_console_for_the_domain_with_input() {
         .line("console input goes to domain 2 (focused); Ctrl-A three times switches")
         .line("pv console input: to-the-first (")
         .line("\npv console input: to-the-ring (")
-        .line("\n\x1b[7mreverse\x1b[0m video through the ring\n\x1b[1mkeel\x1b[0m$ \r\n[")
+        // Two writes of `focused`: another domain's lines may come between them.
+        .line("\n\x1b[7mreverse\x1b[0m video through the ring\n")
+        .line("\x1b[1mkeel\x1b[0m$ \r\n[")
         .line("(d3) .[7mreverse.[0m video through the ring")
         .line("(d3) pv console line 49: 0123456789abcdef");
     boot(t);
