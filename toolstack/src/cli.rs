@@ -319,8 +319,10 @@ fn destroy(ctx: &mut Ctx, args: &[String]) -> Result<(), Failure> {
     let had_store = ctx.ctl.has_store(d.id);
     ctx.ctl.destroy(d.id)?;
     if had_store {
-        cli_devices::forget_destroyed(ctx, d.id)?;
+        // Its back ends first: forgetting it as a front end removes its whole home,
+        // `backend/` included.
         cli_devices::release_backends(ctx, d.id)?;
+        cli_devices::forget_destroyed(ctx, d.id)?;
     }
     Ok(())
 }

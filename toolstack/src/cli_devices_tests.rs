@@ -334,3 +334,20 @@ fn a_domain_whose_devices_cannot_be_written_is_not_left_behind() {
     assert_eq!(store.0.borrow().value("/local/domain/0/backend/vbd/1/51712"), None);
     assert!(!ctl.domains.contains_key(&1));
 }
+
+#[test]
+fn destroying_a_driver_domain_closes_the_disks_it_served() {
+    // Domain 1, `drv`, serves a disk of `web` (3); `destroy drv` must find its back end
+    // directory before the domain's home is removed.
+    let (mut ctl, mut h, store) = with_config("name='drv'\nkernel='/k'\n");
+    store.0.borrow_mut().write("/local/domain/1/domid", "1").unwrap();
+    assert_eq!(keelctl(&mut ctl, &mut h, &["create", "/c.cfg"]).0, 0);
+    let disk = crate::disk::DiskSpec::parse("format=raw, vdev=xvda, access=rw, target=/d.img").unwrap();
+    crate::devices::add(&mut *store.0.borrow_mut(), &Layout::disk(3, 1, &disk).unwrap()).unwrap();
+    let (code, out, err) = keelctl(&mut ctl, &mut h, &["destroy", "drv"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("vbd 3/51712: back end domain 1 gone: closed on its behalf"), "{out}");
+    let s = store.0.borrow();
+    assert_eq!(s.value("/local/domain/3/device/vbd/51712"), None, "the front end's device is gone");
+    assert!(s.dump("/local/domain/1").is_empty(), "the driver domain's home is gone");
+}
