@@ -9,6 +9,27 @@
 // to the fast paths (`guest_hypercall`, `guest_trap`; `vcpu/fast.rs`).
 // Operands in braces come from Rust (global_asm! const).
 
+// The guest's general registers in its GuestRegs (x[n] at 8 * n): `op` is stp or ldp,
+// `base` the register holding the GuestRegs pointer.
+.macro PAIRS_X2_X17 op, base
+    \op     x2, x3, [\base, #16]
+    \op     x4, x5, [\base, #32]
+    \op     x6, x7, [\base, #48]
+    \op     x8, x9, [\base, #64]
+    \op     x10, x11, [\base, #80]
+    \op     x12, x13, [\base, #96]
+    \op     x14, x15, [\base, #112]
+    \op     x16, x17, [\base, #128]
+.endm
+
+.macro PAIRS_X20_X29 op, base
+    \op     x20, x21, [\base, #160]
+    \op     x22, x23, [\base, #176]
+    \op     x24, x25, [\base, #192]
+    \op     x26, x27, [\base, #208]
+    \op     x28, x29, [\base, #224]
+.endm
+
 .macro VECTOR_TRAP slot
     .balign 128
     sub     sp, sp, #{TRAP_FRAME_SIZE}
@@ -123,20 +144,9 @@ keel_guest_enter:
     ldp     x1, x2, [x0, #{GR_PC}]
     msr     elr_el2, x1
     msr     spsr_el2, x2
-    ldp     x2, x3, [x0, #16]
-    ldp     x4, x5, [x0, #32]
-    ldp     x6, x7, [x0, #48]
-    ldp     x8, x9, [x0, #64]
-    ldp     x10, x11, [x0, #80]
-    ldp     x12, x13, [x0, #96]
-    ldp     x14, x15, [x0, #112]
-    ldp     x16, x17, [x0, #128]
+    PAIRS_X2_X17 ldp, x0
     ldp     x18, x19, [x0, #144]
-    ldp     x20, x21, [x0, #160]
-    ldp     x22, x23, [x0, #176]
-    ldp     x24, x25, [x0, #192]
-    ldp     x26, x27, [x0, #208]
-    ldp     x28, x29, [x0, #224]
+    PAIRS_X20_X29 ldp, x0
     ldr     x30, [x0, #240]
     ldp     x0, x1, [x0]
     eret
@@ -150,14 +160,7 @@ keel_guest_enter:
 // and SPSR_EL2 are still its own); else the exit goes on as guest_exit_common's.
 guest_hypercall:
     ldr     x0, [sp, #16]
-    stp     x2, x3, [x0, #16]
-    stp     x4, x5, [x0, #32]
-    stp     x6, x7, [x0, #48]
-    stp     x8, x9, [x0, #64]
-    stp     x10, x11, [x0, #80]
-    stp     x12, x13, [x0, #96]
-    stp     x14, x15, [x0, #112]
-    stp     x16, x17, [x0, #128]
+    PAIRS_X2_X17 stp, x0
     str     x18, [x0, #144]
     str     x30, [x0, #240]
     ldp     x2, x3, [sp]
@@ -166,14 +169,7 @@ guest_hypercall:
     bl      keel_fast_hypercall
     cbnz    x0, 1f
     ldr     x0, [sp, #16]
-    ldp     x2, x3, [x0, #16]
-    ldp     x4, x5, [x0, #32]
-    ldp     x6, x7, [x0, #48]
-    ldp     x8, x9, [x0, #64]
-    ldp     x10, x11, [x0, #80]
-    ldp     x12, x13, [x0, #96]
-    ldp     x14, x15, [x0, #112]
-    ldp     x16, x17, [x0, #128]
+    PAIRS_X2_X17 ldp, x0
     ldr     x18, [x0, #144]
     ldr     x30, [x0, #240]
     ldp     x0, x1, [x0]
@@ -183,11 +179,7 @@ guest_hypercall:
     isb
 1:  ldr     x0, [sp, #16]
     str     x19, [x0, #152]
-    stp     x20, x21, [x0, #160]
-    stp     x22, x23, [x0, #176]
-    stp     x24, x25, [x0, #192]
-    stp     x26, x27, [x0, #208]
-    stp     x28, x29, [x0, #224]
+    PAIRS_X20_X29 stp, x0
     add     sp, sp, #16
     mov     x1, #8
     b       guest_exit_tail
@@ -199,20 +191,9 @@ guest_hypercall:
 // guest_exit_common's.
 guest_trap:
     ldr     x0, [sp, #16]
-    stp     x2, x3, [x0, #16]
-    stp     x4, x5, [x0, #32]
-    stp     x6, x7, [x0, #48]
-    stp     x8, x9, [x0, #64]
-    stp     x10, x11, [x0, #80]
-    stp     x12, x13, [x0, #96]
-    stp     x14, x15, [x0, #112]
-    stp     x16, x17, [x0, #128]
+    PAIRS_X2_X17 stp, x0
     stp     x18, x19, [x0, #144]
-    stp     x20, x21, [x0, #160]
-    stp     x22, x23, [x0, #176]
-    stp     x24, x25, [x0, #192]
-    stp     x26, x27, [x0, #208]
-    stp     x28, x29, [x0, #224]
+    PAIRS_X20_X29 stp, x0
     str     x30, [x0, #240]
     ldp     x2, x3, [sp]
     stp     x2, x3, [x0]
@@ -221,20 +202,9 @@ guest_trap:
     ldr     x1, [sp, #16]
     add     sp, sp, #16
     cbnz    x0, 1f
-    ldp     x2, x3, [x1, #16]
-    ldp     x4, x5, [x1, #32]
-    ldp     x6, x7, [x1, #48]
-    ldp     x8, x9, [x1, #64]
-    ldp     x10, x11, [x1, #80]
-    ldp     x12, x13, [x1, #96]
-    ldp     x14, x15, [x1, #112]
-    ldp     x16, x17, [x1, #128]
+    PAIRS_X2_X17 ldp, x1
     ldp     x18, x19, [x1, #144]
-    ldp     x20, x21, [x1, #160]
-    ldp     x22, x23, [x1, #176]
-    ldp     x24, x25, [x1, #192]
-    ldp     x26, x27, [x1, #208]
-    ldp     x28, x29, [x1, #224]
+    PAIRS_X20_X29 ldp, x1
     ldr     x30, [x1, #240]
     ldp     x0, x1, [x1]
     eret
@@ -247,20 +217,9 @@ guest_trap:
 // The guest's x0/x1 are at [sp], its GuestRegs pointer at [sp + 16], x1 = vector slot.
 guest_exit_common:
     ldr     x0, [sp, #16]
-    stp     x2, x3, [x0, #16]
-    stp     x4, x5, [x0, #32]
-    stp     x6, x7, [x0, #48]
-    stp     x8, x9, [x0, #64]
-    stp     x10, x11, [x0, #80]
-    stp     x12, x13, [x0, #96]
-    stp     x14, x15, [x0, #112]
-    stp     x16, x17, [x0, #128]
+    PAIRS_X2_X17 stp, x0
     stp     x18, x19, [x0, #144]
-    stp     x20, x21, [x0, #160]
-    stp     x22, x23, [x0, #176]
-    stp     x24, x25, [x0, #192]
-    stp     x26, x27, [x0, #208]
-    stp     x28, x29, [x0, #224]
+    PAIRS_X20_X29 stp, x0
     str     x30, [x0, #240]
     ldp     x2, x3, [sp], #16
     stp     x2, x3, [x0]
