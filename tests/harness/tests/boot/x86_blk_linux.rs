@@ -9,9 +9,8 @@
 //! not serve that, the rings, or the event channels between the two.
 
 use super::arm64_blk_linux::LINES;
-use super::x86_linux::linux_iso;
-use super::{boot, QEMU_X86_PASS, X86_64};
-use keel_tests::BootTest;
+use super::x86_linux::qemu_svm_bios;
+use super::{boot, QEMU_X86_PASS};
 use std::time::Duration;
 
 /// QEMU TCG SVM through GRUB BIOS, 2 CPUs, 2 GiB: blkfront in a Linux domU (256 MiB)
@@ -19,18 +18,11 @@ use std::time::Duration;
 #[test]
 #[ignore = "boots QEMU with Debian's kernel: run through scripts/test or scripts/test-linux"]
 fn x86_blk_linux_blkfront_blkback_qemu_svm_bios() {
-    let iso = linux_iso("linux-blk");
-    let t = BootTest::new(
-        "x86 Linux blkfront and blkback (QEMU SVM BIOS)",
-        X86_64,
-        &["--smp", "2", "--iso", &iso, "-m", "2G"],
-    )
-    .exit_status(QEMU_X86_PASS)
-    .probe_on_cpus(2)
-    .retry_on_emulator_reset()
-    .timeout(Duration::from_secs(600))
-    .domains(&["dom0", "xenstore", "guest"])
-    .lines(&["(d0) [linux] xen-detected: yes", "(d2) [linux] xen-detected: yes"])
-    .lines(&LINES);
+    let t = qemu_svm_bios("x86 Linux blkfront and blkback (QEMU SVM BIOS)", "linux-blk")
+        .exit_status(QEMU_X86_PASS)
+        .timeout(Duration::from_secs(600))
+        .domains(&["dom0", "xenstore", "guest"])
+        .lines(&["(d0) [linux] xen-detected: yes", "(d2) [linux] xen-detected: yes"])
+        .lines(&LINES);
     boot(t);
 }

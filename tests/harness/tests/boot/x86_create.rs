@@ -6,9 +6,8 @@
 //! and create again, the documented errors of bad configurations, and 100
 //! create/destroy cycles after which Keel's free memory, to the page, is what it was.
 
-use super::x86_linux::linux_iso;
-use super::{boot, QEMU_X86_PASS, X86_64};
-use keel_tests::BootTest;
+use super::x86_linux::qemu_svm_bios;
+use super::{boot, QEMU_X86_PASS};
 use std::time::Duration;
 
 /// What the session in dom0 must print, and what Keel says.
@@ -40,19 +39,12 @@ const SESSION: [&str; 20] = [
 #[test]
 #[ignore = "boots QEMU with Debian's kernel: run through scripts/test or scripts/test-linux"]
 fn x86_create_in_linux_dom0_qemu_svm_bios() {
-    let iso = linux_iso("linux-dom0-create");
-    let t = BootTest::new(
-        "x86 keelctl create in Linux dom0 (QEMU SVM BIOS)",
-        X86_64,
-        &["--smp", "2", "--iso", &iso, "-m", "2G"],
-    )
-    .exit_status(QEMU_X86_PASS)
-    .probe_on_cpus(2)
-    .retry_on_emulator_reset()
-    // Linux's boot and 100 cycles of a few keelctl calls each under QEMU TCG (about 3
-    // minutes on an idle host).
-    .timeout(Duration::from_secs(600))
-    .domain("dom0")
-    .lines(&SESSION);
+    let t = qemu_svm_bios("x86 keelctl create in Linux dom0 (QEMU SVM BIOS)", "linux-dom0-create")
+        .exit_status(QEMU_X86_PASS)
+        // Linux's boot and 100 cycles of a few keelctl calls each under QEMU TCG (about 3
+        // minutes on an idle host).
+        .timeout(Duration::from_secs(600))
+        .domain("dom0")
+        .lines(&SESSION);
     boot(t);
 }

@@ -10,9 +10,8 @@
 //! privcmd makes `open` wait for xenstore to name a target domain.
 
 use super::arm64_keelctl::SESSION;
-use super::x86_linux::linux_iso;
-use super::{boot, QEMU_X86_FAIL, X86_64};
-use keel_tests::BootTest;
+use super::x86_linux::qemu_svm_bios;
+use super::{boot, QEMU_X86_FAIL};
 use std::time::Duration;
 
 /// QEMU TCG SVM through GRUB BIOS, 2 CPUs, 2 GiB: Linux dom0 (512 MiB, 2 vCPUs) lists,
@@ -20,17 +19,13 @@ use std::time::Duration;
 #[test]
 #[ignore = "boots QEMU with Debian's kernel: run through scripts/test or scripts/test-linux"]
 fn x86_keelctl_in_linux_dom0_qemu_svm_bios() {
-    let iso = linux_iso("linux-dom0-keelctl");
-    let mut t =
-        BootTest::new("x86 keelctl in Linux dom0 (QEMU SVM BIOS)", X86_64, &["--smp", "2", "--iso", &iso, "-m", "2G"])
-            .probe_on_cpus(2)
-            .retry_on_emulator_reset()
-            .timeout(Duration::from_secs(500))
-            .domain("dom0")
-            .domain("denied")
-            .refusal("[test] fail domain-spinner: destroyed", QEMU_X86_FAIL)
-            .lines(&["(d0) [linux] xen-detected: yes", "domain 0 (dom0): 2 vCPU(s), 512 MiB"])
-            .lines(&SESSION);
+    let mut t = qemu_svm_bios("x86 keelctl in Linux dom0 (QEMU SVM BIOS)", "linux-dom0-keelctl")
+        .timeout(Duration::from_secs(500))
+        .domain("dom0")
+        .domain("denied")
+        .refusal("[test] fail domain-spinner: destroyed", QEMU_X86_FAIL)
+        .lines(&["(d0) [linux] xen-detected: yes", "domain 0 (dom0): 2 vCPU(s), 512 MiB"])
+        .lines(&SESSION);
     t.required_lines.push("[test] done pass=4 fail=1 expected=5".into());
     boot(t);
 }

@@ -14,6 +14,14 @@ pub fn linux_iso(name: &str) -> String {
     keel_tests::repo_root().join(format!("target/images/test/x86-{name}.iso")).display().to_string()
 }
 
+/// A test of Linux configuration `name` under QEMU TCG (AMD SVM) through GRUB BIOS, 2 CPUs
+/// and 2 GiB, as most x86 Linux tests run: the CPU probe on both CPUs, a retry if QEMU
+/// resets before Keel starts.
+pub fn qemu_svm_bios(what: &str, name: &str) -> BootTest {
+    let iso = linux_iso(name);
+    BootTest::new(what, X86_64, &["--smp", "2", "--iso", &iso, "-m", "2G"]).probe_on_cpus(2).retry_on_emulator_reset()
+}
+
 /// The guest's own clock (its printk timestamp, seconds) at its first line containing
 /// `text`.
 fn guest_seconds_at(output: &str, text: &str) -> Option<f64> {
