@@ -15,6 +15,7 @@ pub mod control;
 pub mod cpuid;
 pub mod emulate;
 pub mod extension;
+pub mod fast;
 pub mod guest;
 pub mod guest_cpu;
 pub mod interrupts;
@@ -43,7 +44,7 @@ use alloc::collections::VecDeque;
 use alloc::sync::Arc;
 use guest_cpu::GuestCpu;
 use keel_abi::Errno;
-use keel_kernel::arch::{HypercallArgs, StartResult, UpcallRoute, Vcpu, VcpuError, VcpuInit, VmExit};
+use keel_kernel::arch::{FastPath, HypercallArgs, StartResult, UpcallRoute, Vcpu, VcpuError, VcpuInit, VmExit};
 use keel_kernel::mm::GuestPhysAddr;
 use start::StartState;
 
@@ -76,6 +77,29 @@ impl X86Vcpu {
             Kind::Vmx(v) => v,
             Kind::Svm(v) => v,
         }
+    }
+
+    /// Runs the guest until an exit for the core; with `fast`, hypercalls the core
+    /// answers there do not end the run.
+    fn run_with(&mut self, fast: Option<&dyn FastPath>) -> VmExit {
+        if let Some(report) = self.common.reports.pop_front() {
+            return report;
+        }
+        let exit = match &mut self.kind {
+            Kind::Vmx(v) => v.run(&mut self.common, fast),
+            Kind::Svm(v) => v.run(&mut self.common, fast),
+        };
+        if let VmExit::Hypercall = exit {
+            // RAX's low half, in either mode (not the whole `hypercall_args`): a number
+            // beyond it names no hypercall that may move the `vcpu_info`. (A call answered
+            // on the fast path was looked at there.)
+            let rax = match &mut self.kind {
+                Kind::Vmx(v) => v.regs().gpr[guest::gpr::RAX],
+                Kind::Svm(v) => v.regs().gpr[guest::gpr::RAX],
+            };
+            self.common.pvclock.after_hypercall(rax & 0xffff_ffff);
+        }
+        exit
     }
 }
 
@@ -143,23 +167,13 @@ impl Vcpu for X86Vcpu {
     }
 
     fn run(&mut self) -> VmExit {
-        if let Some(report) = self.common.reports.pop_front() {
-            return report;
-        }
-        let exit = match &mut self.kind {
-            Kind::Vmx(v) => v.run(&mut self.common),
-            Kind::Svm(v) => v.run(&mut self.common),
-        };
-        if let VmExit::Hypercall = exit {
-            // RAX's low half, in either mode (not the whole `hypercall_args`): a number
-            // beyond it names no hypercall that may move the `vcpu_info`.
-            let rax = match &mut self.kind {
-                Kind::Vmx(v) => v.regs().gpr[guest::gpr::RAX],
-                Kind::Svm(v) => v.regs().gpr[guest::gpr::RAX],
-            };
-            self.common.pvclock.after_hypercall(rax & 0xffff_ffff);
-        }
-        exit
+        self.run_with(None)
+    }
+
+    /// Hypercalls are answered inside the vendor's run loop (`fast.rs`), and the guest
+    /// entered again at once when the core says so.
+    fn run_fast(&mut self, fast: &dyn FastPath) -> VmExit {
+        self.run_with(Some(fast))
     }
 
     fn hypercall_args(&self) -> HypercallArgs {

@@ -24,11 +24,11 @@ pub mod vmcb;
 
 use super::guest::{self, GuestRegisters};
 use super::start::{Segment, StartState};
-use super::{interrupts, Common};
+use super::{fast as fast_path, interrupts, Common};
 use crate::cpu;
 use crate::regs::{self, efer};
 use capabilities::Capabilities;
-use keel_kernel::arch::{HypercallArgs, VcpuError, VcpuInit, VmExit};
+use keel_kernel::arch::{FastPath, HypercallArgs, VcpuError, VcpuInit, VmExit};
 use keel_kernel::mm::FRAME_POOL;
 use keel_kernel::mm::{PhysAddr, PAGE_SIZE};
 use vmcb::{misc1, misc2, Vmcb};
@@ -171,7 +171,10 @@ impl SvmVcpu {
         self.loaded_on = None;
     }
 
-    pub fn run(&mut self, common: &mut Common) -> VmExit {
+    /// Runs the guest until an exit for the core; with `fast`, a hypercall the core
+    /// answers there and an exit settled here go back into the guest at once unless the
+    /// armed deadline passed (`vcpu/fast.rs`).
+    pub fn run(&mut self, common: &mut Common, fast: Option<&dyn FastPath>) -> VmExit {
         assert_eq!(Some(cpu::current_index()), self.loaded_on, "a vCPU runs only on the CPU it is loaded on");
         let virt = &cpu::this_cpu().virt;
         let host_save = virt.host_save();
@@ -208,6 +211,12 @@ impl SvmVcpu {
             }
             self.vmcb.write(vmcb::TLB_CONTROL, 0u8);
             match self.handle_exit(common) {
+                Some(VmExit::Hypercall) if common.reports.is_empty() && fast.is_some() => {
+                    let long_mode = self.long_mode;
+                    if let Some(exit) = fast.and_then(|f| fast_path::hypercall(self, common, long_mode, f)) {
+                        return exit;
+                    }
+                }
                 // What the exit found goes after what it reported on the way.
                 Some(exit) if common.reports.is_empty() => return exit,
                 Some(exit) => common.reports.push_back(exit),
@@ -215,6 +224,9 @@ impl SvmVcpu {
             }
             if let Some(report) = common.reports.pop_front() {
                 return report;
+            }
+            if fast.is_some() && fast_path::deadline_passed() {
+                return VmExit::Interrupt;
             }
         }
     }

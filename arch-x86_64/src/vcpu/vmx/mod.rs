@@ -16,11 +16,11 @@ pub mod vmcs;
 
 use super::guest::{self, GuestRegisters};
 use super::start::StartState;
-use super::{interrupts, Common};
+use super::{fast as fast_path, interrupts, Common};
 use crate::cpu;
 use capabilities::Capabilities;
 use instructions::vmread;
-use keel_kernel::arch::{HypercallArgs, VcpuError, VcpuInit, VmExit};
+use keel_kernel::arch::{FastPath, HypercallArgs, VcpuError, VcpuInit, VmExit};
 use keel_kernel::mm::FRAME_POOL;
 use keel_kernel::mm::{PhysAddr, PAGE_SIZE};
 
@@ -162,19 +162,17 @@ impl VmxVcpu {
         self.launched = false;
     }
 
-    pub fn run(&mut self, common: &mut Common) -> VmExit {
+    /// Runs the guest until an exit for the core; with `fast`, a hypercall the core
+    /// answers there and an exit settled here go back into the guest at once unless the
+    /// armed deadline passed (`vcpu/fast.rs`).
+    pub fn run(&mut self, common: &mut Common, fast: Option<&dyn FastPath>) -> VmExit {
         if self.load_failed {
             return VmExit::GuestCrash;
         }
         assert_eq!(Some(cpu::current_index()), self.loaded_on, "a vCPU runs only on the CPU it is loaded on");
-        if instructions::vmptrst() != self.vmcs.0 {
-            // SAFETY: our VMCS, last made inactive on this same CPU.
-            if let Err(e) = unsafe { instructions::vmptrld(self.vmcs.0) } {
-                log::error!("VMPTRLD failed: {e:?}");
-                return VmExit::GuestCrash;
-            }
+        if let Err(exit) = self.ready() {
+            return exit;
         }
-        self.flush_if_stale();
         loop {
             common.pvclock.refresh(&common.domain, common.vcpu_id);
             interrupts::prepare_entry(self, common);
@@ -194,6 +192,17 @@ impl VmxVcpu {
                 }
             }
             match self.handle_exit(common) {
+                Some(VmExit::Hypercall) if common.reports.is_empty() && fast.is_some() => {
+                    let long_mode = self.long_mode;
+                    if let Some(exit) = fast.and_then(|f| fast_path::hypercall(self, common, long_mode, f)) {
+                        return exit;
+                    }
+                    // The call may have made another VMCS current (a vCPU built) or
+                    // changed the domain's EPT: as at the start of a run.
+                    if let Err(exit) = self.ready() {
+                        return exit;
+                    }
+                }
                 // What the exit found goes after what it reported on the way.
                 Some(exit) if common.reports.is_empty() => return exit,
                 Some(exit) => common.reports.push_back(exit),
@@ -202,7 +211,25 @@ impl VmxVcpu {
             if let Some(report) = common.reports.pop_front() {
                 return report;
             }
+            if fast.is_some() && fast_path::deadline_passed() {
+                return VmExit::Interrupt;
+            }
         }
+    }
+
+    /// Before entries after Keel ran code that may have changed what they rely on: the
+    /// VMCS current again (building a vCPU makes another current, then none), and the
+    /// guest's cached translations dropped if its stage-2 tables changed.
+    fn ready(&mut self) -> Result<(), VmExit> {
+        if instructions::vmptrst() != self.vmcs.0 {
+            // SAFETY: our VMCS, last made inactive on this same CPU.
+            if let Err(e) = unsafe { instructions::vmptrld(self.vmcs.0) } {
+                log::error!("VMPTRLD failed: {e:?}");
+                return Err(VmExit::GuestCrash);
+            }
+        }
+        self.flush_if_stale();
+        Ok(())
     }
 
     /// Drops this guest's cached translations if its stage-2 tables changed.
