@@ -54,7 +54,8 @@ pub fn hypercall<V: GuestCpu>(
 /// backend settled by itself goes to the core ([`VmExit::Interrupt`], whose handling
 /// finds the timer due) instead of back into the guest. A processor that ends the
 /// guest's run at the timer's interrupt makes this rarely true; one that does not take
-/// it while a guest runs with interrupts masked (Bochs's SVM model) needs it.
+/// it while a guest runs with interrupts masked (Bochs's SVM model) needs it. SVM only:
+/// on VT-x the preemption timer ends the run at the deadline.
 #[inline(always)]
 pub fn deadline_passed() -> bool {
     let at = crate::timer::armed_deadline();
