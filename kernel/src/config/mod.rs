@@ -20,7 +20,7 @@ mod domain;
 mod initial;
 mod links;
 mod multiboot;
-mod props;
+pub(crate) mod props;
 mod types;
 
 #[cfg(test)]

@@ -55,7 +55,7 @@ pub fn be_u64(v: &[u8]) -> Result<u64, String> {
 }
 
 /// A number of `cells` 32-bit cells (1 or 2) starting at `v[0]`.
-fn number(v: &[u8], cells: u32) -> Option<u64> {
+pub fn number(v: &[u8], cells: u32) -> Option<u64> {
     match cells {
         1 => be_u32(v.get(..4)?).ok().map(u64::from),
         2 => be_u64(v.get(..8)?).ok(),
