@@ -21,6 +21,7 @@ mod initial;
 mod links;
 mod multiboot;
 pub(crate) mod props;
+mod static_mem;
 mod types;
 
 #[cfg(test)]

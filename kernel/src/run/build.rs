@@ -73,6 +73,11 @@ pub fn build_domain<A: Arch + GuestAbi + GuestLoader>(
     global_virq_handler: bool,
 ) -> Result<DomId, BuildError> {
     let fail = |message: String| BuildError { name: config.name.clone(), node: config.node.clone(), message };
+    if config.direct_map.is_some() {
+        // The binding is read and checked (config, passthrough); placing the domain's
+        // RAM 1:1 is not built yet, so it must not silently get RAM elsewhere.
+        return Err(fail("direct-map: building direct-mapped domains is not implemented yet".into()));
+    }
     let params = vcpu_params(config, &m.online()).map_err(fail)?;
     let bytes = config.memory_kib.saturating_mul(1024);
     let ram = A::guest_ram(bytes);
