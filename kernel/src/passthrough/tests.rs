@@ -355,3 +355,33 @@ proptest! {
         }
     }
 }
+
+/// `dts/passthrough-virtio.dtb`, the example partial tree.
+const EXAMPLE: &[u8] = include_bytes!("../../../dts/passthrough-virtio.dtb");
+/// A real QEMU 10 `virt` tree (its 32 virtio-mmio transports), the config tests' fixture.
+const QEMU_VIRT: &[u8] = include_bytes!("../config/tests/qemu-virt-guest-loader.dtb");
+
+#[test]
+fn the_example_fits_qemus_own_tree() {
+    let devices = partial::parse(EXAMPLE, MODULE).unwrap();
+    assert_eq!(devices, partial::parse(&net_and_blk(), MODULE).unwrap());
+    assert_eq!(host::resolve(&devices, QEMU_VIRT, MODULE), Vec::<String>::new());
+    assert_eq!(refusals(&[driver(devices)]), Vec::new());
+}
+
+/// The committed `.dtb` matches its source (when `dtc` is installed).
+#[test]
+fn the_example_matches_its_source() {
+    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/../dts/passthrough-virtio.dts");
+    let out = std::env::temp_dir().join(format!("keel-passthrough-{}.dtb", std::process::id()));
+    let Ok(status) =
+        std::process::Command::new("dtc").args(["-q", "-I", "dts", "-O", "dtb", "-o"]).arg(&out).arg(src).status()
+    else {
+        std::eprintln!("skipping the dts/ sync check: dtc is not installed");
+        return;
+    };
+    assert!(status.success(), "dtc failed on {src}");
+    let fresh = std::fs::read(&out).unwrap();
+    std::fs::remove_file(&out).ok();
+    assert_eq!(fresh, EXAMPLE, "dts/passthrough-virtio.dtb is stale: run dtc on its .dts");
+}
