@@ -41,18 +41,9 @@ pub(super) fn direct_map(node: FdtNode<'_, '_>, path: &str, memory_kib: u64) -> 
         }
     };
     let (ac, sc) = (cell("#xen,static-mem-address-cells")?, cell("#xen,static-mem-size-cells")?);
-    let (a, s) = (4 * ac as usize, 4 * sc as usize);
-    if value.is_empty() || !value.len().is_multiple_of(a + s) {
-        return Err(format!(
-            "{path}: xen,static-mem has {} bytes; each (address, size) pair takes {}",
-            value.len(),
-            a + s
-        ));
-    }
+    let pairs = props::tuples(value, [ac, sc], "xen,static-mem").map_err(|e| format!("{path}: {e}"))?;
     let mut banks: Vec<Region> = Vec::new();
-    for pair in value.chunks_exact(a + s) {
-        let start = props::number(pair, ac).ok_or_else(|| format!("{path}: xen,static-mem: bad address"))?;
-        let size = props::number(&pair[a..], sc).ok_or_else(|| format!("{path}: xen,static-mem: bad size"))?;
+    for [start, size] in pairs {
         let end = start.checked_add(size).ok_or_else(|| format!("{path}: xen,static-mem: a bank wraps around"))?;
         let bank = Region { start, end };
         if size == 0 || start % PAGE != 0 || size % PAGE != 0 {

@@ -90,20 +90,10 @@ fn find<'b, 'a>(root: FdtNode<'b, 'a>, path: &str) -> Option<(FdtNode<'b, 'a>, C
 /// Every (address, size) pair of `node`'s `reg`, in its parent's `cells`.
 fn host_regs(node: FdtNode<'_, '_>, cells: Cells) -> Result<Vec<Region>, String> {
     let Some(v) = props::raw(node, "reg") else { return Ok(Vec::new()) };
-    let ok = |c: u32| c == 1 || c == 2;
-    if !ok(cells.address) || !ok(cells.size) {
-        return Err(format!("#address-cells = {}, #size-cells = {}: only 1 or 2 supported", cells.address, cells.size));
-    }
-    let (a, s) = (4 * cells.address as usize, 4 * cells.size as usize);
-    if v.is_empty() || !v.len().is_multiple_of(a + s) {
-        return Err(format!("{} bytes is not a list of (address, size) pairs of {} bytes", v.len(), a + s));
-    }
-    let mut regs = Vec::new();
-    for pair in v.chunks_exact(a + s) {
-        let start = props::number(pair, cells.address).ok_or("bad address")?;
-        let size = props::number(&pair[a..], cells.size).ok_or("bad size")?;
-        let end = start.checked_add(size).ok_or("a range wraps around")?;
-        regs.push(Region { start, end });
-    }
-    Ok(regs)
+    props::tuples(v, [cells.address, cells.size], "reg")?
+        .into_iter()
+        .map(|[start, size]| {
+            start.checked_add(size).map(|end| Region { start, end }).ok_or("a range wraps around".into())
+        })
+        .collect()
 }

@@ -110,29 +110,9 @@ fn device(node: FdtNode<'_, '_>, path: &str, cells: Cells) -> Result<Option<Devi
 
 /// `xen,reg`: one or more `<host-address size guest-address>`, in `cells`, page aligned.
 pub fn xen_reg(v: &[u8], cells: Cells) -> Result<Vec<MmioRange>, String> {
-    let ok = |c: u32| c == 1 || c == 2;
-    if !ok(cells.address) || !ok(cells.size) {
-        return Err(format!(
-            "xen,reg: /passthrough has #address-cells = {} and #size-cells = {}; only 1 or 2 are supported",
-            cells.address, cells.size
-        ));
-    }
-    let (a, s) = (4 * cells.address as usize, 4 * cells.size as usize);
-    let entry = 2 * a + s;
-    if v.is_empty() || !v.len().is_multiple_of(entry) {
-        return Err(format!(
-            "xen,reg has {} bytes; each <host-address size guest-address> takes {entry} with #address-cells = {} \
-             and #size-cells = {}",
-            v.len(),
-            cells.address,
-            cells.size
-        ));
-    }
+    let entries = props::tuples(v, [cells.address, cells.size, cells.address], "xen,reg")?;
     let mut ranges = Vec::new();
-    for e in v.chunks_exact(entry) {
-        let host = props::number(e, cells.address).ok_or("xen,reg: bad host address")?;
-        let size = props::number(&e[a..], cells.size).ok_or("xen,reg: bad size")?;
-        let guest = props::number(&e[a + s..], cells.address).ok_or("xen,reg: bad guest address")?;
+    for [host, size, guest] in entries {
         if size == 0 {
             return Err(format!("xen,reg: the range at {host:#x} has size 0"));
         }
