@@ -38,6 +38,7 @@ pub mod hypercall;
 pub mod hypervisor;
 pub mod mm;
 pub mod p2m;
+pub mod passthrough;
 pub mod pv_console;
 pub mod run;
 pub mod sched;

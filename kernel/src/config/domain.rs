@@ -40,12 +40,10 @@ const UNDERSTOOD: &[&str] = &[
     "keel,name",
     "keel,weight",
     "keel,cap",
-];
-
-/// Properties that ask for something Keel cannot do; the domain is refused.
-const REFUSED: &[(&str, &str)] = &[
-    ("xen,static-mem", "static memory allocation is not supported"),
-    ("direct-map", "direct-mapped domains (guest-physical == host-physical) are not supported"),
+    "direct-map",
+    "xen,static-mem",
+    "#xen,static-mem-address-cells",
+    "#xen,static-mem-size-cells",
 ];
 
 /// The 4 KiB granule guest memory is allocated in.
@@ -70,10 +68,9 @@ pub(super) fn parse(
     let enhanced = n.check(enhanced(node, path)).unwrap_or(Enhanced::Disabled);
     let weight = n.check(number(node, path, "keel,weight", 1, u16::MAX as u32)).flatten();
     let cap = n.check(number(node, path, "keel,cap", 0, 100)).flatten();
+    let direct_map = n.check(super::static_mem::direct_map(node, path, memory_kib)).flatten();
     for p in node.properties() {
-        if let Some((_, why)) = REFUSED.iter().find(|(name, _)| *name == p.name) {
-            n.errors.push(format!("{path}: `{}`: {why}", p.name));
-        } else if !UNDERSTOOD.contains(&p.name) {
+        if !UNDERSTOOD.contains(&p.name) {
             n.warnings.push(format!("{path}: ignoring property `{}` (not supported by Keel)", p.name));
         }
     }
@@ -125,6 +122,7 @@ pub(super) fn parse(
     d.bootargs = bootargs;
     d.ramdisk = modules.ramdisk;
     d.device_tree = modules.device_tree;
+    d.direct_map = direct_map;
     d.memory_kib = memory_kib;
     d.vcpus = vcpus;
     d.vpl011 = props::raw(node, "vpl011").is_some();

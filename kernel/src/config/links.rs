@@ -28,7 +28,41 @@ fn ok(found: &[Found], i: usize) -> Option<&DomainConfig> {
 pub(super) fn check(found: &mut [Found], ends: &[EvtchnEnd], limits: &Limits<'_>) {
     unique_names_and_roles(found);
     modules(found, limits);
+    static_memory(found, limits);
     event_channels(found, ends);
+}
+
+/// `direct-map` RAM (`xen,static-mem`): inside the RAM the caller knows of, clear of
+/// every module and of every other domain's.
+fn static_memory(found: &mut [Found], limits: &Limits<'_>) {
+    let mut failures = Vec::new();
+    let banks: Vec<(usize, &DomainConfig, crate::mm::Region)> = (0..found.len())
+        .filter_map(|i| ok(found, i).map(|d| (i, d)))
+        .flat_map(|(i, d)| d.direct_map.iter().flatten().map(move |b| (i, d, *b)))
+        .collect();
+    let modules: Vec<&super::Module> =
+        (0..found.len()).filter_map(|i| ok(found, i)).flat_map(|d| d.modules()).collect();
+    for (k, &(i, d, b)) in banks.iter().enumerate() {
+        let what = format!("{}: xen,static-mem [{:#x}, {:#x})", d.node, b.start, b.end);
+        if !limits.ram.is_empty() && !limits.ram.iter().any(|ram| ram.start <= b.start && b.end <= ram.end) {
+            failures.push((i, format!("{what} is not inside RAM")));
+        }
+        for m in modules.iter().filter(|m| m.region.start < b.end && b.start < m.region.end) {
+            failures.push((i, format!("{what} is not free: it overlaps the module {}", m.node)));
+        }
+        for &(j, e, o) in &banks[..k] {
+            if j != i && o.start < b.end && b.start < o.end {
+                failures.push((i, format!("{what} is given to {} as well", e.node)));
+                failures.push((
+                    j,
+                    format!("{}: xen,static-mem [{:#x}, {:#x}) is given to {} as well", e.node, o.start, o.end, d.node),
+                ));
+            }
+        }
+    }
+    for (i, m) in failures {
+        fail(found, i, m);
+    }
 }
 
 fn unique_names_and_roles(found: &mut [Found]) {

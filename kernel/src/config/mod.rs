@@ -20,7 +20,8 @@ mod domain;
 mod initial;
 mod links;
 mod multiboot;
-mod props;
+pub(crate) mod props;
+mod static_mem;
 mod types;
 
 #[cfg(test)]

@@ -63,6 +63,30 @@ fn number(v: &[u8], cells: u32) -> Option<u64> {
     }
 }
 
+/// A non-empty list of tuples of numbers, each number `cells[i]` cells wide (1 or 2): a
+/// `reg` of several (address, size) pairs, Xen's `xen,reg` triplets, `xen,static-mem`.
+/// `what` names the property in messages.
+pub fn tuples<const N: usize>(v: &[u8], cells: [u32; N], what: &str) -> Result<Vec<[u64; N]>, String> {
+    if let Some(c) = cells.iter().find(|&&c| c != 1 && c != 2) {
+        return Err(format!("{what}: a cell count of {c}; only 1 or 2 are supported"));
+    }
+    let width: usize = cells.iter().map(|&c| 4 * c as usize).sum();
+    if v.is_empty() || !v.len().is_multiple_of(width) {
+        return Err(format!("{what} has {} bytes; each entry takes {width}", v.len()));
+    }
+    let mut out = Vec::new();
+    for entry in v.chunks_exact(width) {
+        let mut t = [0u64; N];
+        let mut at = 0;
+        for (slot, &c) in t.iter_mut().zip(&cells) {
+            *slot = number(&entry[at..], c).ok_or_else(|| format!("{what}: a truncated entry"))?;
+            at += 4 * c as usize;
+        }
+        out.push(t);
+    }
+    Ok(out)
+}
+
 /// One NUL-terminated UTF-8 string.
 pub fn string(v: &[u8]) -> Result<&str, String> {
     let body = v.strip_suffix(&[0]).ok_or("not a NUL-terminated string")?;
@@ -138,5 +162,15 @@ mod tests {
         assert!(reg(&[0; 12], Cells { address: 3, size: 0 }).is_err());
         let wrap = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xf0, 0, 0, 0, 0x10, 0];
         assert!(reg(&wrap, two).unwrap_err().contains("wraps"));
+    }
+
+    #[test]
+    fn tuples_read_mixed_widths_and_check_lengths() {
+        let v: Vec<u8> = [0u32, 0x0a00_3000, 0x1000, 0, 0x0a00_3000].iter().flat_map(|w| w.to_be_bytes()).collect();
+        assert_eq!(tuples(&v, [2, 1, 2], "xen,reg"), Ok(alloc::vec![[0x0a00_3000, 0x1000, 0x0a00_3000]]));
+        assert_eq!(tuples(&v[..16], [1, 1], "p"), Ok(alloc::vec![[0, 0x0a00_3000], [0x1000, 0]]));
+        assert!(tuples(&v, [1, 1], "p").unwrap_err().contains("p has 20 bytes; each entry takes 8"));
+        assert!(tuples(&[], [1, 1], "p").unwrap_err().contains("0 bytes"));
+        assert!(tuples(&v, [3, 1], "p").unwrap_err().contains("a cell count of 3"));
     }
 }

@@ -92,6 +92,9 @@ pub struct DomainConfig {
     pub ramdisk: Option<Module>,
     /// A device-tree fragment for passthrough (`multiboot,device-tree`).
     pub device_tree: Option<Module>,
+    /// `direct-map`: the host-physical RAM banks (`xen,static-mem`) the domain gets at
+    /// the same guest-physical addresses; `None`: Keel places its RAM.
+    pub direct_map: Option<Vec<Region>>,
     /// Hard affinity per vCPU (`xen,vcpu` nodes); vCPUs not listed may run anywhere.
     pub vcpu_affinity: Vec<(u32, CpuMask)>,
     pub event_channels: Vec<StaticEventChannel>,
@@ -118,6 +121,7 @@ impl DomainConfig {
             bootargs: None,
             ramdisk: None,
             device_tree: None,
+            direct_map: None,
             vcpu_affinity: Vec::new(),
             event_channels: Vec::new(),
             weight: DEFAULT_WEIGHT,

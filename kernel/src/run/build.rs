@@ -73,6 +73,14 @@ pub fn build_domain<A: Arch + GuestAbi + GuestLoader>(
     global_virq_handler: bool,
 ) -> Result<DomId, BuildError> {
     let fail = |message: String| BuildError { name: config.name.clone(), node: config.node.clone(), message };
+    // Both bindings are read and checked (config, passthrough), not built yet: such a
+    // domain must not silently get RAM elsewhere, or run without the devices it names.
+    if config.direct_map.is_some() {
+        return Err(fail("direct-map: building direct-mapped domains is not implemented yet".into()));
+    }
+    if let Some(m) = &config.device_tree {
+        return Err(fail(format!("{}: device passthrough is not implemented yet", m.node)));
+    }
     let params = vcpu_params(config, &m.online()).map_err(fail)?;
     let bytes = config.memory_kib.saturating_mul(1024);
     let ram = A::guest_ram(bytes);

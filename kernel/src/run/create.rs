@@ -93,6 +93,7 @@ fn description(p: &Pending) -> BootConfig {
         bootargs: p.args.cmdline.clone(),
         ramdisk: p.ramdisk.as_ref().map(|r| module("ramdisk", r.at.0, r.len)),
         device_tree: None,
+        direct_map: None,
         vcpu_affinity,
         event_channels: Vec::new(),
         weight: p.args.weight,

@@ -171,8 +171,7 @@ fn property_errors_and_warnings() {
     assert!(set.valid().any(|d| d.name == "hw1" && d.capabilities.0 == 2));
     assert_error(&set, "/chosen/hw2", &["a second hardware domain", "/chosen/hw1"]);
     assert_error(&set, "/chosen/enh", &["xen,enhanced = \"maybe\""]);
-    assert_error(&set, "/chosen/direct", &["`direct-map`", "not supported"]);
-    assert_error(&set, "/chosen/direct", &["`xen,static-mem`"]);
+    assert_error(&set, "/chosen/direct", &["xen,static-mem needs `#xen,static-mem-address-cells`"]);
     assert_error(&set, "/chosen/weight", &["keel,weight = 0"]);
     assert_error(&set, "/chosen/weight", &["keel,cap = 101"]);
     assert!(set.valid().any(|d| d.node == "/chosen/n1" && d.name == "same"));
@@ -333,4 +332,43 @@ fn initial_domain_rules() {
     let set = parse(&b.finish(), &limits());
     let names: Vec<_> = set.valid().map(|d| d.name.to_string()).collect();
     assert_eq!(names, ["dom0", "domU"]);
+}
+
+/// `direct-map` with `xen,static-mem` (Xen's static allocation): read, and refused by
+/// name where the RAM is not the domain's to have.
+#[test]
+fn direct_map_and_static_memory() {
+    let direct = |b: &mut Dtb, mem: &[u32]| {
+        b.empty("direct-map").cells("#xen,static-mem-address-cells", &[1]).cells("#xen,static-mem-size-cells", &[1]);
+        b.cells("xen,static-mem", mem);
+    };
+    let set = tree(|b| {
+        domain(b, "driver", 0x5000_0000, |b| direct(b, &[0x6000_0000, 0x200_0000, 0x6400_0000, 0x200_0000]));
+        domain(b, "nostatic", 0x5100_0000, |b| {
+            b.empty("direct-map");
+        });
+        domain(b, "nodirect", 0x5200_0000, |b| {
+            b.cells("#xen,static-mem-address-cells", &[1]).cells("#xen,static-mem-size-cells", &[1]);
+            b.cells("xen,static-mem", &[0x6800_0000, 0x400_0000]);
+        });
+        domain(b, "short", 0x5300_0000, |b| direct(b, &[0x6800_0000, 0x100_0000]));
+        domain(b, "odd", 0x5400_0000, |b| direct(b, &[0x6800_0800, 0x400_0000]));
+        domain(b, "onmodule", 0x5500_0000, |b| direct(b, &[0x5200_0000, 0x400_0000]));
+        domain(b, "pair1", 0x5600_0000, |b| direct(b, &[0x7400_0000, 0x400_0000]));
+        domain(b, "pair2", 0x5900_0000, |b| direct(b, &[0x7600_0000, 0x400_0000]));
+        domain(b, "outside", 0x5700_0000, |b| direct(b, &[0x1000_0000, 0x400_0000]));
+        domain(b, "badlen", 0x5800_0000, |b| direct(b, &[0x6800_0000]));
+    });
+    let good = set.valid().find(|d| d.name == "driver").expect("driver is built");
+    let bank = |start, size| crate::mm::Region::new(start, size);
+    assert_eq!(good.direct_map, Some(alloc::vec![bank(0x6000_0000, 0x200_0000), bank(0x6400_0000, 0x200_0000)]));
+    assert_error(&set, "/chosen/nostatic", &["`direct-map` without `xen,static-mem`"]);
+    assert_error(&set, "/chosen/nodirect", &["`xen,static-mem` without `direct-map`"]);
+    assert_error(&set, "/chosen/short", &["gives 16384 KiB but memory says 65536 KiB"]);
+    assert_error(&set, "/chosen/odd", &["not page aligned"]);
+    assert_error(&set, "/chosen/onmodule", &["not free", "overlaps the module /chosen/onmodule/module@55000000"]);
+    assert_error(&set, "/chosen/pair2", &["[0x76000000, 0x7a000000) is given to /chosen/pair1 as well"]);
+    assert_error(&set, "/chosen/pair1", &["[0x74000000, 0x78000000) is given to /chosen/pair2 as well"]);
+    assert_error(&set, "/chosen/outside", &["is not inside RAM"]);
+    assert_error(&set, "/chosen/badlen", &["xen,static-mem has 4 bytes"]);
 }

@@ -21,6 +21,14 @@ fn check(set: &DomainSet) {
     for d in set.valid() {
         assert!((1..=l.max_vcpus).contains(&d.vcpus), "{d:?}");
         assert!(d.memory_kib > 0 && d.memory_kib <= l.max_memory_kib && d.memory_kib % 4 == 0, "{d:?}");
+        if let Some(banks) = &d.direct_map {
+            assert_eq!(banks.iter().map(|b| b.size()).sum::<u64>(), d.memory_kib * 1024, "{d:?}");
+            for b in banks {
+                assert!(l.ram.iter().any(|ram| ram.start <= b.start && b.end <= ram.end), "{d:?}");
+                assert!(regions.iter().all(|o: &crate::mm::Region| b.end <= o.start || o.end <= b.start), "{d:?}");
+                regions.push(*b);
+            }
+        }
         for m in d.modules() {
             let r = m.region;
             assert!(r.start < r.end, "{m:?}");
@@ -90,7 +98,7 @@ const COMPATIBLES: [&str; 10] = [
     "other",
 ];
 
-const PROPS: [&str; 14] = [
+const PROPS: [&str; 18] = [
     "memory",
     "cpus",
     "reg",
@@ -105,6 +113,10 @@ const PROPS: [&str; 14] = [
     "id",
     "hard-affinity",
     "keel,name",
+    "direct-map",
+    "xen,static-mem",
+    "#xen,static-mem-address-cells",
+    "#xen,static-mem-size-cells",
 ];
 
 /// A property: a name from the binding and a value of 0 to 4 cells or a short string.

@@ -227,3 +227,28 @@ fn bytes_written_to_an_emulated_uart_become_tagged_lines() {
     assert!(w.run(10_000_000)[0].is_clean());
     assert_eq!(lines_of(1), ["one", "two"]);
 }
+
+/// A direct-mapped domain and one with a passthrough fragment are refused by name (Keel
+/// does not build them yet), nothing of them stays allocated, and the other domain runs.
+#[test]
+fn direct_map_and_passthrough_are_refused_by_name_for_now() {
+    let mut w = World::new(1);
+    let before = w.pool.stats().allocated;
+    let guests = [Guest::new("direct", worker(1)), Guest::new("devices", worker(1)), Guest::new("plain", worker(10))];
+    let built = w.boot_edited(&describe(&guests), |set| {
+        if let Some(Ok(d)) = set.domains.get_mut(0) {
+            d.direct_map = Some(vec![crate::mm::Region::new(0x6000_0000, d.memory_kib * 1024)]);
+        }
+        if let Some(Ok(d)) = set.domains.get_mut(1) {
+            let region = crate::mm::Region::new(0x4a00_0000, 0x1000);
+            d.device_tree = Some(crate::config::Module { node: "/chosen/devices/module@4a000000".into(), region });
+        }
+    });
+    assert_eq!(built[0].result, Err("direct-map: building direct-mapped domains is not implemented yet".into()));
+    let why = built[1].result.clone().unwrap_err();
+    assert_eq!(why, "/chosen/devices/module@4a000000: device passthrough is not implemented yet");
+    assert_eq!(built[2].result, Ok(1));
+    let ends = w.run(10_000_000);
+    assert!(ends.len() == 1 && ends[0].is_clean(), "{ends:?}");
+    assert_eq!(w.pool.stats().allocated, before);
+}

@@ -189,6 +189,11 @@ impl World {
 
     /// Builds the domains `dtb` describes, as the boot CPU does.
     pub fn boot(&self, dtb: &[u8]) -> Vec<Described> {
+        self.boot_edited(dtb, |_| {})
+    }
+
+    /// [`World::boot`], with the parsed description changed by `edit` first.
+    pub fn boot_edited(&self, dtb: &[u8], edit: impl FnOnce(&mut crate::config::DomainSet)) -> Vec<Described> {
         let limits = Limits {
             max_vcpus: 8,
             nr_pcpus: self.loops.len() as u32,
@@ -197,8 +202,9 @@ impl World {
             boot_modules: &[],
             initial: InitialDefaults::default(),
         };
-        let set = parse(dtb, &limits);
+        let mut set = parse(dtb, &limits);
         assert!(set.problems.is_empty(), "{:#?}", set.problems);
+        edit(&mut set);
         sim::set_current(CpuId(0));
         build_all(self.m, &set)
     }
