@@ -6,8 +6,9 @@
 //! and create again, the documented errors of bad configurations, and 100
 //! create/destroy cycles after which Keel's free memory, to the page, is what it was.
 
-use super::x86_linux::qemu_svm_bios;
+use super::x86_linux::{qemu_svm_bios, qemu_svm_uefi};
 use super::{boot, QEMU_X86_PASS};
+use keel_tests::BootTest;
 use std::time::Duration;
 
 /// What the session in dom0 must print, and what Keel says.
@@ -34,17 +35,24 @@ const SESSION: [&str; 20] = [
     "domain 0 (dom0): shut down (poweroff)",
 ];
 
+/// The session's verdict on `machine`: Linux's boot and 100 cycles of a few keelctl
+/// calls each under QEMU TCG (about 3 minutes on an idle host).
+fn create_session(machine: BootTest) -> BootTest {
+    machine.exit_status(QEMU_X86_PASS).timeout(Duration::from_secs(600)).domain("dom0").lines(&SESSION)
+}
+
 /// QEMU TCG SVM through GRUB BIOS, 2 CPUs, 2 GiB: Linux dom0 (512 MiB, 2 vCPUs) creates,
 /// destroys and re-creates test-guest domains from xl.cfg files.
 #[test]
 #[ignore = "boots QEMU with Debian's kernel: run through scripts/test or scripts/test-linux"]
 fn x86_create_in_linux_dom0_qemu_svm_bios() {
-    let t = qemu_svm_bios("x86 keelctl create in Linux dom0 (QEMU SVM BIOS)", "linux-dom0-create")
-        .exit_status(QEMU_X86_PASS)
-        // Linux's boot and 100 cycles of a few keelctl calls each under QEMU TCG (about 3
-        // minutes on an idle host).
-        .timeout(Duration::from_secs(600))
-        .domain("dom0")
-        .lines(&SESSION);
-    boot(t);
+    boot(create_session(qemu_svm_bios("x86 keelctl create in Linux dom0 (QEMU SVM BIOS)", "linux-dom0-create")));
+}
+
+/// The same session through OVMF and UEFI GRUB: the control domain, the domains it
+/// creates and the free-memory figure live in the memory map of the UEFI handoff.
+#[test]
+#[ignore = "boots QEMU with Debian's kernel: run through scripts/test or scripts/test-linux"]
+fn x86_create_in_linux_dom0_qemu_svm_uefi() {
+    boot(create_session(qemu_svm_uefi("x86 keelctl create in Linux dom0 (QEMU SVM UEFI)", "linux-dom0-create")));
 }
