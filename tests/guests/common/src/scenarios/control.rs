@@ -19,16 +19,16 @@ use keel_abi::{Errno, Wire};
 
 const MS: u64 = 1_000_000;
 
-fn page() -> Result<&'static Page, Failure> {
+pub(super) fn page() -> Result<&'static Page, Failure> {
     pages::alloc().ok_or_else(|| Failure::new(format_args!("out of guest pages")))
 }
 
 /// `control_op(cmd, &s)`.
-fn ctl<P: Platform, T: Wire>(p: &P, cmd: u32, s: &mut T) -> i64 {
+pub(super) fn ctl<P: Platform, T: Wire>(p: &P, cmd: u32, s: &mut T) -> i64 {
     Hv(p).with(KEEL_CONTROL_OP, u64::from(cmd), s)
 }
 
-fn query<P: Platform>(p: &P, domid: u16) -> Result<CtlDomainInfo, i64> {
+pub(super) fn query<P: Platform>(p: &P, domid: u16) -> Result<CtlDomainInfo, i64> {
     let mut q = CtlDomainInfo { domid, ..CtlDomainInfo::ZERO };
     match ctl(p, CTL_QUERY, &mut q) {
         0 => Ok(q),
@@ -42,7 +42,7 @@ fn name_of(info: &CtlDomainInfo) -> &str {
 }
 
 /// The live domains, from `CTL_LIST` into `buf`.
-fn list<P: Platform>(p: &P, buf: &Page) -> Result<([CtlDomainInfo; 8], usize), Failure> {
+pub(super) fn list<P: Platform>(p: &P, buf: &Page) -> Result<([CtlDomainInfo; 8], usize), Failure> {
     let mut l = CtlList { start_domid: 0, _pad: [0; 2], max_entries: CTL_LIST_MAX, buffer: buf.va() as u64 };
     let n = ctl(p, CTL_LIST, &mut l);
     ensure!(n > 0, "CTL_LIST: {}", name(n));
@@ -56,7 +56,7 @@ fn list<P: Platform>(p: &P, buf: &Page) -> Result<([CtlDomainInfo; 8], usize), F
     Ok((out, n))
 }
 
-fn cpu_time<P: Platform>(p: &P, domid: u16) -> Result<u64, Failure> {
+pub(super) fn cpu_time<P: Platform>(p: &P, domid: u16) -> Result<u64, Failure> {
     match query(p, domid) {
         Ok(i) => Ok(i.cpu_time_ns),
         Err(e) => fail!("query d{domid}: {}", name(e)),
