@@ -97,3 +97,10 @@ fn x86_create_from_test_guest_qemu_bios() {
 fn x86_create_from_test_guest_bochs_vmx() {
     create_from_test_guest(X86Machine::BochsVmx);
 }
+
+/// Bochs Ryzen (SVM with NRIPS): the same cycles.
+#[test]
+#[ignore = "boots Bochs: run through scripts/test"]
+fn x86_create_from_test_guest_bochs_svm() {
+    create_from_test_guest(X86Machine::BochsSvm);
+}
