@@ -78,7 +78,7 @@ const FROM_TEST_GUEST: [&str; 7] = [
 
 fn create_from_test_guest(machine: X86Machine) {
     let t = x86_boot(machine, &x86_iso("create"))
-        .timeout(Duration::from_secs(420))
+        .timeout(Duration::from_secs(300))
         .domains(&["control", "denied"])
         .lines(&FROM_TEST_GUEST);
     boot(t);
