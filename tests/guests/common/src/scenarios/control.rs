@@ -63,6 +63,23 @@ pub(super) fn cpu_time<P: Platform>(p: &P, domid: u16) -> Result<u64, Failure> {
     }
 }
 
+/// The CPU time of a domain just paused, once its vCPUs have left their CPUs: a pause
+/// takes effect at each CPU's next decision, which a busy host may delay by more than a
+/// few milliseconds of guest time. Waits (guest time, at most 2 s) until two reads 20 ms
+/// apart agree.
+pub(super) fn settled_cpu_time<P: Platform>(p: &P, domid: u16) -> Result<u64, Failure> {
+    let mut last = cpu_time(p, domid)?;
+    for _ in 0..100 {
+        spin(p, 20 * MS);
+        let now = cpu_time(p, domid)?;
+        if now == last {
+            return Ok(now);
+        }
+        last = now;
+    }
+    fail!("d{domid}'s CPU time still grows 2 s after CTL_PAUSE")
+}
+
 pub fn run<P: Platform>(p: &P) -> Outcome {
     let hv = Hv(p);
     let victim_name = cmdline::get(p.cmdline(), "keel.victim").unwrap_or("victim");
@@ -100,8 +117,7 @@ pub fn run<P: Platform>(p: &P) -> Outcome {
     let mut d = CtlDomain { domid: id, _pad: [0; 6] };
     expect_eq!(ctl(p, CTL_PAUSE, &mut d), 0, "CTL_PAUSE");
     expect_eq!(query(p, id).map(|i| i.state), Ok(CTL_STATE_PAUSED), "state after CTL_PAUSE");
-    spin(p, 20 * MS);
-    let t2 = cpu_time(p, id)?;
+    let t2 = settled_cpu_time(p, id)?;
     spin(p, 100 * MS);
     let t3 = cpu_time(p, id)?;
     expect_eq!(t3, t2, "CPU time while paused");
