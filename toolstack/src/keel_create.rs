@@ -1,12 +1,14 @@
-//! `create` over Keel's control interface 1.1 (`docs/control-abi.md`): as xl builds a
+//! `create` over Keel's control interface 1.2 (`docs/control-abi.md`): as xl builds a
 //! domain paused and then unpauses it.
 //!
 //! 1. `CTL_CREATE` with the name, memory, vCPUs (`maxvcpus`: Keel starts vCPU 0, the
 //!    guest the others), weight and cap, one hard affinity for every vCPU, the sizes of
 //!    the kernel and ramdisk, and the command line;
 //! 2. `CTL_LOAD` the kernel, then the ramdisk, in chunks of `CTL_LOAD_MAX` (1 MiB);
-//! 3. `CTL_START` paused; a per-vCPU `cpus` list is applied with `CTL_SET_AFFINITY`;
-//!    `CTL_UNPAUSE`, unless the request asks for the domain to stay paused.
+//! 3. a per-vCPU `cpus` list: `CTL_SET_AFFINITY` of each vCPU it names while the domain
+//!    is being built (1.2), so that each vCPU is scheduled within its set from the start;
+//! 4. `CTL_START` paused, then `CTL_UNPAUSE`, unless the request asks for the domain to
+//!    stay paused.
 //!
 //! A failure after step 1 destroys the half-built domain, so nothing is left behind.
 
@@ -118,22 +120,22 @@ impl<H: Hypervisor> KeelControl<H> {
         if let Some(r) = &req.ramdisk {
             self.load(domid, CTL_MODULE_RAMDISK, r, "ramdisk")?;
         }
-        let mut s = CtlStart { domid, _pad: [0; 2], flags: CTL_START_PAUSED }.to_bytes();
-        self.raw_ctl(CTL_START, &mut s, &mut []).map_err(|e| match e {
-            EINVAL => ControlError::Invalid(format!(
-                "Keel's loader refused the kernel `{}` of domain {id} (not a kernel this architecture boots, or a \
-                 damaged one: Keel's log says why)",
-                req.config.kernel
-            )),
-            E2BIG => ControlError::DoesNotFit { memory_mib: req.config.memory_mib },
-            e => error(e, "starting", Some(id)),
-        })?;
         if let Some(Affinity::PerVcpu(sets)) = &req.config.affinity {
             for (vcpu, set) in (0u32..).zip(sets) {
                 let mut a = CtlAffinity { domid, _pad: [0; 2], vcpu, cpumap: cpumap(set) }.to_bytes();
                 self.raw_ctl(CTL_SET_AFFINITY, &mut a, &mut []).map_err(|e| error(e, "pinning", Some(id)))?;
             }
         }
+        let mut s = CtlStart { domid, _pad: [0; 2], flags: CTL_START_PAUSED }.to_bytes();
+        self.raw_ctl(CTL_START, &mut s, &mut []).map_err(|e| match e {
+            EINVAL => ControlError::Invalid(format!(
+                "Keel refused to start domain {id}: its kernel `{}` is not one this architecture boots or is \
+                 damaged, or no CPU of its `cpus` runs vCPUs (Keel's log says which)",
+                req.config.kernel
+            )),
+            E2BIG => ControlError::DoesNotFit { memory_mib: req.config.memory_mib },
+            e => error(e, "starting", Some(id)),
+        })?;
         if req.paused {
             return Ok(());
         }
@@ -190,6 +192,14 @@ mod tests {
         cmds: Vec<u32>,
         kernel: Vec<u8>,
         start: Result<i64, i32>,
+        /// vCPU and first word of the map of each `CTL_SET_AFFINITY`.
+        pins: Vec<(u32, u64)>,
+    }
+
+    impl Recorder {
+        fn answering_start(start: Result<i64, i32>) -> Recorder {
+            Recorder { cmds: Vec::new(), kernel: Vec::new(), start, pins: Vec::new() }
+        }
     }
 
     impl Hypervisor for Recorder {
@@ -214,6 +224,11 @@ mod tests {
                     assert_eq!(CtlStart::from_bytes(arg).unwrap().flags, CTL_START_PAUSED);
                     self.start
                 }
+                CTL_SET_AFFINITY => {
+                    let a = CtlAffinity::from_bytes(arg).unwrap();
+                    self.pins.push((a.vcpu, a.cpumap[0]));
+                    Ok(0)
+                }
                 _ => Ok(0),
             }
         }
@@ -224,20 +239,34 @@ mod tests {
         let c = config("name='web'\nmemory=64\nkernel='k'\ncmdline='root=/dev/xvda'\n");
         let image: Vec<u8> = (0..(3 << 20) + 5).map(|i| (i % 251) as u8).collect();
         let req = CreateRequest { config: &c, kernel: image.clone(), ramdisk: None, paused: false };
-        let mut k = KeelControl::new(Recorder { cmds: Vec::new(), kernel: Vec::new(), start: Ok(0) });
+        let mut k = KeelControl::new(Recorder::answering_start(Ok(0)));
         assert_eq!(k.create_domain(&req), Ok(5));
         let r = k.into_inner();
         assert_eq!(r.kernel, image, "every byte, in order");
         assert_eq!(r.cmds, [CTL_CREATE, CTL_LOAD, CTL_LOAD, CTL_LOAD, CTL_LOAD, CTL_START, CTL_UNPAUSE]);
 
         let paused = CreateRequest { paused: true, ..req.clone() };
-        let mut k = KeelControl::new(Recorder { cmds: Vec::new(), kernel: Vec::new(), start: Ok(0) });
+        let mut k = KeelControl::new(Recorder::answering_start(Ok(0)));
         assert_eq!(k.create_domain(&paused), Ok(5));
         assert_eq!(k.into_inner().cmds.last(), Some(&CTL_START), "left paused: no CTL_UNPAUSE");
 
-        let mut k = KeelControl::new(Recorder { cmds: Vec::new(), kernel: Vec::new(), start: Err(E2BIG) });
+        let mut k = KeelControl::new(Recorder::answering_start(Err(E2BIG)));
         assert_eq!(k.create_domain(&req), Err(ControlError::DoesNotFit { memory_mib: 64 }));
         assert_eq!(k.into_inner().cmds.last(), Some(&CTL_DESTROY), "the half-built domain is destroyed");
+    }
+
+    /// xl's per-vCPU list (`cpus = ["0", "1-2"]`): each vCPU's set goes to Keel while
+    /// the domain is being built, before `CTL_START`.
+    #[test]
+    fn a_per_vcpu_cpus_list_is_pinned_before_the_start() {
+        let c = config("name='web'\nvcpus=3\ncpus=['0', '1-2']\nkernel='k'\ncmdline='root=/dev/xvda'\n");
+        let req = CreateRequest { config: &c, kernel: vec![7; 100], ramdisk: None, paused: false };
+        assert_eq!(create_args(&req).unwrap().cpumap, [0; 4], "no map for every vCPU");
+        let mut k = KeelControl::new(Recorder::answering_start(Ok(0)));
+        assert_eq!(k.create_domain(&req), Ok(5));
+        let r = k.into_inner();
+        assert_eq!(r.cmds, [CTL_CREATE, CTL_LOAD, CTL_SET_AFFINITY, CTL_SET_AFFINITY, CTL_START, CTL_UNPAUSE]);
+        assert_eq!(r.pins, [(0, 0b1), (1, 0b110)]);
     }
 
     #[test]

@@ -23,7 +23,7 @@ const _: () = {
 };
 
 /// The control interface this build implements (independent of the guest ABI's version).
-pub const CONTROL_VERSION: AbiVersion = AbiVersion { major: 1, minor: 1 };
+pub const CONTROL_VERSION: AbiVersion = AbiVersion { major: 1, minor: 2 };
 
 /// Capability bit: the domain may use [`KEEL_CONTROL_OP`] (Xen's `DOMAIN_CAPS_CONTROL`).
 pub const CAP_CONTROL: u32 = 0x1;
@@ -290,7 +290,7 @@ mod tests {
 
     #[test]
     fn version_packs_as_xen_packs_versions() {
-        assert_eq!(CONTROL_VERSION.packed(), 0x0001_0001);
+        assert_eq!(CONTROL_VERSION.packed(), 0x0001_0002);
     }
 
     #[test]

@@ -72,6 +72,9 @@ pub struct Pending {
     pub args: CreateArgs,
     pub kernel: Staged,
     pub ramdisk: Option<Staged>,
+    /// The hard affinity of each vCPU at `CTL_START` (all zero: any CPU): `args.cpumap`
+    /// for every vCPU until `CTL_SET_AFFINITY` names one (since 1.2).
+    pub cpumaps: Vec<[u64; 4]>,
 }
 
 impl Pending {
@@ -81,6 +84,18 @@ impl Pending {
         if let Some(r) = &self.ramdisk {
             r.release(pool);
         }
+    }
+
+    /// Records the hard affinity `cpumap` (not empty) of `vcpu`, or of every vCPU with
+    /// `CTL_ALL_VCPUS`; `-EINVAL` for a vCPU the domain will not have.
+    pub(super) fn set_affinity(&mut self, vcpu: u32, cpumap: [u64; 4]) -> Result<(), Errno> {
+        if vcpu == CTL_ALL_VCPUS {
+            self.cpumaps.iter_mut().for_each(|m| *m = cpumap);
+            return Ok(());
+        }
+        let slot = usize::try_from(vcpu).ok().and_then(|v| self.cpumaps.get_mut(v)).ok_or(Errno::EINVAL)?;
+        *slot = cpumap;
+        Ok(())
     }
 
     pub(super) fn module_mut(&mut self, module: u8) -> Option<&mut Staged> {

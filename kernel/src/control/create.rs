@@ -50,7 +50,8 @@ impl<A: Arch + GuestAbi + GuestLoader> Hypervisor<'_, A> {
                 return Err(e);
             }
         };
-        let pending = Pending { domid: id, args: a.clone(), kernel, ramdisk };
+        let vcpus = usize::try_from(a.vcpus).map_err(|_| Errno::EINVAL)?;
+        let pending = Pending { domid: id, args: a.clone(), kernel, ramdisk, cpumaps: alloc::vec![a.cpumap; vcpus] };
         log::info!(
             "domain {id} ({name}): created by the control interface, {} KiB, kernel {} bytes, ramdisk {} bytes; being built",
             a.memory_kib,

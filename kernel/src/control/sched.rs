@@ -24,11 +24,15 @@ impl<A: Arch> Hypervisor<'_, A> {
 
     /// Sets the hard affinity of `vcpu` (or every vCPU: `CTL_ALL_VCPUS`) of `d` to the
     /// CPUs in `cpumap`: `-EINVAL` for a vCPU the domain does not have or a map with no
-    /// CPU that runs vCPUs.
+    /// CPU that runs vCPUs. For a domain being built, records the affinity its vCPUs
+    /// get at `CTL_START` (which refuses a map with no CPU that runs vCPUs).
     pub fn control_set_affinity(&self, d: &Domain<A>, vcpu: u32, cpumap: [u64; 4]) -> Result<(), Errno> {
         let mask = cpumask(cpumap);
         if mask.is_empty() {
             return Err(Errno::EINVAL);
+        }
+        if let Some(build) = self.builds.find(d.id()) {
+            return build.lock().set_affinity(vcpu, cpumap);
         }
         if vcpu == CTL_ALL_VCPUS {
             return (0..d.nr_vcpus()).try_for_each(|v| self.hooks.set_affinity(d.id(), v, mask));

@@ -74,12 +74,11 @@ fn description(p: &Pending) -> BootConfig {
         node: format!("{} of domain {} ({})", what, p.domid, p.args.name),
         region: Region::new(at, len),
     };
-    let affinity = super::super::control::sched::cpumask(p.args.cpumap);
-    let vcpu_affinity = if affinity.is_empty() {
-        Vec::new()
-    } else {
-        (0..p.args.vcpus).map(|v| (v, affinity)).collect::<Vec<(u32, CpuMask)>>()
-    };
+    let vcpu_affinity: Vec<(u32, CpuMask)> = (0u32..)
+        .zip(&p.cpumaps)
+        .map(|(v, &map)| (v, super::super::control::sched::cpumask(map)))
+        .filter(|(_, mask)| !mask.is_empty())
+        .collect();
     BootConfig {
         name: p.args.name.clone(),
         node: format!("control interface (domain {})", p.domid),

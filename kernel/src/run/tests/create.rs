@@ -302,3 +302,38 @@ proptest! {
         prop_assert_eq!(free_pages(&w, &c), before);
     }
 }
+
+/// Since 1.2, `CTL_SET_AFFINITY` on a domain being built records each vCPU's hard
+/// affinity for `CTL_START` (xl's per-vCPU `cpus` list), so that no vCPU ever runs
+/// outside it; a map with no CPU that runs vCPUs is refused by the start, which then
+/// leaves nothing behind.
+#[test]
+fn per_vcpu_affinity_set_while_being_built_reaches_the_scheduler() {
+    use crate::sched::{CpuMask, VcpuKey};
+    let mut w = World::new(2);
+    let c = controller(&w);
+    let image = spinner();
+    let aff = |id: DomId, vcpu: u32, cpumap: [u64; 4]| CtlAffinity { domid: id, _pad: [0; 2], vcpu, cpumap };
+    let args = CtlCreate { vcpus: 2, ..create_args("pinned", image.len() as u64) };
+    let id = DomId::try_from(ctl(&w, &c, CTL_CREATE, &args)).unwrap();
+    assert_eq!(ctl(&w, &c, CTL_SET_AFFINITY, &aff(id, 1, [0b10, 0, 0, 0])), 0);
+    assert_eq!(ctl(&w, &c, CTL_SET_AFFINITY, &aff(id, 2, [0b10, 0, 0, 0])), EINVAL, "no vCPU 2");
+    assert_eq!(ctl(&w, &c, CTL_SET_AFFINITY, &aff(id, 0, [0; 4])), EINVAL, "an empty map");
+    assert_eq!(load(&w, &c, id, CTL_MODULE_KERNEL, &image, 1000), 0);
+    assert_eq!(start(&w, &c, id, CTL_START_PAUSED), 0);
+    let affinity = |v: u32| w.m.scheduler().info(VcpuKey::new(id, v)).map(|i| i.params.affinity);
+    assert_eq!(affinity(0), Some(CpuMask::of(&[0, 1])), "vCPU 0: any CPU");
+    assert_eq!(affinity(1), Some(CpuMask::of(&[1])), "vCPU 1: CPU 1");
+    assert_eq!(ctl(&w, &c, CTL_DESTROY, &CtlDomain { domid: id, _pad: [0; 6] }), 0);
+
+    w.run_until(MS, |_| false);
+    let before = free_pages(&w, &c);
+    let args = CtlCreate { vcpus: 2, ..create_args("offline", image.len() as u64) };
+    let id = DomId::try_from(ctl(&w, &c, CTL_CREATE, &args)).unwrap();
+    assert_eq!(ctl(&w, &c, CTL_SET_AFFINITY, &aff(id, CTL_ALL_VCPUS, [1 << 5, 0, 0, 0])), 0, "recorded");
+    assert_eq!(load(&w, &c, id, CTL_MODULE_KERNEL, &image, 1000), 0);
+    assert_eq!(start(&w, &c, id, 0), EINVAL, "CPU 5 is not online");
+    assert_eq!(query(&w, &c, id), Err(-3), "destroyed");
+    w.run_until(MS, |_| false);
+    assert_eq!(free_pages(&w, &c), before, "nothing left");
+}

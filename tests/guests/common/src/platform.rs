@@ -72,6 +72,11 @@ pub trait Platform: Sync {
     }
     /// The guest's RAM, `[start, end)` (the first bank).
     fn ram(&self) -> (u64, u64);
+    /// The first module Keel handed the domain (its ramdisk), mapped, if it has one and
+    /// the platform reads it.
+    fn boot_module(&self) -> Option<&'static [u8]> {
+        None
+    }
 
     /// Prepares this CPU's interrupt delivery for the event upcall, its timer and IPIs
     /// (unmasks them in the interrupt controller; interrupts stay masked at the CPU).

@@ -27,6 +27,8 @@ static INTEL: AtomicBool = AtomicBool::new(false);
 static TSC_HZ: AtomicU64 = AtomicU64::new(0);
 static CMDLINE: (AtomicUsize, AtomicUsize) = (AtomicUsize::new(0), AtomicUsize::new(0));
 static RAM_END: AtomicU64 = AtomicU64::new(0);
+/// The first module's guest-physical address and size (`hvm_start_info`'s list).
+static MODULE: (AtomicU64, AtomicU64) = (AtomicU64::new(0), AtomicU64::new(0));
 static CPUS: AtomicU32 = AtomicU32::new(1);
 /// Each CPU's index; GS points at its slot.
 static CPU_INDEX: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(0) }; MAX_CPUS];
@@ -40,6 +42,8 @@ pub fn init(start_info: u64) {
     CMDLINE.0.store(boot.cmdline.as_ptr() as usize, Relaxed);
     CMDLINE.1.store(boot.cmdline.len(), Relaxed);
     RAM_END.store(boot.ram_end, Relaxed);
+    MODULE.0.store(boot.module.0, Relaxed);
+    MODULE.1.store(boot.module.1, Relaxed);
     CPUS.store(boot.cpus, Relaxed);
     let vendor = cpu::cpuid(0, 0);
     INTEL.store(vendor.ebx == u32::from_le_bytes(*b"Genu"), Relaxed);
@@ -237,6 +241,18 @@ impl Platform for Pvh {
 
     fn ram(&self) -> (u64, u64) {
         (0, RAM_END.load(Relaxed))
+    }
+
+    /// The module lies in RAM below 4 GiB (`start_info::read` checked), identity-mapped.
+    fn boot_module(&self) -> Option<&'static [u8]> {
+        let (pa, len) = (MODULE.0.load(Relaxed), MODULE.1.load(Relaxed));
+        if len == 0 {
+            return None;
+        }
+        // SAFETY: Keel placed the module in this domain's RAM below 4 GiB, which
+        // `entry.s` identity-maps, and nothing in the guest allocates from it (the
+        // guest's pages are in its .bss).
+        Some(unsafe { core::slice::from_raw_parts(pa as usize as *const u8, len as usize) })
     }
 
     /// The local APIC in x2APIC mode, enabled, TPR 0, its timer in TSC-deadline mode;

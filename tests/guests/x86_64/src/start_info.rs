@@ -2,7 +2,9 @@
 //! tables it points at (the MADT lists the vCPUs). All of it lies in identity-mapped
 //! guest memory that nothing reuses.
 
-use keel_abi::start_info::{HvmMemmapTableEntry, HvmStartInfo, HVM_MEMMAP_TYPE_RAM, HVM_START_MAGIC_VALUE};
+use keel_abi::start_info::{
+    HvmMemmapTableEntry, HvmModlistEntry, HvmStartInfo, HVM_MEMMAP_TYPE_RAM, HVM_START_MAGIC_VALUE,
+};
 use keel_abi::Wire;
 
 /// What the guest learned at boot.
@@ -12,6 +14,8 @@ pub struct Boot {
     /// The end of the RAM below 4 GiB.
     pub ram_end: u64,
     pub cpus: u32,
+    /// The first module (the ramdisk): guest-physical address and size; (0, 0) if none.
+    pub module: (u64, u64),
 }
 
 /// `len` bytes of guest-physical memory at `pa` (identity-mapped).
@@ -46,7 +50,17 @@ pub fn read(pa: u64) -> Result<Boot, &'static str> {
         .map(|e| e.addr + e.size)
         .max()
         .ok_or("no RAM in the memory map")?;
-    Ok(Boot { cmdline, ram_end, cpus: madt_cpus(info.rsdp_paddr).ok_or("no usable MADT")? })
+    let module = if info.nr_modules == 0 || info.modlist_paddr == 0 {
+        (0, 0)
+    } else {
+        let m =
+            HvmModlistEntry::from_bytes(bytes(info.modlist_paddr, HvmModlistEntry::SIZE)).ok_or("no module list")?;
+        if m.paddr.checked_add(m.size).is_none_or(|end| end > ram_end) {
+            return Err("the first module lies outside the RAM below 4 GiB");
+        }
+        (m.paddr, m.size)
+    };
+    Ok(Boot { cmdline, ram_end, cpus: madt_cpus(info.rsdp_paddr).ok_or("no usable MADT")?, module })
 }
 
 /// The enabled local APICs the MADT lists, through the RSDP's XSDT.

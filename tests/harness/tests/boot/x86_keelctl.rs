@@ -10,16 +10,14 @@
 //! privcmd makes `open` wait for xenstore to name a target domain.
 
 use super::arm64_keelctl::SESSION;
-use super::x86_linux::qemu_svm_bios;
+use super::x86_linux::{qemu_svm_bios, qemu_svm_uefi};
 use super::{boot, QEMU_X86_FAIL};
+use keel_tests::BootTest;
 use std::time::Duration;
 
-/// QEMU TCG SVM through GRUB BIOS, 2 CPUs, 2 GiB: Linux dom0 (512 MiB, 2 vCPUs) lists,
-/// pauses, unpauses, tunes, pins, reads the console of and destroys a dom0less domain.
-#[test]
-#[ignore = "boots QEMU with Debian's kernel: run through scripts/test or scripts/test-linux"]
-fn x86_keelctl_in_linux_dom0_qemu_svm_bios() {
-    let mut t = qemu_svm_bios("x86 keelctl in Linux dom0 (QEMU SVM BIOS)", "linux-dom0-keelctl")
+/// The session's verdict on `machine`.
+fn keelctl_session(machine: BootTest) -> BootTest {
+    let mut t = machine
         .timeout(Duration::from_secs(500))
         .domain("dom0")
         .domain("denied")
@@ -27,5 +25,21 @@ fn x86_keelctl_in_linux_dom0_qemu_svm_bios() {
         .lines(&["(d0) [linux] xen-detected: yes", "domain 0 (dom0): 2 vCPU(s), 512 MiB"])
         .lines(&SESSION);
     t.required_lines.push("[test] done pass=4 fail=1 expected=5".into());
-    boot(t);
+    t
+}
+
+/// QEMU TCG SVM through GRUB BIOS, 2 CPUs, 2 GiB: Linux dom0 (512 MiB, 2 vCPUs) lists,
+/// pauses, unpauses, tunes, pins, reads the console of and destroys a dom0less domain.
+#[test]
+#[ignore = "boots QEMU with Debian's kernel: run through scripts/test or scripts/test-linux"]
+fn x86_keelctl_in_linux_dom0_qemu_svm_bios() {
+    boot(keelctl_session(qemu_svm_bios("x86 keelctl in Linux dom0 (QEMU SVM BIOS)", "linux-dom0-keelctl")));
+}
+
+/// The same session through OVMF and UEFI GRUB: the initial domain and the dom0less
+/// domains beside it are built from the modules of the UEFI handoff.
+#[test]
+#[ignore = "boots QEMU with Debian's kernel: run through scripts/test or scripts/test-linux"]
+fn x86_keelctl_in_linux_dom0_qemu_svm_uefi() {
+    boot(keelctl_session(qemu_svm_uefi("x86 keelctl in Linux dom0 (QEMU SVM UEFI)", "linux-dom0-keelctl")));
 }

@@ -22,6 +22,17 @@ pub fn qemu_svm_bios(what: &str, name: &str) -> BootTest {
     BootTest::new(what, X86_64, &["--smp", "2", "--iso", &iso, "-m", "2G"]).probe_on_cpus(2).retry_on_emulator_reset()
 }
 
+/// The same machine as `qemu_svm_bios` booted through OVMF and UEFI GRUB (the ISO holds
+/// both loaders): Keel takes its memory map, modules and ACPI tables from the UEFI
+/// handoff instead of the BIOS one.
+pub fn qemu_svm_uefi(what: &str, name: &str) -> BootTest {
+    let iso = linux_iso(name);
+    BootTest::new(what, X86_64, &["--uefi", "--smp", "2", "--iso", &iso, "-m", "2G"])
+        .fact("boot-firmware", "uefi")
+        .probe_on_cpus(2)
+        .retry_on_emulator_reset()
+}
+
 /// The guest's own clock (its printk timestamp, seconds) at its first line containing
 /// `text`.
 fn guest_seconds_at(output: &str, text: &str) -> Option<f64> {
@@ -102,25 +113,20 @@ fn x86_linux_smp4_on_2_cpus_qemu_svm_bios() {
 #[test]
 #[ignore = "boots QEMU with Debian's kernel: run through scripts/test or scripts/test-linux"]
 fn x86_linux_hvc0_qemu_svm_uefi() {
-    let iso = linux_iso("linux");
-    let t =
-        BootTest::new("x86 Linux hvc0 (QEMU SVM UEFI)", X86_64, &["--uefi", "--smp", "2", "--iso", &iso, "-m", "2G"])
-            .exit_status(QEMU_X86_PASS)
-            .fact("boot-firmware", "uefi")
-            .probe_on_cpus(2)
-            .retry_on_emulator_reset()
-            .timeout(Duration::from_secs(500))
-            .domain("linux")
-            .lines(&[
-                "] Booting kernel on Xen PVH",
-                "(d1) [linux] userspace: up",
-                "(d1) [linux] hypervisor-type: xen",
-                "(d1) [linux] xen-detected: yes",
-                "(d1) [linux] evtchn-abi: fifo",
-                "(d1) [linux] console: hvc0",
-                "(d1) [linux] clocksource: xen",
-                "domain 1 (linux): shut down (poweroff)",
-            ]);
+    let t = qemu_svm_uefi("x86 Linux hvc0 (QEMU SVM UEFI)", "linux")
+        .exit_status(QEMU_X86_PASS)
+        .timeout(Duration::from_secs(500))
+        .domain("linux")
+        .lines(&[
+            "] Booting kernel on Xen PVH",
+            "(d1) [linux] userspace: up",
+            "(d1) [linux] hypervisor-type: xen",
+            "(d1) [linux] xen-detected: yes",
+            "(d1) [linux] evtchn-abi: fifo",
+            "(d1) [linux] console: hvc0",
+            "(d1) [linux] clocksource: xen",
+            "domain 1 (linux): shut down (poweroff)",
+        ]);
     boot(t);
 }
 

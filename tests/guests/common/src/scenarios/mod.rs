@@ -18,6 +18,7 @@
 //! | `pvconsole` | the PV console ring Keel serves: parameters, port status, output that wraps the ring, one line of input (`keel.expect`), escapes and a prompt without newline (`keel.prompt=1`) |
 //! | `switching` | two domains on one CPU (`keel.seed` differs): the system registers each owns, FP/SIMD and its timer kept through thousands of yields to the other |
 //! | `control` | Keel's control interface from a control domain on a spinning sibling (`keel.victim=NAME`): list, query, pause/unpause (CPU time stops), weight, affinity, console, garbage, destroy and `VIRQ_DOM_EXC` |
+//! | `create` | domains created at run time from the domain's boot module (`keel.cycles`): console, pause/unpause, refusals, destroy, free memory unchanged |
 //! | `control-denied` | every control sub-op is `-EPERM` without the control capability |
 //! | `xenbus` | a xenbus client over the store ring the xenstore domain serves (`keel.role=client|flood|poke|hostile-blkfront`): read, write, directory, watch, a conflicting transaction, `EACCES` outside its subtree, the node quota |
 //! | `xsa` | the attacks of Xen's security advisories on event channels, grants, `memory_op` and `console_io`, refused with the documented errors (2 vCPUs; `keel.rounds`, `keel.race`) |
@@ -26,6 +27,7 @@
 mod backend;
 mod bench;
 mod control;
+mod create;
 pub mod events;
 mod fuzz;
 mod grants;
@@ -65,6 +67,7 @@ pub enum Scenario {
     Bench,
     Control,
     ControlDenied,
+    Create,
     Xenbus,
     Xsa,
 }
@@ -89,6 +92,7 @@ const ALL: &[(&str, Scenario)] = &[
     ("bench", Scenario::Bench),
     ("control", Scenario::Control),
     ("control-denied", Scenario::ControlDenied),
+    ("create", Scenario::Create),
     ("xenbus", Scenario::Xenbus),
     ("xsa", Scenario::Xsa),
 ];
@@ -121,6 +125,7 @@ impl Scenario {
             Scenario::Bench => bench::run::<P>,
             Scenario::Control => control::run::<P>,
             Scenario::ControlDenied => control::denied::<P>,
+            Scenario::Create => create::run::<P>,
             Scenario::Xenbus => xenbus::run::<P>,
             Scenario::Xsa => xsa::run::<P>,
         }
