@@ -11,7 +11,7 @@ use alloc::collections::{BTreeMap, BTreeSet};
 use core::cell::Cell;
 use keel_abi::Errno;
 
-/// Translations [`Memory::lookup`] remembers, by guest frame number modulo this.
+/// Translations [`Memory::lookup`] remembers (any frames; the oldest is replaced).
 const REMEMBERED: usize = 4;
 
 /// A remembered translation: `gfn + 1` (0: none) and what it mapped to.
@@ -62,6 +62,8 @@ pub struct Memory<A: Arch> {
     /// these take `&mut self`, i.e. the domain's `mm` lock, which every user of a
     /// translation holds while it uses the frame.
     remembered: [Remembered; REMEMBERED],
+    /// The slot of `remembered` the next walk fills.
+    next_slot: Cell<usize>,
 }
 
 /// A hypervisor page that appears at most once in the P2M.
@@ -111,6 +113,7 @@ impl<A: Arch> Memory<A> {
             released: BTreeSet::new(),
             max_pages,
             remembered: core::array::from_fn(|_| Cell::new((0, NOTHING))),
+            next_slot: Cell::new(0),
         })
     }
 
@@ -143,13 +146,17 @@ impl<A: Arch> Memory<A> {
     /// What guest frame `gfn` maps to.
     #[inline]
     pub fn lookup(&self, gfn: u64) -> Option<Lookup> {
-        let slot = &self.remembered[(gfn % REMEMBERED as u64) as usize];
-        let (key, l) = slot.get();
-        if key != 0 && key == gfn.wrapping_add(1) {
-            return Some(l);
+        let key = gfn.wrapping_add(1);
+        for slot in &self.remembered {
+            let (k, l) = slot.get();
+            if k == key && key != 0 {
+                return Some(l);
+            }
         }
         let l = self.walk(gfn)?;
-        slot.set((gfn.wrapping_add(1), l));
+        let next = self.next_slot.get() % REMEMBERED;
+        self.remembered[next].set((key, l));
+        self.next_slot.set((next + 1) % REMEMBERED);
         Some(l)
     }
 
