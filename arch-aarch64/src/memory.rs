@@ -175,4 +175,62 @@ impl HostMemory for HostRam {
         let word = unsafe { AtomicU64::from_ptr(a as *mut u64) };
         word.compare_exchange(current, new, Ordering::AcqRel, Ordering::Acquire).unwrap_or_else(|found| found)
     }
+
+    type Frame = PoolPage;
+
+    fn frame(pa: PhysAddr) -> PoolPage {
+        PoolPage(check(pa, PAGE, PAGE as u64))
+    }
+
+    fn frame_address(frame: PoolPage) -> PhysAddr {
+        PhysAddr(frame.0 as u64)
+    }
+
+    #[inline]
+    fn frame_load_u32(frame: PoolPage, offset: usize) -> u32 {
+        // SAFETY: a word inside a checked pool page (`PoolPage::word`), only ever accessed
+        // atomically by Keel.
+        unsafe { AtomicU32::from_ptr(frame.word::<u32>(offset)) }.load(Ordering::Acquire)
+    }
+
+    #[inline]
+    fn frame_load_u64(frame: PoolPage, offset: usize) -> u64 {
+        // SAFETY: as in `frame_load_u32`.
+        unsafe { AtomicU64::from_ptr(frame.word::<u64>(offset)) }.load(Ordering::Acquire)
+    }
+
+    #[inline]
+    fn frame_compare_exchange_u32(frame: PoolPage, offset: usize, current: u32, new: u32) -> u32 {
+        // SAFETY: as in `frame_load_u32`.
+        let word = unsafe { AtomicU32::from_ptr(frame.word::<u32>(offset)) };
+        word.compare_exchange(current, new, Ordering::AcqRel, Ordering::Acquire).unwrap_or_else(|found| found)
+    }
+
+    #[inline]
+    fn frame_compare_exchange_u64(frame: PoolPage, offset: usize, current: u64, new: u64) -> u64 {
+        // SAFETY: as in `frame_load_u32`.
+        let word = unsafe { AtomicU64::from_ptr(frame.word::<u64>(offset)) };
+        word.compare_exchange(current, new, Ordering::AcqRel, Ordering::Acquire).unwrap_or_else(|found| found)
+    }
+}
+
+const PAGE: usize = 4096;
+
+/// [`HostMemory::Frame`] here: the identity-mapped address of a page that [`check`] found
+/// in the frame pool when the handle was made. The pool's ranges only grow, so the page
+/// stays pool memory; only [`HostRam::frame`] makes one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolPage(usize);
+
+impl PoolPage {
+    /// The naturally aligned `T` at `offset` in the page; panics for an offset that is
+    /// not inside the page or not aligned (a bug in the core).
+    #[inline]
+    fn word<T>(self, offset: usize) -> *mut T {
+        let size = core::mem::size_of::<T>();
+        if offset > PAGE - size || !offset.is_multiple_of(size) {
+            panic!("a {size}-byte word at {offset:#x} of a page");
+        }
+        (self.0 + offset) as *mut T
+    }
 }

@@ -28,7 +28,37 @@ pub trait HostMemory {
     /// Atomically compares the naturally aligned 64-bit word at `pa` with `current`
     /// and, if equal, replaces it with `new`. Returns the value found.
     fn compare_exchange_u64(pa: PhysAddr, current: u64, new: u64) -> u64;
+
+    /// A page of pool memory whose words the core reaches often (a guest's event words,
+    /// `vcpu_info`, FIFO control block), checked against the pool once, by
+    /// [`HostMemory::frame`]: the `frame_*` accesses through it do no check of their own.
+    ///
+    /// What the handle guarantees: its page lies in the frame pool, and stays there, since
+    /// the pool's ranges only grow; every `frame_*` access stays inside that page. What it
+    /// does not: whose page it is. The core keeps a handle on a guest's page only while it
+    /// holds a pin on that page ([`crate::p2m::Memory::pin_ram`]) or owns the page itself
+    /// (a domain's shared_info), and drops it before it unpins or frees the page; a page
+    /// the guest gives back or remaps while pinned stays the guest's until the last unpin,
+    /// so it never reaches another domain while a handle on it exists.
+    type Frame: Copy + Eq + core::fmt::Debug + Send + Sync + 'static;
+    /// The handle of the page at `pa` (page aligned, inside the pool; otherwise the
+    /// backend panics, as for any access outside the pool).
+    fn frame(pa: PhysAddr) -> Self::Frame;
+    /// The host address of the page.
+    fn frame_address(frame: Self::Frame) -> PhysAddr;
+    /// Atomically loads the naturally aligned 32-bit word at `offset` (below the page
+    /// size; otherwise the backend panics) of `frame`.
+    fn frame_load_u32(frame: Self::Frame, offset: usize) -> u32;
+    /// Atomically loads the naturally aligned 64-bit word at `offset` of `frame`.
+    fn frame_load_u64(frame: Self::Frame, offset: usize) -> u64;
+    /// [`HostMemory::compare_exchange_u32`] on the word at `offset` of `frame`.
+    fn frame_compare_exchange_u32(frame: Self::Frame, offset: usize, current: u32, new: u32) -> u32;
+    /// [`HostMemory::compare_exchange_u64`] on the word at `offset` of `frame`.
+    fn frame_compare_exchange_u64(frame: Self::Frame, offset: usize, current: u64, new: u64) -> u64;
 }
+
+/// The [`HostMemory::Frame`] of architecture `A`.
+pub type Frame<A> = <<A as crate::arch::Arch>::Memory as HostMemory>::Frame;
 
 /// Checks `M` against the [`HostMemory`] contract on `len` bytes of pool memory at `at`
 /// (page aligned, at least 64 bytes; its contents are destroyed), one CPU at a time: copies
@@ -97,6 +127,22 @@ pub fn check<M: HostMemory>(at: PhysAddr, len: usize) -> Result<(), &'static str
     if M::compare_exchange_u32(half, 0, 1) != 0xdead_beef || M::load_u64(word) != 0xdead_beef_0000_0000 {
         return Err("a failing compare_exchange_u32 changed the word or returned another value");
     }
+    let frame = M::frame(at);
+    if M::frame_address(frame) != at {
+        return Err("a frame's address is not the page it was made from");
+    }
+    if M::frame_load_u64(frame, 8) != 0xdead_beef_0000_0000 || M::frame_load_u32(frame, 12) != 0xdead_beef {
+        return Err("a frame's loads read other words than the plain accesses");
+    }
+    if M::frame_compare_exchange_u32(frame, 8, 0, 5) != 0 || M::load_u64(word) != 0xdead_beef_0000_0005 {
+        return Err("a frame's compare_exchange_u32 stored elsewhere than its word");
+    }
+    if M::frame_compare_exchange_u64(frame, 8, 1, 2) != 0xdead_beef_0000_0005
+        || M::frame_compare_exchange_u64(frame, 8, 0xdead_beef_0000_0005, 9) != 0xdead_beef_0000_0005
+        || M::load_u64(word) != 9
+    {
+        return Err("a frame's compare_exchange_u64 does not compare and store as documented");
+    }
     Ok(())
 }
 
@@ -136,6 +182,25 @@ mod tests {
             }
             fn compare_exchange_u64(pa: PhysAddr, current: u64, new: u64) -> u64 {
                 MockMemory::compare_exchange_u64(pa, current, new)
+            }
+            type Frame = <MockMemory as HostMemory>::Frame;
+            fn frame(pa: PhysAddr) -> Self::Frame {
+                MockMemory::frame(pa)
+            }
+            fn frame_address(frame: Self::Frame) -> PhysAddr {
+                MockMemory::frame_address(frame)
+            }
+            fn frame_load_u32(frame: Self::Frame, offset: usize) -> u32 {
+                MockMemory::frame_load_u32(frame, offset)
+            }
+            fn frame_load_u64(frame: Self::Frame, offset: usize) -> u64 {
+                MockMemory::frame_load_u64(frame, offset)
+            }
+            fn frame_compare_exchange_u32(frame: Self::Frame, offset: usize, current: u32, new: u32) -> u32 {
+                MockMemory::frame_compare_exchange_u32(frame, offset, current, new)
+            }
+            fn frame_compare_exchange_u64(frame: Self::Frame, offset: usize, current: u64, new: u64) -> u64 {
+                MockMemory::frame_compare_exchange_u64(frame, offset, current, new)
             }
         }
         assert!(check::<Short>(PhysAddr(0x4001_0000), 4096).is_err());

@@ -13,10 +13,10 @@
 
 use super::port::Port;
 use super::two_level::Outcome;
-use crate::arch::Arch;
+use crate::arch::memory::Frame;
+use crate::arch::{Arch, HostMemory};
 use crate::guest_memory::GuestWord32;
-use crate::mm::PhysAddr;
-use alloc::vec;
+use crate::mm::{PhysAddr, PAGE_SIZE};
 use alloc::vec::Vec;
 use keel_abi::event::{
     fifo_head_offset, EVTCHN_FIFO_BUSY, EVTCHN_FIFO_EVENT_WORDS_PER_PAGE, EVTCHN_FIFO_LINKED, EVTCHN_FIFO_LINK_MASK,
@@ -27,26 +27,50 @@ use keel_abi::Errno;
 /// Attempts at updating a tail word's LINK once BUSY is set.
 const LINK_RETRIES: u32 = 4;
 
+/// A control block: the handle of its page (pinned by `init_control`, unpinned after
+/// the handle is dropped) and its offset in it.
+pub struct Control<A: Arch> {
+    pub frame: Frame<A>,
+    pub offset: usize,
+}
+
+impl<A: Arch> Control<A> {
+    /// The control block at host address `pa` (its page is checked once, here).
+    pub fn at(pa: PhysAddr) -> Self {
+        Control {
+            frame: A::Memory::frame(pa.align_down(PAGE_SIZE)),
+            offset: usize::try_from(pa.0 % PAGE_SIZE).unwrap_or(0),
+        }
+    }
+
+    /// The word at `offset` in the block (`ready`: 0; the heads: `fifo_head_offset`).
+    fn word(&self, offset: usize) -> GuestWord32<A> {
+        GuestWord32::in_frame(self.frame, self.offset + offset)
+    }
+}
+
 /// One vCPU's queues.
-#[derive(Clone, Debug, Default)]
-pub struct Queues {
-    /// Host address of the control block, once `init_control` registered it.
-    pub control: Option<PhysAddr>,
+pub struct Queues<A: Arch> {
+    /// The control block, once `init_control` registered it.
+    pub control: Option<Control<A>>,
     /// The last port linked on each queue (0: none), as far as Keel knows.
     pub tails: [u32; EVTCHN_FIFO_MAX_QUEUES],
 }
 
 /// A domain's FIFO state.
-#[derive(Debug)]
-pub struct Fifo {
-    /// Host frames of the event-array pages (pinned), in port order.
-    pub pages: Vec<PhysAddr>,
-    pub vcpus: Vec<Queues>,
+pub struct Fifo<A: Arch> {
+    /// Handles of the event-array pages (pinned; unpinned after their handles are
+    /// dropped), in port order.
+    pub pages: Vec<Frame<A>>,
+    pub vcpus: Vec<Queues<A>>,
 }
 
-impl Fifo {
+impl<A: Arch> Fifo<A> {
     pub fn new(vcpus: usize) -> Self {
-        Fifo { pages: Vec::new(), vcpus: vec![Queues::default(); vcpus] }
+        Fifo {
+            pages: Vec::new(),
+            vcpus: (0..vcpus).map(|_| Queues { control: None, tails: [0; EVTCHN_FIFO_MAX_QUEUES] }).collect(),
+        }
     }
 
     /// Ports whose event words exist.
@@ -65,40 +89,40 @@ impl Fifo {
     }
 
     /// The event word of `port`, if its page exists.
-    pub fn word<A: Arch>(&self, port: u32) -> Option<GuestWord32<A>> {
-        let page = self.pages.get((port / EVTCHN_FIFO_EVENT_WORDS_PER_PAGE) as usize)?;
-        Some(GuestWord32::at(PhysAddr(page.0 + (port % EVTCHN_FIFO_EVENT_WORDS_PER_PAGE) as u64 * 4)))
+    pub fn word(&self, port: u32) -> Option<GuestWord32<A>> {
+        let page = *self.pages.get((port / EVTCHN_FIFO_EVENT_WORDS_PER_PAGE) as usize)?;
+        Some(GuestWord32::in_frame(page, (port % EVTCHN_FIFO_EVENT_WORDS_PER_PAGE) as usize * 4))
     }
 
-    pub fn is_pending<A: Arch>(&self, port: u32) -> bool {
-        self.word::<A>(port).is_some_and(|w| w.test(EVTCHN_FIFO_PENDING))
+    pub fn is_pending(&self, port: u32) -> bool {
+        self.word(port).is_some_and(|w| w.test(EVTCHN_FIFO_PENDING))
     }
 
     /// A port whose word is still LINKED cannot be reused yet.
-    pub fn is_busy<A: Arch>(&self, port: u32) -> bool {
-        self.word::<A>(port).is_some_and(|w| w.test(EVTCHN_FIFO_LINKED))
+    pub fn is_busy(&self, port: u32) -> bool {
+        self.word(port).is_some_and(|w| w.test(EVTCHN_FIFO_LINKED))
     }
 
     /// Clears PENDING when a port is closed; the guest unlinks it itself.
-    pub fn clear_pending<A: Arch>(&self, port: u32, p: &mut Port) {
+    pub fn clear_pending(&self, port: u32, p: &mut Port) {
         p.pending_without_word = false;
-        if let Some(w) = self.word::<A>(port) {
+        if let Some(w) = self.word(port) {
             let _ = w.test_and_clear(EVTCHN_FIFO_PENDING);
         }
     }
 
     /// Raises `port` (state `p`) on `vcpu`.
-    pub fn raise<A: Arch>(&mut self, port: u32, p: &mut Port, vcpu: u32) -> Outcome {
-        let Some(word) = self.word::<A>(port) else {
+    pub fn raise(&mut self, port: u32, p: &mut Port, vcpu: u32) -> Outcome {
+        let Some(word) = self.word(port) else {
             p.pending_without_word = true;
             return Outcome::default();
         };
         p.pending_without_word = false;
         let queue = (p.priority as usize).min(EVTCHN_FIFO_MAX_QUEUES - 1);
         // No control block: the guest cannot have unmasked the port; drop the event.
-        let Some(control) = self.vcpus.get(vcpu as usize).and_then(|q| q.control) else {
+        if self.vcpus.get(vcpu as usize).is_none_or(|q| q.control.is_none()) {
             return Outcome::default();
-        };
+        }
         let newly_pending = match word.test_and_set(EVTCHN_FIFO_PENDING) {
             Ok(was) => !was,
             Err(_) => return Outcome::default(),
@@ -117,23 +141,28 @@ impl Fifo {
             let q = &mut self.vcpus[vcpu as usize];
             let tail = q.tails[queue];
             q.tails[queue] = port;
-            linked = tail != 0 && tail != port && self.word::<A>(tail).is_some_and(|t| set_link(&t, port));
+            linked = tail != 0 && tail != port && self.word(tail).is_some_and(|t| set_link(&t, port));
             if !linked {
-                GuestWord32::<A>::at(PhysAddr(control.0 + fifo_head_offset(queue) as u64)).store(port);
+                if let Some(c) = self.vcpus[vcpu as usize].control.as_ref() {
+                    c.word(fifo_head_offset(queue)).store(port);
+                }
             }
         }
-        let ready = GuestWord32::<A>::at(control);
+        let Some(control) = self.vcpus.get(vcpu as usize).and_then(|q| q.control.as_ref()) else {
+            return Outcome::default();
+        };
+        let ready = control.word(0);
         let upcall = !linked && matches!(ready.test_and_set(u32::try_from(queue).unwrap_or(u32::MAX)), Ok(false));
         Outcome { newly_pending, upcall }
     }
 
     /// `EVTCHNOP_unmask`: clears MASKED and relinks the port if it is pending.
-    pub fn unmask<A: Arch>(&mut self, port: u32, p: &mut Port) -> Outcome {
-        let Some(word) = self.word::<A>(port) else { return Outcome::default() };
+    pub fn unmask(&mut self, port: u32, p: &mut Port) -> Outcome {
+        let Some(word) = self.word(port) else { return Outcome::default() };
         let _ = word.test_and_clear(EVTCHN_FIFO_MASKED);
         if word.test(EVTCHN_FIFO_PENDING) {
             let vcpu = p.notify_vcpu;
-            return Outcome { newly_pending: false, ..self.raise::<A>(port, p, vcpu) };
+            return Outcome { newly_pending: false, ..self.raise(port, p, vcpu) };
         }
         Outcome::default()
     }

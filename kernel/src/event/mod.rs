@@ -18,8 +18,8 @@ mod two_level;
 pub use fifo::Fifo;
 pub use port::{Binding, Port, PortTable, BUCKET};
 
-use crate::arch::Arch;
-use crate::guest_memory::GuestWord32;
+use crate::arch::memory::Frame;
+use crate::arch::{Arch, HostMemory};
 use crate::mm::PhysAddr;
 use alloc::vec::Vec;
 use core::marker::PhantomData;
@@ -27,23 +27,33 @@ use keel_abi::event::*;
 use keel_abi::layout::GuestLayout;
 use keel_abi::xen::{virq_kind, DomId, VirqKind, NR_VIRQS};
 use keel_abi::Errno;
-use two_level::{Outcome, TwoLevel};
+use two_level::{Outcome, TwoLevel, VcpuInfo};
 
 /// [`EVTCHN_FIFO_LINK_BITS`] as the `u8` of `EVTCHNOP_init_control`'s reply.
 pub const LINK_BITS: u8 = 17;
 const _: () = assert!(LINK_BITS as u32 == EVTCHN_FIFO_LINK_BITS);
 
 /// Event state of one vCPU.
-#[derive(Clone, Debug)]
-pub struct VcpuEvents {
+pub struct VcpuEvents<A: Arch> {
     /// Host address of the vCPU's `vcpu_info` (a shared_info slot or a registered area).
     pub vcpu_info: Option<PhysAddr>,
+    /// The same, by its page's handle: what delivery uses (set with `vcpu_info` by
+    /// [`VcpuEvents::set_vcpu_info`]).
+    info: Option<VcpuInfo<A>>,
     /// The pinned frame of a registered `vcpu_info`.
     pub vcpu_info_frame: Option<PhysAddr>,
     /// Upcall flag for a vCPU without any `vcpu_info`.
     pub dummy_upcall: bool,
     /// VIRQ to port (0: unbound). Global and per-domain VIRQs live in vCPU 0's table.
     pub virqs: [u32; NR_VIRQS as usize],
+}
+
+impl<A: Arch> VcpuEvents<A> {
+    /// Moves the `vcpu_info` to host address `at` (or nowhere), with the handle of its page.
+    fn set_vcpu_info(&mut self, at: Option<PhysAddr>) {
+        self.vcpu_info = at;
+        self.info = at.map(VcpuInfo::at);
+    }
 }
 
 /// What to do once the events lock is released.
@@ -68,9 +78,11 @@ pub struct PortStatus {
 /// One domain's event channels.
 pub struct EventState<A: Arch> {
     pub ports: PortTable,
-    pub fifo: Option<Fifo>,
-    pub vcpus: Vec<VcpuEvents>,
-    shared_info: PhysAddr,
+    pub fifo: Option<Fifo<A>>,
+    pub vcpus: Vec<VcpuEvents<A>>,
+    /// The handle of the shared_info page (the domain's own page, freed only when the
+    /// domain is reaped), made once: delivery reaches its bitmaps with no pool check.
+    shared_frame: Frame<A>,
     layout: &'static GuestLayout,
     max_port: u32,
     global_virq_handler: bool,
@@ -90,18 +102,23 @@ impl<A: Arch> EventState<A> {
         global_virq_handler: bool,
     ) -> Self {
         let vcpus = (0..vcpus as usize)
-            .map(|v| VcpuEvents {
-                vcpu_info: layout.shared_vcpu_info(v).map(|off| PhysAddr(shared_info.0 + off as u64)),
-                vcpu_info_frame: None,
-                dummy_upcall: false,
-                virqs: [0; NR_VIRQS as usize],
+            .map(|v| {
+                let mut e = VcpuEvents {
+                    vcpu_info: None,
+                    info: None,
+                    vcpu_info_frame: None,
+                    dummy_upcall: false,
+                    virqs: [0; NR_VIRQS as usize],
+                };
+                e.set_vcpu_info(layout.shared_vcpu_info(v).map(|off| PhysAddr(shared_info.0 + off as u64)));
+                e
             })
             .collect();
         EventState {
             ports: PortTable::new(),
             fifo: None,
             vcpus,
-            shared_info,
+            shared_frame: A::Memory::frame(shared_info),
             layout,
             max_port: max_port.min(EVTCHN_FIFO_NR_CHANNELS - 1),
             global_virq_handler,
@@ -111,8 +128,8 @@ impl<A: Arch> EventState<A> {
         }
     }
 
-    fn two_level(&self) -> TwoLevel<'static> {
-        TwoLevel { shared_info: self.shared_info, layout: self.layout }
+    fn two_level(&self) -> TwoLevel<'static, A> {
+        TwoLevel { shared_info: self.shared_frame, layout: self.layout }
     }
 
     /// One past the highest port number the current ABI and the domain's limit allow.
@@ -153,7 +170,7 @@ impl<A: Arch> EventState<A> {
             return Err(Errno::EINVAL);
         }
         let fifo = self.fifo.as_ref();
-        self.ports.find_free(self.limit(), |p| fifo.is_some_and(|f| f.is_busy::<A>(p)))
+        self.ports.find_free(self.limit(), |p| fifo.is_some_and(|f| f.is_busy(p)))
     }
 
     /// Allocates a port bound to `binding`, notifying `vcpu`.
@@ -169,11 +186,11 @@ impl<A: Arch> EventState<A> {
         // `memcpy`s on arm64 (strict alignment, built for size), a tenth of a send.
         let Some(vcpu) = self.ports.get(port).map(|p| p.notify_vcpu) else { return Wake::default() };
         let out = match (&mut self.fifo, self.ports.get_mut(port)) {
-            (Some(f), Some(p)) => f.raise::<A>(port, p, vcpu),
+            (Some(f), Some(p)) => f.raise(port, p, vcpu),
             (Some(_), None) => Outcome::default(),
             (None, _) if port < EVTCHN_2L_NR_CHANNELS => {
-                let vi = self.vcpus.get(vcpu as usize).and_then(|v| v.vcpu_info);
-                self.two_level().raise::<A>(port, vi)
+                let vi = self.vcpus.get(vcpu as usize).and_then(|v| v.info);
+                self.two_level().raise(port, vi)
             }
             (None, _) => Outcome::default(),
         };
@@ -190,8 +207,8 @@ impl<A: Arch> EventState<A> {
     /// Sets `evtchn_upcall_pending` of `vcpu`; true if it was clear.
     pub fn mark_pending(&mut self, vcpu: u32) -> bool {
         let Some(v) = self.vcpus.get_mut(vcpu as usize) else { return false };
-        match v.vcpu_info {
-            Some(pa) => !matches!(GuestWord32::<A>::at(pa).test_and_set(0), Ok(true)),
+        match v.info {
+            Some(vi) => !matches!(vi.upcall_word().test_and_set(0), Ok(true)),
             None => !core::mem::replace(&mut v.dummy_upcall, true),
         }
     }
@@ -199,7 +216,7 @@ impl<A: Arch> EventState<A> {
     /// The level of `vcpu`'s event upcall: `evtchn_upcall_pending` as the guest sees it.
     pub fn upcall_pending(&self, vcpu: u32) -> bool {
         match self.vcpus.get(vcpu as usize) {
-            Some(VcpuEvents { vcpu_info: Some(pa), .. }) => GuestWord32::<A>::at(*pa).load() & 0xff != 0,
+            Some(VcpuEvents { info: Some(vi), .. }) => vi.upcall_word().load() & 0xff != 0,
             Some(v) => v.dummy_upcall,
             None => false,
         }
@@ -208,8 +225,8 @@ impl<A: Arch> EventState<A> {
     /// Whether `port` is pending.
     pub fn is_pending(&self, port: u32) -> bool {
         match &self.fifo {
-            Some(f) => f.is_pending::<A>(port) || self.ports.get(port).is_some_and(|p| p.pending_without_word),
-            None => port < EVTCHN_2L_NR_CHANNELS && self.two_level().is_pending::<A>(port),
+            Some(f) => f.is_pending(port) || self.ports.get(port).is_some_and(|p| p.pending_without_word),
+            None => port < EVTCHN_2L_NR_CHANNELS && self.two_level().is_pending(port),
         }
     }
 
@@ -217,8 +234,8 @@ impl<A: Arch> EventState<A> {
     pub fn free(&mut self, port: u32) {
         let Some(mut p) = self.ports.get(port).copied() else { return };
         match &self.fifo {
-            Some(f) => f.clear_pending::<A>(port, &mut p),
-            None if port < EVTCHN_2L_NR_CHANNELS => self.two_level().clear_pending::<A>(port),
+            Some(f) => f.clear_pending(port, &mut p),
+            None if port < EVTCHN_2L_NR_CHANNELS => self.two_level().clear_pending(port),
             None => {}
         }
         if let Binding::Virq(virq) = p.binding {
@@ -310,11 +327,12 @@ impl<A: Arch> EventState<A> {
         let mut p = *self.port(port)?;
         let vcpu = p.notify_vcpu;
         let out = match &mut self.fifo {
-            Some(f) => f.unmask::<A>(port, &mut p),
-            None => {
-                let vi = self.vcpus.get(vcpu as usize).and_then(|v| v.vcpu_info);
-                self.two_level().unmask::<A>(port, vi)
+            Some(f) => f.unmask(port, &mut p),
+            None if port < EVTCHN_2L_NR_CHANNELS => {
+                let vi = self.vcpus.get(vcpu as usize).and_then(|v| v.info);
+                self.two_level().unmask(port, vi)
             }
+            None => Outcome::default(),
         };
         if let Some(slot) = self.ports.get_mut(port) {
             *slot = p;

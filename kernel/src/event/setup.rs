@@ -1,6 +1,7 @@
 //! Setting up delivery: FIFO control blocks and event-array pages, registered
 //! `vcpu_info` areas, and releasing them.
 
+use super::fifo::Control;
 use super::{EventState, Fifo, TwoLevel, Wake};
 use crate::arch::{Arch, HostMemory};
 use crate::mm::{FramePool, PhysAddr, PAGE_BYTES, PAGE_SIZE};
@@ -29,13 +30,13 @@ impl<A: Arch> EventState<A> {
         let frame = mm.lock().pin_ram(gfn)?;
         let first = self.fifo.is_none();
         let fifo = self.fifo.get_or_insert_with(|| Fifo::new(self.vcpus.len()));
-        fifo.vcpus[vcpu as usize].control = Some(PhysAddr(frame.0 + offset as u64));
+        fifo.vcpus[vcpu as usize].control = Some(Control::at(PhysAddr(frame.0 + offset as u64)));
         if first {
             // Remember what was pending under the 2-level ABI; default priorities.
-            let two = TwoLevel { shared_info: self.shared_info, layout: self.layout };
+            let two = TwoLevel::<A> { shared_info: self.shared_frame, layout: self.layout };
             let bound: Vec<u32> = self.ports.bound().collect();
             for port in bound {
-                let pending = port < EVTCHN_2L_NR_CHANNELS && two.is_pending::<A>(port);
+                let pending = port < EVTCHN_2L_NR_CHANNELS && two.is_pending(port);
                 if let Some(p) = self.ports.get_mut(port) {
                     p.pending_without_word = pending;
                     p.priority = super::port::PRIORITY_DEFAULT;
@@ -53,7 +54,7 @@ impl<A: Arch> EventState<A> {
         let frame = mm.lock().pin_ram(gfn)?;
         let fifo = self.fifo.as_mut().ok_or(Errno::EOPNOTSUPP)?;
         let first = fifo.ports_with_words();
-        fifo.pages.push(frame);
+        fifo.pages.push(A::Memory::frame(frame));
         let end = fifo.ports_with_words().min(self.ports.valid_limit());
         let mut wakes = Vec::new();
         for port in first..end {
@@ -69,15 +70,18 @@ impl<A: Arch> EventState<A> {
 
     /// Leaves the FIFO ABI (reset, destruction): unpins its pages.
     pub fn drop_fifo(&mut self, mm: &Mutex<Memory<A>>, pool: &FramePool) {
+        // The handles go with `fifo`, before the pages are unpinned.
         let Some(fifo) = self.fifo.take() else { return };
+        let pages: Vec<PhysAddr> = fifo
+            .pages
+            .iter()
+            .map(|&f| A::Memory::frame_address(f))
+            .chain(fifo.vcpus.iter().filter_map(|q| q.control.as_ref().map(|c| A::Memory::frame_address(c.frame))))
+            .collect();
+        drop(fifo);
         let mut mm = mm.lock();
-        for page in fifo.pages {
+        for page in pages {
             mm.unpin(pool, page);
-        }
-        for q in fifo.vcpus {
-            if let Some(c) = q.control {
-                mm.unpin(pool, c.align_down(PAGE_SIZE));
-            }
         }
     }
 
@@ -111,7 +115,7 @@ impl<A: Arch> EventState<A> {
         bytes[8..16].copy_from_slice(&u64::MAX.to_le_bytes());
         A::Memory::write(new, &bytes);
         let v = &mut self.vcpus[vcpu as usize];
-        v.vcpu_info = Some(new);
+        v.set_vcpu_info(Some(new));
         v.vcpu_info_frame = Some(frame);
         v.dummy_upcall = false;
         Ok(Wake { upcall: Some(vcpu), pending_port: None })
@@ -122,8 +126,9 @@ impl<A: Arch> EventState<A> {
         let mut mm = mm.lock();
         for v in &mut self.vcpus {
             if let Some(f) = v.vcpu_info_frame.take() {
+                // The handle goes before the pin.
+                v.set_vcpu_info(None);
                 mm.unpin(pool, f);
-                v.vcpu_info = None;
             }
         }
     }

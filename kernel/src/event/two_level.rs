@@ -4,16 +4,63 @@
 //! Raising follows Xen's order: set pending (stop if it was set), test mask, set the
 //! selector bit, and mark the upcall pending only if the selector bit was newly set.
 
-use crate::arch::Arch;
-use crate::guest_memory::GuestWord64;
-use crate::mm::PhysAddr;
+use crate::arch::memory::Frame;
+use crate::arch::{Arch, HostMemory};
+use crate::guest_memory::{GuestWord32, GuestWord64};
+use crate::mm::{PhysAddr, PAGE_SIZE};
 use keel_abi::layout::{GuestLayout, VCPU_INFO_PENDING_SEL};
 
-/// Where the bitmaps and a vCPU's selector are.
-#[derive(Clone, Copy, Debug)]
-pub struct TwoLevel<'a> {
-    pub shared_info: PhysAddr,
+/// Where the bitmaps are: the domain's shared_info page, by the handle kept with its
+/// event state (no pool check, no translation per access), laid out by `layout`.
+pub struct TwoLevel<'a, A: Arch> {
+    pub shared_info: Frame<A>,
     pub layout: &'a GuestLayout,
+}
+
+/// Where a vCPU's `vcpu_info` is: the handle of its page (the domain's shared_info, or
+/// a page pinned by `VCPUOP_register_vcpu_info`, dropped before it is unpinned) and the
+/// offset in it. The event code's one view of a `vcpu_info`'s words.
+pub struct VcpuInfo<A: Arch> {
+    frame: Frame<A>,
+    offset: usize,
+}
+
+impl<A: Arch> Clone for VcpuInfo<A> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<A: Arch> Copy for VcpuInfo<A> {}
+
+impl<A: Arch> core::fmt::Debug for VcpuInfo<A> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "VcpuInfo({})", self.address())
+    }
+}
+
+impl<A: Arch> VcpuInfo<A> {
+    /// The `vcpu_info` at host address `pa` (its page is checked once, here).
+    pub fn at(pa: PhysAddr) -> Self {
+        VcpuInfo {
+            frame: A::Memory::frame(pa.align_down(PAGE_SIZE)),
+            offset: usize::try_from(pa.0 % PAGE_SIZE).unwrap_or(0),
+        }
+    }
+
+    pub fn address(&self) -> PhysAddr {
+        PhysAddr(A::Memory::frame_address(self.frame).0 + self.offset as u64)
+    }
+
+    /// The word holding `evtchn_upcall_pending` (its low byte).
+    pub fn upcall_word(&self) -> GuestWord32<A> {
+        GuestWord32::in_frame(self.frame, self.offset)
+    }
+
+    /// `evtchn_pending_sel`.
+    fn selector(&self) -> GuestWord64<A> {
+        GuestWord64::in_frame(self.frame, self.offset + VCPU_INFO_PENDING_SEL)
+    }
 }
 
 /// What raising or unmasking did.
@@ -25,58 +72,57 @@ pub struct Outcome {
     pub upcall: bool,
 }
 
-impl TwoLevel<'_> {
-    fn bit<A: Arch>(&self, base: usize, port: u32) -> (GuestWord64<A>, u32) {
-        let word = (port / 64) as u64 * 8;
-        (GuestWord64::at(PhysAddr(self.shared_info.0 + base as u64 + word)), port % 64)
+impl<A: Arch> TwoLevel<'_, A> {
+    /// The word and bit of `port` (below 4096: the caller checks) in the bitmap at `base`.
+    fn bit(&self, base: usize, port: u32) -> (GuestWord64<A>, u32) {
+        let word = (port / 64) as usize * 8;
+        (GuestWord64::in_frame(self.shared_info, base + word), port % 64)
     }
 
-    fn pending<A: Arch>(&self, port: u32) -> (GuestWord64<A>, u32) {
+    fn pending(&self, port: u32) -> (GuestWord64<A>, u32) {
         self.bit(self.layout.evtchn_pending, port)
     }
 
-    fn mask<A: Arch>(&self, port: u32) -> (GuestWord64<A>, u32) {
+    fn mask(&self, port: u32) -> (GuestWord64<A>, u32) {
         self.bit(self.layout.evtchn_mask, port)
     }
 
-    /// Sets the selector bit for `port` in the `vcpu_info` at `vcpu_info`; true if newly
-    /// set. A vCPU without a `vcpu_info` has no selector: always true.
-    fn select<A: Arch>(&self, vcpu_info: Option<PhysAddr>, port: u32) -> bool {
+    /// Sets the selector bit for `port` in `vcpu_info`; true if newly set. A vCPU
+    /// without a `vcpu_info` has no selector: always true.
+    fn select(&self, vcpu_info: Option<VcpuInfo<A>>, port: u32) -> bool {
         let Some(vi) = vcpu_info else { return true };
-        let sel = GuestWord64::<A>::at(PhysAddr(vi.0 + VCPU_INFO_PENDING_SEL as u64));
-        matches!(sel.test_and_set(port / 64), Ok(false))
+        matches!(vi.selector().test_and_set(port / 64), Ok(false))
     }
 
-    /// Raises `port` for the vCPU whose `vcpu_info` is at `vcpu_info`.
-    pub fn raise<A: Arch>(&self, port: u32, vcpu_info: Option<PhysAddr>) -> Outcome {
-        let (pending, bit) = self.pending::<A>(port);
+    /// Raises `port` for the vCPU whose `vcpu_info` is `vcpu_info`.
+    pub fn raise(&self, port: u32, vcpu_info: Option<VcpuInfo<A>>) -> Outcome {
+        let (pending, bit) = self.pending(port);
         match pending.test_and_set(bit) {
             Ok(false) => {}
             _ => return Outcome::default(),
         }
-        let (mask, bit) = self.mask::<A>(port);
-        let upcall = !mask.test(bit) && self.select::<A>(vcpu_info, port);
+        let (mask, bit) = self.mask(port);
+        let upcall = !mask.test(bit) && self.select(vcpu_info, port);
         Outcome { newly_pending: true, upcall }
     }
 
     /// `EVTCHNOP_unmask`: clears the mask bit; if it was set and the port is pending,
     /// selects it and asks for an upcall.
-    pub fn unmask<A: Arch>(&self, port: u32, vcpu_info: Option<PhysAddr>) -> Outcome {
-        let (mask, bit) = self.mask::<A>(port);
-        let upcall = matches!(mask.test_and_clear(bit), Ok(true))
-            && self.is_pending::<A>(port)
-            && self.select::<A>(vcpu_info, port);
+    pub fn unmask(&self, port: u32, vcpu_info: Option<VcpuInfo<A>>) -> Outcome {
+        let (mask, bit) = self.mask(port);
+        let upcall =
+            matches!(mask.test_and_clear(bit), Ok(true)) && self.is_pending(port) && self.select(vcpu_info, port);
         Outcome { newly_pending: false, upcall }
     }
 
-    pub fn is_pending<A: Arch>(&self, port: u32) -> bool {
-        let (w, bit) = self.pending::<A>(port);
+    pub fn is_pending(&self, port: u32) -> bool {
+        let (w, bit) = self.pending(port);
         w.test(bit)
     }
 
     /// Clears the pending bit (when the port is closed).
-    pub fn clear_pending<A: Arch>(&self, port: u32) {
-        let (w, bit) = self.pending::<A>(port);
+    pub fn clear_pending(&self, port: u32) {
+        let (w, bit) = self.pending(port);
         let _ = w.test_and_clear(bit);
     }
 }

@@ -1,11 +1,15 @@
 //! Atomic read-modify-write on words of guest memory the guest may change concurrently.
 //!
-//! Built on [`HostMemory::compare_exchange_u32`]/`_u64`. A loop retries at most
+//! Built on the [`HostMemory::Frame`] accesses: a word is a page handle and an offset,
+//! so the page is checked against the frame pool once, when the word is made
+//! ([`GuestWord32::at`]), or never, for a word of a page whose handle the caller keeps
+//! ([`GuestWord32::in_frame`]: the event words). A loop retries at most
 //! [`MAX_RETRIES`] times: a guest that keeps changing a word faster than the hypervisor
 //! can update it gets [`Unstable`], never a hang.
 
+use crate::arch::memory::Frame;
 use crate::arch::{Arch, HostMemory};
-use crate::mm::PhysAddr;
+use crate::mm::{PhysAddr, PAGE_BYTES, PAGE_SIZE};
 use core::marker::PhantomData;
 
 /// Compare-and-swap attempts before giving up on a word the guest keeps changing.
@@ -16,33 +20,59 @@ pub const MAX_RETRIES: u32 = 16;
 pub struct Unstable;
 
 macro_rules! guest_word {
-    ($name:ident, $t:ty, $cas:ident) => {
-        /// A naturally aligned word of guest memory, by host address. The frame must stay
-        /// allocated to the guest (pinned, or the domain's own hypervisor page).
-        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    ($name:ident, $t:ty, $load:ident, $cas:ident) => {
+        /// A naturally aligned word of guest memory: a page handle and the offset in it.
+        /// The page must stay allocated to the guest (pinned, or the domain's own
+        /// hypervisor page) while the word is used.
         pub struct $name<A: Arch> {
-            pa: PhysAddr,
+            frame: Frame<A>,
+            offset: usize,
             _arch: PhantomData<A>,
         }
 
+        impl<A: Arch> Clone for $name<A> {
+            fn clone(&self) -> Self {
+                *self
+            }
+        }
+
+        impl<A: Arch> Copy for $name<A> {}
+
+        impl<A: Arch> core::fmt::Debug for $name<A> {
+            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                write!(f, "{}({})", stringify!($name), self.address())
+            }
+        }
+
         impl<A: Arch> $name<A> {
-            /// The word at `pa` (naturally aligned).
+            /// The word at host address `pa` (naturally aligned): its page is checked now.
             pub fn at(pa: PhysAddr) -> Self {
-                $name { pa, _arch: PhantomData }
+                let offset = usize::try_from(pa.0 % PAGE_SIZE).unwrap_or(0);
+                Self::in_frame(A::Memory::frame(pa.align_down(PAGE_SIZE)), offset)
+            }
+
+            /// The word at `offset` (naturally aligned, below the page size: the backend
+            /// refuses anything else) of the page `frame`.
+            #[inline]
+            pub fn in_frame(frame: Frame<A>, offset: usize) -> Self {
+                debug_assert!(offset < PAGE_BYTES);
+                $name { frame, offset, _arch: PhantomData }
             }
 
             pub fn address(&self) -> PhysAddr {
-                self.pa
+                PhysAddr(A::Memory::frame_address(self.frame).0 + self.offset as u64)
             }
 
             /// Atomically reads the word.
+            #[inline]
             pub fn load(&self) -> $t {
-                A::Memory::$cas(self.pa, 0, 0)
+                A::Memory::$load(self.frame, self.offset)
             }
 
             /// Replaces the word with `new` if it holds `current`; returns what it held.
+            #[inline]
             pub fn compare_exchange(&self, current: $t, new: $t) -> $t {
-                A::Memory::$cas(self.pa, current, new)
+                A::Memory::$cas(self.frame, self.offset, current, new)
             }
 
             /// Applies `f` to the word atomically; returns the old value. `f` returning
@@ -91,12 +121,24 @@ macro_rules! guest_word {
             /// plain aligned store, which the hardware performs in one access.
             pub fn store(&self, value: $t) {
                 if self.update(|_| Some(value)).is_err() {
-                    A::Memory::write(self.pa, &value.to_le_bytes());
+                    A::Memory::write(self.address(), &value.to_le_bytes());
                 }
             }
         }
     };
 }
 
-guest_word!(GuestWord32, u32, compare_exchange_u32);
-guest_word!(GuestWord64, u64, compare_exchange_u64);
+guest_word!(GuestWord32, u32, frame_load_u32, frame_compare_exchange_u32);
+guest_word!(GuestWord64, u64, frame_load_u64, frame_compare_exchange_u64);
+
+impl<A: Arch> PartialEq for GuestWord32<A> {
+    fn eq(&self, other: &Self) -> bool {
+        self.address() == other.address()
+    }
+}
+
+impl<A: Arch> PartialEq for GuestWord64<A> {
+    fn eq(&self, other: &Self) -> bool {
+        self.address() == other.address()
+    }
+}

@@ -28,7 +28,11 @@ use keel_abi::{Errno, Wire};
 /// -EFAULT beyond 256 bytes. Most hypercall structs are small, and clearing 256 bytes
 /// for each (as a single buffer size would) was a tenth of an event send.
 pub(crate) fn with_wire_buf<R>(size: usize, f: impl FnOnce(&mut [u8]) -> Result<R, Errno>) -> Result<R, Errno> {
-    if size <= 32 {
+    if size <= 8 {
+        // `evtchn_send` and the other one-port structs: one register's worth.
+        let mut buf = [0u8; 8];
+        f(&mut buf[..size])
+    } else if size <= 32 {
         let mut buf = [0u8; 32];
         f(&mut buf[..size])
     } else {
@@ -84,6 +88,15 @@ impl<'a, A: Arch> GuestPhys<'a, A> {
         mut f: impl FnMut(PhysAddr, usize, usize),
     ) -> Result<(), Errno> {
         gpa.checked_add(len as u64).ok_or(Errno::EFAULT)?;
+        if len == 0 {
+            return Ok(());
+        }
+        if len <= bytes_to_page_end(gpa) {
+            // Inside one page (every small struct that does not straddle a page): one
+            // translation, no run bookkeeping.
+            f(self.translate(gpa, access)?, 0, len);
+            return Ok(());
+        }
         // Translate everything first, so a fault leaves guest memory untouched; note the
         // runs meanwhile.
         let mut runs = [(PhysAddr(0), 0usize, 0usize); RUNS];

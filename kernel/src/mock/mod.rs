@@ -37,6 +37,7 @@ std::thread_local! {
     static MEMORY: RefCell<BTreeMap<u64, Box<[u8; PAGE_BYTES]>>> = const { RefCell::new(BTreeMap::new()) };
     static FLUSHES: Cell<u64> = const { Cell::new(0) };
     static ACCESSES: Cell<u64> = const { Cell::new(0) };
+    static POOL_CHECKS: Cell<u64> = const { Cell::new(0) };
     static BREAK_RESULTS: Cell<bool> = const { Cell::new(false) };
     static LATCH_UPCALL: Cell<bool> = const { Cell::new(true) };
     static FAST_PATH: Cell<bool> = const { Cell::new(true) };
@@ -125,6 +126,17 @@ fn walk_torn(page: u64) -> bool {
 /// deterministic measure of how much memory an operation touches.
 pub fn memory_accesses() -> u64 {
     ACCESSES.with(Cell::get)
+}
+
+/// Number of host-memory operations on this thread that a backend checks against the
+/// frame pool (every one but the accesses through a [`HostMemory::Frame`]; making a
+/// frame counts as one).
+pub fn pool_checks() -> u64 {
+    POOL_CHECKS.with(Cell::get)
+}
+
+fn checked() {
+    POOL_CHECKS.with(|c| c.set(c.get() + 1));
 }
 
 /// Number of TLB flushes requested on this thread.
@@ -221,41 +233,96 @@ impl MockMemory {
     fn word<const N: usize>(pa: PhysAddr) -> [u8; N] {
         assert!(pa.0.is_multiple_of(N as u64), "unaligned atomic access at {pa}");
         let mut b = [0; N];
-        Self::read(pa, &mut b);
+        Self::read_bytes(pa, &mut b);
         b
     }
 }
 
 impl HostMemory for MockMemory {
     fn read(pa: PhysAddr, dst: &mut [u8]) {
-        Self::with_bytes(pa, dst.len(), |src, at| dst[at..at + src.len()].copy_from_slice(src));
+        checked();
+        Self::read_bytes(pa, dst);
     }
     fn write(pa: PhysAddr, src: &[u8]) {
-        Self::with_bytes(pa, src.len(), |dst, at| dst.copy_from_slice(&src[at..at + dst.len()]));
+        checked();
+        Self::write_bytes(pa, src);
     }
     fn zero(pa: PhysAddr, len: usize) {
+        checked();
         Self::with_bytes(pa, len, |dst, _| dst.fill(0));
     }
     fn load_u64(pa: PhysAddr) -> u64 {
+        checked();
         u64::from_le_bytes(Self::word::<8>(pa))
     }
     fn store_u64(pa: PhysAddr, value: u64) {
+        checked();
         Self::word::<8>(pa);
-        Self::write(pa, &value.to_le_bytes());
+        Self::write_bytes(pa, &value.to_le_bytes());
     }
     fn compare_exchange_u32(pa: PhysAddr, current: u32, new: u32) -> u32 {
+        checked();
+        Self::cas_u32(pa, current, new)
+    }
+    fn compare_exchange_u64(pa: PhysAddr, current: u64, new: u64) -> u64 {
+        checked();
+        Self::cas_u64(pa, current, new)
+    }
+    type Frame = MockFrame;
+    fn frame(pa: PhysAddr) -> MockFrame {
+        assert!(pa.0.is_multiple_of(PAGE_SIZE), "a frame at {pa}, not page aligned");
+        checked();
+        MockFrame(pa)
+    }
+    fn frame_address(frame: MockFrame) -> PhysAddr {
+        frame.0
+    }
+    fn frame_load_u32(frame: MockFrame, offset: usize) -> u32 {
+        u32::from_le_bytes(Self::word::<4>(frame.word(offset, 4)))
+    }
+    fn frame_load_u64(frame: MockFrame, offset: usize) -> u64 {
+        u64::from_le_bytes(Self::word::<8>(frame.word(offset, 8)))
+    }
+    fn frame_compare_exchange_u32(frame: MockFrame, offset: usize, current: u32, new: u32) -> u32 {
+        Self::cas_u32(frame.word(offset, 4), current, new)
+    }
+    fn frame_compare_exchange_u64(frame: MockFrame, offset: usize, current: u64, new: u64) -> u64 {
+        Self::cas_u64(frame.word(offset, 8), current, new)
+    }
+}
+
+impl MockMemory {
+    fn read_bytes(pa: PhysAddr, dst: &mut [u8]) {
+        Self::with_bytes(pa, dst.len(), |src, at| dst[at..at + src.len()].copy_from_slice(src));
+    }
+    fn write_bytes(pa: PhysAddr, src: &[u8]) {
+        Self::with_bytes(pa, src.len(), |dst, at| dst.copy_from_slice(&src[at..at + dst.len()]));
+    }
+    fn cas_u32(pa: PhysAddr, current: u32, new: u32) -> u32 {
         let found = u32::from_le_bytes(Self::word::<4>(pa));
         if found == current {
-            Self::write(pa, &new.to_le_bytes());
+            Self::write_bytes(pa, &new.to_le_bytes());
         }
         found
     }
-    fn compare_exchange_u64(pa: PhysAddr, current: u64, new: u64) -> u64 {
-        let found = Self::load_u64(pa);
+    fn cas_u64(pa: PhysAddr, current: u64, new: u64) -> u64 {
+        let found = u64::from_le_bytes(Self::word::<8>(pa));
         if found == current {
-            Self::store_u64(pa, new);
+            Self::write_bytes(pa, &new.to_le_bytes());
         }
         found
+    }
+}
+
+/// The mock's [`HostMemory::Frame`]: a page address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MockFrame(PhysAddr);
+
+impl MockFrame {
+    /// The word of `size` bytes at `offset`, which must lie in the page.
+    fn word(self, offset: usize, size: usize) -> PhysAddr {
+        assert!(offset <= PAGE_BYTES - size, "a word at {offset:#x} beyond its frame");
+        PhysAddr(self.0 .0 + offset as u64)
     }
 }
 

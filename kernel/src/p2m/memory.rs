@@ -8,7 +8,16 @@ use super::frames::{free_run, FrameSet};
 use crate::arch::{Arch, HostMemory, MemType, Perms, SpaceId, Stage2};
 use crate::mm::{FramePool, GuestPhysAddr, MapError, PageTable, PhysAddr, PAGE_BYTES, PAGE_SIZE};
 use alloc::collections::{BTreeMap, BTreeSet};
+use core::cell::Cell;
 use keel_abi::Errno;
+
+/// Translations [`Memory::lookup`] remembers (any frames; the oldest is replaced).
+const REMEMBERED: usize = 4;
+
+/// A remembered translation: `gfn + 1` (0: none) and what it mapped to.
+type Remembered = Cell<(u64, Lookup)>;
+
+const NOTHING: Lookup = Lookup { frame: PhysAddr(0), perms: Perms::R, kind: PageKind::Other };
 
 /// What a guest frame holds, besides ordinary RAM.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,6 +56,14 @@ pub struct Memory<A: Arch> {
     pins: BTreeMap<u64, u32>,
     released: BTreeSet<u64>,
     max_pages: u64,
+    /// The last translations `lookup` made (a software TLB: the event send and every
+    /// hypercall argument skip the walk and the `special`/`ram` searches). Forgotten by
+    /// every change of `p2m`, `special` or `ram` ([`Memory::forget_lookups`]); all of
+    /// these take `&mut self`, i.e. the domain's `mm` lock, which every user of a
+    /// translation holds while it uses the frame.
+    remembered: [Remembered; REMEMBERED],
+    /// The slot of `remembered` the next walk fills.
+    next_slot: Cell<usize>,
 }
 
 /// A hypervisor page that appears at most once in the P2M.
@@ -95,6 +112,8 @@ impl<A: Arch> Memory<A> {
             pins: BTreeMap::new(),
             released: BTreeSet::new(),
             max_pages,
+            remembered: core::array::from_fn(|_| Cell::new((0, NOTHING))),
+            next_slot: Cell::new(0),
         })
     }
 
@@ -125,7 +144,32 @@ impl<A: Arch> Memory<A> {
     }
 
     /// What guest frame `gfn` maps to.
+    #[inline]
     pub fn lookup(&self, gfn: u64) -> Option<Lookup> {
+        let key = gfn.wrapping_add(1);
+        for slot in &self.remembered {
+            let (k, l) = slot.get();
+            if k == key && key != 0 {
+                return Some(l);
+            }
+        }
+        let l = self.walk(gfn)?;
+        let next = self.next_slot.get() % REMEMBERED;
+        self.remembered[next].set((key, l));
+        self.next_slot.set((next + 1) % REMEMBERED);
+        Some(l)
+    }
+
+    /// Forgets every remembered translation: called by everything that changes what
+    /// [`Memory::walk`] finds.
+    fn forget_lookups(&mut self) {
+        for slot in &self.remembered {
+            slot.set((0, NOTHING));
+        }
+    }
+
+    /// What guest frame `gfn` maps to, from the tables themselves.
+    fn walk(&self, gfn: u64) -> Option<Lookup> {
         let (pa, perms, mem) = self.p2m.as_ref()?.translate(gpa(gfn)?)?;
         let frame = pa.align_down(PAGE_SIZE);
         let kind = match self.special.get(&gfn) {
@@ -164,6 +208,7 @@ impl<A: Arch> Memory<A> {
     }
 
     fn populate_chunk(&mut self, pool: &FramePool, gfn: u64, pages: u64) -> Result<(), Errno> {
+        self.forget_lookups();
         let p2m = self.p2m.as_mut().ok_or(Errno::EINVAL)?;
         let count = usize::try_from(pages).map_err(|_| Errno::ENOMEM)?;
         let bytes = count.checked_mul(PAGE_BYTES).ok_or(Errno::ENOMEM)?;
@@ -195,6 +240,7 @@ impl<A: Arch> Memory<A> {
         self.unmap_page(pool, gfn)?;
         let pfn = l.frame.0 / PAGE_SIZE;
         self.ram.remove(pfn);
+        self.forget_lookups();
         if self.pins.contains_key(&pfn) {
             self.released.insert(pfn);
         } else {
@@ -204,6 +250,7 @@ impl<A: Arch> Memory<A> {
     }
 
     fn unmap_page(&mut self, pool: &FramePool, gfn: u64) -> Result<(), Errno> {
+        self.forget_lookups();
         let p2m = self.p2m.as_mut().ok_or(Errno::EINVAL)?;
         p2m.unmap(pool, gpa(gfn).ok_or(Errno::EINVAL)?, PAGE_SIZE).map_err(map_errno)
     }
@@ -234,6 +281,7 @@ impl<A: Arch> Memory<A> {
         p2m.map(pool, at, frame, PAGE_SIZE, Perms::RW, MemType::Normal).map_err(map_errno)?;
         self.special.insert(gfn, kind);
         self.placed.insert(key, gfn);
+        self.forget_lookups();
         Ok(())
     }
 
@@ -250,6 +298,7 @@ impl<A: Arch> Memory<A> {
         if let Some(key) = PageKindKey::of(kind) {
             self.placed.remove(&key);
         }
+        self.forget_lookups();
         Ok(())
     }
 
@@ -277,6 +326,7 @@ impl<A: Arch> Memory<A> {
         for g in gfn..end {
             self.special.insert(g, PageKind::Other);
         }
+        self.forget_lookups();
         Ok(())
     }
 
@@ -294,6 +344,7 @@ impl<A: Arch> Memory<A> {
         let p2m = self.p2m.as_mut().ok_or(Errno::EINVAL)?;
         p2m.map(pool, at, frame, PAGE_SIZE, perms, MemType::Normal).map_err(map_errno)?;
         self.special.insert(gfn, PageKind::Foreign { handle });
+        self.forget_lookups();
         Ok(())
     }
 
@@ -343,5 +394,79 @@ impl<A: Arch> Memory<A> {
         self.pins.clear();
         self.special.clear();
         self.placed.clear();
+        self.forget_lookups();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mm::Region;
+    use crate::mock::MockArch;
+    use proptest::prelude::*;
+
+    const BASE: u64 = 0x4_0000;
+    const SPAN: u64 = 16;
+
+    /// What a test does to the P2M of a domain.
+    #[derive(Clone, Copy, Debug)]
+    enum Change {
+        Populate(u64),
+        Release(u64),
+        PlaceSharedInfo(u64),
+        RemoveSpecial(u64),
+        MapForeign(u64),
+        UnmapForeign(u64),
+        Look(u64),
+    }
+
+    fn change() -> impl Strategy<Value = Change> {
+        let g = 0..SPAN;
+        prop_oneof![
+            g.clone().prop_map(Change::Populate),
+            g.clone().prop_map(Change::Release),
+            g.clone().prop_map(Change::PlaceSharedInfo),
+            g.clone().prop_map(Change::RemoveSpecial),
+            g.clone().prop_map(Change::MapForeign),
+            g.clone().prop_map(Change::UnmapForeign),
+            g.prop_map(Change::Look),
+        ]
+    }
+
+    proptest! {
+        /// Whatever the P2M goes through (RAM populated and given back, shared_info placed
+        /// and moved, grant mappings made and removed), a remembered translation is never
+        /// used once it is stale: after every change and every lookup, `lookup` answers
+        /// what a walk of the tables answers, for every frame.
+        #[test]
+        fn a_remembered_translation_is_never_stale(changes in proptest::collection::vec(change(), 1..60)) {
+            let pool = FramePool::new();
+            pool.add(Region::new(0x8000_0000, 16 << 20));
+            let mut m = Memory::<MockArch>::new(&pool, SpaceId(1), 64).unwrap();
+            let shared = pool.alloc(1).unwrap();
+            let foreign = pool.alloc(1).unwrap();
+            for c in changes {
+                let _ = match c {
+                    Change::Populate(g) => m.populate(&pool, BASE + g, 1),
+                    Change::Release(g) => m.release_ram(&pool, BASE + g),
+                    Change::PlaceSharedInfo(g) => m.place_special(&pool, BASE + g, shared, PageKind::SharedInfo),
+                    Change::RemoveSpecial(g) => m.remove_special(&pool, BASE + g),
+                    Change::MapForeign(g) if m.lookup(BASE + g).is_none() => {
+                        m.map_foreign(&pool, BASE + g, foreign, g % 2 == 0, 7)
+                    }
+                    Change::MapForeign(_) => Ok(()),
+                    Change::UnmapForeign(g) => m.unmap_foreign(&pool, BASE + g, 7),
+                    Change::Look(g) => {
+                        let _ = m.lookup(BASE + g);
+                        Ok(())
+                    }
+                };
+                for g in BASE..BASE + SPAN {
+                    prop_assert_eq!(m.lookup(g), m.walk(g), "gfn {:#x} after {:?}", g, c);
+                }
+            }
+            m.teardown(&pool);
+            prop_assert_eq!(m.lookup(BASE), None);
+        }
     }
 }
