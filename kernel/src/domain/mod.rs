@@ -464,6 +464,10 @@ impl<A: Arch> crate::arch::DomainServices for Domain<A> {
         Domain::set_wallclock(self, sec, nsec)
     }
 
+    fn latch_shared_layout(&self, compat: bool) {
+        Domain::latch_shared_layout(self, compat)
+    }
+
     fn upcall_pending(&self, vcpu: u32) -> bool {
         Domain::upcall_pending(self, vcpu)
     }
