@@ -13,6 +13,7 @@
 
 mod checks;
 mod compat;
+mod compat_shared;
 mod control;
 mod cpu;
 mod faults;

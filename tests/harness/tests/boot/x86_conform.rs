@@ -18,7 +18,10 @@ use std::time::Duration;
 /// `HVMOP_get_param` of every index (`params`) as Xen 4.17 answers a PVH domU.
 /// Hypercalls from 32-bit code (`compat`) with Xen's compat layouts: shared_info placed
 /// through the 16-byte `xen_add_to_physmap`, a 32-bit reservation, ENOSYS where Keel
-/// does not translate.
+/// does not translate; then shared_info in Xen's 32-bit layout once 32-bit code set
+/// `HVM_PARAM_CALLBACK_IRQ`: the wall clock, the pvclock and a port's pending, mask and
+/// selector bits where a 32-bit guest reads them, and the 64-bit layout again after
+/// 64-bit code set it.
 fn x86_conform(machine: X86Machine) {
     let tasks = match machine {
         X86Machine::QemuBios | X86Machine::QemuUefi => {
@@ -54,6 +57,9 @@ fn x86_conform(machine: X86Machine) {
         "(d5) compat: add_to_physmap (16-byte layout) placed shared_info at frame",
         "; 64-bit code reading it: EINVAL",
         "(d5) compat: decrease_reservation (20-byte layout) gave back 1 frame; CONSOLE_PFN 0xfefff; sched_op poll ENOSYS, grant setup_table ENOSYS",
+        "(d5) compat: 32-bit shared_info after set_param(CALLBACK_IRQ) from 32-bit code: wall clock at 2304 (sec_hi at 2340), pvclock at 32 of vcpu_info; it ran ",
+        "(d5) compat: port 40 raised in 32-bit word 1, selector 0x2 at 4; masked at 2176 until unmask",
+        "(d5) compat: set_param(CALLBACK_IRQ) from 64-bit code: the wall clock at 3072 again",
         "(d5) PASS compat-hypercalls",
     ]);
     boot(t);
