@@ -28,6 +28,7 @@ mod tasks;
 mod time;
 mod traps;
 mod unbacked;
+mod unbacked_compare;
 
 use keel_test_guest::hcall::Hv;
 use keel_test_guest::Platform;

@@ -13,8 +13,9 @@ use std::time::Duration;
 /// SVM ignores the intercept and performs them itself, as Xen would. Unbacked
 /// guest-physical space (`unbacked`) reads all ones and drops writes for moves,
 /// read-modify-write arithmetic, XCHG, bit tests, REP string instructions, CMPXCHG, XADD,
-/// MOVNTI and MOVBE, straddling RAM and a hole and on a frame given back; an instruction
-/// Keel does not emulate (CMPXCHG8B) is #GP.
+/// MOVNTI and MOVBE, SETcc, CMPXCHG8B/16B, CMPS/SCAS with REPE/REPNE, straddling RAM
+/// and a hole and on a frame given back; an instruction Keel does not emulate (PUSH of
+/// memory) is #GP.
 /// `HVMOP_get_param` of every index (`params`) as Xen 4.17 answers a PVH domU.
 /// Hypercalls from 32-bit code (`compat`) with Xen's compat layouts: shared_info placed
 /// through the 16-byte `xen_add_to_physmap`, a 32-bit reservation, ENOSYS where Keel
@@ -43,7 +44,8 @@ fn x86_conform(machine: X86Machine) {
         "(d3) unbacked: 4 string instructions with REP (3000 and 2048 iterations) between the hole and RAM",
         "given back reads all ones, bt sets CF; straddling accesses keep the RAM half",
         "CMPXCHG, XADD, MOVNTI and MOVBE on all ones: results and flags as the processor's, stores dropped",
-        "(d3) unbacked: lock cmpxchg8b on the hole: #GP (Keel does not emulate it; Xen does); the domain runs on",
+        "SETcc, CMPXCHG8B/16B and CMPS/SCAS with REPE/REPNE on all ones: results and flags as the processor's, stores dropped",
+        "(d3) unbacked: push qword [the hole]: #GP (Keel does not emulate it; Xen does); the domain runs on",
         "(d3) PASS unbacked",
         // Xen 4.17's answers to a PVH domU (docs/abi.md §8): the guest-readable indices
         // with this configuration's values (a PV console at 0xfefff on port 1, no store),
