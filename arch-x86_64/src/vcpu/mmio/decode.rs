@@ -2,6 +2,7 @@
 //! operation Keel can perform for it ([`Op`]), or the reason it cannot ([`Unsupported`]).
 
 use super::alu::{Binary, BitTest, Condition, Unary};
+use super::vector::XMM_REGISTERS;
 use iced_x86::{ConditionCode, Decoder, DecoderOptions, Instruction, Mnemonic, OpKind, Register};
 
 /// The longest x86 instruction.
@@ -65,6 +66,10 @@ pub enum Op {
     Set(Condition),
     /// CMPXCHG8B (size 8) or CMPXCHG16B (size 16, 16-byte aligned).
     CompareExchangeDouble,
+    /// MOVD/MOVQ into XMM register `n` (zero-extended to 128 bits).
+    LoadVector(usize),
+    /// MOVD/MOVQ from the low bytes of XMM register `n`.
+    StoreVector(usize),
 }
 
 /// A decoded instruction: what it does, the size of its memory access, its length, and
@@ -179,6 +184,14 @@ fn string_address_size(kind: OpKind) -> Option<u8> {
     }
 }
 
+/// An XMM register as its number (MMX and wider vector registers are refused).
+fn xmm(r: Register) -> Result<usize, Unsupported> {
+    if !r.is_xmm() || r.number() >= XMM_REGISTERS {
+        return Err(Unsupported::Register(r));
+    }
+    Ok(r.number())
+}
+
 fn source(i: &Instruction, operand: u32) -> Result<Source, Unsupported> {
     match i.op_kind(operand) {
         OpKind::Register => Ok(Source::Register(gpr(i.op_register(operand))?.0)),
@@ -219,6 +232,12 @@ pub fn decode(bytes: &[u8], bitness: u32, ip: u64) -> Result<Decoded, Unsupporte
         (Mnemonic::Mov, (OpKind::Memory, _)) => (Op::Store(source(&i, 1)?), 0),
         (Mnemonic::Movnti, (OpKind::Memory, OpKind::Register)) => (Op::Store(source(&i, 1)?), 0),
         (Mnemonic::Cmpxchg8b | Mnemonic::Cmpxchg16b, (OpKind::Memory, _)) => (Op::CompareExchangeDouble, 0),
+        (Mnemonic::Movd | Mnemonic::Movq, (OpKind::Register, OpKind::Memory)) => {
+            (Op::LoadVector(xmm(i.op0_register())?), 1)
+        }
+        (Mnemonic::Movd | Mnemonic::Movq, (OpKind::Memory, OpKind::Register)) => {
+            (Op::StoreVector(xmm(i.op1_register())?), 0)
+        }
         (
             Mnemonic::Seto
             | Mnemonic::Setno

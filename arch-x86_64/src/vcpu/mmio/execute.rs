@@ -7,6 +7,7 @@ use super::super::guest_cpu::{GuestCpu, Segment, GP};
 use super::alu::{self, mask, Binary};
 use super::decode::{Decoded, Op, Source, StringOp};
 use super::memory;
+use super::vector;
 use iced_x86::{Instruction, Register};
 
 /// Iterations of a string instruction per exit; the rest re-executes.
@@ -179,6 +180,8 @@ pub fn perform(cpu: &mut dyn GuestCpu, common: &Common, d: &Decoded, long: bool)
         }
         Op::Set(condition) => memory::write(cpu, common, la, 1, u64::from(condition.holds(rflags)))?,
         Op::CompareExchangeDouble => compare_exchange_double(cpu, common, la, size, rflags, long)?,
+        Op::LoadVector(n) => vector::write(n, memory::read(cpu, la, size)? & mask(size)),
+        Op::StoreVector(n) => memory::write(cpu, common, la, size, vector::read(n) & mask(size))?,
         Op::String { .. } => unreachable!("string instructions return above"),
     }
     Ok(true)

@@ -86,12 +86,31 @@ fn exchanges_byte_swaps_and_non_temporal_stores_decode() {
 }
 
 #[test]
+fn movd_and_movq_with_xmm_registers_decode() {
+    // movq xmm0, [rdi] (F3 0F 7E); movq [rdi], xmm9 (66 44 0F D6); movd xmm3, [rdi];
+    // movd [rdi], xmm1; movq xmm15, [rdi] (66 REX.W 0F 6E); movd xmm2, [ebx] in 32-bit code
+    let d = decode(&[0xf3, 0x0f, 0x7e, 0x07], 64, 0).unwrap();
+    assert_eq!((d.op, d.size), (Op::LoadVector(0), 8));
+    let d = decode(&[0x66, 0x44, 0x0f, 0xd6, 0x0f], 64, 0).unwrap();
+    assert_eq!((d.op, d.size), (Op::StoreVector(9), 8));
+    let d = decode(&[0x66, 0x0f, 0x6e, 0x1f], 64, 0).unwrap();
+    assert_eq!((d.op, d.size), (Op::LoadVector(3), 4));
+    let d = decode(&[0x66, 0x0f, 0x7e, 0x0f], 64, 0).unwrap();
+    assert_eq!((d.op, d.size), (Op::StoreVector(1), 4));
+    let d = decode(&[0x66, 0x4c, 0x0f, 0x6e, 0x3f], 64, 0).unwrap();
+    assert_eq!((d.op, d.size), (Op::LoadVector(15), 8));
+    assert_eq!(op(&[0x66, 0x0f, 0x6e, 0x13], 32), Op::LoadVector(2));
+    // vmovd xmm0, [rdi] (VEX; no AVX is offered) stays refused
+    assert!(decode(&[0xc5, 0xf9, 0x6e, 0x07], 64, 0).is_err());
+}
+
+#[test]
 fn other_instructions_and_registers_are_refused() {
     let refused = |b: &[u8]| decode(b, 64, 0).unwrap_err();
-    // movdqu xmm0, [rdi]; movq xmm0, [rdi] (SSE registers Keel does not hold); cmpxchg
-    // with a register destination
+    // movdqu xmm0, [rdi] (16 bytes); movd mm0, [rdi] (MMX); cmpxchg with a register
+    // destination
     assert_eq!(refused(&[0xf3, 0x0f, 0x6f, 0x07]), Unsupported::Instruction(Mnemonic::Movdqu));
-    assert_eq!(refused(&[0xf3, 0x0f, 0x7e, 0x07]), Unsupported::Instruction(Mnemonic::Movq));
+    assert_eq!(refused(&[0x0f, 0x6e, 0x07]), Unsupported::Register(Register::MM0));
     assert_eq!(refused(&[0x0f, 0xb1, 0xc8]), Unsupported::Instruction(Mnemonic::Cmpxchg));
     // push qword [rdi]; pop qword [rdi] (RSP-based)
     assert_eq!(refused(&[0xff, 0x37]), Unsupported::Instruction(Mnemonic::Push));
@@ -232,6 +251,7 @@ proptest! {
                 Op::LoadSwapped(r) | Op::StoreSwapped(r) | Op::CompareExchange(r) | Op::ExchangeAdd(r) => prop_assert!(register(r)),
                 Op::BinaryToMemory { source: Source::Register(r), .. } | Op::BitTest { offset: Source::Register(r), .. } => prop_assert!(register(r)),
                 Op::String { address_size, .. } => prop_assert!(matches!(address_size, 2 | 4 | 8)),
+                Op::LoadVector(n) | Op::StoreVector(n) => prop_assert!(n < 16 && matches!(d.size, 4 | 8)),
                 _ => {}
             }
         }

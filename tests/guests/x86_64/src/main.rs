@@ -29,6 +29,7 @@ mod time;
 mod traps;
 mod unbacked;
 mod unbacked_compare;
+mod unbacked_vector;
 
 use keel_test_guest::hcall::Hv;
 use keel_test_guest::Platform;

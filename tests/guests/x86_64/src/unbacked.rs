@@ -3,8 +3,8 @@
 //! with `XENMEM_decrease_reservation`) as Xen shows a PVH domain: every read gives all
 //! ones and every write is dropped, whatever instruction makes it — moves of every size
 //! and extension, read-modify-write arithmetic with its flags, XCHG, bit tests, string
-//! instructions with REP, CMPXCHG, XADD, MOVNTI and MOVBE, and (`unbacked_compare`) SETcc,
-//! CMPXCHG8B/16B and CMPS/SCAS — and an access that straddles RAM and a hole reads and
+//! instructions with REP, CMPXCHG, XADD, MOVNTI and MOVBE, (`unbacked_compare`) SETcc,
+//! CMPXCHG8B/16B and CMPS/SCAS, and (`unbacked_vector`) MOVD/MOVQ with XMM registers — and an access that straddles RAM and a hole reads and
 //! writes the RAM part. An instruction Keel does not emulate gets #GP(0) and the guest
 //! goes on.
 
@@ -236,6 +236,8 @@ pub fn run(p: &impl Platform) -> Outcome {
     let Some(page) = keel_test_guest::pages::alloc() else { keel_test_guest::fail!("out of guest pages") };
     let n = crate::unbacked_compare::run(hole + 0x68_0000, page)?;
     say!(p, "unbacked: {n} SETcc, CMPXCHG8B/16B and CMPS/SCAS with REPE/REPNE on all ones: results and flags as the processor's, stores dropped");
+    let n = crate::unbacked_vector::run(hole + 0x70_0000)?;
+    say!(p, "unbacked: {n} MOVD/MOVQ between XMM registers and all ones: loads zero-extended, stores dropped");
     let refused = traps::probe_unbacked(|| {
         // SAFETY: an instruction Keel refuses with #GP(0) before it changes anything; the
         // trap handler resumes after it (at the `ret` that the push did not disturb).

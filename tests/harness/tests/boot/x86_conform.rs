@@ -13,7 +13,8 @@ use std::time::Duration;
 /// SVM ignores the intercept and performs them itself, as Xen would. Unbacked
 /// guest-physical space (`unbacked`) reads all ones and drops writes for moves,
 /// read-modify-write arithmetic, XCHG, bit tests, REP string instructions, CMPXCHG, XADD,
-/// MOVNTI and MOVBE, SETcc, CMPXCHG8B/16B, CMPS/SCAS with REPE/REPNE, straddling RAM
+/// MOVNTI and MOVBE, SETcc, CMPXCHG8B/16B, CMPS/SCAS with REPE/REPNE, MOVD/MOVQ with
+/// XMM registers, straddling RAM
 /// and a hole and on a frame given back; an instruction Keel does not emulate (PUSH of
 /// memory) is #GP.
 /// `HVMOP_get_param` of every index (`params`) as Xen 4.17 answers a PVH domU.
@@ -45,6 +46,7 @@ fn x86_conform(machine: X86Machine) {
         "given back reads all ones, bt sets CF; straddling accesses keep the RAM half",
         "CMPXCHG, XADD, MOVNTI and MOVBE on all ones: results and flags as the processor's, stores dropped",
         "SETcc, CMPXCHG8B/16B and CMPS/SCAS with REPE/REPNE on all ones: results and flags as the processor's, stores dropped",
+        "(d3) unbacked: 4 MOVD/MOVQ between XMM registers and all ones: loads zero-extended, stores dropped",
         "(d3) unbacked: push qword [the hole]: #GP (Keel does not emulate it; Xen does); the domain runs on",
         "(d3) PASS unbacked",
         // Xen 4.17's answers to a PVH domU (docs/abi.md §8): the guest-readable indices
