@@ -169,20 +169,23 @@ fn wrmsr(cpu: &mut dyn GuestCpu, common: &mut Common) -> Result<bool, u8> {
             }
         }
         Msr::FeatureControl => return Err(GP),
-        Msr::HypercallPage => fill_hypercall_page(common, value)?,
+        Msr::HypercallPage => fill_hypercall_page(common, value, !cpu.in_64bit_code())?,
         Msr::Tsc | Msr::Fixed(_) => {}
     }
     Ok(true)
 }
 
 /// Xen's hypercall MSR: bits 63:12 the guest frame, bits 11:0 the page index (one page).
-fn fill_hypercall_page(common: &Common, value: u64) -> Result<(), u8> {
+/// As on Xen, the mode of the writer (`compat`: 32-bit code) chooses the domain's
+/// shared_info layout.
+fn fill_hypercall_page(common: &Common, value: u64, compat: bool) -> Result<(), u8> {
     if value & 0xfff != 0 {
         return Err(GP);
     }
     let vmmcall = matches!(extension(), Extension::Svm(_));
     let page = msr::hypercall_page(vmmcall);
     let services = common.domain.services().ok_or(GP)?;
+    services.latch_shared_layout(compat);
     services.write_phys(value, &page).map_err(|_| GP)
 }
 

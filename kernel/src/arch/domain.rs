@@ -73,6 +73,10 @@ pub trait DomainServices: Send + Sync {
     fn write_vcpu_time(&self, vcpu: u32, time: &VcpuTimeInfo) -> bool;
     /// Publishes the wall-clock time of system time 0 in shared_info.
     fn set_wallclock(&self, sec: u64, nsec: u32);
+    /// Chooses the domain's `shared_info`/`vcpu_info` layout by the mode of the vCPU
+    /// asking (`compat`: it runs 32-bit code), at the points where Xen latches it (see
+    /// `Domain::latch_shared_layout`).
+    fn latch_shared_layout(&self, compat: bool);
     /// `vcpu`'s event upcall level right now (`Domain::upcall_pending`), for delivery
     /// that must follow the level between two of the core's reports.
     fn upcall_pending(&self, vcpu: u32) -> bool;

@@ -132,6 +132,9 @@ pub struct Domain<A: Arch> {
     pub(crate) pollers: AtomicU32,
     /// `SCHEDOP_watchdog` timers.
     pub(crate) watchdogs: Mutex<Watchdogs>,
+    /// The wall-clock time of system time 0 last published (seconds, nanoseconds), to
+    /// publish again when the shared_info layout switches. A leaf lock.
+    wallclock: Mutex<Option<(u64, u32)>>,
     /// The backend's state of the domain (virtual devices shared by its vCPUs).
     arch: Arc<A::Domain>,
 }
@@ -198,6 +201,7 @@ impl<A: Arch> Domain<A> {
             shutdown_code: AtomicU32::new(NO_SHUTDOWN_CODE),
             pollers: AtomicU32::new(0),
             watchdogs: Mutex::new(Watchdogs::default()),
+            wallclock: Mutex::new(None),
             arch,
             config,
         })
@@ -341,23 +345,61 @@ impl<A: Arch> Domain<A> {
     /// version is odd while the fields change. Returns false if the vCPU has no
     /// `vcpu_info`. The x86 backend calls this (XENFEAT_hvm_safe_pvclock).
     pub fn write_vcpu_time(&self, vcpu: u32, time: &VcpuTimeInfo) -> bool {
-        let Some(vi) = self.events.lock().vcpus.get(vcpu as usize).and_then(|v| v.vcpu_info) else { return false };
-        let at = PhysAddr(vi.0 + self.layout().vcpu_info_time as u64);
-        let mut bytes = time.to_bytes();
-        versioned_write::<A>(at, &mut bytes);
+        let (vi, layout) = {
+            let events = self.events.lock();
+            (events.vcpus.get(vcpu as usize).and_then(|v| v.vcpu_info), events.layout())
+        };
+        let Some(vi) = vi else { return false };
+        let at = PhysAddr(vi.0 + layout.vcpu_info_time as u64);
+        let bytes = time.to_bytes();
+        versioned_update::<A>(at, || A::Memory::write(PhysAddr(at.0 + 4), &bytes[4..]));
         true
     }
 
     /// Publishes the wall-clock time of system time 0 in shared_info (`wc_sec`,
-    /// `wc_nsec`, `wc_sec_hi`), with the same version protocol on `wc_version`.
+    /// `wc_nsec`, `wc_sec_hi`) in its current layout, with the same version protocol on
+    /// `wc_version`.
     pub fn set_wallclock(&self, sec: u64, nsec: u32) {
-        let at = PhysAddr(self.shared_info.0 + self.layout().wc_version as u64);
-        let mut bytes = [0u8; 16];
+        // The events lock keeps the layout from switching meanwhile.
+        let events = self.events.lock();
+        *self.wallclock.lock() = Some((sec, nsec));
+        let layout = events.layout();
+        let at = PhysAddr(self.shared_info.0 + layout.wc_version as u64);
+        let hi = PhysAddr(self.shared_info.0 + layout.wc_sec_hi as u64);
+        let mut bytes = [0u8; 8];
         // wc_sec holds the low 32 bits, wc_sec_hi the high ones.
-        bytes[4..8].copy_from_slice(&((sec & 0xffff_ffff) as u32).to_le_bytes());
-        bytes[8..12].copy_from_slice(&nsec.to_le_bytes());
-        bytes[12..16].copy_from_slice(&((sec >> 32) as u32).to_le_bytes());
-        versioned_write::<A>(at, &mut bytes);
+        bytes[..4].copy_from_slice(&((sec & 0xffff_ffff) as u32).to_le_bytes());
+        bytes[4..].copy_from_slice(&nsec.to_le_bytes());
+        versioned_update::<A>(at, || {
+            A::Memory::write(PhysAddr(at.0 + 4), &bytes);
+            A::Memory::write(hi, &u32::try_from(sec >> 32).unwrap_or(u32::MAX).to_le_bytes());
+        });
+    }
+
+    /// Chooses the `shared_info`/`vcpu_info` layout by the mode of the caller (`compat`:
+    /// 32-bit code), as Xen's `hvm_latch_shinfo_size` does when a domain sets its own
+    /// `HVM_PARAM_CALLBACK_IRQ`, and publishes the wall clock again in that layout.
+    /// Domains whose architecture has one layout keep it.
+    pub fn latch_shared_layout(&self, compat: bool) {
+        let layout = self.layout().for_callers(compat);
+        let old = {
+            let mut events = self.events.lock();
+            let old = events.layout();
+            events.set_layout(layout);
+            old
+        };
+        if !core::ptr::eq(old, layout) {
+            log::info!("d{}: shared_info layout of {}-bit callers", self.id, if compat { 32 } else { 64 });
+        }
+        let published = *self.wallclock.lock();
+        if let Some((sec, nsec)) = published {
+            self.set_wallclock(sec, nsec);
+        }
+    }
+
+    /// The `shared_info`/`vcpu_info` layout the domain sees now.
+    pub fn shared_layout(&self) -> &'static GuestLayout {
+        self.events.lock().layout()
     }
 
     /// `HVM_PARAM_*` value `index` (0 if out of range).
@@ -422,20 +464,23 @@ impl<A: Arch> crate::arch::DomainServices for Domain<A> {
         Domain::set_wallclock(self, sec, nsec)
     }
 
+    fn latch_shared_layout(&self, compat: bool) {
+        Domain::latch_shared_layout(self, compat)
+    }
+
     fn upcall_pending(&self, vcpu: u32) -> bool {
         Domain::upcall_pending(self, vcpu)
     }
 }
 
-/// Writes `bytes` (whose first 4 bytes are a version word) at `at`: the version becomes
-/// odd, the rest is written, then the version becomes even again.
-fn versioned_write<A: Arch>(at: PhysAddr, bytes: &mut [u8]) {
+/// Runs `write` under the version word at `at`: the version becomes odd, `write` changes
+/// the fields, then the version becomes even again.
+fn versioned_update<A: Arch>(at: PhysAddr, write: impl FnOnce()) {
     let word = crate::guest_memory::GuestWord32::<A>::at(at);
     let begin = word.load().wrapping_add(1) | 1;
     word.store(begin);
-    A::Memory::write(PhysAddr(at.0 + 4), &bytes[4..]);
+    write();
     word.store(begin.wrapping_add(1));
-    bytes[..4].copy_from_slice(&begin.wrapping_add(1).to_le_bytes());
 }
 
 #[cfg(test)]

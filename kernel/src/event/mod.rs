@@ -132,9 +132,27 @@ impl<A: Arch> EventState<A> {
         TwoLevel { shared_info: self.shared_frame, layout: self.layout }
     }
 
+    /// The `shared_info`/`vcpu_info` layout the domain's guest sees now.
+    pub fn layout(&self) -> &'static GuestLayout {
+        self.layout
+    }
+
+    /// Switches the `shared_info`/`vcpu_info` layout (an x86 domain whose callers became
+    /// 32-bit or 64-bit). Nothing in shared_info is converted, as on Xen; `vcpu_info`s
+    /// still in shared_info follow their slots.
+    pub fn set_layout(&mut self, layout: &'static GuestLayout) {
+        self.layout = layout;
+        let shared_info = A::Memory::frame_address(self.shared_frame);
+        for (v, ev) in self.vcpus.iter_mut().enumerate() {
+            if ev.vcpu_info_frame.is_none() {
+                ev.set_vcpu_info(layout.shared_vcpu_info(v).map(|off| PhysAddr(shared_info.0 + off as u64)));
+            }
+        }
+    }
+
     /// One past the highest port number the current ABI and the domain's limit allow.
     pub fn limit(&self) -> u32 {
-        let abi = if self.fifo.is_some() { EVTCHN_FIFO_NR_CHANNELS } else { EVTCHN_2L_NR_CHANNELS };
+        let abi = if self.fifo.is_some() { EVTCHN_FIFO_NR_CHANNELS } else { self.layout.two_level_ports() };
         abi.min(self.max_port + 1)
     }
 
@@ -185,12 +203,13 @@ impl<A: Arch> EventState<A> {
         // The port is changed in place: a copy of it in and out was two byte-wise
         // `memcpy`s on arm64 (strict alignment, built for size), a tenth of a send.
         let Some(vcpu) = self.ports.get(port).map(|p| p.notify_vcpu) else { return Wake::default() };
+        let two_level = self.two_level();
         let out = match (&mut self.fifo, self.ports.get_mut(port)) {
             (Some(f), Some(p)) => f.raise(port, p, vcpu),
             (Some(_), None) => Outcome::default(),
-            (None, _) if port < EVTCHN_2L_NR_CHANNELS => {
+            (None, _) if two_level.has_port(port) => {
                 let vi = self.vcpus.get(vcpu as usize).and_then(|v| v.info);
-                self.two_level().raise(port, vi)
+                two_level.raise(port, vi)
             }
             (None, _) => Outcome::default(),
         };
@@ -226,7 +245,7 @@ impl<A: Arch> EventState<A> {
     pub fn is_pending(&self, port: u32) -> bool {
         match &self.fifo {
             Some(f) => f.is_pending(port) || self.ports.get(port).is_some_and(|p| p.pending_without_word),
-            None => port < EVTCHN_2L_NR_CHANNELS && self.two_level().is_pending(port),
+            None => self.two_level().is_pending(port),
         }
     }
 
@@ -235,8 +254,7 @@ impl<A: Arch> EventState<A> {
         let Some(mut p) = self.ports.get(port).copied() else { return };
         match &self.fifo {
             Some(f) => f.clear_pending(port, &mut p),
-            None if port < EVTCHN_2L_NR_CHANNELS => self.two_level().clear_pending(port),
-            None => {}
+            None => self.two_level().clear_pending(port),
         }
         if let Binding::Virq(virq) = p.binding {
             let owner = if virq_kind(virq) == VirqKind::PerVcpu { p.notify_vcpu } else { 0 };
@@ -328,11 +346,10 @@ impl<A: Arch> EventState<A> {
         let vcpu = p.notify_vcpu;
         let out = match &mut self.fifo {
             Some(f) => f.unmask(port, &mut p),
-            None if port < EVTCHN_2L_NR_CHANNELS => {
+            None => {
                 let vi = self.vcpus.get(vcpu as usize).and_then(|v| v.info);
                 self.two_level().unmask(port, vi)
             }
-            None => Outcome::default(),
         };
         if let Some(slot) = self.ports.get_mut(port) {
             *slot = p;
@@ -376,5 +393,7 @@ pub(crate) fn peer_of(p: &Port) -> Option<(DomId, u32)> {
     }
 }
 
+#[cfg(test)]
+mod compat_tests;
 #[cfg(test)]
 mod tests;

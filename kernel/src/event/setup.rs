@@ -36,7 +36,7 @@ impl<A: Arch> EventState<A> {
             let two = TwoLevel::<A> { shared_info: self.shared_frame, layout: self.layout };
             let bound: Vec<u32> = self.ports.bound().collect();
             for port in bound {
-                let pending = port < EVTCHN_2L_NR_CHANNELS && two.is_pending(port);
+                let pending = two.is_pending(port);
                 if let Some(p) = self.ports.get_mut(port) {
                     p.pending_without_word = pending;
                     p.priority = super::port::PRIORITY_DEFAULT;
@@ -112,7 +112,8 @@ impl<A: Arch> EventState<A> {
             A::Memory::read(old, &mut bytes);
         }
         bytes[0] = 1;
-        bytes[8..16].copy_from_slice(&u64::MAX.to_le_bytes());
+        let sel = self.layout.pending_sel;
+        bytes.get_mut(sel..sel + self.layout.word_bytes).ok_or(Errno::ENXIO)?.fill(0xff);
         A::Memory::write(new, &bytes);
         let v = &mut self.vcpus[vcpu as usize];
         v.set_vcpu_info(Some(new));

@@ -1,14 +1,54 @@
 //! The 2-level event ABI: pending and mask bitmaps in shared_info, a per-vCPU selector
-//! and upcall flag in `vcpu_info`. Ports 0..4096.
+//! and upcall flag in `vcpu_info`. Ports 0..4096 with 64-bit words, 0..1024 with the
+//! 32-bit words of the x86 compat layout; the layout says which.
 //!
 //! Raising follows Xen's order: set pending (stop if it was set), test mask, set the
 //! selector bit, and mark the upcall pending only if the selector bit was newly set.
 
 use crate::arch::memory::Frame;
 use crate::arch::{Arch, HostMemory};
-use crate::guest_memory::{GuestWord32, GuestWord64};
+use crate::guest_memory::{GuestWord32, GuestWord64, Unstable};
 use crate::mm::{PhysAddr, PAGE_SIZE};
-use keel_abi::layout::{GuestLayout, VCPU_INFO_PENDING_SEL};
+use keel_abi::layout::GuestLayout;
+
+/// One word of a 2-level bitmap or a selector, as wide as the layout's `xen_ulong_t`.
+enum Word<A: Arch> {
+    Narrow(GuestWord32<A>),
+    Wide(GuestWord64<A>),
+}
+
+impl<A: Arch> Word<A> {
+    /// Word `index` of the array of words at `base` in the page `frame`.
+    fn in_frame(layout: &GuestLayout, frame: Frame<A>, base: usize, index: u32) -> Self {
+        let offset = base + index as usize * layout.word_bytes;
+        if layout.word_bytes == 4 {
+            Word::Narrow(GuestWord32::in_frame(frame, offset))
+        } else {
+            Word::Wide(GuestWord64::in_frame(frame, offset))
+        }
+    }
+
+    fn test_and_set(&self, bit: u32) -> Result<bool, Unstable> {
+        match self {
+            Word::Narrow(w) => w.test_and_set(bit),
+            Word::Wide(w) => w.test_and_set(bit),
+        }
+    }
+
+    fn test_and_clear(&self, bit: u32) -> Result<bool, Unstable> {
+        match self {
+            Word::Narrow(w) => w.test_and_clear(bit),
+            Word::Wide(w) => w.test_and_clear(bit),
+        }
+    }
+
+    fn test(&self, bit: u32) -> bool {
+        match self {
+            Word::Narrow(w) => w.test(bit),
+            Word::Wide(w) => w.test(bit),
+        }
+    }
+}
 
 /// Where the bitmaps are: the domain's shared_info page, by the handle kept with its
 /// event state (no pool check, no translation per access), laid out by `layout`.
@@ -57,9 +97,9 @@ impl<A: Arch> VcpuInfo<A> {
         GuestWord32::in_frame(self.frame, self.offset)
     }
 
-    /// `evtchn_pending_sel`.
-    fn selector(&self) -> GuestWord64<A> {
-        GuestWord64::in_frame(self.frame, self.offset + VCPU_INFO_PENDING_SEL)
+    /// `evtchn_pending_sel`, as wide as `layout`'s words.
+    fn selector(&self, layout: &GuestLayout) -> Word<A> {
+        Word::in_frame(layout, self.frame, self.offset + layout.pending_sel, 0)
     }
 }
 
@@ -73,17 +113,23 @@ pub struct Outcome {
 }
 
 impl<A: Arch> TwoLevel<'_, A> {
-    /// The word and bit of `port` (below 4096: the caller checks) in the bitmap at `base`.
-    fn bit(&self, base: usize, port: u32) -> (GuestWord64<A>, u32) {
-        let word = (port / 64) as usize * 8;
-        (GuestWord64::in_frame(self.shared_info, base + word), port % 64)
+    /// Whether `port` has a bit in the layout's bitmaps.
+    pub fn has_port(&self, port: u32) -> bool {
+        port < self.layout.two_level_ports()
     }
 
-    fn pending(&self, port: u32) -> (GuestWord64<A>, u32) {
+    /// The word and bit of `port` (the caller checked [`Self::has_port`]) in the bitmap
+    /// at `base`.
+    fn bit(&self, base: usize, port: u32) -> (Word<A>, u32) {
+        let bits = self.layout.word_bits();
+        (Word::in_frame(self.layout, self.shared_info, base, port / bits), port % bits)
+    }
+
+    fn pending(&self, port: u32) -> (Word<A>, u32) {
         self.bit(self.layout.evtchn_pending, port)
     }
 
-    fn mask(&self, port: u32) -> (GuestWord64<A>, u32) {
+    fn mask(&self, port: u32) -> (Word<A>, u32) {
         self.bit(self.layout.evtchn_mask, port)
     }
 
@@ -91,11 +137,14 @@ impl<A: Arch> TwoLevel<'_, A> {
     /// without a `vcpu_info` has no selector: always true.
     fn select(&self, vcpu_info: Option<VcpuInfo<A>>, port: u32) -> bool {
         let Some(vi) = vcpu_info else { return true };
-        matches!(vi.selector().test_and_set(port / 64), Ok(false))
+        matches!(vi.selector(self.layout).test_and_set(port / self.layout.word_bits()), Ok(false))
     }
 
     /// Raises `port` for the vCPU whose `vcpu_info` is `vcpu_info`.
     pub fn raise(&self, port: u32, vcpu_info: Option<VcpuInfo<A>>) -> Outcome {
+        if !self.has_port(port) {
+            return Outcome::default();
+        }
         let (pending, bit) = self.pending(port);
         match pending.test_and_set(bit) {
             Ok(false) => {}
@@ -109,6 +158,9 @@ impl<A: Arch> TwoLevel<'_, A> {
     /// `EVTCHNOP_unmask`: clears the mask bit; if it was set and the port is pending,
     /// selects it and asks for an upcall.
     pub fn unmask(&self, port: u32, vcpu_info: Option<VcpuInfo<A>>) -> Outcome {
+        if !self.has_port(port) {
+            return Outcome::default();
+        }
         let (mask, bit) = self.mask(port);
         let upcall =
             matches!(mask.test_and_clear(bit), Ok(true)) && self.is_pending(port) && self.select(vcpu_info, port);
@@ -116,12 +168,18 @@ impl<A: Arch> TwoLevel<'_, A> {
     }
 
     pub fn is_pending(&self, port: u32) -> bool {
+        if !self.has_port(port) {
+            return false;
+        }
         let (w, bit) = self.pending(port);
         w.test(bit)
     }
 
     /// Clears the pending bit (when the port is closed).
     pub fn clear_pending(&self, port: u32) {
+        if !self.has_port(port) {
+            return;
+        }
         let (w, bit) = self.pending(port);
         let _ = w.test_and_clear(bit);
     }

@@ -61,6 +61,11 @@ pub fn hvm_op<A: Arch>(c: &Call<'_, '_, A>) -> HcResult {
                 }
                 let (index, value) = if x86 { x86_param_write(p.index, p.value)? } else { (p.index, p.value) };
                 *params.get_mut(usize::try_from(index).map_err(|_| Errno::EINVAL)?).ok_or(Errno::EINVAL)? = value;
+                drop(params);
+                if index == HVM_PARAM_CALLBACK_IRQ {
+                    // Xen latches the shared_info layout here (`hvm_latch_shinfo_size`).
+                    d.latch_shared_layout(c.compat);
+                }
             } else {
                 if !GUEST_READABLE_PARAMS.contains(&p.index) {
                     return Err(Errno::EPERM);

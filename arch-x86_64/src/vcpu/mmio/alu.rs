@@ -155,3 +155,78 @@ pub fn compare_exchange(size: u8, memory: u64, accumulator: u64, new: u64, rflag
         (Exchanged::Loaded(memory & m), flags)
     }
 }
+
+/// The condition codes of SETcc (and Jcc, CMOVcc), in encoding order (`0f 90+cc`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Condition {
+    O,
+    No,
+    B,
+    Ae,
+    E,
+    Ne,
+    Be,
+    A,
+    S,
+    Ns,
+    P,
+    Np,
+    L,
+    Ge,
+    Le,
+    G,
+}
+
+impl Condition {
+    /// Whether the condition holds for `rflags`.
+    pub fn holds(self, rflags: u64) -> bool {
+        let flag = |f: u64| rflags & f != 0;
+        let less = flag(SF) != flag(OF);
+        match self {
+            Condition::O => flag(OF),
+            Condition::No => !flag(OF),
+            Condition::B => flag(CF),
+            Condition::Ae => !flag(CF),
+            Condition::E => flag(ZF),
+            Condition::Ne => !flag(ZF),
+            Condition::Be => flag(CF) || flag(ZF),
+            Condition::A => !flag(CF) && !flag(ZF),
+            Condition::S => flag(SF),
+            Condition::Ns => !flag(SF),
+            Condition::P => flag(PF),
+            Condition::Np => !flag(PF),
+            Condition::L => less,
+            Condition::Ge => !less,
+            Condition::Le => less || flag(ZF),
+            Condition::G => !less && !flag(ZF),
+        }
+    }
+}
+
+/// CMPXCHG8B (`half` 4) or CMPXCHG16B (`half` 8): `memory` (low, high halves) compared
+/// with the accumulator pair `rdx:rax`. Equal: `rcx:rbx` is stored and ZF set; not
+/// equal: memory is loaded into `rdx:rax` and ZF cleared. The other flags are kept.
+pub fn compare_exchange_double(
+    half: u8,
+    memory: (u64, u64),
+    accumulator: (u64, u64),
+    new: (u64, u64),
+    rflags: u64,
+) -> (Exchanged2, u64) {
+    let m = mask(half);
+    let equal = (memory.0 ^ accumulator.0) & m == 0 && (memory.1 ^ accumulator.1) & m == 0;
+    if equal {
+        (Exchanged2::Stored(new.0 & m, new.1 & m), rflags | ZF)
+    } else {
+        (Exchanged2::Loaded(memory.0 & m, memory.1 & m), rflags & !ZF)
+    }
+}
+
+/// What CMPXCHG8B/16B does with its (low, high) halves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exchanged2 {
+    /// Stored to memory.
+    Stored(u64, u64),
+    /// Loaded into RAX and RDX.
+    Loaded(u64, u64),
+}

@@ -1,8 +1,9 @@
 //! The instruction at a faulting guest RIP, decoded with `iced-x86` into the memory
 //! operation Keel can perform for it ([`Op`]), or the reason it cannot ([`Unsupported`]).
 
-use super::alu::{Binary, BitTest, Unary};
-use iced_x86::{Decoder, DecoderOptions, Instruction, Mnemonic, OpKind, Register};
+use super::alu::{Binary, BitTest, Condition, Unary};
+use super::vector::XMM_REGISTERS;
+use iced_x86::{ConditionCode, Decoder, DecoderOptions, Instruction, Mnemonic, OpKind, Register};
 
 /// The longest x86 instruction.
 pub const MAX_LEN: usize = 15;
@@ -24,6 +25,11 @@ pub enum StringOp {
     Stos,
     /// LODS: `seg:rSI` into the accumulator.
     Lods,
+    /// CMPS: the flags of `cmp seg:rSI, es:rDI`; with REP, repeated while equal (F3) or
+    /// while not equal (`repne`, F2).
+    Cmps { repne: bool },
+    /// SCAS: the flags of `cmp accumulator, es:rDI`; repeated as CMPS.
+    Scas { repne: bool },
 }
 
 /// What an instruction does with its memory operand of [`Decoded::size`] bytes.
@@ -56,6 +62,14 @@ pub enum Op {
     /// A string instruction; `address_size` is the size of rSI/rDI/rCX it uses (2, 4,
     /// 8).
     String { op: StringOp, rep: bool, address_size: u8 },
+    /// SETcc: 1 or 0 stored as the condition holds.
+    Set(Condition),
+    /// CMPXCHG8B (size 8) or CMPXCHG16B (size 16, 16-byte aligned).
+    CompareExchangeDouble,
+    /// MOVD/MOVQ into XMM register `n` (zero-extended to 128 bits).
+    LoadVector(usize),
+    /// MOVD/MOVQ from the low bytes of XMM register `n`.
+    StoreVector(usize),
 }
 
 /// A decoded instruction: what it does, the size of its memory access, its length, and
@@ -127,11 +141,35 @@ fn bit_test(m: Mnemonic) -> Option<BitTest> {
     })
 }
 
-fn string(m: Mnemonic) -> Option<StringOp> {
+fn condition(c: ConditionCode) -> Option<Condition> {
+    Some(match c {
+        ConditionCode::o => Condition::O,
+        ConditionCode::no => Condition::No,
+        ConditionCode::b => Condition::B,
+        ConditionCode::ae => Condition::Ae,
+        ConditionCode::e => Condition::E,
+        ConditionCode::ne => Condition::Ne,
+        ConditionCode::be => Condition::Be,
+        ConditionCode::a => Condition::A,
+        ConditionCode::s => Condition::S,
+        ConditionCode::ns => Condition::Ns,
+        ConditionCode::p => Condition::P,
+        ConditionCode::np => Condition::Np,
+        ConditionCode::l => Condition::L,
+        ConditionCode::ge => Condition::Ge,
+        ConditionCode::le => Condition::Le,
+        ConditionCode::g => Condition::G,
+        _ => return None,
+    })
+}
+
+fn string(m: Mnemonic, repne: bool) -> Option<StringOp> {
     Some(match m {
         Mnemonic::Movsb | Mnemonic::Movsw | Mnemonic::Movsd | Mnemonic::Movsq => StringOp::Movs,
         Mnemonic::Stosb | Mnemonic::Stosw | Mnemonic::Stosd | Mnemonic::Stosq => StringOp::Stos,
         Mnemonic::Lodsb | Mnemonic::Lodsw | Mnemonic::Lodsd | Mnemonic::Lodsq => StringOp::Lods,
+        Mnemonic::Cmpsb | Mnemonic::Cmpsw | Mnemonic::Cmpsd | Mnemonic::Cmpsq => StringOp::Cmps { repne },
+        Mnemonic::Scasb | Mnemonic::Scasw | Mnemonic::Scasd | Mnemonic::Scasq => StringOp::Scas { repne },
         _ => return None,
     })
 }
@@ -144,6 +182,14 @@ fn string_address_size(kind: OpKind) -> Option<u8> {
         OpKind::MemorySegRSI | OpKind::MemorySegRDI | OpKind::MemoryESRDI => Some(8),
         _ => None,
     }
+}
+
+/// An XMM register as its number (MMX and wider vector registers are refused).
+fn xmm(r: Register) -> Result<usize, Unsupported> {
+    if !r.is_xmm() || r.number() >= XMM_REGISTERS {
+        return Err(Unsupported::Register(r));
+    }
+    Ok(r.number())
 }
 
 fn source(i: &Instruction, operand: u32) -> Result<Source, Unsupported> {
@@ -165,14 +211,16 @@ pub fn decode(bytes: &[u8], bitness: u32, ip: u64) -> Result<Decoded, Unsupporte
     let refuse = Unsupported::Instruction(m);
     let len = u8::try_from(i.len()).map_err(|_| Unsupported::Invalid)?;
     let size = u8::try_from(i.memory_size().size()).map_err(|_| refuse)?;
-    if !matches!(size, 1 | 2 | 4 | 8) || i.op_count() == 0 {
+    let double = size == 16 && m == Mnemonic::Cmpxchg16b;
+    if !(matches!(size, 1 | 2 | 4 | 8) || double) || i.op_count() == 0 {
         return Err(refuse);
     }
     let kinds = (i.op0_kind(), if i.op_count() > 1 { i.op1_kind() } else { OpKind::Register });
     let (op, memory_operand) = match (m, kinds) {
         _ if i.is_string_instruction() => {
-            let op = string(m).ok_or(refuse)?;
-            let (kind, memory_operand) = if op == StringOp::Lods { (kinds.1, 1) } else { (kinds.0, 0) };
+            let op = string(m, i.has_repne_prefix()).ok_or(refuse)?;
+            let second = matches!(op, StringOp::Lods | StringOp::Scas { .. });
+            let (kind, memory_operand) = if second { (kinds.1, 1) } else { (kinds.0, 0) };
             let address_size = string_address_size(kind).ok_or(refuse)?;
             // F2 before MOVS, STOS and LODS repeats them as F3 does.
             (Op::String { op, rep: i.has_rep_prefix() || i.has_repne_prefix(), address_size }, memory_operand)
@@ -183,6 +231,32 @@ pub fn decode(bytes: &[u8], bitness: u32, ip: u64) -> Result<Decoded, Unsupporte
         }
         (Mnemonic::Mov, (OpKind::Memory, _)) => (Op::Store(source(&i, 1)?), 0),
         (Mnemonic::Movnti, (OpKind::Memory, OpKind::Register)) => (Op::Store(source(&i, 1)?), 0),
+        (Mnemonic::Cmpxchg8b | Mnemonic::Cmpxchg16b, (OpKind::Memory, _)) => (Op::CompareExchangeDouble, 0),
+        (Mnemonic::Movd | Mnemonic::Movq, (OpKind::Register, OpKind::Memory)) => {
+            (Op::LoadVector(xmm(i.op0_register())?), 1)
+        }
+        (Mnemonic::Movd | Mnemonic::Movq, (OpKind::Memory, OpKind::Register)) => {
+            (Op::StoreVector(xmm(i.op1_register())?), 0)
+        }
+        (
+            Mnemonic::Seto
+            | Mnemonic::Setno
+            | Mnemonic::Setb
+            | Mnemonic::Setae
+            | Mnemonic::Sete
+            | Mnemonic::Setne
+            | Mnemonic::Setbe
+            | Mnemonic::Seta
+            | Mnemonic::Sets
+            | Mnemonic::Setns
+            | Mnemonic::Setp
+            | Mnemonic::Setnp
+            | Mnemonic::Setl
+            | Mnemonic::Setge
+            | Mnemonic::Setle
+            | Mnemonic::Setg,
+            (OpKind::Memory, _),
+        ) => (Op::Set(condition(i.condition_code()).ok_or(refuse)?), 0),
         (Mnemonic::Movbe, (OpKind::Register, OpKind::Memory)) => (Op::LoadSwapped(gpr(i.op0_register())?.0), 1),
         (Mnemonic::Movbe, (OpKind::Memory, OpKind::Register)) => (Op::StoreSwapped(gpr(i.op1_register())?.0), 0),
         (Mnemonic::Cmpxchg, (OpKind::Memory, OpKind::Register)) => (Op::CompareExchange(gpr(i.op1_register())?.0), 0),

@@ -7,6 +7,7 @@ use super::super::guest_cpu::{GuestCpu, Segment, GP};
 use super::alu::{self, mask, Binary};
 use super::decode::{Decoded, Op, Source, StringOp};
 use super::memory;
+use super::vector;
 use iced_x86::{Instruction, Register};
 
 /// Iterations of a string instruction per exit; the rest re-executes.
@@ -177,12 +178,63 @@ pub fn perform(cpu: &mut dyn GuestCpu, common: &Common, d: &Decoded, long: bool)
             }
             set_status(cpu, flags);
         }
+        Op::Set(condition) => memory::write(cpu, common, la, 1, u64::from(condition.holds(rflags)))?,
+        Op::CompareExchangeDouble => compare_exchange_double(cpu, common, la, size, rflags, long)?,
+        Op::LoadVector(n) => vector::write(n, memory::read(cpu, la, size)? & mask(size)),
+        Op::StoreVector(n) => memory::write(cpu, common, la, size, vector::read(n) & mask(size))?,
         Op::String { .. } => unreachable!("string instructions return above"),
     }
     Ok(true)
 }
 
-/// MOVS, STOS and LODS, [`STRING_BATCH`] iterations per exit.
+/// CMPXCHG8B (`size` 8) and CMPXCHG16B (16, which needs a 16-byte aligned operand):
+/// memory compared with RDX:RAX; equal, RCX:RBX is stored and ZF set; not equal, memory
+/// is loaded into RDX:RAX (32-bit halves zero-extended) and ZF cleared.
+fn compare_exchange_double(
+    cpu: &mut dyn GuestCpu,
+    common: &Common,
+    la: u64,
+    size: u8,
+    rflags: u64,
+    long: bool,
+) -> Result<(), u8> {
+    let half = size / 2;
+    if size == 16 && !la.is_multiple_of(16) {
+        return Err(GP);
+    }
+    let high_at = |la: u64| {
+        let h = la.wrapping_add(u64::from(half));
+        if long {
+            h
+        } else {
+            h & 0xffff_ffff
+        }
+    };
+    let memory = if size == 16 {
+        (memory::read(cpu, la, 8)?, memory::read(cpu, high_at(la), 8)?)
+    } else {
+        let v = memory::read(cpu, la, 8)?;
+        (v & mask(4), v >> 32)
+    };
+    let r = cpu.regs().gpr;
+    let (outcome, flags) =
+        alu::compare_exchange_double(half, memory, (r[gpr::RAX], r[gpr::RDX]), (r[gpr::RBX], r[gpr::RCX]), rflags);
+    match outcome {
+        alu::Exchanged2::Stored(low, high) if size == 16 => {
+            memory::write(cpu, common, la, 8, low)?;
+            memory::write(cpu, common, high_at(la), 8, high)?;
+        }
+        alu::Exchanged2::Stored(low, high) => memory::write(cpu, common, la, 8, high << 32 | low)?,
+        alu::Exchanged2::Loaded(low, high) => {
+            set_register(cpu, gpr::RAX, half, low);
+            set_register(cpu, gpr::RDX, half, high);
+        }
+    }
+    cpu.set_rflags(flags);
+    Ok(())
+}
+
+/// MOVS, STOS, LODS, CMPS and SCAS, [`STRING_BATCH`] iterations per exit.
 fn string(
     cpu: &mut dyn GuestCpu,
     common: &Common,
@@ -222,10 +274,31 @@ fn string(
                 advance(cpu, gpr::RSI);
                 advance(cpu, gpr::RDI);
             }
+            StringOp::Cmps { .. } => {
+                let (from, to) = (linear(cpu, i, 0, long)?, linear(cpu, i, 1, long)?);
+                let (a, b) = (memory::read(cpu, from, size)?, memory::read(cpu, to, size)?);
+                let flags = alu::binary(Binary::Cmp, size, a, b, cpu.rflags()).1;
+                set_status(cpu, flags);
+                advance(cpu, gpr::RSI);
+                advance(cpu, gpr::RDI);
+            }
+            StringOp::Scas { .. } => {
+                let la = linear(cpu, i, 1, long)?;
+                let (a, b) = (value(cpu, Source::Register(gpr::RAX), size), memory::read(cpu, la, size)?);
+                let flags = alu::binary(Binary::Cmp, size, a, b, cpu.rflags()).1;
+                set_status(cpu, flags);
+                advance(cpu, gpr::RDI);
+            }
         }
         if rep {
             let r = &mut cpu.regs().gpr[gpr::RCX];
             *r = (*r & !amask) | (r.wrapping_sub(1) & amask);
+            // REPE/REPNE CMPS and SCAS also stop on the comparison.
+            if let StringOp::Cmps { repne } | StringOp::Scas { repne } = op {
+                if (cpu.rflags() & alu::ZF != 0) == repne {
+                    return Ok(true);
+                }
+            }
         }
     }
     Ok(batch == count)

@@ -10,9 +10,10 @@
 //!   device ranges Keel does not emulate, frames the guest gave back) reads all ones and
 //!   drops writes, byte by byte, so an access that straddles RAM and a hole reads and
 //!   writes the RAM part. Loads, stores, `op mem, reg/imm` and `op reg, mem` for ADD, OR,
-//!   ADC, SBB, AND, SUB, XOR, CMP and TEST, INC/DEC/NOT/NEG, XCHG, CMPXCHG, XADD,
-//!   BT/BTS/BTR/BTC, MOVNTI, MOVBE and MOVS/STOS/LODS with or without REP are performed
-//!   with their flags.
+//!   ADC, SBB, AND, SUB, XOR, CMP and TEST, INC/DEC/NOT/NEG, XCHG, CMPXCHG,
+//!   CMPXCHG8B/16B, XADD, BT/BTS/BTR/BTC, SETcc, MOVNTI, MOVBE, MOVD/MOVQ with an XMM
+//!   register ([`vector`]) and MOVS/STOS/LODS/CMPS/SCAS with or without REP
+//!   (REPE/REPNE) are performed with their flags.
 //!
 //! An instruction Keel does not perform (any other, one that names RSP or AH..BH, an
 //! instruction fetch from the hole) gets #GP(0), Xen's answer when its emulator cannot
@@ -20,11 +21,14 @@
 //! `X86EMUL_UNRECOGNIZED`.
 
 mod alu;
+#[cfg(test)]
+mod compare_tests;
 mod decode;
 mod execute;
 mod memory;
 #[cfg(test)]
 mod tests;
+mod vector;
 
 use super::common::Common;
 use super::guest_cpu::{read_virt, GuestCpu, Segment, GP, UD};

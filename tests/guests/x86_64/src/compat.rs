@@ -55,7 +55,7 @@ extern "C" {
 }
 
 /// Hypercall `nr` from 32-bit code; the result sign-extended as a 32-bit guest sees it.
-fn call32(nr: u64, args: [u64; 2]) -> i64 {
+pub(crate) fn call32(nr: u64, args: [u64; 2]) -> i64 {
     // SAFETY: the trampoline preserves the registers the ABI asks for; the arguments are
     // numbers or addresses of this guest's memory below 4 GiB.
     i64::from(unsafe { guest_compat_hypercall(nr as u32, args[0] as u32, args[1] as u32, 0, 0, 0) })
@@ -122,5 +122,5 @@ pub fn run(p: &impl Platform) -> Outcome {
         name(poll),
         name(setup_table)
     );
-    Ok(())
+    crate::compat_shared::run(p, target, args)
 }

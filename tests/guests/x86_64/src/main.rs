@@ -13,6 +13,7 @@
 
 mod checks;
 mod compat;
+mod compat_shared;
 mod control;
 mod cpu;
 mod faults;
@@ -27,6 +28,8 @@ mod tasks;
 mod time;
 mod traps;
 mod unbacked;
+mod unbacked_compare;
+mod unbacked_vector;
 
 use keel_test_guest::hcall::Hv;
 use keel_test_guest::Platform;

@@ -3,8 +3,10 @@
 //! with `XENMEM_decrease_reservation`) as Xen shows a PVH domain: every read gives all
 //! ones and every write is dropped, whatever instruction makes it — moves of every size
 //! and extension, read-modify-write arithmetic with its flags, XCHG, bit tests, string
-//! instructions with REP, CMPXCHG, XADD, MOVNTI and MOVBE — and an access that straddles RAM and a hole reads and writes
-//! the RAM part. An instruction Keel does not emulate gets #GP(0) and the guest goes on.
+//! instructions with REP, CMPXCHG, XADD, MOVNTI and MOVBE, (`unbacked_compare`) SETcc,
+//! CMPXCHG8B/16B and CMPS/SCAS, and (`unbacked_vector`) MOVD/MOVQ with XMM registers — and an access that straddles RAM and a hole reads and
+//! writes the RAM part. An instruction Keel does not emulate gets #GP(0) and the guest
+//! goes on.
 
 use crate::platform::ALIAS_BASE;
 use crate::traps;
@@ -20,17 +22,18 @@ const GP: u8 = 13;
 const ONES: u64 = u64::MAX;
 
 core::arch::global_asm!(
-    ".global guest_unbacked_cmpxchg8b, guest_unbacked_insn, guest_unbacked_resume",
-    "guest_unbacked_cmpxchg8b:",
+    ".global guest_unbacked_push, guest_unbacked_insn, guest_unbacked_resume",
+    "guest_unbacked_push:",
     "guest_unbacked_insn:",
-    "lock cmpxchg8b [rdi]",
+    "push qword ptr [rdi]",
     "guest_unbacked_resume:",
     "ret",
 );
 
 extern "C" {
-    /// `lock cmpxchg8b [address]` (an instruction Keel does not emulate).
-    fn guest_unbacked_cmpxchg8b(address: u64);
+    /// `push qword ptr [address]` (an instruction Keel does not emulate: it writes the
+    /// stack, whose pointer Keel does not hold at the exit).
+    fn guest_unbacked_push(address: u64);
 }
 
 /// The flags after `$insn` (with `a` = the address in a register), and the register.
@@ -230,11 +233,17 @@ pub fn run(p: &impl Platform) -> Outcome {
     say!(p, "unbacked: frame {gfn:#x} given back reads all ones, bt sets CF; straddling accesses keep the RAM half");
     let n = exchanges(hole + 0x58_0000)? + exchanges(0xfec0_0100)?;
     say!(p, "unbacked: {n} CMPXCHG, XADD, MOVNTI and MOVBE on all ones: results and flags as the processor's, stores dropped");
+    let Some(page) = keel_test_guest::pages::alloc() else { keel_test_guest::fail!("out of guest pages") };
+    let n = crate::unbacked_compare::run(hole + 0x68_0000, page)?;
+    say!(p, "unbacked: {n} SETcc, CMPXCHG8B/16B and CMPS/SCAS with REPE/REPNE on all ones: results and flags as the processor's, stores dropped");
+    let n = crate::unbacked_vector::run(hole + 0x70_0000)?;
+    say!(p, "unbacked: {n} MOVD/MOVQ between XMM registers and all ones: loads zero-extended, stores dropped");
     let refused = traps::probe_unbacked(|| {
-        // SAFETY: an instruction Keel refuses with #GP(0); the trap handler resumes after it.
-        unsafe { guest_unbacked_cmpxchg8b(hole + 0x60_0000) }
+        // SAFETY: an instruction Keel refuses with #GP(0) before it changes anything; the
+        // trap handler resumes after it (at the `ret` that the push did not disturb).
+        unsafe { guest_unbacked_push(hole + 0x60_0000) }
     });
-    ensure!(refused == Err(GP), "lock cmpxchg8b on the hole: {refused:?}, expected #GP");
-    say!(p, "unbacked: lock cmpxchg8b on the hole: #GP (Keel does not emulate it; Xen does); the domain runs on");
+    ensure!(refused == Err(GP), "push [the hole]: {refused:?}, expected #GP");
+    say!(p, "unbacked: push qword [the hole]: #GP (Keel does not emulate it; Xen does); the domain runs on");
     Ok(())
 }

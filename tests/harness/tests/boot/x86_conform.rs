@@ -13,12 +13,17 @@ use std::time::Duration;
 /// SVM ignores the intercept and performs them itself, as Xen would. Unbacked
 /// guest-physical space (`unbacked`) reads all ones and drops writes for moves,
 /// read-modify-write arithmetic, XCHG, bit tests, REP string instructions, CMPXCHG, XADD,
-/// MOVNTI and MOVBE, straddling RAM and a hole and on a frame given back; an instruction
-/// Keel does not emulate (CMPXCHG8B) is #GP.
+/// MOVNTI and MOVBE, SETcc, CMPXCHG8B/16B, CMPS/SCAS with REPE/REPNE, MOVD/MOVQ with
+/// XMM registers, straddling RAM
+/// and a hole and on a frame given back; an instruction Keel does not emulate (PUSH of
+/// memory) is #GP.
 /// `HVMOP_get_param` of every index (`params`) as Xen 4.17 answers a PVH domU.
 /// Hypercalls from 32-bit code (`compat`) with Xen's compat layouts: shared_info placed
 /// through the 16-byte `xen_add_to_physmap`, a 32-bit reservation, ENOSYS where Keel
-/// does not translate.
+/// does not translate; then shared_info in Xen's 32-bit layout once 32-bit code set
+/// `HVM_PARAM_CALLBACK_IRQ`: the wall clock, the pvclock and a port's pending, mask and
+/// selector bits where a 32-bit guest reads them, and the 64-bit layout again after
+/// 64-bit code set it.
 fn x86_conform(machine: X86Machine) {
     let tasks = match machine {
         X86Machine::QemuBios | X86Machine::QemuUefi => {
@@ -40,7 +45,9 @@ fn x86_conform(machine: X86Machine) {
         "(d3) unbacked: 4 string instructions with REP (3000 and 2048 iterations) between the hole and RAM",
         "given back reads all ones, bt sets CF; straddling accesses keep the RAM half",
         "CMPXCHG, XADD, MOVNTI and MOVBE on all ones: results and flags as the processor's, stores dropped",
-        "(d3) unbacked: lock cmpxchg8b on the hole: #GP (Keel does not emulate it; Xen does); the domain runs on",
+        "SETcc, CMPXCHG8B/16B and CMPS/SCAS with REPE/REPNE on all ones: results and flags as the processor's, stores dropped",
+        "(d3) unbacked: 4 MOVD/MOVQ between XMM registers and all ones: loads zero-extended, stores dropped",
+        "(d3) unbacked: push qword [the hole]: #GP (Keel does not emulate it; Xen does); the domain runs on",
         "(d3) PASS unbacked",
         // Xen 4.17's answers to a PVH domU (docs/abi.md §8): the guest-readable indices
         // with this configuration's values (a PV console at 0xfefff on port 1, no store),
@@ -54,6 +61,9 @@ fn x86_conform(machine: X86Machine) {
         "(d5) compat: add_to_physmap (16-byte layout) placed shared_info at frame",
         "; 64-bit code reading it: EINVAL",
         "(d5) compat: decrease_reservation (20-byte layout) gave back 1 frame; CONSOLE_PFN 0xfefff; sched_op poll ENOSYS, grant setup_table ENOSYS",
+        "(d5) compat: 32-bit shared_info after set_param(CALLBACK_IRQ) from 32-bit code: wall clock at 2304 (sec_hi at 2340), pvclock at 32 of vcpu_info; it ran ",
+        "(d5) compat: port 40 raised in 32-bit word 1, selector 0x2 at 4; masked at 2176 until unmask",
+        "(d5) compat: set_param(CALLBACK_IRQ) from 64-bit code: the wall clock at 3072 again",
         "(d5) PASS compat-hypercalls",
     ]);
     boot(t);
