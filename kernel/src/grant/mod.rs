@@ -22,6 +22,8 @@ pub use copy::copy;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod unmap_batch_tests;
 
 /// An entry pinned by a mapping or a copy in progress.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -154,24 +154,52 @@ pub fn map<A: Arch>(hv: &impl DomainTable<A>, m: &Arc<Domain<A>>, op: &GnttabMap
 
 /// `GNTTABOP_unmap_grant_ref` for one op.
 pub fn unmap<A: Arch>(hv: &impl DomainTable<A>, m: &Arc<Domain<A>>, op: &GnttabUnmapGrantRef) -> i16 {
-    let mapping = {
-        let mut mt = m.grants.lock();
-        let Slot::Mapped(mapping) = mt.slot(op.handle) else { return GNTST_BAD_HANDLE };
-        if op.host_addr == 0 {
-            // Xen: nothing to remove without an address; the mapping stays.
-            return GNTST_OKAY;
-        }
-        if op.host_addr / PAGE_SIZE != mapping.gfn {
-            return GNTST_GENERAL_ERROR;
-        }
-        mt.free_handle(op.handle);
-        mapping
-    };
-    let _ = m.mm.lock().unmap_foreign(hv.frame_pool(), mapping.gfn, op.handle);
-    if let Some(g) = hv.domain_any(mapping.granter) {
-        unpin_entry(hv, &g, &mut g.grants.lock(), mapping.gref, mapping.readonly, Some((m.id(), op.handle)));
+    let mut ops = [*op];
+    unmap_batch(hv, m, &mut ops);
+    ops[0].status
+}
+
+/// `GNTTABOP_unmap_grant_ref` for a batch of ops: each op's `status` is set as [`unmap`]
+/// of the ops one after the other would set it, but the mapper's TLB is flushed once
+/// for the batch rather than once per op (a back end unmaps a request's segments
+/// together). Every mapping is first removed from the mapper's P2M, then the TLB is
+/// flushed, and only then are the granters' entries unpinned: until the flush the
+/// mapper's CPUs may still reach a frame through a cached translation, so the frame
+/// stays pinned, and the granter cannot revoke the entry, until nothing can reach it.
+pub fn unmap_batch<A: Arch>(hv: &impl DomainTable<A>, m: &Arc<Domain<A>>, ops: &mut [GnttabUnmapGrantRef]) {
+    let mut removed: Vec<(u32, Mapping)> = Vec::with_capacity(ops.len());
+    for op in ops.iter_mut() {
+        let mapping = {
+            let mut mt = m.grants.lock();
+            let Slot::Mapped(mapping) = mt.slot(op.handle) else {
+                op.status = GNTST_BAD_HANDLE;
+                continue;
+            };
+            if op.host_addr == 0 {
+                // Xen: nothing to remove without an address; the mapping stays.
+                op.status = GNTST_OKAY;
+                continue;
+            }
+            if op.host_addr / PAGE_SIZE != mapping.gfn {
+                op.status = GNTST_GENERAL_ERROR;
+                continue;
+            }
+            mt.free_handle(op.handle);
+            mapping
+        };
+        let _ = m.mm.lock().unmap_foreign_unflushed(hv.frame_pool(), mapping.gfn, op.handle);
+        removed.push((op.handle, mapping));
+        op.status = GNTST_OKAY;
     }
-    GNTST_OKAY
+    if removed.is_empty() {
+        return;
+    }
+    m.mm.lock().flush_tlb();
+    for (handle, mapping) in removed {
+        if let Some(g) = hv.domain_any(mapping.granter) {
+            unpin_entry(hv, &g, &mut g.grants.lock(), mapping.gref, mapping.readonly, Some((m.id(), handle)));
+        }
+    }
 }
 
 /// Grant teardown of a domain being destroyed.

@@ -11,8 +11,8 @@ use keel_abi::memory::*;
 use keel_abi::xen::DOMID_SELF;
 use keel_abi::{Errno, Wire};
 
-type Hv = Hypervisor<'static, MockArch>;
-type D = Arc<Domain<MockArch>>;
+pub(super) type Hv = Hypervisor<'static, MockArch>;
+pub(super) type D = Arc<Domain<MockArch>>;
 
 fn err(e: Errno) -> i64 {
     -(e.code() as i64)
@@ -20,7 +20,7 @@ fn err(e: Errno) -> i64 {
 
 /// Runs `GNTTABOP_<cmd>` on `ops` (written at ARG); returns the result and the ops as
 /// written back.
-fn gnt<T: Wire>(hv: &Hv, d: &D, cmd: u64, ops: &[T]) -> (i64, Vec<T>) {
+pub(super) fn gnt<T: Wire>(hv: &Hv, d: &D, cmd: u64, ops: &[T]) -> (i64, Vec<T>) {
     for (i, o) in ops.iter().enumerate() {
         put(d, ARG + (i * T::SIZE) as u64, o);
     }
@@ -29,32 +29,32 @@ fn gnt<T: Wire>(hv: &Hv, d: &D, cmd: u64, ops: &[T]) -> (i64, Vec<T>) {
 }
 
 /// Places grant frame `idx` of `d` at `gfn`.
-fn place(hv: &Hv, d: &D, idx: u64, gfn: u64) -> i64 {
+pub(super) fn place(hv: &Hv, d: &D, idx: u64, gfn: u64) -> i64 {
     put(d, ARG, &XenAddToPhysmap { domid: DOMID_SELF, size: 0, space: XENMAPSPACE_GRANT_TABLE, idx, gpfn: gfn });
     call(hv, d, 0, MEMORY_OP, &[XENMEM_ADD_TO_PHYSMAP, ARG])
 }
 
-const TABLE: u64 = RAM + 0x20000;
-const PAGE: u64 = RAM + 0x30000;
-const HOLE: u64 = 0x8000_0000;
+pub(super) const TABLE: u64 = RAM + 0x20000;
+pub(super) const PAGE: u64 = RAM + 0x30000;
+pub(super) const HOLE: u64 = 0x8000_0000;
 
 fn entry_gpa(gref: u32) -> u64 {
     TABLE + gref as u64 * 8
 }
 
-fn grant(d: &D, gref: u32, to: u16, gfn: u64, flags: u16) {
+pub(super) fn grant(d: &D, gref: u32, to: u16, gfn: u64, flags: u16) {
     put(d, entry_gpa(gref), &GrantEntryV1 { flags, domid: to, frame: gfn as u32 });
 }
 
-fn flags(d: &D, gref: u32) -> u16 {
+pub(super) fn flags(d: &D, gref: u32) -> u16 {
     get::<GrantEntryV1>(d, entry_gpa(gref)).flags
 }
 
-fn map_op(dom: u16, gref: u32, host_addr: u64, flags: u32) -> GnttabMapGrantRef {
+pub(super) fn map_op(dom: u16, gref: u32, host_addr: u64, flags: u32) -> GnttabMapGrantRef {
     GnttabMapGrantRef { host_addr, flags, grant_ref: gref, dom, status: 0, handle: 0, dev_bus_addr: 0 }
 }
 
-fn unmap_op(host_addr: u64, handle: u32) -> GnttabUnmapGrantRef {
+pub(super) fn unmap_op(host_addr: u64, handle: u32) -> GnttabUnmapGrantRef {
     GnttabUnmapGrantRef { host_addr, dev_bus_addr: 0, handle, status: 0, _pad: [0; 2] }
 }
 
@@ -63,7 +63,7 @@ fn copy_op(src: (u64, u16, u16), dst: (u64, u16, u16), len: u16, flags: u16) -> 
     GnttabCopy { source: ptr(src), dest: ptr(dst), len, flags, status: 0, _pad: [0; 2] }
 }
 
-fn pair() -> (Hv, D, D) {
+pub(super) fn pair() -> (Hv, D, D) {
     let (hv, _) = hypervisor();
     let a = guest(&hv, &X86_64, 1, 256);
     let b = guest(&hv, &AARCH64, 1, 256);

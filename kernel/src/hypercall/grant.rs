@@ -5,11 +5,15 @@ use super::{Call, HcResult};
 use crate::arch::Arch;
 use crate::grant::{self, ops};
 use crate::p2m::PageKind;
+use alloc::vec::Vec;
 use keel_abi::grant::*;
 use keel_abi::Errno;
 
 /// The most ops one call may carry (Keel has no hypercall continuations).
 pub const MAX_BATCH: u32 = 4096;
+/// How many unmap ops share one TLB flush (Xen's `GNTTAB_UNMAP_BATCH_SIZE`): Linux's
+/// back ends unmap a request's segments in one call.
+const UNMAP_CHUNK: usize = 32;
 /// Offset of the status field in `gnttab_copy`.
 const COPY_STATUS: u64 = 36;
 
@@ -41,10 +45,31 @@ pub fn grant_table_op<A: Arch>(c: &Call<'_, '_, A>) -> HcResult {
             }
         }
         GNTTABOP_UNMAP_GRANT_REF => {
-            for i in 0..count as u64 {
-                let mut op: GnttabUnmapGrantRef = g.read_element(uop, i)?;
-                op.status = ops::unmap(c.hv, c.domain, &op);
-                g.write_element(uop, i, &op)?;
+            // In chunks, each with one TLB flush (`ops::unmap_batch`), as Xen does. An op
+            // that cannot be read ends the call with `EFAULT` after those before it.
+            let mut chunk: Vec<GnttabUnmapGrantRef> = Vec::with_capacity(UNMAP_CHUNK);
+            let mut first = 0u64;
+            while first < u64::from(count) {
+                let end = (first + UNMAP_CHUNK as u64).min(u64::from(count));
+                chunk.clear();
+                let mut fault = None;
+                for i in first..end {
+                    match g.read_element(uop, i) {
+                        Ok(op) => chunk.push(op),
+                        Err(e) => {
+                            fault = Some(e);
+                            break;
+                        }
+                    }
+                }
+                ops::unmap_batch(c.hv, c.domain, &mut chunk);
+                for (i, op) in (first..).zip(chunk.iter()) {
+                    g.write_element(uop, i, op)?;
+                }
+                if let Some(e) = fault {
+                    return Err(e);
+                }
+                first = end;
             }
         }
         GNTTABOP_COPY => {

@@ -131,6 +131,16 @@ impl<A: Arch> PageTable<A> {
     /// Removes every mapping in `[gpa, gpa + size)`, splitting blocks that straddle the
     /// ends, and flushes the address space's TLB entries.
     pub fn unmap(&mut self, pool: &FramePool, gpa: GuestPhysAddr, size: u64) -> Result<(), MapError> {
+        let result = self.unmap_unflushed(pool, gpa, size);
+        self.flush();
+        result
+    }
+
+    /// [`PageTable::unmap`] without its final TLB flush: the entries are gone from the
+    /// tables, but CPUs may still use cached translations of them until the caller's
+    /// [`PageTable::flush`]. For batches that clear many entries and flush once; nothing
+    /// the old translations reached may be freed or reused before that flush.
+    pub fn unmap_unflushed(&mut self, pool: &FramePool, gpa: GuestPhysAddr, size: u64) -> Result<(), MapError> {
         self.check_range(gpa, size)?;
         let end = gpa.0 + size;
         let mut g = gpa.0;
@@ -155,8 +165,12 @@ impl<A: Arch> PageTable<A> {
                 Some(_) => unreachable!("find returns leaves only"),
             }
         }
-        A::Stage2::flush(self.space);
         result
+    }
+
+    /// Makes every CPU forget this address space's cached translations.
+    pub fn flush(&self) {
+        A::Stage2::flush(self.space);
     }
 
     /// The host-physical address, rights and type that `gpa` maps to.

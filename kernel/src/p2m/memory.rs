@@ -356,6 +356,29 @@ impl<A: Arch> Memory<A> {
         }
     }
 
+    /// [`Memory::unmap_foreign`] without the TLB flush: `gfn` is a hole in the tables,
+    /// but the domain's CPUs may still reach the foreign frame through cached
+    /// translations until [`Memory::flush_tlb`]. The caller keeps the frame pinned (the
+    /// granter's entry in use) until it has flushed.
+    pub fn unmap_foreign_unflushed(&mut self, pool: &FramePool, gfn: u64, handle: u32) -> Result<(), Errno> {
+        match self.special.get(&gfn) {
+            Some(&PageKind::Foreign { handle: h }) if h == handle => {
+                let p2m = self.p2m.as_mut().ok_or(Errno::EINVAL)?;
+                p2m.unmap_unflushed(pool, gpa(gfn).ok_or(Errno::EINVAL)?, PAGE_SIZE).map_err(map_errno)?;
+                self.special.remove(&gfn);
+                Ok(())
+            }
+            _ => Err(Errno::EINVAL),
+        }
+    }
+
+    /// Makes every CPU forget the domain's cached guest-physical translations.
+    pub fn flush_tlb(&self) {
+        if let Some(p2m) = &self.p2m {
+            p2m.flush();
+        }
+    }
+
     /// Pins the RAM page at `gfn` so it is not freed while the hypervisor uses it (event
     /// array, control block, vcpu_info, granted frame). Returns the host frame.
     pub fn pin_ram(&mut self, gfn: u64) -> Result<PhysAddr, Errno> {

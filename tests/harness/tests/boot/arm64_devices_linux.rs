@@ -14,14 +14,10 @@
 //! domain built at run time.
 
 use super::arm64_guests::spec;
-use super::arm64_linux::{on_with, xen_guest, KERNEL, NVHE_GICV2, VHE_GICV3};
+use super::arm64_linux::{on_with, xen_guest, INITRAMFS_WITH_KERNEL, KERNEL, NVHE_GICV2, VHE_GICV3};
 use super::boot;
 use keel_tests::BootTest;
 use std::time::Duration;
-
-/// The test initramfs followed by the guests' kernel and initramfs under `/boot`
-/// (`scripts/fetch-linux-arm64`).
-const DEVICES_INITRAMFS: &str = "target/linux-arm64/initramfs-devices.gz";
 
 /// md5 of 64 MiB and of 8 MiB of "KEEL-NET-0123456789abcdef-PATTERN" lines, as both
 /// guests compute it.
@@ -86,8 +82,9 @@ fn lines(mib: u32, md5: &str) -> Vec<String> {
 }
 
 fn two_guests(config: &str, machine: [&str; 4], mib: u32, md5: &str) {
-    let dom0 =
-        format!("kernel={KERNEL};ramdisk={DEVICES_INITRAMFS};bootargs=console=hvc0 keel.linux=devices keel.mib={mib}");
+    let dom0 = format!(
+        "kernel={KERNEL};ramdisk={INITRAMFS_WITH_KERNEL};bootargs=console=hvc0 keel.linux=devices keel.mib={mib}"
+    );
     let xenstore = spec("xenstore", "caps=4;bootargs=keel.program=xenstored xenstored.exit=last");
     // Three Linux boots and 64 MiB through netfront and netback under QEMU TCG: more than
     // on_with's 200 s.

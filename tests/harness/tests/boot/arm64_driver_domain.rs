@@ -12,14 +12,10 @@
 //! (`tests/guests/linux/drvctl-session`, `driverdom-session`, `drvguest-session`).
 
 use super::arm64_guests::spec;
-use super::arm64_linux::{on_with, xen_guest, INITRAMFS, KERNEL, VHE_GICV3};
+use super::arm64_linux::{on_with, xen_guest, INITRAMFS, INITRAMFS_WITH_KERNEL, KERNEL, VHE_GICV3};
 use super::boot;
 use keel_tests::BootTest;
 use std::time::Duration;
-
-/// Dom0's initramfs, with the kernel and the plain initramfs as files in `/linux` for
-/// `keelctl create` (`scripts/fetch-linux-arm64`).
-const INITRAMFS_WITH_KERNEL: &str = "target/linux-arm64/initramfs-with-kernel.img";
 
 /// What dom0 (d0), the xenstore domain (d1), the guest (d2), the driver domains and Keel
 /// must print.

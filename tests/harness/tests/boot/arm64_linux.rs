@@ -9,6 +9,10 @@ use std::time::Duration;
 
 pub const KERNEL: &str = "target/linux-arm64/vmlinuz";
 pub const INITRAMFS: &str = "target/linux-arm64/initramfs.gz";
+/// The initramfs of a control domain that creates Linux domains (`keelctl create`): the
+/// one above, with Linux's kernel and it as files, `/boot/vmlinuz.gz` and
+/// `/boot/initramfs.gz` (`scripts/fetch-linux-arm64`).
+pub const INITRAMFS_WITH_KERNEL: &str = "target/linux-arm64/initramfs-with-kernel.img";
 /// bookworm-backports' cloud kernel (Linux 6.12): its `/dev/xen/evtchn` binds static
 /// event channels (`IOCTL_EVTCHN_BIND_STATIC`, Linux 6.6 and later; bookworm's 6.1 has none).
 pub const KERNEL_6_12: &str = "target/linux-arm64/backports/vmlinuz";
