@@ -366,6 +366,7 @@ impl<A: Arch> Memory<A> {
                 let p2m = self.p2m.as_mut().ok_or(Errno::EINVAL)?;
                 p2m.unmap_unflushed(pool, gpa(gfn).ok_or(Errno::EINVAL)?, PAGE_SIZE).map_err(map_errno)?;
                 self.special.remove(&gfn);
+                self.forget_lookups();
                 Ok(())
             }
             _ => Err(Errno::EINVAL),
@@ -440,6 +441,7 @@ mod tests {
         RemoveSpecial(u64),
         MapForeign(u64),
         UnmapForeign(u64),
+        UnmapForeignUnflushed(u64),
         Look(u64),
     }
 
@@ -452,13 +454,15 @@ mod tests {
             g.clone().prop_map(Change::RemoveSpecial),
             g.clone().prop_map(Change::MapForeign),
             g.clone().prop_map(Change::UnmapForeign),
+            g.clone().prop_map(Change::UnmapForeignUnflushed),
             g.prop_map(Change::Look),
         ]
     }
 
     proptest! {
         /// Whatever the P2M goes through (RAM populated and given back, shared_info placed
-        /// and moved, grant mappings made and removed), a remembered translation is never
+        /// and moved, grant mappings made and removed, one by one or in a batch flushed
+        /// once), a remembered translation is never
         /// used once it is stale: after every change and every lookup, `lookup` answers
         /// what a walk of the tables answers, for every frame.
         #[test]
@@ -479,6 +483,11 @@ mod tests {
                     }
                     Change::MapForeign(_) => Ok(()),
                     Change::UnmapForeign(g) => m.unmap_foreign(&pool, BASE + g, 7),
+                    Change::UnmapForeignUnflushed(g) => {
+                        let r = m.unmap_foreign_unflushed(&pool, BASE + g, 7);
+                        m.flush_tlb();
+                        r
+                    }
                     Change::Look(g) => {
                         let _ = m.lookup(BASE + g);
                         Ok(())
