@@ -79,7 +79,7 @@ fn x86_conform_bochs_svm() {
 
 /// The number of microseconds in the line of `output` that contains `before`, right after
 /// it (e.g. `keel.timeout: acted 12 us after the deadline`).
-fn microseconds_after(output: &str, before: &str) -> Option<u64> {
+pub(super) fn microseconds_after(output: &str, before: &str) -> Option<u64> {
     let rest = output.split(before).nth(1)?;
     rest.split(' ').next()?.parse().ok()
 }
