@@ -371,11 +371,12 @@ fn x86_isolation(machine: X86Machine) {
     // Bochs's clock is its own (instructions), so host load does not make the worker's
     // VIRQ_TIMER ticks late there: on Bochs Skylake each must reach the guest within one
     // slice (4 ms) of its deadline, what a woken vCPU's boost gives it even beside a busy
-    // one. Bochs Ryzen gives no #VMEXIT(INTR) to a guest running with interrupts masked
-    // (docs/x86-guests.md, "Bochs Ryzen"), so a tick that comes while such a guest holds
-    // the worker's CPU can wait for that guest's next exit; one tick of a run there came
-    // 39 ms late (median 2.2 ms; not traced further), so there the median is bounded at
-    // a slice.
+    // one. On Bochs Ryzen one tick of the (deterministic) run comes 39 ms late (median
+    // 2.2 ms): it fell due while `wild`, on the worker's CPU, ran with interrupts masked,
+    // which gets no #VMEXIT(INTR) there (docs/x86-guests.md, "Bochs Ryzen"), so it was
+    // fired 6.4 ms late, at wild's crash; and that CPU's loop then spent 33 ms on the
+    // crash (its console lines and the reaping) before entering the worker. There the
+    // median is bounded at a slice.
     let late = |after: &str| {
         super::x86_conform::microseconds_after(&out.output, after).expect("the worker reports its late ticks")
     };
