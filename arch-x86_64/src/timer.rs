@@ -155,6 +155,9 @@ pub fn delay_us(us: u64) {
     }
 }
 
+/// Without TSC-deadline mode, the longest one-shot count: 4 ms (the scheduler's slice).
+const ONE_SHOT_SPANS_PER_SECOND: u64 = 250;
+
 /// The [`Timer`] of this backend.
 pub struct X86Timer;
 
@@ -176,7 +179,12 @@ impl Timer for X86Timer {
             // that mode. Zero would disarm, so the earliest deadline is 1.
             unsafe { regs::wrmsr(regs::msr::IA32_TSC_DEADLINE, ticks.max(1)) };
         } else {
-            let delta = ticks.saturating_sub(rdtsc()) as u128;
+            // The count is scaled by a rate measured over 10 ms, whose error grows with
+            // the distance: a deadline seconds away came milliseconds late (Bochs Ryzen:
+            // keel.timeout armed about 20 s ahead acted 12.9 ms late). At most one slice
+            // is counted at a time; an interrupt before the deadline makes the loop find
+            // nothing due and arm the timer again, closer.
+            let delta = ticks.saturating_sub(rdtsc()).min(tsc_hz() / ONE_SHOT_SPANS_PER_SECOND) as u128;
             let count = delta * LAPIC_TIMER_HZ.load(Ordering::Relaxed) as u128 / tsc_hz().max(1) as u128;
             lapic::start_one_shot(count.clamp(1, u32::MAX as u128) as u32);
         }

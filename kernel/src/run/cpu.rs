@@ -153,8 +153,13 @@ impl<'m, 'a, A: Arch> CpuLoop<'m, 'a, A> {
         let now = self.m.hv.now();
         self.m.check_deadline(now);
         self.fire_timers(now);
+        // What firing the timers raised for this CPU is done in this iteration: the
+        // decision below comes after the wake-ups, and the timer is armed after the
+        // deadlines were filed again. Left pending, each would cost a second iteration
+        // (a second decision) before the woken vCPU runs.
+        let fired = hooks.take_some_work(self.cpu, Work::RESCHED.with(Work::TIMERS));
         let yielded = work.contains(Work::YIELD);
-        let asked = work.contains(Work::RESCHED);
+        let asked = work.contains(Work::RESCHED) || fired.contains(Work::RESCHED);
         if asked || yielded || self.decide || self.m.scheduler().account(self.cpu, now) {
             self.decide(now, yielded);
         }

@@ -97,8 +97,21 @@ impl CpuMask {
     }
 
     /// The members in ascending order.
+    ///
+    /// Visits the set bits only (a word at a time), not every CPU the mask could hold: the
+    /// run loop walks the CPUs a decision kicks after every decision.
     pub fn iter(&self) -> impl Iterator<Item = CpuId> + '_ {
-        (0..Self::CAPACITY).filter(|&i| self.bits[i / 64] & (1 << (i % 64)) != 0).map(CpuId::from_index)
+        self.bits.iter().enumerate().flat_map(|(w, &word)| {
+            let mut rest = word;
+            core::iter::from_fn(move || {
+                if rest == 0 {
+                    return None;
+                }
+                let bit = rest.trailing_zeros() as usize;
+                rest &= rest - 1;
+                Some(CpuId::from_index(w * 64 + bit))
+            })
+        })
     }
 }
 

@@ -219,6 +219,17 @@ proptest! {
     fn invariants_hold(ops in proptest::collection::vec(op(), 1..300)) {
         run(ops)?;
     }
+
+    /// A mask visits exactly its members, in ascending order, whatever words they are in.
+    #[test]
+    fn a_mask_iterates_its_members_in_order(cpus in proptest::collection::btree_set(0u32..300, 0..40)) {
+        let listed: Vec<u32> = cpus.iter().copied().collect();
+        let mask = CpuMask::of(&listed);
+        let seen: Vec<u32> = mask.iter().map(|c| c.0).collect();
+        let within: Vec<u32> = listed.into_iter().filter(|&c| (c as usize) < CpuMask::CAPACITY).collect();
+        prop_assert_eq!(&seen, &within);
+        prop_assert_eq!(mask.count() as usize, seen.len());
+    }
 }
 
 /// Four threads act as CPUs on one scheduler at once: picking, blocking, waking,
