@@ -26,6 +26,8 @@ mod arm64_guests;
 mod arm64_keelctl;
 #[path = "boot/arm64_linux.rs"]
 mod arm64_linux;
+#[path = "boot/arm64_net_hostile.rs"]
+mod arm64_net_hostile;
 #[path = "boot/arm64_net_linux.rs"]
 mod arm64_net_linux;
 #[path = "boot/arm64_xenstore.rs"]
