@@ -18,7 +18,7 @@ use keel_tests::BootTest;
 use std::time::Duration;
 
 /// What dom0 (d0), the guest (d2), the hostile front end (d3) and Keel must print.
-const LINES: [&str; 49] = [
+const LINES: [&str; 52] = [
     "(d0) [linux] nethostile: bridge: inet 10.0.0.1/24",
     "(d0) [linux] nethostile: guest is d2, hostile is d3",
     "(d0) [linux] nethostile: network-attach guest: exit 0",
@@ -60,6 +60,9 @@ const LINES: [&str; 49] = [
     "(d0) [linux] nethostile: netback said 'Malicious frontend': 1 times",
     "(d0) [linux] nethostile: netback said 'Impossible number of requests': 1 times",
     "(d0) [linux] nethostile: netback said 'fatal error; disabling device': 3 times",
+    "(d0) [linux] nethostile: vif3.0 carrier: 0",
+    "(d0) [linux] nethostile: vif3.1 carrier: 0",
+    "(d0) [linux] nethostile: vif3.2 carrier: 0",
     "(d0) [linux] nethostile: vif2.0 carrier: 1",
     // The well-behaved guest after the attack.
     "(d2) [linux] netvictim: ping 10.0.0.1 after the attack: 3 packets received",
