@@ -5,6 +5,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use crate::cli_devices;
+use crate::cli_watch;
 pub use crate::command::Host;
 use crate::command::{getopt, Command, Ctx, Failure};
 use crate::console;
@@ -12,6 +13,7 @@ use crate::control::{Control, ControlError, CreateRequest, DomId, DomainInfo, Sc
 use crate::cpulist::CpuSet;
 use crate::domain_config::{Affinity, DomainConfig};
 use crate::format;
+use crate::watch::{self, Ends, Record};
 use crate::xlcfg;
 
 const COMMANDS: &[Command] = &[
@@ -97,7 +99,7 @@ fn find(name: &str) -> Option<&'static Command> {
 }
 
 fn all_commands() -> impl Iterator<Item = &'static Command> {
-    COMMANDS.iter().chain(crate::cli_devices::COMMANDS)
+    COMMANDS.iter().chain(crate::cli_devices::COMMANDS).chain(crate::cli_watch::COMMANDS)
 }
 
 fn usage_of(c: &Command) -> String {
@@ -233,14 +235,27 @@ fn create(ctx: &mut Ctx, args: &[String]) -> Result<(), Failure> {
     writeln!(ctx.err, "Parsing config from {path}")?;
     let bytes = ctx.host.read_file(&path).map_err(|e| Failure::Error(format!("cannot read `{path}`: {e}")))?;
     let text = String::from_utf8(bytes).map_err(|_| Failure::Error(format!("{path}: not a text file")))?;
-    let cfg = xlcfg::parse(&path, &text).map_err(|e| Failure::Error(e.to_string()))?;
+    let id = create_from(ctx, &path, &text, dry_run)?;
+    if console {
+        if let Some(id) = id {
+            attach(ctx, id)?;
+        }
+    }
+    Ok(())
+}
+
+/// Creates the domain configuration `text` (read from `path`) describes, as `create`
+/// does, and saves its record for `keelctl watch`; with `dry_run` only prints what would
+/// be created. The new domain's id.
+pub(crate) fn create_from(ctx: &mut Ctx, path: &str, text: &str, dry_run: bool) -> Result<Option<DomId>, Failure> {
+    let cfg = xlcfg::parse(path, text).map_err(|e| Failure::Error(e.to_string()))?;
     let (config, warnings) = DomainConfig::from_config(&cfg).map_err(|e| Failure::Error(e.to_string()))?;
     for w in warnings {
         writeln!(ctx.err, "warning: {w}")?;
     }
     if dry_run {
         ctx.out.write_all(summary(&config).as_bytes())?;
-        return Ok(());
+        return Ok(None);
     }
     let load = |ctx: &Ctx, key: &str, file: &str| -> Result<Vec<u8>, Failure> {
         ctx.host.read_file(file).map_err(|e| {
@@ -263,9 +278,10 @@ fn create(ctx: &mut Ctx, args: &[String]) -> Result<(), Failure> {
     }
     let devices = !config.disks.is_empty() || !config.vifs.is_empty();
     if devices {
-        cli_devices::check_configured(ctx, &config).map_err(|r| cli_devices::refused(&path, &cfg, &r))?;
+        cli_devices::check_configured(ctx, &config).map_err(|r| cli_devices::refused(path, &cfg, &r))?;
     }
-    let request = CreateRequest { config: &config, kernel, ramdisk, paused: devices };
+    let ends = Ends { poweroff: config.on_poweroff, reboot: config.on_reboot, crash: config.on_crash };
+    let request = CreateRequest { config: &config, kernel, ramdisk, paused: devices, keep: watch::keep_for(&ends) };
     let id = ctx.ctl.create(&request).map_err(|e| match e {
         ControlError::NameInUse(_) => at("name", e),
         ControlError::NoMemory { .. } | ControlError::DoesNotFit { .. } => at("memory", e),
@@ -280,14 +296,13 @@ fn create(ctx: &mut Ctx, args: &[String]) -> Result<(), Failure> {
             if had_store {
                 cli_devices::forget_destroyed(ctx, id)?;
             }
-            return Err(cli_devices::refused(&path, &cfg, &r));
+            return Err(cli_devices::refused(path, &cfg, &r));
         }
         ctx.ctl.unpause(id)?;
     }
-    if console {
-        attach(ctx, id)?;
-    }
-    Ok(())
+    let record = Record { id, name: config.name.clone(), path: path.to_string(), text: text.to_string(), ends };
+    cli_watch::save(ctx, &record)?;
+    Ok(Some(id))
 }
 
 fn list(ctx: &mut Ctx, args: &[String]) -> Result<(), Failure> {
@@ -318,6 +333,7 @@ fn destroy(ctx: &mut Ctx, args: &[String]) -> Result<(), Failure> {
     // ever on one).
     let had_store = ctx.ctl.has_store(d.id);
     ctx.ctl.destroy(d.id)?;
+    cli_watch::drop_record(ctx, d.id);
     if had_store {
         // Its back ends first: forgetting it as a front end removes its whole home,
         // `backend/` included.

@@ -41,6 +41,20 @@ pub trait Host {
     fn store(&mut self) -> Result<Box<dyn Watching>, String> {
         Err("no xenstore".into())
     }
+    /// Saves keelctl's state file `name` (the records `create` leaves for `watch`).
+    fn state_write(&mut self, name: &str, text: &str) -> std::io::Result<()> {
+        let _ = (name, text);
+        Err(std::io::Error::from(std::io::ErrorKind::Unsupported))
+    }
+    /// Removes state file `name`; one that is not there is no error.
+    fn state_remove(&mut self, name: &str) -> std::io::Result<()> {
+        let _ = name;
+        Ok(())
+    }
+    /// Every state file: its name and text.
+    fn state_files(&self) -> std::io::Result<Vec<(String, String)>> {
+        Ok(Vec::new())
+    }
     /// The loop devices and bridges of this (driver) domain, for `devd`.
     fn devd_system(&mut self) -> Result<Box<dyn devd::System>, String> {
         Err("no hotplug system".into())

@@ -84,6 +84,8 @@ pub struct CreateRequest<'a> {
     /// Leave the domain paused once built (the caller writes its devices, then unpauses
     /// it, as libxl does).
     pub paused: bool,
+    /// The ends after which Keel keeps the domain for the toolstack (`CTL_START_KEEP_*`).
+    pub keep: crate::watch::Keep,
 }
 
 /// An orderly shutdown request.

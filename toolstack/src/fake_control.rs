@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use crate::control::*;
 use crate::cpulist::CpuSet;
+use crate::watch::Keep;
 
 pub struct Fake {
     pub domains: BTreeMap<DomId, (DomainInfo, Sched, Vec<VcpuInfo>)>,
@@ -17,6 +18,8 @@ pub struct Fake {
     pub obedient: bool,
     /// Every domain has a xenstore connection.
     pub stores: bool,
+    /// The ends each created domain is kept after (`CreateRequest::keep`).
+    pub keeps: BTreeMap<DomId, Keep>,
 }
 
 impl Fake {
@@ -30,6 +33,7 @@ impl Fake {
             created: Vec::new(),
             obedient: true,
             stores: false,
+            keeps: BTreeMap::new(),
         };
         f.add(0, "Domain-0", 512, 2);
         f
@@ -61,6 +65,25 @@ impl Fake {
             })
             .collect();
         self.domains.insert(id, (info, Sched { weight: 256, cap: 0 }, v));
+    }
+
+    /// Domain `id` ends by itself for `reason`: as Keel, kept (listed as shut down) if
+    /// its creator asked for that end, else destroyed at once.
+    pub fn end(&mut self, id: DomId, reason: ShutdownReason) {
+        let k = self.keeps.get(&id).copied().unwrap_or_default();
+        let kept = match reason {
+            ShutdownReason::Poweroff => k.poweroff,
+            ShutdownReason::Reboot | ShutdownReason::SoftReset => k.reboot,
+            ShutdownReason::Crash | ShutdownReason::Watchdog => k.crash,
+            ShutdownReason::Suspend => false,
+        };
+        if !kept {
+            let _ = self.destroy(id);
+        } else if let Some(d) = self.domains.get_mut(&id) {
+            d.0.shutdown = Some(reason);
+            d.0.running = false;
+            d.0.blocked = false;
+        }
     }
 
     fn dom(&mut self, id: DomId) -> Result<&mut (DomainInfo, Sched, Vec<VcpuInfo>), ControlError> {
@@ -101,6 +124,7 @@ impl Control for Fake {
         self.free_mib -= c.memory_mib;
         self.add(id, &c.name, c.memory_mib, c.vcpus);
         self.dom(id)?.0.paused = r.paused;
+        self.keeps.insert(id, r.keep);
         self.created.push((c.name.clone(), r.kernel.len(), r.ramdisk.as_ref().map(Vec::len), c.cmdline.clone()));
         Ok(id)
     }

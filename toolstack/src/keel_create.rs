@@ -1,4 +1,4 @@
-//! `create` over Keel's control interface 1.2 (`docs/control-abi.md`): as xl builds a
+//! `create` over Keel's control interface 1.3 (`docs/control-abi.md`): as xl builds a
 //! domain paused and then unpauses it.
 //!
 //! 1. `CTL_CREATE` with the name, memory, vCPUs (`maxvcpus`: Keel starts vCPU 0, the
@@ -126,7 +126,13 @@ impl<H: Hypervisor> KeelControl<H> {
                 self.raw_ctl(CTL_SET_AFFINITY, &mut a, &mut []).map_err(|e| error(e, "pinning", Some(id)))?;
             }
         }
-        let mut s = CtlStart { domid, _pad: [0; 2], flags: CTL_START_PAUSED }.to_bytes();
+        let keep = [
+            (req.keep.poweroff, CTL_START_KEEP_POWEROFF),
+            (req.keep.reboot, CTL_START_KEEP_REBOOT),
+            (req.keep.crash, CTL_START_KEEP_CRASH),
+        ];
+        let flags = keep.iter().filter(|k| k.0).fold(CTL_START_PAUSED, |f, k| f | k.1);
+        let mut s = CtlStart { domid, _pad: [0; 2], flags }.to_bytes();
         self.raw_ctl(CTL_START, &mut s, &mut []).map_err(|e| match e {
             EINVAL => ControlError::Invalid(format!(
                 "Keel refused to start domain {id}: its kernel `{}` is not one this architecture boots or is \
@@ -179,7 +185,13 @@ mod tests {
     #[test]
     fn the_create_arguments_follow_the_configuration() {
         let c = config("name='web'\nmemory=64\nvcpus=2\nmaxvcpus=4\ncpus='1-2'\nkernel='k'\ncpu_weight=512\ncap=50\n");
-        let req = CreateRequest { config: &c, kernel: vec![1; 10], ramdisk: Some(vec![2; 3]), paused: false };
+        let req = CreateRequest {
+            config: &c,
+            kernel: vec![1; 10],
+            ramdisk: Some(vec![2; 3]),
+            paused: false,
+            keep: Default::default(),
+        };
         let a = create_args(&req).unwrap();
         assert_eq!((a.vcpus, a.memory_kib, a.weight, a.cap), (4, 64 * 1024, 512, 50));
         assert_eq!((a.kernel_size, a.ramdisk_size), (10, 3));
@@ -238,7 +250,8 @@ mod tests {
     fn create_loads_in_chunks_starts_paused_then_unpauses_and_cleans_up_on_failure() {
         let c = config("name='web'\nmemory=64\nkernel='k'\ncmdline='root=/dev/xvda'\n");
         let image: Vec<u8> = (0..(3 << 20) + 5).map(|i| (i % 251) as u8).collect();
-        let req = CreateRequest { config: &c, kernel: image.clone(), ramdisk: None, paused: false };
+        let req =
+            CreateRequest { config: &c, kernel: image.clone(), ramdisk: None, paused: false, keep: Default::default() };
         let mut k = KeelControl::new(Recorder::answering_start(Ok(0)));
         assert_eq!(k.create_domain(&req), Ok(5));
         let r = k.into_inner();
@@ -272,7 +285,7 @@ mod tests {
     #[test]
     fn a_cap_above_one_cpu_is_refused() {
         let c = config("name='web'\nkernel='k'\ncap=200\n");
-        let req = CreateRequest { config: &c, kernel: vec![1], ramdisk: None, paused: false };
+        let req = CreateRequest { config: &c, kernel: vec![1], ramdisk: None, paused: false, keep: Default::default() };
         assert!(matches!(create_args(&req), Err(ControlError::Invalid(_))));
     }
 }

@@ -10,6 +10,8 @@
 //!   [`devd_linux`] what it does in a Linux driver domain (busybox's tools).
 //! - [`control`]: the control interface; [`keel_control`]: over Keel's control hypercall,
 //!   issued through Linux's `/dev/xen/privcmd` ([`privcmd`], keelctl's only `unsafe`).
+//! - [`watch`]: what `keelctl watch` does with a domain that ended by itself
+//!   (`on_poweroff`, `on_reboot`, `on_crash`); the command is in `cli_watch`.
 //! - [`cli`]: the commands; [`format`]: xl's output; [`console`]: the console session.
 //! - [`xenbus`]: a xenstore client over `/dev/xen/xenbus` (`shutdown`, `reboot`);
 //!   [`xenbus_store`]: the [`devices_store::Store`] over it (the device commands of
@@ -20,6 +22,7 @@
 
 pub mod cli;
 mod cli_devices;
+mod cli_watch;
 pub mod command;
 pub mod console;
 pub mod control;
@@ -44,6 +47,7 @@ pub mod keel_control;
 pub mod keel_create;
 pub mod privcmd;
 pub mod vif;
+pub mod watch;
 pub mod xenbus;
 pub mod xenbus_backend;
 pub mod xenbus_store;
@@ -55,3 +59,5 @@ mod cli_devices_tests;
 mod cli_tests;
 #[cfg(test)]
 mod fake_control;
+#[cfg(test)]
+mod watch_tests;

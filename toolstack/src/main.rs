@@ -52,6 +52,40 @@ impl Host for System {
         Ok(Box::new(self.xenbus().map_err(|e| format!("{}: {e}", xenbus::DEVICE))?))
     }
 
+    fn state_write(&mut self, name: &str, text: &str) -> std::io::Result<()> {
+        let dir = state_dir();
+        std::fs::create_dir_all(&dir)?;
+        // Written whole, then renamed: the watcher never reads half a record.
+        let tmp = dir.join(format!(".{name}.new"));
+        std::fs::write(&tmp, text)?;
+        std::fs::rename(tmp, dir.join(name))
+    }
+
+    fn state_remove(&mut self, name: &str) -> std::io::Result<()> {
+        match std::fs::remove_file(state_dir().join(name)) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            r => r,
+        }
+    }
+
+    fn state_files(&self) -> std::io::Result<Vec<(String, String)>> {
+        let entries = match std::fs::read_dir(state_dir()) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            r => r?,
+        };
+        let mut out = Vec::new();
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') {
+                continue;
+            }
+            if let Ok(text) = std::fs::read_to_string(e.path()) {
+                out.push((name, text));
+            }
+        }
+        Ok(out)
+    }
+
     fn devd_system(&mut self) -> Result<Box<dyn keelctl::devd::System>, String> {
         Ok(Box::new(keelctl::devd_linux::LinuxSystem))
     }
@@ -74,6 +108,12 @@ impl Host for System {
             let _ = Command::new("stty").arg(s).status();
         }
     }
+}
+
+/// Where keelctl keeps its state (the records of `create` for `watch`): `$KEELCTL_STATE`,
+/// else `/run/keelctl` (a tmpfs, as Xen's `/var/run/xen`: records do not outlive a boot).
+fn state_dir() -> std::path::PathBuf {
+    std::env::var_os("KEELCTL_STATE").map_or_else(|| "/run/keelctl".into(), Into::into)
 }
 
 /// Keel's control interface, opened at the first call (so `--help` and `create -n` need

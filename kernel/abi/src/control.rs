@@ -23,7 +23,7 @@ const _: () = {
 };
 
 /// The control interface this build implements (independent of the guest ABI's version).
-pub const CONTROL_VERSION: AbiVersion = AbiVersion { major: 1, minor: 2 };
+pub const CONTROL_VERSION: AbiVersion = AbiVersion { major: 1, minor: 3 };
 
 /// Capability bit: the domain may use [`KEEL_CONTROL_OP`] (Xen's `DOMAIN_CAPS_CONTROL`).
 pub const CAP_CONTROL: u32 = 0x1;
@@ -121,6 +121,18 @@ pub const CTL_MODULE_KERNEL: u8 = 0;
 pub const CTL_MODULE_RAMDISK: u8 = 1;
 /// [`CtlStart::flags`]: the domain starts paused ([`CTL_UNPAUSE`] lets it run).
 pub const CTL_START_PAUSED: u32 = 0x1;
+/// [`CtlStart::flags`]: once the domain powers off (`SHUTDOWN_poweroff`), it is kept
+/// (listed as shut down, its memory held) until [`CTL_DESTROY`], as Xen keeps a domain
+/// for its toolstack; without the flag Keel destroys it at once. Since 1.3.
+pub const CTL_START_KEEP_POWEROFF: u32 = 0x2;
+/// [`CtlStart::flags`]: the same once it reboots (`SHUTDOWN_reboot`, `SHUTDOWN_soft_reset`).
+pub const CTL_START_KEEP_REBOOT: u32 = 0x4;
+/// [`CtlStart::flags`]: the same once it crashes (`SHUTDOWN_crash`, `SHUTDOWN_watchdog`,
+/// or a fault Keel ended it for).
+pub const CTL_START_KEEP_CRASH: u32 = 0x8;
+/// Every [`CtlStart::flags`] bit.
+pub const CTL_START_FLAGS: u32 =
+    CTL_START_PAUSED | CTL_START_KEEP_POWEROFF | CTL_START_KEEP_REBOOT | CTL_START_KEEP_CRASH;
 
 wire_struct! {
     /// One domain, for [`CTL_PAUSE`], [`CTL_UNPAUSE`] and [`CTL_DESTROY`].
@@ -267,7 +279,7 @@ wire_struct! {
 }
 
 wire_struct! {
-    /// [`CTL_START`]: `flags` [`CTL_START_PAUSED`] or 0.
+    /// [`CTL_START`]: `flags` of [`CTL_START_FLAGS`].
     pub struct CtlStart: 8 {
         pub domid: u16 = 0,
         pub _pad: [u8; 2] = 2,
@@ -290,7 +302,7 @@ mod tests {
 
     #[test]
     fn version_packs_as_xen_packs_versions() {
-        assert_eq!(CONTROL_VERSION.packed(), 0x0001_0002);
+        assert_eq!(CONTROL_VERSION.packed(), 0x0001_0003);
     }
 
     #[test]

@@ -127,7 +127,12 @@ pub struct CreateArgs {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Request {
     Create(CreateArgs),
-    Start { domid: DomId, paused: bool },
+    /// `keep`: the `CTL_START_KEEP_*` bits.
+    Start {
+        domid: DomId,
+        paused: bool,
+        keep: u32,
+    },
 }
 
 /// One domain being built in the table: its id and name readable without its lock.

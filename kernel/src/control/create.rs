@@ -126,9 +126,9 @@ impl<A: Arch> Hypervisor<'_, A> {
     }
 
     /// `CTL_START`'s checks: domain `a.domid` is being built, every module byte was
-    /// loaded, `flags` known. Queues the start for the caller's run loop.
+    /// loaded, `flags` known (`CTL_START_KEEP_*`: which ends the domain is kept after). Queues the start for the caller's run loop.
     pub fn control_queue_start(&self, caller: (DomId, u32), a: &CtlStart) -> Result<(), Errno> {
-        if a._pad != [0; 2] || a.flags & !CTL_START_PAUSED != 0 {
+        if a._pad != [0; 2] || a.flags & !CTL_START_FLAGS != 0 {
             return Err(Errno::EINVAL);
         }
         let Some(entry) = self.builds.find(a.domid) else {
@@ -140,7 +140,8 @@ impl<A: Arch> Hypervisor<'_, A> {
                 return Err(Errno::EINVAL);
             }
         }
-        self.builds.queue(caller, Request::Start { domid: a.domid, paused: a.flags & CTL_START_PAUSED != 0 })
+        let keep = a.flags & (CTL_START_KEEP_POWEROFF | CTL_START_KEEP_REBOOT | CTL_START_KEEP_CRASH);
+        self.builds.queue(caller, Request::Start { domid: a.domid, paused: a.flags & CTL_START_PAUSED != 0, keep })
     }
 
     /// `CTL_PHYSINFO`: the frame pool's size and free frames.

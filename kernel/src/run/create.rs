@@ -50,17 +50,22 @@ impl<'a, A: Arch> Machine<'a, A> {
 pub fn serve<A: Arch + GuestAbi + GuestLoader>(m: &Machine<'_, A>, req: Request) -> Result<u64, Errno> {
     match req {
         Request::Create(args) => m.hypervisor().control_create(&args).map(u64::from),
-        Request::Start { domid, paused } => start(m, domid, paused).map(|()| 0),
+        Request::Start { domid, paused, keep } => start(m, domid, paused, keep).map(|()| 0),
     }
 }
 
 /// Builds and starts domain `id`, which is being built; its staging blocks are freed
 /// whatever happens, and the domain destroyed if it cannot start.
-fn start<A: Arch + GuestAbi + GuestLoader>(m: &Machine<'_, A>, id: DomId, paused: bool) -> Result<(), Errno> {
+fn start<A: Arch + GuestAbi + GuestLoader>(
+    m: &Machine<'_, A>,
+    id: DomId,
+    paused: bool,
+    keep: u32,
+) -> Result<(), Errno> {
     let hv = m.hypervisor();
     // Destroyed since the hypercall checked it: gone.
     let pending = hv.take_build(id).ok_or(Errno::ESRCH)?;
-    let result = build(m, &pending, paused);
+    let result = build(m, &pending, paused, keep);
     pending.release(hv.pool());
     if result.is_err() {
         let _ = super::destroy_domain(hv, id);
@@ -110,7 +115,12 @@ fn load_errno(e: &LoadError) -> Errno {
     }
 }
 
-fn build<A: Arch + GuestAbi + GuestLoader>(m: &Machine<'_, A>, p: &Pending, paused: bool) -> Result<(), Errno> {
+fn build<A: Arch + GuestAbi + GuestLoader>(
+    m: &Machine<'_, A>,
+    p: &Pending,
+    paused: bool,
+    keep: u32,
+) -> Result<(), Errno> {
     let hv = m.hypervisor();
     let id = p.domid;
     let config = description(p);
@@ -140,6 +150,7 @@ fn build<A: Arch + GuestAbi + GuestLoader>(m: &Machine<'_, A>, p: &Pending, paus
     }
     let mut guest = Guest::new(config.name.clone(), d.clone(), vcpu);
     guest.created = true;
+    guest.keep = keep;
     m.guests.insert(guest);
     m.started.store(true, Ordering::Release);
     m.hooks.vcpu_online(id, 0, true);

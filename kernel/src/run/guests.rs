@@ -42,6 +42,9 @@ pub struct Guest<A: Arch> {
     pub domain: Arc<Domain<A>>,
     /// Created at run time through the control interface, not described at boot.
     pub created: bool,
+    /// The `CTL_START_KEEP_*` bits: the ends after which the domain stays (listed, its
+    /// memory held) until the control domain destroys it.
+    pub keep: u32,
     slots: Vec<Mutex<Slot<A::Vcpu>>>,
 }
 
@@ -50,7 +53,7 @@ impl<A: Arch> Guest<A> {
     pub(super) fn new(name: String, domain: Arc<Domain<A>>, boot: A::Vcpu) -> Self {
         let mut slots: Vec<_> = (0..domain.nr_vcpus()).map(|_| Mutex::new(Slot::Empty)).collect();
         slots[0] = Mutex::new(Slot::Parked(boot));
-        Guest { name, domain, created: false, slots }
+        Guest { name, domain, created: false, keep: 0, slots }
     }
 
     pub(super) fn slot(&self, vcpu: u32) -> Option<MutexGuard<'_, Slot<A::Vcpu>>> {

@@ -52,6 +52,26 @@ impl DomainEnd {
     }
 }
 
+impl DomainEnd {
+    /// Whether the `CTL_START_KEEP_*` bits `keep` ask to keep a domain that ended so.
+    /// A destroyed domain is never kept.
+    pub fn kept_by(&self, keep: u32) -> bool {
+        use keel_abi::control::{CTL_START_KEEP_CRASH, CTL_START_KEEP_POWEROFF, CTL_START_KEEP_REBOOT};
+        let bit = match self.state {
+            DomainState::ShutDown(ShutdownReason::Poweroff) => CTL_START_KEEP_POWEROFF,
+            DomainState::ShutDown(ShutdownReason::Reboot | ShutdownReason::SoftReset) => CTL_START_KEEP_REBOOT,
+            DomainState::ShutDown(ShutdownReason::Crash | ShutdownReason::Watchdog) | DomainState::Crashed => {
+                CTL_START_KEEP_CRASH
+            }
+            DomainState::ShutDown(ShutdownReason::Suspend)
+            | DomainState::Running
+            | DomainState::Paused
+            | DomainState::Dying => 0,
+        };
+        keep & bit != 0
+    }
+}
+
 impl core::fmt::Display for DomainEnd {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         write!(f, "domain {} ({}): {}", self.id, self.name, self.describe())
@@ -103,7 +123,12 @@ impl<A: Arch> Machine<'_, A> {
                 continue;
             }
             let end = DomainEnd { id, name: guest.name.clone(), state: guest.domain.state(), created: guest.created };
-            log::info!("{end}");
+            let kept = guest.created && end.kept_by(guest.keep);
+            if kept {
+                log::info!("{end}; kept until the control domain destroys it");
+            } else {
+                log::info!("{end}");
+            }
             let rebooted = end.state == DomainState::ShutDown(ShutdownReason::Reboot);
             // Counted before it leaves the table, so that no CPU sees the machine
             // finished while it is rebuilt.
@@ -113,7 +138,12 @@ impl<A: Arch> Machine<'_, A> {
             }
             drop(guest);
             drop(self.guests.remove(id));
-            let _ = destroy_domain(&self.hv, id);
+            // A kept domain loses its vCPUs and its place in the scheduler, nothing else:
+            // it stays listed with its state, and `CTL_DESTROY` releases it (as one the
+            // scheduler does not know).
+            if !kept {
+                let _ = destroy_domain(&self.hv, id);
+            }
             if !(rebooted && self.restart(id, &end.name)) {
                 self.descriptions.lock().remove(&id);
                 self.ends.lock().push(end);

@@ -26,8 +26,12 @@ mod arm64_guests;
 mod arm64_keelctl;
 #[path = "boot/arm64_linux.rs"]
 mod arm64_linux;
+#[path = "boot/arm64_net_hostile.rs"]
+mod arm64_net_hostile;
 #[path = "boot/arm64_net_linux.rs"]
 mod arm64_net_linux;
+#[path = "boot/arm64_watch.rs"]
+mod arm64_watch;
 #[path = "boot/arm64_xenstore.rs"]
 mod arm64_xenstore;
 #[path = "boot/arm64_xenstore_linux.rs"]

@@ -132,6 +132,48 @@ fn a_created_domain_runs_its_kernel_and_leaves_nothing_when_it_ends() {
 }
 
 #[test]
+fn a_domain_kept_after_its_end_stays_listed_until_destroyed() {
+    let mut w = World::new(2);
+    let c = controller(&w);
+    let before = free_pages(&w, &c);
+    let id = create_and_start(&w, &c, "kept", &worker(1000), CTL_START_KEEP_POWEROFF);
+    assert!(w.run_until(100 * MS, |w| w.m.ends().iter().any(|e| e.id == id)));
+    let info = query(&w, &c, id).unwrap();
+    assert_eq!((info.state, info.shutdown_reason), (CTL_STATE_SHUTDOWN, 0), "listed as powered off");
+    assert!(free_pages(&w, &c) < before - 256, "its memory is held");
+    let one = CtlDomain { domid: id, _pad: [0; 6] };
+    assert_eq!(ctl(&w, &c, CTL_UNPAUSE, &one), EINVAL, "it does not run again");
+    assert_eq!(ctl(&w, &c, CTL_DESTROY, &one), 0);
+    w.run_until(10 * MS, |_| false);
+    assert_eq!(query(&w, &c, id), Err(-3), "gone once destroyed");
+    assert_eq!(free_pages(&w, &c), before, "every frame back");
+}
+
+#[test]
+fn only_the_ends_asked_for_are_kept() {
+    let mut w = World::new(2);
+    let c = controller(&w);
+    let before = free_pages(&w, &c);
+    // Kept after a reboot, not after a power-off.
+    let a = create_and_start(&w, &c, "off", &worker(1000), CTL_START_KEEP_REBOOT | CTL_START_KEEP_CRASH);
+    assert!(w.run_until(100 * MS, |w| w.m.ends().iter().any(|e| e.id == a)));
+    w.run_until(5 * MS, |_| false);
+    assert_eq!(query(&w, &c, a), Err(-3), "destroyed at once");
+    assert_eq!(free_pages(&w, &c), before);
+    let b = create_and_start(&w, &c, "again", &spinner(), CTL_START_KEEP_REBOOT);
+    w.run_until(5 * MS, |_| false);
+    let reboot = CtlShutdown { domid: b, _pad: [0; 2], reason: 1 };
+    assert_eq!(ctl(&w, &c, CTL_SHUTDOWN, &reboot), 0);
+    assert!(w.run_until(100 * MS, |w| w.m.ends().iter().any(|e| e.id == b)));
+    let info = query(&w, &c, b).unwrap();
+    assert_eq!((info.state, info.shutdown_reason), (CTL_STATE_SHUTDOWN, 1), "listed as rebooted");
+    assert_eq!(ctl(&w, &c, CTL_SHUTDOWN, &reboot), EINVAL, "stopped already");
+    assert_eq!(ctl(&w, &c, CTL_DESTROY, &CtlDomain { domid: b, _pad: [0; 6] }), 0);
+    w.run_until(5 * MS, |_| false);
+    assert_eq!(free_pages(&w, &c), before, "every frame back");
+}
+
+#[test]
 fn a_domain_started_paused_runs_only_once_unpaused() {
     let mut w = World::new(1);
     let c = controller(&w);
@@ -221,7 +263,7 @@ fn refusals_are_the_documented_errors_and_leave_nothing_behind() {
     assert_eq!(ctl(&w, &c, CTL_LOAD, &CtlLoad { domid: 77, ..chunk(0, 8, CTL_MODULE_KERNEL) }), -3, "ESRCH");
     assert_eq!(ctl(&w, &c, CTL_LOAD, &CtlLoad { domid: c.id(), ..chunk(0, 8, 0) }), EINVAL, "not being built");
     assert_eq!(start(&w, &c, 77, 0), -3, "ESRCH");
-    assert_eq!(start(&w, &c, id, 2), EINVAL, "unknown flag");
+    assert_eq!(start(&w, &c, id, 0x10), EINVAL, "unknown flag");
     assert_eq!(ctl(&w, &c, CTL_DESTROY, &CtlDomain { domid: id, _pad: [0; 6] }), 0);
     assert_eq!(free_pages(&w, &c), before, "destroying a domain being built frees its staging");
 

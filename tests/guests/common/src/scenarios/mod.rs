@@ -20,7 +20,7 @@
 //! | `control` | Keel's control interface from a control domain on a spinning sibling (`keel.victim=NAME`): list, query, pause/unpause (CPU time stops), weight, affinity, console, garbage, destroy and `VIRQ_DOM_EXC` |
 //! | `create` | domains created at run time from the domain's boot module (`keel.cycles`): console, pause/unpause, refusals, destroy, free memory unchanged |
 //! | `control-denied` | every control sub-op is `-EPERM` without the control capability |
-//! | `xenbus` | a xenbus client over the store ring the xenstore domain serves (`keel.role=client|flood|poke|hostile-blkfront`): read, write, directory, watch, a conflicting transaction, `EACCES` outside its subtree, the node quota |
+//! | `xenbus` | a xenbus client over the store ring the xenstore domain serves (`keel.role=client|flood|poke|hostile-blkfront|hostile-netfront`): read, write, directory, watch, a conflicting transaction, `EACCES` outside its subtree, the node quota |
 //! | `xsa` | the attacks of Xen's security advisories on event channels, grants, `memory_op` and `console_io`, refused with the documented errors (2 vCPUs; `keel.rounds`, `keel.race`) |
 //! | `bench` | exit round trips in counter ticks: `keel.figure=null|sysreg|mmio|evtchn` (figures, not bounds) |
 
@@ -41,6 +41,7 @@ mod switching;
 mod timer;
 mod xenbus;
 mod xenbus_blkfront;
+mod xenbus_netfront;
 mod xsa;
 
 use crate::{Outcome, Platform};

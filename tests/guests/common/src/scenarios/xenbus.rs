@@ -9,6 +9,8 @@
 //!   size of `data`, its children's names), then is still answered; a `client` beside it keeps being answered meanwhile.
 //! - `hostile-blkfront`: a block front end that talks garbage to a stock Linux blkback
 //!   (`xenbus_blkfront.rs`).
+//! - `hostile-netfront`: a network front end that talks garbage to a stock Linux netback
+//!   (`xenbus_netfront.rs`).
 //! - `poke` (`keel.peer=ID`): changes its `data/poke`, readable by domain ID, every 100 ms
 //!   until ID's `data/seen` exists (a stock Linux peer's `xenstore-watch` saw a change).
 
@@ -219,6 +221,7 @@ pub fn run<P: Platform>(p: &P) -> Outcome {
         Some("flood") => flood(&mut ring),
         Some("poke") => poke(&mut ring, domid.as_str(), cmdline::get(p.cmdline(), "keel.peer").unwrap_or("")),
         Some("hostile-blkfront") => super::xenbus_blkfront::run(&mut ring),
+        Some("hostile-netfront") => super::xenbus_netfront::run(&mut ring),
         _ => client(&mut ring, me.as_str()),
     }
 }

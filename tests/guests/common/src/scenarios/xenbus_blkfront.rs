@@ -201,31 +201,31 @@ impl<P: Platform> Front<'_, '_, P> {
     }
 }
 
-fn page() -> Result<&'static Page, Failure> {
+pub(super) fn page() -> Result<&'static Page, Failure> {
     match pages::alloc() {
         Some(p) => Ok(p),
         None => fail!("out of guest pages"),
     }
 }
 
-fn gfn<P: Platform>(p: &P, page: &Page) -> u64 {
+pub(super) fn gfn<P: Platform>(p: &P, page: &Page) -> u64 {
     p.gpa(page.va()) >> 12
 }
 
-fn num(v: u64) -> Text<24> {
+pub(super) fn num(v: u64) -> Text<24> {
     let mut t = Text::new();
     let _ = write!(t, "{v}");
     t
 }
 
-fn path(dir: &str, leaf: &str) -> Text<96> {
+pub(super) fn path(dir: &str, leaf: &str) -> Text<96> {
     let mut t = Text::new();
     let _ = write!(t, "{dir}/{leaf}");
     t
 }
 
 /// A node's value (`XS_READ` of `path`, NUL-terminated on the wire).
-fn read<P: Platform>(ring: &mut Ring<'_, P>, path: &str) -> Result<Text<96>, Failure> {
+pub(super) fn read<P: Platform>(ring: &mut Ring<'_, P>, path: &str) -> Result<Text<96>, Failure> {
     let mut z: Text<100> = Text::new();
     let _ = write!(z, "{path}\0");
     let r = ring.call(XS_READ, 0, &[z.as_bytes()])?;
@@ -235,7 +235,7 @@ fn read<P: Platform>(ring: &mut Ring<'_, P>, path: &str) -> Result<Text<96>, Fai
     Ok(t)
 }
 
-fn write<P: Platform>(ring: &mut Ring<'_, P>, path: &str, value: &str) -> Outcome {
+pub(super) fn write<P: Platform>(ring: &mut Ring<'_, P>, path: &str, value: &str) -> Outcome {
     let mut z: Text<100> = Text::new();
     let _ = write!(z, "{path}\0");
     ring.ok(XS_WRITE, 0, &[z.as_bytes(), value.as_bytes()], "write")?;
@@ -243,7 +243,7 @@ fn write<P: Platform>(ring: &mut Ring<'_, P>, path: &str, value: &str) -> Outcom
 }
 
 /// Polls `path` every 200 ms until it exists: its value.
-fn wait_read<P: Platform>(ring: &mut Ring<'_, P>, path: &str, secs: u64) -> Result<Text<96>, Failure> {
+pub(super) fn wait_read<P: Platform>(ring: &mut Ring<'_, P>, path: &str, secs: u64) -> Result<Text<96>, Failure> {
     let p = ring.p;
     let end = p.ticks().saturating_add(secs * p.tick_hz());
     loop {
