@@ -252,3 +252,46 @@ fn direct_map_and_passthrough_are_refused_by_name_for_now() {
     assert!(ends.len() == 1 && ends[0].is_clean(), "{ends:?}");
     assert_eq!(w.pool.stats().allocated, before);
 }
+
+/// Static RAM is reserved at boot: the pool never hands a bank out, a domain whose bank
+/// is not free pool memory or is another's is refused by name, and the others keep theirs.
+#[test]
+fn static_ram_is_reserved_at_boot_and_a_bank_that_is_not_free_refuses_its_domain() {
+    use crate::config::{parse, InitialDefaults, Limits};
+    use crate::mm::{FramePool, PhysAddr, Region, PAGE_SIZE};
+    let limits = Limits {
+        max_vcpus: 8,
+        nr_pcpus: 1,
+        max_memory_kib: 1 << 20,
+        ram: &[],
+        boot_modules: &[],
+        initial: InitialDefaults::default(),
+    };
+    let guests = [
+        Guest::new("a", worker(1)),
+        Guest::new("b", worker(1)),
+        Guest::new("c", worker(1)),
+        Guest::new("d", worker(1)),
+    ];
+    let mut set = parse(&describe(&guests), &limits);
+    let bank = |d: &crate::config::DomainConfig, start: u64| vec![Region::new(start, d.memory_kib * 1024)];
+    let starts = [Some(0x6000_0000), Some(0x9000_0000), Some(0x6000_0000), None];
+    for (entry, start) in set.domains.iter_mut().zip(starts) {
+        let Ok(d) = entry else { panic!("{entry:?}") };
+        d.direct_map = start.map(|s| bank(d, s));
+    }
+    let size = set.valid().next().map(|d| d.memory_kib * 1024).unwrap();
+    let pool = FramePool::new();
+    pool.add(Region::new(0x6000_0000, 0x1000_0000));
+    crate::run::reserve_static_ram(&pool, &mut set);
+    assert!(set.domains[0].is_ok() && set.domains[3].is_ok());
+    let not_free = &set.domains[1].as_ref().unwrap_err().errors[0];
+    assert!(not_free.contains("[0x90000000, ") && not_free.contains("is not free RAM"), "{not_free}");
+    let taken = &set.domains[2].as_ref().unwrap_err().errors[0];
+    assert!(taken.contains("[0x60000000, ") && taken.contains("another domain's static RAM"), "{taken}");
+    assert!(pool.is_reserved(PhysAddr(0x6000_0000), size) && !pool.is_reserved(PhysAddr(0x6000_0000 + size), 1));
+    assert_eq!(pool.stats().total as u64, (0x1000_0000 - size) / PAGE_SIZE);
+    while let Some(a) = pool.alloc(1) {
+        assert!(!pool.is_reserved(a, PAGE_SIZE), "the pool handed out static RAM at {a:?}");
+    }
+}
