@@ -39,6 +39,8 @@ struct Inner {
     ranges: MemoryMap,
     /// Ranges taken out for good ([`FramePool::reserve`]): never allocated, never freed.
     reserved: MemoryMap,
+    /// Reserved ranges a domain maps now ([`FramePool::claim_reserved`]).
+    claimed: MemoryMap,
     total: usize,
     allocated: usize,
 }
@@ -69,6 +71,7 @@ impl FramePool {
                 frames: FrameAllocator::new(),
                 ranges: MemoryMap::new(),
                 reserved: MemoryMap::new(),
+                claimed: MemoryMap::new(),
                 total: 0,
                 allocated: 0,
             }),
@@ -159,10 +162,30 @@ impl FramePool {
         Ok(())
     }
 
-    /// Whether any page of `[pa, pa + len)` was taken out by [`FramePool::reserve`].
+    /// Whether all of `[pa, pa + len)` (not empty) was taken out by [`FramePool::reserve`].
     pub fn is_reserved(&self, pa: PhysAddr, len: u64) -> bool {
-        let end = pa.0.saturating_add(len);
-        self.inner.lock().reserved.regions().iter().any(|o| o.start < end && pa.0 < o.end)
+        let Some(end) = pa.0.checked_add(len) else { return false };
+        len != 0 && self.inner.lock().reserved.contains(Region { start: pa.0, end })
+    }
+
+    /// Claims the reserved range `r` for one domain's P2M: `false` unless all of it is
+    /// reserved and no part is claimed (by a domain not yet torn down, say the previous
+    /// incarnation of a rebooting one, whose grants another domain may still map).
+    pub fn claim_reserved(&self, r: Region) -> bool {
+        let mut inner = self.inner.lock();
+        let free = !r.is_empty()
+            && inner.reserved.contains(r)
+            && !inner.claimed.regions().iter().any(|o| o.start < r.end && r.start < o.end);
+        if free {
+            inner.claimed.add(r);
+        }
+        free
+    }
+
+    /// Ends a claim taken with [`FramePool::claim_reserved`] (its domain is torn down);
+    /// the range stays reserved.
+    pub fn unclaim_reserved(&self, r: Region) {
+        self.inner.lock().claimed.remove(r);
     }
 
     /// Allocates `pages` contiguous frames (rounded up to a power of two, aligned to that

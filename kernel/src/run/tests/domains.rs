@@ -228,29 +228,62 @@ fn bytes_written_to_an_emulated_uart_become_tagged_lines() {
     assert_eq!(lines_of(1), ["one", "two"]);
 }
 
-/// A direct-mapped domain and one with a passthrough fragment are refused by name (Keel
-/// does not build them yet), nothing of them stays allocated, and the other domain runs.
+/// A domain with a passthrough fragment is refused by name (Keel does not build it yet),
+/// nothing of it stays allocated, and the other domain runs.
 #[test]
-fn direct_map_and_passthrough_are_refused_by_name_for_now() {
+fn passthrough_is_refused_by_name_for_now() {
     let mut w = World::new(1);
     let before = w.pool.stats().allocated;
-    let guests = [Guest::new("direct", worker(1)), Guest::new("devices", worker(1)), Guest::new("plain", worker(10))];
+    let guests = [Guest::new("devices", worker(1)), Guest::new("plain", worker(10))];
     let built = w.boot_edited(&describe(&guests), |set| {
         if let Some(Ok(d)) = set.domains.get_mut(0) {
-            d.direct_map = Some(vec![crate::mm::Region::new(0x6000_0000, d.memory_kib * 1024)]);
-        }
-        if let Some(Ok(d)) = set.domains.get_mut(1) {
             let region = crate::mm::Region::new(0x4a00_0000, 0x1000);
             d.device_tree = Some(crate::config::Module { node: "/chosen/devices/module@4a000000".into(), region });
         }
     });
-    assert_eq!(built[0].result, Err("direct-map: building direct-mapped domains is not implemented yet".into()));
-    let why = built[1].result.clone().unwrap_err();
+    let why = built[0].result.clone().unwrap_err();
     assert_eq!(why, "/chosen/devices/module@4a000000: device passthrough is not implemented yet");
-    assert_eq!(built[2].result, Ok(1));
+    assert_eq!(built[1].result, Ok(1));
     let ends = w.run(10_000_000);
     assert!(ends.len() == 1 && ends[0].is_clean(), "{ends:?}");
     assert_eq!(w.pool.stats().allocated, before);
+}
+
+/// A direct-mapped domain runs in its static RAM, seen at the same addresses; when it
+/// ends, its RAM is neither freed to the pool nor handed to a domain built later, which
+/// gets pool RAM as usual.
+#[test]
+fn a_direct_mapped_domain_runs_in_its_static_ram_which_stays_reserved() {
+    use crate::mm::{PhysAddr, Region};
+    let mut w = World::new(1);
+    let pool = w.pool;
+    let before = pool.stats();
+    let mut bank = Region::new(0, 0);
+    let built =
+        w.boot_edited(&describe(&[Guest::new("direct", worker(100)), Guest::new("plain", worker(10))]), |set| {
+            if let Some(Ok(d)) = set.domains.get_mut(0) {
+                // Host RAM where the mock guest's programs expect their RAM.
+                bank = Region::new(crate::mock::GUEST_RAM, d.memory_kib * 1024);
+                pool.add(bank);
+                d.direct_map = Some(vec![bank]);
+            }
+            crate::run::reserve_static_ram(pool, set);
+        });
+    assert_eq!((built[0].result.clone(), built[1].result.clone()), (Ok(1), Ok(2)));
+    assert_eq!(pool.stats().total, before.total, "the bank added to the pool went to the domain alone");
+    let d = w.m.hypervisor().domain(1).unwrap();
+    for gfn in [bank.start >> 12, (bank.end >> 12) - 1] {
+        assert_eq!(d.lookup(gfn).map(|l| l.frame), Some(PhysAddr(gfn << 12)), "gfn {gfn:#x} is 1:1");
+    }
+    let plain = w.m.hypervisor().domain(2).unwrap();
+    let ram = plain.lookup(crate::mock::GUEST_RAM >> 12).unwrap().frame;
+    assert!(!pool.is_reserved(ram, 4096), "an ordinary domain's RAM comes from the pool");
+    drop((d, plain));
+    let ends = w.run(50_000_000);
+    assert!(ends.len() == 2 && ends.iter().all(|e| e.is_clean()), "{ends:?}");
+    assert_eq!(lines_of(1), ["worked=0000000000000064"]);
+    assert_eq!(pool.stats().allocated, before.allocated);
+    assert!(pool.is_reserved(PhysAddr(bank.start), bank.size()), "still reserved after the domain ended");
 }
 
 /// Static RAM is reserved at boot: the pool never hands a bank out, a domain whose bank
