@@ -9,7 +9,7 @@ use crate::console;
 use crate::domain::MAX_VCPUS;
 use crate::hypervisor::Hypervisor;
 use crate::mm::{Region, FRAME_POOL};
-use crate::run::{build_all, rebuild, Described, DomainEnd, Machine, SchedHooks};
+use crate::run::{build_all, rebuild, reserve_static_ram, Described, DomainEnd, Machine, SchedHooks};
 use crate::sched::{CpuMask, SchedConfig};
 use crate::selftest;
 use crate::version::KEEL_VERSION;
@@ -105,7 +105,9 @@ pub fn primary<A: Arch + GuestAbi + GuestLoader>(info: BootInfo) -> ! {
         described: 0,
     };
 
-    let set = read_domains(&info, cpus);
+    let mut set = read_domains(&info, cpus);
+    // Before anything is built: static RAM is never carved up for other domains.
+    reserve_static_ram(&FRAME_POOL, &mut set);
     if set.domains.is_empty() {
         log::info!(target: console::TEST, "done pass={passed} fail={} expected={expected}", failed + missing);
         let status = if passed == expected && online { ExitStatus::Success } else { ExitStatus::Failure };

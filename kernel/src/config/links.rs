@@ -124,7 +124,9 @@ fn event_channels(found: &mut [Found], ends: &[EvtchnEnd]) {
                 let first: &EvtchnEnd = &ends[first];
                 failures.push((e.owner, format!("{}: phandle {p:#x} is also used by {}", e.path, first.path)));
             }
-            by_phandle.insert(p, k);
+            // The first node keeps the phandle: its peer pairs with it, not with the
+            // refused duplicate.
+            by_phandle.entry(p).or_insert(k);
         }
     }
     let mut pairs = Vec::new();

@@ -280,6 +280,16 @@ impl<A: Arch> Domain<A> {
         self.mm.lock().populate(pool, gpa.0 / PAGE_SIZE, size / PAGE_SIZE)
     }
 
+    /// Maps `size` bytes of static RAM (reserved in `pool`) at `hpa` to guest-physical
+    /// `gpa` (page aligned, holes): see [`Memory::map_static`]. For a direct-mapped
+    /// domain `gpa` is `hpa`.
+    pub fn map_static_ram(&self, pool: &FramePool, gpa: GuestPhysAddr, hpa: PhysAddr, size: u64) -> Result<(), Errno> {
+        if !gpa.is_aligned(PAGE_SIZE) || !size.is_multiple_of(PAGE_SIZE) {
+            return Err(Errno::EINVAL);
+        }
+        self.mm.lock().map_static(pool, gpa.0 / PAGE_SIZE, hpa, size / PAGE_SIZE)
+    }
+
     /// Maps `size` bytes of host device memory at `hpa` to guest-physical `gpa` (page
     /// aligned, a hole): see [`Memory::map_device`]. The backend's domain set-up calls it.
     pub fn map_device(

@@ -267,3 +267,61 @@ fn device_memory_is_mapped_into_holes_and_is_never_hypercall_memory() {
         Err(Errno::EINVAL)
     );
 }
+
+/// Static RAM (a direct-mapped domain's `xen,static-mem`) is the domain's RAM, but never
+/// the pool's: a page given back and the whole bank at destruction stay reserved, and the
+/// pool never hands them out; only reserved memory can be mapped as static RAM.
+#[test]
+fn static_ram_is_never_handed_to_the_pool() {
+    let (hv, _) = hypervisor();
+    let bank = crate::mm::Region::new(0x10_0800_0000, 0x20_0000);
+    hv.pool().reserve(bank).unwrap();
+    let start = hv.pool().stats();
+    let d = hv.create_domain(DomainConfig::new(&AARCH64, 1, 512)).unwrap();
+    let size = bank.size();
+    assert_eq!(
+        d.map_static_ram(hv.pool(), GuestPhysAddr(RAM), PhysAddr(0x10_0a00_0000), 0x1000),
+        Err(Errno::EINVAL),
+        "pool memory that is not reserved"
+    );
+    assert_eq!(
+        d.map_static_ram(hv.pool(), GuestPhysAddr(RAM), PhysAddr(bank.start), size + 0x1000),
+        Err(Errno::EINVAL)
+    );
+    d.map_static_ram(hv.pool(), GuestPhysAddr(RAM), PhysAddr(bank.start), size).unwrap();
+    assert_eq!(
+        d.map_static_ram(hv.pool(), GuestPhysAddr(RAM), PhysAddr(bank.start), 0x1000),
+        Err(Errno::ENOMEM),
+        "beyond max_pages"
+    );
+    assert_eq!(d.tot_pages(), 512);
+    let l = d.lookup((RAM >> 12) + 5).unwrap();
+    assert_eq!((l.frame, l.kind), (PhysAddr(bank.start + 5 * 0x1000), PageKind::Ram));
+    d.write_phys(RAM + 0x5000, b"static").unwrap();
+    assert_eq!(reservation(&hv, &d, XENMEM_DECREASE_RESERVATION, &[(RAM >> 12) + 7], 0), 1);
+    assert!(d.lookup((RAM >> 12) + 7).is_none());
+    assert_eq!(d.tot_pages(), 511);
+    let next = hv.create_domain(DomainConfig::new(&AARCH64, 1, 512)).unwrap();
+    let again = |n: &Domain<MockArch>| n.map_static_ram(hv.pool(), GuestPhysAddr(RAM), PhysAddr(bank.start), size);
+    assert_eq!(again(&next), Err(Errno::EBUSY), "claimed by a domain not yet torn down");
+    let id = d.id();
+    drop(d);
+    crate::run::destroy_domain(&hv, id).unwrap();
+    assert!(hv.pool().is_reserved(PhysAddr(bank.start), size));
+    again(&next).unwrap();
+    let l = next.lookup((RAM >> 12) + 5).unwrap();
+    assert_eq!((l.frame, l.kind), (PhysAddr(bank.start + 5 * 0x1000), PageKind::Ram));
+    let mut word = [0u8; 6];
+    next.read_phys(RAM + 0x5000, &mut word).unwrap();
+    assert_eq!(word, [0; 6], "the next domain does not see the last one's data");
+    let id = next.id();
+    drop(next);
+    crate::run::destroy_domain(&hv, id).unwrap();
+    assert_eq!(hv.pool().stats(), start, "the P2M's tables are back, nothing more");
+    let mut taken = alloc::vec::Vec::new();
+    while let Some(a) = hv.pool().alloc(1) {
+        assert!(!hv.pool().is_reserved(a, 0x1000), "the pool handed out static RAM at {a:?}");
+        taken.push(a);
+    }
+    assert_eq!(taken.len() as u64, ((256 << 20) - size) / 0x1000);
+}

@@ -5,6 +5,6 @@ mod page_table;
 mod region;
 
 pub use crate::addr::{bytes_to_page_end, GuestPhysAddr, PhysAddr, Region, PAGE_BYTES, PAGE_SIZE};
-pub use frame::{FramePool, PoolStats, FRAME_POOL};
+pub use frame::{FramePool, PoolStats, ReserveError, FRAME_POOL};
 pub use page_table::{translate, MapError, PageTable};
 pub use region::MemoryMap;

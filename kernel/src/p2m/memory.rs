@@ -6,7 +6,7 @@
 
 use super::frames::{free_run, FrameSet};
 use crate::arch::{Arch, HostMemory, MemType, Perms, SpaceId, Stage2};
-use crate::mm::{FramePool, GuestPhysAddr, MapError, PageTable, PhysAddr, PAGE_BYTES, PAGE_SIZE};
+use crate::mm::{FramePool, GuestPhysAddr, MapError, PageTable, PhysAddr, Region, PAGE_BYTES, PAGE_SIZE};
 use alloc::collections::{BTreeMap, BTreeSet};
 use core::cell::Cell;
 use keel_abi::Errno;
@@ -50,6 +50,11 @@ pub struct Lookup {
 pub struct Memory<A: Arch> {
     p2m: Option<PageTable<A>>,
     ram: FrameSet,
+    /// RAM the domain owns by name (static memory of a direct-mapped domain): reserved
+    /// in the pool, never freed to it.
+    statics: FrameSet,
+    /// The static ranges claimed in the pool, unclaimed at teardown.
+    claims: alloc::vec::Vec<Region>,
     special: BTreeMap<u64, PageKind>,
     /// Where each hypervisor page is placed (the reverse of `special` for them).
     placed: BTreeMap<PageKindKey, u64>,
@@ -107,6 +112,8 @@ impl<A: Arch> Memory<A> {
         Ok(Memory {
             p2m: Some(p2m),
             ram: FrameSet::new(),
+            statics: FrameSet::new(),
+            claims: alloc::vec::Vec::new(),
             special: BTreeMap::new(),
             placed: BTreeMap::new(),
             pins: BTreeMap::new(),
@@ -124,7 +131,7 @@ impl<A: Arch> Memory<A> {
 
     /// RAM pages the domain owns (`tot_pages`).
     pub fn tot_pages(&self) -> u64 {
-        self.ram.len()
+        self.ram.len() + self.statics.len()
     }
 
     /// The most RAM pages the domain may own.
@@ -174,7 +181,11 @@ impl<A: Arch> Memory<A> {
         let frame = pa.align_down(PAGE_SIZE);
         let kind = match self.special.get(&gfn) {
             Some(&k) => k,
-            None if mem == MemType::Normal && self.ram.contains(frame.0 / PAGE_SIZE) => PageKind::Ram,
+            None if mem == MemType::Normal
+                && (self.ram.contains(frame.0 / PAGE_SIZE) || self.statics.contains(frame.0 / PAGE_SIZE)) =>
+            {
+                PageKind::Ram
+            }
             None => PageKind::Other,
         };
         Some(Lookup { frame, perms, kind })
@@ -188,7 +199,7 @@ impl<A: Arch> Memory<A> {
         }
         let end = gfn.checked_add(pages).ok_or(Errno::EINVAL)?;
         gpa(end).ok_or(Errno::EINVAL)?;
-        if self.ram.len() + pages > self.max_pages {
+        if self.tot_pages().saturating_add(pages) > self.max_pages {
             return Err(Errno::ENOMEM);
         }
         let mut g = gfn;
@@ -239,6 +250,10 @@ impl<A: Arch> Memory<A> {
         }
         self.unmap_page(pool, gfn)?;
         let pfn = l.frame.0 / PAGE_SIZE;
+        if self.statics.remove(pfn) {
+            // Static RAM stays reserved: unmapped, never the pool's.
+            return Ok(());
+        }
         self.ram.remove(pfn);
         self.forget_lookups();
         if self.pins.contains_key(&pfn) {
@@ -299,6 +314,43 @@ impl<A: Arch> Memory<A> {
             self.placed.remove(&key);
         }
         self.forget_lookups();
+        Ok(())
+    }
+
+    /// Maps `pages` pages of static RAM from `frame` at `gfn` (all holes), read, write,
+    /// execute, zeroed: RAM the domain owns by name (`xen,static-mem`), which the caller
+    /// took out of the pool ([`FramePool::reserve`]) and which is never freed to it, not
+    /// when the domain gives a page back nor at its destruction. Counts against
+    /// `max_pages`. `-EBUSY` if a page is not a hole or a frame is claimed by a domain
+    /// not yet torn down ([`FramePool::claim_reserved`]); all or nothing.
+    pub fn map_static(&mut self, pool: &FramePool, gfn: u64, frame: PhysAddr, pages: u64) -> Result<(), Errno> {
+        let end = gfn.checked_add(pages).ok_or(Errno::EINVAL)?;
+        let at = gpa(gfn).ok_or(Errno::EINVAL)?;
+        let size = pages.checked_mul(PAGE_SIZE).ok_or(Errno::EINVAL)?;
+        gpa(end).ok_or(Errno::EINVAL)?;
+        frame.0.checked_add(size).ok_or(Errno::EINVAL)?;
+        if pages == 0 || !frame.0.is_multiple_of(PAGE_SIZE) || !pool.is_reserved(frame, size) {
+            return Err(Errno::EINVAL);
+        }
+        if self.tot_pages().saturating_add(pages) > self.max_pages {
+            return Err(Errno::ENOMEM);
+        }
+        if (gfn..end).any(|g| self.lookup(g).is_some()) {
+            return Err(Errno::EBUSY);
+        }
+        let bytes = usize::try_from(size).map_err(|_| Errno::ENOMEM)?;
+        let claim = Region::new(frame.0, size);
+        if !pool.claim_reserved(claim) {
+            return Err(Errno::EBUSY);
+        }
+        let p2m = self.p2m.as_mut().ok_or(Errno::EINVAL)?;
+        if let Err(e) = p2m.map(pool, at, frame, size, Perms::RWX, MemType::Normal) {
+            pool.unclaim_reserved(claim);
+            return Err(map_errno(e));
+        }
+        A::Memory::zero(frame, bytes);
+        self.statics.insert(frame.0 / PAGE_SIZE, pages);
+        self.claims.push(claim);
         Ok(())
     }
 
@@ -412,6 +464,10 @@ impl<A: Arch> Memory<A> {
             p2m.destroy(pool);
         }
         self.ram.free_all(pool);
+        self.statics = FrameSet::new();
+        for r in core::mem::take(&mut self.claims) {
+            pool.unclaim_reserved(r);
+        }
         for pfn in core::mem::take(&mut self.released) {
             free_run(pool, pfn, pfn + 1);
         }

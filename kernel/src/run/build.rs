@@ -6,7 +6,9 @@
 //!    capabilities; the initial domain (Xen's dom0) asks for id 0 and is a control
 //!    domain, as Xen's dom0 is; the others get the lowest free id and only the
 //!    capabilities their description names.
-//! 2. The domain is created and its RAM populated where [`GuestLoader::guest_ram`] says.
+//! 2. The domain is created and its RAM populated where [`GuestLoader::guest_ram`] says,
+//!    or, direct-mapped (`xen,static-mem`), its static banks (reserved in the pool at
+//!    boot) mapped at their own addresses.
 //! 3. The backend loads the guest ([`GuestLoader::load_guest`]) and names the entry.
 //! 4. vCPU 0 is created there; the others stay offline until the guest starts them.
 //! 5. The vCPUs are registered with the scheduler (weight, cap, hard affinity) and vCPU
@@ -25,7 +27,7 @@ use crate::arch::{Arch, GuestAbi, GuestLoader, LoadRequest, Vcpu, VcpuInit};
 use crate::config::{Capabilities, DomainConfig as BootConfig, DomainKind, DomainSet, Enhanced};
 use crate::domain::{Domain, DomainConfig};
 use crate::event::interdomain::bind_static;
-use crate::mm::{GuestPhysAddr, PAGE_SIZE};
+use crate::mm::{GuestPhysAddr, PhysAddr, Region, PAGE_SIZE};
 use crate::sched::{CpuMask, VcpuParams};
 use crate::store_page::StoreStart;
 use alloc::format;
@@ -73,17 +75,20 @@ pub fn build_domain<A: Arch + GuestAbi + GuestLoader>(
     global_virq_handler: bool,
 ) -> Result<DomId, BuildError> {
     let fail = |message: String| BuildError { name: config.name.clone(), node: config.node.clone(), message };
-    // Both bindings are read and checked (config, passthrough), not built yet: such a
-    // domain must not silently get RAM elsewhere, or run without the devices it names.
-    if config.direct_map.is_some() {
-        return Err(fail("direct-map: building direct-mapped domains is not implemented yet".into()));
-    }
+    // The passthrough binding is read and checked, not built yet: such a domain must not
+    // run without the devices it names.
     if let Some(m) = &config.device_tree {
         return Err(fail(format!("{}: device passthrough is not implemented yet", m.node)));
     }
     let params = vcpu_params(config, &m.online()).map_err(fail)?;
     let bytes = config.memory_kib.saturating_mul(1024);
-    let ram = A::guest_ram(bytes);
+    let ram = match &config.direct_map {
+        Some(banks) => {
+            direct_map_fits::<A>(banks).map_err(fail)?;
+            banks.clone()
+        }
+        None => A::guest_ram(bytes),
+    };
     let mut runtime = DomainConfig::new(A::LAYOUT, config.vcpus, bytes / PAGE_SIZE);
     runtime.id = (config.kind == DomainKind::Initial).then_some(0);
     runtime.global_virq_handler = global_virq_handler;
@@ -104,8 +109,14 @@ pub fn build_domain<A: Arch + GuestAbi + GuestLoader>(
         Err(fail(message))
     };
     for bank in &ram {
-        if let Err(e) = d.populate_ram(hv.pool(), GuestPhysAddr(bank.start), bank.size()) {
-            return undo(d, format!("no memory for {} KiB of RAM ({e:?})", config.memory_kib));
+        let at = GuestPhysAddr(bank.start);
+        let placed = match config.direct_map {
+            // Reserved at boot (`reserve_static_ram`); guest-physical = host-physical.
+            Some(_) => d.map_static_ram(hv.pool(), at, PhysAddr(bank.start), bank.size()),
+            None => d.populate_ram(hv.pool(), at, bank.size()),
+        };
+        if let Err(e) = placed {
+            return undo(d, format!("no memory for {} KiB of RAM at {:#x} ({e:?})", config.memory_kib, bank.start));
         }
     }
     let boot = match A::load_guest(&d, &LoadRequest { config, ram: &ram, staged: false }) {
@@ -129,6 +140,25 @@ pub fn build_domain<A: Arch + GuestAbi + GuestLoader>(
         boot.entry.0
     );
     Ok(id)
+}
+
+/// The guest-physical window the architecture gives guest RAM in: a direct-mapped
+/// domain's banks must lie inside it, clear of the fixed guest layout (interrupt
+/// controller, grant window, special pages) outside it.
+const RAM_WINDOW: u64 = 1 << 46;
+
+/// Whether every bank of a direct-mapped domain lies where the architecture puts guest
+/// RAM ([`GuestLoader::guest_ram`] of the largest RAM), so 1:1 collides with nothing the
+/// guest sees at fixed addresses.
+fn direct_map_fits<A: GuestLoader>(banks: &[Region]) -> Result<(), String> {
+    let windows = A::guest_ram(RAM_WINDOW);
+    match banks.iter().find(|b| !windows.iter().any(|w| w.start <= b.start && b.end <= w.end)) {
+        None => Ok(()),
+        Some(b) => Err(format!(
+            "direct-map: xen,static-mem [{:#x}, {:#x}) is outside this architecture's guest RAM windows {windows:x?}",
+            b.start, b.end
+        )),
+    }
 }
 
 /// One domain the boot description lists, and what became of it.

@@ -35,6 +35,7 @@ mod hooks;
 mod input;
 mod pending;
 mod reap;
+mod static_ram;
 mod store;
 mod timers;
 
@@ -46,6 +47,7 @@ pub use hooks::{LineSink, RawSink, SchedHooks};
 pub use input::{Action as InputAction, InputRouter};
 pub use pending::{PendingWork, Work};
 pub use reap::{destroy_domain, DomainEnd};
+pub use static_ram::reserve_static_ram;
 pub use timers::TimerTable;
 
 use crate::arch::{Arch, CpuId};

@@ -228,27 +228,103 @@ fn bytes_written_to_an_emulated_uart_become_tagged_lines() {
     assert_eq!(lines_of(1), ["one", "two"]);
 }
 
-/// A direct-mapped domain and one with a passthrough fragment are refused by name (Keel
-/// does not build them yet), nothing of them stays allocated, and the other domain runs.
+/// A domain with a passthrough fragment is refused by name (Keel does not build it yet),
+/// nothing of it stays allocated, and the other domain runs.
 #[test]
-fn direct_map_and_passthrough_are_refused_by_name_for_now() {
+fn passthrough_is_refused_by_name_for_now() {
     let mut w = World::new(1);
     let before = w.pool.stats().allocated;
-    let guests = [Guest::new("direct", worker(1)), Guest::new("devices", worker(1)), Guest::new("plain", worker(10))];
+    let guests = [Guest::new("devices", worker(1)), Guest::new("plain", worker(10))];
     let built = w.boot_edited(&describe(&guests), |set| {
         if let Some(Ok(d)) = set.domains.get_mut(0) {
-            d.direct_map = Some(vec![crate::mm::Region::new(0x6000_0000, d.memory_kib * 1024)]);
-        }
-        if let Some(Ok(d)) = set.domains.get_mut(1) {
             let region = crate::mm::Region::new(0x4a00_0000, 0x1000);
             d.device_tree = Some(crate::config::Module { node: "/chosen/devices/module@4a000000".into(), region });
         }
     });
-    assert_eq!(built[0].result, Err("direct-map: building direct-mapped domains is not implemented yet".into()));
-    let why = built[1].result.clone().unwrap_err();
+    let why = built[0].result.clone().unwrap_err();
     assert_eq!(why, "/chosen/devices/module@4a000000: device passthrough is not implemented yet");
-    assert_eq!(built[2].result, Ok(1));
+    assert_eq!(built[1].result, Ok(1));
     let ends = w.run(10_000_000);
     assert!(ends.len() == 1 && ends[0].is_clean(), "{ends:?}");
     assert_eq!(w.pool.stats().allocated, before);
+}
+
+/// A direct-mapped domain runs in its static RAM, seen at the same addresses; when it
+/// ends, its RAM is neither freed to the pool nor handed to a domain built later, which
+/// gets pool RAM as usual.
+#[test]
+fn a_direct_mapped_domain_runs_in_its_static_ram_which_stays_reserved() {
+    use crate::mm::{PhysAddr, Region};
+    let mut w = World::new(1);
+    let pool = w.pool;
+    let before = pool.stats();
+    let mut bank = Region::new(0, 0);
+    let built =
+        w.boot_edited(&describe(&[Guest::new("direct", worker(100)), Guest::new("plain", worker(10))]), |set| {
+            if let Some(Ok(d)) = set.domains.get_mut(0) {
+                // Host RAM where the mock guest's programs expect their RAM.
+                bank = Region::new(crate::mock::GUEST_RAM, d.memory_kib * 1024);
+                pool.add(bank);
+                d.direct_map = Some(vec![bank]);
+            }
+            crate::run::reserve_static_ram(pool, set);
+        });
+    assert_eq!((built[0].result.clone(), built[1].result.clone()), (Ok(1), Ok(2)));
+    assert_eq!(pool.stats().total, before.total, "the bank added to the pool went to the domain alone");
+    let d = w.m.hypervisor().domain(1).unwrap();
+    for gfn in [bank.start >> 12, (bank.end >> 12) - 1] {
+        assert_eq!(d.lookup(gfn).map(|l| l.frame), Some(PhysAddr(gfn << 12)), "gfn {gfn:#x} is 1:1");
+    }
+    let plain = w.m.hypervisor().domain(2).unwrap();
+    let ram = plain.lookup(crate::mock::GUEST_RAM >> 12).unwrap().frame;
+    assert!(!pool.is_reserved(ram, 4096), "an ordinary domain's RAM comes from the pool");
+    drop((d, plain));
+    let ends = w.run(50_000_000);
+    assert!(ends.len() == 2 && ends.iter().all(|e| e.is_clean()), "{ends:?}");
+    assert_eq!(lines_of(1), ["worked=0000000000000064"]);
+    assert_eq!(pool.stats().allocated, before.allocated);
+    assert!(pool.is_reserved(PhysAddr(bank.start), bank.size()), "still reserved after the domain ended");
+}
+
+/// Static RAM is reserved at boot: the pool never hands a bank out, a domain whose bank
+/// is not free pool memory or is another's is refused by name, and the others keep theirs.
+#[test]
+fn static_ram_is_reserved_at_boot_and_a_bank_that_is_not_free_refuses_its_domain() {
+    use crate::config::{parse, InitialDefaults, Limits};
+    use crate::mm::{FramePool, PhysAddr, Region, PAGE_SIZE};
+    let limits = Limits {
+        max_vcpus: 8,
+        nr_pcpus: 1,
+        max_memory_kib: 1 << 20,
+        ram: &[],
+        boot_modules: &[],
+        initial: InitialDefaults::default(),
+    };
+    let guests = [
+        Guest::new("a", worker(1)),
+        Guest::new("b", worker(1)),
+        Guest::new("c", worker(1)),
+        Guest::new("d", worker(1)),
+    ];
+    let mut set = parse(&describe(&guests), &limits);
+    let bank = |d: &crate::config::DomainConfig, start: u64| vec![Region::new(start, d.memory_kib * 1024)];
+    let starts = [Some(0x6000_0000), Some(0x9000_0000), Some(0x6000_0000), None];
+    for (entry, start) in set.domains.iter_mut().zip(starts) {
+        let Ok(d) = entry else { panic!("{entry:?}") };
+        d.direct_map = start.map(|s| bank(d, s));
+    }
+    let size = set.valid().next().map(|d| d.memory_kib * 1024).unwrap();
+    let pool = FramePool::new();
+    pool.add(Region::new(0x6000_0000, 0x1000_0000));
+    crate::run::reserve_static_ram(&pool, &mut set);
+    assert!(set.domains[0].is_ok() && set.domains[3].is_ok());
+    let not_free = &set.domains[1].as_ref().unwrap_err().errors[0];
+    assert!(not_free.contains("[0x90000000, ") && not_free.contains("is not free RAM"), "{not_free}");
+    let taken = &set.domains[2].as_ref().unwrap_err().errors[0];
+    assert!(taken.contains("[0x60000000, ") && taken.contains("another domain's static RAM"), "{taken}");
+    assert!(pool.is_reserved(PhysAddr(0x6000_0000), size) && !pool.is_reserved(PhysAddr(0x6000_0000 + size), 1));
+    assert_eq!(pool.stats().total as u64, (0x1000_0000 - size) / PAGE_SIZE);
+    while let Some(a) = pool.alloc(1) {
+        assert!(!pool.is_reserved(a, PAGE_SIZE), "the pool handed out static RAM at {a:?}");
+    }
 }
