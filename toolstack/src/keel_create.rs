@@ -273,7 +273,8 @@ mod tests {
     #[test]
     fn a_per_vcpu_cpus_list_is_pinned_before_the_start() {
         let c = config("name='web'\nvcpus=3\ncpus=['0', '1-2']\nkernel='k'\ncmdline='root=/dev/xvda'\n");
-        let req = CreateRequest { config: &c, kernel: vec![7; 100], ramdisk: None, paused: false };
+        let req =
+            CreateRequest { config: &c, kernel: vec![7; 100], ramdisk: None, paused: false, keep: Default::default() };
         assert_eq!(create_args(&req).unwrap().cpumap, [0; 4], "no map for every vCPU");
         let mut k = KeelControl::new(Recorder::answering_start(Ok(0)));
         assert_eq!(k.create_domain(&req), Ok(5));
