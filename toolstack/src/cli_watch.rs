@@ -8,13 +8,12 @@
 
 use std::collections::BTreeSet;
 
-use crate::cli;
+use crate::cli_create;
 use crate::cli_devices;
 use crate::command::{getopt, Command, Ctx, Failure};
 use crate::control::DomId;
-use crate::domain_config::DomainConfig;
-use crate::watch::{self, Ends, Record, Step};
-use crate::xlcfg;
+use crate::watch::{self, Step};
+use crate::watch_records::{drop_record, preserved_name, records};
 
 pub(crate) const COMMANDS: &[Command] = &[Command {
     name: "watch",
@@ -23,54 +22,6 @@ pub(crate) const COMMANDS: &[Command] = &[Command {
     options: "-1  One pass over the domains, then exit, instead of watching @releaseDomain",
     run: watch_cmd,
 }];
-
-/// The name of a domain's record among keelctl's state files.
-fn record_name(id: DomId) -> String {
-    format!("domain-{id}")
-}
-
-/// Saves `r` for the watcher. A host that keeps no state (the tests' fake) is no error;
-/// a failure to write is a warning: the domain runs, only its ends are not acted on.
-pub(crate) fn save(ctx: &mut Ctx, r: &Record) -> Result<(), Failure> {
-    match ctx.host.state_write(&record_name(r.id), &watch::render(r)) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::Unsupported => Ok(()),
-        Err(e) => {
-            writeln!(ctx.err, "warning: domain {} runs, but `keelctl watch` will not act on its end: {e}", r.id)?;
-            Ok(())
-        }
-    }
-}
-
-/// The mark of a domain already preserved (so that it is reported once, whichever
-/// watcher saw it).
-fn preserved_name(id: DomId) -> String {
-    format!("preserved-{id}")
-}
-
-/// Forgets the record of domain `id`, if there is one.
-pub(crate) fn drop_record(ctx: &mut Ctx, id: DomId) {
-    let _ = ctx.host.state_remove(&record_name(id));
-    let _ = ctx.host.state_remove(&preserved_name(id));
-}
-
-/// The saved records; a file that is not one is skipped.
-fn records(ctx: &mut Ctx) -> Vec<Record> {
-    let files = ctx.host.state_files().unwrap_or_default();
-    let mut out = Vec::new();
-    for (name, text) in files {
-        if !name.starts_with("domain-") {
-            continue;
-        }
-        let Some((id, dom, path, cfg_text)) = watch::parse_saved(&text) else { continue };
-        let Ok(cfg) = xlcfg::parse(&path, &cfg_text) else { continue };
-        let Ok((config, _)) = DomainConfig::from_config(&cfg) else { continue };
-        let ends = Ends { poweroff: config.on_poweroff, reboot: config.on_reboot, crash: config.on_crash };
-        out.push(Record { id, name: dom, path, text: cfg_text, ends });
-    }
-    out.sort_by_key(|r| r.id);
-    out
-}
 
 fn watch_cmd(ctx: &mut Ctx, args: &[String]) -> Result<(), Failure> {
     let (opts, pos) = getopt(args, "1", "")?;
@@ -121,7 +72,7 @@ pub(crate) fn pass(ctx: &mut Ctx) -> Result<(), Failure> {
                 if !wait_gone(ctx, &backends) {
                     writeln!(ctx.err, "{head}: its old back ends did not go in time: {}", backends.join(" "))?;
                 }
-                match cli::create_from(ctx, &r.path, &r.text, false) {
+                match cli_create::create_from(ctx, &r.path, &r.text, false) {
                     Ok(Some(new)) => writeln!(ctx.out, "{head}: {why}: restarted as domain {new}")?,
                     Ok(None) => {}
                     Err(Failure::Error(e) | Failure::Usage(e)) => {

@@ -75,6 +75,14 @@ pub struct Sched {
     pub cap: u32,
 }
 
+/// Which ends Keel must keep the domain after (`CTL_START_KEEP_*`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Keep {
+    pub poweroff: bool,
+    pub reboot: bool,
+    pub crash: bool,
+}
+
 /// What `create` hands over: the checked configuration and the kernel and ramdisk bytes.
 #[derive(Clone, Debug)]
 pub struct CreateRequest<'a> {
@@ -85,7 +93,7 @@ pub struct CreateRequest<'a> {
     /// it, as libxl does).
     pub paused: bool,
     /// The ends after which Keel keeps the domain for the toolstack (`CTL_START_KEEP_*`).
-    pub keep: crate::watch::Keep,
+    pub keep: Keep,
 }
 
 /// An orderly shutdown request.

@@ -3,9 +3,9 @@
 
 use std::collections::BTreeMap;
 
+use crate::control::Keep;
 use crate::control::*;
 use crate::cpulist::CpuSet;
-use crate::watch::Keep;
 
 pub struct Fake {
     pub domains: BTreeMap<DomId, (DomainInfo, Sched, Vec<VcpuInfo>)>,

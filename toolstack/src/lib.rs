@@ -21,6 +21,7 @@
 #![deny(unsafe_code)]
 
 pub mod cli;
+mod cli_create;
 mod cli_devices;
 mod cli_watch;
 pub mod command;
@@ -48,6 +49,7 @@ pub mod keel_create;
 pub mod privcmd;
 pub mod vif;
 pub mod watch;
+mod watch_records;
 pub mod xenbus;
 pub mod xenbus_backend;
 pub mod xenbus_store;

@@ -12,7 +12,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::control::{DomId, DomainInfo, ShutdownReason};
+use crate::control::{DomId, DomainInfo, Keep, ShutdownReason};
 use crate::domain_config::Action;
 
 /// The configured action for each way a domain can end.
@@ -21,14 +21,6 @@ pub struct Ends {
     pub poweroff: Action,
     pub reboot: Action,
     pub crash: Action,
-}
-
-/// Which ends Keel must keep the domain after (`CTL_START_KEEP_*`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Keep {
-    pub poweroff: bool,
-    pub reboot: bool,
-    pub crash: bool,
 }
 
 /// What the watcher does with one recorded domain.

@@ -10,10 +10,11 @@ use std::time::Duration;
 use proptest::prelude::*;
 
 use crate::cli::{run, Host};
+use crate::control::Keep;
 use crate::control::{Control, DomId, DomainInfo, ShutdownReason};
 use crate::domain_config::Action;
 use crate::fake_control::Fake;
-use crate::watch::{self, Ends, Keep, Record, Step};
+use crate::watch::{self, Ends, Record, Step};
 
 /// A host with files, an in-memory state directory and no xenstore.
 struct StateHost {
