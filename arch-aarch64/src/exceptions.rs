@@ -8,7 +8,7 @@
 
 use crate::cpu::{self, Cpu};
 use crate::dt::MAX_CPUS;
-use crate::{console, power, psci, semihosting, vcpu};
+use crate::{console, power, firmware_psci, semihosting, vcpu};
 use aarch64_cpu::registers::{ESR_EL2, FAR_EL2, HPFAR_EL2};
 use core::mem::{offset_of, size_of};
 use core::sync::atomic::{AtomicU32, Ordering::Relaxed};
@@ -44,7 +44,7 @@ const HOST_FRAME_SIZE: usize = 16 + 12 * 8;
 const _: () = assert!(size_of::<TrapFrame>().is_multiple_of(16) && offset_of!(TrapFrame, sp) == 248);
 
 /// Instructions that may raise an undefined-instruction exception on purpose.
-const GUARDED: [u32; 3] = [semihosting::HLT_SEMIHOSTING, psci::SMC_0, psci::HVC_0];
+const GUARDED: [u32; 3] = [semihosting::HLT_SEMIHOSTING, firmware_psci::SMC_0, firmware_psci::HVC_0];
 
 const EC_UNKNOWN: u64 = 0x00;
 const EC_HVC64: u64 = 0x16;

@@ -34,7 +34,7 @@ hardware!(
     memory,
     mmu,
     power,
-    psci,
+    firmware_psci,
     regs,
     semihosting,
     smp,

@@ -2,7 +2,7 @@
 //! module that ties CPU identity to secondary start-up and power-off), and the hypercall
 //! probe guest.
 
-use crate::{console, cpu, dt, irq, power, psci, smp, Aarch64Domain, Aarch64Vcpu, Cpu, GenericTimer, Gic, HostRam, Stage2Tables};
+use crate::{console, cpu, dt, irq, power, firmware_psci, smp, Aarch64Domain, Aarch64Vcpu, Cpu, GenericTimer, Gic, HostRam, Stage2Tables};
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -65,7 +65,7 @@ impl Arch for Aarch64 {
             ("el2", if cpu::vhe() { "vhe" } else { "nvhe" }.to_string()),
             ("gic-version", irq::version().map_or("none".to_string(), |v| v.to_string())),
             ("gic-list-registers", list_registers),
-            ("psci-conduit", psci::conduit().map_or("none", |c| c.name()).to_string()),
+            ("psci-conduit", firmware_psci::conduit().map_or("none", |c| c.name()).to_string()),
             ("cpus-possible", platform.cpus.count.to_string()),
             ("ipa-bits", Stage2Tables::ipa_bits().to_string()),
             ("stage2-fwb", if cpu::fwb() { "yes" } else { "no" }.to_string()),

@@ -1,7 +1,7 @@
 //! Powering the machine off: semihosting's exit for test runs, PSCI `SYSTEM_OFF`
 //! otherwise, and what boot knows of the exit path before the core has read its options.
 
-use crate::{console, cpu, psci, semihosting};
+use crate::{console, cpu, firmware_psci, semihosting};
 use core::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use keel_kernel::arch::{ExitStatus, PowerOffPath};
 
@@ -41,9 +41,9 @@ pub fn power_off(path: PowerOffPath, status: ExitStatus) -> ! {
     if path == PowerOffPath::TestDevice {
         semihosting::exit(if status == ExitStatus::Success { 0 } else { 1 });
     }
-    let err = psci::system_off();
+    let err = firmware_psci::system_off();
     let cpu = cpu::current();
-    match psci::conduit() {
+    match firmware_psci::conduit() {
         Some(c) => console::emergency(format_args!(
             "[ERROR {cpu}] cannot power off: PSCI SYSTEM_OFF over {} failed: {err}; halting this CPU",
             c.name()

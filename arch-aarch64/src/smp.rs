@@ -3,7 +3,7 @@
 
 use crate::dt::MAX_CPUS;
 use crate::mmu::{self, MmuConfig};
-use crate::{cache, cpu, dt, irq, psci, stage2, vgic};
+use crate::{cache, cpu, dt, irq, firmware_psci, stage2, vgic};
 use alloc::boxed::Box;
 use alloc::vec;
 use keel_kernel::arch::{CpuId, InterruptController};
@@ -31,7 +31,7 @@ extern "C" {
 /// Starts every other CPU of the device tree; returns how many `CPU_ON` calls succeeded.
 pub fn start_secondaries(entry: fn(CpuId) -> !) -> u32 {
     let platform = dt::platform();
-    let Some(conduit) = psci::conduit() else {
+    let Some(conduit) = firmware_psci::conduit() else {
         log::warn!("no PSCI in the device tree: secondary CPUs stay off");
         return 0;
     };
@@ -62,7 +62,7 @@ pub fn start_secondaries(entry: fn(CpuId) -> !) -> u32 {
         cpu::record_mpidr(index, Some(mpidr));
         let context = &*boot as *const SecondaryBoot as usize;
         cache::clean_to_poc(context, core::mem::size_of::<SecondaryBoot>());
-        match psci::cpu_on(mpidr, keel_secondary_entry as *const () as usize, context) {
+        match firmware_psci::cpu_on(mpidr, keel_secondary_entry as *const () as usize, context) {
             Ok(()) => {
                 // The CPU owns both from now on.
                 Box::leak(boot);

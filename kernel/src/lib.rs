@@ -49,7 +49,7 @@ pub mod version;
 
 pub use hypervisor::Hypervisor;
 
-#[cfg(any(test, feature = "mock"))]
+#[cfg(any(test, feature = "test-support"))]
 pub mod mock;
 #[cfg(test)]
 pub(crate) mod test_support;

@@ -9,7 +9,7 @@ use crate::console;
 use crate::domain::MAX_VCPUS;
 use crate::hypervisor::Hypervisor;
 use crate::mm::{Region, FRAME_POOL};
-use crate::run::{build_all, rebuild, reserve_static_ram, Described, DomainEnd, Machine, SchedHooks};
+use crate::run::{build_all, rebuild, reserve_static_ram, Described, DomainEnd, SchedHooks, System};
 use crate::sched::{CpuMask, SchedConfig};
 use crate::selftest;
 use crate::version::KEEL_VERSION;
@@ -33,7 +33,7 @@ const STAGE_PROBING: u8 = 0;
 const STAGE_RUN: u8 = 1;
 const STAGE_STOP: u8 = 2;
 
-/// The machine all CPUs run domains on (a `Machine<'static, A>`).
+/// The machine all CPUs run domains on (a `System<'static, A>`).
 static MACHINE: Once<&'static (dyn Any + Send + Sync)> = Once::new();
 /// What the final report adds to the domains' ends.
 static SUMMARY: Once<Summary> = Once::new();
@@ -186,14 +186,14 @@ fn online_cpus() -> CpuMask {
 
 /// The scheduler, hooks, hypervisor and machine for the CPUs online; they live until
 /// power-off.
-fn new_machine<A: Arch + GuestAbi + GuestLoader>() -> &'static Machine<'static, A> {
+fn new_machine<A: Arch + GuestAbi + GuestLoader>() -> &'static System<'static, A> {
     let online = online_cpus();
     let nr = online.iter().last().map_or(1, |c| c.0 as usize + 1);
     let hooks = match SchedHooks::<A>::new(nr, SchedConfig::default(), A::Timer::now_ns) {
         Ok(h) => Box::leak(Box::new(h)),
         Err(e) => panic!("no scheduler for {nr} CPUs: {e:?}"),
     };
-    let mut machine = Machine::new(Hypervisor::new(&FRAME_POOL, hooks), hooks).with_online(online);
+    let mut machine = System::new(Hypervisor::new(&FRAME_POOL, hooks), hooks).with_online(online);
     machine = machine
         .with_restarts(options().restarts, rebuild::<A>)
         .with_raw_console(options().raw_console())
@@ -207,7 +207,7 @@ fn new_machine<A: Arch + GuestAbi + GuestLoader>() -> &'static Machine<'static, 
 /// Runs domains on this CPU until they have all ended; the CPU that reaps the last one
 /// reports and powers off, the others stop.
 fn run_domains<A: Arch>(cpu: CpuId) -> ! {
-    let machine = MACHINE.get().and_then(|m| m.downcast_ref::<Machine<'static, A>>());
+    let machine = MACHINE.get().and_then(|m| m.downcast_ref::<System<'static, A>>());
     let Some(machine) = machine else { park::<A>() };
     match machine.cpu(cpu).run() {
         Some(ends) => match SUMMARY.get() {

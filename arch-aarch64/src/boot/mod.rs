@@ -10,7 +10,7 @@ mod wrong_el;
 use crate::dt::{self, Platform};
 use crate::mmu::{self, Mapping, MmuConfig, MmuError};
 use crate::smp::SecondaryBoot;
-use crate::{cache, console, cpu, irq, power, psci, stage2, timer, vgic};
+use crate::{cache, console, cpu, irq, power, firmware_psci, stage2, timer, vgic};
 use core::mem::offset_of;
 use keel_kernel::arch::{ExitStatus, InterruptController, PowerOffPath};
 use keel_kernel::boot::{BootInfo, Options};
@@ -167,12 +167,12 @@ fn start_console(fdt: &fdt::Fdt<'static>) {
     let (options, _) = Options::parse(dt::cmdline(fdt));
     power::set_boot_exit_path(options.power_off);
     log::set_max_level(options.log_level.to_filter());
-    psci::set_conduit(dt::psci_conduit(fdt));
-    if psci::conduit() == Some(psci::Conduit::Hvc) {
+    firmware_psci::set_conduit(dt::psci_conduit(fdt));
+    if firmware_psci::conduit() == Some(firmware_psci::Conduit::Hvc) {
         log::warn!("the device tree's PSCI conduit is hvc, which from EL2 reaches Keel itself: no secondary CPUs, no PSCI power-off");
     }
-    if let Some((major, minor)) = psci::version() {
-        log::debug!("PSCI {major}.{minor} over {}", psci::conduit().map_or("?", |c| c.name()));
+    if let Some((major, minor)) = firmware_psci::version() {
+        log::debug!("PSCI {major}.{minor} over {}", firmware_psci::conduit().map_or("?", |c| c.name()));
     }
 }
 

@@ -3,7 +3,7 @@
 //! Runs with the MMU off at that level, on minimal vectors that skip instructions nothing
 //! answers (`asm/head.S`), so only plain loads and stores and no EL2 registers.
 
-use crate::{console, cpu, dt, psci, semihosting};
+use crate::{console, cpu, dt, firmware_psci, semihosting};
 use keel_kernel::arch::PowerOffPath;
 use keel_kernel::boot::Options;
 
@@ -16,7 +16,7 @@ extern "C" fn keel_wrong_el(dtb: usize, el: u64) -> ! {
         if let Ok(uart) = dt::console(&fdt) {
             console::install(uart);
         }
-        psci::set_conduit(dt::psci_conduit(&fdt));
+        firmware_psci::set_conduit(dt::psci_conduit(&fdt));
         test_exit = Options::parse(dt::cmdline(&fdt)).0.power_off == PowerOffPath::TestDevice;
     }
     let hint = match el {
@@ -32,7 +32,7 @@ extern "C" fn keel_wrong_el(dtb: usize, el: u64) -> ! {
     }
     // At EL3 Keel would only be calling itself.
     if el == 1 {
-        psci::system_off();
+        firmware_psci::system_off();
     }
     cpu::park()
 }

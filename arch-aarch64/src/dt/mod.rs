@@ -12,7 +12,7 @@ pub use blob::{prepare, total_size};
 
 pub use platform::{parse_platform, platform, set_platform, GicInfo, GicVersion, Platform, MAX_CPUS};
 
-use crate::psci::Conduit;
+use crate::firmware_psci::Conduit;
 use crate::uart::{Ns16550, Pl011, Uart};
 use core::fmt;
 use fdt::node::FdtNode;

@@ -6,13 +6,13 @@
 //! buffers and its watchdogs, each behind its own lock. Domains live in the
 //! [`Hypervisor`](crate::Hypervisor)'s table and are created and destroyed there.
 
-mod console;
+mod console_buffer;
 mod hooks;
 mod table;
 mod vcpu;
 mod watchdog;
 
-pub use console::{sanitise, ConsoleBuffers, Output as ConsoleOutput};
+pub use console_buffer::{sanitise, ConsoleBuffers, Output as ConsoleOutput};
 pub use hooks::{Hooks, NoHooks};
 pub use keel_abi::sched::ShutdownReason;
 pub use table::DomainTable;

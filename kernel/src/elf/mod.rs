@@ -270,7 +270,7 @@ impl<'a> Iterator for Notes<'a> {
     }
 }
 
-#[cfg(any(test, feature = "mock"))]
+#[cfg(any(test, feature = "test-support"))]
 pub mod writer;
 
 #[cfg(test)]

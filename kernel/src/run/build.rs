@@ -22,7 +22,7 @@
 //!
 //! A failure at any step destroys what was built and names the domain.
 
-use super::Machine;
+use super::System;
 use crate::arch::{Arch, GuestAbi, GuestLoader, LoadRequest, Vcpu, VcpuInit};
 use crate::config::{Capabilities, DomainConfig as BootConfig, DomainKind, DomainSet, Enhanced};
 use crate::domain::{Domain, DomainConfig};
@@ -70,7 +70,7 @@ pub(super) fn vcpu_params(config: &BootConfig, online: &CpuMask) -> Result<Vec<V
 /// Builds and starts the domain `config` describes on `m`. `global_virq_handler` makes
 /// it the domain that may bind global VIRQs (console input goes to it). Returns its id.
 pub fn build_domain<A: Arch + GuestAbi + GuestLoader>(
-    m: &Machine<'_, A>,
+    m: &System<'_, A>,
     config: &BootConfig,
     global_virq_handler: bool,
 ) -> Result<DomId, BuildError> {
@@ -174,7 +174,7 @@ pub struct Described {
 /// built handles global VIRQs (console input). Refused descriptions are reported with
 /// their first error. Then the static event channels between the built domains are
 /// connected.
-pub fn build_all<A: Arch + GuestAbi + GuestLoader>(m: &Machine<'_, A>, set: &DomainSet) -> Vec<Described> {
+pub fn build_all<A: Arch + GuestAbi + GuestLoader>(m: &System<'_, A>, set: &DomainSet) -> Vec<Described> {
     let mut out = Vec::new();
     let mut handler_taken = false;
     for d in &set.domains {
@@ -210,10 +210,10 @@ pub fn build_all<A: Arch + GuestAbi + GuestLoader>(m: &Machine<'_, A>, set: &Dom
     out
 }
 
-/// Builds a domain that rebooted again ([`Machine::with_restarts`]): as at boot, with
+/// Builds a domain that rebooted again ([`System::with_restarts`]): as at boot, with
 /// its PV console, but without its static event channels (its peers' ends are closed).
 pub fn rebuild<A: Arch + GuestAbi + GuestLoader>(
-    m: &Machine<'_, A>,
+    m: &System<'_, A>,
     config: &BootConfig,
     global_virq_handler: bool,
 ) -> Result<DomId, BuildError> {
@@ -237,7 +237,7 @@ fn wants_store(config: &BootConfig) -> bool {
 /// a store frame and a xenstore domain other than it runs (the initial domain not with
 /// `keel.dom0_xenstore=local`). Returns whether it did, or
 /// the domain is the xenstore domain (which has no store of its own).
-pub(super) fn attach_store<A: Arch + GuestAbi>(m: &Machine<'_, A>, config: &BootConfig, id: DomId) -> bool {
+pub(super) fn attach_store<A: Arch + GuestAbi>(m: &System<'_, A>, config: &BootConfig, id: DomId) -> bool {
     if config.capabilities.has(Capabilities::XENSTORE) {
         return true;
     }
@@ -262,7 +262,7 @@ pub(super) fn attach_store<A: Arch + GuestAbi>(m: &Machine<'_, A>, config: &Boot
 
 /// Gives every domain built a PV console at `gfn`, after the static event channels, so
 /// its port is never one a configuration names.
-fn attach_consoles<A: Arch>(m: &Machine<'_, A>, built: &[Described], gfn: u64) {
+fn attach_consoles<A: Arch>(m: &System<'_, A>, built: &[Described], gfn: u64) {
     let hv = m.hypervisor();
     for (name, d) in built.iter().filter_map(|b| Some((&b.name, hv.domain(b.result.clone().ok()?)?))) {
         if let Err(e) = hv.attach_pv_console(&d, gfn) {
@@ -273,7 +273,7 @@ fn attach_consoles<A: Arch>(m: &Machine<'_, A>, built: &[Described], gfn: u64) {
 
 /// Connects the static event channels of the domains that were built. Each channel is
 /// described on both sides; the first side found connects it.
-fn connect_static_channels<A: Arch>(m: &Machine<'_, A>, set: &DomainSet, built: &[Described]) {
+fn connect_static_channels<A: Arch>(m: &System<'_, A>, set: &DomainSet, built: &[Described]) {
     let id_of = |name: &str| built.iter().find(|d| d.name == name).and_then(|d| d.result.clone().ok());
     let hv = m.hypervisor();
     for config in set.valid() {

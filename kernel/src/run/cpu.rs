@@ -2,7 +2,7 @@
 
 use super::guests::{Guest, Take};
 use super::pending::Work;
-use super::{DomainEnd, Machine};
+use super::{DomainEnd, System};
 use crate::arch::{Arch, CpuId, CpuOps, InterruptController, IrqNumber, Timer, Vcpu, VcpuTranslation};
 use crate::domain::Hooks;
 use crate::hypercall::update_runstate_area;
@@ -32,7 +32,7 @@ pub(super) struct Running<A: Arch> {
 
 /// One physical CPU's run loop: it owns the vCPU object it runs while it runs it.
 pub struct CpuLoop<'m, 'a, A: Arch> {
-    pub(super) m: &'m Machine<'a, A>,
+    pub(super) m: &'m System<'a, A>,
     pub(super) cpu: CpuId,
     pub(super) current: Option<Running<A>>,
     /// Chosen by the scheduler, object not taken yet.
@@ -58,7 +58,7 @@ fn ticks<A: Arch>(ns: u64) -> u64 {
 
 impl<'m, 'a, A: Arch> CpuLoop<'m, 'a, A> {
     /// The loop of `cpu`; enables the timer and wake-up interrupts on the calling CPU.
-    pub(super) fn new(m: &'m Machine<'a, A>, cpu: CpuId) -> Self {
+    pub(super) fn new(m: &'m System<'a, A>, cpu: CpuId) -> Self {
         A::Irq::enable(A::Timer::irq());
         A::Irq::enable(A::Irq::ipi_irq());
         let console_irq = if m.take_console_input() { A::console_input_start() } else { None };

@@ -1,7 +1,7 @@
 //! The domain builder behind `CTL_CREATE` and `CTL_START` (`control/create.rs`): the
 //! hypercall queues the request, and the run loop of the calling CPU serves it right
 //! after the hypercall, before the caller runs again, with [`serve`] (set with
-//! [`Machine::with_creator`]), which has the backend's loaders and the scheduler.
+//! [`System::with_creator`]), which has the backend's loaders and the scheduler.
 //!
 //! `CTL_START` builds as the boot-time builder does (`build.rs`), with the kernel and
 //! ramdisk read from their staging blocks: the backend's loader (same checks and
@@ -11,7 +11,7 @@
 //! a failure the domain is destroyed with everything it had.
 
 use super::build::{attach_store, vcpu_params};
-use super::{Guest, Machine};
+use super::{Guest, System};
 use crate::arch::{Arch, GuestAbi, GuestLoader, LoadError, LoadRequest, Vcpu, VcpuInit};
 use crate::config::{Capabilities, DomainConfig as BootConfig, DomainKind, Enhanced, Module};
 use crate::control::builds::{Pending, Request};
@@ -26,9 +26,9 @@ use keel_abi::Errno;
 
 /// Serves a build request of the control interface on the machine; the result is the
 /// hypercall's.
-pub type Creator<A> = for<'m, 'a> fn(&'m Machine<'a, A>, Request) -> Result<u64, Errno>;
+pub type Creator<A> = for<'m, 'a> fn(&'m System<'a, A>, Request) -> Result<u64, Errno>;
 
-impl<'a, A: Arch> Machine<'a, A> {
+impl<'a, A: Arch> System<'a, A> {
     /// Serves `CTL_CREATE` and `CTL_START` with `creator` (without one they are
     /// `-ENOSYS`).
     pub fn with_creator(mut self, creator: Creator<A>) -> Self {
@@ -47,7 +47,7 @@ impl<'a, A: Arch> Machine<'a, A> {
 }
 
 /// The [`Creator`] of the architecture's loaders.
-pub fn serve<A: Arch + GuestAbi + GuestLoader>(m: &Machine<'_, A>, req: Request) -> Result<u64, Errno> {
+pub fn serve<A: Arch + GuestAbi + GuestLoader>(m: &System<'_, A>, req: Request) -> Result<u64, Errno> {
     match req {
         Request::Create(args) => m.hypervisor().control_create(&args).map(u64::from),
         Request::Start { domid, paused, keep } => start(m, domid, paused, keep).map(|()| 0),
@@ -56,12 +56,7 @@ pub fn serve<A: Arch + GuestAbi + GuestLoader>(m: &Machine<'_, A>, req: Request)
 
 /// Builds and starts domain `id`, which is being built; its staging blocks are freed
 /// whatever happens, and the domain destroyed if it cannot start.
-fn start<A: Arch + GuestAbi + GuestLoader>(
-    m: &Machine<'_, A>,
-    id: DomId,
-    paused: bool,
-    keep: u32,
-) -> Result<(), Errno> {
+fn start<A: Arch + GuestAbi + GuestLoader>(m: &System<'_, A>, id: DomId, paused: bool, keep: u32) -> Result<(), Errno> {
     let hv = m.hypervisor();
     // Destroyed since the hypercall checked it: gone.
     let pending = hv.take_build(id).ok_or(Errno::ESRCH)?;
@@ -116,7 +111,7 @@ fn load_errno(e: &LoadError) -> Errno {
 }
 
 fn build<A: Arch + GuestAbi + GuestLoader>(
-    m: &Machine<'_, A>,
+    m: &System<'_, A>,
     p: &Pending,
     paused: bool,
     keep: u32,

@@ -3,7 +3,7 @@
 use super::cpu::CpuLoop;
 use super::guests::{Guest, Slot};
 use super::pending::Work;
-use super::Machine;
+use super::System;
 use crate::arch::{Arch, BootEntry, MemoryAccess, StartResult, Vcpu, VcpuInit, VcpuTranslation, VmExit};
 use crate::domain::{DomainState, Hooks};
 use crate::mm::{GuestPhysAddr, PAGE_SIZE};
@@ -133,7 +133,7 @@ impl<A: Arch> CpuLoop<'_, '_, A> {
     }
 }
 
-impl<A: Arch> Machine<'_, A> {
+impl<A: Arch> System<'_, A> {
     /// Creates vCPU `vcpu` of `guest` (never started) in the state the guest gave with
     /// `VCPUOP_initialise`, parked; false if it has none or creation failed.
     pub(super) fn create_from_context(&self, guest: &Guest<A>, vcpu: u32) -> bool {

@@ -3,7 +3,7 @@
 //! return path would have answered it, with nothing else in between.
 
 use super::cpu::CpuLoop;
-use super::hooks::SchedHooks;
+use super::sched_hooks::SchedHooks;
 use crate::arch::{Arch, CpuId, FastAnswer, FastPath, HypercallArgs, Vcpu, VmExit};
 use crate::domain::Domain;
 use crate::guest_memory::GuestTranslate;

@@ -2,7 +2,7 @@
 //! domains with their backend vCPU objects, and the per-CPU run loop ([`CpuLoop`]) that
 //! drives the backends through the architecture traits.
 //!
-//! One [`Machine`] is shared by all CPUs. Each CPU runs its own [`CpuLoop`]:
+//! One [`System`] is shared by all CPUs. Each CPU runs its own [`CpuLoop`]:
 //!
 //! ```text
 //! loop {
@@ -31,10 +31,10 @@ mod create;
 mod exit;
 mod fast;
 mod guests;
-mod hooks;
 mod input;
 mod pending;
 mod reap;
+mod sched_hooks;
 mod static_ram;
 mod store;
 mod timers;
@@ -43,10 +43,10 @@ pub use build::{build_all, build_domain, rebuild, BuildError, Described};
 pub use cpu::{CpuLoop, Step};
 pub use create::{serve as serve_create, Creator};
 pub use guests::Guest;
-pub use hooks::{LineSink, RawSink, SchedHooks};
 pub use input::{Action as InputAction, InputRouter};
 pub use pending::{PendingWork, Work};
 pub use reap::{destroy_domain, DomainEnd};
+pub use sched_hooks::{LineSink, RawSink, SchedHooks};
 pub use static_ram::reserve_static_ram;
 pub use timers::TimerTable;
 
@@ -65,7 +65,7 @@ use keel_abi::xen::DomId;
 use spin::Mutex;
 
 /// Everything the CPUs share while they run domains.
-pub struct Machine<'a, A: Arch> {
+pub struct System<'a, A: Arch> {
     hv: Hypervisor<'a, A>,
     hooks: &'a SchedHooks<A>,
     guests: Guests<A>,
@@ -77,7 +77,7 @@ pub struct Machine<'a, A: Arch> {
     /// Held by the CPU that reaps stopped domains.
     reaping: Mutex<()>,
     /// System time (ns) at which domains still running are crashed (`keel.timeout`); 0:
-    /// none. Set once the boot's domains are built ([`Machine::set_deadline`]).
+    /// none. Set once the boot's domains are built ([`System::set_deadline`]).
     deadline: AtomicU64,
     /// The deadline passed and was acted on.
     timed_out: AtomicBool,
@@ -87,14 +87,14 @@ pub struct Machine<'a, A: Arch> {
     input: Mutex<InputRouter>,
     /// A CPU loop took the physical console's input interrupt.
     input_taken: AtomicBool,
-    /// The domain that has input gets its output raw ([`Machine::with_raw_console`]).
+    /// The domain that has input gets its output raw ([`System::with_raw_console`]).
     raw_console: bool,
     /// The domain whose output passes through raw now.
     raw_focus: Mutex<Option<DomId>>,
-    /// Builds a domain again when its guest reboots ([`Machine::with_restarts`]).
+    /// Builds a domain again when its guest reboots ([`System::with_restarts`]).
     restarter: Option<Restarter<A>>,
     /// Restarts allowed per domain.
-    /// The initial domain gets no store page ([`Machine::with_local_dom0_store`]).
+    /// The initial domain gets no store page ([`System::with_local_dom0_store`]).
     dom0_store_local: bool,
     restart_limit: u32,
     /// What each running domain was built from, for restarting it.
@@ -107,7 +107,7 @@ pub struct Machine<'a, A: Arch> {
 
 /// Builds and starts a domain from its description on the machine (see
 /// [`build::rebuild`]); the flag makes it the global VIRQ handler.
-pub type Restarter<A> = for<'m, 'a> fn(&'m Machine<'a, A>, &BootConfig, bool) -> Result<DomId, BuildError>;
+pub type Restarter<A> = for<'m, 'a> fn(&'m System<'a, A>, &BootConfig, bool) -> Result<DomId, BuildError>;
 
 /// A running domain's description, kept to restart it.
 #[derive(Clone, Debug)]
@@ -117,10 +117,10 @@ struct Description {
     restarts: u32,
 }
 
-impl<'a, A: Arch> Machine<'a, A> {
+impl<'a, A: Arch> System<'a, A> {
     /// A machine for `hv`, whose hooks must be `hooks`.
     pub fn new(hv: Hypervisor<'a, A>, hooks: &'a SchedHooks<A>) -> Self {
-        Machine {
+        System {
             hv,
             hooks,
             guests: Guests::new(),
@@ -165,7 +165,7 @@ impl<'a, A: Arch> Machine<'a, A> {
     }
 
     /// Passes the output of the domain that has console input through raw
-    /// (`keel.console=raw`): see [`Machine::console_input`].
+    /// (`keel.console=raw`): see [`System::console_input`].
     pub fn with_raw_console(mut self, raw: bool) -> Self {
         self.raw_console = raw;
         self
@@ -230,7 +230,7 @@ impl<'a, A: Arch> Machine<'a, A> {
         self
     }
 
-    /// [`Machine::with_deadline`] on a machine already shared: set before its CPUs run
+    /// [`System::with_deadline`] on a machine already shared: set before its CPUs run
     /// domains, so that the time spent building them (a kernel decompressed under an
     /// emulator takes minutes) does not count.
     pub fn set_deadline(&self, ns: u64) {

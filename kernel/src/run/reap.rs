@@ -4,7 +4,7 @@
 //!
 //! [`destroy_domain`] is the one place that sequences a domain's teardown.
 
-use super::Machine;
+use super::System;
 use crate::arch::Arch;
 use crate::domain::{DomainState, ShutdownReason};
 use crate::hypervisor::Hypervisor;
@@ -99,7 +99,7 @@ pub fn destroy_domain<A: Arch>(hv: &Hypervisor<'_, A>, id: DomId) -> Result<(), 
     Ok(())
 }
 
-impl<A: Arch> Machine<'_, A> {
+impl<A: Arch> System<'_, A> {
     /// Reaps every stopped domain whose vCPUs no CPU holds. Returns the report of all
     /// ends to exactly one caller: the one that reaped the last domain.
     ///

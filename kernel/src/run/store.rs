@@ -7,7 +7,7 @@
 //! interface reports both (`CTL_STORE_INFO`) so that a xenstore service can introduce
 //! the domain.
 
-use super::Machine;
+use super::System;
 use crate::arch::Arch;
 use crate::config::{DomainConfig as BootConfig, Enhanced};
 use crate::event::Binding;
@@ -20,7 +20,7 @@ pub const STORE_PFN_NOT_READY: u64 = u64::MAX;
 
 /// The live domain that serves xenstore: the one with the xenstore capability, else
 /// the first control domain.
-fn store_domain<A: Arch>(m: &Machine<'_, A>) -> Option<DomId> {
+fn store_domain<A: Arch>(m: &System<'_, A>) -> Option<DomId> {
     let hv = m.hypervisor();
     let live: alloc::vec::Vec<_> = hv.domain_ids().into_iter().filter_map(|id| hv.domain(id)).collect();
     let with = |cap: u32| live.iter().find(|d| d.config().capabilities & cap != 0).map(|d| d.id());
@@ -29,7 +29,7 @@ fn store_domain<A: Arch>(m: &Machine<'_, A>) -> Option<DomId> {
 
 /// Gives domain `id`, built from `config`, its xenstore event channel and the late-init
 /// page number, if its description asks for xenstore.
-pub(super) fn prepare<A: Arch>(m: &Machine<'_, A>, id: DomId, config: &BootConfig) {
+pub(super) fn prepare<A: Arch>(m: &System<'_, A>, id: DomId, config: &BootConfig) {
     if !matches!(config.enhanced, Enhanced::Enabled | Enhanced::Legacy) {
         return;
     }

@@ -6,7 +6,7 @@ use super::world::{describe, lines_of, Guest, World};
 use crate::config::DomainConfig as BootConfig;
 use crate::domain::{DomainState, ShutdownReason};
 use crate::mock::MockArch;
-use crate::run::{rebuild, BuildError, Machine};
+use crate::run::{rebuild, BuildError, System};
 use core::sync::atomic::{AtomicU32, Ordering};
 use keel_abi::xen::DomId;
 
@@ -41,7 +41,7 @@ static REBUILDS_SEEING_FINISHED: AtomicU32 = AtomicU32::new(0);
 static REBUILDS: AtomicU32 = AtomicU32::new(0);
 
 /// Rebuilds, noting whether the machine looked finished meanwhile.
-fn watching_rebuild(m: &Machine<'_, MockArch>, config: &BootConfig, handler: bool) -> Result<DomId, BuildError> {
+fn watching_rebuild(m: &System<'_, MockArch>, config: &BootConfig, handler: bool) -> Result<DomId, BuildError> {
     REBUILDS.fetch_add(1, Ordering::SeqCst);
     if m.is_finished() {
         REBUILDS_SEEING_FINISHED.fetch_add(1, Ordering::SeqCst);

@@ -9,7 +9,7 @@ use crate::hypervisor::Hypervisor;
 use crate::mm::FramePool;
 use crate::mm::PhysAddr;
 use crate::mock::{sim, MockArch, MockMemory, MockTimer};
-use crate::run::{build_all, CpuLoop, Described, DomainEnd, Machine, SchedHooks, Step};
+use crate::run::{build_all, CpuLoop, Described, DomainEnd, SchedHooks, Step, System};
 use crate::sched::{CpuMask, SchedConfig};
 use alloc::boxed::Box;
 use alloc::collections::BTreeSet;
@@ -100,7 +100,7 @@ pub fn describe(guests: &[Guest]) -> Vec<u8> {
 
 /// A machine with `cpus` simulated CPUs, and the CPUs' run loops.
 pub struct World {
-    pub m: &'static Machine<'static, MockArch>,
+    pub m: &'static System<'static, MockArch>,
     pub pool: &'static FramePool,
     loops: Vec<CpuLoop<'static, 'static, MockArch>>,
     pub report: Option<Vec<DomainEnd>>,
@@ -160,7 +160,7 @@ impl World {
             .with_console(capture)
             .with_raw_console(capture_raw);
         let hooks: &'static SchedHooks<MockArch> = Box::leak(Box::new(hooks));
-        let mut m = Machine::new(Hypervisor::new(pool, hooks), hooks)
+        let mut m = System::new(Hypervisor::new(pool, hooks), hooks)
             .with_online(online)
             .with_raw_console(raw_console)
             .with_creator(crate::run::serve_create::<MockArch>);
@@ -170,7 +170,7 @@ impl World {
         if let Some((limit, restarter)) = restarts {
             m = m.with_restarts(limit, restarter);
         }
-        let m: &'static Machine<'static, MockArch> = Box::leak(Box::new(m));
+        let m: &'static System<'static, MockArch> = Box::leak(Box::new(m));
         let loops = (0..cpus as u32)
             .map(|c| {
                 sim::set_current(CpuId(c));
