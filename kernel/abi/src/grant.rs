@@ -119,6 +119,21 @@ wire_struct! {
 }
 
 wire_struct! {
+    /// `gnttab_setup_table` as a 32-bit x86 caller lays it out
+    /// (`compat_gnttab_setup_table`): a 32-bit guest handle of a `u32` (`xen_pfn_t`) array.
+    pub struct GnttabSetupTableCompat: 16 {
+        pub dom: u16 = 0,
+        pub _pad: [u8; 2] = 2,
+        pub nr_frames: u32 = 4,
+        /// OUT: `GNTST_*`.
+        pub status: i16 = 8,
+        pub _pad2: [u8; 2] = 10,
+        /// Guest handle of a `u32` array receiving each frame's GFN.
+        pub frame_list: u32 = 12,
+    }
+}
+
+wire_struct! {
     /// `gnttab_query_size`.
     pub struct GnttabQuerySize: 16 {
         pub dom: u16 = 0,
@@ -186,6 +201,50 @@ wire_struct! {
         /// OUT: `GNTST_*`.
         pub status: i16 = 36,
         pub _pad: [u8; 2] = 38,
+    }
+}
+
+wire_struct! {
+    /// `gnttab_copy_ptr` as a 32-bit x86 caller lays it out: the reference or a 32-bit
+    /// `xen_pfn_t`.
+    pub struct GnttabCopyPtrCompat: 8 {
+        pub ref_or_gfn: u32 = 0,
+        pub domid: u16 = 4,
+        pub offset: u16 = 6,
+    }
+}
+
+wire_struct! {
+    /// `gnttab_copy` as a 32-bit x86 caller lays it out (`compat_gnttab_copy`).
+    pub struct GnttabCopyCompat: 24 {
+        pub source: GnttabCopyPtrCompat = 0,
+        pub dest: GnttabCopyPtrCompat = 8,
+        pub len: u16 = 16,
+        /// `GNTCOPY_*`.
+        pub flags: u16 = 18,
+        /// OUT: `GNTST_*`.
+        pub status: i16 = 20,
+        pub _pad: [u8; 2] = 22,
+    }
+}
+
+impl GnttabCopyCompat {
+    /// The op as a 64-bit caller would have written it (frame numbers zero-extended).
+    pub fn widen(&self) -> GnttabCopy {
+        let side = |p: &GnttabCopyPtrCompat| GnttabCopyPtr {
+            ref_or_gfn: u64::from(p.ref_or_gfn),
+            domid: p.domid,
+            offset: p.offset,
+            _pad: [0; 4],
+        };
+        GnttabCopy {
+            source: side(&self.source),
+            dest: side(&self.dest),
+            len: self.len,
+            flags: self.flags,
+            status: self.status,
+            _pad: [0; 2],
+        }
     }
 }
 

@@ -85,6 +85,18 @@ wire_struct! {
 }
 
 wire_struct! {
+    /// `sched_poll` as a 32-bit x86 caller lays it out (`compat_sched_poll`): a 32-bit
+    /// guest handle, and `timeout` 4-aligned at 8.
+    pub struct SchedPollCompat: 16 {
+        /// Guest handle of a `u32` port array.
+        pub ports: u32 = 0,
+        pub nr_ports: u32 = 4,
+        /// Absolute system time (ns); 0 waits forever.
+        pub timeout: crate::wire::U64Align4 = 8,
+    }
+}
+
+wire_struct! {
     /// `sched_remote_shutdown`.
     pub struct SchedRemoteShutdown: 8 {
         pub domain_id: u16 = 0,

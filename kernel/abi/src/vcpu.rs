@@ -61,6 +61,34 @@ wire_struct! {
 }
 
 wire_struct! {
+    /// `vcpu_runstate_info` as a 32-bit x86 caller lays it out
+    /// (`compat_vcpu_runstate_info`, `#pragma pack(4)`): no padding after `state`.
+    pub struct VcpuRunstateInfoCompat: 44 {
+        /// `RUNSTATE_*`.
+        pub state: u32 = 0,
+        /// System time (ns) when `state` was entered.
+        pub state_entry_time: crate::wire::U64Align4 = 4,
+        /// Nanoseconds spent in each state.
+        pub time: [crate::wire::U64Align4; 4] = 12,
+    }
+}
+
+impl VcpuRunstateInfoCompat {
+    /// Offset of `state_entry_time`.
+    pub const STATE_ENTRY_TIME: usize = 4;
+
+    /// `info` in the compat layout.
+    pub fn narrow(info: &VcpuRunstateInfo) -> Self {
+        use crate::wire::U64Align4;
+        VcpuRunstateInfoCompat {
+            state: info.state,
+            state_entry_time: U64Align4::new(info.state_entry_time),
+            time: info.time.map(U64Align4::new),
+        }
+    }
+}
+
+wire_struct! {
     /// `vcpu_register_runstate_memory_area`.
     pub struct VcpuRegisterRunstateMemoryArea: 8 {
         /// A guest *virtual* address.

@@ -80,6 +80,37 @@ macro_rules! int_field {
 }
 int_field!(u8, u16, u32, u64, i8, i16, i32, i64);
 
+/// A `uint64_t` inside a 32-bit x86 caller's struct (Xen's compat layouts, built under
+/// `#pragma pack(4)`): 8 little-endian bytes at a 4-aligned offset. Its alignment is 4, so
+/// a `#[repr(C)]` struct holding it has the compat offsets.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct U64Align4([u32; 2]);
+
+impl U64Align4 {
+    /// The value `v`.
+    pub const fn new(v: u64) -> Self {
+        let b = v.to_le_bytes();
+        U64Align4([u32::from_le_bytes([b[0], b[1], b[2], b[3]]), u32::from_le_bytes([b[4], b[5], b[6], b[7]])])
+    }
+
+    /// The value.
+    pub const fn get(self) -> u64 {
+        (self.0[1] as u64) << 32 | self.0[0] as u64
+    }
+}
+
+impl Field for U64Align4 {
+    const SIZE: usize = 8;
+    const ZERO: Self = U64Align4([0; 2]);
+    fn read(b: &[u8], off: usize) -> Option<Self> {
+        u64::read(b, off).map(U64Align4::new)
+    }
+    fn write(&self, b: &mut [u8], off: usize) -> Option<()> {
+        self.get().write(b, off)
+    }
+}
+
 impl<T: Field, const N: usize> Field for [T; N] {
     const SIZE: usize = T::SIZE * N;
     const ZERO: Self = [T::ZERO; N];

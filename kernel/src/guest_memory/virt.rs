@@ -129,6 +129,12 @@ impl<'a, A: Arch> GuestVirt<'a, A> {
         Ok(u64::from_le_bytes(b))
     }
 
+    /// Writes a little-endian `u32` at `va + 4 * index`.
+    pub fn write_u32(&self, va: u64, index: u64, value: u32) -> Result<(), Errno> {
+        let off = index.checked_mul(4).and_then(|o| va.checked_add(o)).ok_or(Errno::EFAULT)?;
+        self.write(off, &value.to_le_bytes())
+    }
+
     /// Writes a little-endian `u64` at `va + 8 * index`.
     pub fn write_u64(&self, va: u64, index: u64, value: u64) -> Result<(), Errno> {
         let off = index.checked_mul(8).and_then(|o| va.checked_add(o)).ok_or(Errno::EFAULT)?;

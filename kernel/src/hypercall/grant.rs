@@ -16,6 +16,8 @@ pub const MAX_BATCH: u32 = 4096;
 const UNMAP_CHUNK: usize = 32;
 /// Offset of the status field in `gnttab_copy`.
 const COPY_STATUS: u64 = 36;
+/// Offset of the status field in a 32-bit caller's `gnttab_copy`.
+const COPY_STATUS_COMPAT: u64 = 20;
 
 /// `grant_table_op(cmd, uop, count)`.
 pub fn grant_table_op<A: Arch>(c: &Call<'_, '_, A>) -> HcResult {
@@ -24,11 +26,6 @@ pub fn grant_table_op<A: Arch>(c: &Call<'_, '_, A>) -> HcResult {
     let count = c.arg32(2);
     if (count as i32) < 0 || cmd & !GNTTABOP_CMD_MASK != 0 {
         return Err(Errno::EINVAL);
-    }
-    // Ops whose structs carry a `xen_pfn_t` or a guest handle of one: Keel does not
-    // translate a 32-bit caller's layout of them (docs/abi.md §2).
-    if c.compat && matches!(cmd, GNTTABOP_SETUP_TABLE | GNTTABOP_COPY) {
-        return Err(Errno::ENOSYS);
     }
     let batch = matches!(cmd, GNTTABOP_MAP_GRANT_REF | GNTTABOP_UNMAP_GRANT_REF | GNTTABOP_COPY);
     if batch && count > MAX_BATCH {
@@ -70,6 +67,16 @@ pub fn grant_table_op<A: Arch>(c: &Call<'_, '_, A>) -> HcResult {
                     return Err(e);
                 }
                 first = end;
+            }
+        }
+        GNTTABOP_COPY if c.compat => {
+            // `compat_gnttab_copy`: 24 bytes, 32-bit frame numbers, status at 20.
+            for i in 0..u64::from(count) {
+                let op: GnttabCopyCompat = g.read_element(uop, i)?;
+                let status = grant::copy(c.hv, c.domain, &op.widen());
+                let at =
+                    uop.checked_add(i * GnttabCopyCompat::SIZE as u64 + COPY_STATUS_COMPAT).ok_or(Errno::EFAULT)?;
+                g.write(at, &status.to_le_bytes())?;
             }
         }
         GNTTABOP_COPY => {
@@ -122,13 +129,26 @@ pub fn grant_table_op<A: Arch>(c: &Call<'_, '_, A>) -> HcResult {
     Ok(0)
 }
 
+/// `GNTTABOP_setup_table`. A 32-bit caller's struct (`compat_gnttab_setup_table`) has a
+/// 32-bit handle of 32-bit frame numbers; a frame that does not fit in 32 bits (one not
+/// placed yet) gives `GNTST_address_too_big`, as Xen's translation does.
 fn setup_table<A: Arch>(c: &Call<'_, '_, A>, uop: u64, count: u32) -> Result<(), Errno> {
     if count != 1 {
         return Err(Errno::EINVAL);
     }
     let g = &c.guest;
-    let mut op: GnttabSetupTable = g.read_struct(uop)?;
-    op.status = match c.hv.resolve(c.domain, op.dom) {
+    let op = if c.compat {
+        let n: GnttabSetupTableCompat = g.read_struct(uop)?;
+        GnttabSetupTable {
+            dom: n.dom,
+            nr_frames: n.nr_frames,
+            frame_list: u64::from(n.frame_list),
+            ..GnttabSetupTable::ZERO
+        }
+    } else {
+        g.read_struct(uop)?
+    };
+    let status = match c.hv.resolve(c.domain, op.dom) {
         None => GNTST_BAD_DOMAIN,
         Some(d) if d.id() != c.domain.id() => GNTST_PERMISSION_DENIED,
         Some(d) => {
@@ -140,7 +160,16 @@ fn setup_table<A: Arch>(c: &Call<'_, '_, A>, uop: u64, count: u32) -> Result<(),
                 let mut status = GNTST_OKAY;
                 for i in 0..op.nr_frames {
                     let gfn = d.mm.lock().placed(PageKind::GrantFrame(i)).unwrap_or(u64::MAX);
-                    if g.write_u64(op.frame_list, i as u64, gfn).is_err() {
+                    let written = if c.compat {
+                        let Ok(gfn) = u32::try_from(gfn) else {
+                            status = GNTST_ADDRESS_TOO_BIG;
+                            break;
+                        };
+                        g.write_u32(op.frame_list, u64::from(i), gfn)
+                    } else {
+                        g.write_u64(op.frame_list, u64::from(i), gfn)
+                    };
+                    if written.is_err() {
                         status = GNTST_BAD_VIRT_ADDR;
                         break;
                     }
@@ -149,5 +178,6 @@ fn setup_table<A: Arch>(c: &Call<'_, '_, A>, uop: u64, count: u32) -> Result<(),
             }
         }
     };
-    g.write(uop + 8, &op.status.to_le_bytes())
+    // `status` is at 8 in both layouts.
+    g.write(uop.checked_add(8).ok_or(Errno::EFAULT)?, &status.to_le_bytes())
 }

@@ -26,9 +26,15 @@ pub fn sched_op<A: Arch>(c: &Call<'_, '_, A>) -> HcResult {
             c.hv.shutdown_guest(c.domain, reason);
             Ok(0)
         }
-        // A 32-bit caller's `sched_poll` has a 32-bit handle: not translated.
-        SCHEDOP_POLL if c.compat => Err(Errno::ENOSYS),
-        SCHEDOP_POLL => poll(c, arg),
+        SCHEDOP_POLL if c.compat => {
+            // `compat_sched_poll`: a 32-bit handle, the timeout 4-aligned.
+            let p: SchedPollCompat = c.guest.read_struct(arg)?;
+            poll(c, u64::from(p.ports), p.nr_ports, p.timeout.get())
+        }
+        SCHEDOP_POLL => {
+            let p: SchedPoll = c.guest.read_struct(arg)?;
+            poll(c, p.ports, p.nr_ports, p.timeout)
+        }
         SCHEDOP_REMOTE_SHUTDOWN => {
             let r: SchedRemoteShutdown = c.guest.read_struct(arg)?;
             let d = c.hv.resolve(c.domain, r.domain_id).ok_or(Errno::ESRCH)?;
@@ -60,14 +66,15 @@ pub fn sched_op<A: Arch>(c: &Call<'_, '_, A>) -> HcResult {
     }
 }
 
-fn poll<A: Arch>(c: &Call<'_, '_, A>, arg: u64) -> HcResult {
-    let p: SchedPoll = c.guest.read_struct(arg)?;
-    if p.nr_ports > SCHED_POLL_MAX_PORTS {
+/// `SCHEDOP_poll` of the `nr_ports` ports listed at `list` (a guest handle), until
+/// `timeout` (absolute system time; 0: none).
+fn poll<A: Arch>(c: &Call<'_, '_, A>, list: u64, nr_ports: u32, timeout: u64) -> HcResult {
+    if nr_ports > SCHED_POLL_MAX_PORTS {
         return Err(Errno::EINVAL);
     }
-    let mut ports = Vec::with_capacity(p.nr_ports as usize);
-    for i in 0..p.nr_ports as u64 {
-        ports.push(c.guest.read_u32(p.ports, i)?);
+    let mut ports = Vec::with_capacity(nr_ports as usize);
+    for i in 0..u64::from(nr_ports) {
+        ports.push(c.guest.read_u32(list, i)?);
     }
     {
         let ev = c.domain.events.lock();
@@ -80,7 +87,7 @@ fn poll<A: Arch>(c: &Call<'_, '_, A>, arg: u64) -> HcResult {
             }
         }
     }
-    let deadline = (p.timeout != 0).then_some(p.timeout);
+    let deadline = (timeout != 0).then_some(timeout);
     c.hv.block(c.domain, c.vcpu, Some(Poll { ports, deadline }));
     // A port may have become pending between the check and the block.
     let pending = {

@@ -45,20 +45,21 @@ pub fn vcpu_op<A: Arch>(c: &Call<'_, '_, A>) -> HcResult {
             Ok(0)
         }
         VCPUOP_IS_UP => Ok(state.lock().online as u64),
-        // A 32-bit caller's `vcpu_runstate_info` has its 64-bit fields 4-aligned.
-        VCPUOP_GET_RUNSTATE_INFO if c.compat => Err(Errno::ENOSYS),
         VCPUOP_GET_RUNSTATE_INFO => {
             let info = state.lock().runstate(c.hv.now());
-            c.guest.write_struct(arg, &info)?;
+            if c.compat {
+                // 44 bytes: the 64-bit fields 4-aligned.
+                c.guest.write_struct(arg, &VcpuRunstateInfoCompat::narrow(&info))?;
+            } else {
+                c.guest.write_struct(arg, &info)?;
+            }
             Ok(0)
         }
         VCPUOP_REGISTER_RUNSTATE_MEMORY_AREA => {
-            // A 32-bit caller has no runstate area Keel can write: its layout differs.
-            if c.compat {
-                return Err(Errno::ENOSYS);
-            }
             let area: VcpuRegisterRunstateMemoryArea = c.guest.read_struct(arg)?;
-            state.lock().runstate_area = Some(area.addr);
+            // A 32-bit caller's handle is the union's low half (Xen's `addr.h`).
+            let addr = if c.compat { area.addr & 0xffff_ffff } else { area.addr };
+            state.lock().runstate_area = Some(addr);
             if v == c.vcpu {
                 update_runstate_area(c.hv, c.domain, v, c.translate);
             }
@@ -139,8 +140,10 @@ fn initialise<A: Arch>(c: &Call<'_, '_, A>, v: u32, arg: u64) -> HcResult {
 /// Copies `vcpu`'s runstate into its registered runstate area (a guest virtual address,
 /// translated by `translate`, which must be that vCPU's translation). With the
 /// `runstate_update_flag` assist, `XEN_RUNSTATE_UPDATE` is set in `state_entry_time`
-/// while the area is inconsistent. The scheduler calls this when the vCPU's state
-/// changes; failures are ignored, as Xen does.
+/// while the area is inconsistent. The area has the layout of the domain's shared_info
+/// (Xen's `has_32bit_shinfo`): 44 bytes with `state_entry_time` at 4 once 32-bit code
+/// latched the compat layout, else 48 with it at 8. The scheduler calls this when the
+/// vCPU's state changes; failures are ignored, as Xen does.
 pub fn update_runstate_area<A: Arch>(hv: &Hypervisor<'_, A>, d: &Domain<A>, vcpu: u32, translate: &dyn GuestTranslate) {
     let Some(s) = d.vcpus.get(vcpu as usize) else { return };
     let (area, info) = {
@@ -150,7 +153,8 @@ pub fn update_runstate_area<A: Arch>(hv: &Hypervisor<'_, A>, d: &Domain<A>, vcpu
     };
     let g = GuestVirt::new(&d.mm, translate);
     let flag = d.vm_assist.load(Ordering::Acquire) & (1 << VMASST_TYPE_RUNSTATE_UPDATE_FLAG) != 0;
-    let entry = area.wrapping_add(8);
+    let compat = d.shared_layout().word_bytes == 4;
+    let entry = area.wrapping_add(if compat { VcpuRunstateInfoCompat::STATE_ENTRY_TIME as u64 } else { 8 });
     if flag {
         let _ = g.write(entry, &(info.state_entry_time | XEN_RUNSTATE_UPDATE).to_le_bytes());
     }
@@ -158,7 +162,12 @@ pub fn update_runstate_area<A: Arch>(hv: &Hypervisor<'_, A>, d: &Domain<A>, vcpu
     if flag {
         tagged.state_entry_time |= XEN_RUNSTATE_UPDATE;
     }
-    if g.write_struct(area, &tagged).is_ok() && flag {
+    let written = if compat {
+        g.write_struct(area, &VcpuRunstateInfoCompat::narrow(&tagged))
+    } else {
+        g.write_struct(area, &tagged)
+    };
+    if written.is_ok() && flag {
         let _ = g.write(entry, &info.state_entry_time.to_le_bytes());
     }
 }
