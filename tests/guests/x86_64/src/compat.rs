@@ -3,7 +3,8 @@
 //! that stopped every 32-bit guest — `XENMEM_add_to_physmap` of shared_info, 16 bytes —
 //! now places it (the same bytes read with the 64-bit layout are refused); a 32-bit
 //! `xen_memory_reservation` gives a frame back; calls whose layouts are the same answer
-//! as for 64-bit code; those Keel does not translate are `ENOSYS` (`docs/abi.md` §2).
+//! as for 64-bit code; `SCHEDOP_poll` and grant `setup_table` read their 16-byte compat
+//! structs (`docs/abi.md` §2). `legacy32` makes these calls with EFER.LMA clear.
 
 use keel_abi::grant::GNTTABOP_SETUP_TABLE;
 use keel_abi::hvm::{HVMOP_GET_PARAM, HVM_PARAM_CONSOLE_PFN};
@@ -108,17 +109,28 @@ pub fn run(p: &impl Platform) -> Outcome {
     args.fill(0x300, &q);
     expect_eq!(call32(HVM_OP, [HVMOP_GET_PARAM, a + 0x300]), 0, "get_param from 32-bit code");
     let console = args.load64(0x308);
+    // compat_sched_poll of 129 ports: EINVAL (read with the 64-bit layout, nr_ports would
+    // be the timeout's low half, 0, and the call would block for ever).
+    let mut poll = [0u8; 16];
+    poll[..4].copy_from_slice(&((a + 0x500) as u32).to_le_bytes());
+    poll[4..8].copy_from_slice(&129u32.to_le_bytes());
+    args.fill(0x400, &poll);
     let poll = call32(SCHED_OP, [SCHEDOP_POLL, a + 0x400]);
+    // compat_gnttab_setup_table of one frame not placed yet: its frame does not fit the
+    // 32-bit list (GNTST_address_too_big at 8, as Xen's translation gives).
     let mut setup = [0u8; 16];
+    setup[..2].copy_from_slice(&DOMID_SELF.to_le_bytes());
     setup[4..8].copy_from_slice(&1u32.to_le_bytes());
+    setup[12..16].copy_from_slice(&((a + 0x500) as u32).to_le_bytes());
     args.fill(0x400, &setup);
     // SAFETY: as in `call32`, with three arguments.
     let setup_table = i64::from(unsafe {
         guest_compat_hypercall(GRANT_TABLE_OP as u32, GNTTABOP_SETUP_TABLE as u32, (a + 0x400) as u32, 1, 0, 0)
     });
+    let setup_status = args.word(0x408).load(core::sync::atomic::Ordering::Acquire) as u16 as i16;
     say!(
         p,
-        "compat: decrease_reservation (20-byte layout) gave back {done} frame; CONSOLE_PFN {console:#x}; sched_op poll {}, grant setup_table {}",
+        "compat: decrease_reservation (20-byte layout) gave back {done} frame; CONSOLE_PFN {console:#x}; poll of 129 ports {}; grant setup_table {} with status {setup_status}",
         name(poll),
         name(setup_table)
     );

@@ -19,6 +19,7 @@ mod cpu;
 mod faults;
 mod heap;
 mod hole_faults;
+mod legacy32;
 mod owned;
 mod params;
 mod platform;

@@ -397,7 +397,8 @@ impl Platform for Pvh {
 
     /// `triple-fault`, `garbage` and `x86-fuzz` (`crate::faults`), `control-registers`
     /// (`crate::control`), `task-switch` (`crate::tasks`), `unbacked` (`crate::unbacked`)
-    /// `hvm-params` (`crate::params`) and `compat-hypercalls` (`crate::compat`).
+    /// `hvm-params` (`crate::params`), `compat-hypercalls` (`crate::compat`) and
+    /// `legacy32` (`crate::legacy32`).
     fn platform_scenario(&self, name: &str) -> Option<keel_test_guest::Outcome> {
         match name {
             "triple-fault" => Some(crate::faults::triple_fault(self)),
@@ -408,6 +409,7 @@ impl Platform for Pvh {
             "unbacked" => Some(crate::unbacked::run(self)),
             "hvm-params" => Some(crate::params::run(self)),
             "compat-hypercalls" => Some(crate::compat::run(self)),
+            "legacy32" => Some(crate::legacy32::run(self)),
             _ => None,
         }
     }

@@ -23,7 +23,10 @@ use std::time::Duration;
 /// does not translate; then shared_info in Xen's 32-bit layout once 32-bit code set
 /// `HVM_PARAM_CALLBACK_IRQ`: the wall clock, the pvclock and a port's pending, mask and
 /// selector bits where a 32-bit guest reads them, and the 64-bit layout again after
-/// 64-bit code set it.
+/// 64-bit code set it. A guest calling from legacy protected mode (`legacy32`, EFER.LMA
+/// clear, paging off) through the hypercall page its WRMSR installed: the compat layouts
+/// of shared_info, events, `SCHEDOP_poll`, `vcpu_info`, the runstate area and grant
+/// `setup_table`/`copy`.
 fn x86_conform(machine: X86Machine) {
     let tasks = match machine {
         X86Machine::QemuBios | X86Machine::QemuUefi => {
@@ -33,7 +36,7 @@ fn x86_conform(machine: X86Machine) {
             "(d2) task-switch: 4 refused with #GP(TSS selector), 0 performed by the processor; the domain runs on"
         }
     };
-    let t = x86_boot(machine, &x86_iso("conform")).domains(&["registers", "tasks", "unbacked", "params", "compat"]).lines(&[
+    let t = x86_boot(machine, &x86_iso("conform")).domains(&["registers", "tasks", "unbacked", "params", "compat", "legacy32"]).lines(&[
         "bits not offered each #GP (UMIP hidden and refused), 3 offered bits set and cleared",
         "(d1) control-registers: CR0 0x80010033, 4 invalid values each #GP",
         "(d1) control-registers: EFER 0x500, 60 bits not offered each #GP (NX offered)",
@@ -60,11 +63,24 @@ fn x86_conform(machine: X86Machine) {
         "(d4) PASS hvm-params",
         "(d5) compat: add_to_physmap (16-byte layout) placed shared_info at frame",
         "; 64-bit code reading it: EINVAL",
-        "(d5) compat: decrease_reservation (20-byte layout) gave back 1 frame; CONSOLE_PFN 0xfefff; sched_op poll ENOSYS, grant setup_table ENOSYS",
+        "(d5) compat: decrease_reservation (20-byte layout) gave back 1 frame; CONSOLE_PFN 0xfefff; poll of 129 ports EINVAL; grant setup_table ok with status -11",
         "(d5) compat: 32-bit shared_info after set_param(CALLBACK_IRQ) from 32-bit code: wall clock at 2304 (sec_hi at 2340), pvclock at 32 of vcpu_info; it ran ",
         "(d5) compat: port 40 raised in 32-bit word 1, selector 0x2 at 4; masked at 2176 until unmask",
         "(d5) compat: set_param(CALLBACK_IRQ) from 64-bit code: the wall clock at 3072 again",
         "(d5) PASS compat-hypercalls",
+        // The same calls and more with EFER.LMA clear and paging off, through the
+        // hypercall page that a WRMSR in that mode installed.
+        "(d6) legacy32: EFER 0x0, CR0 0x10033; hypercall page from WRMSR; xen_version 0x40013",
+        "(d6) (legacy32: console_io from 32-bit protected mode, paging off)",
+        "(d6) legacy32: shared_info placed (16-byte add_to_physmap); wall clock at 2304: ",
+        "pending in the 32-bit words, selector ",
+        "poll (16-byte struct): at once when pending, ",
+        "us for a 5 ms timeout; block, yield",
+        "(d6) legacy32: vcpu_info registered at offset 0x80: pvclock at 32, selector 0xffffffff at 4",
+        "(d6) legacy32: runstate area and get_runstate_info in 44 bytes: running, entry time at 4, times at 12",
+        "(d6) legacy32: grant setup_table (u32 frame list) gave frame ",
+        "; copy (24-byte op) status 0",
+        "(d6) PASS legacy32",
     ]);
     boot(t);
 }
