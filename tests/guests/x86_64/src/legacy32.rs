@@ -7,8 +7,11 @@
 //! event channel (pending bit and 32-bit selector), `SCHEDOP_poll` (16-byte struct, a
 //! pending port and a timeout), `SCHEDOP_yield`/`block`, `VCPUOP_register_vcpu_info`,
 //! the 44-byte runstate area and `VCPUOP_get_runstate_info`, and grant `setup_table`
-//! (32-bit frame list) and `copy` (24-byte ops). Each answer is checked against the
-//! compat layout Xen 4.17 gives such a guest.
+//! (32-bit frame list) and `copy` (24-byte ops). Then a few calls with 32-bit paging on
+//! (no PAE, 4 MiB pages) whose pointers are an alias of their memory at 2 GiB, which
+//! Keel must find through the guest's page directory: `console_io`, `SCHEDOP_poll` and
+//! `VCPUOP_get_runstate_info`. Each answer is checked against the compat layout Xen 4.17
+//! gives such a guest.
 
 use crate::cpu;
 use core::sync::atomic::Ordering;
@@ -30,16 +33,22 @@ use keel_test_guest::{ensure, expect_eq, fail, say, Outcome, Platform};
 core::arch::global_asm!(include_str!("legacy32.s"), options(att_syntax));
 
 extern "C" {
-    fn guest_legacy32_call(target: u32, regs: *const [u32; 6]) -> u32;
+    fn guest_legacy32_call(target: u32, regs: *const [u32; 6], cr3: u32) -> u32;
     fn guest_legacy32_rdmsr();
     fn guest_legacy32_wrmsr();
     fn guest_legacy32_cr0();
+    fn guest_legacy32_cr4();
 }
 
 const HYPERCALL_MSR: u32 = 0x4000_0000;
 const EFER: u32 = 0xc000_0080;
 const EFER_LME_LMA: u32 = 1 << 8 | 1 << 10;
 const CR0_PG: u32 = 1 << 31;
+const CR4_PSE_PAE: u32 = 1 << 4 | 1 << 5;
+/// Where the paged calls see the guest's low memory again (4 MiB pages).
+const ALIAS: u32 = 0x8000_0000;
+/// How much memory the alias covers: 4 pages of 4 MiB (the domain has 16 MiB).
+const ALIAS_PAGES: u32 = 4;
 const XEN_4_19: i64 = 0x0004_0013;
 /// Where the argument structs go in the argument page.
 const AT_STRUCT: usize = 0;
@@ -51,21 +60,33 @@ const AT_RUNSTATE_INFO: usize = 0x500;
 /// The hypercall page, filled by Keel on the WRMSR made in legacy mode.
 static HYPERCALL_PAGE: Page = Page([const { core::sync::atomic::AtomicU32::new(0) }; 1024]);
 
-/// Runs the 32-bit function at `target` in legacy protected mode (paging off) with
-/// EAX, EBX, ECX, EDX, ESI, EDI = `regs`; its EAX.
-fn legacy(target: usize, regs: [u32; 6]) -> u32 {
+/// Runs the 32-bit function at `target` in legacy protected mode with EAX, EBX, ECX,
+/// EDX, ESI, EDI = `regs`, paging off (`cr3` 0) or with 32-bit paging on the page
+/// directory at `cr3`; its EAX.
+fn legacy_with(target: usize, regs: [u32; 6], cr3: u32) -> u32 {
     let target = u32::try_from(target).expect("legacy-mode code below 4 GiB");
     // SAFETY: the trampoline saves every callee-saved register and masks interrupts; the
-    // targets are this guest's 32-bit functions or Keel's hypercall stubs, and every
-    // address passed is this guest's memory below 4 GiB, identity-mapped.
-    unsafe { guest_legacy32_call(target, &regs) }
+    // targets are this guest's 32-bit functions or Keel's hypercall stubs, every address
+    // passed is this guest's memory below 4 GiB, and the page directory maps the low
+    // 4 GiB as the identity (but for the alias at 2 GiB, where nothing of the guest is).
+    unsafe { guest_legacy32_call(target, &regs, cr3) }
 }
 
-/// Hypercall `nr` from legacy mode through the hypercall page; the result as a 32-bit
-/// guest sees it (sign-extended).
-fn call(nr: u64, args: [u32; 5]) -> i64 {
+/// [`legacy_with`], paging off.
+fn legacy(target: usize, regs: [u32; 6]) -> u32 {
+    legacy_with(target, regs, 0)
+}
+
+/// Hypercall `nr` from legacy mode through the hypercall page, paging off (`cr3` 0) or
+/// on; the result as a 32-bit guest sees it (sign-extended).
+fn call_with(nr: u64, args: [u32; 5], cr3: u32) -> i64 {
     let stub = HYPERCALL_PAGE.va() + 32 * nr as usize;
-    i64::from(legacy(stub, [0, args[0], args[1], args[2], args[3], args[4]]) as i32)
+    i64::from(legacy_with(stub, [0, args[0], args[1], args[2], args[3], args[4]], cr3) as i32)
+}
+
+/// [`call_with`], paging off.
+fn call(nr: u64, args: [u32; 5]) -> i64 {
+    call_with(nr, args, 0)
 }
 
 /// A guest address as a 32-bit guest with paging off passes it (guest-physical).
@@ -134,14 +155,64 @@ pub fn run(p: &impl Platform) -> Outcome {
     ensure!(t0.tsc_to_system_mul != 0, "no pvclock at 32 of the compat vcpu_info");
     say!(p, "legacy32: shared_info placed (16-byte add_to_physmap); wall clock at 2304: {sec} s");
 
-    events(p, args, si)?;
+    let port = events(p, args, si)?;
     vcpu_info(p, args, vi)?;
     runstate(p, args)?;
-    grant_ops(p, args, grants, from, to, &physmap)
+    grant_ops(p, args, grants, from, to, &physmap)?;
+    let Some(directory) = keel_test_guest::pages::alloc() else { fail!("out of guest pages") };
+    paged(p, args, directory, port)
 }
 
-/// Binds an IPI, raises it, polls it, blocks on it.
-fn events(p: &impl Platform, args: &Page, si: &Page) -> Outcome {
+/// Calls with 32-bit paging on: the identity map of the low 4 GiB in 4 MiB pages, and
+/// the guest's memory again at [`ALIAS`], where the pointers passed point.
+fn paged(p: &impl Platform, args: &Page, directory: &Page, port: u32) -> Outcome {
+    for i in 0..1024u32 {
+        let frame = if (ALIAS >> 22..(ALIAS >> 22) + ALIAS_PAGES).contains(&i) { i - (ALIAS >> 22) } else { i };
+        // 4 MiB page (PS), writable, present.
+        directory.word(4 * i as usize).store(frame << 22 | 0x83, Ordering::Release);
+    }
+    let cr3 = addr(p, directory, 0);
+    let alias = |at: usize| {
+        let a = addr(p, args, at);
+        ensure!(a < ALIAS_PAGES << 22, "argument page at {a:#x}, past the alias");
+        Ok(ALIAS + a)
+    };
+    let efer = legacy_with(guest_legacy32_rdmsr as *const () as usize, [0, 0, EFER, 0, 0, 0], cr3);
+    let cr0 = legacy_with(guest_legacy32_cr0 as *const () as usize, [0; 6], cr3);
+    let cr4 = legacy_with(guest_legacy32_cr4 as *const () as usize, [0; 6], cr3);
+    ensure!(
+        efer & EFER_LME_LMA == 0 && cr0 & CR0_PG != 0 && cr4 & CR4_PSE_PAE == 1 << 4,
+        "not 32-bit paging: EFER {efer:#x}, CR0 {cr0:#x}, CR4 {cr4:#x}"
+    );
+    let text = b"(legacy32: console_io with 32-bit paging, the text at its alias)\n";
+    args.fill(AT_TEXT, text);
+    let len = u32::try_from(text.len()).unwrap_or(0);
+    let r = call_with(CONSOLE_IO, [CONSOLEIO_WRITE as u32, len, alias(AT_TEXT)?, 0, 0], cr3);
+    expect_eq!(r, 0, "console_io with paging on");
+    // The port pending again, then polled through the alias: at once.
+    args.fill(AT_STRUCT, &port.to_le_bytes());
+    expect_eq!(call_with(EVENT_CHANNEL_OP, [EVTCHNOP_SEND as u32, alias(AT_STRUCT)?, 0, 0, 0], cr3), 0, "send");
+    args.fill(AT_LIST, &port.to_le_bytes());
+    let mut b = [0u8; 16];
+    b[..4].copy_from_slice(&alias(AT_LIST)?.to_le_bytes());
+    b[4..8].copy_from_slice(&1u32.to_le_bytes());
+    args.fill(AT_STRUCT, &b);
+    let r = call_with(SCHED_OP, [SCHEDOP_POLL as u32, alias(AT_STRUCT)?, 0, 0, 0], cr3);
+    expect_eq!(r, 0, "poll of a pending port through the alias");
+    args.fill(AT_RUNSTATE_INFO, &[0xee; 48]);
+    let r = call_with(VCPU_OP, [VCPUOP_GET_RUNSTATE_INFO as u32, 0, alias(AT_RUNSTATE_INFO)?, 0, 0], cr3);
+    expect_eq!(r, 0, "get_runstate_info through the alias");
+    expect_eq!(args.word(AT_RUNSTATE_INFO).load(Ordering::Acquire), RUNSTATE_RUNNING, "runstate state at 0");
+    expect_eq!(args.word(AT_RUNSTATE_INFO + 44).load(Ordering::Acquire), 0xeeee_eeee, "bytes past 44 written");
+    say!(
+        p,
+        "legacy32: 32-bit paging (EFER {efer:#x}, CR0 {cr0:#x}, CR4 {cr4:#x}): console_io, send, poll and get_runstate_info through an alias at {ALIAS:#x}"
+    );
+    Ok(())
+}
+
+/// Binds an IPI, raises it, polls it, blocks on it; the port.
+fn events(p: &impl Platform, args: &Page, si: &Page) -> Result<u32, keel_test_guest::Failure> {
     let a = addr(p, args, AT_STRUCT);
     args.fill(AT_STRUCT, &[0u8; 8]);
     let r = call(EVENT_CHANNEL_OP, [EVTCHNOP_BIND_IPI as u32, a, 0, 0, 0]);
@@ -182,7 +253,7 @@ fn events(p: &impl Platform, args: &Page, si: &Page) -> Outcome {
         "legacy32: port {port} pending in the 32-bit words, selector {sel:#x} at 4; poll (16-byte struct): at once when pending, {} us for a 5 ms timeout; block, yield",
         waited / 1000
     );
-    Ok(())
+    Ok(port)
 }
 
 /// `VCPUOP_register_vcpu_info` (one layout for both): the compat `vcpu_info` moves there.

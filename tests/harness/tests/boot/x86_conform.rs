@@ -26,7 +26,8 @@ use std::time::Duration;
 /// 64-bit code set it. A guest calling from legacy protected mode (`legacy32`, EFER.LMA
 /// clear, paging off) through the hypercall page its WRMSR installed: the compat layouts
 /// of shared_info, events, `SCHEDOP_poll`, `vcpu_info`, the runstate area and grant
-/// `setup_table`/`copy`.
+/// `setup_table`/`copy`; then with 32-bit paging, its pointers an alias Keel finds
+/// through the guest's page directory.
 fn x86_conform(machine: X86Machine) {
     let tasks = match machine {
         X86Machine::QemuBios | X86Machine::QemuUefi => {
@@ -80,6 +81,9 @@ fn x86_conform(machine: X86Machine) {
         "(d6) legacy32: runstate area and get_runstate_info in 44 bytes: running, entry time at 4, times at 12",
         "(d6) legacy32: grant setup_table (u32 frame list) gave frame ",
         "; copy (24-byte op) status 0",
+        "(d6) (legacy32: console_io with 32-bit paging, the text at its alias)",
+        "(d6) legacy32: 32-bit paging (EFER 0x0, CR0 0x80010033, CR4 0x",
+        "): console_io, send, poll and get_runstate_info through an alias at 0x80000000",
         "(d6) PASS legacy32",
     ]);
     boot(t);
