@@ -150,6 +150,14 @@ pub fn halt() {
     asm::wfi();
 }
 
+/// A spin-loop pause that gives way: `YIELD`, which QEMU's round-robin TCG (every vCPU
+/// in one thread, as under `-icount`) takes as the cue to run the next vCPU, where the
+/// spin-loop hint (`ISB`) would spin out this vCPU's whole time slice.
+pub fn relax() {
+    // SAFETY: YIELD is a hint with no architectural effect on registers or memory.
+    unsafe { core::arch::asm!("yield", options(nomem, nostack, preserves_flags)) };
+}
+
 /// Stops this CPU for good.
 pub fn park() -> ! {
     loop {

@@ -32,6 +32,10 @@ impl CpuOps for Cpu {
         cpu::halt()
     }
 
+    fn relax() {
+        cpu::relax()
+    }
+
     fn start_secondaries(entry: fn(CpuId) -> !) -> u32 {
         smp::start_secondaries(entry)
     }

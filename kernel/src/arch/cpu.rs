@@ -43,6 +43,13 @@ pub trait CpuOps {
     /// Waits until an interrupt (or another wake-up event) arrives; may return early.
     fn halt();
 
+    /// A pause in a loop that waits for another CPU: it lets that CPU make progress where
+    /// both share one host thread (an emulator's round robin), and costs no more than a
+    /// spin-loop hint elsewhere.
+    fn relax() {
+        core::hint::spin_loop();
+    }
+
     /// Starts every secondary CPU the firmware tables describe. Each runs `entry` with its
     /// index once its hypervisor-mode state is set up. Returns how many start-up requests
     /// were accepted; a CPU is online only once it runs `entry`.

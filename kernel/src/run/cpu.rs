@@ -17,7 +17,8 @@ pub enum Step {
     Ran,
     /// Nothing to run: halted until an interrupt.
     Idle,
-    /// The vCPU to run is still being switched away from on another CPU; step again.
+    /// The vCPU to run is still being switched away from on another CPU; this CPU gave
+    /// way to it ([`CpuOps::relax`]); step again.
     Waiting,
     /// Every domain ended. The CPU that reaped the last one gets their ends (once).
     Finished(Option<Vec<DomainEnd>>),
@@ -88,8 +89,7 @@ impl<'m, 'a, A: Arch> CpuLoop<'m, 'a, A> {
         loop {
             match self.step() {
                 Step::Finished(report) => return report,
-                Step::Waiting => core::hint::spin_loop(),
-                Step::Ran | Step::Idle => {}
+                Step::Ran | Step::Idle | Step::Waiting => {}
             }
         }
     }
@@ -171,6 +171,11 @@ impl<'m, 'a, A: Arch> CpuLoop<'m, 'a, A> {
         }
         if let Some(key) = self.want {
             if !self.switch_in(key, now) {
+                // Another CPU still holds the vCPU's object (it is between its decision
+                // and parking the vCPU): give way to it. On one host thread for every
+                // CPU (QEMU's round robin, as under -icount) a spin-loop hint spins out
+                // this CPU's whole time slice before that CPU can park it.
+                A::Cpu::relax();
                 return Step::Waiting;
             }
         }
