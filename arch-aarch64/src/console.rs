@@ -1,5 +1,5 @@
-//! The console: the UART from `/chosen/stdout-path`, as the kernel's console sink and as
-//! the early and emergency output path.
+//! The console: the UART from `/chosen/stdout-path`, as the transmitter the kernel's
+//! console drains its ring into and as the early and emergency output path.
 //!
 //! The UART is kept in plain atomics (loads and stores only, no read-modify-write) so it
 //! can be installed and used while the MMU is off, when exclusive accesses are not
@@ -10,7 +10,7 @@ use crate::semihosting;
 use crate::uart::{Ns16550, Pl011, Uart};
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering::Relaxed};
-use keel_kernel::console::ConsoleSink;
+use keel_kernel::console::ConsoleUart;
 
 const NONE: u32 = 0;
 const PL011: u32 = 1;
@@ -79,27 +79,37 @@ pub fn uart() -> Option<Uart> {
     }
 }
 
-/// The kernel's view of the console.
-pub struct Sink;
+/// The kernel's view of the console UART's transmitter.
+pub struct Transmitter;
 
-impl ConsoleSink for Sink {
-    fn write_str(&self, s: &str) {
-        write_raw(s);
+impl ConsoleUart for Transmitter {
+    /// Without a UART, output goes to semihosting at once (boot failures before the
+    /// device tree named one).
+    fn send_ready(&self, bytes: &[u8]) -> usize {
+        match uart() {
+            Some(u) => u.send_ready(bytes),
+            None => {
+                semihosting::write_bytes(bytes);
+                bytes.len()
+            }
+        }
     }
 
-    fn write_bytes(&self, bytes: &[u8]) {
+    /// Called by the kernel's console with its lock held, after `start_input` turned the
+    /// receive interrupt on, so the two never race on the UART's mask.
+    fn transmit_interrupt(&self, on: bool) {
         if let Some(u) = uart() {
-            u.write_bytes(bytes);
+            u.transmit_interrupt(on);
         }
     }
 }
 
-static SINK: Sink = Sink;
+static TRANSMITTER: Transmitter = Transmitter;
 
 /// Installs the kernel's console and logger on top of the UART (MMU on: the kernel's
 /// console uses locks).
 pub fn init_kernel_console(cpu: fn() -> u32) {
-    keel_kernel::console::init(&SINK, cpu, log::LevelFilter::Info);
+    keel_kernel::console::init(&TRANSMITTER, cpu, log::LevelFilter::Info);
     KERNEL_CONSOLE.store(true, Relaxed);
 }
 
@@ -111,8 +121,11 @@ pub fn write_raw(s: &str) {
     }
 }
 
-/// Waits until the UART has sent everything.
+/// Sends what the kernel's console holds, then waits until the UART has sent everything.
 pub fn flush() {
+    if KERNEL_CONSOLE.load(Relaxed) {
+        keel_kernel::console::flush();
+    }
     if let Some(u) = uart() {
         u.flush();
     }

@@ -27,26 +27,54 @@ fn call(op: u64, param: *const u8) -> u64 {
 
 /// Writes `s` to the semihosting console.
 pub fn write(s: &str) {
-    let mut buf = [0u8; 128];
-    let mut len = 0;
+    let mut out = Writer::new();
     for &b in s.as_bytes() {
-        let mut push = |b: u8| {
-            buf[len] = b;
-            len += 1;
-            if len == buf.len() - 1 {
-                buf[len] = 0;
-                call(SYS_WRITE0, buf.as_ptr());
-                len = 0;
-            }
-        };
         if b == b'\n' {
-            push(b'\r');
+            out.push(b'\r');
         }
-        push(b);
+        out.push(b);
     }
-    if len > 0 {
-        buf[len] = 0;
-        call(SYS_WRITE0, buf.as_ptr());
+}
+
+/// Writes `bytes` as they are (NUL bytes, which `SYS_WRITE0` cannot carry, are skipped).
+pub fn write_bytes(bytes: &[u8]) {
+    let mut out = Writer::new();
+    for &b in bytes.iter().filter(|&&b| b != 0) {
+        out.push(b);
+    }
+}
+
+/// Collects bytes into NUL-terminated chunks for `SYS_WRITE0`; the rest goes out on drop.
+struct Writer {
+    buf: [u8; 128],
+    len: usize,
+}
+
+impl Writer {
+    fn new() -> Self {
+        Writer { buf: [0; 128], len: 0 }
+    }
+
+    fn push(&mut self, b: u8) {
+        self.buf[self.len] = b;
+        self.len += 1;
+        if self.len == self.buf.len() - 1 {
+            self.send();
+        }
+    }
+
+    fn send(&mut self) {
+        if self.len > 0 {
+            self.buf[self.len] = 0;
+            call(SYS_WRITE0, self.buf.as_ptr());
+            self.len = 0;
+        }
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.send();
     }
 }
 

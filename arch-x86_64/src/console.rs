@@ -1,10 +1,13 @@
-//! The 16550 UART on COM1 (I/O port 0x3f8, 115200 8N1): Keel's console sink, the early
-//! path used before the portable console exists, and console input (the receive
-//! interrupt, routed by `console_input`).
+//! The 16550 UART on COM1 (I/O port 0x3f8, 115200 8N1): the transmitter the portable
+//! console drains its ring into (up to a FIFO's worth of bytes whenever THRE says the
+//! FIFO is empty, and the THRE interrupt while output waits), the early path used before
+//! the portable console exists, and console input (the receive interrupt; both
+//! interrupts share COM1's line, routed by `console_input`).
 
 use crate::regs::{inb, outb};
 use core::fmt;
-use keel_kernel::console::ConsoleSink;
+use core::sync::atomic::{AtomicU8, Ordering::Relaxed};
+use keel_kernel::console::ConsoleUart;
 
 /// COM1's base I/O port.
 pub const COM1: u16 = 0x3f8;
@@ -20,6 +23,7 @@ const FCR: u16 = 2; // FIFO control
 const LCR: u16 = 3; // line control
 const MCR: u16 = 4; // modem control
 const LSR: u16 = 5; // line status
+const IIR: u16 = 2; // interrupt identification (read)
 
 const LCR_DLAB: u8 = 0x80;
 const LCR_8N1: u8 = 0x03;
@@ -31,6 +35,12 @@ const MCR_DTR_RTS: u8 = 0x03;
 /// OUT2 gates the UART's interrupt line onto the ISA bus on PCs.
 const MCR_OUT2: u8 = 0x08;
 const IER_RX_AVAILABLE: u8 = 0x01;
+/// Interrupt while the transmit holding register (the FIFO, with FIFOs on) is empty.
+const IER_THR_EMPTY: u8 = 0x02;
+/// IIR bits 7:6 both set: the FIFOs are on (a 16550A; a 16450 has none).
+const IIR_FIFOS_ON: u8 = 0xc0;
+/// Bytes the transmit FIFO holds when THRE says it is empty.
+const TX_FIFO_BYTES: u8 = 16;
 const LSR_DATA_READY: u8 = 1 << 0;
 const LSR_THRE: u8 = 1 << 5;
 const LSR_TEMT: u8 = 1 << 6;
@@ -38,6 +48,11 @@ const LSR_TEMT: u8 = 1 << 6;
 const DIVISOR_115200: u16 = 1;
 /// Polls of LSR before giving up on a UART that never becomes ready (absent device).
 const MAX_POLLS: u32 = 1_000_000;
+
+/// Bytes the transmitter takes at once when THRE is set: the FIFO's size, or 1.
+static TX_ROOM: AtomicU8 = AtomicU8::new(1);
+/// The interrupts asked for in IER.
+static IER_BITS: AtomicU8 = AtomicU8::new(0);
 
 /// Programs COM1 for 115200 8N1 with FIFOs and no interrupts.
 pub fn init() {
@@ -51,6 +66,15 @@ pub fn init() {
         outb(COM1 + FCR, FCR_ENABLE_CLEAR_TX_14);
         outb(COM1 + MCR, MCR_DTR_RTS);
     }
+    let fifos = inb(COM1 + IIR) & IIR_FIFOS_ON == IIR_FIFOS_ON;
+    TX_ROOM.store(if fifos { TX_FIFO_BYTES } else { 1 }, Relaxed);
+}
+
+fn set_ier(bits: u8) {
+    IER_BITS.store(bits, Relaxed);
+    // SAFETY: IER enables COM1's interrupts; they only signal (the receive interrupt is
+    // cleared by reading the data, the transmit one by writing THR or clearing its bit).
+    unsafe { outb(COM1 + IER, bits) };
 }
 
 fn wait_for(bit: u8) {
@@ -78,22 +102,12 @@ pub fn write_str(s: &str) {
     }
 }
 
-/// Writes `bytes` as they are.
-pub fn write_bytes(bytes: &[u8]) {
-    for &b in bytes {
-        put(b);
-    }
-}
-
 /// Turns on COM1's receive interrupt (the routing to a CPU is the caller's:
 /// `console_input`).
 pub fn enable_rx_interrupt() {
-    // SAFETY: IER and MCR are COM1's interrupt-enable and modem-control registers; the
-    // receive interrupt only signals, the reads in `read` clear it.
-    unsafe {
-        outb(COM1 + MCR, MCR_DTR_RTS | MCR_OUT2);
-        outb(COM1 + IER, IER_RX_AVAILABLE);
-    }
+    // SAFETY: MCR is COM1's modem-control register; OUT2 only connects its interrupt.
+    unsafe { outb(COM1 + MCR, MCR_DTR_RTS | MCR_OUT2) };
+    set_ier(IER_BITS.load(Relaxed) | IER_RX_AVAILABLE);
 }
 
 /// Moves what COM1 received into `buf` without waiting; returns how many bytes.
@@ -106,26 +120,40 @@ pub fn read(buf: &mut [u8]) -> usize {
     n
 }
 
-/// Waits until every queued byte has left the transmitter (LSR.TEMT). Emulators that
-/// pace the UART (Bochs) drop whatever is still queued when the machine powers off.
+/// Sends what the portable console holds, then waits until every byte has left the
+/// transmitter (LSR.TEMT). Emulators that pace the UART (Bochs) drop whatever is still
+/// queued when the machine powers off.
 pub fn drain() {
+    keel_kernel::console::flush();
     wait_for(LSR_TEMT);
 }
 
-/// The console sink handed to `keel_kernel::console`.
+/// COM1's transmitter as `keel_kernel::console` drains into it.
 pub struct Com1;
 
-impl ConsoleSink for Com1 {
-    fn write_str(&self, s: &str) {
-        write_str(s);
+impl ConsoleUart for Com1 {
+    fn send_ready(&self, bytes: &[u8]) -> usize {
+        if inb(COM1 + LSR) & LSR_THRE == 0 {
+            return 0;
+        }
+        let n = bytes.len().min(usize::from(TX_ROOM.load(Relaxed)));
+        for &b in &bytes[..n] {
+            // SAFETY: writing the transmit holding register queues one byte; THRE said
+            // the FIFO (or the holding register) had room for `n`.
+            unsafe { outb(COM1 + THR, b) };
+        }
+        n
     }
 
-    fn write_bytes(&self, bytes: &[u8]) {
-        write_bytes(bytes);
+    /// Called by the portable console with its lock held, after receive interrupts were
+    /// turned on (`enable_rx_interrupt`), so the two never race on IER.
+    fn transmit_interrupt(&self, on: bool) {
+        let bits = IER_BITS.load(Relaxed);
+        set_ier(if on { bits | IER_THR_EMPTY } else { bits & !IER_THR_EMPTY });
     }
 }
 
-pub static SINK: Com1 = Com1;
+pub static UART: Com1 = Com1;
 
 struct Early;
 

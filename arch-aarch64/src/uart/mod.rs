@@ -52,17 +52,27 @@ impl Uart {
         }
     }
 
-    /// Writes `bytes` as they are.
-    pub fn write_bytes(&self, bytes: &[u8]) {
-        for &b in bytes {
-            self.put(b);
-        }
-    }
-
     fn put(&self, b: u8) {
         match self {
             Uart::Pl011(u) => u.put(b),
             Uart::Ns16550(u) => u.put(b),
+        }
+    }
+
+    /// Writes the leading bytes of `bytes` while the transmitter has room, without
+    /// waiting; returns how many.
+    pub fn send_ready(&self, bytes: &[u8]) -> usize {
+        match self {
+            Uart::Pl011(u) => u.send_ready(bytes),
+            Uart::Ns16550(u) => u.send_ready(bytes),
+        }
+    }
+
+    /// Asks for the transmit interrupt (room in the transmitter), or stops asking.
+    pub fn transmit_interrupt(&self, on: bool) {
+        match self {
+            Uart::Pl011(u) => u.transmit_interrupt(on),
+            Uart::Ns16550(u) => u.transmit_interrupt(on),
         }
     }
 

@@ -1,5 +1,6 @@
-//! 16550-compatible UARTs (`ns16550a`, `snps,dw-apb-uart`, ...): polled transmit,
-//! interrupt-driven receive.
+//! 16550-compatible UARTs (`ns16550a`, `snps,dw-apb-uart`, ...): transmit a byte at a time
+//! while THRE says there is room (the THRE interrupt asked for while the console's output
+//! waits), interrupt-driven receive.
 //! Registers are `1 << reg_shift` bytes apart and accessed `reg_io_width` bytes wide, as
 //! the device tree says.
 
@@ -12,6 +13,8 @@ const IER: usize = 1;
 const LSR: usize = 5;
 /// Interrupt enable: received data available.
 const IER_ERBFI: u32 = 1 << 0;
+/// Interrupt enable: transmit holding register empty.
+const IER_ETBEI: u32 = 1 << 1;
 /// Line status: data ready.
 const LSR_DR: u32 = 1 << 0;
 /// Line status: transmit holding register empty.
@@ -60,6 +63,24 @@ impl Ns16550 {
         self.write(THR, byte as u32);
     }
 
+    /// Writes the first of `bytes` if the transmit holding register is empty; returns
+    /// how many bytes it wrote (0 or 1: the FIFO's presence is not known).
+    pub fn send_ready(&self, bytes: &[u8]) -> usize {
+        match bytes.first() {
+            Some(&b) if self.read(LSR) & LSR_THRE != 0 => {
+                self.write(THR, u32::from(b));
+                1
+            }
+            _ => 0,
+        }
+    }
+
+    /// Asks for the transmit-empty interrupt, or stops asking; receive stays as it is.
+    pub fn transmit_interrupt(&self, on: bool) {
+        let ier = self.read(IER);
+        self.write(IER, if on { ier | IER_ETBEI } else { ier & !IER_ETBEI });
+    }
+
     /// Waits until every byte has left the UART.
     pub fn flush(&self) {
         while self.read(LSR) & LSR_TEMT == 0 {
@@ -74,6 +95,6 @@ impl Ns16550 {
 
     /// Raises the UART's interrupt while received data waits.
     pub fn enable_rx_interrupt(&self) {
-        self.write(IER, IER_ERBFI);
+        self.write(IER, (self.read(IER) & IER_ETBEI) | IER_ERBFI);
     }
 }

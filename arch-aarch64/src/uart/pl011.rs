@@ -1,4 +1,5 @@
-//! ARM PrimeCell PL011 UART (`arm,pl011`): polled transmit, interrupt-driven receive.
+//! ARM PrimeCell PL011 UART (`arm,pl011`): transmit while the FIFO has room (the transmit
+//! interrupt asked for while the console's output waits), interrupt-driven receive.
 
 use tock_registers::interfaces::{Readable, Writeable};
 use tock_registers::registers::{ReadOnly, ReadWrite};
@@ -22,6 +23,8 @@ register_bitfields! {u32,
     INT [
         /// Receive timeout: data waits below the FIFO trigger level.
         RT OFFSET(6) NUMBITS(1) [],
+        /// Transmit: the FIFO is at or below its trigger level (room for bytes).
+        TX OFFSET(5) NUMBITS(1) [],
         /// Receive: the FIFO reached its trigger level.
         RX OFFSET(4) NUMBITS(1) []
     ]
@@ -36,7 +39,9 @@ register_structs! {
         (0x30 => cr: ReadWrite<u32, CR::Register>),
         (0x34 => _reserved2),
         (0x38 => imsc: ReadWrite<u32, INT::Register>),
-        (0x3c => @END),
+        (0x3c => _reserved3),
+        (0x44 => icr: ReadWrite<u32, INT::Register>),
+        (0x48 => @END),
     }
 }
 
@@ -69,6 +74,29 @@ impl Pl011 {
         self.regs().dr.set(byte as u32);
     }
 
+    /// Writes the leading bytes of `bytes` while the transmit FIFO has room; returns how
+    /// many.
+    pub fn send_ready(&self, bytes: &[u8]) -> usize {
+        let mut n = 0;
+        while n < bytes.len() && !self.regs().fr.is_set(FR::TXFF) {
+            self.regs().dr.set(u32::from(bytes[n]));
+            n += 1;
+        }
+        n
+    }
+
+    /// Asks for the transmit interrupt, or stops asking (and clears it). The receive
+    /// interrupts stay as they are.
+    pub fn transmit_interrupt(&self, on: bool) {
+        let imsc = self.regs().imsc.extract();
+        if on {
+            self.regs().imsc.set(imsc.get() | INT::TX::SET.value);
+        } else {
+            self.regs().imsc.set(imsc.get() & !INT::TX::SET.value);
+            self.regs().icr.write(INT::TX::SET);
+        }
+    }
+
     /// Waits until every byte has left the UART.
     pub fn flush(&self) {
         while self.regs().fr.is_set(FR::BUSY) {
@@ -87,6 +115,7 @@ impl Pl011 {
     pub fn enable_rx_interrupt(&self) {
         let cr = self.regs().cr.get();
         self.regs().cr.set(cr | CR::RXE::SET.value);
-        self.regs().imsc.write(INT::RX::SET + INT::RT::SET);
+        let tx = self.regs().imsc.get() & INT::TX::SET.value;
+        self.regs().imsc.set(tx | (INT::RX::SET + INT::RT::SET).value);
     }
 }

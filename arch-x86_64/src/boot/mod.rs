@@ -60,7 +60,7 @@ extern "sysv64" fn keel_boot_main(magic: u32, info_addr: u32) -> ! {
     gdt::load(BSP_TABLES.call_once(|| gdt::new_tables(tss)));
     // SAFETY: the boot CPU installs its block once, before anything reads GS.
     unsafe { cpu::install(&BSP) };
-    keel_kernel::console::init(&console::SINK, cpu::current_index, log::LevelFilter::Info);
+    keel_kernel::console::init(&console::UART, cpu::current_index, log::LevelFilter::Info);
     exceptions::load();
 
     // SAFETY: `magic` and `info_addr` are what the loader passed; the block is reserved

@@ -79,6 +79,8 @@ impl<'m, 'a, A: Arch> CpuLoop<'m, 'a, A> {
             A::Irq::enable(irq);
             // What arrived before the interrupt was on.
             this.read_console();
+            // The same interrupt drains the console's output.
+            crate::console::transmit_interrupt_routed();
         }
         this
     }
@@ -186,7 +188,12 @@ impl<'m, 'a, A: Arch> CpuLoop<'m, 'a, A> {
         let Some(cur) = self.current.as_mut() else {
             // Free destroyed domains whose last references went away meanwhile.
             self.m.hv.reap();
-            A::Cpu::halt();
+            // An idle CPU sends what the console holds; it sleeps unless the UART's
+            // transmit interrupt cannot wake anyone for the rest.
+            crate::console::pump();
+            if !crate::console::needs_polling() {
+                A::Cpu::halt();
+            }
             self.handle_interrupts();
             return Step::Idle;
         };
@@ -324,7 +331,9 @@ impl<'m, 'a, A: Arch> CpuLoop<'m, 'a, A> {
                 self.armed = None;
                 self.decide = true;
             } else if Some(irq) == self.console_irq {
+                // Input, or room in the transmitter: the UART's one interrupt line.
                 self.read_console();
+                crate::console::pump();
             } else {
                 log::warn!("cpu{}: unexpected host interrupt {}; masking it", self.cpu, irq.0);
                 A::Irq::disable(irq);
