@@ -19,11 +19,14 @@
 //! other domains own, and [`tree::copy_passthrough`] gives the guest its devices' nodes. All of it is pure and tested on the host; nothing here panics on
 //! any input.
 
+pub mod assign;
 pub mod check;
 pub mod host;
 pub mod partial;
 pub mod tree;
 
+#[cfg(test)]
+mod assign_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

@@ -197,7 +197,7 @@ const RAM: Region = Region { start: 0x4000_0000, end: 0x8000_0000 };
 const KEEL: Region = Region { start: 0x4020_0000, end: 0x4100_0000 };
 const STATIC: Region = Region { start: 0x6000_0000, end: 0x7000_0000 };
 
-fn host_use() -> HostUse {
+pub(super) fn host_use() -> HostUse {
     HostUse {
         ram: vec![RAM],
         ram_used: vec![(KEEL, "Keel's image".into()), (Region::new(0x4900_0000, 0x1000), MODULE.into())],
@@ -210,7 +210,7 @@ fn host_use() -> HostUse {
     }
 }
 
-fn driver(devices: Vec<Device>) -> Request {
+pub(super) fn driver(devices: Vec<Device>) -> Request {
     Request {
         domain: "driver".into(),
         node: "/chosen/driver".into(),
@@ -220,7 +220,7 @@ fn driver(devices: Vec<Device>) -> Request {
     }
 }
 
-fn device(node: &str, host: u64, guest: u64, irqs: &[u32]) -> Device {
+pub(super) fn device(node: &str, host: u64, guest: u64, irqs: &[u32]) -> Device {
     Device {
         node: node.into(),
         host_path: None,
