@@ -127,6 +127,7 @@ extern "C" fn keel_primary_el2(dtb: usize, bad_relocations: usize) -> ! {
         device_tree: Some(tree),
     };
     dt::set_platform(platform);
+    dt::set_tree(tree);
     power::set_core_started();
     // SAFETY: `keel_main` is the platform's Rust entry point, called exactly once.
     unsafe { keel_main(info) }

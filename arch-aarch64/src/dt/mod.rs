@@ -10,7 +10,7 @@ mod platform;
 
 pub use blob::{prepare, total_size};
 
-pub use platform::{parse_platform, platform, set_platform, GicInfo, GicVersion, Platform, MAX_CPUS};
+pub use platform::{parse_platform, platform, set_platform, set_tree, tree, GicInfo, GicVersion, Platform, MAX_CPUS};
 
 use crate::firmware_psci::Conduit;
 use crate::uart::{Ns16550, Pl011, Uart};

@@ -49,6 +49,17 @@ pub struct GicInfo {
 }
 
 static PLATFORM: Once<Platform> = Once::new();
+static TREE: Once<&'static [u8]> = Once::new();
+
+/// Keeps the host device tree's blob (once, before the core runs).
+pub fn set_tree(tree: &'static [u8]) {
+    TREE.call_once(|| tree);
+}
+
+/// The host device tree's blob, if boot kept it.
+pub fn tree() -> Option<&'static [u8]> {
+    TREE.get().copied()
+}
 
 /// Keeps the machine description boot read (once, before the core runs).
 pub fn set_platform(platform: Platform) {

@@ -81,7 +81,7 @@ impl GicV2 {
         unsafe { &*(self.cpu_if as *const CpuInterface) }
     }
 
-    fn lines(&self) -> usize {
+    pub fn lines(&self) -> usize {
         (((self.gicd().typer.get() & 0x1f) as usize + 1) * 32).min(1020)
     }
 

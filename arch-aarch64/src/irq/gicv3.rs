@@ -100,7 +100,7 @@ impl GicV3 {
         }
     }
 
-    fn lines(&self) -> usize {
+    pub fn lines(&self) -> usize {
         (((self.gicd().typer.get() & 0x1f) as usize + 1) * 32).min(1020)
     }
 

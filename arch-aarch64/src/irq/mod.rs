@@ -69,6 +69,16 @@ pub fn list_registers() -> Result<u32, &'static str> {
     }
 }
 
+/// How many INTIDs the distributor has (`GICD_TYPER.ITLinesNumber`, at most 1020).
+pub fn lines() -> u32 {
+    let lines = match DRIVER.get() {
+        Some(Driver::V2(g)) => g.lines(),
+        Some(Driver::V3(g)) => g.lines(),
+        None => 0,
+    };
+    u32::try_from(lines).unwrap_or(0)
+}
+
 /// The highest-priority pending interrupt of the calling CPU, not acknowledged.
 pub fn highest_pending() -> Option<u32> {
     match DRIVER.get()? {

@@ -1,13 +1,15 @@
 //! The device tree Keel writes for each guest: what a Xen arm64 domU is given (memory,
-//! PSCI CPUs, the virtual GIC, the timer, the `/hypervisor` node, `/chosen`, and a
-//! PL011 when `vpl011` asks for one), at the addresses of Xen's guest memory map
-//! ([`crate::layout`]).
+//! PSCI CPUs, the virtual GIC, the timer, the `/hypervisor` node, `/chosen`, a
+//! PL011 when `vpl011` asks for one, and the `/passthrough` node of a partial tree), at
+//! the addresses of Xen's guest memory map ([`crate::layout`]).
 
 use crate::layout::*;
 use alloc::format;
+use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use keel_kernel::dtb::{FdtWriter, WriteError};
 use keel_kernel::mm::Region;
+use keel_kernel::passthrough::tree::copy_passthrough;
 
 /// The interrupt controller a guest sees: the host's version.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,10 +28,15 @@ pub struct GuestTree<'a> {
     /// `[start, end)` of the initial ramdisk in guest-physical memory.
     pub initrd: Option<(u64, u64)>,
     pub vpl011: bool,
+    /// The domain's partial device tree (`multiboot,device-tree`): its `/passthrough`
+    /// node is copied in ([`keel_kernel::passthrough::tree::copy_passthrough`]).
+    pub passthrough: Option<&'a [u8]>,
 }
 
 const GIC_PHANDLE: u32 = 1;
 const CLOCK_PHANDLE: u32 = 2;
+/// The first phandle the `/passthrough` subtree's own phandles are renumbered to.
+const FIRST_PASSTHROUGH_PHANDLE: u32 = 0x100;
 /// Xen's version as the `/hypervisor` node names it (`docs/abi.md`).
 pub const HYPERVISOR_COMPATIBLE: [&str; 2] = ["xen,xen-4.19", "xen,xen"];
 /// Interrupt specifier flags: level-low (`IRQ_TYPE_LEVEL_LOW`) and, for GICv2, the CPU
@@ -51,7 +58,7 @@ impl GuestTree<'_> {
     }
 
     /// Writes the blob.
-    pub fn build(&self) -> Result<Vec<u8>, WriteError> {
+    pub fn build(&self) -> Result<Vec<u8>, String> {
         let mut w = FdtWriter::new();
         w.begin_node("")
             .prop_u32("#address-cells", 2)
@@ -86,8 +93,11 @@ impl GuestTree<'_> {
         if self.vpl011 {
             self.pl011(&mut w);
         }
+        if let Some(partial) = self.passthrough {
+            copy_passthrough(&mut w, partial, GIC_PHANDLE, FIRST_PASSTHROUGH_PHANDLE)?;
+        }
         w.end_node();
-        w.finish()
+        w.finish().map_err(|e: WriteError| e.to_string())
     }
 
     fn chosen(&self, w: &mut FdtWriter) {
@@ -166,6 +176,10 @@ mod tests {
     use fdt::Fdt;
 
     fn tree(gic: GuestGic, vcpus: u32, vpl011: bool) -> Vec<u8> {
+        tree_with(gic, vcpus, vpl011, None).unwrap()
+    }
+
+    fn tree_with(gic: GuestGic, vcpus: u32, vpl011: bool, passthrough: Option<&[u8]>) -> Result<Vec<u8>, String> {
         let ram = [Region::new(0x4000_0000, 128 << 20)];
         GuestTree {
             ram: &ram,
@@ -174,9 +188,46 @@ mod tests {
             bootargs: Some("keel.test=hypercalls"),
             initrd: Some((0x4400_0000, 0x4400_1000)),
             vpl011,
+            passthrough,
         }
         .build()
-        .unwrap()
+    }
+
+    /// A partial tree in Xen's layout with one virtio-mmio device and a clock it uses.
+    fn partial() -> Vec<u8> {
+        let mut w = FdtWriter::new();
+        w.begin_node("").prop_u32("#address-cells", 2).prop_u32("#size-cells", 2);
+        w.begin_node("gic").prop_empty("interrupt-controller").prop_u32("phandle", 65000).end_node();
+        w.begin_node("passthrough").prop_strs("compatible", &["simple-bus"]).prop_empty("ranges");
+        w.prop_u32("#address-cells", 2).prop_u32("#size-cells", 2);
+        w.begin_node("clk").prop_u32("phandle", 2).prop_u32("interrupt-parent", 65000).end_node();
+        w.begin_node("virtio@a003e00")
+            .prop_strs("compatible", &["virtio,mmio"])
+            .prop_regs("reg", &[(0x0a00_3e00, 0x200)])
+            .prop_u32("interrupt-parent", 65000)
+            .prop_cells("interrupts", &[0, 47, 1])
+            .prop_cells("xen,reg", &[0, 0x0a00_3000, 0, 0x1000, 0, 0x0a00_3000])
+            .prop_str("xen,path", "/virtio_mmio@a003e00")
+            .prop_empty("xen,force-assign-without-iommu")
+            .end_node();
+        w.end_node().end_node();
+        w.finish().unwrap()
+    }
+
+    #[test]
+    fn the_passthrough_nodes_point_at_the_virtual_gic() {
+        let b = tree_with(GuestGic::V3, 1, true, Some(&partial())).unwrap();
+        keel_kernel::dtb::validate(&b).unwrap();
+        let t = Fdt::new(&b).unwrap();
+        let dev = t.find_node("/passthrough/virtio@a003e00").unwrap();
+        assert_eq!(cells(dev.property("interrupt-parent").unwrap().value), [GIC_PHANDLE]);
+        assert_eq!(cells(dev.property("interrupts").unwrap().value), [0, 47, 1]);
+        assert!(dev.property("xen,reg").is_none() && dev.property("xen,path").is_none());
+        let clk = t.find_node("/passthrough/clk").unwrap();
+        assert_eq!(cells(clk.property("phandle").unwrap().value), [FIRST_PASSTHROUGH_PHANDLE], "not the PL011's clock");
+        assert!(t.find_node("/gic").is_none());
+        let e = tree_with(GuestGic::V3, 1, false, Some(&[0u8; 64])).unwrap_err();
+        assert!(e.contains("malformed partial device tree"), "{e}");
     }
 
     fn cells(v: &[u8]) -> Vec<u32> {

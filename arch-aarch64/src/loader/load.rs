@@ -124,6 +124,10 @@ fn inflate_in(d: &Domain<Aarch64>, gpa: u64, kernel: &[u8], room: u64) -> Result
 /// Xen's `GUEST_RAM0`/`GUEST_RAM1` banks, no `XENMEM_memory_map` (the tree describes
 /// memory), the tree's address as the boot argument (x0).
 impl GuestLoader for Aarch64 {
+    /// The devices of a partial tree are checked, claimed and mapped
+    /// (`loader/passthrough.rs`) and their nodes copied into the guest's tree.
+    const PASSTHROUGH: bool = true;
+
     /// Fills bank 0 (3 GiB at 1 GiB), then bank 1 (at 8 GiB), as Xen does.
     fn guest_ram(bytes: u64) -> Vec<Region> {
         let mut left = bytes;
@@ -149,6 +153,7 @@ impl GuestLoader for Aarch64 {
         let node = &config.kernel.node;
         let image = kernel_header(kernel).map_err(|e| LoadError::BadImage(format!("{node}: {e}")))?;
         let initrd = config.ramdisk.as_ref().map(|m| module_bytes(m, req.staged)).transpose()?;
+        let partial = config.device_tree.as_ref().map(|m| module_bytes(m, req.staged)).transpose()?;
         let plan = placement::plan(req.ram, &image, initrd.map(|r| r.len() as u64)).map_err(|need| {
             LoadError::TooLarge(format!("kernel, device tree and ramdisk need {} KiB of RAM", need.div_ceil(1024)))
         })?;
@@ -166,6 +171,7 @@ impl GuestLoader for Aarch64 {
             bootargs: config.bootargs.as_deref(),
             initrd: plan.initrd.zip(initrd).map(|(at, r)| (at, at + r.len() as u64)),
             vpl011: config.vpl011,
+            passthrough: partial,
         }
         .build()
         .map_err(|e| LoadError::BadImage(format!("cannot write the guest device tree: {e}")))?;
@@ -174,6 +180,9 @@ impl GuestLoader for Aarch64 {
         }
         if gic == GuestGic::V2 {
             map_gicv(d)?;
+        }
+        if let (Some(m), Some(bytes)) = (&config.device_tree, partial) {
+            super::passthrough::give_devices(d, config, &m.node, bytes, gic)?;
         }
         if gzip::is_gzip(kernel) {
             inflate_in(d, plan.kernel, kernel, image.image_size)

@@ -10,3 +10,5 @@ pub mod placement;
 
 #[cfg(target_os = "none")]
 mod load;
+#[cfg(target_os = "none")]
+mod passthrough;

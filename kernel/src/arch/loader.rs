@@ -60,6 +60,12 @@ impl core::fmt::Display for LoadError {
 /// The domain builder creates the domain,
 /// populates [`GuestLoader::guest_ram`], then calls [`GuestLoader::load_guest`].
 pub trait GuestLoader: Arch {
+    /// Whether [`GuestLoader::load_guest`] gives a domain the devices its device-tree
+    /// module (`multiboot,device-tree`, Xen's dom0less passthrough) names, or refuses it
+    /// by name. Where it is false the builder refuses such a domain itself, so none runs
+    /// without the devices it asks for.
+    const PASSTHROUGH: bool = false;
+
     /// Where a domain with `bytes` of RAM has it in guest-physical space (banks,
     /// ascending, page-aligned, together exactly `bytes`).
     fn guest_ram(bytes: u64) -> Vec<Region>;

@@ -15,16 +15,22 @@
 //!   DMA to land in it.
 //!
 //! [`partial::parse`] reads the fragment, [`host::resolve`] the host nodes it names,
-//! and [`check::check`] holds every request against what Keel itself uses and what
-//! other domains own. All of it is pure and tested on the host; nothing here panics on
+//! [`check::check`] holds every request against what Keel itself uses and what
+//! other domains own, and [`tree::copy_passthrough`] gives the guest its devices' nodes. All of it is pure and tested on the host; nothing here panics on
 //! any input.
 
+pub mod assign;
 pub mod check;
 pub mod host;
 pub mod partial;
+pub mod tree;
 
 #[cfg(test)]
+mod assign_tests;
+#[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tree_tests;
 
 use crate::addr::Region;
 use alloc::string::String;

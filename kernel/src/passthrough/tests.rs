@@ -15,7 +15,7 @@ const MODULE: &str = "/chosen/driver/module@49000000";
 const VIRTIO_PAGE: u64 = 0x0a00_3000;
 
 /// One `/passthrough` child as QEMU's transport `addr` on `spi`, mapping its page 1:1.
-fn virtio(b: &mut Dtb, addr: u64, spi: u32, edit: impl FnOnce(&mut Dtb)) {
+pub(super) fn virtio(b: &mut Dtb, addr: u64, spi: u32, edit: impl FnOnce(&mut Dtb)) {
     b.node(&format!("virtio@{addr:x}"));
     b.str("compatible", "virtio,mmio");
     b.cells("reg", &[0, addr as u32, 0, 0x200]);
@@ -30,7 +30,7 @@ fn virtio(b: &mut Dtb, addr: u64, spi: u32, edit: impl FnOnce(&mut Dtb)) {
 
 /// A partial tree in Xen's layout: a `/gic` placeholder and `/passthrough` with the
 /// devices `body` adds.
-fn partial_tree(body: impl FnOnce(&mut Dtb)) -> Vec<u8> {
+pub(super) fn partial_tree(body: impl FnOnce(&mut Dtb)) -> Vec<u8> {
     let mut b = Dtb::new();
     b.cells("#address-cells", &[2]).cells("#size-cells", &[2]);
     b.node("gic").cells("#interrupt-cells", &[3]).empty("interrupt-controller").cells("phandle", &[65000]).end();
@@ -42,7 +42,7 @@ fn partial_tree(body: impl FnOnce(&mut Dtb)) -> Vec<u8> {
 }
 
 /// The net (SPI 47) and block (SPI 46) transports QEMU gives the first two devices.
-fn net_and_blk() -> Vec<u8> {
+pub(super) fn net_and_blk() -> Vec<u8> {
     partial_tree(|b| {
         virtio(b, 0x0a00_3e00, 47, |_| {});
         virtio(b, 0x0a00_3c00, 46, |_| {});
@@ -197,7 +197,7 @@ const RAM: Region = Region { start: 0x4000_0000, end: 0x8000_0000 };
 const KEEL: Region = Region { start: 0x4020_0000, end: 0x4100_0000 };
 const STATIC: Region = Region { start: 0x6000_0000, end: 0x7000_0000 };
 
-fn host_use() -> HostUse {
+pub(super) fn host_use() -> HostUse {
     HostUse {
         ram: vec![RAM],
         ram_used: vec![(KEEL, "Keel's image".into()), (Region::new(0x4900_0000, 0x1000), MODULE.into())],
@@ -210,7 +210,7 @@ fn host_use() -> HostUse {
     }
 }
 
-fn driver(devices: Vec<Device>) -> Request {
+pub(super) fn driver(devices: Vec<Device>) -> Request {
     Request {
         domain: "driver".into(),
         node: "/chosen/driver".into(),
@@ -220,7 +220,7 @@ fn driver(devices: Vec<Device>) -> Request {
     }
 }
 
-fn device(node: &str, host: u64, guest: u64, irqs: &[u32]) -> Device {
+pub(super) fn device(node: &str, host: u64, guest: u64, irqs: &[u32]) -> Device {
     Device {
         node: node.into(),
         host_path: None,

@@ -30,6 +30,8 @@ mod arm64_linux;
 mod arm64_net_hostile;
 #[path = "boot/arm64_net_linux.rs"]
 mod arm64_net_linux;
+#[path = "boot/arm64_passthrough.rs"]
+mod arm64_passthrough;
 #[path = "boot/arm64_watch.rs"]
 mod arm64_watch;
 #[path = "boot/arm64_xenstore.rs"]

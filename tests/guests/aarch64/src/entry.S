@@ -170,6 +170,15 @@ guest_probe_insn:
 guest_probe_resume:
     ret
 
+// u32 guest_probe_read32(u64 addr): a 32-bit load of [addr] (device registers), with the
+// same fault handling as guest_probe_read.
+    .global guest_probe_read32
+    .global guest_probe_read32_insn
+guest_probe_read32:
+guest_probe_read32_insn:
+    ldr     w0, [x0]
+    ret
+
 .macro VECTOR kind
     .balign 128
     sub     sp, sp, #{FRAME_SIZE}

@@ -11,6 +11,7 @@ mod board;
 mod firmware;
 mod gic;
 mod heap;
+mod mmio_probe;
 mod mmu;
 mod owned;
 mod platform;
@@ -52,6 +53,7 @@ extern "C" {
     static guest_probe_resume: u8;
     static guest_probe_hvc1_insn: u8;
     static guest_probe_write_insn: u8;
+    static guest_probe_read32_insn: u8;
     static guest_refuse_0_insn: u8;
     static guest_refuse_1_insn: u8;
     static guest_refuse_2_insn: u8;
@@ -117,7 +119,8 @@ extern "C" fn guest_exception(frame: &mut Frame, kind: u64) {
     }
     let probe = &raw const guest_probe_insn as u64;
     let probe_write = &raw const guest_probe_write_insn as u64;
-    if esr >> 26 == EC_DABT_CUR && (frame.elr == probe || frame.elr == probe_write) {
+    let probe32 = &raw const guest_probe_read32_insn as u64;
+    if esr >> 26 == EC_DABT_CUR && (frame.elr == probe || frame.elr == probe_write || frame.elr == probe32) {
         frame.x[0] = 0;
         platform::record_probe_fault(esr);
         frame.elr = &raw const guest_probe_resume as u64;

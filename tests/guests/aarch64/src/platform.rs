@@ -13,7 +13,7 @@ pub static ARM: Arm = Arm;
 /// Per CPU: its index (CPU 0 until `set_cpu`); looked up by MPIDR.
 static CPU_OF_MPIDR: [AtomicU32; crate::MAX_CPUS] = [const { AtomicU32::new(u32::MAX) }; crate::MAX_CPUS];
 /// Per CPU: the syndrome of the last fault `probe_read` caught.
-static PROBE_FAULT: [AtomicU64; crate::MAX_CPUS] = [const { AtomicU64::new(0) }; crate::MAX_CPUS];
+pub static PROBE_FAULT: [AtomicU64; crate::MAX_CPUS] = [const { AtomicU64::new(0) }; crate::MAX_CPUS];
 
 extern "C" {
     fn guest_probe_read(addr: u64) -> u64;
@@ -261,6 +261,7 @@ impl Platform for Arm {
         match name {
             "psci" => Some(crate::firmware::run(self)),
             "vpl011" => Some(crate::uart::run(self)),
+            "mmio" => Some(crate::mmio_probe::run(self)),
             _ => None,
         }
     }
