@@ -263,36 +263,6 @@ fn x86_linux_reboot_restarts_the_domain() {
     }
 }
 
-/// A Linux domain and a test-guest domain joined by a static event channel from the
-/// configuration (`linux-evtchn.dts`, `xen,evtchn-v1`: Linux port 10, test guest port 11),
-/// QEMU SVM BIOS. Linux is bookworm-backports' cloud kernel (6.12, a Zstandard bzImage that
-/// Keel decompresses), whose `/dev/xen/evtchn` binds a static port: `evtchn-ping` in its
-/// initramfs binds its end and sends 1000 events, waiting for each answer; the test guest
-/// answers each one; both count exactly, and the test guest sees no event more.
-#[test]
-#[ignore = "boots QEMU with Debian's kernel: run through scripts/test or scripts/test-linux"]
-fn x86_linux_static_event_channel_with_a_test_guest() {
-    let t = qemu_svm_bios("x86 Linux and a test guest over a static event channel (QEMU SVM BIOS)", "linux-evtchn")
-        .exit_status(QEMU_X86_PASS)
-        .timeout(Duration::from_secs(500))
-        .domain("linux")
-        .domain("pong")
-        .lines(&[
-            "kernel /chosen/linux/kernel: bzImage, Zstd payload",
-            "static event channel: linux port 10 <-> pong port 11",
-            "] Booting kernel on Xen PVH",
-            "(d1) [linux] kernel: 6.12.",
-            "(d1) [linux] xen-detected: yes",
-            "(d1) [linux] evtchn-abi: fifo",
-            "(d1) evtchn: bound static port 10",
-            "(d1) evtchn: port 10, sent 1000, received 1000,",
-            "(d2) pingpong pong: port 11, sent 1000, received 1000,",
-            "(d1) [linux] evtchn: ok",
-            "domain 1 (linux): shut down (poweroff)",
-        ]);
-    boot(t);
-}
-
 /// Bochs `corei7_skylake_x` (VT-x with EPT and VPID), 1 CPU, 2 GiB, from Xen's own GRUB
 /// entry: Keel decompresses the bzImage and Linux boots as dom0 on one vCPU past its first
 /// Xen timer events (issue 15: on Bochs they once never came after `installing Xen timer
