@@ -1,8 +1,9 @@
 //! Linux x86 `bzImage` kernels (`vmlinuz`, as distributions ship them), read the way Xen's
 //! PVH loader reads them (`xen/arch/x86/bzimage.c`): the real-mode setup header (Linux
 //! `Documentation/arch/x86/boot.rst`, protocol 2.08 or later) names the compressed payload,
-//! which is the kernel's `vmlinux` ELF image, XZ- or gzip-compressed, followed by its
-//! decompressed length (4 bytes, little-endian).
+//! which is the kernel's `vmlinux` ELF image, XZ-, Zstandard- or gzip-compressed, followed
+//! by its decompressed length (4 bytes, little-endian). Debian's bookworm kernels are XZ, its
+//! 6.12 kernels (bookworm-backports, trixie) Zstandard.
 //!
 //! [`payload`] checks the header; [`decompress`] inflates the payload into a buffer taken
 //! from the heap with fallible allocation, so a damaged or huge kernel is refused by name
@@ -13,8 +14,12 @@ mod tests;
 
 use crate::gzip;
 use alloc::boxed::Box;
+use alloc::format;
+use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt;
+use ruzstd::decoding::{BlockDecodingStrategy, FrameDecoder};
+use ruzstd::io::Read;
 use xz4rust::{XzDecoder, XzNextBlockResult};
 
 /// Offset of `setup_sects` (the real-mode code's size in 512-byte sectors; 0 means 4).
@@ -31,6 +36,10 @@ const PAYLOAD_LENGTH: usize = 0x24c;
 /// The oldest protocol with the payload fields.
 const MIN_VERSION: u16 = 0x0208;
 const XZ_MAGIC: [u8; 6] = [0xfd, b'7', b'z', b'X', b'Z', 0];
+/// A Zstandard frame's magic number, little-endian.
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+/// How much a Zstandard frame is decoded between two checks of the output's size.
+const ZSTD_STEP: usize = 1 << 20;
 /// The dictionary Linux's `scripts/xz_wrap.sh` compresses kernels with; the largest the
 /// decoder accepts.
 pub const XZ_DICT: usize = 32 << 20;
@@ -42,6 +51,7 @@ const MIN_DICT: usize = 64 << 10;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Compression {
     Xz,
+    Zstd,
     Gzip,
 }
 
@@ -64,7 +74,7 @@ pub enum BzImageError {
     OldProtocol(u16),
     /// The payload lies (partly) outside the file.
     PayloadOutside { offset: u64, length: u64, file: usize },
-    /// The payload is neither XZ nor gzip (LZMA, LZ4, zstd, bzip2, LZO kernels).
+    /// The payload is neither XZ, Zstandard nor gzip (LZMA, LZ4, bzip2, LZO kernels).
     UnknownCompression([u8; 4]),
     /// The decompressed length is larger than the caller allows.
     TooLarge { len: u32, limit: usize },
@@ -72,6 +82,10 @@ pub enum BzImageError {
     OutOfMemory(usize),
     /// The XZ stream is damaged, truncated or uses what a kernel stream never does.
     Xz(xz4rust::XzError),
+    /// The Zstandard frame is damaged or truncated (the decoder's words).
+    Zstd(String),
+    /// The Zstandard frame's checksum (XXH64) does not match its content.
+    ZstdChecksum { stored: u32, computed: u32 },
     /// The gzip stream is damaged or truncated.
     Gzip(gzip::GzipError<&'static str>),
     /// The stream decompresses to another length than the one appended to it.
@@ -90,13 +104,17 @@ impl fmt::Display for BzImageError {
                 "the payload at {offset:#x} of {length:#x} bytes lies outside the {file:#x}-byte file: truncated"
             ),
             BzImageError::UnknownCompression(m) => {
-                write!(f, "the payload starts {m:02x?}: neither XZ nor gzip, the compressions Keel reads")
+                write!(f, "the payload starts {m:02x?}: neither XZ, Zstandard nor gzip, the compressions Keel reads")
             }
             BzImageError::TooLarge { len, limit } => {
                 write!(f, "the kernel decompresses to {len} bytes, more than the {limit} allowed")
             }
             BzImageError::OutOfMemory(n) => write!(f, "no heap left for {n} bytes to decompress the kernel into"),
             BzImageError::Xz(e) => write!(f, "the XZ payload is damaged or truncated ({e:?})"),
+            BzImageError::Zstd(e) => write!(f, "the Zstandard payload is damaged or truncated ({e})"),
+            BzImageError::ZstdChecksum { stored, computed } => {
+                write!(f, "the Zstandard payload's checksum is {stored:#010x}, its content's {computed:#010x}: damaged")
+            }
             BzImageError::Gzip(e) => write!(f, "the gzip payload: {e}"),
             BzImageError::LengthMismatch { announced, actual } => write!(
                 f,
@@ -148,6 +166,8 @@ pub fn payload(bytes: &[u8]) -> Result<Payload<'_>, BzImageError> {
     let len = u32::from_le_bytes(tail.try_into().map_err(|_| BzImageError::Truncated)?);
     let compression = if stream.starts_with(&XZ_MAGIC) {
         Compression::Xz
+    } else if stream.starts_with(&ZSTD_MAGIC) {
+        Compression::Zstd
     } else if gzip::is_gzip(stream) {
         Compression::Gzip
     } else {
@@ -169,7 +189,8 @@ fn buffer(n: usize) -> Result<Vec<u8>, BzImageError> {
 }
 
 /// The decompressed payload (the kernel's ELF image), at most `limit` bytes. The length
-/// must be the one the trailer announces; XZ checks its CRC-32, gzip its CRC-32 and length.
+/// must be the one the trailer announces; XZ checks its CRC-32, Zstandard its XXH64 (when
+/// the frame carries one), gzip its CRC-32 and length.
 pub fn decompress(p: &Payload<'_>, limit: usize) -> Result<Vec<u8>, BzImageError> {
     let len = usize::try_from(p.len).map_err(|_| BzImageError::TooLarge { len: p.len, limit })?;
     if len > limit {
@@ -178,6 +199,7 @@ pub fn decompress(p: &Payload<'_>, limit: usize) -> Result<Vec<u8>, BzImageError
     let mut out = buffer(len)?;
     let produced = match p.compression {
         Compression::Xz => unxz(p.stream, &mut out)?,
+        Compression::Zstd => unzstd(p.stream, &mut out)?,
         Compression::Gzip => {
             let mut at = 0usize;
             gzip::inflate(p.stream, |chunk| {
@@ -229,6 +251,50 @@ fn unxz(stream: &[u8], out: &mut [u8]) -> Result<u64, BzImageError> {
                 });
             }
             XzNextBlockResult::NeedMoreData(..) => {}
+        }
+    }
+    Ok(u64::try_from(written).unwrap_or(u64::MAX))
+}
+
+/// Decodes the Zstandard `stream` (one frame, as Linux's build makes) into `out`, which
+/// must hold all of it; returns its length.
+fn unzstd(stream: &[u8], out: &mut [u8]) -> Result<u64, BzImageError> {
+    let zstd = |e: ruzstd::decoding::errors::FrameDecoderError| BzImageError::Zstd(e.to_string());
+    let too_long = |out: &[u8]| BzImageError::LengthMismatch {
+        announced: u32::try_from(out.len()).unwrap_or(u32::MAX),
+        actual: u64::try_from(out.len()).unwrap_or(u64::MAX).saturating_add(1),
+    };
+    // Linux compresses its kernel with a window larger than the kernel itself, so the
+    // decoder keeps all it has decoded until the frame ends: as much again as `out`, in
+    // a buffer it grows without a way to fail. Refuse up front a kernel the heap cannot
+    // hold twice; the checks below keep that buffer within `out`'s size (plus a step).
+    drop(buffer(out.len().checked_next_power_of_two().unwrap_or(usize::MAX))?);
+    let mut dec = FrameDecoder::new();
+    let mut input = stream;
+    dec.reset(&mut input).map_err(zstd)?;
+    let mut written = 0usize;
+    loop {
+        let before = input.len();
+        dec.decode_blocks(&mut input, BlockDecodingStrategy::UptoBytes(ZSTD_STEP)).map_err(zstd)?;
+        if written.saturating_add(dec.can_collect()) > out.len() {
+            return Err(too_long(out));
+        }
+        let n =
+            dec.read(out.get_mut(written..).unwrap_or_default()).map_err(|e| BzImageError::Zstd(format!("{e:?}")))?;
+        written = written.saturating_add(n);
+        if dec.is_finished() && dec.can_collect() == 0 {
+            break;
+        }
+        if input.len() == before && n == 0 {
+            return Err(BzImageError::Zstd("the frame ends early".into()));
+        }
+    }
+    if !input.is_empty() {
+        return Err(BzImageError::Zstd(format!("{} bytes after the frame", input.len())));
+    }
+    if let (Some(stored), Some(computed)) = (dec.get_checksum_from_data(), dec.get_calculated_checksum()) {
+        if stored != computed {
+            return Err(BzImageError::ZstdChecksum { stored, computed });
         }
     }
     Ok(u64::try_from(written).unwrap_or(u64::MAX))

@@ -5,6 +5,9 @@ use proptest::prelude::*;
 /// `testdata/payload.xz` is `pattern()` compressed as Linux compresses kernels
 /// (`xz --check=crc32 --x86 --lzma2=dict=64KiB`, a smaller dictionary than Linux's).
 const PAYLOAD_XZ: &[u8] = include_bytes!("testdata/payload.xz");
+/// `testdata/payload.zst` is `pattern()` compressed as Linux compresses kernels with
+/// zstd (`zstd -19` from a pipe: no content size, an XXH64 checksum; Linux uses level 22).
+const PAYLOAD_ZST: &[u8] = include_bytes!("testdata/payload.zst");
 
 fn pattern() -> Vec<u8> {
     (0..200_000usize)
@@ -68,6 +71,41 @@ fn an_xz_payload_with_the_x86_filter_decompresses() {
     assert_eq!(p.len, 200_000);
     assert_eq!(p.stream, PAYLOAD_XZ);
     assert_eq!(decompress(&p, 1 << 20).unwrap(), pattern());
+}
+
+#[test]
+fn a_zstd_payload_decompresses() {
+    let image = bzimage(PAYLOAD_ZST, 200_000);
+    let p = payload(&image).unwrap();
+    assert_eq!(p.compression, Compression::Zstd);
+    assert_eq!(decompress(&p, 1 << 20).unwrap(), pattern());
+}
+
+#[test]
+fn a_truncated_damaged_or_padded_zstd_frame_is_refused() {
+    for cut in [5, 100, PAYLOAD_ZST.len() / 2, PAYLOAD_ZST.len() - 5, PAYLOAD_ZST.len() - 1] {
+        let r = unpack(&bzimage(&PAYLOAD_ZST[..cut], 200_000));
+        assert!(matches!(r, Err(BzImageError::Zstd(_))), "cut at {cut}: {r:?}");
+    }
+    // The last byte of the checksum: only the checksum notices.
+    let mut s = PAYLOAD_ZST.to_vec();
+    *s.last_mut().unwrap() ^= 1;
+    assert!(matches!(unpack(&bzimage(&s, 200_000)), Err(BzImageError::ZstdChecksum { .. })));
+    for at in [20, 5000, PAYLOAD_ZST.len() / 2] {
+        let mut s = PAYLOAD_ZST.to_vec();
+        s[at] ^= 0x10;
+        assert!(unpack(&bzimage(&s, 200_000)).is_err(), "flip at {at}");
+    }
+    let mut padded = PAYLOAD_ZST.to_vec();
+    padded.extend_from_slice(&[0; 8]);
+    assert!(matches!(unpack(&bzimage(&padded, 200_000)), Err(BzImageError::Zstd(_))));
+}
+
+#[test]
+fn a_zstd_frame_longer_or_shorter_than_announced_is_refused() {
+    assert!(matches!(unpack(&bzimage(PAYLOAD_ZST, 199_999)), Err(BzImageError::LengthMismatch { .. })));
+    assert!(matches!(unpack(&bzimage(PAYLOAD_ZST, 1000)), Err(BzImageError::LengthMismatch { .. })));
+    assert!(matches!(unpack(&bzimage(PAYLOAD_ZST, 200_001)), Err(BzImageError::LengthMismatch { .. })));
 }
 
 #[test]
@@ -157,6 +195,16 @@ proptest! {
             prop_assert_eq!(out, pattern());
         }
         prop_assert!(unpack(&bzimage(&PAYLOAD_XZ[..cut], 200_000)).is_err());
+    }
+
+    #[test]
+    fn zstd_damage_anywhere_never_panics(at in 0..PAYLOAD_ZST.len(), byte in any::<u8>(), cut in 0..PAYLOAD_ZST.len()) {
+        let mut s = PAYLOAD_ZST.to_vec();
+        s[at] = byte;
+        if let Ok(out) = unpack(&bzimage(&s, 200_000)) {
+            prop_assert_eq!(out, pattern());
+        }
+        prop_assert!(unpack(&bzimage(&PAYLOAD_ZST[..cut], 200_000)).is_err());
     }
 
     #[test]

@@ -4,18 +4,8 @@
 use crate::{out, sys};
 use core::ffi::CStr;
 
-// The kernel enters with sp at argc, followed by the argv pointers.
-core::arch::global_asm!(
-    ".section .text._start, \"ax\"",
-    ".globl _start",
-    "_start:",
-    "mov x0, sp",
-    "bl {entry}",
-    "brk #0",
-    entry = sym entry,
-);
-
-extern "C" fn entry(sp: *const usize) -> ! {
+/// Where `_start` (in the architecture's `sys` module) calls with the initial stack.
+pub extern "C" fn entry(sp: *const usize) -> ! {
     // SAFETY: Linux's initial stack holds argc, then argc pointers to NUL-terminated
     // strings that live as long as the program.
     let args = unsafe { args_from_stack(sp) };

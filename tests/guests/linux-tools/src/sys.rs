@@ -1,37 +1,19 @@
-//! The few Linux arm64 system calls these programs make (`svc #0`, number in x8, result in
-//! x0, a negative errno on failure), wrapped so that callers pass only slices and values.
+//! The few Linux system calls these programs make, wrapped so that callers pass only
+//! slices and values; `arch` is the architecture's calling convention (build.rs picks it).
 
-use core::arch::asm;
+#[cfg_attr(linux_arch = "aarch64", path = "arch/aarch64.rs")]
+#[cfg_attr(linux_arch = "x86_64", path = "arch/x86_64.rs")]
+pub mod arch;
+
+use arch::{syscall, SYS_CLOCK_GETTIME, SYS_EXIT_GROUP, SYS_IOCTL, SYS_OPENAT, SYS_READ, SYS_WRITE};
 use core::ffi::CStr;
 
 /// A failed call: the errno Linux returned.
 pub type Errno = i64;
 
-const SYS_IOCTL: u64 = 29;
-const SYS_OPENAT: u64 = 56;
-const SYS_READ: u64 = 63;
-const SYS_WRITE: u64 = 64;
-const SYS_EXIT_GROUP: u64 = 94;
-const SYS_CLOCK_GETTIME: u64 = 113;
-
 const AT_FDCWD: i64 = -100;
 pub const O_RDWR: u64 = 2;
 const CLOCK_MONOTONIC: u64 = 1;
-
-/// Makes system call `n` with up to four arguments.
-///
-/// # Safety
-/// Every argument the call reads or writes through must be valid for that access.
-unsafe fn syscall(n: u64, a0: u64, a1: u64, a2: u64, a3: u64) -> i64 {
-    let ret: i64;
-    // SAFETY: `svc #0` enters the kernel, which preserves every register but x0; the
-    // caller vouches for the memory the arguments name.
-    unsafe {
-        asm!("svc #0", inlateout("x0") a0 => ret, in("x1") a1, in("x2") a2, in("x3") a3, in("x8") n,
-             options(nostack));
-    }
-    ret
-}
 
 fn check(ret: i64) -> Result<i64, Errno> {
     if (-4095..0).contains(&ret) {

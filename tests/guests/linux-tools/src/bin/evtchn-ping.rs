@@ -1,5 +1,5 @@
-//! `evtchn-ping PORT ROUNDS`: a static arm64 Linux program for Keel's Linux tests. It
-//! binds the static event channel PORT that the domain's configuration set up
+//! `evtchn-ping PORT ROUNDS`: a static Linux program (arm64 or x86_64) for Keel's Linux
+//! tests. It binds the static event channel PORT that the domain's configuration set up
 //! (`xen,evtchn-v1`) through `/dev/xen/evtchn` (`IOCTL_EVTCHN_BIND_STATIC`, Linux 6.6 and
 //! later), then ROUNDS times sends an event and waits for the answer from the other end.
 //! It prints `evtchn: port P, sent N, received N, T ns per round trip` and exits 0, or
