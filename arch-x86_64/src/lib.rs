@@ -24,7 +24,6 @@ pub mod irq;
 pub mod loader;
 pub mod memory;
 pub mod mmu;
-pub mod pool_blocks;
 pub mod power;
 pub mod probe;
 pub mod regs;
