@@ -21,6 +21,7 @@ pub mod domain;
 pub mod exceptions;
 pub mod gdt;
 pub mod irq;
+pub mod layout;
 pub mod loader;
 pub mod machine;
 pub mod memory;
