@@ -4,6 +4,12 @@
 //! Boot: `asm/head.S` (Linux Image header, self-relocation, EL check) → [`boot`] (EL2
 //! set-up, MMU, device tree, console, GIC) → `keel_main` in the platform crate. The
 //! differences between VHE and nVHE are described in `docs/el2-modes.md`.
+//!
+//! # Safety
+//! Everything here runs at EL2 with interrupts masked (a host interrupt ends a guest's run
+//! as an exit, or ends a `wfi`). Keel's stage-1 tables identity-map all RAM (and the devices it uses), so a
+//! physical address of RAM is a valid pointer; code that dereferences one names the reason
+//! it is memory Keel may touch.
 #![cfg_attr(not(test), no_std)]
 
 extern crate alloc;

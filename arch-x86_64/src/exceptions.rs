@@ -11,7 +11,7 @@ use spin::Once;
 use x86_64::structures::idt::InterruptDescriptorTable;
 use x86_64::VirtAddr;
 
-core::arch::global_asm!(include_str!("exceptions/vectors.s"), options(att_syntax));
+core::arch::global_asm!(include_str!("asm/vectors.s"), options(att_syntax));
 
 extern "C" {
     static keel_vectors: [u8; 256 * STUB_SIZE];
@@ -19,7 +19,7 @@ extern "C" {
 
 const STUB_SIZE: usize = 16;
 
-/// The state the common entry path saved (see `exceptions/vectors.s`).
+/// The state the common entry path saved (see `asm/vectors.s`).
 #[repr(C)]
 #[derive(Debug)]
 pub struct TrapFrame {

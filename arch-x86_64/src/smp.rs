@@ -1,5 +1,5 @@
 //! Starting the application processors: INIT-SIPI-SIPI to every enabled CPU in the ACPI
-//! MADT, one at a time, through the real-mode trampoline in `smp/trampoline.s`. Each AP
+//! MADT, one at a time, through the real-mode trampoline in `asm/trampoline.s`. Each AP
 //! gets its own stack, GDT, TSS and per-CPU block, loads the shared IDT, enables its local
 //! APIC and hardware virtualisation, and then runs the core's entry function.
 
@@ -14,7 +14,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use keel_kernel::arch::{CpuId, InterruptController};
 use spin::Once;
 
-core::arch::global_asm!(include_str!("smp/trampoline.s"), options(att_syntax));
+core::arch::global_asm!(include_str!("asm/trampoline.s"), options(att_syntax));
 
 extern "C" {
     static keel_trampoline_start: u8;
@@ -24,7 +24,7 @@ extern "C" {
     fn keel_ap_entry64();
 }
 
-/// The block at the end of the trampoline (offsets fixed in `smp/trampoline.s`).
+/// The block at the end of the trampoline (offsets fixed in `asm/trampoline.s`).
 #[repr(C)]
 struct TrampolineData {
     _pad0: u16,

@@ -18,6 +18,7 @@ use super::{translate, GuestRegs};
 use crate::domain::Aarch64Domain;
 use crate::syndrome::{EC_SYSREG, SLOT_SYNC_A64};
 use crate::vgic::CpuInterface;
+use keel_abi::hypercall_registers::AARCH64;
 use aarch64_cpu::registers::{ELR_EL2, ESR_EL2, FAR_EL2, HPFAR_EL2};
 use tock_registers::interfaces::{Readable, Writeable};
 use core::ffi::c_void;
@@ -56,10 +57,10 @@ pub(super) struct FastCtx<'a> {
     pub done: Done,
 }
 
-/// The hypercall in `regs`: Xen's arm64 convention, the number in x16, arguments in x0-x4.
+/// The hypercall in `regs`: Xen's arm64 convention (`hypercall_registers::AARCH64`).
 pub(super) fn args(regs: &GuestRegs) -> HypercallArgs {
-    let x = &regs.x;
-    HypercallArgs { number: x[16], args: [x[0], x[1], x[2], x[3], x[4]], compat: false }
+    let (x, map) = (&regs.x, AARCH64);
+    HypercallArgs { number: x[map.number], args: map.args.map(|r| x[r]), compat: false }
 }
 
 /// The guest's virtual addresses as the loaded vCPU translates them.
@@ -97,11 +98,11 @@ fn answer(regs: &mut GuestRegs, ctx: &FastCtx<'_>) -> Fast {
     match fast.hypercall(&args(regs), &translate) {
         FastAnswer::Declined => Fast::Declined,
         FastAnswer::Resume(value) => {
-            regs.x[0] = value;
+            regs.x[AARCH64.result] = value;
             Fast::Resumed
         }
         FastAnswer::Exit(value) => {
-            regs.x[0] = value;
+            regs.x[AARCH64.result] = value;
             Fast::Answered
         }
     }

@@ -196,7 +196,7 @@ impl Vcpu for Aarch64Vcpu {
     }
 
     fn set_hypercall_result(&mut self, value: u64) {
-        self.regs.x[0] = value;
+        self.regs.x[keel_abi::hypercall_registers::AARCH64.result] = value;
     }
 
     /// Mapped: the guest runs the access again; a hole: it takes an external abort.

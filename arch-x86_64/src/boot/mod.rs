@@ -1,4 +1,4 @@
-//! The boot path: the multiboot2 entry (`boot/entry.s`) reaches [`keel_boot_main`] in long
+//! The boot path: the multiboot2 entry (`asm/head.s`) reaches [`keel_boot_main`] in long
 //! mode on the boot stack. It sets up the console, descriptor tables and per-CPU block,
 //! reads the multiboot2 information and ACPI, picks VMX or SVM, builds Keel's page tables,
 //! sets up the interrupt controllers and the timer, and hands a portable [`BootInfo`] to
@@ -16,7 +16,7 @@ use keel_kernel::mm::Region;
 use spin::Once;
 use x86_64::structures::tss::TaskStateSegment;
 
-core::arch::global_asm!(include_str!("entry.s"), options(att_syntax));
+core::arch::global_asm!(include_str!("../asm/head.s"), options(att_syntax));
 
 extern "Rust" {
     /// The platform's entry into the portable core.
@@ -52,7 +52,7 @@ fn fatal(args: fmt::Arguments<'_>) -> ! {
     crate::power::power_off(crate::power::failure_exit_path(), ExitStatus::Failure)
 }
 
-/// The boot CPU's first Rust code, called by `boot/entry.s` with the loader's EAX and EBX.
+/// The boot CPU's first Rust code, called by `asm/head.s` with the loader's EAX and EBX.
 #[no_mangle]
 extern "sysv64" fn keel_boot_main(magic: u32, info_addr: u32) -> ! {
     console::init();

@@ -4,7 +4,7 @@
 //! APIC id are the vCPU id (Linux takes a PVH vCPU's Xen id from the UID). No I/O APIC,
 //! no legacy PIC.
 
-use super::layout::LAPIC_BASE;
+use crate::layout::LAPIC_BASE;
 use alloc::vec;
 use alloc::vec::Vec;
 

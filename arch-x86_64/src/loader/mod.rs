@@ -1,14 +1,13 @@
 //! The x86_64 guest boot protocol: Xen's PVH ([`pvh`]) with the memory map of
-//! [`layout`] and the ACPI tables of [`acpi`].
+//! [`crate::layout`] and the ACPI tables of [`acpi`].
 
 pub mod acpi;
-pub mod layout;
 pub mod pvh;
 
 #[cfg(test)]
 mod tests;
 
-use crate::X86_64;
+use crate::{layout, X86_64};
 use alloc::format;
 use alloc::vec::Vec;
 use keel_abi::layout::{GuestLayout, X86_64 as X86_64_LAYOUT};

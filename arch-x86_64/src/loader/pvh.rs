@@ -8,7 +8,7 @@
 //! copies.
 
 use super::acpi;
-use super::layout::{
+use crate::layout::{
     self, ACPI_BASE, ACPI_SIZE, CMDLINE, MAX_CMDLINE, MAX_MEMMAP, MEMMAP, MIN_RAM, MODLIST, RESERVED, START_INFO,
 };
 use alloc::format;

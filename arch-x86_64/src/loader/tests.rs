@@ -1,5 +1,5 @@
-use super::layout::*;
 use super::pvh::{prepare, Inputs, Refusal, XEN_ELFNOTE_PHYS32_ENTRY};
+use crate::layout::*;
 use keel_abi::memory::{E820_RAM, E820_RESERVED};
 use keel_abi::start_info::{HvmMemmapTableEntry, HvmModlistEntry, HvmStartInfo};
 use keel_abi::Wire;

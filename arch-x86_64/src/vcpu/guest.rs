@@ -1,9 +1,11 @@
 //! Guest state shared by VMX and SVM: the general-purpose registers the entry code saves
 //! and the hypercall calling conventions.
 
+use keel_abi::hypercall_registers::{X86_32, X86_64};
 use keel_kernel::arch::HypercallArgs;
 
-/// Register numbers in x86 encoding order (the index into [`GuestRegisters::gpr`]).
+/// Register numbers in x86 encoding order (the index into [`GuestRegisters::gpr`]), as
+/// `keel_abi::hypercall_registers` numbers them.
 pub mod gpr {
     pub const RAX: usize = 0;
     pub const RCX: usize = 1;
@@ -76,23 +78,21 @@ pub const DATA_SELECTOR: u16 = 0x10;
 pub const TASK_SELECTOR: u16 = 0x18;
 
 impl GuestRegisters {
-    /// The hypercall in the registers: 64-bit mode takes RAX and RDI, RSI, RDX, R10, R8;
-    /// 32-bit mode EAX and EBX, ECX, EDX, ESI, EDI (Xen's convention).
+    /// The hypercall in the registers (Xen's convention, `hypercall_registers`): 64-bit
+    /// mode takes RAX and RDI, RSI, RDX, R10, R8; 32-bit mode EAX and EBX, ECX, EDX, ESI,
+    /// EDI.
     pub fn hypercall_args(&self, long_mode: bool) -> HypercallArgs {
         let r = &self.gpr;
         if long_mode {
-            HypercallArgs {
-                number: r[gpr::RAX],
-                args: [r[gpr::RDI], r[gpr::RSI], r[gpr::RDX], r[gpr::R10], r[gpr::R8]],
-                compat: false,
-            }
+            HypercallArgs { number: r[X86_64.number], args: X86_64.args.map(|i| r[i]), compat: false }
         } else {
             let low = |i: usize| r[i] & 0xffff_ffff;
-            HypercallArgs {
-                number: low(gpr::RAX),
-                args: [low(gpr::RBX), low(gpr::RCX), low(gpr::RDX), low(gpr::RSI), low(gpr::RDI)],
-                compat: true,
-            }
+            HypercallArgs { number: low(X86_32.number), args: X86_32.args.map(low), compat: true }
         }
+    }
+
+    /// Sets the hypercall result register (RAX in both modes; a 32-bit guest sees EAX).
+    pub fn set_hypercall_result(&mut self, value: u64) {
+        self.gpr[X86_64.result] = value;
     }
 }

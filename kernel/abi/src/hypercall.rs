@@ -3,6 +3,7 @@
 //! arm64: `hvc #0xEA1`, number in x16, arguments in x0..x4, result in x0.
 //! x86_64: `vmcall` or `vmmcall` (both accepted on every CPU), number in rax, arguments in
 //! rdi, rsi, rdx, r10, r8, result in rax; 32-bit guests use eax and ebx, ecx, edx, esi, edi.
+//! Keel and its test guests take these registers from [`crate::hypercall_registers`].
 //! Failing calls return a negated [`Errno`](crate::Errno). See `docs/abi.md`.
 
 /// `__HYPERVISOR_memory_op`.

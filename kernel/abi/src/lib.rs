@@ -22,6 +22,7 @@ pub mod features;
 pub mod grant;
 pub mod hvm;
 pub mod hypercall;
+pub mod hypercall_registers;
 pub mod layout;
 pub mod memory;
 pub mod sched;

@@ -64,8 +64,8 @@ pub type Frame<A> = <<A as crate::arch::Arch>::Memory as HostMemory>::Frame;
 /// (page aligned, at least 64 bytes; its contents are destroyed), one CPU at a time: copies
 /// of every length and alignment up to 24 bytes round-trip and touch nothing outside their
 /// range, `zero` clears exactly its range, and the atomics load, store and compare as
-/// documented. Whether racing word accesses tear needs a second CPU: the backends' host
-/// tests add that. Returns what failed.
+/// documented. Whether racing word accesses tear needs a second CPU: the contract tests of
+/// `keel-host-memory` add that. Returns what failed.
 pub fn check<M: HostMemory>(at: PhysAddr, len: usize) -> Result<(), &'static str> {
     const SPAN: usize = 64;
     if len < SPAN || !at.is_aligned(4096) {

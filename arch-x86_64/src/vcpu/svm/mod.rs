@@ -236,7 +236,7 @@ impl SvmVcpu {
     }
 
     pub fn set_hypercall_result(&mut self, value: u64) {
-        self.regs.gpr[guest::gpr::RAX] = value;
+        self.regs.set_hypercall_result(value);
     }
 }
 

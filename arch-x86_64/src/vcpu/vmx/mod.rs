@@ -14,7 +14,7 @@ mod setup;
 mod state;
 pub mod vmcs;
 
-use super::guest::{self, GuestRegisters};
+use super::guest::GuestRegisters;
 use super::start::StartState;
 use super::{fast as fast_path, interrupts, Common};
 use crate::cpu;
@@ -265,7 +265,7 @@ impl VmxVcpu {
     }
 
     pub fn set_hypercall_result(&mut self, value: u64) {
-        self.regs.gpr[guest::gpr::RAX] = value;
+        self.regs.set_hypercall_result(value);
     }
 }
 

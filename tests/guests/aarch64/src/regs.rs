@@ -45,24 +45,13 @@ pub fn set_virtual_timer(cval: u64, ctl: u64) {
     };
 }
 
-/// The `hvc #0xEA1` hypercall: number in x16, arguments in x0..x4, result in x0.
+/// The `hvc #0xEA1` hypercall, in the registers of
+/// `keel_abi::hypercall_registers::AARCH64` (number in x16, arguments in x0..x4, result in
+/// x0).
 pub fn hypercall(number: u64, a: [u64; 5]) -> u64 {
-    let r: u64;
     // SAFETY: Keel handles the call; it may read and write memory the arguments point to
     // (so no `nomem`), and clobbers x16 and the argument registers.
-    unsafe {
-        core::arch::asm!(
-            "hvc #0xea1",
-            inout("x0") a[0] => r,
-            inout("x1") a[1] => _,
-            inout("x2") a[2] => _,
-            inout("x3") a[3] => _,
-            inout("x4") a[4] => _,
-            inout("x16") number => _,
-            options(nostack)
-        )
-    };
-    r
+    unsafe { keel_abi::aarch64_hypercall!(number, a) }
 }
 
 /// An SMCCC call over `hvc #0` (PSCI): function id in w0, arguments in x1..x3.

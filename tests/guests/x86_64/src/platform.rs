@@ -150,21 +150,18 @@ fn route_upcall(p: &Pvh) {
     }
 }
 
-/// Hypercall `number` through `vmcall` (`intel`) or `vmmcall`.
+/// Hypercall `number` through `vmcall` (`intel`) or `vmmcall`, in the registers of
+/// `keel_abi::hypercall_registers::X86_64`.
 pub fn hypercall_with(intel: bool, number: u64, a: [u64; 5]) -> u64 {
-    let ret: u64;
-    // SAFETY: a hypercall: Keel reads the registers and writes RAX (and may clobber the
-    // argument registers); memory the arguments point at may change.
+    // SAFETY: a hypercall: Keel reads the registers and writes the result register (and
+    // may clobber the argument registers); memory the arguments point at may change.
     unsafe {
         if intel {
-            asm!("vmcall", inout("rax") number => ret, inout("rdi") a[0] => _, inout("rsi") a[1] => _,
-                 inout("rdx") a[2] => _, inout("r10") a[3] => _, inout("r8") a[4] => _, options(nostack));
+            keel_abi::x86_64_hypercall!("vmcall", number, a)
         } else {
-            asm!("vmmcall", inout("rax") number => ret, inout("rdi") a[0] => _, inout("rsi") a[1] => _,
-                 inout("rdx") a[2] => _, inout("r10") a[3] => _, inout("r8") a[4] => _, options(nostack));
+            keel_abi::x86_64_hypercall!("vmmcall", number, a)
         }
     }
-    ret
 }
 
 impl Platform for Pvh {

@@ -1,5 +1,5 @@
 //! Which pages of physical memory lie in the frame pool, remembered: every host access
-//! ([`crate::memory`]) must lie in the pool, and an event send makes about 37 of them,
+//! ([`crate::PoolMemory`]) must lie in the pool, and an event send makes about 37 of them,
 //! each a search of the pool's published ranges (30 instructions and more). The pool's
 //! ranges only grow (`FramePool::add`; nothing removes one), so a page once found inside
 //! stays inside: a direct-mapped table remembers such pages, and an access within one of
