@@ -201,7 +201,6 @@ fn a_second_translation_locates_nothing() {
     assert_eq!(*c.1.borrow(), 4);
     assert_eq!(cache.translate(&p, 0x456, Access::Write, &c), Some(0x4456));
     assert_eq!(*c.1.borrow(), 4);
-    drop(c);
     m.write_entry(3, 0, (5 << 12) | 3);
     assert_eq!(cache.translate(&p, 0x456, Access::Write, &m), Some(0x5456));
 }
