@@ -23,6 +23,8 @@ pub struct Common {
     pub reports: VecDeque<VmExit>,
     /// The EPT/NPT fault reported as [`VmExit::StageFault`], until the core settles it.
     pub stage_fault: Option<StageFault>,
+    /// The remembered walks of the guest's page tables for hypercall arguments.
+    pub walks: super::guest_cpu::VcpuWalks,
 }
 
 /// An EPT/NPT fault the core settles ([`VmExit::StageFault`]): the access, and whether

@@ -5,7 +5,7 @@
 //! into the guest.
 
 use super::guest::{gpr, GuestRegisters};
-use super::guest_cpu::{gva_to_gpa, GuestCpu};
+use super::guest_cpu::{gva_to_gpa_cached, GuestCpu, VcpuWalks};
 use super::walk::Access;
 use super::Common;
 use keel_kernel::arch::{FastAnswer, FastPath, VmExit};
@@ -13,13 +13,14 @@ use keel_kernel::guest_memory::GuestTranslate;
 use keel_kernel::mm::GuestPhysAddr;
 
 /// The guest's virtual addresses as the running vCPU translates them: its paging
-/// registers are read only when a call translates an address.
-struct LiveTranslation<'a>(&'a dyn GuestCpu);
+/// registers are read only when a call translates an address, through the vCPU's
+/// remembered walks.
+struct LiveTranslation<'a>(&'a dyn GuestCpu, &'a VcpuWalks);
 
 impl GuestTranslate for LiveTranslation<'_> {
     fn gva_to_gpa(&self, gva: u64, write: bool) -> Option<GuestPhysAddr> {
         let access = if write { Access::Write } else { Access::Read };
-        gva_to_gpa(self.0.stage2_root(), &self.0.paging(), gva, access).map(GuestPhysAddr)
+        gva_to_gpa_cached(self.1, self.0.stage2_root(), &self.0.paging(), gva, access).map(GuestPhysAddr)
     }
 }
 
@@ -37,7 +38,7 @@ pub fn hypercall<V: GuestCpu>(
     let args = regs.hypercall_args(long_mode);
     // RAX's low half, in either mode, as `X86Vcpu::run` takes it for the loop's calls.
     let number = regs.gpr[gpr::RAX] & 0xffff_ffff;
-    let answer = fast.hypercall(&args, &LiveTranslation(vcpu));
+    let answer = fast.hypercall(&args, &LiveTranslation(vcpu, &common.walks));
     let value = match answer {
         FastAnswer::Declined => return Some(VmExit::Hypercall),
         FastAnswer::Resume(value) | FastAnswer::Exit(value) => value,

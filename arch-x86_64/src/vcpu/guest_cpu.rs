@@ -5,7 +5,9 @@
 
 use super::guest::GuestRegisters;
 use super::msr::StateMsr;
+use super::walk::cache::{EntryMemory, WalkCache};
 use super::walk::{self, Access, Paging};
+use crate::memory::{PoolPage, X86Memory};
 use keel_kernel::arch::{HostMemory, MemType};
 use keel_kernel::mm::{translate, GuestPhysAddr, PhysAddr};
 
@@ -79,7 +81,7 @@ pub fn read_guest_phys(root: PhysAddr, gpa: u64, buf: &mut [u8]) -> bool {
         let in_page = usize::try_from(0x1000 - (at & 0xfff)).unwrap_or(1).min(buf.len() - done);
         match translate::<crate::X86_64>(root, GuestPhysAddr(at)) {
             Some((pa, perms, MemType::Normal)) if perms.read => {
-                crate::memory::X86Memory::read(pa, &mut buf[done..done + in_page]);
+                X86Memory::read(pa, &mut buf[done..done + in_page]);
             }
             _ => return false,
         }
@@ -95,6 +97,47 @@ pub fn gva_to_gpa(root: PhysAddr, paging: &Paging, va: u64, access: Access) -> O
         read_guest_phys(root, gpa, &mut b[..size]).then(|| u64::from_le_bytes(b))
     };
     walk::translate(paging, va, access, &mut read)
+}
+
+/// The domain's EPT/NPT as [`WalkCache`] reads table entries: through page handles of
+/// the frames the stage 2 maps them to, valid while its generation stands.
+pub struct Stage2Entries {
+    pub root: PhysAddr,
+}
+
+impl EntryMemory for Stage2Entries {
+    type Location = (PoolPage, usize);
+
+    fn generation(&self) -> u64 {
+        crate::stage2::generation()
+    }
+
+    fn locate(&self, gpa: u64) -> Option<(PoolPage, usize)> {
+        match translate::<crate::X86_64>(self.root, GuestPhysAddr(gpa)) {
+            Some((pa, perms, MemType::Normal)) if perms.read => {
+                let offset = usize::try_from(pa.0 & 0xfff).ok()?;
+                Some((X86Memory::frame(PhysAddr(pa.0 & !0xfff)), offset))
+            }
+            _ => None,
+        }
+    }
+
+    fn load(&self, (page, offset): (PoolPage, usize), size: usize) -> u64 {
+        if size == 4 {
+            u64::from(X86Memory::frame_load_u32(page, offset))
+        } else {
+            X86Memory::frame_load_u64(page, offset)
+        }
+    }
+}
+
+/// A vCPU's remembered walks of its page tables ([`WalkCache`]).
+pub type VcpuWalks = WalkCache<(PoolPage, usize)>;
+
+/// [`gva_to_gpa`] through the vCPU's remembered walks: a hit re-reads the walk's entries
+/// through their page handles instead of walking the guest's tables and the stage 2.
+pub fn gva_to_gpa_cached(walks: &VcpuWalks, root: PhysAddr, paging: &Paging, va: u64, access: Access) -> Option<u64> {
+    walks.translate(paging, va, access, &Stage2Entries { root })
 }
 
 /// Copies guest-virtual memory (instruction bytes, string I/O sources).

@@ -139,6 +139,7 @@ impl Vcpu for X86Vcpu {
             pvclock: pvclock::Pvclock::new(),
             reports: VecDeque::new(),
             stage_fault: None,
+            walks: Default::default(),
         };
         Ok(X86Vcpu { kind, common })
     }
@@ -225,6 +226,7 @@ impl Vcpu for X86Vcpu {
     fn translate_gva(&self, gva: u64, write: bool) -> Option<GuestPhysAddr> {
         let cpu = self.cpu();
         let access = if write { walk::Access::Write } else { walk::Access::Read };
-        guest_cpu::gva_to_gpa(cpu.stage2_root(), &cpu.paging(), gva, access).map(GuestPhysAddr)
+        guest_cpu::gva_to_gpa_cached(&self.common.walks, cpu.stage2_root(), &cpu.paging(), gva, access)
+            .map(GuestPhysAddr)
     }
 }

@@ -11,43 +11,59 @@ use crate::guest_memory::{GuestWord32, GuestWord64, Unstable};
 use crate::mm::{PhysAddr, PAGE_SIZE};
 use keel_abi::layout::GuestLayout;
 
-/// One word of a 2-level bitmap or a selector, as wide as the layout's `xen_ulong_t`.
-enum Word<A: Arch> {
-    Narrow(GuestWord32<A>),
-    Wide(GuestWord64<A>),
+/// One word of a 2-level bitmap or a selector, as wide as the layout's `xen_ulong_t`:
+/// [`GuestWord32`] or [`GuestWord64`]. Each operation of [`TwoLevel`] chooses the width
+/// once, from the layout, and runs code made for it (no width test per word access).
+trait BitWord<A: Arch>: Sized {
+    /// Bits in the word.
+    const BITS: u32;
+    /// Word `index` of the array of words at `base` in the page `frame`.
+    fn in_frame(frame: Frame<A>, base: usize, index: u32) -> Self;
+    fn test_and_set(&self, bit: u32) -> Result<bool, Unstable>;
+    fn test_and_clear(&self, bit: u32) -> Result<bool, Unstable>;
+    fn test(&self, bit: u32) -> bool;
 }
 
-impl<A: Arch> Word<A> {
-    /// Word `index` of the array of words at `base` in the page `frame`.
-    fn in_frame(layout: &GuestLayout, frame: Frame<A>, base: usize, index: u32) -> Self {
-        let offset = base + index as usize * layout.word_bytes;
-        if layout.word_bytes == 4 {
-            Word::Narrow(GuestWord32::in_frame(frame, offset))
+macro_rules! bit_word {
+    ($word:ident, $bits:expr) => {
+        impl<A: Arch> BitWord<A> for $word<A> {
+            const BITS: u32 = $bits;
+
+            #[inline(always)]
+            fn in_frame(frame: Frame<A>, base: usize, index: u32) -> Self {
+                $word::in_frame(frame, base + index as usize * ($bits / 8))
+            }
+
+            #[inline(always)]
+            fn test_and_set(&self, bit: u32) -> Result<bool, Unstable> {
+                $word::test_and_set(self, bit)
+            }
+
+            #[inline(always)]
+            fn test_and_clear(&self, bit: u32) -> Result<bool, Unstable> {
+                $word::test_and_clear(self, bit)
+            }
+
+            #[inline(always)]
+            fn test(&self, bit: u32) -> bool {
+                $word::test(self, bit)
+            }
+        }
+    };
+}
+
+bit_word!(GuestWord32, 32);
+bit_word!(GuestWord64, 64);
+
+/// Runs `$self.$f::<W>($args)` with `W` the word of `$self`'s layout.
+macro_rules! by_width {
+    ($self:ident.$f:ident($($arg:expr),*)) => {
+        if $self.layout.word_bytes == 4 {
+            $self.$f::<GuestWord32<A>>($($arg),*)
         } else {
-            Word::Wide(GuestWord64::in_frame(frame, offset))
+            $self.$f::<GuestWord64<A>>($($arg),*)
         }
-    }
-
-    fn test_and_set(&self, bit: u32) -> Result<bool, Unstable> {
-        match self {
-            Word::Narrow(w) => w.test_and_set(bit),
-            Word::Wide(w) => w.test_and_set(bit),
-        }
-    }
-
-    fn test_and_clear(&self, bit: u32) -> Result<bool, Unstable> {
-        match self {
-            Word::Narrow(w) => w.test_and_clear(bit),
-            Word::Wide(w) => w.test_and_clear(bit),
-        }
-    }
-
-    fn test(&self, bit: u32) -> bool {
-        match self {
-            Word::Narrow(w) => w.test(bit),
-            Word::Wide(w) => w.test(bit),
-        }
-    }
+    };
 }
 
 /// Where the bitmaps are: the domain's shared_info page, by the handle kept with its
@@ -97,9 +113,9 @@ impl<A: Arch> VcpuInfo<A> {
         GuestWord32::in_frame(self.frame, self.offset)
     }
 
-    /// `evtchn_pending_sel`, as wide as `layout`'s words.
-    fn selector(&self, layout: &GuestLayout) -> Word<A> {
-        Word::in_frame(layout, self.frame, self.offset + layout.pending_sel, 0)
+    /// `evtchn_pending_sel`, at `layout`'s offset, as a word of `W`.
+    fn selector<W: BitWord<A>>(&self, layout: &GuestLayout) -> W {
+        W::in_frame(self.frame, self.offset + layout.pending_sel, 0)
     }
 }
 
@@ -120,24 +136,27 @@ impl<A: Arch> TwoLevel<'_, A> {
 
     /// The word and bit of `port` (the caller checked [`Self::has_port`]) in the bitmap
     /// at `base`.
-    fn bit(&self, base: usize, port: u32) -> (Word<A>, u32) {
-        let bits = self.layout.word_bits();
-        (Word::in_frame(self.layout, self.shared_info, base, port / bits), port % bits)
+    #[inline(always)]
+    fn bit<W: BitWord<A>>(&self, base: usize, port: u32) -> (W, u32) {
+        (W::in_frame(self.shared_info, base, port / W::BITS), port % W::BITS)
     }
 
-    fn pending(&self, port: u32) -> (Word<A>, u32) {
+    #[inline(always)]
+    fn pending<W: BitWord<A>>(&self, port: u32) -> (W, u32) {
         self.bit(self.layout.evtchn_pending, port)
     }
 
-    fn mask(&self, port: u32) -> (Word<A>, u32) {
+    #[inline(always)]
+    fn mask<W: BitWord<A>>(&self, port: u32) -> (W, u32) {
         self.bit(self.layout.evtchn_mask, port)
     }
 
     /// Sets the selector bit for `port` in `vcpu_info`; true if newly set. A vCPU
     /// without a `vcpu_info` has no selector: always true.
-    fn select(&self, vcpu_info: Option<VcpuInfo<A>>, port: u32) -> bool {
+    #[inline(always)]
+    fn select<W: BitWord<A>>(&self, vcpu_info: Option<VcpuInfo<A>>, port: u32) -> bool {
         let Some(vi) = vcpu_info else { return true };
-        matches!(vi.selector(self.layout).test_and_set(port / self.layout.word_bits()), Ok(false))
+        matches!(vi.selector::<W>(self.layout).test_and_set(port / W::BITS), Ok(false))
     }
 
     /// Raises `port` for the vCPU whose `vcpu_info` is `vcpu_info`.
@@ -145,13 +164,17 @@ impl<A: Arch> TwoLevel<'_, A> {
         if !self.has_port(port) {
             return Outcome::default();
         }
-        let (pending, bit) = self.pending(port);
+        by_width!(self.raise_as(port, vcpu_info))
+    }
+
+    fn raise_as<W: BitWord<A>>(&self, port: u32, vcpu_info: Option<VcpuInfo<A>>) -> Outcome {
+        let (pending, bit) = self.pending::<W>(port);
         match pending.test_and_set(bit) {
             Ok(false) => {}
             _ => return Outcome::default(),
         }
-        let (mask, bit) = self.mask(port);
-        let upcall = !mask.test(bit) && self.select(vcpu_info, port);
+        let (mask, bit) = self.mask::<W>(port);
+        let upcall = !mask.test(bit) && self.select::<W>(vcpu_info, port);
         Outcome { newly_pending: true, upcall }
     }
 
@@ -161,9 +184,14 @@ impl<A: Arch> TwoLevel<'_, A> {
         if !self.has_port(port) {
             return Outcome::default();
         }
-        let (mask, bit) = self.mask(port);
-        let upcall =
-            matches!(mask.test_and_clear(bit), Ok(true)) && self.is_pending(port) && self.select(vcpu_info, port);
+        by_width!(self.unmask_as(port, vcpu_info))
+    }
+
+    fn unmask_as<W: BitWord<A>>(&self, port: u32, vcpu_info: Option<VcpuInfo<A>>) -> Outcome {
+        let (mask, bit) = self.mask::<W>(port);
+        let upcall = matches!(mask.test_and_clear(bit), Ok(true))
+            && self.pending::<W>(port).0.test(port % W::BITS)
+            && self.select::<W>(vcpu_info, port);
         Outcome { newly_pending: false, upcall }
     }
 
@@ -171,7 +199,11 @@ impl<A: Arch> TwoLevel<'_, A> {
         if !self.has_port(port) {
             return false;
         }
-        let (w, bit) = self.pending(port);
+        by_width!(self.is_pending_as(port))
+    }
+
+    fn is_pending_as<W: BitWord<A>>(&self, port: u32) -> bool {
+        let (w, bit) = self.pending::<W>(port);
         w.test(bit)
     }
 
@@ -180,7 +212,11 @@ impl<A: Arch> TwoLevel<'_, A> {
         if !self.has_port(port) {
             return;
         }
-        let (w, bit) = self.pending(port);
+        by_width!(self.clear_pending_as(port))
+    }
+
+    fn clear_pending_as<W: BitWord<A>>(&self, port: u32) {
+        let (w, bit) = self.pending::<W>(port);
         let _ = w.test_and_clear(bit);
     }
 }

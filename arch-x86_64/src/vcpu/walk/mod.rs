@@ -8,6 +8,8 @@
 //! when CR0.WP is set; a fetch needs no execute-disable bit when EFER.NXE is set.
 //! Accessed and dirty bits are not set (a hypercall's copy is not a guest access).
 
+pub mod cache;
+
 const CR0_WP: u64 = 1 << 16;
 const CR0_PG: u64 = 1 << 31;
 const CR4_PSE: u64 = 1 << 4;
@@ -146,5 +148,7 @@ fn legacy(p: &Paging, va: u64, access: Access, read: &mut ReadEntry<'_>) -> Opti
     Some((pte & 0xffff_f000) | (va & 0xfff))
 }
 
+#[cfg(test)]
+mod cache_tests;
 #[cfg(test)]
 mod tests;
