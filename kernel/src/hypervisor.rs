@@ -97,6 +97,11 @@ impl<'a, A: Arch> Hypervisor<'a, A> {
         self.domains.lock().keys().copied().collect()
     }
 
+    /// Ids of the destroyed domains not yet reaped (their memory not back in the pool).
+    pub(crate) fn dying_ids(&self) -> Vec<DomId> {
+        self.dying.lock().keys().copied().collect()
+    }
+
     /// Takes domain `id` out of the live table: from now on only [`DomainTable::domain_any`]
     /// finds it, its state is `Dying` and the hooks are told it stopped. The first step of
     /// [`crate::run::destroy_domain`], which sequences the rest. None of its vCPUs may be
