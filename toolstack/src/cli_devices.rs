@@ -153,6 +153,26 @@ pub(crate) fn forget_destroyed(ctx: &mut Ctx, fe: DomId) -> Result<(), Failure> 
     Ok(())
 }
 
+/// How long `destroy` waits for Keel to have the destroyed domain's memory back.
+const RELEASE_POLLS: u32 = 100;
+const RELEASE_STEP: Duration = Duration::from_millis(100);
+
+/// Waits until domain `id`, destroyed, is no longer listed: Keel lists it as dying until
+/// its memory is back in the pool and its id free (`docs/control-abi.md`, `CTL_DESTROY`),
+/// which waits for every other domain to unmap its grants (back ends let go once they
+/// closed). So `destroy` then `create` finds the memory free, as after `xl destroy`. A
+/// domain still dying after the wait is a warning: the destroy itself is done.
+pub(crate) fn wait_released(ctx: &mut Ctx, id: DomId) -> Result<(), Failure> {
+    for _ in 0..RELEASE_POLLS {
+        if !ctx.ctl.list()?.iter().any(|d| d.id == id) {
+            return Ok(());
+        }
+        ctx.host.sleep(RELEASE_STEP);
+    }
+    writeln!(ctx.err, "warning: domain {id} is destroyed but still dying: another domain still maps its memory")?;
+    Ok(())
+}
+
 /// A domain's id from its name or number.
 fn domid(ctx: &mut Ctx, which: &str) -> Result<DomId, Failure> {
     let all = ctx.ctl.list()?;

@@ -70,7 +70,9 @@ pub(crate) fn pass(ctx: &mut Ctx) -> Result<(), Failure> {
             Step::Restart => {
                 // The old back ends are gone once `clean` returns (or it said which are
                 // not): Keel often gives the new domain the old id, so the same paths.
+                // And its memory is back once it is no longer listed.
                 clean(ctx, id, true)?;
+                cli_devices::wait_released(ctx, id)?;
                 match cli_create::create_from(ctx, &r.path, &r.text, false) {
                     Ok(Some(new)) => writeln!(ctx.out, "{head}: {why}: restarted as domain {new}")?,
                     Ok(None) => {}
