@@ -70,7 +70,7 @@ impl<A: Arch> Hypervisor<'_, A> {
         ids.dedup();
         ids.into_iter()
             .filter(|&id| id >= start)
-            .filter_map(|id| self.domain_any(id))
+            .filter_map(|id| self.domain(id).or_else(|| self.dying_domain(id)))
             .take(max)
             .map(|d| self.control_info(&d))
             .collect()
