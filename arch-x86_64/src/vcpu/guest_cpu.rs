@@ -7,7 +7,8 @@ use super::guest::GuestRegisters;
 use super::msr::StateMsr;
 use super::walk::cache::{EntryMemory, WalkCache};
 use super::walk::{self, Access, Paging};
-use crate::memory::{PoolPage, X86Memory};
+use crate::memory::X86Memory;
+use keel_host_memory::PoolPage;
 use keel_kernel::arch::{HostMemory, MemType};
 use keel_kernel::mm::{translate, GuestPhysAddr, PhysAddr};
 
