@@ -59,18 +59,12 @@ impl<A: Arch> Hypervisor<'_, A> {
         }
     }
 
-    /// The domains with ids from `start` on, in id order, at most `max`: the live ones
-    /// and the destroyed ones whose memory is not back in the pool yet (state dying; a
-    /// mapping of their grants holds them), so that a toolstack sees when a destroy is
-    /// complete.
+    /// The live domains with ids from `start` on, in id order, at most `max`.
     pub fn control_list(&self, start: DomId, max: usize) -> Vec<CtlDomainInfo> {
-        let mut ids = self.domain_ids();
-        ids.extend(self.dying_ids());
-        ids.sort_unstable();
-        ids.dedup();
+        let ids = self.domain_ids();
         ids.into_iter()
             .filter(|&id| id >= start)
-            .filter_map(|id| self.domain(id).or_else(|| self.dying_domain(id)))
+            .filter_map(|id| self.domain(id))
             .take(max)
             .map(|d| self.control_info(&d))
             .collect()
