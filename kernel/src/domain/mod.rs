@@ -424,15 +424,18 @@ impl<A: Arch> Domain<A> {
         Ok(())
     }
 
-    /// The scheduler reports that `vcpu` started or stopped running on a CPU.
-    pub fn set_running(&self, vcpu: u32, running: bool, now: u64) {
-        let Some(v) = self.vcpus.get(vcpu as usize) else { return };
+    /// The scheduler reports that `vcpu` started or stopped running on a CPU; true if
+    /// its runstate changed.
+    pub fn set_running(&self, vcpu: u32, running: bool, now: u64) -> bool {
+        let Some(v) = self.vcpus.get(vcpu as usize) else { return false };
         let mut v = v.lock();
-        match (v.run_state(), running) {
-            (RunState::Runnable, true) => v.set_run_state(RunState::Running, now),
-            (RunState::Running, false) => v.set_run_state(RunState::Runnable, now),
-            _ => {}
-        }
+        let to = match (v.run_state(), running) {
+            (RunState::Runnable, true) => RunState::Running,
+            (RunState::Running, false) => RunState::Runnable,
+            _ => return false,
+        };
+        v.set_run_state(to, now);
+        true
     }
 
     /// Takes the `VCPUOP_initialise` state `vcpu` is to be created in, if any.

@@ -245,6 +245,13 @@ impl<'m, 'a, A: Arch> CpuLoop<'m, 'a, A> {
         let current = self.current();
         if d.run != current {
             self.switch_out(now);
+        } else if let Some(r) = &self.current {
+            // The same vCPU goes on (a block that returned at once, a yield with nobody
+            // else to run): as Xen does when it picks the vCPU it had, it is running
+            // again, and its runstate area says so.
+            if r.guest.domain.set_running(r.key.vcpu, true, now) {
+                update_runstate_area(&self.m.hv, &r.guest.domain, r.key.vcpu, &VcpuTranslation(&r.vcpu));
+            }
         }
         self.want = d.run.filter(|&k| Some(k) != current);
     }

@@ -104,6 +104,16 @@ fn the_runstate_area_is_rewritten_when_the_vcpu_is_switched_in() {
 }
 
 #[test]
+fn a_block_that_returns_at_once_leaves_the_runstate_running() {
+    let mut w = World::new(1);
+    let guests = [Guest::new("blocker", programs::runstate_after_a_block_that_returns())];
+    w.boot(&describe(&guests));
+    let done = w.run_until(100_000_000, |w| !w.m.ends().is_empty());
+    assert!(done, "{:?}", lines_of(1));
+    assert_eq!(w.m.ends()[0].state, POWEROFF, "{:?}", lines_of(1));
+}
+
+#[test]
 fn an_unexpected_host_interrupt_is_acknowledged_and_masked() {
     use crate::arch::{InterruptController, IrqNumber};
     use crate::mock::MockIrq;

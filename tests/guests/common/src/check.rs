@@ -42,9 +42,13 @@ macro_rules! ensure {
     };
 }
 
-/// `expect_eq!(got, want, "what")`: fails with both values unless they are equal.
+/// `expect_eq!(got, want, "what")`: fails with both values unless they are equal. A
+/// literal `what` is a format string (`"{name}: state"` names the value of `name`).
 #[macro_export]
 macro_rules! expect_eq {
+    ($got:expr, $want:expr, $what:literal) => {
+        $crate::expect_eq!($got, $want, format_args!($what))
+    };
     ($got:expr, $want:expr, $what:expr) => {{
         let (got, want) = ($got, $want);
         if got != want {

@@ -17,6 +17,22 @@ pub fn runstate_after_yield() -> Vec<u8> {
     img.finish()
 }
 
+/// Sets its own upcall flag and blocks, which returns at once (Xen's "an event is
+/// pending"), then registers a runstate area: the area must say running, not runnable,
+/// though no other vCPU ran in between.
+pub fn runstate_after_a_block_that_returns() -> Vec<u8> {
+    let mut img = Image::new();
+    img.a.set(15, 1).store(1, 15, 5, 0);
+    img.hypercall_ok(SCHED_OP, &[SCHEDOP_BLOCK]);
+    img.put(RUNSTATE_REG, &VcpuRegisterRunstateMemoryArea { addr: DATA + RUNSTATE });
+    img.hypercall_ok(VCPU_OP, &[VCPUOP_REGISTER_RUNSTATE_MEMORY_AREA, 0, DATA + RUNSTATE_REG]);
+    let fail = img.fail;
+    let a = &mut img.a;
+    // state (u32 at 0) is RUNSTATE_running (0); `fail` prints what it is.
+    a.set(11, DATA + RUNSTATE).load(4, 0, 11, 0).br(Cond::Ne, 0, 6, fail);
+    img.finish()
+}
+
 /// vCPU 0 starts vCPU 1 with boot argument `first`, checks the start results of a
 /// second start and of a vCPU or entry that does not exist, and waits for vCPU 1 to
 /// store its argument. vCPU 1 then turns itself off and vCPU 0 starts it again, afresh,
