@@ -5,8 +5,9 @@
 //!
 //! TLB upkeep: [`Stage2::flush`] advances a generation; every vCPU drops its cached
 //! translations (INVEPT/INVVPID, or TLB_CONTROL on VMRUN) before its next entry once the
-//! generation moved. Guests do not share address spaces across CPUs yet, so no vCPU runs
-//! elsewhere with stale entries.
+//! generation moved. A vCPU of the domain that is in guest mode on another CPU keeps its
+//! translations until its next entry: nothing interrupts it (no remote flush yet; see
+//! `docs/x86-guests.md`, "Known gaps").
 
 use crate::vcpu::extension::{extension, Extension};
 use core::sync::atomic::{AtomicU64, Ordering};

@@ -4,6 +4,7 @@
 //! (QEMU), the next RIP is the intercepted instruction's address plus its length, which
 //! Keel knows for every instruction it completes (IN/OUT report it in EXITINFO2).
 
+use super::shutdown::ExitCode;
 use super::vmcb::{self, exit_code};
 use super::SvmVcpu;
 use crate::vcpu::emulate::{self, Intercept, Io};
@@ -44,6 +45,7 @@ impl SvmVcpu {
         let again = if interrupted & (1 << 31) != 0 { interrupted } else { 0 };
         self.vmcb().write(vmcb::EVENT_INJECTION, again);
         let code: u64 = self.vmcb().read(vmcb::EXIT_CODE);
+        let previous = core::mem::replace(&mut self.last_exit, code);
         let info1: u64 = self.vmcb().read(vmcb::EXIT_INFO1);
         let info2: u64 = self.vmcb().read(vmcb::EXIT_INFO2);
         let mut emulate = |v: &mut Self, what, next| {
@@ -118,6 +120,7 @@ impl SvmVcpu {
             }
             exit_code::SHUTDOWN => {
                 emulate::report_triple_fault(self);
+                self.report_shutdown(common.domain.init().id, common.vcpu_id, ExitCode(previous));
                 Some(VmExit::GuestCrash)
             }
             exit_code::EXCEPTION_UD => {

@@ -19,6 +19,7 @@ pub mod capabilities;
 mod cr;
 mod exit;
 pub mod instructions;
+mod shutdown;
 mod state;
 pub mod vmcb;
 
@@ -62,6 +63,11 @@ pub struct SvmVcpu {
     /// Whether the guest runs 64-bit code (EFER.LMA and CS.L), found once per exit:
     /// forgotten at every #VMEXIT and whenever Keel writes EFER or CR0.
     code64: core::cell::Cell<Option<bool>>,
+    /// For the report of a triple fault (`shutdown.rs`): where it ran before its last
+    /// load, the VMRUNs since, and the code of the last exit handled.
+    before: shutdown::Before,
+    entries: u32,
+    last_exit: u64,
 }
 
 impl SvmVcpu {
@@ -82,6 +88,9 @@ impl SvmVcpu {
             long_mode: state.long_mode(),
             stage2_generation: u64::MAX,
             code64: core::cell::Cell::new(None),
+            before: shutdown::Before::Nowhere,
+            entries: 0,
+            last_exit: u64::MAX,
         };
         let v = &vcpu.vmcb;
         v.write(vmcb::INTERCEPT_CR, cr::INTERCEPT_CR_WRITES);
@@ -158,6 +167,12 @@ impl SvmVcpu {
     /// entry if it last ran elsewhere.
     pub fn load(&mut self) {
         let here = cpu::current_index();
+        self.before = match self.asid_cpu {
+            None => shutdown::Before::Nowhere,
+            Some(cpu) if cpu == here => shutdown::Before::SameCpu,
+            Some(cpu) => shutdown::Before::Cpu(cpu),
+        };
+        self.entries = 0;
         if self.asid_cpu != Some(here) {
             self.asid_cpu = Some(here);
             self.asid_generation = u64::MAX;
@@ -201,6 +216,7 @@ impl SvmVcpu {
                 self.vmcb.write(vmcb::TLB_CONTROL, flush);
             }
             self.vmcb.write(vmcb::RAX, self.regs.gpr[guest::gpr::RAX]);
+            self.entries = self.entries.wrapping_add(1);
             // SAFETY: SVM is enabled on this CPU (`X86Vcpu::load` enabled it before the vCPU
             // was loaded here), the VMCB is complete, and `host_save` is this CPU's page.
             unsafe { instructions::run(&mut self.regs, self.vmcb.0 .0, host_save) };

@@ -440,6 +440,15 @@ fn x86_triple_fault(machine: X86Machine) {
             "[test] pass domain-worker: shut down (poweroff)",
             "[test] done pass=3 fail=2 expected=5",
         ]);
+    // SVM's report names the event the processor gave up delivering: the guest's int3
+    // (QEMU keeps it in EVENTINJ through the #GP and #DF that follow).
+    let t = match machine {
+        X86Machine::QemuBios | X86Machine::QemuUefi => t.lines(&[
+            "d1v0 SVM state at the shutdown: delivering vector 0x3 (software interrupt); entry ",
+            "CS 0x8 attr 0xa9a",
+        ]),
+        _ => t,
+    };
     boot(t);
 }
 
