@@ -20,6 +20,8 @@ mod faults;
 mod heap;
 mod hole_faults;
 mod legacy32;
+mod legacy32_paged;
+mod legacy32_upcall;
 mod owned;
 mod params;
 mod platform;
