@@ -117,7 +117,7 @@ pub(crate) fn addr(p: &impl Platform, page: &Page, at: usize) -> u32 {
 }
 
 /// The pvclock in the compat `vcpu_info` at `slot` of `page`.
-fn clock(page: &Page, slot: usize) -> Option<VcpuTimeInfo> {
+pub(crate) fn clock(page: &Page, slot: usize) -> Option<VcpuTimeInfo> {
     let at = slot + X86_32.vcpu_info_time;
     for _ in 0..1000 {
         let v1 = page.word(at).load(Ordering::Acquire);

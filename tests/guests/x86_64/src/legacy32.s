@@ -128,12 +128,14 @@ guest_legacy32_cr4:
 /* An event taken as an interrupt by 32-bit code. EBX points at a block of u32 words:
  *   0: a 6-byte IDT pseudo-descriptor at offset 2 (limit at 2, base at 4) for a 32-bit
  *      IDT whose upcall vector gate leads to guest_legacy32_upcall_handler;
- *   2: the hypercall page's event_channel_op stub; 3: the address of an evtchn_send;
- *   4: the vcpu_info the handler acknowledges; 5: how many spins to wait at most;
+ *   2: a hypercall stub; 11, 12, 13: its EBX, ECX, EDX (the call that raises the event:
+ *      a send, or a timer that will);
+ *   4: the vcpu_info the handler acknowledges; 5: how many spins to wait at most, or 0
+ *      to wait in HLT (the vCPU blocks until the interrupt);
  *   6..10: filled by the handler (below).
- * Loads that IDT, sends the event with interrupts masked, opens them and spins until
- * the handler ran (or the spins run out), masks them again; EAX = the send's result.
- * The trampoline puts the 64-bit IDT back. */
+ * Loads that IDT, makes the call with interrupts masked, opens them and waits until the
+ * handler ran (or the spins run out), masks them again; EAX = the call's result. The
+ * trampoline puts the 64-bit IDT back. */
         .global guest_legacy32_upcall, guest_legacy32_upcall_wait, guest_legacy32_upcall_end
         .global guest_legacy32_upcall_handler
 guest_legacy32_upcall:
@@ -143,18 +145,24 @@ guest_legacy32_upcall:
         mov     %esi, guest_legacy32_block
         lidt    2(%esi)
         push    %esi
-        mov     $4, %ebx
-        mov     12(%esi), %ecx
+        mov     44(%esi), %ebx
+        mov     48(%esi), %ecx
+        mov     52(%esi), %edx
         call    *8(%esi)
         pop     %esi
         mov     %eax, %edi
         mov     20(%esi), %ecx
+        test    %ecx, %ecx
+        jz      2f
         sti
 guest_legacy32_upcall_wait:
         cmpl    $0, 24(%esi)
         jne     1f
         pause
         loop    guest_legacy32_upcall_wait
+        jmp     1f
+2:      sti
+        hlt
 1:      cli
         mov     %edi, %eax
         pop     %edi

@@ -3,22 +3,24 @@
 //! event and opens interrupts; the vector's 32-bit gate runs a handler that reads and
 //! acknowledges the compat `vcpu_info` (`evtchn_upcall_pending`, the 32-bit selector at
 //! 4) as a 32-bit Xen guest's upcall does (`guest_legacy32_upcall` in `legacy32.s`).
-//! Then FIFO event channels set up from 32-bit code: `EVTCHNOP_init_control` and
+//! Then the same code halts after arming a single-shot timer: the vCPU blocks and the
+//! timer's `VIRQ_TIMER` wakes it through the vector. Then FIFO event channels set up from 32-bit code: `EVTCHNOP_init_control` and
 //! `expand_array`, whose structs a 32-bit caller shares with a 64-bit one (Xen checks
 //! rather than translates them), and an event linked on its queue and taken by the same
 //! handler.
 
-use crate::legacy32::{addr, call, legacy, stub, AT_LIST, AT_STRUCT, VCPU_INFO_AT};
+use crate::legacy32::{addr, call, legacy, stub, AT_LIST, AT_STRUCT, AT_TEXT, VCPU_INFO_AT};
 use core::sync::atomic::Ordering;
 use keel_abi::event::{
-    EVTCHNOP_BIND_IPI, EVTCHNOP_EXPAND_ARRAY, EVTCHNOP_INIT_CONTROL, EVTCHN_FIFO_LINKED, EVTCHN_FIFO_LINK_BITS,
-    EVTCHN_FIFO_PENDING, EVTCHN_FIFO_PRIORITY_DEFAULT,
+    EVTCHNOP_BIND_IPI, EVTCHNOP_BIND_VIRQ, EVTCHNOP_EXPAND_ARRAY, EVTCHNOP_INIT_CONTROL, EVTCHNOP_SEND,
+    EVTCHN_FIFO_LINKED, EVTCHN_FIFO_LINK_BITS, EVTCHN_FIFO_PENDING, EVTCHN_FIFO_PRIORITY_DEFAULT,
 };
 use keel_abi::hvm::{
     XenHvmParam, HVMOP_SET_PARAM, HVM_PARAM_CALLBACK_IRQ, HVM_PARAM_CALLBACK_TYPE_SHIFT, HVM_PARAM_CALLBACK_TYPE_VECTOR,
 };
-use keel_abi::hypercall::{EVENT_CHANNEL_OP, HVM_OP};
+use keel_abi::hypercall::{EVENT_CHANNEL_OP, HVM_OP, VCPU_OP};
 use keel_abi::layout::X86_32;
+use keel_abi::vcpu::VCPUOP_SET_SINGLESHOT_TIMER;
 use keel_abi::xen::DOMID_SELF;
 use keel_test_guest::pages::Page;
 use keel_test_guest::{ensure, expect_eq, fail, say, Outcome, Platform};
@@ -65,18 +67,35 @@ fn build_idt(idt: &Page) {
     idt.word(at + 4).store((handler & 0xffff_0000) | 0x8e00, Ordering::Release);
 }
 
-/// Sends `port` from 32-bit code with the 32-bit IDT `idt` loaded and waits, interrupts
-/// open, for the handler to acknowledge the upcall in the compat `vcpu_info` at
-/// guest-physical `vcpu_info`.
-fn take(p: &impl Platform, args: &Page, idt: &Page, port: u32, vcpu_info: u32) -> Taken {
+/// How the 32-bit code raises the event and waits for it.
+struct Raise {
+    /// The hypercall that raises it (or arms a timer that will) and its EBX, ECX, EDX.
+    nr: u64,
+    regs: [u32; 3],
+    /// Spin at most this long with interrupts open, or (0) halt until the interrupt.
+    spins: u32,
+}
+
+/// `EVTCHNOP_send` of `port` (its struct at `AT_LIST`), then spinning.
+fn send(p: &impl Platform, args: &Page, port: u32) -> Raise {
     args.fill(AT_LIST, &port.to_le_bytes());
-    let mut b = [0u8; 44];
+    Raise { nr: EVENT_CHANNEL_OP, regs: [EVTCHNOP_SEND as u32, addr(p, args, AT_LIST), 0], spins: SPINS }
+}
+
+/// Runs `raise` from 32-bit code with the 32-bit IDT `idt` loaded, interrupts open while
+/// it waits for the handler to acknowledge the upcall in the compat `vcpu_info` at
+/// guest-physical `vcpu_info`.
+fn take(p: &impl Platform, args: &Page, idt: &Page, raise: &Raise, vcpu_info: u32) -> Taken {
+    let mut b = [0u8; 56];
+    let mut put = |word: usize, v: u32| b[4 * word..4 * word + 4].copy_from_slice(&v.to_le_bytes());
+    put(1, addr(p, idt, 0));
+    put(2, stub(raise.nr) as u32);
+    put(4, vcpu_info);
+    put(5, raise.spins);
+    for (i, &r) in raise.regs.iter().enumerate() {
+        put(11 + i, r);
+    }
     b[2..4].copy_from_slice(&(256u16 * 8 - 1).to_le_bytes());
-    b[4..8].copy_from_slice(&addr(p, idt, 0).to_le_bytes());
-    b[8..12].copy_from_slice(&(stub(EVENT_CHANNEL_OP) as u32).to_le_bytes());
-    b[12..16].copy_from_slice(&addr(p, args, AT_LIST).to_le_bytes());
-    b[16..20].copy_from_slice(&vcpu_info.to_le_bytes());
-    b[20..24].copy_from_slice(&SPINS.to_le_bytes());
     args.fill(AT_BLOCK, &b);
     let r = legacy(guest_legacy32_upcall as *const () as usize, [0, addr(p, args, AT_BLOCK), 0, 0, 0, 0]);
     let word = |i: usize| args.word(AT_BLOCK + 4 * i).load(Ordering::Acquire);
@@ -93,7 +112,7 @@ fn take(p: &impl Platform, args: &Page, idt: &Page, port: u32, vcpu_info: u32) -
 /// Checks what every upcall must show: the send worked, one interrupt, in the flat
 /// 32-bit code segment, in the loop that waited for it, with the upcall pending.
 fn check(t: &Taken) -> Outcome {
-    expect_eq!(t.send, 0, "send from 32-bit code");
+    expect_eq!(t.send, 0, "the hypercall that raises the event, from 32-bit code");
     expect_eq!(t.count, 1, "upcalls taken by the 32-bit handler");
     expect_eq!(t.cs, CODE32, "the interrupted CS in the 32-bit frame");
     let (wait, end) =
@@ -124,7 +143,7 @@ pub fn two_level(p: &impl Platform, args: &Page, si: &Page, port: u32) -> Outcom
     si.word(0).store(0, Ordering::Release);
     si.word(X86_32.pending_sel).store(0, Ordering::Release);
     si.test_and_clear(X86_32.evtchn_pending, port as usize);
-    let t = take(p, args, idt, port, addr(p, si, 0));
+    let t = take(p, args, idt, &send(p, args, port), addr(p, si, 0));
     check(&t)?;
     expect_eq!(t.selector, 1 << (port / 32), "the 32-bit selector the handler took at 4");
     ensure!(si.test_bit(X86_32.evtchn_pending, port as usize), "port {port} not pending in the 32-bit words");
@@ -136,7 +155,41 @@ pub fn two_level(p: &impl Platform, args: &Page, si: &Page, port: u32) -> Outcom
         t.cs,
         t.selector
     );
+    timer(p, args, si, idt)
+}
+
+/// `VIRQ_TIMER` bound, a single-shot timer 2 ms ahead armed from 32-bit code, which then
+/// halts: the vCPU blocks, and the timer's event wakes it as the callback vector.
+fn timer(p: &impl Platform, args: &Page, si: &Page, idt: &Page) -> Outcome {
+    let a = addr(p, args, AT_STRUCT);
+    args.fill(AT_STRUCT, &[0u8; 12]);
+    expect_eq!(call(EVENT_CHANNEL_OP, [EVTCHNOP_BIND_VIRQ as u32, a, 0, 0, 0]), 0, "bind_virq(TIMER)");
+    let port = args.word(AT_STRUCT + 8).load(Ordering::Acquire);
+    ensure!(port > 0 && port < 1024, "VIRQ_TIMER bound to port {port}");
+    let Some(start) = now(si) else { fail!("no pvclock in the compat vcpu_info") };
+    let deadline = start + 2_000_000;
+    // compat vcpu_set_singleshot_timer: timeout_abs_ns (u64 at 0), flags (u32 at 8).
+    let mut b = [0u8; 12];
+    b[..8].copy_from_slice(&deadline.to_le_bytes());
+    args.fill(AT_TEXT, &b);
+    let raise = Raise { nr: VCPU_OP, regs: [VCPUOP_SET_SINGLESHOT_TIMER as u32, 0, addr(p, args, AT_TEXT)], spins: 0 };
+    let t = take(p, args, idt, &raise, addr(p, si, 0));
+    let woke = now(si).unwrap_or(0);
+    check(&t)?;
+    ensure!(t.selector & 1 << (port / 32) != 0, "selector {:#x} without port {port}'s bit", t.selector);
+    ensure!(si.test_and_clear(X86_32.evtchn_pending, port as usize), "timer port {port} not pending");
+    ensure!(woke >= deadline, "woken at {woke} ns, before the timer's {deadline} ns");
+    say!(
+        p,
+        "legacy32: 32-bit code halted until its single-shot timer: VIRQ_TIMER port {port} taken through the callback vector, {} us after arming it",
+        (woke - start) / 1000
+    );
     Ok(())
+}
+
+/// System time from the pvclock of the compat `vcpu_info` 0 in `si`.
+fn now(si: &Page) -> Option<u64> {
+    crate::legacy32::clock(si, 0).map(|t| t.system_time_at(crate::cpu::rdtsc()))
 }
 
 /// FIFO from 32-bit code, then an event on its queue taken through the callback vector;
@@ -171,7 +224,7 @@ pub fn fifo(p: &impl Platform, args: &Page, si: &Page, vi: &Page, port: u32) -> 
     let fifo_port = args.word(AT_STRUCT + 4).load(Ordering::Acquire);
     ensure!(fifo_port > 0 && fifo_port < 1024, "bound port {fifo_port}");
 
-    let t = take(p, args, idt, fifo_port, addr(p, vi, VCPU_INFO_AT));
+    let t = take(p, args, idt, &send(p, args, fifo_port), addr(p, vi, VCPU_INFO_AT));
     check(&t)?;
     expect_eq!(t.selector, 0, "the 2-level selector under FIFO");
     let word = array.word(4 * fifo_port as usize).load(Ordering::Acquire);

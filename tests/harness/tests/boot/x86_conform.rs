@@ -27,7 +27,7 @@ use std::time::Duration;
 /// clear, paging off) through the hypercall page its WRMSR installed: the compat layouts
 /// of shared_info, events, `SCHEDOP_poll`, `vcpu_info`, the runstate area and grant
 /// `setup_table`/`copy`; an event taken through Xen's callback vector by 32-bit code
-/// under a 32-bit IDT; then with 32-bit paging and with PAE paging, its pointers an
+/// under a 32-bit IDT, also waking it from HLT (a single-shot timer); then with 32-bit paging and with PAE paging, its pointers an
 /// alias Keel finds through the guest's tables; last FIFO event channels set up from
 /// 32-bit code and an event on its queue taken through the callback vector.
 fn x86_conform(machine: X86Machine) {
@@ -80,6 +80,8 @@ fn x86_conform(machine: X86Machine) {
         "poll (16-byte struct): at once when pending, ",
         "us for a 5 ms timeout; block, yield",
         "(d6) legacy32: callback vector 0xf3 taken by 32-bit code through a 32-bit IDT (CS 0x18): upcall_pending 1, selector 0x",
+        "(d6) legacy32: 32-bit code halted until its single-shot timer: VIRQ_TIMER port ",
+        " taken through the callback vector, ",
         "(d6) legacy32: vcpu_info registered at offset 0x80: pvclock at 32, selector 0xffffffff at 4",
         "(d6) legacy32: runstate area and get_runstate_info in 44 bytes: running, entry time at 4, times at 12",
         "(d6) legacy32: grant setup_table (u32 frame list) gave frame ",
