@@ -45,8 +45,8 @@ const FIFO_HEAD: usize = 8;
 
 /// What the 32-bit handler saw.
 struct Taken {
-    /// The send's result.
-    send: i64,
+    /// The result of the hypercall that raised the event.
+    result: i64,
     count: u32,
     selector: u32,
     upcall_pending: u32,
@@ -100,7 +100,7 @@ fn take(p: &impl Platform, args: &Page, idt: &Page, raise: &Raise, vcpu_info: u3
     let r = legacy(guest_legacy32_upcall as *const () as usize, [0, addr(p, args, AT_BLOCK), 0, 0, 0, 0]);
     let word = |i: usize| args.word(AT_BLOCK + 4 * i).load(Ordering::Acquire);
     Taken {
-        send: i64::from(r as i32),
+        result: i64::from(r as i32),
         count: word(6),
         selector: word(7),
         upcall_pending: word(8),
@@ -109,10 +109,10 @@ fn take(p: &impl Platform, args: &Page, idt: &Page, raise: &Raise, vcpu_info: u3
     }
 }
 
-/// Checks what every upcall must show: the send worked, one interrupt, in the flat
+/// Checks what every upcall must show: the raising call worked, one interrupt, in the flat
 /// 32-bit code segment, in the loop that waited for it, with the upcall pending.
 fn check(t: &Taken) -> Outcome {
-    expect_eq!(t.send, 0, "the hypercall that raises the event, from 32-bit code");
+    expect_eq!(t.result, 0, "the hypercall that raises the event, from 32-bit code");
     expect_eq!(t.count, 1, "upcalls taken by the 32-bit handler");
     expect_eq!(t.cs, CODE32, "the interrupted CS in the 32-bit frame");
     let (wait, end) =
