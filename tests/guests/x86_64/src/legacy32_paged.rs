@@ -6,7 +6,7 @@
 //! `-EFAULT`. Xen 4.17's walk for a HAP guest reads the PDPTEs from the guest's memory
 //! at CR3, and so does Keel's (`docs/x86-guests.md`).
 
-use crate::legacy32::{
+use crate::legacy32_call::{
     addr, call_with, mode, Paging, AT_LIST, AT_RUNSTATE_INFO, AT_STRUCT, AT_TEXT, CR0_PG, EFER_LME_LMA,
 };
 use core::sync::atomic::Ordering;

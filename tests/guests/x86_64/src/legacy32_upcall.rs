@@ -9,7 +9,7 @@
 //! rather than translates them), and an event linked on its queue and taken by the same
 //! handler.
 
-use crate::legacy32::{addr, call, legacy, stub, AT_LIST, AT_STRUCT, AT_TEXT, VCPU_INFO_AT};
+use crate::legacy32_call::{addr, call, legacy, stub, AT_LIST, AT_STRUCT, AT_TEXT, VCPU_INFO_AT};
 use core::sync::atomic::Ordering;
 use keel_abi::event::{
     EVTCHNOP_BIND_IPI, EVTCHNOP_BIND_VIRQ, EVTCHNOP_EXPAND_ARRAY, EVTCHNOP_INIT_CONTROL, EVTCHNOP_SEND,
@@ -189,7 +189,7 @@ fn timer(p: &impl Platform, args: &Page, si: &Page, idt: &Page) -> Outcome {
 
 /// System time from the pvclock of the compat `vcpu_info` 0 in `si`.
 fn now(si: &Page) -> Option<u64> {
-    crate::legacy32::clock(si, 0).map(|t| t.system_time_at(crate::cpu::rdtsc()))
+    crate::legacy32_call::clock(si, 0).map(|t| t.system_time_at(crate::cpu::rdtsc()))
 }
 
 /// FIFO from 32-bit code, then an event on its queue taken through the callback vector;

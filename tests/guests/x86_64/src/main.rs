@@ -20,6 +20,7 @@ mod faults;
 mod heap;
 mod hole_faults;
 mod legacy32;
+mod legacy32_call;
 mod legacy32_paged;
 mod legacy32_upcall;
 mod owned;
