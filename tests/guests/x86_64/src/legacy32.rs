@@ -5,20 +5,25 @@
 //! through the page's stubs with EAX and EBX..EDI: `xen_version`, `console_io`,
 //! shared_info placed with the 16-byte `xen_add_to_physmap`, the compat wall clock, an
 //! event channel (pending bit and 32-bit selector), `SCHEDOP_poll` (16-byte struct, a
-//! pending port and a timeout), `SCHEDOP_yield`/`block`, `VCPUOP_register_vcpu_info`,
-//! the 44-byte runstate area and `VCPUOP_get_runstate_info`, and grant `setup_table`
-//! (32-bit frame list) and `copy` (24-byte ops). Then a few calls with 32-bit paging on
-//! (no PAE, 4 MiB pages) whose pointers are an alias of their memory at 2 GiB, which
-//! Keel must find through the guest's page directory: `console_io`, `SCHEDOP_poll` and
-//! `VCPUOP_get_runstate_info`. Each answer is checked against the compat layout Xen 4.17
-//! gives such a guest.
+//! pending port and a timeout), `SCHEDOP_yield`/`block`, an event taken as Xen's
+//! callback vector by 32-bit code under a 32-bit IDT (`legacy32_upcall`),
+//! `VCPUOP_register_vcpu_info`, the 44-byte runstate area and `VCPUOP_get_runstate_info`,
+//! and grant `setup_table` (32-bit frame list) and `copy` (24-byte ops). Then the same
+//! calls with 32-bit paging and with PAE paging, their pointers in an alias that Keel
+//! must find through the guest's tables (`legacy32_paged`), and last FIFO event
+//! channels set up and taken from 32-bit code (`legacy32_upcall`). Each answer is
+//! checked against the compat layout Xen 4.17 gives such a guest.
 
 use crate::cpu;
+use crate::legacy32_call::{
+    addr, call, clock, install_hypercall_page, mode, Paging, AT_LIST, AT_RUNSTATE, AT_RUNSTATE_INFO, AT_STRUCT,
+    AT_TEXT, CR0_PG, EFER_LME_LMA, VCPU_INFO_AT,
+};
 use core::sync::atomic::Ordering;
 use keel_abi::event::{EVTCHNOP_BIND_IPI, EVTCHNOP_SEND};
 use keel_abi::grant::{GNTST_OKAY, GNTTABOP_COPY, GNTTABOP_SETUP_TABLE};
 use keel_abi::hypercall::{CONSOLE_IO, EVENT_CHANNEL_OP, GRANT_TABLE_OP, MEMORY_OP, SCHED_OP, VCPU_OP, XEN_VERSION};
-use keel_abi::layout::{VcpuTimeInfo, X86_32};
+use keel_abi::layout::X86_32;
 use keel_abi::memory::{XENMAPSPACE_GRANT_TABLE, XENMAPSPACE_SHARED_INFO, XENMEM_ADD_TO_PHYSMAP};
 use keel_abi::sched::{SCHEDOP_BLOCK, SCHEDOP_POLL, SCHEDOP_YIELD};
 use keel_abi::vcpu::{
@@ -26,87 +31,10 @@ use keel_abi::vcpu::{
 };
 use keel_abi::version::XENVER_VERSION;
 use keel_abi::xen::{CONSOLEIO_WRITE, DOMID_SELF};
-use keel_abi::Wire;
 use keel_test_guest::pages::Page;
 use keel_test_guest::{ensure, expect_eq, fail, say, Outcome, Platform};
 
-core::arch::global_asm!(include_str!("legacy32.s"), options(att_syntax));
-
-extern "C" {
-    fn guest_legacy32_call(target: u32, regs: *const [u32; 6], cr3: u32) -> u32;
-    fn guest_legacy32_rdmsr();
-    fn guest_legacy32_wrmsr();
-    fn guest_legacy32_cr0();
-    fn guest_legacy32_cr4();
-}
-
-const HYPERCALL_MSR: u32 = 0x4000_0000;
-const EFER: u32 = 0xc000_0080;
-const EFER_LME_LMA: u32 = 1 << 8 | 1 << 10;
-const CR0_PG: u32 = 1 << 31;
-const CR4_PSE_PAE: u32 = 1 << 4 | 1 << 5;
-/// Where the paged calls see the guest's low memory again (4 MiB pages).
-const ALIAS: u32 = 0x8000_0000;
-/// How much memory the alias covers: 4 pages of 4 MiB (the domain has 16 MiB).
-const ALIAS_PAGES: u32 = 4;
 const XEN_4_19: i64 = 0x0004_0013;
-/// Where the argument structs go in the argument page.
-const AT_STRUCT: usize = 0;
-const AT_LIST: usize = 0x100;
-const AT_TEXT: usize = 0x200;
-const AT_RUNSTATE: usize = 0x400;
-const AT_RUNSTATE_INFO: usize = 0x500;
-
-/// The hypercall page, filled by Keel on the WRMSR made in legacy mode.
-static HYPERCALL_PAGE: Page = Page([const { core::sync::atomic::AtomicU32::new(0) }; 1024]);
-
-/// Runs the 32-bit function at `target` in legacy protected mode with EAX, EBX, ECX,
-/// EDX, ESI, EDI = `regs`, paging off (`cr3` 0) or with 32-bit paging on the page
-/// directory at `cr3`; its EAX.
-fn legacy_with(target: usize, regs: [u32; 6], cr3: u32) -> u32 {
-    let target = u32::try_from(target).expect("legacy-mode code below 4 GiB");
-    // SAFETY: the trampoline saves every callee-saved register and masks interrupts; the
-    // targets are this guest's 32-bit functions or Keel's hypercall stubs, every address
-    // passed is this guest's memory below 4 GiB, and the page directory maps the low
-    // 4 GiB as the identity (but for the alias at 2 GiB, where nothing of the guest is).
-    unsafe { guest_legacy32_call(target, &regs, cr3) }
-}
-
-/// [`legacy_with`], paging off.
-fn legacy(target: usize, regs: [u32; 6]) -> u32 {
-    legacy_with(target, regs, 0)
-}
-
-/// Hypercall `nr` from legacy mode through the hypercall page, paging off (`cr3` 0) or
-/// on; the result as a 32-bit guest sees it (sign-extended).
-fn call_with(nr: u64, args: [u32; 5], cr3: u32) -> i64 {
-    let stub = HYPERCALL_PAGE.va() + 32 * nr as usize;
-    i64::from(legacy_with(stub, [0, args[0], args[1], args[2], args[3], args[4]], cr3) as i32)
-}
-
-/// [`call_with`], paging off.
-fn call(nr: u64, args: [u32; 5]) -> i64 {
-    call_with(nr, args, 0)
-}
-
-/// A guest address as a 32-bit guest with paging off passes it (guest-physical).
-fn addr(p: &impl Platform, page: &Page, at: usize) -> u32 {
-    u32::try_from(p.gpa(page.va() + at)).expect("guest pages below 4 GiB")
-}
-
-/// The pvclock in the compat `vcpu_info` at `slot` of `page`.
-fn clock(page: &Page, slot: usize) -> Option<VcpuTimeInfo> {
-    let at = slot + X86_32.vcpu_info_time;
-    for _ in 0..1000 {
-        let v1 = page.word(at).load(Ordering::Acquire);
-        let mut b = [0u8; 32];
-        page.read(at, &mut b);
-        if v1 == page.word(at).load(Ordering::Acquire) && v1.is_multiple_of(2) {
-            return VcpuTimeInfo::from_bytes(&b);
-        }
-    }
-    None
-}
 
 /// `keel.test=legacy32`.
 pub fn run(p: &impl Platform) -> Outcome {
@@ -122,11 +50,9 @@ pub fn run(p: &impl Platform) -> Outcome {
     };
     p.disable_interrupts();
     // The mode the calls are made in.
-    let efer = legacy(guest_legacy32_rdmsr as *const () as usize, [0, 0, EFER, 0, 0, 0]);
-    let cr0 = legacy(guest_legacy32_cr0 as *const () as usize, [0; 6]);
+    let (efer, cr0, _) = mode(Paging::Off);
     ensure!(efer & EFER_LME_LMA == 0 && cr0 & CR0_PG == 0, "not legacy mode: EFER {efer:#x}, CR0 {cr0:#x}");
-    let page = u32::try_from(p.gpa(HYPERCALL_PAGE.va())).expect("below 4 GiB");
-    let w = legacy(guest_legacy32_wrmsr as *const () as usize, [page, 0, HYPERCALL_MSR, 0, 0, 0]);
+    let w = install_hypercall_page(p);
     expect_eq!(w, 0, "WRMSR of the hypercall page from legacy mode");
     let version = call(XEN_VERSION, [XENVER_VERSION as u32, 0, 0, 0, 0]);
     expect_eq!(version, XEN_4_19, "xen_version through the page from legacy mode");
@@ -156,59 +82,13 @@ pub fn run(p: &impl Platform) -> Outcome {
     say!(p, "legacy32: shared_info placed (16-byte add_to_physmap); wall clock at 2304: {sec} s");
 
     let port = events(p, args, si)?;
+    crate::legacy32_upcall::two_level(p, args, si, port)?;
     vcpu_info(p, args, vi)?;
     runstate(p, args)?;
     grant_ops(p, args, grants, from, to, &physmap)?;
-    let Some(directory) = keel_test_guest::pages::alloc() else { fail!("out of guest pages") };
-    paged(p, args, directory, port)
-}
-
-/// Calls with 32-bit paging on: the identity map of the low 4 GiB in 4 MiB pages, and
-/// the guest's memory again at [`ALIAS`], where the pointers passed point.
-fn paged(p: &impl Platform, args: &Page, directory: &Page, port: u32) -> Outcome {
-    for i in 0..1024u32 {
-        let frame = if (ALIAS >> 22..(ALIAS >> 22) + ALIAS_PAGES).contains(&i) { i - (ALIAS >> 22) } else { i };
-        // 4 MiB page (PS), writable, present.
-        directory.word(4 * i as usize).store(frame << 22 | 0x83, Ordering::Release);
-    }
-    let cr3 = addr(p, directory, 0);
-    let alias = |at: usize| {
-        let a = addr(p, args, at);
-        ensure!(a < ALIAS_PAGES << 22, "argument page at {a:#x}, past the alias");
-        Ok(ALIAS + a)
-    };
-    let efer = legacy_with(guest_legacy32_rdmsr as *const () as usize, [0, 0, EFER, 0, 0, 0], cr3);
-    let cr0 = legacy_with(guest_legacy32_cr0 as *const () as usize, [0; 6], cr3);
-    let cr4 = legacy_with(guest_legacy32_cr4 as *const () as usize, [0; 6], cr3);
-    ensure!(
-        efer & EFER_LME_LMA == 0 && cr0 & CR0_PG != 0 && cr4 & CR4_PSE_PAE == 1 << 4,
-        "not 32-bit paging: EFER {efer:#x}, CR0 {cr0:#x}, CR4 {cr4:#x}"
-    );
-    let text = b"(legacy32: console_io with 32-bit paging, the text at its alias)\n";
-    args.fill(AT_TEXT, text);
-    let len = u32::try_from(text.len()).unwrap_or(0);
-    let r = call_with(CONSOLE_IO, [CONSOLEIO_WRITE as u32, len, alias(AT_TEXT)?, 0, 0], cr3);
-    expect_eq!(r, 0, "console_io with paging on");
-    // The port pending again, then polled through the alias: at once.
-    args.fill(AT_STRUCT, &port.to_le_bytes());
-    expect_eq!(call_with(EVENT_CHANNEL_OP, [EVTCHNOP_SEND as u32, alias(AT_STRUCT)?, 0, 0, 0], cr3), 0, "send");
-    args.fill(AT_LIST, &port.to_le_bytes());
-    let mut b = [0u8; 16];
-    b[..4].copy_from_slice(&alias(AT_LIST)?.to_le_bytes());
-    b[4..8].copy_from_slice(&1u32.to_le_bytes());
-    args.fill(AT_STRUCT, &b);
-    let r = call_with(SCHED_OP, [SCHEDOP_POLL as u32, alias(AT_STRUCT)?, 0, 0, 0], cr3);
-    expect_eq!(r, 0, "poll of a pending port through the alias");
-    args.fill(AT_RUNSTATE_INFO, &[0xee; 48]);
-    let r = call_with(VCPU_OP, [VCPUOP_GET_RUNSTATE_INFO as u32, 0, alias(AT_RUNSTATE_INFO)?, 0, 0], cr3);
-    expect_eq!(r, 0, "get_runstate_info through the alias");
-    expect_eq!(args.word(AT_RUNSTATE_INFO).load(Ordering::Acquire), RUNSTATE_RUNNING, "runstate state at 0");
-    expect_eq!(args.word(AT_RUNSTATE_INFO + 44).load(Ordering::Acquire), 0xeeee_eeee, "bytes past 44 written");
-    say!(
-        p,
-        "legacy32: 32-bit paging (EFER {efer:#x}, CR0 {cr0:#x}, CR4 {cr4:#x}): console_io, send, poll and get_runstate_info through an alias at {ALIAS:#x}"
-    );
-    Ok(())
+    crate::legacy32_paged::bits32(p, args, port)?;
+    crate::legacy32_paged::pae(p, args, port)?;
+    crate::legacy32_upcall::fifo(p, args, si, vi, port)
 }
 
 /// Binds an IPI, raises it, polls it, blocks on it; the port.
@@ -258,7 +138,7 @@ fn events(p: &impl Platform, args: &Page, si: &Page) -> Result<u32, keel_test_gu
 
 /// `VCPUOP_register_vcpu_info` (one layout for both): the compat `vcpu_info` moves there.
 fn vcpu_info(p: &impl Platform, args: &Page, vi: &Page) -> Outcome {
-    let at = 0x80;
+    let at = VCPU_INFO_AT;
     let mut b = [0u8; 16];
     b[..8].copy_from_slice(&(p.gpa(vi.va()) >> 12).to_le_bytes());
     b[8..12].copy_from_slice(&(at as u32).to_le_bytes());

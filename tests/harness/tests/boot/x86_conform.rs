@@ -26,8 +26,10 @@ use std::time::Duration;
 /// 64-bit code set it. A guest calling from legacy protected mode (`legacy32`, EFER.LMA
 /// clear, paging off) through the hypercall page its WRMSR installed: the compat layouts
 /// of shared_info, events, `SCHEDOP_poll`, `vcpu_info`, the runstate area and grant
-/// `setup_table`/`copy`; then with 32-bit paging, its pointers an alias Keel finds
-/// through the guest's page directory.
+/// `setup_table`/`copy`; an event taken through Xen's callback vector by 32-bit code
+/// under a 32-bit IDT, also waking it from HLT (a single-shot timer); then with 32-bit paging and with PAE paging, its pointers an
+/// alias Keel finds through the guest's tables; last FIFO event channels set up from
+/// 32-bit code and an event on its queue taken through the callback vector.
 fn x86_conform(machine: X86Machine) {
     let tasks = match machine {
         X86Machine::QemuBios | X86Machine::QemuUefi => {
@@ -77,6 +79,9 @@ fn x86_conform(machine: X86Machine) {
         "pending in the 32-bit words, selector ",
         "poll (16-byte struct): at once when pending, ",
         "us for a 5 ms timeout; block, yield",
+        "(d6) legacy32: callback vector 0xf3 taken by 32-bit code through a 32-bit IDT (CS 0x18): upcall_pending 1, selector 0x",
+        "(d6) legacy32: 32-bit code halted until its single-shot timer: VIRQ_TIMER port ",
+        " taken through the callback vector, ",
         "(d6) legacy32: vcpu_info registered at offset 0x80: pvclock at 32, selector 0xffffffff at 4",
         "(d6) legacy32: runstate area and get_runstate_info in 44 bytes: running, entry time at 4, times at 12",
         "(d6) legacy32: grant setup_table (u32 frame list) gave frame ",
@@ -84,6 +89,11 @@ fn x86_conform(machine: X86Machine) {
         "(d6) (legacy32: console_io with 32-bit paging, the text at its alias)",
         "(d6) legacy32: 32-bit paging (EFER 0x0, CR0 0x80010033, CR4 0x",
         "): console_io, send, poll and get_runstate_info through an alias at 0x80000000",
+        "(d6) (legacy32: console_io with PAE paging, the text at its alias)",
+        "(d6) legacy32: PAE paging (EFER 0x0, CR0 0x80010033, CR4 0x",
+        "through an alias at 0x80000000 (PDPTE 2, 2 MiB and 4 KiB pages); a not-present PDPTE EFAULT",
+        "(d6) legacy32: FIFO from 32-bit code: init_control (24 bytes) link_bits 17, expand_array; port ",
+        " pending and linked at HEAD[7], READY 0x80; taken through the callback vector (upcall_pending 1, no selector)",
         "(d6) PASS legacy32",
     ]);
     boot(t);
