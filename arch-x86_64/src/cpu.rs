@@ -2,12 +2,13 @@
 //! and powering off stand above it (`smp.rs`, `power.rs`).
 //!
 //! Every CPU's GS base points at its [`PerCpu`] block, so the logical CPU index is one
-//! load (`gs:[0]`). The boot CPU's block is static; secondaries get theirs from the heap.
+//! load (`gs:` at the offset of [`PerCpu`]'s index). The boot CPU's block is static; secondaries get theirs from the heap.
 
 use crate::irq::per_cpu::CpuIrq;
 use crate::regs::{self, cpuid};
 use crate::vcpu::per_cpu::CpuVirt;
 use core::arch::asm;
+use core::mem::offset_of;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicUsize, Ordering};
 use spin::Once;
 
@@ -74,11 +75,11 @@ pub fn features() -> &'static Features {
 /// One CPU's private state, reached through its GS base.
 #[repr(C)]
 pub struct PerCpu {
-    /// Logical index (`gs:[0]`).
+    /// Logical index (read through GS by [`current_index`]).
     index: u32,
-    /// Local APIC id (`gs:[4]`).
+    /// Local APIC id.
     apic_id: AtomicU32,
-    /// This block's own address (`gs:[8]`).
+    /// This block's own address (read through GS by [`this_cpu`]).
     self_addr: AtomicUsize,
     /// Set while this CPU reports a fatal exception (a second one powers off at once).
     pub in_fatal: AtomicBool,
@@ -87,9 +88,6 @@ pub struct PerCpu {
     /// Interrupts taken but not yet acknowledged.
     pub irq: CpuIrq,
 }
-
-const _: () = assert!(core::mem::offset_of!(PerCpu, index) == 0);
-const _: () = assert!(core::mem::offset_of!(PerCpu, self_addr) == 8);
 
 impl PerCpu {
     pub const fn new(index: u32) -> PerCpu {
@@ -136,7 +134,10 @@ pub unsafe fn install(block: &'static PerCpu) {
 pub fn current_index() -> u32 {
     let index: u32;
     // SAFETY: GS points at this CPU's PerCpu block (installed first thing at boot).
-    unsafe { asm!("mov {:e}, gs:[0]", out(reg) index, options(nostack, readonly, preserves_flags)) };
+    unsafe {
+        asm!("mov {:e}, gs:[{at}]", out(reg) index, at = const offset_of!(PerCpu, index),
+             options(nostack, readonly, preserves_flags))
+    };
     index
 }
 
@@ -144,7 +145,10 @@ pub fn current_index() -> u32 {
 pub fn this_cpu() -> &'static PerCpu {
     let addr: usize;
     // SAFETY: GS points at this CPU's PerCpu block, whose `self_addr` is its address.
-    unsafe { asm!("mov {}, gs:[8]", out(reg) addr, options(nostack, readonly, preserves_flags)) };
+    unsafe {
+        asm!("mov {}, gs:[{at}]", out(reg) addr, at = const offset_of!(PerCpu, self_addr),
+             options(nostack, readonly, preserves_flags))
+    };
     // SAFETY: the address is a live, never-freed PerCpu.
     unsafe { &*(addr as *const PerCpu) }
 }

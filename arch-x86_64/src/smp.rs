@@ -14,7 +14,19 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use keel_kernel::arch::{CpuId, InterruptController};
 use spin::Once;
 
-core::arch::global_asm!(include_str!("asm/trampoline.s"), options(att_syntax));
+core::arch::global_asm!(
+    include_str!("asm/segments.s"),
+    include_str!("asm/trampoline.s"),
+    t_gdtr = const offset_of!(TrampolineData, gdt_limit),
+    t_far32 = const offset_of!(TrampolineData, far32_offset),
+    t_far64 = const offset_of!(TrampolineData, far64_offset),
+    t_cr3 = const offset_of!(TrampolineData, cr3),
+    t_efer = const offset_of!(TrampolineData, efer),
+    t_stack = const offset_of!(TrampolineData, stack_top),
+    t_arg = const offset_of!(TrampolineData, arg),
+    t_data_size = const core::mem::size_of::<TrampolineData>(),
+    options(att_syntax)
+);
 
 extern "C" {
     static keel_trampoline_start: u8;
@@ -24,7 +36,9 @@ extern "C" {
     fn keel_ap_entry64();
 }
 
-/// The block at the end of the trampoline (offsets fixed in `asm/trampoline.s`).
+/// The block at the end of the trampoline: `asm/trampoline.s` takes every offset into it
+/// from this struct (the `t_*` operands above). `lgdtl` reads the limit and base from
+/// `gdt_limit`, so `gdt_base` follows it directly.
 #[repr(C)]
 struct TrampolineData {
     _pad0: u16,
@@ -43,15 +57,12 @@ struct TrampolineData {
     gdt: [u64; 4],
 }
 
+// The pseudo-descriptor LGDT reads: a 16-bit limit and the 32-bit base right after it;
+// and `ljmpl *` reads a 32-bit offset then the 16-bit selector.
 const _: () = {
-    assert!(offset_of!(TrampolineData, gdt_limit) == 2);
-    assert!(offset_of!(TrampolineData, far32_offset) == 8);
-    assert!(offset_of!(TrampolineData, far64_offset) == 16);
-    assert!(offset_of!(TrampolineData, cr3) == 24);
-    assert!(offset_of!(TrampolineData, efer) == 32);
-    assert!(offset_of!(TrampolineData, stack_top) == 40);
-    assert!(offset_of!(TrampolineData, arg) == 48);
-    assert!(core::mem::size_of::<TrampolineData>() == 88);
+    assert!(offset_of!(TrampolineData, gdt_base) == offset_of!(TrampolineData, gdt_limit) + 2);
+    assert!(offset_of!(TrampolineData, far32_selector) == offset_of!(TrampolineData, far32_offset) + 4);
+    assert!(offset_of!(TrampolineData, far64_selector) == offset_of!(TrampolineData, far64_offset) + 4);
 };
 
 /// The trampoline's GDT: null, 32-bit code (0x08), flat data (0x10), 64-bit code (0x18).

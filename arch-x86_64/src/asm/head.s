@@ -118,13 +118,7 @@ keel_entry32:
 
         .code64
 keel_entry64:
-        mov     $0x10, %eax
-        mov     %eax, %ds
-        mov     %eax, %es
-        mov     %eax, %ss
-        xor     %eax, %eax
-        mov     %eax, %fs
-        mov     %eax, %gs
+        KEEL_LOAD_FLAT_SEGMENTS
         mov     $keel_boot_stack_top, %esp
         mov     %ebp, %edi                  /* arg 0: magic (zero-extended) */
         mov     %esi, %esi                  /* arg 1: info address (zero-extended) */
@@ -162,3 +156,5 @@ keel_boot_pd:   .skip 4 * 4096
 keel_boot_stack: .skip BOOT_STACK_SIZE
         .global keel_boot_stack_top
 keel_boot_stack_top:
+
+        .purgem KEEL_LOAD_FLAT_SEGMENTS

@@ -1,20 +1,21 @@
 /* Application-processor start-up (AT&T syntax).
  *
  * smp.rs copies keel_trampoline_start..keel_trampoline_end to a free page below 1 MiB and
- * fills the data block at its end (layout: struct TrampolineData in smp.rs). A start-up
+ * fills the data block at its end (struct TrampolineData in smp.rs, whose field offsets
+ * are the t_* operands of its global_asm!). A start-up
  * IPI starts the AP in real mode at CS = page >> 4, IP = 0. It loads the block's GDT,
  * enters 32-bit protected mode, loads Keel's page tables, enables long mode and far-jumps
  * to keel_ap_entry64 in the image, which takes the AP's own stack and calls
  * keel_ap_main(arg). EBX holds the page's physical address throughout. */
 
-        .set T_GDTR, 2
-        .set T_FAR32, 8
-        .set T_FAR64, 16
-        .set T_CR3, 24
-        .set T_EFER, 32
-        .set T_STACK, 40
-        .set T_ARG, 48
-        .set T_DATA_SIZE, 88
+        .set T_GDTR, {t_gdtr}
+        .set T_FAR32, {t_far32}
+        .set T_FAR64, {t_far64}
+        .set T_CR3, {t_cr3}
+        .set T_EFER, {t_efer}
+        .set T_STACK, {t_stack}
+        .set T_ARG, {t_arg}
+        .set T_DATA_SIZE, {t_data_size}
         .set DATA, keel_trampoline_data - keel_trampoline_start
 
         .section .rodata.keel_trampoline, "a"
@@ -64,16 +65,12 @@ keel_trampoline_end:
         .code64
         .global keel_ap_entry64
 keel_ap_entry64:
-        mov     $0x10, %eax
-        mov     %eax, %ds
-        mov     %eax, %es
-        mov     %eax, %ss
-        xor     %eax, %eax
-        mov     %eax, %fs
-        mov     %eax, %gs
+        KEEL_LOAD_FLAT_SEGMENTS
         mov     %ebx, %ebx                  /* the upper half is undefined after the switch */
         mov     DATA + T_STACK(%rbx), %rsp
         mov     DATA + T_ARG(%rbx), %rdi
         xor     %ebp, %ebp
         call    keel_ap_main
         ud2
+
+        .purgem KEEL_LOAD_FLAT_SEGMENTS

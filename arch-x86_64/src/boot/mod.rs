@@ -16,7 +16,7 @@ use keel_kernel::mm::Region;
 use spin::Once;
 use x86_64::structures::tss::TaskStateSegment;
 
-core::arch::global_asm!(include_str!("../asm/head.s"), options(att_syntax));
+core::arch::global_asm!(include_str!("../asm/segments.s"), include_str!("../asm/head.s"), options(att_syntax));
 
 extern "Rust" {
     /// The platform's entry into the portable core.

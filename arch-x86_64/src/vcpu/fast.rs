@@ -4,7 +4,7 @@
 //! itself (CPUID, MSRs, port I/O, emulated MMIO, an interrupt window) go straight back
 //! into the guest.
 
-use super::guest::{gpr, GuestRegisters};
+use super::guest::GuestRegisters;
 use super::guest_cpu::{gva_to_gpa_cached, GuestCpu, VcpuWalks};
 use super::walk::Access;
 use super::Common;
@@ -36,15 +36,15 @@ pub fn hypercall<V: GuestCpu>(
 ) -> Option<VmExit> {
     let regs: &GuestRegisters = vcpu.regs();
     let args = regs.hypercall_args(long_mode);
-    // RAX's low half, in either mode, as `X86Vcpu::run` takes it for the loop's calls.
-    let number = regs.gpr[gpr::RAX] & 0xffff_ffff;
+    // As `X86Vcpu::run` takes it for the loop's calls.
+    let number = regs.hypercall_number_low();
     let answer = fast.hypercall(&args, &LiveTranslation(vcpu, &common.walks));
     let value = match answer {
         FastAnswer::Declined => return Some(VmExit::Hypercall),
         FastAnswer::Resume(value) | FastAnswer::Exit(value) => value,
     };
     common.pvclock.after_hypercall(number);
-    vcpu.regs().gpr[gpr::RAX] = value;
+    vcpu.regs().set_hypercall_result(value);
     match answer {
         FastAnswer::Exit(_) => Some(VmExit::Answered),
         _ => None,

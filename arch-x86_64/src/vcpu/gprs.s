@@ -1,6 +1,6 @@
 /* The guest's general-purpose registers between GuestRegisters and the CPU, shared by
  * vmx/enter.s and svm/enter.s (AT&T syntax). The offsets are operands computed from the
- * Rust struct (vcpu/guest.rs, `gpr_offsets!`), so the layout has one definition.
+ * Rust struct (vcpu/guest.rs, `world_switch_asm!`), so the layout has one definition.
  *
  * KEEL_GPRS_LOAD base / KEEL_GPRS_SAVE base move every register except RAX, RSP (both
  * vendors keep RSP in the VMCS/VMCB; SVM keeps RAX in the VMCB too) and the register

@@ -33,11 +33,12 @@ pub const fn gpr_offset(index: usize) -> usize {
 
 /// A vendor's world switch: `global_asm!` over `vcpu/gprs.s` (the register moves both
 /// vendors share) and the vendor's entry code, with every register's offset in
-/// [`GuestRegisters`] as an operand, so the assembly has no hand-counted offsets.
+/// [`GuestRegisters`] as an operand (`{gpr_rax}` ... `{gpr_r15}`), so the assembly has no
+/// hand-counted offsets. After a `;`, the vendor's own `name = const value` operands.
 macro_rules! world_switch_asm {
-    ($($template:tt)+) => {
+    ($($template:expr),+ $(; $($name:ident = const $value:expr),+)?) => {
         core::arch::global_asm!(
-            $($template)+,
+            $($template),+,
             gpr_rax = const $crate::vcpu::guest::gpr_offset($crate::vcpu::guest::gpr::RAX),
             gpr_rcx = const $crate::vcpu::guest::gpr_offset($crate::vcpu::guest::gpr::RCX),
             gpr_rdx = const $crate::vcpu::guest::gpr_offset($crate::vcpu::guest::gpr::RDX),
@@ -53,6 +54,7 @@ macro_rules! world_switch_asm {
             gpr_r13 = const $crate::vcpu::guest::gpr_offset($crate::vcpu::guest::gpr::R13),
             gpr_r14 = const $crate::vcpu::guest::gpr_offset($crate::vcpu::guest::gpr::R14),
             gpr_r15 = const $crate::vcpu::guest::gpr_offset($crate::vcpu::guest::gpr::R15),
+            $($($name = const $value,)+)?
             options(att_syntax)
         );
     };
@@ -60,8 +62,8 @@ macro_rules! world_switch_asm {
 pub(crate) use world_switch_asm;
 
 /// The guest's general-purpose registers while Keel runs (the RSP slot is unused: RSP
-/// lives in the VMCS/VMCB). The entry code (`vmx/enter.s`, `svm/enter.s`) relies on this
-/// layout.
+/// lives in the VMCS/VMCB). The entry code (`gprs.s`, `vmx/enter.s`, `svm/enter.s`) takes
+/// every offset into it from [`gpr_offset`] ([`world_switch_asm!`]).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct GuestRegisters {
@@ -89,6 +91,14 @@ impl GuestRegisters {
             let low = |i: usize| r[i] & 0xffff_ffff;
             HypercallArgs { number: low(X86_32.number), args: X86_32.args.map(low), compat: true }
         }
+    }
+
+    /// The hypercall number's low 32 bits, whichever mode made the call (both conventions
+    /// keep the number in the same register): what the backend's checks after a call
+    /// compare, since a number beyond 32 bits names no hypercall.
+    pub fn hypercall_number_low(&self) -> u64 {
+        const _: () = assert!(X86_64.number == X86_32.number);
+        self.gpr[X86_64.number] & 0xffff_ffff
     }
 
     /// Sets the hypercall result register (RAX in both modes; a 32-bit guest sees EAX).

@@ -90,14 +90,14 @@ impl X86Vcpu {
             Kind::Svm(v) => v.run(&mut self.common, fast),
         };
         if let VmExit::Hypercall = exit {
-            // RAX's low half, in either mode (not the whole `hypercall_args`): a number
-            // beyond it names no hypercall that may move the `vcpu_info`. (A call answered
-            // on the fast path was looked at there.)
-            let rax = match &mut self.kind {
-                Kind::Vmx(v) => v.regs().gpr[guest::gpr::RAX],
-                Kind::Svm(v) => v.regs().gpr[guest::gpr::RAX],
+            // The number's low half, in either mode (not the whole `hypercall_args`): a
+            // number beyond it names no hypercall that may move the `vcpu_info`. (A call
+            // answered on the fast path was looked at there.)
+            let number = match &mut self.kind {
+                Kind::Vmx(v) => v.regs().hypercall_number_low(),
+                Kind::Svm(v) => v.regs().hypercall_number_low(),
             };
-            self.common.pvclock.after_hypercall(rax & 0xffff_ffff);
+            self.common.pvclock.after_hypercall(number);
         }
         exit
     }

@@ -388,19 +388,30 @@ impl<A: Arch> Domain<A> {
 
     /// Chooses the `shared_info`/`vcpu_info` layout by the mode of the caller (`compat`:
     /// 32-bit code), as Xen's `hvm_latch_shinfo_size` does when a domain sets its own
-    /// `HVM_PARAM_CALLBACK_IRQ`, and publishes the wall clock again in that layout.
-    /// Domains whose architecture has one layout keep it.
+    /// `HVM_PARAM_CALLBACK_IRQ` or fills its hypercall page. Domains whose architecture
+    /// has one layout keep it.
+    ///
+    /// Two steps, each unconditional: the layout is set (logged only when it changes), and
+    /// the wall clock, if one was published, is written again in it. Xen rewrites the wall
+    /// clock at every latch, whether or not the layout changed, and so does Keel: a guest
+    /// sees `wc_version` move at each latch.
     pub fn latch_shared_layout(&self, compat: bool) {
         let layout = self.layout().for_callers(compat);
-        let old = {
+        let previous = {
             let mut events = self.events.lock();
-            let old = events.layout();
+            let previous = events.layout();
             events.set_layout(layout);
-            old
+            previous
         };
-        if !core::ptr::eq(old, layout) {
+        if !core::ptr::eq(previous, layout) {
             log::info!("d{}: shared_info layout of {}-bit callers", self.id, if compat { 32 } else { 64 });
         }
+        self.republish_wallclock();
+    }
+
+    /// Writes the published wall clock again, in the layout the domain sees now (nothing
+    /// if none was published yet).
+    fn republish_wallclock(&self) {
         let published = *self.wallclock.lock();
         if let Some((sec, nsec)) = published {
             self.set_wallclock(sec, nsec);

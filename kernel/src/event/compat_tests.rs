@@ -111,6 +111,23 @@ fn the_caller_mode_at_set_param_chooses_the_layout() {
 }
 
 #[test]
+fn every_latch_writes_the_wall_clock_again_changed_layout_or_not() {
+    let (hv, _) = hypervisor();
+    let d = guest(&hv, &X86_64, 1, 64);
+    d.latch_shared_layout(false);
+    assert_eq!(get_u32_at(&d, X86_64.wc_version), 0, "nothing published, nothing written");
+    d.set_wallclock(0x2_0000_0007, 9);
+    let version = get_u32_at(&d, X86_64.wc_version);
+    // The same layout again: no switch, but the wall clock is written again (as Xen's
+    // hvm_latch_shinfo_size does), which a guest sees as a new even version.
+    d.latch_shared_layout(false);
+    assert_eq!(d.shared_layout(), &X86_64);
+    let again = get_u32_at(&d, X86_64.wc_version);
+    assert!(again > version && again.is_multiple_of(2), "wc_version {version} then {again}");
+    assert_eq!(get_u32_at(&d, X86_64.wc_version + 4), 7);
+}
+
+#[test]
 fn arm64_has_one_layout() {
     let (hv, _) = hypervisor();
     let d = guest(&hv, &AARCH64, 1, 64);

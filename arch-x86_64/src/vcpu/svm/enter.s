@@ -9,7 +9,8 @@
  *   which the CPU saved there once when it enabled SVM (Keel never changes that state). RFLAGS.IF is
  *   set across VMRUN so physical interrupts cause #VMEXIT(INTR) with V_INTR_MASKING;
  *   after the exit IF is cleared before GIF is set, so they stay pending for Keel.
- * GuestRegisters: 16 quadwords in x86 encoding order; the rax and rsp slots are unused. */
+ * GuestRegisters (vcpu/guest.rs): the offsets come from the Rust struct through gprs.s;
+ * the rax and rsp slots are unused. */
 
         .section .text.keel_svm, "ax"
         .code64

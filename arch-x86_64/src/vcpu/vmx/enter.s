@@ -8,10 +8,8 @@
  *   rest of the host state) stores the guest's registers back and returns 0. If the
  *   instruction fails, it returns 1 (VMfailInvalid) or 2 (VMfailValid: see the
  *   VM-instruction error field).
- * GuestRegisters: 16 quadwords in x86 encoding order (rax, rcx, rdx, rbx, rsp, rbp, rsi,
- * rdi, r8..r15); the rsp slot is unused. */
-
-        .set HOST_RSP, 0x6c14
+ * GuestRegisters (vcpu/guest.rs): every offset into it (GPR_RAX, GPR_RDI, gprs.s's
+ * macros) comes from the Rust struct; the rsp slot is unused. */
 
         .section .text.keel_vmx, "ax"
         .code64
@@ -28,7 +26,7 @@ keel_vmx_enter:
         cmp     %rsp, (%rdx)
         je      5f
         mov     %rsp, (%rdx)
-        mov     $HOST_RSP, %eax
+        mov     ${vmcs_host_rsp}, %eax         /* the HOST_RSP field (vmcs.rs) */
         vmwrite %rsp, %rax
 5:      test    %rsi, %rsi                  /* MOVs below keep the flags */
         mov     GPR_RAX(%rdi), %rax

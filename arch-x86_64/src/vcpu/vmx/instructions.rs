@@ -6,7 +6,11 @@ use super::super::GuestRegisters;
 use super::vmcs::{self, Field};
 use core::arch::asm;
 
-super::super::guest::world_switch_asm!(include_str!("../gprs.s"), include_str!("enter.s"));
+super::super::guest::world_switch_asm!(
+    include_str!("../gprs.s"),
+    include_str!("enter.s");
+    vmcs_host_rsp = const vmcs::HOST_RSP.encoding_const()
+);
 
 extern "sysv64" {
     fn keel_vmx_enter(regs: *mut GuestRegisters, resume: u64, host_rsp: *mut u64) -> u64;

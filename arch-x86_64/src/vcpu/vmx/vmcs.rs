@@ -26,10 +26,17 @@ macro_rules! field_width {
         #[derive(Clone, Copy, Debug, PartialEq, Eq)]
         pub struct $name(u32);
 
+        impl $name {
+            /// The encoding, where a constant is needed (an operand of the entry code).
+            pub const fn encoding_const(self) -> u32 {
+                self.0
+            }
+        }
+
         impl Field for $name {
             type Value = $value;
             fn encoding(self) -> u32 {
-                self.0
+                self.encoding_const()
             }
             fn from_raw(raw: u64) -> $value {
                 // The field's own width: VMREAD zero-extends it into the register.

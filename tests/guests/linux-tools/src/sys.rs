@@ -1,8 +1,10 @@
 //! The few Linux system calls these programs make, wrapped so that callers pass only
-//! slices and values; `arch` is the architecture's calling convention (build.rs picks it).
+//! slices and values; `arch` is the architecture's calling convention, chosen by the
+//! target's own `cfg(target_arch)`. (Keel's rule of one `cfg(target_arch)`, in `platform/`,
+//! is for Keel's crates; these are Linux programs, built once for each architecture.)
 
-#[cfg_attr(linux_arch = "aarch64", path = "arch/aarch64.rs")]
-#[cfg_attr(linux_arch = "x86_64", path = "arch/x86_64.rs")]
+#[cfg_attr(target_arch = "aarch64", path = "arch/aarch64.rs")]
+#[cfg_attr(target_arch = "x86_64", path = "arch/x86_64.rs")]
 pub mod arch;
 
 use arch::{syscall, SYS_CLOCK_GETTIME, SYS_EXIT_GROUP, SYS_IOCTL, SYS_OPENAT, SYS_READ, SYS_WRITE};

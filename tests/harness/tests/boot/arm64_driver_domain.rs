@@ -11,11 +11,8 @@
 //! watchdog ends it) and `keelctl block-detach` closes the orphan
 //! (`tests/guests/linux/drvctl-session`, `driverdom-session`, `drvguest-session`).
 
-use super::arm64_guests::spec;
-use super::arm64_linux::{on_with, xen_guest, INITRAMFS, INITRAMFS_WITH_KERNEL, KERNEL, VHE_GICV3};
+use super::arm64_linux::{beside_hostile_frontend, INITRAMFS_WITH_KERNEL};
 use super::boot;
-use keel_tests::BootTest;
-use std::time::Duration;
 
 /// What dom0 (d0), the xenstore domain (d1), the guest (d2), the driver domains and Keel
 /// must print.
@@ -105,31 +102,7 @@ const HOSTILE_LINES: [&str; 31] = [
 #[test]
 #[ignore = "boots QEMU with Debian's kernel: run through scripts/test or scripts/test-linux"]
 fn arm64_linux_driver_domain_vhe_gicv3() {
-    let dom0 = format!(
-        "kernel={KERNEL};ramdisk={INITRAMFS_WITH_KERNEL};bootargs=console=hvc0 keel.linux=drvctl keel.victim=guest keel.peer=hostile"
-    );
-    let xenstore = spec("xenstore", "caps=4;bootargs=keel.program=xenstored xenstored.exit=last");
-    let guest = format!(
-        "name=guest;kernel={KERNEL};ramdisk={INITRAMFS};mem=256M;cpus=1;enhanced;bootargs=console=hvc0 keel.linux=drvguest"
-    );
-    let hostile = spec("hostile", "enhanced;bootargs=keel.test=xenbus keel.role=hostile-blkfront");
-    let extra = [
-        "--dom0",
-        &dom0,
-        "--domain",
-        &xenstore,
-        "--domain",
-        &guest,
-        "--domain",
-        &hostile,
-        "--bootargs",
-        "keel.loglevel=debug",
-        "--timeout",
-        "600",
-    ];
-    let t: BootTest = on_with("arm64 Linux driver domain, its destroy and crash (VHE GICv3)", VHE_GICV3, "2G", &extra)
-        .domains(&["dom0", "xenstore", "guest", "hostile"])
-        .lines(&LINES)
-        .lines(&HOSTILE_LINES);
-    boot(xen_guest(xen_guest(t, 0), 2).timeout(Duration::from_secs(620)));
+    let name = "arm64 Linux driver domain, its destroy and crash (VHE GICv3)";
+    let t = beside_hostile_frontend(name, INITRAMFS_WITH_KERNEL, "drvctl", "drvguest", "hostile-blkfront");
+    boot(t.lines(&LINES).lines(&HOSTILE_LINES));
 }

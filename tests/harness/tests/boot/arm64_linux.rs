@@ -3,6 +3,7 @@
 //! `tests/guests/linux/init`) as a Keel domain. The init reports what the guest sees as
 //! `[linux] key: value` lines; each test requires them and the domain's end.
 
+use super::arm64_guests::spec;
 use super::{boot, AARCH64};
 use keel_tests::BootTest;
 use std::time::Duration;
@@ -53,6 +54,45 @@ pub fn xen_guest(mut t: BootTest, domid: u32) -> BootTest {
         t = t.line(&format!("(d{domid}) {l}"));
     }
     t.line(&format!("(d{domid}) [    0.000000] Xen 4.19 support found")).timeout(Duration::from_secs(240))
+}
+
+/// Linux back ends in dom0 or a driver domain against Keel's hostile front end: VHE and
+/// GICv3 with 2 CPUs and 2 GiB, a debug log, 600 s. Four domains: dom0 (Linux's session
+/// `dom0_session` from `ramdisk`, told the guest's and the hostile domain's names), the
+/// xenstore domain, a Linux domU `guest` (`guest_session`) and Keel's test guest
+/// `hostile` (`keel.test=xenbus` as `hostile_role`). Each must pass, and dom0 and the
+/// guest report as Xen guests.
+pub fn beside_hostile_frontend(
+    name: &str,
+    ramdisk: &str,
+    dom0_session: &str,
+    guest_session: &str,
+    hostile_role: &str,
+) -> BootTest {
+    let dom0 = format!(
+        "kernel={KERNEL};ramdisk={ramdisk};bootargs=console=hvc0 keel.linux={dom0_session} keel.victim=guest keel.peer=hostile"
+    );
+    let xenstore = spec("xenstore", "caps=4;bootargs=keel.program=xenstored xenstored.exit=last");
+    let guest = format!(
+        "name=guest;kernel={KERNEL};ramdisk={INITRAMFS};mem=256M;cpus=1;enhanced;bootargs=console=hvc0 keel.linux={guest_session}"
+    );
+    let hostile = spec("hostile", &format!("enhanced;bootargs=keel.test=xenbus keel.role={hostile_role}"));
+    let extra = [
+        "--dom0",
+        &dom0,
+        "--domain",
+        &xenstore,
+        "--domain",
+        &guest,
+        "--domain",
+        &hostile,
+        "--bootargs",
+        "keel.loglevel=debug",
+        "--timeout",
+        "600",
+    ];
+    let t = on_with(name, VHE_GICV3, "2G", &extra).domains(&["dom0", "xenstore", "guest", "hostile"]);
+    xen_guest(xen_guest(t, 0), 2).timeout(Duration::from_secs(620))
 }
 
 /// VHE + GICv3, 2 physical CPUs: a 4-vCPU Linux domain with its console on hvc0 (the

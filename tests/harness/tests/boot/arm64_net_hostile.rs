@@ -11,11 +11,8 @@
 //! TCP with a matching md5 (`tests/guests/linux/nethostile-session`, `netvictim-session`,
 //! `tests/guests/common/src/scenarios/xenbus_netfront.rs`).
 
-use super::arm64_guests::spec;
-use super::arm64_linux::{on_with, xen_guest, INITRAMFS, KERNEL, VHE_GICV3};
+use super::arm64_linux::{beside_hostile_frontend, INITRAMFS};
 use super::boot;
-use keel_tests::BootTest;
-use std::time::Duration;
 
 /// What dom0 (d0), the guest (d2), the hostile front end (d3) and Keel must print.
 const LINES: [&str; 52] = [
@@ -82,30 +79,6 @@ const LINES: [&str; 52] = [
 #[test]
 #[ignore = "boots QEMU with Debian's kernel: run through scripts/test or scripts/test-linux"]
 fn arm64_linux_hostile_netfront_vhe_gicv3() {
-    let dom0 = format!(
-        "kernel={KERNEL};ramdisk={INITRAMFS};bootargs=console=hvc0 keel.linux=nethostile keel.victim=guest keel.peer=hostile"
-    );
-    let xenstore = spec("xenstore", "caps=4;bootargs=keel.program=xenstored xenstored.exit=last");
-    let guest = format!(
-        "name=guest;kernel={KERNEL};ramdisk={INITRAMFS};mem=256M;cpus=1;enhanced;bootargs=console=hvc0 keel.linux=netvictim"
-    );
-    let hostile = spec("hostile", "enhanced;bootargs=keel.test=xenbus keel.role=hostile-netfront");
-    let extra = [
-        "--dom0",
-        &dom0,
-        "--domain",
-        &xenstore,
-        "--domain",
-        &guest,
-        "--domain",
-        &hostile,
-        "--bootargs",
-        "keel.loglevel=debug",
-        "--timeout",
-        "600",
-    ];
-    let t: BootTest = on_with("arm64 Linux netback against a hostile netfront (VHE GICv3)", VHE_GICV3, "2G", &extra)
-        .domains(&["dom0", "xenstore", "guest", "hostile"])
-        .lines(&LINES);
-    boot(xen_guest(xen_guest(t, 0), 2).timeout(Duration::from_secs(620)));
+    let name = "arm64 Linux netback against a hostile netfront (VHE GICv3)";
+    boot(beside_hostile_frontend(name, INITRAMFS, "nethostile", "netvictim", "hostile-netfront").lines(&LINES));
 }
