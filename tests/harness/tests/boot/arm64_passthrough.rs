@@ -53,7 +53,16 @@ const RNG: &[&str] = &["-device", "virtio-rng-device"];
 #[test]
 #[ignore = "boots QEMU: run through scripts/test"]
 fn arm64_passthrough_virtio_rng_interrupts_vhe_gicv3() {
-    let c = &CONFIGS[0];
+    virtio_rng_interrupts(&CONFIGS[0]);
+}
+
+#[test]
+#[ignore = "boots QEMU: run through scripts/test"]
+fn arm64_passthrough_virtio_rng_interrupts_nvhe_gicv2() {
+    virtio_rng_interrupts(&CONFIGS[1]);
+}
+
+fn virtio_rng_interrupts(c: &(&str, &[&str], u32)) {
     let driver = spec(
         "driver",
         &format!(
