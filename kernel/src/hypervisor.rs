@@ -371,6 +371,8 @@ impl<'a, A: Arch> Hypervisor<'a, A> {
 
 mod device_irqs;
 #[cfg(test)]
+mod device_irqs_tests;
+#[cfg(test)]
 mod tests;
 
 impl<A: Arch> DomainTable<A> for Hypervisor<'_, A> {
