@@ -105,6 +105,18 @@ pub struct Vgic {
     pub irouter: Vec<u64>,
 }
 
+/// The vCPU (bit n = vCPU n) an SPI's change gave something to receive: it wants
+/// delivery now but did not `before`, and the distributor (`GICD_CTLR` = `ctlr`)
+/// delivers its group.
+fn newly_deliverable(ctlr: u32, irq: &Irq, before: bool) -> u128 {
+    let group_on = ctlr & if irq.group1 { 2 } else { 1 } != 0;
+    if !before && irq.wants_delivery() && group_on && irq.target < 128 {
+        1u128 << irq.target
+    } else {
+        0
+    }
+}
+
 /// Priority interrupts start with (the guest programs its own).
 const DEFAULT_PRIORITY: u8 = 0xa0;
 
@@ -205,12 +217,7 @@ impl Vgic {
         }
         let before = irq.wants_delivery();
         irq.pending = true;
-        let group_on = ctlr & if irq.group1 { 2 } else { 1 } != 0;
-        if !before && irq.wants_delivery() && group_on && irq.target < 128 {
-            1u128 << irq.target
-        } else {
-            0
-        }
+        newly_deliverable(ctlr, irq, before)
     }
 
     /// The vCPU an SPI goes to.
@@ -262,12 +269,7 @@ impl Vgic {
         let Some(irq) = intid.checked_sub(NR_PRIVATE).and_then(|i| self.spis.get_mut(i as usize)) else { return 0 };
         let before = irq.wants_delivery();
         irq.level = level;
-        let group_on = ctlr & if irq.group1 { 2 } else { 1 } != 0;
-        if !before && irq.wants_delivery() && group_on && irq.target < 128 {
-            1u128 << irq.target
-        } else {
-            0
-        }
+        newly_deliverable(ctlr, irq, before)
     }
 
     /// A new interface for `vcpu` (created or restarted by PSCI `CPU_ON`): nothing of it
