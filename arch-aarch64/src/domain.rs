@@ -65,7 +65,8 @@ impl Aarch64Domain {
 }
 
 /// The virtual GIC's distributor and redistributors (`docs/vgic.md`) and the `vpl011`
-/// (`docs/console.md`); `interrupt_pending` reads the virtual GIC.
+/// (`docs/console.md`); `interrupt_pending` reads the virtual GIC; passed-through SPIs
+/// become pending there (`docs/vgic.md`).
 impl GuestDomain for Aarch64Domain {
     fn new(init: &DomainInit) -> Result<Self, VcpuError> {
         let version = if irq::version() == Some(2) { Version::V2 } else { Version::V3 };
@@ -82,6 +83,11 @@ impl GuestDomain for Aarch64Domain {
     /// An interrupt waits for the vCPU, or sits pending in its list registers.
     fn interrupt_pending(&self, vcpu: u32) -> bool {
         self.vgic.lock().has_pending(vcpu)
+    }
+
+    /// A passed-through SPI: pending as the same virtual INTID, hardware-linked.
+    fn device_interrupt(&self, irq: u32) -> u128 {
+        self.vgic.lock().hw_spi_fired(irq)
     }
 
     /// Input for the virtual PL011: queued, and its receive interrupt raised.

@@ -38,8 +38,9 @@ pub const PPI_PHYS_TIMER_NS: u32 = 30;
 /// The event-channel upcall (`GUEST_EVTCHN_PPI`), level-sensitive.
 pub const PPI_EVTCHN: u32 = 31;
 
-/// SPIs a guest's distributor has (INTIDs 32..32 + this): enough for the virtual
-/// devices Keel emulates.
+/// SPIs a guest's distributor starts with (INTIDs 32..32 + this): enough for the
+/// virtual devices Keel emulates; a domain given a host device's SPIs gets more
+/// (`Vgic::add_hw_spis`).
 pub const NR_SPIS: u32 = 32;
 
 /// The MPIDR affinity of vCPU `id` (Aff0 = id % 16, Aff1 = id / 16, as Xen's

@@ -23,6 +23,8 @@ pub struct Hypervisor<'a, A: Arch> {
     dying: Mutex<BTreeMap<DomId, Arc<Domain<A>>>>,
     /// Domains being built through the control interface (`control/create.rs`).
     pub(crate) builds: crate::control::builds::Builds,
+    /// Which domain each passed-through host interrupt goes to (`device_irqs.rs`).
+    irq_routes: Mutex<crate::passthrough::route::IrqRoutes>,
 }
 
 impl<'a, A: Arch> Hypervisor<'a, A> {
@@ -36,6 +38,7 @@ impl<'a, A: Arch> Hypervisor<'a, A> {
             domains: Mutex::new(BTreeMap::new()),
             dying: Mutex::new(BTreeMap::new()),
             builds: crate::control::builds::Builds::new(),
+            irq_routes: Mutex::new(crate::passthrough::route::IrqRoutes::new()),
         }
     }
 
@@ -366,6 +369,9 @@ impl<'a, A: Arch> Hypervisor<'a, A> {
     }
 }
 
+mod device_irqs;
+#[cfg(test)]
+mod device_irqs_tests;
 #[cfg(test)]
 mod tests;
 

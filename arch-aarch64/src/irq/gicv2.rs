@@ -187,6 +187,13 @@ impl GicV2 {
         self.deactivate(irq);
     }
 
+    /// Clears SPI `irq`'s active state in the distributor (from any CPU).
+    pub fn clear_active(&self, irq: u32) {
+        if (32..self.lines() as u32).contains(&irq) {
+            self.gicd().icactiver[irq as usize / 32].set(1 << (irq % 32));
+        }
+    }
+
     /// Sets or clears the active state of this CPU's PPI `irq` (banked).
     pub fn set_private_active(&self, irq: u32, active: bool) {
         let d = self.gicd();

@@ -39,6 +39,7 @@ register_structs! {
         (0x0100 => isenabler: [ReadWrite<u32>; 32]),
         (0x0180 => icenabler: [ReadWrite<u32>; 32]),
         (0x0200 => _reserved1),
+        (0x0380 => icactiver: [ReadWrite<u32>; 32]),
         (0x0400 => ipriorityr: [ReadWrite<u32>; 255]),
         (0x07fc => _reserved2),
         (0x6100 => irouter: [ReadWrite<u64>; 988]),
@@ -238,6 +239,14 @@ impl GicV3 {
     pub fn end_of_interrupt(&self, irq: u32) {
         self.priority_drop(irq);
         self.deactivate(irq);
+    }
+
+    /// Clears SPI `irq`'s active state in the distributor (from any CPU).
+    pub fn clear_active(&self, irq: u32) {
+        if (32..self.lines() as u32).contains(&irq) {
+            self.gicd().icactiver[irq as usize / 32].set(1 << (irq % 32));
+            self.wait_rwp();
+        }
     }
 
     /// Sets or clears the active state of this CPU's PPI `irq`.

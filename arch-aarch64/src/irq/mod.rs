@@ -254,6 +254,22 @@ impl InterruptController for Gic {
         }
     }
 
+    /// Drops the running priority only (EOImode 1): the guest's EOI of the list
+    /// register linked to it deactivates it.
+    fn end_for_guest(irq: IrqNumber) {
+        priority_drop(irq.0);
+    }
+
+    /// Masks it in the distributor and clears its active state there (any CPU).
+    fn reclaim(irq: IrqNumber) {
+        Self::disable(irq);
+        match DRIVER.get() {
+            Some(Driver::V2(g)) => g.clear_active(irq.0),
+            Some(Driver::V3(g)) => g.clear_active(irq.0),
+            None => {}
+        }
+    }
+
     fn send_ipi(target: CpuId) {
         match DRIVER.get() {
             Some(Driver::V2(g)) => g.send_sgi(target, WAKEUP_SGI),

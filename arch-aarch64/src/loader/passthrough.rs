@@ -1,11 +1,11 @@
 //! A domain's passthrough devices on arm64 (Xen's dom0less binding, checked by
 //! [`keel_kernel::passthrough`]): the partial tree read and held against the host tree,
 //! Keel's own devices and every other domain's, then its `xen,reg` ranges mapped as
-//! device memory. The `/passthrough` nodes go into the guest's tree
+//! device memory, and its interrupts (host SPIs) given to its virtual GIC as
+//! hardware-linked SPIs of the same numbers and recorded for the builder, which routes
+//! them to the domain ([`keel_kernel::hypervisor::Hypervisor::route_device_irqs`]). The
+//! `/passthrough` nodes go into the guest's tree
 //! ([`super::device_tree::GuestTree::passthrough`]).
-//!
-//! Interrupts are not routed yet: a device whose node lists any is refused by name, so
-//! no domain runs with a device whose interrupts never arrive.
 
 use super::device_tree::GuestGic;
 use crate::layout::*;
@@ -47,15 +47,6 @@ pub fn give_devices(
     if !problems.is_empty() {
         return Err(refused(&config.node, problems));
     }
-    if let Some(dev) = devices.iter().find(|dev| !dev.irqs.is_empty()) {
-        return Err(refused(
-            &config.node,
-            alloc::vec![format!(
-                "{}: interrupts {:?}: routing a host SPI to a domain is not implemented yet",
-                dev.node, dev.irqs
-            )],
-        ));
-    }
     let request = Request {
         domain: config.name.clone(),
         node: config.node.clone(),
@@ -68,7 +59,20 @@ pub fn give_devices(
         CLAIMS.lock().release(&config.node);
         return Err(refused(&config.node, alloc::vec![e]));
     }
-    log::info!("d{}: {} passthrough device(s) from {module}: {}", d.id(), devices.len(), names(&devices));
+    let irqs: Vec<u32> = devices.iter().flat_map(|dev| dev.irqs.iter().copied()).collect();
+    let left = d.arch().vgic.lock().add_hw_spis(&irqs);
+    if !left.is_empty() {
+        // The checks took only SPIs of the host's GIC, which the virtual GIC can number.
+        CLAIMS.lock().release(&config.node);
+        return Err(refused(&config.node, alloc::vec![format!("interrupts {left:?} are not SPIs a virtual GIC has")]));
+    }
+    d.set_device_irqs(irqs.clone());
+    log::info!(
+        "d{}: {} passthrough device(s) from {module}: {}; SPIs {irqs:?}",
+        d.id(),
+        devices.len(),
+        names(&devices)
+    );
     Ok(())
 }
 

@@ -1,7 +1,7 @@
 //! The distributor (GICD), GICv2 or GICv3, emulated on trapped accesses. Unknown and
 //! reserved registers read as zero and ignore writes.
 
-use super::model::{Version, Vgic, NR_IRQS, NR_PRIVATE};
+use super::model::{Version, Vgic, NR_PRIVATE};
 use super::regs::{self, Field, View};
 
 /// GICD_CTLR (GICv3, single security state): ARE and DS always set.
@@ -26,7 +26,7 @@ pub struct Effect {
 
 /// `GICD_TYPER`: interrupt lines, CPUs (GICv2 / legacy), INTID bits (GICv3).
 fn typer(g: &Vgic) -> u64 {
-    let lines = (NR_IRQS / 32 - 1) as u64;
+    let lines = (g.nr_irqs().div_ceil(32) - 1) as u64;
     let cpus = (g.vcpus().min(8) - 1) as u64;
     match g.version {
         Version::V3 => lines | cpus << 5 | 9 << 19,
@@ -37,7 +37,7 @@ fn typer(g: &Vgic) -> u64 {
 /// A read (`value` = None) or write of `size` bytes at `offset` by vCPU `vcpu`.
 pub fn access(g: &mut Vgic, vcpu: u32, offset: u64, size: u64, value: Option<u64>) -> Effect {
     let v3 = g.version == Version::V3;
-    let view = if v3 { View::dist_v3(vcpu) } else { View::dist_v2(vcpu) };
+    let view = if v3 { View::dist_v3(g, vcpu) } else { View::dist_v2(g, vcpu) };
     if let Some((field, at)) = regs::family(offset) {
         if v3 && field == Field::Targets {
             return Effect::default();
@@ -61,7 +61,7 @@ pub fn access(g: &mut Vgic, vcpu: u32, offset: u64, size: u64, value: Option<u64
         (0xf00, Some(v)) if !v3 => sgir(g, vcpu, v),
         (o, None) if o == PIDR2_V3 && v3 => read(0x3b),
         (o, None) if o == PIDR2_V2 && !v3 => read(0x2b),
-        (o, _) if v3 && o >= IROUTER + 8 * NR_PRIVATE as u64 && o < IROUTER + 8 * NR_IRQS as u64 => {
+        (o, _) if v3 && o >= IROUTER + 8 * NR_PRIVATE as u64 && o < IROUTER + 8 * g.nr_irqs() as u64 => {
             irouter(g, o - IROUTER, size, value)
         }
         _ => Effect::default(),
@@ -125,6 +125,12 @@ mod tests {
         // ITARGETSR is RAZ/WI with affinity routing.
         access(&mut g, 0, 0x820, 4, Some(u32::MAX as u64));
         assert_eq!(access(&mut g, 0, 0x820, 4, None).value, 0);
+        // A passed-through SPI 79 makes 96 lines, and its IROUTER reachable.
+        g.add_hw_spis(&[79]);
+        assert_eq!(access(&mut g, 0, 4, 4, None).value & 0x1f, 2);
+        access(&mut g, 0, 0x6000 + 8 * 79, 8, Some(1));
+        assert_eq!(g.spi_target(79), 1);
+        assert_eq!(access(&mut g, 0, 0x6000 + 8 * 96, 8, None).value, 0, "beyond the lines");
         // Unknown registers.
         assert_eq!(access(&mut g, 0, 0x5000, 4, None), Effect::default());
     }

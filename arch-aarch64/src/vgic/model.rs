@@ -17,8 +17,9 @@ pub enum Version {
 
 /// Interrupts private to each vCPU: SGIs 0-15, PPIs 16-31.
 pub const NR_PRIVATE: u32 = 32;
-/// One past the highest INTID the guest may use.
-pub const NR_IRQS: u32 = NR_PRIVATE + NR_SPIS;
+/// One past the highest INTID a domain's distributor has at most (GICv2 and GICv3
+/// number SPIs below 1020; 1020-1023 are special).
+pub const MAX_IRQS: u32 = 1020;
 
 /// One interrupt's state.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -39,8 +40,9 @@ pub struct Irq {
     pub target: u32,
     /// GICv2 SGI: the vCPU that sent it.
     pub source: u32,
-    /// Linked to the same physical interrupt (the virtual timer's PPI): the guest's EOI
-    /// deactivates the physical one, which Keel acknowledged and left active.
+    /// Linked to the same physical interrupt (the virtual timer's PPI, a passed-through
+    /// device's SPI): the guest's EOI deactivates the physical one, which Keel
+    /// acknowledged and left active.
     pub hw: bool,
 }
 
@@ -103,6 +105,18 @@ pub struct Vgic {
     pub irouter: Vec<u64>,
 }
 
+/// The vCPU (bit n = vCPU n) an SPI's change gave something to receive: it wants
+/// delivery now but did not `before`, and the distributor (`GICD_CTLR` = `ctlr`)
+/// delivers its group.
+fn newly_deliverable(ctlr: u32, irq: &Irq, before: bool) -> u128 {
+    let group_on = ctlr & if irq.group1 { 2 } else { 1 } != 0;
+    if !before && irq.wants_delivery() && group_on && irq.target < 128 {
+        1u128 << irq.target
+    } else {
+        0
+    }
+}
+
 /// Priority interrupts start with (the guest programs its own).
 const DEFAULT_PRIORITY: u8 = 0xa0;
 
@@ -158,6 +172,54 @@ impl Vgic {
         self.ctlr & if irq.group1 { 2 } else { 1 } != 0
     }
 
+    /// One past the highest INTID the distributor has: 32 private interrupts and the
+    /// SPIs, a multiple of 32 (`GICD_TYPER.ITLinesNumber`).
+    pub fn nr_irqs(&self) -> u32 {
+        NR_PRIVATE + self.spis.len() as u32
+    }
+
+    /// Gives the domain the host SPIs `intids` as hardware-linked SPIs of the same
+    /// numbers (device passthrough): the distributor grows to cover the highest (rounded
+    /// up to 32 lines, at most [`MAX_IRQS`]), and each is marked `hw`, so its list
+    /// register names the physical INTID and the guest's EOI deactivates it. Returns the
+    /// INTIDs it could not give (not SPIs, beyond [`MAX_IRQS`]); the others are given.
+    pub fn add_hw_spis(&mut self, intids: &[u32]) -> Vec<u32> {
+        let (good, bad): (Vec<u32>, Vec<u32>) = intids.iter().partition(|&&i| (NR_PRIVATE..MAX_IRQS).contains(&i));
+        if let Some(&top) = good.iter().max() {
+            let lines = (top + 1).div_ceil(32) * 32;
+            let spis = lines.min(MAX_IRQS) - NR_PRIVATE;
+            if spis as usize > self.spis.len() {
+                let spi = Irq { group1: self.version == Version::V3, priority: DEFAULT_PRIORITY, ..Irq::default() };
+                self.spis.resize(spis as usize, spi);
+                self.targets_v2.resize(spis as usize, 1);
+                self.irouter.resize(spis as usize, 0);
+            }
+        }
+        for &intid in &good {
+            if let Some(irq) = self.spis.get_mut((intid - NR_PRIVATE) as usize) {
+                irq.hw = true;
+            }
+        }
+        bad
+    }
+
+    /// The physical interrupt of hardware-linked SPI `intid` fired (Keel acknowledged it
+    /// and left it active): latch it pending, to be delivered once with the hardware
+    /// link. Returns the vCPU (bit n = vCPU n) that now has it to receive, if it just
+    /// became deliverable; while the guest keeps the SPI disabled it stays latched (and
+    /// the physical one active, so its device cannot interrupt again meanwhile).
+    /// Ignored for an SPI that is not hardware-linked.
+    pub fn hw_spi_fired(&mut self, intid: u32) -> u128 {
+        let ctlr = self.ctlr;
+        let Some(irq) = intid.checked_sub(NR_PRIVATE).and_then(|i| self.spis.get_mut(i as usize)) else { return 0 };
+        if !irq.hw {
+            return 0;
+        }
+        let before = irq.wants_delivery();
+        irq.pending = true;
+        newly_deliverable(ctlr, irq, before)
+    }
+
     /// The vCPU an SPI goes to.
     pub fn spi_target(&self, intid: u32) -> u32 {
         self.spis.get((intid - NR_PRIVATE) as usize).map_or(0, |i| i.target)
@@ -207,12 +269,7 @@ impl Vgic {
         let Some(irq) = intid.checked_sub(NR_PRIVATE).and_then(|i| self.spis.get_mut(i as usize)) else { return 0 };
         let before = irq.wants_delivery();
         irq.level = level;
-        let group_on = ctlr & if irq.group1 { 2 } else { 1 } != 0;
-        if !before && irq.wants_delivery() && group_on && irq.target < 128 {
-            1u128 << irq.target
-        } else {
-            0
-        }
+        newly_deliverable(ctlr, irq, before)
     }
 
     /// A new interface for `vcpu` (created or restarted by PSCI `CPU_ON`): nothing of it
@@ -405,5 +462,35 @@ mod tests {
         assert!(g.candidates(1).is_empty());
         assert_eq!(g.set_spi_level(7, true), 0, "not an SPI");
         assert_eq!(g.set_spi_level(32 + NR_SPIS, true), 0);
+    }
+
+    /// A passed-through SPI beyond the 32 the domain starts with: the distributor grows
+    /// to cover it (GICD_TYPER follows), it is hardware-linked, and its firing reaches
+    /// the vCPU it is routed to once enabled, once.
+    #[test]
+    fn a_passed_through_spi_grows_the_distributor_and_is_hardware_linked() {
+        let mut g = Vgic::new(Version::V3, 2);
+        assert_eq!(g.nr_irqs(), 64);
+        assert_eq!(g.add_hw_spis(&[79, 78, 27, 1020, 5000]), [27, 1020, 5000], "not SPIs, or beyond the GIC");
+        assert_eq!(g.nr_irqs(), 96);
+        assert!(g.irq(0, 79).is_some_and(|i| i.hw) && g.irq(0, 78).is_some_and(|i| i.hw));
+        assert!(!g.irq(0, 77).is_some_and(|i| i.hw), "only what was given");
+        assert_eq!(g.hw_spi_fired(40), 0, "not hardware-linked: ignored");
+        assert!(!g.spis[8].pending);
+        g.ctlr = 2;
+        g.route_v3(79, 1);
+        assert_eq!(g.hw_spi_fired(79), 0, "disabled: latched, nobody to kick");
+        assert!(g.irq(0, 79).is_some_and(|i| i.pending));
+        g.irq_mut(0, 79).unwrap().enabled = true;
+        assert_eq!(g.candidates(1), [(DEFAULT_PRIORITY, 79)]);
+        let mut lrs = [None; 4];
+        super::super::lr::fill(&mut g, 1, &mut lrs);
+        let entry = lrs[0].expect("in a list register");
+        assert!(entry.hw && !entry.eoi && entry.intid == 79, "hardware-linked, no EOI maintenance");
+        assert_eq!(g.hw_spi_fired(79), 0, "in a list register: latched for after the guest's EOI");
+        g.add_hw_spis(&[33]);
+        assert_eq!(g.nr_irqs(), 96, "never shrinks");
+        g.add_hw_spis(&[1019]);
+        assert_eq!(g.nr_irqs(), MAX_IRQS);
     }
 }

@@ -2,7 +2,7 @@
 //! redistributors' SGI frames share: one field per interrupt (1, 2 or 8 bits), packed
 //! into 32-bit registers. Accesses of any size are split into the interrupts they cover.
 
-use super::model::{Irq, Vgic, NR_IRQS, NR_PRIVATE};
+use super::model::{Irq, Vgic, NR_PRIVATE};
 
 /// A per-interrupt register family.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,13 +59,14 @@ pub struct View {
 }
 
 impl View {
-    /// GICv3 distributor: SPIs only (affinity routing: private ones are in the GICR).
-    pub fn dist_v3(vcpu: u32) -> Self {
-        View { vcpu, first: NR_PRIVATE, end: NR_IRQS }
+    /// GICv3 distributor of `g`: SPIs only (affinity routing: private ones are in the
+    /// GICR).
+    pub fn dist_v3(g: &Vgic, vcpu: u32) -> Self {
+        View { vcpu, first: NR_PRIVATE, end: g.nr_irqs() }
     }
-    /// GICv2 distributor: everything, private interrupts banked per vCPU.
-    pub fn dist_v2(vcpu: u32) -> Self {
-        View { vcpu, first: 0, end: NR_IRQS }
+    /// GICv2 distributor of `g`: everything, private interrupts banked per vCPU.
+    pub fn dist_v2(g: &Vgic, vcpu: u32) -> Self {
+        View { vcpu, first: 0, end: g.nr_irqs() }
     }
     /// GICv3 redistributor SGI frame of `vcpu`.
     pub fn redist(vcpu: u32) -> Self {
@@ -159,7 +160,7 @@ mod tests {
     #[test]
     fn bitmaps_priorities_and_config() {
         let mut g = Vgic::new(Version::V3, 2);
-        let view = View::dist_v3(0);
+        let view = View::dist_v3(&g, 0);
         // ISENABLER1 covers SPIs 32-63: enable 32 and 35.
         write(&mut g, view, Field::SetEnable, 4, 4, 0b1001);
         assert!(g.spis[0].enabled && g.spis[3].enabled && !g.spis[1].enabled);
@@ -179,7 +180,7 @@ mod tests {
     fn pending_an_enabled_spi_kicks_its_target() {
         let mut g = Vgic::new(Version::V3, 4);
         g.route_v3(40, 2);
-        let view = View::dist_v3(0);
+        let view = View::dist_v3(&g, 0);
         assert_eq!(write(&mut g, view, Field::SetPending, 4, 4, 1 << 8), 0, "not enabled yet");
         assert_eq!(write(&mut g, view, Field::SetEnable, 4, 4, 1 << 8), 1 << 2);
         assert_eq!(read(&g, view, Field::SetPending, 4, 4), 1 << 8);
@@ -190,14 +191,15 @@ mod tests {
     #[test]
     fn gicv2_banks_private_interrupts() {
         let mut g = Vgic::new(Version::V2, 2);
-        write(&mut g, View::dist_v2(1), Field::SetEnable, 0, 4, 1 << 27);
+        let (v0, v1) = (View::dist_v2(&g, 0), View::dist_v2(&g, 1));
+        write(&mut g, v1, Field::SetEnable, 0, 4, 1 << 27);
         assert!(g.private[1][27].enabled && !g.private[0][27].enabled);
         // ITARGETSR0-7 read as the reading CPU's own bit.
-        assert_eq!(read(&g, View::dist_v2(1), Field::Targets, 0, 4), 0x02020202);
-        write(&mut g, View::dist_v2(0), Field::Targets, 32, 1, 0b10);
+        assert_eq!(read(&g, v1, Field::Targets, 0, 4), 0x02020202);
+        write(&mut g, v0, Field::Targets, 32, 1, 0b10);
         assert_eq!(g.spi_target(32), 1);
         // SGIs stay edge-triggered.
-        write(&mut g, View::dist_v2(0), Field::Config, 0, 4, 0);
+        write(&mut g, v0, Field::Config, 0, 4, 0);
         assert!(g.private[0][3].edge);
     }
 }

@@ -46,6 +46,18 @@ pub trait GuestDomain: Send + Sync + Sized + 'static {
         false
     }
 
+    /// Host interrupt `irq`, passed through to this domain
+    /// ([`Domain::set_device_irqs`](crate::domain::Domain::set_device_irqs)), fired; the
+    /// core ended it with
+    /// [`InterruptController::end_for_guest`](super::InterruptController::end_for_guest),
+    /// so it stays active until the guest completes the virtual interrupt the backend
+    /// makes pending here. Returns the vCPUs (bit n = vCPU n) with a new interrupt to
+    /// receive. The default: the backend forwards nothing.
+    fn device_interrupt(&self, irq: u32) -> u128 {
+        let _ = irq;
+        0
+    }
+
     /// Console input for the domain's emulated UART ([`DomainInit::virtual_uart`]).
     /// `Some(vcpus)`: the UART took the bytes, and these vCPUs (bit n = vCPU n) have a
     /// new interrupt to receive; `None`: the domain has no such UART, and the input goes

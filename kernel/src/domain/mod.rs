@@ -135,6 +135,10 @@ pub struct Domain<A: Arch> {
     /// The wall-clock time of system time 0 last published (seconds, nanoseconds), to
     /// publish again when the shared_info layout switches. A leaf lock.
     wallclock: Mutex<Option<(u64, u32)>>,
+    /// Host interrupts passed through to it (device passthrough), forwarded once
+    /// [`Hypervisor::route_device_irqs`](crate::hypervisor::Hypervisor::route_device_irqs)
+    /// routed them. A leaf lock.
+    device_irqs: Mutex<Vec<u32>>,
     /// The backend's state of the domain (virtual devices shared by its vCPUs).
     arch: Arc<A::Domain>,
 }
@@ -202,6 +206,7 @@ impl<A: Arch> Domain<A> {
             pollers: AtomicU32::new(0),
             watchdogs: Mutex::new(Watchdogs::default()),
             wallclock: Mutex::new(None),
+            device_irqs: Mutex::new(Vec::new()),
             arch,
             config,
         })
@@ -218,6 +223,17 @@ impl<A: Arch> Domain<A> {
     /// The backend's state of the domain, for [`Vcpu::new`](crate::arch::Vcpu::new).
     pub fn arch(&self) -> &Arc<A::Domain> {
         &self.arch
+    }
+
+    /// Records the host interrupts the backend's loader gave the domain with its
+    /// passthrough devices, for the builder to route to it.
+    pub fn set_device_irqs(&self, irqs: Vec<u32>) {
+        *self.device_irqs.lock() = irqs;
+    }
+
+    /// The host interrupts passed through to the domain.
+    pub fn device_irqs(&self) -> Vec<u32> {
+        self.device_irqs.lock().clone()
     }
 
     pub fn layout(&self) -> &'static GuestLayout {

@@ -16,13 +16,15 @@
 //!
 //! [`partial::parse`] reads the fragment, [`host::resolve`] the host nodes it names,
 //! [`check::check`] holds every request against what Keel itself uses and what
-//! other domains own, and [`tree::copy_passthrough`] gives the guest its devices' nodes. All of it is pure and tested on the host; nothing here panics on
+//! other domains own, and [`tree::copy_passthrough`] gives the guest its devices' nodes, and
+//! [`route::IrqRoutes`] says which live domain each passed-through host interrupt goes to. All of it is pure and tested on the host; nothing here panics on
 //! any input.
 
 pub mod assign;
 pub mod check;
 pub mod host;
 pub mod partial;
+pub mod route;
 pub mod tree;
 
 #[cfg(test)]

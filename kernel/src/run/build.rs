@@ -9,7 +9,8 @@
 //! 2. The domain is created and its RAM populated where [`GuestLoader::guest_ram`] says,
 //!    or, direct-mapped (`xen,static-mem`), its static banks (reserved in the pool at
 //!    boot) mapped at their own addresses.
-//! 3. The backend loads the guest ([`GuestLoader::load_guest`]) and names the entry.
+//! 3. The backend loads the guest ([`GuestLoader::load_guest`]) and names the entry;
+//!    the host interrupts it passed through with the domain's devices are routed to it.
 //! 4. vCPU 0 is created there; the others stay offline until the guest starts them.
 //! 5. The vCPUs are registered with the scheduler (weight, cap, hard affinity) and vCPU
 //!    0 is started.
@@ -122,6 +123,9 @@ pub fn build_domain<A: Arch + GuestAbi + GuestLoader>(
         Ok(b) => b,
         Err(e) => return undo(d, format!("{e}")),
     };
+    if let Err(e) = hv.route_device_irqs(&d) {
+        return undo(d, format!("device passthrough refused: {e}"));
+    }
     let Some(root) = d.p2m_root() else { return undo(d, "the domain has no P2M".into()) };
     let vcpu = match A::Vcpu::new(d.arch(), &VcpuInit::boot(boot.entry, boot.arg, root, d.space())) {
         Ok(v) => v,

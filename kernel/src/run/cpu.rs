@@ -325,7 +325,8 @@ impl<'m, 'a, A: Arch> CpuLoop<'m, 'a, A> {
 
     /// Takes every pending host interrupt: the timer makes this CPU decide again; the
     /// wake-up IPI only made the guest exit (who sent it raised this CPU's pending work
-    /// first); anything else is unexpected and masked.
+    /// first); a device interrupt passed through to a guest goes to it; anything else is
+    /// unexpected and masked.
     #[inline(never)]
     pub(super) fn handle_interrupts(&mut self) {
         while let Some(irq) = A::Irq::acknowledge() {
@@ -341,6 +342,14 @@ impl<'m, 'a, A: Arch> CpuLoop<'m, 'a, A> {
                 // Input, or room in the transmitter: the UART's one interrupt line.
                 self.read_console();
                 crate::console::pump();
+            } else if self.m.hypervisor().is_device_irq(irq.0) {
+                // A device passed through to a guest: it stays active until the guest
+                // completes it (or the guest's domain is gone and it is taken back).
+                A::Irq::end_for_guest(irq);
+                if !self.m.hypervisor().forward_device_irq(irq.0) {
+                    A::Irq::reclaim(irq);
+                }
+                continue;
             } else {
                 log::warn!("cpu{}: unexpected host interrupt {}; masking it", self.cpu, irq.0);
                 A::Irq::disable(irq);

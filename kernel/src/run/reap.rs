@@ -79,7 +79,8 @@ impl core::fmt::Display for DomainEnd {
 }
 
 /// Destroys domain `id`, in this order:
-/// 1. the table: it leaves the live table (no new lookup finds it) and is `Dying`;
+/// 1. the table: it leaves the live table (no new lookup finds it) and is `Dying`; the
+///    host interrupts passed through to it are masked and deactivated;
 /// 2. events: no new ports, every port closed (peers' ports become unbound), FIFO and
 ///    `vcpu_info` pages unpinned;
 /// 3. grants: its mappings of other domains' grants removed, and other domains' mappings
@@ -91,6 +92,7 @@ impl core::fmt::Display for DomainEnd {
 /// None of its vCPUs may be running.
 pub fn destroy_domain<A: Arch>(hv: &Hypervisor<'_, A>, id: DomId) -> Result<(), Errno> {
     let d = hv.retire(id)?;
+    hv.unroute_device_irqs(id);
     crate::event::interdomain::teardown(hv, &d);
     crate::grant::ops::teardown(hv, &d);
     drop(d);

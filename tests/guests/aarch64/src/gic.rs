@@ -169,6 +169,8 @@ pub fn handle_irq(p: &Arm) {
             keel_test_guest::irq::ipi(p, intid);
         } else if intid == crate::uart::SPI {
             crate::uart::on_interrupt();
+        } else if crate::virtio_rng::owns(intid) {
+            crate::virtio_rng::on_interrupt();
         }
         end_of_interrupt(iar);
     }

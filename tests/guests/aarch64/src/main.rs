@@ -18,6 +18,7 @@ mod platform;
 mod psci;
 mod regs;
 mod uart;
+mod virtio_rng;
 
 use core::mem::{offset_of, size_of};
 use keel_test_guest::hcall::Hv;

@@ -262,6 +262,7 @@ impl Platform for Arm {
             "psci" => Some(crate::firmware::run(self)),
             "vpl011" => Some(crate::uart::run(self)),
             "mmio" => Some(crate::mmio_probe::run(self)),
+            "virtio-rng" => Some(crate::virtio_rng::run(self)),
             _ => None,
         }
     }
