@@ -41,8 +41,9 @@ fn guest_seconds_at(output: &str, text: &str) -> Option<f64> {
     stamp.trim().parse().ok()
 }
 
-/// QEMU TCG (AMD SVM, no NRIPS) through GRUB BIOS, 2 CPUs and 2 GiB (the heap then holds
-/// the decompressed kernel): one 2-vCPU Linux domain with its console on hvc0 (the Xen PV
+/// QEMU TCG (AMD SVM, no NRIPS) through GRUB BIOS, 2 CPUs and 2 GiB (Keel decompresses
+/// the kernel into the domain's RAM; its heap holds only the XZ dictionary): one 2-vCPU
+/// Linux domain with its console on hvc0 (the Xen PV
 /// console) reaches its userspace, sees Xen (PVH, FIFO events, clocksource `xen`,
 /// `/sys/hypervisor/type`) and powers off; Keel logs the domain's end. The TSC's
 /// frequency comes from Keel, not from a PIT calibration loop: by the guest's own clock,
