@@ -1,4 +1,4 @@
-use super::pvh::{prepare, Inputs, Refusal, XEN_ELFNOTE_PHYS32_ENTRY};
+use super::pvh::{prepare, scratch_window, Inputs, Kernel, Placed, Refusal, XEN_ELFNOTE_PHYS32_ENTRY};
 use crate::layout::*;
 use keel_abi::memory::{E820_RAM, E820_RESERVED};
 use keel_abi::start_info::{HvmMemmapTableEntry, HvmModlistEntry, HvmStartInfo};
@@ -23,7 +23,16 @@ fn kernel(wide: bool, entry: u32) -> Vec<u8> {
 }
 
 fn inputs<'a>(k: &'a [u8], ram: &'a [Region]) -> Inputs<'a> {
-    Inputs { kernel_node: "/chosen/d/kernel", kernel: k, ramdisk: None, cmdline: None, vcpus: 2, ram, initial: false }
+    Inputs {
+        kernel_node: "/chosen/d/kernel",
+        kernel: Kernel::Bytes(k),
+        ramdisk: None,
+        cmdline: None,
+        vcpus: 2,
+        ram,
+        initial: false,
+        scratch: None,
+    }
 }
 
 fn table<'a>(img: &'a super::pvh::BootImage<'_>, at: u64) -> &'a [u8] {
@@ -56,7 +65,9 @@ fn loads_a_pvh_kernel() {
     i.cmdline = Some("console=hvc0 scenario=hypercalls");
     let img = prepare(&i).unwrap();
     assert_eq!((img.entry, img.start_info), (0x10_0040, START_INFO));
-    assert_eq!(img.segments, [(0x10_0000, &[0xf4; 0x300][..]), (0x20_0000, &[1, 2, 3][..])]);
+    let bytes: Vec<&[u8]> = img.segments.iter().map(|s| &k[s.offset as usize..(s.offset + s.len) as usize]).collect();
+    assert_eq!(img.segments.iter().map(|s| s.gpa).collect::<Vec<_>>(), [0x10_0000, 0x20_0000]);
+    assert_eq!(bytes, [&[0xf4; 0x300][..], &[1, 2, 3][..]]);
     assert_eq!(img.ramdisk, Some((32 * MIB - 0x2000, &initrd[..])));
 
     let info = HvmStartInfo::from_bytes(table(&img, START_INFO)).unwrap();
@@ -216,4 +227,67 @@ fn refuses_what_cannot_boot() {
     let mut i = inputs(&k, &ram);
     i.cmdline = Some(&long);
     assert!(matches!(refusal(&i), Refusal::TooLarge(s) if s.contains("command line")));
+}
+
+#[test]
+fn the_scratch_window_is_the_top_of_the_highest_bank_that_holds_it() {
+    let ram = guest_ram(4 << 30);
+    assert_eq!(scratch_window(&ram, 56 * MIB + 1), Some(Region::new((5 << 30) - 56 * MIB - 4096, 56 * MIB + 4096)));
+    // Larger than the high bank: the top of low RAM.
+    assert_eq!(scratch_window(&ram, 2 << 30), Some(Region::new(1 << 30, 2 << 30)));
+    // Never below 1 MiB, never larger than a bank.
+    assert_eq!(scratch_window(&guest_ram(32 * MIB), 31 * MIB), Some(Region::new(MIB, 31 * MIB)));
+    assert_eq!(scratch_window(&guest_ram(32 * MIB), 31 * MIB + 1), None);
+    assert_eq!(scratch_window(&ram, u64::MAX), None);
+}
+
+#[test]
+fn segments_in_the_scratch_window_are_refused_and_the_rest_may_use_it() {
+    let k = kernel(true, 0x10_0000);
+    let ram = guest_ram(8 * MIB);
+    let initrd = [7u8; 5000];
+    // The window over the kernel's second segment: refused, saying why.
+    let mut i = inputs(&k, &ram);
+    i.scratch = Some(Region::new(0x20_0000, 0x1000));
+    assert!(matches!(refusal(&i), Refusal::TooLarge(s) if s.contains("where the decompressed kernel lies")));
+    // At the top of RAM, where the ramdisk goes too: accepted (the ramdisk is copied after).
+    i.scratch = scratch_window(&ram, k.len() as u64);
+    i.ramdisk = Some(&initrd);
+    let img = prepare(&i).unwrap();
+    assert_eq!(img.segments[1], Placed { gpa: 0x20_0000, offset: img.segments[1].offset, len: 3 });
+    assert_eq!(img.ramdisk.map(|(a, _)| a), Some(8 * MIB - 0x2000));
+}
+
+/// A kernel image that is somewhere else than in a slice: its bytes read one call at a
+/// time, the way the loader reads a window of guest RAM.
+struct Elsewhere(Vec<u8>);
+
+impl super::pvh::KernelImage for Elsewhere {
+    fn size(&self) -> u64 {
+        self.0.len() as u64
+    }
+
+    fn read(&self, offset: u64, buf: &mut [u8]) -> Result<(), String> {
+        self.0.as_slice().read(offset, buf)
+    }
+}
+
+#[test]
+fn an_image_read_in_pieces_loads_as_a_slice_does() {
+    use super::pvh::KernelImage;
+    let k = kernel(false, 0x10_0100);
+    let ram = guest_ram(8 * MIB);
+    let from_slice = prepare(&inputs(&k, &ram)).unwrap();
+    let elsewhere = Elsewhere(k.clone());
+    let from_pieces = prepare(&Inputs { kernel: Kernel::Elsewhere(&elsewhere), ..inputs(&k, &ram) }).unwrap();
+    assert_eq!((from_slice.entry, &from_slice.segments), (from_pieces.entry, &from_pieces.segments));
+    // A read past the end is refused, never a panic.
+    let mut buf = [0u8; 8];
+    assert!(k.as_slice().read(k.len() as u64 - 4, &mut buf).is_err());
+    assert!(k.as_slice().read(u64::MAX, &mut buf).is_err());
+    // An image shorter than its segments say is refused by name.
+    let cut = Elsewhere(k[..k.len() - 2].to_vec());
+    assert!(
+        bad_image(&Inputs { kernel: Kernel::Elsewhere(&cut), ..inputs(&k, &ram) }).contains("not a usable ELF image")
+    );
 }

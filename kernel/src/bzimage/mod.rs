@@ -5,9 +5,11 @@
 //! by its decompressed length (4 bytes, little-endian). Debian's bookworm kernels are XZ, its
 //! 6.12 kernels (bookworm-backports, trixie) Zstandard.
 //!
-//! [`payload`] checks the header; [`decompress`] inflates the payload into a buffer taken
-//! from the heap with fallible allocation, so a damaged or huge kernel is refused by name
-//! rather than crashing Keel.
+//! [`payload`] checks the header; [`decompress_into`] streams the decompressed payload, in
+//! order and in chunks, to a sink (the x86 loader's: a window of the domain's RAM), so no
+//! copy of the kernel sits in Keel's heap; the decoders' own buffers are taken with
+//! fallible allocation, so a damaged or huge kernel is refused by name rather than
+//! crashing Keel.
 
 #[cfg(test)]
 mod tests;
@@ -40,6 +42,14 @@ const XZ_MAGIC: [u8; 6] = [0xfd, b'7', b'z', b'X', b'Z', 0];
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 /// How much a Zstandard frame is decoded between two checks of the output's size.
 const ZSTD_STEP: usize = 1 << 20;
+/// The largest Zstandard block (RFC 8878 §3.1.1.2.3): what one decoding step may overshoot.
+const ZSTD_BLOCK: usize = 128 << 10;
+/// The largest window a Zstandard frame may ask for: the decoder keeps that much of its
+/// output in Keel's heap (as XZ keeps its dictionary). Linux's `zstd -22 --ultra` kernels
+/// name a 128 MiB window, more than any Keel heap holds.
+pub const ZSTD_MAX_WINDOW: u64 = 32 << 20;
+/// The buffer the XZ and Zstandard decoders' output passes through on its way to the sink.
+const CHUNK: usize = 64 << 10;
 /// The dictionary Linux's `scripts/xz_wrap.sh` compresses kernels with; the largest the
 /// decoder accepts.
 pub const XZ_DICT: usize = 32 << 20;
@@ -90,6 +100,10 @@ pub enum BzImageError {
     Gzip(gzip::GzipError<&'static str>),
     /// The stream decompresses to another length than the one appended to it.
     LengthMismatch { announced: u32, actual: u64 },
+    /// The Zstandard frame asks for a window larger than Keel keeps.
+    ZstdWindow { window: u64, limit: u64 },
+    /// The sink refused the output (in the loader: it does not fit the guest's RAM).
+    Output(String),
 }
 
 impl fmt::Display for BzImageError {
@@ -120,6 +134,13 @@ impl fmt::Display for BzImageError {
                 f,
                 "the payload decompresses to {actual} bytes, not the {announced} its trailer announces: damaged"
             ),
+            BzImageError::ZstdWindow { window, limit } => write!(
+                f,
+                "the Zstandard frame asks for a {} MiB window, more than the {} MiB Keel's decoder keeps: recompress the kernel with a smaller window (zstd --long=25 or less), or use XZ or gzip",
+                window >> 20,
+                limit >> 20
+            ),
+            BzImageError::Output(e) => write!(f, "the decompressed kernel cannot be stored: {e}"),
         }
     }
 }
@@ -188,104 +209,166 @@ fn buffer(n: usize) -> Result<Vec<u8>, BzImageError> {
     Ok(v)
 }
 
-/// The decompressed payload (the kernel's ELF image), at most `limit` bytes. The length
-/// must be the one the trailer announces; XZ checks its CRC-32, Zstandard its XXH64 (when
-/// the frame carries one), gzip its CRC-32 and length.
-pub fn decompress(p: &Payload<'_>, limit: usize) -> Result<Vec<u8>, BzImageError> {
+/// Where the decompressed kernel goes, front to back: `put(at, bytes)` stores `bytes` at
+/// offset `at` of the output (the x86 loader: a window of the domain's RAM). An error
+/// ends the decompression with [`BzImageError::Output`].
+pub type Sink<'s> = dyn FnMut(u64, &[u8]) -> Result<(), String> + 's;
+
+/// Hands the decoders' chunks to a [`Sink`], refusing any byte past the announced length.
+struct Output<'s, 'f> {
+    sink: &'s mut Sink<'f>,
+    announced: u32,
+    written: u64,
+}
+
+impl Output<'_, '_> {
+    fn put(&mut self, chunk: &[u8]) -> Result<(), BzImageError> {
+        let end = self.written.saturating_add(chunk.len() as u64);
+        if end > u64::from(self.announced) {
+            return Err(BzImageError::LengthMismatch { announced: self.announced, actual: end });
+        }
+        (self.sink)(self.written, chunk).map_err(BzImageError::Output)?;
+        self.written = end;
+        Ok(())
+    }
+}
+
+/// Decompresses the payload (the kernel's ELF image) into `sink`, chunk by chunk, in
+/// order; returns its length, which must be the one the trailer announces and at most
+/// `limit` (checked before anything is decoded). XZ checks its CRC-32, Zstandard its
+/// XXH64 (when the frame carries one), gzip its CRC-32 and length. Keel's heap holds only
+/// the decoders' state: a 64 KiB chunk, XZ's dictionary (at most [`XZ_DICT`]), deflate's
+/// 32 KiB window, Zstandard's window (at most [`ZSTD_MAX_WINDOW`]); never the kernel.
+pub fn decompress_into(p: &Payload<'_>, limit: usize, sink: &mut Sink<'_>) -> Result<u64, BzImageError> {
     let len = usize::try_from(p.len).map_err(|_| BzImageError::TooLarge { len: p.len, limit })?;
     if len > limit {
         return Err(BzImageError::TooLarge { len: p.len, limit });
     }
-    let mut out = buffer(len)?;
-    let produced = match p.compression {
-        Compression::Xz => unxz(p.stream, &mut out)?,
-        Compression::Zstd => unzstd(p.stream, &mut out)?,
+    let mut out = Output { sink, announced: p.len, written: 0 };
+    match p.compression {
+        Compression::Xz => unxz(p.stream, len, &mut out)?,
+        Compression::Zstd => unzstd(p.stream, len, &mut out)?,
         Compression::Gzip => {
-            let mut at = 0usize;
+            let mut failed = None;
             gzip::inflate(p.stream, |chunk| {
-                let end = at.checked_add(chunk.len()).filter(|&e| e <= out.len()).ok_or("")?;
-                out[at..end].copy_from_slice(chunk);
-                at = end;
-                Ok(())
+                out.put(chunk).map_err(|e| {
+                    failed = Some(e);
+                    ""
+                })
             })
             .map_err(|e| match e {
-                gzip::GzipError::Sink(_) => {
-                    BzImageError::LengthMismatch { announced: p.len, actual: u64::try_from(len).unwrap_or(0) + 1 }
-                }
+                gzip::GzipError::Sink(_) => failed.take().unwrap_or(BzImageError::Output("the sink failed".into())),
                 e => BzImageError::Gzip(e),
-            })?
+            })?;
         }
-    };
-    if produced != u64::from(p.len) {
-        return Err(BzImageError::LengthMismatch { announced: p.len, actual: produced });
     }
-    Ok(out)
+    if out.written != u64::from(p.len) {
+        return Err(BzImageError::LengthMismatch { announced: p.len, actual: out.written });
+    }
+    Ok(out.written)
 }
 
-/// Decodes the XZ `stream` into `out`, which must hold all of it; returns its length.
-fn unxz(stream: &[u8], out: &mut [u8]) -> Result<u64, BzImageError> {
+/// The decompressed payload in a heap buffer of its size (host tools and tests; the
+/// loader uses [`decompress_into`]).
+pub fn decompress(p: &Payload<'_>, limit: usize) -> Result<Vec<u8>, BzImageError> {
+    let mut v = Vec::new();
+    let mut sink = |at: u64, chunk: &[u8]| {
+        debug_assert_eq!(at, v.len() as u64);
+        v.try_reserve(chunk.len()).map_err(|_| "no heap left".to_string())?;
+        v.extend_from_slice(chunk);
+        Ok(())
+    };
+    decompress_into(p, limit, &mut sink)?;
+    Ok(v)
+}
+
+/// Decodes the XZ `stream`, `len` bytes announced, into `out` through a chunk buffer.
+fn unxz(stream: &[u8], len: usize, out: &mut Output<'_, '_>) -> Result<(), BzImageError> {
     // Taken from the heap up front, fallibly, as large as a kernel's stream asks for (or
     // its output, if smaller); the decoder grows it only for a stream that names a larger
     // dictionary than its output, up to XZ_DICT.
-    let dict = buffer(XZ_DICT.min(out.len().max(MIN_DICT)))?;
+    let dict = buffer(XZ_DICT.min(len.max(MIN_DICT)))?;
+    let mut chunk = buffer(CHUNK)?;
     let mut dec: Box<XzDecoder<'static>> = XzDecoder::in_heap_with_alloc_dict(dict, XZ_DICT);
-    let (mut read, mut written) = (0usize, 0usize);
+    let mut read = 0usize;
     loop {
         let input = stream.get(read..).unwrap_or_default();
-        let output = out.get_mut(written..).unwrap_or_default();
-        let r = dec.decode(input, output).map_err(BzImageError::Xz)?;
+        let r = dec.decode(input, &mut chunk).map_err(BzImageError::Xz)?;
         read = read.saturating_add(r.input_consumed());
-        written = written.saturating_add(r.output_produced());
+        out.put(chunk.get(..r.output_produced()).unwrap_or_default())?;
         match r {
-            XzNextBlockResult::EndOfStream(..) => break,
-            // All input is there and the output has room: no progress means it ends early
-            // (or produces more than announced, when the output is full).
+            XzNextBlockResult::EndOfStream(..) => return Ok(()),
+            // All input is there and the chunk had room: no progress means it ends early.
             XzNextBlockResult::NeedMoreData(..) if !r.made_progress() => {
-                return Err(if written == out.len() {
-                    BzImageError::LengthMismatch {
-                        announced: u32::try_from(out.len()).unwrap_or(u32::MAX),
-                        actual: u64::try_from(written).unwrap_or(u64::MAX).saturating_add(1),
-                    }
-                } else {
-                    BzImageError::Xz(xz4rust::XzError::CorruptedData)
-                });
+                return Err(BzImageError::Xz(xz4rust::XzError::CorruptedData))
             }
             XzNextBlockResult::NeedMoreData(..) => {}
         }
     }
-    Ok(u64::try_from(written).unwrap_or(u64::MAX))
 }
 
-/// Decodes the Zstandard `stream` (one frame, as Linux's build makes) into `out`, which
-/// must hold all of it; returns its length.
-fn unzstd(stream: &[u8], out: &mut [u8]) -> Result<u64, BzImageError> {
+/// The window a Zstandard frame header asks for (RFC 8878 §3.1.1.1), if it parses.
+fn zstd_window(stream: &[u8]) -> Option<u64> {
+    let fhd = *stream.get(4)?;
+    if fhd & 0x20 != 0 {
+        // Single segment: the window is the content size, which follows the dictionary id.
+        let dict = [0usize, 1, 2, 4][usize::from(fhd & 3)];
+        let (at, size) = (5 + dict, [1usize, 2, 4, 8][usize::from(fhd >> 6)]);
+        let mut b = [0u8; 8];
+        b[..size].copy_from_slice(stream.get(at..at + size)?);
+        let v = u64::from_le_bytes(b);
+        return Some(if size == 2 { v + 256 } else { v });
+    }
+    let wd = *stream.get(5)?;
+    let base = 1u64 << (10 + (wd >> 3));
+    Some(base + (base / 8) * u64::from(wd & 7))
+}
+
+/// Decodes the Zstandard `stream` (one frame, as Linux's build makes), `len` bytes
+/// announced, into `out` through a chunk buffer.
+fn unzstd(stream: &[u8], len: usize, out: &mut Output<'_, '_>) -> Result<(), BzImageError> {
     let zstd = |e: ruzstd::decoding::errors::FrameDecoderError| BzImageError::Zstd(e.to_string());
-    let too_long = |out: &[u8]| BzImageError::LengthMismatch {
-        announced: u32::try_from(out.len()).unwrap_or(u32::MAX),
-        actual: u64::try_from(out.len()).unwrap_or(u64::MAX).saturating_add(1),
-    };
-    // Linux compresses its kernel with a window larger than the kernel itself, so the
-    // decoder keeps all it has decoded until the frame ends: as much again as `out`, in
-    // a buffer it grows without a way to fail. Refuse up front a kernel the heap cannot
-    // hold twice; the checks below keep that buffer within `out`'s size (plus a step).
-    drop(buffer(out.len().checked_next_power_of_two().unwrap_or(usize::MAX))?);
+    let window = zstd_window(stream).ok_or_else(|| BzImageError::Zstd("the frame header is truncated".into()))?;
+    if window > ZSTD_MAX_WINDOW {
+        return Err(BzImageError::ZstdWindow { window, limit: ZSTD_MAX_WINDOW });
+    }
+    // The decoder keeps the last `window` bytes it decoded in a ring buffer it takes (and
+    // grows) without a way to fail: its capacity is the next power of two above the
+    // window, plus one; it doubles if what it holds between two collections (at most the
+    // output, or the window and a step) outgrows that. Refuse up front a frame whose
+    // buffers the heap cannot hold, both at once as a doubling would.
+    let window = usize::try_from(window).unwrap_or(usize::MAX);
+    let cap = window.checked_next_power_of_two().unwrap_or(usize::MAX);
+    let held = len.min(window.saturating_add(ZSTD_STEP + ZSTD_BLOCK));
+    let first = buffer(cap.saturating_add(1))?;
+    let second = if held > cap { Some(buffer(cap.saturating_mul(2).saturating_add(1))?) } else { None };
+    drop((first, second));
+    let mut chunk = buffer(CHUNK)?;
     let mut dec = FrameDecoder::new();
     let mut input = stream;
     dec.reset(&mut input).map_err(zstd)?;
-    let mut written = 0usize;
     loop {
         let before = input.len();
         dec.decode_blocks(&mut input, BlockDecodingStrategy::UptoBytes(ZSTD_STEP)).map_err(zstd)?;
-        if written.saturating_add(dec.can_collect()) > out.len() {
-            return Err(too_long(out));
+        let mut collected = 0;
+        loop {
+            if out.written.saturating_add(dec.can_collect() as u64) > u64::from(out.announced) {
+                return Err(BzImageError::LengthMismatch {
+                    announced: out.announced,
+                    actual: out.written.saturating_add(dec.can_collect() as u64),
+                });
+            }
+            let n = dec.read(&mut chunk).map_err(|e| BzImageError::Zstd(format!("{e:?}")))?;
+            if n == 0 {
+                break;
+            }
+            out.put(chunk.get(..n).unwrap_or_default())?;
+            collected += n;
         }
-        let n =
-            dec.read(out.get_mut(written..).unwrap_or_default()).map_err(|e| BzImageError::Zstd(format!("{e:?}")))?;
-        written = written.saturating_add(n);
         if dec.is_finished() && dec.can_collect() == 0 {
             break;
         }
-        if input.len() == before && n == 0 {
+        if input.len() == before && collected == 0 {
             return Err(BzImageError::Zstd("the frame ends early".into()));
         }
     }
@@ -297,5 +380,5 @@ fn unzstd(stream: &[u8], out: &mut [u8]) -> Result<u64, BzImageError> {
             return Err(BzImageError::ZstdChecksum { stored, computed });
         }
     }
-    Ok(u64::try_from(written).unwrap_or(u64::MAX))
+    Ok(())
 }

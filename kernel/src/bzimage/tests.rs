@@ -215,3 +215,55 @@ proptest! {
         let _ = unpack(&head);
     }
 }
+
+/// Decompresses into a sink that holds `room` bytes, as the loader's guest window does.
+fn into_window(image: &[u8], room: usize) -> (Result<u64, BzImageError>, Vec<u8>) {
+    let mut window = vec![0u8; room];
+    let mut sink = |at: u64, chunk: &[u8]| {
+        let at = at as usize;
+        let end = at + chunk.len();
+        window.get_mut(at..end).ok_or_else(|| format!("{end} bytes do not fit in {room}"))?.copy_from_slice(chunk);
+        Ok(())
+    };
+    let r = decompress_into(&payload(image).unwrap(), 1 << 20, &mut sink);
+    (r, window)
+}
+
+#[test]
+fn every_compression_streams_into_a_window_in_order() {
+    for stream in [PAYLOAD_XZ.to_vec(), PAYLOAD_ZST.to_vec(), gzip(&pattern())] {
+        let (r, window) = into_window(&bzimage(&stream, 200_000), 200_000);
+        assert_eq!(r, Ok(200_000));
+        assert_eq!(window, pattern());
+    }
+}
+
+#[test]
+fn output_the_window_cannot_hold_is_refused_by_the_sink() {
+    for stream in [PAYLOAD_XZ.to_vec(), PAYLOAD_ZST.to_vec(), gzip(&pattern())] {
+        let (r, _) = into_window(&bzimage(&stream, 200_000), 150_000);
+        assert!(matches!(r, Err(BzImageError::Output(ref e)) if e.contains("do not fit")), "{r:?}");
+    }
+}
+
+#[test]
+fn a_lying_length_stops_the_output_at_the_announced_size() {
+    for stream in [PAYLOAD_XZ.to_vec(), PAYLOAD_ZST.to_vec(), gzip(&pattern())] {
+        // The window is as large as the real output, but only 100 000 bytes are announced:
+        // nothing past them reaches the sink.
+        let (r, window) = into_window(&bzimage(&stream, 100_000), 200_000);
+        assert!(matches!(r, Err(BzImageError::LengthMismatch { announced: 100_000, .. })), "{r:?}");
+        assert!(window[100_000..].iter().all(|&b| b == 0));
+    }
+}
+
+#[test]
+fn a_zstd_frame_with_a_larger_window_than_keel_keeps_is_refused() {
+    // Linux's `zstd -22 --ultra`: no content size, window descriptor 0x88 (128 MiB).
+    let mut frame = PAYLOAD_ZST.to_vec();
+    assert_eq!(frame[4] & 0x20, 0, "the test frame has a window descriptor");
+    frame[5] = 0x88;
+    let r = unpack(&bzimage(&frame, 200_000));
+    assert_eq!(r, Err(BzImageError::ZstdWindow { window: 128 << 20, limit: ZSTD_MAX_WINDOW }));
+    assert!(r.unwrap_err().to_string().contains("128 MiB window"));
+}

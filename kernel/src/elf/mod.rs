@@ -105,6 +105,15 @@ pub struct Elf<'a> {
 impl<'a> Elf<'a> {
     /// Checks the header, the program-header table and every segment's file range.
     pub fn parse(bytes: &'a [u8]) -> Result<Self, ElfError> {
+        Self::parse_head(bytes, bytes.len() as u64)
+    }
+
+    /// [`Elf::parse`] for an image of `file_len` bytes of which only the first, `head`, is
+    /// at hand (it must hold the ELF header and the program-header table): every
+    /// segment's file range is checked against `file_len`. Unless `head` is the whole
+    /// image, [`Elf::notes`] and [`Elf::file_bytes`] see only what `head` holds: read a
+    /// note segment's bytes where the image is and parse them with [`notes`].
+    pub fn parse_head(bytes: &'a [u8], file_len: u64) -> Result<Self, ElfError> {
         if bytes.len() < 4 {
             return Err(ElfError::Truncated);
         }
@@ -158,12 +167,13 @@ impl<'a> Elf<'a> {
             phnum: phnum as usize,
         };
         for (index, s) in elf.segments().enumerate() {
-            let in_file = s.offset.checked_add(s.filesz).is_some_and(|end| end <= bytes.len() as u64);
+            let in_file = s.offset.checked_add(s.filesz).is_some_and(|end| end <= file_len);
             if !in_file || s.filesz > s.memsz {
                 return Err(ElfError::BadSegment { index });
             }
         }
-        for (index, s) in elf.segments().enumerate().filter(|(_, s)| s.kind == PT_NOTE) {
+        let whole = file_len == bytes.len() as u64;
+        for (index, s) in elf.segments().enumerate().filter(|(_, s)| whole && s.kind == PT_NOTE) {
             if Notes::new(elf.file_bytes(&s)).any(|n| n.is_err()) {
                 return Err(ElfError::BadNote { index });
             }
@@ -218,6 +228,12 @@ impl<'a> Elf<'a> {
     pub fn notes(&self) -> impl Iterator<Item = Note<'a>> + '_ {
         self.segments().filter(|s| s.kind == PT_NOTE).flat_map(move |s| Notes::new(self.file_bytes(&s)).flatten())
     }
+}
+
+/// The notes in the bytes of one `PT_NOTE` segment; `Err` where they stop making sense
+/// (nothing follows it).
+pub fn notes(segment: &[u8]) -> impl Iterator<Item = Result<Note<'_>, ()>> {
+    Notes::new(segment)
 }
 
 /// The notes of one note segment: `namesz`, `descsz`, `type`, then name and descriptor,

@@ -116,3 +116,24 @@ proptest! {
         check_accepted(&bytes);
     }
 }
+
+#[test]
+fn a_head_is_checked_against_the_whole_file_length() {
+    for wide in [false, true] {
+        let bytes = pvh_like(wide);
+        let header = if wide { 64 + 3 * 56 } else { 52 + 3 * 32 };
+        let head = &bytes[..header];
+        let elf = Elf::parse_head(head, bytes.len() as u64).unwrap();
+        let segs: Vec<Segment> = elf.segments().collect();
+        assert_eq!(segs.len(), 3);
+        // The note segment, read from the whole image, parses on its own.
+        let note = &segs[1];
+        let at = note.offset as usize;
+        let found: Vec<_> = notes(&bytes[at..at + note.filesz as usize]).collect();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].unwrap().desc_number(), Some(0x10_0040));
+        // A file shorter than its last segment, or a head without the table, is refused.
+        assert_eq!(Elf::parse_head(head, bytes.len() as u64 - 1).err(), Some(ElfError::BadSegment { index: 2 }));
+        assert_eq!(Elf::parse_head(&head[..header - 1], bytes.len() as u64).err(), Some(ElfError::BadProgramHeaders));
+    }
+}

@@ -41,8 +41,9 @@ fn guest_seconds_at(output: &str, text: &str) -> Option<f64> {
     stamp.trim().parse().ok()
 }
 
-/// QEMU TCG (AMD SVM, no NRIPS) through GRUB BIOS, 2 CPUs and 2 GiB (the heap then holds
-/// the decompressed kernel): one 2-vCPU Linux domain with its console on hvc0 (the Xen PV
+/// QEMU TCG (AMD SVM, no NRIPS) through GRUB BIOS, 2 CPUs and 2 GiB (Keel decompresses
+/// the kernel into the domain's RAM; its heap holds only the XZ dictionary): one 2-vCPU
+/// Linux domain with its console on hvc0 (the Xen PV
 /// console) reaches its userspace, sees Xen (PVH, FIFO events, clocksource `xen`,
 /// `/sys/hypervisor/type`) and powers off; Keel logs the domain's end. The TSC's
 /// frequency comes from Keel, not from a PIT calibration loop: by the guest's own clock,
@@ -167,9 +168,11 @@ fn x86_linux_dom0_from_xen_grub_entry_qemu_svm_bios() {
 /// Bad Linux domains beside a good one (`linux-bad.dts`): a bzImage cut in half, one
 /// whose XZ payload is damaged, one asking for 64 GiB, a 32-bit kernel without Xen PVH
 /// support (a bzImage without XLF_KERNEL_64 whose payload is an i386 ELF with no
-/// PHYS32_ENTRY note) and a good kernel whose configuration names an initrd the boot
-/// loader did not pass are refused, each by name and with what is wrong; the good domain
-/// boots to its userspace and powers off.
+/// PHYS32_ENTRY note), a good kernel whose configuration names an initrd the boot loader
+/// did not pass, bookworm-backports' Zstandard bzImage (a 128 MiB window) and a good
+/// kernel in 32 MiB of RAM, fewer than its ELF image needs to be decompressed into, are
+/// refused, each by name and with what is wrong; the good domain boots to its userspace
+/// and powers off.
 #[test]
 #[ignore = "boots QEMU with Debian's kernel: run through scripts/test or scripts/test-linux"]
 fn x86_linux_bad_kernels_are_refused_by_name() {
@@ -187,10 +190,12 @@ fn x86_linux_bad_kernels_are_refused_by_name() {
             "[test] fail domain-damaged: not built: bad image: kernel /chosen/damaged/kernel (bzImage): the XZ payload is damaged or truncated",
             "[test] fail domain-/chosen/huge: not built: /chosen/huge: memory 67108864 KiB exceeds the ",
             "[test] fail domain-i386: not built: bad image: kernel /chosen/i386/kernel has no XEN_ELFNOTE_PHYS32_ENTRY note (type 18, owner \"Xen\"): not a PVH kernel (a 32-bit ELF: an i386 kernel built without Xen PVH support)",
-            "[test] fail domain-/chosen/noinitrd: not built: /chosen/noinitrd/ramdisk: module-index = <8>, but the boot loader passed 8 modules (0 to 7)",
+            "[test] fail domain-/chosen/noinitrd: not built: /chosen/noinitrd/ramdisk: module-index = <9>, but the boot loader passed 9 modules (0 to 8)",
+            "[test] fail domain-zstd: not built: bad image: kernel /chosen/zstd/kernel (bzImage): the Zstandard frame asks for a 128 MiB window, more than the 32 MiB Keel's decoder keeps",
+            "[test] fail domain-small: not built: does not fit: kernel /chosen/small/kernel (bzImage): it decompresses to ",
             "(d1) [linux] userspace: up",
             "[test] pass domain-linux: shut down (poweroff)",
-            "[test] done pass=3 fail=5 expected=8",
+            "[test] done pass=3 fail=7 expected=10",
         ]);
     boot(t);
 }
@@ -261,6 +266,36 @@ fn x86_linux_reboot_restarts_the_domain() {
     for line in ["(d1) [linux] userspace: up", "(d1) [linux] action: reboot"] {
         assert_eq!(out.matches(line).count(), 2, "'{line}' once per boot of the domain");
     }
+}
+
+/// A Linux domain and a test-guest domain joined by a static event channel from the
+/// configuration (`linux-evtchn.dts`, `xen,evtchn-v1`: Linux port 10, test guest port 11),
+/// QEMU SVM BIOS. Linux is bookworm-backports' cloud kernel (6.12, given as its ELF image:
+/// its bzImage's 128 MiB Zstandard window is more than Keel's decoder keeps), whose
+/// `/dev/xen/evtchn` binds a static port: `evtchn-ping` in its initramfs binds its end and
+/// sends 1000 events, waiting for each answer; the test guest answers each one; both
+/// count exactly, and the test guest sees no event more.
+#[test]
+#[ignore = "boots QEMU with Debian's kernel: run through scripts/test or scripts/test-linux"]
+fn x86_linux_static_event_channel_with_a_test_guest() {
+    let t = qemu_svm_bios("x86 Linux and a test guest over a static event channel (QEMU SVM BIOS)", "linux-evtchn")
+        .exit_status(QEMU_X86_PASS)
+        .timeout(Duration::from_secs(500))
+        .domain("linux")
+        .domain("pong")
+        .lines(&[
+            "static event channel: linux port 10 <-> pong port 11",
+            "] Booting kernel on Xen PVH",
+            "(d1) [linux] kernel: 6.12.",
+            "(d1) [linux] xen-detected: yes",
+            "(d1) [linux] evtchn-abi: fifo",
+            "(d1) evtchn: bound static port 10",
+            "(d1) evtchn: port 10, sent 1000, received 1000,",
+            "(d2) pingpong pong: port 11, sent 1000, received 1000,",
+            "(d1) [linux] evtchn: ok",
+            "domain 1 (linux): shut down (poweroff)",
+        ]);
+    boot(t);
 }
 
 /// Bochs `corei7_skylake_x` (VT-x with EPT and VPID), 1 CPU, 2 GiB, from Xen's own GRUB
