@@ -58,6 +58,51 @@ impl<A: Arch> Hypervisor<'_, A> {
         if d.id() == store {
             return Err(Errno::EINVAL);
         }
+        self.store_frame(d, gfn, store, start)?;
+        let port = match d.events.lock().alloc(Binding::Unbound { remote: store }, 0) {
+            Ok(p) => p,
+            Err(e) => {
+                self.release_store_frame(d, gfn);
+                return Err(e);
+            }
+        };
+        d.set_param(HVM_PARAM_STORE_EVTCHN, u64::from(port))?;
+        d.set_param(HVM_PARAM_STORE_PFN, gfn)?;
+        Ok(port)
+    }
+
+    /// Completes the late-init handshake of `d`, left in late init (`HVM_PARAM_STORE_PFN`
+    /// = ~0, its store port unbound toward the control domain) because no xenstore
+    /// domain ran when it was built, now that `store` serves xenstore: a page at `gfn`
+    /// as [`Self::attach_store`] gives (`connection` = `XENSTORE_RECONNECT`, grant entry
+    /// 1 for `store`), the port the guest already has (its kernel bound it and waits on
+    /// it) pointed at `store`, and last `HVM_PARAM_STORE_PFN` = `gfn`. The xenstore
+    /// domain introduces `d` at its next listing and signals the port, on which the guest
+    /// reads the parameter again and connects (Linux's `xenbus_late_init`). Returns the
+    /// port. `-EINVAL` if `d` is not in late init, is `store`, or its store port is no
+    /// longer unbound (the guest closed it: nothing is changed); `-EBUSY` if `gfn` is not
+    /// a hole.
+    pub fn complete_late_store(&self, d: &Domain<A>, gfn: u64, store: DomId) -> Result<u32, Errno> {
+        if d.param(HVM_PARAM_STORE_PFN) != u64::MAX || d.id() == store {
+            return Err(Errno::EINVAL);
+        }
+        let port = u32::try_from(d.param(HVM_PARAM_STORE_EVTCHN)).map_err(|_| Errno::EINVAL)?;
+        if !matches!(d.events.lock().port(port)?.binding, Binding::Unbound { .. }) {
+            return Err(Errno::EINVAL);
+        }
+        self.store_frame(d, gfn, store, StoreStart::WaitForServer)?;
+        if let Err(e) = d.events.lock().redirect_unbound(port, store) {
+            self.release_store_frame(d, gfn);
+            return Err(e);
+        }
+        d.set_param(HVM_PARAM_STORE_PFN, gfn)?;
+        Ok(port)
+    }
+
+    /// The page of [`Self::attach_store`]: one more page of `d`'s RAM at `gfn`, zeroed,
+    /// its `connection` word set as `start` says, and grant entry 1 granting it to
+    /// `store`; on failure nothing is left ([`Self::release_store_frame`] takes both back).
+    fn store_frame(&self, d: &Domain<A>, gfn: u64, store: DomId, start: StoreStart) -> Result<(), Errno> {
         let gfn32 = u32::try_from(gfn).map_err(|_| Errno::EINVAL)?;
         if d.lookup(gfn).is_some() {
             return Err(Errno::EBUSY);
@@ -72,12 +117,6 @@ impl<A: Arch> Hypervisor<'_, A> {
             }
             mm.lookup(gfn).map(|l| l.frame).ok_or(Errno::EINVAL)?
         };
-        let undo_page = || {
-            let mut mm = d.mm.lock();
-            let _ = mm.release_ram(self.pool, gfn);
-            let max = mm.max_pages();
-            mm.set_max_pages(max.saturating_sub(1));
-        };
         A::Memory::zero(frame, PAGE_BYTES);
         let connection = match start {
             StoreStart::WaitForServer => XENSTORE_RECONNECT,
@@ -85,22 +124,25 @@ impl<A: Arch> Hypervisor<'_, A> {
         };
         A::Memory::write(PhysAddr(frame.0 + XENSTORE_RING_CONNECTION as u64), &connection.to_le_bytes());
         if let Err(e) = d.grants.lock().seed_entry::<A>(self.pool, GNTTAB_RESERVED_XENSTORE, store, gfn32) {
-            undo_page();
+            self.release_page(d, gfn);
             return Err(e);
         }
-        let port = match d.events.lock().alloc(Binding::Unbound { remote: store }, 0) {
-            Ok(p) => p,
-            Err(e) => {
-                if let Some(w) = d.grants.lock().entry_word::<A>(GNTTAB_RESERVED_XENSTORE) {
-                    w.store(0);
-                }
-                undo_page();
-                return Err(e);
-            }
-        };
-        d.set_param(HVM_PARAM_STORE_EVTCHN, u64::from(port))?;
-        d.set_param(HVM_PARAM_STORE_PFN, gfn)?;
-        Ok(port)
+        Ok(())
+    }
+
+    /// Takes back what [`Self::store_frame`] gave: grant entry 1 and the page.
+    fn release_store_frame(&self, d: &Domain<A>, gfn: u64) {
+        if let Some(w) = d.grants.lock().entry_word::<A>(GNTTAB_RESERVED_XENSTORE) {
+            w.store(0);
+        }
+        self.release_page(d, gfn);
+    }
+
+    fn release_page(&self, d: &Domain<A>, gfn: u64) {
+        let mut mm = d.mm.lock();
+        let _ = mm.release_ram(self.pool, gfn);
+        let max = mm.max_pages();
+        mm.set_max_pages(max.saturating_sub(1));
     }
 }
 

@@ -93,6 +93,12 @@ pub(crate) fn summary(c: &DomainConfig) -> String {
         "on_poweroff: {:?}, on_reboot: {:?}, on_crash: {:?}\n",
         c.on_poweroff, c.on_reboot, c.on_crash
     ));
+    if c.vuart {
+        s.push_str("vuart: sbsa_uart\n");
+    }
+    if c.xenstore_domain {
+        s.push_str("xenstore_domain: yes\n");
+    }
     if c.weight.is_some() || c.cap.is_some() {
         s.push_str(&format!("sched-credit: weight {}, cap {}\n", c.weight.unwrap_or(256), c.cap.unwrap_or(0)));
     }

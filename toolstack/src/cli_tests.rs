@@ -104,6 +104,12 @@ fn dry_run_needs_no_hypervisor() {
     let (code, out, _) = keelctl(&mut Unavailable("no backend".into()), &mut h, "create -n web.cfg");
     assert_eq!(code, 0);
     assert!(out.contains("memory: 256 MiB (maxmem 256 MiB)\nvcpus: 2 (maxvcpus 2)\n"), "{out}");
+    assert!(!out.contains("vuart") && !out.contains("xenstore_domain"), "{out}");
+    let text = "name='xs'\nkernel='/boot/Image'\nvuart='sbsa_uart'\nxenstore_domain=1\n";
+    h.files.insert("xs.cfg".to_string(), text.as_bytes().to_vec());
+    let (code, out, err) = keelctl(&mut Unavailable("no backend".into()), &mut h, "create -n xs.cfg");
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("vuart: sbsa_uart\nxenstore_domain: yes\n"), "{out}");
 }
 
 #[test]

@@ -70,6 +70,12 @@ pub struct DomainConfig {
     pub cap: Option<u32>,
     pub disks: Vec<DiskSpec>,
     pub vifs: Vec<VifSpec>,
+    /// `vuart = "sbsa_uart"`: an emulated PL011 (Xen's vpl011, arm64) as well as the PV
+    /// console.
+    pub vuart: bool,
+    /// `xenstore_domain = 1` (Keel's own key; Xen's `init-xenstore-domain`): the domain
+    /// serves xenstore. Domains waiting for their store (late init) get it once it starts.
+    pub xenstore_domain: bool,
 }
 
 /// Keys keelctl reads.
@@ -93,6 +99,8 @@ pub const KEYS: &[&str] = &[
     "cap",
     "disk",
     "vif",
+    "vuart",
+    "xenstore_domain",
 ];
 
 /// The largest memory a configuration may ask for, in MiB (1 TiB).
@@ -267,6 +275,17 @@ impl DomainConfig {
                 vifs.push(VifSpec::parse(&t).map_err(|e| c.error_at(line, Some("vif"), e))?);
             }
         }
+        let vuart = match c.get("vuart") {
+            None => false,
+            Some(s) => match string(c, s)? {
+                "sbsa_uart" => true,
+                m => return Err(c.error(s, format!("unknown UART model `{m}`: Keel emulates `sbsa_uart` (arm64)"))),
+            },
+        };
+        let xenstore_domain = match c.get("xenstore_domain") {
+            None => false,
+            Some(s) => integer(c, s, 0, 1)? == 1,
+        };
         let config = DomainConfig {
             name,
             guest_type,
@@ -285,6 +304,8 @@ impl DomainConfig {
             cap,
             disks,
             vifs,
+            vuart,
+            xenstore_domain,
         };
         Ok((config, warnings))
     }
@@ -318,6 +339,18 @@ mod tests {
         assert_eq!((c.weight, c.cap), (Some(512), Some(50)));
         assert_eq!(c.disks[0].vdev, "xvda");
         assert_eq!(c.vifs[0].bridge.as_deref(), Some("br0"));
+        assert!(!c.vuart, "no vuart unless asked");
+        assert!(!c.xenstore_domain);
+        assert!(load("name='xs'\nkernel='k'\nxenstore_domain = 1\n").unwrap().xenstore_domain);
+    }
+
+    /// xl.cfg(5): `vuart = "sbsa_uart"` is the only model (Xen's vpl011 on arm64).
+    #[test]
+    fn vuart_sbsa_uart_asks_for_the_virtual_pl011() {
+        let c = load("name='a'\nkernel='k'\nvuart = \"sbsa_uart\"\nextra='console=ttyAMA0'\n").unwrap();
+        assert!(c.vuart);
+        let e = load("name='a'\nkernel='k'\nvuart = 'uart8250'\n").unwrap_err();
+        assert_eq!(e.to_string(), "t.cfg:3: vuart: unknown UART model `uart8250`: Keel emulates `sbsa_uart` (arm64)");
     }
 
     #[test]
@@ -351,6 +384,10 @@ mod tests {
             ("name='a'\nkernel='k'\ntype='hvm'\n", 3, "type"),
             ("name='a'\nkernel='k'\ndisk=[\n'/img,xvda,w',\n'/img2']\n", 5, "disk"),
             ("name='a'\nkernel='k'\nvif=['mac=zz']\n", 3, "vif"),
+            ("name='a'\nkernel='k'\nvuart='pl011'\n", 3, "vuart"),
+            ("name='a'\nkernel='k'\n\nvuart=1\n", 4, "vuart"),
+            ("name='a'\nkernel='k'\nxenstore_domain=2\n", 3, "xenstore_domain"),
+            ("name='a'\nkernel='k'\nxenstore_domain='yes'\n", 3, "xenstore_domain"),
         ];
         for (text, line, key) in cases {
             let e = load(text).unwrap_err();

@@ -1,4 +1,4 @@
-//! `create` over Keel's control interface 1.3 (`docs/control-abi.md`): as xl builds a
+//! `create` over Keel's control interface 1.4 (`docs/control-abi.md`): as xl builds a
 //! domain paused and then unpauses it.
 //!
 //! 1. `CTL_CREATE` with the name, memory, vCPUs (`maxvcpus`: Keel starts vCPU 0, the
@@ -24,6 +24,7 @@ const E2BIG: i32 = 7;
 const ENOMEM: i32 = 12;
 const EEXIST: i32 = 17;
 const ENOSPC: i32 = 28;
+const EOPNOTSUPP: i32 = 95;
 
 /// The `CtlCreate` of `req` (without the command line's address).
 fn create_args(req: &CreateRequest) -> Result<CtlCreate, ControlError> {
@@ -58,6 +59,7 @@ fn create_args(req: &CreateRequest) -> Result<CtlCreate, ControlError> {
         ramdisk_size: req.ramdisk.as_ref().map_or(0, |r| r.len() as u64),
         cpumap: all,
         name,
+        flags: if c.vuart { CTL_CREATE_VUART } else { 0 } | if c.xenstore_domain { CTL_CREATE_XENSTORE } else { 0 },
         ..CtlCreate::ZERO
     })
 }
@@ -83,6 +85,13 @@ impl<H: Hypervisor> KeelControl<H> {
         let mut a = CtlCreate { cmdline: handle, ..args }.to_bytes();
         let id = match self.raw_ctl(CTL_CREATE, &mut a, &mut cmdline) {
             Ok(id) => DomId::try_from(id).map_err(|_| ControlError::Failed(format!("CTL_CREATE answered {id}")))?,
+            Err(EEXIST) if req.config.xenstore_domain => {
+                return Err(ControlError::Invalid(format!(
+                    "Keel refused creating `{}` (EEXIST): its name is in use, or a xenstore domain runs already \
+                     (there is one; `keelctl list` shows them)",
+                    req.config.name
+                )))
+            }
             Err(EEXIST) => return Err(ControlError::NameInUse(req.config.name.clone())),
             Err(ENOMEM) => {
                 return Err(ControlError::NoMemory {
@@ -91,15 +100,23 @@ impl<H: Hypervisor> KeelControl<H> {
                 })
             }
             Err(ENOSPC) => return Err(ControlError::Failed("Keel has no free domain id".into())),
+            Err(EOPNOTSUPP) if req.config.vuart => {
+                return Err(ControlError::Invalid(
+                    "vuart: Keel emulates no UART for guests on this architecture (`sbsa_uart` is arm64's); \
+                     remove the `vuart` line"
+                        .into(),
+                ))
+            }
             Err(EINVAL) => {
                 return Err(ControlError::Invalid(format!(
                     "Keel refused creating `{}` (EINVAL): memory a multiple of 4 KiB, 1 to {} vCPUs, a kernel of at \
-                     most {} MiB, a ramdisk of at most {} MiB, a command line of at most {} bytes",
+                     most {} MiB, a ramdisk of at most {} MiB, a command line of at most {} bytes{}",
                     req.config.name,
                     CTL_CREATE_MAX_VCPUS,
                     CTL_KERNEL_MAX >> 20,
                     CTL_RAMDISK_MAX >> 20,
-                    CTL_CMDLINE_MAX
+                    CTL_CMDLINE_MAX,
+                    if req.config.vuart { "; `vuart` needs Keel's control interface 1.4" } else { "" }
                 )))
             }
             Err(e) => return Err(error(e, "creating a domain", None)),
@@ -197,6 +214,13 @@ mod tests {
         assert_eq!((a.kernel_size, a.ramdisk_size), (10, 3));
         assert_eq!(a.cpumap[0], 0b110);
         assert_eq!(&a.name[..4], b"web\0");
+        assert_eq!(a.flags, 0, "no vuart");
+        let c = config("name='u'\nkernel='k'\nvuart = \"sbsa_uart\"\n");
+        let req = CreateRequest { config: &c, kernel: vec![1], ramdisk: None, paused: false, keep: Default::default() };
+        assert_eq!(create_args(&req).unwrap().flags, CTL_CREATE_VUART);
+        let c = config("name='xs'\nkernel='k'\nxenstore_domain = 1\nvuart = 'sbsa_uart'\n");
+        let req = CreateRequest { config: &c, kernel: vec![1], ramdisk: None, paused: false, keep: Default::default() };
+        assert_eq!(create_args(&req).unwrap().flags, CTL_CREATE_VUART | CTL_CREATE_XENSTORE);
     }
 
     /// Records the sub-ops and the bytes handed over; `CTL_START` answers `start`.

@@ -127,6 +127,7 @@ impl GuestLoader for Aarch64 {
     /// The devices of a partial tree are checked, claimed and mapped
     /// (`loader/passthrough.rs`) and their nodes copied into the guest's tree.
     const PASSTHROUGH: bool = true;
+    const VIRTUAL_UART: bool = true;
 
     /// Fills bank 0 (3 GiB at 1 GiB), then bank 1 (at 8 GiB), as Xen does.
     fn guest_ram(bytes: u64) -> Vec<Region> {

@@ -23,7 +23,7 @@ const _: () = {
 };
 
 /// The control interface this build implements (independent of the guest ABI's version).
-pub const CONTROL_VERSION: AbiVersion = AbiVersion { major: 1, minor: 3 };
+pub const CONTROL_VERSION: AbiVersion = AbiVersion { major: 1, minor: 4 };
 
 /// Capability bit: the domain may use [`KEEL_CONTROL_OP`] (Xen's `DOMAIN_CAPS_CONTROL`).
 pub const CAP_CONTROL: u32 = 0x1;
@@ -130,6 +130,17 @@ pub const CTL_START_KEEP_REBOOT: u32 = 0x4;
 /// [`CtlStart::flags`]: the same once it crashes (`SHUTDOWN_crash`, `SHUTDOWN_watchdog`,
 /// or a fault Keel ended it for).
 pub const CTL_START_KEEP_CRASH: u32 = 0x8;
+/// [`CtlCreate::flags`]: the domain gets the architecture's emulated console UART where
+/// Xen's guest ABI places one (arm64: the virtual PL011 at `GUEST_PL011_BASE`, xl.cfg's
+/// `vuart = "sbsa_uart"`); `-EOPNOTSUPP` where the architecture has none. Since 1.4.
+pub const CTL_CREATE_VUART: u8 = 0x1;
+/// [`CtlCreate::flags`]: the domain holds the xenstore capability ([`CAP_XENSTORE`]):
+/// it is the xenstore domain, as Xen's `init-xenstore-domain` makes one. When it starts,
+/// every domain left in late init gets its store page. `-EEXIST` while a xenstore domain
+/// exists (live or being built). Since 1.4.
+pub const CTL_CREATE_XENSTORE: u8 = 0x2;
+/// Every [`CtlCreate::flags`] bit.
+pub const CTL_CREATE_FLAGS: u8 = CTL_CREATE_VUART | CTL_CREATE_XENSTORE;
 /// Every [`CtlStart::flags`] bit.
 pub const CTL_START_FLAGS: u32 =
     CTL_START_PAUSED | CTL_START_KEEP_POWEROFF | CTL_START_KEEP_REBOOT | CTL_START_KEEP_CRASH;
@@ -246,7 +257,9 @@ wire_struct! {
         pub weight: u16 = 2,
         /// Cap in percent of one CPU, 0 (none) ..= 100.
         pub cap: u8 = 4,
-        pub _pad: [u8; 3] = 5,
+        /// [`CTL_CREATE_FLAGS`] bits (since 1.4; zero before).
+        pub flags: u8 = 5,
+        pub _pad: [u8; 2] = 6,
         /// vCPUs, 1..=[`CTL_CREATE_MAX_VCPUS`]; only vCPU 0 starts, as at boot.
         pub vcpus: u32 = 8,
         /// At most [`CTL_CMDLINE_MAX`].
@@ -302,7 +315,7 @@ mod tests {
 
     #[test]
     fn version_packs_as_xen_packs_versions() {
-        assert_eq!(CONTROL_VERSION.packed(), 0x0001_0003);
+        assert_eq!(CONTROL_VERSION.packed(), 0x0001_0004);
     }
 
     #[test]

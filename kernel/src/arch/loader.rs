@@ -66,6 +66,11 @@ pub trait GuestLoader: Arch {
     /// without the devices it asks for.
     const PASSTHROUGH: bool = false;
 
+    /// Whether the backend emulates a console UART for a domain that asks for one
+    /// ([`DomainInit::virtual_uart`](super::DomainInit::virtual_uart): arm64's virtual
+    /// PL011). Where it is false, `CTL_CREATE` refuses `CTL_CREATE_VUART`.
+    const VIRTUAL_UART: bool = false;
+
     /// Where a domain with `bytes` of RAM has it in guest-physical space (banks,
     /// ascending, page-aligned, together exactly `bytes`).
     fn guest_ram(bytes: u64) -> Vec<Region>;

@@ -120,6 +120,10 @@ pub struct CreateArgs {
     pub cmdline: Option<String>,
     pub kernel_size: u64,
     pub ramdisk_size: u64,
+    /// The domain gets the architecture's emulated console UART (`CTL_CREATE_VUART`).
+    pub vuart: bool,
+    /// The domain is the xenstore domain (`CTL_CREATE_XENSTORE`).
+    pub xenstore: bool,
 }
 
 /// A `CTL_CREATE` or `CTL_START` the hypercall accepted, for the run loop of the calling
@@ -241,7 +245,7 @@ pub fn parse_name(raw: &[u8]) -> Result<String, Errno> {
 
 /// The checks of a `CtlCreate` that need no state; the command line is read apart.
 pub fn check_create(a: &CtlCreate) -> Result<CreateArgs, Errno> {
-    if a._pad.iter().any(|&b| b != 0) || a.domid != 0 {
+    if a._pad.iter().any(|&b| b != 0) || a.domid != 0 || a.flags & !CTL_CREATE_FLAGS != 0 {
         return Err(Errno::EINVAL);
     }
     let name = parse_name(&a.name)?;
@@ -268,6 +272,8 @@ pub fn check_create(a: &CtlCreate) -> Result<CreateArgs, Errno> {
         cmdline: None,
         kernel_size: a.kernel_size,
         ramdisk_size: a.ramdisk_size,
+        vuart: a.flags & CTL_CREATE_VUART != 0,
+        xenstore: a.flags & CTL_CREATE_XENSTORE != 0,
     })
 }
 

@@ -18,10 +18,18 @@ impl<A: Arch + GuestAbi + GuestLoader> Hypervisor<'_, A> {
     /// `CTL_CREATE`, served by the run loop: creates the domain `a` describes, paused and
     /// being built, with its RAM and staging blocks. Returns its id. `-EEXIST` a live
     /// domain has the name; `-ENOMEM` the pool has not enough free frames; `-ENOSPC` no
-    /// id is free.
+    /// id is free; `-EOPNOTSUPP` a virtual UART the backend does not emulate; `-EEXIST`
+    /// a xenstore domain asked for while one exists.
     pub fn control_create(&self, a: &CreateArgs) -> Result<DomId, Errno> {
+        if a.vuart && !A::VIRTUAL_UART {
+            return Err(Errno::EOPNOTSUPP);
+        }
         let name = a.name.clone();
         let _creating = self.builds.creating.lock();
+        // A domain being built holds its capabilities already: one check covers both.
+        if a.xenstore && self.xenstore_domain().is_some() {
+            return Err(Errno::EEXIST);
+        }
         let live_name = self.domain_ids().into_iter().filter_map(|id| self.domain(id)).any(|d| d.config().name == name);
         if live_name || self.builds.name_taken(&name) {
             return Err(Errno::EEXIST);
@@ -38,6 +46,10 @@ impl<A: Arch + GuestAbi + GuestLoader> Hypervisor<'_, A> {
         let mut runtime = DomainConfig::new(A::LAYOUT, a.vcpus, pages);
         runtime.memory_map = A::memory_map(&ram);
         runtime.name = name.clone();
+        runtime.virtual_uart = a.vuart;
+        if a.xenstore {
+            runtime.capabilities = CAP_XENSTORE;
+        }
         let d = self.create_domain(runtime)?;
         d.set_state(DomainState::Paused);
         let id = d.id();
@@ -53,10 +65,11 @@ impl<A: Arch + GuestAbi + GuestLoader> Hypervisor<'_, A> {
         let vcpus = usize::try_from(a.vcpus).map_err(|_| Errno::EINVAL)?;
         let pending = Pending { domid: id, args: a.clone(), kernel, ramdisk, cpumaps: alloc::vec![a.cpumap; vcpus] };
         log::info!(
-            "domain {id} ({name}): created by the control interface, {} KiB, kernel {} bytes, ramdisk {} bytes; being built",
+            "domain {id} ({name}): created by the control interface, {} KiB, kernel {} bytes, ramdisk {} bytes{}; being built",
             a.memory_kib,
             a.kernel_size,
-            a.ramdisk_size
+            a.ramdisk_size,
+            if a.vuart { ", virtual UART" } else { "" }
         );
         self.builds.pending.lock().push(Entry { domid: id, name, build: Arc::new(Mutex::new(pending)) });
         Ok(id)

@@ -100,9 +100,9 @@ fn version_list_and_query() {
     let (hv, _) = hypervisor();
     let c = domain(&hv, "a-control-domain-with-a-very-long-name", CAP_CONTROL);
     let u = domain(&hv, "guest", 0);
-    assert_eq!(ctl(&hv, &c, CTL_VERSION, 0), 0x0001_0003);
+    assert_eq!(ctl(&hv, &c, CTL_VERSION, 0), 0x0001_0004);
     assert_eq!(ctl(&hv, &c, CTL_VERSION | 1 << 31, 0), err(Errno::ENOSYS), "unknown sub-op");
-    assert_eq!(call(&hv, &c, 0, KEEL_CONTROL_OP, &[u64::from(CTL_VERSION) | 1 << 32]), 0x0001_0003, "unsigned int");
+    assert_eq!(call(&hv, &c, 0, KEEL_CONTROL_OP, &[u64::from(CTL_VERSION) | 1 << 32]), 0x0001_0004, "unsigned int");
 
     let buf = ARG + 0x100;
     put(&c, ARG, &CtlList { start_domid: 0, _pad: [0; 2], max_entries: CTL_LIST_MAX, buffer: buf });
@@ -310,7 +310,7 @@ proptest! {
         c.write_phys(ARG, &b).unwrap();
         let _ = ctl(&hv, &c, cmd, arg);
         prop_assert_eq!(c.state(), DomainState::Running);
-        prop_assert_eq!(ctl(&hv, &c, CTL_VERSION, 0), 0x0001_0003);
+        prop_assert_eq!(ctl(&hv, &c, CTL_VERSION, 0), 0x0001_0004);
         let ids: Vec<u16> = hv.domain_ids();
         prop_assert!(ids.contains(&c.id()));
     }

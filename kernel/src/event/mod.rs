@@ -169,6 +169,21 @@ impl<A: Arch> EventState<A> {
         self.ports.get(port).ok_or(Errno::EINVAL)
     }
 
+    /// Points `port`, unbound, at another remote domain (the xenstore domain taking over
+    /// a late-init store port from the control domain). `-EINVAL` if it is not unbound.
+    pub fn redirect_unbound(&mut self, port: u32, remote: DomId) -> Result<(), Errno> {
+        if !self.is_valid(port) {
+            return Err(Errno::EINVAL);
+        }
+        match self.ports.get_mut(port) {
+            Some(p) if matches!(p.binding, Binding::Unbound { .. }) => {
+                p.binding = Binding::Unbound { remote };
+                Ok(())
+            }
+            _ => Err(Errno::EINVAL),
+        }
+    }
+
     pub fn nr_vcpus(&self) -> u32 {
         u32::try_from(self.vcpus.len()).unwrap_or(u32::MAX)
     }

@@ -228,6 +228,9 @@ pub fn rebuild<A: Arch + GuestAbi + GuestLoader>(
     if !attach_store(m, config, id) {
         super::store::prepare(m, id, config);
     }
+    if config.capabilities.has(Capabilities::XENSTORE) {
+        super::store::complete_late(m, id);
+    }
     Ok(id)
 }
 

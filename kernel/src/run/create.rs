@@ -7,7 +7,8 @@
 //! ramdisk read from their staging blocks: the backend's loader (same checks and
 //! formats), vCPU 0 at the entry, the PV console and the xenstore handles (as a dom0less
 //! domain with `xen,enhanced` = "enabled"), then the vCPUs are registered with the
-//! scheduler, paused first if asked. Whatever happens, the staging blocks are freed; on
+//! scheduler, paused first if asked. A xenstore domain (`CTL_CREATE_XENSTORE`) completes
+//! the late-init handshake of the domains that wait for a store (`store.rs`). Whatever happens, the staging blocks are freed; on
 //! a failure the domain is destroyed with everything it had.
 
 use super::build::{attach_store, vcpu_params};
@@ -85,9 +86,9 @@ fn description(p: &Pending) -> BootConfig {
         kind: DomainKind::Dom0less,
         memory_kib: p.args.memory_kib,
         vcpus: p.args.vcpus,
-        vpl011: false,
+        vpl011: p.args.vuart,
         enhanced: Enhanced::Enabled,
-        capabilities: Capabilities::NONE,
+        capabilities: if p.args.xenstore { Capabilities(Capabilities::XENSTORE) } else { Capabilities::NONE },
         kernel: module("kernel", p.kernel.at.0, p.kernel.len),
         bootargs: p.args.cmdline.clone(),
         ramdisk: p.ramdisk.as_ref().map(|r| module("ramdisk", r.at.0, r.len)),
@@ -138,6 +139,9 @@ fn build<A: Arch + GuestAbi + GuestLoader>(
     }
     if !attach_store(m, &config, id) {
         super::store::prepare(m, id, &config);
+    }
+    if p.args.xenstore {
+        super::store::complete_late(m, id);
     }
     m.hooks.register(id, &params).map_err(|e| refuse(Errno::ENOMEM, &format!("the scheduler refused: {e:?}")))?;
     if !paused {

@@ -6,9 +6,15 @@
 //! so the guest waits for the late-init handshake (`docs/control-abi.md`). The control
 //! interface reports both (`CTL_STORE_INFO`) so that a xenstore service can introduce
 //! the domain.
+//!
+//! When a xenstore domain starts later (created by a control domain with
+//! `CTL_CREATE_XENSTORE`, or rebuilt after a reboot), [`complete_late`] gives every
+//! domain still waiting its page (`Hypervisor::complete_late_store`), as Xen's
+//! `init-dom0less` does, and the xenstore domain's next listing (Keel raises
+//! `VIRQ_DOM_EXC` for the new domain) introduces them.
 
 use super::System;
-use crate::arch::Arch;
+use crate::arch::{Arch, GuestAbi};
 use crate::config::{DomainConfig as BootConfig, Enhanced};
 use crate::event::Binding;
 use keel_abi::control::{CAP_CONTROL, CAP_XENSTORE};
@@ -49,4 +55,25 @@ pub(super) fn prepare<A: Arch>(m: &System<'_, A>, id: DomId, config: &BootConfig
     let _ = d.set_param(HVM_PARAM_STORE_EVTCHN, u64::from(port));
     let _ = d.set_param(HVM_PARAM_STORE_PFN, STORE_PFN_NOT_READY);
     log::info!("domain {id} ({}): xenstore port {port} for domain {store}, page not ready yet", config.name);
+}
+
+/// Gives every live domain left in late init (`HVM_PARAM_STORE_PFN` = ~0) its store
+/// page and points its store port at `store`, the xenstore domain just built. The caller
+/// raises `VIRQ_DOM_EXC` (the xenstore domain lists the domains when it starts anyway).
+pub(super) fn complete_late<A: Arch + GuestAbi>(m: &System<'_, A>, store: DomId) {
+    let hv = m.hypervisor();
+    let Some(gfn) = A::STORE_GFN else { return };
+    for d in hv.domain_ids().into_iter().filter(|&id| id != store).filter_map(|id| hv.domain(id)) {
+        if d.param(HVM_PARAM_STORE_PFN) != STORE_PFN_NOT_READY {
+            continue;
+        }
+        let name = d.config().name.clone();
+        match hv.complete_late_store(&d, gfn, store) {
+            Ok(port) => log::info!(
+                "domain {} ({name}): xenstore page at gfn {gfn:#x}, port {port} now for domain {store} (late init)",
+                d.id()
+            ),
+            Err(e) => log::warn!("domain {} ({name}): late xenstore page not given: {}", d.id(), e.name()),
+        }
+    }
 }

@@ -222,3 +222,58 @@ fn destroy_keeps_the_page_until_the_server_unmaps_it() {
     assert!(hv.domain_any(gid).is_none(), "released with the server's mapping");
     assert_eq!(hv.pool().stats().allocated, start, "nothing leaked");
 }
+
+/// A domain left in late init (STORE_PFN = ~0, its port unbound toward the control
+/// domain) gets its page once a xenstore domain exists: the same page, connection word and
+/// grant as at build time, the port it already had now for the xenstore domain (which
+/// maps, binds and signals it), and STORE_PFN naming the page.
+#[test]
+fn a_domain_in_late_init_gets_its_page_and_keeps_its_port() {
+    let (hv, _) = hypervisor();
+    let ctl = domain(&hv, CAP_CONTROL);
+    let g = domain(&hv, 0);
+    let late = |d: &D| {
+        let port = d.events.lock().alloc(Binding::Unbound { remote: ctl.id() }, 0).unwrap();
+        d.set_param(HVM_PARAM_STORE_EVTCHN, u64::from(port)).unwrap();
+        d.set_param(HVM_PARAM_STORE_PFN, u64::MAX).unwrap();
+        port
+    };
+    let port = late(&g);
+    let xs = domain(&hv, CAP_XENSTORE);
+    let free = hv.pool().stats().allocated;
+    let before = g.mm.lock().max_pages();
+    assert_eq!(hv.complete_late_store(&g, GFN, xs.id()), Ok(port));
+    assert_eq!((g.param(HVM_PARAM_STORE_PFN), g.param(HVM_PARAM_STORE_EVTCHN)), (GFN, u64::from(port)));
+    assert_eq!(g.mm.lock().max_pages(), before + 1);
+    assert_eq!(get_u32(&g, (GFN << 12) + XENSTORE_RING_CONNECTION as u64), XENSTORE_RECONNECT);
+    assert_eq!(g.events.lock().ports.get(port).unwrap().binding, Binding::Unbound { remote: xs.id() });
+    assert_eq!(hv.complete_late_store(&g, GFN, xs.id()), Err(Errno::EINVAL), "not in late init any more");
+    assert_eq!(map_store(&hv, &xs, g.id()).status, GNTST_OKAY);
+    let local = bind(&hv, &xs, g.id(), port).unwrap();
+    put(&xs, ARG, &EvtchnPort { port: local });
+    assert_eq!(call(&hv, &xs, 0, EVENT_CHANNEL_OP, &[EVTCHNOP_SEND, ARG]), 0);
+    assert!(g.events.lock().is_pending(port), "the store event reaches the waiting guest");
+    assert!(hv.pool().stats().allocated > free);
+
+    // Refusals leave everything as it was, to the frame.
+    let plain = domain(&hv, 0);
+    let closed = domain(&hv, 0);
+    let p = late(&closed);
+    closed.events.lock().free(p);
+    let bound = domain(&hv, 0);
+    let p = late(&bound);
+    bind(&hv, &ctl, bound.id(), p).unwrap();
+    let busy = domain(&hv, 0);
+    late(&busy);
+    let free = hv.pool().stats().allocated;
+    assert_eq!(hv.complete_late_store(&plain, GFN, xs.id()), Err(Errno::EINVAL), "never asked for a store");
+    assert_eq!(hv.complete_late_store(&closed, GFN, xs.id()), Err(Errno::EINVAL), "its port is gone");
+    assert_eq!(hv.complete_late_store(&bound, GFN, xs.id()), Err(Errno::EINVAL), "its port is bound");
+    assert_eq!(hv.complete_late_store(&busy, RAM >> 12, xs.id()), Err(Errno::EBUSY), "not over RAM");
+    assert_eq!(hv.complete_late_store(&xs, GFN, xs.id()), Err(Errno::EINVAL), "the xenstore domain itself");
+    for d in [&closed, &bound, &busy] {
+        assert_eq!(d.param(HVM_PARAM_STORE_PFN), u64::MAX, "still waiting");
+        assert!(d.lookup(GFN).is_none(), "no page left");
+    }
+    assert_eq!(hv.pool().stats().allocated, free, "no frame taken by a refusal");
+}

@@ -131,6 +131,55 @@ fn a_created_domain_runs_its_kernel_and_leaves_nothing_when_it_ends() {
     assert_eq!(query(&w, &c, id), Err(-3));
 }
 
+/// `CTL_CREATE_VUART` gives the domain the backend's emulated console UART (arm64's
+/// virtual PL011, built into its device tree from the same description as a boot-time
+/// `vpl011`); what it writes there is its console output.
+#[test]
+fn a_domain_created_with_a_virtual_uart_has_one_and_its_writes_are_its_console() {
+    let mut w = World::new(1);
+    let c = controller(&w);
+    let image = super::programs::uart_writer("login: \r\n# ");
+    let plain = create_and_start(&w, &c, "plain", &spinner(), 0);
+    let a = CtlCreate { flags: CTL_CREATE_VUART, ..create_args("uart", image.len() as u64) };
+    let id: DomId = ctl(&w, &c, CTL_CREATE, &a).try_into().unwrap();
+    let hv = w.m.hypervisor();
+    assert!(hv.domain(id).unwrap().config().virtual_uart, "asked for");
+    assert!(!hv.domain(plain).unwrap().config().virtual_uart, "not asked for");
+    assert_eq!(load(&w, &c, id, CTL_MODULE_KERNEL, &image, 1000), 0);
+    assert_eq!(start(&w, &c, id, 0), 0);
+    assert!(w.run_until(100 * MS, |w| w.m.ends().iter().any(|e| e.id == id)));
+    assert_eq!(lines_of(id), ["login: "]);
+    assert_eq!(ctl(&w, &c, CTL_DESTROY, &CtlDomain { domid: plain, _pad: [0; 6] }), 0);
+}
+
+/// `CTL_CREATE_XENSTORE` makes the xenstore domain (Xen's `init-xenstore-domain`): it
+/// holds the xenstore capability from its creation on, and there is only one.
+#[test]
+fn a_created_xenstore_domain_holds_the_capability_and_is_the_only_one() {
+    let mut w = World::new(1);
+    let c = controller(&w);
+    let image = spinner();
+    let before = free_pages(&w, &c);
+    let a = CtlCreate { flags: CTL_CREATE_XENSTORE, ..create_args("xs", image.len() as u64) };
+    let id: DomId = ctl(&w, &c, CTL_CREATE, &a).try_into().unwrap();
+    let hv = w.m.hypervisor();
+    assert_eq!(hv.domain(id).unwrap().config().capabilities, CAP_XENSTORE);
+    assert_eq!(hv.xenstore_domain().map(|d| d.id()), Some(id), "being built, it is the xenstore domain already");
+    let again = CtlCreate { flags: CTL_CREATE_XENSTORE, ..create_args("xs2", image.len() as u64) };
+    let taken = free_pages(&w, &c);
+    assert_eq!(ctl(&w, &c, CTL_CREATE, &again), -17, "EEXIST: one xenstore domain");
+    assert_eq!(free_pages(&w, &c), taken, "the refusal took nothing");
+    assert_eq!(load(&w, &c, id, CTL_MODULE_KERNEL, &image, 1000), 0);
+    assert_eq!(start(&w, &c, id, 0), 0);
+    w.run_until(MS, |_| false);
+    assert_eq!(query(&w, &c, id).unwrap().caps, CAP_XENSTORE);
+    assert_eq!(ctl(&w, &c, CTL_DESTROY, &CtlDomain { domid: id, _pad: [0; 6] }), 0);
+    w.run_until(MS, |_| false);
+    assert_eq!(free_pages(&w, &c), before);
+    let id: DomId = ctl(&w, &c, CTL_CREATE, &again).try_into().unwrap();
+    assert!(hv.domain(id).is_some(), "another once the first is gone");
+}
+
 #[test]
 fn a_domain_kept_after_its_end_stays_listed_until_destroyed() {
     let mut w = World::new(2);
@@ -232,6 +281,8 @@ fn refusals_are_the_documented_errors_and_leave_nothing_behind() {
         (bad(&|a| a.ramdisk_size = CTL_RAMDISK_MAX + 1), Errno::EINVAL),
         (bad(&|a| a.cmdline_len = CTL_CMDLINE_MAX + 1), Errno::EINVAL),
         (bad(&|a| a._pad[1] = 1), Errno::EINVAL),
+        (bad(&|a| a.flags = 0x4), Errno::EINVAL),
+        (bad(&|a| a.flags = 0x80 | CTL_CREATE_VUART), Errno::EINVAL),
         (bad(&|a| a.name = name("ctl")), Errno::EEXIST),
         (
             bad(&|a| {

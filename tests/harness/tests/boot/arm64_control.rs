@@ -9,7 +9,7 @@ use super::boot;
 /// What the `control` and `control-denied` scenarios and Keel print, on every
 /// architecture: the control domain is d1, its victim d2, the denied domain d3.
 pub const CONTROL_LINES: [&str; 13] = [
-    "(d1) control: interface 1.3",
+    "(d1) control: interface 1.4",
     "domains; victim is d2, 1 vCPU(s), ",
     "(d1) control: pause: CPU time stopped for 100 ms; unpause: it runs again",
     "(d1) control: weight 512, affinity CPU 0",

@@ -10,6 +10,9 @@ use super::arm64_linux::{on_with, xen_guest, INITRAMFS, KERNEL, NVHE_GICV2, VHE_
 use super::boot;
 use std::time::Duration;
 
+/// Dom0's initramfs, with the kernel and the plain initramfs as files in `/boot`.
+const INITRAMFS_WITH_KERNEL: &str = "target/linux-arm64/initramfs-with-kernel.img";
+
 /// What the session in dom0 must print, and what Keel says.
 const SESSION: [&str; 19] = [
     "(d0) [linux] create: xen-privcmd loaded",
@@ -55,4 +58,34 @@ fn arm64_create_in_linux_dom0_vhe_gicv3() {
 #[ignore = "boots QEMU with Debian's kernel: run through scripts/test or scripts/test-linux"]
 fn arm64_create_in_linux_dom0_nvhe_gicv2() {
     create_session("nVHE GICv2", NVHE_GICV2);
+}
+
+/// What the vuart session in dom0 prints, what the domU prints on its virtual PL011
+/// (Keel's log, prefixed `(d1)`), and what Keel says.
+const VUART: [&str; 11] = [
+    "(d0) [linux] vuart: create vu: exit 0",
+    "domain 1 (vu): created by the control interface, 196608 KiB",
+    ", virtual UART; being built",
+    "(d1) [linux] console: hvc0 ttyAMA0",
+    "(d0) [linux] vuart: console: [linux] console: hvc0 ttyAMA0",
+    "(d0) [linux] vuart: console: [linux] action: shell",
+    "(d0) [linux] vuart: prompt seen",
+    "(d0) [linux] vuart: typed: echo vuart-$((6*7)); answer: vuart-42",
+    "(d1) vuart-42",
+    "(d0) [linux] vuart: vu powered off from its shell",
+    "(vu), created at run time: shut down (poweroff)",
+];
+
+/// xl.cfg's `vuart = "sbsa_uart"` (`CTL_CREATE_VUART`): Linux dom0 creates a Linux domU
+/// with Keel's virtual PL011 and `console=ttyAMA0`; its boot lines and shell reach
+/// `keelctl console` and Keel's log, and a command typed through `keelctl console` is
+/// answered (`tests/guests/linux/vuart-session`).
+#[test]
+#[ignore = "boots QEMU with Debian's kernel: run through scripts/test or scripts/test-linux"]
+fn arm64_create_linux_with_vuart_vhe_gicv3() {
+    let dom0 = format!("kernel={KERNEL};ramdisk={INITRAMFS_WITH_KERNEL};bootargs=console=hvc0 keel.linux=vuart");
+    let extra = ["--timeout", "600", "--dom0", &dom0];
+    let t =
+        on_with("arm64 keelctl create with vuart (VHE GICv3)", VHE_GICV3, "2G", &extra).domain("dom0").lines(&VUART);
+    boot(xen_guest(t, 0).timeout(Duration::from_secs(620)));
 }

@@ -27,7 +27,7 @@ pub const SESSION: [&str; 22] = [
     "(d0) [linux] keelctl: vcpu-pin: spinner on CPU 1",
     "(d0) [linux] keelctl: vcpu-list: spinner vCPU 0",
     "(d0) [linux] keelctl: info: xen_version 4.19.0-keel",
-    "(d0) [linux] keelctl: info: xen_caps keel-control-1.3",
+    "(d0) [linux] keelctl: info: xen_caps keel-control-1.4",
     "(d0) [linux] keelctl: console: read ",
     "(d0) [linux] keelctl: bad name: exit 1: keelctl pause: Domain 'no-such-domain' does not exist.",
     "(d0) [linux] keelctl: pause itself: exit 1: keelctl pause: invalid argument: Keel refused pausing of domain 0 (EINVAL)",

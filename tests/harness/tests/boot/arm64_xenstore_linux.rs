@@ -17,6 +17,7 @@ use super::arm64_guests::spec;
 use super::arm64_linux::{on_with, xen_guest, INITRAMFS, KERNEL, NVHE_GICV2, VHE_GICV3};
 use super::boot;
 use keel_tests::BootTest;
+use std::time::Duration;
 
 /// What Linux (d2), the poking test guest (d3) and the xenstore domain (d1) must print.
 const LINES: [&str; 29] = [
@@ -160,4 +161,42 @@ fn arm64_linux_dom0_hands_its_store_to_the_xenstore_domain_vhe_gicv3() {
         .domains(&["dom0", "xenstore", "client"])
         .lines(&HANDOFF_LINES);
     boot(xen_guest(t, 0));
+}
+
+/// Dom0's lines, the waiting domU's (`(d1)`), xenstored's (`(d2)`) and Keel's.
+const LATE: [&str; 13] = [
+    "domain 1 (late): xenstore port ",
+    "(d1) [linux] late: waiting for xenstore (xenstore_late_init bound)",
+    "(d0) [linux] latestore: late waits for its store",
+    "(d0) [linux] latestore: create xenstore: exit 0",
+    "domain 1 (late): xenstore page at gfn 0x39001, port ",
+    "(d2) xenstored: d1 introduced (ring mapped, port ",
+    "(d1) [linux] late: xenstore up: domid 1, name late, feature-poweroff 1",
+    "(d0) [linux] latestore: late: late: xenstore up: domid 1, name late, feature-poweroff 1",
+    "(d0) [linux] latestore: a second xenstore domain: exit 1: keelctl create: ",
+    "(d1) [linux] late: the control domain says seen",
+    "(d0) [linux] latestore: late ended",
+    "(d0) [linux] latestore: done",
+    "(d2) xenstored: no other domain left; powering off",
+];
+
+/// The late-init handshake (`docs/xenstore.md`): a dom0less Linux domU built while no
+/// xenstore domain exists reads `HVM_PARAM_STORE_PFN` = ~0 and waits on its store port;
+/// Linux dom0 then creates the xenstore domain (`keelctl create` with `xenstore_domain =
+/// 1`, `CTL_CREATE_XENSTORE`); Keel gives the waiting domain its page and points its port
+/// at the new xenstore domain, which introduces it and signals the port, and the domU's
+/// xenbus connects (`tests/guests/linux/latestore-session`, `keel.linux=late`).
+#[test]
+#[ignore = "boots QEMU with Debian's kernel: run through scripts/test or scripts/test-linux"]
+fn arm64_late_store_after_xenstore_domain_created_vhe_gicv3() {
+    let dom0 =
+        format!("kernel={KERNEL};ramdisk={INITRAMFS};bootargs=console=hvc0 keel.linux=latestore keel.victim=late");
+    let late = format!(
+        "name=late;kernel={KERNEL};ramdisk={INITRAMFS};mem=256M;cpus=1;enhanced;bootargs=console=hvc0 keel.linux=late"
+    );
+    let extra = ["--timeout", "600", "--dom0", &dom0, "--domain", &late];
+    let t = on_with("arm64 late xenstore page (VHE GICv3)", VHE_GICV3, "2G", &extra)
+        .domains(&["dom0", "late"])
+        .lines(&LATE);
+    boot(xen_guest(t, 1).timeout(Duration::from_secs(620)));
 }

@@ -84,7 +84,7 @@ pub fn run<P: Platform>(p: &P) -> Outcome {
     let hv = Hv(p);
     let victim_name = cmdline::get(p.cmdline(), "keel.victim").unwrap_or("victim");
     let v = hv.raw(KEEL_CONTROL_OP, [u64::from(CTL_VERSION), 0, 0, 0, 0]);
-    expect_eq!(v, 0x0001_0003, "CTL_VERSION");
+    expect_eq!(v, 0x0001_0004, "CTL_VERSION");
     say!(p, "control: interface {}.{}", v >> 16, v & 0xffff);
 
     events::setup_two_level(p)?;
