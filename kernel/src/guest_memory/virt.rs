@@ -54,6 +54,8 @@ impl<'a, A: Arch> GuestVirt<'a, A> {
         GuestVirt { mm, tr }
     }
 
+    /// Out of line: `read`'s one-page case pays none of its frame.
+    #[inline(never)]
     fn each_page(
         &self,
         va: u64,
