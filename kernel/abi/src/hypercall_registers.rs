@@ -126,4 +126,18 @@ mod tests {
         assert!(X86_64.args.iter().chain([&X86_64.number]).all(|&r| r < 16 && r != 4), "RSP carries nothing");
         assert!(AARCH64.args.iter().chain([&AARCH64.number]).all(|&r| r < 31));
     }
+
+    /// `gather` reads exactly the map's registers, in order, through the width.
+    #[test]
+    fn gather_reads_the_maps_registers() {
+        let regs: [u64; 31] = core::array::from_fn(|i| 0x1_0000_0000 * (i as u64 + 1) + 100 + i as u64);
+        for map in [AARCH64, X86_64, X86_32] {
+            let (number, args) = map.gather(&regs, |v| v);
+            assert_eq!(number, regs[map.number]);
+            assert_eq!(args, map.args.map(|r| regs[r]));
+            let (low, low_args) = map.gather(&regs, |v| v & 0xffff_ffff);
+            assert_eq!(low, 100 + map.number as u64);
+            assert_eq!(low_args, map.args.map(|r| 100 + r as u64));
+        }
+    }
 }
