@@ -59,8 +59,8 @@ pub(super) struct FastCtx<'a> {
 
 /// The hypercall in `regs`: Xen's arm64 convention (`hypercall_registers::AARCH64`).
 pub(super) fn args(regs: &GuestRegs) -> HypercallArgs {
-    let (x, map) = (&regs.x, AARCH64);
-    HypercallArgs { number: x[map.number], args: map.args.map(|r| x[r]), compat: false }
+    let (number, args) = AARCH64.gather(&regs.x, |v| v);
+    HypercallArgs { number, args, compat: false }
 }
 
 /// The guest's virtual addresses as the loaded vCPU translates them.

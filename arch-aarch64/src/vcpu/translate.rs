@@ -25,12 +25,18 @@ const PAR_PA: u64 = 0x0000_ffff_ffff_f000;
 
 /// Translates `gva` for a read or a `write` at EL1 with the loaded guest's stage 1 (its
 /// MMU is on), or `None` if the guest's tables do not allow it.
+///
+/// The vector's fast path (`fast.rs`) runs with the guest's `HCR_EL2` and `VTTBR_EL2`
+/// still installed: then nothing is switched (no writes, two `ISB`s fewer).
 pub fn stage1(vttbr: u64, guest_hcr: u64, gva: u64, write: bool) -> Option<u64> {
     let host_hcr = HCR_EL2.get();
     let guest_par = PAR_EL1.get();
-    VTTBR_EL2.set(vttbr);
-    HCR_EL2.set(guest_hcr);
-    barrier::isb(barrier::SY);
+    let switch = host_hcr != guest_hcr || VTTBR_EL2.get() != vttbr;
+    if switch {
+        VTTBR_EL2.set(vttbr);
+        HCR_EL2.set(guest_hcr);
+        barrier::isb(barrier::SY);
+    }
     // SAFETY: address translation only writes PAR_EL1 (restored below); interrupts are
     // masked at EL2, so nothing runs with the guest's HCR_EL2 in between.
     unsafe {
@@ -43,8 +49,10 @@ pub fn stage1(vttbr: u64, guest_hcr: u64, gva: u64, write: bool) -> Option<u64> 
     barrier::isb(barrier::SY);
     let par = PAR_EL1.get();
     PAR_EL1.set(guest_par);
-    HCR_EL2.set(host_hcr);
-    barrier::isb(barrier::SY);
+    if switch {
+        HCR_EL2.set(host_hcr);
+        barrier::isb(barrier::SY);
+    }
     (par & PAR_FAULT == 0).then_some((par & PAR_PA) | (gva & 0xfff))
 }
 

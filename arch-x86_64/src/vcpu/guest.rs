@@ -84,12 +84,12 @@ impl GuestRegisters {
     /// mode takes RAX and RDI, RSI, RDX, R10, R8; 32-bit mode EAX and EBX, ECX, EDX, ESI,
     /// EDI.
     pub fn hypercall_args(&self, long_mode: bool) -> HypercallArgs {
-        let r = &self.gpr;
         if long_mode {
-            HypercallArgs { number: r[X86_64.number], args: X86_64.args.map(|i| r[i]), compat: false }
+            let (number, args) = X86_64.gather(&self.gpr, |v| v);
+            HypercallArgs { number, args, compat: false }
         } else {
-            let low = |i: usize| r[i] & 0xffff_ffff;
-            HypercallArgs { number: low(X86_32.number), args: X86_32.args.map(low), compat: true }
+            let (number, args) = X86_32.gather(&self.gpr, |v| v & 0xffff_ffff);
+            HypercallArgs { number, args, compat: true }
         }
     }
 

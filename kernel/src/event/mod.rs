@@ -151,12 +151,14 @@ impl<A: Arch> EventState<A> {
     }
 
     /// One past the highest port number the current ABI and the domain's limit allow.
+    #[inline]
     pub fn limit(&self) -> u32 {
         let abi = if self.fifo.is_some() { EVTCHN_FIFO_NR_CHANNELS } else { self.layout.two_level_ports() };
         abi.min(self.max_port + 1)
     }
 
     /// Whether `port` names a port slot (bound or free) of this domain.
+    #[inline]
     pub fn is_valid(&self, port: u32) -> bool {
         port < self.limit() && port < self.ports.valid_limit()
     }
@@ -231,6 +233,7 @@ impl<A: Arch> EventState<A> {
         self.finish(out, port, vcpu)
     }
 
+    #[inline]
     fn finish(&mut self, out: Outcome, port: u32, vcpu: u32) -> Wake {
         Wake {
             upcall: (out.upcall && self.mark_pending(vcpu)).then_some(vcpu),

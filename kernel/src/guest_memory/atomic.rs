@@ -113,6 +113,7 @@ macro_rules! guest_word {
             }
 
             /// Whether bit `bit` is set.
+            #[inline]
             pub fn test(&self, bit: u32) -> bool {
                 self.load() & ((1 as $t) << bit) != 0
             }

@@ -80,6 +80,7 @@ impl<'a, A: Arch> GuestPhys<'a, A> {
     /// `[gpa, gpa + len)` that is contiguous in host memory: one call per page, or, for
     /// ranges that form at most [`RUNS`] host-contiguous runs (RAM comes in 2 MiB chunks),
     /// one call per run.
+    #[inline]
     fn pieces(
         &self,
         gpa: u64,
@@ -97,6 +98,19 @@ impl<'a, A: Arch> GuestPhys<'a, A> {
             f(self.translate(gpa, access)?, 0, len);
             return Ok(());
         }
+        self.pieces_across(gpa, len, access, f)
+    }
+
+    /// [`GuestPhys::pieces`] of a range across pages: out of line, so that the one-page
+    /// case pays none of its frame.
+    #[inline(never)]
+    fn pieces_across(
+        &self,
+        gpa: u64,
+        len: usize,
+        access: Access,
+        mut f: impl FnMut(PhysAddr, usize, usize),
+    ) -> Result<(), Errno> {
         // Translate everything first, so a fault leaves guest memory untouched; note the
         // runs meanwhile.
         let mut runs = [(PhysAddr(0), 0usize, 0usize); RUNS];

@@ -54,6 +54,8 @@ impl<'a, A: Arch> GuestVirt<'a, A> {
         GuestVirt { mm, tr }
     }
 
+    /// Out of line: `read`'s one-page case pays none of its frame.
+    #[inline(never)]
     fn each_page(
         &self,
         va: u64,
@@ -77,6 +79,14 @@ impl<'a, A: Arch> GuestVirt<'a, A> {
 
     /// Copies `buf.len()` bytes from `va`.
     pub fn read(&self, va: u64, buf: &mut [u8]) -> Result<(), Errno> {
+        if !buf.is_empty() && buf.len() <= bytes_to_page_end(va) {
+            // Inside one page (every small hypercall argument that does not straddle
+            // one): one translation, no page loop. The same steps as `each_page`, in
+            // the same order.
+            let mm = self.mm.lock();
+            let gpa = self.tr.gva_to_gpa(va, false).ok_or(Errno::EFAULT)?;
+            return GuestPhys::new(&mm).read(gpa.0, buf);
+        }
         self.each_page(va, buf.len(), false, |p, gpa, at, n| p.read(gpa, &mut buf[at..at + n]))
     }
 
