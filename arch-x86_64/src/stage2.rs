@@ -16,10 +16,13 @@
 use crate::cpu::{self, MAX_CPUS};
 use crate::irq::X86Irq;
 use crate::vcpu::extension::{extension, Extension};
+use core::sync::atomic::{AtomicBool, Ordering};
 use keel_kernel::arch::{CpuId, Entry, InterruptController, MemType, Perms, SpaceId, Stage2};
 use keel_kernel::mm::{FlushGate, PhysAddr};
 
 static GATE: FlushGate<MAX_CPUS> = FlushGate::new();
+/// The first flush that had to kick another CPU is logged (once per boot).
+static FIRST_KICK_LOGGED: AtomicBool = AtomicBool::new(false);
 
 /// The current stage-2 generation (see the module documentation).
 pub fn generation() -> u64 {
@@ -152,7 +155,16 @@ impl Stage2 for X86Stage2 {
     }
 
     fn flush(space: SpaceId) {
-        let kick = |c: usize| X86Irq::send_ipi(CpuId(c as u32));
+        let mut kicked = None;
+        let kick = |c: usize| {
+            kicked = Some(c);
+            X86Irq::send_ipi(CpuId(c as u32));
+        };
         GATE.flush(cpu::current_index() as usize, space, kick, core::hint::spin_loop);
+        if let Some(c) = kicked {
+            if !FIRST_KICK_LOGGED.swap(true, Ordering::Relaxed) {
+                log::info!("stage-2 flush of space {}: cpu{c} left guest mode before the frames are freed", space.0);
+            }
+        }
     }
 }
