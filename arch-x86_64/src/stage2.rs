@@ -3,22 +3,42 @@
 //! walked as user accesses (APM vol. 2, 15.25.5). Both have 4 levels (48-bit GPAs); the
 //! portable walker (`keel_kernel::mm::PageTable`) builds and walks them.
 //!
-//! TLB upkeep: [`Stage2::flush`] advances a generation; every vCPU drops its cached
-//! translations (INVEPT/INVVPID, or TLB_CONTROL on VMRUN) before its next entry once the
-//! generation moved. A vCPU of the domain that is in guest mode on another CPU keeps its
-//! translations until its next entry: nothing interrupts it (no remote flush yet; see
-//! `docs/x86-guests.md`, "Known gaps").
+//! TLB upkeep: every vCPU drops its cached translations (INVEPT/INVVPID, or TLB_CONTROL
+//! on VMRUN) before an entry once the stage-2 generation moved since it last did. The
+//! generation and what each CPU runs live in a [`FlushGate`]: an entry publishes its
+//! address space and generation ([`enter_guest`]), an exit clears it ([`exit_guest`]),
+//! and [`Stage2::flush`] advances the generation, sends the wake-up IPI to every other CPU
+//! in guest mode for that space at an older generation (a host interrupt always exits:
+//! SVM's INTR intercept, VMX's external-interrupt exiting) and spins until each has left
+//! guest mode, as Xen's `flush_tlb_mask`. So when `flush` returns, no CPU can reach a
+//! frame unmapped before it, and the frame may be freed.
 
+use crate::cpu::{self, MAX_CPUS};
+use crate::irq::X86Irq;
 use crate::vcpu::extension::{extension, Extension};
-use core::sync::atomic::{AtomicU64, Ordering};
-use keel_kernel::arch::{Entry, MemType, Perms, SpaceId, Stage2};
-use keel_kernel::mm::PhysAddr;
+use core::sync::atomic::{AtomicBool, Ordering};
+use keel_kernel::arch::{CpuId, Entry, InterruptController, MemType, Perms, SpaceId, Stage2};
+use keel_kernel::mm::{FlushGate, PhysAddr};
 
-static GENERATION: AtomicU64 = AtomicU64::new(0);
+static GATE: FlushGate<MAX_CPUS> = FlushGate::new();
+/// The first flush that had to kick another CPU is logged (once per boot).
+static FIRST_KICK_LOGGED: AtomicBool = AtomicBool::new(false);
 
 /// The current stage-2 generation (see the module documentation).
 pub fn generation() -> u64 {
-    GENERATION.load(Ordering::Acquire)
+    GATE.generation()
+}
+
+/// Right before this CPU enters guest mode for `space` (interrupts masked, no lock held
+/// until the entry): returns the generation the vCPU's cached translations must be
+/// flushed to before it enters.
+pub fn enter_guest(space: SpaceId) -> u64 {
+    GATE.enter(cpu::current_index() as usize, space)
+}
+
+/// Right after this CPU left guest mode, before it takes any lock.
+pub fn exit_guest() {
+    GATE.exit(cpu::current_index() as usize);
 }
 
 const LAST_LEVEL: usize = 3;
@@ -134,7 +154,17 @@ impl Stage2 for X86Stage2 {
         Entry::Leaf { pa: address(raw, level), perms, mem }
     }
 
-    fn flush(_space: SpaceId) {
-        GENERATION.fetch_add(1, Ordering::AcqRel);
+    fn flush(space: SpaceId) {
+        let mut kicked = None;
+        let kick = |c: usize| {
+            kicked = Some(c);
+            X86Irq::send_ipi(CpuId(c as u32));
+        };
+        GATE.flush(cpu::current_index() as usize, space, kick, core::hint::spin_loop);
+        if let Some(c) = kicked {
+            if !FIRST_KICK_LOGGED.swap(true, Ordering::Relaxed) {
+                log::info!("stage-2 flush of space {}: cpu{c} left guest mode before the frames are freed", space.0);
+            }
+        }
     }
 }

@@ -29,7 +29,7 @@ use super::{fast as fast_path, interrupts, Common};
 use crate::cpu;
 use crate::regs::{self, efer};
 use capabilities::Capabilities;
-use keel_kernel::arch::{FastPath, HypercallArgs, VcpuError, VcpuInit, VmExit};
+use keel_kernel::arch::{FastPath, HypercallArgs, SpaceId, VcpuError, VcpuInit, VmExit};
 use keel_kernel::mm::FRAME_POOL;
 use keel_kernel::mm::{PhysAddr, PAGE_SIZE};
 use vmcb::{misc1, misc2, Vmcb};
@@ -59,6 +59,8 @@ pub struct SvmVcpu {
     /// The CPU whose ASID it holds.
     asid_cpu: Option<u32>,
     long_mode: bool,
+    /// The address space of its stage 2 (for remote flushes, `stage2.rs`).
+    space: SpaceId,
     stage2_generation: u64,
     /// Whether the guest runs 64-bit code (EFER.LMA and CS.L), found once per exit:
     /// forgotten at every #VMEXIT and whenever Keel writes EFER or CR0.
@@ -86,6 +88,7 @@ impl SvmVcpu {
             loaded_on: None,
             asid_cpu: None,
             long_mode: state.long_mode(),
+            space: init.space,
             stage2_generation: u64::MAX,
             code64: core::cell::Cell::new(None),
             before: shutdown::Before::Nowhere,
@@ -206,7 +209,7 @@ impl SvmVcpu {
                 self.vmcb.write(vmcb::GUEST_ASID, asid);
                 flush = new_generation.then_some(TLB_FLUSH_ALL);
             }
-            let generation = crate::stage2::generation();
+            let generation = crate::stage2::enter_guest(self.space);
             if generation != self.stage2_generation {
                 self.stage2_generation = generation;
                 let own = if self.caps.flush_by_asid { TLB_FLUSH_ASID } else { TLB_FLUSH_ALL };
@@ -220,6 +223,7 @@ impl SvmVcpu {
             // SAFETY: SVM is enabled on this CPU (`X86Vcpu::load` enabled it before the vCPU
             // was loaded here), the VMCB is complete, and `host_save` is this CPU's page.
             unsafe { instructions::run(&mut self.regs, self.vmcb.0 .0, host_save) };
+            crate::stage2::exit_guest();
             self.regs.gpr[guest::gpr::RAX] = self.vmcb.read(vmcb::RAX);
             self.code64.set(None);
             if self.caps.vmcb_clean {

@@ -20,7 +20,7 @@ use super::{fast as fast_path, interrupts, Common};
 use crate::cpu;
 use capabilities::Capabilities;
 use instructions::vmread;
-use keel_kernel::arch::{FastPath, HypercallArgs, VcpuError, VcpuInit, VmExit};
+use keel_kernel::arch::{FastPath, HypercallArgs, SpaceId, VcpuError, VcpuInit, VmExit};
 use keel_kernel::mm::FRAME_POOL;
 use keel_kernel::mm::{PhysAddr, PAGE_SIZE};
 
@@ -54,6 +54,8 @@ pub struct VmxVcpu {
     /// when Keel's stack moved.
     host_rsp: u64,
     long_mode: bool,
+    /// The address space of its EPT (for remote flushes, `stage2.rs`).
+    space: SpaceId,
     stage2_generation: u64,
     /// Interrupt-window exiting is on.
     window: bool,
@@ -100,6 +102,7 @@ impl VmxVcpu {
             launched: false,
             host_rsp: 0,
             long_mode: state.long_mode(),
+            space: init.space,
             stage2_generation: u64::MAX,
             window: false,
             cache: ExitCache::default(),
@@ -180,8 +183,12 @@ impl VmxVcpu {
                 return report;
             }
             self.arm_preemption_timer();
+            let generation = crate::stage2::enter_guest(self.space);
+            self.flush_if_stale(generation);
             // SAFETY: the VMCS is current and complete (built in `new`).
-            match unsafe { instructions::enter(&mut self.regs, self.launched, &mut self.host_rsp) } {
+            let entry = unsafe { instructions::enter(&mut self.regs, self.launched, &mut self.host_rsp) };
+            crate::stage2::exit_guest();
+            match entry {
                 instructions::Entry::Exited => {
                     self.launched = true;
                     self.cache = ExitCache::default();
@@ -217,8 +224,8 @@ impl VmxVcpu {
     }
 
     /// Before entries after Keel ran code that may have changed what they rely on: the
-    /// VMCS current again (building a vCPU makes another current, then none), and the
-    /// guest's cached translations dropped if its stage-2 tables changed.
+    /// VMCS current again (building a vCPU makes another current, then none). The
+    /// guest's cached translations are dropped right before each entry (`run`).
     fn ready(&mut self) -> Result<(), VmExit> {
         if instructions::vmptrst() != self.vmcs.0 {
             // SAFETY: our VMCS, last made inactive on this same CPU.
@@ -227,13 +234,12 @@ impl VmxVcpu {
                 return Err(VmExit::GuestCrash);
             }
         }
-        self.flush_if_stale();
         Ok(())
     }
 
-    /// Drops this guest's cached translations if its stage-2 tables changed.
-    fn flush_if_stale(&mut self) {
-        let now = crate::stage2::generation();
+    /// Drops this guest's cached translations if its stage-2 tables changed since the
+    /// generation it last flushed at (`now`: what `stage2::enter_guest` returned).
+    fn flush_if_stale(&mut self, now: u64) {
         if now == self.stage2_generation {
             return;
         }
