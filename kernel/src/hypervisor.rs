@@ -21,6 +21,10 @@ pub struct Hypervisor<'a, A: Arch> {
     domains: Mutex<BTreeMap<DomId, Arc<Domain<A>>>>,
     /// Destroyed domains whose memory is freed once nothing refers to them.
     dying: Mutex<BTreeMap<DomId, Arc<Domain<A>>>>,
+    /// Dying domains whose memory [`Hypervisor::reap`] is freeing now: no lookup finds
+    /// them any more, but the control interface still lists them and their ids stay taken
+    /// until their memory is back. Locked after `dying`.
+    freeing: Mutex<BTreeMap<DomId, Arc<Domain<A>>>>,
     /// Domains being built through the control interface (`control/create.rs`).
     pub(crate) builds: crate::control::builds::Builds,
     /// Which domain each passed-through host interrupt goes to (`device_irqs.rs`).
@@ -37,6 +41,7 @@ impl<'a, A: Arch> Hypervisor<'a, A> {
             clock: A::Timer::now_ns,
             domains: Mutex::new(BTreeMap::new()),
             dying: Mutex::new(BTreeMap::new()),
+            freeing: Mutex::new(BTreeMap::new()),
             builds: crate::control::builds::Builds::new(),
             irq_routes: Mutex::new(crate::passthrough::route::IrqRoutes::new()),
         }
@@ -65,13 +70,15 @@ impl<'a, A: Arch> Hypervisor<'a, A> {
     pub fn create_domain(&self, config: DomainConfig) -> Result<Arc<Domain<A>>, Errno> {
         let mut table = self.domains.lock();
         let dying = self.dying.lock();
-        let taken = |id: DomId| table.contains_key(&id) || dying.contains_key(&id);
+        let freeing = self.freeing.lock();
+        let taken = |id: DomId| table.contains_key(&id) || dying.contains_key(&id) || freeing.contains_key(&id);
         let id = match config.id {
             Some(id) if id >= DOMID_FIRST_RESERVED => return Err(Errno::EINVAL),
             Some(id) if taken(id) => return Err(Errno::EEXIST),
             Some(id) => id,
             None => (1..DOMID_FIRST_RESERVED).find(|&id| !taken(id)).ok_or(Errno::ENOSPC)?,
         };
+        drop(freeing);
         drop(dying);
         let d = Arc::new(Domain::new(self.pool, id, config, self.now())?);
         let services: Weak<dyn DomainServices> = Arc::downgrade(&d) as Weak<Domain<A>>;
@@ -100,6 +107,19 @@ impl<'a, A: Arch> Hypervisor<'a, A> {
         self.domains.lock().keys().copied().collect()
     }
 
+    /// Ids of the destroyed domains whose memory is not back in the pool yet.
+    pub(crate) fn dying_ids(&self) -> Vec<DomId> {
+        let mut ids: Vec<DomId> = self.dying.lock().keys().copied().collect();
+        ids.extend(self.freeing.lock().keys().copied());
+        ids
+    }
+
+    /// The destroyed domain `id` whose memory is not back in the pool yet, to report it.
+    pub(crate) fn dying_domain(&self, id: DomId) -> Option<Arc<Domain<A>>> {
+        let d = self.dying.lock().get(&id).cloned();
+        d.or_else(|| self.freeing.lock().get(&id).cloned())
+    }
+
     /// Takes domain `id` out of the live table: from now on only [`DomainTable::domain_any`]
     /// finds it, its state is `Dying` and the hooks are told it stopped. The first step of
     /// [`crate::run::destroy_domain`], which sequences the rest. None of its vCPUs may be
@@ -115,23 +135,36 @@ impl<'a, A: Arch> Hypervisor<'a, A> {
     /// Frees the memory of destroyed domains nothing refers to any more; returns how
     /// many were freed. The scheduler calls it now and then.
     pub fn reap(&self) -> usize {
-        let ready: Vec<Arc<Domain<A>>> = {
+        let ready: Vec<(DomId, Arc<Domain<A>>)> = {
             let mut dying = self.dying.lock();
+            let mut freeing = self.freeing.lock();
             let ids: Vec<DomId> = dying
                 .iter()
                 .filter(|(_, d)| Arc::strong_count(d) == 1 && d.grants.lock().active.is_empty())
                 .map(|(&id, _)| id)
                 .collect();
-            ids.iter().filter_map(|id| dying.remove(id)).collect()
+            let mut ready = Vec::new();
+            for id in ids {
+                if let Some(d) = dying.remove(&id) {
+                    freeing.insert(id, d.clone());
+                    ready.push((id, d));
+                }
+            }
+            ready
         };
         let n = ready.len();
-        for d in ready {
+        for (_, d) in &ready {
             d.grants.lock().free_frames(self.pool);
             d.mm.lock().teardown(self.pool);
             self.pool.free(d.shared_info_frame(), 1);
             if let Some(&ring) = d.console_ring.get() {
                 self.pool.free(ring, 1);
             }
+        }
+        // Listed (dying) until here: a toolstack that saw it go finds its memory free.
+        let mut freeing = self.freeing.lock();
+        for (id, _) in &ready {
+            freeing.remove(id);
         }
         n
     }

@@ -178,7 +178,10 @@ fn find_domain(ctx: &mut Ctx, which: &str) -> Result<DomainInfo, Failure> {
     let all = ctx.ctl.list()?;
     let found = match which.parse::<DomId>() {
         Ok(id) => all.into_iter().find(|d| d.id == id),
-        Err(_) => all.into_iter().find(|d| d.name == which),
+        // A dying domain keeps its name until it is gone: a live one of that name first.
+        Err(_) => {
+            all.iter().find(|d| d.name == which && !d.dying).or_else(|| all.iter().find(|d| d.name == which)).cloned()
+        }
     };
     found.ok_or_else(|| Failure::Error(format!("Domain '{which}' does not exist.")))
 }
@@ -235,7 +238,7 @@ fn destroy(ctx: &mut Ctx, args: &[String]) -> Result<(), Failure> {
         cli_devices::release_backends(ctx, d.id)?;
         cli_devices::forget_destroyed(ctx, d.id)?;
     }
-    Ok(())
+    cli_devices::wait_released(ctx, d.id)
 }
 
 /// As xl: a guest that says it obeys (`control/feature-poweroff` or `-reboot` = 1) is asked

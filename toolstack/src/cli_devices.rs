@@ -122,16 +122,54 @@ pub(crate) fn attach_configured(ctx: &mut Ctx, fe: DomId, config: &DomainConfig)
     create_devices::add_all(s.as_mut(), &planned)
 }
 
-/// After `destroy` of `fe`, which had a xenstore connection: its devices' back ends are
-/// told to go and its front end and toolstack nodes removed. A failure is a warning.
+/// How long `destroy` waits for the back ends of the destroyed domain's devices to close
+/// and be removed by their driver domains' agents, all together (libxl: 10 s for the
+/// state, then 10 s for the back end path).
+const CLOSE_POLLS: u32 = 200;
+
+/// After `destroy` of `fe`, which had a xenstore connection: its devices' front ends
+/// removed, their back ends told to go and waited for, and its toolstack nodes and home
+/// removed ([`create_devices::forget`]). A failure or a back end that did not finish in
+/// time is a warning naming it: the domain itself is gone.
 pub(crate) fn forget_destroyed(ctx: &mut Ctx, fe: DomId) -> Result<(), Failure> {
+    let alive: Vec<DomId> = ctx.ctl.list().map(|l| l.iter().filter(|d| !d.dying).map(|d| d.id).collect())?;
     let done = match store(ctx) {
-        Ok(mut s) => create_devices::forget(s.as_mut(), fe).map_err(|e| e.to_string()),
+        Ok(mut s) => {
+            let host = &*ctx.host;
+            let sleep = |d: Duration| host.sleep(d);
+            let mut w = Sleeper { sleep: &sleep, step: DETACH_STEP, polls: CLOSE_POLLS };
+            create_devices::forget(s.as_mut(), fe, &|be| alive.contains(&be), &mut w).map_err(|e| e.to_string())
+        }
         Err(Failure::Error(e) | Failure::Usage(e)) => Err(e),
     };
-    if let Err(e) = done {
-        writeln!(ctx.err, "warning: the devices of domain {fe} were not removed from xenstore: {e}")?;
+    match done {
+        Ok(f) => {
+            for l in f.late {
+                writeln!(ctx.err, "warning: domain {fe}: {l}")?;
+            }
+        }
+        Err(e) => writeln!(ctx.err, "warning: the devices of domain {fe} were not removed from xenstore: {e}")?,
     }
+    Ok(())
+}
+
+/// How long `destroy` waits for Keel to have the destroyed domain's memory back.
+const RELEASE_POLLS: u32 = 100;
+const RELEASE_STEP: Duration = Duration::from_millis(100);
+
+/// Waits until domain `id`, destroyed, is no longer listed: Keel lists it as dying until
+/// its memory is back in the pool and its id free (`docs/control-abi.md`, `CTL_DESTROY`),
+/// which waits for every other domain to unmap its grants (back ends let go once they
+/// closed). So `destroy` then `create` finds the memory free, as after `xl destroy`. A
+/// domain still dying after the wait is a warning: the destroy itself is done.
+pub(crate) fn wait_released(ctx: &mut Ctx, id: DomId) -> Result<(), Failure> {
+    for _ in 0..RELEASE_POLLS {
+        if !ctx.ctl.list()?.iter().any(|d| d.id == id) {
+            return Ok(());
+        }
+        ctx.host.sleep(RELEASE_STEP);
+    }
+    writeln!(ctx.err, "warning: domain {id} is destroyed but still dying: another domain still maps its memory")?;
     Ok(())
 }
 

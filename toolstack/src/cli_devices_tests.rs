@@ -90,13 +90,19 @@ struct H {
     store: Option<Shared>,
     sys: Sys,
     files: BTreeMap<String, Vec<u8>>,
+    /// What the other domains do while keelctl sleeps (a driver domain's back ends).
+    meanwhile: Option<Box<dyn Fn()>>,
 }
 
 impl Host for H {
     fn read_file(&self, path: &str) -> std::io::Result<Vec<u8>> {
         self.files.get(path).cloned().ok_or(std::io::Error::from(std::io::ErrorKind::NotFound))
     }
-    fn sleep(&self, _: Duration) {}
+    fn sleep(&self, _: Duration) {
+        if let Some(f) = &self.meanwhile {
+            f();
+        }
+    }
     fn console_input(&mut self) -> Box<dyn Read + Send> {
         Box::new(std::io::empty())
     }
@@ -121,7 +127,7 @@ fn setup() -> (Fake, H, Shared) {
     ctl.add(3, "web", 256, 1);
     let store = Shared::default();
     store.0.borrow_mut().write("/local/domain/0/domid", "0").unwrap();
-    (ctl, H { store: Some(store.clone()), sys: Sys::default(), files: BTreeMap::new() }, store)
+    (ctl, H { store: Some(store.clone()), sys: Sys::default(), files: BTreeMap::new(), meanwhile: None }, store)
 }
 
 const BE: &str = "/local/domain/0/backend/vbd/3/51712";
@@ -257,6 +263,12 @@ fn destroy_takes_the_devices_away_and_the_agent_releases_them() {
     assert_eq!(code, 0, "{err}");
     let be = "/local/domain/0/backend/vbd/1/51712";
     let vif = "/local/domain/0/backend/vif/1/0";
+    // Nobody answers here: destroy waits, then says which back ends are left.
+    assert!(
+        err.contains(&format!("warning: domain 1: vbd 51712: back end {be} not gone in time: still in state 5")),
+        "{err}"
+    );
+    assert!(err.contains(&format!("vif 0: back end {vif} not gone in time")), "{err}");
     {
         let s = store.0.borrow();
         assert_eq!(s.value("/local/domain/1/device/vbd/51712"), None, "front end gone");
@@ -350,4 +362,128 @@ fn destroying_a_driver_domain_closes_the_disks_it_served() {
     let s = store.0.borrow();
     assert_eq!(s.value("/local/domain/3/device/vbd/51712"), None, "the front end's device is gone");
     assert!(s.dump("/local/domain/1").is_empty(), "the driver domain's home is gone");
+}
+
+/// Linux 6.1's xenbus on the back end side, as blkback and netback use it, for the back
+/// ends under `/local/domain/0/backend`: each device remembers the state it last wrote
+/// and writes a new one only when it differs (`xenbus_switch_state`); its front end's
+/// Closing is answered with Closing, Closed with Closed (and, when `online` is 0, the
+/// device goes), a front end that vanished makes it go; a device that goes writes Closed
+/// if the toolstack wrote Closing (`xenbus_dev_remove`). Gone devices are forgotten.
+#[derive(Clone, Default)]
+struct LinuxBackends(Rc<RefCell<BTreeMap<String, u32>>>);
+
+impl LinuxBackends {
+    fn switch(&self, s: &mut Shared, be: &str, to: u32) {
+        let mut last = self.0.borrow_mut();
+        if last.get(be) != Some(&to) {
+            last.insert(be.to_string(), to);
+            s.write(&format!("{be}/state"), &to.to_string()).unwrap();
+        }
+    }
+
+    /// One look at every back end, as its watches would fire.
+    fn step(&self, s: &mut Shared) {
+        for kind in ["vbd", "vif"] {
+            let base = format!("/local/domain/0/backend/{kind}");
+            for fe in s.directory(&base).unwrap() {
+                for dev in s.directory(&format!("{base}/{fe}")).unwrap() {
+                    let be = format!("{base}/{fe}/{dev}");
+                    if !self.0.borrow().contains_key(&be) {
+                        continue; // never probed: not a device of this test's
+                    }
+                    let Some(fe_path) = s.read(&format!("{be}/frontend")).unwrap() else { continue };
+                    let online = s.read(&format!("{be}/online")).unwrap().as_deref() == Some("1");
+                    let fe_state = s.read(&format!("{fe_path}/state")).unwrap().and_then(|v| v.parse::<u32>().ok());
+                    let unregister = match fe_state {
+                        Some(5) => {
+                            self.switch(s, &be, 5);
+                            false
+                        }
+                        Some(6) => {
+                            self.switch(s, &be, 6);
+                            !online
+                        }
+                        None => true,
+                        _ => false,
+                    };
+                    if unregister {
+                        if s.read(&format!("{be}/state")).unwrap().as_deref() == Some("5") {
+                            self.switch(s, &be, 6);
+                        }
+                        self.0.borrow_mut().remove(&be);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn destroy_after_the_guest_closed_its_devices_waits_until_the_agent_released_them() {
+    // `db` shut down by itself: its xenbus closed both devices (front ends 6), and so did
+    // the back ends, still online. `destroy` must leave their 6 alone (Linux's xenbus
+    // would not write it again) and return once the agent removed them.
+    let (mut ctl, mut h, store) = with_config(WITH_DEVICES);
+    store.0.borrow_mut().write("/local/domain/1/domid", "1").unwrap();
+    assert_eq!(keelctl(&mut ctl, &mut h, &["create", "/c.cfg"]).0, 0);
+    assert_eq!(keelctl(&mut ctl, &mut h, &["devd", "-1"]).0, 0);
+    let linux = LinuxBackends::default();
+    let mut s = store.clone();
+    for (be, fe) in [
+        ("/local/domain/0/backend/vbd/1/51712", "/local/domain/1/device/vbd/51712"),
+        ("/local/domain/0/backend/vif/1/0", "/local/domain/1/device/vif/0"),
+    ] {
+        linux.0.borrow_mut().insert(be.into(), 4);
+        s.write(&format!("{be}/state"), "4").unwrap();
+        for st in ["5", "6"] {
+            s.write(&format!("{fe}/state"), st).unwrap();
+            linux.step(&mut s);
+        }
+        assert_eq!(s.read(&format!("{be}/state")).unwrap().as_deref(), Some("6"));
+    }
+    let agent = Rc::new(RefCell::new(crate::devd::Agent::new(0)));
+    let (model, shared, sys) = (linux.clone(), store.clone(), h.sys.clone());
+    h.meanwhile = Some(Box::new(move || {
+        let mut s = shared.clone();
+        model.step(&mut s);
+        agent.borrow_mut().scan(&mut s, &mut sys.clone()).unwrap();
+    }));
+    let (code, _, err) = keelctl(&mut ctl, &mut h, &["destroy", "db"]);
+    assert_eq!((code, err.as_str()), (0, ""));
+    let left = devices_of(&store, 1);
+    assert!(left.iter().all(|l| l.ends_with("= \"\" [n0]")), "only empty directories are left: {left:?}");
+    assert_eq!(*h.sys.0.borrow(), ["attach /root/d.img true", "detach /dev/loop0"]);
+    assert!(linux.0.borrow().is_empty(), "both back end devices went");
+}
+
+#[test]
+fn destroy_with_a_connected_back_end_waits_for_it_to_close() {
+    // `db` crashed: its front ends still read Connected. Told Closing, the back ends go
+    // once their front ends vanish, write Closed, and the agent removes them.
+    let (mut ctl, mut h, store) = with_config(WITH_DEVICES);
+    store.0.borrow_mut().write("/local/domain/1/domid", "1").unwrap();
+    assert_eq!(keelctl(&mut ctl, &mut h, &["create", "/c.cfg"]).0, 0);
+    assert_eq!(keelctl(&mut ctl, &mut h, &["devd", "-1"]).0, 0);
+    let linux = LinuxBackends::default();
+    let mut s = store.clone();
+    for (be, fe) in [
+        ("/local/domain/0/backend/vbd/1/51712", "/local/domain/1/device/vbd/51712"),
+        ("/local/domain/0/backend/vif/1/0", "/local/domain/1/device/vif/0"),
+    ] {
+        linux.0.borrow_mut().insert(be.into(), 4);
+        s.write(&format!("{be}/state"), "4").unwrap();
+        s.write(&format!("{fe}/state"), "4").unwrap();
+    }
+    let agent = Rc::new(RefCell::new(crate::devd::Agent::new(0)));
+    let (model, shared, sys) = (linux.clone(), store.clone(), h.sys.clone());
+    h.meanwhile = Some(Box::new(move || {
+        let mut s = shared.clone();
+        model.step(&mut s);
+        agent.borrow_mut().scan(&mut s, &mut sys.clone()).unwrap();
+    }));
+    let (code, _, err) = keelctl(&mut ctl, &mut h, &["destroy", "db"]);
+    assert_eq!((code, err.as_str()), (0, ""));
+    assert!(store.0.borrow().dump("/local/domain/0/backend/vbd/1/51712").is_empty());
+    assert_eq!(*h.sys.0.borrow(), ["attach /root/d.img true", "detach /dev/loop0"]);
 }

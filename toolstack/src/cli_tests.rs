@@ -216,3 +216,29 @@ fn help_on_every_command() {
     assert_eq!(keelctl(&mut Unavailable("no backend".into()), &mut h, "destroy").0, 2);
     assert_eq!(keelctl(&mut Unavailable("no backend".into()), &mut h, "list -x").0, 2);
 }
+
+#[test]
+fn destroy_returns_once_the_domain_is_no_longer_listed() {
+    // Keel lists a destroyed domain as dying until its memory is back.
+    let (mut f, mut h) = (Fake::new(), host());
+    f.dying_lists = 3;
+    assert_eq!(keelctl(&mut f, &mut h, "create web.cfg").0, 0);
+    let (code, _, err) = keelctl(&mut f, &mut h, "destroy web");
+    assert_eq!((code, err.as_str()), (0, ""));
+    assert!(f.domains.len() == 1 && f.dying.is_empty(), "gone when destroy returned");
+    assert_eq!(f.free_mib, 2048, "memory back");
+    assert_eq!(keelctl(&mut f, &mut h, "create web.cfg").0, 0, "created again at once");
+    // Held for good (another domain never unmaps its pages): destroy says so, and ends.
+    f.dying_lists = u32::MAX;
+    let (code, out, err) = keelctl(&mut f, &mut h, "destroy web");
+    assert_eq!(code, 0);
+    assert_eq!(err, "warning: domain 2 is destroyed but still dying: another domain still maps its memory\n");
+    assert!(
+        keelctl(&mut f, &mut h, "list")
+            .1
+            .contains("web                                          2   256     2     -----d"),
+        "{out}"
+    );
+    let (code, _, err) = keelctl(&mut f, &mut h, "destroy web");
+    assert_eq!((code, err.as_str()), (1, "keelctl destroy: domain 2 does not exist\n"), "nothing more to destroy");
+}

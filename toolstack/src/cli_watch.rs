@@ -68,10 +68,11 @@ pub(crate) fn pass(ctx: &mut Ctx) -> Result<(), Failure> {
                 writeln!(ctx.out, "{head}: {why}: destroyed")?;
             }
             Step::Restart => {
-                let backends = clean(ctx, id, true)?;
-                if !wait_gone(ctx, &backends) {
-                    writeln!(ctx.err, "{head}: its old back ends did not go in time: {}", backends.join(" "))?;
-                }
+                // The old back ends are gone once `clean` returns (or it said which are
+                // not): Keel often gives the new domain the old id, so the same paths.
+                // And its memory is back once it is no longer listed.
+                clean(ctx, id, true)?;
+                cli_devices::wait_released(ctx, id)?;
                 match cli_create::create_from(ctx, &r.path, &r.text, false) {
                     Ok(Some(new)) => writeln!(ctx.out, "{head}: {why}: restarted as domain {new}")?,
                     Ok(None) => {}
@@ -90,11 +91,10 @@ pub(crate) fn pass(ctx: &mut Ctx) -> Result<(), Failure> {
 }
 
 /// What `keelctl destroy` does: destroys domain `id` (if `destroy`), then closes what it
-/// served as a back end and removes its devices' front ends and its xenstore home, and
-/// drops its record. Returns the back end directories its devices had.
-fn clean(ctx: &mut Ctx, id: DomId, destroy: bool) -> Result<Vec<String>, Failure> {
+/// served as a back end, removes its devices' front ends, waits for their back ends to
+/// go, removes its xenstore home, and drops its record.
+fn clean(ctx: &mut Ctx, id: DomId, destroy: bool) -> Result<(), Failure> {
     let had_store = ctx.host.store().is_ok() && (!destroy || ctx.ctl.has_store(id));
-    let backends = if had_store { backends_of(ctx, id) } else { Vec::new() };
     if destroy {
         ctx.ctl.destroy(id)?;
     }
@@ -103,41 +103,5 @@ fn clean(ctx: &mut Ctx, id: DomId, destroy: bool) -> Result<Vec<String>, Failure
         cli_devices::release_backends(ctx, id)?;
         cli_devices::forget_destroyed(ctx, id)?;
     }
-    Ok(backends)
-}
-
-/// The back end directories of domain `id`'s devices, from the toolstack's record
-/// (`/libxl/<id>/device/<kind>/<n>/backend`).
-fn backends_of(ctx: &mut Ctx, id: DomId) -> Vec<String> {
-    let Ok(mut s) = ctx.host.store() else { return Vec::new() };
-    let mut out = Vec::new();
-    for kind in ["vbd", "vif"] {
-        let dir = format!("/libxl/{id}/device/{kind}");
-        for n in s.directory(&dir).unwrap_or_default() {
-            if let Ok(Some(be)) = s.read(&format!("{dir}/{n}/backend")) {
-                out.push(be);
-            }
-        }
-    }
-    out
-}
-
-/// How long a restart waits for the old domain's back ends to go (libxl waits for them
-/// at destroy too): Keel gives the new domain the lowest free id, often the old one, so
-/// its devices have the same back end paths, which the driver domain's agent removes once
-/// the old ones closed.
-const BACKEND_POLLS: u32 = 300;
-const BACKEND_STEP: std::time::Duration = std::time::Duration::from_millis(100);
-
-/// Waits until none of `backends` exists (at most [`BACKEND_POLLS`] polls); whether they
-/// all went.
-fn wait_gone(ctx: &mut Ctx, backends: &[String]) -> bool {
-    let Ok(mut s) = ctx.host.store() else { return true };
-    for _ in 0..BACKEND_POLLS {
-        if backends.iter().all(|b| s.directory(b).is_ok_and(|d| d.is_empty()) && s.read(b).is_ok_and(|v| v.is_none())) {
-            return true;
-        }
-        ctx.host.sleep(BACKEND_STEP);
-    }
-    false
+    Ok(())
 }

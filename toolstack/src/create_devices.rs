@@ -9,12 +9,13 @@
 //!   written by the xenstore domain when Keel tells it of the new domain).
 //! - [`add_all`]: the devices, one transaction each; on a failure those already written
 //!   are taken out again.
-//! - [`forget`]: after `destroy`, each device's back end is told to go (`online` 0,
-//!   `state` 5 Closing) and the front end's directory, the toolstack's record and the
-//!   domain's home (`/local/domain/<id>`) are removed; the back end closes as its front end vanished and the driver domain's agent
-//!   ([`crate::devd`]) releases what it held and removes the back end directory.
+//! - [`forget`]: after `destroy`, as libxl's forced removal: each device's front end
+//!   directory removed and its back end told to go (`online` 0, `state` 5 unless already
+//!   6), then each back end waited for until the driver domain's agent ([`crate::devd`])
+//!   released what it held and removed its directory; last the toolstack's record and
+//!   the domain's home (`/local/domain/<id>`).
 
-use crate::devices::{self, Kind, Layout, STATE_CLOSING};
+use crate::devices::{self, BackendEnd, Kind, Layout, Waiter};
 use crate::devices_store::{transaction, DomId, Store, StoreError};
 use crate::domain_config::DomainConfig;
 
@@ -101,12 +102,31 @@ pub fn add_all(store: &mut dyn Store, planned: &[Planned]) -> Result<(), Refusal
     Ok(())
 }
 
-/// After domain `fe` was destroyed: tells each of its devices' back ends to go and removes
-/// the front ends' directories and the toolstack's records (`/libxl/<fe>`). Returns one
-/// line per device (`vbd 51712: back end /local/domain/0/backend/vbd/3/51712 told to
-/// close`).
-pub fn forget(store: &mut dyn Store, fe: DomId) -> Result<Vec<String>, StoreError> {
-    let mut said = Vec::new();
+/// What [`forget`] did: one line per device, and those whose back end did not finish in
+/// time (each says how far it got).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Forgotten {
+    pub said: Vec<String>,
+    pub late: Vec<String>,
+}
+
+/// After domain `fe` was destroyed, as libxl's forced removal at destroy: for each of its
+/// devices, in one transaction, the front end's directory removed and the back end told
+/// to go ([`devices::tell_backend_to_close`]: `online` 0, `state` 5 unless it is already
+/// 6); then, with `w` as the clock for all of them, each back end waited for until it
+/// reads 6 and the driver domain's agent ([`crate::devd`]) has removed its directory
+/// (it releases the loop device or the bridge port first). A back end in a domain that
+/// `alive` says is gone has nobody to answer: its directory is removed at once. Last the
+/// toolstack's record (`/libxl/<fe>`) and the domain's home (`/local/domain/<fe>`) go,
+/// whether or not every back end finished: an id used again starts empty.
+pub fn forget(
+    store: &mut dyn Store,
+    fe: DomId,
+    alive: &dyn Fn(DomId) -> bool,
+    w: &mut dyn Waiter,
+) -> Result<Forgotten, StoreError> {
+    let mut done = Forgotten::default();
+    let mut told = Vec::new();
     for kind in [Kind::Vbd, Kind::Vif] {
         let xl_dir = format!("/libxl/{fe}/device/{}", kind.name());
         let fe_dir = format!("/local/domain/{fe}/device/{}", kind.name());
@@ -127,32 +147,47 @@ pub fn forget(store: &mut dyn Store, fe: DomId) -> Result<Vec<String>, StoreErro
                 None => store.read(&format!("{fe_path}/backend"))?,
             };
             // Only a back end of this front end: never a path the guest made up.
-            let be_path = be_path.filter(|p| is_backend_of(p, kind, fe, devid));
-            transaction(store, TRIES, |s| {
-                if let Some(be) = &be_path {
-                    if s.read(&format!("{be}/state"))?.is_some() {
-                        s.write(&format!("{be}/online"), "0")?;
-                        s.write(&format!("{be}/state"), &STATE_CLOSING.to_string())?;
-                    }
-                }
-                s.rm(&fe_path)?;
-                s.rm(&xl_path)
-            })?;
-            said.push(match &be_path {
-                Some(be) => format!("{} {devid}: back end {be} told to close", kind.name()),
-                None => format!("{} {devid}: no back end", kind.name()),
-            });
+            let be = be_path.and_then(|p| backend_domain(&p, kind, fe, devid).map(|be| (p, be)));
+            let Some((be_path, be)) = be else {
+                transaction(store, TRIES, |s| s.rm(&fe_path))?;
+                done.said.push(format!("{} {devid}: no back end", kind.name()));
+                continue;
+            };
+            if !alive(be) {
+                transaction(store, TRIES, |s| {
+                    s.rm(&fe_path)?;
+                    s.rm(&be_path)
+                })?;
+                done.said.push(format!("{} {devid}: back end domain {be} gone; {be_path} removed", kind.name()));
+                continue;
+            }
+            if devices::tell_backend_to_close(store, &be_path, &[&fe_path])? {
+                done.said.push(format!("{} {devid}: back end {be_path} told to close", kind.name()));
+                told.push((kind, devid, be_path, be));
+            } else {
+                done.said.push(format!("{} {devid}: back end {be_path} already gone", kind.name()));
+            }
         }
+    }
+    for (kind, devid, be_path, be) in told {
+        let why = match devices::wait_backend(store, &be_path, true, w)? {
+            BackendEnd::Removed => continue,
+            BackendEnd::Closed => format!("closed, but domain {be}'s hotplug agent did not remove it"),
+            BackendEnd::Open(Some(st)) => format!("still in state {st}"),
+            BackendEnd::Open(None) => "its state is not a number".to_string(),
+        };
+        done.late.push(format!("{} {devid}: back end {be_path} not gone in time: {why}", kind.name()));
     }
     // As libxl after a destroy: the domain's home goes too (an id used again starts empty).
     store.rm(&format!("/libxl/{fe}"))?;
     store.rm(&format!("/local/domain/{fe}"))?;
-    Ok(said)
+    Ok(done)
 }
 
-/// Whether `path` is `/local/domain/<be>/backend/<kind>/<fe>/<devid>` for some `be`.
-fn is_backend_of(path: &str, kind: Kind, fe: DomId, devid: u32) -> bool {
-    let Some(rest) = path.strip_prefix("/local/domain/") else { return false };
-    let Some((be, tail)) = rest.split_once('/') else { return false };
-    be.parse::<DomId>().is_ok() && tail == format!("backend/{}/{fe}/{devid}", kind.name())
+/// The back end domain of `path` if it is `/local/domain/<be>/backend/<kind>/<fe>/<devid>`.
+fn backend_domain(path: &str, kind: Kind, fe: DomId, devid: u32) -> Option<DomId> {
+    let rest = path.strip_prefix("/local/domain/")?;
+    let (be, tail) = rest.split_once('/')?;
+    let be = be.parse::<DomId>().ok()?;
+    (tail == format!("backend/{}/{fe}/{devid}", kind.name())).then_some(be)
 }

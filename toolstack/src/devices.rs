@@ -351,8 +351,77 @@ pub trait Waiter {
     fn wait(&mut self) -> bool;
 }
 
+/// Tells the back end at `be_path` to go, in one transaction, as libxl's
+/// `libxl__initiate_device_generic_remove` does: `online` 0, and `state` 5 (Closing)
+/// unless it already reads 6 (Closed). A back end that closed with its front end (a domU
+/// that shut down: its xenbus closes every device) must keep its 6: Linux's xenbus writes
+/// a state only when it differs from the one it last wrote, so a 5 written over it is
+/// never answered and the driver domain's agent, which waits for 6, never lets go.
+/// `also_rm` are removed in the same transaction (the front end's directory, when its
+/// domain is gone: Linux's blkback and netback let go of a device once its front end's
+/// `state` reads as missing, and write 6 when they find 5). Returns whether the back
+/// end was there.
+pub fn tell_backend_to_close(store: &mut dyn Store, be_path: &str, also_rm: &[&str]) -> Result<bool, StoreError> {
+    transaction(store, TRIES, |s| {
+        for p in also_rm {
+            s.rm(p)?;
+        }
+        let Some(state) = s.read(&format!("{be_path}/state"))? else { return Ok(false) };
+        s.write(&format!("{be_path}/online"), "0")?;
+        if !is_closed(&state) {
+            s.write(&format!("{be_path}/state"), &STATE_CLOSING.to_string())?;
+        }
+        Ok(true)
+    })
+}
+
+/// Whether a `state` node's value says 6 (Closed).
+pub(crate) fn is_closed(state: &str) -> bool {
+    state.trim().parse::<u32>().is_ok_and(|v| v == STATE_CLOSED)
+}
+
+/// How far a back end got, once waited for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackendEnd {
+    /// Its directory is gone (the driver domain's agent removed it after its clean-up).
+    Removed,
+    /// It reads 6 (Closed), or has no `state` node, its directory still there.
+    Closed,
+    /// Neither before the waiter gave up: it still reads this state (`None`: not a number).
+    Open(Option<u32>),
+}
+
+/// Waits (with `w`) until the back end at `be_path` reads 6 (Closed) or is gone, and then,
+/// if `until_removed`, until its directory is gone, as libxl waits for the back end's
+/// state and then, for a driver domain, for the removal of its path.
+pub fn wait_backend(
+    store: &mut dyn Store,
+    be_path: &str,
+    until_removed: bool,
+    w: &mut dyn Waiter,
+) -> Result<BackendEnd, StoreError> {
+    loop {
+        let state = store.read(&format!("{be_path}/state"))?;
+        // Without a state there is nobody to wait for: as Closed, its directory to go.
+        let end = match &state {
+            None if store.directory(be_path)?.is_empty() => BackendEnd::Removed,
+            None => BackendEnd::Closed,
+            Some(st) if is_closed(st) => BackendEnd::Closed,
+            Some(st) => BackendEnd::Open(st.trim().parse().ok()),
+        };
+        let done = match end {
+            BackendEnd::Removed => true,
+            BackendEnd::Closed => !until_removed,
+            BackendEnd::Open(_) => false,
+        };
+        if done || !w.wait() {
+            return Ok(end);
+        }
+    }
+}
+
 /// Removes device `devid` of `kind` from `fe`, as libxl does: the back end is told to
-/// go (`online` 0, `state` 5 Closing); once it reads 6 (Closed) the front end's directory
+/// go ([`tell_backend_to_close`]); once it reads 6 (Closed) the front end's directory
 /// and the toolstack's record are removed (the driver domain's agent removes the back end
 /// directory after its own clean-up). If the back end does not close before `w` gives
 /// up, `force` removes the front end anyway, else the device stays and the error says so.
@@ -373,25 +442,10 @@ pub fn remove(
     if !be_path.starts_with("/local/domain/") || be_path.contains("..") {
         return Err(DeviceError::Invalid(format!("{fe_path}/backend is `{be_path}`, not a back end path")));
     }
-    transaction(store, TRIES, |s| {
-        if s.read(&format!("{be_path}/state"))?.is_some() {
-            s.write(&format!("{be_path}/online"), "0")?;
-            s.write(&format!("{be_path}/state"), &STATE_CLOSING.to_string())?;
-        }
-        Ok(())
-    })?;
-    loop {
-        match store.read(&format!("{be_path}/state"))? {
-            None => break,
-            Some(st) if st.trim().parse::<u32>().is_ok_and(|v| v == STATE_CLOSED) => break,
-            Some(_) => {}
-        }
-        if !w.wait() {
-            if !force {
-                return Err(DeviceError::Timeout(be_path));
-            }
-            break;
-        }
+    tell_backend_to_close(store, &be_path, &[])?;
+    let end = wait_backend(store, &be_path, false, w)?;
+    if matches!(end, BackendEnd::Open(_)) && !force {
+        return Err(DeviceError::Timeout(be_path));
     }
     transaction(store, TRIES, |s| {
         s.rm(&fe_path)?;

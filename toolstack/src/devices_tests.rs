@@ -524,3 +524,25 @@ mod commands {
         assert!(e.starts_with("no such device"), "{e}");
     }
 }
+
+#[test]
+fn a_back_end_told_to_close_keeps_its_closed_state() {
+    // As libxl: `online` 0 always, `state` 5 only over a state that is not 6 already.
+    let mut s = FakeStore::default();
+    add(&mut s, &Layout::disk(3, 1, &disk("vdev=xvda, target=/a")).unwrap()).unwrap();
+    let be = "/local/domain/1/backend/vbd/3/51712";
+    s.write(&format!("{be}/state"), "6").unwrap();
+    assert!(tell_backend_to_close(&mut s, be, &["/local/domain/3/device/vbd/51712"]).unwrap());
+    assert_eq!((s.value(&format!("{be}/online")), s.value(&format!("{be}/state"))), (Some("0"), Some("6")));
+    assert!(s.dump("/local/domain/3/device/vbd/51712").is_empty(), "removed in the same transaction");
+    assert_eq!(wait_backend(&mut s, be, false, &mut Polls(3, 0)).unwrap(), BackendEnd::Closed);
+    assert_eq!(wait_backend(&mut s, be, true, &mut Polls(3, 0)).unwrap(), BackendEnd::Closed);
+    s.write(&format!("{be}/state"), "4").unwrap();
+    assert!(tell_backend_to_close(&mut s, be, &[]).unwrap());
+    assert_eq!(s.value(&format!("{be}/state")), Some("5"));
+    assert_eq!(wait_backend(&mut s, be, false, &mut Polls(3, 0)).unwrap(), BackendEnd::Open(Some(5)));
+    s.rm(be).unwrap();
+    assert!(!tell_backend_to_close(&mut s, be, &[]).unwrap(), "gone: nothing written");
+    assert!(s.dump(be).is_empty());
+    assert_eq!(wait_backend(&mut s, be, true, &mut Polls(3, 0)).unwrap(), BackendEnd::Removed);
+}

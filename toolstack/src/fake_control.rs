@@ -20,6 +20,11 @@ pub struct Fake {
     pub stores: bool,
     /// The ends each created domain is kept after (`CreateRequest::keep`).
     pub keeps: BTreeMap<DomId, Keep>,
+    /// How many `list` calls a destroyed domain stays listed as dying (its memory held),
+    /// as Keel lists one until its memory is back.
+    pub dying_lists: u32,
+    /// Destroyed domains still dying: the `list` calls left.
+    pub dying: BTreeMap<DomId, u32>,
 }
 
 impl Fake {
@@ -34,6 +39,8 @@ impl Fake {
             obedient: true,
             stores: false,
             keeps: BTreeMap::new(),
+            dying_lists: 0,
+            dying: BTreeMap::new(),
         };
         f.add(0, "Domain-0", 512, 2);
         f
@@ -112,7 +119,22 @@ impl Control for Fake {
         })
     }
     fn list(&mut self) -> Result<Vec<DomainInfo>, ControlError> {
-        Ok(self.domains.values().map(|d| d.0.clone()).collect())
+        let listed = self.domains.values().map(|d| d.0.clone()).collect();
+        let reaped: Vec<DomId> = self
+            .dying
+            .iter_mut()
+            .filter_map(|(&id, left)| {
+                *left = left.saturating_sub(1);
+                (*left == 0).then_some(id)
+            })
+            .collect();
+        for id in reaped {
+            self.dying.remove(&id);
+            if let Some((d, _, _)) = self.domains.remove(&id) {
+                self.free_mib += d.memory_kib / 1024;
+            }
+        }
+        Ok(listed)
     }
     fn create(&mut self, r: &CreateRequest) -> Result<DomId, ControlError> {
         let c = r.config;
@@ -129,6 +151,15 @@ impl Control for Fake {
         Ok(id)
     }
     fn destroy(&mut self, id: DomId) -> Result<(), ControlError> {
+        if self.dying.contains_key(&id) {
+            return Err(ControlError::NoSuchDomain(id));
+        }
+        if self.dying_lists > 0 {
+            let d = &mut self.dom(id)?.0;
+            (d.dying, d.running, d.blocked) = (true, false, false);
+            self.dying.insert(id, self.dying_lists);
+            return Ok(());
+        }
         let (d, _, _) = self.domains.remove(&id).ok_or(ControlError::NoSuchDomain(id))?;
         self.free_mib += d.memory_kib / 1024;
         Ok(())

@@ -92,7 +92,8 @@ pub fn describe(reason: ShutdownReason) -> &'static str {
 /// What to do with each record, given Keel's list: `(id, step)` for every record that
 /// needs something done. A domain already preserved (`preserved`) is left alone; a
 /// listed domain of another name under the record's id (the id was used again) counts
-/// as gone.
+/// as gone, and so does a dying one (destroyed; Keel lists it until its memory is back,
+/// which may wait for its back ends to let go of its pages).
 pub fn plan(records: &[Record], listed: &[DomainInfo], preserved: &BTreeSet<DomId>) -> Vec<(DomId, Step)> {
     let mut steps = Vec::new();
     for r in records {
@@ -100,7 +101,11 @@ pub fn plan(records: &[Record], listed: &[DomainInfo], preserved: &BTreeSet<DomI
             steps.push((r.id, Step::Forget));
             continue;
         };
-        if d.dying || preserved.contains(&r.id) {
+        if d.dying {
+            steps.push((r.id, Step::Forget));
+            continue;
+        }
+        if preserved.contains(&r.id) {
             continue;
         }
         let Some(reason) = d.shutdown else { continue };

@@ -59,12 +59,18 @@ impl<A: Arch> Hypervisor<'_, A> {
         }
     }
 
-    /// The live domains with ids from `start` on, in id order, at most `max`.
+    /// The domains with ids from `start` on, in id order, at most `max`: the live ones
+    /// and the destroyed ones whose memory is not back in the pool yet (state dying; a
+    /// mapping of their grants holds them), so that a toolstack sees when a destroy is
+    /// complete.
     pub fn control_list(&self, start: DomId, max: usize) -> Vec<CtlDomainInfo> {
-        let ids = self.domain_ids();
+        let mut ids = self.domain_ids();
+        ids.extend(self.dying_ids());
+        ids.sort_unstable();
+        ids.dedup();
         ids.into_iter()
             .filter(|&id| id >= start)
-            .filter_map(|id| self.domain(id))
+            .filter_map(|id| self.domain(id).or_else(|| self.dying_domain(id)))
             .take(max)
             .map(|d| self.control_info(&d))
             .collect()

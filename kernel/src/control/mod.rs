@@ -48,6 +48,12 @@ impl<A: Arch> Hypervisor<'_, A> {
     pub fn control_target(&self, caller: &Arc<Domain<A>>, id: DomId) -> Result<Arc<Domain<A>>, Errno> {
         self.resolve(caller, id).ok_or(Errno::ESRCH)
     }
+
+    /// As [`Self::control_target`], or the destroyed domain `id` whose memory is not back
+    /// in the pool yet (`CTL_QUERY` reports it as dying until it is).
+    pub fn control_query_target(&self, caller: &Arc<Domain<A>>, id: DomId) -> Result<Arc<Domain<A>>, Errno> {
+        self.resolve(caller, id).or_else(|| self.dying_domain(id)).ok_or(Errno::ESRCH)
+    }
 }
 
 /// `-EINVAL` if `target` is the caller itself.

@@ -219,6 +219,44 @@ fn destroy_releases_memory_events_and_the_id() {
     assert_eq!(again.id(), id, "the id is free again");
 }
 
+/// The ids `CTL_LIST` returns, with their states.
+fn listed(hv: &Hypervisor<'_, MockArch>, c: &Arc<Domain<MockArch>>) -> Vec<(u16, u8)> {
+    let buf = ARG + 0x100;
+    put(c, ARG, &CtlList { start_domid: 0, _pad: [0; 2], max_entries: CTL_LIST_MAX, buffer: buf });
+    let n = usize::try_from(ctl(hv, c, CTL_LIST, ARG)).unwrap();
+    (0..n)
+        .map(|i| get::<CtlDomainInfo>(c, buf + (i * CtlDomainInfo::SIZE) as u64))
+        .map(|i| (i.domid, i.state))
+        .collect()
+}
+
+#[test]
+fn a_destroyed_domain_stays_listed_as_dying_until_its_memory_is_back() {
+    let (hv, _) = hypervisor();
+    let c = domain(&hv, "ctl", CAP_CONTROL);
+    let before = hv.pool().stats().allocated;
+    let u = domain(&hv, "victim", 0);
+    let id = u.id();
+    // Something still refers to it (in a running system: another domain's mapping of
+    // its grants, as a block back end holds until it closes): it cannot be reaped yet.
+    let held = u.clone();
+    drop(u);
+    assert_eq!(on(&hv, &c, CTL_DESTROY, id), 0);
+    hv.reap();
+    assert!(hv.pool().stats().allocated > before, "its memory is held");
+    assert_eq!(listed(&hv, &c), [(c.id(), CTL_STATE_RUNNING), (id, CTL_STATE_DYING)], "listed until then");
+    let info = query(&hv, &c, id).unwrap();
+    assert_eq!((info.state, info.tot_pages), (CTL_STATE_DYING, 16));
+    assert_eq!(on(&hv, &c, CTL_DESTROY, id), err(Errno::ESRCH), "nothing more to destroy");
+    assert_eq!(on(&hv, &c, CTL_PAUSE, id), err(Errno::ESRCH));
+    assert_ne!(domain(&hv, "other", 0).id(), id, "its id is not free yet");
+    // Let go: the next reap frees it, and only then it leaves the list.
+    drop(held);
+    assert_eq!(hv.reap(), 1);
+    assert_eq!(query(&hv, &c, id), Err(err(Errno::ESRCH)));
+    assert!(!listed(&hv, &c).iter().any(|&(d, _)| d == id));
+}
+
 #[test]
 fn sched_ops_need_a_scheduler_and_check_their_values() {
     let (hv, _) = hypervisor();

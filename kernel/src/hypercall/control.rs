@@ -29,7 +29,7 @@ pub fn control_op<A: Arch>(c: &Call<'_, '_, A>) -> HcResult {
         CTL_LIST => list(c, arg),
         CTL_QUERY => {
             let q: CtlDomainInfo = c.guest.read_struct(arg)?;
-            let d = hv.control_target(c.domain, q.domid)?;
+            let d = hv.control_query_target(c.domain, q.domid)?;
             c.guest.write_struct(arg, &hv.control_info(&d))?;
             Ok(0)
         }

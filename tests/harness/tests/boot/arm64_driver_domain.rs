@@ -62,7 +62,7 @@ const LINES: [&str; 37] = [
 
 /// What the hostile front end (d3, Keel's test guest), the driver domain's kernel and Keel
 /// print while it sends garbage to driver1's blkback.
-const HOSTILE_LINES: [&str; 31] = [
+const HOSTILE_LINES: [&str; 32] = [
     "(d0) [linux] drvctl: block-attach hostile xvda (read-only) backend=driver1: exit 0",
     "(d3) hostile-blkfront: disk from d4 (/local/domain/4/backend/vbd/3/51712)",
     "(d3) hostile-blkfront: back end InitWait",
@@ -84,6 +84,7 @@ const HOSTILE_LINES: [&str; 31] = [
     "(d3) hostile-blkfront: a good read again: status 0",
     "(d3) hostile-blkfront: producer 1000 ahead: 0 responses (ring halted)",
     "(d3) hostile-blkfront: 50 state flips written, last Closed",
+    "(d3) hostile-blkfront: back end Closed after the flips",
     "(d3) hostile-blkfront: finished",
     "(d3) PASS xenbus",
     // Keel refused blkback's maps (debug: a guest's mistake), blkback halted the ring.

@@ -13,7 +13,7 @@ use super::boot;
 use keel_tests::BootTest;
 use std::time::Duration;
 
-/// Dom0's initramfs, with the kernel and the plain initramfs as files in `/linux`.
+/// Dom0's initramfs, with the kernel and the plain initramfs as files in `/boot`.
 const INITRAMFS_WITH_KERNEL: &str = "target/linux-arm64/initramfs-with-kernel.img";
 
 const LINES: [&str; 26] = [

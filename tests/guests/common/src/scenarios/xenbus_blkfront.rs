@@ -9,9 +9,10 @@
 //! page must stay unchanged: Keel refuses blkback's map), a sector past the end and one
 //! that wraps, a segment whose last sector precedes its first or leaves the page, a write
 //! to the read-only disk, an unknown operation, a good read again; then a producer index
-//! far ahead (blkback halts this ring alone) and rapid state flips, ending Closed. Each
-//! answer is a `hostile-blkfront: ...` line; `data/hostile` = `done` tells the control
-//! domain it is over, and it ends when told (`data/finish`).
+//! far ahead (blkback halts this ring alone) and rapid state flips, ending Closed (the
+//! back end answers Closed). Each answer is a `hostile-blkfront: ...` line; `data/hostile`
+//! = `done` tells the control domain it is over, and it ends when told (`data/finish`),
+//! once the disk was detached without its help.
 
 use super::xenbus::{sleep, Ring, XS_ERROR, XS_READ, XS_WRITE};
 use crate::console::Text;
@@ -143,19 +144,14 @@ pub(super) fn run<P: Platform>(ring: &mut Ring<'_, P>) -> Outcome {
         }
     }
     say!(p, "hostile-blkfront: {} state flips written, last Closed", flips.len() * 5);
+    // blkback answers the last flip with Closed and, still online, keeps the device.
+    wait_state(f.ring, backend.as_str(), "6", "Closed")?;
+    say!(p, "hostile-blkfront: back end Closed after the flips");
     write(f.ring, "data/hostile", "done")?;
-    // Once the control domain detaches the disk (the back end's `online` 0), it closes
-    // as blkfront would, so that blkback lets the device go: Initialised (blkback
-    // connects again: its state after the flips was Closed, so a Closed now would change
-    // nothing it writes), then Closed once blkback reads Connected.
+    // The control domain detaches the disk as libxl does: over a back end already Closed
+    // it writes only `online` 0 (a Closing would never be answered), and the driver
+    // domain's agent lets the device go with no further step of this front end's.
     wait_read(f.ring, "data/finish", STATE_SECS)?;
-    // blkback refuses to connect a ring whose producer is more than a ring ahead (EIO):
-    // the ring is put right first.
-    let rsp = f.rsp_prod();
-    f.sring.word(REQ_PROD).store(rsp, core::sync::atomic::Ordering::Release);
-    write(f.ring, path(DEV, "state").as_str(), "3")?;
-    wait_state(f.ring, backend.as_str(), "4", "Connected again")?;
-    write(f.ring, path(DEV, "state").as_str(), "6")?;
     say!(p, "hostile-blkfront: finished");
     Ok(())
 }
