@@ -254,7 +254,9 @@ fn x86_timer_bochs_svm() {
 
 /// Three domains of 4 vCPUs on 2 CPUs: `smp` with secondaries started by INIT/SIPI (real
 /// mode) and by `VCPUOP_initialise`/`VCPUOP_up` (each stopped with `VCPUOP_down` and one
-/// restarted), SSE registers kept while vCPUs share CPUs, and `ipi` between vCPUs.
+/// restarted), SSE registers kept while vCPUs share CPUs, and `ipi` between vCPUs; beside
+/// them `flush`, 2 vCPUs: pages given back while vCPU 1 spins in guest mode, which must
+/// make Keel kick the other CPU out of guest mode before it frees the frames.
 fn x86_smp(machine: X86Machine) {
     let mut lines = Vec::new();
     for d in [1, 2] {
@@ -266,8 +268,13 @@ fn x86_smp(machine: X86Machine) {
     lines.push("(d3) ipi: 3 secondaries waiting for IPIs".into());
     lines.push("(d3) ipi: 200 rounds with 4 vCPUs: 600 pings and 600 answers, each counted once".into());
     lines.push("(d3) PASS ipi".into());
+    lines.push("(d4) flush: 16 pages given back while vCPU 1 spun in guest mode; vCPU 1 stopped".into());
+    lines.push("(d4) PASS flush".into());
+    // Domain 4's address space is 5 (the domain id + 1); either CPU may be the one kicked.
+    lines.push("stage-2 flush of space 5: cpu".into());
+    lines.push("left guest mode before the frames are freed".into());
     let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
-    boot(x86_boot(machine, &x86_iso("smp")).domains(&["smp-sipi", "smp-vcpuop", "ipi"]).lines(&lines));
+    boot(x86_boot(machine, &x86_iso("smp")).domains(&["smp-sipi", "smp-vcpuop", "ipi", "flush"]).lines(&lines));
 }
 
 #[test]

@@ -7,6 +7,7 @@
 //! | `pingpong` | two domains over a static event channel (`keel.role=ping|pong keel.port=N`): `keel.rounds` round trips, exact counts on both sides |
 //! | `timer` | the guest's own timer at 100 Hz for 1 s of guest time, each tick awaited halted |
 //! | `ipi` | IPIs between vCPUs: 200 rounds of ping and answer, counted exactly |
+//! | `flush` | frames given back (`decrease_reservation`) while vCPU 1 spins in guest mode without exits, each time seen running; the page comes back zeroed |
 //! | `smp` | starting, querying and stopping vCPUs; FP/SIMD registers kept while vCPUs share CPUs |
 //! | `backend` | a back end (`keel.role=back`) and two front ends (`keel.role=front`): grants mapped into ballooned pages, refusals, batched copies with a figure, teardown when either end dies |
 //! | `grants` | two domains (`keel.role=granter|mapper keel.port=N`): grant map, copy, read-only grants |
@@ -36,6 +37,7 @@ mod isolation;
 mod pingpong;
 mod preempt;
 mod pvconsole;
+mod remote_flush;
 mod smp;
 mod switching;
 mod timer;
@@ -71,6 +73,7 @@ pub enum Scenario {
     Create,
     Xenbus,
     Xsa,
+    Flush,
 }
 
 const ALL: &[(&str, Scenario)] = &[
@@ -96,6 +99,7 @@ const ALL: &[(&str, Scenario)] = &[
     ("create", Scenario::Create),
     ("xenbus", Scenario::Xenbus),
     ("xsa", Scenario::Xsa),
+    ("flush", Scenario::Flush),
 ];
 
 /// The scenario called `name`.
@@ -129,6 +133,7 @@ impl Scenario {
             Scenario::Create => create::run::<P>,
             Scenario::Xenbus => xenbus::run::<P>,
             Scenario::Xsa => xsa::run::<P>,
+            Scenario::Flush => remote_flush::run::<P>,
         }
     }
 
@@ -139,6 +144,7 @@ impl Scenario {
             Scenario::Smp => Some(smp::smp_secondary::<P>),
             Scenario::Xsa => Some(xsa::secondary::<P>),
             Scenario::Preempt => Some(preempt::secondary::<P>),
+            Scenario::Flush => Some(remote_flush::secondary::<P>),
             _ => None,
         }
     }
