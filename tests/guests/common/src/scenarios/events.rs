@@ -17,6 +17,18 @@ pub fn spin<P: Platform>(p: &P, ns: u64) {
     }
 }
 
+/// Polls `done` every 10 µs of guest time; fails naming `what` after `seconds`.
+pub fn wait_up_to<P: Platform>(p: &P, seconds: u64, what: &str, mut done: impl FnMut() -> bool) -> Outcome {
+    let deadline = p.ticks() + seconds * p.tick_hz();
+    while !done() {
+        if p.ticks() > deadline {
+            fail!("timed out waiting for {what}");
+        }
+        spin(p, 10_000);
+    }
+    Ok(())
+}
+
 fn bind_ipi<P: Platform>(p: &P) -> Result<u32, crate::Failure> {
     let mut b = EvtchnBindIpi { vcpu: p.cpu(), port: 0 };
     let r = Hv(p).event_op(EVTCHNOP_BIND_IPI, &mut b);

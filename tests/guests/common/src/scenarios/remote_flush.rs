@@ -6,7 +6,7 @@
 //! before the frame is freed (Keel logs the first such kick of a boot).
 
 use crate::balloon;
-use crate::scenarios::events::spin;
+use crate::scenarios::events::wait_up_to;
 use crate::{ensure, fail, pages, say, Outcome, Platform};
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
@@ -34,18 +34,6 @@ pub fn secondary<P: Platform>(p: &P) {
     DONE.store(1, Ordering::Release);
 }
 
-/// Waits up to 20 s of guest time for `done`.
-fn wait<P: Platform>(p: &P, what: &str, mut done: impl FnMut() -> bool) -> Outcome {
-    let deadline = p.ticks() + 20 * p.tick_hz();
-    while !done() {
-        if p.ticks() > deadline {
-            fail!("timed out waiting for {what}");
-        }
-        spin(p, 10_000);
-    }
-    Ok(())
-}
-
 /// Whether vCPU 1 advanced during a short window (`WINDOW_US` of guest time) in which
 /// this vCPU was not descheduled (the window did not stretch past `4 × WINDOW_US`): then
 /// both run at once, on different CPUs, right now.
@@ -62,13 +50,13 @@ pub fn run<P: Platform>(p: &P) -> Outcome {
     if let Err(e) = p.start_cpu(1) {
         fail!("starting vCPU 1: error {e}");
     }
-    wait(p, "vCPU 1 to spin", || SPINS.load(Ordering::Relaxed) != 0)?;
+    wait_up_to(p, 20, "vCPU 1 to spin", || SPINS.load(Ordering::Relaxed) != 0)?;
     let Some(page) = pages::alloc() else { fail!("out of guest pages") };
     let gfn = p.gpa(page.va()) >> 12;
     for round in 0..ROUNDS {
         // The scheduler may place both vCPUs on one CPU for a while: wait until they run
         // side by side, then give the page back at once.
-        wait(p, "vCPU 1 to run beside vCPU 0", || beside(p))?;
+        wait_up_to(p, 20, "vCPU 1 to run beside vCPU 0", || beside(p))?;
         page.word(0).store(0x5eed_0000 | round, Ordering::Release);
         balloon::give_back(p, gfn)?;
         balloon::take_back(p, gfn)?;
@@ -76,7 +64,7 @@ pub fn run<P: Platform>(p: &P) -> Outcome {
         ensure!(fresh == 0, "round {round}: gfn {gfn:#x} kept {fresh:#x} through decrease_reservation");
     }
     STOP.store(1, Ordering::Release);
-    wait(p, "vCPU 1 to stop", || DONE.load(Ordering::Acquire) != 0)?;
+    wait_up_to(p, 20, "vCPU 1 to stop", || DONE.load(Ordering::Acquire) != 0)?;
     say!(p, "flush: {ROUNDS} pages given back while vCPU 1 spun in guest mode; vCPU 1 stopped");
     Ok(())
 }

@@ -3,7 +3,7 @@
 //! physical CPUs, and IPIs between vCPUs counted exactly.
 
 use crate::irq::{ipis, MAX_CPUS};
-use crate::scenarios::events::spin;
+use crate::scenarios::events::{spin, wait_up_to};
 use crate::{ensure, expect_eq, fail, say, CpuState, Outcome, Platform};
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
@@ -62,17 +62,6 @@ pub fn smp_secondary<P: Platform>(p: &P) {
     }
 }
 
-fn wait<P: Platform>(p: &P, what: &str, mut done: impl FnMut() -> bool) -> Outcome {
-    let deadline = p.ticks() + 10 * p.tick_hz();
-    while !done() {
-        if p.ticks() > deadline {
-            fail!("timed out waiting for {what}");
-        }
-        spin(p, 50_000);
-    }
-    Ok(())
-}
-
 fn states<P: Platform>(p: &P) -> [Option<CpuState>; MAX_CPUS] {
     core::array::from_fn(|c| if (c as u32) < p.nr_cpus() { p.cpu_state(c as u32) } else { None })
 }
@@ -110,7 +99,7 @@ pub fn run<P: Platform>(p: &P) -> Outcome {
     ensure!(p.start_cpu(1).is_err(), "starting a running vCPU succeeded");
     ensure!(p.start_cpu(n as u32).is_err(), "starting vCPU {n}, which does not exist, succeeded");
     fp_workout(p, 60);
-    wait(p, "the secondaries' FP/SIMD checks", || (0..n).all(|c| FP[c].load(Ordering::Acquire) != 0))?;
+    wait_up_to(p, 10, "the secondaries' FP/SIMD checks", || (0..n).all(|c| FP[c].load(Ordering::Acquire) != 0))?;
     let after = states(p);
     ensure!(after[1..n].iter().all(|s| *s == Some(CpuState::On)), "secondaries not on: {}", names(&after, n));
     say!(p, "smp: {n} vCPUs; state before start:{}, after:{}", names(&before, n), names(&after, n));
@@ -120,7 +109,7 @@ pub fn run<P: Platform>(p: &P) -> Outcome {
     let gaps: u64 = (0..n).map(|c| GAPS[c].load(Ordering::Acquire)).sum();
     say!(p, "fp: {n} vCPUs kept q0-q31 through 60 ms of sharing CPUs ({gaps} times descheduled)");
     RELEASE.store(1, Ordering::Release);
-    wait(p, "the secondaries to turn off", || states(p)[1..n].iter().all(|s| *s == Some(CpuState::Off)))?;
+    wait_up_to(p, 10, "the secondaries to turn off", || states(p)[1..n].iter().all(|s| *s == Some(CpuState::Off)))?;
     // A vCPU that turned itself off starts afresh (once it has left its CPU: until then
     // the platform may answer "pending", so ask again for a while).
     let mut tries = 0;
@@ -131,8 +120,8 @@ pub fn run<P: Platform>(p: &P) -> Outcome {
         }
         spin(p, 100_000);
     }
-    wait(p, "vCPU 1 to run again", || STARTS[1].load(Ordering::Acquire) == 2)?;
-    wait(p, "vCPU 1 to turn off again", || states(p)[1] == Some(CpuState::Off))?;
+    wait_up_to(p, 10, "vCPU 1 to run again", || STARTS[1].load(Ordering::Acquire) == 2)?;
+    wait_up_to(p, 10, "vCPU 1 to turn off again", || states(p)[1] == Some(CpuState::Off))?;
     say!(p, "cpu_off: all secondaries off; vCPU 1 restarted and off again");
     Ok(())
 }
@@ -170,7 +159,7 @@ pub fn ipi<P: Platform>(p: &P) -> Outcome {
             fail!("starting vCPU {c}: error {e}");
         }
     }
-    wait(p, "the secondaries", || (1..n).all(|c| STARTS[c as usize].load(Ordering::Acquire) == 1))?;
+    wait_up_to(p, 10, "the secondaries", || (1..n).all(|c| STARTS[c as usize].load(Ordering::Acquire) == 1))?;
     say!(p, "ipi: {} secondaries waiting for IPIs", n - 1);
     let rounds = 200;
     ROUNDS.store(rounds, Ordering::Release);
